@@ -1,0 +1,9 @@
+// Entry point of the `quill` command: builds the verb tree and runs it. Each verb lives in its own file under
+// Commands/ and is registered here with one line.
+using System.CommandLine;
+using Quill.Cli;
+using Quill.Cli.Commands;
+
+var root = new RootCommand("Quill: build your own language model in .NET, end to end.");
+root.Add(VersionCommand.Create());
+return CliRunner.Run(root, args);

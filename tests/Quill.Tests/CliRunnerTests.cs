@@ -1,0 +1,14 @@
+using Quill.Cli;
+
+namespace Quill.Tests;
+
+public class CliRunnerTests
+{
+    [Fact]
+    public void User_errors_become_one_line_and_bugs_do_not()
+    {
+        Assert.Equal("width must divide heads; fix it", CliRunner.UserMessage(new QuillException("width must divide heads;\nfix it")));
+        Assert.Null(CliRunner.UserMessage(new NullReferenceException("bug")));
+        Assert.Equal("cancelled", CliRunner.UserMessage(new OperationCanceledException()));
+    }
+}
