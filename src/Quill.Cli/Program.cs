@@ -6,4 +6,8 @@ using Quill.Cli.Commands;
 
 var root = new RootCommand("Quill: build your own language model in .NET, end to end.");
 root.Add(VersionCommand.Create());
+root.Add(PrepareCommand.Create());
+root.Add(TrainCommand.Create());
+root.Add(SampleCommand.Create());
+root.Add(QuickstartCommand.Create());
 return CliRunner.Run(root, args);

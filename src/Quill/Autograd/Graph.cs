@@ -1,0 +1,71 @@
+// The reverse-mode tape. Ops run their forward kernel at once and, when the graph records, push a node that knows
+// how to run their backward kernel. Backward() walks the nodes newest first; every node adds its input gradients
+// (+=), so a tensor used twice (a residual stream, tied embeddings) gets the sum, and parameter gradients keep
+// accumulating over several Backward() calls until the optimizer zeroes them (gradient accumulation).
+// Inference mode (recording: false) keeps no nodes and allocates no gradients.
+// Not handled: higher-order gradients, ops whose inputs are modified after being recorded.
+using Quill.Tensors;
+
+namespace Quill.Autograd;
+
+/// <summary>One recorded op: runs its own backward kernels.</summary>
+public abstract class Node
+{
+    /// <summary>Reads the gradient of the op's output and adds to the gradients of its inputs.</summary>
+    public abstract void Backward(Graph graph);
+}
+
+/// <summary>The tape of one forward pass, and the arena that holds its activations.</summary>
+public sealed class Graph
+{
+    private readonly List<Node> nodes = [];
+    private readonly TensorArena arena = new();
+
+    /// <summary>Creates a graph; with recording false it is an inference context that records nothing.</summary>
+    public Graph(bool recording = true) => Recording = recording;
+
+    /// <summary>True when ops record themselves for backward.</summary>
+    public bool Recording { get; set; }
+
+    /// <summary>Number of recorded ops (zero in inference mode).</summary>
+    public int NodeCount => nodes.Count;
+
+    /// <summary>Bytes of activation storage the graph holds.</summary>
+    public long ArenaBytes => arena.BytesHeld;
+
+    /// <summary>A new activation tensor from the arena (contents undefined unless zero).</summary>
+    public Tensor NewTensor(int[] shape, bool zero = false) => arena.Rent(shape, zero);
+
+    /// <summary>True when an op with these inputs must record itself.</summary>
+    public bool NeedsGrad(Tensor a) => Recording && a.RequiresGrad;
+
+    public bool NeedsGrad(Tensor a, Tensor b) => Recording && (a.RequiresGrad || b.RequiresGrad);
+
+    /// <summary>Records a node (ops call this only when Recording).</summary>
+    public void Record(Node node) => nodes.Add(node);
+
+    /// <summary>The gradient buffer of t, allocated zeroed from the arena on first use (parameters bring their own).</summary>
+    public Tensor GradOf(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        return t.Grad ??= arena.Rent(t.Shape, zero: true);
+    }
+
+    /// <summary>Runs backward from a scalar loss: d(loss)/d(loss) = seed (1 by default; 1/k when accumulating k micro-batches).</summary>
+    public void Backward(Tensor loss, float seed = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (!Recording) throw new InvalidOperationException("Backward() on a graph that did not record (inference mode).");
+        if (loss.Length != 1) throw new InvalidOperationException($"Backward() needs a scalar loss, got {Tensor.Describe(loss.Shape)}.");
+        GradOf(loss).Span[0] = seed;
+        for (int i = nodes.Count - 1; i >= 0; i--) nodes[i].Backward(this);
+        nodes.Clear();
+    }
+
+    /// <summary>Forgets the recorded ops and returns activation storage for reuse; call once per step.</summary>
+    public void Reset()
+    {
+        nodes.Clear();
+        arena.Reset();
+    }
+}
