@@ -1,0 +1,237 @@
+// The thin path of SGEMM for C with at most four rows (one-token decode, tiny batches), where packing B would
+// cost as much as the product: op(B) is streamed once, straight from the caller's layout, while all rows of C
+// are built together. A transposed B ([n, k], the usual weight layout) gives dot products along k; a plain
+// B ([k, n]) gives row updates along n. Vector256 + FMA with a scalar fallback. Does not handle more than four
+// rows (the packed path does) or argument checks (see Gemm.cs).
+// Glossary: R = rows of C (1 to 4); m, n, k as in Gemm; j = column of C; p = step along k.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Quill.Kernels;
+
+/// <summary>SGEMM for at most <see cref="Gemm.ThinRows"/> rows of C, without packing B.</summary>
+internal static unsafe class GemmThin
+{
+    /// <summary>Floats of B below which one thread streams it all.</summary>
+    private const long ParallelMinFloats = 1 << 16;
+
+    private static bool Vectorized => Vector256.IsHardwareAccelerated && Fma.IsSupported;
+
+    public static void Run(Operands x, int threads)
+    {
+        if (x.M > Gemm.ThinRows) throw new ArgumentOutOfRangeException(nameof(x), x.M, "The thin GEMM path takes at most 4 rows.");
+        if ((long)x.N * x.K < ParallelMinFloats) threads = 1;
+        int chunks = Math.Min(threads, (x.N + 31) / 32);
+        if (chunks <= 1)
+        {
+            RunColumns(x, 0, x.N);
+            return;
+        }
+        KernelThreads.ParallelFor(chunks, 1, (first, last) =>
+        {
+            for (int t = first; t < last; t++)
+            {
+                int from = (int)((long)x.N * t / chunks) & ~31, to = t + 1 == chunks ? x.N : (int)((long)x.N * (t + 1) / chunks) & ~31;
+                RunColumns(x, from, to);
+            }
+        });
+    }
+
+    /// <summary>Columns [j0, j1) of C on the calling thread.</summary>
+    private static void RunColumns(Operands x, int j0, int j1)
+    {
+        int n = j1 - j0;
+        float* c = x.C + j0;
+        if (n <= 0 || !Gemm.PrepareC(c, x.Ldc, x.M, n, x.K, x.Alpha, x.Beta, out bool accumulate)) return;
+        // op(A) rows, contiguous and scaled by alpha: [R, k] with row stride k.
+        float* a = GemmBuffers.A((nint)x.M * x.K);
+        for (int i = 0; i < x.M; i++)
+            for (int p = 0; p < x.K; p++)
+                a[i * x.K + p] = x.Alpha * (x.TransA ? x.A[p * x.Lda + i] : x.A[i * x.Lda + p]);
+        switch (x.M)
+        {
+            case 1: Columns<Rows1>(x, a, j0, j1, c, accumulate); break;
+            case 2: Columns<Rows2>(x, a, j0, j1, c, accumulate); break;
+            case 3: Columns<Rows3>(x, a, j0, j1, c, accumulate); break;
+            default: Columns<Rows4>(x, a, j0, j1, c, accumulate); break;
+        }
+    }
+
+    private static void Columns<TRows>(Operands x, float* a, int j0, int j1, float* c, bool accumulate)
+        where TRows : IRows
+    {
+        if (x.TransB) Dots<TRows>(a, x.K, x.B + j0 * x.Ldb, x.Ldb, j1 - j0, c, x.Ldc, accumulate);
+        else RowUpdates<TRows>(a, x.K, x.B + j0, x.Ldb, j1 - j0, c, x.Ldc, accumulate);
+    }
+
+    /// <summary>
+    /// B stored [n, k] (row stride ldb): C[i, j] (+)= dot(a[i, :], B[j, :]), four columns of C at a time so each
+    /// step loads 4 B vectors and R A vectors for 4R FMAs.
+    /// </summary>
+    private static void Dots<TRows>(float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate)
+        where TRows : IRows
+    {
+        int r = TRows.Count;
+        int kv = Vectorized ? k & ~7 : 0;
+        float* sums = stackalloc float[16];
+        int j = 0;
+        for (; j + 4 <= n && kv > 0; j += 4)
+        {
+            DotBlock4<TRows>(a, k, kv, b + j * ldb, ldb, sums);
+            for (int q = 0; q < 4; q++)
+            {
+                float* bj = b + (j + q) * ldb;
+                for (int i = 0; i < r; i++)
+                {
+                    float s = sums[i * 4 + q];
+                    for (int p = kv; p < k; p++) s += a[i * k + p] * bj[p];
+                    Store(c + i * ldc + j + q, s, accumulate);
+                }
+            }
+        }
+        for (; j < n; j++)
+        {
+            float* bj = b + j * ldb;
+            for (int i = 0; i < r; i++)
+            {
+                float s = 0f;
+                for (int p = 0; p < k; p++) s += a[i * k + p] * bj[p];
+                Store(c + i * ldc + j, s, accumulate);
+            }
+        }
+    }
+
+    /// <summary>sums[i * 4 + q] = dot(a[i, 0:kv], B[q, 0:kv]) for rows i &lt; R and four B rows q.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotBlock4<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IRows
+    {
+        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
+        Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
+        Vector256<float> s20 = default, s21 = default, s22 = default, s23 = default;
+        Vector256<float> s30 = default, s31 = default, s32 = default, s33 = default;
+        float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
+        for (int p = 0; p < kv; p += 8)
+        {
+            Vector256<float> v0 = Vector256.Load(b0 + p), v1 = Vector256.Load(b1 + p);
+            Vector256<float> v2 = Vector256.Load(b2 + p), v3 = Vector256.Load(b3 + p);
+            Vector256<float> x = Vector256.Load(a + p);
+            s00 = Fma.MultiplyAdd(x, v0, s00); s01 = Fma.MultiplyAdd(x, v1, s01);
+            s02 = Fma.MultiplyAdd(x, v2, s02); s03 = Fma.MultiplyAdd(x, v3, s03);
+            if (TRows.Count > 1)
+            {
+                x = Vector256.Load(a + k + p);
+                s10 = Fma.MultiplyAdd(x, v0, s10); s11 = Fma.MultiplyAdd(x, v1, s11);
+                s12 = Fma.MultiplyAdd(x, v2, s12); s13 = Fma.MultiplyAdd(x, v3, s13);
+            }
+            if (TRows.Count > 2)
+            {
+                x = Vector256.Load(a + 2 * k + p);
+                s20 = Fma.MultiplyAdd(x, v0, s20); s21 = Fma.MultiplyAdd(x, v1, s21);
+                s22 = Fma.MultiplyAdd(x, v2, s22); s23 = Fma.MultiplyAdd(x, v3, s23);
+            }
+            if (TRows.Count > 3)
+            {
+                x = Vector256.Load(a + 3 * k + p);
+                s30 = Fma.MultiplyAdd(x, v0, s30); s31 = Fma.MultiplyAdd(x, v1, s31);
+                s32 = Fma.MultiplyAdd(x, v2, s32); s33 = Fma.MultiplyAdd(x, v3, s33);
+            }
+        }
+        sums[0] = Vector256.Sum(s00); sums[1] = Vector256.Sum(s01); sums[2] = Vector256.Sum(s02); sums[3] = Vector256.Sum(s03);
+        if (TRows.Count > 1) { sums[4] = Vector256.Sum(s10); sums[5] = Vector256.Sum(s11); sums[6] = Vector256.Sum(s12); sums[7] = Vector256.Sum(s13); }
+        if (TRows.Count > 2) { sums[8] = Vector256.Sum(s20); sums[9] = Vector256.Sum(s21); sums[10] = Vector256.Sum(s22); sums[11] = Vector256.Sum(s23); }
+        if (TRows.Count > 3) { sums[12] = Vector256.Sum(s30); sums[13] = Vector256.Sum(s31); sums[14] = Vector256.Sum(s32); sums[15] = Vector256.Sum(s33); }
+    }
+
+    /// <summary>
+    /// B stored [k, n] (row stride ldb): C[i, :] (+)= sum over p of a[i, p] * B[p, :], 32 columns of C at a time so
+    /// each step loads 4 B vectors and broadcasts R values of A for 4R FMAs.
+    /// </summary>
+    private static void RowUpdates<TRows>(float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate)
+        where TRows : IRows
+    {
+        int r = TRows.Count;
+        int j = 0;
+        if (Vectorized)
+            for (; j + 32 <= n; j += 32)
+                RowBlock32<TRows>(a, k, b + j, ldb, c + j, ldc, accumulate);
+        for (; j < n; j++)
+        {
+            for (int i = 0; i < r; i++)
+            {
+                float s = 0f;
+                for (int p = 0; p < k; p++) s += a[i * k + p] * b[p * ldb + j];
+                Store(c + i * ldc + j, s, accumulate);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowBlock32<TRows>(float* a, int k, float* b, nint ldb, float* c, nint ldc, bool accumulate)
+        where TRows : IRows
+    {
+        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
+        Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
+        Vector256<float> s20 = default, s21 = default, s22 = default, s23 = default;
+        Vector256<float> s30 = default, s31 = default, s32 = default, s33 = default;
+        for (int p = 0; p < k; p++)
+        {
+            float* bp = b + p * ldb;
+            Vector256<float> v0 = Vector256.Load(bp), v1 = Vector256.Load(bp + 8);
+            Vector256<float> v2 = Vector256.Load(bp + 16), v3 = Vector256.Load(bp + 24);
+            Vector256<float> x = Vector256.Create(a[p]);
+            s00 = Fma.MultiplyAdd(x, v0, s00); s01 = Fma.MultiplyAdd(x, v1, s01);
+            s02 = Fma.MultiplyAdd(x, v2, s02); s03 = Fma.MultiplyAdd(x, v3, s03);
+            if (TRows.Count > 1)
+            {
+                x = Vector256.Create(a[k + p]);
+                s10 = Fma.MultiplyAdd(x, v0, s10); s11 = Fma.MultiplyAdd(x, v1, s11);
+                s12 = Fma.MultiplyAdd(x, v2, s12); s13 = Fma.MultiplyAdd(x, v3, s13);
+            }
+            if (TRows.Count > 2)
+            {
+                x = Vector256.Create(a[2 * k + p]);
+                s20 = Fma.MultiplyAdd(x, v0, s20); s21 = Fma.MultiplyAdd(x, v1, s21);
+                s22 = Fma.MultiplyAdd(x, v2, s22); s23 = Fma.MultiplyAdd(x, v3, s23);
+            }
+            if (TRows.Count > 3)
+            {
+                x = Vector256.Create(a[3 * k + p]);
+                s30 = Fma.MultiplyAdd(x, v0, s30); s31 = Fma.MultiplyAdd(x, v1, s31);
+                s32 = Fma.MultiplyAdd(x, v2, s32); s33 = Fma.MultiplyAdd(x, v3, s33);
+            }
+        }
+        StoreRow(c, s00, s01, s02, s03, accumulate);
+        if (TRows.Count > 1) StoreRow(c + ldc, s10, s11, s12, s13, accumulate);
+        if (TRows.Count > 2) StoreRow(c + 2 * ldc, s20, s21, s22, s23, accumulate);
+        if (TRows.Count > 3) StoreRow(c + 3 * ldc, s30, s31, s32, s33, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(float* c, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3, bool accumulate)
+    {
+        if (accumulate)
+        {
+            v0 += Vector256.Load(c); v1 += Vector256.Load(c + 8);
+            v2 += Vector256.Load(c + 16); v3 += Vector256.Load(c + 24);
+        }
+        v0.Store(c); v1.Store(c + 8); v2.Store(c + 16); v3.Store(c + 24);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, float value, bool accumulate) => *c = accumulate ? *c + value : value;
+
+    /// <summary>A row count known when the JIT specialises a kernel, so unused accumulators vanish.</summary>
+    private interface IRows
+    {
+        static abstract int Count { get; }
+    }
+
+    private readonly struct Rows1 : IRows { public static int Count => 1; }
+
+    private readonly struct Rows2 : IRows { public static int Count => 2; }
+
+    private readonly struct Rows3 : IRows { public static int Count => 3; }
+
+    private readonly struct Rows4 : IRows { public static int Count => 4; }
+}
