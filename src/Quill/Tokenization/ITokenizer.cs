@@ -25,4 +25,21 @@ public interface ITokenizer
 
     /// <summary>Writes the tokenizer to a file that TokenizerLoader.Load reads back.</summary>
     void Save(string path);
+
+    /// <summary>Special tokens by text (empty when the tokenizer has none).</summary>
+    IReadOnlyDictionary<string, int> SpecialTokens => EmptySpecials.Instance;
+
+    /// <summary>
+    /// Encodes text; occurrences of the special tokens named in allowedSpecial become their ids, every other
+    /// special-looking text stays plain text. Pass SpecialTokenSet.All to allow every special token.
+    /// </summary>
+    int[] Encode(string text, IReadOnlySet<string>? allowedSpecial) => Encode(text);
+
+    /// <summary>Decodes ids to raw bytes (a token may hold part of a UTF-8 character).</summary>
+    byte[] DecodeBytes(ReadOnlySpan<int> ids) => System.Text.Encoding.UTF8.GetBytes(Decode(ids));
+}
+
+internal static class EmptySpecials
+{
+    public static readonly IReadOnlyDictionary<string, int> Instance = new Dictionary<string, int>();
 }

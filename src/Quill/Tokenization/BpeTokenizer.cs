@@ -1,0 +1,267 @@
+// Byte-level BPE (GPT-2, tiktoken r50k/p50k/cl100k/o200k, Llama 3, the GGUF "gpt2" family, and what BpeTrainer
+// learns). Text is cut into chunks by a PreTokenizer, each chunk's UTF-8 bytes start as single-byte tokens and the
+// adjacent pair with the lowest merge rank is merged until none is left (ties: leftmost). Two rank sources:
+// an explicit merge list (pair -> rank, as in vocab.bpe / tokenizer.json) or tiktoken ranks (a pair merges when
+// its concatenation is a token, rank = that token's id). With ignoreMerges a chunk that is itself a token is
+// emitted directly (tiktoken and Llama 3 do this). Not handled here: SentencePiece-style BPE (see
+// SentencePieceTokenizer) and normalizers.
+using System.Buffers;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Quill.Tokenization;
+
+/// <summary>A byte-level BPE tokenizer.</summary>
+public sealed partial class BpeTokenizer : TokenizerBase
+{
+    private const int CacheLimit = 1 << 16;
+    private readonly byte[]?[] tokens;          // id -> bytes (null for ids that are only special tokens or unused)
+    private readonly Dictionary<byte[], int> idOfBytes;
+    private readonly Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> lookup;
+    private readonly int[] byteIds = new int[256];
+    private readonly Dictionary<long, long> merges;  // (left << 32 | right) -> (rank << 32 | merged id)
+    private readonly (int Left, int Right)[]? mergeList; // explicit merges in rank order (null in tiktoken mode)
+    private readonly ThreadLocal<Dictionary<byte[], int[]>> caches;
+
+    private BpeTokenizer(byte[]?[] tokens, (int, int)[]? mergeList, PreTokenizer preTokenizer, bool ignoreMerges,
+                         IReadOnlyDictionary<string, int>? specials) : base(specials)
+    {
+        this.tokens = tokens;
+        this.mergeList = mergeList;
+        PreTokenizer = preTokenizer;
+        IgnoreMerges = ignoreMerges;
+        int maxSpecial = specials == null || specials.Count == 0 ? -1 : specials.Values.Max();
+        VocabSize = Math.Max(tokens.Length, maxSpecial + 1);
+        idOfBytes = new Dictionary<byte[], int>(tokens.Length, ByteArrayComparer.Instance);
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            byte[]? t = tokens[id];
+            if (t == null || t.Length == 0 || IsSpecial(id)) continue;
+            idOfBytes.TryAdd(t, id);
+        }
+        lookup = idOfBytes.GetAlternateLookup<ReadOnlySpan<byte>>();
+        Span<byte> one = stackalloc byte[1];
+        for (int b = 0; b < 256; b++)
+        {
+            one[0] = (byte)b;
+            if (!lookup.TryGetValue(one, out byteIds[b]))
+                throw new InvalidFileException($"byte-level BPE vocabulary lacks a token for byte 0x{b:X2}; every byte needs a token.");
+        }
+        merges = mergeList != null ? BuildPairMerges(mergeList) : BuildRankMerges();
+        caches = new ThreadLocal<Dictionary<byte[], int[]>>(() => new Dictionary<byte[], int[]>(1024, ByteArrayComparer.Instance));
+    }
+
+    /// <summary>tiktoken semantics: token id = rank; two parts merge when their concatenation is a token.</summary>
+    public static BpeTokenizer FromRanks(IReadOnlyList<byte[]?> tokensByRank, PreTokenizer preTokenizer, IReadOnlyDictionary<string, int>? specials)
+    {
+        ArgumentNullException.ThrowIfNull(tokensByRank);
+        ArgumentNullException.ThrowIfNull(preTokenizer);
+        return new BpeTokenizer(tokensByRank.ToArray(), null, preTokenizer, true, specials);
+    }
+
+    /// <summary>Merge-list semantics: tokens by id, merges as (left id, right id) in rank order.</summary>
+    public static BpeTokenizer FromMerges(IReadOnlyList<byte[]?> tokensById, IReadOnlyList<(int Left, int Right)> merges,
+                                         PreTokenizer preTokenizer, IReadOnlyDictionary<string, int>? specials, bool ignoreMerges = false)
+    {
+        ArgumentNullException.ThrowIfNull(tokensById);
+        ArgumentNullException.ThrowIfNull(merges);
+        ArgumentNullException.ThrowIfNull(preTokenizer);
+        return new BpeTokenizer(tokensById.ToArray(), merges.ToArray(), preTokenizer, ignoreMerges, specials);
+    }
+
+    public override int VocabSize { get; }
+
+    public override string Family => "bpe";
+
+    /// <summary>The pre-tokenizer that cuts text into chunks.</summary>
+    public PreTokenizer PreTokenizer { get; }
+
+    /// <summary>A chunk that is itself a token is emitted without running the merges.</summary>
+    public bool IgnoreMerges { get; }
+
+    /// <summary>True when merges come from an explicit list (false: tiktoken rank semantics).</summary>
+    public bool HasMergeList => mergeList != null;
+
+    /// <summary>The explicit merges in rank order, or an empty list in tiktoken mode.</summary>
+    public IReadOnlyList<(int Left, int Right)> Merges => mergeList ?? [];
+
+    /// <summary>The bytes of a (non-special) token, or null when the id has none.</summary>
+    public byte[]? TokenBytes(int id) => (uint)id < (uint)tokens.Length ? tokens[id] : null;
+
+    /// <summary>The id of a token's bytes, or -1.</summary>
+    public int IdOf(ReadOnlySpan<byte> bytes) => lookup.TryGetValue(bytes, out int id) ? id : -1;
+
+    protected override void EncodeOrdinary(string text, int start, int length, List<int> ids, bool atTextStart)
+    {
+        var chunks = new List<(int Start, int Length)>();
+        string segment = start == 0 && length == text.Length ? text : text.Substring(start, length);
+        PreTokenizer.Split(segment, chunks);
+        var cache = caches.Value!;
+        var cacheLookup = cache.GetAlternateLookup<ReadOnlySpan<byte>>();
+        byte[] rented = ArrayPool<byte>.Shared.Rent(256);
+        try
+        {
+            foreach (var (s, l) in chunks)
+            {
+                int max = l * 3;
+                if (rented.Length < max)
+                {
+                    ArrayPool<byte>.Shared.Return(rented);
+                    rented = ArrayPool<byte>.Shared.Rent(max);
+                }
+                int n = Encoding.UTF8.GetBytes(segment.AsSpan(s, l), rented);
+                ReadOnlySpan<byte> chunk = rented.AsSpan(0, n);
+                if (n == 1)
+                {
+                    ids.Add(byteIds[chunk[0]]);
+                    continue;
+                }
+                if (IgnoreMerges && lookup.TryGetValue(chunk, out int whole))
+                {
+                    ids.Add(whole);
+                    continue;
+                }
+                if (cacheLookup.TryGetValue(chunk, out int[]? cached))
+                {
+                    ids.AddRange(cached);
+                    continue;
+                }
+                int before = ids.Count;
+                MergeChunk(chunk, ids);
+                if (cache.Count >= CacheLimit) cache.Clear();
+                cacheLookup[chunk] = ids.GetRange(before, ids.Count - before).ToArray();
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Runs the merges over one chunk's bytes and appends the resulting ids.</summary>
+    internal void MergeChunk(ReadOnlySpan<byte> chunk, List<int> output)
+    {
+        int n = chunk.Length;
+        int[]? rentedIds = null;
+        long[]? rentedPairs = null;
+        Span<int> parts = n <= 128 ? stackalloc int[n] : (rentedIds = ArrayPool<int>.Shared.Rent(n));
+        Span<long> pairs = n <= 128 ? stackalloc long[n] : (rentedPairs = ArrayPool<long>.Shared.Rent(n)); // rank << 32 | merged id
+        for (int i = 0; i < n; i++) parts[i] = byteIds[chunk[i]];
+        for (int i = 0; i + 1 < n; i++) pairs[i] = PairValue(parts[i], parts[i + 1]);
+        while (n > 1)
+        {
+            long best = long.MaxValue;
+            int at = -1;
+            for (int i = 0; i + 1 < n; i++)
+            {
+                if (pairs[i] < best)
+                {
+                    best = pairs[i];
+                    at = i;
+                }
+            }
+            if (at < 0) break;
+            parts[at] = (int)(best & 0xFFFFFFFF);
+            for (int i = at + 1; i + 1 < n; i++)
+            {
+                parts[i] = parts[i + 1];
+                pairs[i] = pairs[i + 1];
+            }
+            n--;
+            if (at > 0) pairs[at - 1] = PairValue(parts[at - 1], parts[at]);
+            if (at + 1 < n) pairs[at] = PairValue(parts[at], parts[at + 1]);
+        }
+        for (int i = 0; i < n; i++) output.Add(parts[i]);
+        if (rentedIds != null) ArrayPool<int>.Shared.Return(rentedIds);
+        if (rentedPairs != null) ArrayPool<long>.Shared.Return(rentedPairs);
+    }
+
+    private long PairValue(int left, int right) =>
+        merges.TryGetValue(((long)left << 32) | (uint)right, out long v) ? v : long.MaxValue;
+
+    protected override void AppendTokenBytes(int id, ArrayBufferWriter<byte> output, bool first)
+    {
+        byte[]? t = (uint)id < (uint)tokens.Length ? tokens[id] : null;
+        if (t != null) output.Write(t);
+    }
+
+    private Dictionary<long, long> BuildPairMerges((int Left, int Right)[] list)
+    {
+        var d = new Dictionary<long, long>(list.Length);
+        var buf = new List<byte>(64);
+        for (int rank = 0; rank < list.Length; rank++)
+        {
+            var (l, r) = list[rank];
+            byte[]? a = TokenBytes(l), b = TokenBytes(r);
+            if (a == null || b == null)
+                throw new InvalidFileException($"BPE merge #{rank} ({l}, {r}) names a token that does not exist.");
+            byte[] joined = [.. a, .. b];
+            if (!lookup.TryGetValue(joined, out int merged))
+                throw new InvalidFileException($"BPE merge #{rank} joins two tokens into bytes that are not in the vocabulary.");
+            d.TryAdd(((long)l << 32) | (uint)r, ((long)rank << 32) | (uint)merged);
+        }
+        return d;
+    }
+
+    private Dictionary<long, long> BuildRankMerges()
+    {
+        var d = new Dictionary<long, long>(tokens.Length * 2);
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            byte[]? t = tokens[id];
+            if (t == null || t.Length < 2 || IsSpecial(id)) continue;
+            for (int split = 1; split < t.Length; split++)
+            {
+                if (lookup.TryGetValue(t.AsSpan(0, split), out int l) && lookup.TryGetValue(t.AsSpan(split), out int r))
+                    d.TryAdd(((long)l << 32) | (uint)r, ((long)id << 32) | (uint)id);
+            }
+        }
+        return d;
+    }
+
+    public override void Save(string path)
+    {
+        var obj = TokenizerFile.NewObject(Family);
+        var pattern = new JsonArray();
+        foreach (string p in PreTokenizer.Patterns) pattern.Add(p);
+        obj["pattern"] = pattern;
+        if (PreTokenizer.Name != null) obj["pattern_name"] = PreTokenizer.Name;
+        var toks = new JsonArray();
+        foreach (byte[]? t in tokens) toks.Add(t == null ? null : Convert.ToBase64String(t));
+        obj["tokens"] = toks;
+        if (mergeList != null)
+        {
+            var m = new JsonArray();
+            foreach (var (l, r) in mergeList) m.Add(new JsonArray(l, r));
+            obj["merges"] = m;
+        }
+        obj["ignore_merges"] = IgnoreMerges;
+        obj["special_tokens"] = TokenizerFile.SpecialsToJson(SpecialTokens);
+        obj["bos"] = BosId;
+        obj["eos"] = EosId;
+        TokenizerFile.WriteAtomic(path, obj);
+    }
+
+    internal static BpeTokenizer FromJson(string path, JsonObject obj)
+    {
+        var patterns = TokenizerFile.GetArray(path, obj, "pattern").Select(n => n?.GetValue<string>() ?? throw new InvalidFileException($"{path}: \"pattern\" entries must be strings.")).ToArray();
+        string? name = TokenizerFile.GetOptionalString(path, obj, "pattern_name");
+        var toks = TokenizerFile.GetArray(path, obj, "tokens").Select(n => n == null ? null : Convert.FromBase64String(n.GetValue<string>())).ToArray();
+        var specials = TokenizerFile.GetSpecials(path, obj);
+        var pre = new PreTokenizer(patterns, name);
+        bool ignore = obj["ignore_merges"]?.GetValue<bool>() ?? false;
+        BpeTokenizer tok;
+        if (obj["merges"] is JsonArray m)
+        {
+            var list = m.Select(p => p is JsonArray a && a.Count == 2 ? (a[0]!.GetValue<int>(), a[1]!.GetValue<int>()) : throw new InvalidFileException($"{path}: each merge must be a pair [left, right].")).ToArray();
+            tok = FromMerges(toks, list, pre, specials, ignore);
+        }
+        else
+        {
+            tok = FromRanks(toks, pre, specials);
+        }
+        tok.BosId = TokenizerFile.GetOptionalInt(path, obj, "bos", -1);
+        tok.EosId = TokenizerFile.GetOptionalInt(path, obj, "eos", -1);
+        return tok;
+    }
+}
