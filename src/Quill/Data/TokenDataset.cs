@@ -10,7 +10,7 @@ namespace Quill.Data;
 /// <summary>One split of a prepared dataset, memory-mapped.</summary>
 public sealed unsafe class TokenDataset : IDisposable
 {
-    private readonly List<(MemoryMappedFile File, MemoryMappedViewAccessor View, byte* Ptr, long Tokens, string Path)> shards = [];
+    private readonly List<Shard> shards = [];
     private readonly int bytesPerToken;
     private readonly long[] cumulative;
 
@@ -36,7 +36,7 @@ public sealed unsafe class TokenDataset : IDisposable
                 var view = mmf.CreateViewAccessor(0, len, MemoryMappedFileAccess.Read);
                 byte* ptr = null;
                 view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
-                shards.Add((mmf, view, ptr + view.PointerOffset, s.Tokens, path));
+                shards.Add(new Shard(mmf, view, (IntPtr)(ptr + view.PointerOffset), s.Tokens, path));
                 total += s.Tokens;
                 cum.Add(total);
             }
@@ -76,7 +76,7 @@ public sealed unsafe class TokenDataset : IDisposable
             long start = rng.NextInt64(shard.Tokens - t);
             for (int j = 0; j <= t; j++)
             {
-                int id = Read(shard.Ptr, start + j);
+                int id = Read((byte*)shard.Ptr, start + j);
                 if ((uint)id >= (uint)vocabSize)
                     throw new InvalidFileException($"{shard.Path}: token id {id} at position {start + j} is outside the model's vocabulary of {vocabSize}; prepare the data with the model's tokenizer or raise vocab_size.");
                 if (j < t) inputs[i * t + j] = id;
@@ -89,6 +89,8 @@ public sealed unsafe class TokenDataset : IDisposable
     public bool CanSample(int t) => shards.Any(s => s.Tokens >= t + 1);
 
     private int Read(byte* p, long index) => bytesPerToken == 2 ? ((ushort*)p)[index] : (int)((uint*)p)[index];
+
+    private sealed record Shard(MemoryMappedFile File, MemoryMappedViewAccessor View, IntPtr Ptr, long Tokens, string Path);
 
     public void Dispose()
     {

@@ -90,6 +90,7 @@ public sealed class Tensor
         }
     }
 
+    [IndexerName("Element")]
     public float this[params int[] index]
     {
         get => storage[Index(index)];

@@ -47,6 +47,9 @@ public sealed class AdamWOptimizer
         }
     }
 
+    /// <summary>The factor that brings the gradient norm down to clip (as torch.nn.utils.clip_grad_norm_: clip / (norm + 1e-6), at most 1).</summary>
+    public static float ClipScale(float gradNorm, float clip) => clip > 0 ? Math.Min(1f, clip / (gradNorm + 1e-6f)) : 1f;
+
     /// <summary>Global L2 norm of all gradients.</summary>
     public double GradNorm()
     {

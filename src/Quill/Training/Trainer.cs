@@ -129,9 +129,7 @@ public sealed class Trainer : IDisposable
             string? message = Guard(stepLoss, gradNorm);
             if (message == null)
             {
-                float clip = config.Train.GradClip;
-                float scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1f;
-                Optimizer.Step(lr, scale);
+                Optimizer.Step(lr, AdamWOptimizer.ClipScale(gradNorm, config.Train.GradClip));
                 Remember(state.RecentLosses, stepLoss);
                 Remember(state.RecentGradNorms, gradNorm);
             }
