@@ -49,6 +49,9 @@ public static class Checkpoint
     public const string StateFile = "state.json";
     public const string TokenizerFile = "tokenizer.json";
 
+    /// <summary>Test hook: called with each file name just before it is written (lets tests simulate a full disk).</summary>
+    internal static Action<string>? BeforeWrite { get; set; }
+
     /// <summary>Writes outDir/checkpoint, replacing the previous one atomically.</summary>
     public static void Save(string outDir, RunConfig config, LanguageModel model, AdamWOptimizer? optimizer, TrainState state, string? tokenizerPath)
     {
@@ -62,8 +65,11 @@ public static class Checkpoint
             Directory.CreateDirectory(outDir);
             if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
             Directory.CreateDirectory(temp);
+            BeforeWrite?.Invoke(ModelFile);
             SaveWeights(Path.Combine(temp, ModelFile), model, state.Step);
+            BeforeWrite?.Invoke(OptimizerFile);
             if (optimizer != null) SafeTensorsWriter.Write(Path.Combine(temp, OptimizerFile), optimizer.StateTensors(), new Dictionary<string, string> { ["format"] = "quill-adamw" });
+            BeforeWrite?.Invoke(ConfigFile);
             AtomicFile.WriteAllText(Path.Combine(temp, ConfigFile), config.ToJson());
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state, JsonOptionsIndented));
             if (tokenizerPath != null && File.Exists(tokenizerPath)) File.Copy(tokenizerPath, Path.Combine(temp, TokenizerFile), overwrite: true);
