@@ -1,0 +1,189 @@
+// Writes a GGUF v3 file: metadata (any GgufValue, in the order it was set) and tensors (raw bytes of any ggml
+// type, or float32 data), each tensor aligned to general.alignment (default 32) within the data section. The
+// file goes to a temporary name, is flushed to disk and renamed over the target (see AtomicFile). Does not
+// handle: streaming tensors larger than memory from a producer (tensors are held as ReadOnlyMemory until Write).
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Quill.Formats.Gguf;
+
+/// <summary>Builds a GGUF v3 file in memory and writes it atomically.</summary>
+public sealed class GgufWriter
+{
+    private readonly List<KeyValuePair<string, GgufValue>> metadata = [];
+    private readonly List<(string Name, long[] Dims, GgmlType Type, ReadOnlyMemory<byte> Data)> tensors = [];
+    private readonly HashSet<string> tensorNames = new(StringComparer.Ordinal);
+
+    /// <summary>Alignment of tensor data: general.alignment when set, else 32.</summary>
+    public int Alignment
+    {
+        get
+        {
+            foreach (var kv in metadata)
+            {
+                if (kv.Key == "general.alignment" && kv.Value.TryGetInt64(out long a)) return (int)a;
+            }
+            return GgufFile.DefaultAlignment;
+        }
+    }
+
+    /// <summary>Sets (or replaces) a metadata value, keeping the position of the first Set of that key.</summary>
+    public GgufWriter Set(string key, GgufValue value)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        ArgumentNullException.ThrowIfNull(value);
+        if (key == "general.alignment")
+        {
+            if (!value.TryGetInt64(out long a) || a <= 0 || a > (1 << 30) || (a & (a - 1)) != 0)
+                throw new InvalidConfigException($"general.alignment must be a power of two (got {value.Value}).");
+            if (value.Type != GgufValueType.UInt32) value = GgufValue.FromUInt32((uint)a);
+        }
+        int i = metadata.FindIndex(kv => kv.Key == key);
+        if (i >= 0) metadata[i] = new(key, value);
+        else metadata.Add(new(key, value));
+        return this;
+    }
+
+    public GgufWriter SetString(string key, string value) => Set(key, GgufValue.FromString(value));
+    public GgufWriter SetUInt32(string key, uint value) => Set(key, GgufValue.FromUInt32(value));
+    public GgufWriter SetInt32(string key, int value) => Set(key, GgufValue.FromInt32(value));
+    public GgufWriter SetUInt64(string key, ulong value) => Set(key, GgufValue.FromUInt64(value));
+    public GgufWriter SetFloat32(string key, float value) => Set(key, GgufValue.FromFloat32(value));
+    public GgufWriter SetBool(string key, bool value) => Set(key, GgufValue.FromBool(value));
+    public GgufWriter SetStringArray(string key, string[] values) => Set(key, GgufValue.FromArray(values));
+    public GgufWriter SetInt32Array(string key, int[] values) => Set(key, GgufValue.FromArray(values));
+    public GgufWriter SetFloatArray(string key, float[] values) => Set(key, GgufValue.FromArray(values));
+
+    /// <summary>
+    /// Adds a tensor of raw bytes in <paramref name="type"/>'s layout. <paramref name="dims"/> are in GGUF order
+    /// (ne0, the row length, first). The data is not copied: keep it alive and unchanged until Write returns.
+    /// </summary>
+    public GgufWriter AddTensor(string name, GgmlType type, IReadOnlyList<long> dims, ReadOnlyMemory<byte> data)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(dims);
+        if (dims.Count is < 1 or > 4) throw new InvalidConfigException($"tensor '{name}': GGUF tensors have 1 to 4 dims (got {dims.Count}).");
+        long n = 1;
+        foreach (long d in dims)
+        {
+            if (d < 0) throw new InvalidConfigException($"tensor '{name}': negative dimension {d}.");
+            n = checked(n * d);
+        }
+        if (dims[0] % GgmlTypeInfo.BlockSize(type) != 0)
+            throw new InvalidConfigException($"tensor '{name}': row length {dims[0]} is not a multiple of the {type} block size {GgmlTypeInfo.BlockSize(type)}.");
+        long bytes = n / GgmlTypeInfo.BlockSize(type) * GgmlTypeInfo.BlockBytes(type);
+        if (bytes != data.Length)
+            throw new InvalidConfigException($"tensor '{name}': {type} [{string.Join(", ", dims)}] needs {bytes} bytes, got {data.Length}.");
+        if (!tensorNames.Add(name)) throw new InvalidConfigException($"tensor '{name}' added twice.");
+        tensors.Add((name, dims.ToArray(), type, data));
+        return this;
+    }
+
+    /// <summary>Adds a float32 tensor (dims in GGUF order, ne0 first); the data is copied.</summary>
+    public GgufWriter AddTensor(string name, IReadOnlyList<long> dims, ReadOnlyMemory<float> data)
+    {
+        ReadOnlyMemory<byte> bytes = MemoryMarshal.TryGetArray(data, out ArraySegment<float> seg)
+            ? MemoryMarshal.AsBytes(seg.AsSpan()).ToArray()
+            : MemoryMarshal.AsBytes(data.Span).ToArray();
+        return AddTensor(name, GgmlType.F32, dims, bytes);
+    }
+
+    /// <summary>Writes the file atomically (temp file, fsync, rename). IO failures raise QuillException naming the file.</summary>
+    public void Write(string path)
+    {
+        int alignment = Alignment;
+        AtomicFile.Write(path, s =>
+        {
+            var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
+            w.Write(GgufFile.Magic);
+            w.Write(3u);
+            w.Write((ulong)tensors.Count);
+            w.Write((ulong)metadata.Count);
+            foreach (var kv in metadata)
+            {
+                WriteString(w, kv.Key);
+                w.Write((uint)kv.Value.Type);
+                WriteValue(w, kv.Value);
+            }
+            long offset = 0;
+            foreach (var t in tensors)
+            {
+                WriteString(w, t.Name);
+                w.Write((uint)t.Dims.Length);
+                foreach (long d in t.Dims) w.Write((ulong)d);
+                w.Write((uint)t.Type);
+                w.Write((ulong)offset);
+                offset = GgufFile.AlignUp(offset + t.Data.Length, alignment);
+            }
+            w.Flush();
+            Pad(s, GgufFile.AlignUp(s.Position, alignment) - s.Position);
+            long start = s.Position;
+            foreach (var t in tensors)
+            {
+                s.Write(t.Data.Span);
+                Pad(s, GgufFile.AlignUp(s.Position - start, alignment) - (s.Position - start));
+            }
+        });
+    }
+
+    private static void Pad(Stream s, long n)
+    {
+        Span<byte> zeros = stackalloc byte[64];
+        zeros.Clear();
+        while (n > 0)
+        {
+            int k = (int)Math.Min(n, zeros.Length);
+            s.Write(zeros[..k]);
+            n -= k;
+        }
+    }
+
+    private static void WriteString(BinaryWriter w, string s)
+    {
+        byte[] b = Encoding.UTF8.GetBytes(s);
+        w.Write((ulong)b.Length);
+        w.Write(b);
+    }
+
+    private static void WriteValue(BinaryWriter w, GgufValue v)
+    {
+        if (!v.IsArray)
+        {
+            WriteScalar(w, v.Value);
+            return;
+        }
+        w.Write((uint)v.ElementType);
+        var a = (Array)v.Value;
+        w.Write((ulong)a.Length);
+        if (a is GgufValue[] nested)
+        {
+            foreach (var e in nested)
+            {
+                if (!e.IsArray) throw new InvalidConfigException("a GGUF array of arrays must hold only arrays.");
+                WriteValue(w, e);
+            }
+            return;
+        }
+        foreach (object e in a) WriteScalar(w, e);
+    }
+
+    private static void WriteScalar(BinaryWriter w, object v)
+    {
+        switch (v)
+        {
+            case byte x: w.Write(x); break;
+            case sbyte x: w.Write(x); break;
+            case ushort x: w.Write(x); break;
+            case short x: w.Write(x); break;
+            case uint x: w.Write(x); break;
+            case int x: w.Write(x); break;
+            case float x: w.Write(x); break;
+            case bool x: w.Write((byte)(x ? 1 : 0)); break;
+            case string x: WriteString(w, x); break;
+            case ulong x: w.Write(x); break;
+            case long x: w.Write(x); break;
+            case double x: w.Write(x); break;
+            default: throw new InvalidConfigException($"cannot write a {v.GetType().Name} as a GGUF value.");
+        }
+    }
+}
