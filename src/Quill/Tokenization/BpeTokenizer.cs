@@ -94,6 +94,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
     protected override void EncodeOrdinary(string text, int start, int length, List<int> ids, bool atTextStart)
     {
         var chunks = new List<(int Start, int Length)>();
+        if (length == 0) return;
         string segment = start == 0 && length == text.Length ? text : text.Substring(start, length);
         PreTokenizer.Split(segment, chunks);
         var cache = caches.Value!;
@@ -136,6 +137,36 @@ public sealed partial class BpeTokenizer : TokenizerBase
         {
             ArrayPool<byte>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>
+    /// Encodes raw bytes that may end in invalid UTF-8 (as tiktoken's encode_bytes): the valid prefix is encoded as
+    /// text, then the bytes of its last chunk and the invalid tail are merged together as one chunk.
+    /// </summary>
+    public int[] EncodeBytes(ReadOnlySpan<byte> bytes)
+    {
+        int valid = bytes.Length;
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            System.Text.Unicode.Utf8.ToUtf16(bytes, new char[bytes.Length], out valid, out _, replaceInvalidSequences: false);
+        }
+        string text = Encoding.UTF8.GetString(bytes[..valid]);
+        if (valid == bytes.Length) return Encode(text);
+        var chunks = new List<(int Start, int Length)>();
+        PreTokenizer.Split(text, chunks);
+        var ids = new List<int>();
+        int tailStart = 0;
+        if (chunks.Count > 0)
+        {
+            var (s, _) = chunks[^1];
+            EncodeOrdinary(text, 0, s, ids, true);
+            tailStart = Encoding.UTF8.GetByteCount(text.AsSpan(0, s));
+        }
+        ReadOnlySpan<byte> tail = bytes[tailStart..];
+        if (tail.Length == 1) ids.Add(byteIds[tail[0]]);
+        else if (lookup.TryGetValue(tail, out int whole)) ids.Add(whole);
+        else MergeChunk(tail, ids);
+        return ids.ToArray();
     }
 
     /// <summary>Runs the merges over one chunk's bytes and appends the resulting ids.</summary>

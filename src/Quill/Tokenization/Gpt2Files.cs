@@ -27,7 +27,9 @@ public static class Gpt2Files
         var merges = ReadMerges(mergesPath, encoder);
         var specials = new Dictionary<string, int>(StringComparer.Ordinal);
         if (encoder.TryGetValue("<|endoftext|>", out int eot)) specials["<|endoftext|>"] = eot;
-        var tok = BpeTokenizer.FromMerges(tokens, merges, PreTokenizerPatterns.Create(pattern ?? "gpt2"), specials);
+        // Llama 3 (the one family that ships in this format with its own regex) also emits whole-word tokens directly.
+        var pre = PreTokenizerPatterns.Create(pattern ?? "gpt2");
+        var tok = BpeTokenizer.FromMerges(tokens, merges, pre, specials, ignoreMerges: pre.Name == "llama3");
         tok.EosId = specials.TryGetValue("<|endoftext|>", out int e) ? e : -1;
         return tok;
     }
