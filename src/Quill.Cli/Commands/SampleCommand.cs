@@ -34,7 +34,7 @@ internal static class SampleCommand
         if (!File.Exists(tokPath)) throw new InvalidFileException($"{tokPath} not found: the checkpoint carries no tokenizer.");
         var tokenizer = TokenizerLoader.Load(tokPath);
         var ids = tokenizer.Encode(prompt);
-        var output = SimpleSampler.Generate(model, ids, options, tokenizer.EosId);
+        var output = SimpleSampler.Generate(model, ids, options, tokenizer.EosId, tokenizer.VocabSize);
         return tokenizer.Decode(output.ToArray());
     }
 }

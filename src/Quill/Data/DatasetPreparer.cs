@@ -53,7 +53,7 @@ public static class DatasetPreparer
         {
             bool jsonl = file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
             long size = new FileInfo(file).Length, trainBytes = (long)(size * (1 - options.ValFraction));
-            foreach (var (text, offset, length) in jsonl ? ReadJsonl(file) : ReadChunks(file))
+            foreach (var (text, offset, length) in jsonl ? ReadJsonl(file) : ReadChunks(file, trainBytes))
             {
                 cancel.ThrowIfCancellationRequested();
                 bool toVal = jsonl ? DocumentHashFraction(text) < options.ValFraction : offset >= trainBytes;
@@ -79,7 +79,7 @@ public static class DatasetPreparer
         return options.Tokenizer switch
         {
             "char" => CharTokenizer.Train(options.Inputs.SelectMany(f => f.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)
-                ? ReadJsonl(f).Select(d => d.Text) : ReadChunks(f).Select(c => c.Text))),
+                ? ReadJsonl(f).Select(d => d.Text) : ReadChunks(f, -1).Select(c => c.Text))),
             "byte" => new ByteTokenizer(),
             _ => File.Exists(options.Tokenizer)
                 ? TokenizerLoader.Load(options.Tokenizer)
@@ -97,11 +97,14 @@ public static class DatasetPreparer
             h ^= ch;
             h *= 1099511628211UL;
         }
-        return (h >> 11) * (1.0 / (1UL << 53));
+        return (Quill.Tensors.Rng.Mix(h) >> 11) * (1.0 / (1UL << 53)); // FNV's high bits are poorly mixed: finalize
     }
 
-    /// <summary>Reads a UTF-8 text file in chunks that end at a line break; invalid UTF-8 is an error naming the file.</summary>
-    private static IEnumerable<(string Text, long Offset, long Length)> ReadChunks(string file)
+    /// <summary>
+    /// Reads a UTF-8 text file in chunks that end at a line break, or exactly at the first character boundary at or
+    /// after splitAt (so no chunk straddles the train / validation boundary); invalid UTF-8 is an error naming the file.
+    /// </summary>
+    private static IEnumerable<(string Text, long Offset, long Length)> ReadChunks(string file, long splitAt)
     {
         var utf8 = new UTF8Encoding(false, throwOnInvalidBytes: true);
         using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
@@ -128,6 +131,11 @@ public static class DatasetPreparer
                     continue;
                 }
                 cut = nl + 1;
+            }
+            if (offset < splitAt && offset + cut > splitAt)
+            {
+                cut = (int)(splitAt - offset);
+                while (cut < filled && (buf[cut] & 0xC0) == 0x80) cut++; // not inside a UTF-8 sequence
             }
             string text;
             try

@@ -15,8 +15,11 @@ public sealed record SampleOptions(int MaxTokens = 200, float Temperature = 0.8f
 /// <summary>Generates a continuation token by token.</summary>
 public static class SimpleSampler
 {
-    /// <summary>Token ids that follow the prompt ids (prompt excluded). Stops early at the end-of-text id, if any.</summary>
-    public static List<int> Generate(LanguageModel model, IReadOnlyList<int> prompt, SampleOptions options, int stopId = -1, CancellationToken cancel = default)
+    /// <summary>
+    /// Token ids that follow the prompt ids (prompt excluded). Stops early at stopId, if any. Only ids below
+    /// tokenizerVocab are drawn (a model may be wider than its tokenizer; 0 = the model's vocabulary).
+    /// </summary>
+    public static List<int> Generate(LanguageModel model, IReadOnlyList<int> prompt, SampleOptions options, int stopId = -1, int tokenizerVocab = 0, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prompt);
@@ -41,7 +44,7 @@ public static class SimpleSampler
             if (window.Length == 0) window = [0];
             g.Reset();
             var logits = model.Forward(g, window, 1, window.Length);
-            var last = logits.Span.Slice((window.Length - 1) * v, v);
+            var last = logits.Span.Slice((window.Length - 1) * v, tokenizerVocab > 0 ? Math.Min(v, tokenizerVocab) : v);
             int next = Pick(last, options, rng, probs);
             if (next == stopId) break;
             context.Add(next);

@@ -72,9 +72,11 @@ public sealed class AdamWOptimizer
         using var file = SafeTensorsFile.Open(path);
         foreach (var t in m.Concat(v))
         {
-            if (!file.Contains(t.Name) || !file.GetShape(t.Name).AsSpan().SequenceEqual(t.Shape))
+            if (!file.Contains(t.Name) || !ShapeOf(file, t.Name).AsSpan().SequenceEqual(t.Shape))
                 throw new InvalidFileException($"{path}: optimizer state for {t.Name} is missing or has the wrong shape; the checkpoint does not match the model.");
             file.ReadSingle(t.Name, t.Span);
         }
     }
+
+    private static int[] ShapeOf(SafeTensorsFile file, string name) => [.. file.GetInfo(name).Shape.Select(d => (int)d)];
 }

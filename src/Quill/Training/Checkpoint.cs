@@ -135,7 +135,7 @@ public static class Checkpoint
         string path = Path.Combine(ckptDir, StateFile);
         try
         {
-            return JsonSerializer.Deserialize<TrainState>(File.ReadAllText(path)) ?? throw new InvalidFileException($"{path} is empty.");
+            return JsonSerializer.Deserialize<TrainState>(File.ReadAllText(path), JsonOptionsIndented) ?? throw new InvalidFileException($"{path} is empty.");
         }
         catch (Exception e) when (e is JsonException or IOException)
         {
@@ -153,7 +153,7 @@ public static class Checkpoint
         {
             if (!file.Contains(p.Name))
                 throw new InvalidFileException($"{path} has no tensor {p.Name}; the checkpoint does not match its config.json (was it written by another model?).");
-            int[] shape = file.GetShape(p.Name);
+            int[] shape = ShapeOf(file, p.Name);
             if (!shape.AsSpan().SequenceEqual(p.Shape))
                 throw new InvalidFileException($"{path}: {p.Name} has shape {Tensors.Tensor.Describe(shape)} but the config needs {Tensors.Tensor.Describe(p.Shape)}; the checkpoint does not match its config.");
             file.ReadSingle(p.Name, p.Span);
@@ -170,7 +170,11 @@ public static class Checkpoint
         return model;
     }
 
-    private static readonly JsonSerializerOptions JsonOptionsIndented = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions JsonOptionsIndented = new()
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     private static void TryDelete(string dir)
     {
@@ -183,4 +187,6 @@ public static class Checkpoint
             // Left for the next Repair.
         }
     }
+
+    private static int[] ShapeOf(SafeTensorsFile file, string name) => [.. file.GetInfo(name).Shape.Select(d => (int)d)];
 }

@@ -28,7 +28,7 @@ public class ModelParityTests
 
     private static float[] Read(SafeTensorsFile f, string name)
     {
-        int n = f.GetShape(name).Aggregate(1, (a, b) => a * b);
+        int n = f.GetInfo(name).Shape.Select(x => (int)x).ToArray().Aggregate(1, (a, b) => a * b);
         var data = new float[n];
         f.ReadSingle(name, data);
         return data;

@@ -42,7 +42,7 @@ public static class LinearOp
                 for (int r = 0; r < n; r++) bspan.CopyTo(ys.Slice(r * total + off, outF));
                 beta = 1f;
             }
-            Gemm.Multiply(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, beta, ys.Slice(off), total);
+            Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, beta, ys.Slice(off), total);
             off += outF;
         }
         bool needs = x.RequiresGrad;
@@ -71,9 +71,9 @@ public static class LinearOp
                 int outF = w.Dim(0);
                 var dyi = dy.Slice(off);
                 // dx [N, In] += dy_i [N, Out] W_i [Out, In]
-                if (x.RequiresGrad) Gemm.Multiply(false, false, n, inF, outF, 1f, dyi, total, w.Span, inF, 1f, dx, inF);
+                if (x.RequiresGrad) Gemm.Sgemm(false, false, n, inF, outF, 1f, dyi, total, w.Span, inF, 1f, dx, inF);
                 // dW_i [Out, In] += dy_i^T [Out, N] x [N, In]
-                if (w.RequiresGrad) Gemm.Multiply(true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF);
+                if (w.RequiresGrad) Gemm.Sgemm(true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF);
                 var bias = bs?[i];
                 if (bias != null && bias.RequiresGrad) SumColumns(dyi, total, n, outF, g.GradOf(bias).Span);
                 off += outF;
@@ -84,6 +84,6 @@ public static class LinearOp
     /// <summary>db [Out] += sum over rows of dy [N, Out] (rows ld apart).</summary>
     private static void SumColumns(ReadOnlySpan<float> dy, int ld, int n, int outF, Span<float> db)
     {
-        for (int r = 0; r < n; r++) System.Numerics.Tensors.TensorPrimitives.Add(db, dy.Slice(r * ld, outF), db);
+        for (int r = 0; r < n; r++) Elementwise.AddInPlace(db, dy.Slice(r * ld, outF));
     }
 }
