@@ -2,6 +2,8 @@
 // rounding as PyTorch's single-tensor (foreach=False) torch.optim.AdamW:
 //   g = grad * gradScale; p *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
 //   p += (-lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+// Both moment updates are fused multiply-adds, as PyTorch's vectorized CPU kernels compute them (m: fmadd in add
+// with alpha; v: addcmul, contracted by the compiler), which makes the fixture steps match torch bit for bit.
 // The scalar factors are computed in double from the shortest decimal form of each float hyper-parameter (0.9f is
 // taken as 0.9, as Python would hold it) and rounded to float once, as PyTorch does with Python scalars.
 // Large tensors are split across threads in fixed blocks; every element's update is independent.
@@ -85,7 +87,7 @@ public static unsafe class AdamW
                 var g = Vector512.Load(grad + i) * gs;
                 var p = Vector512.Load(param + i) * decay;
                 var mi = Vector512.FusedMultiplyAdd(g, c1, Vector512.Load(m + i) * b1);
-                var vi = Vector512.Load(v + i) * b2 + c2 * g * g;
+                var vi = Vector512.FusedMultiplyAdd(c2 * g, g, Vector512.Load(v + i) * b2);
                 var denom = Vector512.Sqrt(vi) / bc2 + eps;
                 mi.Store(m + i);
                 vi.Store(v + i);
@@ -108,7 +110,7 @@ public static unsafe class AdamW
                 var g = Vector256.Load(grad + i) * gs;
                 var p = Vector256.Load(param + i) * decay;
                 var mi = Vector256.FusedMultiplyAdd(g, c1, Vector256.Load(m + i) * b1);
-                var vi = Vector256.Load(v + i) * b2 + c2 * g * g;
+                var vi = Vector256.FusedMultiplyAdd(c2 * g, g, Vector256.Load(v + i) * b2);
                 var denom = Vector256.Sqrt(vi) / bc2 + eps;
                 mi.Store(m + i);
                 vi.Store(v + i);
@@ -124,7 +126,7 @@ public static unsafe class AdamW
         float g = grad * k.GradScale;
         float p = param * k.Decay;
         m = MathF.FusedMultiplyAdd(g, k.OneMinusBeta1, m * k.Beta1);
-        v = v * k.Beta2 + k.OneMinusBeta2 * g * g;
+        v = MathF.FusedMultiplyAdd(k.OneMinusBeta2 * g, g, v * k.Beta2);
         float denom = MathF.Sqrt(v) / k.Bc2Sqrt + k.Eps;
         param = p + k.NegStepSize * m / denom;
     }
