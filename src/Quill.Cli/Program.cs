@@ -10,4 +10,5 @@ root.Add(PrepareCommand.Create());
 root.Add(TrainCommand.Create());
 root.Add(SampleCommand.Create());
 root.Add(QuickstartCommand.Create());
+root.Add(BenchCommand.Create());
 return CliRunner.Run(root, args);

@@ -4,6 +4,7 @@
 // accumulating over several Backward() calls until the optimizer zeroes them (gradient accumulation).
 // Inference mode (recording: false) keeps no nodes and allocates no gradients.
 // Not handled: higher-order gradients, ops whose inputs are modified after being recorded.
+using System.Diagnostics;
 using Quill.Tensors;
 
 namespace Quill.Autograd;
@@ -41,8 +42,30 @@ public sealed class Graph
 
     public bool NeedsGrad(Tensor a, Tensor b) => Recording && (a.RequiresGrad || b.RequiresGrad);
 
+    /// <summary>
+    /// When set, time is accumulated per op: "forward NAME" (the time since the previous op finished, which is the op's
+    /// forward when ops follow each other) and "backward NAME". Milliseconds. For `quill bench train --profile`.
+    /// </summary>
+    public Dictionary<string, double>? Profile { get; set; }
+
+    private long lastMark = Stopwatch.GetTimestamp();
+
     /// <summary>Records a node (ops call this only when Recording).</summary>
-    public void Record(Node node) => nodes.Add(node);
+    public void Record(Node node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        nodes.Add(node);
+        if (Profile != null) Charge("forward " + OpName(node), ref lastMark);
+    }
+
+    private void Charge(string key, ref long mark)
+    {
+        long now = Stopwatch.GetTimestamp();
+        Profile![key] = Profile.GetValueOrDefault(key) + Stopwatch.GetElapsedTime(mark, now).TotalMilliseconds;
+        mark = now;
+    }
+
+    private static string OpName(Node node) => node.GetType().DeclaringType?.Name ?? node.GetType().Name;
 
     /// <summary>The gradient buffer of t, allocated zeroed from the arena on first use (parameters bring their own).</summary>
     public Tensor GradOf(Tensor t)
@@ -58,8 +81,14 @@ public sealed class Graph
         if (!Recording) throw new InvalidOperationException("Backward() on a graph that did not record (inference mode).");
         if (loss.Length != 1) throw new InvalidOperationException($"Backward() needs a scalar loss, got {Tensor.Describe(loss.Shape)}.");
         GradOf(loss).Span[0] = seed;
-        for (int i = nodes.Count - 1; i >= 0; i--) nodes[i].Backward(this);
+        long mark = Stopwatch.GetTimestamp();
+        for (int i = nodes.Count - 1; i >= 0; i--)
+        {
+            nodes[i].Backward(this);
+            if (Profile != null) Charge("backward " + OpName(nodes[i]), ref mark);
+        }
         nodes.Clear();
+        lastMark = Stopwatch.GetTimestamp();
     }
 
     /// <summary>Forgets the recorded ops and returns activation storage for reuse; call once per step.</summary>
@@ -67,5 +96,6 @@ public sealed class Graph
     {
         nodes.Clear();
         arena.Reset();
+        lastMark = Stopwatch.GetTimestamp();
     }
 }
