@@ -26,10 +26,10 @@ public static class AtomicFile
             }
             File.Move(temp, full, overwrite: true);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             TryDelete(temp);
-            throw new QuillException($"could not write {full}: {e.Message} (the previous file, if any, is unchanged; free disk space and retry).", e);
+            throw new QuillException($"could not write {full}: {e.Message} (the previous file, if any, is unchanged; free disk space or fix permissions and retry).", e);
         }
         catch
         {

@@ -156,7 +156,7 @@ public sealed class SafeTensorsTests : IDisposable
     {
         string path = Path.Combine(dir, "a.gguf");
         File.WriteAllText(path, "previous");
-        var e = Assert.Throws<QuillException>(() => Quill.Formats.AtomicFile.Write(path, s =>
+        var e = Assert.Throws<QuillException>(() => Quill.AtomicFile.Write(path, s =>
         {
             s.WriteByte(1);
             throw new IOException("No space left on device");
