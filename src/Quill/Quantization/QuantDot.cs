@@ -65,68 +65,105 @@ public static class QuantDot
         if (row.Length != xq.Length || row.Length % Q8_0.BlockBytes != 0)
             throw new ArgumentException($"Q8_0 row ({row.Length} bytes) and activation ({xq.Length} bytes) must be the same whole number of 34-byte blocks.", nameof(xq));
         int nb = row.Length / Q8_0.BlockBytes;
-        fixed (byte* w = row)
-        fixed (byte* x = xq)
+        float[] xs = ArrayPool<float>.Shared.Rent(nb);
+        try
         {
-            return DotQ8_0Blocks(w, x, nb);
+            fixed (byte* w = row)
+            fixed (byte* x = xq)
+            fixed (float* xsp = xs)
+            {
+                BlockScales(x, xsp, nb);
+                return DotQ8_0Blocks(w, x, xsp, nb);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(xs);
         }
     }
 
-    private static unsafe float DotQ8_0Blocks(byte* w, byte* x, int nb)
+    /// <summary>The f16 scales of nb Q8_0 blocks as floats (vectorized conversion). q: [nb * 34]; scales: [nb]</summary>
+    private static unsafe void BlockScales(byte* q, float* scales, int nb)
     {
-        if (AvxVnni.IsSupported) return DotQ8_0Vnni(w, x, nb);
-        if (Avx2.IsSupported && Fma.IsSupported) return DotQ8_0Avx2(w, x, nb);
-        return DotQ8_0Scalar(w, x, nb);
-    }
-
-    /// <summary>Plain twin of <see cref="DotQ8_0(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>.</summary>
-    internal static unsafe float DotQ8_0Reference(ReadOnlySpan<byte> row, ReadOnlySpan<byte> xq)
-    {
-        fixed (byte* w = row)
-        fixed (byte* x = xq)
+        const int Chunk = 64;
+        ushort* bits = stackalloc ushort[Chunk];
+        for (int c = 0; c < nb; c += Chunk)
         {
-            return DotQ8_0Scalar(w, x, row.Length / Q8_0.BlockBytes);
+            int m = Math.Min(Chunk, nb - c);
+            for (int k = 0; k < m; k++) bits[k] = *(ushort*)(q + (long)(c + k) * Q8_0.BlockBytes);
+            Fp16.ToSingle(new ReadOnlySpan<ushort>(bits, m), new Span<float>(scales + c, m));
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe float Scale(byte* wb, byte* xb) => Fp16.ToSingle(*(ushort*)wb) * Fp16.ToSingle(*(ushort*)xb);
-
-    internal static unsafe float DotQ8_0Scalar(byte* w, byte* x, int nb)
+    /// <summary>Q8_0 row dot Q8_0 activation whose block scales are already floats. w, x: [nb * 34]; xScales: [nb]</summary>
+    private static unsafe float DotQ8_0Blocks(byte* w, byte* x, float* xScales, int nb)
     {
+        const int Chunk = 64;
+        float* s = stackalloc float[Chunk];
         float sum = 0;
-        for (int b = 0; b < nb; b++)
+        for (int c = 0; c < nb; c += Chunk)
         {
-            byte* wb = w + b * Q8_0.BlockBytes, xb = x + b * Q8_0.BlockBytes;
-            int s = 0;
-            for (int i = 0; i < 32; i++) s += (sbyte)wb[2 + i] * (sbyte)xb[2 + i];
-            sum += s * Scale(wb, xb);
+            int m = Math.Min(Chunk, nb - c);
+            byte* wc = w + (long)c * Q8_0.BlockBytes, xc = x + (long)c * Q8_0.BlockBytes;
+            BlockScales(wc, s, m);
+            for (int k = 0; k < m; k++) s[k] *= xScales[c + k];
+            if (AvxVnni.IsSupported) sum += DotQ8_0Vnni(wc, xc, s, m);
+            else if (Avx2.IsSupported && Fma.IsSupported) sum += DotQ8_0Avx2(wc, xc, s, m);
+            else sum += DotQ8_0Scalar(wc, xc, s, m);
         }
         return sum;
     }
 
-    internal static unsafe float DotQ8_0Vnni(byte* w, byte* x, int nb)
+    /// <summary>Plain twin of <see cref="DotQ8_0(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>: int sums, scales by the scalar f16 decoder.</summary>
+    internal static unsafe float DotQ8_0Reference(ReadOnlySpan<byte> row, ReadOnlySpan<byte> xq)
+    {
+        float sum = 0;
+        for (int b = 0; b < row.Length / Q8_0.BlockBytes; b++)
+        {
+            ReadOnlySpan<byte> wb = row.Slice(b * Q8_0.BlockBytes, Q8_0.BlockBytes), xb = xq.Slice(b * Q8_0.BlockBytes, Q8_0.BlockBytes);
+            int dot = 0;
+            for (int i = 0; i < 32; i++) dot += (sbyte)wb[2 + i] * (sbyte)xb[2 + i];
+            sum += dot * (QuantMath.ReadHalf(wb, 0) * QuantMath.ReadHalf(xb, 0));
+        }
+        return sum;
+    }
+
+    // The three instruction paths below take the per-block products of the two scales, scales: [nb].
+
+    internal static unsafe float DotQ8_0Scalar(byte* w, byte* x, float* scales, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            sbyte* wb = (sbyte*)(w + b * Q8_0.BlockBytes + 2), xb = (sbyte*)(x + b * Q8_0.BlockBytes + 2);
+            int dot = 0;
+            for (int i = 0; i < 32; i++) dot += wb[i] * xb[i];
+            sum += dot * scales[b];
+        }
+        return sum;
+    }
+
+    internal static unsafe float DotQ8_0Vnni(byte* w, byte* x, float* scales, int nb)
     {
         var acc0 = Vector256<float>.Zero;
         var acc1 = Vector256<float>.Zero;
         int b = 0;
         for (; b + 2 <= nb; b += 2)
         {
-            byte* w0 = w + b * Q8_0.BlockBytes, x0 = x + b * Q8_0.BlockBytes;
-            byte* w1 = w0 + Q8_0.BlockBytes, x1 = x0 + Q8_0.BlockBytes;
-            var wq0 = Avx.LoadVector256((sbyte*)(w0 + 2));
-            var wq1 = Avx.LoadVector256((sbyte*)(w1 + 2));
-            var p0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(wq0), Avx2.Sign(Avx.LoadVector256((sbyte*)(x0 + 2)), wq0));
-            var p1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(wq1), Avx2.Sign(Avx.LoadVector256((sbyte*)(x1 + 2)), wq1));
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(Scale(w0, x0)), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(Scale(w1, x1)), acc1);
+            byte* w0 = w + b * Q8_0.BlockBytes + 2, x0 = x + b * Q8_0.BlockBytes + 2;
+            var wq0 = Avx.LoadVector256((sbyte*)w0);
+            var wq1 = Avx.LoadVector256((sbyte*)(w0 + Q8_0.BlockBytes));
+            var p0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(wq0), Avx2.Sign(Avx.LoadVector256((sbyte*)x0), wq0));
+            var p1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(wq1), Avx2.Sign(Avx.LoadVector256((sbyte*)(x0 + Q8_0.BlockBytes)), wq1));
+            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(scales[b]), acc0);
+            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(scales[b + 1]), acc1);
         }
         float sum = Vector256.Sum(acc0 + acc1);
-        if (b < nb) sum += DotQ8_0Scalar(w + b * Q8_0.BlockBytes, x + b * Q8_0.BlockBytes, nb - b);
+        if (b < nb) sum += DotQ8_0Scalar(w + b * Q8_0.BlockBytes, x + b * Q8_0.BlockBytes, scales + b, nb - b);
         return sum;
     }
 
-    internal static unsafe float DotQ8_0Avx2(byte* w, byte* x, int nb)
+    internal static unsafe float DotQ8_0Avx2(byte* w, byte* x, float* scales, int nb)
     {
         var ones = Vector256.Create((short)1);
         var acc0 = Vector256<float>.Zero;
@@ -134,18 +171,17 @@ public static class QuantDot
         int b = 0;
         for (; b + 2 <= nb; b += 2)
         {
-            byte* w0 = w + b * Q8_0.BlockBytes, x0 = x + b * Q8_0.BlockBytes;
-            byte* w1 = w0 + Q8_0.BlockBytes, x1 = x0 + Q8_0.BlockBytes;
-            var wq0 = Avx.LoadVector256((sbyte*)(w0 + 2));
-            var wq1 = Avx.LoadVector256((sbyte*)(w1 + 2));
+            byte* w0 = w + b * Q8_0.BlockBytes + 2, x0 = x + b * Q8_0.BlockBytes + 2;
+            var wq0 = Avx.LoadVector256((sbyte*)w0);
+            var wq1 = Avx.LoadVector256((sbyte*)(w0 + Q8_0.BlockBytes));
             // |w| * (x * sign w): at most 128 * 127 * 2 per pair, inside int16
-            var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(wq0), Avx2.Sign(Avx.LoadVector256((sbyte*)(x0 + 2)), wq0)), ones);
-            var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(wq1), Avx2.Sign(Avx.LoadVector256((sbyte*)(x1 + 2)), wq1)), ones);
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(Scale(w0, x0)), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(Scale(w1, x1)), acc1);
+            var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(wq0), Avx2.Sign(Avx.LoadVector256((sbyte*)x0), wq0)), ones);
+            var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(wq1), Avx2.Sign(Avx.LoadVector256((sbyte*)(x0 + Q8_0.BlockBytes)), wq1)), ones);
+            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(scales[b]), acc0);
+            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(scales[b + 1]), acc1);
         }
         float sum = Vector256.Sum(acc0 + acc1);
-        if (b < nb) sum += DotQ8_0Scalar(w + b * Q8_0.BlockBytes, x + b * Q8_0.BlockBytes, nb - b);
+        if (b < nb) sum += DotQ8_0Scalar(w + b * Q8_0.BlockBytes, x + b * Q8_0.BlockBytes, scales + b, nb - b);
         return sum;
     }
 
@@ -163,26 +199,30 @@ public static class QuantDot
         int minRows = Math.Max(1, 32768 / Math.Max(1, cols));
         if (type == GgmlType.Q8_0)
         {
+            int nb = cols / Q8_0.BlockSize;
             byte[] xqArr = ArrayPool<byte>.Shared.Rent(rb);
+            float[] xsArr = ArrayPool<float>.Shared.Rent(nb);
             try
             {
                 QuantizeActivation(x, xqArr.AsSpan(0, rb));
                 fixed (byte* wp = w)
                 fixed (byte* xq = xqArr)
+                fixed (float* xs = xsArr)
                 fixed (float* yp = y)
                 {
-                    nint wAddr = (nint)wp, xAddr = (nint)xq, yAddr = (nint)yp;
-                    int nb = cols / Q8_0.BlockSize;
+                    BlockScales(xq, xs, nb);
+                    nint wAddr = (nint)wp, xAddr = (nint)xq, xsAddr = (nint)xs, yAddr = (nint)yp;
                     KernelThreads.ParallelFor(rows, minRows, (start, end) =>
                     {
                         for (int r = start; r < end; r++)
-                            ((float*)yAddr)[r] = DotQ8_0Blocks((byte*)wAddr + (long)r * rb, (byte*)xAddr, nb);
+                            ((float*)yAddr)[r] = DotQ8_0Blocks((byte*)wAddr + (long)r * rb, (byte*)xAddr, (float*)xsAddr, nb);
                     });
                 }
             }
             finally
             {
                 ArrayPool<byte>.Shared.Return(xqArr);
+                ArrayPool<float>.Shared.Return(xsArr);
             }
             return;
         }

@@ -64,6 +64,7 @@ public class QuantDotTests
     [InlineData(2)]
     [InlineData(7)]
     [InlineData(128)]
+    [InlineData(131)]
     public unsafe void Q8_0_paths_match_reference(int blocks)
     {
         var (row, xq) = Q8Pair(blocks, blocks);
@@ -74,11 +75,15 @@ public class QuantDotTests
         Q8_0.DequantizeReference(xq, xd);
         float tol = 1e-5f * AbsDot(wd, xd) + 1e-6f;
         Assert.True(Math.Abs(QuantDot.DotQ8_0(row, xq) - reference) <= tol);
+        var scales = new float[blocks];
+        for (int b = 0; b < blocks; b++) scales[b] = (float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(row, b * 34)) * (float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(xq, b * 34));
         fixed (byte* w = row)
         fixed (byte* x = xq)
+        fixed (float* s = scales)
         {
-            if (AvxVnni.IsSupported) Assert.True(Math.Abs(QuantDot.DotQ8_0Vnni(w, x, blocks) - reference) <= tol, "VNNI");
-            if (Avx2.IsSupported && Fma.IsSupported) Assert.True(Math.Abs(QuantDot.DotQ8_0Avx2(w, x, blocks) - reference) <= tol, "AVX2");
+            Assert.True(Math.Abs(QuantDot.DotQ8_0Scalar(w, x, s, blocks) - reference) <= tol, "scalar");
+            if (AvxVnni.IsSupported) Assert.True(Math.Abs(QuantDot.DotQ8_0Vnni(w, x, s, blocks) - reference) <= tol, "VNNI");
+            if (Avx2.IsSupported && Fma.IsSupported) Assert.True(Math.Abs(QuantDot.DotQ8_0Avx2(w, x, s, blocks) - reference) <= tol, "AVX2");
         }
         // and the reference is what the floats say
         double exact = 0;
