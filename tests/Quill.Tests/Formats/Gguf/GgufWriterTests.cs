@@ -155,7 +155,7 @@ public sealed class GgufWriterTests : IDisposable
         long end;
         using (var g = GgufFile.Open(sample)) end = g.Tensors.Max(t => t.FileOffset + t.ByteSize);
         byte[] full = File.ReadAllBytes(sample);
-        for (int n = 1; n < end; n += n < 600 ? 1 : 37)
+        for (int n = 1; n < end; n += n < 200 ? 1 : 23)
         {
             string path = Path.Combine(dir, "cut.gguf");
             File.WriteAllBytes(path, full[..n]);
