@@ -83,14 +83,17 @@ public abstract class TokenizerBase : ITokenizer
             }
             if (pos > segmentStart) EncodeOrdinary(text, segmentStart, pos - segmentStart, ids, atStart);
             ids.Add(specials[best]);
-            atStart = false;
+            atStart = true;
             pos += best.Length;
             segmentStart = pos;
         }
         if (segmentStart < text.Length) EncodeOrdinary(text, segmentStart, text.Length - segmentStart, ids, atStart);
     }
 
-    /// <summary>Encodes text[start, start+length) that holds no special token. atTextStart: the segment begins the input.</summary>
+    /// <summary>
+    /// Encodes text[start, start+length) that holds no special token. atTextStart: the segment begins the input or
+    /// follows a special token (SentencePiece adds its dummy-prefix space there, as llama.cpp does).
+    /// </summary>
     protected abstract void EncodeOrdinary(string text, int start, int length, List<int> ids, bool atTextStart);
 
     /// <summary>Appends the bytes of one non-special token. first: it is the first token decoded.</summary>
@@ -100,14 +103,25 @@ public abstract class TokenizerBase : ITokenizer
     public byte[] DecodeBytes(ReadOnlySpan<int> ids)
     {
         var output = new ArrayBufferWriter<byte>(ids.Length * 4 + 16);
+        bool first = true;
         for (int i = 0; i < ids.Length; i++)
         {
             TokenizerErrors.CheckId(ids[i], VocabSize, i);
-            if (specialText.TryGetValue(ids[i], out string? s)) output.Write(Encoding.UTF8.GetBytes(s));
-            else AppendTokenBytes(ids[i], output, i == 0);
+            if (specialText.TryGetValue(ids[i], out string? s))
+            {
+                if (DecodeSpecialsAsText) output.Write(Encoding.UTF8.GetBytes(s));
+            }
+            else
+            {
+                AppendTokenBytes(ids[i], output, first);
+                first = false;
+            }
         }
         return output.WrittenSpan.ToArray();
     }
+
+    /// <summary>Whether Decode writes special tokens as their text (SentencePiece skips control pieces).</summary>
+    protected virtual bool DecodeSpecialsAsText => true;
 
     /// <summary>Decodes ids to text; invalid UTF-8 (a character cut by the id list's ends) becomes U+FFFD.</summary>
     public virtual string Decode(ReadOnlySpan<int> ids) => Encoding.UTF8.GetString(DecodeBytes(ids));

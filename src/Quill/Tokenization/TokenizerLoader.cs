@@ -120,7 +120,8 @@ public static class TokenizerLoader
             "char" => CharTokenizer.FromJson(path, obj),
             "byte" => new ByteTokenizer(),
             "bpe" => BpeTokenizer.FromJson(path, obj),
-            _ => throw new InvalidFileException($"{path}: unknown tokenizer family \"{family}\" (expected char, byte or bpe)."),
+            "sentencepiece" => SentencePieceTokenizer.FromJson(path, obj),
+            _ => throw new InvalidFileException($"{path}: unknown tokenizer family \"{family}\" (expected char, byte, bpe or sentencepiece)."),
         };
     }
 
