@@ -6,7 +6,3 @@ internal static class HfTokenizerJson
     public static ITokenizer Load(string path, System.Text.Json.Nodes.JsonObject obj) => throw new InvalidFileException($"{path}: tokenizer.json is not supported yet.");
 }
 
-internal static class GgufVocab
-{
-    public static ITokenizer Load(string path) => throw new InvalidFileException($"{path}: GGUF vocabularies are not supported yet.");
-}

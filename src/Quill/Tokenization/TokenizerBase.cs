@@ -12,6 +12,7 @@ public abstract class TokenizerBase : ITokenizer
 {
     private readonly Dictionary<string, int> specials;
     private readonly Dictionary<int, string> specialText;
+    private readonly HashSet<string> alwaysMatched = new(StringComparer.Ordinal);
     private SearchValues<char> specialFirstChars;
 
     protected TokenizerBase(IReadOnlyDictionary<string, int>? specialTokens)
@@ -57,7 +58,8 @@ public abstract class TokenizerBase : ITokenizer
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(ids);
         CheckUtf16(text);
-        if (allowedSpecial == null || allowedSpecial.Count == 0 && !ReferenceEquals(allowedSpecial, SpecialTokenSet.All) || specials.Count == 0)
+        allowedSpecial ??= SpecialTokenSet.None;
+        if (allowedSpecial.Count == 0 && !ReferenceEquals(allowedSpecial, SpecialTokenSet.All) && alwaysMatched.Count == 0 || specials.Count == 0)
         {
             EncodeOrdinary(text, 0, text.Length, ids, true);
             return;
@@ -73,7 +75,7 @@ public abstract class TokenizerBase : ITokenizer
             string? best = null;
             foreach (string s in specials.Keys)
             {
-                if ((best == null || s.Length > best.Length) && (all || allowedSpecial.Contains(s)) && text.AsSpan(pos).StartsWith(s, StringComparison.Ordinal))
+                if ((best == null || s.Length > best.Length) && (all || allowedSpecial.Contains(s) || alwaysMatched.Contains(s)) && text.AsSpan(pos).StartsWith(s, StringComparison.Ordinal))
                     best = s;
             }
             if (best == null)
@@ -128,10 +130,14 @@ public abstract class TokenizerBase : ITokenizer
 
     public abstract void Save(string path);
 
-    /// <summary>Adds (or re-points) a special token.</summary>
-    public void AddSpecialToken(string text, int id)
+    /// <summary>
+    /// Adds (or re-points) a special token. alwaysMatch: the token is found in any text whatever the allow-list says
+    /// (HF "added tokens" that are not special, GGUF user-defined tokens).
+    /// </summary>
+    public void AddSpecialToken(string text, int id, bool alwaysMatch = false)
     {
         AddSpecialCore(text, id);
+        if (alwaysMatch) alwaysMatched.Add(text);
         specialFirstChars = SearchValues.Create(specials.Keys.Select(k => k[0]).Distinct().ToArray());
     }
 

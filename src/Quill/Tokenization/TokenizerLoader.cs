@@ -121,7 +121,8 @@ public static class TokenizerLoader
             "byte" => new ByteTokenizer(),
             "bpe" => BpeTokenizer.FromJson(path, obj),
             "sentencepiece" => SentencePieceTokenizer.FromJson(path, obj),
-            _ => throw new InvalidFileException($"{path}: unknown tokenizer family \"{family}\" (expected char, byte, bpe or sentencepiece)."),
+            "wordpiece" => WordPieceTokenizer.FromJson(path, obj),
+            _ => throw new InvalidFileException($"{path}: unknown tokenizer family \"{family}\" (expected char, byte, bpe, sentencepiece or wordpiece)."),
         };
     }
 
