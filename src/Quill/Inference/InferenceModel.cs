@@ -128,6 +128,35 @@ public sealed class InferenceModel : IDisposable
     /// <summary>Builds an inference model from a model in memory (its weights are copied once into pinned arrays).</summary>
     public static InferenceModel FromLanguageModel(LanguageModel model) => ModelLoader.FromLanguageModel(model);
 
+    /// <summary>
+    /// A copy of this model with every weight matrix converted to <paramref name="type"/> (F32, F16, BF16, Q8_0,
+    /// Q4_0, ...), in memory of its own; matrices whose rows are not a whole number of blocks stay F32. Norms,
+    /// biases and the tokenizer are shared. Dispose both independently.
+    /// </summary>
+    public InferenceModel Requantize(Formats.Gguf.GgmlType type)
+    {
+        var map = new Dictionary<WeightMatrix, WeightMatrix>(ReferenceEqualityComparer.Instance);
+        WeightMatrix Q(WeightMatrix w)
+        {
+            if (map.TryGetValue(w, out var done)) return done;
+            var t = w.Cols % Formats.Gguf.GgmlTypeInfo.BlockSize(type) == 0 ? type : Formats.Gguf.GgmlType.F32;
+            var q = WeightMatrix.Quantize(w.Name, w.ToFloats(), w.Rows, w.Cols, t);
+            map[w] = q;
+            return q;
+        }
+        WeightMatrix? QO(WeightMatrix? w) => w == null ? null : Q(w);
+        var layers = Layers.Select(l => new LayerWeights
+        {
+            AttnNorm = l.AttnNorm, AttnNormBias = l.AttnNormBias, Wqkv = QO(l.Wqkv), Wq = QO(l.Wq), Wk = QO(l.Wk), Wv = QO(l.Wv),
+            QkvBias = l.QkvBias, Wo = Q(l.Wo), WoBias = l.WoBias, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
+            Gate = QO(l.Gate), Up = Q(l.Up), UpBias = l.UpBias, Down = Q(l.Down), DownBias = l.DownBias,
+        }).ToArray();
+        return new InferenceModel(Spec, Q(TokenEmbedding), PositionEmbedding, layers, FinalNorm, FinalNormBias, Q(Classifier), [], $"{Source} ({type})")
+        {
+            Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
+        };
+    }
+
     private void CheckShapes()
     {
         var s = Spec;
