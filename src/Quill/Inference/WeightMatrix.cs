@@ -158,7 +158,7 @@ public sealed unsafe class WeightMatrix
             return;
         }
         // dequantize a panel of rows (about 256 KiB of floats) and multiply it; panel rows split across threads
-        int panel = Math.Clamp(65536 / Cols, 16, Rows);
+        int panel = Math.Min(Rows, Math.Max(16, 65536 / Cols));
         float[] buf = System.Buffers.ArrayPool<float>.Shared.Rent(panel * Cols);
         try
         {
