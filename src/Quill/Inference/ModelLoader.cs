@@ -50,6 +50,29 @@ public static class ModelLoader
         return model;
     }
 
+    /// <summary>A weight type by name (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k).</summary>
+    public static GgmlType ParseType(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (Enum.TryParse(name, ignoreCase: true, out GgmlType t) && Quantization.GgmlQuant.IsSupported(t)) return t;
+        throw new InvalidConfigException($"--dtype '{name}' is not a weight type Quill runs; use one of {string.Join(", ", Quantization.GgmlQuant.SupportedTypes).ToLowerInvariant()}.");
+    }
+
+    /// <summary>Loads a model and converts its weights to <paramref name="dtype"/> when given (null or empty: as stored).</summary>
+    public static InferenceModel Load(string path, string? tokenizerPath, string? dtype)
+    {
+        var model = Load(path, tokenizerPath);
+        if (string.IsNullOrEmpty(dtype)) return model;
+        try
+        {
+            return model.Requantize(ParseType(dtype));
+        }
+        finally
+        {
+            model.Dispose();
+        }
+    }
+
     private static InferenceModel LoadFolder(string dir)
     {
         string? ckpt = Checkpoint.Locate(dir);
