@@ -62,6 +62,40 @@ public static unsafe class Gemv
             Rows(width, (float*)wa, k, (float*)xa, m, (float*)ya, ldy, g0 * 4, Math.Min(n, g1 * 4)));
     }
 
+    /// <summary>
+    /// Several products of the same x in one parallel region (q, k, v; gate, up): matrix i is w[i] [n[i], k] and
+    /// writes y[i] with rows ldy[i] apart. The rows of all matrices are split across threads as one range.
+    /// </summary>
+    internal static void RunMany(ReadOnlySpan<nint> w, ReadOnlySpan<int> n, int k, float* x, int m, ReadOnlySpan<nint> y, ReadOnlySpan<int> ldy)
+    {
+        int count = w.Length;
+        var groupStart = new int[count + 1];
+        long work = 0;
+        for (int i = 0; i < count; i++)
+        {
+            groupStart[i + 1] = groupStart[i] + (n[i] + 3) / 4;
+            work += (long)n[i] * k * m;
+        }
+        var wa = w.ToArray();
+        var na = n.ToArray();
+        var ya = y.ToArray();
+        var la = ldy.ToArray();
+        nint xa = (nint)x;
+        var width = Best;
+        void Body(int g0, int g1)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                int a = Math.Max(g0, groupStart[i]), b = Math.Min(g1, groupStart[i + 1]);
+                if (a >= b) continue;
+                int r0 = (a - groupStart[i]) * 4, r1 = Math.Min(na[i], (b - groupStart[i]) * 4);
+                Rows(width, (float*)wa[i], k, (float*)xa, m, (float*)ya[i], la[i], r0, r1);
+            }
+        }
+        if (KernelThreads.Count <= 1 || work < ParallelMinWork) Body(0, groupStart[count]);
+        else KernelThreads.ParallelFor(groupStart[count], 1, Body);
+    }
+
     internal static GemvWidth Best =>
         Vector512.IsHardwareAccelerated ? GemvWidth.Vector512 : Vector256.IsHardwareAccelerated ? GemvWidth.Vector256 : GemvWidth.Scalar;
 

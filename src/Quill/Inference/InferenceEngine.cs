@@ -148,9 +148,7 @@ public sealed unsafe class InferenceEngine
             if (lw.Wqkv != null) lw.Wqkv.Multiply(h, c, n, qkv, qkvW);
             else
             {
-                lw.Wq!.Multiply(h, c, n, qkv, qkvW);
-                lw.Wk!.Multiply(h, c, n, qkv + qd, qkvW);
-                lw.Wv!.Multiply(h, c, n, qkv + qd + kvd, qkvW);
+                WeightMatrix.MultiplyMany([lw.Wq!, lw.Wk!, lw.Wv!], h, c, n, [(nint)qkv, (nint)(qkv + qd), (nint)(qkv + qd + kvd)], [qkvW, qkvW, qkvW]);
             }
             var qkvs = new Span<float>(qkv, n * qkvW);
             if (lw.QkvBias is { } qb)
@@ -181,8 +179,7 @@ public sealed unsafe class InferenceEngine
             float* mlp = gate;
             if (lw.Gate != null)
             {
-                lw.Gate.Multiply(h, c, n, gate, f);
-                lw.Up.Multiply(h, c, n, up, f);
+                WeightMatrix.MultiplyMany([lw.Gate, lw.Up], h, c, n, [(nint)gate, (nint)up], [f, f]);
                 SwiGlu.Forward(gs, new Span<float>(up, n * f), gs);
             }
             else

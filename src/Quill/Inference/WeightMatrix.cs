@@ -131,6 +131,29 @@ public sealed unsafe class WeightMatrix
         else MultiplyLarge(x, ldx, m, y, ldy);
     }
 
+    /// <summary>
+    /// Several matrices with the same input (q, k, v or gate, up) in one pass: F32 matrices share one parallel
+    /// region in the matrix-vector path; anything else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
+    /// </summary>
+    internal static void MultiplyMany(ReadOnlySpan<WeightMatrix> ws, float* x, int ldx, int m, ReadOnlySpan<nint> ys, ReadOnlySpan<int> ldys)
+    {
+        bool fused = m <= SmallM && ldx == ws[0].Cols;
+        foreach (var w in ws) fused &= w.Type == GgmlType.F32 && w.Cols == ws[0].Cols;
+        if (!fused)
+        {
+            for (int i = 0; i < ws.Length; i++) ws[i].Multiply(x, ldx, m, (float*)ys[i], ldys[i]);
+            return;
+        }
+        Span<nint> addr = stackalloc nint[ws.Length];
+        Span<int> rows = stackalloc int[ws.Length];
+        for (int i = 0; i < ws.Length; i++)
+        {
+            addr[i] = ws[i].Address;
+            rows[i] = ws[i].Rows;
+        }
+        Gemv.RunMany(addr, rows, ws[0].Cols, x, m, ys, ldys);
+    }
+
     private void MultiplySmall(float* x, int ldx, int m, float* y, int ldy)
     {
         if (Type == GgmlType.F32)

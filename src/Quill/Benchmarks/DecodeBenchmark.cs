@@ -1,0 +1,216 @@
+// `quill bench decode`: batch-1 decode and prefill tokens/s of a model (a file, or a stories15M / stories110M
+// shaped Llama with random weights, converted to f32 / q8_0 / q4_0), the memory-bandwidth limit (weight bytes read
+// per token / read bandwidth measured here with a streaming read of a 1 GiB buffer on all threads), and the
+// PyTorch peer ../shared/peers/torch_llama_decode.py (OMP_WAIT_POLICY=PASSIVE, --matvec mv, same threads) in the
+// same run for the stories shapes. Decode timing excludes the first generated token (it comes from the prefill),
+// as llama2.c's run.c and the peer do; each figure is the median of the runs.
+// Does not handle: batched decode throughput, sampling cost (greedy argmax only).
+// Glossary: V vocabulary.
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.Intrinsics;
+using System.Text.Json;
+using Quill.Formats.Gguf;
+using Quill.Inference;
+using Quill.Kernels;
+
+namespace Quill.Benchmarks;
+
+/// <summary>Options of the decode benchmark.</summary>
+public sealed record DecodeBenchOptions(string? ModelPath, string? Shape, string? Dtype, int Tokens = 128, int Runs = 3, int Threads = 0, int PromptTokens = 128, bool Peer = true);
+
+/// <summary>Decode / prefill throughput against the bandwidth limit and PyTorch.</summary>
+public static class DecodeBenchmark
+{
+    /// <summary>The model shapes of llama2.c's TinyStories models.</summary>
+    public static readonly IReadOnlyDictionary<string, (int Dim, int Hidden, int Layers, int Heads, int Vocab, int SeqLen)> Shapes =
+        new Dictionary<string, (int, int, int, int, int, int)>
+        {
+            ["stories15M"] = (288, 768, 6, 6, 32000, 256),
+            ["stories110M"] = (768, 2048, 12, 12, 32000, 1024),
+        };
+
+    /// <summary>Runs the benchmark and returns one result per figure.</summary>
+    public static IReadOnlyList<BenchResult> Run(DecodeBenchOptions o, TextWriter? log)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        if (o.Tokens < 2 || o.Runs < 1 || o.PromptTokens < 1) throw new InvalidConfigException("--tokens must be at least 2, --runs and --prompt-tokens at least 1.");
+        if ((o.ModelPath == null) == (o.Shape == null)) throw new InvalidConfigException("pass exactly one of --model PATH and --shape stories15M|stories110M.");
+        if (o.Threads > 0) KernelThreads.Count = o.Threads;
+        using var model = o.ModelPath != null ? ModelLoader.Load(o.ModelPath, null, o.Dtype) : RandomModel(o.Shape!, o.Dtype ?? "f32");
+        string name = o.Shape ?? Path.GetFileName(o.ModelPath!.TrimEnd('/'));
+        string dtype = o.Dtype ?? (o.ModelPath != null ? model.Layers[0].Wo.Type.ToString().ToLowerInvariant() : "f32");
+        var engine = new InferenceEngine(model, Math.Min(model.Spec.MaxContext, Math.Max(o.Tokens + 1, o.PromptTokens)));
+        log?.WriteLine($"decode bench: {name} {dtype}, {model.WeightBytesPerToken / 1e6:F1} MB of weights per token, {KernelThreads.Count} threads");
+
+        Decode(engine, 8); // warm up (JIT tiers, caches)
+        var decode = new List<double>();
+        for (int r = 0; r < o.Runs; r++) decode.Add(Decode(engine, Math.Min(o.Tokens, engine.ContextLength - 1)));
+        var prefill = new List<double>();
+        int pt = Math.Min(o.PromptTokens, engine.ContextLength);
+        Prefill(engine, Math.Min(pt, 16));
+        for (int r = 0; r < o.Runs; r++) prefill.Add(Prefill(engine, pt));
+        double bw = ReadBandwidth();
+        double limit = bw / model.WeightBytesPerToken;
+        double? peer = o.Peer && o.Shape != null && dtype == "f32" ? RunPeer(o.Shape, o.Runs, log) : null;
+
+        var fields = new Dictionary<string, object>
+        {
+            ["model"] = name,
+            ["dtype"] = dtype,
+            ["threads"] = KernelThreads.Count,
+            ["weight_MB_per_token"] = Math.Round(model.WeightBytesPerToken / 1e6, 1),
+        };
+        double dec = Median(decode);
+        var results = new List<BenchResult>
+        {
+            new("decode_tokens_per_s", dec, "tokens/s", peer, new Dictionary<string, object>(fields) { ["peer_name"] = peer != null ? "torch_llama_decode mv PASSIVE" : "none", ["of_bandwidth_limit"] = Math.Round(dec / limit, 3) }),
+            new("prefill_tokens_per_s", Median(prefill), "tokens/s", null, new Dictionary<string, object>(fields) { ["prompt_tokens"] = pt }),
+            new("bandwidth_limit_tokens_per_s", limit, "tokens/s", null, new Dictionary<string, object>(fields) { ["read_GB_per_s"] = Math.Round(bw / 1e9, 1) }),
+        };
+        return results;
+    }
+
+    /// <summary>A Llama of a stories shape with random weights (N(0, 0.02) matrices, norms near 1), tied classifier.</summary>
+    public static InferenceModel RandomModel(string shape, string dtype)
+    {
+        if (!Shapes.TryGetValue(shape, out var s)) throw new InvalidConfigException($"--shape '{shape}' is unknown; use {string.Join(" or ", Shapes.Keys)}.");
+        GgmlType type = ModelLoader.ParseType(dtype);
+        var rng = new Tensors.Rng(1234);
+        WeightMatrix M(string n, int rows, int cols)
+        {
+            var w = new float[rows * cols];
+            rng.FillNormal(w, 0.02);
+            return WeightMatrix.Quantize(n, w, rows, cols, type);
+        }
+        float[] Ones(int n)
+        {
+            var v = new float[n];
+            rng.FillNormal(v, 0.1);
+            for (int i = 0; i < n; i++) v[i] += 1f;
+            return v;
+        }
+        var spec = new ModelSpec
+        {
+            Family = ModelFamily.Llama, Arch = shape, Dim = s.Dim, Layers = s.Layers, Heads = s.Heads, KvHeads = s.Heads,
+            HeadDim = s.Dim / s.Heads, Hidden = s.Hidden, VocabSize = s.Vocab, MaxContext = s.SeqLen, NormEps = 1e-5f,
+            RopeStyle = RopeStyle.Interleaved,
+        };
+        var layers = new LayerWeights[s.Layers];
+        for (int l = 0; l < s.Layers; l++)
+        {
+            layers[l] = new LayerWeights
+            {
+                AttnNorm = Ones(s.Dim), Wq = M($"wq{l}", s.Dim, s.Dim), Wk = M($"wk{l}", s.Dim, s.Dim), Wv = M($"wv{l}", s.Dim, s.Dim),
+                Wo = M($"wo{l}", s.Dim, s.Dim), MlpNorm = Ones(s.Dim), Gate = M($"w1{l}", s.Hidden, s.Dim), Up = M($"w3{l}", s.Hidden, s.Dim),
+                Down = M($"w2{l}", s.Dim, s.Hidden),
+            };
+        }
+        var emb = M("emb", s.Vocab, s.Dim);
+        return new InferenceModel(spec, emb, null, layers, Ones(s.Dim), null, emb, [], $"random {shape}");
+    }
+
+    /// <summary>Greedy decode of n tokens from BOS; tokens/s excluding the first.</summary>
+    private static double Decode(InferenceEngine engine, int n)
+    {
+        var cache = engine.CreateCache();
+        var logits = new float[engine.Model.Spec.VocabSize];
+        int tok = 1;
+        engine.Forward(cache, [tok], logits);
+        var sw = Stopwatch.StartNew();
+        for (int i = 1; i < n; i++)
+        {
+            tok = ArgMax(logits);
+            engine.Forward(cache, [tok], logits);
+        }
+        return (n - 1) / sw.Elapsed.TotalSeconds;
+    }
+
+    private static double Prefill(InferenceEngine engine, int n)
+    {
+        var rnd = new Random(5);
+        int[] prompt = [.. Enumerable.Range(0, n).Select(_ => rnd.Next(engine.Model.Spec.VocabSize))];
+        var logits = new float[engine.Model.Spec.VocabSize];
+        var sw = Stopwatch.StartNew();
+        engine.Forward(engine.CreateCache(n), prompt, logits);
+        return n / sw.Elapsed.TotalSeconds;
+    }
+
+    private static int ArgMax(float[] x)
+    {
+        int best = 0;
+        for (int i = 1; i < x.Length; i++) best = x[i] > x[best] ? i : best;
+        return best;
+    }
+
+    private static double Median(List<double> x)
+    {
+        var s = x.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    /// <summary>Bytes/s of a streaming read of a 1 GiB buffer split over all kernel threads (best of 5).</summary>
+    public static unsafe double ReadBandwidth()
+    {
+        const long Bytes = 1L << 30;
+        float[] buf = GC.AllocateArray<float>((int)(Bytes / 4), pinned: true);
+        for (int i = 0; i < buf.Length; i += 1024) buf[i] = i;
+        double best = 0;
+        fixed (float* p0 = buf)
+        {
+            nint p = (nint)p0;
+            int chunks = 1 << 12, per = buf.Length / chunks;
+            var sums = new float[KernelThreads.Count * 16];
+            for (int rep = 0; rep < 5; rep++)
+            {
+                var sw = Stopwatch.StartNew();
+                KernelThreads.ParallelFor(chunks, 1, (c0, c1) =>
+                {
+                    float* a = (float*)p + (long)c0 * per, end = (float*)p + (long)c1 * per;
+                    var s0 = Vector512<float>.Zero;
+                    var s1 = Vector512<float>.Zero;
+                    var s2 = Vector512<float>.Zero;
+                    var s3 = Vector512<float>.Zero;
+                    for (; a + 64 <= end; a += 64)
+                    {
+                        s0 += Vector512.Load(a);
+                        s1 += Vector512.Load(a + 16);
+                        s2 += Vector512.Load(a + 32);
+                        s3 += Vector512.Load(a + 48);
+                    }
+                    sums[c0 % sums.Length] += Vector512.Sum(s0 + s1 + s2 + s3);
+                });
+                best = Math.Max(best, Bytes / sw.Elapsed.TotalSeconds);
+            }
+        }
+        return best;
+    }
+
+    /// <summary>PyTorch decode tokens/s (torch_llama_decode.py --matvec mv, OMP_WAIT_POLICY=PASSIVE), or null.</summary>
+    public static double? RunPeer(string shape, int runs, TextWriter? log)
+    {
+        string? script = TrainBenchmark.FindPeerScript("torch_llama_decode.py");
+        if (script == null || !File.Exists("/usr/bin/python3"))
+        {
+            log?.WriteLine("peer: torch_llama_decode.py or /usr/bin/python3 not found; reporting Quill alone");
+            return null;
+        }
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(script);
+        foreach (string a in new[] { "--models", shape, "--threads", KernelThreads.Count.ToString(CultureInfo.InvariantCulture), "--runs", runs.ToString(CultureInfo.InvariantCulture), "--matvec", "mv", "--steps", shape == "stories15M" ? "256" : "128" })
+            psi.ArgumentList.Add(a);
+        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        using var proc = Process.Start(psi)!;
+        string stdout = proc.StandardOutput.ReadToEnd();
+        string stderr = proc.StandardError.ReadToEnd();
+        proc.WaitForExit();
+        foreach (string line in stdout.Split('\n'))
+        {
+            if (!line.StartsWith('{')) continue;
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.TryGetProperty("tok_per_s_median", out var tps)) return tps.GetDouble();
+        }
+        log?.WriteLine($"peer: no result ({stderr.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + proc.ExitCode})");
+        return null;
+    }
+}
