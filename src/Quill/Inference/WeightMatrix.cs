@@ -166,6 +166,12 @@ public sealed unsafe class WeightMatrix
             for (int v = 0; v < m; v++) Gemv.Run(GemvWidth.Auto, (float*)Address, Rows, Cols, x + (long)v * ldx, 1, y + (long)v * ldy, ldy, 0);
             return;
         }
+        if (QuantGemv.Supports(Type))
+        {
+            bool vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported;
+            for (int v = 0; v < m; v++) QuantGemv.Run(Type, (byte*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy, vnni);
+            return;
+        }
         var w = Bytes;
         for (int v = 0; v < m; v++)
             QuantDot.MatVec(Type, w, Rows, Cols, new ReadOnlySpan<float>(x + (long)v * ldx, Cols), new Span<float>(y + (long)v * ldy, Rows));

@@ -1,0 +1,247 @@
+// Matrix-vector products on Q8_0 and Q4_0 weights for one-token decode, read in place from the model file. The
+// activation is quantized once per product to int8 blocks of 32 with a float scale (and the block's integer sum,
+// for Q4_0's -8 offset); each weight block then costs one int8 dot product: AVX-VNNI vpdpbusd on 256 bits where
+// the CPU has it (|w| as the unsigned operand and x given w's sign for Q8_0; Q4_0's nibbles are already
+// unsigned), else a scalar loop. Block scales (f16) are read through a 64 K-entry table. Four rows share each
+// activation block; rows are split over KernelThreads. Per-row overhead is kept out of the loop, which is what
+// lets small matrices (288-wide stories models) run near memory speed.
+// This is the inference branch's own kernel: Quantization.QuantDot.MatVec (the fmt branch) is general but
+// converts scales and dispatches per row; the two should be reconciled once both settle.
+// Does not handle: other block types (WeightMatrix falls back to QuantDot for them), batches larger than one
+// vector per call.
+// Glossary: R rows, K row length, nb = K / 32 blocks, d = scale.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Quill.Formats.Gguf;
+using Quill.Kernels;
+using Quill.Quantization;
+
+namespace Quill.Inference;
+
+/// <summary>Q8_0 / Q4_0 weight x float vector products (decode).</summary>
+public static unsafe class QuantGemv
+{
+    private static readonly float[] HalfTable = BuildHalfTable();
+
+    /// <summary>True for the weight types this kernel runs.</summary>
+    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0;
+
+    /// <summary>y = W x. w: [rows, cols] in type; x: [cols]; y: [rows]. useVector false pins the scalar path (tests).</summary>
+    public static void Multiply(GgmlType type, ReadOnlySpan<byte> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, bool useVector = true)
+    {
+        if (!Supports(type)) throw new ArgumentException($"{type} is not Q8_0 or Q4_0.", nameof(type));
+        if (cols % 32 != 0) throw new ArgumentException($"row length {cols} is not a multiple of 32.", nameof(cols));
+        long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
+        if (w.Length < rowBytes * rows || x.Length < cols || y.Length < rows) throw new ArgumentException("w, x or y is too short for the shape.");
+        fixed (byte* pw = w)
+        fixed (float* px = x, py = y)
+            Run(type, pw, rows, cols, px, py, useVector && AvxVnni.IsSupported);
+    }
+
+    internal static void Run(GgmlType type, byte* w, int rows, int cols, float* x, float* y, bool vnni)
+    {
+        int nb = cols / 32;
+        var act = Activation.Rent(nb);
+        Quantize(x, nb, act);
+        long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
+        nint wa = (nint)w, ya = (nint)y;
+        void Body(int g0, int g1)
+        {
+            int r0 = g0 * 4, r1 = Math.Min(rows, g1 * 4);
+            fixed (sbyte* q = act.Q)
+            fixed (float* d = act.D)
+            fixed (int* s = act.Sum)
+            {
+                for (int r = r0; r < r1; r += 4)
+                {
+                    int n = Math.Min(4, r1 - r);
+                    byte* wr = (byte*)wa + r * rowBytes;
+                    float* yr = (float*)ya + r;
+                    if (type == GgmlType.Q8_0)
+                    {
+                        if (vnni && n == 4) Q8Four(wr, rowBytes, q, d, nb, yr);
+                        else for (int i = 0; i < n; i++) yr[i] = Q8Scalar(wr + i * rowBytes, q, d, nb);
+                    }
+                    else
+                    {
+                        if (vnni && n == 4) Q4Four(wr, rowBytes, q, d, s, nb, yr);
+                        else for (int i = 0; i < n; i++) yr[i] = Q4Scalar(wr + i * rowBytes, q, d, nb);
+                    }
+                }
+            }
+        }
+        int groups = (rows + 3) / 4;
+        if (KernelThreads.Count <= 1 || (long)rows * cols < Gemv.ParallelMinWork) Body(0, groups);
+        else KernelThreads.ParallelFor(groups, 1, Body);
+    }
+
+    /// <summary>Per-thread activation buffers: q [nb * 32] int8, d [nb] scales, sum [nb] integer sums.</summary>
+    private sealed class Activation
+    {
+        [ThreadStatic] private static Activation? cached;
+
+        public sbyte[] Q = [];
+        public float[] D = [];
+        public int[] Sum = [];
+
+        public static Activation Rent(int nb)
+        {
+            var a = cached ??= new Activation();
+            if (a.D.Length < nb)
+            {
+                a.Q = GC.AllocateArray<sbyte>(nb * 32, pinned: true);
+                a.D = new float[nb];
+                a.Sum = new int[nb];
+            }
+            return a;
+        }
+    }
+
+    // x [nb * 32] -> q (round(x / d), d = max|x| / 127 per block), d, and the block sums of q.
+    private static void Quantize(float* x, int nb, Activation a)
+    {
+        for (int b = 0; b < nb; b++)
+        {
+            float* xb = x + b * 32;
+            float amax = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var m = Vector256.Abs(Vector256.Load(xb));
+                for (int i = 8; i < 32; i += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.Load(xb + i)));
+                amax = Math.Max(Math.Max(Math.Max(m[0], m[1]), Math.Max(m[2], m[3])), Math.Max(Math.Max(m[4], m[5]), Math.Max(m[6], m[7])));
+            }
+            else
+            {
+                for (int i = 0; i < 32; i++) amax = Math.Max(amax, Math.Abs(xb[i]));
+            }
+            float d = amax / 127f, inv = d > 0 ? 1f / d : 0f;
+            int sum = 0;
+            for (int i = 0; i < 32; i++)
+            {
+                int q = (int)MathF.Round(xb[i] * inv);
+                a.Q[b * 32 + i] = (sbyte)q;
+                sum += q;
+            }
+            a.D[b] = d;
+            a.Sum[b] = sum;
+        }
+    }
+
+    // Four Q8_0 rows (rowBytes apart) against the activation: per block |w| . (x sign w) with vpdpbusd.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q8Four(byte* w, long rowBytes, sbyte* q, float* d, int nb, float* y)
+    {
+        byte* w0 = w, w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        fixed (float* table = HalfTable)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                var xv = Avx.LoadVector256(q + b * 32);
+                float dx = d[b];
+                int off = b * 34;
+                a0 = Q8Block(w0 + off, xv, dx, table, a0);
+                a1 = Q8Block(w1 + off, xv, dx, table, a1);
+                a2 = Q8Block(w2 + off, xv, dx, table, a2);
+                a3 = Q8Block(w3 + off, xv, dx, table, a3);
+            }
+        }
+        y[0] = Vector256.Sum(a0);
+        y[1] = Vector256.Sum(a1);
+        y[2] = Vector256.Sum(a2);
+        y[3] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Q8Block(byte* block, Vector256<sbyte> xv, float dx, float* table, Vector256<float> acc)
+    {
+        var wv = Avx.LoadVector256((sbyte*)(block + 2));
+        var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(wv), Avx2.Sign(xv, wv));
+        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(table[*(ushort*)block] * dx), acc);
+    }
+
+    // Four Q4_0 rows: nibbles (unsigned, 0..15) . x with vpdpbusd, minus 8 * sum(x) per block.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q4Four(byte* w, long rowBytes, sbyte* q, float* d, int* sums, int nb, float* y)
+    {
+        byte* w0 = w, w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        var mask = Vector128.Create((byte)0x0F);
+        fixed (float* table = HalfTable)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                var xv = Avx.LoadVector256(q + b * 32);
+                float dx = d[b];
+                int corr = 8 * sums[b];
+                int off = b * 18;
+                a0 = Q4Block(w0 + off, xv, dx, corr, mask, table, a0);
+                a1 = Q4Block(w1 + off, xv, dx, corr, mask, table, a1);
+                a2 = Q4Block(w2 + off, xv, dx, corr, mask, table, a2);
+                a3 = Q4Block(w3 + off, xv, dx, corr, mask, table, a3);
+            }
+        }
+        y[0] = Vector256.Sum(a0);
+        y[1] = Vector256.Sum(a1);
+        y[2] = Vector256.Sum(a2);
+        y[3] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Q4Block(byte* block, Vector256<sbyte> xv, float dx, int corr, Vector128<byte> mask, float* table, Vector256<float> acc)
+    {
+        var raw = Sse2.LoadVector128(block + 2);
+        var lo = raw & mask;
+        var hi = Sse2.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask;
+        var nib = Vector256.Create(lo, hi);
+        // subtract the offset from lane 0 before the float conversion: sum over lanes = dot - 8 * sum(x)
+        var p = AvxVnni.MultiplyWideningAndAdd(Vector256.CreateScalar(-corr), nib, xv);
+        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(table[*(ushort*)block] * dx), acc);
+    }
+
+    /// <summary>Scalar twin for one Q8_0 row (also the tail and non-VNNI path).</summary>
+    internal static float Q8Scalar(byte* w, sbyte* q, float* d, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            sbyte* wb = (sbyte*)(w + b * 34 + 2);
+            int dot = 0;
+            for (int i = 0; i < 32; i++) dot += wb[i] * q[b * 32 + i];
+            sum += dot * (HalfTable[*(ushort*)(w + b * 34)] * d[b]);
+        }
+        return sum;
+    }
+
+    /// <summary>Scalar twin for one Q4_0 row: value = (nibble - 8) * d; low nibbles are values 0..15, high 16..31.</summary>
+    internal static float Q4Scalar(byte* w, sbyte* q, float* d, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* wb = w + b * 18 + 2;
+            int dot = 0;
+            for (int i = 0; i < 16; i++)
+            {
+                dot += ((wb[i] & 0x0F) - 8) * q[b * 32 + i];
+                dot += ((wb[i] >> 4) - 8) * q[b * 32 + 16 + i];
+            }
+            sum += dot * (HalfTable[*(ushort*)(w + b * 18)] * d[b]);
+        }
+        return sum;
+    }
+
+    private static float[] BuildHalfTable()
+    {
+        var t = new float[65536];
+        for (int i = 0; i < t.Length; i++) t[i] = Fp16.ToSingle((ushort)i);
+        return t;
+    }
+}

@@ -1,0 +1,87 @@
+// The decode kernels against their plain twins: fp32 Gemv (every instruction width, one vector and several, odd
+// shapes and tails, threaded) and the Q8_0 / Q4_0 integer kernels (VNNI path vs scalar path vs the block format's
+// own dequantized dot), within the error the int8 activation quantization implies.
+using Quill.Formats.Gguf;
+using Quill.Inference;
+using Quill.Quantization;
+
+namespace Quill.Tests.Inference;
+
+public sealed unsafe class GemvTests
+{
+    private static float[] Random(int n, int seed)
+    {
+        var r = new Random(seed);
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1);
+        return a;
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(7, 13, 1)]
+    [InlineData(64, 288, 1)]
+    [InlineData(33, 100, 3)]
+    [InlineData(300, 768, 2)]
+    [InlineData(5, 17, 8)]
+    public void Fp32_widths_match_reference(int n, int k, int m)
+    {
+        float[] w = Random(n * k, 1), x = Random(m * k, 2);
+        var expected = new float[m * n];
+        GemvReference.MultiplyBatch(w, n, k, x, m, expected);
+        foreach (var width in new[] { GemvWidth.Vector512, GemvWidth.Vector256, GemvWidth.Scalar })
+        {
+            if (width == GemvWidth.Vector512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) continue;
+            var y = new float[m * n];
+            fixed (float* pw = w, px = x, py = y) Gemv.Run(width, pw, n, k, px, m, py, n, 0);
+            for (int i = 0; i < y.Length; i++) Assert.True(Math.Abs(expected[i] - y[i]) <= 1e-4f * Math.Sqrt(k), $"{width} [{i}]: {expected[i]} vs {y[i]}");
+        }
+        var pub = new float[m * n];
+        Gemv.MultiplyBatch(w, n, k, x, m, pub);
+        for (int i = 0; i < pub.Length; i++) Assert.True(Math.Abs(expected[i] - pub[i]) <= 1e-4f * Math.Sqrt(k));
+    }
+
+    [Fact]
+    public void Many_matrices_in_one_region_match_one_by_one()
+    {
+        int k = 96;
+        float[] x = Random(k, 3);
+        var mats = new[] { (Rows: 96, W: Random(96 * k, 4)), (Rows: 50, W: Random(50 * k, 5)), (Rows: 7, W: Random(7 * k, 6)) };
+        var ws = mats.Select((t, i) => WeightMatrix.FromFloats($"m{i}", t.W, t.Rows, k)).ToArray();
+        var outs = mats.Select(t => new float[t.Rows]).ToArray();
+        fixed (float* px = x, o0 = outs[0], o1 = outs[1], o2 = outs[2])
+            WeightMatrix.MultiplyMany(ws, px, k, 1, [(nint)o0, (nint)o1, (nint)o2], [96, 50, 7]);
+        for (int i = 0; i < mats.Length; i++)
+        {
+            var e = new float[mats[i].Rows];
+            GemvReference.MultiplyBatch(mats[i].W, mats[i].Rows, k, x, 1, e);
+            for (int j = 0; j < e.Length; j++) Assert.True(Math.Abs(e[j] - outs[i][j]) < 1e-3f);
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 4, 32)]
+    [InlineData(GgmlType.Q8_0, 37, 288)]
+    [InlineData(GgmlType.Q4_0, 4, 64)]
+    [InlineData(GgmlType.Q4_0, 61, 768)]
+    public void Quantized_kernels_match_dequantized_dot(GgmlType type, int rows, int cols)
+    {
+        float[] w = Random(rows * cols, 7), x = Random(cols, 8);
+        var m = WeightMatrix.Quantize("w", w, rows, cols, type);
+        var vec = new float[rows];
+        var scalar = new float[rows];
+        QuantGemv.Multiply(type, m.Bytes, rows, cols, x, vec, useVector: true);
+        QuantGemv.Multiply(type, m.Bytes, rows, cols, x, scalar, useVector: false);
+        long rb = GgmlTypeInfo.RowBytes(type, cols);
+        double xnorm = Math.Sqrt(x.Sum(v => (double)v * v));
+        for (int r = 0; r < rows; r++)
+        {
+            float exact = QuantDot.DotReference(type, m.Bytes.Slice((int)(r * rb), (int)rb), x);
+            // int8 activation: per-value error <= d_x / 2 = max|x_block| / 254, so |error| <= |w_row| |x| / 127 or so
+            double wnorm = Math.Sqrt(m.ToFloats().AsSpan(r * cols, cols).ToArray().Sum(v => (double)v * v));
+            double bound = wnorm * xnorm / 100 + 1e-5;
+            Assert.True(Math.Abs(exact - scalar[r]) <= bound, $"scalar row {r}: {scalar[r]} vs {exact}");
+            Assert.True(Math.Abs(vec[r] - scalar[r]) <= 1e-4 * (1 + Math.Abs(scalar[r])), $"vector row {r}: {vec[r]} vs scalar {scalar[r]}");
+        }
+    }
+}
