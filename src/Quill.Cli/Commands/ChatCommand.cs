@@ -15,10 +15,10 @@ internal static class ChatCommand
         o.AddTo(cmd);
         cmd.SetAction(async (r, cancel) =>
         {
+            var options = o.Generation(r);
             using var model = o.LoadModel(r);
             var gen = new Generator(new InferenceEngine(model, r.GetValue(o.Context)));
             var chat = new ChatSession(gen) { SystemPrompt = r.GetValue(system) };
-            var options = o.Generation(r);
             Console.Error.WriteLine($"{model.Spec.Arch} model, chat format {chat.Format}. Type /quit to leave, /reset to start over, /system TEXT to set the system prompt.");
             while (!cancel.IsCancellationRequested)
             {
@@ -40,10 +40,19 @@ internal static class ChatCommand
                     Console.Error.WriteLine("(system prompt set; conversation cleared)");
                     continue;
                 }
-                await foreach (var t in chat.SendAsync(line, options, cancel))
+                try
                 {
-                    Console.Out.Write(t.Text);
-                    Console.Out.Flush();
+                    await foreach (var t in chat.SendAsync(line, options, cancel))
+                    {
+                        Console.Out.Write(t.Text);
+                        Console.Out.Flush();
+                    }
+                }
+                catch (QuillException e)
+                {
+                    // a message the tokenizer cannot encode, or a conversation past the context: say so and go on
+                    Console.Error.WriteLine("error: " + e.Message.ReplaceLineEndings(" "));
+                    continue;
                 }
                 Console.Out.WriteLine();
                 GenerateOptions.PrintStats(gen.LastStats);

@@ -17,9 +17,9 @@ internal static class GenerateCommand
         o.AddTo(cmd);
         cmd.SetAction(async (r, cancel) =>
         {
+            var options = o.Generation(r);
             using var model = o.LoadModel(r);
             var gen = new Generator(new InferenceEngine(model, r.GetValue(o.Context)));
-            var options = o.Generation(r);
             var stdout = Console.Out;
             await foreach (var t in gen.GenerateAsync(r.GetValue(prompt)!, options, cancel))
             {
@@ -62,7 +62,15 @@ internal sealed class GenerateOptions
         return ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype));
     }
 
-    public GenerationOptions Generation(ParseResult r) => new()
+    public GenerationOptions Generation(ParseResult r)
+    {
+        var g = Build(r);
+        if (g.MaxTokens < 0) throw new InvalidConfigException($"--max-tokens must not be negative (got {g.MaxTokens}).");
+        g.Sampling.Validate();
+        return g;
+    }
+
+    private GenerationOptions Build(ParseResult r) => new()
     {
         MaxTokens = r.GetValue(MaxTokens),
         StopStrings = r.GetValue(Stop) ?? [],

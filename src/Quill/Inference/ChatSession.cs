@@ -2,7 +2,7 @@
 // format, and a KV cache that is reused across turns (only the tokens after the longest prefix shared with the
 // previous turn's tokens are run again). The chat format is recognised from the template text the model file
 // carries (ChatML, Llama 3, Llama 2 / Mistral [INST], Phi-3 / Zephyr <|user|>); a model without one (llama2.c,
-// Quill checkpoints) gets a plain "User: / Assistant:" transcript.
+// Quill checkpoints: base models) gets the messages as one running text, one per line, which it continues.
 // Does not handle: executing arbitrary Jinja templates (only the families above are recognised), tool calls.
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -74,9 +74,8 @@ public static class ChatFormats
                 sb.Append("<|assistant|>\n");
                 break;
             default:
-                foreach (var m in messages)
-                    sb.Append(m.Role switch { "system" => "System", "user" => "User", _ => "Assistant" }).Append(": ").Append(m.Content.Trim()).Append('\n');
-                sb.Append("Assistant:");
+                // a base model has no roles: the conversation is one running text the model continues
+                foreach (var m in messages) sb.Append(m.Content.Trim()).Append('\n');
                 break;
         }
         return sb.ToString();
@@ -88,7 +87,6 @@ public static class ChatFormats
         ChatFormat.ChatMl => ["<|im_end|>"],
         ChatFormat.Llama3 => ["<|eot_id|>"],
         ChatFormat.Phi3 => ["<|end|>"],
-        ChatFormat.Plain => ["\nUser:"],
         _ => [],
     };
 }
@@ -129,12 +127,13 @@ public sealed class ChatSession
     {
         ArgumentNullException.ThrowIfNull(userMessage);
         ArgumentNullException.ThrowIfNull(options);
-        messages.Add(new ChatMessage("user", userMessage));
         var all = new List<ChatMessage>();
         if (!string.IsNullOrEmpty(SystemPrompt)) all.Add(new ChatMessage("system", SystemPrompt));
         all.AddRange(messages);
+        all.Add(new ChatMessage("user", userMessage));
         var tok = generator.Tokenizer;
-        int[] text = tok.Encode(ChatFormats.Render(Format, all), Tokenization.SpecialTokenSet.All);
+        int[] text = tok.Encode(ChatFormats.Render(Format, all), Tokenization.SpecialTokenSet.All); // throws before the history changes
+        messages.Add(new ChatMessage("user", userMessage));
         int[] ids = generator.Engine.Model.AddBos && tok.BosId >= 0 ? [tok.BosId, .. text] : text;
         int shared = 0;
         while (shared < Math.Min(cache.Length, Math.Min(cachedIds.Length, ids.Length - 1)) && cachedIds[shared] == ids[shared]) shared++;
