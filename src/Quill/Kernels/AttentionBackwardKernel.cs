@@ -9,6 +9,8 @@
 // Does not handle: non-causal attention, dropout; parallelism finer than (b, kv head); argument checks.
 // Glossary: B batch, T sequence length, Hq query heads, Hkv kv heads, D head size, Dp = D rounded up to the lanes,
 // Tp = T rounded up to KB, L lanes, KB keys per block, QB query rows per chunk, Di row dot of dO and o.
+using System.Runtime.CompilerServices;
+
 namespace Quill.Kernels;
 
 internal static unsafe class AttentionBackwardKernel
@@ -19,6 +21,7 @@ internal static unsafe class AttentionBackwardKernel
     public static int ItemCount(int B, int Hkv) => B * Hkv;
 
     /// <summary>Runs work items [start, end) on the calling thread.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TOps, TV>(in AttentionArgs a, int start, int end)
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
@@ -79,6 +82,7 @@ internal static unsafe class AttentionBackwardKernel
     }
 
     // Key block [j0, j0 + kLen) against query rows [c0, c1) (c0 >= j0, a multiple of 4).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Chunk<TOps, TV>(int T, int D, int Dp, int ld, int j0, int kLen, int c0, int c1, float* lse,
         float* kt, float* vt, float* kp, float* qp, float* dop, float* di,
         float* dqAcc, float* dkAcc, float* dvAcc, float* p, float* ds)

@@ -7,6 +7,8 @@
 // Does not handle: non-causal attention, dropout; argument checks (Attention does them).
 // Glossary: B batch, T sequence length, Hq query heads, Hkv kv heads, D head size, Dp = D rounded up to the lanes,
 // Tp = T rounded up to KB, L lanes, KB keys per block, QB query rows per work item.
+using System.Runtime.CompilerServices;
+
 namespace Quill.Kernels;
 
 /// <summary>Pointers and sizes of one Forward or Backward call, handed to the work items.</summary>
@@ -34,6 +36,7 @@ internal static unsafe class AttentionForwardKernel
     public static int ItemCount(int B, int T, int Hq) => B * Hq * ((T + QB - 1) / QB);
 
     /// <summary>Runs work items [start, end) on the calling thread.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TOps, TV>(in AttentionArgs a, int start, int end)
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
@@ -75,6 +78,7 @@ internal static unsafe class AttentionForwardKernel
     private static int ZigZag(int i, int n) => (i & 1) == 0 ? i / 2 : n - 1 - i / 2;
 
     // Query rows r0 .. r0+nr-1 of (b, h) (nr <= 4; missing rows repeat the last real one and are not written).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowTile<TOps, TV>(in AttentionArgs a, int b, int h, int r0, int nr, int ld, int Dp,
         float* kt, float* vp, float* qTile, float* s, float* acc)
         where TOps : struct, IAttentionVector<TV> where TV : struct
