@@ -69,8 +69,7 @@ internal static unsafe class AttentionBackwardKernel
                 }
                 for (int i = 0; i < T; i++)
                 {
-                    float* dst = a.DQ + (long)(b * T + i) * a.QStride + h * D;
-                    for (int d = 0; d < D; d++) dst[d] = dqAcc[(long)i * Dp + d] * a.Scale;
+                    AttentionPack.Scale(dqAcc + (long)i * Dp, a.DQ + (long)(b * T + i) * a.QStride + h * D, D, a.Scale);
                 }
             }
             for (int j = 0; j < T; j++)
@@ -135,10 +134,7 @@ internal static unsafe class AttentionBackwardKernel
     {
         for (int i = 0; i < T; i++)
         {
-            float* x = dO + (long)i * stride, y = o + (long)i * stride;
-            float dot = 0;
-            for (int d = 0; d < D; d++) dot += x[d] * y[d];
-            di[i] = dot;
+            di[i] = AttentionPack.Dot(dO + (long)i * stride, o + (long)i * stride, D);
         }
         for (int i = T; i < Tp; i++) di[i] = 0f;
     }

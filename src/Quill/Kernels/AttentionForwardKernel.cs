@@ -87,8 +87,7 @@ internal static unsafe class AttentionForwardKernel
         int last = r0 + nr - 1;
         for (int r = 0; r < 4; r++)
         {
-            float* src = a.Q + (long)(b * T + Math.Min(r0 + r, last)) * a.QStride + h * D;
-            for (int d = 0; d < D; d++) qTile[r * D + d] = src[d] * a.Scale;
+            AttentionPack.Scale(a.Q + (long)(b * T + Math.Min(r0 + r, last)) * a.QStride + h * D, qTile + r * D, D, a.Scale);
         }
         new Span<float>(acc, 4 * Dp).Clear();
         Span<float> m = stackalloc float[4];
@@ -143,9 +142,7 @@ internal static unsafe class AttentionForwardKernel
         for (int r = 0; r < nr; r++)
         {
             int i = r0 + r;
-            float inv = 1f / l[r];
-            float* dst = a.O + ((long)(b * T + i) * a.Hq + h) * D;
-            for (int d = 0; d < D; d++) dst[d] = acc[r * Dp + d] * inv;
+            AttentionPack.Scale(acc + r * Dp, a.O + ((long)(b * T + i) * a.Hq + h) * D, D, 1f / l[r]);
             a.Lse[((long)b * a.Hq + h) * T + i] = m[r] + MathF.Log(l[r]);
         }
     }

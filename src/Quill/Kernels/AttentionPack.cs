@@ -6,6 +6,8 @@
 // do not alias in the L1 sets (the kernels stream several of them at once).
 // Does not handle: layouts other than these two; argument checks (callers pass valid pointers).
 // Glossary: D head size, Dp = D rounded up to the vector lanes, ld leading dimension of a transposed buffer.
+using System.Numerics;
+
 namespace Quill.Kernels;
 
 internal static unsafe class AttentionPack
@@ -39,7 +41,7 @@ internal static unsafe class AttentionPack
             {
                 float* s = src + (long)j * srcStride;
                 if (scale == 1f) new ReadOnlySpan<float>(s, D).CopyTo(new Span<float>(o, D));
-                else for (int d = 0; d < D; d++) o[d] = s[d] * scale;
+                else Scale(s, o, D, scale);
                 new Span<float>(o + D, Dp - D).Clear();
             }
             else
@@ -47,6 +49,34 @@ internal static unsafe class AttentionPack
                 new Span<float>(o, Dp).Clear();
             }
         }
+    }
+
+    /// <summary>dst[i] = scale * src[i] for i &lt; n.</summary>
+    public static void Scale(float* src, float* dst, int n, float scale)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var sv = new Vector<float>(scale);
+            for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
+                Vector.Store(Vector.Load(src + i) * sv, dst + i);
+        }
+        for (; i < n; i++) dst[i] = src[i] * scale;
+    }
+
+    /// <summary>Dot product of x[0..n) and y[0..n).</summary>
+    public static float Dot(float* x, float* y, int n)
+    {
+        int i = 0;
+        float dot = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var acc = Vector<float>.Zero;
+            for (; i + Vector<float>.Count <= n; i += Vector<float>.Count) acc += Vector.Load(x + i) * Vector.Load(y + i);
+            dot = Vector.Sum(acc);
+        }
+        for (; i < n; i++) dot += x[i] * y[i];
+        return dot;
     }
 
     /// <summary>Takes the next region of `floats` floats from p, leaving a one-line gap so regions are staggered.</summary>
