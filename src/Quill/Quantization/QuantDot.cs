@@ -7,7 +7,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using Quill.Formats.Gguf;
 using Quill.Kernels;
 
 namespace Quill.Quantization;
@@ -23,22 +22,16 @@ public static class QuantDot
             throw new ArgumentException($"a {type} row of {n} values takes {GgmlTypeInfo.RowBytes(type, n)} bytes, got {row.Length}.", nameof(row));
         if (type == GgmlType.F32) return FloatDot(MemoryMarshal.Cast<byte, float>(row), x);
         if (!GgmlQuant.IsSupported(type)) throw GgmlQuant.Unsupported(type);
-        int chunk = type is GgmlType.F16 or GgmlType.BF16 ? 256 : GgmlTypeInfo.BlockSize(type);
-        int chunkBytes = (int)GgmlTypeInfo.RowBytes(type, chunk);
-        Span<float> buf = stackalloc float[256];
+        // dequantize 256 values (whole blocks) at a time into a stack buffer
+        const int Chunk = 256;
+        Span<float> buf = stackalloc float[Chunk];
+        int bs = GgmlTypeInfo.BlockSize(type), bb = GgmlTypeInfo.BlockBytes(type);
         float sum = 0;
-        int i = 0;
-        for (; i + chunk <= n; i += chunk)
+        for (int i = 0; i < n; i += Chunk)
         {
-            GgmlQuant.Dequantize(type, row.Slice(i / chunk * chunkBytes, chunkBytes), buf[..chunk]);
-            sum += FloatDot(buf[..chunk], x.Slice(i, chunk));
-        }
-        if (i < n)
-        {
-            // only F16 / BF16 rows have a tail shorter than the chunk
-            int rest = n - i;
-            GgmlQuant.Dequantize(type, row[(int)GgmlTypeInfo.RowBytes(type, i)..], buf[..rest]);
-            sum += FloatDot(buf[..rest], x[i..]);
+            int m = Math.Min(Chunk, n - i);
+            GgmlQuant.Dequantize(type, row.Slice(i / bs * bb, m / bs * bb), buf[..m]);
+            sum += FloatDot(buf[..m], x.Slice(i, m));
         }
         return sum;
     }

@@ -288,7 +288,7 @@ public class BlockFormatTests
         {
             ReadOnlySpan<byte> raw = g.GetTensorData(t);
             var y = new float[t.ElementCount];
-            GgmlQuant.Dequantize(GgmlType.F16, raw, y);
+            g.ReadSingle(t, y);
             for (int i = 0; i < y.Length; i++)
             {
                 float want = DecodeHalf(BinaryPrimitives.ReadUInt16LittleEndian(raw[(2 * i)..]));
@@ -297,6 +297,9 @@ public class BlockFormatTests
             checkedTensors++;
         }
         Assert.Equal(9, checkedTensors);
+        var norm = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(g.GetTensorData("output_norm.weight")).ToArray();
+        Assert.Equal(norm, g.ReadSingle("output_norm.weight"));
+        Assert.Throws<InvalidConfigException>(() => g.ReadSingle(g.GetTensor("output_norm.weight"), new float[7]));
     }
 
     [Fact]
@@ -311,8 +314,7 @@ public class BlockFormatTests
             string path = Path.Combine(dir, "q.gguf");
             new GgufWriter().SetUInt32("general.quantization_version", 2).AddTensor("w", GgmlType.Q4_K, [256, 4], q).Write(path);
             using var g = GgufFile.Open(path);
-            var y = new float[x.Length];
-            GgmlQuant.Dequantize(g.GetTensor("w").Type, g.GetTensorData("w"), y);
+            float[] y = g.ReadSingle("w");
             var direct = new float[x.Length];
             GgmlQuant.Dequantize(GgmlType.Q4_K, q, direct);
             Assert.Equal(direct, y);

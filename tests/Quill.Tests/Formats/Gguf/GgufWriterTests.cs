@@ -3,6 +3,7 @@
 // InvalidFileException naming the file.
 using System.Buffers.Binary;
 using Quill.Formats.Gguf;
+using Quill.Quantization;
 
 namespace Quill.Tests.Formats.Gguf;
 
