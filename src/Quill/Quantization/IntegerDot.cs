@@ -1,7 +1,7 @@
-// The integer dot kernels: one weight row in Q8_0, Q4_0, Q4_K or Q6_K against a Q8Activation. Each block's
+// The integer dot kernels: one weight row in Q8_0, Q4_0, Q4_K, Q5_K or Q6_K against a Q8Activation. Each block's
 // int8 x uint8/int8 products are summed with AVX-VNNI vpdpbusd where available, else AVX2 pmaddubsw + pmaddwd,
 // else plain loops; the block (or sub-block) scales are applied afterwards, and the offsets of the formats
-// (Q4_0's -8, Q6_K's -32, Q4_K's mins) are folded in through the activation's block sums. Q8_0 weights are
+// (Q4_0's -8, Q6_K's -32, the K-quants' mins) are folded in through the activation's block sums. Q8_0 weights are
 // signed, so |w| is the unsigned operand and x takes w's sign. Each kernel has a scalar reference twin written
 // from the format's dequantization formula, which the tests hold the vector paths to. The vector kernels are
 // generic over the u8 x s8 instruction (VnniU8S8 / Avx2U8S8) so that both paths can be tested on one machine.
@@ -203,6 +203,82 @@ internal static unsafe class IntegerDot
                     int value = j / 2 * 64 + (j % 2) * 32 + l;
                     byte packed = blk[16 + j / 2 * 32 + l];
                     int q = j % 2 == 0 ? packed & 0x0F : packed >> 4;
+                    int xv = x.Q256[xb * 256 + value];
+                    dot += q * xv;
+                    xsum += xv;
+                }
+                scaled += (long)sc * dot;
+                mins += (long)m * xsum;
+            }
+            float dx = x.Scale256[xb];
+            sum += Fp16.ToSingle(*(ushort*)blk) * dx * scaled - Fp16.ToSingle(*(ushort*)(blk + 2)) * dx * mins;
+        }
+        return sum;
+    }
+
+    // ---- Q5_K: 176-byte super-blocks; as Q4_K with a fifth bit per value from qh ----
+
+    public static float Q5_K(byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Q5_K<VnniU8S8>(w, x, block0, nb)
+        : Vectorized ? Q5_K<Avx2U8S8>(w, x, block0, nb)
+        : Q5_KReference(w, x, block0, nb);
+
+    public static float Q5_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        var mask = Vector256.Create((byte)0x0F);
+        var one = Vector256.Create((byte)1);
+        var acc = Vector256<float>.Zero;
+        float minSum = 0;
+        fixed (sbyte* xq0 = x.Q256)
+        fixed (short* bs0 = x.Sum16)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* blk = w + (long)b * 176;
+                int xb = block0 + b;
+                float dx = x.Scale256[xb];
+                float d = Fp16.ToSingle(*(ushort*)blk) * dx, dmin = Fp16.ToSingle(*(ushort*)(blk + 2)) * dx;
+                var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+                var qh = Avx.LoadVector256(blk + 16);
+                sbyte* xq = xq0 + (long)xb * 256;
+                short* bs = bs0 + (long)xb * 16;
+                var isum = Vector256<int>.Zero;
+                int mins = 0;
+                for (int p = 0; p < 4; p++)
+                {
+                    var (s0, m0) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p, scales);
+                    var (s1, m1) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p + 1, scales);
+                    var v = Avx.LoadVector256(blk + 48 + 32 * p);
+                    var lo = (v & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p) & one) << 4);
+                    var hi = (Vector256.ShiftRightLogical(v, 4) & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p + 1) & one) << 4);
+                    isum += T.Dot(lo, Avx.LoadVector256(xq + 64 * p)) * s0 + T.Dot(hi, Avx.LoadVector256(xq + 64 * p + 32)) * s1;
+                    mins += m0 * (bs[4 * p] + bs[4 * p + 1]) + m1 * (bs[4 * p + 2] + bs[4 * p + 3]);
+                }
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(d), acc);
+                minSum += dmin * mins;
+            }
+        }
+        return Vector256.Sum(acc) - minSum;
+    }
+
+    public static float Q5_KReference(byte* w, Q8Activation x, int block0, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * 176;
+            int xb = block0 + b;
+            var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+            long scaled = 0, mins = 0;
+            for (int j = 0; j < 8; j++)
+            {
+                var (sc, m) = global::Quill.Quantization.Q4_K.ScaleMin(j, scales);
+                int dot = 0, xsum = 0;
+                for (int l = 0; l < 32; l++)
+                {
+                    int value = j / 2 * 64 + (j % 2) * 32 + l;
+                    byte packed = blk[48 + j / 2 * 32 + l];
+                    int q = (j % 2 == 0 ? packed & 0x0F : packed >> 4) | (((blk[16 + l] >> j) & 1) << 4);
                     int xv = x.Q256[xb * 256 + value];
                     dot += q * xv;
                     xsum += xv;

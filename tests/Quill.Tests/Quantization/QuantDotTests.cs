@@ -49,6 +49,7 @@ public class QuantDotTests
     [InlineData(GgmlType.Q5_0, 32 * 7)]
     [InlineData(GgmlType.Q5_1, 32 * 7)]
     [InlineData(GgmlType.Q4_K, 256 * 3)]
+    [InlineData(GgmlType.Q5_K, 256 * 3)]
     [InlineData(GgmlType.Q6_K, 256 * 3)]
     public void Float_dot_matches_reference(GgmlType type, int n)
     {
@@ -64,6 +65,7 @@ public class QuantDotTests
         { GgmlType.Q8_0, 32 }, { GgmlType.Q8_0, 32 * 7 }, { GgmlType.Q8_0, 32 * 131 },
         { GgmlType.Q4_0, 32 }, { GgmlType.Q4_0, 32 * 131 },
         { GgmlType.Q4_K, 256 }, { GgmlType.Q4_K, 256 * 5 },
+        { GgmlType.Q5_K, 256 }, { GgmlType.Q5_K, 256 * 5 },
         { GgmlType.Q6_K, 256 }, { GgmlType.Q6_K, 256 * 5 },
     };
 
@@ -72,6 +74,7 @@ public class QuantDotTests
         GgmlType.Q8_0 => IntegerDot.Q8_0<T>(w, x, 0, nb),
         GgmlType.Q4_0 => IntegerDot.Q4_0<T>(w, x, 0, nb),
         GgmlType.Q4_K => IntegerDot.Q4_K<T>(w, x, 0, nb),
+        GgmlType.Q5_K => IntegerDot.Q5_K<T>(w, x, 0, nb),
         _ => IntegerDot.Q6_K<T>(w, x, 0, nb),
     };
 
@@ -107,6 +110,7 @@ public class QuantDotTests
     [Theory]
     [InlineData(GgmlType.Q8_0)]
     [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
     public void Integer_path_is_close_to_the_float_dot(GgmlType type)
     {
@@ -136,6 +140,7 @@ public class QuantDotTests
     [InlineData(GgmlType.Q8_0)]
     [InlineData(GgmlType.Q4_0)]
     [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
     [InlineData(GgmlType.F16)]
     [InlineData(GgmlType.Q5_1)]
