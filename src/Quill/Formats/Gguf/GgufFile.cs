@@ -190,7 +190,7 @@ public sealed unsafe class GgufFile : IDisposable
     }
 
     /// <summary>
-    /// Converts a tensor to floats (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K), row by row, so tensors
+    /// Converts a tensor to floats (any type in GgmlQuant.SupportedTypes), row by row, so tensors
     /// over 2 GiB work too. <paramref name="dst"/> must hold exactly the element count.
     /// </summary>
     public void ReadSingle(GgufTensorInfo tensor, Span<float> dst)

@@ -105,6 +105,19 @@ public sealed class GgufWriterTests : IDisposable
     }
 
     [Fact]
+    public void Version_2_files_read_like_version_3()
+    {
+        byte[] b = File.ReadAllBytes(WriteSample(32));
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(4), 2);
+        string path = Path.Combine(dir, "v2.gguf");
+        File.WriteAllBytes(path, b);
+        using var g = GgufFile.Open(path);
+        Assert.Equal(2, g.Version);
+        Assert.Equal(3, g.Tensors.Count);
+        Assert.Equal(["a", "", "héllo ▁world", "<0x0A>"], g.GetStringArray("strings"));
+    }
+
+    [Fact]
     public void Writer_rejects_bad_tensors()
     {
         var w = new GgufWriter();
