@@ -1,7 +1,7 @@
-// The integer dot kernels: one weight row in Q8_0, Q4_0, Q4_K, Q5_K or Q6_K against a Q8Activation. Each block's
+// The integer dot kernels: one weight row in Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K against a Q8Activation. Each block's
 // int8 x uint8/int8 products are summed with AVX-VNNI vpdpbusd where available, else AVX2 pmaddubsw + pmaddwd,
 // else plain loops; the block (or sub-block) scales are applied afterwards, and the offsets of the formats
-// (Q4_0's -8, Q6_K's -32, the K-quants' mins) are folded in through the activation's block sums. Q8_0 weights are
+// (Q4_0's -8, Q5_0's -16, Q6_K's -32, the minimums of Q4_1 / Q5_1 / K-quants) are folded in through the activation's block sums. Q8_0 weights are
 // signed, so |w| is the unsigned operand and x takes w's sign. Each kernel has a scalar reference twin written
 // from the format's dequantization formula, which the tests hold the vector paths to. The vector kernels are
 // generic over the u8 x s8 instruction (VnniU8S8 / Avx2U8S8) so that both paths can be tested on one machine.
@@ -136,6 +136,83 @@ internal static unsafe class IntegerDot
                 dot += ((blk[2 + j] >> 4) - 8) * x.Q32[(block0 + b) * 32 + j + 16];
             }
             sum += dot * (Fp16.ToSingle(*(ushort*)blk) * x.Scale32[block0 + b]);
+        }
+        return sum;
+    }
+
+    // ---- Q4_1 / Q5_0 / Q5_1: 32-value blocks with 4-bit nibbles, a fifth bit from a u32 (Q5), and either an offset
+    // (Q5_0: q - 16) or a minimum m (Q4_1, Q5_1: q d + m, so sum = d sum q x + m sum x) ----
+
+    public static float Small(GgmlType type, byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Small<VnniU8S8>(type, w, x, block0, nb)
+        : Vectorized ? Small<Avx2U8S8>(type, w, x, block0, nb)
+        : SmallReference(type, w, x, block0, nb);
+
+    /// <summary>Block geometry of Q4_1 / Q5_0 / Q5_1: bytes, offset of qh (-1: none), offset of qs, has a minimum.</summary>
+    private static (int Bytes, int Qh, int Qs, bool HasMin) Layout(GgmlType type) => type switch
+    {
+        GgmlType.Q4_1 => (20, -1, 4, true),
+        GgmlType.Q5_0 => (22, 2, 6, false),
+        GgmlType.Q5_1 => (24, 4, 8, true),
+        _ => throw new ArgumentException($"{type} is not Q4_1, Q5_0 or Q5_1.", nameof(type)),
+    };
+
+    public static float Small<T>(GgmlType type, byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        var (bytes, qhAt, qsAt, hasMin) = Layout(type);
+        var mask = Vector128.Create((byte)0x0F);
+        // byte j of the expanded fifth bits takes bit j % 8 of qh byte j / 8
+        var pick = Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        var bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        var sixteen = Vector256.Create((byte)0x10);
+        var acc = Vector256<float>.Zero;
+        float offsetSum = 0;
+        fixed (sbyte* xq0 = x.Q32)
+        fixed (float* xs0 = x.Scale32)
+        fixed (int* xsum0 = x.Sum32)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* blk = w + (long)b * bytes;
+                int xb = block0 + b;
+                var v = Vector128.Load(blk + qsAt);
+                var q = Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask);
+                if (qhAt >= 0)
+                {
+                    var h = Avx2.Shuffle(Vector256.Create(*(uint*)(blk + qhAt)).AsByte(), pick);
+                    q |= Vector256.Equals(h & bit, bit) & sixteen;
+                }
+                float dx = xs0[xb];
+                float d = Fp16.ToSingle(*(ushort*)blk) * dx;
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(T.Dot(q, Avx.LoadVector256(xq0 + (long)xb * 32))), Vector256.Create(d), acc);
+                // Q4_1 / Q5_1: + m sum x; Q5_0: - 16 d sum x
+                offsetSum += (hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * dx : -16 * d) * xsum0[xb];
+            }
+        }
+        return Vector256.Sum(acc) + offsetSum;
+    }
+
+    public static float SmallReference(GgmlType type, byte* w, Q8Activation x, int block0, int nb)
+    {
+        var (bytes, qhAt, qsAt, hasMin) = Layout(type);
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * bytes;
+            int xb = block0 + b;
+            uint qh = qhAt >= 0 ? *(uint*)(blk + qhAt) : 0;
+            int dot = 0, xsum = 0;
+            for (int j = 0; j < 32; j++)
+            {
+                int nib = j < 16 ? blk[qsAt + j] & 0x0F : blk[qsAt + j - 16] >> 4;
+                int q = nib | (int)(((qh >> j) & 1) << 4);
+                int xv = x.Q32[xb * 32 + j];
+                dot += q * xv;
+                xsum += xv;
+            }
+            float d = Fp16.ToSingle(*(ushort*)blk) * x.Scale32[xb];
+            float offset = hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * x.Scale32[xb] : -16 * d;
+            sum += d * dot + offset * xsum;
         }
         return sum;
     }

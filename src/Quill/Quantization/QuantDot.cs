@@ -1,6 +1,7 @@
 // Dot products of a quantized weight row with an activation vector, the inner loop of decoding. With a float x,
 // Dot handles any type GgmlQuant supports by dequantizing one block at a time into a stack buffer and taking a
-// vectorized float dot. With x quantized once to int8 (Q8Activation), Q8_0, Q4_0, Q4_K, Q5_K and Q6_K rows take the
+// vectorized float dot. With x quantized once to int8 (Q8Activation), every block format (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K) takes the
 // integer kernels of IntegerDot (AVX-VNNI / AVX2 / scalar). MatVec runs rows over KernelThreads and picks the
 // integer path where one exists. The DotReference overloads are the plain twins the tests hold the fast paths to.
 // Glossary: n = row length (values), nb = blocks in a row.
@@ -47,11 +48,12 @@ public static class QuantDot
     }
 
     /// <summary>True when <paramref name="type"/> rows have an integer kernel against a <see cref="Q8Activation"/>.</summary>
-    public static bool HasIntegerPath(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+    public static bool HasIntegerPath(GgmlType type) =>
+        type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
     /// <summary>
-    /// dot(row, x) with x quantized once to int8 (<see cref="Q8Activation.Quantize"/>): the integer kernel for Q8_0,
-    /// Q4_0, Q4_K, Q5_K and Q6_K rows. row: [n] in type; x: [n]
+    /// dot(row, x) with x quantized once to int8 (<see cref="Q8Activation.Quantize"/>): the integer kernel of every
+    /// block format (see <see cref="HasIntegerPath"/>). row: [n] in type; x: [n]
     /// </summary>
     public static unsafe float Dot(GgmlType type, ReadOnlySpan<byte> row, Q8Activation x)
     {
@@ -74,6 +76,7 @@ public static class QuantDot
             {
                 GgmlType.Q8_0 => IntegerDot.Q8_0Reference(w, x, 0, nb),
                 GgmlType.Q4_0 => IntegerDot.Q4_0Reference(w, x, 0, nb),
+                GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.SmallReference(type, w, x, 0, nb),
                 GgmlType.Q4_K => IntegerDot.Q4_KReference(w, x, 0, nb),
                 GgmlType.Q5_K => IntegerDot.Q5_KReference(w, x, 0, nb),
                 _ => IntegerDot.Q6_KReference(w, x, 0, nb),
@@ -98,6 +101,7 @@ public static class QuantDot
         {
             GgmlType.Q8_0 => IntegerDot.Q8_0(w, x, 0, nb),
             GgmlType.Q4_0 => IntegerDot.Q4_0(w, x, 0, nb),
+            GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.Small(type, w, x, 0, nb),
             GgmlType.Q4_K => IntegerDot.Q4_K(w, x, 0, nb),
             GgmlType.Q5_K => IntegerDot.Q5_K(w, x, 0, nb),
             _ => IntegerDot.Q6_K(w, x, 0, nb),

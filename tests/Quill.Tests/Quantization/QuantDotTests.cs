@@ -64,6 +64,7 @@ public class QuantDotTests
     {
         { GgmlType.Q8_0, 32 }, { GgmlType.Q8_0, 32 * 7 }, { GgmlType.Q8_0, 32 * 131 },
         { GgmlType.Q4_0, 32 }, { GgmlType.Q4_0, 32 * 131 },
+        { GgmlType.Q4_1, 32 * 9 }, { GgmlType.Q5_0, 32 * 9 }, { GgmlType.Q5_1, 32 * 9 },
         { GgmlType.Q4_K, 256 }, { GgmlType.Q4_K, 256 * 5 },
         { GgmlType.Q5_K, 256 }, { GgmlType.Q5_K, 256 * 5 },
         { GgmlType.Q6_K, 256 }, { GgmlType.Q6_K, 256 * 5 },
@@ -73,6 +74,7 @@ public class QuantDotTests
     {
         GgmlType.Q8_0 => IntegerDot.Q8_0<T>(w, x, 0, nb),
         GgmlType.Q4_0 => IntegerDot.Q4_0<T>(w, x, 0, nb),
+        GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.Small<T>(type, w, x, 0, nb),
         GgmlType.Q4_K => IntegerDot.Q4_K<T>(w, x, 0, nb),
         GgmlType.Q5_K => IntegerDot.Q5_K<T>(w, x, 0, nb),
         _ => IntegerDot.Q6_K<T>(w, x, 0, nb),
@@ -109,6 +111,8 @@ public class QuantDotTests
 
     [Theory]
     [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q5_1)]
     [InlineData(GgmlType.Q4_K)]
     [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
@@ -142,8 +146,9 @@ public class QuantDotTests
     [InlineData(GgmlType.Q4_K)]
     [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.F16)]
     [InlineData(GgmlType.Q5_1)]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
     public void MatVec_matches_row_dots(GgmlType type)
     {
         const int Rows = 37, Cols = 512;
@@ -176,6 +181,6 @@ public class QuantDotTests
         for (int k = 0; k < 32; k++) Assert.Equal(a.Q256.Skip(16 * k).Take(16).Sum(v => v), a.Sum16[k]);
         Assert.False(Q8Activation.Quantize(new float[96]).Has256);
         Assert.Throws<ArgumentException>(() => QuantDot.Dot(GgmlType.Q4_K, new byte[3 * 18], Q8Activation.Quantize(new float[96])));
-        Assert.Throws<ArgumentException>(() => QuantDot.Dot(GgmlType.Q5_1, new byte[24], Q8Activation.Quantize(new float[32])));
+        Assert.Throws<ArgumentException>(() => QuantDot.Dot(GgmlType.F16, new byte[64], Q8Activation.Quantize(new float[32])));
     }
 }
