@@ -73,9 +73,9 @@ public static unsafe class Gemm
             var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta);
             switch (path)
             {
-                case GemmPath.PackedAvx512: Split<Avx512Kernel12x32>(args, Avx512Blocking, threads); break;
-                case GemmPath.PackedAvx2: Split<Avx2Kernel6x16>(args, Avx2Blocking, threads); break;
-                case GemmPath.PackedScalar: Split<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
+                case GemmPath.PackedAvx512: Packed<Avx512Kernel12x32>(args, Avx512Blocking, threads); break;
+                case GemmPath.PackedAvx2: Packed<Avx2Kernel6x16>(args, Avx2Blocking, threads); break;
+                case GemmPath.PackedScalar: Packed<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
                 case GemmPath.Thin: GemmThin.Run(args, threads); break;
                 default: throw new ArgumentOutOfRangeException(nameof(path), path, "Unknown GEMM path.");
             }
@@ -90,40 +90,11 @@ public static unsafe class Gemm
 
     private static GemmPath Choose(int m) => m <= ThinRows ? GemmPath.Thin : BestPacked;
 
-    /// <summary>Splits C into one rectangle per thread along its longer side (in whole tiles) and runs each.</summary>
-    private static void Split<TKernel>(Operands x, GemmBlocking blocking, int threads) where TKernel : IGemmMicroKernel
+    /// <summary>Applies beta, then runs the packed driver for one micro-kernel.</summary>
+    private static void Packed<TKernel>(Operands x, GemmBlocking blocking, int threads) where TKernel : IGemmMicroKernel
     {
-        int mr = TKernel.MR, nr = TKernel.NR;
-        int tilesM = (x.M + mr - 1) / mr, tilesN = (x.N + nr - 1) / nr;
-        bool alongN = tilesN >= tilesM;
-        int tiles = alongN ? tilesN : tilesM;
-        threads = Math.Min(threads, tiles);
-        if (threads <= 1)
-        {
-            RunRectangle<TKernel>(x, blocking, 0, x.M, 0, x.N);
-            return;
-        }
-        KernelThreads.ParallelFor(threads, 1, (first, last) =>
-        {
-            for (int t = first; t < last; t++)
-            {
-                int from = (int)((long)tiles * t / threads), to = (int)((long)tiles * (t + 1) / threads);
-                if (alongN) RunRectangle<TKernel>(x, blocking, 0, x.M, from * nr, Math.Min(x.N, to * nr));
-                else RunRectangle<TKernel>(x, blocking, from * mr, Math.Min(x.M, to * mr), 0, x.N);
-            }
-        });
-    }
-
-    /// <summary>Rows [i0, i1) x columns [j0, j1) of C, on the calling thread.</summary>
-    private static void RunRectangle<TKernel>(Operands x, GemmBlocking blocking, int i0, int i1, int j0, int j1)
-        where TKernel : IGemmMicroKernel
-    {
-        int m = i1 - i0, n = j1 - j0;
-        float* c = x.C + i0 * x.Ldc + j0;
-        if (!PrepareC(c, x.Ldc, m, n, x.K, x.Alpha, x.Beta, out bool accumulate)) return;
-        float* a = x.TransA ? x.A + i0 : x.A + i0 * x.Lda;
-        float* b = x.TransB ? x.B + j0 * x.Ldb : x.B + j0;
-        GemmDriver<TKernel>.Run(blocking, m, n, x.K, x.Alpha, a, x.Lda, x.TransA, b, x.Ldb, x.TransB, c, x.Ldc, accumulate);
+        if (PrepareC(x.C, x.Ldc, x.M, x.N, x.K, x.Alpha, x.Beta, out bool accumulate))
+            GemmDriver<TKernel>.Run(blocking, x, accumulate, threads);
     }
 
     /// <summary>

@@ -50,6 +50,11 @@ internal readonly struct Avx512Kernel12x32 : IGemmMicroKernel
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
         Vector512<float> c80 = default, c81 = default, c90 = default, c91 = default;
         Vector512<float> ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        for (int i = 0; i < 12; i++)
+        {
+            Sse.Prefetch0(c + i * ldc);
+            Sse.Prefetch0(c + i * ldc + 31);
+        }
         for (int p = 0; p < kc; p++)
         {
             Vector512<float> b0 = Vector512.Load(b);

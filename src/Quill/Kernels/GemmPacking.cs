@@ -52,6 +52,7 @@ internal static unsafe class GemmPacking
     /// Lines run along memory: line r, step p is at src[p * stride + r]. Each step copies `lines` adjacent floats,
     /// then zero-fills up to width.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackContiguous(float* src, nint stride, int lines, int kc, float* dst, int width)
     {
         if (lines == width)
@@ -74,6 +75,7 @@ internal static unsafe class GemmPacking
     /// Lines run across memory: line r, step p is at src[r * stride + p]. Transposes 4 lines x 4 steps at a time in
     /// registers; ragged lines and steps go element by element, missing lines are zero.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackStrided(float* src, nint stride, int lines, int kc, float* dst, int width)
     {
         int full = Sse.IsSupported ? lines & ~3 : 0;

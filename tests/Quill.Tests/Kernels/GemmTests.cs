@@ -133,9 +133,11 @@ public class GemmTests
     }
 
     [Theory]
-    [InlineData(1, 300, 200, true)]
+    [InlineData(1, 600, 200, true)]
+    [InlineData(3, 1000, 70, false)]
     [InlineData(300, 500, 100, false)]
-    [InlineData(700, 40, 60, true)]
+    [InlineData(700, 40, 100, true)]
+    [InlineData(40, 700, 130, true)]
     public void Threads_GiveBitwiseTheSameResultAsOneThread(int m, int n, int k, bool transB)
     {
         var random = new Random(11);
