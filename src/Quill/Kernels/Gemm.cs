@@ -8,6 +8,14 @@ using System.Runtime.Intrinsics;
 
 namespace Quill.Kernels;
 
+/// <summary>The widest vectors an implementation uses.</summary>
+internal enum GemmIsa
+{
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
 /// <summary>Which implementation Gemm runs: Auto in production; tests and benchmarks pin one to compare them.</summary>
 internal enum GemmPath
 {
@@ -15,7 +23,9 @@ internal enum GemmPath
     PackedAvx512,
     PackedAvx2,
     PackedScalar,
-    Thin,
+    ThinAvx512,
+    ThinAvx2,
+    ThinScalar,
 }
 
 /// <summary>
@@ -76,19 +86,30 @@ public static unsafe class Gemm
                 case GemmPath.PackedAvx512: Packed<Avx512Kernel12x32>(args, Avx512Blocking, threads); break;
                 case GemmPath.PackedAvx2: Packed<Avx2Kernel6x16>(args, Avx2Blocking, threads); break;
                 case GemmPath.PackedScalar: Packed<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
-                case GemmPath.Thin: GemmThin.Run(args, threads); break;
+                case GemmPath.ThinAvx512: GemmThin.Run(args, threads, GemmIsa.Avx512); break;
+                case GemmPath.ThinAvx2: GemmThin.Run(args, threads, GemmIsa.Avx2); break;
+                case GemmPath.ThinScalar: GemmThin.Run(args, threads, GemmIsa.Scalar); break;
                 default: throw new ArgumentOutOfRangeException(nameof(path), path, "Unknown GEMM path.");
             }
         }
     }
 
-    /// <summary>The packed kernel this machine runs fastest.</summary>
-    internal static GemmPath BestPacked =>
-        Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
+    /// <summary>Whether this machine runs the given path fast (every path is correct anywhere).</summary>
+    internal static bool IsSupported(GemmPath path) => path switch
+    {
+        GemmPath.PackedAvx512 => Avx512Kernel12x32.IsSupported,
+        GemmPath.PackedAvx2 => Avx2Kernel6x16.IsSupported,
+        GemmPath.ThinAvx512 => GemmThin.Avx512Supported,
+        GemmPath.ThinAvx2 => GemmThin.Avx2Supported,
+        _ => true,
+    };
+
+    /// <summary>The fastest path this machine has for a product with m rows.</summary>
+    internal static GemmPath Choose(int m) => m <= ThinRows
+        ? (GemmThin.Avx512Supported ? GemmPath.ThinAvx512 : GemmThin.Avx2Supported ? GemmPath.ThinAvx2 : GemmPath.ThinScalar)
+        : Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
         : Avx2Kernel6x16.IsSupported ? GemmPath.PackedAvx2
         : GemmPath.PackedScalar;
-
-    private static GemmPath Choose(int m) => m <= ThinRows ? GemmPath.Thin : BestPacked;
 
     /// <summary>Applies beta, then runs the packed driver for one micro-kernel.</summary>
     private static void Packed<TKernel>(Operands x, GemmBlocking blocking, int threads) where TKernel : IGemmMicroKernel
