@@ -12,6 +12,8 @@ namespace Quill.Bench;
 
 internal static class GemmBench
 {
+    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(200);
+
     private readonly record struct Shape(string Name, int M, int N, int K, bool TransA, bool TransB);
 
     private static readonly Shape[] Quick =
@@ -81,11 +83,14 @@ internal static class GemmBench
             ? () => OpenBlas.Sgemv(s.N, s.K, b, a, c)
             : () => OpenBlas.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, lda, b, ldb, 0f, c, s.N);
         double flops = 2.0 * s.M * s.N * s.K;
-        // Alternate the two so both see the same machine load; keep each side's best round.
+        // Alternate the two so both see the same machine load; keep each side's best round. OpenBLAS's idle
+        // threads spin for tens of milliseconds after a call, so each round starts after a pause.
         double bestQuill = 0, bestPeer = 0;
         for (int round = 0; round < 3; round++)
         {
+            Thread.Sleep(Pause);
             bestQuill = Math.Max(bestQuill, Rate(quill, flops, seconds / 3));
+            Thread.Sleep(Pause);
             bestPeer = Math.Max(bestPeer, Rate(peer, flops, seconds / 3));
         }
         string layout = (s.TransA ? "T" : "N") + (s.TransB ? "T" : "N");

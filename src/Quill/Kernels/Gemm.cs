@@ -1,7 +1,7 @@
 // Single-precision matrix multiply (SGEMM) on row-major matrices, the hot loop of training and inference:
 // C = alpha * op(A) · op(B) + beta * C, op = identity or transpose, any leading dimensions.
 // Checks the arguments, picks a path (thin rows without packing for M <= 4, else the packed, register-blocked
-// kernel for this CPU) and splits C across KernelThreads.Count threads when the product is big enough to pay for it.
+// kernel for this CPU), which run on up to KernelThreads.Count threads when the product is big enough to pay for it.
 // Does not handle other element types, column-major storage or batched products (callers loop over batches).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; lda, ldb, ldc = row strides in floats.
 using System.Runtime.Intrinsics;
@@ -36,9 +36,6 @@ public static unsafe class Gemm
 {
     /// <summary>Rows of C at or below which the thin path (no packing) runs.</summary>
     internal const int ThinRows = 4;
-
-    /// <summary>Floating-point operations below which one thread does the whole product.</summary>
-    internal const double ParallelMinFlops = 4e6;
 
     private static readonly GemmBlocking Avx512Blocking = new(MC: 144, KC: 256, NC: 2048);
     private static readonly GemmBlocking Avx2Blocking = new(MC: 96, KC: 256, NC: 1024);
@@ -77,7 +74,6 @@ public static unsafe class Gemm
         if (m == 0 || n == 0) return;
         if (path == GemmPath.Auto) path = Choose(m);
         int threads = maxThreads == 0 ? KernelThreads.Count : Math.Min(maxThreads, KernelThreads.Count);
-        if (2.0 * m * n * k < ParallelMinFlops) threads = 1;
         fixed (float* pa = a, pb = b, pc = c)
         {
             var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta);

@@ -39,6 +39,15 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     private const int TasksPerThread = 3;
 
     /// <summary>
+    /// Floating-point operations in one KC x NC block below which one thread does the block (about 60 us of work
+    /// on one Zen 5 core): a hand-off to the thread pool costs from 2 to 20 us.
+    /// </summary>
+    private const double ParallelMinFlops = 1.6e7;
+
+    /// <summary>Floats of a packed B block below which one thread packs it.</summary>
+    private const long ParallelPackMinFloats = 1 << 17;
+
+    /// <summary>
     /// C = alpha * op(A) · op(B) (accumulate false) or C += alpha * op(A) · op(B) (accumulate true) on up to
     /// `threads` threads. Requires m, n, k &gt; 0.
     /// </summary>
@@ -51,16 +60,18 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         rowBlocks = (x.M + mc - 1) / mc;
         int kcMax = Math.Min(blocking.KC, x.K);
         int ncMax = RoundUp(Math.Min(blocking.NC, x.N), nr);
-        var job = new Job(x, mc, rowBlocks, GemmBuffers.B((nint)ncMax * kcMax), accumulate, threads);
+        var job = new Job(x, mc, rowBlocks, GemmBuffers.B((nint)ncMax * kcMax), accumulate);
         for (int jc = 0; jc < x.N; jc += blocking.NC)
         {
             for (int pc = 0; pc < x.K; pc += blocking.KC)
             {
-                job.Block(jc, Math.Min(blocking.NC, x.N - jc), pc, Math.Min(blocking.KC, x.K - pc));
-                if (threads == 1 || job.Panels == 1) job.PackB(0, job.Panels);
-                else KernelThreads.ParallelFor(job.Panels, (job.Panels + threads - 1) / threads, job.PackB);
-                if (threads == 1 || job.Tasks == 1) job.RunTasks(0, job.Tasks);
-                else KernelThreads.ParallelFor(Math.Min(threads, job.Tasks), 1, job.TakeTasks);
+                int nc = Math.Min(blocking.NC, x.N - jc), kc = Math.Min(blocking.KC, x.K - pc);
+                int t = 2.0 * x.M * nc * kc < ParallelMinFlops ? 1 : threads;
+                job.Block(jc, nc, pc, kc, t);
+                if (t == 1 || (long)nc * kc < ParallelPackMinFloats) job.PackB(0, job.Panels);
+                else KernelThreads.ParallelFor(job.Panels, (job.Panels + t - 1) / t, job.PackB);
+                if (t == 1 || job.Tasks == 1) job.RunTasks(0, job.Tasks);
+                else KernelThreads.ParallelFor(Math.Min(t, job.Tasks), 1, job.TakeTasks);
             }
         }
     }
@@ -68,7 +79,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
     /// <summary>One call's state, shared by its threads; Block moves it to the next KC x NC block of B.</summary>
-    private sealed class Job(Operands x, int mc, int rowBlocks, float* packedB, bool accumulate, int threads)
+    private sealed class Job(Operands x, int mc, int rowBlocks, float* packedB, bool accumulate)
     {
         private int jc, nc, pc, kc, slices, panelsPerSlice, nextTask;
 
@@ -82,7 +93,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         /// Moves to block [pc, pc + kc) x [jc, jc + nc) of B. With several threads and few row blocks, the columns
         /// are cut into slices so there are about TasksPerThread tasks per thread.
         /// </summary>
-        public void Block(int jc, int nc, int pc, int kc)
+        public void Block(int jc, int nc, int pc, int kc, int threads)
         {
             this.jc = jc;
             this.nc = nc;

@@ -14,8 +14,8 @@ namespace Quill.Kernels;
 /// <summary>SGEMM for at most <see cref="Gemm.ThinRows"/> rows of C, without packing B.</summary>
 internal static unsafe class GemmThin
 {
-    /// <summary>Floats of B below which one thread streams it all.</summary>
-    private const long ParallelMinFloats = 1 << 16;
+    /// <summary>Floats of B (1 MiB) below which one thread streams it all: less takes about a thread hand-off.</summary>
+    private const long ParallelMinFloats = 1 << 18;
 
     /// <summary>Column slices per thread to aim for, so a thread slowed by other work does not hold the others up.</summary>
     private const int TasksPerThread = 4;

@@ -14,6 +14,7 @@ public class GemmTests
     [
         (1, 1, 1), (1, 37, 19), (2, 64, 9), (3, 33, 40), (4, 100, 257), (5, 7, 3), (6, 16, 8), (11, 31, 64),
         (12, 32, 256), (13, 33, 257), (25, 49, 100), (37, 65, 513), (150, 20, 30), (20, 150, 31), (7, 2100, 3),
+        (3, 10, 0), (13, 40, 0),
     ];
 
     public static TheoryData<string> Paths()
@@ -133,21 +134,27 @@ public class GemmTests
     }
 
     [Theory]
-    [InlineData(1, 600, 200, true)]
-    [InlineData(3, 1000, 70, false)]
+    [InlineData(1, 2000, 200, true)]
+    [InlineData(3, 3000, 100, false)]
     [InlineData(300, 500, 100, false)]
-    [InlineData(700, 40, 100, true)]
-    [InlineData(40, 700, 130, true)]
+    [InlineData(700, 48, 300, true)]
+    [InlineData(48, 700, 300, true)]
     public void Threads_GiveBitwiseTheSameResultAsOneThread(int m, int n, int k, bool transB)
     {
         var random = new Random(11);
         var a = RandomMatrix(random, m * k);
         var b = RandomMatrix(random, k * n);
-        var one = new float[m * n];
-        var all = new float[m * n];
-        Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, one, n, maxThreads: 1);
-        Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, all, n);
-        Assert.Equal(one, all);
+        int ldb = transB ? k : n;
+        foreach (GemmPath path in Enum.GetValues<GemmPath>())
+        {
+            bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
+            if (path == GemmPath.Auto || !Gemm.IsSupported(path) || (thin && m > Gemm.ThinRows)) continue;
+            var one = new float[m * n];
+            var all = new float[m * n];
+            Gemm.Run(path, false, transB, m, n, k, 1f, a, k, b, ldb, 0f, one, n, maxThreads: 1);
+            Gemm.Run(path, false, transB, m, n, k, 1f, a, k, b, ldb, 0f, all, n, maxThreads: 0);
+            Assert.True(one.AsSpan().SequenceEqual(all), $"{path} differs between 1 and {KernelThreads.Count} threads");
+        }
     }
 
     [Fact]
