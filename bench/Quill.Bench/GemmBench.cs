@@ -2,7 +2,9 @@
 // GPT-2-small training step and a decode step run, at 1 thread and at all threads. Prints one JSON line per
 // figure (GFLOP/s, higher is better; ratio = quill / peer). One-row products are measured against OpenBLAS's
 // sgemv, its faster route for them. Options: --threads LIST (default "1,N"), --quick (fewer shapes), --seconds S
-// per side (default 0.25). Does not check results (the tests do).
+// per side (default 0.25), --path P (pin Quill's implementation: PackedAvx2, ThinScalar, ...; default Auto),
+// --peer-core C (the OpenBLAS kernel set: default SkylakeX, its AVX-512 one; "env" keeps OPENBLAS_CORETYPE).
+// Does not check results (the tests do).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; NN/NT/TN = transposes of A and B.
 using System.Diagnostics;
 using System.Globalization;
@@ -48,6 +50,8 @@ internal static class GemmBench
     {
         double seconds = 0.25;
         bool quick = false;
+        var path = GemmPath.Auto;
+        string peerCore = "SkylakeX";
         int[] threadCounts = KernelThreads.Count > 1 ? [1, KernelThreads.Count] : [1];
         for (int i = 0; i < args.Length; i++)
         {
@@ -56,29 +60,36 @@ internal static class GemmBench
                 case "--quick": quick = true; break;
                 case "--seconds": seconds = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--threads": threadCounts = args[++i].Split(',').Select(int.Parse).ToArray(); break;
+                case "--path": path = Enum.Parse<GemmPath>(args[++i]); break;
+                case "--peer-core": peerCore = args[++i]; break;
                 default:
-                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2)");
+                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C)");
                     return 2;
             }
         }
+        if (peerCore != "env") OpenBlas.UseCore(peerCore);
+        peerCore = OpenBlas.Core;
         int maxThreads = KernelThreads.Count;
         foreach (int threads in threadCounts)
         {
             KernelThreads.Count = Math.Max(maxThreads, threads);
             foreach (Shape shape in quick ? Quick : Full)
-                Measure(shape, threads, seconds);
+            {
+                bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
+                if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) Measure(shape, threads, seconds, path, peerCore);
+            }
         }
         return 0;
     }
 
-    private static void Measure(Shape s, int threads, double seconds)
+    private static void Measure(Shape s, int threads, double seconds, GemmPath path, string peerCore)
     {
         var random = new Random(42);
         float[] a = Fill(random, s.M * s.K), b = Fill(random, s.K * s.N), c = new float[s.M * s.N];
         int lda = s.TransA ? s.M : s.K, ldb = s.TransB ? s.K : s.N;
         bool gemv = s.M == 1 && s.TransB && !s.TransA;
         OpenBlas.Threads(threads);
-        Action quill = () => Gemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, lda, b, ldb, 0f, c, s.N, threads);
+        Action quill = () => Gemm.Run(path, s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, lda, b, ldb, 0f, c, s.N, threads);
         Action peer = gemv
             ? () => OpenBlas.Sgemv(s.N, s.K, b, a, c)
             : () => OpenBlas.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, lda, b, ldb, 0f, c, s.N);
@@ -94,7 +105,8 @@ internal static class GemmBench
             bestPeer = Math.Max(bestPeer, Rate(peer, flops, seconds / 3));
         }
         string layout = (s.TransA ? "T" : "N") + (s.TransB ? "T" : "N");
-        string name = $"sgemm {s.Name} {s.M}x{s.N}x{s.K} {layout} threads={threads}" + (gemv ? " (peer: sgemv)" : "");
+        string name = $"sgemm {s.Name} {s.M}x{s.N}x{s.K} {layout} threads={threads}"
+            + (path == GemmPath.Auto ? "" : $" path={path}") + $" (peer: OpenBLAS {(gemv ? "sgemv" : "sgemm")}, {peerCore} kernels)";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{{\"bench\":\"{name}\",\"quill\":{bestQuill:F1},\"peer\":{bestPeer:F1},\"ratio\":{bestQuill / bestPeer:F3},\"unit\":\"GFLOP/s\"}}"));
     }
