@@ -162,10 +162,16 @@ public static unsafe class Gemm
     private static void CheckMatrix(string name, int rows, int cols, int length, int ld)
     {
         if (ld < Math.Max(1, cols))
-            throw new ArgumentOutOfRangeException("ld" + name, ld, $"Row stride of {name} must be at least its {cols} columns.");
+        {
+            throw new ArgumentOutOfRangeException(
+                "ld" + name, ld, $"Row stride of {name} must be at least its {cols} columns.");
+        }
         long needed = rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * ld + cols;
         if (length < needed)
-            throw new ArgumentException($"{name} holds {length} floats but a [{rows}, {cols}] matrix with row stride {ld} needs {needed}.", name);
+        {
+            throw new ArgumentException(
+                $"{name} holds {length} floats but a [{rows}, {cols}] matrix with row stride {ld} needs {needed}.", name);
+        }
     }
 }
 

@@ -123,7 +123,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
             for (int t = first; t < last; t++) RunTask(t, packedA, ref packedRow);
         }
 
-        /// <summary>Runs tasks from the shared counter until none is left (the ParallelFor range only counts threads).</summary>
+        /// <summary>Runs tasks from the shared counter until none is left (the ParallelFor range counts threads).</summary>
         public void TakeTasks(int unusedFirst, int unusedLast)
         {
             float* packedA = GemmBuffers.A((nint)mc * kc);

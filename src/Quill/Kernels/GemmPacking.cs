@@ -133,7 +133,7 @@ internal static unsafe class GemmPacking
         for (; i < count; i++) x[i] *= alpha;
     }
 
-    /// <summary>Lines per panel, known when the JIT specialises a packing loop, so copies and strides are constants.</summary>
+    /// <summary>Lines per panel, known when the JIT specialises a packing loop: copies and strides are constants.</summary>
     private interface IPanelWidth
     {
         static abstract int Value { get; }

@@ -29,7 +29,8 @@ internal static unsafe class GemmThin
     /// <summary>C (+)= op(A) · op(B) for x.M &lt;= 4, with vectors no wider than isa allows.</summary>
     public static void Run(Operands x, int threads, GemmIsa isa)
     {
-        if (x.M > Gemm.ThinRows) throw new ArgumentOutOfRangeException(nameof(x), x.M, "The thin GEMM path takes at most 4 rows.");
+        if (x.M > Gemm.ThinRows)
+            throw new ArgumentOutOfRangeException(nameof(x), x.M, "The thin GEMM path takes at most 4 rows.");
         if ((long)x.N * x.K < ParallelMinFloats) threads = 1;
         int width = Math.Max(64, (x.N + threads * TasksPerThread - 1) / (threads * TasksPerThread) + 31 & ~31);
         int tasks = (x.N + width - 1) / width;
@@ -84,7 +85,8 @@ internal static unsafe class GemmThin
     /// B stored [n, k] (row stride ldb): C[i, j] (+)= dot(a[i, :], B[j, :]), four columns of C at a time so each
     /// step loads 4 B vectors and R A vectors for 4R FMAs.
     /// </summary>
-    private static void Dots<TRows>(float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
+    private static void Dots<TRows>(
+        float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
         where TRows : IRows
     {
         int r = TRows.Count;
@@ -153,10 +155,10 @@ internal static unsafe class GemmThin
                 s32 = Fma.MultiplyAdd(x, v2, s32); s33 = Fma.MultiplyAdd(x, v3, s33);
             }
         }
-        sums[0] = Vector256.Sum(s00); sums[1] = Vector256.Sum(s01); sums[2] = Vector256.Sum(s02); sums[3] = Vector256.Sum(s03);
-        if (TRows.Count > 1) { sums[4] = Vector256.Sum(s10); sums[5] = Vector256.Sum(s11); sums[6] = Vector256.Sum(s12); sums[7] = Vector256.Sum(s13); }
-        if (TRows.Count > 2) { sums[8] = Vector256.Sum(s20); sums[9] = Vector256.Sum(s21); sums[10] = Vector256.Sum(s22); sums[11] = Vector256.Sum(s23); }
-        if (TRows.Count > 3) { sums[12] = Vector256.Sum(s30); sums[13] = Vector256.Sum(s31); sums[14] = Vector256.Sum(s32); sums[15] = Vector256.Sum(s33); }
+        Sums(sums, s00, s01, s02, s03);
+        if (TRows.Count > 1) Sums(sums + 4, s10, s11, s12, s13);
+        if (TRows.Count > 2) Sums(sums + 8, s20, s21, s22, s23);
+        if (TRows.Count > 3) Sums(sums + 12, s30, s31, s32, s33);
     }
 
     /// <summary>DotBlock4 on AVX-512: kv is a multiple of 16.</summary>
@@ -194,17 +196,18 @@ internal static unsafe class GemmThin
                 s32 = Avx512F.FusedMultiplyAdd(x, v2, s32); s33 = Avx512F.FusedMultiplyAdd(x, v3, s33);
             }
         }
-        sums[0] = Vector512.Sum(s00); sums[1] = Vector512.Sum(s01); sums[2] = Vector512.Sum(s02); sums[3] = Vector512.Sum(s03);
-        if (TRows.Count > 1) { sums[4] = Vector512.Sum(s10); sums[5] = Vector512.Sum(s11); sums[6] = Vector512.Sum(s12); sums[7] = Vector512.Sum(s13); }
-        if (TRows.Count > 2) { sums[8] = Vector512.Sum(s20); sums[9] = Vector512.Sum(s21); sums[10] = Vector512.Sum(s22); sums[11] = Vector512.Sum(s23); }
-        if (TRows.Count > 3) { sums[12] = Vector512.Sum(s30); sums[13] = Vector512.Sum(s31); sums[14] = Vector512.Sum(s32); sums[15] = Vector512.Sum(s33); }
+        Sums(sums, s00, s01, s02, s03);
+        if (TRows.Count > 1) Sums(sums + 4, s10, s11, s12, s13);
+        if (TRows.Count > 2) Sums(sums + 8, s20, s21, s22, s23);
+        if (TRows.Count > 3) Sums(sums + 12, s30, s31, s32, s33);
     }
 
     /// <summary>
     /// B stored [k, n] (row stride ldb): C[i, :] (+)= sum over p of a[i, p] * B[p, :], 32 columns of C at a time so
     /// each step loads 4 B vectors and broadcasts R values of A for 4R FMAs.
     /// </summary>
-    private static void RowUpdates<TRows>(float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
+    private static void RowUpdates<TRows>(
+        float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
         where TRows : IRows
     {
         int r = TRows.Count;
@@ -265,7 +268,8 @@ internal static unsafe class GemmThin
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(float* c, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3, bool accumulate)
+    private static void StoreRow(
+        float* c, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3, bool accumulate)
     {
         if (accumulate)
         {
@@ -273,6 +277,24 @@ internal static unsafe class GemmThin
             v2 += Vector256.Load(c + 16); v3 += Vector256.Load(c + 24);
         }
         v0.Store(c); v1.Store(c + 8); v2.Store(c + 16); v3.Store(c + 24);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Sums(float* sums, Vector256<float> s0, Vector256<float> s1, Vector256<float> s2, Vector256<float> s3)
+    {
+        sums[0] = Vector256.Sum(s0);
+        sums[1] = Vector256.Sum(s1);
+        sums[2] = Vector256.Sum(s2);
+        sums[3] = Vector256.Sum(s3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Sums(float* sums, Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3)
+    {
+        sums[0] = Vector512.Sum(s0);
+        sums[1] = Vector512.Sum(s1);
+        sums[2] = Vector512.Sum(s2);
+        sums[3] = Vector512.Sum(s3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
