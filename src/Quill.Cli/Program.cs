@@ -11,4 +11,5 @@ root.Add(TrainCommand.Create());
 root.Add(SampleCommand.Create());
 root.Add(QuickstartCommand.Create());
 root.Add(BenchCommand.Create());
+root.Add(TokenizerCommand.Create());
 return CliRunner.Run(root, args);
