@@ -6,4 +6,5 @@ using Quill.Cli.Commands;
 
 var root = new RootCommand("Quill: build your own language model in .NET, end to end.");
 root.Add(VersionCommand.Create());
+root.Add(DataCommand.Create());
 return CliRunner.Run(root, args);
