@@ -23,7 +23,6 @@ namespace Quill.Data.Cleaning;
 /// <summary>Runs a cleaning job over files and folders.</summary>
 public sealed class CleanPipeline
 {
-    private const int BatchBytes = 1 << 20;
     private const int BatchDocs = 2048;
     private const string StateFile = "state.json";
     private const string PartialFile = "clean.jsonl.partial";
@@ -41,6 +40,9 @@ public sealed class CleanPipeline
 
     /// <summary>Least time between checkpoints (a checkpoint is only taken when an input file finishes).</summary>
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(0.5);
+
+    /// <summary>Raw input bytes per batch handed to a worker (tests make it small to get many batches).</summary>
+    internal int BatchBytes { get; init; } = 1 << 20;
 
     /// <summary>Cleans <paramref name="inputs"/> (files or folders) into <paramref name="outDir"/>.</summary>
     public CleanReport Run(IReadOnlyList<string> inputs, string outDir, IProgress<CleanProgress>? progress = null, CancellationToken ct = default)
@@ -210,7 +212,7 @@ public sealed class CleanPipeline
                     {
                         batch.Items.Add(doc);
                         batch.Bytes += doc.Bytes.Length;
-                        if (batch.Bytes >= BatchBytes || batch.Items.Count >= BatchDocs)
+                        if (batch.Bytes >= owner.BatchBytes || batch.Items.Count >= BatchDocs)
                         {
                             batch.InputPosition = finished + pos;
                             Send();
@@ -219,7 +221,7 @@ public sealed class CleanPipeline
                     finished += files[f].Length;
                     batch.CompletedFiles.Add(f);
                     batch.InputPosition = finished;
-                    if (batch.Bytes >= BatchBytes / 4 || batch.Items.Count >= BatchDocs / 4) Send();
+                    if (batch.Bytes >= owner.BatchBytes / 4 || batch.Items.Count >= BatchDocs / 4) Send();
                 }
                 if (batch.Items.Count > 0 || batch.CompletedFiles.Count > 0) Send();
             }
