@@ -25,6 +25,7 @@ public sealed class QualityFilters
     private readonly List<(int Start, int Length, ulong Hash)> words = [];
     private byte[] dupMarks = new byte[256];
     private int[] charPrefix = new int[256];
+    private ulong[] chain5 = new ulong[256];
 
     public QualityFilters(QualityConfig config)
     {
@@ -46,16 +47,15 @@ public sealed class QualityFilters
         if (n == 0) return null;
 
         long wordChars = 0;
-        int alphaWords = 0, stopMask = 0, symbols = 0;
+        int alphaWords = 0, stopMask = 0;
         foreach (var (start, length, _) in words)
         {
             wordChars += length;
             ReadOnlySpan<char> w = text.AsSpan(start, length);
             if (HasLetter(w)) alphaWords++;
-            stopMask |= StopWordBit(w);
-            symbols += w.Count('#') + w.Count('\u2026');
-            symbols += CountEllipses(w);
+            if (length <= 7) stopMask |= StopWordBit(w);
         }
+        int symbols = text.AsSpan().Count('#') + text.AsSpan().Count('\u2026') + CountEllipses(text);
         double mean = (double)wordChars / n;
         if (On("mean_word_length") && ((cfg.MinMeanWordLength is double lo && mean < lo) || (cfg.MaxMeanWordLength is double hi && mean > hi)))
         {
@@ -154,32 +154,50 @@ public sealed class QualityFilters
 
         if (charPrefix.Length < n + 1) charPrefix = new int[Math.Max(n + 1, charPrefix.Length * 2)];
         if (dupMarks.Length < n) dupMarks = new byte[Math.Max(n, dupMarks.Length * 2)];
+        if (chain5.Length < n) chain5 = new ulong[Math.Max(n, chain5.Length * 2)];
         charPrefix[0] = 0;
         for (int i = 0; i < n; i++) charPrefix[i + 1] = charPrefix[i] + words[i].Length;
         Array.Clear(dupMarks, 0, n);
-        table.Reset(n * (maxN - 1));
+        table.Reset(n * 6);
 
         Span<int> bestCount = stackalloc int[11];
         Span<int> bestChars = stackalloc int[11];
         bestCount.Clear();
         bestChars.Clear();
+        // Pass 1: every 2..5-gram (2..4 for the top n-gram rule, 5 to find where longer repeats can be).
+        int firstLen = maxTop >= 2 ? 2 : 5;
+        int pass1Max = Math.Max(maxTop, maxDup >= 5 ? 5 : 0);
         for (int i = 0; i < n; i++)
         {
             ulong h = words[i].Hash;
-            for (int len = 2; len <= maxN && i + len <= n; len++)
+            for (int len = 2; len <= pass1Max && i + len <= n; len++)
             {
-                h = (h ^ words[i + len - 1].Hash) * 0x9E3779B97F4A7C15UL + (ulong)len;
-                h ^= h >> 29;
+                h = NgramStep(h, words[i + len - 1].Hash, len);
+                if (len < firstLen) continue;
                 int count = table.Increment(h);
                 if (len <= maxTop && count > bestCount[len])
                 {
                     bestCount[len] = count;
                     bestChars[len] = charPrefix[i + len] - charPrefix[i];
                 }
-                if (len >= 5 && len <= maxDup && count >= 2)
+                if (len == 5)
                 {
-                    byte bit = (byte)(1 << (len - 5));
-                    for (int k = i; k < i + len; k++) dupMarks[k] |= bit;
+                    chain5[i] = h;
+                    if (count >= 2) Mark(i, 5);
+                }
+            }
+        }
+        // Pass 2: a 6..10-gram can only repeat where its 5-gram repeats, so only those positions are hashed.
+        if (maxDup >= 6)
+        {
+            for (int i = 0; i + 6 <= n; i++)
+            {
+                if (table.Get(chain5[i]) < 2) continue;
+                ulong h = chain5[i];
+                for (int len = 6; len <= maxDup && i + len <= n; len++)
+                {
+                    h = NgramStep(h, words[i + len - 1].Hash, len);
+                    if (table.Increment(h) >= 2) Mark(i, len);
                 }
             }
         }
@@ -200,17 +218,30 @@ public sealed class QualityFilters
         return null;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ulong NgramStep(ulong h, ulong word, int len)
+    {
+        h = (h ^ word) * 0x9E3779B97F4A7C15UL + (ulong)len;
+        return h ^ (h >> 29);
+    }
+
+    private void Mark(int start, int len)
+    {
+        byte bit = (byte)(1 << (len - 5));
+        for (int k = start; k < start + len; k++) dupMarks[k] |= bit;
+    }
+
     private void Tokenize(string text)
     {
         words.Clear();
         int i = 0;
         while (i < text.Length)
         {
-            while (i < text.Length && char.IsWhiteSpace(text[i])) i++;
+            while (i < text.Length && IsWhiteSpace(text[i])) i++;
             if (i >= text.Length) break;
             int start = i;
             ulong h = 0xCBF29CE484222325UL;
-            while (i < text.Length && !char.IsWhiteSpace(text[i]))
+            while (i < text.Length && !IsWhiteSpace(text[i]))
             {
                 h = (h ^ text[i]) * 0x100000001B3UL;
                 i++;
@@ -218,6 +249,10 @@ public sealed class QualityFilters
             words.Add((start, i - start, h));
         }
     }
+
+    /// <summary>char.IsWhiteSpace with an ASCII fast path.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal static bool IsWhiteSpace(char c) => c <= ' ' ? c == ' ' || (c >= '\t' && c <= '\r') : c > '\u007F' && char.IsWhiteSpace(c);
 
     /// <summary>FNV-1a over UTF-16 code units.</summary>
     internal static ulong Hash(ReadOnlySpan<char> s)
@@ -231,7 +266,7 @@ public sealed class QualityFilters
     {
         foreach (char c in w)
         {
-            if (char.IsLetter(c)) return true;
+            if (char.IsAsciiLetter(c) || (c > '\u007F' && char.IsLetter(c))) return true;
         }
         return false;
     }
@@ -247,69 +282,93 @@ public sealed class QualityFilters
         return count;
     }
 
-    // The Gopher stop words: the, be, to, of, and, that, have, with (one bit each).
+    // The Gopher stop words: the, be, to, of, and, that, have, with (one bit each), ignoring case and punctuation.
     private static int StopWordBit(ReadOnlySpan<char> w)
     {
-        w = w.Trim(".,;:!?\"'()[]“”‘’");
+        int a = 0, b = w.Length;
+        while (a < b && IsPunct(w[a])) a++;
+        while (b > a && IsPunct(w[b - 1])) b--;
+        w = w[a..b];
         if (w.Length < 2 || w.Length > 4) return 0;
-        if (w.Equals("the", StringComparison.OrdinalIgnoreCase)) return 1;
-        if (w.Equals("be", StringComparison.OrdinalIgnoreCase)) return 2;
-        if (w.Equals("to", StringComparison.OrdinalIgnoreCase)) return 4;
-        if (w.Equals("of", StringComparison.OrdinalIgnoreCase)) return 8;
-        if (w.Equals("and", StringComparison.OrdinalIgnoreCase)) return 16;
-        if (w.Equals("that", StringComparison.OrdinalIgnoreCase)) return 32;
-        if (w.Equals("have", StringComparison.OrdinalIgnoreCase)) return 64;
-        if (w.Equals("with", StringComparison.OrdinalIgnoreCase)) return 128;
-        return 0;
+        return (w[0] | 0x20) switch
+        {
+            't' => w.Equals("the", StringComparison.OrdinalIgnoreCase) ? 1 : w.Equals("to", StringComparison.OrdinalIgnoreCase) ? 4
+                : w.Equals("that", StringComparison.OrdinalIgnoreCase) ? 32 : 0,
+            'b' => w.Equals("be", StringComparison.OrdinalIgnoreCase) ? 2 : 0,
+            'o' => w.Equals("of", StringComparison.OrdinalIgnoreCase) ? 8 : 0,
+            'a' => w.Equals("and", StringComparison.OrdinalIgnoreCase) ? 16 : 0,
+            'h' => w.Equals("have", StringComparison.OrdinalIgnoreCase) ? 64 : 0,
+            'w' => w.Equals("with", StringComparison.OrdinalIgnoreCase) ? 128 : 0,
+            _ => 0,
+        };
     }
+
+    private static bool IsPunct(char c) => c is '.' or ',' or ';' or ':' or '!' or '?' or '"' or '\'' or '(' or ')' or '[' or ']' or '“' or '”' or '‘' or '’';
 
     private static bool IsBullet(char c) => c is '•' or '‣' or '⁃' or '◦' or '●' or '▪' or '-' or '*' or '–';
 
     private static bool IsTerminalPunctuation(char c) => c is '.' or '!' or '?' or '"' or '\'' or '”' or '’' or '…';
 
-    // Counts of 64-bit keys in open addressing, cleared in O(1) by bumping a generation stamp.
+    // Counts of 64-bit keys in open addressing, cleared in O(1) by bumping a generation stamp. Key, count and stamp
+    // share one 16-byte slot so a probe touches one cache line.
     private sealed class NgramTable
     {
-        private ulong[] keys = new ulong[1024];
-        private int[] counts = new int[1024];
-        private int[] stamps = new int[1024];
+        private struct Slot
+        {
+            public ulong Key;
+            public int Count;
+            public int Stamp;
+        }
+
+        private Slot[] slots = new Slot[1024];
         private int stamp;
         private int mask = 1023;
 
         public void Reset(int expected)
         {
-            int cap = keys.Length;
+            int cap = slots.Length;
             while (cap < expected * 2) cap *= 2;
-            if (cap != keys.Length)
+            if (cap != slots.Length)
             {
-                keys = new ulong[cap];
-                counts = new int[cap];
-                stamps = new int[cap];
+                slots = new Slot[cap];
                 stamp = 0;
                 mask = cap - 1;
             }
             stamp++;
             if (stamp == int.MaxValue)
             {
-                Array.Clear(stamps);
+                Array.Clear(slots);
                 stamp = 1;
+            }
+        }
+
+        public int Get(ulong key)
+        {
+            int i = (int)((key * 0x9E3779B97F4A7C15UL) >> 33) & mask;
+            while (true)
+            {
+                ref Slot slot = ref slots[i];
+                if (slot.Stamp != stamp) return 0;
+                if (slot.Key == key) return slot.Count;
+                i = (i + 1) & mask;
             }
         }
 
         public int Increment(ulong key)
         {
-            int slot = (int)((key * 0x9E3779B97F4A7C15UL) >> 33) & mask;
+            int i = (int)((key * 0x9E3779B97F4A7C15UL) >> 33) & mask;
             while (true)
             {
-                if (stamps[slot] != stamp)
+                ref Slot slot = ref slots[i];
+                if (slot.Stamp != stamp)
                 {
-                    stamps[slot] = stamp;
-                    keys[slot] = key;
-                    counts[slot] = 1;
+                    slot.Stamp = stamp;
+                    slot.Key = key;
+                    slot.Count = 1;
                     return 1;
                 }
-                if (keys[slot] == key) return ++counts[slot];
-                slot = (slot + 1) & mask;
+                if (slot.Key == key) return ++slot.Count;
+                i = (i + 1) & mask;
             }
         }
     }

@@ -28,6 +28,28 @@ public static class TextNormalizer
         int pendingSpaces = 0; // spaces seen inside a line, written only if text follows
         for (int i = 0; i < text.Length; i++)
         {
+            if (IsOrdinary(text[i]))
+            {
+                // Fast path: copy a run of ordinary characters, and single spaces between them, at once.
+                if (pendingSpaces > 0)
+                {
+                    sb.Append(' ', collapseSpaces ? 1 : pendingSpaces);
+                    pendingSpaces = 0;
+                }
+                int start = i++;
+                while (i < text.Length)
+                {
+                    char d = text[i];
+                    if (IsOrdinary(d)) i++;
+                    else if (d == ' ' && i + 1 < text.Length && IsOrdinary(text[i + 1])) i += 2;
+                    else break;
+                }
+                sb.Append(text, start, i - start);
+                lineHasText = true;
+                atLineStart = false;
+                i--;
+                continue;
+            }
             char c = text[i];
             if (c == '\r' || c == '\n' || c == '\u0085' || c == '\u2028' || c == '\u2029')
             {
@@ -83,6 +105,16 @@ public static class TextNormalizer
         sb.Append('\n');
         lineHasText = false;
         blankRun = 0;
+    }
+
+    // Neither a line break, a space, a tab, a control nor an invisible format character.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool IsOrdinary(char c)
+    {
+        if (c < '\u007F') return c > ' ';
+        if (c < '\u00A0') return false;
+        if (c < '\u1680') return c != '\u00A0' && c != '\u00AD';
+        return !(IsSpace(c) || IsRemovable(c) || c == '\u2028' || c == '\u2029');
     }
 
     /// <summary>Unicode space separators other than the plain space.</summary>

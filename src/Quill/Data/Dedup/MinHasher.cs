@@ -34,6 +34,20 @@ public sealed class MinHasher
         }
     }
 
+    // Odd constants weighting the words of a shingle by position (up to 32 words).
+    private static readonly ulong[] PositionMultipliers = BuildPositionMultipliers();
+
+    private static ulong[] BuildPositionMultipliers()
+    {
+        var m = new ulong[32];
+        ulong state = 0x1234567UL;
+        for (int k = 0; k < m.Length; k++) m[k] = SplitMix(ref state) | 1;
+        return m;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsWhiteSpace(char c) => c <= ' ' ? c == ' ' || (c >= '\t' && c <= '\r') : c > '\u007F' && char.IsWhiteSpace(c);
+
     public int NumPermutations { get; }
 
     public int ShingleSize { get; }
@@ -47,10 +61,10 @@ public sealed class MinHasher
         int i = 0;
         while (i < text.Length)
         {
-            while (i < text.Length && char.IsWhiteSpace(text[i])) i++;
+            while (i < text.Length && IsWhiteSpace(text[i])) i++;
             if (i >= text.Length) break;
             ulong h = 0xCBF29CE484222325UL;
-            while (i < text.Length && !char.IsWhiteSpace(text[i]))
+            while (i < text.Length && !IsWhiteSpace(text[i]))
             {
                 char c = text[i];
                 if (c < 128) c = (char)(c | ((uint)(c - 'A') <= 'Z' - 'A' ? 0x20 : 0));
@@ -63,11 +77,13 @@ public sealed class MinHasher
         int n = wordScratch.Count;
         if (n == 0) return;
         int w = Math.Min(ShingleSize, n);
+        // A shingle's hash: its word hashes times position-specific odd constants, summed, then mixed once.
+        ReadOnlySpan<ulong> wordHashes = CollectionsMarshal.AsSpan(wordScratch);
         for (int s = 0; s + w <= n; s++)
         {
             ulong h = 0x243F6A8885A308D3UL;
-            for (int k = 0; k < w; k++) h = Mix(h ^ wordScratch[s + k]);
-            shingles.Add(h);
+            for (int k = 0; k < w; k++) h += wordHashes[s + k] * PositionMultipliers[k];
+            shingles.Add(Mix(h));
         }
     }
 
