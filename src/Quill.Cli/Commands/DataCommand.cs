@@ -10,6 +10,7 @@ internal static class DataCommand
         var cmd = new Command("data", "Prepare training text: clean and deduplicate corpora, download well-known datasets.");
         cmd.Add(DataCleanCommand.Create());
         cmd.Add(DataFetchCommand.Create());
+        cmd.Add(DataBenchCommand.Create());
         return cmd;
     }
 
