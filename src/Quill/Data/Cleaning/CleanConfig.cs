@@ -79,8 +79,12 @@ public sealed class CleanConfig
     /// <summary>A stable text form of the settings, stored with a run so a resume can check it is the same config.</summary>
     public string Fingerprint()
     {
+        // Thread count and report settings do not change the output documents, so a resume may change them.
         var serializer = new SerializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
-        return serializer.Serialize(this);
+        var copy = (CleanConfig)MemberwiseClone();
+        copy.Threads = 0;
+        copy.Report = new ReportConfig();
+        return serializer.Serialize(copy);
     }
 }
 

@@ -3,8 +3,8 @@
 //
 // Threads: one reader thread turns files into batches of raw documents; W workers decode, clean, filter, hash
 // and serialize whole batches; the calling thread commits batches strictly in order (dedup + write), so the
-// output is the same whatever W is. Memory stays bounded: at most 4 * W batches (about 1 MB of input each) are in
-// flight, and the dedup state grows by ~0.5 KB per kept document, never with document size.
+// output is the same whatever W is. Memory stays bounded: at most 2 * W + 2 batches (about 0.5 MB of input each)
+// are in flight, and the dedup state grows by ~0.7 KB per kept document, never with document size.
 // Resume: after finishing input files, a checkpoint (DIR/state.json, written to a temporary name and renamed)
 // records how many files are done, how long clean.jsonl.partial is, and the running report. A later run with the
 // same config and inputs truncates the partial file to that length, rebuilds the dedup index from it, and goes
@@ -42,7 +42,7 @@ public sealed class CleanPipeline
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(0.5);
 
     /// <summary>Raw input bytes per batch handed to a worker (tests make it small to get many batches).</summary>
-    internal int BatchBytes { get; init; } = 1 << 20;
+    internal int BatchBytes { get; init; } = 512 << 10;
 
     /// <summary>Cleans <paramref name="inputs"/> (files or folders) into <paramref name="outDir"/>.</summary>
     public CleanReport Run(IReadOnlyList<string> inputs, string outDir, IProgress<CleanProgress>? progress = null, CancellationToken ct = default)
@@ -128,6 +128,8 @@ public sealed class CleanPipeline
         File.Move(tmp, path, overwrite: true);
     }
 
+    private static readonly object Processed = new();
+
     private sealed class Batch
     {
         public long Seq;
@@ -149,8 +151,8 @@ public sealed class CleanPipeline
         public uint[]? Signature;
         public long BytesIn, BytesOut;
         public string Snippet = "";
-        public CleanedDocument? Cleaned;
-        public bool Legacy;
+        public int MojibakeRepairs, Emails, Phones;
+        public bool HtmlStripped, Legacy;
     }
 
     // One execution: reader thread, worker threads, in-order commit on the calling thread.
@@ -173,7 +175,7 @@ public sealed class CleanPipeline
             int workers = cfg.Threads > 0 ? cfg.Threads : KernelThreads.Count;
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var queue = new BlockingCollection<Batch>(workers * 2);
-            using var slots = new SemaphoreSlim(workers * 4);
+            using var slots = new SemaphoreSlim(workers * 2 + 2);
             var threads = new List<Thread> { new(() => Produce(queue, slots, cts.Token)) { IsBackground = true, Name = "clean-reader" } };
             for (int w = 0; w < workers; w++) threads.Add(new Thread(() => Work(queue, cts)) { IsBackground = true, Name = "clean-worker" });
             foreach (var t in threads) t.Start();
@@ -256,7 +258,11 @@ public sealed class CleanPipeline
                     batch.Results = new DocResult?[batch.Items.Count];
                     for (int i = 0; i < batch.Items.Count; i++)
                     {
-                        if (batch.Items[i] is RawDocument raw) batch.Results[i] = Process(raw, cleaner, shingles, words, buffer);
+                        if (batch.Items[i] is RawDocument raw)
+                        {
+                            batch.Results[i] = Process(raw, cleaner, shingles, words, buffer);
+                            batch.Items[i] = Processed; // the raw bytes are not needed any more
+                        }
                     }
                     lock (gate)
                     {
@@ -301,7 +307,10 @@ public sealed class CleanPipeline
                 r.BytesIn = raw.Bytes.Length;
             }
             CleanedDocument cleaned = cleaner.Clean(text, raw.Kind == RawKind.Html);
-            r.Cleaned = cleaned;
+            r.MojibakeRepairs = cleaned.MojibakeRepairs;
+            r.Emails = cleaned.Emails;
+            r.Phones = cleaned.Phones;
+            r.HtmlStripped = cleaned.HtmlStripped;
             r.RemovedBy = cleaned.RemovedBy;
             if (!cleaned.Kept)
             {
@@ -420,13 +429,10 @@ public sealed class CleanPipeline
         {
             CleaningChanges c = report.Changes;
             if (r.Legacy) c.DecodedAsWindows1252++;
-            if (r.Cleaned is { } d)
-            {
-                c.MojibakeRepairs += d.MojibakeRepairs;
-                if (d.HtmlStripped) c.HtmlStripped++;
-                c.EmailsRemoved += d.Emails;
-                c.PhonesRemoved += d.Phones;
-            }
+            c.MojibakeRepairs += r.MojibakeRepairs;
+            if (r.HtmlStripped) c.HtmlStripped++;
+            c.EmailsRemoved += r.Emails;
+            c.PhonesRemoved += r.Phones;
         }
     }
 

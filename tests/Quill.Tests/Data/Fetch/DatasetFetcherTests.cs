@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using Quill.Data.Fetch;
 using Quill.Tests.Data.Cleaning;
+using Quill.Tests.Support;
 
 namespace Quill.Tests.Data.Fetch;
 
@@ -209,6 +210,18 @@ public sealed class DatasetFetcherTests
         FetchResult r = await new DatasetFetcher().FetchAsync(server.BaseUrl + "wiki.zip", dir.Path);
         Assert.Equal(dir["wiki"], r.ExtractedTo);
         Assert.Equal("hello wiki", File.ReadAllText(dir["wiki/wiki/train.txt"]));
+    }
+
+    [TestDataFact("corpora/tinyshakespeare.txt")]
+    public async Task The_catalogue_checksum_for_tiny_shakespeare_matches_the_reference_copy()
+    {
+        DatasetEntry entry = DatasetCatalog.Find("tinyshakespeare")!;
+        byte[] data = File.ReadAllBytes(TestData.PathOf("corpora/tinyshakespeare.txt"));
+        using var server = new LocalServer(new() { ["input.txt"] = data });
+        using var dir = new TempDir();
+        FetchResult r = await new DatasetFetcher().FetchAsync(server.BaseUrl + "input.txt", dir.Path, entry.Sha256);
+        Assert.True(r.Verified);
+        Assert.Equal(entry.Sha256, r.Sha256);
     }
 
     [Fact]
