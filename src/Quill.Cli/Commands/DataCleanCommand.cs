@@ -32,7 +32,7 @@ internal static class DataCleanCommand
             int t = parse.GetValue(threads);
             if (t < 0) throw new InvalidConfigException($"--threads must be 0 (all cores) or more (got {t}).");
             if (t > 0) cfg.Threads = t;
-            cfg.Validate("--config");
+            cfg.Validate(configPath == null ? "flags" : configPath + " with flags");
 
             var pipeline = new CleanPipeline(cfg) { Restart = parse.GetValue(restart) };
             string outDir = parse.GetValue(output)!;

@@ -13,36 +13,64 @@ internal static class JsonlFields
     {
         text = "";
         id = null;
+        string? found = null;
+        bool sawText = false;
+        JsonTokenType textKind = JsonTokenType.None;
         try
         {
-            using JsonDocument doc = JsonDocument.Parse(raw.Bytes);
-            JsonElement root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) return new SkipRecord(raw.Source, "invalid_json", $"line is a JSON {root.ValueKind.ToString().ToLowerInvariant()}, not an object");
-            if (!root.TryGetProperty(cfg.TextField, out JsonElement t))
+            var reader = new Utf8JsonReader(raw.Bytes);
+            if (!reader.Read()) return new SkipRecord(raw.Source, "invalid_json", "empty line");
+            if (reader.TokenType != JsonTokenType.StartObject)
             {
-                return new SkipRecord(raw.Source, "missing_text_field", $"no \"{cfg.TextField}\" field (set input.text_field)");
+                return new SkipRecord(raw.Source, "invalid_json", $"line is a JSON {Kind(reader.TokenType)}, not an object");
             }
-            if (t.ValueKind != JsonValueKind.String) return new SkipRecord(raw.Source, "text_field_not_string", $"\"{cfg.TextField}\" is a {t.ValueKind.ToString().ToLowerInvariant()}");
-            text = t.GetString()!;
-            if (!string.IsNullOrEmpty(cfg.IdField) && root.TryGetProperty(cfg.IdField, out JsonElement i))
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                id = i.ValueKind switch
+                bool isText = reader.ValueTextEquals(cfg.TextField);
+                bool isId = !isText && !string.IsNullOrEmpty(cfg.IdField) && reader.ValueTextEquals(cfg.IdField);
+                reader.Read();
+                if (isText && !sawText)
                 {
-                    JsonValueKind.String => i.GetString(),
-                    JsonValueKind.Number => i.GetRawText(),
-                    _ => null,
-                };
+                    sawText = true;
+                    textKind = reader.TokenType;
+                    if (reader.TokenType == JsonTokenType.String) found = reader.GetString();
+                }
+                else if (isId && id == null)
+                {
+                    id = reader.TokenType switch
+                    {
+                        JsonTokenType.String => reader.GetString(),
+                        JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.ValueSpan),
+                        _ => null,
+                    };
+                }
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray) reader.Skip();
             }
-            return null;
+            while (reader.Read())
+            {
+                // Reading to the end validates the rest of the line (trailing garbage throws).
+            }
         }
         catch (JsonException ex)
         {
+            id = null;
             string msg = ex.Message.ReplaceLineEndings(" ");
             return new SkipRecord(raw.Source, "invalid_json", msg.Length > 160 ? msg[..160] : msg);
         }
-        catch (InvalidOperationException ex)
-        {
-            return new SkipRecord(raw.Source, "invalid_json", ex.Message.ReplaceLineEndings(" "));
-        }
+        if (!sawText) return new SkipRecord(raw.Source, "missing_text_field", $"no \"{cfg.TextField}\" field (set input.text_field)");
+        if (found == null) return new SkipRecord(raw.Source, "text_field_not_string", $"\"{cfg.TextField}\" is a {Kind(textKind)}");
+        text = found;
+        return null;
     }
+
+    private static string Kind(JsonTokenType t) => t switch
+    {
+        JsonTokenType.StartArray => "array",
+        JsonTokenType.StartObject => "object",
+        JsonTokenType.Number => "number",
+        JsonTokenType.True or JsonTokenType.False => "boolean",
+        JsonTokenType.Null => "null",
+        JsonTokenType.String => "string",
+        _ => t.ToString().ToLowerInvariant(),
+    };
 }
