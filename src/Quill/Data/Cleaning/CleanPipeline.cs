@@ -78,6 +78,14 @@ public sealed class CleanPipeline
         var exact = new HashSet<UInt128>();
         var hasher = new MinHasher(config.Dedup.NumPermutations, config.Dedup.ShingleSize, config.Dedup.Seed);
         var lsh = new LshIndex(config.Dedup.NumPermutations, config.Dedup.Bands);
+        if (state.OutputBytes > 0 && !File.Exists(partialPath) && File.Exists(finalPath))
+        {
+            File.Move(finalPath, partialPath); // stopped between the final rename and the last checkpoint
+        }
+        if (state.OutputBytes > 0 && (!File.Exists(partialPath) || new FileInfo(partialPath).Length < state.OutputBytes))
+        {
+            throw new InvalidFileException($"{partialPath} is shorter than its checkpoint says ({state.OutputBytes} bytes); pass --restart to start over.");
+        }
         using (var output = new FileStream(partialPath, FileMode.OpenOrCreate, FileAccess.ReadWrite))
         {
             output.SetLength(state.OutputBytes);
