@@ -12,4 +12,5 @@ root.Add(SampleCommand.Create());
 root.Add(QuickstartCommand.Create());
 root.Add(BenchCommand.Create());
 root.Add(TokenizerCommand.Create());
+root.Add(DataCommand.Create());
 return CliRunner.Run(root, args);
