@@ -163,16 +163,17 @@ public sealed record HfConfig
         if (s.ValueKind != JsonValueKind.Object) throw new InvalidConfigException($"{source}: rope_scaling must be an object or null.");
         var f = new Fields(s, source + " rope_scaling");
         string type = f.String("rope_type") ?? f.String("type") ?? throw new InvalidConfigException($"{source}: rope_scaling has no rope_type.");
-        double factor = f.Double("factor") ?? throw new InvalidConfigException($"{source}: rope_scaling has no factor.");
+        double? factorField = f.Double("factor");
         if (type == "llama3")
         {
+            double factor = factorField ?? throw new InvalidConfigException($"{source}: llama3 rope_scaling needs factor.");
             double low = f.Double("low_freq_factor") ?? throw new InvalidConfigException($"{source}: llama3 rope_scaling needs low_freq_factor.");
             double high = f.Double("high_freq_factor") ?? throw new InvalidConfigException($"{source}: llama3 rope_scaling needs high_freq_factor.");
             int orig = f.Int("original_max_position_embeddings") ?? throw new InvalidConfigException($"{source}: llama3 rope_scaling needs original_max_position_embeddings.");
             if (high <= low) throw new InvalidConfigException($"{source}: rope_scaling high_freq_factor {high} must exceed low_freq_factor {low}.");
             return new HfRopeScaling(type, factor, low, high, orig);
         }
-        return new HfRopeScaling(type, factor, null, null, f.Int("original_max_position_embeddings"));
+        return new HfRopeScaling(type, factorField ?? 1.0, null, null, f.Int("original_max_position_embeddings"));
     }
 
     /// <summary>Typed, null-tolerant access to one JSON object's fields, with errors naming the field.</summary>

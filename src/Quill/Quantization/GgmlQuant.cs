@@ -1,8 +1,7 @@
 // One entry point over all the element types Quill can convert: F32, F16, BF16 and the block formats Q8_0, Q4_0,
-// Q4_1, Q5_0, Q5_1, Q4_K, Q6_K. Quantize turns floats into a type's bytes, Dequantize turns bytes back into
-// floats. Any other ggml type (Q2_K, Q3_K, Q5_K, IQ*, ...) raises a QuillException that names the type.
+// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Quantize turns floats into a type's bytes, Dequantize turns bytes back into
+// floats. Any other ggml type (Q2_K, Q3_K, Q8_K, IQ*, ...) raises a QuillException that names the type.
 using System.Runtime.InteropServices;
-using Quill.Formats.Gguf;
 
 namespace Quill.Quantization;
 
@@ -11,7 +10,7 @@ public static class GgmlQuant
 {
     /// <summary>The types Quantize and Dequantize accept.</summary>
     public static readonly IReadOnlyList<GgmlType> SupportedTypes =
-        [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q6_K];
+        [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
 
     public static bool IsSupported(GgmlType type) => SupportedTypes.Contains(type);
 
@@ -38,6 +37,7 @@ public static class GgmlQuant
             case GgmlType.Q5_0: Q5_0.Quantize(src, dst); break;
             case GgmlType.Q5_1: Q5_1.Quantize(src, dst); break;
             case GgmlType.Q4_K: Q4_K.Quantize(src, dst); break;
+            case GgmlType.Q5_K: Q5_K.Quantize(src, dst); break;
             case GgmlType.Q6_K: Q6_K.Quantize(src, dst); break;
             default: throw Unsupported(type);
         }
@@ -66,6 +66,7 @@ public static class GgmlQuant
             case GgmlType.Q5_0: Q5_0.Dequantize(src, dst); break;
             case GgmlType.Q5_1: Q5_1.Dequantize(src, dst); break;
             case GgmlType.Q4_K: Q4_K.Dequantize(src, dst); break;
+            case GgmlType.Q5_K: Q5_K.Dequantize(src, dst); break;
             case GgmlType.Q6_K: Q6_K.Dequantize(src, dst); break;
             default: throw Unsupported(type);
         }

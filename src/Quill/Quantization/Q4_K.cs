@@ -18,46 +18,13 @@ public static class Q4_K
     public static void Quantize(ReadOnlySpan<float> src, Span<byte> dst)
     {
         QuantMath.CheckSizes("Q4_K", BlockSize, BlockBytes, src.Length, dst.Length);
-        Span<float> mins = stackalloc float[8];
-        Span<float> maxs = stackalloc float[8];
         Span<int> sc = stackalloc int[8];
         Span<int> mc = stackalloc int[8];
-        Span<float> scales = stackalloc float[8];
         for (int b = 0; b < src.Length / BlockSize; b++)
         {
             ReadOnlySpan<float> x = src.Slice(b * BlockSize, BlockSize);
             Span<byte> o = dst.Slice(b * BlockBytes, BlockBytes);
-            float maxMin = 0;
-            for (int j = 0; j < 8; j++)
-            {
-                float lo = 0, hi = float.NegativeInfinity;
-                foreach (float v in x.Slice(32 * j, 32))
-                {
-                    lo = MathF.Min(lo, v);
-                    hi = MathF.Max(hi, v);
-                }
-                mins[j] = -lo; // >= 0
-                maxs[j] = hi;
-                maxMin = MathF.Max(maxMin, -lo);
-            }
-            ushort dminH = QuantMath.HalfAtLeast(maxMin / 63f);
-            float dmin = Fp16.ToSingle(dminH);
-            float maxScale = 0;
-            for (int j = 0; j < 8; j++)
-            {
-                mc[j] = dmin > 0 ? Math.Min(63, (int)MathF.Ceiling(mins[j] / dmin)) : 0;
-                float m = dmin * mc[j];
-                scales[j] = MathF.Max(0, (maxs[j] + m) / 15f);
-                maxScale = MathF.Max(maxScale, scales[j]);
-            }
-            ushort dH = QuantMath.HalfAtLeast(maxScale / 63f);
-            float d = Fp16.ToSingle(dH);
-            for (int j = 0; j < 8; j++) sc[j] = d > 0 ? Math.Min(63, (int)MathF.Ceiling(scales[j] / d)) : 0;
-
-            QuantMath.WriteHalfBits(o, 0, dH);
-            QuantMath.WriteHalfBits(o, 2, dminH);
-            Span<byte> packed = o.Slice(4, 12);
-            PackScales(sc, mc, packed);
+            var (d, dmin) = ChooseScales(x, 15, sc, mc, o);
             Span<byte> qs = o.Slice(16, 128);
             for (int p = 0; p < 4; p++)
             {
@@ -72,6 +39,46 @@ public static class Q4_K
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Picks the 6-bit scale and min codes of the eight 32-value sub-blocks of one super-block for codes 0..levels,
+    /// rounding every stored quantity up so that no value clips, and writes f16 d, f16 dmin and the 12 packed bytes
+    /// to the first 16 bytes of <paramref name="block"/> (the header Q4_K and Q5_K share). x: [256]
+    /// </summary>
+    internal static (float D, float Dmin) ChooseScales(ReadOnlySpan<float> x, int levels, Span<int> sc, Span<int> mc, Span<byte> block)
+    {
+        Span<float> mins = stackalloc float[8];
+        Span<float> scales = stackalloc float[8];
+        float maxMin = 0;
+        for (int j = 0; j < 8; j++)
+        {
+            float lo = 0, hi = float.NegativeInfinity;
+            foreach (float v in x.Slice(32 * j, 32))
+            {
+                lo = MathF.Min(lo, v);
+                hi = MathF.Max(hi, v);
+            }
+            mins[j] = -lo; // >= 0
+            scales[j] = hi;
+            maxMin = MathF.Max(maxMin, -lo);
+        }
+        ushort dminH = QuantMath.HalfAtLeast(maxMin / 63f);
+        float dmin = Fp16.ToSingle(dminH);
+        float maxScale = 0;
+        for (int j = 0; j < 8; j++)
+        {
+            mc[j] = dmin > 0 ? Math.Min(63, (int)MathF.Ceiling(mins[j] / dmin)) : 0;
+            scales[j] = MathF.Max(0, (scales[j] + dmin * mc[j]) / levels);
+            maxScale = MathF.Max(maxScale, scales[j]);
+        }
+        ushort dH = QuantMath.HalfAtLeast(maxScale / 63f);
+        float d = Fp16.ToSingle(dH);
+        for (int j = 0; j < 8; j++) sc[j] = d > 0 ? Math.Min(63, (int)MathF.Ceiling(scales[j] / d)) : 0;
+        QuantMath.WriteHalfBits(block, 0, dH);
+        QuantMath.WriteHalfBits(block, 2, dminH);
+        PackScales(sc, mc, block.Slice(4, 12));
+        return (d, dmin);
     }
 
     public static void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)

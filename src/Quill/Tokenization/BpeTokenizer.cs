@@ -30,8 +30,6 @@ public sealed partial class BpeTokenizer : TokenizerBase
         this.mergeList = mergeList;
         PreTokenizer = preTokenizer;
         IgnoreMerges = ignoreMerges;
-        int maxSpecial = specials == null || specials.Count == 0 ? -1 : specials.Values.Max();
-        VocabSize = Math.Max(tokens.Length, maxSpecial + 1);
         idOfBytes = new Dictionary<byte[], int>(tokens.Length, ByteArrayComparer.Instance);
         for (int id = 0; id < tokens.Length; id++)
         {
@@ -74,7 +72,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
         return new BpeTokenizer(tokensById.ToArray(), merges.ToArray(), preTokenizer, ignoreMerges, specials);
     }
 
-    public override int VocabSize { get; }
+    public override int VocabSize => Math.Max(tokens.Length, MaxSpecialId + 1);
 
     public override string Family => "bpe";
 

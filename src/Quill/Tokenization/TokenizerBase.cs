@@ -37,6 +37,9 @@ public abstract class TokenizerBase : ITokenizer
     /// <summary>Special tokens by text.</summary>
     public IReadOnlyDictionary<string, int> SpecialTokens => specials;
 
+    /// <summary>The largest special-token id, or -1.</summary>
+    protected int MaxSpecialId { get; private set; } = -1;
+
     /// <summary>True when id is a special token.</summary>
     public bool IsSpecial(int id) => specialText.ContainsKey(id);
 
@@ -106,9 +109,10 @@ public abstract class TokenizerBase : ITokenizer
     {
         var output = new ArrayBufferWriter<byte>(ids.Length * 4 + 16);
         bool first = true;
+        int vocabSize = VocabSize;
         for (int i = 0; i < ids.Length; i++)
         {
-            TokenizerErrors.CheckId(ids[i], VocabSize, i);
+            TokenizerErrors.CheckId(ids[i], vocabSize, i);
             if (specialText.TryGetValue(ids[i], out string? s))
             {
                 if (DecodeSpecialsAsText) output.Write(Encoding.UTF8.GetBytes(s));
@@ -148,6 +152,7 @@ public abstract class TokenizerBase : ITokenizer
         if (specials.TryGetValue(text, out int old)) specialText.Remove(old);
         specials[text] = id;
         specialText[id] = text;
+        MaxSpecialId = specialText.Keys.Max();
     }
 
     private static void CheckUtf16(string text)

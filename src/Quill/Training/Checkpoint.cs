@@ -79,18 +79,23 @@ public static class Checkpoint
             Directory.Move(temp, final);
             if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or QuillException)
         {
             TryDelete(temp);
             Repair(outDir);
-            throw new QuillException($"could not save the checkpoint in {final}: {e.Message}. The previous checkpoint is intact; free disk space and resume with --resume.", e);
+            throw new QuillException($"could not save the checkpoint in {final}: {RootCause(e)}. The previous checkpoint is intact; free disk space and resume with --resume.", e);
         }
-        catch (QuillException)
+    }
+
+    /// <summary>The operating system's words for an IO failure (the innermost IO exception), else the message.</summary>
+    private static string RootCause(Exception e)
+    {
+        string message = e.Message;
+        for (Exception? x = e; x != null; x = x.InnerException)
         {
-            TryDelete(temp);
-            Repair(outDir);
-            throw;
+            if (x is IOException or UnauthorizedAccessException) message = x.Message;
         }
+        return message.TrimEnd('.');
     }
 
     /// <summary>Writes just the weights (and the step in the metadata) as safetensors.</summary>

@@ -51,6 +51,8 @@ public class HfConfigTests
          "num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768,
          "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 4096, "eos_token_id": 2, "rope_scaling": null}
         """);
+        var d = HfConfig.Parse("""{"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 10, "intermediate_size": 8, "rope_scaling": {"rope_type": "default"}}""");
+        Assert.Equal(new HfRopeScaling("default", 1.0, null, null, null), d.RopeScaling);
         Assert.Equal(4096, c.SlidingWindow);
         Assert.Null(c.RopeScaling);
         Assert.Equal([2], c.EosTokenIds);

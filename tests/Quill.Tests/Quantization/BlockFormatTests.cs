@@ -109,13 +109,15 @@ public class BlockFormatTests
         }, type.ToString());
     }
 
-    // Q4_K: sub-block j (32 values) has range r_j = max_j - min(min_j, 0); with M the largest |min(min_j, 0)| and
-    // R the largest r_j of the super-block, the step is at most (r_j + M / 63) / 15 + (R + M / 63) / (15 * 63), and
-    // every value is within half of it.
-    [Fact]
-    public void Q4_K_within_half_a_step()
+    // Q4_K / Q5_K: sub-block j (32 values) has range r_j = max_j - min(min_j, 0); with M the largest
+    // |min(min_j, 0)| and R the largest r_j of the super-block, the step is at most (r_j + M / 63) / L +
+    // (R + M / 63) / (L * 63) for L = 15 (Q4_K) or 31 (Q5_K) levels, and every value is within half of it.
+    [Theory]
+    [InlineData(GgmlType.Q4_K, 15)]
+    [InlineData(GgmlType.Q5_K, 31)]
+    public void K_quants_with_mins_within_half_a_step(GgmlType type, int levels)
     {
-        float[] x = Sample(256 * 6, 4), y = RoundTrip(GgmlType.Q4_K, x);
+        float[] x = Sample(256 * 6, 4), y = RoundTrip(type, x);
         AssertWithin(x, y, i =>
         {
             int sb = i / 256 * 256;
@@ -129,9 +131,9 @@ public class BlockFormatTests
             var s = Stats(x.AsSpan(i / 32 * 32, 32));
             float rj = s.Max - Math.Min(s.Min, 0);
             float dmin = bigM / 63 * (1 + 2 * Ulp16);
-            float d = (bigR + dmin) / (15 * 63) * (1 + 2 * Ulp16);
-            return 0.5f * ((rj + dmin) / 15 + d) + 1e-5f * (bigR + bigM);
-        }, "Q4_K");
+            float d = (bigR + dmin) / (levels * 63) * (1 + 2 * Ulp16);
+            return 0.5f * ((rj + dmin) / levels + d) + 1e-5f * (bigR + bigM);
+        }, type.ToString());
     }
 
     // Q6_K: sub-block k (16 values) with amax a_k; d = max a_k / (31 * 127); step <= a_k / 31 + d; error <= step / 2.
@@ -238,6 +240,27 @@ public class BlockFormatTests
     }
 
     [Fact]
+    public void Q5_K_layout_fifth_bits_in_qh_by_sub_block_pair()
+    {
+        var blk = new byte[176];
+        BinaryPrimitives.WriteUInt16LittleEndian(blk, One);        // d = 1
+        BinaryPrimitives.WriteUInt16LittleEndian(blk.AsSpan(2), One); // dmin = 1
+        for (int j = 0; j < 4; j++) blk[4 + j] = 1;                  // sub-blocks 0..3: scale 1, min 0
+        blk[4 + 10] = 0x11;                                          // sub-block 6: scale 1, min 1 (packed byte 10)
+        blk[16 + 3] = 0b0000_0110;                                   // qh[3]: bit 1 (value 35), bit 2 (value 67)
+        blk[48 + 3] = 0x21;                                          // value 3: 1, value 35: 2
+        blk[48 + 64 + 5] = 0x07;                                     // pair 2, l = 5: value 133 low nibble 7
+        var y = new float[256];
+        Q5_K.Dequantize(blk, y);
+        Assert.Equal(1, y[3]);
+        Assert.Equal(16 + 2, y[35]);
+        Assert.Equal(16, y[67]);
+        Assert.Equal(0, y[64 + 3 + 32]);
+        Assert.Equal(-1, y[192 + 4]);  // sub-block 6: 1 * 0 - 1 * 1
+        Assert.Equal(0, y[133]);       // sub-block 4 has scale 0 (bytes 8 and 0 top bits are 0)
+    }
+
+    [Fact]
     public void Q6_K_layout_qh_holds_top_bits_of_four_values()
     {
         var blk = new byte[210];
@@ -288,7 +311,7 @@ public class BlockFormatTests
         {
             ReadOnlySpan<byte> raw = g.GetTensorData(t);
             var y = new float[t.ElementCount];
-            GgmlQuant.Dequantize(GgmlType.F16, raw, y);
+            g.ReadSingle(t, y);
             for (int i = 0; i < y.Length; i++)
             {
                 float want = DecodeHalf(BinaryPrimitives.ReadUInt16LittleEndian(raw[(2 * i)..]));
@@ -297,6 +320,9 @@ public class BlockFormatTests
             checkedTensors++;
         }
         Assert.Equal(9, checkedTensors);
+        var norm = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(g.GetTensorData("output_norm.weight")).ToArray();
+        Assert.Equal(norm, g.ReadSingle("output_norm.weight"));
+        Assert.Throws<InvalidConfigException>(() => g.ReadSingle(g.GetTensor("output_norm.weight"), new float[7]));
     }
 
     [Fact]
@@ -311,8 +337,7 @@ public class BlockFormatTests
             string path = Path.Combine(dir, "q.gguf");
             new GgufWriter().SetUInt32("general.quantization_version", 2).AddTensor("w", GgmlType.Q4_K, [256, 4], q).Write(path);
             using var g = GgufFile.Open(path);
-            var y = new float[x.Length];
-            GgmlQuant.Dequantize(g.GetTensor("w").Type, g.GetTensorData("w"), y);
+            float[] y = g.ReadSingle("w");
             var direct = new float[x.Length];
             GgmlQuant.Dequantize(GgmlType.Q4_K, q, direct);
             Assert.Equal(direct, y);

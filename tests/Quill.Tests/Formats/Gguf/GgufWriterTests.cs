@@ -3,6 +3,7 @@
 // InvalidFileException naming the file.
 using System.Buffers.Binary;
 using Quill.Formats.Gguf;
+using Quill.Quantization;
 
 namespace Quill.Tests.Formats.Gguf;
 
@@ -101,6 +102,19 @@ public sealed class GgufWriterTests : IDisposable
         for (int i = 0; i < 68; i++) Assert.Equal((byte)(i * 7 + 1), g.GetTensorData(c)[i]);
         foreach (var t in g.Tensors) Assert.Equal(0, t.FileOffset % alignment);
         Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
+    }
+
+    [Fact]
+    public void Version_2_files_read_like_version_3()
+    {
+        byte[] b = File.ReadAllBytes(WriteSample(32));
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(4), 2);
+        string path = Path.Combine(dir, "v2.gguf");
+        File.WriteAllBytes(path, b);
+        using var g = GgufFile.Open(path);
+        Assert.Equal(2, g.Version);
+        Assert.Equal(3, g.Tensors.Count);
+        Assert.Equal(["a", "", "héllo ▁world", "<0x0A>"], g.GetStringArray("strings"));
     }
 
     [Fact]
