@@ -19,7 +19,7 @@ internal static class ChatCommand
             using var model = o.LoadModel(r);
             var gen = new Generator(new InferenceEngine(model, r.GetValue(o.Context)));
             var chat = new ChatSession(gen) { SystemPrompt = r.GetValue(system) };
-            Console.Error.WriteLine($"{model.Spec.Arch} model, chat format {chat.Format}. Type /quit to leave, /reset to start over, /system TEXT to set the system prompt.");
+            Console.Error.WriteLine($"{model.Spec.Arch} model, chat template {chat.FormatName}. Type /quit to leave, /reset to start over, /system TEXT to set the system prompt.");
             while (!cancel.IsCancellationRequested)
             {
                 Console.Error.Write("> ");

@@ -11,6 +11,7 @@ using System.Globalization;
 using System.Runtime.Intrinsics;
 using System.Text.Json;
 using Quill.Formats.Gguf;
+using Quill.Quantization;
 using Quill.Inference;
 using Quill.Kernels;
 

@@ -1,95 +1,15 @@
 // A multi-turn conversation with a model: the messages so far, rendered into one prompt by the model's chat
-// format, and a KV cache that is reused across turns (only the tokens after the longest prefix shared with the
-// previous turn's tokens are run again). The chat format is recognised from the template text the model file
-// carries (ChatML, Llama 3, Llama 2 / Mistral [INST], Phi-3 / Zephyr <|user|>); a model without one (llama2.c,
-// Quill checkpoints: base models) gets the messages as one running text, one per line, which it continues.
-// Does not handle: executing arbitrary Jinja templates (only the families above are recognised), tool calls.
+// template (Tokenization.ChatTemplates, recognised from the template text or architecture the model file
+// carries), and a KV cache reused across turns: only the tokens after the longest prefix shared with the previous
+// turn's tokens run again. A model without a template (llama2.c, Quill checkpoints: base models) gets the
+// messages as one running text, one per line, which it continues.
+// Does not handle: tool calls, trimming a conversation that outgrows the context (the caller resets).
 using System.Runtime.CompilerServices;
 using System.Text;
+using Quill.Tokenization;
+using Quill.Tokenization.ChatTemplates;
 
 namespace Quill.Inference;
-
-/// <summary>One chat message.</summary>
-public sealed record ChatMessage(string Role, string Content);
-
-/// <summary>The chat prompt layouts Quill can render.</summary>
-public enum ChatFormat
-{
-    Plain,
-    ChatMl,
-    Llama3,
-    Llama2,
-    Phi3,
-}
-
-/// <summary>Renders conversations in a chat format.</summary>
-public static class ChatFormats
-{
-    /// <summary>The format a template text describes (Plain when null or unknown).</summary>
-    public static ChatFormat Detect(string? template) =>
-        template == null ? ChatFormat.Plain
-        : template.Contains("<|im_start|>", StringComparison.Ordinal) ? ChatFormat.ChatMl
-        : template.Contains("<|start_header_id|>", StringComparison.Ordinal) ? ChatFormat.Llama3
-        : template.Contains("[INST]", StringComparison.Ordinal) ? ChatFormat.Llama2
-        : template.Contains("<|user|>", StringComparison.Ordinal) ? ChatFormat.Phi3
-        : ChatFormat.Plain;
-
-    /// <summary>The prompt text for the messages, ending where the assistant's reply begins. BOS is not included.</summary>
-    public static string Render(ChatFormat format, IReadOnlyList<ChatMessage> messages)
-    {
-        ArgumentNullException.ThrowIfNull(messages);
-        var sb = new StringBuilder();
-        switch (format)
-        {
-            case ChatFormat.ChatMl:
-                foreach (var m in messages) sb.Append("<|im_start|>").Append(m.Role).Append('\n').Append(m.Content).Append("<|im_end|>\n");
-                sb.Append("<|im_start|>assistant\n");
-                break;
-            case ChatFormat.Llama3:
-                foreach (var m in messages) sb.Append("<|start_header_id|>").Append(m.Role).Append("<|end_header_id|>\n\n").Append(m.Content.Trim()).Append("<|eot_id|>");
-                sb.Append("<|start_header_id|>assistant<|end_header_id|>\n\n");
-                break;
-            case ChatFormat.Llama2:
-                {
-                    string? system = null;
-                    bool first = true;
-                    foreach (var m in messages)
-                    {
-                        if (m.Role == "system") system = m.Content;
-                        else if (m.Role == "user")
-                        {
-                            if (!first) sb.Append("<s>");
-                            sb.Append("[INST] ");
-                            if (system != null) sb.Append("<<SYS>>\n").Append(system).Append("\n<</SYS>>\n\n");
-                            system = null;
-                            sb.Append(m.Content.Trim()).Append(" [/INST]");
-                            first = false;
-                        }
-                        else sb.Append(' ').Append(m.Content.Trim()).Append(" </s>");
-                    }
-                    break;
-                }
-            case ChatFormat.Phi3:
-                foreach (var m in messages) sb.Append("<|").Append(m.Role).Append("|>\n").Append(m.Content).Append("<|end|>\n");
-                sb.Append("<|assistant|>\n");
-                break;
-            default:
-                // a base model has no roles: the conversation is one running text the model continues
-                foreach (var m in messages) sb.Append(m.Content.Trim()).Append('\n');
-                break;
-        }
-        return sb.ToString();
-    }
-
-    /// <summary>Texts that end an assistant turn in this format (besides EOS).</summary>
-    public static IReadOnlyList<string> StopStrings(ChatFormat format) => format switch
-    {
-        ChatFormat.ChatMl => ["<|im_end|>"],
-        ChatFormat.Llama3 => ["<|eot_id|>"],
-        ChatFormat.Phi3 => ["<|end|>"],
-        _ => [],
-    };
-}
 
 /// <summary>A conversation that keeps its history and KV cache between turns.</summary>
 public sealed class ChatSession
@@ -99,15 +19,21 @@ public sealed class ChatSession
     private readonly KvCache cache;
     private int[] cachedIds = [];
 
-    public ChatSession(Generator generator, ChatFormat? format = null)
+    /// <summary>template null: the one the model's metadata implies, else plain running text.</summary>
+    public ChatSession(Generator generator, ChatTemplate? template = null)
     {
         ArgumentNullException.ThrowIfNull(generator);
         this.generator = generator;
-        Format = format ?? ChatFormats.Detect(generator.Engine.Model.ChatTemplate);
+        var m = generator.Engine.Model;
+        Template = template ?? ChatTemplate.FromMetadata(m.ChatTemplate, m.Spec.Arch);
         cache = generator.Engine.CreateCache();
     }
 
-    public ChatFormat Format { get; }
+    /// <summary>The chat template in use, or null for plain running text.</summary>
+    public ChatTemplate? Template { get; }
+
+    /// <summary>The template's name, or "plain".</summary>
+    public string FormatName => Template?.Name ?? "plain";
 
     public IReadOnlyList<ChatMessage> Messages => messages;
 
@@ -132,13 +58,14 @@ public sealed class ChatSession
         all.AddRange(messages);
         all.Add(new ChatMessage("user", userMessage));
         var tok = generator.Tokenizer;
-        int[] text = tok.Encode(ChatFormats.Render(Format, all), Tokenization.SpecialTokenSet.All); // throws before the history changes
+        string prompt = Template != null ? Template.Render(all, addGenerationPrompt: true).Text : string.Concat(all.Select(m => m.Content.Trim() + "\n"));
+        int[] text = tok.Encode(prompt, SpecialTokenSet.All); // throws before the history changes
         messages.Add(new ChatMessage("user", userMessage));
         int[] ids = generator.Engine.Model.AddBos && tok.BosId >= 0 ? [tok.BosId, .. text] : text;
         int shared = 0;
         while (shared < Math.Min(cache.Length, Math.Min(cachedIds.Length, ids.Length - 1)) && cachedIds[shared] == ids[shared]) shared++;
         cache.Truncate(shared);
-        var opts = options with { StopStrings = [.. options.StopStrings, .. ChatFormats.StopStrings(Format)] };
+        var opts = options with { StopStrings = [.. options.StopStrings, .. Template?.Stop ?? []] };
         var reply = new StringBuilder();
         var produced = new List<int>();
         await foreach (var t in generator.GenerateAsync(ids[shared..], opts, cache, cancel))

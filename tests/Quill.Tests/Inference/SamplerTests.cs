@@ -1,9 +1,7 @@
 // The sampler's rules one by one (greedy, top-k, min-p, top-p, penalties, seeds, log-probabilities), the streaming
-// detokenizer on characters split across byte tokens, and stop strings held back until they can be ruled out.
+// stop strings held back until they can be ruled out.
 using System.Text;
 using Quill.Inference;
-using Quill.Tokenization;
-using Quill.Tests.Support;
 
 namespace Quill.Tests.Inference;
 
@@ -96,19 +94,5 @@ public sealed class SamplerTests
         pending.Clear().Append("a <ex");
         Assert.Equal("a <ex", Generator.TakeEmittable(pending, stops, out hit));
         Assert.False(hit);
-    }
-
-    [TestDataFact("llama2c/tokenizer.bin")]
-    public void Streaming_text_keeps_utf8_characters_whole_across_byte_tokens()
-    {
-        var tok = TokenizerLoader.Load(TestData.PathOf("llama2c/tokenizer.bin"));
-        string text = "Grüße, 世界! 🙂 done";
-        int[] ids = [tok.BosId, .. tok.Encode(text)];
-        var dec = new TokenTextDecoder(tok, ids[0]);
-        var pieces = ids.Skip(1).Select(dec.Push).ToList();
-        pieces.Add(dec.Flush());
-        Assert.Equal(text, string.Concat(pieces));
-        Assert.DoesNotContain(pieces, p => p.Contains('\uFFFD'));
-        Assert.Contains(pieces, p => p.Length == 0); // some token ended mid-character and was held back
     }
 }
