@@ -42,6 +42,8 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> pieceLookup;
     private readonly int[] byteIds = new int[256];
     private readonly int maxPieceChars;
+    private readonly bool splitAtSpaces;
+    private readonly ThreadLocal<Dictionary<string, int[]>> caches = new(() => new Dictionary<string, int[]>(StringComparer.Ordinal));
     private readonly float minScore;
     private readonly float maxScore;
 
@@ -84,6 +86,9 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
             }
         }
         if (minScore == float.MaxValue) minScore = maxScore = 0;
+        // When no piece holds U+2581 after another character, no piece spans a word start, so words (a run of
+        // U+2581 and what follows up to the next run) can be encoded one by one and cached.
+        splitAtSpaces = idOfPiece.Keys.All(p => p.TrimStart(SentencePieceNormalizer.Space).IndexOf(SentencePieceNormalizer.Space) < 0);
         if (byteFallback && Array.IndexOf(byteIds, -1) >= 0)
             throw new InvalidFileException("SentencePiece model has byte_fallback but lacks some <0xXX> byte pieces.");
         pieceLookup = idOfPiece.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -121,8 +126,37 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
     {
         string normalized = Normalizer.Normalize(text.Substring(start, length), atTextStart);
         if (normalized.Length == 0) return;
-        if (Kind == SentencePieceModelKind.Bpe) EncodeBpe(normalized, ids);
-        else EncodeUnigram(normalized, ids);
+        if (!splitAtSpaces)
+        {
+            EncodeWord(normalized, ids);
+            return;
+        }
+        var cache = caches.Value!;
+        var lookup = cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        int wordStart = 0;
+        for (int i = 1; i <= normalized.Length; i++)
+        {
+            if (i < normalized.Length && !(normalized[i] == SentencePieceNormalizer.Space && normalized[i - 1] != SentencePieceNormalizer.Space)) continue;
+            ReadOnlySpan<char> word = normalized.AsSpan(wordStart, i - wordStart);
+            if (lookup.TryGetValue(word, out int[]? cached))
+            {
+                ids.AddRange(cached);
+            }
+            else
+            {
+                int before = ids.Count;
+                EncodeWord(word.ToString(), ids);
+                if (cache.Count > 1 << 16) cache.Clear();
+                lookup[word] = ids.GetRange(before, ids.Count - before).ToArray();
+            }
+            wordStart = i;
+        }
+    }
+
+    private void EncodeWord(string s, List<int> ids)
+    {
+        if (Kind == SentencePieceModelKind.Bpe) EncodeBpe(s, ids);
+        else EncodeUnigram(s, ids);
     }
 
     private void EncodeBpe(string s, List<int> ids)
