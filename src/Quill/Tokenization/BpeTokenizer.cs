@@ -19,7 +19,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
     private readonly Dictionary<byte[], int> idOfBytes;
     private readonly Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> lookup;
     private readonly int[] byteIds = new int[256];
-    private readonly Dictionary<long, long> merges;  // (left << 32 | right) -> (rank << 32 | merged id)
+    private readonly Dictionary<long, long> merges;  // (left << 32 | right) -> (rank << 32 | merged id); empty in tiktoken mode
     private readonly (int Left, int Right)[]? mergeList; // explicit merges in rank order (null in tiktoken mode)
     private readonly ThreadLocal<Dictionary<byte[], int[]>> caches;
 
@@ -50,7 +50,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
             }
         }
         if (missing > 128) throw new InvalidFileException($"byte-level BPE vocabulary lacks tokens for {missing} of the 256 bytes; is it byte-level?");
-        merges = mergeList != null ? BuildPairMerges(mergeList) : BuildRankMerges();
+        merges = mergeList != null ? BuildPairMerges(mergeList) : [];
         caches = new ThreadLocal<Dictionary<byte[], int[]>>(() => new Dictionary<byte[], int[]>(1024, ByteArrayComparer.Instance));
     }
 
@@ -260,8 +260,18 @@ public sealed partial class BpeTokenizer : TokenizerBase
         if (rentedPairs != null) ArrayPool<long>.Shared.Return(rentedPairs);
     }
 
-    private long PairValue(int left, int right) =>
-        (left | right) >= 0 && merges.TryGetValue(((long)left << 32) | (uint)right, out long v) ? v : long.MaxValue;
+    private long PairValue(int left, int right)
+    {
+        if ((left | right) < 0) return long.MaxValue;
+        if (mergeList != null) return merges.TryGetValue(((long)left << 32) | (uint)right, out long v) ? v : long.MaxValue;
+        // tiktoken mode: the pair merges when its concatenation is a token; rank = that token's id.
+        byte[] a = tokens[left]!, b = tokens[right]!;
+        int n = a.Length + b.Length;
+        Span<byte> joined = n <= 256 ? stackalloc byte[n] : new byte[n];
+        a.CopyTo(joined);
+        b.CopyTo(joined[a.Length..]);
+        return lookup.TryGetValue(joined, out int id) ? ((long)id << 32) | (uint)id : long.MaxValue;
+    }
 
     protected override void AppendTokenBytes(int id, ArrayBufferWriter<byte> output, bool first)
     {
@@ -283,22 +293,6 @@ public sealed partial class BpeTokenizer : TokenizerBase
             if (!lookup.TryGetValue(joined, out int merged))
                 throw new InvalidFileException($"BPE merge #{rank} joins two tokens into bytes that are not in the vocabulary.");
             d.TryAdd(((long)l << 32) | (uint)r, ((long)rank << 32) | (uint)merged);
-        }
-        return d;
-    }
-
-    private Dictionary<long, long> BuildRankMerges()
-    {
-        var d = new Dictionary<long, long>(tokens.Length * 2);
-        for (int id = 0; id < tokens.Length; id++)
-        {
-            byte[]? t = tokens[id];
-            if (t == null || t.Length < 2 || IsSpecial(id)) continue;
-            for (int split = 1; split < t.Length; split++)
-            {
-                if (lookup.TryGetValue(t.AsSpan(0, split), out int l) && lookup.TryGetValue(t.AsSpan(split), out int r))
-                    d.TryAdd(((long)l << 32) | (uint)r, ((long)id << 32) | (uint)id);
-            }
         }
         return d;
     }

@@ -86,9 +86,10 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
             }
         }
         if (minScore == float.MaxValue) minScore = maxScore = 0;
-        // When no piece holds U+2581 after another character, no piece spans a word start, so words (a run of
-        // U+2581 and what follows up to the next run) can be encoded one by one and cached.
-        splitAtSpaces = idOfPiece.Keys.All(p => p.TrimStart(SentencePieceNormalizer.Space).IndexOf(SentencePieceNormalizer.Space) < 0);
+        // BPE: when no piece holds U+2581 after another character, no piece spans a word start, so words (a run of
+        // U+2581 and what follows up to the next run) can be encoded one by one and cached. Not for unigram: its
+        // Viterbi sums scores in float along the whole text, and sentencepiece's tie-breaking depends on those sums.
+        splitAtSpaces = kind == SentencePieceModelKind.Bpe && idOfPiece.Keys.All(p => p.TrimStart(SentencePieceNormalizer.Space).IndexOf(SentencePieceNormalizer.Space) < 0);
         if (byteFallback && Array.IndexOf(byteIds, -1) >= 0)
             throw new InvalidFileException("SentencePiece model has byte_fallback but lacks some <0xXX> byte pieces.");
         pieceLookup = idOfPiece.GetAlternateLookup<ReadOnlySpan<char>>();
