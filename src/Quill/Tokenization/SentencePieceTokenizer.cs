@@ -41,8 +41,8 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
     private readonly Dictionary<string, int> idOfPiece;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> pieceLookup;
     private readonly int[] byteIds = new int[256];
-    private readonly int maxPieceChars;
     private readonly bool splitAtSpaces;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> prefixLookup; // unigram: prefix -> piece id or -1
     private readonly ThreadLocal<Dictionary<string, int[]>> caches = new(() => new Dictionary<string, int[]>(StringComparer.Ordinal));
     private readonly float minScore;
     private readonly float maxScore;
@@ -73,7 +73,6 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
             if (t is PieceType.Normal or PieceType.UserDefined or PieceType.Unused)
             {
                 idOfPiece.TryAdd(this.pieces[i], i);
-                maxPieceChars = Math.Max(maxPieceChars, this.pieces[i].Length);
                 if (t == PieceType.Normal)
                 {
                     minScore = Math.Min(minScore, this.scores[i]);
@@ -93,6 +92,17 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
         if (byteFallback && Array.IndexOf(byteIds, -1) >= 0)
             throw new InvalidFileException("SentencePiece model has byte_fallback but lacks some <0xXX> byte pieces.");
         pieceLookup = idOfPiece.GetAlternateLookup<ReadOnlySpan<char>>();
+        var prefixes = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (kind == SentencePieceModelKind.Unigram)
+        {
+            foreach (var (piece, id) in idOfPiece)
+            {
+                if (this.types[id] == PieceType.Unused) continue;
+                for (int len = 1; len < piece.Length; len++) prefixes.TryAdd(piece[..len], -1);
+                prefixes[piece] = id;
+            }
+        }
+        prefixLookup = prefixes.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     public override int VocabSize => pieces.Length;
@@ -227,12 +237,11 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
                 continue;
             }
             bool singleCharFound = false;
-            int maxLen = Math.Min(maxPieceChars, n - pos);
-            for (int len = 1; len <= maxLen; len++)
+            // Walk the prefixes of the pieces (a trie in a hash table): stop at the first text that starts no piece.
+            for (int len = 1; pos + len <= n; len++)
             {
-                if (len < maxLen && char.IsHighSurrogate(s[pos + len - 1])) continue;
-                if (!pieceLookup.TryGetValue(s.AsSpan(pos, len), out int id)) continue;
-                if (types[id] == PieceType.Unused) continue;
+                if (!prefixLookup.TryGetValue(s.AsSpan(pos, len), out int id)) break;
+                if (id < 0) continue;
                 if (len == charLen) singleCharFound = true;
                 // As sentencepiece: the candidate is summed in double (its score expression is double), compared
                 // with the stored float path score, then stored as float. Ties keep the earlier start.
