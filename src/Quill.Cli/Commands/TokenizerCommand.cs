@@ -7,7 +7,8 @@ using Quill.Tokenization;
 
 namespace Quill.Cli.Commands;
 
-internal static class TokenizerCommand
+/// <summary>The `tokenizer` verb and its subcommands.</summary>
+public static class TokenizerCommand
 {
     public static Command Create()
     {

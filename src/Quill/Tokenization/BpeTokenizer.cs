@@ -19,7 +19,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
     private readonly Dictionary<byte[], int> idOfBytes;
     private readonly Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> lookup;
     private readonly int[] byteIds = new int[256];
-    private readonly Dictionary<long, long> merges;  // (left << 32 | right) -> (rank << 32 | merged id)
+    private readonly Dictionary<long, long> merges;  // (left << 32 | right) -> (rank << 32 | merged id); empty in tiktoken mode
     private readonly (int Left, int Right)[]? mergeList; // explicit merges in rank order (null in tiktoken mode)
     private readonly ThreadLocal<Dictionary<byte[], int[]>> caches;
 
@@ -50,7 +50,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
             }
         }
         if (missing > 128) throw new InvalidFileException($"byte-level BPE vocabulary lacks tokens for {missing} of the 256 bytes; is it byte-level?");
-        merges = mergeList != null ? BuildPairMerges(mergeList) : BuildRankMerges();
+        merges = mergeList != null ? BuildPairMerges(mergeList) : [];
         caches = new ThreadLocal<Dictionary<byte[], int[]>>(() => new Dictionary<byte[], int[]>(1024, ByteArrayComparer.Instance));
     }
 
@@ -143,6 +143,52 @@ public sealed partial class BpeTokenizer : TokenizerBase
     }
 
     /// <summary>
+    /// Encodes text on several threads (special-looking text stays plain text, as in Encode(text)). The text is cut
+    /// at lone newlines between non-whitespace characters, where the standard patterns never join two chunks, so
+    /// the ids equal Encode(text); custom patterns, or short texts, are encoded on one thread.
+    /// </summary>
+    public int[] EncodeParallel(string text, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (threads < 1) throw new InvalidConfigException($"--threads must be at least 1 (got {threads}).");
+        if (threads == 1 || !PreTokenizer.HasFastPath || text.Length < 1 << 16) return Encode(text);
+        if (IndexOfInvalidUtf16(text) is int bad and >= 0)
+            throw new InvalidTokenInputException($"input text holds a lone UTF-16 surrogate at index {bad}; pass valid Unicode text.");
+        int pieces = threads * 4;
+        var cuts = new List<int> { 0 };
+        for (int p = 1; p < pieces; p++)
+        {
+            int target = (int)((long)text.Length * p / pieces);
+            int cut = -1;
+            for (int i = Math.Max(target, cuts[^1] + 2); i < text.Length && i < target + (1 << 16); i++)
+            {
+                if (text[i - 1] == '\n' && !char.IsWhiteSpace(text[i - 2]) && !char.IsWhiteSpace(text[i]) && !char.IsLowSurrogate(text[i]))
+                {
+                    cut = i;
+                    break;
+                }
+            }
+            if (cut > cuts[^1]) cuts.Add(cut);
+        }
+        cuts.Add(text.Length);
+        var parts = new List<int>[cuts.Count - 1];
+        Parallel.For(0, parts.Length, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            var ids = new List<int>((cuts[i + 1] - cuts[i]) / 3 + 4);
+            EncodeOrdinary(text, cuts[i], cuts[i + 1] - cuts[i], ids, i == 0);
+            parts[i] = ids;
+        });
+        var result = new int[parts.Sum(p => p.Count)];
+        int at = 0;
+        foreach (var p in parts)
+        {
+            p.CopyTo(result, at);
+            at += p.Count;
+        }
+        return result;
+    }
+
+    /// <summary>
     /// Encodes raw bytes that may end in invalid UTF-8 (as tiktoken's encode_bytes): the valid prefix is encoded as
     /// text, then the bytes of its last chunk and the invalid tail are merged together as one chunk.
     /// </summary>
@@ -214,8 +260,18 @@ public sealed partial class BpeTokenizer : TokenizerBase
         if (rentedPairs != null) ArrayPool<long>.Shared.Return(rentedPairs);
     }
 
-    private long PairValue(int left, int right) =>
-        (left | right) >= 0 && merges.TryGetValue(((long)left << 32) | (uint)right, out long v) ? v : long.MaxValue;
+    private long PairValue(int left, int right)
+    {
+        if ((left | right) < 0) return long.MaxValue;
+        if (mergeList != null) return merges.TryGetValue(((long)left << 32) | (uint)right, out long v) ? v : long.MaxValue;
+        // tiktoken mode: the pair merges when its concatenation is a token; rank = that token's id.
+        byte[] a = tokens[left]!, b = tokens[right]!;
+        int n = a.Length + b.Length;
+        Span<byte> joined = n <= 256 ? stackalloc byte[n] : new byte[n];
+        a.CopyTo(joined);
+        b.CopyTo(joined[a.Length..]);
+        return lookup.TryGetValue(joined, out int id) ? ((long)id << 32) | (uint)id : long.MaxValue;
+    }
 
     protected override void AppendTokenBytes(int id, ArrayBufferWriter<byte> output, bool first)
     {
@@ -237,22 +293,6 @@ public sealed partial class BpeTokenizer : TokenizerBase
             if (!lookup.TryGetValue(joined, out int merged))
                 throw new InvalidFileException($"BPE merge #{rank} joins two tokens into bytes that are not in the vocabulary.");
             d.TryAdd(((long)l << 32) | (uint)r, ((long)rank << 32) | (uint)merged);
-        }
-        return d;
-    }
-
-    private Dictionary<long, long> BuildRankMerges()
-    {
-        var d = new Dictionary<long, long>(tokens.Length * 2);
-        for (int id = 0; id < tokens.Length; id++)
-        {
-            byte[]? t = tokens[id];
-            if (t == null || t.Length < 2 || IsSpecial(id)) continue;
-            for (int split = 1; split < t.Length; split++)
-            {
-                if (lookup.TryGetValue(t.AsSpan(0, split), out int l) && lookup.TryGetValue(t.AsSpan(split), out int r))
-                    d.TryAdd(((long)l << 32) | (uint)r, ((long)id << 32) | (uint)id);
-            }
         }
         return d;
     }

@@ -16,6 +16,7 @@ public sealed class PreTokenizer
 {
     private static readonly char[] Proxies = BuildProxies();
     private readonly Regex[] regexes;
+    private readonly FastPattern? fast;
 
     /// <summary>Creates a pre-tokenizer from regex patterns applied in sequence (at least one).</summary>
     public PreTokenizer(IReadOnlyList<string> patterns, string? name = null)
@@ -24,12 +25,23 @@ public sealed class PreTokenizer
         if (patterns.Count == 0) throw new InvalidConfigException("pre-tokenizer: give at least one regex pattern.");
         Patterns = patterns.ToArray();
         Name = name;
+        if (patterns.Count == 1)
+        {
+            fast = patterns[0] switch
+            {
+                PreTokenizerPatterns.Gpt2 => FastPattern.Gpt2,
+                PreTokenizerPatterns.Cl100k or PreTokenizerPatterns.Llama3 => FastPattern.Cl100k,
+                PreTokenizerPatterns.O200k => FastPattern.O200k,
+                _ => null,
+            };
+        }
         regexes = new Regex[patterns.Count];
         for (int i = 0; i < regexes.Length; i++)
         {
             try
             {
-                regexes[i] = new Regex(patterns[i], RegexOptions.Compiled | RegexOptions.CultureInvariant);
+                // The fast path needs no compiled regex: keep the reference twin interpreted (cheap to build).
+                regexes[i] = new Regex(patterns[i], (fast == null ? RegexOptions.Compiled : RegexOptions.None) | RegexOptions.CultureInvariant);
             }
             catch (ArgumentException ex)
             {
@@ -44,11 +56,26 @@ public sealed class PreTokenizer
     /// <summary>The well-known name ("gpt2", "cl100k", ...) when built from one, else null.</summary>
     public string? Name { get; }
 
+    /// <summary>True when a hand-written splitter replaces the regexes (gpt2, cl100k, llama3, o200k).</summary>
+    public bool HasFastPath => fast != null;
+
     /// <summary>Appends the chunks of text as (start, length) pairs, in order, covering all of it.</summary>
     public void Split(string text, List<(int Start, int Length)> chunks)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(chunks);
+        if (text.Length == 0) return;
+        if (fast is FastPattern f)
+        {
+            FastPreTokenizer.Split(f, text, chunks);
+            return;
+        }
+        SplitWithRegex(text, chunks);
+    }
+
+    /// <summary>The regex path (the reference twin of the fast splitters).</summary>
+    internal void SplitWithRegex(string text, List<(int Start, int Length)> chunks)
+    {
         if (text.Length == 0) return;
         if (text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
         {

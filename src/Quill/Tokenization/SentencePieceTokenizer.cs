@@ -41,7 +41,9 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
     private readonly Dictionary<string, int> idOfPiece;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> pieceLookup;
     private readonly int[] byteIds = new int[256];
-    private readonly int maxPieceChars;
+    private readonly bool splitAtSpaces;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> prefixLookup; // unigram: prefix -> piece id or -1
+    private readonly ThreadLocal<Dictionary<string, int[]>> caches = new(() => new Dictionary<string, int[]>(StringComparer.Ordinal));
     private readonly float minScore;
     private readonly float maxScore;
 
@@ -71,7 +73,6 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
             if (t is PieceType.Normal or PieceType.UserDefined or PieceType.Unused)
             {
                 idOfPiece.TryAdd(this.pieces[i], i);
-                maxPieceChars = Math.Max(maxPieceChars, this.pieces[i].Length);
                 if (t == PieceType.Normal)
                 {
                     minScore = Math.Min(minScore, this.scores[i]);
@@ -84,9 +85,24 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
             }
         }
         if (minScore == float.MaxValue) minScore = maxScore = 0;
+        // BPE: when no piece holds U+2581 after another character, no piece spans a word start, so words (a run of
+        // U+2581 and what follows up to the next run) can be encoded one by one and cached. Not for unigram: its
+        // Viterbi sums scores in float along the whole text, and sentencepiece's tie-breaking depends on those sums.
+        splitAtSpaces = kind == SentencePieceModelKind.Bpe && idOfPiece.Keys.All(p => p.TrimStart(SentencePieceNormalizer.Space).IndexOf(SentencePieceNormalizer.Space) < 0);
         if (byteFallback && Array.IndexOf(byteIds, -1) >= 0)
             throw new InvalidFileException("SentencePiece model has byte_fallback but lacks some <0xXX> byte pieces.");
         pieceLookup = idOfPiece.GetAlternateLookup<ReadOnlySpan<char>>();
+        var prefixes = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (kind == SentencePieceModelKind.Unigram)
+        {
+            foreach (var (piece, id) in idOfPiece)
+            {
+                if (this.types[id] == PieceType.Unused) continue;
+                for (int len = 1; len < piece.Length; len++) prefixes.TryAdd(piece[..len], -1);
+                prefixes[piece] = id;
+            }
+        }
+        prefixLookup = prefixes.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     public override int VocabSize => pieces.Length;
@@ -121,8 +137,37 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
     {
         string normalized = Normalizer.Normalize(text.Substring(start, length), atTextStart);
         if (normalized.Length == 0) return;
-        if (Kind == SentencePieceModelKind.Bpe) EncodeBpe(normalized, ids);
-        else EncodeUnigram(normalized, ids);
+        if (!splitAtSpaces)
+        {
+            EncodeWord(normalized, ids);
+            return;
+        }
+        var cache = caches.Value!;
+        var lookup = cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        int wordStart = 0;
+        for (int i = 1; i <= normalized.Length; i++)
+        {
+            if (i < normalized.Length && !(normalized[i] == SentencePieceNormalizer.Space && normalized[i - 1] != SentencePieceNormalizer.Space)) continue;
+            ReadOnlySpan<char> word = normalized.AsSpan(wordStart, i - wordStart);
+            if (lookup.TryGetValue(word, out int[]? cached))
+            {
+                ids.AddRange(cached);
+            }
+            else
+            {
+                int before = ids.Count;
+                EncodeWord(word.ToString(), ids);
+                if (cache.Count > 1 << 16) cache.Clear();
+                lookup[word] = ids.GetRange(before, ids.Count - before).ToArray();
+            }
+            wordStart = i;
+        }
+    }
+
+    private void EncodeWord(string s, List<int> ids)
+    {
+        if (Kind == SentencePieceModelKind.Bpe) EncodeBpe(s, ids);
+        else EncodeUnigram(s, ids);
     }
 
     private void EncodeBpe(string s, List<int> ids)
@@ -192,12 +237,11 @@ public sealed partial class SentencePieceTokenizer : TokenizerBase
                 continue;
             }
             bool singleCharFound = false;
-            int maxLen = Math.Min(maxPieceChars, n - pos);
-            for (int len = 1; len <= maxLen; len++)
+            // Walk the prefixes of the pieces (a trie in a hash table): stop at the first text that starts no piece.
+            for (int len = 1; pos + len <= n; len++)
             {
-                if (len < maxLen && char.IsHighSurrogate(s[pos + len - 1])) continue;
-                if (!pieceLookup.TryGetValue(s.AsSpan(pos, len), out int id)) continue;
-                if (types[id] == PieceType.Unused) continue;
+                if (!prefixLookup.TryGetValue(s.AsSpan(pos, len), out int id)) break;
+                if (id < 0) continue;
                 if (len == charLen) singleCharFound = true;
                 // As sentencepiece: the candidate is summed in double (its score expression is double), compared
                 // with the stored float path score, then stored as float. Ties keep the earlier start.

@@ -118,3 +118,14 @@ public class BpeReferenceTests
         return File.ReadAllText(p);
     }
 }
+
+public class BpeParallelTests
+{
+    [TestDataFact("tiktoken/cl100k_base.tiktoken", "corpora/tinyshakespeare.txt")]
+    public void EncodeParallel_EqualsEncode()
+    {
+        var tok = (BpeTokenizer)TokenizerFixtures.Get("cl100k");
+        string text = File.ReadAllText(TestData.PathOf("corpora/tinyshakespeare.txt"))[..300_000];
+        Assert.Equal(tok.Encode(text), tok.EncodeParallel(text, 3));
+    }
+}
