@@ -96,6 +96,42 @@ public static unsafe class Gemv
         else KernelThreads.ParallelFor(groupStart[count], 1, Body);
     }
 
+    /// <summary>
+    /// y = W x for F16 or BF16 weights (bits [n, k]): each group of four rows is widened to floats in a per-thread
+    /// buffer (vectorized) and run through the fp32 four-row kernel. x: [k]; y: [n].
+    /// </summary>
+    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y)
+    {
+        nint wa = (nint)w, xa = (nint)x, ya = (nint)y;
+        var width = Best;
+        void Body(int g0, int g1)
+        {
+            var buf = HalfBuffer.Get(4 * k);
+            fixed (float* b = buf)
+            {
+                for (int g = g0; g < g1; g++)
+                {
+                    int r = g * 4, rows = Math.Min(4, n - r);
+                    var src = new ReadOnlySpan<ushort>((ushort*)wa + (long)r * k, rows * k);
+                    var dst = new Span<float>(b, rows * k);
+                    if (bf16) Quantization.Bf16.ToSingle(src, dst);
+                    else Quantization.Fp16.ToSingle(src, dst);
+                    Rows(width, b, k, (float*)xa, 1, (float*)ya + r, 1, 0, rows);
+                }
+            }
+        }
+        int groups = (n + 3) / 4;
+        if (KernelThreads.Count <= 1 || (long)n * k < ParallelMinWork) Body(0, groups);
+        else KernelThreads.ParallelFor(groups, 1, Body);
+    }
+
+    private static class HalfBuffer
+    {
+        [ThreadStatic] private static float[]? buffer;
+
+        public static float[] Get(int n) => buffer != null && buffer.Length >= n ? buffer : buffer = new float[n];
+    }
+
     internal static GemvWidth Best =>
         Vector512.IsHardwareAccelerated ? GemvWidth.Vector512 : Vector256.IsHardwareAccelerated ? GemvWidth.Vector256 : GemvWidth.Scalar;
 

@@ -166,6 +166,11 @@ public sealed unsafe class WeightMatrix
             for (int v = 0; v < m; v++) Gemv.Run(GemvWidth.Auto, (float*)Address, Rows, Cols, x + (long)v * ldx, 1, y + (long)v * ldy, ldy, 0);
             return;
         }
+        if (Type is GgmlType.F16 or GgmlType.BF16)
+        {
+            for (int v = 0; v < m; v++) Gemv.RunHalf(Type == GgmlType.BF16, (ushort*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);
+            return;
+        }
         if (QuantGemv.Supports(Type))
         {
             bool vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported;

@@ -60,6 +60,21 @@ public sealed unsafe class GemvTests
     }
 
     [Theory]
+    [InlineData(GgmlType.F16, 37, 100)]
+    [InlineData(GgmlType.BF16, 9, 288)]
+    public void Half_precision_weights_match_their_float_values(GgmlType type, int rows, int cols)
+    {
+        float[] w = Random(rows * cols, 9), x = Random(cols, 10);
+        var m = WeightMatrix.Quantize("w", w, rows, cols, type);
+        float[] exact = m.ToFloats();
+        var expected = new float[rows];
+        GemvReference.MultiplyBatch(exact, rows, cols, x, 1, expected);
+        var y = new float[rows];
+        fixed (float* px = x, py = y) m.Multiply(px, cols, 1, py, rows);
+        for (int r = 0; r < rows; r++) Assert.True(Math.Abs(expected[r] - y[r]) <= 1e-4f * Math.Sqrt(cols), $"row {r}: {expected[r]} vs {y[r]}");
+    }
+
+    [Theory]
     [InlineData(GgmlType.Q8_0, 4, 32)]
     [InlineData(GgmlType.Q8_0, 37, 288)]
     [InlineData(GgmlType.Q4_0, 4, 64)]
