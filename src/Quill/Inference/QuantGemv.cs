@@ -40,39 +40,59 @@ public static unsafe class QuantGemv
     }
 
     internal static void Run(GgmlType type, byte* w, int rows, int cols, float* x, float* y, bool vnni)
+        => RunMany(type, [(nint)w], [rows], cols, x, [(nint)y], vnni);
+
+    /// <summary>
+    /// Several matrices of one type with the same input (q, k, v; gate, up): the activation is quantized once and
+    /// all rows share one parallel region. w[i]: [rows[i], cols]; y[i]: [rows[i]].
+    /// </summary>
+    internal static void RunMany(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, float* x, ReadOnlySpan<nint> y, bool vnni)
     {
-        int nb = cols / 32;
+        int nb = cols / 32, count = w.Length;
         var act = Activation.Rent(nb);
         Quantize(x, nb, act);
         long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
-        nint wa = (nint)w, ya = (nint)y;
+        var groupStart = new int[count + 1];
+        long work = 0;
+        for (int i = 0; i < count; i++)
+        {
+            groupStart[i + 1] = groupStart[i] + (rows[i] + 3) / 4;
+            work += (long)rows[i] * cols;
+        }
+        nint[] wa = w.ToArray(), ya = y.ToArray();
+        int[] ra = rows.ToArray();
         void Body(int g0, int g1)
         {
-            int r0 = g0 * 4, r1 = Math.Min(rows, g1 * 4);
             fixed (sbyte* q = act.Q)
             fixed (float* d = act.D)
             fixed (int* s = act.Sum)
             {
-                for (int r = r0; r < r1; r += 4)
+                for (int m = 0; m < count; m++)
                 {
-                    int n = Math.Min(4, r1 - r);
-                    byte* wr = (byte*)wa + r * rowBytes;
-                    float* yr = (float*)ya + r;
-                    if (type == GgmlType.Q8_0)
+                    int a = Math.Max(g0, groupStart[m]), b = Math.Min(g1, groupStart[m + 1]);
+                    if (a >= b) continue;
+                    int r0 = (a - groupStart[m]) * 4, r1 = Math.Min(ra[m], (b - groupStart[m]) * 4);
+                    for (int r = r0; r < r1; r += 4)
                     {
-                        if (vnni && n == 4) Q8Four(wr, rowBytes, q, d, nb, yr);
-                        else for (int i = 0; i < n; i++) yr[i] = Q8Scalar(wr + i * rowBytes, q, d, nb);
-                    }
-                    else
-                    {
-                        if (vnni && n == 4) Q4Four(wr, rowBytes, q, d, s, nb, yr);
-                        else for (int i = 0; i < n; i++) yr[i] = Q4Scalar(wr + i * rowBytes, q, d, nb);
+                        int n = Math.Min(4, r1 - r);
+                        byte* wr = (byte*)wa[m] + r * rowBytes;
+                        float* yr = (float*)ya[m] + r;
+                        if (type == GgmlType.Q8_0)
+                        {
+                            if (vnni && n == 4) Q8Four(wr, rowBytes, q, d, nb, yr);
+                            else for (int i = 0; i < n; i++) yr[i] = Q8Scalar(wr + i * rowBytes, q, d, nb);
+                        }
+                        else
+                        {
+                            if (vnni && n == 4) Q4Four(wr, rowBytes, q, d, s, nb, yr);
+                            else for (int i = 0; i < n; i++) yr[i] = Q4Scalar(wr + i * rowBytes, q, d, nb);
+                        }
                     }
                 }
             }
         }
-        int groups = (rows + 3) / 4;
-        if (KernelThreads.Count <= 1 || (long)rows * cols < Gemv.ParallelMinWork) Body(0, groups);
+        int groups = groupStart[count];
+        if (KernelThreads.Count <= 1 || work < Gemv.ParallelMinWork) Body(0, groups);
         else KernelThreads.ParallelFor(groups, 1, Body);
     }
 

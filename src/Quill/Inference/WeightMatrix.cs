@@ -132,13 +132,32 @@ public sealed unsafe class WeightMatrix
     }
 
     /// <summary>
-    /// Several matrices with the same input (q, k, v or gate, up) in one pass: F32 matrices share one parallel
-    /// region in the matrix-vector path; anything else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
+    /// Several matrices with the same input (q, k, v or gate, up) in one pass: F32, Q8_0 and Q4_0 matrices of one
+    /// type share one parallel region in the matrix-vector path; anything else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
     /// </summary>
     internal static void MultiplyMany(ReadOnlySpan<WeightMatrix> ws, float* x, int ldx, int m, ReadOnlySpan<nint> ys, ReadOnlySpan<int> ldys)
     {
-        bool fused = m <= SmallM && ldx == ws[0].Cols;
-        foreach (var w in ws) fused &= w.Type == GgmlType.F32 && w.Cols == ws[0].Cols;
+        bool same = m <= SmallM;
+        foreach (var w in ws) same &= w.Type == ws[0].Type && w.Cols == ws[0].Cols;
+        if (same && QuantGemv.Supports(ws[0].Type))
+        {
+            Span<nint> qa = stackalloc nint[ws.Length];
+            Span<int> qr = stackalloc int[ws.Length];
+            Span<nint> qy = stackalloc nint[ws.Length];
+            for (int i = 0; i < ws.Length; i++)
+            {
+                qa[i] = ws[i].Address;
+                qr[i] = ws[i].Rows;
+            }
+            bool vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported;
+            for (int v = 0; v < m; v++)
+            {
+                for (int i = 0; i < ws.Length; i++) qy[i] = ys[i] + (nint)((long)v * ldys[i] * sizeof(float));
+                QuantGemv.RunMany(ws[0].Type, qa, qr, ws[0].Cols, x + (long)v * ldx, qy, vnni);
+            }
+            return;
+        }
+        bool fused = same && ldx == ws[0].Cols && ws[0].Type == GgmlType.F32;
         if (!fused)
         {
             for (int i = 0; i < ws.Length; i++) ws[i].Multiply(x, ldx, m, (float*)ys[i], ldys[i]);

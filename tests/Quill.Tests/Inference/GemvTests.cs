@@ -41,21 +41,24 @@ public sealed unsafe class GemvTests
         for (int i = 0; i < pub.Length; i++) Assert.True(Math.Abs(expected[i] - pub[i]) <= 1e-4f * Math.Sqrt(k));
     }
 
-    [Fact]
-    public void Many_matrices_in_one_region_match_one_by_one()
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void Many_matrices_in_one_region_match_one_by_one(GgmlType type)
     {
         int k = 96;
         float[] x = Random(k, 3);
         var mats = new[] { (Rows: 96, W: Random(96 * k, 4)), (Rows: 50, W: Random(50 * k, 5)), (Rows: 7, W: Random(7 * k, 6)) };
-        var ws = mats.Select((t, i) => WeightMatrix.FromFloats($"m{i}", t.W, t.Rows, k)).ToArray();
+        var ws = mats.Select((t, i) => WeightMatrix.Quantize($"m{i}", t.W, t.Rows, k, type)).ToArray();
         var outs = mats.Select(t => new float[t.Rows]).ToArray();
         fixed (float* px = x, o0 = outs[0], o1 = outs[1], o2 = outs[2])
             WeightMatrix.MultiplyMany(ws, px, k, 1, [(nint)o0, (nint)o1, (nint)o2], [96, 50, 7]);
         for (int i = 0; i < mats.Length; i++)
         {
             var e = new float[mats[i].Rows];
-            GemvReference.MultiplyBatch(mats[i].W, mats[i].Rows, k, x, 1, e);
-            for (int j = 0; j < e.Length; j++) Assert.True(Math.Abs(e[j] - outs[i][j]) < 1e-3f);
+            fixed (float* px = x, pe = e) ws[i].Multiply(px, k, 1, pe, mats[i].Rows);
+            for (int j = 0; j < e.Length; j++) Assert.True(Math.Abs(e[j] - outs[i][j]) < 1e-4f, $"matrix {i} row {j}: {e[j]} vs {outs[i][j]}");
         }
     }
 
