@@ -2,9 +2,9 @@
 // activation is quantized once per product to int8 blocks of 32 with a float scale (and the block's integer sum,
 // for Q4_0's -8 offset); each weight block then costs one int8 dot product: AVX-VNNI vpdpbusd on 256 bits where
 // the CPU has it (|w| as the unsigned operand and x given w's sign for Q8_0; Q4_0's nibbles are already
-// unsigned), else a scalar loop. Block scales (f16) are read through a 64 K-entry table. Four rows share each
-// activation block; rows are split over KernelThreads. Per-row overhead is kept out of the loop, which is what
-// lets small matrices (288-wide stories models) run near memory speed.
+// unsigned), else a scalar loop. Block scales (f16) are read through a 64 K-entry table. Rows run one after
+// another (one sequential stream of weights: interleaving four rows measured 4x slower from DRAM here), in
+// groups of four split over KernelThreads.
 // This is the inference branch's own kernel: Quantization.QuantDot.MatVec (the fmt branch) is general but
 // converts scales and dispatches per row; the two should be reconciled once both settle.
 // Does not handle: other block types (WeightMatrix falls back to QuantDot for them), batches larger than one
@@ -79,13 +79,11 @@ public static unsafe class QuantGemv
                         float* yr = (float*)ya[m] + r;
                         if (type == GgmlType.Q8_0)
                         {
-                            if (vnni && n == 4) Q8Four(wr, rowBytes, q, d, nb, yr);
-                            else for (int i = 0; i < n; i++) yr[i] = Q8Scalar(wr + i * rowBytes, q, d, nb);
+                            for (int i = 0; i < n; i++) yr[i] = vnni ? Q8One(wr + i * rowBytes, q, d, nb) : Q8Scalar(wr + i * rowBytes, q, d, nb);
                         }
                         else
                         {
-                            if (vnni && n == 4) Q4Four(wr, rowBytes, q, d, s, nb, yr);
-                            else for (int i = 0; i < n; i++) yr[i] = Q4Scalar(wr + i * rowBytes, q, d, nb);
+                            for (int i = 0; i < n; i++) yr[i] = vnni ? Q4One(wr + i * rowBytes, q, d, s, nb) : Q4Scalar(wr + i * rowBytes, q, d, nb);
                         }
                     }
                 }
@@ -148,32 +146,24 @@ public static unsafe class QuantGemv
         }
     }
 
-    // Four Q8_0 rows (rowBytes apart) against the activation: per block |w| . (x sign w) with vpdpbusd.
+    // One Q8_0 row against the activation, two blocks per step: per block |w| . (x sign w) with vpdpbusd. Rows go one
+    // after another, so the weights are read as one sequential stream (four interleaved rows stalled the prefetcher).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Q8Four(byte* w, long rowBytes, sbyte* q, float* d, int nb, float* y)
+    private static float Q8One(byte* w, sbyte* q, float* d, int nb)
     {
-        byte* w0 = w, w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
         var a0 = Vector256<float>.Zero;
         var a1 = Vector256<float>.Zero;
-        var a2 = Vector256<float>.Zero;
-        var a3 = Vector256<float>.Zero;
+        int b = 0;
         fixed (float* table = HalfTable)
         {
-            for (int b = 0; b < nb; b++)
+            for (; b + 2 <= nb; b += 2)
             {
-                var xv = Avx.LoadVector256(q + b * 32);
-                float dx = d[b];
-                int off = b * 34;
-                a0 = Q8Block(w0 + off, xv, dx, table, a0);
-                a1 = Q8Block(w1 + off, xv, dx, table, a1);
-                a2 = Q8Block(w2 + off, xv, dx, table, a2);
-                a3 = Q8Block(w3 + off, xv, dx, table, a3);
+                a0 = Q8Block(w + b * 34, Avx.LoadVector256(q + b * 32), d[b], table, a0);
+                a1 = Q8Block(w + (b + 1) * 34, Avx.LoadVector256(q + (b + 1) * 32), d[b + 1], table, a1);
             }
+            if (b < nb) a0 = Q8Block(w + b * 34, Avx.LoadVector256(q + b * 32), d[b], table, a0);
         }
-        y[0] = Vector256.Sum(a0);
-        y[1] = Vector256.Sum(a1);
-        y[2] = Vector256.Sum(a2);
-        y[3] = Vector256.Sum(a3);
+        return Vector256.Sum(a0 + a1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -184,34 +174,24 @@ public static unsafe class QuantGemv
         return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(table[*(ushort*)block] * dx), acc);
     }
 
-    // Four Q4_0 rows: nibbles (unsigned, 0..15) . x with vpdpbusd, minus 8 * sum(x) per block.
+    // One Q4_0 row: nibbles (unsigned, 0..15) . x with vpdpbusd, minus 8 * sum(x) per block; two blocks per step.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Q4Four(byte* w, long rowBytes, sbyte* q, float* d, int* sums, int nb, float* y)
+    private static float Q4One(byte* w, sbyte* q, float* d, int* sums, int nb)
     {
-        byte* w0 = w, w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
         var a0 = Vector256<float>.Zero;
         var a1 = Vector256<float>.Zero;
-        var a2 = Vector256<float>.Zero;
-        var a3 = Vector256<float>.Zero;
         var mask = Vector128.Create((byte)0x0F);
+        int b = 0;
         fixed (float* table = HalfTable)
         {
-            for (int b = 0; b < nb; b++)
+            for (; b + 2 <= nb; b += 2)
             {
-                var xv = Avx.LoadVector256(q + b * 32);
-                float dx = d[b];
-                int corr = 8 * sums[b];
-                int off = b * 18;
-                a0 = Q4Block(w0 + off, xv, dx, corr, mask, table, a0);
-                a1 = Q4Block(w1 + off, xv, dx, corr, mask, table, a1);
-                a2 = Q4Block(w2 + off, xv, dx, corr, mask, table, a2);
-                a3 = Q4Block(w3 + off, xv, dx, corr, mask, table, a3);
+                a0 = Q4Block(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], mask, table, a0);
+                a1 = Q4Block(w + (b + 1) * 18, Avx.LoadVector256(q + (b + 1) * 32), d[b + 1], 8 * sums[b + 1], mask, table, a1);
             }
+            if (b < nb) a0 = Q4Block(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], mask, table, a0);
         }
-        y[0] = Vector256.Sum(a0);
-        y[1] = Vector256.Sum(a1);
-        y[2] = Vector256.Sum(a2);
-        y[3] = Vector256.Sum(a3);
+        return Vector256.Sum(a0 + a1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
