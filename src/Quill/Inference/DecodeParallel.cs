@@ -3,7 +3,9 @@
 // split the caller finishes its half and then waits. Here the range is cut into several chunks per thread that
 // the threads claim from a shared counter; the caller works until no chunk is left and then waits only for chunks
 // a helper has already claimed, never for a helper that has not started. Results do not depend on which thread
-// ran a chunk. Thread count: KernelThreads.Count.
+// ran a chunk. Thread count: KernelThreads.Count. Helpers are dedicated background threads that spin briefly
+// (about 50 microseconds) after each region before they block, so back-to-back regions of a decode step find
+// them awake instead of paying a thread-pool wake-up each time.
 // Does not handle: nested parallel loops (a body must not call back into this).
 namespace Quill.Inference;
 
@@ -25,9 +27,70 @@ internal static class DecodeParallel
         }
         int chunk = Math.Max(Math.Max(1, minChunk), (n + threads * ChunksPerThread - 1) / (threads * ChunksPerThread));
         var loop = new Loop(n, chunk, body);
-        for (int t = 1; t < threads; t++) ThreadPool.UnsafeQueueUserWorkItem(static l => l.Work(), loop, preferLocal: false);
+        var helpers = Helpers(threads - 1);
+        for (int t = 0; t < threads - 1; t++) helpers[t].Post(loop);
         loop.Work();
         loop.WaitForClaimed();
+    }
+
+    private static Helper[] helpers = [];
+    private static readonly Lock HelpersLock = new();
+
+    private static Helper[] Helpers(int count)
+    {
+        var h = helpers;
+        if (h.Length >= count) return h;
+        lock (HelpersLock)
+        {
+            if (helpers.Length < count)
+            {
+                var grown = new Helper[count];
+                Array.Copy(helpers, grown, helpers.Length);
+                for (int i = helpers.Length; i < count; i++) grown[i] = new Helper(i);
+                helpers = grown;
+            }
+            return helpers;
+        }
+    }
+
+    /// <summary>A background thread that runs posted loops; spins a little between them, then sleeps.</summary>
+    private sealed class Helper
+    {
+        private const long SpinTicks = 50 * TimeSpan.TicksPerMillisecond / 1000; // 50 us
+        private readonly ManualResetEventSlim wake = new(false, 0);
+        private Loop? pending;
+
+        public Helper(int index)
+        {
+            var t = new Thread(Run) { IsBackground = true, Name = $"quill-decode-{index}" };
+            t.Start();
+        }
+
+        public void Post(Loop loop)
+        {
+            Volatile.Write(ref pending, loop);
+            wake.Set();
+        }
+
+        private void Run()
+        {
+            while (true)
+            {
+                var job = Interlocked.Exchange(ref pending, null);
+                if (job != null)
+                {
+                    job.Work();
+                    continue;
+                }
+                long until = DateTime.UtcNow.Ticks + SpinTicks;
+                var spin = new SpinWait();
+                while (Volatile.Read(ref pending) == null && DateTime.UtcNow.Ticks < until) spin.SpinOnce(sleep1Threshold: -1);
+                if (Volatile.Read(ref pending) != null) continue;
+                wake.Reset();
+                if (Volatile.Read(ref pending) != null) continue;
+                wake.Wait();
+            }
+        }
     }
 
     private sealed class Loop(int n, int chunk, Action<int, int> body)
