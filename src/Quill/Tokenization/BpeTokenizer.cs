@@ -12,7 +12,7 @@ using System.Text.Json.Nodes;
 namespace Quill.Tokenization;
 
 /// <summary>A byte-level BPE tokenizer.</summary>
-public sealed partial class BpeTokenizer : TokenizerBase
+public sealed class BpeTokenizer : TokenizerBase
 {
     private const int CacheLimit = 1 << 16;
     private readonly byte[]?[] tokens;          // id -> bytes (null for ids that are only special tokens or unused)

@@ -106,10 +106,10 @@ public static class BpeTrainer
             {
                 int[] s = words[w];
                 long f = freq[w];
-                for (int i = 0; i + 1 < s.Length; i++) Bump(Key(s[i], s[i + 1]), -f, w, touched, pairCount, where, remove: false);
+                for (int i = 0; i + 1 < s.Length; i++) Bump(Key(s[i], s[i + 1]), -f, w, touched, pairCount, where);
                 int[] merged = MergeWord(s, a, b, id);
                 words[w] = merged;
-                for (int i = 0; i + 1 < merged.Length; i++) Bump(Key(merged[i], merged[i + 1]), f, w, touched, pairCount, where, remove: false);
+                for (int i = 0; i + 1 < merged.Length; i++) Bump(Key(merged[i], merged[i + 1]), f, w, touched, pairCount, where);
                 // Drop this word from the index of pairs it no longer holds.
                 foreach (long k in PairsOf(s))
                 {
@@ -139,7 +139,7 @@ public static class BpeTrainer
     }
 
     private static void Bump(long k, long delta, int w, Dictionary<long, long> touched, Dictionary<long, long> pairCount,
-                             Dictionary<long, HashSet<int>> where, bool remove)
+                             Dictionary<long, HashSet<int>> where)
     {
         pairCount[k] = pairCount.GetValueOrDefault(k) + delta;
         touched[k] = 0;
