@@ -87,6 +87,8 @@ public sealed class QuillServer : IAsyncDisposable
         return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/"));
     }
 
+    private static readonly HashSet<string> PostOnly = ["/v1/chat/completions", "/v1/completions", "/v1/feedback"];
+
     private static void Map(WebApplication app, ServerContext server)
     {
         app.MapGet("/", () => Asset("index.html"));
@@ -98,7 +100,9 @@ public sealed class QuillServer : IAsyncDisposable
         app.MapPost("/v1/chat/completions", ctx => ChatEndpoint.HandleAsync(ctx, server));
         app.MapPost("/v1/completions", ctx => CompletionEndpoint.HandleAsync(ctx, server));
         app.MapPost("/v1/feedback", ctx => InfoEndpoints.FeedbackAsync(ctx, server));
-        app.MapFallback(ctx => throw new ApiException(404, $"Unknown request URL: {ctx.Request.Method} {ctx.Request.Path}.", code: "unknown_url"));
+        app.MapFallback(ctx => throw (PostOnly.Contains(ctx.Request.Path.Value ?? "")
+            ? new ApiException(405, $"{ctx.Request.Method} is not allowed on {ctx.Request.Path}; use POST.", code: "method_not_allowed")
+            : new ApiException(404, $"Unknown request URL: {ctx.Request.Method} {ctx.Request.Path}.", code: "unknown_url")));
     }
 
     private static IResult Asset(string name) => WebChatAssets.Get(name) is { } a
