@@ -11,4 +11,8 @@ root.Add(TrainCommand.Create());
 root.Add(SampleCommand.Create());
 root.Add(QuickstartCommand.Create());
 root.Add(BenchCommand.Create());
+root.Add(TokenizerCommand.Create());
+root.Add(DataCommand.Create());
+root.Add(GenerateCommand.Create());
+root.Add(ChatCommand.Create());
 return CliRunner.Run(root, args);

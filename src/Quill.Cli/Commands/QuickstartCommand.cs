@@ -40,7 +40,7 @@ internal static class QuickstartCommand
             foreach (string prompt in new[] { "Once upon a time", "One day, " })
             {
                 Console.WriteLine($"--- sample: \"{prompt}\"");
-                Console.WriteLine(prompt + SampleCommand.Sample(run, prompt, new SampleOptions(MaxTokens: 300, Temperature: 0.8f, TopK: 40, Seed: 7)));
+                Console.WriteLine(prompt + SampleCommand.Sample(run, prompt, new SampleOptions(MaxTokens: 300, Temperature: 0.6f, TopK: 40, Seed: 7)));
             }
             Console.WriteLine();
             Console.WriteLine($"checkpoint: {result.CheckpointDir}");

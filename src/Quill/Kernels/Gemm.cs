@@ -1,12 +1,20 @@
 // Single-precision matrix multiply (SGEMM) on row-major matrices, the hot loop of training and inference:
 // C = alpha * op(A) · op(B) + beta * C, op = identity or transpose, any leading dimensions.
 // Checks the arguments, picks a path (thin rows without packing for M <= 4, else the packed, register-blocked
-// kernel for this CPU) and splits C across KernelThreads.Count threads when the product is big enough to pay for it.
+// kernel for this CPU), which run on up to KernelThreads.Count threads when the product is big enough to pay for it.
 // Does not handle other element types, column-major storage or batched products (callers loop over batches).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; lda, ldb, ldc = row strides in floats.
 using System.Runtime.Intrinsics;
 
 namespace Quill.Kernels;
+
+/// <summary>The widest vectors an implementation uses.</summary>
+internal enum GemmIsa
+{
+    Scalar,
+    Avx2,
+    Avx512,
+}
 
 /// <summary>Which implementation Gemm runs: Auto in production; tests and benchmarks pin one to compare them.</summary>
 internal enum GemmPath
@@ -15,7 +23,9 @@ internal enum GemmPath
     PackedAvx512,
     PackedAvx2,
     PackedScalar,
-    Thin,
+    ThinAvx512,
+    ThinAvx2,
+    ThinScalar,
 }
 
 /// <summary>
@@ -26,9 +36,6 @@ public static unsafe class Gemm
 {
     /// <summary>Rows of C at or below which the thin path (no packing) runs.</summary>
     internal const int ThinRows = 4;
-
-    /// <summary>Floating-point operations below which one thread does the whole product.</summary>
-    internal const double ParallelMinFlops = 4e6;
 
     private static readonly GemmBlocking Avx512Blocking = new(MC: 144, KC: 256, NC: 2048);
     private static readonly GemmBlocking Avx2Blocking = new(MC: 96, KC: 256, NC: 1024);
@@ -67,63 +74,44 @@ public static unsafe class Gemm
         if (m == 0 || n == 0) return;
         if (path == GemmPath.Auto) path = Choose(m);
         int threads = maxThreads == 0 ? KernelThreads.Count : Math.Min(maxThreads, KernelThreads.Count);
-        if (2.0 * m * n * k < ParallelMinFlops) threads = 1;
         fixed (float* pa = a, pb = b, pc = c)
         {
             var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta);
             switch (path)
             {
-                case GemmPath.PackedAvx512: Split<Avx512Kernel12x32>(args, Avx512Blocking, threads); break;
-                case GemmPath.PackedAvx2: Split<Avx2Kernel6x16>(args, Avx2Blocking, threads); break;
-                case GemmPath.PackedScalar: Split<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
-                case GemmPath.Thin: GemmThin.Run(args, threads); break;
+                case GemmPath.PackedAvx512: Packed<Avx512Kernel12x32>(args, Avx512Blocking, threads); break;
+                case GemmPath.PackedAvx2: Packed<Avx2Kernel6x16>(args, Avx2Blocking, threads); break;
+                case GemmPath.PackedScalar: Packed<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
+                case GemmPath.ThinAvx512: GemmThin.Run(args, threads, GemmIsa.Avx512); break;
+                case GemmPath.ThinAvx2: GemmThin.Run(args, threads, GemmIsa.Avx2); break;
+                case GemmPath.ThinScalar: GemmThin.Run(args, threads, GemmIsa.Scalar); break;
                 default: throw new ArgumentOutOfRangeException(nameof(path), path, "Unknown GEMM path.");
             }
         }
     }
 
-    /// <summary>The packed kernel this machine runs fastest.</summary>
-    internal static GemmPath BestPacked =>
-        Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
+    /// <summary>Whether this machine runs the given path fast (every path is correct anywhere).</summary>
+    internal static bool IsSupported(GemmPath path) => path switch
+    {
+        GemmPath.PackedAvx512 => Avx512Kernel12x32.IsSupported,
+        GemmPath.PackedAvx2 => Avx2Kernel6x16.IsSupported,
+        GemmPath.ThinAvx512 => GemmThin.Avx512Supported,
+        GemmPath.ThinAvx2 => GemmThin.Avx2Supported,
+        _ => true,
+    };
+
+    /// <summary>The fastest path this machine has for a product with m rows.</summary>
+    internal static GemmPath Choose(int m) => m <= ThinRows
+        ? (GemmThin.Avx512Supported ? GemmPath.ThinAvx512 : GemmThin.Avx2Supported ? GemmPath.ThinAvx2 : GemmPath.ThinScalar)
+        : Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
         : Avx2Kernel6x16.IsSupported ? GemmPath.PackedAvx2
         : GemmPath.PackedScalar;
 
-    private static GemmPath Choose(int m) => m <= ThinRows ? GemmPath.Thin : BestPacked;
-
-    /// <summary>Splits C into one rectangle per thread along its longer side (in whole tiles) and runs each.</summary>
-    private static void Split<TKernel>(Operands x, GemmBlocking blocking, int threads) where TKernel : IGemmMicroKernel
+    /// <summary>Applies beta, then runs the packed driver for one micro-kernel.</summary>
+    private static void Packed<TKernel>(Operands x, GemmBlocking blocking, int threads) where TKernel : IGemmMicroKernel
     {
-        int mr = TKernel.MR, nr = TKernel.NR;
-        int tilesM = (x.M + mr - 1) / mr, tilesN = (x.N + nr - 1) / nr;
-        bool alongN = tilesN >= tilesM;
-        int tiles = alongN ? tilesN : tilesM;
-        threads = Math.Min(threads, tiles);
-        if (threads <= 1)
-        {
-            RunRectangle<TKernel>(x, blocking, 0, x.M, 0, x.N);
-            return;
-        }
-        KernelThreads.ParallelFor(threads, 1, (first, last) =>
-        {
-            for (int t = first; t < last; t++)
-            {
-                int from = (int)((long)tiles * t / threads), to = (int)((long)tiles * (t + 1) / threads);
-                if (alongN) RunRectangle<TKernel>(x, blocking, 0, x.M, from * nr, Math.Min(x.N, to * nr));
-                else RunRectangle<TKernel>(x, blocking, from * mr, Math.Min(x.M, to * mr), 0, x.N);
-            }
-        });
-    }
-
-    /// <summary>Rows [i0, i1) x columns [j0, j1) of C, on the calling thread.</summary>
-    private static void RunRectangle<TKernel>(Operands x, GemmBlocking blocking, int i0, int i1, int j0, int j1)
-        where TKernel : IGemmMicroKernel
-    {
-        int m = i1 - i0, n = j1 - j0;
-        float* c = x.C + i0 * x.Ldc + j0;
-        if (!PrepareC(c, x.Ldc, m, n, x.K, x.Alpha, x.Beta, out bool accumulate)) return;
-        float* a = x.TransA ? x.A + i0 : x.A + i0 * x.Lda;
-        float* b = x.TransB ? x.B + j0 * x.Ldb : x.B + j0;
-        GemmDriver<TKernel>.Run(blocking, m, n, x.K, x.Alpha, a, x.Lda, x.TransA, b, x.Ldb, x.TransB, c, x.Ldc, accumulate);
+        if (PrepareC(x.C, x.Ldc, x.M, x.N, x.K, x.Alpha, x.Beta, out bool accumulate))
+            GemmDriver<TKernel>.Run(blocking, x, accumulate, threads);
     }
 
     /// <summary>
@@ -174,10 +162,16 @@ public static unsafe class Gemm
     private static void CheckMatrix(string name, int rows, int cols, int length, int ld)
     {
         if (ld < Math.Max(1, cols))
-            throw new ArgumentOutOfRangeException("ld" + name, ld, $"Row stride of {name} must be at least its {cols} columns.");
+        {
+            throw new ArgumentOutOfRangeException(
+                "ld" + name, ld, $"Row stride of {name} must be at least its {cols} columns.");
+        }
         long needed = rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * ld + cols;
         if (length < needed)
-            throw new ArgumentException($"{name} holds {length} floats but a [{rows}, {cols}] matrix with row stride {ld} needs {needed}.", name);
+        {
+            throw new ArgumentException(
+                $"{name} holds {length} floats but a [{rows}, {cols}] matrix with row stride {ld} needs {needed}.", name);
+        }
     }
 }
 

@@ -30,8 +30,6 @@ public sealed partial class BpeTokenizer : TokenizerBase
         this.mergeList = mergeList;
         PreTokenizer = preTokenizer;
         IgnoreMerges = ignoreMerges;
-        int maxSpecial = specials == null || specials.Count == 0 ? -1 : specials.Values.Max();
-        VocabSize = Math.Max(tokens.Length, maxSpecial + 1);
         idOfBytes = new Dictionary<byte[], int>(tokens.Length, ByteArrayComparer.Instance);
         for (int id = 0; id < tokens.Length; id++)
         {
@@ -41,12 +39,17 @@ public sealed partial class BpeTokenizer : TokenizerBase
         }
         lookup = idOfBytes.GetAlternateLookup<ReadOnlySpan<byte>>();
         Span<byte> one = stackalloc byte[1];
+        int missing = 0;
         for (int b = 0; b < 256; b++)
         {
             one[0] = (byte)b;
             if (!lookup.TryGetValue(one, out byteIds[b]))
-                throw new InvalidFileException($"byte-level BPE vocabulary lacks a token for byte 0x{b:X2}; every byte needs a token.");
+            {
+                byteIds[b] = -1; // HF drops such bytes (no unknown token in byte-level BPE); so do we
+                missing++;
+            }
         }
+        if (missing > 128) throw new InvalidFileException($"byte-level BPE vocabulary lacks tokens for {missing} of the 256 bytes; is it byte-level?");
         merges = mergeList != null ? BuildPairMerges(mergeList) : BuildRankMerges();
         caches = new ThreadLocal<Dictionary<byte[], int[]>>(() => new Dictionary<byte[], int[]>(1024, ByteArrayComparer.Instance));
     }
@@ -69,7 +72,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
         return new BpeTokenizer(tokensById.ToArray(), merges.ToArray(), preTokenizer, ignoreMerges, specials);
     }
 
-    public override int VocabSize { get; }
+    public override int VocabSize => Math.Max(tokens.Length, MaxSpecialId + 1);
 
     public override string Family => "bpe";
 
@@ -114,7 +117,7 @@ public sealed partial class BpeTokenizer : TokenizerBase
                 ReadOnlySpan<byte> chunk = rented.AsSpan(0, n);
                 if (n == 1)
                 {
-                    ids.Add(byteIds[chunk[0]]);
+                    if (byteIds[chunk[0]] >= 0) ids.Add(byteIds[chunk[0]]);
                     continue;
                 }
                 if (IgnoreMerges && lookup.TryGetValue(chunk, out int whole))
@@ -163,7 +166,8 @@ public sealed partial class BpeTokenizer : TokenizerBase
             tailStart = Encoding.UTF8.GetByteCount(text.AsSpan(0, s));
         }
         ReadOnlySpan<byte> tail = bytes[tailStart..];
-        if (tail.Length == 1) ids.Add(byteIds[tail[0]]);
+        if (tail.Length == 1 && byteIds[tail[0]] >= 0) ids.Add(byteIds[tail[0]]);
+        else if (tail.Length == 1) { }
         else if (lookup.TryGetValue(tail, out int whole)) ids.Add(whole);
         else MergeChunk(tail, ids);
         return ids.ToArray();
@@ -202,13 +206,16 @@ public sealed partial class BpeTokenizer : TokenizerBase
             if (at > 0) pairs[at - 1] = PairValue(parts[at - 1], parts[at]);
             if (at + 1 < n) pairs[at] = PairValue(parts[at], parts[at + 1]);
         }
-        for (int i = 0; i < n; i++) output.Add(parts[i]);
+        for (int i = 0; i < n; i++)
+        {
+            if (parts[i] >= 0) output.Add(parts[i]);
+        }
         if (rentedIds != null) ArrayPool<int>.Shared.Return(rentedIds);
         if (rentedPairs != null) ArrayPool<long>.Shared.Return(rentedPairs);
     }
 
     private long PairValue(int left, int right) =>
-        merges.TryGetValue(((long)left << 32) | (uint)right, out long v) ? v : long.MaxValue;
+        (left | right) >= 0 && merges.TryGetValue(((long)left << 32) | (uint)right, out long v) ? v : long.MaxValue;
 
     protected override void AppendTokenBytes(int id, ArrayBufferWriter<byte> output, bool first)
     {

@@ -24,7 +24,10 @@ public sealed class ByteTokenizer : ITokenizer
         return ids;
     }
 
-    public string Decode(ReadOnlySpan<int> ids)
+    public string Decode(ReadOnlySpan<int> ids) => Encoding.UTF8.GetString(DecodeBytes(ids));
+
+    /// <summary>The raw bytes of the ids.</summary>
+    public byte[] DecodeBytes(ReadOnlySpan<int> ids)
     {
         var bytes = new byte[ids.Length];
         for (int i = 0; i < ids.Length; i++)
@@ -32,7 +35,7 @@ public sealed class ByteTokenizer : ITokenizer
             TokenizerErrors.CheckId(ids[i], 256, i);
             bytes[i] = (byte)ids[i];
         }
-        return Encoding.UTF8.GetString(bytes);
+        return bytes;
     }
 
     public void Save(string path) => TokenizerFile.WriteAtomic(path, TokenizerFile.NewObject(Family));

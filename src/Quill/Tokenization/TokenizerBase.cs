@@ -12,6 +12,7 @@ public abstract class TokenizerBase : ITokenizer
 {
     private readonly Dictionary<string, int> specials;
     private readonly Dictionary<int, string> specialText;
+    private readonly HashSet<string> alwaysMatched = new(StringComparer.Ordinal);
     private SearchValues<char> specialFirstChars;
 
     protected TokenizerBase(IReadOnlyDictionary<string, int>? specialTokens)
@@ -36,6 +37,9 @@ public abstract class TokenizerBase : ITokenizer
     /// <summary>Special tokens by text.</summary>
     public IReadOnlyDictionary<string, int> SpecialTokens => specials;
 
+    /// <summary>The largest special-token id, or -1.</summary>
+    protected int MaxSpecialId { get; private set; } = -1;
+
     /// <summary>True when id is a special token.</summary>
     public bool IsSpecial(int id) => specialText.ContainsKey(id);
 
@@ -57,7 +61,8 @@ public abstract class TokenizerBase : ITokenizer
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(ids);
         CheckUtf16(text);
-        if (allowedSpecial == null || allowedSpecial.Count == 0 && !ReferenceEquals(allowedSpecial, SpecialTokenSet.All) || specials.Count == 0)
+        allowedSpecial ??= SpecialTokenSet.None;
+        if (allowedSpecial.Count == 0 && !ReferenceEquals(allowedSpecial, SpecialTokenSet.All) && alwaysMatched.Count == 0 || specials.Count == 0)
         {
             EncodeOrdinary(text, 0, text.Length, ids, true);
             return;
@@ -73,7 +78,7 @@ public abstract class TokenizerBase : ITokenizer
             string? best = null;
             foreach (string s in specials.Keys)
             {
-                if ((best == null || s.Length > best.Length) && (all || allowedSpecial.Contains(s)) && text.AsSpan(pos).StartsWith(s, StringComparison.Ordinal))
+                if ((best == null || s.Length > best.Length) && (all || allowedSpecial.Contains(s) || alwaysMatched.Contains(s)) && text.AsSpan(pos).StartsWith(s, StringComparison.Ordinal))
                     best = s;
             }
             if (best == null)
@@ -83,14 +88,17 @@ public abstract class TokenizerBase : ITokenizer
             }
             if (pos > segmentStart) EncodeOrdinary(text, segmentStart, pos - segmentStart, ids, atStart);
             ids.Add(specials[best]);
-            atStart = false;
+            atStart = true;
             pos += best.Length;
             segmentStart = pos;
         }
         if (segmentStart < text.Length) EncodeOrdinary(text, segmentStart, text.Length - segmentStart, ids, atStart);
     }
 
-    /// <summary>Encodes text[start, start+length) that holds no special token. atTextStart: the segment begins the input.</summary>
+    /// <summary>
+    /// Encodes text[start, start+length) that holds no special token. atTextStart: the segment begins the input or
+    /// follows a special token (SentencePiece adds its dummy-prefix space there, as llama.cpp does).
+    /// </summary>
     protected abstract void EncodeOrdinary(string text, int start, int length, List<int> ids, bool atTextStart);
 
     /// <summary>Appends the bytes of one non-special token. first: it is the first token decoded.</summary>
@@ -100,24 +108,40 @@ public abstract class TokenizerBase : ITokenizer
     public byte[] DecodeBytes(ReadOnlySpan<int> ids)
     {
         var output = new ArrayBufferWriter<byte>(ids.Length * 4 + 16);
+        bool first = true;
+        int vocabSize = VocabSize;
         for (int i = 0; i < ids.Length; i++)
         {
-            TokenizerErrors.CheckId(ids[i], VocabSize, i);
-            if (specialText.TryGetValue(ids[i], out string? s)) output.Write(Encoding.UTF8.GetBytes(s));
-            else AppendTokenBytes(ids[i], output, i == 0);
+            TokenizerErrors.CheckId(ids[i], vocabSize, i);
+            if (specialText.TryGetValue(ids[i], out string? s))
+            {
+                if (DecodeSpecialsAsText) output.Write(Encoding.UTF8.GetBytes(s));
+            }
+            else
+            {
+                AppendTokenBytes(ids[i], output, first);
+                first = false;
+            }
         }
         return output.WrittenSpan.ToArray();
     }
+
+    /// <summary>Whether Decode writes special tokens as their text (SentencePiece skips control pieces).</summary>
+    protected virtual bool DecodeSpecialsAsText => true;
 
     /// <summary>Decodes ids to text; invalid UTF-8 (a character cut by the id list's ends) becomes U+FFFD.</summary>
     public virtual string Decode(ReadOnlySpan<int> ids) => Encoding.UTF8.GetString(DecodeBytes(ids));
 
     public abstract void Save(string path);
 
-    /// <summary>Adds (or re-points) a special token.</summary>
-    public void AddSpecialToken(string text, int id)
+    /// <summary>
+    /// Adds (or re-points) a special token. alwaysMatch: the token is found in any text whatever the allow-list says
+    /// (HF "added tokens" that are not special, GGUF user-defined tokens).
+    /// </summary>
+    public void AddSpecialToken(string text, int id, bool alwaysMatch = false)
     {
         AddSpecialCore(text, id);
+        if (alwaysMatch) alwaysMatched.Add(text);
         specialFirstChars = SearchValues.Create(specials.Keys.Select(k => k[0]).Distinct().ToArray());
     }
 
@@ -128,6 +152,7 @@ public abstract class TokenizerBase : ITokenizer
         if (specials.TryGetValue(text, out int old)) specialText.Remove(old);
         specials[text] = id;
         specialText[id] = text;
+        MaxSpecialId = specialText.Keys.Max();
     }
 
     private static void CheckUtf16(string text)

@@ -120,7 +120,9 @@ public static class TokenizerLoader
             "char" => CharTokenizer.FromJson(path, obj),
             "byte" => new ByteTokenizer(),
             "bpe" => BpeTokenizer.FromJson(path, obj),
-            _ => throw new InvalidFileException($"{path}: unknown tokenizer family \"{family}\" (expected char, byte or bpe)."),
+            "sentencepiece" => SentencePieceTokenizer.FromJson(path, obj),
+            "wordpiece" => WordPieceTokenizer.FromJson(path, obj),
+            _ => throw new InvalidFileException($"{path}: unknown tokenizer family \"{family}\" (expected char, byte, bpe, sentencepiece or wordpiece)."),
         };
     }
 
