@@ -1,8 +1,8 @@
 // A model the server offers: its public name (the file name without extension), the backend that runs it, its
-// tokenizer and chat layout, and the scheduler that batches its requests. Load opens what `--model PATH` names:
-// a Quill checkpoint (a run folder, its checkpoint/ folder, or a folder with config.json + model.safetensors),
-// with its tokenizer from the checkpoint or from --tokenizer.
-// Does not handle: GGUF, llama2.c and HF safetensors files until the inference engine loads them.
+// tokenizer and chat layout, and the scheduler that batches its requests. Load opens what `--model PATH` names
+// through the inference engine's ModelLoader (Quill checkpoint, GGUF, llama2.c, HF safetensors), with its
+// tokenizer from the model or from --tokenizer.
+using Quill.Inference;
 using Quill.Server.Generation;
 using Quill.Tokenization;
 using Quill.Training;
@@ -12,15 +12,25 @@ namespace Quill.Server;
 /// <summary>A loaded model with its tokenizer and scheduler.</summary>
 public sealed class ServedModel : IDisposable
 {
-    public ServedModel(string name, IBatchModel backend, ITokenizer tokenizer, SchedulerOptions options)
+    private readonly IReadOnlyList<int> extraStopIds;
+
+    /// <param name="name">The id clients pass as "model".</param>
+    /// <param name="backend">Runs the model.</param>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="chat">How conversations become prompts.</param>
+    /// <param name="options">Batch and queue limits.</param>
+    /// <param name="extraStopIds">End-of-turn ids besides EOS that end every completion (from the model file).</param>
+    public ServedModel(string name, IBatchModel backend, ITokenizer tokenizer, ChatLayout chat, SchedulerOptions options, IReadOnlyList<int>? extraStopIds = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(chat);
         Name = name;
         Backend = backend;
         Tokenizer = tokenizer;
-        Chat = ChatFormat.For(tokenizer);
+        Chat = chat;
+        this.extraStopIds = extraStopIds ?? [];
         Scheduler = new BatchScheduler(backend, tokenizer, options);
         Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     }
@@ -40,7 +50,7 @@ public sealed class ServedModel : IDisposable
 
     public ITokenizer Tokenizer { get; }
 
-    public ChatFormat Chat { get; }
+    public ChatLayout Chat { get; }
 
     public BatchScheduler Scheduler { get; }
 
@@ -54,6 +64,7 @@ public sealed class ServedModel : IDisposable
     {
         var set = new HashSet<int>();
         if (Tokenizer.EosId >= 0) set.Add(Tokenizer.EosId);
+        set.UnionWith(extraStopIds);
         if (chat) set.UnionWith(Chat.StopTokens);
         return set;
     }
@@ -74,7 +85,7 @@ public sealed class ServedModel : IDisposable
             Prompt = prompt,
             StopTokens = stops,
             StopStrings = [.. template.StopStrings, .. Chat.StopStrings],
-            TrimStart = Chat.Name == "plain",
+            TrimStart = Chat.IsPlain,
         };
     }
 
@@ -112,22 +123,33 @@ public sealed class ServedModel : IDisposable
             throw new ContextLengthException($"This model's maximum context length is {ContextLength} tokens, but the {field} use {promptTokens} tokens (at least one more is needed for the reply). Shorten the {field}.", field);
     }
 
-    /// <summary>Opens a model file or folder; the name is its file name without extension.</summary>
-    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options)
+    /// <summary>
+    /// Opens a model (Quill checkpoint folder, GGUF, llama2.c .bin, HF folder) with the inference engine; the name
+    /// is its file name without extension. contextLength 0: the model's context, capped at 4096.
+    /// </summary>
+    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options, int contextLength = 0)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        string full = Path.GetFullPath(path);
-        if (!File.Exists(full) && !Directory.Exists(full)) throw new InvalidFileException($"--model {path}: no such file or folder; check the path.");
-        string ckpt = Directory.Exists(full) ? Checkpoint.Locate(full)
-            ?? throw new InvalidFileException($"--model {path}: no Quill checkpoint there (expected config.json and model.safetensors, or a checkpoint/ folder).")
-            : throw new InvalidFileException($"--model {path}: only Quill checkpoint folders can be served yet; pass the run folder.");
-        var model = Checkpoint.LoadModel(ckpt, out _);
-        string tok = tokenizerPath ?? Path.Combine(ckpt, Checkpoint.TokenizerFile);
-        if (!File.Exists(tok) && !Directory.Exists(tok))
-            throw new InvalidFileException($"--model {path}: the checkpoint carries no tokenizer ({tok} is missing); pass --tokenizer PATH.");
-        var tokenizer = TokenizerLoader.Load(tok);
-        return new ServedModel(NameOf(full), new LanguageModelBackend(model), tokenizer, options);
+        var model = ModelLoader.Load(path, tokenizerPath);
+        try
+        {
+            return FromInferenceModel(NameOf(path), model, options, contextLength);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Serves a model already in memory (e.g. just trained, via InferenceModel.FromLanguageModel).</summary>
+    public static ServedModel FromInferenceModel(string name, InferenceModel model, SchedulerOptions options, int contextLength = 0)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var tokenizer = model.Tokenizer ?? throw new InvalidFileException($"{model.Source}: no tokenizer found with the model; pass --tokenizer PATH.");
+        var chat = new ChatLayout(tokenizer, model.ChatTemplate, model.Spec.Arch, model.AddBos);
+        return new ServedModel(name, new EngineBackend(model, contextLength), tokenizer, chat, options, model.ExtraStopIds);
     }
 
     /// <summary>"runs/story/checkpoint" -> "story"; "models/stories15M.bin" -> "stories15M".</summary>

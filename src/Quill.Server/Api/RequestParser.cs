@@ -5,6 +5,7 @@
 // response_format (refused with 400 rather than ignored, so a client is not misled).
 using System.Security.Cryptography;
 using System.Text.Json;
+using Quill.Inference;
 using Quill.Server.Generation;
 
 namespace Quill.Server.Api;
@@ -38,7 +39,7 @@ public sealed class ParsedRequest
     public GenerationRequest ForChoice(GenerationRequest request, int i)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return request with { Sampling = request.Sampling with { Seed = unchecked(request.Sampling.Seed + (ulong)i) } };
+        return request with { Sampling = request.Sampling with { Seed = unchecked((request.Sampling.Seed ?? 0) + (ulong)i) } };
     }
 }
 
@@ -48,7 +49,7 @@ public static class RequestParser
     /// <summary>Largest n accepted.</summary>
     public const int MaxChoices = 16;
 
-    private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
+    private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant"];
 
     public static ParsedRequest ParseChat(JsonElement body, IReadOnlyDictionary<string, ServedModel> models)
     {
@@ -110,15 +111,16 @@ public static class RequestParser
     private static GenerationRequest Template(JsonElement body, long maxTokens, bool logprobs, int top)
     {
         ulong seed = body.Integer("seed", long.MinValue, long.MaxValue) is long s ? unchecked((ulong)s) : RandomSeed();
-        var sampling = new SamplingParams
+        var sampling = new SamplingOptions
         {
             Temperature = body.Number("temperature", 1f, 0f, 2f),
             TopP = body.Number("top_p", 1f, 0f, 1f),
             TopK = (int)(body.Integer("top_k", 0, int.MaxValue) ?? 0),
-            MinP = body.Number("min_p", 0f, 0f, 1f),
+            MinP = body.Number("min_p", 0f, 0f, 0.99f),
             PresencePenalty = body.Number("presence_penalty", 0f, -2f, 2f),
             FrequencyPenalty = body.Number("frequency_penalty", 0f, -2f, 2f),
             Seed = seed,
+            PenaltyWindow = 0,
         };
         if (sampling.TopP == 0) sampling = sampling with { TopP = float.Epsilon };
         return new GenerationRequest

@@ -92,7 +92,7 @@ public static class ApiJson
     public static string FinishName(FinishReason? reason) => reason == FinishReason.Length ? "length" : "stop";
 
     /// <summary>A chat logprob entry: token, logprob, bytes, top_logprobs.</summary>
-    public static object ChatLogprob(TokenLogprob t)
+    public static object ChatLogprob(TokenChoice t)
     {
         ArgumentNullException.ThrowIfNull(t);
         return new
@@ -105,7 +105,7 @@ public static class ApiJson
     }
 
     /// <summary>The legacy completions logprobs object for tokens whose text starts at offset.</summary>
-    public static object CompletionLogprobs(IReadOnlyList<TokenLogprob> tokens, int offset)
+    public static object CompletionLogprobs(IReadOnlyList<TokenChoice> tokens, int offset)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         var offsets = new int[tokens.Count];

@@ -6,6 +6,7 @@
 // QueueFullException (the API's 429).
 // Does not handle: chunked prefill (a long prompt holds up one step), preemption, prefix sharing between jobs.
 // Glossary: B active sequences, V logit width.
+using Quill.Inference;
 using Quill.Tokenization;
 
 namespace Quill.Server.Generation;
@@ -96,13 +97,18 @@ public sealed class BatchScheduler : IDisposable
         return jobs;
     }
 
-    private sealed class Active(GenerationJob job, IModelSequence sequence, TokenSampler sampler, TextAssembler text)
+    private sealed class Active(GenerationJob job, IModelSequence sequence, Sampler sampler, TextAssembler text)
     {
+        /// <summary>Tokens generated so far (what the penalties count).</summary>
+        public List<int> Generated { get; } = [];
+
+        public List<Inference.TokenLogprob>? Top { get; } = job.Request.TopLogprobs > 0 ? [] : null;
+
         public GenerationJob Job { get; } = job;
 
         public IModelSequence Sequence { get; } = sequence;
 
-        public TokenSampler Sampler { get; } = sampler;
+        public Sampler Sampler { get; } = sampler;
 
         public TextAssembler Text { get; } = text;
 
@@ -171,7 +177,8 @@ public sealed class BatchScheduler : IDisposable
             }
             var r = job.Request;
             var seq = model.NewSequence();
-            var a = new Active(job, seq, new TokenSampler(r.Sampling, sampleVocab), new TextAssembler(tokenizer, r.StopStrings, r.TrimStart));
+            var a = new Active(job, seq, new Sampler(r.Sampling with { Logprobs = r.Logprobs, TopLogprobs = r.TopLogprobs }),
+                new TextAssembler(tokenizer, r.StopStrings, r.Prompt[^1], r.TrimStart));
             active.Add(a);
             var row = logits.AsSpan(0, model.VocabSize);
             try
@@ -209,11 +216,12 @@ public sealed class BatchScheduler : IDisposable
     }
 
     /// <summary>Samples the next token from a row of logits, streams its text, and decides whether the job ends.</summary>
-    private void Accept(Active a, ReadOnlySpan<float> row)
+    private void Accept(Active a, Span<float> row)
     {
         var job = a.Job;
         var r = job.Request;
-        int id = a.Sampler.Next(row);
+        int id = a.Sampler.Sample(row[..sampleVocab], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(a.Generated), out float logprob, a.Top);
+        a.Generated.Add(id);
         job.CompletionTokens++;
         Metrics?.AddCompletionTokens(1);
         if (job.FirstToken == null)
@@ -221,7 +229,7 @@ public sealed class BatchScheduler : IDisposable
             job.FirstToken = DateTime.UtcNow;
             Metrics?.ObserveTimeToFirstToken(job.FirstToken.Value - job.Submitted);
         }
-        TokenLogprob? lp = r.Logprobs ? Describe(row, id, r.TopLogprobs) : null;
+        TokenChoice? lp = r.Logprobs ? Describe(id, logprob, a.Top) : null;
         a.LastToken = id;
         if (r.StopTokens.Contains(id))
         {
@@ -235,12 +243,9 @@ public sealed class BatchScheduler : IDisposable
         else if (job.CompletionTokens >= r.MaxTokens || a.Sequence.Length >= model.ContextLength) End(a, FinishReason.Length);
     }
 
-    private TokenLogprob Describe(ReadOnlySpan<float> row, int id, int top)
-    {
-        var (lp, alts) = TokenSampler.Logprobs(row, sampleVocab, id, top);
-        return new TokenLogprob(id, TokenText(id, out byte[] bytes), bytes, lp,
-            alts.Select(t => new TokenLogprob(t.Id, TokenText(t.Id, out byte[] b), b, t.Logprob, [])).ToArray());
-    }
+    private TokenChoice Describe(int id, float logprob, List<Inference.TokenLogprob>? top) =>
+        new(id, TokenText(id, out byte[] bytes), bytes, logprob,
+            top == null ? [] : top.Select(t => new TokenChoice(t.Id, TokenText(t.Id, out byte[] b), b, t.Logprob, [])).ToArray());
 
     private string TokenText(int id, out byte[] bytes)
     {

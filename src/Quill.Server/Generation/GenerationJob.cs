@@ -9,7 +9,7 @@ namespace Quill.Server.Generation;
 /// <param name="Text">Text to append (already safe: whole characters, stop strings removed).</param>
 /// <param name="Logprob">The generated token's logprob when the request asked for them.</param>
 /// <param name="Finish">Set on the last event only.</param>
-public readonly record struct GenerationEvent(string Text, TokenLogprob? Logprob, FinishReason? Finish);
+public readonly record struct GenerationEvent(string Text, TokenChoice? Logprob, FinishReason? Finish);
 
 /// <summary>A submitted sequence and its output stream.</summary>
 public sealed class GenerationJob
@@ -44,10 +44,10 @@ public sealed class GenerationJob
     internal CancellationTokenRegistration Registration { get; set; }
 
     /// <summary>Reads every event and returns the whole text, logprobs and finish reason.</summary>
-    public async Task<(string Text, List<TokenLogprob> Logprobs, FinishReason Finish)> CollectAsync(CancellationToken cancel = default)
+    public async Task<(string Text, List<TokenChoice> Logprobs, FinishReason Finish)> CollectAsync(CancellationToken cancel = default)
     {
         var text = new System.Text.StringBuilder();
-        var lps = new List<TokenLogprob>();
+        var lps = new List<TokenChoice>();
         FinishReason finish = FinishReason.Cancelled;
         await foreach (var e in Events.ReadAllAsync(cancel).ConfigureAwait(false))
         {
@@ -58,7 +58,7 @@ public sealed class GenerationJob
         return (text.ToString(), lps, finish);
     }
 
-    internal void Emit(string text, TokenLogprob? logprob) => channel.Writer.TryWrite(new GenerationEvent(text, logprob, null));
+    internal void Emit(string text, TokenChoice? logprob) => channel.Writer.TryWrite(new GenerationEvent(text, logprob, null));
 
     internal void Complete(string text, FinishReason reason)
     {

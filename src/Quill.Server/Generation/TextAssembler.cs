@@ -1,9 +1,10 @@
-// Turns one sequence's generated tokens into text pieces that are safe to send: bytes are decoded as UTF-8
-// across token boundaries (a character split over two tokens appears once, whole), and text that might be the
-// start of a stop string is held back until it is known not to be. When a stop string appears, the text before it
-// is released and the rest (the stop string and anything after it) is dropped.
+// Turns one sequence's generated tokens into text pieces that are safe to send: the engine's TokenTextDecoder
+// turns bytes into whole UTF-8 characters across token boundaries, and text that might be the start of a stop
+// string is held back until it is known not to be. When a stop string appears, the text before it is released and
+// the rest (the stop string and anything after it) is dropped.
 // Does not handle: stop strings that span the prompt and the completion (only the completion is searched).
 using System.Text;
+using Quill.Inference;
 using Quill.Tokenization;
 
 namespace Quill.Server.Generation;
@@ -11,24 +12,22 @@ namespace Quill.Server.Generation;
 /// <summary>Incremental detokenizer with stop-string detection.</summary>
 public sealed class TextAssembler
 {
-    private readonly ITokenizer tokenizer;
+    private readonly TokenTextDecoder decoder;
     private readonly IReadOnlyList<string> stops;
-    private readonly Decoder utf8 = new UTF8Encoding(false, false).GetDecoder();
     private readonly StringBuilder pending = new();
-    private readonly int[] one = new int[1];
-    private char[] chars = new char[64];
     private bool trimStart;
 
     /// <param name="tokenizer">Turns ids into bytes.</param>
     /// <param name="stops">Stop strings (empty ones are ignored).</param>
+    /// <param name="previousToken">The prompt's last token (tokens decode in context), or -1.</param>
     /// <param name="trimStart">Drop whitespace before the first visible character (a chat reply after "Assistant:").</param>
-    public TextAssembler(ITokenizer tokenizer, IReadOnlyList<string> stops, bool trimStart = false)
+    public TextAssembler(ITokenizer tokenizer, IReadOnlyList<string> stops, int previousToken = -1, bool trimStart = false)
     {
-        this.trimStart = trimStart;
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(stops);
-        this.tokenizer = tokenizer;
+        decoder = new TokenTextDecoder(tokenizer, previousToken);
         this.stops = stops.Where(s => s.Length > 0).ToArray();
+        this.trimStart = trimStart;
     }
 
     /// <summary>True once a stop string was found; later tokens are ignored.</summary>
@@ -41,30 +40,26 @@ public sealed class TextAssembler
     public string Add(int token)
     {
         if (Stopped) return "";
-        one[0] = token;
-        byte[] bytes = tokenizer.DecodeBytes(one);
-        int need = utf8.GetCharCount(bytes, flush: false);
-        if (need > chars.Length) chars = new char[need * 2];
-        int n = utf8.GetChars(bytes, 0, bytes.Length, chars, 0, flush: false);
-        int skip = 0;
-        if (trimStart)
-        {
-            while (skip < n && char.IsWhiteSpace(chars[skip])) skip++;
-            if (skip < n) trimStart = false;
-        }
-        pending.Append(chars, skip, n - skip);
+        Append(decoder.Push(token));
         return Release(final: false);
     }
 
     /// <summary>Ends the sequence: flushes an incomplete character (as U+FFFD) and held-back text.</summary>
     public string Finish()
     {
-        if (!Stopped)
-        {
-            int n = utf8.GetChars([], 0, 0, chars, 0, flush: true);
-            pending.Append(chars, 0, n);
-        }
+        if (!Stopped) Append(decoder.Flush());
         return Release(final: true);
+    }
+
+    private void Append(string text)
+    {
+        int skip = 0;
+        if (trimStart)
+        {
+            while (skip < text.Length && char.IsWhiteSpace(text[skip])) skip++;
+            if (skip < text.Length) trimStart = false;
+        }
+        pending.Append(text, skip, text.Length - skip);
     }
 
     private string Release(bool final)

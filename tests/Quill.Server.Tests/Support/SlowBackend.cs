@@ -37,8 +37,9 @@ internal sealed class SlowBackend(IBatchModel inner, int delayMs) : IBatchModel
 
     public static (ServedModel Model, SlowBackend Backend) Served(string name, int delayMs, int maxBatch, int maxQueue)
     {
-        var tok = TinyModels.Tokenizer();
-        var slow = new SlowBackend(new LanguageModelBackend(TinyModels.Model(tok.VocabSize)), delayMs);
-        return (new ServedModel(name, slow, tok, new SchedulerOptions(maxBatch, maxQueue)), slow);
+        var model = TinyModels.Inference();
+        var slow = new SlowBackend(new EngineBackend(model), delayMs);
+        var chat = new ChatLayout(model.Tokenizer!, null, null, addBos: false);
+        return (new ServedModel(name, slow, model.Tokenizer!, chat, new SchedulerOptions(maxBatch, maxQueue)), slow);
     }
 }

@@ -1,6 +1,7 @@
 // Small models for the server tests: a randomly initialized GPT-2 over a character vocabulary of printable ASCII
 // (so every reply is readable text and any ASCII prompt encodes), built in memory in milliseconds, and the same
 // saved as a Quill checkpoint for the loading path.
+using Quill.Inference;
 using Quill.Models;
 using Quill.Server;
 using Quill.Server.Generation;
@@ -33,12 +34,18 @@ internal static class TinyModels
         return model;
     }
 
-    /// <summary>A served model named name with its own scheduler.</summary>
-    public static ServedModel Served(string name = "tiny", int maxBatch = 16, int maxQueue = 64, int blockSize = 256)
+    /// <summary>The model as the inference engine runs it, with the char tokenizer attached.</summary>
+    public static InferenceModel Inference(int blockSize = 256)
     {
         var tok = Tokenizer();
-        return new ServedModel(name, new LanguageModelBackend(Model(tok.VocabSize, blockSize)), tok, new SchedulerOptions(maxBatch, maxQueue));
+        var model = InferenceModel.FromLanguageModel(Model(tok.VocabSize, blockSize));
+        model.Tokenizer = tok;
+        return model;
     }
+
+    /// <summary>A served model named name with its own scheduler.</summary>
+    public static ServedModel Served(string name = "tiny", int maxBatch = 16, int maxQueue = 64, int blockSize = 256) =>
+        ServedModel.FromInferenceModel(name, Inference(blockSize), new SchedulerOptions(maxBatch, maxQueue));
 
     /// <summary>Writes dir/checkpoint as `quill train` would (random weights, char tokenizer).</summary>
     public static void SaveCheckpoint(string dir)
