@@ -5,7 +5,7 @@
 // separated by the tokenizer's end-of-text token when it has one.
 // Not handled: HTML or raw web dumps (clean them first with `quill data clean`).
 using System.Text;
-using System.Text.Json;
+using Quill.Data.Cleaning;
 using Quill.Tokenization;
 
 namespace Quill.Data;
@@ -53,10 +53,12 @@ public static class DatasetPreparer
         {
             bool jsonl = file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
             long size = new FileInfo(file).Length, trainBytes = (long)(size * (1 - options.ValFraction));
-            foreach (var (text, offset, length) in jsonl ? ReadJsonl(file) : ReadChunks(file, trainBytes))
+            var pieces = jsonl
+                ? ReadJsonl(file).Select(d => (d.Text, Validation: DocumentSplit.IsValidation(d.Key, options.ValFraction), d.Length))
+                : ReadChunks(file, trainBytes).Select(c => (c.Text, Validation: c.Offset >= trainBytes, c.Length));
+            foreach (var (text, toVal, length) in pieces)
             {
                 cancel.ThrowIfCancellationRequested();
-                bool toVal = jsonl ? DocumentHashFraction(text) < options.ValFraction : offset >= trainBytes;
                 var w = toVal ? val : train;
                 w.Write(tokenizer.Encode(text));
                 if (jsonl && eos >= 0) w.Write([eos]);
@@ -85,19 +87,6 @@ public static class DatasetPreparer
                 ? TokenizerLoader.Load(options.Tokenizer)
                 : throw new InvalidFileException($"--tokenizer {options.Tokenizer}: not 'char', 'byte' or an existing tokenizer file."),
         };
-    }
-
-    /// <summary>A stable number in [0, 1) from a document's text (FNV-1a), for the train / validation split.</summary>
-    public static double DocumentHashFraction(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        ulong h = 14695981039346656037UL;
-        foreach (char ch in text)
-        {
-            h ^= ch;
-            h *= 1099511628211UL;
-        }
-        return (Quill.Tensors.Rng.Mix(h) >> 11) * (1.0 / (1UL << 53)); // FNV's high bits are poorly mixed: finalize
     }
 
     /// <summary>
@@ -153,30 +142,7 @@ public static class DatasetPreparer
         }
     }
 
-    /// <summary>Reads the "text" field of each line of a JSONL file.</summary>
-    private static IEnumerable<(string Text, long Offset, long Length)> ReadJsonl(string file)
-    {
-        long offset = 0;
-        int lineNo = 0;
-        foreach (string line in File.ReadLines(file))
-        {
-            lineNo++;
-            long len = Encoding.UTF8.GetByteCount(line) + 1;
-            if (line.Length == 0) { offset += len; continue; }
-            string? text;
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                text = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String
-                    ? t.GetString() : null;
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidFileException($"{file}:{lineNo}: not valid JSON ({e.Message}); each line must be an object with a \"text\" field.", e);
-            }
-            if (text == null) throw new InvalidFileException($"{file}:{lineNo}: no string \"text\" field; each line must be an object with a \"text\" field.");
-            yield return (text, offset, len);
-            offset += len;
-        }
-    }
+    /// <summary>The documents of a JSONL file (as `quill data clean` writes): text, split key (id, else text), size.</summary>
+    private static IEnumerable<(string Text, string Key, long Length)> ReadJsonl(string file) =>
+        CleanJsonl.ReadDocuments(file).Select(d => (d.Text, d.Id.Length > 0 ? d.Id : d.Text, (long)Encoding.UTF8.GetByteCount(d.Text) + 1));
 }

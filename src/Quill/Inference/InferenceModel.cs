@@ -4,6 +4,7 @@
 // FromLanguageModel (a model in memory, e.g. just trained). Dispose unmaps the files the weights point into.
 // Does not handle: running anything (see InferenceEngine).
 // Glossary: C model width, F MLP width, V vocabulary.
+using Quill.Quantization;
 using Quill.Models;
 using Quill.Tokenization;
 
@@ -133,13 +134,13 @@ public sealed class InferenceModel : IDisposable
     /// Q4_0, ...), in memory of its own; matrices whose rows are not a whole number of blocks stay F32. Norms,
     /// biases and the tokenizer are shared. Dispose both independently.
     /// </summary>
-    public InferenceModel Requantize(Formats.Gguf.GgmlType type)
+    public InferenceModel Requantize(Quantization.GgmlType type)
     {
         var map = new Dictionary<WeightMatrix, WeightMatrix>(ReferenceEqualityComparer.Instance);
         WeightMatrix Q(WeightMatrix w)
         {
             if (map.TryGetValue(w, out var done)) return done;
-            var t = w.Cols % Formats.Gguf.GgmlTypeInfo.BlockSize(type) == 0 ? type : Formats.Gguf.GgmlType.F32;
+            var t = w.Cols % Quantization.GgmlTypeInfo.BlockSize(type) == 0 ? type : Quantization.GgmlType.F32;
             var q = WeightMatrix.Quantize(w.Name, w.ToFloats(), w.Rows, w.Cols, t);
             map[w] = q;
             return q;

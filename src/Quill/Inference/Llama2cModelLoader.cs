@@ -5,6 +5,7 @@
 // Does not handle: int8 (version 2) exports.
 using Quill.Formats.Gguf;
 using Quill.Formats.Llama2c;
+using Quill.Quantization;
 using Quill.Kernels;
 using Quill.Tokenization;
 

@@ -9,6 +9,7 @@ using Quill.Formats;
 using Quill.Formats.Gguf;
 using Quill.Formats.Llama2c;
 using Quill.Formats.SafeTensors;
+using Quill.Quantization;
 using Quill.Models;
 using Quill.Tokenization;
 using Quill.Training;

@@ -2,6 +2,7 @@
 // position must agree when decoding one token at a time, when prefilling in one batch, and when several sequences
 // decode together; for GPT-2 and for Llama with grouped-query attention in both RoPE styles. Also quantized
 // weights (Q8_0) staying close to fp32, and the context limit raising a one-line QuillException.
+using Quill.Quantization;
 using Quill.Autograd;
 using Quill.Formats.Gguf;
 using Quill.Inference;

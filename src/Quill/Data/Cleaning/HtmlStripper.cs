@@ -164,14 +164,15 @@ public sealed class HtmlStripper
     }
 
     // Index of the '>' closing a tag that starts after '<' at start, honouring quoted attribute values; -1 if the
-    // '<' does not open a tag (e.g. "a < b").
+    // '<' does not open a tag (e.g. "a < b", or no '>' within 8 KB).
     private static int FindTagEnd(string html, int start)
     {
         if (start >= html.Length) return -1;
         char first = html[start];
         if (!(char.IsAsciiLetter(first) || first == '/' || first == '!' || first == '?')) return -1;
         char quote = '\0';
-        for (int k = start; k < html.Length; k++)
+        int limit = (int)Math.Min(html.Length, start + 8192L); // a tag longer than this is not a tag (keeps the scan linear)
+        for (int k = start; k < limit; k++)
         {
             char c = html[k];
             if (quote != '\0')

@@ -81,6 +81,14 @@ public class TextStepsTests
     }
 
     [Fact]
+    public void Html_with_unclosed_tags_stays_linear_and_keeps_text()
+    {
+        string html = "<p>" + string.Concat(Enumerable.Repeat("a <b x=\"1 ", 20000));
+        string text = new HtmlStripper().Strip(html);
+        Assert.StartsWith("a <b x=\"1 a", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Whitespace_and_controls_are_normalized()
     {
         string input = "\n\n  Title\u00A0\u00A0line\t \r\n\r\n\r\n\r\nBody\u200B text\u0007 here   \r    indented\n\n\n";
