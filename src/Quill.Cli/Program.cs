@@ -6,5 +6,14 @@ using Quill.Cli.Commands;
 
 var root = new RootCommand("Quill: build your own language model in .NET, end to end.");
 root.Add(VersionCommand.Create());
+root.Add(PrepareCommand.Create());
+root.Add(TrainCommand.Create());
+root.Add(SampleCommand.Create());
+root.Add(QuickstartCommand.Create());
+root.Add(BenchCommand.Create());
 root.Add(TokenizerCommand.Create());
+root.Add(DataCommand.Create());
+root.Add(GenerateCommand.Create());
+root.Add(ChatCommand.Create());
+root.Add(ServeCommand.Create());
 return CliRunner.Run(root, args);

@@ -2,9 +2,10 @@
 // value types, arrays included, nested arrays too), the tensor infos, the alignment (general.alignment, default
 // 32), and zero-copy access to each tensor's bytes. Validates magic, version, counts, truncation, alignment and
 // that every tensor lies inside the file without overlapping another; each failure is an InvalidFileException
-// naming the file. Does not handle: GGUF v1 (32-bit counts), big-endian files, or converting tensor data (see
-// Quill.Quantization for that).
+// naming the file. ReadSingle converts a tensor of any type GgmlQuant supports to floats. Does not handle: GGUF
+// v1 (32-bit counts) or big-endian files.
 using System.Text;
+using Quill.Quantization;
 
 namespace Quill.Formats.Gguf;
 
@@ -186,6 +187,37 @@ public sealed unsafe class GgufFile : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tensor);
         return (nint)(file.Pointer + tensor.FileOffset);
+    }
+
+    /// <summary>
+    /// Converts a tensor to floats (any type in GgmlQuant.SupportedTypes), row by row, so tensors
+    /// over 2 GiB work too. <paramref name="dst"/> must hold exactly the element count.
+    /// </summary>
+    public void ReadSingle(GgufTensorInfo tensor, Span<float> dst)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (dst.Length != tensor.ElementCount)
+            throw new InvalidConfigException($"{Path}: tensor '{tensor.Name}' has {tensor.ElementCount} values ({tensor}) but the destination holds {dst.Length}; the file does not match the model config.");
+        if (!GgmlQuant.IsSupported(tensor.Type))
+            throw new InvalidFileException($"{Path}: tensor '{tensor.Name}' is {tensor.Type}, which Quill cannot convert (supported: {string.Join(", ", GgmlQuant.SupportedTypes)}); use a model quantized to one of those.");
+        int rowLength = (int)tensor.Dimensions[0];
+        if (rowLength == 0) return;
+        long rowBytes = GgmlTypeInfo.RowBytes(tensor.Type, rowLength);
+        long rows = tensor.ElementCount / rowLength;
+        for (long r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<byte> src = file.Span(tensor.FileOffset + r * rowBytes, rowBytes);
+            GgmlQuant.Dequantize(tensor.Type, src, dst.Slice((int)(r * rowLength), rowLength));
+        }
+    }
+
+    /// <summary>The tensor called <paramref name="name"/> as a new float array (see <see cref="ReadSingle(GgufTensorInfo, Span{float})"/>).</summary>
+    public float[] ReadSingle(string name)
+    {
+        var t = GetTensor(name);
+        var dst = new float[checked((int)t.ElementCount)];
+        ReadSingle(t, dst);
+        return dst;
     }
 
     // ---- metadata ----

@@ -1,5 +1,7 @@
 // What a GGUF file says about one tensor: its name, dims (ne0 first, as ggml orders them), element type, and
 // where its bytes lie. The bytes themselves are reached through GgufFile.
+using Quill.Quantization;
+
 namespace Quill.Formats.Gguf;
 
 /// <summary>

@@ -4,6 +4,7 @@
 // handle: streaming tensors larger than memory from a producer (tensors are held as ReadOnlyMemory until Write).
 using System.Runtime.InteropServices;
 using System.Text;
+using Quill.Quantization;
 
 namespace Quill.Formats.Gguf;
 

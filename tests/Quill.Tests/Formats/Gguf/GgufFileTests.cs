@@ -1,6 +1,7 @@
 // Reads the real GGUF files of the shared reference data (a tiny random Llama and llama.cpp's vocab-only test
 // files) and checks header, metadata and tensor infos against the values listed in the data README.
 using Quill.Formats.Gguf;
+using Quill.Quantization;
 using Quill.Tests.Support;
 
 namespace Quill.Tests.Formats.Gguf;

@@ -1,8 +1,9 @@
 // The ggml tensor element types, with ggml's numeric values (as stored in GGUF tensor infos), and the block
 // geometry of each: how many values one block holds and how many bytes it takes. Handles every type ggml has
 // defined up to MXFP4; ids ggml removed (4, 5, 31-33, 36-38) are not members. Which types Quill can convert is
-// decided in Quill.Quantization, not here.
-namespace Quill.Formats.Gguf;
+// decided by GgmlQuant, not here. Lives in Quantization (not Formats) so that the formats depend on quantization
+// and never the other way round.
+namespace Quill.Quantization;
 
 /// <summary>A ggml tensor element type; the numeric values are ggml's and appear in GGUF files.</summary>
 public enum GgmlType

@@ -1,0 +1,138 @@
+// `Quill.Bench gemm`: Quill's SGEMM against OpenBLAS in the same process, on square shapes and the shapes a
+// GPT-2-small training step and a decode step run, at 1 thread and at all threads. Prints one JSON line per
+// figure (GFLOP/s, higher is better; ratio = quill / peer). One-row products are measured against OpenBLAS's
+// sgemv, its faster route for them. Options: --threads LIST (default "1,N"), --quick (fewer shapes), --seconds S
+// per side (default 0.25), --path P (pin Quill's implementation: PackedAvx2, ThinScalar, ...; default Auto),
+// --peer-core C (the OpenBLAS kernel set: default SkylakeX, its AVX-512 one; "env" keeps OPENBLAS_CORETYPE).
+// Does not check results (the tests do).
+// Glossary: M, N, K = rows of C, columns of C, shared dimension; NN/NT/TN = transposes of A and B.
+using System.Diagnostics;
+using System.Globalization;
+using Quill.Kernels;
+
+namespace Quill.Bench;
+
+internal static class GemmBench
+{
+    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(200);
+
+    private readonly record struct Shape(string Name, int M, int N, int K, bool TransA, bool TransB);
+
+    private static readonly Shape[] Quick =
+    [
+        new("square", 512, 512, 512, false, false),
+        new("square", 1024, 1024, 1024, false, false),
+        new("gpt2 fc forward", 1024, 3072, 768, false, true),
+        new("gpt2 fc weight grad", 3072, 768, 1024, true, false),
+        new("decode fc", 1, 3072, 768, false, true),
+    ];
+
+    private static readonly Shape[] Full =
+    [
+        new("square", 128, 128, 128, false, false),
+        new("square", 256, 256, 256, false, false),
+        new("square", 512, 512, 512, false, false),
+        new("square", 1024, 1024, 1024, false, false),
+        new("square", 2048, 2048, 2048, false, false),
+        new("gpt2 qkv forward", 1024, 2304, 768, false, true),
+        new("gpt2 fc forward", 1024, 3072, 768, false, true),
+        new("gpt2 proj forward", 1024, 768, 3072, false, true),
+        new("gpt2 proj input grad", 1024, 3072, 768, false, false),
+        new("gpt2 fc weight grad", 3072, 768, 1024, true, false),
+        new("gpt2 lm head forward", 128, 50257, 768, false, true),
+        new("attention scores", 256, 256, 64, false, true),
+        new("batch 4 decode fc", 4, 3072, 768, false, true),
+        new("decode fc", 1, 3072, 768, false, true),
+        new("decode fc", 1, 768, 3072, false, true),
+    ];
+
+    public static int Run(string[] args)
+    {
+        double seconds = 0.25;
+        bool quick = false;
+        var path = GemmPath.Auto;
+        string peerCore = "SkylakeX";
+        int[] threadCounts = KernelThreads.Count > 1 ? [1, KernelThreads.Count] : [1];
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick": quick = true; break;
+                case "--seconds": seconds = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--threads": threadCounts = args[++i].Split(',').Select(int.Parse).ToArray(); break;
+                case "--path": path = Enum.Parse<GemmPath>(args[++i]); break;
+                case "--peer-core": peerCore = args[++i]; break;
+                default:
+                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C)");
+                    return 2;
+            }
+        }
+        if (peerCore != "env") OpenBlas.UseCore(peerCore);
+        peerCore = OpenBlas.Core;
+        int maxThreads = KernelThreads.Count;
+        foreach (int threads in threadCounts)
+        {
+            KernelThreads.Count = Math.Max(maxThreads, threads);
+            foreach (Shape shape in quick ? Quick : Full)
+            {
+                bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
+                if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) Measure(shape, threads, seconds, path, peerCore);
+            }
+        }
+        return 0;
+    }
+
+    private static void Measure(Shape s, int threads, double seconds, GemmPath path, string peerCore)
+    {
+        var random = new Random(42);
+        float[] a = Fill(random, s.M * s.K), b = Fill(random, s.K * s.N), c = new float[s.M * s.N];
+        int lda = s.TransA ? s.M : s.K, ldb = s.TransB ? s.K : s.N;
+        bool gemv = s.M == 1 && s.TransB && !s.TransA;
+        OpenBlas.Threads(threads);
+        Action quill = () => Gemm.Run(path, s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, lda, b, ldb, 0f, c, s.N, threads);
+        Action peer = gemv
+            ? () => OpenBlas.Sgemv(s.N, s.K, b, a, c)
+            : () => OpenBlas.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, lda, b, ldb, 0f, c, s.N);
+        double flops = 2.0 * s.M * s.N * s.K;
+        // Alternate the two so both see the same machine load; keep each side's best round. OpenBLAS's idle
+        // threads spin for tens of milliseconds after a call, so each round starts after a pause.
+        double bestQuill = 0, bestPeer = 0;
+        for (int round = 0; round < 3; round++)
+        {
+            Thread.Sleep(Pause);
+            bestQuill = Math.Max(bestQuill, Rate(quill, flops, seconds / 3));
+            Thread.Sleep(Pause);
+            bestPeer = Math.Max(bestPeer, Rate(peer, flops, seconds / 3));
+        }
+        string layout = (s.TransA ? "T" : "N") + (s.TransB ? "T" : "N");
+        string name = $"sgemm {s.Name} {s.M}x{s.N}x{s.K} {layout} threads={threads}"
+            + (path == GemmPath.Auto ? "" : $" path={path}") + $" (peer: OpenBLAS {(gemv ? "sgemv" : "sgemm")}, {peerCore} kernels)";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"bench\":\"{name}\",\"quill\":{bestQuill:F1},\"peer\":{bestPeer:F1},\"ratio\":{bestQuill / bestPeer:F3},\"unit\":\"GFLOP/s\"}}"));
+    }
+
+    /// <summary>GFLOP/s of the fastest call over about `seconds` of repeated calls, after one warm-up call.</summary>
+    private static double Rate(Action call, double flops, double seconds)
+    {
+        call();
+        double best = double.MaxValue, spent = 0;
+        int calls = 0;
+        while (spent < seconds || calls < 3)
+        {
+            long start = Stopwatch.GetTimestamp();
+            call();
+            double elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            best = Math.Min(best, elapsed);
+            spent += elapsed;
+            calls++;
+        }
+        return flops / best / 1e9;
+    }
+
+    private static float[] Fill(Random random, int count)
+    {
+        var x = new float[count];
+        for (int i = 0; i < count; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
+        return x;
+    }
+}

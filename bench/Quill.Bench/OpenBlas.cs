@@ -1,0 +1,61 @@
+// The OpenBLAS peer for the GEMM benchmark: cblas_sgemm / cblas_sgemv and the thread-count setter from the
+// system's libopenblas (Debian's libopenblas0), bound through P/Invoke. UseCore picks OpenBLAS's kernel set: on
+// this Zen 5 its own detection gives AVX-512 (Cooperlake), but the machine's environment pins OPENBLAS_CORETYPE to
+// Haswell (AVX2, about half as fast), so the benchmark sets SkylakeX to measure the best this build has.
+// Does not locate other BLAS builds.
+using System.Runtime.InteropServices;
+
+namespace Quill.Bench;
+
+/// <summary>Row-major single-precision GEMM and GEMV from the system OpenBLAS.</summary>
+internal static unsafe partial class OpenBlas
+{
+    private const string Library = "libopenblas.so.0";
+    private const int RowMajor = 101, NoTrans = 111, Trans = 112;
+
+    [LibraryImport(Library, EntryPoint = "openblas_set_num_threads")]
+    private static partial void SetNumThreads(int threads);
+
+    [LibraryImport(Library, EntryPoint = "cblas_sgemm")]
+    private static partial void CblasSgemm(
+        int order, int transA, int transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc);
+
+    [LibraryImport(Library, EntryPoint = "cblas_sgemv")]
+    private static partial void CblasSgemv(
+        int order, int trans, int m, int n, float alpha, float* a, int lda, float* x, int incx, float beta, float* y, int incy);
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+
+    /// <summary>
+    /// Makes OpenBLAS use the kernels of the named core (sets OPENBLAS_CORETYPE, overriding the environment, which
+    /// on the project's machine pins Haswell). Must run before the first OpenBLAS call: the library reads the
+    /// variable when it loads.
+    /// </summary>
+    public static void UseCore(string core) => SetEnv("OPENBLAS_CORETYPE", core, 1);
+
+    /// <summary>The kernel set OpenBLAS will use (or did use): OPENBLAS_CORETYPE as the C library sees it.</summary>
+    public static string Core => Marshal.PtrToStringUTF8(GetEnv("OPENBLAS_CORETYPE")) is { Length: > 0 } core ? core : "detected";
+
+    [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint GetEnv(string name);
+
+    public static void Threads(int threads) => SetNumThreads(threads);
+
+    /// <summary>C = alpha * op(A) · op(B) + beta * C, row-major, the same arguments as Gemm.Sgemm.</summary>
+    public static void Sgemm(
+        bool transA, bool transB, int m, int n, int k, float alpha, float[] a, int lda, float[] b, int ldb,
+        float beta, float[] c, int ldc)
+    {
+        fixed (float* pa = a, pb = b, pc = c)
+            CblasSgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+    }
+
+    /// <summary>y[rows] = W[rows, cols] · x[cols] (W row-major): one token through a weight stored [out, in].</summary>
+    public static void Sgemv(int rows, int cols, float[] w, float[] x, float[] y)
+    {
+        fixed (float* pw = w, px = x, py = y)
+            CblasSgemv(RowMajor, NoTrans, rows, cols, 1f, pw, cols, px, 1, 0f, py, 1);
+    }
+}

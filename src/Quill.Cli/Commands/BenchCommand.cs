@@ -1,0 +1,15 @@
+// `quill bench`: the benchmarks a user can run, each printing one JSON line per figure.
+using System.CommandLine;
+
+namespace Quill.Cli.Commands;
+
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Measure Quill against a peer on this machine (JSON lines).");
+        bench.Add(BenchTrainCommand.Create());
+        bench.Add(BenchServeCommand.Create());
+        return bench;
+    }
+}

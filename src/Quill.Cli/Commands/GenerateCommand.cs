@@ -1,0 +1,86 @@
+// `quill generate`: continue a prompt with any model Quill runs. stdout gets exactly the generated text (streamed,
+// prompt not included); stderr gets the prefill and decode throughput. --temperature 0 is greedy.
+using System.CommandLine;
+using System.Globalization;
+using Quill.Inference;
+using Quill.Kernels;
+
+namespace Quill.Cli.Commands;
+
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var o = new GenerateOptions();
+        var prompt = new Option<string>("--prompt") { Description = "Text to continue", DefaultValueFactory = _ => "" };
+        var cmd = new Command("generate", "Generate text from a prompt (GGUF, llama2.c .bin, HF folder or Quill checkpoint).") { prompt };
+        o.AddTo(cmd);
+        cmd.SetAction(async (r, cancel) =>
+        {
+            using var model = o.LoadModel(r);
+            var gen = new Generator(new InferenceEngine(model, r.GetValue(o.Context)));
+            var options = o.Generation(r);
+            var stdout = Console.Out;
+            await foreach (var t in gen.GenerateAsync(r.GetValue(prompt)!, options, cancel))
+            {
+                stdout.Write(t.Text);
+                stdout.Flush();
+            }
+            GenerateOptions.PrintStats(gen.LastStats);
+        });
+        return cmd;
+    }
+}
+
+/// <summary>The options generate and chat share, and how they become library calls.</summary>
+internal sealed class GenerateOptions
+{
+    public Option<string> Model { get; } = new("--model") { Description = "Model: .gguf, llama2.c .bin, HF folder or Quill run/checkpoint folder", Required = true };
+    public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Tokenizer file (default: the one in or beside the model)" };
+    public Option<int> MaxTokens { get; } = new("--max-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 256 };
+    public Option<float> Temperature { get; } = new("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.8f };
+    public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling threshold (1 = off)", DefaultValueFactory = _ => 0.95f };
+    public Option<int> TopK { get; } = new("--top-k") { Description = "Sample among the K most likely (0 = off)", DefaultValueFactory = _ => 0 };
+    public Option<float> MinP { get; } = new("--min-p") { Description = "Drop tokens below this fraction of the top probability (0 = off)", DefaultValueFactory = _ => 0f };
+    public Option<float> RepetitionPenalty { get; } = new("--repetition-penalty") { Description = "Penalty on recently seen tokens (1 = off)", DefaultValueFactory = _ => 1f };
+    public Option<ulong?> Seed { get; } = new("--seed") { Description = "Random seed (default: from the clock)" };
+    public Option<string[]> Stop { get; } = new("--stop") { Description = "Stop when this text appears (repeatable)", AllowMultipleArgumentsPerToken = false };
+    public Option<int> Context { get; } = new("--context") { Description = "KV cache positions (default: the model's context, at most 4096)", DefaultValueFactory = _ => 0 };
+    public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
+    public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
+
+    public void AddTo(Command cmd)
+    {
+        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads })
+            cmd.Add(opt);
+    }
+
+    public InferenceModel LoadModel(ParseResult r)
+    {
+        int threads = r.GetValue(Threads);
+        if (threads > 0) KernelThreads.Count = threads;
+        return ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype));
+    }
+
+    public GenerationOptions Generation(ParseResult r) => new()
+    {
+        MaxTokens = r.GetValue(MaxTokens),
+        StopStrings = r.GetValue(Stop) ?? [],
+        Sampling = new SamplingOptions
+        {
+            Temperature = r.GetValue(Temperature),
+            TopP = r.GetValue(TopP),
+            TopK = r.GetValue(TopK),
+            MinP = r.GetValue(MinP),
+            RepetitionPenalty = r.GetValue(RepetitionPenalty),
+            Seed = r.GetValue(Seed),
+        },
+    };
+
+    public static void PrintStats(GenerationStats? s)
+    {
+        if (s == null) return;
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"\nprefill: {s.PromptTokens} tokens, {s.PrefillTokensPerSecond:F1} tokens/s; decode: {s.GeneratedTokens} tokens, {s.DecodeTokensPerSecond:F1} tokens/s ({s.FinishReason})"));
+    }
+}

@@ -1,0 +1,131 @@
+// The reverse-mode tape. Ops run their forward kernel at once and, when the graph records, push a node that knows
+// how to run their backward kernel. Backward() walks the nodes newest first; every node adds its input gradients
+// (+=), so a tensor used twice (a residual stream, tied embeddings) gets the sum, and parameter gradients keep
+// accumulating over several Backward() calls until the optimizer zeroes them (gradient accumulation).
+// Inference mode (recording: false) keeps no nodes and allocates no gradients.
+// Not handled: higher-order gradients, ops whose inputs are modified after being recorded.
+using System.Diagnostics;
+using Quill.Tensors;
+
+namespace Quill.Autograd;
+
+/// <summary>One recorded op: runs its own backward kernels.</summary>
+public abstract class Node
+{
+    /// <summary>Reads the gradient of the op's output and adds to the gradients of its inputs.</summary>
+    public abstract void Backward(Graph graph);
+}
+
+/// <summary>The tape of one forward pass, and the arena that holds its activations.</summary>
+public sealed class Graph
+{
+    private readonly List<Node> nodes = [];
+    private readonly TensorArena arena = new();
+
+    /// <summary>Creates a graph; with recording false it is an inference context that records nothing.</summary>
+    public Graph(bool recording = true) => Recording = recording;
+
+    /// <summary>True when ops record themselves for backward.</summary>
+    public bool Recording { get; set; }
+
+    /// <summary>Number of recorded ops (zero in inference mode).</summary>
+    public int NodeCount => nodes.Count;
+
+    /// <summary>Bytes of activation storage the graph holds.</summary>
+    public long ArenaBytes => arena.BytesHeld;
+
+    /// <summary>A new activation tensor from the arena (contents undefined unless zero).</summary>
+    public Tensor NewTensor(int[] shape, bool zero = false) => arena.Rent(shape, zero);
+
+    /// <summary>True when an op with these inputs must record itself.</summary>
+    public bool NeedsGrad(Tensor a) => Recording && a.RequiresGrad;
+
+    public bool NeedsGrad(Tensor a, Tensor b) => Recording && (a.RequiresGrad || b.RequiresGrad);
+
+    /// <summary>
+    /// When set, time is accumulated per op: "forward NAME" (the time since the previous op finished, which is the op's
+    /// forward when ops follow each other) and "backward NAME". Milliseconds. For `quill bench train --profile`.
+    /// </summary>
+    public Dictionary<string, double>? Profile { get; set; }
+
+    private long lastMark = Stopwatch.GetTimestamp();
+
+    /// <summary>Records a node (ops call this only when Recording).</summary>
+    public void Record(Node node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        nodes.Add(node);
+        if (Profile != null) Charge("forward " + OpName(node), ref lastMark);
+    }
+
+    private void Charge(string key, ref long mark)
+    {
+        long now = Stopwatch.GetTimestamp();
+        Profile![key] = Profile.GetValueOrDefault(key) + Stopwatch.GetElapsedTime(mark, now).TotalMilliseconds;
+        mark = now;
+    }
+
+    private static string OpName(Node node) => node.GetType().DeclaringType?.Name ?? node.GetType().Name;
+
+    /// <summary>The gradient buffer of t, allocated zeroed from the arena on first use (parameters bring their own).</summary>
+    public Tensor GradOf(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        return t.Grad ??= arena.Rent(t.Shape, zero: true);
+    }
+
+    /// <summary>
+    /// The gradient buffer of t for an op that writes it whole: the existing gradient (fresh = false: add to it), or
+    /// new storage with undefined contents (fresh = true: overwrite it), which saves zeroing and reading it.
+    /// </summary>
+    public Tensor GradForWrite(Tensor t, out bool fresh)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        fresh = t.Grad == null;
+        return t.Grad ??= arena.Rent(t.Shape, zero: false);
+    }
+
+    /// <summary>
+    /// Adds dy to the gradient of input. When the caller knows dy is complete and read by no one afterwards (the
+    /// gradient of an op's output, inside that op's backward), an input without a gradient yet takes over dy's
+    /// storage instead of a zeroed copy (canAlias).
+    /// </summary>
+    public void AccumulateGrad(Tensor input, Tensor dy, bool canAlias)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(dy);
+        if (input.Grad == null && canAlias)
+        {
+            input.Grad = dy;
+            return;
+        }
+        var dx = GradForWrite(input, out bool fresh);
+        if (fresh) dy.Span.CopyTo(dx.Span);
+        else Kernels.Elementwise.AddInPlace(dx.Span, dy.Span);
+    }
+
+    /// <summary>Runs backward from a scalar loss: d(loss)/d(loss) = seed (1 by default; 1/k when accumulating k micro-batches).</summary>
+    public void Backward(Tensor loss, float seed = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (!Recording) throw new InvalidOperationException("Backward() on a graph that did not record (inference mode).");
+        if (loss.Length != 1) throw new InvalidOperationException($"Backward() needs a scalar loss, got {Tensor.Describe(loss.Shape)}.");
+        GradOf(loss).Span[0] = seed;
+        long mark = Stopwatch.GetTimestamp();
+        for (int i = nodes.Count - 1; i >= 0; i--)
+        {
+            nodes[i].Backward(this);
+            if (Profile != null) Charge("backward " + OpName(nodes[i]), ref mark);
+        }
+        nodes.Clear();
+        lastMark = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Forgets the recorded ops and returns activation storage for reuse; call once per step.</summary>
+    public void Reset()
+    {
+        nodes.Clear();
+        arena.Reset();
+        lastMark = Stopwatch.GetTimestamp();
+    }
+}

@@ -1,0 +1,82 @@
+// Causal self-attention over a fused qkv buffer, with optional rotary position embedding applied to q and k in
+// place first. The fused kernel keeps no [T, T] matrix: backward recomputes scores from q, k and the saved
+// log-sum-exp. The qkv buffer is only read by this op, so rotating it in place is safe; its gradient is written
+// by the kernel (not accumulated) and then rotated back for the projection's backward.
+// Glossary: B batch, T time, Hq query heads, Hkv key/value heads, D head size.
+using Quill.Kernels;
+using Quill.Tensors;
+
+namespace Quill.Autograd.Ops;
+
+/// <summary>Rotary tables shared by all layers: cos and sin of [maxT, rotaryDim / 2].</summary>
+public sealed class RopeTables
+{
+    public RopeTables(int maxT, int rotaryDim, double theta, RopeStyle style)
+    {
+        MaxT = maxT;
+        RotaryDim = rotaryDim;
+        Style = style;
+        Cos = new float[maxT * rotaryDim / 2];
+        Sin = new float[maxT * rotaryDim / 2];
+        Rope.Tables(maxT, rotaryDim, theta, Cos, Sin);
+    }
+
+    public int MaxT { get; }
+
+    public int RotaryDim { get; }
+
+    public RopeStyle Style { get; }
+
+    internal float[] Cos { get; }
+
+    internal float[] Sin { get; }
+}
+
+/// <summary>o [B, T, Hq*D] = causal attention of the q, k, v blocks of qkv [B, T, (Hq + 2 Hkv) * D].</summary>
+public static class AttentionOp
+{
+    public static Tensor Forward(Graph g, Tensor qkv, int hq, int hkv, int d, RopeTables? rope)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        ArgumentNullException.ThrowIfNull(qkv);
+        int b = qkv.Dim(0), t = qkv.Dim(1), w = qkv.Dim(2);
+        if (w != (hq + 2 * hkv) * d) throw new ArgumentException($"qkv width {w} is not (Hq + 2 Hkv) * D = {(hq + 2 * hkv) * d}.");
+        var s = qkv.Span;
+        if (rope != null)
+        {
+            Rope.Apply(s, b, t, hq, d, w, rope.RotaryDim, 0, rope.Cos, rope.Sin, rope.Style, inverse: false);
+            Rope.Apply(s.Slice(hq * d), b, t, hkv, d, w, rope.RotaryDim, 0, rope.Cos, rope.Sin, rope.Style, inverse: false);
+        }
+        var o = g.NewTensor([b, t, hq * d]);
+        var lse = g.NewTensor([b, hq, t]);
+        float scale = 1f / MathF.Sqrt(d);
+        Attention.Forward(b, t, hq, hkv, d, scale, s, w, s.Slice(hq * d), w, s.Slice((hq + hkv) * d), w, o.Span, lse.Span);
+        if (g.NeedsGrad(qkv))
+        {
+            o.RequiresGrad = true;
+            g.Record(new Node(qkv, o, lse, hq, hkv, d, rope));
+        }
+        return o;
+    }
+
+    private sealed class Node(Tensor qkv, Tensor o, Tensor lse, int hq, int hkv, int d, RopeTables? rope) : Autograd.Node
+    {
+        public override void Backward(Graph g)
+        {
+            if (o.Grad == null) return;
+            int b = qkv.Dim(0), t = qkv.Dim(1), w = qkv.Dim(2);
+            var s = qkv.Span;
+            // The kernel overwrites every column of dqkv: write straight into a fresh gradient, else into scratch and add.
+            var dqkv = g.GradForWrite(qkv, out bool fresh);
+            var ds = fresh ? dqkv.Span : g.NewTensor(qkv.Shape).Span;
+            Attention.Backward(b, t, hq, hkv, d, 1f / MathF.Sqrt(d), s, w, s.Slice(hq * d), w, s.Slice((hq + hkv) * d), w,
+                o.Span, lse.Span, o.Grad.Span, ds, ds.Slice(hq * d), ds.Slice((hq + hkv) * d));
+            if (rope != null)
+            {
+                Rope.Apply(ds, b, t, hq, d, w, rope.RotaryDim, 0, rope.Cos, rope.Sin, rope.Style, inverse: true);
+                Rope.Apply(ds.Slice(hq * d), b, t, hkv, d, w, rope.RotaryDim, 0, rope.Cos, rope.Sin, rope.Style, inverse: true);
+            }
+            if (!fresh) Elementwise.AddInPlace(dqkv.Span, ds);
+        }
+    }
+}

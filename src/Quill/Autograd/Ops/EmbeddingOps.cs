@@ -1,0 +1,77 @@
+// Token embedding lookup and GPT-2's learned position embedding, forward and backward side by side.
+// Glossary: B batch, T time, C channels, V vocab.
+using Quill.Kernels;
+using Quill.Tensors;
+
+namespace Quill.Autograd.Ops;
+
+/// <summary>y [B, T, C] = table[tokens].</summary>
+public static class EmbeddingOp
+{
+    /// <param name="g">The graph.</param>
+    /// <param name="table">[V, C] embedding table.</param>
+    /// <param name="tokens">[B * T] token ids; an id outside the vocabulary raises QuillException.</param>
+    /// <param name="b">Batch size B.</param>
+    /// <param name="t">Sequence length T.</param>
+    public static Tensor Forward(Graph g, Tensor table, int[] tokens, int b, int t)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(tokens);
+        int c = table.Dim(1);
+        var y = g.NewTensor([b, t, c]);
+        Embedding.Forward(tokens.AsSpan(0, b * t), table.Span, y.Span, c);
+        if (g.NeedsGrad(table))
+        {
+            y.RequiresGrad = true;
+            g.Record(new Node(table, tokens.AsSpan(0, b * t).ToArray(), y));
+        }
+        return y;
+    }
+
+    private sealed class Node(Tensor table, int[] tokens, Tensor y) : Autograd.Node
+    {
+        public override void Backward(Graph g)
+        {
+            if (y.Grad != null) Embedding.Backward(tokens, y.Grad.Span, g.GradOf(table).Span, table.Dim(1));
+        }
+    }
+}
+
+/// <summary>y [B, T, C] = x + wpe[0..T) (learned absolute positions).</summary>
+public static class PositionAddOp
+{
+    public static Tensor Forward(Graph g, Tensor x, Tensor wpe)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(wpe);
+        int b = x.Dim(0), t = x.Dim(1), c = x.Dim(2);
+        if (t > wpe.Dim(0)) throw new InvalidConfigException($"sequence of {t} tokens is longer than the model's context of {wpe.Dim(0)}; shorten the input or raise block_size.");
+        var y = g.NewTensor(x.Shape);
+        var xs = x.Span;
+        var ys = y.Span;
+        var pos = wpe.Span.Slice(0, t * c);
+        for (int i = 0; i < b; i++) Elementwise.Add(xs.Slice(i * t * c, t * c), pos, ys.Slice(i * t * c, t * c));
+        if (g.NeedsGrad(x, wpe))
+        {
+            y.RequiresGrad = true;
+            g.Record(new Node(x, wpe, y));
+        }
+        return y;
+    }
+
+    private sealed class Node(Tensor x, Tensor wpe, Tensor y) : Autograd.Node
+    {
+        public override void Backward(Graph g)
+        {
+            if (y.Grad == null) return;
+            var dy = y.Grad.Span;
+            if (x.RequiresGrad) g.AccumulateGrad(x, y.Grad, canAlias: true);
+            if (!wpe.RequiresGrad) return;
+            int b = x.Dim(0), tc = x.Dim(1) * x.Dim(2);
+            var dpos = g.GradOf(wpe).Span.Slice(0, tc);
+            for (int i = 0; i < b; i++) Elementwise.AddInPlace(dpos, dy.Slice(i * tc, tc));
+        }
+    }
+}

@@ -1,0 +1,90 @@
+// Linear layers: y = x W^T + b, with W stored [out, in] as in PyTorch's nn.Linear. Several weights that read the
+// same input (q, k, v projections) can write side by side into one output [N, sum(out)], which is how attention
+// gets a fused qkv buffer from three separate parameters.
+// Glossary: N rows (batch * time), In input features, Out output features.
+using Quill.Kernels;
+using Quill.Tensors;
+
+namespace Quill.Autograd.Ops;
+
+/// <summary>Linear projection(s) with forward and backward side by side.</summary>
+public static class LinearOp
+{
+    /// <summary>y [..., Out] = x [..., In] W^T [In, Out] + b [Out].</summary>
+    public static Tensor Forward(Graph g, Tensor x, Tensor w, Tensor? b) => Forward(g, x, [w], b == null ? null : [b]);
+
+    /// <summary>y [..., sum(Out_i)] = concat_i(x W_i^T + b_i): each weight fills its own column block.</summary>
+    public static Tensor Forward(Graph g, Tensor x, Tensor[] ws, Tensor?[]? bs)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(ws);
+        int inF = x.Dim(-1), n = x.Length / inF, total = 0;
+        foreach (var w in ws)
+        {
+            if (w.Rank != 2 || w.Dim(1) != inF) throw new ArgumentException($"weight {w.Name} {Tensor.Describe(w.Shape)} does not take {inF} inputs.");
+            total += w.Dim(0);
+        }
+        int[] shape = (int[])x.Shape.Clone();
+        shape[^1] = total;
+        var y = g.NewTensor(shape);
+        var xs = x.Span;
+        var ys = y.Span;
+        int off = 0;
+        for (int i = 0; i < ws.Length; i++)
+        {
+            int outF = ws[i].Dim(0);
+            var bias = bs?[i];
+            float beta = 0f;
+            if (bias != null)
+            {
+                var bspan = bias.Span;
+                for (int r = 0; r < n; r++) bspan.CopyTo(ys.Slice(r * total + off, outF));
+                beta = 1f;
+            }
+            Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, beta, ys.Slice(off), total);
+            off += outF;
+        }
+        bool needs = x.RequiresGrad;
+        foreach (var w in ws) needs |= w.RequiresGrad;
+        if (g.Recording && needs)
+        {
+            y.RequiresGrad = true;
+            g.Record(new Node(x, ws, bs, y));
+        }
+        return y;
+    }
+
+    private sealed class Node(Tensor x, Tensor[] ws, Tensor?[]? bs, Tensor y) : Autograd.Node
+    {
+        public override void Backward(Graph g)
+        {
+            if (y.Grad == null) return;
+            int inF = x.Dim(-1), n = x.Length / inF, total = y.Dim(-1);
+            var dy = y.Grad.Span;
+            var xs = x.Span;
+            bool fresh = false;
+            Span<float> dx = x.RequiresGrad ? g.GradForWrite(x, out fresh).Span : default;
+            int off = 0;
+            for (int i = 0; i < ws.Length; i++)
+            {
+                var w = ws[i];
+                int outF = w.Dim(0);
+                var dyi = dy.Slice(off);
+                // dx [N, In] += dy_i [N, Out] W_i [Out, In]
+                if (x.RequiresGrad) Gemm.Sgemm(false, false, n, inF, outF, 1f, dyi, total, w.Span, inF, fresh && i == 0 ? 0f : 1f, dx, inF);
+                // dW_i [Out, In] += dy_i^T [Out, N] x [N, In]
+                if (w.RequiresGrad) Gemm.Sgemm(true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF);
+                var bias = bs?[i];
+                if (bias != null && bias.RequiresGrad) SumColumns(dyi, total, n, outF, g.GradOf(bias).Span);
+                off += outF;
+            }
+        }
+    }
+
+    /// <summary>db [Out] += sum over rows of dy [N, Out] (rows ld apart).</summary>
+    private static void SumColumns(ReadOnlySpan<float> dy, int ld, int n, int outF, Span<float> db)
+    {
+        for (int r = 0; r < n; r++) Elementwise.AddInPlace(db, dy.Slice(r * ld, outF));
+    }
+}

@@ -1,0 +1,130 @@
+// Training throughput: forward + cross-entropy + backward + clipping + AdamW on random tokens for a preset, the
+// same work ../shared/peers/torch_gpt_train.py times for PyTorch. Runs the peer in the same invocation (when
+// python3 with torch and the peer script are present) at the same thread count, with OMP_WAIT_POLICY=PASSIVE,
+// PyTorch's best setting on two cores, and reports the ratio.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Quill.Autograd;
+using Quill.Kernels;
+using Quill.Models;
+using Quill.Tensors;
+using Quill.Training;
+
+namespace Quill.Benchmarks;
+
+/// <summary>Settings of the training benchmark.</summary>
+public sealed record TrainBenchOptions(string Preset, int Steps = 5, int Runs = 3, int Threads = 0, bool Profile = false, string? PeerScript = null);
+
+/// <summary>Measures training tokens/s for a preset and compares with PyTorch.</summary>
+public static class TrainBenchmark
+{
+    /// <summary>The batch shape the peer uses for each preset (batch, seq).</summary>
+    private static (int B, int T) Shape(string preset) => preset switch
+    {
+        "shakespeare-char" => (16, 256),
+        "gpt2-124m" => (4, 1024),
+        _ => (8, 256),
+    };
+
+    /// <summary>Runs Quill (and the peer when found); profile, when asked, receives ms per op per step.</summary>
+    public static BenchResult Run(TrainBenchOptions options, Dictionary<string, double>? profile = null, TextWriter? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Threads > 0) KernelThreads.Count = options.Threads;
+        var run = Presets.Get(options.Preset);
+        var (b, t) = Shape(options.Preset);
+        var model = LanguageModel.Create(run.Model, 1);
+        model.Parameters.EnableGrads();
+        var opt = new AdamWOptimizer(model.Parameters, new TrainConfig { LearningRate = 3e-4f, WeightDecay = 0.1f });
+        var rng = new Rng(1);
+        int v = run.Model.VocabSize;
+        int[] x = new int[b * t], y = new int[b * t];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = (int)rng.NextInt64(v);
+            y[i] = (int)rng.NextInt64(v);
+        }
+        var g = new Graph();
+        void Step()
+        {
+            model.Parameters.ZeroGrads();
+            g.Reset();
+            var loss = model.Loss(g, x, y, b, t);
+            g.Backward(loss);
+            opt.Step(3e-4f, AdamWOptimizer.ClipScale((float)opt.GradNorm(), 1f));
+        }
+        Step(); // warm-up: JIT, arena, optimizer state
+        var ms = new List<double>();
+        for (int r = 0; r < options.Runs; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int s = 0; s < options.Steps; s++) Step();
+            ms.Add(sw.Elapsed.TotalMilliseconds / options.Steps);
+        }
+        ms.Sort();
+        double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
+        if (profile != null)
+        {
+            g.Profile = profile;
+            Step();
+            g.Profile = null;
+        }
+        double? peer = RunPeer(options, log);
+        return new BenchResult("train", tps, "tokens/s", peer, new Dictionary<string, object>
+        {
+            ["preset"] = options.Preset,
+            ["threads"] = KernelThreads.Count,
+            ["batch"] = b,
+            ["seq"] = t,
+            ["tokens_per_s"] = Math.Round(tps, 1),
+            ["ms_per_step"] = Math.Round(median, 1),
+        });
+    }
+
+    /// <summary>Peer tokens/s from torch_gpt_train.py, or null when python3/torch/the script is missing.</summary>
+    public static double? RunPeer(TrainBenchOptions options, TextWriter? log)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        string? script = options.PeerScript ?? FindPeerScript("torch_gpt_train.py");
+        if (script == null || !File.Exists("/usr/bin/python3"))
+        {
+            log?.WriteLine("peer: torch_gpt_train.py or /usr/bin/python3 not found; reporting Quill alone");
+            return null;
+        }
+        string name = options.Preset == "gpt2-124m" ? "gpt2-124M" : options.Preset;
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(script);
+        foreach (string a in new[] { "--configs", name, "--threads", KernelThreads.Count.ToString(CultureInfo.InvariantCulture), "--runs", options.Runs.ToString(CultureInfo.InvariantCulture) })
+            psi.ArgumentList.Add(a);
+        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        using var p = Process.Start(psi)!;
+        string stdout = p.StandardOutput.ReadToEnd();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        foreach (string line in stdout.Split('\n'))
+        {
+            if (!line.StartsWith('{')) continue;
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.TryGetProperty("tokens_per_s", out var tps)) return tps.GetDouble();
+        }
+        log?.WriteLine($"peer: no result ({stderr.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
+        return null;
+    }
+
+    /// <summary>Looks for a peer script in $QUILL_PEERS, then ../shared/peers above the working folder or the program.</summary>
+    public static string? FindPeerScript(string name)
+    {
+        string? env = Environment.GetEnvironmentVariable("QUILL_PEERS");
+        if (env != null && File.Exists(Path.Combine(env, name))) return Path.Combine(env, name);
+        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "shared", "peers", name);
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
+        return null;
+    }
+}

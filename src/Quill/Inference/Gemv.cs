@@ -1,0 +1,180 @@
+// Single-precision matrix-vector products for one-token decode: y = W x with W row-major [N, K] (a PyTorch
+// [out, in] weight), and the few-vector form Y = X W^T for a handful of sequences decoding together. Decode reads
+// every weight once per token, so these kernels are written to stream W at memory speed: four rows at a time
+// against the same x chunk (four independent FMA chains, x loaded once per chunk), Vector512 with Vector256 and
+// scalar fallbacks, rows split over threads in contiguous ranges. The few-vector form reads each group of four
+// rows once and applies it to every vector while it sits in L1, so weights cross the memory bus once per step
+// whatever the batch. GemvReference is the plain twin the tests hold these to.
+// Does not handle: column-major weights, other element types (see WeightMatrix), or large batches (use Gemm).
+// Glossary: N output rows, K shared (input) length, M vectors.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Quill.Kernels;
+
+namespace Quill.Inference;
+
+/// <summary>Which instruction width Gemv runs: Auto in production; tests pin one to compare them.</summary>
+internal enum GemvWidth
+{
+    Auto,
+    Vector512,
+    Vector256,
+    Scalar,
+}
+
+/// <summary>Matrix-vector products for decoding (fp32). Its plain twin is <see cref="GemvReference"/>.</summary>
+public static unsafe class Gemv
+{
+    /// <summary>Multiply-adds below which one thread does the whole product.</summary>
+    internal const long ParallelMinWork = 1 << 15;
+
+    /// <summary>y = W x. w: [n, k] row-major; x: [k]; y: [n]. maxThreads 0 = <see cref="KernelThreads.Count"/>.</summary>
+    public static void Multiply(ReadOnlySpan<float> w, int n, int k, ReadOnlySpan<float> x, Span<float> y, int maxThreads = 0)
+        => MultiplyBatch(w, n, k, x, 1, y, maxThreads);
+
+    /// <summary>
+    /// Y = X W^T for m vectors: x: [m, k]; y: [m, n]; w: [n, k]. Each weight row is read from memory once for
+    /// all m vectors.
+    /// </summary>
+    public static void MultiplyBatch(ReadOnlySpan<float> w, int n, int k, ReadOnlySpan<float> x, int m, Span<float> y, int maxThreads = 0)
+    {
+        Check(w.Length, n, k, x.Length, m, y.Length);
+        if (n == 0 || m == 0) return;
+        fixed (float* pw = w, px = x, py = y)
+            Run(GemvWidth.Auto, pw, n, k, px, m, py, n, maxThreads);
+    }
+
+    /// <summary>Core entry on raw pointers; y rows are ldy apart (so several matrices can write one fused buffer).</summary>
+    internal static void Run(GemvWidth width, float* w, int n, int k, float* x, int m, float* y, int ldy, int maxThreads)
+    {
+        if (width == GemvWidth.Auto) width = Best;
+        int threads = maxThreads == 0 ? KernelThreads.Count : Math.Min(maxThreads, KernelThreads.Count);
+        long work = (long)n * k * m;
+        if (threads <= 1 || work < ParallelMinWork || n < 8)
+        {
+            Rows(width, w, k, x, m, y, ldy, 0, n);
+            return;
+        }
+        nint wa = (nint)w, xa = (nint)x, ya = (nint)y;
+        // ranges in whole groups of 4 rows so every thread runs the 4-row kernel
+        int groups = (n + 3) / 4;
+        KernelThreads.ParallelFor(groups, 1, (g0, g1) =>
+            Rows(width, (float*)wa, k, (float*)xa, m, (float*)ya, ldy, g0 * 4, Math.Min(n, g1 * 4)));
+    }
+
+    internal static GemvWidth Best =>
+        Vector512.IsHardwareAccelerated ? GemvWidth.Vector512 : Vector256.IsHardwareAccelerated ? GemvWidth.Vector256 : GemvWidth.Scalar;
+
+    /// <summary>Rows [r0, r1) of Y = X W^T on the calling thread.</summary>
+    internal static void Rows(GemvWidth width, float* w, int k, float* x, int m, float* y, int ldy, int r0, int r1)
+    {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4)
+        {
+            float* w0 = w + (long)r * k;
+            for (int v = 0; v < m; v++)
+            {
+                float* xv = x + (long)v * k;
+                float* yv = y + (long)v * ldy + r;
+                switch (width)
+                {
+                    case GemvWidth.Vector512: Four512(w0, k, xv, yv); break;
+                    case GemvWidth.Vector256: Four256(w0, k, xv, yv); break;
+                    default: FourScalar(w0, k, xv, yv); break;
+                }
+            }
+        }
+        for (; r < r1; r++)
+        {
+            for (int v = 0; v < m; v++)
+                y[(long)v * ldy + r] = Dot(w + (long)r * k, x + (long)v * k, k);
+        }
+    }
+
+    // y[0..4) = rows w[0..4) (each k long, k apart) dot x.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Four512(float* w, int k, float* x, float* y)
+    {
+        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
+        int i = 0;
+        for (; i + 16 <= k; i += 16)
+        {
+            var xv = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), xv, a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i), xv, a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + i), xv, a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + i), xv, a3);
+        }
+        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
+        for (; i < k; i++)
+        {
+            float xi = x[i];
+            s0 += w[i] * xi;
+            s1 += w1[i] * xi;
+            s2 += w2[i] * xi;
+            s3 += w3[i] * xi;
+        }
+        y[0] = s0;
+        y[1] = s1;
+        y[2] = s2;
+        y[3] = s3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Four256(float* w, int k, float* x, float* y)
+    {
+        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 8 <= k; i += 8)
+        {
+            var xv = Vector256.Load(x + i);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i), xv, a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + i), xv, a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + i), xv, a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.Load(w3 + i), xv, a3);
+        }
+        float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
+        for (; i < k; i++)
+        {
+            float xi = x[i];
+            s0 += w[i] * xi;
+            s1 += w1[i] * xi;
+            s2 += w2[i] * xi;
+            s3 += w3[i] * xi;
+        }
+        y[0] = s0;
+        y[1] = s1;
+        y[2] = s2;
+        y[3] = s3;
+    }
+
+    private static void FourScalar(float* w, int k, float* x, float* y)
+    {
+        for (int j = 0; j < 4; j++) y[j] = Dot(w + (long)j * k, x, k);
+    }
+
+    private static float Dot(float* a, float* b, int k)
+    {
+        float s = 0;
+        for (int i = 0; i < k; i++) s += a[i] * b[i];
+        return s;
+    }
+
+    private static void Check(int wLength, int n, int k, int xLength, int m, int yLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        if (wLength < (long)n * k) throw new ArgumentException($"w holds {wLength} floats but [{n}, {k}] needs {(long)n * k}.", "w");
+        if (xLength < (long)m * k) throw new ArgumentException($"x holds {xLength} floats but [{m}, {k}] needs {(long)m * k}.", "x");
+        if (yLength < (long)m * n) throw new ArgumentException($"y holds {yLength} floats but [{m}, {n}] needs {(long)m * n}.", "y");
+    }
+}

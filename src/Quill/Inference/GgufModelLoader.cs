@@ -1,0 +1,96 @@
+// Builds an InferenceModel from a GGUF file: hyperparameters from {arch}.* metadata, weights viewed in place in the
+// mapping (any type Quantization runs: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K), tokenizer from
+// tokenizer.ggml.*, chat template from tokenizer.chat_template. Architectures: llama and mistral (llama.cpp stores
+// their q/k rows permuted for interleaved RoPE, so interleaved pairing runs them as stored), qwen2 and phi3 (NeoX
+// "half" pairing; Phi-3's fused qkv and gate|up are split by row views), gpt2. Llama 3 scaling arrives as the
+// rope_freqs tensor of per-pair divisors; linear scaling as rope.scaling.factor.
+// Does not handle: other architectures (falcon, gemma, ...), YaRN scaling, sliding windows, MoE.
+using Quill.Formats.Gguf;
+using Quill.Kernels;
+using Quill.Tokenization;
+
+namespace Quill.Inference;
+
+/// <summary>Loads GGUF models for inference.</summary>
+public static class GgufModelLoader
+{
+    /// <summary>Architectures this loader runs.</summary>
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "phi3", "gpt2"];
+
+    public static InferenceModel Load(string path)
+    {
+        var gguf = GgufFile.Open(path);
+        try
+        {
+            return Build(gguf);
+        }
+        catch
+        {
+            gguf.Dispose();
+            throw;
+        }
+    }
+
+    private static InferenceModel Build(GgufFile g)
+    {
+        string arch = g.Architecture ?? throw new InvalidFileException($"{g.Path}: general.architecture is missing; not a model GGUF (a vocabulary-only file?).");
+        if (!SupportedArchitectures.Contains(arch))
+            throw new QuillException($"{g.Path}: architecture '{arch}' is not supported (supported: {string.Join(", ", SupportedArchitectures)}).");
+        if (g.Tensors.Count == 0) throw new InvalidFileException($"{g.Path}: the file holds no tensors (a vocabulary-only GGUF?); pass a model file.");
+        bool gpt2 = arch == "gpt2";
+        int Int(string key) => g.TryGetInt32($"{arch}.{key}", out int v) ? v : throw new InvalidFileException($"{g.Path}: metadata key '{arch}.{key}' is missing; the file was not exported completely.");
+        int dim = Int("embedding_length"), heads = Int("attention.head_count");
+        int kvHeads = g.TryGetInt32($"{arch}.attention.head_count_kv", out int kv) ? kv : heads;
+        int headDim = g.TryGetInt32($"{arch}.attention.key_length", out int kl) ? kl : heads > 0 ? dim / heads : 0;
+        var embd = g.GetTensor("token_embd.weight");
+        int vocab = (int)embd.Dimensions[^1];
+        float eps = g.TryGetFloat32($"{arch}.attention.layer_norm_rms_epsilon", out float e1) ? e1
+            : g.TryGetFloat32($"{arch}.attention.layer_norm_epsilon", out float e2) ? e2 : 1e-5f;
+        float[]? freqFactors = null;
+        if (g.TryGetTensor("rope_freqs.weight", out var rf))
+        {
+            freqFactors = new float[rf.ElementCount];
+            Quantization.GgmlQuant.Dequantize(rf.Type, g.GetTensorData(rf), freqFactors);
+        }
+        double linear = 1.0;
+        if (g.TryGetString($"{arch}.rope.scaling.type", out string st) && st != "none")
+        {
+            if (st != "linear") throw new QuillException($"{g.Path}: rope scaling '{st}' is not supported (linear and llama3 are).");
+            linear = g.TryGetFloat32($"{arch}.rope.scaling.factor", out float fac) && fac > 0 ? fac : 1.0;
+        }
+        var spec = new ModelSpec
+        {
+            Family = gpt2 ? ModelFamily.Gpt2 : ModelFamily.Llama,
+            Arch = arch,
+            Dim = dim,
+            Layers = Int("block_count"),
+            Heads = heads,
+            KvHeads = kvHeads,
+            HeadDim = headDim,
+            Hidden = Int("feed_forward_length"),
+            VocabSize = vocab,
+            MaxContext = Int("context_length"),
+            NormEps = eps,
+            RopeTheta = g.TryGetFloat32($"{arch}.rope.freq_base", out float fb) ? fb : 10000,
+            RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) ? rd : 0,
+            RopeStyle = arch is "llama" or "mistral" ? RopeStyle.Interleaved : RopeStyle.Half,
+            RopeFreqFactors = freqFactors,
+            RopeLinearFactor = linear,
+        };
+        var model = ModelBuilders.Gguf(new GgufSource(g), spec, [g]);
+        if (g.ContainsKey("tokenizer.ggml.model"))
+        {
+            model.Tokenizer = GgufVocab.FromGguf(g);
+            string tm = g.TryGetString("tokenizer.ggml.model", out string m) ? m : "";
+            model.AddBos = g.TryGetBool("tokenizer.ggml.add_bos_token", out bool ab) ? ab : tm == "llama";
+        }
+        if (g.TryGetString("tokenizer.chat_template", out string tpl)) model.ChatTemplate = tpl;
+        var stops = new List<int>();
+        foreach (string key in new[] { "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" })
+        {
+            if (g.TryGetInt32(key, out int id) && id >= 0 && id < vocab) stops.Add(id);
+        }
+        model.ExtraStopIds = stops;
+        return model;
+    }
+}

@@ -1,0 +1,303 @@
+// The forward pass for inference: token ids in, next-token logits out, keys and values kept in a KvCache.
+// One core runs "rows" of activations, each belonging to a sequence segment (cache, first position, count):
+// a prompt is one segment of many rows (prefill: the linear layers run as GEMM), a decode step is one row
+// (matrix-vector kernels), batched decode is several one-row segments, one per sequence, whose linear layers read
+// each weight once for all of them. Prompts are run in chunks of PrefillChunk rows so scratch stays bounded.
+// Per block (Llama family): RMSNorm, q|k|v (+bias), RoPE at each row's position, append k, v to the cache,
+// attention over the cache, output projection, residual; RMSNorm, SwiGLU MLP, residual. GPT-2: LayerNorm with
+// bias, learned positions added to the embedding, GELU MLP, no RoPE. Only the rows whose logits are asked for go
+// through the final norm and the classifier.
+// Not thread-safe: one engine runs one forward at a time (its scratch is shared); use one engine per thread.
+// Glossary: N rows in this call, C width, Hq / Hkv heads, D head size, F MLP width, V vocabulary.
+using System.Runtime.Intrinsics;
+using Quill.Kernels;
+
+namespace Quill.Inference;
+
+/// <summary>Runs an <see cref="InferenceModel"/> with KV caches: prefill, decode and batched decode.</summary>
+public sealed unsafe class InferenceEngine
+{
+    /// <summary>Largest number of prompt rows run in one pass (longer prompts run in several).</summary>
+    public const int PrefillChunk = 256;
+
+    private readonly InferenceModel model;
+    private readonly ModelSpec spec;
+    private readonly float[] ropeCos = [], ropeSin = [];
+    private Scratch scratch = new(0, null!);
+
+    /// <summary>Prepares a model to run with caches of up to <paramref name="contextLength"/> positions
+    /// (0: the model's context, capped at 4096).</summary>
+    public InferenceEngine(InferenceModel model, int contextLength = 0)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        this.model = model;
+        spec = model.Spec;
+        if (contextLength < 0) throw new InvalidConfigException($"--context must not be negative (got {contextLength}).");
+        ContextLength = contextLength == 0 ? Math.Min(spec.MaxContext, 4096) : contextLength;
+        if (ContextLength > spec.MaxContext)
+            throw new InvalidConfigException($"--context {ContextLength} exceeds the model's context of {spec.MaxContext} tokens; pass at most {spec.MaxContext}.");
+        if (spec.Family == ModelFamily.Llama)
+            (ropeCos, ropeSin) = RopeFrequencies.Tables(ContextLength, spec);
+    }
+
+    public InferenceModel Model => model;
+
+    /// <summary>Positions a cache made by this engine can hold.</summary>
+    public int ContextLength { get; }
+
+    /// <summary>A new, empty cache (capacity 0 = <see cref="ContextLength"/>).</summary>
+    public KvCache CreateCache(int capacity = 0)
+    {
+        if (capacity > ContextLength) throw new InvalidConfigException($"cache capacity {capacity} exceeds the engine's context of {ContextLength}.");
+        return new KvCache(spec, capacity == 0 ? ContextLength : capacity);
+    }
+
+    /// <summary>
+    /// Runs tokens at the cache's next positions, appends their keys and values, and writes the logits of the last
+    /// token to logits [V] (or of every token to logits [T, V] when allLogits).
+    /// </summary>
+    public void Forward(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allLogits = false)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        int t = tokens.Length, v = spec.VocabSize;
+        if (t == 0) throw new ArgumentException("no tokens to run.", nameof(tokens));
+        if (logits.Length < (allLogits ? (long)t * v : v)) throw new ArgumentException($"logits must hold {(allLogits ? (long)t * v : v)} floats.", nameof(logits));
+        CheckTokens(tokens);
+        if (t > cache.Remaining)
+            throw new QuillException($"{cache.Length + t} tokens do not fit the context of {cache.Capacity} (the prompt or conversation is too long); shorten it or raise --context (model maximum {spec.MaxContext}).");
+        for (int start = 0; start < t; start += PrefillChunk)
+        {
+            int n = Math.Min(PrefillChunk, t - start);
+            bool last = start + n == t;
+            var segs = new[] { new Segment(cache, 0, n, cache.Length) };
+            if (allLogits) Run(segs, tokens.Slice(start, n), n, logits.Slice(start * v), outputAll: true);
+            else Run(segs, tokens.Slice(start, n), n, last ? logits : default, outputAll: false);
+            cache.Length += n;
+        }
+    }
+
+    /// <summary>
+    /// One decode step for several sequences together: token b runs at caches[b]'s next position; logits [B, V].
+    /// Linear layers read each weight once for the whole batch.
+    /// </summary>
+    public void DecodeBatch(IReadOnlyList<KvCache> caches, ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(caches);
+        int b = caches.Count;
+        if (tokens.Length != b) throw new ArgumentException($"{tokens.Length} tokens for {b} caches.", nameof(tokens));
+        if (logits.Length < (long)b * spec.VocabSize) throw new ArgumentException($"logits must hold {(long)b * spec.VocabSize} floats.", nameof(logits));
+        CheckTokens(tokens);
+        var segs = new Segment[b];
+        for (int i = 0; i < b; i++)
+        {
+            var c = caches[i];
+            if (c.Remaining < 1) throw new QuillException($"sequence {i} has filled its context of {c.Capacity} tokens; end it or raise --context.");
+            for (int j = 0; j < i; j++)
+            {
+                if (ReferenceEquals(caches[j], c)) throw new ArgumentException($"cache {i} appears twice in the batch.", nameof(caches));
+            }
+            segs[i] = new Segment(c, i, 1, c.Length);
+        }
+        int chunk = PrefillChunk;
+        for (int start = 0; start < b; start += chunk)
+        {
+            int n = Math.Min(chunk, b - start);
+            var part = new Segment[n];
+            for (int i = 0; i < n; i++) part[i] = segs[start + i] with { Row = i };
+            Run(part, tokens.Slice(start, n), n, logits.Slice(start * spec.VocabSize), outputAll: true);
+        }
+        foreach (var c in caches) c.Length++;
+    }
+
+    private void CheckTokens(ReadOnlySpan<int> tokens)
+    {
+        foreach (int id in tokens)
+        {
+            if ((uint)id >= (uint)spec.VocabSize)
+                throw new QuillException($"token id {id} is outside the model's vocabulary of {spec.VocabSize}; use the model's own tokenizer.");
+        }
+    }
+
+    /// <summary>Rows [Row, Row + Count) of this call belong to Cache at positions [Pos0, Pos0 + Count).</summary>
+    private readonly record struct Segment(KvCache Cache, int Row, int Count, int Pos0);
+
+    private void Run(Segment[] segs, ReadOnlySpan<int> tokens, int n, Span<float> logits, bool outputAll)
+    {
+        var s = spec;
+        int c = s.Dim, qkvW = s.QkvDim, qd = s.QDim, kvd = s.KvDim, f = s.Hidden, d = s.HeadDim;
+        var sc = EnsureScratch(n);
+        float* x = sc.X, h = sc.H, qkv = sc.Qkv, att = sc.Att, tmp = sc.Tmp, gate = sc.Gate, up = sc.Up;
+        var xs = new Span<float>(x, n * c);
+        var hs = new Span<float>(h, n * c);
+
+        for (int r = 0; r < n; r++) model.TokenEmbedding.ReadRow(tokens[r], xs.Slice(r * c, c));
+        if (model.PositionEmbedding is { } wpe)
+        {
+            foreach (var g in segs)
+            {
+                for (int i = 0; i < g.Count; i++)
+                    Add(xs.Slice((g.Row + i) * c, c), wpe.AsSpan((g.Pos0 + i) * c, c));
+            }
+        }
+
+        float scale = 1f / MathF.Sqrt(d);
+        for (int l = 0; l < model.Layers.Count; l++)
+        {
+            var lw = model.Layers[l];
+            Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
+            if (lw.Wqkv != null) lw.Wqkv.Multiply(h, c, n, qkv, qkvW);
+            else
+            {
+                lw.Wq!.Multiply(h, c, n, qkv, qkvW);
+                lw.Wk!.Multiply(h, c, n, qkv + qd, qkvW);
+                lw.Wv!.Multiply(h, c, n, qkv + qd + kvd, qkvW);
+            }
+            var qkvs = new Span<float>(qkv, n * qkvW);
+            if (lw.QkvBias is { } qb)
+            {
+                for (int r = 0; r < n; r++) Add(qkvs.Slice(r * qkvW, qkvW), qb);
+            }
+            foreach (var g in segs)
+            {
+                var rows = qkvs.Slice(g.Row * qkvW, g.Count * qkvW);
+                if (s.Family == ModelFamily.Llama)
+                {
+                    Rope.Apply(rows, 1, g.Count, s.Heads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, ropeCos, ropeSin, s.RopeStyle, false);
+                    Rope.Apply(rows[qd..], 1, g.Count, s.KvHeads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, ropeCos, ropeSin, s.RopeStyle, false);
+                }
+                for (int i = 0; i < g.Count; i++)
+                {
+                    var row = rows.Slice(i * qkvW, qkvW);
+                    g.Cache.Store(l, g.Pos0 + i, row.Slice(qd, kvd), row.Slice(qd + kvd, kvd));
+                }
+                Attention.ForwardCached(g.Count, g.Pos0, s.Heads, s.KvHeads, d, scale, rows, qkvW,
+                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Capacity, new Span<float>(att + (long)g.Row * qd, g.Count * qd));
+            }
+            lw.Wo.Multiply(att, qd, n, tmp, c);
+            Residual(xs, new Span<float>(tmp, n * c), lw.WoBias, n, c);
+
+            Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
+            var gs = new Span<float>(gate, n * f);
+            float* mlp = gate;
+            if (lw.Gate != null)
+            {
+                lw.Gate.Multiply(h, c, n, gate, f);
+                lw.Up.Multiply(h, c, n, up, f);
+                SwiGlu.Forward(gs, new Span<float>(up, n * f), gs);
+            }
+            else
+            {
+                lw.Up.Multiply(h, c, n, gate, f);
+                if (lw.UpBias is { } ub)
+                {
+                    for (int r = 0; r < n; r++) Add(gs.Slice(r * f, f), ub);
+                }
+                Gelu.Forward(gs, new Span<float>(up, n * f));
+                mlp = up;
+            }
+            lw.Down.Multiply(mlp, f, n, tmp, c);
+            Residual(xs, new Span<float>(tmp, n * c), lw.DownBias, n, c);
+        }
+
+        if (logits.IsEmpty) return;
+        int first = outputAll ? 0 : n - 1, m = n - first;
+        Norm(xs.Slice(first * c, m * c), model.FinalNorm, model.FinalNormBias, hs, m, sc);
+        fixed (float* pl = logits)
+            model.Classifier.Multiply(h, c, m, pl, s.VocabSize);
+    }
+
+    private void Norm(ReadOnlySpan<float> x, float[] w, float[]? b, Span<float> y, int n, Scratch sc)
+    {
+        var rstd = new Span<float>(sc.Rstd, n);
+        if (spec.Family == ModelFamily.Llama) RmsNorm.Forward(x[..(n * spec.Dim)], w, y[..(n * spec.Dim)], rstd, n, spec.Dim, spec.NormEps);
+        else LayerNorm.Forward(x[..(n * spec.Dim)], w, b ?? default, y[..(n * spec.Dim)], new Span<float>(sc.Mean, n), rstd, n, spec.Dim, spec.NormEps);
+    }
+
+    private static void Residual(Span<float> x, ReadOnlySpan<float> delta, float[]? bias, int n, int c)
+    {
+        for (int r = 0; r < n; r++)
+        {
+            var xr = x.Slice(r * c, c);
+            Add(xr, delta.Slice(r * c, c));
+            if (bias != null) Add(xr, bias);
+        }
+    }
+
+    /// <summary>x += y. x, y: [n]</summary>
+    private static void Add(Span<float> x, ReadOnlySpan<float> y)
+    {
+        int i = 0, n = x.Length;
+        fixed (float* px = x, py = y)
+        {
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; i + 16 <= n; i += 16) (Vector512.Load(px + i) + Vector512.Load(py + i)).Store(px + i);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i + 8 <= n; i += 8) (Vector256.Load(px + i) + Vector256.Load(py + i)).Store(px + i);
+            }
+            for (; i < n; i++) px[i] += py[i];
+        }
+    }
+
+    private Scratch EnsureScratch(int rows)
+    {
+        if (scratch.Rows >= rows) return scratch;
+        scratch = new Scratch(Math.Max(rows, 1), spec);
+        return scratch;
+    }
+
+    /// <summary>Pinned per-row buffers for one forward: x, h [N, C]; qkv [N, QkvDim]; att [N, QDim]; tmp [N, C]; gate, up [N, F].</summary>
+    private sealed class Scratch
+    {
+        private readonly float[] buffer = [];
+
+        public Scratch(int rows, ModelSpec spec)
+        {
+            Rows = rows;
+            if (spec == null) return;
+            int c = spec.Dim, f = spec.Hidden;
+            long[] sizes = [(long)rows * c, (long)rows * c, (long)rows * spec.QkvDim, (long)rows * spec.QDim, (long)rows * c, (long)rows * f, (long)rows * f, rows, rows];
+            long total = 0;
+            foreach (long z in sizes) total += (z + 15) / 16 * 16;
+            buffer = GC.AllocateArray<float>(checked((int)total), pinned: true);
+            float* p = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(buffer));
+            var ptrs = new float*[sizes.Length];
+            for (int i = 0; i < sizes.Length; i++)
+            {
+                ptrs[i] = p;
+                p += (sizes[i] + 15) / 16 * 16;
+            }
+            X = ptrs[0];
+            H = ptrs[1];
+            Qkv = ptrs[2];
+            Att = ptrs[3];
+            Tmp = ptrs[4];
+            Gate = ptrs[5];
+            Up = ptrs[6];
+            Rstd = ptrs[7];
+            Mean = ptrs[8];
+        }
+
+        public int Rows { get; }
+
+        public float* X { get; }
+
+        public float* H { get; }
+
+        public float* Qkv { get; }
+
+        public float* Att { get; }
+
+        public float* Tmp { get; }
+
+        public float* Gate { get; }
+
+        public float* Up { get; }
+
+        public float* Rstd { get; }
+
+        public float* Mean { get; }
+    }
+}

@@ -1,0 +1,187 @@
+// A weight matrix as the inference engine sees it: [Rows, Cols] row-major (a PyTorch [out, in] weight; a GGUF
+// tensor with ne0 = Cols, ne1 = Rows) of one element type (F32, F16, BF16 or a ggml block format), lying at a fixed
+// address: inside a memory-mapped model file (no copy) or in a pinned array the loader made. It offers the three
+// products decoding needs: one vector (decode, GEMV), a few vectors (batched decode, weights read once), and
+// many rows (prefill, GEMM: F32 straight from the mapping; other types dequantized a panel of rows at a time).
+// Does not own the memory it points at: the InferenceModel that built it keeps the file mapped or the array alive.
+// Glossary: R rows (outputs), K cols (inputs), M vectors / rows of activations.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Quill.Formats.Gguf;
+using Quill.Kernels;
+using Quill.Quantization;
+
+namespace Quill.Inference;
+
+/// <summary>A row-major weight matrix of any supported element type, viewed in place.</summary>
+public sealed unsafe class WeightMatrix
+{
+    /// <summary>At or below this many activation rows, products run as matrix-vector kernels, never GEMM.</summary>
+    public const int SmallM = 8;
+
+    private readonly object? keepAlive;
+
+    /// <summary>Views rows x cols values of <paramref name="type"/> at <paramref name="address"/>.</summary>
+    /// <param name="name">Tensor name, for messages.</param>
+    /// <param name="type">Element type; anything Quantization cannot convert raises a QuillException.</param>
+    /// <param name="address">First byte; must stay valid while the matrix is used.</param>
+    /// <param name="rows">Output rows.</param>
+    /// <param name="cols">Values per row.</param>
+    /// <param name="keepAlive">Object that owns the memory (a pinned array), kept reachable by this view.</param>
+    public WeightMatrix(string name, GgmlType type, nint address, int rows, int cols, object? keepAlive = null)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!GgmlQuant.IsSupported(type))
+            throw new QuillException($"tensor {name} has type {type}, which Quill cannot run (supported: {string.Join(", ", GgmlQuant.SupportedTypes)}); re-quantize the model to one of those.");
+        if (rows < 1 || cols < 1) throw new InvalidFileException($"tensor {name} has shape [{rows}, {cols}]; a weight matrix needs both dims positive.");
+        if (cols % GgmlTypeInfo.BlockSize(type) != 0)
+            throw new InvalidFileException($"tensor {name}: row length {cols} is not a multiple of the {type} block size {GgmlTypeInfo.BlockSize(type)}.");
+        Name = name;
+        Type = type;
+        Address = address;
+        Rows = rows;
+        Cols = cols;
+        RowBytes = GgmlTypeInfo.RowBytes(type, cols);
+        this.keepAlive = keepAlive;
+    }
+
+    /// <summary>A float matrix in a new pinned array (the engine's own copy: transposed or fused weights, tests).</summary>
+    public static WeightMatrix FromFloats(string name, ReadOnlySpan<float> values, int rows, int cols)
+    {
+        if (values.Length != (long)rows * cols) throw new ArgumentException($"{name}: {values.Length} values for [{rows}, {cols}].", nameof(values));
+        float[] data = GC.AllocateUninitializedArray<float>(values.Length, pinned: true);
+        values.CopyTo(data);
+        return new WeightMatrix(name, GgmlType.F32, (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)), rows, cols, data);
+    }
+
+    /// <summary>Quantizes a float matrix into <paramref name="type"/> (a new pinned buffer): for benchmarks and tests.</summary>
+    public static WeightMatrix Quantize(string name, ReadOnlySpan<float> values, int rows, int cols, GgmlType type)
+    {
+        if (type == GgmlType.F32) return FromFloats(name, values, rows, cols);
+        long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
+        byte[] data = GC.AllocateUninitializedArray<byte>(checked((int)(rowBytes * rows)), pinned: true);
+        fixed (float* pv = values)
+        {
+            nint va = (nint)pv;
+            KernelThreads.ParallelFor(rows, 64, (r0, r1) =>
+            {
+                for (int r = r0; r < r1; r++)
+                    GgmlQuant.Quantize(type, new ReadOnlySpan<float>((float*)va + (long)r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+            });
+        }
+        return new WeightMatrix(name, type, (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)), rows, cols, data);
+    }
+
+    public string Name { get; }
+
+    public GgmlType Type { get; }
+
+    /// <summary>Address of the first byte.</summary>
+    public nint Address { get; }
+
+    public int Rows { get; }
+
+    public int Cols { get; }
+
+    /// <summary>Bytes of one row.</summary>
+    public long RowBytes { get; }
+
+    /// <summary>Bytes of the whole matrix: what one decode step reads.</summary>
+    public long ByteSize => RowBytes * Rows;
+
+    /// <summary>The raw bytes (matrices under 2 GiB).</summary>
+    public ReadOnlySpan<byte> Bytes => new((void*)Address, checked((int)ByteSize));
+
+    /// <summary>The values as floats when the type is F32 (matrices under 2^31 values).</summary>
+    public ReadOnlySpan<float> Floats => Type == GgmlType.F32
+        ? new((void*)Address, checked(Rows * Cols))
+        : throw new InvalidOperationException($"{Name} is {Type}, not F32.");
+
+    /// <summary>Rows [first, first + count) as a matrix of their own, without copying (fused tensors split apart).</summary>
+    public WeightMatrix SliceRows(string name, int first, int count)
+    {
+        if (first < 0 || count < 1 || first + count > Rows) throw new InvalidFileException($"{Name}: rows [{first}, {first + count}) are outside its {Rows} rows.");
+        return new WeightMatrix(name, Type, Address + (nint)(first * RowBytes), count, Cols, keepAlive);
+    }
+
+    /// <summary>Row r as floats (dequantized). dst: [Cols]</summary>
+    public void ReadRow(int r, Span<float> dst)
+    {
+        if ((uint)r >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(r), $"row {r} of {Name} not in [0, {Rows}).");
+        GgmlQuant.Dequantize(Type, new ReadOnlySpan<byte>((byte*)Address + r * RowBytes, (int)RowBytes), dst[..Cols]);
+    }
+
+    /// <summary>The whole matrix as floats (a copy), for tests and conversions.</summary>
+    public float[] ToFloats()
+    {
+        var all = new float[(long)Rows * Cols];
+        for (int r = 0; r < Rows; r++) ReadRow(r, all.AsSpan(r * Cols, Cols));
+        return all;
+    }
+
+    /// <summary>
+    /// y[m] = W x[m] for m rows of activations: x [m, Cols] with rows ldx apart, y [m, Rows] with rows ldy apart
+    /// (so y may be a column slice of a wider buffer). m &lt;= <see cref="SmallM"/> runs matrix-vector kernels;
+    /// larger m runs GEMM.
+    /// </summary>
+    internal void Multiply(float* x, int ldx, int m, float* y, int ldy)
+    {
+        if (m <= 0) return;
+        if (m <= SmallM) MultiplySmall(x, ldx, m, y, ldy);
+        else MultiplyLarge(x, ldx, m, y, ldy);
+    }
+
+    private void MultiplySmall(float* x, int ldx, int m, float* y, int ldy)
+    {
+        if (Type == GgmlType.F32)
+        {
+            if (ldx == Cols)
+            {
+                Gemv.Run(GemvWidth.Auto, (float*)Address, Rows, Cols, x, m, y, ldy, 0);
+                return;
+            }
+            for (int v = 0; v < m; v++) Gemv.Run(GemvWidth.Auto, (float*)Address, Rows, Cols, x + (long)v * ldx, 1, y + (long)v * ldy, ldy, 0);
+            return;
+        }
+        var w = Bytes;
+        for (int v = 0; v < m; v++)
+            QuantDot.MatVec(Type, w, Rows, Cols, new ReadOnlySpan<float>(x + (long)v * ldx, Cols), new Span<float>(y + (long)v * ldy, Rows));
+    }
+
+    private void MultiplyLarge(float* x, int ldx, int m, float* y, int ldy)
+    {
+        var xs = new ReadOnlySpan<float>(x, (m - 1) * ldx + Cols);
+        var ys = new Span<float>(y, (m - 1) * ldy + Rows);
+        if (Type == GgmlType.F32)
+        {
+            Gemm.Sgemm(false, true, m, Rows, Cols, 1f, xs, ldx, Floats, Cols, 0f, ys, ldy);
+            return;
+        }
+        // dequantize a panel of rows (about 256 KiB of floats) and multiply it; panel rows split across threads
+        int panel = Math.Min(Rows, Math.Max(16, 65536 / Cols));
+        float[] buf = System.Buffers.ArrayPool<float>.Shared.Rent(panel * Cols);
+        try
+        {
+            fixed (float* pb = buf)
+            {
+                nint bufAddr = (nint)pb;
+                for (int r0 = 0; r0 < Rows; r0 += panel)
+                {
+                    int n = Math.Min(panel, Rows - r0), baseRow = r0;
+                    KernelThreads.ParallelFor(n, 8, (a, b) =>
+                    {
+                        for (int r = a; r < b; r++)
+                            GgmlQuant.Dequantize(Type, new ReadOnlySpan<byte>((byte*)Address + (baseRow + r) * RowBytes, (int)RowBytes), new Span<float>((float*)bufAddr + (long)r * Cols, Cols));
+                    });
+                    Gemm.Sgemm(false, true, m, n, Cols, 1f, xs, ldx, buf.AsSpan(0, n * Cols), Cols, 0f, ys[r0..], ldy);
+                }
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(buf);
+        }
+    }
+
+    public override string ToString() => $"{Name} {Type} [{Rows}, {Cols}]";
+}

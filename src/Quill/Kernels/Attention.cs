@@ -1,0 +1,126 @@
+// Fused causal self-attention for training: Forward and Backward entry points. They check the arguments, pin the
+// spans, pick the vector width (512, 256 or scalar) and split the work items across KernelThreads; the math lives
+// in AttentionForwardKernel and AttentionBackwardKernel, the plain twin in AttentionReference.
+// Does not handle: non-causal masks, dropout, attention bias, sliding windows; decode over a KV cache is
+// ForwardCached (AttentionCached.cs).
+// Glossary: B batch, T sequence length, Hq query heads, Hkv key/value heads (Hq % Hkv == 0; query head h reads kv
+// head h / (Hq / Hkv)), D head size.
+using System.Runtime.Intrinsics;
+
+namespace Quill.Kernels;
+
+/// <summary>Vector width a kernel runs at: Auto picks the widest the hardware accelerates.</summary>
+internal enum AttentionWidth { Auto, Vector512, Vector256, Scalar }
+
+/// <summary>
+/// Causal softmax(scale * Q K^T) V computed flash-style (online softmax over key blocks, no [T, T] matrix kept),
+/// with grouped-query attention and strided inputs so q, k and v can be column slices of one fused buffer.
+/// </summary>
+public static partial class Attention
+{
+    /// <summary>
+    /// Causal attention forward. Element (b, t, h, d) of q is q[(b*T + t)*qRowStride + h*D + d]; k and v likewise with
+    /// their strides and Hkv heads. Writes o [B, T, Hq*D] (contiguous) and lse [B, Hq, T], the log-sum-exp of each
+    /// query row's scaled scores, which Backward needs.
+    /// </summary>
+    public static void Forward(int B, int T, int Hq, int Hkv, int D, float scale,
+        ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
+        Span<float> o,      // [B, T, Hq*D]
+        Span<float> lse)    // [B, Hq, T]
+        => ForwardCore(B, T, Hq, Hkv, D, scale, q, qRowStride, k, kRowStride, v, vRowStride, o, lse, KernelThreads.Count, AttentionWidth.Auto);
+
+    /// <summary>
+    /// Causal attention backward from the forward's o and lse and the upstream gradient dO [B, T, Hq*D].
+    /// dq, dk, dv use the layouts and strides of q, k, v and are overwritten (only their own columns are written,
+    /// so they may be slices of one fused gradient buffer); dk and dv sum over the query heads sharing a kv head.
+    /// </summary>
+    public static void Backward(int B, int T, int Hq, int Hkv, int D, float scale,
+        ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
+        Span<float> dq, Span<float> dk, Span<float> dv)
+        => BackwardCore(B, T, Hq, Hkv, D, scale, q, qRowStride, k, kRowStride, v, vRowStride, o, lse, dO, dq, dk, dv,
+            KernelThreads.Count, AttentionWidth.Auto);
+
+    internal static unsafe void ForwardCore(int B, int T, int Hq, int Hkv, int D, float scale,
+        ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
+        Span<float> o, Span<float> lse, int threads, AttentionWidth width)
+    {
+        AttentionShape.Validate(B, T, Hq, Hkv, D, q.Length, qRowStride, k.Length, kRowStride, v.Length, vRowStride);
+        AttentionShape.RequireLength(nameof(o), o.Length, (long)B * T * Hq * D);
+        AttentionShape.RequireLength(nameof(lse), lse.Length, (long)B * Hq * T);
+        if (B == 0 || T == 0) return;
+        width = Resolve(width);
+        fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse)
+        {
+            var args = new AttentionArgs(B, T, Hq, Hkv, D, scale, pq, qRowStride, pk, kRowStride, pv, vRowStride,
+                po, plse, null, null, null, null);
+            int items = AttentionForwardKernel.ItemCount(B, T, Hq);
+            // One item is QB query rows of one head: worth a thread hand-off once T * D is a few thousand.
+            int minChunk = Math.Max(1, 4096 / Math.Max(1, Math.Min(T, AttentionForwardKernel.QB) * D));
+            Split(items, minChunk, threads, (s, e) =>
+            {
+                switch (width)
+                {
+                    case AttentionWidth.Vector512: AttentionForwardKernel.Run<Vec512, Vector512<float>>(args, s, e); break;
+                    case AttentionWidth.Vector256: AttentionForwardKernel.Run<Vec256, Vector256<float>>(args, s, e); break;
+                    default: AttentionForwardKernel.Run<VecScalar, float>(args, s, e); break;
+                }
+            });
+        }
+    }
+
+    internal static unsafe void BackwardCore(int B, int T, int Hq, int Hkv, int D, float scale,
+        ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
+        Span<float> dq, Span<float> dk, Span<float> dv, int threads, AttentionWidth width)
+    {
+        AttentionShape.Validate(B, T, Hq, Hkv, D, q.Length, qRowStride, k.Length, kRowStride, v.Length, vRowStride);
+        AttentionShape.RequireLength(nameof(o), o.Length, (long)B * T * Hq * D);
+        AttentionShape.RequireLength(nameof(lse), lse.Length, (long)B * Hq * T);
+        AttentionShape.RequireLength(nameof(dO), dO.Length, (long)B * T * Hq * D);
+        AttentionShape.RequireStrided(nameof(dq), dq.Length, B * T, qRowStride, Hq * D);
+        AttentionShape.RequireStrided(nameof(dk), dk.Length, B * T, kRowStride, Hkv * D);
+        AttentionShape.RequireStrided(nameof(dv), dv.Length, B * T, vRowStride, Hkv * D);
+        if (B == 0 || T == 0) return;
+        width = Resolve(width);
+        fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse, pdo = dO, pdq = dq, pdk = dk, pdv = dv)
+        {
+            var args = new AttentionArgs(B, T, Hq, Hkv, D, scale, pq, qRowStride, pk, kRowStride, pv, vRowStride,
+                po, plse, pdo, pdq, pdk, pdv);
+            int items = AttentionBackwardKernel.ItemCount(B, Hkv);
+            // One item is a whole (b, kv head): T * T / 2 * D * group multiply-adds, four products of them.
+            int minChunk = (long)T * T * D * (Hq / Hkv) >= 1 << 15 ? 1 : items;
+            Split(items, minChunk, threads, (s, e) =>
+            {
+                switch (width)
+                {
+                    case AttentionWidth.Vector512: AttentionBackwardKernel.Run<Vec512, Vector512<float>>(args, s, e); break;
+                    case AttentionWidth.Vector256: AttentionBackwardKernel.Run<Vec256, Vector256<float>>(args, s, e); break;
+                    default: AttentionBackwardKernel.Run<VecScalar, float>(args, s, e); break;
+                }
+            });
+        }
+    }
+
+    internal static AttentionWidth Resolve(AttentionWidth width) => width switch
+    {
+        AttentionWidth.Auto when Vector512.IsHardwareAccelerated => AttentionWidth.Vector512,
+        AttentionWidth.Auto when Vector256.IsHardwareAccelerated => AttentionWidth.Vector256,
+        AttentionWidth.Auto => AttentionWidth.Scalar,
+        _ => width,
+    };
+
+    // KernelThreads.ParallelFor with an explicit thread count (tests pin 1 or 2 threads without touching the global).
+    private static void Split(int n, int minChunk, int threads, Action<int, int> body)
+    {
+        int chunks = Math.Min(threads, Math.Max(1, n / Math.Max(1, minChunk)));
+        if (chunks <= 1 || threads == KernelThreads.Count)
+        {
+            if (chunks <= 1) body(0, n);
+            else KernelThreads.ParallelFor(n, minChunk, body);
+            return;
+        }
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, c =>
+            body((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks)));
+    }
+}

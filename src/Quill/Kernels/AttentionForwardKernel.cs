@@ -1,0 +1,149 @@
+// Flash-style causal attention forward on the CPU, written once over IAttentionVector (512, 256 or scalar).
+// Work item = (b, h, block of QB query rows). For each item the kv head's keys are packed transposed,
+// Kt [D, ld >= Tp], and its values row-padded, V [Tp, Dp] (reused by the next item of the same (b, kv head)); then
+// query rows go four at a time through the key blocks of KB = 4 * lanes keys up to the diagonal: scores by
+// Tile4, online softmax (running max m, running sum l, rescale of the output accumulator), P V by Tile4.
+// Blocks above the diagonal are never visited; only the diagonal block is masked. No [T, T] matrix exists.
+// Does not handle: non-causal attention, dropout; argument checks (Attention does them).
+// Glossary: B batch, T sequence length, Hq query heads, Hkv kv heads, D head size, Dp = D rounded up to the lanes,
+// Tp = T rounded up to KB, L lanes, KB keys per block, QB query rows per work item.
+using System.Runtime.CompilerServices;
+
+namespace Quill.Kernels;
+
+/// <summary>Pointers and sizes of one Forward or Backward call, handed to the work items.</summary>
+internal readonly unsafe struct AttentionArgs
+{
+    public readonly int B, T, Hq, Hkv, D;
+    public readonly float Scale;
+    public readonly float* Q, K, V, O, Lse, DO, DQ, DK, DV;
+    public readonly int QStride, KStride, VStride;
+
+    public AttentionArgs(int b, int t, int hq, int hkv, int d, float scale, float* q, int qStride, float* k, int kStride,
+        float* v, int vStride, float* o, float* lse, float* dO, float* dq, float* dk, float* dv)
+    {
+        B = b; T = t; Hq = hq; Hkv = hkv; D = d; Scale = scale;
+        Q = q; K = k; V = v; O = o; Lse = lse; DO = dO; DQ = dq; DK = dk; DV = dv;
+        QStride = qStride; KStride = kStride; VStride = vStride;
+    }
+}
+
+internal static unsafe class AttentionForwardKernel
+{
+    /// <summary>Query rows per work item.</summary>
+    public const int QB = 64;
+
+    public static int ItemCount(int B, int T, int Hq) => B * Hq * ((T + QB - 1) / QB);
+
+    /// <summary>Runs work items [start, end) on the calling thread.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run<TOps, TV>(in AttentionArgs a, int start, int end)
+        where TOps : struct, IAttentionVector<TV> where TV : struct
+    {
+        int L = TOps.Lanes, KB = 4 * L;
+        int T = a.T, D = a.D, Dp = AttentionTile.RoundUp(D, L), Tp = AttentionTile.RoundUp(T, KB);
+        int nqb = (T + QB - 1) / QB, group = a.Hq / a.Hkv;
+
+        int ld = AttentionPack.Stagger(Tp);
+        float* scratch = AttentionScratch.Get(AttentionPack.CarvedSize((long)D * ld, (long)Tp * Dp, 4 * D, 4 * KB, 4 * Dp));
+        float* kt = AttentionPack.Carve(ref scratch, (long)D * ld);   // [D, ld] keys transposed
+        float* vp = AttentionPack.Carve(ref scratch, (long)Tp * Dp);  // [Tp, Dp] values
+        float* qTile = AttentionPack.Carve(ref scratch, 4 * D);      // [4, D] scaled query rows
+        float* s = AttentionPack.Carve(ref scratch, 4 * KB);         // [4, KB] scores, then probabilities
+        float* acc = AttentionPack.Carve(ref scratch, 4 * Dp);       // [4, Dp] unnormalized output rows
+
+        int packedHead = -1, packedLen = 0;     // which (b, kv head) kt/vp hold, and how many keys
+        for (int item = start; item < end; item++)
+        {
+            int bh = item / nqb, b = bh / a.Hq, h = bh % a.Hq, kvh = h / group;
+            int qb = ZigZag(item % nqb, nqb);
+            int i0 = qb * QB, i1 = Math.Min(T, i0 + QB);
+            int need = Math.Min(Tp, AttentionTile.RoundUp(i1, KB));
+            int head = b * a.Hkv + kvh;
+            if (head != packedHead) { packedHead = head; packedLen = 0; }
+            if (packedLen < need)
+            {
+                float* kSrc = a.K + (long)b * T * a.KStride + kvh * D, vSrc = a.V + (long)b * T * a.VStride + kvh * D;
+                AttentionPack.Transposed(kSrc, a.KStride, T, D, packedLen, need, kt, ld);
+                AttentionPack.Rows(vSrc, a.VStride, T, D, 1f, packedLen, need, vp, Dp);
+                packedLen = need;
+            }
+            for (int r0 = i0; r0 < i1; r0 += 4)
+                RowTile<TOps, TV>(a, b, h, r0, Math.Min(4, i1 - r0), ld, Dp, kt, vp, qTile, s, acc);
+        }
+    }
+
+    // Visits query blocks 0, n-1, 1, n-2, ... so that any contiguous run of items mixes cheap (early) and costly
+    // (late, more keys) blocks, balancing threads even when there are few (b, h) pairs.
+    private static int ZigZag(int i, int n) => (i & 1) == 0 ? i / 2 : n - 1 - i / 2;
+
+    // Query rows r0 .. r0+nr-1 of (b, h) (nr <= 4; missing rows repeat the last real one and are not written).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowTile<TOps, TV>(in AttentionArgs a, int b, int h, int r0, int nr, int ld, int Dp,
+        float* kt, float* vp, float* qTile, float* s, float* acc)
+        where TOps : struct, IAttentionVector<TV> where TV : struct
+    {
+        int L = TOps.Lanes, KB = 4 * L, T = a.T, D = a.D;
+        int last = r0 + nr - 1;
+        for (int r = 0; r < 4; r++)
+        {
+            AttentionPack.Scale(a.Q + (long)(b * T + Math.Min(r0 + r, last)) * a.QStride + h * D, qTile + r * D, D, a.Scale);
+        }
+        new Span<float>(acc, 4 * Dp).Clear();
+        Span<float> m = stackalloc float[4];
+        Span<float> l = stackalloc float[4];
+        m.Fill(float.NegativeInfinity);
+        l.Clear();
+
+        int nKeys = last + 1;
+        for (int j0 = 0; j0 < nKeys; j0 += KB)
+        {
+            // s[r, j] = (scale q_r) . k_{j0+j}   [4, width]; on the diagonal block only the vectors that hold a key <= last
+            int width = Math.Min(KB, AttentionTile.RoundUp(nKeys - j0, L));
+            AttentionTile.Tile4<TOps, TV>(s, KB, qTile, D, 1, kt + j0, ld, D, width, accumulate: false);
+            bool diagonal = j0 + width - 1 > r0;
+            for (int r = 0; r < 4; r++)
+            {
+                float* sr = s + r * KB;
+                int pos = Math.Min(r0 + r, last);
+                TV mx = TOps.Broadcast(float.NegativeInfinity);
+                for (int c = 0; c < width; c += L)
+                {
+                    TV sv = TOps.Load(sr + c);
+                    if (diagonal)
+                    {
+                        sv = TOps.MaskAbove(sv, j0 + c, pos);
+                        TOps.Store(sr + c, sv);
+                    }
+                    mx = TOps.Max(mx, sv);
+                }
+                float mNew = MathF.Max(m[r], TOps.MaxAcross(mx));
+                float alpha = MathF.Exp(m[r] - mNew);
+                TV mv = TOps.Broadcast(mNew), sum = TOps.Zero;
+                for (int c = 0; c < width; c += L)
+                {
+                    TV pv = TOps.Exp(TOps.Sub(TOps.Load(sr + c), mv));
+                    TOps.Store(sr + c, pv);
+                    sum = TOps.Add(sum, pv);
+                }
+                l[r] = l[r] * alpha + TOps.SumAcross(sum);
+                m[r] = mNew;
+                if (alpha != 1f)
+                {
+                    TV av = TOps.Broadcast(alpha);
+                    float* ar = acc + r * Dp;
+                    for (int c = 0; c < Dp; c += L) TOps.Store(ar + c, TOps.Mul(TOps.Load(ar + c), av));
+                }
+            }
+            // acc[r, :] += sum_j p[r, j] v_{j0+j}   (keys past the last row carry p = 0 and are skipped)
+            AttentionTile.Tile4<TOps, TV>(acc, Dp, s, KB, 1, vp + (long)j0 * Dp, Dp, Math.Min(KB, nKeys - j0), Dp, accumulate: true);
+        }
+
+        for (int r = 0; r < nr; r++)
+        {
+            int i = r0 + r;
+            AttentionPack.Scale(acc + r * Dp, a.O + ((long)(b * T + i) * a.Hq + h) * D, D, 1f / l[r]);
+            a.Lse[((long)b * a.Hq + h) * T + i] = m[r] + MathF.Log(l[r]);
+        }
+    }
+}

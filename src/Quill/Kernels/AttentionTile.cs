@@ -1,0 +1,122 @@
+// The one register-blocked micro-kernel every attention product goes through, and the per-thread scratch buffer.
+// Tile4 computes four output rows at once: C[r, 0..width) (+)= sum over t < kLen of A(r, t) * B[t, 0..width),
+// where A(r, t) = a[r * aRow + t * aStep]. The two strides let one kernel serve all five products of attention
+// (scores Q K^T, P V, dP = dO V^T, dV += P^T dO, dK += dS^T Q, dQ += dS K) without transposing anything: the
+// caller packs B so its rows are contiguous and `width` (a multiple of the vector lanes) wide.
+// Does not handle: widths that are not a multiple of the lanes (callers pad), fewer than four rows (callers pad
+// with dummy rows and ignore them).
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Quill.Kernels;
+
+internal static unsafe class AttentionTile
+{
+    /// <summary>
+    /// C[r, 0..width) = (accumulate ? C : 0) + sum_t a[r*aRow + t*aStep] * B[t*ldb, 0..width) for r in 0..3.
+    /// Blocks of four vectors keep 16 accumulators in registers; a one-vector loop takes the rest.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Tile4<TOps, TV>(float* c, int ldc, float* a, int aRow, int aStep, float* b, int ldb,
+        int kLen, int width, bool accumulate)
+        where TOps : struct, IAttentionVector<TV> where TV : struct
+    {
+        int L = TOps.Lanes;
+        int col = 0;
+        for (; col + 4 * L <= width; col += 4 * L)
+        {
+            TV c00 = accumulate ? TOps.Load(c + 0 * ldc + col + 0 * L) : TOps.Zero;
+            TV c01 = accumulate ? TOps.Load(c + 0 * ldc + col + 1 * L) : TOps.Zero;
+            TV c02 = accumulate ? TOps.Load(c + 0 * ldc + col + 2 * L) : TOps.Zero;
+            TV c03 = accumulate ? TOps.Load(c + 0 * ldc + col + 3 * L) : TOps.Zero;
+            TV c10 = accumulate ? TOps.Load(c + 1 * ldc + col + 0 * L) : TOps.Zero;
+            TV c11 = accumulate ? TOps.Load(c + 1 * ldc + col + 1 * L) : TOps.Zero;
+            TV c12 = accumulate ? TOps.Load(c + 1 * ldc + col + 2 * L) : TOps.Zero;
+            TV c13 = accumulate ? TOps.Load(c + 1 * ldc + col + 3 * L) : TOps.Zero;
+            TV c20 = accumulate ? TOps.Load(c + 2 * ldc + col + 0 * L) : TOps.Zero;
+            TV c21 = accumulate ? TOps.Load(c + 2 * ldc + col + 1 * L) : TOps.Zero;
+            TV c22 = accumulate ? TOps.Load(c + 2 * ldc + col + 2 * L) : TOps.Zero;
+            TV c23 = accumulate ? TOps.Load(c + 2 * ldc + col + 3 * L) : TOps.Zero;
+            TV c30 = accumulate ? TOps.Load(c + 3 * ldc + col + 0 * L) : TOps.Zero;
+            TV c31 = accumulate ? TOps.Load(c + 3 * ldc + col + 1 * L) : TOps.Zero;
+            TV c32 = accumulate ? TOps.Load(c + 3 * ldc + col + 2 * L) : TOps.Zero;
+            TV c33 = accumulate ? TOps.Load(c + 3 * ldc + col + 3 * L) : TOps.Zero;
+            for (int t = 0; t < kLen; t++)
+            {
+                float* bt = b + (long)t * ldb + col;
+                TV b0 = TOps.Load(bt + 0 * L);
+                TV b1 = TOps.Load(bt + 1 * L);
+                TV b2 = TOps.Load(bt + 2 * L);
+                TV b3 = TOps.Load(bt + 3 * L);
+                float* at = a + (long)t * aStep;
+                TV a0 = TOps.Broadcast(at[0 * aRow]);
+                c00 = TOps.Fma(a0, b0, c00); c01 = TOps.Fma(a0, b1, c01); c02 = TOps.Fma(a0, b2, c02); c03 = TOps.Fma(a0, b3, c03);
+                TV a1 = TOps.Broadcast(at[1 * aRow]);
+                c10 = TOps.Fma(a1, b0, c10); c11 = TOps.Fma(a1, b1, c11); c12 = TOps.Fma(a1, b2, c12); c13 = TOps.Fma(a1, b3, c13);
+                TV a2 = TOps.Broadcast(at[2 * aRow]);
+                c20 = TOps.Fma(a2, b0, c20); c21 = TOps.Fma(a2, b1, c21); c22 = TOps.Fma(a2, b2, c22); c23 = TOps.Fma(a2, b3, c23);
+                TV a3 = TOps.Broadcast(at[3 * aRow]);
+                c30 = TOps.Fma(a3, b0, c30); c31 = TOps.Fma(a3, b1, c31); c32 = TOps.Fma(a3, b2, c32); c33 = TOps.Fma(a3, b3, c33);
+            }
+            TOps.Store(c + 0 * ldc + col + 0 * L, c00);
+            TOps.Store(c + 0 * ldc + col + 1 * L, c01);
+            TOps.Store(c + 0 * ldc + col + 2 * L, c02);
+            TOps.Store(c + 0 * ldc + col + 3 * L, c03);
+            TOps.Store(c + 1 * ldc + col + 0 * L, c10);
+            TOps.Store(c + 1 * ldc + col + 1 * L, c11);
+            TOps.Store(c + 1 * ldc + col + 2 * L, c12);
+            TOps.Store(c + 1 * ldc + col + 3 * L, c13);
+            TOps.Store(c + 2 * ldc + col + 0 * L, c20);
+            TOps.Store(c + 2 * ldc + col + 1 * L, c21);
+            TOps.Store(c + 2 * ldc + col + 2 * L, c22);
+            TOps.Store(c + 2 * ldc + col + 3 * L, c23);
+            TOps.Store(c + 3 * ldc + col + 0 * L, c30);
+            TOps.Store(c + 3 * ldc + col + 1 * L, c31);
+            TOps.Store(c + 3 * ldc + col + 2 * L, c32);
+            TOps.Store(c + 3 * ldc + col + 3 * L, c33);
+        }
+        for (; col + L <= width; col += L)
+        {
+            TV c0 = accumulate ? TOps.Load(c + col) : TOps.Zero;
+            TV c1 = accumulate ? TOps.Load(c + ldc + col) : TOps.Zero;
+            TV c2 = accumulate ? TOps.Load(c + 2 * ldc + col) : TOps.Zero;
+            TV c3 = accumulate ? TOps.Load(c + 3 * ldc + col) : TOps.Zero;
+            for (int t = 0; t < kLen; t++)
+            {
+                TV bv = TOps.Load(b + (long)t * ldb + col);
+                float* at = a + (long)t * aStep;
+                c0 = TOps.Fma(TOps.Broadcast(at[0]), bv, c0);
+                c1 = TOps.Fma(TOps.Broadcast(at[aRow]), bv, c1);
+                c2 = TOps.Fma(TOps.Broadcast(at[2 * aRow]), bv, c2);
+                c3 = TOps.Fma(TOps.Broadcast(at[3 * aRow]), bv, c3);
+            }
+            TOps.Store(c + col, c0);
+            TOps.Store(c + ldc + col, c1);
+            TOps.Store(c + 2 * ldc + col, c2);
+            TOps.Store(c + 3 * ldc + col, c3);
+        }
+    }
+
+    /// <summary>Rounds n up to a multiple of m.</summary>
+    public static int RoundUp(int n, int m) => (n + m - 1) / m * m;
+}
+
+/// <summary>
+/// A per-thread, 64-byte aligned float buffer that only grows, so that kernels allocate nothing once warm.
+/// The array is pinned (pinned object heap), so the pointer stays valid while the thread uses it.
+/// </summary>
+internal sealed unsafe class AttentionScratch
+{
+    [ThreadStatic] private static AttentionScratch? current;
+    private float[] buffer = [];
+
+    /// <summary>At least `floats` floats of this thread's scratch; contents are unspecified.</summary>
+    public static float* Get(long floats)
+    {
+        var s = current ??= new AttentionScratch();
+        if (s.buffer.Length < floats + 16)
+            s.buffer = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
+        nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(s.buffer));
+        return (float*)((p + 63) & ~(nint)63);
+    }
+}

@@ -1,0 +1,196 @@
+// Single-precision matrix multiply (SGEMM) on row-major matrices, the hot loop of training and inference:
+// C = alpha * op(A) · op(B) + beta * C, op = identity or transpose, any leading dimensions.
+// Checks the arguments, picks a path (thin rows without packing for M <= 4, else the packed, register-blocked
+// kernel for this CPU), which run on up to KernelThreads.Count threads when the product is big enough to pay for it.
+// Does not handle other element types, column-major storage or batched products (callers loop over batches).
+// Glossary: M, N, K = rows of C, columns of C, shared dimension; lda, ldb, ldc = row strides in floats.
+using System.Runtime.Intrinsics;
+
+namespace Quill.Kernels;
+
+/// <summary>The widest vectors an implementation uses.</summary>
+internal enum GemmIsa
+{
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+/// <summary>Which implementation Gemm runs: Auto in production; tests and benchmarks pin one to compare them.</summary>
+internal enum GemmPath
+{
+    Auto,
+    PackedAvx512,
+    PackedAvx2,
+    PackedScalar,
+    ThinAvx512,
+    ThinAvx2,
+    ThinScalar,
+}
+
+/// <summary>
+/// Single-precision general matrix multiply on row-major matrices, packed and register-blocked for the CPU,
+/// multithreaded over <see cref="KernelThreads.Count"/>. Its plain twin is <see cref="GemmReference"/>.
+/// </summary>
+public static unsafe class Gemm
+{
+    /// <summary>Rows of C at or below which the thin path (no packing) runs.</summary>
+    internal const int ThinRows = 4;
+
+    private static readonly GemmBlocking Avx512Blocking = new(MC: 144, KC: 256, NC: 2048);
+    private static readonly GemmBlocking Avx2Blocking = new(MC: 96, KC: 256, NC: 1024);
+    private static readonly GemmBlocking ScalarBlocking = new(MC: 64, KC: 256, NC: 512);
+
+    /// <summary>
+    /// C = alpha * op(A) · op(B) + beta * C on row-major storage. op(A) is [m, k]: A is stored [m, k] with row
+    /// stride lda, or [k, m] when transposeA. op(B) is [k, n]: B is stored [k, n] with row stride ldb, or [n, k]
+    /// when transposeB. C is [m, n] with row stride ldc. When beta is 0, C is only written (its old contents,
+    /// NaN included, are ignored). maxThreads caps the threads (0: <see cref="KernelThreads.Count"/>); pass 1
+    /// when calling from inside a parallel loop.
+    /// </summary>
+    public static void Sgemm(
+        bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        float beta, Span<float> c, int ldc, int maxThreads = 0) =>
+        Run(GemmPath.Auto, transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads);
+
+    /// <summary>
+    /// C[m, n] = op(A) · op(B), or C += op(A) · op(B) when accumulate, on densely stored matrices: A is [m, k]
+    /// ([k, m] when transposeA), B is [k, n] ([n, k] when transposeB).
+    /// </summary>
+    public static void MatMul(
+        ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n,
+        bool transposeA = false, bool transposeB = false, bool accumulate = false) =>
+        Run(GemmPath.Auto, transposeA, transposeB, m, n, k, 1f, a, transposeA ? m : k, b, transposeB ? k : n,
+            accumulate ? 1f : 0f, c, n, 0);
+
+    /// <summary>Sgemm with the implementation pinned (Auto picks the best for this machine and shape).</summary>
+    internal static void Run(
+        GemmPath path, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        float beta, Span<float> c, int ldc, int maxThreads)
+    {
+        Check(transposeA, transposeB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, maxThreads);
+        if (m == 0 || n == 0) return;
+        if (path == GemmPath.Auto) path = Choose(m);
+        int threads = maxThreads == 0 ? KernelThreads.Count : Math.Min(maxThreads, KernelThreads.Count);
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta);
+            switch (path)
+            {
+                case GemmPath.PackedAvx512: Packed<Avx512Kernel12x32>(args, Avx512Blocking, threads); break;
+                case GemmPath.PackedAvx2: Packed<Avx2Kernel6x16>(args, Avx2Blocking, threads); break;
+                case GemmPath.PackedScalar: Packed<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
+                case GemmPath.ThinAvx512: GemmThin.Run(args, threads, GemmIsa.Avx512); break;
+                case GemmPath.ThinAvx2: GemmThin.Run(args, threads, GemmIsa.Avx2); break;
+                case GemmPath.ThinScalar: GemmThin.Run(args, threads, GemmIsa.Scalar); break;
+                default: throw new ArgumentOutOfRangeException(nameof(path), path, "Unknown GEMM path.");
+            }
+        }
+    }
+
+    /// <summary>Whether this machine runs the given path fast (every path is correct anywhere).</summary>
+    internal static bool IsSupported(GemmPath path) => path switch
+    {
+        GemmPath.PackedAvx512 => Avx512Kernel12x32.IsSupported,
+        GemmPath.PackedAvx2 => Avx2Kernel6x16.IsSupported,
+        GemmPath.ThinAvx512 => GemmThin.Avx512Supported,
+        GemmPath.ThinAvx2 => GemmThin.Avx2Supported,
+        _ => true,
+    };
+
+    /// <summary>The fastest path this machine has for a product with m rows.</summary>
+    internal static GemmPath Choose(int m) => m <= ThinRows
+        ? (GemmThin.Avx512Supported ? GemmPath.ThinAvx512 : GemmThin.Avx2Supported ? GemmPath.ThinAvx2 : GemmPath.ThinScalar)
+        : Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
+        : Avx2Kernel6x16.IsSupported ? GemmPath.PackedAvx2
+        : GemmPath.PackedScalar;
+
+    /// <summary>Applies beta, then runs the packed driver for one micro-kernel.</summary>
+    private static void Packed<TKernel>(Operands x, GemmBlocking blocking, int threads) where TKernel : IGemmMicroKernel
+    {
+        if (PrepareC(x.C, x.Ldc, x.M, x.N, x.K, x.Alpha, x.Beta, out bool accumulate))
+            GemmDriver<TKernel>.Run(blocking, x, accumulate, threads);
+    }
+
+    /// <summary>
+    /// Applies beta to C[m, n] so the product can then be stored (accumulate false) or added (true). Returns false
+    /// when there is no product to add (k == 0 or alpha == 0), in which case C already holds beta * C.
+    /// </summary>
+    internal static bool PrepareC(float* c, nint ldc, int m, int n, int k, float alpha, float beta, out bool accumulate)
+    {
+        bool product = k > 0 && alpha != 0f;
+        accumulate = beta != 0f;
+        if (beta == 1f) return product;
+        if (beta == 0f && product) return true;
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + i * ldc, n);
+            if (beta == 0f) row.Clear();
+            else ScaleRow(row, beta);
+        }
+        return product;
+    }
+
+    private static void ScaleRow(Span<float> row, float beta)
+    {
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var factor = Vector256.Create(beta);
+            for (; j + 8 <= row.Length; j += 8)
+                (Vector256.Create<float>(row.Slice(j, 8)) * factor).CopyTo(row.Slice(j, 8));
+        }
+        for (; j < row.Length; j++) row[j] *= beta;
+    }
+
+    private static void Check(
+        bool transA, bool transB, int m, int n, int k, int aLength, int lda, int bLength, int ldb,
+        int cLength, int ldc, int maxThreads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxThreads);
+        CheckMatrix("a", transA ? k : m, transA ? m : k, aLength, lda);
+        CheckMatrix("b", transB ? n : k, transB ? k : n, bLength, ldb);
+        CheckMatrix("c", m, n, cLength, ldc);
+    }
+
+    /// <summary>A stored [rows, cols] with row stride ld needs ld &gt;= cols and (rows - 1) * ld + cols floats.</summary>
+    private static void CheckMatrix(string name, int rows, int cols, int length, int ld)
+    {
+        if (ld < Math.Max(1, cols))
+        {
+            throw new ArgumentOutOfRangeException(
+                "ld" + name, ld, $"Row stride of {name} must be at least its {cols} columns.");
+        }
+        long needed = rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * ld + cols;
+        if (length < needed)
+        {
+            throw new ArgumentException(
+                $"{name} holds {length} floats but a [{rows}, {cols}] matrix with row stride {ld} needs {needed}.", name);
+        }
+    }
+}
+
+/// <summary>The operands of one Sgemm call as raw pointers, so the threads can share them.</summary>
+internal readonly unsafe struct Operands(
+    float* a, nint lda, bool transA, float* b, nint ldb, bool transB, float* c, nint ldc,
+    int m, int n, int k, float alpha, float beta)
+{
+    public readonly float* A = a;
+    public readonly nint Lda = lda;
+    public readonly bool TransA = transA;
+    public readonly float* B = b;
+    public readonly nint Ldb = ldb;
+    public readonly bool TransB = transB;
+    public readonly float* C = c;
+    public readonly nint Ldc = ldc;
+    public readonly int M = m;
+    public readonly int N = n;
+    public readonly int K = k;
+    public readonly float Alpha = alpha;
+    public readonly float Beta = beta;
+}

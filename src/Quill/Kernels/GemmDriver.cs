@@ -1,0 +1,188 @@
+// The cache-blocked loop nest of the packed SGEMM: C[m, n] (+)= alpha * op(A)[m, k] · op(B)[k, n].
+// Blocks k by KC and n by NC; the threads pack each KC x NC block of B together into one shared buffer, then take
+// tasks (an MC-row block of C, or a column slice of one when there are few row blocks) from a shared counter,
+// pack their MC x KC block of A into a per-thread buffer and sweep the micro-kernel over its tiles. Ragged tiles
+// go through a scratch tile. Pack buffers are pinned, 64-byte aligned and reused across calls. Does not handle
+// beta other than 0 or 1, the thin path or argument checks (see Gemm.cs).
+// Glossary: MC, KC, NC = block sizes in m, k, n; MR x NR = kernel tile; ic, pc, jc = block origins; ir, jr = tile
+// origins inside a block.
+using System.Runtime.CompilerServices;
+
+namespace Quill.Kernels;
+
+/// <summary>Block sizes for one micro-kernel, chosen for a core with ~48 KiB L1, ~1 MiB L2 and a shared L3.</summary>
+internal readonly record struct GemmBlocking(int MC, int KC, int NC);
+
+/// <summary>Per-thread pack buffers (pinned, 64-byte aligned), grown on demand and kept for the next call.</summary>
+internal static unsafe class GemmBuffers
+{
+    [ThreadStatic] private static float[]? packA;
+    [ThreadStatic] private static float[]? packB;
+
+    public static float* A(nint count) => Get(ref packA, count);
+
+    public static float* B(nint count) => Get(ref packB, count);
+
+    private static float* Get(ref float[]? buffer, nint count)
+    {
+        if (buffer == null || buffer.Length < count + 16)
+            buffer = GC.AllocateUninitializedArray<float>(checked((int)count + 16), pinned: true);
+        nint address = (nint)Unsafe.AsPointer(ref buffer[0]);
+        return (float*)((address + 63) & ~(nint)63);
+    }
+}
+
+/// <summary>The blocked, multithreaded SGEMM, specialised per micro-kernel.</summary>
+internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKernel
+{
+    /// <summary>Tasks per thread to aim for, so a thread slowed by other work does not hold the others up.</summary>
+    private const int TasksPerThread = 3;
+
+    /// <summary>
+    /// Floating-point operations in one KC x NC block below which one thread does the block (about 60 us of work
+    /// on one Zen 5 core): a hand-off to the thread pool costs from 2 to 20 us.
+    /// </summary>
+    private const double ParallelMinFlops = 1.6e7;
+
+    /// <summary>Floats of a packed B block below which one thread packs it.</summary>
+    private const long ParallelPackMinFloats = 1 << 17;
+
+    /// <summary>
+    /// C = alpha * op(A) · op(B) (accumulate false) or C += alpha * op(A) · op(B) (accumulate true) on up to
+    /// `threads` threads. Requires m, n, k &gt; 0.
+    /// </summary>
+    public static void Run(GemmBlocking blocking, Operands x, bool accumulate, int threads)
+    {
+        int mr = TKernel.MR, nr = TKernel.NR;
+        // Row blocks of equal height (in whole tiles) no taller than MC.
+        int rowBlocks = (x.M + blocking.MC - 1) / blocking.MC;
+        int mc = RoundUp((x.M + rowBlocks - 1) / rowBlocks, mr);
+        rowBlocks = (x.M + mc - 1) / mc;
+        int kcMax = Math.Min(blocking.KC, x.K);
+        int ncMax = RoundUp(Math.Min(blocking.NC, x.N), nr);
+        var job = new Job(x, mc, rowBlocks, GemmBuffers.B((nint)ncMax * kcMax), accumulate);
+        for (int jc = 0; jc < x.N; jc += blocking.NC)
+        {
+            for (int pc = 0; pc < x.K; pc += blocking.KC)
+            {
+                int nc = Math.Min(blocking.NC, x.N - jc), kc = Math.Min(blocking.KC, x.K - pc);
+                int t = 2.0 * x.M * nc * kc < ParallelMinFlops ? 1 : threads;
+                job.Block(jc, nc, pc, kc, t);
+                if (t == 1 || (long)nc * kc < ParallelPackMinFloats) job.PackB(0, job.Panels);
+                else KernelThreads.ParallelFor(job.Panels, (job.Panels + t - 1) / t, job.PackB);
+                if (t == 1 || job.Tasks == 1) job.RunTasks(0, job.Tasks);
+                else KernelThreads.ParallelFor(Math.Min(t, job.Tasks), 1, job.TakeTasks);
+            }
+        }
+    }
+
+    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    /// <summary>One call's state, shared by its threads; Block moves it to the next KC x NC block of B.</summary>
+    private sealed class Job(Operands x, int mc, int rowBlocks, float* packedB, bool accumulate)
+    {
+        private int jc, nc, pc, kc, slices, panelsPerSlice, nextTask;
+
+        /// <summary>NR-column panels in the current block of B.</summary>
+        public int Panels { get; private set; }
+
+        /// <summary>Tasks in the current block: row blocks times column slices.</summary>
+        public int Tasks => rowBlocks * slices;
+
+        /// <summary>
+        /// Moves to block [pc, pc + kc) x [jc, jc + nc) of B. With several threads and few row blocks, the columns
+        /// are cut into slices so there are about TasksPerThread tasks per thread.
+        /// </summary>
+        public void Block(int jc, int nc, int pc, int kc, int threads)
+        {
+            this.jc = jc;
+            this.nc = nc;
+            this.pc = pc;
+            this.kc = kc;
+            Panels = (nc + TKernel.NR - 1) / TKernel.NR;
+            int wanted = threads == 1 ? 1 : Math.Clamp((TasksPerThread * threads + rowBlocks - 1) / rowBlocks, 1, Panels);
+            panelsPerSlice = (Panels + wanted - 1) / wanted;
+            slices = (Panels + panelsPerSlice - 1) / panelsPerSlice;
+            nextTask = 0;
+        }
+
+        /// <summary>Packs B panels [first, last) of the current block into the shared buffer.</summary>
+        public void PackB(int first, int last)
+        {
+            int nr = TKernel.NR;
+            int j0 = first * nr, j1 = Math.Min(nc, last * nr);
+            float* b = x.TransB ? x.B + (jc + j0) * x.Ldb + pc : x.B + pc * x.Ldb + jc + j0;
+            GemmPacking.PackB<TKernel>(b, x.Ldb, x.TransB, kc, j1 - j0, packedB + (nint)j0 * kc);
+        }
+
+        /// <summary>Runs tasks [first, last) on this thread.</summary>
+        public void RunTasks(int first, int last)
+        {
+            float* packedA = GemmBuffers.A((nint)mc * kc);
+            int packedRow = -1;
+            for (int t = first; t < last; t++) RunTask(t, packedA, ref packedRow);
+        }
+
+        /// <summary>Runs tasks from the shared counter until none is left (the ParallelFor range counts threads).</summary>
+        public void TakeTasks(int unusedFirst, int unusedLast)
+        {
+            float* packedA = GemmBuffers.A((nint)mc * kc);
+            int packedRow = -1, task;
+            while ((task = Interlocked.Increment(ref nextTask) - 1) < Tasks) RunTask(task, packedA, ref packedRow);
+        }
+
+        /// <summary>
+        /// Task t is row block t / slices, column slice t % slices: packs that block of A (unless this thread's
+        /// previous task already did) and runs every tile of the slice.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void RunTask(int t, float* packedA, ref int packedRow)
+        {
+            int mr = TKernel.MR, nr = TKernel.NR;
+            int ic = t / slices * mc, rows = Math.Min(mc, x.M - ic);
+            if (ic != packedRow)
+            {
+                float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
+                GemmPacking.PackA<TKernel>(a, x.Lda, x.TransA, rows, kc, x.Alpha, packedA);
+                packedRow = ic;
+            }
+            bool add = accumulate || pc > 0;
+            float* tile = stackalloc float[mr * nr];
+            int j0 = t % slices * panelsPerSlice * nr, j1 = Math.Min(nc, j0 + panelsPerSlice * nr);
+            float* cBlock = x.C + ic * x.Ldc + jc;
+            for (int jr = j0; jr < j1; jr += nr)
+            {
+                int cols = Math.Min(nr, j1 - jr);
+                float* bPanel = packedB + (nint)jr * kc;
+                for (int ir = 0; ir < rows; ir += mr)
+                {
+                    int tileRows = Math.Min(mr, rows - ir);
+                    float* aPanel = packedA + (nint)ir * kc;
+                    float* cTile = cBlock + ir * x.Ldc + jr;
+                    if (tileRows == mr && cols == nr)
+                    {
+                        TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add);
+                    }
+                    else
+                    {
+                        TKernel.Run(kc, aPanel, bPanel, tile, nr, false);
+                        MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add);
+                    }
+                }
+            }
+        }
+
+        private static void MergeTile(float* tile, int nr, float* c, nint ldc, int rows, int cols, bool add)
+        {
+            for (int i = 0; i < rows; i++)
+            {
+                float* from = tile + i * nr;
+                float* to = c + i * ldc;
+                if (add)
+                    for (int j = 0; j < cols; j++) to[j] += from[j];
+                else
+                    for (int j = 0; j < cols; j++) to[j] = from[j];
+            }
+        }
+    }
+}

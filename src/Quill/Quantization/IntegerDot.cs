@@ -1,0 +1,475 @@
+// The integer dot kernels: one weight row in Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K against a Q8Activation. Each block's
+// int8 x uint8/int8 products are summed with AVX-VNNI vpdpbusd where available, else AVX2 pmaddubsw + pmaddwd,
+// else plain loops; the block (or sub-block) scales are applied afterwards, and the offsets of the formats
+// (Q4_0's -8, Q5_0's -16, Q6_K's -32, the minimums of Q4_1 / Q5_1 / K-quants) are folded in through the activation's block sums. Q8_0 weights are
+// signed, so |w| is the unsigned operand and x takes w's sign. Each kernel has a scalar reference twin written
+// from the format's dequantization formula, which the tests hold the vector paths to. The vector kernels are
+// generic over the u8 x s8 instruction (VnniU8S8 / Avx2U8S8) so that both paths can be tested on one machine.
+// Glossary: nb = blocks in the row; d = weight scale, dx = activation scale.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Quill.Quantization;
+
+internal static unsafe class IntegerDot
+{
+    /// <summary>True when the vector kernels can run (AVX2 + FMA); otherwise the scalar twins are used.</summary>
+    public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>f16 scales of nb blocks of <paramref name="stride"/> bytes, at byte <paramref name="at"/> of each block. scales: [nb]</summary>
+    public static void BlockScales(byte* q, int stride, int at, float* scales, int nb)
+    {
+        const int Chunk = 64;
+        ushort* bits = stackalloc ushort[Chunk];
+        for (int c = 0; c < nb; c += Chunk)
+        {
+            int m = Math.Min(Chunk, nb - c);
+            for (int k = 0; k < m; k++) bits[k] = *(ushort*)(q + (long)(c + k) * stride + at);
+            Fp16.ToSingle(new ReadOnlySpan<ushort>(bits, m), new Span<float>(scales + c, m));
+        }
+    }
+
+    // ---- Q8_0: 34-byte blocks, value = q * d ----
+
+    public static float Q8_0(byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Q8_0<VnniU8S8>(w, x, block0, nb)
+        : Vectorized ? Q8_0<Avx2U8S8>(w, x, block0, nb)
+        : Q8_0Reference(w, x, block0, nb);
+
+    public static float Q8_0<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        const int Chunk = 64;
+        float* s = stackalloc float[Chunk];
+        float sum = 0;
+        fixed (sbyte* xq0 = x.Q32)
+        fixed (float* xs0 = x.Scale32)
+        {
+            for (int c = 0; c < nb; c += Chunk)
+            {
+                int m = Math.Min(Chunk, nb - c);
+                byte* wc = w + (long)c * 34;
+                BlockScales(wc, 34, 0, s, m);
+                sbyte* xc = xq0 + (long)(block0 + c) * 32;
+                float* xs = xs0 + block0 + c;
+                var acc0 = Vector256<float>.Zero;
+                var acc1 = Vector256<float>.Zero;
+                int b = 0;
+                for (; b + 2 <= m; b += 2)
+                {
+                    var w0 = Avx.LoadVector256((sbyte*)(wc + b * 34 + 2));
+                    var w1 = Avx.LoadVector256((sbyte*)(wc + b * 34 + 36));
+                    var p0 = T.Dot(Avx2.Abs(w0), Avx2.Sign(Avx.LoadVector256(xc + b * 32), w0));
+                    var p1 = T.Dot(Avx2.Abs(w1), Avx2.Sign(Avx.LoadVector256(xc + b * 32 + 32), w1));
+                    acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(s[b] * xs[b]), acc0);
+                    acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(s[b + 1] * xs[b + 1]), acc1);
+                }
+                sum += Vector256.Sum(acc0 + acc1);
+                if (b < m) sum += Q8_0Reference(wc + b * 34, x, block0 + c + b, m - b);
+            }
+        }
+        return sum;
+    }
+
+    public static float Q8_0Reference(byte* w, Q8Activation x, int block0, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * 34;
+            int dot = 0;
+            for (int i = 0; i < 32; i++) dot += (sbyte)blk[2 + i] * x.Q32[(block0 + b) * 32 + i];
+            sum += dot * (Fp16.ToSingle(*(ushort*)blk) * x.Scale32[block0 + b]);
+        }
+        return sum;
+    }
+
+    // ---- Q4_0: 18-byte blocks, value = (nibble - 8) * d; sum (q - 8) x = sum q x - 8 sum x ----
+
+    public static float Q4_0(byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Q4_0<VnniU8S8>(w, x, block0, nb)
+        : Vectorized ? Q4_0<Avx2U8S8>(w, x, block0, nb)
+        : Q4_0Reference(w, x, block0, nb);
+
+    public static float Q4_0<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        const int Chunk = 64;
+        float* s = stackalloc float[Chunk];
+        float sum = 0;
+        var mask = Vector128.Create((byte)0x0F);
+        fixed (sbyte* xq0 = x.Q32)
+        fixed (float* xs0 = x.Scale32)
+        fixed (int* xsum0 = x.Sum32)
+        {
+            for (int c = 0; c < nb; c += Chunk)
+            {
+                int m = Math.Min(Chunk, nb - c);
+                byte* wc = w + (long)c * 18;
+                BlockScales(wc, 18, 0, s, m);
+                var acc = Vector256<float>.Zero;
+                float corr = 0;
+                for (int b = 0; b < m; b++)
+                {
+                    int xb = block0 + c + b;
+                    var v = Vector128.Load(wc + b * 18 + 2);
+                    var q = Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask);
+                    float scale = s[b] * xs0[xb];
+                    acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(T.Dot(q, Avx.LoadVector256(xq0 + (long)xb * 32))), Vector256.Create(scale), acc);
+                    corr += scale * 8 * xsum0[xb];
+                }
+                sum += Vector256.Sum(acc) - corr;
+            }
+        }
+        return sum;
+    }
+
+    public static float Q4_0Reference(byte* w, Q8Activation x, int block0, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * 18;
+            int dot = 0;
+            for (int j = 0; j < 16; j++)
+            {
+                dot += ((blk[2 + j] & 0x0F) - 8) * x.Q32[(block0 + b) * 32 + j];
+                dot += ((blk[2 + j] >> 4) - 8) * x.Q32[(block0 + b) * 32 + j + 16];
+            }
+            sum += dot * (Fp16.ToSingle(*(ushort*)blk) * x.Scale32[block0 + b]);
+        }
+        return sum;
+    }
+
+    // ---- Q4_1 / Q5_0 / Q5_1: 32-value blocks with 4-bit nibbles, a fifth bit from a u32 (Q5), and either an offset
+    // (Q5_0: q - 16) or a minimum m (Q4_1, Q5_1: q d + m, so sum = d sum q x + m sum x) ----
+
+    public static float Small(GgmlType type, byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Small<VnniU8S8>(type, w, x, block0, nb)
+        : Vectorized ? Small<Avx2U8S8>(type, w, x, block0, nb)
+        : SmallReference(type, w, x, block0, nb);
+
+    /// <summary>Block geometry of Q4_1 / Q5_0 / Q5_1: bytes, offset of qh (-1: none), offset of qs, has a minimum.</summary>
+    private static (int Bytes, int Qh, int Qs, bool HasMin) Layout(GgmlType type) => type switch
+    {
+        GgmlType.Q4_1 => (20, -1, 4, true),
+        GgmlType.Q5_0 => (22, 2, 6, false),
+        GgmlType.Q5_1 => (24, 4, 8, true),
+        _ => throw new ArgumentException($"{type} is not Q4_1, Q5_0 or Q5_1.", nameof(type)),
+    };
+
+    public static float Small<T>(GgmlType type, byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        var (bytes, qhAt, qsAt, hasMin) = Layout(type);
+        var mask = Vector128.Create((byte)0x0F);
+        // byte j of the expanded fifth bits takes bit j % 8 of qh byte j / 8
+        var pick = Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        var bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        var sixteen = Vector256.Create((byte)0x10);
+        var acc = Vector256<float>.Zero;
+        float offsetSum = 0;
+        fixed (sbyte* xq0 = x.Q32)
+        fixed (float* xs0 = x.Scale32)
+        fixed (int* xsum0 = x.Sum32)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* blk = w + (long)b * bytes;
+                int xb = block0 + b;
+                var v = Vector128.Load(blk + qsAt);
+                var q = Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask);
+                if (qhAt >= 0)
+                {
+                    var h = Avx2.Shuffle(Vector256.Create(*(uint*)(blk + qhAt)).AsByte(), pick);
+                    q |= Vector256.Equals(h & bit, bit) & sixteen;
+                }
+                float dx = xs0[xb];
+                float d = Fp16.ToSingle(*(ushort*)blk) * dx;
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(T.Dot(q, Avx.LoadVector256(xq0 + (long)xb * 32))), Vector256.Create(d), acc);
+                // Q4_1 / Q5_1: + m sum x; Q5_0: - 16 d sum x
+                offsetSum += (hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * dx : -16 * d) * xsum0[xb];
+            }
+        }
+        return Vector256.Sum(acc) + offsetSum;
+    }
+
+    public static float SmallReference(GgmlType type, byte* w, Q8Activation x, int block0, int nb)
+    {
+        var (bytes, qhAt, qsAt, hasMin) = Layout(type);
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * bytes;
+            int xb = block0 + b;
+            uint qh = qhAt >= 0 ? *(uint*)(blk + qhAt) : 0;
+            int dot = 0, xsum = 0;
+            for (int j = 0; j < 32; j++)
+            {
+                int nib = j < 16 ? blk[qsAt + j] & 0x0F : blk[qsAt + j - 16] >> 4;
+                int q = nib | (int)(((qh >> j) & 1) << 4);
+                int xv = x.Q32[xb * 32 + j];
+                dot += q * xv;
+                xsum += xv;
+            }
+            float d = Fp16.ToSingle(*(ushort*)blk) * x.Scale32[xb];
+            float offset = hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * x.Scale32[xb] : -16 * d;
+            sum += d * dot + offset * xsum;
+        }
+        return sum;
+    }
+
+    // ---- Q4_K: 144-byte super-blocks; sub-block j value = d sc_j q - dmin m_j ----
+
+    public static float Q4_K(byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Q4_K<VnniU8S8>(w, x, block0, nb)
+        : Vectorized ? Q4_K<Avx2U8S8>(w, x, block0, nb)
+        : Q4_KReference(w, x, block0, nb);
+
+    public static float Q4_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        var mask = Vector256.Create((byte)0x0F);
+        var acc = Vector256<float>.Zero;
+        float minSum = 0;
+        fixed (sbyte* xq0 = x.Q256)
+        fixed (short* bs0 = x.Sum16)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* blk = w + (long)b * 144;
+                int xb = block0 + b;
+                float dx = x.Scale256[xb];
+                float d = Fp16.ToSingle(*(ushort*)blk) * dx, dmin = Fp16.ToSingle(*(ushort*)(blk + 2)) * dx;
+                var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+                sbyte* xq = xq0 + (long)xb * 256;
+                short* bs = bs0 + (long)xb * 16;
+                var isum = Vector256<int>.Zero;
+                int mins = 0;
+                for (int p = 0; p < 4; p++)
+                {
+                    var (s0, m0) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p, scales);
+                    var (s1, m1) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p + 1, scales);
+                    var v = Avx.LoadVector256(blk + 16 + 32 * p);
+                    var lo = v & mask;
+                    var hi = Vector256.ShiftRightLogical(v, 4) & mask;
+                    var d0 = T.Dot(lo, Avx.LoadVector256(xq + 64 * p));
+                    var d1 = T.Dot(hi, Avx.LoadVector256(xq + 64 * p + 32));
+                    isum += d0 * s0 + d1 * s1;
+                    mins += m0 * (bs[4 * p] + bs[4 * p + 1]) + m1 * (bs[4 * p + 2] + bs[4 * p + 3]);
+                }
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(d), acc);
+                minSum += dmin * mins;
+            }
+        }
+        return Vector256.Sum(acc) - minSum;
+    }
+
+    public static float Q4_KReference(byte* w, Q8Activation x, int block0, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * 144;
+            int xb = block0 + b;
+            var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+            long scaled = 0, mins = 0;
+            for (int j = 0; j < 8; j++)
+            {
+                var (sc, m) = global::Quill.Quantization.Q4_K.ScaleMin(j, scales);
+                int dot = 0, xsum = 0;
+                for (int l = 0; l < 32; l++)
+                {
+                    int value = j / 2 * 64 + (j % 2) * 32 + l;
+                    byte packed = blk[16 + j / 2 * 32 + l];
+                    int q = j % 2 == 0 ? packed & 0x0F : packed >> 4;
+                    int xv = x.Q256[xb * 256 + value];
+                    dot += q * xv;
+                    xsum += xv;
+                }
+                scaled += (long)sc * dot;
+                mins += (long)m * xsum;
+            }
+            float dx = x.Scale256[xb];
+            sum += Fp16.ToSingle(*(ushort*)blk) * dx * scaled - Fp16.ToSingle(*(ushort*)(blk + 2)) * dx * mins;
+        }
+        return sum;
+    }
+
+    // ---- Q5_K: 176-byte super-blocks; as Q4_K with a fifth bit per value from qh ----
+
+    public static float Q5_K(byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Q5_K<VnniU8S8>(w, x, block0, nb)
+        : Vectorized ? Q5_K<Avx2U8S8>(w, x, block0, nb)
+        : Q5_KReference(w, x, block0, nb);
+
+    public static float Q5_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        var mask = Vector256.Create((byte)0x0F);
+        var one = Vector256.Create((byte)1);
+        var acc = Vector256<float>.Zero;
+        float minSum = 0;
+        fixed (sbyte* xq0 = x.Q256)
+        fixed (short* bs0 = x.Sum16)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* blk = w + (long)b * 176;
+                int xb = block0 + b;
+                float dx = x.Scale256[xb];
+                float d = Fp16.ToSingle(*(ushort*)blk) * dx, dmin = Fp16.ToSingle(*(ushort*)(blk + 2)) * dx;
+                var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+                var qh = Avx.LoadVector256(blk + 16);
+                sbyte* xq = xq0 + (long)xb * 256;
+                short* bs = bs0 + (long)xb * 16;
+                var isum = Vector256<int>.Zero;
+                int mins = 0;
+                for (int p = 0; p < 4; p++)
+                {
+                    var (s0, m0) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p, scales);
+                    var (s1, m1) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p + 1, scales);
+                    var v = Avx.LoadVector256(blk + 48 + 32 * p);
+                    var lo = (v & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p) & one) << 4);
+                    var hi = (Vector256.ShiftRightLogical(v, 4) & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p + 1) & one) << 4);
+                    isum += T.Dot(lo, Avx.LoadVector256(xq + 64 * p)) * s0 + T.Dot(hi, Avx.LoadVector256(xq + 64 * p + 32)) * s1;
+                    mins += m0 * (bs[4 * p] + bs[4 * p + 1]) + m1 * (bs[4 * p + 2] + bs[4 * p + 3]);
+                }
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(d), acc);
+                minSum += dmin * mins;
+            }
+        }
+        return Vector256.Sum(acc) - minSum;
+    }
+
+    public static float Q5_KReference(byte* w, Q8Activation x, int block0, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * 176;
+            int xb = block0 + b;
+            var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+            long scaled = 0, mins = 0;
+            for (int j = 0; j < 8; j++)
+            {
+                var (sc, m) = global::Quill.Quantization.Q4_K.ScaleMin(j, scales);
+                int dot = 0, xsum = 0;
+                for (int l = 0; l < 32; l++)
+                {
+                    int value = j / 2 * 64 + (j % 2) * 32 + l;
+                    byte packed = blk[48 + j / 2 * 32 + l];
+                    int q = (j % 2 == 0 ? packed & 0x0F : packed >> 4) | (((blk[16 + l] >> j) & 1) << 4);
+                    int xv = x.Q256[xb * 256 + value];
+                    dot += q * xv;
+                    xsum += xv;
+                }
+                scaled += (long)sc * dot;
+                mins += (long)m * xsum;
+            }
+            float dx = x.Scale256[xb];
+            sum += Fp16.ToSingle(*(ushort*)blk) * dx * scaled - Fp16.ToSingle(*(ushort*)(blk + 2)) * dx * mins;
+        }
+        return sum;
+    }
+
+    // ---- Q6_K: 210-byte super-blocks; sub-block k value = d sc_k (q - 32); sum (q - 32) x = sum q x - 32 sum x ----
+
+    public static float Q6_K(byte* w, Q8Activation x, int block0, int nb) =>
+        AvxVnni.IsSupported ? Q6_K<VnniU8S8>(w, x, block0, nb)
+        : Vectorized ? Q6_K<Avx2U8S8>(w, x, block0, nb)
+        : Q6_KReference(w, x, block0, nb);
+
+    public static float Q6_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    {
+        var m4 = Vector256.Create((byte)0x0F);
+        var m2 = Vector256.Create((byte)0x03);
+        var acc = Vector256<float>.Zero;
+        fixed (sbyte* xq0 = x.Q256)
+        fixed (short* bs0 = x.Sum16)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* blk = w + (long)b * 210;
+                int xb = block0 + b;
+                sbyte* sc = (sbyte*)(blk + 192);
+                sbyte* xq = xq0 + (long)xb * 256;
+                short* bs = bs0 + (long)xb * 16;
+                var isum = Vector256<int>.Zero;
+                int corr = 0;
+                for (int k = 0; k < 16; k++) corr += sc[k] * bs[k];
+                for (int h = 0; h < 2; h++)
+                {
+                    var ql0 = Avx.LoadVector256(blk + 64 * h);
+                    var ql1 = Avx.LoadVector256(blk + 64 * h + 32);
+                    var qh = Avx.LoadVector256(blk + 128 + 32 * h);
+                    var qa = (ql0 & m4) | ((qh & m2) << 4);
+                    var qb = (ql1 & m4) | ((Vector256.ShiftRightLogical(qh, 2) & m2) << 4);
+                    var qc = Vector256.ShiftRightLogical(ql0, 4) | ((Vector256.ShiftRightLogical(qh, 4) & m2) << 4);
+                    var qd = Vector256.ShiftRightLogical(ql1, 4) | ((Vector256.ShiftRightLogical(qh, 6) & m2) << 4);
+                    sbyte* xh = xq + 128 * h;
+                    sbyte* sh = sc + 8 * h;
+                    isum += T.Dot(qa, Avx.LoadVector256(xh)) * Pair(sh[0], sh[1]);
+                    isum += T.Dot(qb, Avx.LoadVector256(xh + 32)) * Pair(sh[2], sh[3]);
+                    isum += T.Dot(qc, Avx.LoadVector256(xh + 64)) * Pair(sh[4], sh[5]);
+                    isum += T.Dot(qd, Avx.LoadVector256(xh + 96)) * Pair(sh[6], sh[7]);
+                }
+                float d = Fp16.ToSingle(*(ushort*)(blk + 208)) * x.Scale256[xb];
+                // the -32 offset: subtract 32 * corr spread over the 8 lanes
+                var total = Avx.ConvertToVector256Single(isum) - Vector256.Create(32f * corr / 8);
+                acc = Fma.MultiplyAdd(total, Vector256.Create(d), acc);
+            }
+        }
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>Lanes 0-3 = a, lanes 4-7 = b: the scales of two 16-value sub-blocks covered by one 32-byte dot.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Pair(int a, int b) => Vector256.Create(Vector128.Create(a), Vector128.Create(b));
+
+    public static float Q6_KReference(byte* w, Q8Activation x, int block0, int nb)
+    {
+        float sum = 0;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = w + (long)b * 210;
+            int xb = block0 + b;
+            long total = 0;
+            for (int h = 0; h < 2; h++)
+            {
+                byte* ql = blk + 64 * h, qh = blk + 128 + 32 * h;
+                sbyte* sc = (sbyte*)(blk + 192 + 8 * h);
+                for (int l = 0; l < 32; l++)
+                {
+                    int k = l / 16;
+                    int q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) - 32;
+                    int q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                    int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                    int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                    int xi = xb * 256 + 128 * h + l;
+                    total += sc[k] * q1 * x.Q256[xi] + sc[k + 2] * q2 * x.Q256[xi + 32]
+                           + sc[k + 4] * q3 * x.Q256[xi + 64] + sc[k + 6] * q4 * x.Q256[xi + 96];
+                }
+            }
+            sum += Fp16.ToSingle(*(ushort*)(blk + 208)) * x.Scale256[xb] * total;
+        }
+        return sum;
+    }
+}
+
+/// <summary>Sum of four adjacent u8 x s8 products into each int32 lane: one instruction set per implementation.</summary>
+internal interface IU8S8
+{
+    static abstract Vector256<int> Dot(Vector256<byte> u, Vector256<sbyte> s);
+}
+
+/// <summary>AVX-VNNI vpdpbusd.</summary>
+internal readonly struct VnniU8S8 : IU8S8
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
+}
+
+/// <summary>AVX2 pmaddubsw + pmaddwd; each pair sum fits int16 for the operand ranges used (|u| &lt;= 128, |s| &lt;= 127, |u s + u s| &lt;= 32512).</summary>
+internal readonly struct Avx2U8S8 : IU8S8
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(Vector256<byte> u, Vector256<sbyte> s) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1));
+}

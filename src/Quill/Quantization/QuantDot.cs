@@ -1,0 +1,196 @@
+// Dot products of a quantized weight row with an activation vector, the inner loop of decoding. With a float x,
+// Dot handles any type GgmlQuant supports by dequantizing one block at a time into a stack buffer and taking a
+// vectorized float dot. With x quantized once to int8 (Q8Activation), every block format (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K) takes the
+// integer kernels of IntegerDot (AVX-VNNI / AVX2 / scalar). MatVec runs rows over KernelThreads and picks the
+// integer path where one exists. The DotReference overloads are the plain twins the tests hold the fast paths to.
+// Glossary: n = row length (values), nb = blocks in a row.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Quill.Kernels;
+
+namespace Quill.Quantization;
+
+/// <summary>Quantized row x float vector dot products for decoding.</summary>
+public static class QuantDot
+{
+    /// <summary>dot(row, x) where row holds x.Length values of <paramref name="type"/>. row: [n] in type; x: [n]</summary>
+    public static float Dot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        int n = x.Length;
+        if (row.Length != GgmlTypeInfo.RowBytes(type, n))
+            throw new ArgumentException($"a {type} row of {n} values takes {GgmlTypeInfo.RowBytes(type, n)} bytes, got {row.Length}.", nameof(row));
+        if (type == GgmlType.F32) return FloatDot(MemoryMarshal.Cast<byte, float>(row), x);
+        if (!GgmlQuant.IsSupported(type)) throw GgmlQuant.Unsupported(type);
+        // dequantize 256 values (whole blocks) at a time into a stack buffer
+        const int Chunk = 256;
+        Span<float> buf = stackalloc float[Chunk];
+        int bs = GgmlTypeInfo.BlockSize(type), bb = GgmlTypeInfo.BlockBytes(type);
+        float sum = 0;
+        for (int i = 0; i < n; i += Chunk)
+        {
+            int m = Math.Min(Chunk, n - i);
+            GgmlQuant.Dequantize(type, row.Slice(i / bs * bb, m / bs * bb), buf[..m]);
+            sum += FloatDot(buf[..m], x.Slice(i, m));
+        }
+        return sum;
+    }
+
+    /// <summary>Plain twin of <see cref="Dot(GgmlType, ReadOnlySpan{byte}, ReadOnlySpan{float})"/>: dequantize the whole row, then a scalar sum in double.</summary>
+    internal static float DotReference(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        var w = new float[x.Length];
+        GgmlQuant.Dequantize(type, row, w);
+        double s = 0;
+        for (int i = 0; i < w.Length; i++) s += (double)w[i] * x[i];
+        return (float)s;
+    }
+
+    /// <summary>True when <paramref name="type"/> rows have an integer kernel against a <see cref="Q8Activation"/>.</summary>
+    public static bool HasIntegerPath(GgmlType type) =>
+        type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+
+    /// <summary>
+    /// dot(row, x) with x quantized once to int8 (<see cref="Q8Activation.Quantize"/>): the integer kernel of every
+    /// block format (see <see cref="HasIntegerPath"/>). row: [n] in type; x: [n]
+    /// </summary>
+    public static unsafe float Dot(GgmlType type, ReadOnlySpan<byte> row, Q8Activation x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        CheckIntegerRow(type, row.Length, x);
+        fixed (byte* w = row)
+        {
+            return RowDot(type, w, x);
+        }
+    }
+
+    /// <summary>Plain twin of <see cref="Dot(GgmlType, ReadOnlySpan{byte}, Q8Activation)"/>.</summary>
+    internal static unsafe float DotReference(GgmlType type, ReadOnlySpan<byte> row, Q8Activation x)
+    {
+        CheckIntegerRow(type, row.Length, x);
+        fixed (byte* w = row)
+        {
+            int nb = x.Length / GgmlTypeInfo.BlockSize(type);
+            return type switch
+            {
+                GgmlType.Q8_0 => IntegerDot.Q8_0Reference(w, x, 0, nb),
+                GgmlType.Q4_0 => IntegerDot.Q4_0Reference(w, x, 0, nb),
+                GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.SmallReference(type, w, x, 0, nb),
+                GgmlType.Q4_K => IntegerDot.Q4_KReference(w, x, 0, nb),
+                GgmlType.Q5_K => IntegerDot.Q5_KReference(w, x, 0, nb),
+                _ => IntegerDot.Q6_KReference(w, x, 0, nb),
+            };
+        }
+    }
+
+    private static void CheckIntegerRow(GgmlType type, int rowBytes, Q8Activation x)
+    {
+        if (!HasIntegerPath(type))
+            throw new ArgumentException($"{type} has no integer kernel; use the float overload.", nameof(type));
+        if (GgmlTypeInfo.BlockSize(type) == 256 ? !x.Has256 : !x.Has32)
+            throw new ArgumentException($"a {type} row needs an activation whose length ({x.Length}) is a multiple of {GgmlTypeInfo.BlockSize(type)}.", nameof(x));
+        if (rowBytes != GgmlTypeInfo.RowBytes(type, x.Length))
+            throw new ArgumentException($"a {type} row of {x.Length} values takes {GgmlTypeInfo.RowBytes(type, x.Length)} bytes, got {rowBytes}.", nameof(x));
+    }
+
+    private static unsafe float RowDot(GgmlType type, byte* w, Q8Activation x)
+    {
+        int nb = x.Length / GgmlTypeInfo.BlockSize(type);
+        return type switch
+        {
+            GgmlType.Q8_0 => IntegerDot.Q8_0(w, x, 0, nb),
+            GgmlType.Q4_0 => IntegerDot.Q4_0(w, x, 0, nb),
+            GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.Small(type, w, x, 0, nb),
+            GgmlType.Q4_K => IntegerDot.Q4_K(w, x, 0, nb),
+            GgmlType.Q5_K => IntegerDot.Q5_K(w, x, 0, nb),
+            _ => IntegerDot.Q6_K(w, x, 0, nb),
+        };
+    }
+
+    /// <summary>
+    /// y = W x for a row-major matrix of <paramref name="rows"/> rows of <paramref name="cols"/> values in
+    /// <paramref name="type"/> (a GGUF tensor with ne0 = cols, ne1 = rows). Types with an integer kernel
+    /// (<see cref="HasIntegerPath"/>) quantize x to int8 once and take it; the others dequantize block by block.
+    /// w: [rows, cols] in type; x: [cols]; y: [rows]
+    /// </summary>
+    public static unsafe void MatVec(GgmlType type, ReadOnlySpan<byte> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (HasIntegerPath(type) && cols % GgmlTypeInfo.BlockSize(type) == 0 && x.Length == cols)
+        {
+            MatVec(type, w, rows, cols, Q8Activation.Quantize(x), y);
+            return;
+        }
+        int rb = CheckMatrix(type, w.Length, rows, cols, x.Length, y.Length);
+        fixed (byte* wp = w)
+        fixed (float* xp = x)
+        fixed (float* yp = y)
+        {
+            nint wAddr = (nint)wp, xAddr = (nint)xp, yAddr = (nint)yp;
+            KernelThreads.ParallelFor(rows, MinRows(cols), (start, end) =>
+            {
+                var xs = new ReadOnlySpan<float>((float*)xAddr, cols);
+                for (int r = start; r < end; r++)
+                    ((float*)yAddr)[r] = Dot(type, new ReadOnlySpan<byte>((byte*)wAddr + (long)r * rb, rb), xs);
+            });
+        }
+    }
+
+    /// <summary>y = W x with x already quantized (reuse one activation for several matrices). w: [rows, cols]; y: [rows]</summary>
+    public static unsafe void MatVec(GgmlType type, ReadOnlySpan<byte> w, int rows, int cols, Q8Activation x, Span<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        int rb = CheckMatrix(type, w.Length, rows, cols, x.Length, y.Length);
+        CheckIntegerRow(type, rb, x);
+        fixed (byte* wp = w)
+        fixed (float* yp = y)
+        {
+            nint wAddr = (nint)wp, yAddr = (nint)yp;
+            KernelThreads.ParallelFor(rows, MinRows(cols), (start, end) =>
+            {
+                for (int r = start; r < end; r++) ((float*)yAddr)[r] = RowDot(type, (byte*)wAddr + (long)r * rb, x);
+            });
+        }
+    }
+
+    private static int MinRows(int cols) => Math.Max(1, 32768 / Math.Max(1, cols));
+
+    private static int CheckMatrix(GgmlType type, int bytes, int rows, int cols, int xLength, int yLength)
+    {
+        long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
+        if (bytes != rowBytes * rows) throw new ArgumentException($"a {type} [{rows}, {cols}] matrix takes {rowBytes * rows} bytes, got {bytes}.");
+        if (xLength != cols || yLength != rows) throw new ArgumentException($"x must hold {cols} values and y {rows} (got {xLength} and {yLength}).");
+        return (int)rowBytes;
+    }
+
+    /// <summary>Vectorized float dot product. a: [n]; b: [n]</summary>
+    internal static float FloatDot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int n = a.Length, i = 0;
+        ref float pa = ref MemoryMarshal.GetReference(a);
+        ref float pb = ref MemoryMarshal.GetReference(b);
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var acc0 = Vector512<float>.Zero;
+            var acc1 = Vector512<float>.Zero;
+            for (; i + 32 <= n; i += 32)
+            {
+                acc0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref pa, (nuint)i), Vector512.LoadUnsafe(ref pb, (nuint)i), acc0);
+                acc1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref pa, (nuint)(i + 16)), Vector512.LoadUnsafe(ref pb, (nuint)(i + 16)), acc1);
+            }
+            for (; i + 16 <= n; i += 16)
+                acc0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref pa, (nuint)i), Vector512.LoadUnsafe(ref pb, (nuint)i), acc0);
+            sum = Vector512.Sum(acc0 + acc1);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i + 8 <= n; i += 8)
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref pa, (nuint)i), Vector256.LoadUnsafe(ref pb, (nuint)i), acc);
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) sum += Unsafe.Add(ref pa, i) * Unsafe.Add(ref pb, i);
+        return sum;
+    }
+}

@@ -1,0 +1,52 @@
+// Storage for activations and their gradients that is handed back and reused every step. A step asks for the same
+// sizes in the same order each time, so after the first step every request is served from the free lists and a
+// training step allocates no large arrays. Not thread-safe: one arena per graph, used from the thread that runs it.
+namespace Quill.Tensors;
+
+/// <summary>Recycles float storage between steps, keyed by exact length.</summary>
+public sealed class TensorArena
+{
+    private readonly Dictionary<int, Stack<float[]>> free = [];
+    private readonly List<float[]> inUse = [];
+
+    /// <summary>Bytes currently held (in use and free).</summary>
+    public long BytesHeld { get; private set; }
+
+    /// <summary>A contiguous tensor over recycled storage; zeroed when asked (otherwise its contents are stale).</summary>
+    public Tensor Rent(int[] shape, bool zero)
+    {
+        int n = Tensor.CheckedElementCount(shape);
+        float[] buf;
+        if (free.TryGetValue(n, out var stack) && stack.Count > 0)
+        {
+            buf = stack.Pop();
+            if (zero) Array.Clear(buf);
+        }
+        else
+        {
+            buf = Tensor.AllocateStorage(n);
+            BytesHeld += 4L * n;
+        }
+        inUse.Add(buf);
+        return new Tensor(buf, 0, shape, Tensor.ContiguousStrides(shape));
+    }
+
+    /// <summary>Returns every rented buffer to the free lists; tensors rented before must not be used after this.</summary>
+    public void Reset()
+    {
+        foreach (float[] buf in inUse)
+        {
+            if (!free.TryGetValue(buf.Length, out var stack)) free[buf.Length] = stack = new Stack<float[]>();
+            stack.Push(buf);
+        }
+        inUse.Clear();
+    }
+
+    /// <summary>Drops all storage (in use and free).</summary>
+    public void Clear()
+    {
+        inUse.Clear();
+        free.Clear();
+        BytesHeld = 0;
+    }
+}

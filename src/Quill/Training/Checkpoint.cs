@@ -1,0 +1,197 @@
+// The training checkpoint: everything needed to continue a run exactly where it stopped. DIR/checkpoint/ holds
+// model.safetensors (weights), optimizer.safetensors (AdamW moments), config.json (model + train), state.json
+// (step, optimizer step, seed, guard history, data folder) and the tokenizer. A save writes a complete new folder
+// beside the old one, flushes it, then swaps the two with renames, so a crash or a full disk at any moment leaves
+// either the old checkpoint or the new one, never a mix. Loading repairs an interrupted swap.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Quill.Formats.SafeTensors;
+using Quill.Models;
+
+namespace Quill.Training;
+
+/// <summary>Progress counters and guard history saved with a checkpoint.</summary>
+public sealed class TrainState
+{
+    /// <summary>Steps completed (the next step to run).</summary>
+    [JsonPropertyName("step")] public int Step { get; set; }
+
+    /// <summary>Updates applied (AdamW bias correction counts these; skipped steps do not count).</summary>
+    [JsonPropertyName("optimizer_step")] public int OptimizerStep { get; set; }
+
+    [JsonPropertyName("tokens_seen")] public long TokensSeen { get; set; }
+
+    [JsonPropertyName("skipped_updates")] public int SkippedUpdates { get; set; }
+
+    /// <summary>Recent accepted losses and gradient norms (the outlier guard's memory).</summary>
+    [JsonPropertyName("recent_losses")] public List<float> RecentLosses { get; set; } = [];
+
+    [JsonPropertyName("recent_grad_norms")] public List<float> RecentGradNorms { get; set; } = [];
+
+    [JsonPropertyName("last_val_loss")] public float? LastValLoss { get; set; }
+
+    /// <summary>The dataset folder the run trains on.</summary>
+    [JsonPropertyName("data")] public string Data { get; set; } = "";
+
+    /// <summary>Batches are drawn by generators seeded from (seed, step, micro-batch): the data position is the step.</summary>
+    [JsonPropertyName("sampler")] public string Sampler { get; set; } = "step-seeded";
+
+    [JsonPropertyName("elapsed_s")] public double ElapsedSeconds { get; set; }
+}
+
+/// <summary>Saves and loads training checkpoints atomically.</summary>
+public static class Checkpoint
+{
+    public const string FolderName = "checkpoint";
+    public const string ModelFile = "model.safetensors";
+    public const string OptimizerFile = "optimizer.safetensors";
+    public const string ConfigFile = "config.json";
+    public const string StateFile = "state.json";
+    public const string TokenizerFile = "tokenizer.json";
+
+    /// <summary>Test hook: called with each file name just before it is written (lets tests simulate a full disk).</summary>
+    internal static Action<string>? BeforeWrite { get; set; }
+
+    /// <summary>Writes outDir/checkpoint, replacing the previous one atomically.</summary>
+    public static void Save(string outDir, RunConfig config, LanguageModel model, AdamWOptimizer? optimizer, TrainState state, string? tokenizerPath)
+    {
+        ArgumentNullException.ThrowIfNull(outDir);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        string final = Path.Combine(outDir, FolderName), temp = final + ".tmp", old = final + ".old";
+        try
+        {
+            Directory.CreateDirectory(outDir);
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            Directory.CreateDirectory(temp);
+            BeforeWrite?.Invoke(ModelFile);
+            SaveWeights(Path.Combine(temp, ModelFile), model, state.Step);
+            BeforeWrite?.Invoke(OptimizerFile);
+            if (optimizer != null) SafeTensorsWriter.Write(Path.Combine(temp, OptimizerFile), optimizer.StateTensors(), new Dictionary<string, string> { ["format"] = "quill-adamw" });
+            BeforeWrite?.Invoke(ConfigFile);
+            AtomicFile.WriteAllText(Path.Combine(temp, ConfigFile), config.ToJson());
+            AtomicFile.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state, JsonOptionsIndented));
+            if (tokenizerPath != null && File.Exists(tokenizerPath)) File.Copy(tokenizerPath, Path.Combine(temp, TokenizerFile), overwrite: true);
+            // Swap: final -> old, temp -> final, drop old. A crash between the moves leaves old (or temp) for Repair.
+            if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+            if (Directory.Exists(final)) Directory.Move(final, old);
+            Directory.Move(temp, final);
+            if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or QuillException)
+        {
+            TryDelete(temp);
+            Repair(outDir);
+            throw new QuillException($"could not save the checkpoint in {final}: {RootCause(e)}. The previous checkpoint is intact; free disk space and resume with --resume.", e);
+        }
+    }
+
+    /// <summary>The operating system's words for an IO failure (the innermost IO exception), else the message.</summary>
+    private static string RootCause(Exception e)
+    {
+        string message = e.Message;
+        for (Exception? x = e; x != null; x = x.InnerException)
+        {
+            if (x is IOException or UnauthorizedAccessException) message = x.Message;
+        }
+        return message.TrimEnd('.');
+    }
+
+    /// <summary>Writes just the weights (and the step in the metadata) as safetensors.</summary>
+    public static void SaveWeights(string path, LanguageModel model, int step)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var tensors = model.Parameters.Select(p => new SafeTensor(p.Name, p.Shape, p.Memory));
+        SafeTensorsWriter.Write(path, tensors, new Dictionary<string, string> { ["format"] = "quill", ["arch"] = model.Config.Arch, ["step"] = step.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+    }
+
+    /// <summary>Puts back a checkpoint whose swap was interrupted; deletes an unfinished new one.</summary>
+    public static void Repair(string outDir)
+    {
+        string final = Path.Combine(outDir, FolderName), temp = final + ".tmp", old = final + ".old";
+        if (!Directory.Exists(final) && Directory.Exists(old)) Directory.Move(old, final);
+        TryDelete(temp);
+        if (Directory.Exists(final)) TryDelete(old);
+    }
+
+    /// <summary>True when dir (a run folder or a checkpoint folder) holds a checkpoint.</summary>
+    public static string? Locate(string dir)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (File.Exists(Path.Combine(dir, ConfigFile)) && File.Exists(Path.Combine(dir, ModelFile))) return dir;
+        if (Directory.Exists(dir)) Repair(dir);
+        string inner = Path.Combine(dir, FolderName);
+        return File.Exists(Path.Combine(inner, ConfigFile)) && File.Exists(Path.Combine(inner, ModelFile)) ? inner : null;
+    }
+
+    /// <summary>Reads config.json of a checkpoint folder.</summary>
+    public static RunConfig LoadConfig(string ckptDir)
+    {
+        string path = Path.Combine(ckptDir, ConfigFile);
+        if (!File.Exists(path)) throw new InvalidFileException($"{path} not found: {ckptDir} is not a Quill checkpoint.");
+        var cfg = RunConfig.FromJson(File.ReadAllText(path), path);
+        cfg.Validate(path);
+        return cfg;
+    }
+
+    public static TrainState LoadState(string ckptDir)
+    {
+        string path = Path.Combine(ckptDir, StateFile);
+        try
+        {
+            return JsonSerializer.Deserialize<TrainState>(File.ReadAllText(path), JsonOptionsIndented) ?? throw new InvalidFileException($"{path} is empty.");
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            throw new InvalidFileException($"{path} is unreadable ({e.Message}); the checkpoint is damaged, start a fresh run.", e);
+        }
+    }
+
+    /// <summary>Loads weights into a model built from the same config; names and shapes must match exactly.</summary>
+    public static void LoadWeights(string path, LanguageModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!File.Exists(path)) throw new InvalidFileException($"{path} not found; the checkpoint is incomplete.");
+        using var file = SafeTensorsFile.Open(path);
+        foreach (var p in model.Parameters)
+        {
+            if (!file.Contains(p.Name))
+                throw new InvalidFileException($"{path} has no tensor {p.Name}; the checkpoint does not match its config.json (was it written by another model?).");
+            int[] shape = ShapeOf(file, p.Name);
+            if (!shape.AsSpan().SequenceEqual(p.Shape))
+                throw new InvalidFileException($"{path}: {p.Name} has shape {Tensors.Tensor.Describe(shape)} but the config needs {Tensors.Tensor.Describe(p.Shape)}; the checkpoint does not match its config.");
+            file.ReadSingle(p.Name, p.Span);
+        }
+    }
+
+    /// <summary>Builds the model a checkpoint describes and loads its weights.</summary>
+    public static LanguageModel LoadModel(string dir, out RunConfig config)
+    {
+        string ckpt = Locate(dir) ?? throw new InvalidFileException($"no checkpoint in {dir}: expected config.json and model.safetensors there or in {Path.Combine(dir, FolderName)}.");
+        config = LoadConfig(ckpt);
+        var model = LanguageModel.Create(config.Model);
+        LoadWeights(Path.Combine(ckpt, ModelFile), model);
+        return model;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptionsIndented = new()
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private static void TryDelete(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Left for the next Repair.
+        }
+    }
+
+    private static int[] ShapeOf(SafeTensorsFile file, string name) => [.. file.GetInfo(name).Shape.Select(d => (int)d)];
+}

@@ -1,0 +1,91 @@
+// The optimisation side of a run: batch shape, learning-rate schedule, AdamW settings, clipping, evaluation and
+// checkpoint cadence, seed. Lives in the "train" section of a config file next to the "model" section.
+using System.Text.Json.Serialization;
+
+namespace Quill.Training;
+
+/// <summary>Training hyperparameters.</summary>
+public sealed class TrainConfig
+{
+    /// <summary>Sequences per micro-batch (B).</summary>
+    [JsonPropertyName("batch_size")] public int BatchSize { get; set; } = 8;
+
+    /// <summary>Tokens per sequence (T); 0 = the model's block_size.</summary>
+    [JsonPropertyName("seq_len")] public int SeqLen { get; set; }
+
+    /// <summary>Tokens per optimizer step; a multiple of B*T (gradient accumulation); 0 = one micro-batch.</summary>
+    [JsonPropertyName("tokens_per_step")] public int TokensPerStep { get; set; }
+
+    /// <summary>Planned number of steps (the schedule decays over it); --max-steps overrides.</summary>
+    [JsonPropertyName("max_steps")] public int MaxSteps { get; set; } = 1000;
+
+    [JsonPropertyName("learning_rate")] public float LearningRate { get; set; } = 6e-4f;
+
+    /// <summary>Learning rate at the end of the cosine decay (default lr / 10).</summary>
+    [JsonPropertyName("min_lr")] public float? MinLr { get; set; }
+
+    [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; set; } = 100;
+
+    [JsonPropertyName("weight_decay")] public float WeightDecay { get; set; } = 0.1f;
+
+    /// <summary>Also decay embedding matrices (norm weights and biases are never decayed).</summary>
+    [JsonPropertyName("decay_embeddings")] public bool DecayEmbeddings { get; set; }
+
+    [JsonPropertyName("beta1")] public float Beta1 { get; set; } = 0.9f;
+
+    [JsonPropertyName("beta2")] public float Beta2 { get; set; } = 0.95f;
+
+    [JsonPropertyName("eps")] public float Eps { get; set; } = 1e-8f;
+
+    /// <summary>Global gradient-norm clip (0 = off).</summary>
+    [JsonPropertyName("grad_clip")] public float GradClip { get; set; } = 1f;
+
+    /// <summary>Evaluate validation loss every N steps (0 = only at the end).</summary>
+    [JsonPropertyName("eval_every")] public int EvalEvery { get; set; } = 100;
+
+    /// <summary>Batches averaged for the validation loss (the same windows every time).</summary>
+    [JsonPropertyName("eval_batches")] public int EvalBatches { get; set; } = 20;
+
+    /// <summary>Save the checkpoint every N steps (0 = only at the end); --checkpoint-every overrides.</summary>
+    [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; set; } = 100;
+
+    [JsonPropertyName("seed")] public ulong Seed { get; set; } = 1337;
+
+    /// <summary>Skip updates whose loss or gradient norm is non-finite or a far outlier.</summary>
+    [JsonPropertyName("skip_outliers")] public bool SkipOutliers { get; set; } = true;
+
+    [JsonIgnore] public float FinalLr => MinLr ?? LearningRate / 10f;
+
+    public TrainConfig Clone() => (TrainConfig)MemberwiseClone();
+
+    /// <summary>Throws InvalidConfigException naming the first impossible field.</summary>
+    public void Validate(int blockSize, string source = "train config")
+    {
+        void Fail(string msg) => throw new InvalidConfigException($"{source}: {msg}");
+        if (BatchSize < 1) Fail($"batch_size must be at least 1 (got {BatchSize}).");
+        if (SeqLen < 0 || SeqLen > blockSize) Fail($"seq_len {SeqLen} must be between 1 and the model's block_size {blockSize} (0 = block_size).");
+        int micro = BatchSize * (SeqLen > 0 ? SeqLen : blockSize);
+        if (TokensPerStep < 0 || TokensPerStep % micro != 0)
+            Fail($"tokens_per_step {TokensPerStep} must be a multiple of batch_size * seq_len = {micro}.");
+        if (MaxSteps < 1) Fail($"max_steps must be at least 1 (got {MaxSteps}).");
+        if (!(LearningRate > 0)) Fail($"learning_rate must be positive (got {LearningRate}).");
+        if (WarmupSteps < 0) Fail($"warmup_steps must not be negative (got {WarmupSteps}).");
+        if (Beta1 < 0 || Beta1 >= 1 || Beta2 < 0 || Beta2 >= 1) Fail("beta1 and beta2 must be in [0, 1).");
+        if (WeightDecay < 0 || GradClip < 0) Fail("weight_decay and grad_clip must not be negative.");
+        if (EvalEvery < 0 || EvalBatches < 1 || CheckpointEvery < 0) Fail("eval_every and checkpoint_every must be >= 0 and eval_batches >= 1.");
+    }
+}
+
+/// <summary>Linear warmup, then cosine decay from the peak to the final rate at the planned last step.</summary>
+public static class LrSchedule
+{
+    public static float At(TrainConfig c, int step, int maxSteps)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        if (step < c.WarmupSteps) return c.LearningRate * (step + 1) / c.WarmupSteps;
+        if (step >= maxSteps) return c.FinalLr;
+        double progress = (double)(step - c.WarmupSteps) / Math.Max(1, maxSteps - c.WarmupSteps);
+        double coeff = 0.5 * (1.0 + Math.Cos(Math.PI * progress));
+        return (float)(c.FinalLr + coeff * (c.LearningRate - c.FinalLr));
+    }
+}

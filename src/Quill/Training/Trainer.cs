@@ -1,0 +1,226 @@
+// The training loop: sample micro-batches, forward, backward, accumulate to the step's token budget, guard
+// against bad updates, clip, AdamW, evaluate, log metrics, checkpoint. A step's data and dropout depend only on
+// (seed, step, micro-batch), and every kernel splits its work the same way each time, so a run resumed from a
+// checkpoint continues bit for bit as if it had never stopped.
+// Glossary: B micro-batch sequences, T sequence length, V vocab.
+using System.Diagnostics;
+using Quill.Autograd;
+using Quill.Data;
+using Quill.Models;
+using Quill.Tensors;
+
+namespace Quill.Training;
+
+/// <summary>A progress report after a step or an evaluation.</summary>
+public sealed record TrainProgress(int Step, int MaxSteps, float Loss, float Lr, float GradNorm, double TokensPerSecond,
+    TimeSpan Elapsed, TimeSpan? Eta, float? ValLoss, string? Message);
+
+/// <summary>What a finished (or stopped) run reached.</summary>
+public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates);
+
+/// <summary>Options that belong to one invocation rather than to the config.</summary>
+public sealed record TrainOptions(string DataDir, string OutDir, int? MaxSteps = null, int? CheckpointEvery = null, bool Resume = false,
+    int? StopAfterSteps = null);
+
+/// <summary>Trains a language model on a prepared dataset.</summary>
+public sealed class Trainer : IDisposable
+{
+    private const int GuardWindow = 50;
+    private readonly RunConfig config;
+    private readonly TrainOptions options;
+    private readonly TokenDataset train;
+    private readonly TokenDataset? val;
+    private readonly Graph graph = new();
+    private readonly int b, t, accum, maxSteps, checkpointEvery;
+    private readonly int[] inputs, targets;
+    private readonly string tokenizerPath;
+    private TrainState state = new();
+
+    public Trainer(RunConfig config, TrainOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(options);
+        this.options = options;
+        config = config.Clone();
+        train = new TokenDataset(options.DataDir, "train");
+        try
+        {
+            var manifest = train.Manifest;
+            if (config.Preset != null) config.Model.VocabSize = manifest.VocabSize; // a preset adopts the dataset's vocabulary
+            if (manifest.VocabSize > config.Model.VocabSize)
+                throw new InvalidConfigException($"model vocab_size {config.Model.VocabSize} is smaller than the dataset's vocabulary of {manifest.VocabSize} ({options.DataDir}); raise vocab_size.");
+            config.Validate("config");
+            this.config = config;
+            b = config.Train.BatchSize;
+            t = config.Train.SeqLen > 0 ? config.Train.SeqLen : config.Model.BlockSize;
+            accum = config.Train.TokensPerStep > 0 ? config.Train.TokensPerStep / (b * t) : 1;
+            maxSteps = options.MaxSteps ?? config.Train.MaxSteps;
+            if (maxSteps < 1) throw new InvalidConfigException($"--max-steps must be at least 1 (got {maxSteps}).");
+            config.Train.MaxSteps = maxSteps; // the checkpoint records the planned length the schedule follows
+            checkpointEvery = options.CheckpointEvery ?? config.Train.CheckpointEvery;
+            if (checkpointEvery < 0) throw new InvalidConfigException($"--checkpoint-every must not be negative (got {checkpointEvery}).");
+            if (!train.CanSample(t))
+                throw new InvalidFileException($"{options.DataDir}: the training split has fewer than {t + 1} tokens in every shard; use more data or a shorter seq_len.");
+            bool hasVal = manifest.Val.Any(s => s.Tokens > 0);
+            val = hasVal ? new TokenDataset(options.DataDir, "val") : null;
+            if (val != null && !val.CanSample(t)) { val.Dispose(); val = null; }
+            inputs = new int[b * t];
+            targets = new int[b * t];
+            tokenizerPath = Path.Combine(options.DataDir, manifest.Tokenizer);
+            Model = LanguageModel.Create(config.Model, config.Train.Seed);
+            Model.Parameters.EnableGrads();
+            Optimizer = new AdamWOptimizer(Model.Parameters, config.Train);
+        }
+        catch
+        {
+            train.Dispose();
+            val?.Dispose();
+            throw;
+        }
+    }
+
+    public LanguageModel Model { get; }
+
+    public AdamWOptimizer Optimizer { get; }
+
+    /// <summary>The configuration actually used (a preset's vocab adapted to the data).</summary>
+    public RunConfig Config => config;
+
+    public int MicroBatchesPerStep => accum;
+
+    public int TokensPerStep => accum * b * t;
+
+    /// <summary>Runs from step 0 (or the checkpoint with Resume) to MaxSteps.</summary>
+    public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    {
+        string ckptDir = Path.Combine(options.OutDir, Checkpoint.FolderName);
+        Directory.CreateDirectory(options.OutDir);
+        if (options.Resume) LoadCheckpoint();
+        else if (Checkpoint.Locate(options.OutDir) != null)
+            throw new QuillException($"{options.OutDir} already holds a checkpoint; pass --resume to continue it or choose another --out.");
+        using var metrics = new MetricsLog(Path.Combine(options.OutDir, "metrics.jsonl"), state.Step);
+        var clock = Stopwatch.StartNew();
+        double startElapsed = state.ElapsedSeconds;
+        int firstStep = state.Step;
+        float lastLoss = float.NaN;
+        int stopAt = options.StopAfterSteps is int k ? Math.Min(maxSteps, firstStep + k) : maxSteps;
+        for (int step = state.Step; step < stopAt; step++)
+        {
+            if (cancel.IsCancellationRequested)
+            {
+                // Never lose work: keep what the completed steps learned, then stop.
+                if (state.Step > firstStep) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
+                cancel.ThrowIfCancellationRequested();
+            }
+            float lr = LrSchedule.At(config.Train, step, maxSteps);
+            Model.Parameters.ZeroGrads();
+            double lossSum = 0;
+            for (int micro = 0; micro < accum; micro++)
+            {
+                train.SampleBatch(new Rng(Rng.Mix(config.Train.Seed, (ulong)step, (ulong)micro)), b, t, inputs, targets, config.Model.VocabSize);
+                graph.Reset();
+                var loss = Model.Loss(graph, inputs, targets, b, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro));
+                lossSum += loss.Item();
+                graph.Backward(loss, 1f / accum);
+            }
+            graph.Reset();
+            float stepLoss = (float)(lossSum / accum);
+            float gradNorm = (float)Optimizer.GradNorm();
+            string? message = Guard(stepLoss, gradNorm);
+            if (message == null)
+            {
+                Optimizer.Step(lr, AdamWOptimizer.ClipScale(gradNorm, config.Train.GradClip));
+                Remember(state.RecentLosses, stepLoss);
+                Remember(state.RecentGradNorms, gradNorm);
+            }
+            else
+            {
+                state.SkippedUpdates++;
+            }
+            state.Step = step + 1;
+            state.OptimizerStep = Optimizer.StepCount;
+            state.TokensSeen += TokensPerStep;
+            lastLoss = stepLoss;
+            double elapsed = clock.Elapsed.TotalSeconds;
+            double tps = (state.Step - firstStep) * (double)TokensPerStep / Math.Max(1e-9, elapsed);
+            float? valLoss = null;
+            bool last = state.Step == maxSteps;
+            if (val != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
+            {
+                valLoss = Evaluate(val);
+                state.LastValLoss = valLoss;
+            }
+            state.ElapsedSeconds = startElapsed + elapsed;
+            metrics.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null);
+            TimeSpan? eta = state.Step > firstStep ? TimeSpan.FromSeconds(elapsed / (state.Step - firstStep) * (maxSteps - state.Step)) : null;
+            progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message));
+            if (last || (checkpointEvery > 0 && state.Step % checkpointEvery == 0) || state.Step == stopAt)
+                Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
+        }
+        metrics.Flush();
+        LossPlot.Write(Path.Combine(options.OutDir, "metrics.jsonl"), Path.Combine(options.OutDir, "loss.svg"));
+        return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates);
+    }
+
+    /// <summary>Mean loss over the fixed validation windows, without recording a graph.</summary>
+    public float Evaluate(TokenDataset split)
+    {
+        ArgumentNullException.ThrowIfNull(split);
+        var g = new Graph(recording: false);
+        double sum = 0;
+        var rng = new Rng(Rng.Mix(config.Train.Seed, 0xE7A1));
+        for (int i = 0; i < config.Train.EvalBatches; i++)
+        {
+            split.SampleBatch(rng, b, t, inputs, targets, config.Model.VocabSize);
+            g.Reset();
+            sum += Model.Loss(g, inputs, targets, b, t).Item();
+        }
+        return (float)(sum / config.Train.EvalBatches);
+    }
+
+    /// <summary>Null when the update may proceed, else why it is skipped.</summary>
+    private string? Guard(float loss, float gradNorm)
+    {
+        if (!float.IsFinite(loss)) return $"skipped update at step {state.Step + 1}: loss is {loss}";
+        if (!float.IsFinite(gradNorm)) return $"skipped update at step {state.Step + 1}: gradient norm is {gradNorm}";
+        if (!config.Train.SkipOutliers || state.RecentGradNorms.Count < 20) return null;
+        float medNorm = Median(state.RecentGradNorms), medLoss = Median(state.RecentLosses);
+        if (gradNorm > 20f * medNorm) return $"skipped update at step {state.Step + 1}: gradient norm {gradNorm:G4} is {gradNorm / medNorm:F0}x the recent median {medNorm:G4}";
+        if (loss > medLoss + 5f) return $"skipped update at step {state.Step + 1}: loss {loss:F3} is far above the recent median {medLoss:F3}";
+        return null;
+    }
+
+    private static float Median(List<float> xs)
+    {
+        var sorted = xs.ToArray();
+        Array.Sort(sorted);
+        return sorted[sorted.Length / 2];
+    }
+
+    private static void Remember(List<float> window, float x)
+    {
+        window.Add(x);
+        if (window.Count > GuardWindow) window.RemoveAt(0);
+    }
+
+    private void LoadCheckpoint()
+    {
+        string ckpt = Checkpoint.Locate(options.OutDir)
+            ?? throw new InvalidFileException($"--resume: no checkpoint in {Path.Combine(options.OutDir, Checkpoint.FolderName)}; start without --resume.");
+        var saved = Checkpoint.LoadConfig(ckpt);
+        saved.Train.MaxSteps = config.Train.MaxSteps; // a longer (or shorter) planned run may continue a checkpoint
+        if (saved.ToJson() != config.ToJson())
+            throw new InvalidConfigException($"--resume: the config in {ckpt} differs from this run's config; resume with the same --preset/--config (or start a new --out).");
+        Checkpoint.LoadWeights(Path.Combine(ckpt, Checkpoint.ModelFile), Model);
+        Optimizer.LoadState(Path.Combine(ckpt, Checkpoint.OptimizerFile));
+        state = Checkpoint.LoadState(ckpt);
+        Optimizer.StepCount = state.OptimizerStep;
+        if (state.Step > maxSteps) throw new InvalidConfigException($"--resume: the checkpoint is at step {state.Step}, past --max-steps {maxSteps}.");
+    }
+
+    public void Dispose()
+    {
+        train.Dispose();
+        val?.Dispose();
+    }
+}

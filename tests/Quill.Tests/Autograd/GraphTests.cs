@@ -1,0 +1,97 @@
+using Quill.Autograd;
+using Quill.Autograd.Ops;
+using Quill.Models;
+using Quill.Tensors;
+
+namespace Quill.Tests.Autograd;
+
+public class GraphTests
+{
+    private static LanguageModel Tiny(string arch) => LanguageModel.Create(new ModelConfig
+    {
+        Arch = arch, VocabSize = 11, NLayer = 2, NHead = 2, NKvHead = arch == "llama" ? 1 : 0, NEmbd = 8, BlockSize = 6, MlpHidden = 16,
+    });
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("llama")]
+    public void Inference_mode_records_nothing_and_allocates_no_gradients(string arch)
+    {
+        var model = Tiny(arch);
+        var g = new Graph(recording: false);
+        var logits = model.Forward(g, [1, 2, 3, 4], 1, 4);
+        Assert.Equal(0, g.NodeCount);
+        Assert.All(model.Parameters, p => Assert.Null(p.Grad));
+        Assert.Equal([1, 4, 11], logits.Shape);
+        Assert.Throws<InvalidOperationException>(() => g.Backward(CrossEntropyOp.Forward(g, logits, [1, 2, 3, 4])));
+    }
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("llama")]
+    public void Gradients_accumulate_across_backward_passes(string arch)
+    {
+        var model = Tiny(arch);
+        model.Parameters.EnableGrads();
+        int[] x = [1, 2, 3, 4, 5, 6], y = [2, 3, 4, 5, 6, 7];
+        var g = new Graph();
+        g.Backward(model.Loss(g, x, y, 2, 3));
+        var once = model.Parameters.Select(p => p.Grad!.Span.ToArray()).ToList();
+        g.Reset();
+        g.Backward(model.Loss(g, x, y, 2, 3));
+        for (int i = 0; i < once.Count; i++)
+        {
+            var twice = model.Parameters[i].Grad!.Span;
+            for (int j = 0; j < twice.Length; j++) Assert.Equal(2 * once[i][j], twice[j], 1e-5f + 1e-5f * Math.Abs(twice[j]));
+        }
+        Assert.Contains(once, a => a.Any(v => v != 0f));
+    }
+
+    [Fact]
+    public void Arena_reuses_storage_from_the_second_step_on()
+    {
+        var model = Tiny("gpt2");
+        model.Parameters.EnableGrads();
+        var g = new Graph();
+        int[] x = [1, 2, 3, 4, 5, 6], y = [2, 3, 4, 5, 6, 7];
+        g.Backward(model.Loss(g, x, y, 2, 3));
+        g.Reset();
+        long held = g.ArenaBytes;
+        for (int i = 0; i < 3; i++)
+        {
+            g.Backward(model.Loss(g, x, y, 2, 3));
+            g.Reset();
+        }
+        Assert.Equal(held, g.ArenaBytes);
+    }
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("llama")]
+    public void Whole_model_gradient_matches_finite_differences(string arch)
+    {
+        var model = Tiny(arch);
+        int[] x = [1, 2, 3, 4, 5, 6], y = [2, 3, 4, 5, 6, 7];
+        model.Parameters.EnableGrads();
+        var g = new Graph();
+        g.Backward(model.Loss(g, x, y, 2, 3));
+        var rng = new Rng(3);
+        foreach (var p in model.Parameters)
+        {
+            for (int k = 0; k < 3; k++)
+            {
+                int i = (int)rng.NextInt64(p.Length);
+                float orig = p.Span[i];
+                const float eps = 1e-2f;
+                p.Span[i] = orig + eps;
+                double up = model.Loss(new Graph(false), x, y, 2, 3).Item();
+                p.Span[i] = orig - eps;
+                double down = model.Loss(new Graph(false), x, y, 2, 3).Item();
+                p.Span[i] = orig;
+                double numeric = (up - down) / (2 * eps);
+                double analytic = p.Grad!.Span[i];
+                Assert.True(Math.Abs(numeric - analytic) <= 2e-3 + 5e-2 * Math.Abs(numeric), $"{p.Name}[{i}]: analytic {analytic}, numeric {numeric}");
+            }
+        }
+    }
+}

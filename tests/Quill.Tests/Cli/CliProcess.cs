@@ -1,0 +1,31 @@
+// Runs the real `quill` CLI (Quill.Cli.dll next to the tests) in a child process and captures its output.
+using System.Diagnostics;
+
+namespace Quill.Tests.Cli;
+
+internal static class CliProcess
+{
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "Quill.Cli.dll");
+
+    public static ProcessStartInfo StartInfo(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Dll);
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
+
+    public static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        using var p = Process.Start(StartInfo(args))!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(300_000))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException("quill " + string.Join(' ', args) + " did not finish");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+}

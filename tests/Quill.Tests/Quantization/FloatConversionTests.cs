@@ -1,0 +1,103 @@
+// Checks the vectorized F16 and BF16 conversions against their reference twins: every one of the 65536 half /
+// bfloat16 bit patterns to float, and a million random float bit patterns (plus edge values) back.
+using Quill.Quantization;
+
+namespace Quill.Tests.Quantization;
+
+public class FloatConversionTests
+{
+    private static readonly ushort[] AllBits = Enumerable.Range(0, 65536).Select(i => (ushort)i).ToArray();
+
+    private static float[] EdgeAndRandomFloats()
+    {
+        var rng = new Random(1234);
+        var list = new List<float>
+        {
+            0f, -0f, 1f, -1f, 65504f, 65519.99f, 65520f, 65536f, float.MaxValue, float.MinValue, float.Epsilon, -float.Epsilon,
+            float.PositiveInfinity, float.NegativeInfinity, float.NaN, 6.1035156e-05f, 6.1035153e-05f, 5.9604645e-08f, 2.9802322e-08f,
+            2.9802326e-08f, 8.940697e-08f, 1.0009765625f, 1.00048828125f, 1.00146484375f, 3.3895314e38f, 3.3961776e38f,
+        };
+        for (int i = 0; i < 1_000_000; i++) list.Add(BitConverter.UInt32BitsToSingle((uint)rng.NextInt64(0, 1L << 32)));
+        // concentrate on the half range too
+        for (int i = 0; i < 200_000; i++) list.Add((float)((rng.NextDouble() - 0.5) * Math.Pow(2, rng.Next(-30, 18))));
+        return list.ToArray();
+    }
+
+    private static void AssertSameFloats(float[] expected, float[] actual)
+    {
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (float.IsNaN(expected[i])) Assert.True(float.IsNaN(actual[i]), $"index {i}");
+            else Assert.True(BitConverter.SingleToUInt32Bits(expected[i]) == BitConverter.SingleToUInt32Bits(actual[i]), $"index {i}: {expected[i]} vs {actual[i]}");
+        }
+    }
+
+    private static void AssertSameHalves(ushort[] expected, ushort[] actual, Func<ushort, bool> isNaN)
+    {
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (isNaN(expected[i])) Assert.True(isNaN(actual[i]), $"index {i}");
+            else Assert.True(expected[i] == actual[i], $"index {i}: 0x{expected[i]:X4} vs 0x{actual[i]:X4}");
+        }
+    }
+
+    [Fact]
+    public void Fp16_to_single_matches_reference_for_all_bit_patterns()
+    {
+        // an odd length exercises the scalar tail
+        var src = AllBits.AsSpan(0, 65533);
+        var fast = new float[src.Length];
+        var reference = new float[src.Length];
+        Fp16.ToSingle(src, fast);
+        Fp16.ToSingleReference(src, reference);
+        AssertSameFloats(reference, fast);
+    }
+
+    [Fact]
+    public void Fp16_from_single_matches_reference()
+    {
+        float[] src = EdgeAndRandomFloats();
+        var fast = new ushort[src.Length];
+        var reference = new ushort[src.Length];
+        Fp16.FromSingle(src, fast);
+        Fp16.FromSingleReference(src, reference);
+        AssertSameHalves(reference, fast, h => (h & 0x7C00) == 0x7C00 && (h & 0x3FF) != 0);
+    }
+
+    [Fact]
+    public void Bf16_to_single_is_the_top_half_of_the_float()
+    {
+        var fast = new float[AllBits.Length];
+        var reference = new float[AllBits.Length];
+        Bf16.ToSingle(AllBits, fast);
+        Bf16.ToSingleReference(AllBits, reference);
+        AssertSameFloats(reference, fast);
+        for (int i = 0; i < AllBits.Length; i += 251)
+            Assert.Equal((uint)AllBits[i] << 16, BitConverter.SingleToUInt32Bits(fast[i]));
+    }
+
+    [Fact]
+    public void Bf16_from_single_rounds_to_nearest_even()
+    {
+        float[] src = EdgeAndRandomFloats();
+        var fast = new ushort[src.Length];
+        var reference = new ushort[src.Length];
+        Bf16.FromSingle(src, fast);
+        Bf16.FromSingleReference(src, reference);
+        static bool IsNaN(ushort b) => (b & 0x7F80) == 0x7F80 && (b & 0x7F) != 0;
+        AssertSameHalves(reference, fast, IsNaN);
+        // independent check: the result is one of the two neighbours and the nearer one (ties to even)
+        for (int i = 0; i < src.Length; i += 7)
+        {
+            float x = src[i];
+            if (!float.IsFinite(x)) continue;
+            uint bits = BitConverter.SingleToUInt32Bits(x);
+            uint down = bits & 0xFFFF0000;
+            double lo = BitConverter.UInt32BitsToSingle(down);
+            double hi = (down & 0x7FFFFFFF) == 0x7F7F0000 ? Math.CopySign(Math.Pow(2, 128), x) : BitConverter.UInt32BitsToSingle(down + 0x10000);
+            double dl = Math.Abs(x - lo), dh = Math.Abs(hi - x);
+            uint want = dl < dh ? down >> 16 : dh < dl ? (down + 0x10000) >> 16 : ((down >> 16) & 1) == 0 ? down >> 16 : (down + 0x10000) >> 16;
+            Assert.Equal(want, (uint)fast[i]);
+        }
+    }
+}
