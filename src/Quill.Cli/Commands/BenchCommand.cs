@@ -10,6 +10,7 @@ internal static class BenchCommand
         var bench = new Command("bench", "Measure Quill against a peer on this machine (JSON lines).");
         bench.Add(BenchTrainCommand.Create());
         bench.Add(BenchServeCommand.Create());
+        bench.Add(BenchTokenizeCommand.Create());
         return bench;
     }
 }
