@@ -4,8 +4,7 @@
 // sgemv, its faster route for them. Options: --threads LIST (default "1,N"), --quick (fewer shapes), --seconds S
 // per side (default 0.25), --path P (pin Quill's implementation: PackedAvx2, ThinScalar, ...; default Auto),
 // --peer-core C (the OpenBLAS kernel set: default SkylakeX, its AVX-512 one; "env" keeps OPENBLAS_CORETYPE),
-// --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine; calls
-// shorter than about 0.1 ms can be under-counted).
+// --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine).
 // Does not check results (the tests do).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; NN/NT/TN = transposes of A and B.
 using System.Diagnostics;
@@ -120,20 +119,26 @@ internal static class GemmBench
             $"{{\"bench\":\"{name}\",\"quill\":{bestQuill:F1},\"peer\":{bestPeer:F1},\"ratio\":{bestQuill / bestPeer:F3},\"unit\":\"GFLOP/s\"}}"));
     }
 
-    /// <summary>GFLOP/s of the fastest call over about `seconds` of repeated calls, after one warm-up call.</summary>
+    /// <summary>
+    /// GFLOP/s of the fastest sample over about `seconds` of repeated calls, after two warm-up calls. A sample times
+    /// enough back-to-back calls to last about 2 ms, so the clocks' resolution does not flatter short calls.
+    /// </summary>
     private static double Rate(Action call, double flops, double seconds, bool cpuClock)
     {
         call();
+        double once = Now(cpuClock);
+        call();
+        int batch = (int)Math.Clamp(0.002 / Math.Max(Now(cpuClock) - once, 1e-7), 1, 1000);
         double best = double.MaxValue, spent = 0;
-        int calls = 0;
-        while (spent < seconds || calls < 3)
+        int samples = 0;
+        while (spent < seconds || samples < 3)
         {
             double start = Now(cpuClock);
-            call();
+            for (int i = 0; i < batch; i++) call();
             double elapsed = Now(cpuClock) - start;
-            best = Math.Min(best, elapsed);
+            best = Math.Min(best, elapsed / batch);
             spent += elapsed;
-            calls++;
+            samples++;
         }
         return flops / best / 1e9;
     }
