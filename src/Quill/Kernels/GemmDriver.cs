@@ -40,10 +40,10 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     private const int TasksPerThread = 3;
 
     /// <summary>
-    /// Floating-point operations in one KC x NC block below which one thread does the block (about 60 us of work
+    /// Floating-point operations in one KC x NC block below which one thread does the block (about 16 us of work
     /// on one Zen 5 core): a hand-off to the thread pool costs from 2 to 20 us.
     /// </summary>
-    private const double ParallelMinFlops = 1.6e7;
+    private const double ParallelMinFlops = 4e6;
 
     /// <summary>Floats of a packed B block below which one thread packs it.</summary>
     private const long ParallelPackMinFloats = 1 << 17;
