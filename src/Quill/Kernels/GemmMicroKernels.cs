@@ -40,22 +40,22 @@ internal interface IGemmMicroKernel
 }
 
 /// <summary>A small integer known when the JIT specialises a generic kernel, so code for unused rows vanishes.</summary>
-internal interface IConstant
+internal interface IGemmConstant
 {
     static abstract int Value { get; }
 }
 
-internal readonly struct One : IConstant { public static int Value => 1; }
+internal readonly struct Const1 : IGemmConstant { public static int Value => 1; }
 
-internal readonly struct Two : IConstant { public static int Value => 2; }
+internal readonly struct Const2 : IGemmConstant { public static int Value => 2; }
 
-internal readonly struct Three : IConstant { public static int Value => 3; }
+internal readonly struct Const3 : IGemmConstant { public static int Value => 3; }
 
-internal readonly struct Four : IConstant { public static int Value => 4; }
+internal readonly struct Const4 : IGemmConstant { public static int Value => 4; }
 
-internal readonly struct Eight : IConstant { public static int Value => 8; }
+internal readonly struct Const8 : IGemmConstant { public static int Value => 8; }
 
-internal readonly struct Twelve : IConstant { public static int Value => 12; }
+internal readonly struct Const12 : IGemmConstant { public static int Value => 12; }
 
 /// <summary>
 /// 12 x 32 tile on AVX-512: 24 zmm accumulators, 2 B vectors and 1 broadcast per step, 24 FMAs per 14 loads.
@@ -70,21 +70,21 @@ internal readonly struct Avx512Kernel12x32 : IGemmMicroKernel
     public static bool IsSupported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate) =>
-        Avx512Tile<Twelve, Two>.Run(kc, a, b, c, ldc, accumulate);
+        Avx512Tile<Const12, Const2>.Run(kc, a, b, c, ldc, accumulate);
 
     public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile)
     {
         if (cols <= 16)
         {
-            if (rows <= 4) Avx512Tile<Four, One>.Run(kc, a, b, tile, 32, false);
-            else if (rows <= 8) Avx512Tile<Eight, One>.Run(kc, a, b, tile, 32, false);
-            else Avx512Tile<Twelve, One>.Run(kc, a, b, tile, 32, false);
+            if (rows <= 4) Avx512Tile<Const4, Const1>.Run(kc, a, b, tile, 32, false);
+            else if (rows <= 8) Avx512Tile<Const8, Const1>.Run(kc, a, b, tile, 32, false);
+            else Avx512Tile<Const12, Const1>.Run(kc, a, b, tile, 32, false);
         }
         else
         {
-            if (rows <= 4) Avx512Tile<Four, Two>.Run(kc, a, b, tile, 32, false);
-            else if (rows <= 8) Avx512Tile<Eight, Two>.Run(kc, a, b, tile, 32, false);
-            else Avx512Tile<Twelve, Two>.Run(kc, a, b, tile, 32, false);
+            if (rows <= 4) Avx512Tile<Const4, Const2>.Run(kc, a, b, tile, 32, false);
+            else if (rows <= 8) Avx512Tile<Const8, Const2>.Run(kc, a, b, tile, 32, false);
+            else Avx512Tile<Const12, Const2>.Run(kc, a, b, tile, 32, false);
         }
     }
 }
@@ -94,7 +94,7 @@ internal readonly struct Avx512Kernel12x32 : IGemmMicroKernel
 /// the code for the rest. Packed A advances 12 floats a step and packed B 32 whatever the instance computes. The C
 /// tile is prefetched before the loop and packed A a few steps ahead inside it.
 /// </summary>
-internal static class Avx512Tile<TRows, TVectors> where TRows : IConstant where TVectors : IConstant
+internal static class Avx512Tile<TRows, TVectors> where TRows : IGemmConstant where TVectors : IGemmConstant
 {
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate)
@@ -203,7 +203,7 @@ internal static class Avx512Tile<TRows, TVectors> where TRows : IConstant where 
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void StoreRow<TVec>(float* c, Vector512<float> v0, Vector512<float> v1, bool accumulate)
-        where TVec : IConstant
+        where TVec : IGemmConstant
     {
         if (accumulate)
         {

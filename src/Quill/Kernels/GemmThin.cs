@@ -67,15 +67,15 @@ internal static unsafe class GemmThin
         if (n <= 0 || !Gemm.PrepareC(c, x.Ldc, x.M, n, x.K, x.Alpha, x.Beta, out bool accumulate)) return;
         switch (x.M)
         {
-            case 1: Columns<One>(x, a, j0, j1, c, accumulate, isa); break;
-            case 2: Columns<Two>(x, a, j0, j1, c, accumulate, isa); break;
-            case 3: Columns<Three>(x, a, j0, j1, c, accumulate, isa); break;
-            default: Columns<Four>(x, a, j0, j1, c, accumulate, isa); break;
+            case 1: Columns<Const1>(x, a, j0, j1, c, accumulate, isa); break;
+            case 2: Columns<Const2>(x, a, j0, j1, c, accumulate, isa); break;
+            case 3: Columns<Const3>(x, a, j0, j1, c, accumulate, isa); break;
+            default: Columns<Const4>(x, a, j0, j1, c, accumulate, isa); break;
         }
     }
 
     private static void Columns<TRows>(Operands x, float* a, int j0, int j1, float* c, bool accumulate, GemmIsa isa)
-        where TRows : IConstant
+        where TRows : IGemmConstant
     {
         if (x.TransB) Dots<TRows>(a, x.K, x.B + j0 * x.Ldb, x.Ldb, j1 - j0, c, x.Ldc, accumulate, isa);
         else RowUpdates<TRows>(a, x.K, x.B + j0, x.Ldb, j1 - j0, c, x.Ldc, accumulate, isa);
@@ -87,7 +87,7 @@ internal static unsafe class GemmThin
     /// </summary>
     private static void Dots<TRows>(
         float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
-        where TRows : IConstant
+        where TRows : IGemmConstant
     {
         int r = TRows.Value;
         int kv = isa == GemmIsa.Avx512 ? k & ~15 : isa == GemmIsa.Avx2 ? k & ~7 : 0;
@@ -122,7 +122,7 @@ internal static unsafe class GemmThin
 
     /// <summary>sums[i * 4 + q] = dot(a[i, 0:kv], B[q, 0:kv]) for rows i &lt; R and four B rows q.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotBlock4<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IConstant
+    private static void DotBlock4<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IGemmConstant
     {
         Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
@@ -163,7 +163,7 @@ internal static unsafe class GemmThin
 
     /// <summary>DotBlock4 on AVX-512: kv is a multiple of 16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotBlock4Wide<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IConstant
+    private static void DotBlock4Wide<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IGemmConstant
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector512<float> s10 = default, s11 = default, s12 = default, s13 = default;
@@ -208,7 +208,7 @@ internal static unsafe class GemmThin
     /// </summary>
     private static void RowUpdates<TRows>(
         float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
-        where TRows : IConstant
+        where TRows : IGemmConstant
     {
         int r = TRows.Value;
         int j = 0;
@@ -228,7 +228,7 @@ internal static unsafe class GemmThin
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowBlock32<TRows>(float* a, int k, float* b, nint ldb, float* c, nint ldc, bool accumulate)
-        where TRows : IConstant
+        where TRows : IGemmConstant
     {
         Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
