@@ -3,7 +3,8 @@
 // figure (GFLOP/s, higher is better; ratio = quill / peer). One-row products are measured against OpenBLAS's
 // sgemv, its faster route for them. Options: --threads LIST (default "1,N"), --quick (fewer shapes), --seconds S
 // per side (default 0.25), --path P (pin Quill's implementation: PackedAvx2, ThinScalar, ...; default Auto),
-// --peer-core C (the OpenBLAS kernel set: default SkylakeX, its AVX-512 one; "env" keeps OPENBLAS_CORETYPE).
+// --peer-core C (the OpenBLAS kernel set: default SkylakeX, its AVX-512 one; "env" keeps OPENBLAS_CORETYPE),
+// --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine).
 // Does not check results (the tests do).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; NN/NT/TN = transposes of A and B.
 using System.Diagnostics;
@@ -52,6 +53,7 @@ internal static class GemmBench
         bool quick = false;
         var path = GemmPath.Auto;
         string peerCore = "SkylakeX";
+        bool cpuClock = false;
         int[] threadCounts = KernelThreads.Count > 1 ? [1, KernelThreads.Count] : [1];
         for (int i = 0; i < args.Length; i++)
         {
@@ -62,10 +64,16 @@ internal static class GemmBench
                 case "--threads": threadCounts = args[++i].Split(',').Select(int.Parse).ToArray(); break;
                 case "--path": path = Enum.Parse<GemmPath>(args[++i]); break;
                 case "--peer-core": peerCore = args[++i]; break;
+                case "--clock": cpuClock = args[++i] == "cpu"; break;
                 default:
-                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C)");
+                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C, --clock cpu)");
                     return 2;
             }
+        }
+        if (cpuClock && threadCounts.Any(t => t != 1))
+        {
+            Console.Error.WriteLine("gemm: --clock cpu times one thread only; add --threads 1");
+            return 2;
         }
         if (peerCore != "env") OpenBlas.UseCore(peerCore);
         peerCore = OpenBlas.Core;
@@ -76,13 +84,13 @@ internal static class GemmBench
             foreach (Shape shape in quick ? Quick : Full)
             {
                 bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
-                if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) Measure(shape, threads, seconds, path, peerCore);
+                if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) Measure(shape, threads, seconds, path, peerCore, cpuClock);
             }
         }
         return 0;
     }
 
-    private static void Measure(Shape s, int threads, double seconds, GemmPath path, string peerCore)
+    private static void Measure(Shape s, int threads, double seconds, GemmPath path, string peerCore, bool cpuClock)
     {
         var random = new Random(42);
         float[] a = Fill(random, s.M * s.K), b = Fill(random, s.K * s.N), c = new float[s.M * s.N];
@@ -100,34 +108,44 @@ internal static class GemmBench
         for (int round = 0; round < 3; round++)
         {
             Thread.Sleep(Pause);
-            bestQuill = Math.Max(bestQuill, Rate(quill, flops, seconds / 3));
+            bestQuill = Math.Max(bestQuill, Rate(quill, flops, seconds / 3, cpuClock));
             Thread.Sleep(Pause);
-            bestPeer = Math.Max(bestPeer, Rate(peer, flops, seconds / 3));
+            bestPeer = Math.Max(bestPeer, Rate(peer, flops, seconds / 3, cpuClock));
         }
         string layout = (s.TransA ? "T" : "N") + (s.TransB ? "T" : "N");
         string name = $"sgemm {s.Name} {s.M}x{s.N}x{s.K} {layout} threads={threads}"
-            + (path == GemmPath.Auto ? "" : $" path={path}") + $" (peer: OpenBLAS {(gemv ? "sgemv" : "sgemm")}, {peerCore} kernels)";
+            + (path == GemmPath.Auto ? "" : $" path={path}") + (cpuClock ? " clock=cpu" : "") + $" (peer: OpenBLAS {(gemv ? "sgemv" : "sgemm")}, {peerCore} kernels)";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{{\"bench\":\"{name}\",\"quill\":{bestQuill:F1},\"peer\":{bestPeer:F1},\"ratio\":{bestQuill / bestPeer:F3},\"unit\":\"GFLOP/s\"}}"));
     }
 
-    /// <summary>GFLOP/s of the fastest call over about `seconds` of repeated calls, after one warm-up call.</summary>
-    private static double Rate(Action call, double flops, double seconds)
+    /// <summary>
+    /// GFLOP/s of the fastest sample over about `seconds` of repeated calls, after two warm-up calls. A sample times
+    /// enough back-to-back calls to last about 2 ms, so the clocks' resolution does not flatter short calls.
+    /// </summary>
+    private static double Rate(Action call, double flops, double seconds, bool cpuClock)
     {
         call();
+        double once = Now(cpuClock);
+        call();
+        int batch = (int)Math.Clamp(0.002 / Math.Max(Now(cpuClock) - once, 1e-7), 1, 1000);
         double best = double.MaxValue, spent = 0;
-        int calls = 0;
-        while (spent < seconds || calls < 3)
+        int samples = 0;
+        while (spent < seconds || samples < 3)
         {
-            long start = Stopwatch.GetTimestamp();
-            call();
-            double elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            best = Math.Min(best, elapsed);
+            double start = Now(cpuClock);
+            for (int i = 0; i < batch; i++) call();
+            double elapsed = Now(cpuClock) - start;
+            best = Math.Min(best, elapsed / batch);
             spent += elapsed;
-            calls++;
+            samples++;
         }
         return flops / best / 1e9;
     }
+
+    /// <summary>Seconds on the wall clock, or of this thread's CPU time.</summary>
+    private static double Now(bool cpuClock) =>
+        cpuClock ? OpenBlas.ThreadCpuSeconds() : Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
 
     private static float[] Fill(Random random, int count)
     {

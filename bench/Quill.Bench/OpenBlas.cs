@@ -2,7 +2,7 @@
 // system's libopenblas (Debian's libopenblas0), bound through P/Invoke. UseCore picks OpenBLAS's kernel set: on
 // this Zen 5 its own detection gives AVX-512 (Cooperlake), but the machine's environment pins OPENBLAS_CORETYPE to
 // Haswell (AVX2, about half as fast), so the benchmark sets SkylakeX to measure the best this build has.
-// Does not locate other BLAS builds.
+// Also the thread CPU clock the benchmark can time by. Does not locate other BLAS builds.
 using System.Runtime.InteropServices;
 
 namespace Quill.Bench;
@@ -40,6 +40,23 @@ internal static unsafe partial class OpenBlas
 
     [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint GetEnv(string name);
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec time);
+
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary>CPU time of the calling thread in seconds (Linux CLOCK_THREAD_CPUTIME_ID).</summary>
+    public static double ThreadCpuSeconds()
+    {
+        const int ThreadCpuTimeClock = 3;
+        ClockGetTime(ThreadCpuTimeClock, out TimeSpec time);
+        return time.Seconds + time.Nanoseconds * 1e-9;
+    }
 
     public static void Threads(int threads) => SetNumThreads(threads);
 
