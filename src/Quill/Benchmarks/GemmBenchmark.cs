@@ -1,5 +1,6 @@
-// `Quill.Bench gemm`: Quill's SGEMM against OpenBLAS in the same process, on square shapes and the shapes a
-// GPT-2-small training step and a decode step run, at 1 thread and at all threads. Prints one JSON line per
+// `quill bench gemm`: Quill's SGEMM against OpenBLAS in the same process, on square shapes, the shapes a gpt-mini
+// training step runs (forward, input gradient and weight gradient of every projection and the lm head), a GPT-2-small
+// layer and decode steps, at 1 thread and at all threads. Prints one JSON line per
 // figure (GFLOP/s, higher is better; ratio = quill / peer). One-row products are measured against OpenBLAS's
 // sgemv, its faster route for them. Options: --threads LIST (default "1,N"), --quick (fewer shapes), --seconds S
 // per side (default 0.25), --path P (pin Quill's implementation: PackedAvx2, ThinScalar, ...; default Auto),
@@ -11,20 +12,41 @@ using System.Diagnostics;
 using System.Globalization;
 using Quill.Kernels;
 
-namespace Quill.Bench;
+namespace Quill.Benchmarks;
 
-internal static class GemmBench
+/// <summary>SGEMM GFLOP/s against OpenBLAS.</summary>
+public static class GemmBenchmark
 {
     private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(200);
 
     private readonly record struct Shape(string Name, int M, int N, int K, bool TransA, bool TransB);
 
+    // gpt-mini training step (B*T = 8*256 = 2048 rows, C = 384, MLP 1536, vocab 50304): Y = X W^T (NT),
+    // dX = dY W (NN), dW = dY^T X (TN).
+    private static readonly Shape[] GptMini =
+    [
+        new("gpt-mini qkv forward", 2048, 1152, 384, false, true),
+        new("gpt-mini qkv input grad", 2048, 384, 1152, false, false),
+        new("gpt-mini qkv weight grad", 1152, 384, 2048, true, false),
+        new("gpt-mini proj forward", 2048, 384, 384, false, true),
+        new("gpt-mini proj weight grad", 384, 384, 2048, true, false),
+        new("gpt-mini fc forward", 2048, 1536, 384, false, true),
+        new("gpt-mini fc input grad", 2048, 384, 1536, false, false),
+        new("gpt-mini fc weight grad", 1536, 384, 2048, true, false),
+        new("gpt-mini fc2 forward", 2048, 384, 1536, false, true),
+        new("gpt-mini fc2 input grad", 2048, 1536, 384, false, false),
+        new("gpt-mini fc2 weight grad", 384, 1536, 2048, true, false),
+        new("gpt-mini lm head forward", 2048, 50304, 384, false, true),
+        new("gpt-mini lm head input grad", 2048, 384, 50304, false, false),
+        new("gpt-mini lm head weight grad", 50304, 384, 2048, true, false),
+    ];
+
     private static readonly Shape[] Quick =
     [
-        new("square", 512, 512, 512, false, false),
         new("square", 1024, 1024, 1024, false, false),
-        new("gpt2 fc forward", 1024, 3072, 768, false, true),
-        new("gpt2 fc weight grad", 3072, 768, 1024, true, false),
+        new("gpt-mini fc forward", 2048, 1536, 384, false, true),
+        new("gpt-mini fc input grad", 2048, 384, 1536, false, false),
+        new("gpt-mini fc weight grad", 1536, 384, 2048, true, false),
         new("decode fc", 1, 3072, 768, false, true),
     ];
 
@@ -47,8 +69,11 @@ internal static class GemmBench
         new("decode fc", 1, 768, 3072, false, true),
     ];
 
-    public static int Run(string[] args)
+    /// <summary>Runs the benchmark with command-line style options; writes one JSON line per figure to output.</summary>
+    public static int Run(string[] args, TextWriter output)
     {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
         double seconds = 0.25;
         bool quick = false;
         var path = GemmPath.Auto;
@@ -75,28 +100,30 @@ internal static class GemmBench
             Console.Error.WriteLine("gemm: --clock cpu times one thread only; add --threads 1");
             return 2;
         }
-        if (peerCore != "env") OpenBlas.UseCore(peerCore);
-        peerCore = OpenBlas.Core;
+        bool peerAvailable = OpenBlas.IsAvailable;
+        if (!peerAvailable) Console.Error.WriteLine("gemm: libopenblas.so.0 not found (apt-get install libopenblas0); reporting Quill alone");
+        else if (peerCore != "env") OpenBlas.UseCore(peerCore);
+        peerCore = peerAvailable ? OpenBlas.Core : "none";
         int maxThreads = KernelThreads.Count;
         foreach (int threads in threadCounts)
         {
             KernelThreads.Count = Math.Max(maxThreads, threads);
-            foreach (Shape shape in quick ? Quick : Full)
+            foreach (Shape shape in quick ? Quick : [.. GptMini, .. Full])
             {
                 bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
-                if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) Measure(shape, threads, seconds, path, peerCore, cpuClock);
+                if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) output.WriteLine(Measure(shape, threads, seconds, path, peerCore, cpuClock, peerAvailable));
             }
         }
         return 0;
     }
 
-    private static void Measure(Shape s, int threads, double seconds, GemmPath path, string peerCore, bool cpuClock)
+    private static string Measure(Shape s, int threads, double seconds, GemmPath path, string peerCore, bool cpuClock, bool peerAvailable)
     {
         var random = new Random(42);
         float[] a = Fill(random, s.M * s.K), b = Fill(random, s.K * s.N), c = new float[s.M * s.N];
         int lda = s.TransA ? s.M : s.K, ldb = s.TransB ? s.K : s.N;
         bool gemv = s.M == 1 && s.TransB && !s.TransA;
-        OpenBlas.Threads(threads);
+        if (peerAvailable) OpenBlas.Threads(threads);
         Action quill = () => Gemm.Run(path, s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, lda, b, ldb, 0f, c, s.N, threads);
         Action peer = gemv
             ? () => OpenBlas.Sgemv(s.N, s.K, b, a, c)
@@ -109,14 +136,18 @@ internal static class GemmBench
         {
             Thread.Sleep(Pause);
             bestQuill = Math.Max(bestQuill, Rate(quill, flops, seconds / 3, cpuClock));
+            if (!peerAvailable) continue;
             Thread.Sleep(Pause);
             bestPeer = Math.Max(bestPeer, Rate(peer, flops, seconds / 3, cpuClock));
         }
         string layout = (s.TransA ? "T" : "N") + (s.TransB ? "T" : "N");
         string name = $"sgemm {s.Name} {s.M}x{s.N}x{s.K} {layout} threads={threads}"
             + (path == GemmPath.Auto ? "" : $" path={path}") + (cpuClock ? " clock=cpu" : "") + $" (peer: OpenBLAS {(gemv ? "sgemv" : "sgemm")}, {peerCore} kernels)";
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"bench\":\"{name}\",\"quill\":{bestQuill:F1},\"peer\":{bestPeer:F1},\"ratio\":{bestQuill / bestPeer:F3},\"unit\":\"GFLOP/s\"}}"));
+        return new BenchResult("gemm", bestQuill, "GFLOP/s", peerAvailable ? bestPeer : null, new Dictionary<string, object>
+        {
+            ["shape"] = name,
+            ["threads"] = threads,
+        }).ToJson();
     }
 
     /// <summary>

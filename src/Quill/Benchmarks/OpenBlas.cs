@@ -5,13 +5,16 @@
 // Also the thread CPU clock the benchmark can time by. Does not locate other BLAS builds.
 using System.Runtime.InteropServices;
 
-namespace Quill.Bench;
+namespace Quill.Benchmarks;
 
 /// <summary>Row-major single-precision GEMM and GEMV from the system OpenBLAS.</summary>
 internal static unsafe partial class OpenBlas
 {
     private const string Library = "libopenblas.so.0";
     private const int RowMajor = 101, NoTrans = 111, Trans = 112;
+
+    /// <summary>True when the system's libopenblas can be loaded.</summary>
+    public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Library, out _);
 
     [LibraryImport(Library, EntryPoint = "openblas_set_num_threads")]
     private static partial void SetNumThreads(int threads);
