@@ -15,4 +15,5 @@ root.Add(TokenizerCommand.Create());
 root.Add(DataCommand.Create());
 root.Add(GenerateCommand.Create());
 root.Add(ChatCommand.Create());
+root.Add(ServeCommand.Create());
 return CliRunner.Run(root, args);

@@ -8,7 +8,10 @@ internal static class BenchCommand
     public static Command Create()
     {
         var bench = new Command("bench", "Measure Quill against a peer on this machine (JSON lines).");
+        bench.Add(BenchGemmCommand.Create());
         bench.Add(BenchTrainCommand.Create());
+        bench.Add(BenchServeCommand.Create());
+        bench.Add(BenchTokenizeCommand.Create());
         bench.Add(BenchDecodeCommand.Create());
         return bench;
     }

@@ -49,7 +49,7 @@ public static class BenchTokenizeCommand
             }
             foreach (int v in r.GetValue(trainVocab) ?? [])
             {
-                double quill = TokenizeBenchmark.MeasureTraining([path], v, n);
+                double quill = TokenizeBenchmark.MeasureTraining([path], v, n, repeats: 2);
                 if (!cmp)
                 {
                     Console.WriteLine(FormattableString.Invariant($"{{\"bench\": \"tokenizer train\", \"vocab\": {v}, \"threads\": {n}, \"seconds\": {quill:F2}}}"));

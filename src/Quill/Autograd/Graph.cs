@@ -74,6 +74,36 @@ public sealed class Graph
         return t.Grad ??= arena.Rent(t.Shape, zero: true);
     }
 
+    /// <summary>
+    /// The gradient buffer of t for an op that writes it whole: the existing gradient (fresh = false: add to it), or
+    /// new storage with undefined contents (fresh = true: overwrite it), which saves zeroing and reading it.
+    /// </summary>
+    public Tensor GradForWrite(Tensor t, out bool fresh)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        fresh = t.Grad == null;
+        return t.Grad ??= arena.Rent(t.Shape, zero: false);
+    }
+
+    /// <summary>
+    /// Adds dy to the gradient of input. When the caller knows dy is complete and read by no one afterwards (the
+    /// gradient of an op's output, inside that op's backward), an input without a gradient yet takes over dy's
+    /// storage instead of a zeroed copy (canAlias).
+    /// </summary>
+    public void AccumulateGrad(Tensor input, Tensor dy, bool canAlias)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(dy);
+        if (input.Grad == null && canAlias)
+        {
+            input.Grad = dy;
+            return;
+        }
+        var dx = GradForWrite(input, out bool fresh);
+        if (fresh) dy.Span.CopyTo(dx.Span);
+        else Kernels.Elementwise.AddInPlace(dx.Span, dy.Span);
+    }
+
     /// <summary>Runs backward from a scalar loss: d(loss)/d(loss) = seed (1 by default; 1/k when accumulating k micro-batches).</summary>
     public void Backward(Tensor loss, float seed = 1f)
     {

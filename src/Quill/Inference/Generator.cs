@@ -122,8 +122,7 @@ public sealed class Generator
         engine.Forward(cache, promptIds.ToArray(), logits);
         double prefill = sw.Elapsed.TotalSeconds;
         sw.Restart();
-        var text = new StreamingDecoder(tokenizer);
-        text.Push(promptIds[^1]); // context for the first generated token (its text is the prompt's, not shown)
+        var text = new TokenTextDecoder(tokenizer, promptIds[^1]);
         var pending = new System.Text.StringBuilder();
         int generated = 0;
         string finish = "length";

@@ -7,6 +7,7 @@
 // Glossary: MC, KC, NC = block sizes in m, k, n; MR x NR = kernel tile; ic, pc, jc = block origins; ir, jr = tile
 // origins inside a block.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Quill.Kernels;
 
@@ -39,10 +40,10 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     private const int TasksPerThread = 3;
 
     /// <summary>
-    /// Floating-point operations in one KC x NC block below which one thread does the block (about 60 us of work
+    /// Floating-point operations in one KC x NC block below which one thread does the block (about 16 us of work
     /// on one Zen 5 core): a hand-off to the thread pool costs from 2 to 20 us.
     /// </summary>
-    private const double ParallelMinFlops = 1.6e7;
+    private const double ParallelMinFlops = 4e6;
 
     /// <summary>Floats of a packed B block below which one thread packs it.</summary>
     private const long ParallelPackMinFloats = 1 << 17;
@@ -136,6 +137,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         /// previous task already did) and runs every tile of the slice.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [SkipLocalsInit]
         private void RunTask(int t, float* packedA, ref int packedRow)
         {
             int mr = TKernel.MR, nr = TKernel.NR;
@@ -165,23 +167,28 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
                     }
                     else
                     {
-                        TKernel.Run(kc, aPanel, bPanel, tile, nr, false);
+                        TKernel.RunPartial(tileRows, cols, kc, aPanel, bPanel, tile);
                         MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add);
                     }
                 }
             }
         }
 
+        /// <summary>Stores or adds rows x cols of the scratch tile (row stride nr) into C.</summary>
         private static void MergeTile(float* tile, int nr, float* c, nint ldc, int rows, int cols, bool add)
         {
             for (int i = 0; i < rows; i++)
             {
                 float* from = tile + i * nr;
                 float* to = c + i * ldc;
-                if (add)
-                    for (int j = 0; j < cols; j++) to[j] += from[j];
-                else
-                    for (int j = 0; j < cols; j++) to[j] = from[j];
+                int j = 0;
+                for (; j + 4 <= cols; j += 4)
+                {
+                    Vector128<float> v = Vector128.Load(from + j);
+                    if (add) v += Vector128.Load(to + j);
+                    v.Store(to + j);
+                }
+                for (; j < cols; j++) to[j] = add ? to[j] + from[j] : from[j];
             }
         }
     }

@@ -1,8 +1,9 @@
 // The register-blocked inner kernels of the packed SGEMM: each computes one MR x NR tile of C from an MR-row
 // panel of packed A and an NR-column panel of packed B, over kc steps of k, holding the whole tile in registers.
-// Handles: Vector512 (AVX-512: 12 x 32 tile, 24 accumulators), Vector256 (AVX2/FMA: 6 x 16 tile, 12
-// accumulators) and a portable scalar 4 x 4 tile. Always full tiles: the driver routes ragged edges through a
-// scratch tile. Does not handle packing, blocking, threading, alpha or beta (see GemmPacking.cs, GemmDriver.cs).
+// Handles: Vector512 (AVX-512: 12 x 32 tile, 24 accumulators, narrower instances for ragged tiles), Vector256
+// (AVX2/FMA: 6 x 16 tile, 12 accumulators) and a portable scalar 4 x 4 tile. Ragged tiles are written to a scratch
+// tile that the driver merges into C. Does not handle packing, blocking, threading, alpha or beta (see
+// GemmPacking.cs, GemmDriver.cs).
 // Glossary: MR, NR = tile rows and columns; kc = depth of one packed block; ldc = row stride of C.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -30,11 +31,35 @@ internal interface IGemmMicroKernel
 
     /// <summary>C[MR, NR] (row stride ldc) = or += packedA[kc, MR]^T · packedB[kc, NR].</summary>
     static abstract unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate);
+
+    /// <summary>
+    /// A ragged tile: writes at least the first rows x cols of the product into tile (row stride NR), possibly
+    /// skipping work on the padding; the rest of tile is left undefined.
+    /// </summary>
+    static abstract unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile);
 }
 
+/// <summary>A small integer known when the JIT specialises a generic kernel, so code for unused rows vanishes.</summary>
+internal interface IGemmConstant
+{
+    static abstract int Value { get; }
+}
+
+internal readonly struct Const1 : IGemmConstant { public static int Value => 1; }
+
+internal readonly struct Const2 : IGemmConstant { public static int Value => 2; }
+
+internal readonly struct Const3 : IGemmConstant { public static int Value => 3; }
+
+internal readonly struct Const4 : IGemmConstant { public static int Value => 4; }
+
+internal readonly struct Const8 : IGemmConstant { public static int Value => 8; }
+
+internal readonly struct Const12 : IGemmConstant { public static int Value => 12; }
+
 /// <summary>
-/// 12 x 32 tile on AVX-512: 24 zmm accumulators, 2 B vectors and 1 broadcast per step, 24 FMAs per 14 loads. The
-/// C tile is prefetched before the loop and packed A a few steps ahead inside it.
+/// 12 x 32 tile on AVX-512: 24 zmm accumulators, 2 B vectors and 1 broadcast per step, 24 FMAs per 14 loads.
+/// Ragged tiles run a narrower instance of the same loop (4, 8 or 12 rows; 16 or 32 columns).
 /// </summary>
 internal readonly struct Avx512Kernel12x32 : IGemmMicroKernel
 {
@@ -44,6 +69,33 @@ internal readonly struct Avx512Kernel12x32 : IGemmMicroKernel
 
     public static bool IsSupported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
+    public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate) =>
+        Avx512Tile<Const12, Const2>.Run(kc, a, b, c, ldc, accumulate);
+
+    public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile)
+    {
+        if (cols <= 16)
+        {
+            if (rows <= 4) Avx512Tile<Const4, Const1>.Run(kc, a, b, tile, 32, false);
+            else if (rows <= 8) Avx512Tile<Const8, Const1>.Run(kc, a, b, tile, 32, false);
+            else Avx512Tile<Const12, Const1>.Run(kc, a, b, tile, 32, false);
+        }
+        else
+        {
+            if (rows <= 4) Avx512Tile<Const4, Const2>.Run(kc, a, b, tile, 32, false);
+            else if (rows <= 8) Avx512Tile<Const8, Const2>.Run(kc, a, b, tile, 32, false);
+            else Avx512Tile<Const12, Const2>.Run(kc, a, b, tile, 32, false);
+        }
+    }
+}
+
+/// <summary>
+/// The AVX-512 tile loop for the first TRows rows (of 12) and TVectors vectors of 16 columns (of 2): the JIT drops
+/// the code for the rest. Packed A advances 12 floats a step and packed B 32 whatever the instance computes. The C
+/// tile is prefetched before the loop and packed A a few steps ahead inside it.
+/// </summary>
+internal static class Avx512Tile<TRows, TVectors> where TRows : IGemmConstant where TVectors : IGemmConstant
+{
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate)
     {
@@ -53,79 +105,113 @@ internal readonly struct Avx512Kernel12x32 : IGemmMicroKernel
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
         Vector512<float> c80 = default, c81 = default, c90 = default, c91 = default;
         Vector512<float> ca0 = default, ca1 = default, cb0 = default, cb1 = default;
-        for (int i = 0; i < 12; i++)
+        for (int i = 0; i < TRows.Value; i++)
         {
             Sse.Prefetch0(c + i * ldc);
-            Sse.Prefetch0(c + i * ldc + 31);
+            Sse.Prefetch0(c + i * ldc + 16 * TVectors.Value - 1);
         }
         for (int p = 0; p < kc; p++)
         {
             Vector512<float> b0 = Vector512.Load(b);
-            Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> b1 = TVectors.Value > 1 ? Vector512.Load(b + 16) : default;
             Sse.Prefetch0(a + 96); // packed A streams from L2: ask for it 8 steps ahead (about 2% on Zen 5)
             Vector512<float> x = Vector512.Create(a[0]);
             c00 = Avx512F.FusedMultiplyAdd(x, b0, c00);
-            c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a[1]);
-            c10 = Avx512F.FusedMultiplyAdd(x, b0, c10);
-            c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a[2]);
-            c20 = Avx512F.FusedMultiplyAdd(x, b0, c20);
-            c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a[3]);
-            c30 = Avx512F.FusedMultiplyAdd(x, b0, c30);
-            c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a[4]);
-            c40 = Avx512F.FusedMultiplyAdd(x, b0, c40);
-            c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a[5]);
-            c50 = Avx512F.FusedMultiplyAdd(x, b0, c50);
-            c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
-            x = Vector512.Create(a[6]);
-            c60 = Avx512F.FusedMultiplyAdd(x, b0, c60);
-            c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
-            x = Vector512.Create(a[7]);
-            c70 = Avx512F.FusedMultiplyAdd(x, b0, c70);
-            c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
-            x = Vector512.Create(a[8]);
-            c80 = Avx512F.FusedMultiplyAdd(x, b0, c80);
-            c81 = Avx512F.FusedMultiplyAdd(x, b1, c81);
-            x = Vector512.Create(a[9]);
-            c90 = Avx512F.FusedMultiplyAdd(x, b0, c90);
-            c91 = Avx512F.FusedMultiplyAdd(x, b1, c91);
-            x = Vector512.Create(a[10]);
-            ca0 = Avx512F.FusedMultiplyAdd(x, b0, ca0);
-            ca1 = Avx512F.FusedMultiplyAdd(x, b1, ca1);
-            x = Vector512.Create(a[11]);
-            cb0 = Avx512F.FusedMultiplyAdd(x, b0, cb0);
-            cb1 = Avx512F.FusedMultiplyAdd(x, b1, cb1);
+            if (TVectors.Value > 1) c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            if (TRows.Value > 1)
+            {
+                x = Vector512.Create(a[1]);
+                c10 = Avx512F.FusedMultiplyAdd(x, b0, c10);
+                if (TVectors.Value > 1) c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            }
+            if (TRows.Value > 2)
+            {
+                x = Vector512.Create(a[2]);
+                c20 = Avx512F.FusedMultiplyAdd(x, b0, c20);
+                if (TVectors.Value > 1) c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            }
+            if (TRows.Value > 3)
+            {
+                x = Vector512.Create(a[3]);
+                c30 = Avx512F.FusedMultiplyAdd(x, b0, c30);
+                if (TVectors.Value > 1) c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            }
+            if (TRows.Value > 4)
+            {
+                x = Vector512.Create(a[4]);
+                c40 = Avx512F.FusedMultiplyAdd(x, b0, c40);
+                if (TVectors.Value > 1) c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            }
+            if (TRows.Value > 5)
+            {
+                x = Vector512.Create(a[5]);
+                c50 = Avx512F.FusedMultiplyAdd(x, b0, c50);
+                if (TVectors.Value > 1) c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            }
+            if (TRows.Value > 6)
+            {
+                x = Vector512.Create(a[6]);
+                c60 = Avx512F.FusedMultiplyAdd(x, b0, c60);
+                if (TVectors.Value > 1) c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            }
+            if (TRows.Value > 7)
+            {
+                x = Vector512.Create(a[7]);
+                c70 = Avx512F.FusedMultiplyAdd(x, b0, c70);
+                if (TVectors.Value > 1) c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+            }
+            if (TRows.Value > 8)
+            {
+                x = Vector512.Create(a[8]);
+                c80 = Avx512F.FusedMultiplyAdd(x, b0, c80);
+                if (TVectors.Value > 1) c81 = Avx512F.FusedMultiplyAdd(x, b1, c81);
+            }
+            if (TRows.Value > 9)
+            {
+                x = Vector512.Create(a[9]);
+                c90 = Avx512F.FusedMultiplyAdd(x, b0, c90);
+                if (TVectors.Value > 1) c91 = Avx512F.FusedMultiplyAdd(x, b1, c91);
+            }
+            if (TRows.Value > 10)
+            {
+                x = Vector512.Create(a[10]);
+                ca0 = Avx512F.FusedMultiplyAdd(x, b0, ca0);
+                if (TVectors.Value > 1) ca1 = Avx512F.FusedMultiplyAdd(x, b1, ca1);
+            }
+            if (TRows.Value > 11)
+            {
+                x = Vector512.Create(a[11]);
+                cb0 = Avx512F.FusedMultiplyAdd(x, b0, cb0);
+                if (TVectors.Value > 1) cb1 = Avx512F.FusedMultiplyAdd(x, b1, cb1);
+            }
             a += 12;
             b += 32;
         }
-        StoreRow(c, c00, c01, accumulate);
-        StoreRow(c + ldc, c10, c11, accumulate);
-        StoreRow(c + 2 * ldc, c20, c21, accumulate);
-        StoreRow(c + 3 * ldc, c30, c31, accumulate);
-        StoreRow(c + 4 * ldc, c40, c41, accumulate);
-        StoreRow(c + 5 * ldc, c50, c51, accumulate);
-        StoreRow(c + 6 * ldc, c60, c61, accumulate);
-        StoreRow(c + 7 * ldc, c70, c71, accumulate);
-        StoreRow(c + 8 * ldc, c80, c81, accumulate);
-        StoreRow(c + 9 * ldc, c90, c91, accumulate);
-        StoreRow(c + 10 * ldc, ca0, ca1, accumulate);
-        StoreRow(c + 11 * ldc, cb0, cb1, accumulate);
+        StoreRow<TVectors>(c, c00, c01, accumulate);
+        if (TRows.Value > 1) StoreRow<TVectors>(c + ldc, c10, c11, accumulate);
+        if (TRows.Value > 2) StoreRow<TVectors>(c + 2 * ldc, c20, c21, accumulate);
+        if (TRows.Value > 3) StoreRow<TVectors>(c + 3 * ldc, c30, c31, accumulate);
+        if (TRows.Value > 4) StoreRow<TVectors>(c + 4 * ldc, c40, c41, accumulate);
+        if (TRows.Value > 5) StoreRow<TVectors>(c + 5 * ldc, c50, c51, accumulate);
+        if (TRows.Value > 6) StoreRow<TVectors>(c + 6 * ldc, c60, c61, accumulate);
+        if (TRows.Value > 7) StoreRow<TVectors>(c + 7 * ldc, c70, c71, accumulate);
+        if (TRows.Value > 8) StoreRow<TVectors>(c + 8 * ldc, c80, c81, accumulate);
+        if (TRows.Value > 9) StoreRow<TVectors>(c + 9 * ldc, c90, c91, accumulate);
+        if (TRows.Value > 10) StoreRow<TVectors>(c + 10 * ldc, ca0, ca1, accumulate);
+        if (TRows.Value > 11) StoreRow<TVectors>(c + 11 * ldc, cb0, cb1, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void StoreRow(float* c, Vector512<float> v0, Vector512<float> v1, bool accumulate)
+    private static unsafe void StoreRow<TVec>(float* c, Vector512<float> v0, Vector512<float> v1, bool accumulate)
+        where TVec : IGemmConstant
     {
         if (accumulate)
         {
             v0 += Vector512.Load(c);
-            v1 += Vector512.Load(c + 16);
+            if (TVec.Value > 1) v1 += Vector512.Load(c + 16);
         }
         v0.Store(c);
-        v1.Store(c + 16);
+        if (TVec.Value > 1) v1.Store(c + 16);
     }
 }
 
@@ -137,6 +223,9 @@ internal readonly struct Avx2Kernel6x16 : IGemmMicroKernel
     public static int NR => 16;
 
     public static bool IsSupported => Vector256.IsHardwareAccelerated && Fma.IsSupported;
+
+    public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile) =>
+        Run(kc, a, b, tile, NR, false);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate)
@@ -198,6 +287,9 @@ internal readonly struct ScalarKernel4x4 : IGemmMicroKernel
     public static int NR => 4;
 
     public static bool IsSupported => true;
+
+    public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile) =>
+        Run(kc, a, b, tile, NR, false);
 
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate)
     {

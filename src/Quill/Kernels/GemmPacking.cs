@@ -1,8 +1,9 @@
 // Packing for the SGEMM driver: copies a block of A or B into the panel layout the micro-kernels stream through,
 // so the kernels read memory strictly in order whatever the caller's layout (plain or transposed, any stride).
 // A panel holds R lines (rows of A, or columns of B) for kc steps of k, step by step: panel[p * R + r].
-// Ragged panels are padded with zeros so the kernels always run full tiles. Handles SSE 4 x 4 register transposes
-// for the strided direction and plain copies for the contiguous one; does not handle blocking or threading.
+// Ragged panels are padded with zeros so the kernels always run full tiles. Handles AVX 8 x 8 and SSE 4 x 4
+// register transposes for the strided direction and plain copies for the contiguous one; does not handle blocking
+// or threading.
 // Glossary: R = lines per panel (MR for A, NR for B); kc = steps of k in the block; p = step, r = line.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -77,34 +78,76 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>
-    /// Lines run across memory: line r, step p is at src[r * stride + p]. Panel by panel, transposes 4 lines x 4
-    /// steps at a time in registers; ragged lines and steps go element by element, missing lines are zero.
+    /// Lines run across memory: line r, step p is at src[r * stride + p]. Panel by panel, transposes blocks of 8 (AVX)
+    /// or 4 (SSE) lines and steps in registers; ragged lines and steps go element by element, missing lines are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackStrided<TWidth>(float* src, nint stride, int lines, int kc, float* dst)
         where TWidth : IPanelWidth
     {
         int width = TWidth.Value;
-        int kc4 = kc & ~3;
         for (int first = 0; first < lines; first += width, src += width * stride, dst += (nint)width * kc)
         {
             int count = Math.Min(width, lines - first);
-            int full = Sse.IsSupported ? count & ~3 : 0;
-            for (int r = 0; r < full; r += 4)
-            {
-                float* s = src + r * stride;
-                for (int p = 0; p < kc4; p += 4)
-                    Transpose4x4(s + p, stride, dst + (nint)p * width + r, width);
-                for (int p = kc4; p < kc; p++)
-                    for (int q = 0; q < 4; q++)
-                        dst[(nint)p * width + r + q] = s[q * stride + p];
-            }
-            for (int r = full; r < width; r++)
+            int r = 0;
+            if (Avx.IsSupported)
+                for (; r + 8 <= count; r += 8)
+                    PackLines(src + r * stride, stride, 8, kc, dst + r, width);
+            if (Sse.IsSupported)
+                for (; r + 4 <= count; r += 4)
+                    PackLines(src + r * stride, stride, 4, kc, dst + r, width);
+            for (; r < width; r++)
             {
                 float* s = src + r * stride;
                 for (int p = 0; p < kc; p++) dst[(nint)p * width + r] = r < count ? s[p] : 0f;
             }
         }
+    }
+
+    /// <summary>
+    /// Lines [0, group) of a panel (group 8 with AVX, 4 with SSE): register transposes of group x group blocks,
+    /// then the ragged steps one by one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PackLines(float* src, nint stride, int group, int kc, float* dst, int width)
+    {
+        int whole = kc - kc % group;
+        for (int p = 0; p < whole; p += group)
+        {
+            if (group == 8) Transpose8x8(src + p, stride, dst + (nint)p * width, width);
+            else Transpose4x4(src + p, stride, dst + (nint)p * width, width);
+        }
+        for (int p = whole; p < kc; p++)
+            for (int q = 0; q < group; q++)
+                dst[(nint)p * width + q] = src[q * stride + p];
+    }
+
+    /// <summary>dst[c * dstStride + r] = src[r * srcStride + c] for an 8 x 8 block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, nint srcStride, float* dst, nint dstStride)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + srcStride);
+        Vector256<float> r2 = Avx.LoadVector256(src + 2 * srcStride), r3 = Avx.LoadVector256(src + 3 * srcStride);
+        Vector256<float> r4 = Avx.LoadVector256(src + 4 * srcStride), r5 = Avx.LoadVector256(src + 5 * srcStride);
+        Vector256<float> r6 = Avx.LoadVector256(src + 6 * srcStride), r7 = Avx.LoadVector256(src + 7 * srcStride);
+        // Within each 128-bit half: interleave pairs of rows, then pairs of pairs.
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        // Then join the halves: low halves give columns 0-3, high halves columns 4-7.
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>dst[c * dstStride + r] = src[r * srcStride + c] for a 4 x 4 block.</summary>

@@ -67,15 +67,15 @@ internal static unsafe class GemmThin
         if (n <= 0 || !Gemm.PrepareC(c, x.Ldc, x.M, n, x.K, x.Alpha, x.Beta, out bool accumulate)) return;
         switch (x.M)
         {
-            case 1: Columns<Rows1>(x, a, j0, j1, c, accumulate, isa); break;
-            case 2: Columns<Rows2>(x, a, j0, j1, c, accumulate, isa); break;
-            case 3: Columns<Rows3>(x, a, j0, j1, c, accumulate, isa); break;
-            default: Columns<Rows4>(x, a, j0, j1, c, accumulate, isa); break;
+            case 1: Columns<Const1>(x, a, j0, j1, c, accumulate, isa); break;
+            case 2: Columns<Const2>(x, a, j0, j1, c, accumulate, isa); break;
+            case 3: Columns<Const3>(x, a, j0, j1, c, accumulate, isa); break;
+            default: Columns<Const4>(x, a, j0, j1, c, accumulate, isa); break;
         }
     }
 
     private static void Columns<TRows>(Operands x, float* a, int j0, int j1, float* c, bool accumulate, GemmIsa isa)
-        where TRows : IRows
+        where TRows : IGemmConstant
     {
         if (x.TransB) Dots<TRows>(a, x.K, x.B + j0 * x.Ldb, x.Ldb, j1 - j0, c, x.Ldc, accumulate, isa);
         else RowUpdates<TRows>(a, x.K, x.B + j0, x.Ldb, j1 - j0, c, x.Ldc, accumulate, isa);
@@ -87,9 +87,9 @@ internal static unsafe class GemmThin
     /// </summary>
     private static void Dots<TRows>(
         float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
-        where TRows : IRows
+        where TRows : IGemmConstant
     {
-        int r = TRows.Count;
+        int r = TRows.Value;
         int kv = isa == GemmIsa.Avx512 ? k & ~15 : isa == GemmIsa.Avx2 ? k & ~7 : 0;
         float* sums = stackalloc float[16];
         int j = 0;
@@ -122,7 +122,7 @@ internal static unsafe class GemmThin
 
     /// <summary>sums[i * 4 + q] = dot(a[i, 0:kv], B[q, 0:kv]) for rows i &lt; R and four B rows q.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotBlock4<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IRows
+    private static void DotBlock4<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IGemmConstant
     {
         Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
@@ -136,19 +136,19 @@ internal static unsafe class GemmThin
             Vector256<float> x = Vector256.Load(a + p);
             s00 = Fma.MultiplyAdd(x, v0, s00); s01 = Fma.MultiplyAdd(x, v1, s01);
             s02 = Fma.MultiplyAdd(x, v2, s02); s03 = Fma.MultiplyAdd(x, v3, s03);
-            if (TRows.Count > 1)
+            if (TRows.Value > 1)
             {
                 x = Vector256.Load(a + k + p);
                 s10 = Fma.MultiplyAdd(x, v0, s10); s11 = Fma.MultiplyAdd(x, v1, s11);
                 s12 = Fma.MultiplyAdd(x, v2, s12); s13 = Fma.MultiplyAdd(x, v3, s13);
             }
-            if (TRows.Count > 2)
+            if (TRows.Value > 2)
             {
                 x = Vector256.Load(a + 2 * k + p);
                 s20 = Fma.MultiplyAdd(x, v0, s20); s21 = Fma.MultiplyAdd(x, v1, s21);
                 s22 = Fma.MultiplyAdd(x, v2, s22); s23 = Fma.MultiplyAdd(x, v3, s23);
             }
-            if (TRows.Count > 3)
+            if (TRows.Value > 3)
             {
                 x = Vector256.Load(a + 3 * k + p);
                 s30 = Fma.MultiplyAdd(x, v0, s30); s31 = Fma.MultiplyAdd(x, v1, s31);
@@ -156,14 +156,14 @@ internal static unsafe class GemmThin
             }
         }
         Sums(sums, s00, s01, s02, s03);
-        if (TRows.Count > 1) Sums(sums + 4, s10, s11, s12, s13);
-        if (TRows.Count > 2) Sums(sums + 8, s20, s21, s22, s23);
-        if (TRows.Count > 3) Sums(sums + 12, s30, s31, s32, s33);
+        if (TRows.Value > 1) Sums(sums + 4, s10, s11, s12, s13);
+        if (TRows.Value > 2) Sums(sums + 8, s20, s21, s22, s23);
+        if (TRows.Value > 3) Sums(sums + 12, s30, s31, s32, s33);
     }
 
     /// <summary>DotBlock4 on AVX-512: kv is a multiple of 16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotBlock4Wide<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IRows
+    private static void DotBlock4Wide<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IGemmConstant
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector512<float> s10 = default, s11 = default, s12 = default, s13 = default;
@@ -177,19 +177,19 @@ internal static unsafe class GemmThin
             Vector512<float> x = Vector512.Load(a + p);
             s00 = Avx512F.FusedMultiplyAdd(x, v0, s00); s01 = Avx512F.FusedMultiplyAdd(x, v1, s01);
             s02 = Avx512F.FusedMultiplyAdd(x, v2, s02); s03 = Avx512F.FusedMultiplyAdd(x, v3, s03);
-            if (TRows.Count > 1)
+            if (TRows.Value > 1)
             {
                 x = Vector512.Load(a + k + p);
                 s10 = Avx512F.FusedMultiplyAdd(x, v0, s10); s11 = Avx512F.FusedMultiplyAdd(x, v1, s11);
                 s12 = Avx512F.FusedMultiplyAdd(x, v2, s12); s13 = Avx512F.FusedMultiplyAdd(x, v3, s13);
             }
-            if (TRows.Count > 2)
+            if (TRows.Value > 2)
             {
                 x = Vector512.Load(a + 2 * k + p);
                 s20 = Avx512F.FusedMultiplyAdd(x, v0, s20); s21 = Avx512F.FusedMultiplyAdd(x, v1, s21);
                 s22 = Avx512F.FusedMultiplyAdd(x, v2, s22); s23 = Avx512F.FusedMultiplyAdd(x, v3, s23);
             }
-            if (TRows.Count > 3)
+            if (TRows.Value > 3)
             {
                 x = Vector512.Load(a + 3 * k + p);
                 s30 = Avx512F.FusedMultiplyAdd(x, v0, s30); s31 = Avx512F.FusedMultiplyAdd(x, v1, s31);
@@ -197,9 +197,9 @@ internal static unsafe class GemmThin
             }
         }
         Sums(sums, s00, s01, s02, s03);
-        if (TRows.Count > 1) Sums(sums + 4, s10, s11, s12, s13);
-        if (TRows.Count > 2) Sums(sums + 8, s20, s21, s22, s23);
-        if (TRows.Count > 3) Sums(sums + 12, s30, s31, s32, s33);
+        if (TRows.Value > 1) Sums(sums + 4, s10, s11, s12, s13);
+        if (TRows.Value > 2) Sums(sums + 8, s20, s21, s22, s23);
+        if (TRows.Value > 3) Sums(sums + 12, s30, s31, s32, s33);
     }
 
     /// <summary>
@@ -208,9 +208,9 @@ internal static unsafe class GemmThin
     /// </summary>
     private static void RowUpdates<TRows>(
         float* a, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
-        where TRows : IRows
+        where TRows : IGemmConstant
     {
-        int r = TRows.Count;
+        int r = TRows.Value;
         int j = 0;
         if (isa != GemmIsa.Scalar)
             for (; j + 32 <= n; j += 32)
@@ -228,7 +228,7 @@ internal static unsafe class GemmThin
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowBlock32<TRows>(float* a, int k, float* b, nint ldb, float* c, nint ldc, bool accumulate)
-        where TRows : IRows
+        where TRows : IGemmConstant
     {
         Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
         Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
@@ -242,19 +242,19 @@ internal static unsafe class GemmThin
             Vector256<float> x = Vector256.Create(a[p]);
             s00 = Fma.MultiplyAdd(x, v0, s00); s01 = Fma.MultiplyAdd(x, v1, s01);
             s02 = Fma.MultiplyAdd(x, v2, s02); s03 = Fma.MultiplyAdd(x, v3, s03);
-            if (TRows.Count > 1)
+            if (TRows.Value > 1)
             {
                 x = Vector256.Create(a[k + p]);
                 s10 = Fma.MultiplyAdd(x, v0, s10); s11 = Fma.MultiplyAdd(x, v1, s11);
                 s12 = Fma.MultiplyAdd(x, v2, s12); s13 = Fma.MultiplyAdd(x, v3, s13);
             }
-            if (TRows.Count > 2)
+            if (TRows.Value > 2)
             {
                 x = Vector256.Create(a[2 * k + p]);
                 s20 = Fma.MultiplyAdd(x, v0, s20); s21 = Fma.MultiplyAdd(x, v1, s21);
                 s22 = Fma.MultiplyAdd(x, v2, s22); s23 = Fma.MultiplyAdd(x, v3, s23);
             }
-            if (TRows.Count > 3)
+            if (TRows.Value > 3)
             {
                 x = Vector256.Create(a[3 * k + p]);
                 s30 = Fma.MultiplyAdd(x, v0, s30); s31 = Fma.MultiplyAdd(x, v1, s31);
@@ -262,9 +262,9 @@ internal static unsafe class GemmThin
             }
         }
         StoreRow(c, s00, s01, s02, s03, accumulate);
-        if (TRows.Count > 1) StoreRow(c + ldc, s10, s11, s12, s13, accumulate);
-        if (TRows.Count > 2) StoreRow(c + 2 * ldc, s20, s21, s22, s23, accumulate);
-        if (TRows.Count > 3) StoreRow(c + 3 * ldc, s30, s31, s32, s33, accumulate);
+        if (TRows.Value > 1) StoreRow(c + ldc, s10, s11, s12, s13, accumulate);
+        if (TRows.Value > 2) StoreRow(c + 2 * ldc, s20, s21, s22, s23, accumulate);
+        if (TRows.Value > 3) StoreRow(c + 3 * ldc, s30, s31, s32, s33, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -299,18 +299,4 @@ internal static unsafe class GemmThin
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* c, float value, bool accumulate) => *c = accumulate ? *c + value : value;
-
-    /// <summary>A row count known when the JIT specialises a kernel, so unused accumulators vanish.</summary>
-    private interface IRows
-    {
-        static abstract int Count { get; }
-    }
-
-    private readonly struct Rows1 : IRows { public static int Count => 1; }
-
-    private readonly struct Rows2 : IRows { public static int Count => 2; }
-
-    private readonly struct Rows3 : IRows { public static int Count => 3; }
-
-    private readonly struct Rows4 : IRows { public static int Count => 4; }
 }

@@ -12,16 +12,15 @@ using System.Text.Json.Nodes;
 namespace Quill.Tokenization;
 
 /// <summary>A byte-level BPE tokenizer.</summary>
-public sealed partial class BpeTokenizer : TokenizerBase
+public sealed class BpeTokenizer : TokenizerBase
 {
-    private const int CacheLimit = 1 << 16;
     private readonly byte[]?[] tokens;          // id -> bytes (null for ids that are only special tokens or unused)
     private readonly Dictionary<byte[], int> idOfBytes;
     private readonly Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> lookup;
     private readonly int[] byteIds = new int[256];
     private readonly Dictionary<long, long> merges;  // (left << 32 | right) -> (rank << 32 | merged id); empty in tiktoken mode
     private readonly (int Left, int Right)[]? mergeList; // explicit merges in rank order (null in tiktoken mode)
-    private readonly ThreadLocal<Dictionary<byte[], int[]>> caches;
+    private readonly ThreadLocal<ChunkCache> caches = new(() => new ChunkCache());
 
     private BpeTokenizer(byte[]?[] tokens, (int, int)[]? mergeList, PreTokenizer preTokenizer, bool ignoreMerges,
                          IReadOnlyDictionary<string, int>? specials) : base(specials)
@@ -51,7 +50,6 @@ public sealed partial class BpeTokenizer : TokenizerBase
         }
         if (missing > 128) throw new InvalidFileException($"byte-level BPE vocabulary lacks tokens for {missing} of the 256 bytes; is it byte-level?");
         merges = mergeList != null ? BuildPairMerges(mergeList) : [];
-        caches = new ThreadLocal<Dictionary<byte[], int[]>>(() => new Dictionary<byte[], int[]>(1024, ByteArrayComparer.Instance));
     }
 
     /// <summary>tiktoken semantics: token id = rank; two parts merge when their concatenation is a token.</summary>
@@ -96,50 +94,75 @@ public sealed partial class BpeTokenizer : TokenizerBase
 
     protected override void EncodeOrdinary(string text, int start, int length, List<int> ids, bool atTextStart)
     {
-        var chunks = new List<(int Start, int Length)>();
         if (length == 0) return;
-        string segment = start == 0 && length == text.Length ? text : text.Substring(start, length);
-        PreTokenizer.Split(segment, chunks);
+        ReadOnlySpan<char> segment = text.AsSpan(start, length);
+        List<(int Start, int Length)>? chunks = null;
+        if (!PreTokenizer.HasFastPath)
+        {
+            // Regex path: the chunks of a (usually short) segment are listed first. The fast path streams them.
+            chunks = [];
+            PreTokenizer.Split(segment.ToString(), chunks);
+        }
         var cache = caches.Value!;
-        var cacheLookup = cache.GetAlternateLookup<ReadOnlySpan<byte>>();
         byte[] rented = ArrayPool<byte>.Shared.Rent(256);
         try
         {
-            foreach (var (s, l) in chunks)
+            int next = 0, index = 0;
+            while (chunks != null ? index < chunks.Count : next < segment.Length)
             {
-                int max = l * 3;
-                if (rented.Length < max)
+                int s, l;
+                if (chunks != null)
+                {
+                    (s, l) = chunks[index++];
+                }
+                else
+                {
+                    s = next;
+                    next = PreTokenizer.NextChunkEnd(segment, s);
+                    l = next - s;
+                }
+                if (rented.Length < l * 3)
                 {
                     ArrayPool<byte>.Shared.Return(rented);
-                    rented = ArrayPool<byte>.Shared.Rent(max);
+                    rented = ArrayPool<byte>.Shared.Rent(l * 3);
                 }
-                int n = Encoding.UTF8.GetBytes(segment.AsSpan(s, l), rented);
+                int n = ToUtf8(segment.Slice(s, l), rented);
                 ReadOnlySpan<byte> chunk = rented.AsSpan(0, n);
                 if (n == 1)
                 {
                     if (byteIds[chunk[0]] >= 0) ids.Add(byteIds[chunk[0]]);
                     continue;
                 }
-                if (IgnoreMerges && lookup.TryGetValue(chunk, out int whole))
-                {
-                    ids.Add(whole);
-                    continue;
-                }
-                if (cacheLookup.TryGetValue(chunk, out int[]? cached))
-                {
-                    ids.AddRange(cached);
-                    continue;
-                }
+                // The small per-thread cache first (it stays in the CPU cache), then the vocabulary, then the merges.
+                int hash = ByteArrayComparer.Hash(chunk);
+                if (cache.TryAppend(chunk, hash, ids)) continue;
                 int before = ids.Count;
-                MergeChunk(chunk, ids);
-                if (cache.Count >= CacheLimit) cache.Clear();
-                cacheLookup[chunk] = ids.GetRange(before, ids.Count - before).ToArray();
+                if (IgnoreMerges && lookup.TryGetValue(chunk, out int whole)) ids.Add(whole);
+                else MergeChunk(chunk, ids);
+                cache.Add(chunk, hash, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids)[before..]);
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>UTF-8 of a short chunk: a plain loop for ASCII (most chunks), the encoder otherwise.</summary>
+    private static int ToUtf8(ReadOnlySpan<char> chars, byte[] output)
+    {
+        if (chars.Length <= 32)
+        {
+            int i = 0;
+            for (; i < chars.Length; i++)
+            {
+                char c = chars[i];
+                if (c >= 0x80) break;
+                output[i] = (byte)c;
+            }
+            if (i == chars.Length) return i;
+        }
+        return Encoding.UTF8.GetBytes(chars, output);
     }
 
     /// <summary>

@@ -1,9 +1,10 @@
 // Byte-level BPE training. Distinct pre-token chunks are counted once (ChunkCounter, on all threads), then merges
 // are learned over the chunk table: pair counts are kept incrementally (only the chunks holding the merged pair
-// are revisited, through a pair -> chunks index) and the next pair comes from a priority queue with lazy deletion
-// (stale entries are skipped when popped). Ties between equal counts go to the lexicographically greatest pair
-// of byte strings (left first), as in CS336's reference. Pairs never cross chunk edges. Ids: 0..255 bytes, then
-// merges in order, then the special tokens. Not handled: merges across whitespace, dropout, a pre-existing vocab.
+// are revisited, found through a pair -> chunks index that is pruned lazily, and only the pairs touching a merge
+// site change) and the next pair comes from a priority queue with lazy deletion (stale entries are skipped when
+// popped). Ties between equal counts go to the lexicographically greatest pair of byte strings (left first), as in
+// CS336's reference. Pairs never cross chunk edges. Ids: 0..255 bytes, then merges in order, then the special
+// tokens. Not handled: merges across whitespace, dropout, a pre-existing vocabulary.
 using System.Text;
 
 namespace Quill.Tokenization;
@@ -92,6 +93,7 @@ public static class BpeTrainer
 
         var merges = new List<(int, int)>(targetMerges);
         var touched = new Dictionary<long, long>();
+        var mergedAt = new List<int>();
         while (merges.Count < targetMerges && heap.TryDequeue(out long best, out var pri))
         {
             cancel.ThrowIfCancellationRequested();
@@ -102,19 +104,27 @@ public static class BpeTrainer
             tokens.Add([.. tokens[a], .. tokens[b]]);
             merges.Add((a, b));
             touched.Clear();
-            foreach (int w in where[best].ToArray())
+            foreach (int w in where[best])
             {
-                int[] s = words[w];
+                int[] old = words[w];
+                int[]? merged = MergeWord(old, a, b, id, mergedAt);
+                if (merged == null) continue; // the word lost this pair to an earlier merge (index entries are lazy)
                 long f = freq[w];
-                for (int i = 0; i + 1 < s.Length; i++) Bump(Key(s[i], s[i + 1]), -f, w, touched, pairCount, where, remove: false);
-                int[] merged = MergeWord(s, a, b, id);
-                words[w] = merged;
-                for (int i = 0; i + 1 < merged.Length; i++) Bump(Key(merged[i], merged[i + 1]), f, w, touched, pairCount, where, remove: false);
-                // Drop this word from the index of pairs it no longer holds.
-                foreach (long k in PairsOf(s))
+                // Only pairs that touch a merge site change: old pairs overlapping (i, i+1), new pairs touching id.
+                int last = -1;
+                foreach (int i in mergedAt)
                 {
-                    if (!ContainsPair(merged, k)) where[k].Remove(w);
+                    for (int j = Math.Max(i - 1, last + 1); j <= i + 1 && j + 1 < old.Length; j++)
+                    {
+                        Bump(Key(old[j], old[j + 1]), -f, w, touched, pairCount, where);
+                        last = j;
+                    }
                 }
+                for (int k = 0; k + 1 < merged.Length; k++)
+                {
+                    if (merged[k] == id || merged[k + 1] == id) Bump(Key(merged[k], merged[k + 1]), f, w, touched, pairCount, where);
+                }
+                words[w] = merged;
             }
             pairCount.Remove(best);
             where.Remove(best);
@@ -139,7 +149,7 @@ public static class BpeTrainer
     }
 
     private static void Bump(long k, long delta, int w, Dictionary<long, long> touched, Dictionary<long, long> pairCount,
-                             Dictionary<long, HashSet<int>> where, bool remove)
+                             Dictionary<long, HashSet<int>> where)
     {
         pairCount[k] = pairCount.GetValueOrDefault(k) + delta;
         touched[k] = 0;
@@ -150,37 +160,35 @@ public static class BpeTrainer
         }
     }
 
-    private static IEnumerable<long> PairsOf(int[] s)
+    /// <summary>The word with every (a, b) replaced by id, left to right; null when it holds no (a, b). at: old positions merged.</summary>
+    private static int[]? MergeWord(int[] s, int a, int b, int id, List<int> at)
     {
-        for (int i = 0; i + 1 < s.Length; i++) yield return Key(s[i], s[i + 1]);
-    }
-
-    private static bool ContainsPair(int[] s, long k)
-    {
-        int a = (int)(k >> 32), b = (int)(k & 0xFFFFFFFF);
+        at.Clear();
         for (int i = 0; i + 1 < s.Length; i++)
         {
-            if (s[i] == a && s[i + 1] == b) return true;
+            if (s[i] == a && s[i + 1] == b)
+            {
+                at.Add(i);
+                i++;
+            }
         }
-        return false;
-    }
-
-    private static int[] MergeWord(int[] s, int a, int b, int id)
-    {
-        var r = new List<int>(s.Length);
+        if (at.Count == 0) return null;
+        var r = new int[s.Length - at.Count];
+        int o = 0, next = 0;
         for (int i = 0; i < s.Length; i++)
         {
-            if (i + 1 < s.Length && s[i] == a && s[i + 1] == b)
+            if (next < at.Count && at[next] == i)
             {
-                r.Add(id);
+                r[o++] = id;
                 i++;
+                next++;
             }
             else
             {
-                r.Add(s[i]);
+                r[o++] = s[i];
             }
         }
-        return r.ToArray();
+        return r;
     }
 
     private static long Key(int a, int b) => ((long)a << 32) | (uint)b;

@@ -28,16 +28,19 @@ internal static class FastPreTokenizer
         int i = 0;
         while (i < s.Length)
         {
-            int end = pattern switch
-            {
-                FastPattern.Gpt2 => NextGpt2(s, i),
-                FastPattern.Cl100k => NextCl100k(s, i),
-                _ => NextO200k(s, i),
-            };
+            int end = Next(pattern, s, i);
             chunks.Add((i, end - i));
             i = end;
         }
     }
+
+    /// <summary>The end of the chunk that starts at i (i &lt; s.Length).</summary>
+    public static int Next(FastPattern pattern, ReadOnlySpan<char> s, int i) => pattern switch
+    {
+        FastPattern.Gpt2 => NextGpt2(s, i),
+        FastPattern.Cl100k => NextCl100k(s, i),
+        _ => NextO200k(s, i),
+    };
 
     private static byte Class(ReadOnlySpan<char> s, int i, out int len)
     {

@@ -59,6 +59,9 @@ public sealed class PreTokenizer
     /// <summary>True when a hand-written splitter replaces the regexes (gpt2, cl100k, llama3, o200k).</summary>
     public bool HasFastPath => fast != null;
 
+    /// <summary>Fast path only: the end of the chunk starting at i, without materializing a chunk list.</summary>
+    internal int NextChunkEnd(ReadOnlySpan<char> text, int i) => FastPreTokenizer.Next(fast!.Value, text, i);
+
     /// <summary>Appends the chunks of text as (start, length) pairs, in order, covering all of it.</summary>
     public void Split(string text, List<(int Start, int Length)> chunks)
     {

@@ -37,12 +37,4 @@ internal static class TokenizerErrors
             throw new InvalidTokenInputException($"input text holds a lone UTF-16 surrogate at index {ex.Index}; pass valid Unicode text.", ex);
         }
     }
-
-    /// <summary>Strict UTF-8 decoding of input bytes (a file, stdin); throws naming the byte offset of the first bad byte.</summary>
-    public static string FromUtf8(ReadOnlySpan<byte> bytes, string source)
-    {
-        if (System.Text.Unicode.Utf8.IsValid(bytes)) return Strict.GetString(bytes);
-        System.Text.Unicode.Utf8.ToUtf16(bytes, new char[bytes.Length], out int read, out _, replaceInvalidSequences: false);
-        throw new InvalidTokenInputException($"{source}: invalid UTF-8 at byte offset {read}; convert the input to UTF-8.");
-    }
 }

@@ -59,7 +59,7 @@ public static class TokenizerLoader
         }
     }
 
-    /// <summary>A short description of what Load would detect for a file (for inspect and errors).</summary>
+    /// <summary>Picks the reader from the file's first bytes (and first line for text formats).</summary>
     private static ITokenizer Detect(string path, byte[] head, string? pattern)
     {
         if (head.Length >= 4 && head[0] == 'G' && head[1] == 'G' && head[2] == 'U' && head[3] == 'F')

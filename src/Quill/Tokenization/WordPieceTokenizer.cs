@@ -114,7 +114,6 @@ public sealed class WordPieceTokenizer : TokenizerBase
         string key = VocabStyle == Style.Metaspace ? "\u2581" + w : w;
         int before = ids.Count;
         int pos = 0;
-        int prefix = VocabStyle == Style.Metaspace ? 1 : 0;
         var buf = new StringBuilder();
         while (pos < key.Length)
         {
@@ -134,7 +133,7 @@ public sealed class WordPieceTokenizer : TokenizerBase
                     }
                     continue;
                 }
-                if (lookup.TryGetValue(sub, out int id) && (pos > 0 || prefix == 0 || sub.Length > 1 || true))
+                if (lookup.TryGetValue(sub, out int id))
                 {
                     found = id;
                     foundLen = end - pos;

@@ -41,6 +41,20 @@ public class SentencePieceTests
         Assert.True(n >= 5, $"found {n} prompt cases");
     }
 
+    [TestDataFact("llama2c/expected_outputs.json", "llama2c/tok512.bin")]
+    public void Tok512_DecodesStories260KGeneration()
+    {
+        var root = JsonNode.Parse(File.ReadAllText(TestData.PathOf("llama2c/expected_outputs.json")))!;
+        var tok = TokenizerLoader.Load(TestData.PathOf("llama2c/tok512.bin"));
+        var gen = root["stories260K_generation"]![0]!;
+        int[] ids = gen["derived_token_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+        Assert.Equal(1, ids[0]);
+        Assert.Equal(gen["expected"]!.GetValue<string>(), tok.Decode(ids));
+        var stream = new StreamingDecoder(tok);
+        string streamed = string.Concat(ids.Select(stream.Push)) + stream.Flush();
+        Assert.Equal(gen["expected"]!.GetValue<string>(), streamed);
+    }
+
     [TestDataFact("llama2c/tokenizer.model")]
     public void Llama2_PythonSentencePieceCases_Match_AndDecode()
     {

@@ -5,6 +5,13 @@ using Quill.Tests.Support;
 
 namespace Quill.Tests.Tokenization;
 
+/// <summary>Tests that redirect Console.Out run alone (no other test may print meanwhile).</summary>
+[CollectionDefinition("Console", DisableParallelization = true)]
+public sealed class ConsoleCollection
+{
+}
+
+[Collection("Console")]
 public sealed class TokenizerCliTests : IDisposable
 {
     private readonly string dir = Path.Combine(Path.GetTempPath(), $"quill-tokcli-{Guid.NewGuid():N}");

@@ -10,7 +10,7 @@ namespace Quill.Tests.Tokenization;
 
 public class TokenizerPropertyTests
 {
-    private static readonly Config Fast = Config.QuickThrowOnFailure.WithMaxTest(150);
+    private static readonly Config Fast = Config.QuickThrowOnFailure.WithQuietOnSuccess(true).WithMaxTest(150);
 
     /// <summary>Strings of valid scalar values, weighted towards ASCII, whitespace and common scripts, with some astral characters.</summary>
     private static Arbitrary<string> UnicodeText()
@@ -105,6 +105,6 @@ public class TokenizerPropertyTests
             var a = BpeTrainer.Train([text], new BpeTrainerOptions { VocabSize = 300, Threads = 1, BlockChars = 1024 });
             var b = BpeTrainer.Train([text], new BpeTrainerOptions { VocabSize = 300, Threads = 2, BlockChars = 1024 });
             return a.Merges.SequenceEqual(b.Merges);
-        }).Check(Config.QuickThrowOnFailure.WithMaxTest(40));
+        }).Check(Config.QuickThrowOnFailure.WithQuietOnSuccess(true).WithMaxTest(40));
     }
 }

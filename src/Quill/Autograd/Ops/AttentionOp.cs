@@ -66,7 +66,9 @@ public static class AttentionOp
             if (o.Grad == null) return;
             int b = qkv.Dim(0), t = qkv.Dim(1), w = qkv.Dim(2);
             var s = qkv.Span;
-            var ds = g.GradOf(qkv).Span;
+            // The kernel overwrites every column of dqkv: write straight into a fresh gradient, else into scratch and add.
+            var dqkv = g.GradForWrite(qkv, out bool fresh);
+            var ds = fresh ? dqkv.Span : g.NewTensor(qkv.Shape).Span;
             Attention.Backward(b, t, hq, hkv, d, 1f / MathF.Sqrt(d), s, w, s.Slice(hq * d), w, s.Slice((hq + hkv) * d), w,
                 o.Span, lse.Span, o.Grad.Span, ds, ds.Slice(hq * d), ds.Slice((hq + hkv) * d));
             if (rope != null)
@@ -74,6 +76,7 @@ public static class AttentionOp
                 Rope.Apply(ds, b, t, hq, d, w, rope.RotaryDim, 0, rope.Cos, rope.Sin, rope.Style, inverse: true);
                 Rope.Apply(ds.Slice(hq * d), b, t, hkv, d, w, rope.RotaryDim, 0, rope.Cos, rope.Sin, rope.Style, inverse: true);
             }
+            if (!fresh) Elementwise.AddInPlace(dqkv.Span, ds);
         }
     }
 }

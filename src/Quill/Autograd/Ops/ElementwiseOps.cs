@@ -29,8 +29,10 @@ public static class AddOp
         public override void Backward(Graph g)
         {
             if (y.Grad == null) return;
-            if (a.RequiresGrad) Elementwise.AddInPlace(g.GradOf(a).Span, y.Grad.Span);
-            if (b.RequiresGrad) Elementwise.AddInPlace(g.GradOf(b).Span, y.Grad.Span);
+            // y's gradient is complete and no longer needed once this runs (its readers ran before), so an input
+            // without a gradient yet can take over its storage instead of a zeroed copy.
+            if (a.RequiresGrad) g.AccumulateGrad(a, y.Grad, canAlias: true);
+            if (b.RequiresGrad) g.AccumulateGrad(b, y.Grad, canAlias: !ReferenceEquals(a, b) && !a.RequiresGrad);
         }
     }
 }

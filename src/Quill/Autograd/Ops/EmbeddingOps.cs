@@ -67,7 +67,7 @@ public static class PositionAddOp
         {
             if (y.Grad == null) return;
             var dy = y.Grad.Span;
-            if (x.RequiresGrad) Elementwise.AddInPlace(g.GradOf(x).Span, dy);
+            if (x.RequiresGrad) g.AccumulateGrad(x, y.Grad, canAlias: true);
             if (!wpe.RequiresGrad) return;
             int b = x.Dim(0), tc = x.Dim(1) * x.Dim(2);
             var dpos = g.GradOf(wpe).Span.Slice(0, tc);

@@ -63,7 +63,8 @@ public static class LinearOp
             int inF = x.Dim(-1), n = x.Length / inF, total = y.Dim(-1);
             var dy = y.Grad.Span;
             var xs = x.Span;
-            Span<float> dx = x.RequiresGrad ? g.GradOf(x).Span : default;
+            bool fresh = false;
+            Span<float> dx = x.RequiresGrad ? g.GradForWrite(x, out fresh).Span : default;
             int off = 0;
             for (int i = 0; i < ws.Length; i++)
             {
@@ -71,7 +72,7 @@ public static class LinearOp
                 int outF = w.Dim(0);
                 var dyi = dy.Slice(off);
                 // dx [N, In] += dy_i [N, Out] W_i [Out, In]
-                if (x.RequiresGrad) Gemm.Sgemm(false, false, n, inF, outF, 1f, dyi, total, w.Span, inF, 1f, dx, inF);
+                if (x.RequiresGrad) Gemm.Sgemm(false, false, n, inF, outF, 1f, dyi, total, w.Span, inF, fresh && i == 0 ? 0f : 1f, dx, inF);
                 // dW_i [Out, In] += dy_i^T [Out, N] x [N, In]
                 if (w.RequiresGrad) Gemm.Sgemm(true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF);
                 var bias = bs?[i];

@@ -55,6 +55,13 @@ public abstract class ChatTemplate
         return name != null ? All[name] : null;
     }
 
+    /// <summary>The template a GGUF file's metadata implies (tokenizer.chat_template, general.architecture), or null.</summary>
+    public static ChatTemplate? FromGguf(Quill.Formats.Gguf.GgufFile gguf)
+    {
+        ArgumentNullException.ThrowIfNull(gguf);
+        return FromMetadata(gguf.TryGetString("tokenizer.chat_template", out string t) ? t : null, gguf.Architecture);
+    }
+
     /// <summary>Renders messages; addGenerationPrompt appends the opening of the assistant's reply.</summary>
     public ChatRendering Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {

@@ -2,16 +2,19 @@
 // system's libopenblas (Debian's libopenblas0), bound through P/Invoke. UseCore picks OpenBLAS's kernel set: on
 // this Zen 5 its own detection gives AVX-512 (Cooperlake), but the machine's environment pins OPENBLAS_CORETYPE to
 // Haswell (AVX2, about half as fast), so the benchmark sets SkylakeX to measure the best this build has.
-// Does not locate other BLAS builds.
+// Also the thread CPU clock the benchmark can time by. Does not locate other BLAS builds.
 using System.Runtime.InteropServices;
 
-namespace Quill.Bench;
+namespace Quill.Benchmarks;
 
 /// <summary>Row-major single-precision GEMM and GEMV from the system OpenBLAS.</summary>
 internal static unsafe partial class OpenBlas
 {
     private const string Library = "libopenblas.so.0";
     private const int RowMajor = 101, NoTrans = 111, Trans = 112;
+
+    /// <summary>True when the system's libopenblas can be loaded.</summary>
+    public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Library, out _);
 
     [LibraryImport(Library, EntryPoint = "openblas_set_num_threads")]
     private static partial void SetNumThreads(int threads);
@@ -40,6 +43,23 @@ internal static unsafe partial class OpenBlas
 
     [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint GetEnv(string name);
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec time);
+
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary>CPU time of the calling thread in seconds (Linux CLOCK_THREAD_CPUTIME_ID).</summary>
+    public static double ThreadCpuSeconds()
+    {
+        const int ThreadCpuTimeClock = 3;
+        ClockGetTime(ThreadCpuTimeClock, out TimeSpec time);
+        return time.Seconds + time.Nanoseconds * 1e-9;
+    }
 
     public static void Threads(int threads) => SetNumThreads(threads);
 

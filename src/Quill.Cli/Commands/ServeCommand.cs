@@ -1,0 +1,63 @@
+// `quill serve`: an OpenAI-compatible API and a web chat for one or more models. Prints the URL, then serves until
+// Ctrl+C. Every model is listed in /v1/models under its file name without extension.
+using System.CommandLine;
+using Quill.Server;
+using Quill.Server.Generation;
+
+namespace Quill.Cli.Commands;
+
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var models = new Option<string[]>("--model") { Description = "Model file or folder (repeat for several)", Required = true, Arity = ArgumentArity.OneOrMore };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file, when the model carries none" };
+        var host = new Option<string>("--host") { Description = "Address to bind (loopback by default; 0.0.0.0 for every interface)", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 routes" };
+        var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together per model", DefaultValueFactory = _ => 16 };
+        var maxQueue = new Option<int>("--max-queue") { Description = "Requests allowed to wait per model (429 beyond)", DefaultValueFactory = _ => 64 };
+        var feedback = new Option<string?>("--feedback") { Description = "JSONL file for thumbs up / down from the web chat", DefaultValueFactory = _ => "feedback.jsonl" };
+        var context = new Option<int>("--context") { Description = "Positions per sequence (0 = the model's, at most 4096)" };
+        var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes (413 beyond)", DefaultValueFactory = _ => 4L << 20 };
+        var cmd = new Command("serve", "Serve models over an OpenAI-compatible API with a web chat.")
+        {
+            models, tokenizer, host, port, apiKey, maxBatch, maxQueue, feedback, context, maxBody,
+        };
+        cmd.SetAction(r =>
+        {
+            var sched = new SchedulerOptions(r.GetValue(maxBatch), r.GetValue(maxQueue));
+            var options = new ServerOptions
+            {
+                Host = r.GetValue(host)!, Port = r.GetValue(port), ApiKey = r.GetValue(apiKey),
+                FeedbackPath = r.GetValue(feedback), MaxBodyBytes = r.GetValue(maxBody),
+            };
+            options.Validate();
+            var loaded = new List<ServedModel>();
+            try
+            {
+                foreach (string path in r.GetValue(models)!)
+                {
+                    var m = ServedModel.Load(path, r.GetValue(tokenizer), sched, r.GetValue(context));
+                    loaded.Add(m);
+                    Console.Error.WriteLine($"loaded {m.Name}: {m.Backend.Description}, chat format {m.Chat.Name}");
+                }
+            }
+            catch
+            {
+                foreach (var m in loaded) m.Dispose();
+                throw;
+            }
+            Run(options, loaded).GetAwaiter().GetResult();
+        });
+        return cmd;
+    }
+
+    private static async Task Run(ServerOptions options, List<ServedModel> models)
+    {
+        await using var server = await QuillServer.StartAsync(options, models, ownsModels: true);
+        Console.WriteLine($"Quill is serving {string.Join(", ", models.Select(m => m.Name))} at {server.Address}");
+        Console.WriteLine($"  web chat: {server.Address}   API: {server.Address}v1   (Ctrl+C to stop)");
+        await server.WaitForShutdownAsync();
+    }
+}

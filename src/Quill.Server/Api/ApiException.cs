@@ -1,0 +1,49 @@
+// An error the API returns to a client, in OpenAI's shape: HTTP status plus
+// {"error": {"message", "type", "param", "code"}}. Thrown anywhere in a request's handling and written by
+// ErrorHandling; the message is for the client, never a stack trace.
+namespace Quill.Server.Api;
+
+/// <summary>A client-visible API error.</summary>
+public sealed class ApiException : Exception
+{
+    public ApiException(int status, string message, string type = "invalid_request_error", string? param = null, string? code = null)
+        : base(message)
+    {
+        Status = status;
+        Type = type;
+        Param = param;
+        Code = code;
+    }
+
+    public ApiException()
+    {
+    }
+
+    public ApiException(string message) : base(message)
+    {
+    }
+
+    public ApiException(string message, Exception inner) : base(message, inner)
+    {
+    }
+
+    public int Status { get; } = 400;
+
+    /// <summary>invalid_request_error, authentication_error, rate_limit_error, server_error, ...</summary>
+    public string Type { get; } = "invalid_request_error";
+
+    /// <summary>The request field at fault, or null.</summary>
+    public string? Param { get; }
+
+    /// <summary>A machine-readable code (model_not_found, invalid_api_key, context_length_exceeded, ...), or null.</summary>
+    public string? Code { get; }
+
+    /// <summary>Seconds for a Retry-After header (429), or null.</summary>
+    public int? RetryAfter { get; init; }
+
+    /// <summary>Invalid value for a field: 400 invalid_request_error naming the field.</summary>
+    public static ApiException Invalid(string param, string message) => new(400, message, param: param, code: "invalid_value");
+
+    /// <summary>The error object as OpenAI writes it.</summary>
+    public object ToBody() => new { error = new { message = Message, type = Type, param = Param, code = Code } };
+}

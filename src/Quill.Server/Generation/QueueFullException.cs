@@ -1,0 +1,24 @@
+// Raised when a request arrives and the waiting queue already holds --max-queue requests: the API answers 429
+// with a Retry-After header.
+namespace Quill.Server.Generation;
+
+/// <summary>The scheduler's queue is full; try again later.</summary>
+public sealed class QueueFullException : QuillException
+{
+    public QueueFullException(string message, int retryAfterSeconds) : base(message) => RetryAfterSeconds = retryAfterSeconds;
+
+    public QueueFullException()
+    {
+    }
+
+    public QueueFullException(string message) : base(message)
+    {
+    }
+
+    public QueueFullException(string message, Exception inner) : base(message, inner)
+    {
+    }
+
+    /// <summary>Seconds a client should wait before retrying.</summary>
+    public int RetryAfterSeconds { get; } = 1;
+}

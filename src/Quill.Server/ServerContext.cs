@@ -1,0 +1,14 @@
+// What every request handler needs: the models by name, the options, the metrics and the feedback log.
+namespace Quill.Server;
+
+/// <summary>Shared state of one running server.</summary>
+internal sealed class ServerContext(IReadOnlyDictionary<string, ServedModel> models, ServerOptions options, ServerMetrics metrics, FeedbackLog? feedback)
+{
+    public IReadOnlyDictionary<string, ServedModel> Models { get; } = models;
+
+    public ServerOptions Options { get; } = options;
+
+    public ServerMetrics Metrics { get; } = metrics;
+
+    public FeedbackLog? Feedback { get; } = feedback;
+}

@@ -1,0 +1,94 @@
+// Many users at once: 16 concurrent streaming clients each get exactly the text they get alone with the same seed
+// (while really sharing decode steps), a full queue answers 429 with Retry-After, and a client that disconnects
+// stops its generation (its slot frees and it stops producing tokens).
+using System.Text;
+using System.Text.Json;
+using OpenAI.Chat;
+using Quill.Server.Tests.Support;
+
+namespace Quill.Server.Tests;
+
+public sealed class ConcurrencyTests
+{
+    private static ChatMessage[] Conversation(int i) => [new UserChatMessage($"Client {i} says hello, number {i * 7}.")];
+
+    private static async Task<string> StreamAsync(ChatClient chat, int i, int maxTokens)
+    {
+        var text = new StringBuilder();
+        ChatFinishReason? finish = null;
+        await foreach (var u in chat.CompleteChatStreamingAsync(Conversation(i), new ChatCompletionOptions { MaxOutputTokenCount = maxTokens, Seed = 1000 + i, Temperature = 1f }))
+        {
+            foreach (var p in u.ContentUpdate) text.Append(p.Text);
+            finish ??= u.FinishReason;
+        }
+        Assert.NotNull(finish);
+        return text.ToString();
+    }
+
+    [Fact]
+    public async Task Sixteen_streaming_clients_each_get_their_solo_text()
+    {
+        var (model, slow) = SlowBackend.Served("tiny", 0, maxBatch: 16, maxQueue: 16);
+        await using var server = await TestServer.StartAsync(null, model);
+        var chat = server.Client.GetChatClient("tiny");
+        const int Clients = 16, Tokens = 24;
+        var solo = new string[Clients];
+        for (int i = 0; i < Clients; i++) solo[i] = await StreamAsync(chat, i, Tokens);
+        Assert.Equal(1, slow.MaxBatchSeen);
+
+        slow.DelayMs = 5; // every step takes a while, so all 16 are in flight together
+        var together = await Task.WhenAll(Enumerable.Range(0, Clients).Select(i => Task.Run(() => StreamAsync(chat, i, Tokens))));
+        for (int i = 0; i < Clients; i++) Assert.Equal(solo[i], together[i]);
+        Assert.True(slow.MaxBatchSeen >= 8, $"largest decode batch was {slow.MaxBatchSeen}: the clients were not batched");
+        Assert.True(solo.Distinct().Count() > Clients / 2, "different seeds and prompts should give different texts");
+    }
+
+    [Fact]
+    public async Task Full_queue_answers_429_with_retry_after()
+    {
+        var (model, _) = SlowBackend.Served("tiny", 20, maxBatch: 1, maxQueue: 1);
+        await using var server = await TestServer.StartAsync(null, model);
+        const string Json = """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true}""";
+        using var cancel = new CancellationTokenSource();
+        using var running = await Http.PostStreamAsync(server.Http, "v1/chat/completions", Json, cancel.Token);
+        using var waiting = await Http.PostStreamAsync(server.Http, "v1/chat/completions", Json, cancel.Token);
+        Assert.Equal(200, (int)running.StatusCode);
+        Assert.Equal(200, (int)waiting.StatusCode);
+        var (status, body, res) = await Http.PostAsync(server.Http, "v1/chat/completions", Json.Replace(",\"stream\":true", "", StringComparison.Ordinal));
+        Assert.Equal(429, status);
+        Assert.Equal("rate_limit_error", body.GetProperty("error").GetProperty("type").GetString());
+        Assert.True(res.Headers.RetryAfter?.Delta?.TotalSeconds >= 1, "Retry-After missing");
+        var metrics = await server.Http.GetStringAsync("metrics");
+        Assert.Contains("quill_rejected_total 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("quill_queue_depth{model=\"tiny\"} 1", metrics, StringComparison.Ordinal);
+        await cancel.CancelAsync();
+    }
+
+    [Fact]
+    public async Task Disconnected_client_stops_its_generation()
+    {
+        var (model, _) = SlowBackend.Served("tiny", 10, maxBatch: 4, maxQueue: 4);
+        await using var server = await TestServer.StartAsync(null, model);
+        const string Json = """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true}""";
+        using (var cancel = new CancellationTokenSource())
+        {
+            var res = await Http.PostStreamAsync(server.Http, "v1/chat/completions", Json, cancel.Token);
+            var stream = await res.Content.ReadAsStreamAsync(cancel.Token);
+            var buf = new byte[256];
+            int got = 0;
+            while (got < 3) got += await stream.ReadAsync(buf, cancel.Token) > 0 ? 1 : 0;
+            Assert.Equal(1, model.Scheduler.ActiveCount);
+            await cancel.CancelAsync();
+            res.Dispose();
+        }
+        // bounded wait for the server to notice the closed connection
+        for (int i = 0; i < 100 && model.Scheduler.ActiveCount > 0; i++) await Task.Delay(50);
+        Assert.Equal(0, model.Scheduler.ActiveCount);
+        long produced = server.Server.Metrics.CompletionTokens;
+        await Task.Delay(200);
+        Assert.Equal(produced, server.Server.Metrics.CompletionTokens);
+        Assert.True(produced < 200, $"{produced} tokens were generated for a client that left");
+        var health = JsonDocument.Parse(await server.Http.GetStringAsync("health")).RootElement;
+        Assert.Equal(0, health.GetProperty("models")[0].GetProperty("active").GetInt32());
+    }
+}
