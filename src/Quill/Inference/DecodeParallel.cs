@@ -1,8 +1,9 @@
 // The parallel loop of the decode kernels. Decode runs a few dozen short parallel regions per token, so the cost
 // that matters is a helper thread that is late (still waking up, or descheduled on a busy machine): with a fixed
-// split the caller finishes its half and then waits. Here the range is cut into several chunks per thread that
-// the threads claim from a shared counter; the caller works until no chunk is left and then waits only for chunks
-// a helper has already claimed, never for a helper that has not started. Results do not depend on which thread
+// split the caller finishes its half and then waits. Here the threads claim pieces from a shared counter, guided:
+// each claim takes a share of what remains (long contiguous runs first, so weights stream without breaks; small
+// pieces at the end); the caller works until nothing is left and then waits only for pieces a helper has already
+// claimed, never for a helper that has not started. Results do not depend on which thread
 // ran a chunk. Thread count: KernelThreads.Count. Helpers are dedicated background threads that spin briefly
 // (about 50 microseconds) after each region before they block, so back-to-back regions of a decode step find
 // them awake instead of paying a thread-pool wake-up each time.
@@ -12,8 +13,8 @@ namespace Quill.Inference;
 /// <summary>A chunked parallel-for that never waits for helpers that have not started.</summary>
 internal static class DecodeParallel
 {
-    /// <summary>Chunks per thread: more balance a late or descheduled helper better (16 beat 4 clearly on the shared
-    /// 2-core machine), fewer cost less claiming.</summary>
+    /// <summary>Smallest claim, as a fraction of the range per thread: the tail of a loop is handed out in pieces of
+    /// n / (threads * 16), so a late or descheduled helper holds little.</summary>
     private const int ChunksPerThread = 16;
 
     /// <summary>Runs body(start, end) over [0, n) in chunks of at least minChunk, on up to KernelThreads.Count threads.</summary>
@@ -27,7 +28,7 @@ internal static class DecodeParallel
             return;
         }
         int chunk = Math.Max(Math.Max(1, minChunk), (n + threads * ChunksPerThread - 1) / (threads * ChunksPerThread));
-        var loop = new Loop(n, chunk, body);
+        var loop = new Loop(n, chunk, 2 * threads, body);
         var helpers = Helpers(threads - 1);
         for (int t = 0; t < threads - 1; t++) helpers[t].Post(loop);
         loop.Work();
@@ -94,7 +95,10 @@ internal static class DecodeParallel
         }
     }
 
-    private sealed class Loop(int n, int chunk, Action<int, int> body)
+    // Guided self-scheduling: each claim takes remaining / parts (at least chunk), so the first claims are long
+    // contiguous runs (weights stream from memory without breaks) and the last ones small (a late thread holds
+    // little).
+    private sealed class Loop(int n, int chunk, int parts, Action<int, int> body)
     {
         private int next;
         private int active;
@@ -107,9 +111,12 @@ internal static class DecodeParallel
             {
                 while (true)
                 {
-                    int start = Interlocked.Add(ref next, chunk) - chunk;
+                    int start = Volatile.Read(ref next);
                     if (start >= n) break;
-                    body(start, Math.Min(n, start + chunk));
+                    int size = Math.Max(chunk, (n - start) / parts);
+                    int end = Math.Min(n, start + size);
+                    if (Interlocked.CompareExchange(ref next, end, start) != start) continue;
+                    body(start, end);
                 }
             }
             catch (Exception e)
