@@ -13,7 +13,7 @@ internal static class DataCleanCommand
     {
         var input = new Option<string[]>("--input", "-i") { Description = "Input files or folders (.txt, .jsonl, .jsonl.gz, .html); repeat or list several.", Required = true, AllowMultipleArgumentsPerToken = true };
         var output = new Option<string>("--out", "-o") { Description = "Output folder: clean.jsonl, report.json (and a checkpoint while running).", Required = true };
-        var config = new Option<string?>("--config") { Description = "YAML or JSON settings (see docs/DATA.md); defaults apply to anything left out." };
+        var config = new Option<string?>("--config") { Description = "YAML or JSON settings (see the Data section of README.md); defaults apply to anything left out." };
         var threads = new Option<int>("--threads") { Description = "Worker threads (0: all cores).", DefaultValueFactory = _ => 0 };
         var restart = new Option<bool>("--restart") { Description = "Ignore a checkpoint or finished run in --out and start over." };
         var textField = new Option<string?>("--text-field") { Description = "JSONL field holding the text (overrides input.text_field)." };
@@ -39,7 +39,11 @@ internal static class DataCleanCommand
             string[] inputs = parse.GetValue(input) ?? [];
             using var cts = DataCommand.CancelOnCtrlC();
             CleanReport report = null!;
-            AnsiConsole.Progress()
+            if (!Rendering.Interactive)
+            {
+                report = pipeline.Run(inputs, outDir, null, cts.Token); // no live bar when output is redirected
+            }
+            else AnsiConsole.Progress()
                 .AutoClear(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
                 .Start(ctx =>

@@ -100,9 +100,9 @@ public static class GemmBenchmark
             Console.Error.WriteLine("gemm: --clock cpu times one thread only; add --threads 1");
             return 2;
         }
+        if (peerCore != "env") OpenBlas.UseCore(peerCore); // before the library loads: it reads the variable then
         bool peerAvailable = OpenBlas.IsAvailable;
         if (!peerAvailable) Console.Error.WriteLine("gemm: libopenblas.so.0 not found (apt-get install libopenblas0); reporting Quill alone");
-        else if (peerCore != "env") OpenBlas.UseCore(peerCore);
         peerCore = peerAvailable ? OpenBlas.Core : "none";
         int maxThreads = KernelThreads.Count;
         foreach (int threads in threadCounts)

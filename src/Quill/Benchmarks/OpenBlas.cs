@@ -13,8 +13,10 @@ internal static unsafe partial class OpenBlas
     private const string Library = "libopenblas.so.0";
     private const int RowMajor = 101, NoTrans = 111, Trans = 112;
 
-    /// <summary>True when the system's libopenblas can be loaded.</summary>
-    public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Library, out _);
+    private static bool? available;
+
+    /// <summary>True when the system's libopenblas can be loaded (loads it: call UseCore first).</summary>
+    public static bool IsAvailable => available ??= NativeLibrary.TryLoad(Library, out _);
 
     [LibraryImport(Library, EntryPoint = "openblas_set_num_threads")]
     private static partial void SetNumThreads(int threads);

@@ -27,7 +27,7 @@ public static class Presets
         // What quickstart trains: small enough for a few minutes on two cores.
         "tiny" => Make(name,
             new ModelConfig { Arch = "gpt2", VocabSize = 256, NLayer = 4, NHead = 4, NEmbd = 128, BlockSize = 128 },
-            new TrainConfig { BatchSize = 16, MaxSteps = 600, LearningRate = 2e-3f, MinLr = 2e-4f, WarmupSteps = 50, Beta2 = 0.99f, EvalEvery = 100, CheckpointEvery = 100 }),
+            new TrainConfig { BatchSize = 16, MaxSteps = 2000, LearningRate = 2e-3f, MinLr = 2e-4f, WarmupSteps = 100, Beta2 = 0.99f, EvalEvery = 250, CheckpointEvery = 250 }),
         _ => throw new InvalidConfigException($"unknown preset '{name}'; choose one of: {string.Join(", ", Names)}."),
     };
 

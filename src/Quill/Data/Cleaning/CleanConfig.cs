@@ -44,7 +44,7 @@ public sealed class CleanConfig
         catch (YamlException ex)
         {
             string inner = ex.InnerException?.Message ?? ex.Message;
-            throw new InvalidConfigException($"{origin} line {ex.Start.Line}: {inner.ReplaceLineEndings(" ")} (keys are snake_case, see docs/DATA.md).", ex);
+            throw new InvalidConfigException($"{origin} line {ex.Start.Line}: {inner.ReplaceLineEndings(" ")} (keys are snake_case, see the Data section of README.md).", ex);
         }
         config ??= new CleanConfig();
         config.Validate(origin);
