@@ -26,19 +26,8 @@ public static class TokenizerFile
         WriteAtomic(path, Encoding.UTF8.GetBytes(obj.ToJsonString(WriteOptions)));
     }
 
-    /// <summary>Writes bytes to path through a temporary file in the same folder, then renames it.</summary>
-    public static void WriteAtomic(string path, ReadOnlySpan<byte> bytes)
-    {
-        string full = Path.GetFullPath(path);
-        string? dir = Path.GetDirectoryName(full);
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        string tmp = full + ".tmp" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        {
-            fs.Write(bytes);
-        }
-        File.Move(tmp, full, overwrite: true);
-    }
+    /// <summary>Writes bytes to path through a temporary file in the same folder, flushed, then renamed (AtomicFile).</summary>
+    public static void WriteAtomic(string path, ReadOnlySpan<byte> bytes) => AtomicFile.WriteAllBytes(path, bytes);
 
     /// <summary>Parses a Quill tokenizer file's text; throws InvalidFileException when it is not one.</summary>
     public static JsonObject Parse(string path, string text)
