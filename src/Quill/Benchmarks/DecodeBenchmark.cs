@@ -190,28 +190,8 @@ public static class DecodeBenchmark
     /// <summary>PyTorch decode tokens/s (torch_llama_decode.py --matvec mv, OMP_WAIT_POLICY=PASSIVE), or null.</summary>
     public static double? RunPeer(string shape, int runs, TextWriter? log)
     {
-        string? script = TrainBenchmark.FindPeerScript("torch_llama_decode.py");
-        if (script == null || !File.Exists("/usr/bin/python3"))
-        {
-            log?.WriteLine("peer: torch_llama_decode.py or /usr/bin/python3 not found; reporting Quill alone");
-            return null;
-        }
-        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script);
-        foreach (string a in new[] { "--models", shape, "--threads", KernelThreads.Count.ToString(CultureInfo.InvariantCulture), "--runs", runs.ToString(CultureInfo.InvariantCulture), "--matvec", "mv", "--steps", shape == "stories15M" ? "256" : "128" })
-            psi.ArgumentList.Add(a);
-        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-        using var proc = Process.Start(psi)!;
-        string stdout = proc.StandardOutput.ReadToEnd();
-        string stderr = proc.StandardError.ReadToEnd();
-        proc.WaitForExit();
-        foreach (string line in stdout.Split('\n'))
-        {
-            if (!line.StartsWith('{')) continue;
-            using var doc = JsonDocument.Parse(line);
-            if (doc.RootElement.TryGetProperty("tok_per_s_median", out var tps)) return tps.GetDouble();
-        }
-        log?.WriteLine($"peer: no result ({stderr.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + proc.ExitCode})");
-        return null;
+        string[] args = ["--models", shape, "--threads", KernelThreads.Count.ToString(CultureInfo.InvariantCulture), "--runs", runs.ToString(CultureInfo.InvariantCulture),
+            "--matvec", "mv", "--steps", shape == "stories15M" ? "256" : "128"];
+        return TorchPeer.Run("torch_llama_decode.py", args, "tok_per_s_median", log);
     }
 }

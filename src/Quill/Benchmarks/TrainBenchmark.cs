@@ -86,45 +86,8 @@ public static class TrainBenchmark
     public static double? RunPeer(TrainBenchOptions options, TextWriter? log)
     {
         ArgumentNullException.ThrowIfNull(options);
-        string? script = options.PeerScript ?? FindPeerScript("torch_gpt_train.py");
-        if (script == null || !File.Exists("/usr/bin/python3"))
-        {
-            log?.WriteLine("peer: torch_gpt_train.py or /usr/bin/python3 not found; reporting Quill alone");
-            return null;
-        }
         string name = options.Preset == "gpt2-124m" ? "gpt2-124M" : options.Preset;
-        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script);
-        foreach (string a in new[] { "--configs", name, "--threads", KernelThreads.Count.ToString(CultureInfo.InvariantCulture), "--runs", options.Runs.ToString(CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
-        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-        using var p = Process.Start(psi)!;
-        string stdout = p.StandardOutput.ReadToEnd();
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        foreach (string line in stdout.Split('\n'))
-        {
-            if (!line.StartsWith('{')) continue;
-            using var doc = JsonDocument.Parse(line);
-            if (doc.RootElement.TryGetProperty("tokens_per_s", out var tps)) return tps.GetDouble();
-        }
-        log?.WriteLine($"peer: no result ({stderr.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
-        return null;
-    }
-
-    /// <summary>Looks for a peer script in $QUILL_PEERS, then ../shared/peers above the working folder or the program.</summary>
-    public static string? FindPeerScript(string name)
-    {
-        string? env = Environment.GetEnvironmentVariable("QUILL_PEERS");
-        if (env != null && File.Exists(Path.Combine(env, name))) return Path.Combine(env, name);
-        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-        {
-            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "shared", "peers", name);
-                if (File.Exists(candidate)) return candidate;
-            }
-        }
-        return null;
+        string[] args = ["--configs", name, "--threads", KernelThreads.Count.ToString(CultureInfo.InvariantCulture), "--runs", options.Runs.ToString(CultureInfo.InvariantCulture)];
+        return TorchPeer.Run("torch_gpt_train.py", args, "tokens_per_s", log, options.PeerScript);
     }
 }

@@ -1,0 +1,60 @@
+// Runs one of the PyTorch peer scripts (../shared/peers/*.py, Debian's python3-torch) the way every benchmark
+// should: same thread count as Quill, OMP_WAIT_POLICY=PASSIVE (PyTorch's best setting on two cores), and one
+// figure read from the JSON lines it prints. Missing python3, torch or script means no peer, said once in the log.
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Quill.Benchmarks;
+
+/// <summary>Finds and runs a PyTorch peer script.</summary>
+public static class TorchPeer
+{
+    private const string Python = "/usr/bin/python3";
+
+    /// <summary>
+    /// Runs the script with args and returns the first numeric value of field in its JSON output, or null (and a
+    /// line in log) when python3 or the script is missing or the script gives no such value.
+    /// </summary>
+    public static double? Run(string scriptName, IEnumerable<string> args, string field, TextWriter? log, string? scriptPath = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        string? script = scriptPath ?? FindScript(scriptName);
+        if (script == null || !File.Exists(Python))
+        {
+            log?.WriteLine($"peer: {scriptName} or {Python} not found; reporting Quill alone");
+            return null;
+        }
+        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(script);
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        foreach (string line in stdout.Split('\n'))
+        {
+            if (!line.StartsWith('{')) continue;
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.Number) return value.GetDouble();
+        }
+        log?.WriteLine($"peer: no result ({stderr.Result.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
+        return null;
+    }
+
+    /// <summary>Looks for a peer script in $QUILL_PEERS, then shared/peers above the working folder or the program.</summary>
+    public static string? FindScript(string name)
+    {
+        string? env = Environment.GetEnvironmentVariable("QUILL_PEERS");
+        if (env != null && File.Exists(Path.Combine(env, name))) return Path.Combine(env, name);
+        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "shared", "peers", name);
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
+        return null;
+    }
+}
