@@ -15,9 +15,14 @@ internal static class CliProcess
         return psi;
     }
 
-    public static (int Exit, string Out, string Err) Run(params string[] args)
+    public static (int Exit, string Out, string Err) Run(params string[] args) => Run(null, args);
+
+    /// <summary>Runs the CLI with extra environment variables (e.g. a GC heap limit).</summary>
+    public static (int Exit, string Out, string Err) Run(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        using var p = Process.Start(StartInfo(args))!;
+        var psi = StartInfo(args);
+        if (environment != null) foreach (var (k, v) in environment) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

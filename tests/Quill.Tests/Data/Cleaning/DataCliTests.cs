@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Quill.Data.Cleaning;
 
 namespace Quill.Tests.Data.Cleaning;
@@ -6,17 +5,7 @@ namespace Quill.Tests.Data.Cleaning;
 // Runs the real `quill data clean` in a child process (the CLI wiring: flags, exit codes, one-line errors).
 public class DataCliTests
 {
-    private static (int Code, string Out, string Err) Quill(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Quill.Cli.dll"));
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result, err);
-    }
+    private static (int Code, string Out, string Err) Quill(params string[] args) => Cli.CliProcess.Run(args);
 
     [Fact]
     public void Clean_writes_output_and_report_and_user_errors_are_one_line()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Quill.Data.Cleaning;
@@ -12,7 +11,7 @@ public class LargerThanMemoryTests
     private const long HeapLimit = 80L << 20;
 
     [Fact]
-    public async Task Cleans_an_input_larger_than_the_memory_given_to_the_run()
+    public void Cleans_an_input_larger_than_the_memory_given_to_the_run()
     {
         using var dir = new TempDir();
         string input = dir["big.jsonl"];
@@ -29,19 +28,13 @@ public class LargerThanMemoryTests
         long inputBytes = new FileInfo(input).Length;
         Assert.True(inputBytes > HeapLimit * 4 / 3, $"input {inputBytes} bytes is not larger than the heap limit {HeapLimit}");
 
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Quill.Cli.dll"));
-        foreach (string a in new[] { "data", "clean", "--input", input, "--out", dir["out"] }) psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_GCHeapHardLimit"] = "0x" + HeapLimit.ToString("X", System.Globalization.CultureInfo.InvariantCulture);
-        using var p = Process.Start(psi)!;
-        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
-        string err = await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        Assert.True(p.ExitCode == 0, err);
+        var env = new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x" + HeapLimit.ToString("X", System.Globalization.CultureInfo.InvariantCulture) };
+        var r = Cli.CliProcess.Run(env, "data", "clean", "--input", input, "--out", dir["out"]);
+        Assert.True(r.Exit == 0, r.Err);
         var report = CleanReport.Load(dir["out/report.json"]);
         Assert.Equal(docs, report.DocumentsIn);
         Assert.True(report.DocumentsOut > docs / 2, $"only {report.DocumentsOut} of {docs} documents kept");
         Assert.Equal(report.DocumentsOut, CleanJsonl.ReadDocuments(dir["out/clean.jsonl"]).LongCount());
-        Assert.Contains("wrote", await stdout, StringComparison.Ordinal);
+        Assert.Contains("wrote", r.Out, StringComparison.Ordinal);
     }
 }
