@@ -58,7 +58,7 @@ public static unsafe class Gemv
         nint wa = (nint)w, xa = (nint)x, ya = (nint)y;
         // ranges in whole groups of 4 rows so every thread runs the 4-row kernel
         int groups = (n + 3) / 4;
-        DecodeParallel.For(groups, 1, (g0, g1) =>
+        WorkerPool.Guided(groups, 1, threads, (g0, g1) =>
             Rows(width, (float*)wa, k, (float*)xa, m, (float*)ya, ldy, g0 * 4, Math.Min(n, g1 * 4)));
     }
 
@@ -93,7 +93,7 @@ public static unsafe class Gemv
             }
         }
         if (KernelThreads.Count <= 1 || work < ParallelMinWork) Body(0, groupStart[count]);
-        else DecodeParallel.For(groupStart[count], 1, Body);
+        else WorkerPool.Guided(groupStart[count], 1, KernelThreads.Count, Body);
     }
 
     /// <summary>
@@ -122,7 +122,7 @@ public static unsafe class Gemv
         }
         int groups = (n + 3) / 4;
         if (KernelThreads.Count <= 1 || (long)n * k < ParallelMinWork) Body(0, groups);
-        else DecodeParallel.For(groups, 1, Body);
+        else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
     private static class HalfBuffer

@@ -144,6 +144,10 @@ public sealed unsafe class InferenceEngine
         for (int l = 0; l < model.Layers.Count; l++)
         {
             var lw = model.Layers[l];
+            foreach (var g in segs)
+            {
+                if (g.Count == 1) g.Cache.Prefetch(l, g.Pos0); // decode: the slots this layer writes, while its weights stream
+            }
             Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
             if (lw.Wqkv != null) lw.Wqkv.Multiply(h, c, n, qkv, qkvW);
             else

@@ -58,6 +58,29 @@ public sealed class KvCache
         Length = length;
     }
 
+    /// <summary>
+    /// Starts loading the cache lines that position pos of a layer will be written to. The slots of one position are
+    /// Hkv short runs far apart, cold by the time they are written (the weights streamed since evicted them); the
+    /// engine calls this before a layer's weights stream, so the writes do not stall on memory.
+    /// </summary>
+    internal unsafe void Prefetch(int layer, int pos)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || (uint)pos >= (uint)Capacity) return;
+        int d = HeadDim;
+        fixed (float* k = Keys[layer], v = Values[layer])
+        {
+            for (int h = 0; h < KvHeads; h++)
+            {
+                long at = ((long)h * Capacity + pos) * d;
+                for (int i = 0; i < d; i += 16)
+                {
+                    System.Runtime.Intrinsics.X86.Sse.Prefetch0(k + at + i);
+                    System.Runtime.Intrinsics.X86.Sse.Prefetch0(v + at + i);
+                }
+            }
+        }
+    }
+
     /// <summary>Writes one position's keys and values for a layer. k, v: [Hkv * D]</summary>
     internal void Store(int layer, int pos, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
     {

@@ -91,7 +91,7 @@ public static unsafe class QuantGemv
         }
         int groups = groupStart[count];
         if (KernelThreads.Count <= 1 || work < Gemv.ParallelMinWork) Body(0, groups);
-        else DecodeParallel.For(groups, 1, Body);
+        else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
     /// <summary>Per-thread activation buffers: q [nb * 32] int8, d [nb] scales, sum [nb] integer sums.</summary>

@@ -110,17 +110,5 @@ public static partial class Attention
         _ => width,
     };
 
-    // KernelThreads.ParallelFor with an explicit thread count (tests pin 1 or 2 threads without touching the global).
-    private static void Split(int n, int minChunk, int threads, Action<int, int> body)
-    {
-        int chunks = Math.Min(threads, Math.Max(1, n / Math.Max(1, minChunk)));
-        if (chunks <= 1 || threads == KernelThreads.Count)
-        {
-            if (chunks <= 1) body(0, n);
-            else KernelThreads.ParallelFor(n, minChunk, body);
-            return;
-        }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, c =>
-            body((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks)));
-    }
+    private static void Split(int n, int minChunk, int threads, Action<int, int> body) => KernelThreads.ParallelFor(n, minChunk, threads, body);
 }
