@@ -13,7 +13,7 @@ internal static class BenchDecodeCommand
         var dtype = new Option<string?>("--dtype") { Description = "Weight type: f32, q8_0, q4_0, ... (default: f32 for --shape, as stored for --model)" };
         var tokens = new Option<int>("--tokens") { Description = "Tokens decoded per run", DefaultValueFactory = _ => 128 };
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt length for the prefill figure", DefaultValueFactory = _ => 128 };
-        var runs = new Option<int>("--runs") { Description = "Runs (the median is reported)", DefaultValueFactory = _ => 3 };
+        var runs = new Option<int>("--runs") { Description = "Runs (the median is reported)", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "Threads for Quill and the peer (default: all cores)" };
         var noPeer = new Option<bool>("--no-peer") { Description = "Skip the PyTorch peer" };
         var cmd = new Command("decode", "Decode and prefill tokens/s against the memory-bandwidth limit and PyTorch.") { model, shape, dtype, tokens, prompt, runs, threads, noPeer };

@@ -6,8 +6,8 @@
 // scores are a stream of D-long dot products over consecutive memory, and appending a token writes one D-long row
 // per head. (A [maxT, Hkv*D] layout would interleave heads and stride every dot product; a batch of sequences is
 // a loop over their caches, each with its own pos0.)
-// Straightforward rather than fast: per (query, head) row it computes all scores into scratch, softmaxes them and
-// sums the values; rows are split across threads only when there is enough work.
+// Per (query, head) row it computes all scores into scratch, softmaxes them (vectorized exp) and sums the values
+// in registers; rows are split across threads only when there is enough work.
 // Does not handle: batches (call once per sequence), quantized caches, sliding windows.
 // Glossary: Tq new queries, pos0 position of the first, Hq query heads, Hkv kv heads, D head size, maxT cache capacity.
 using System.Runtime.Intrinsics;
@@ -16,6 +16,9 @@ namespace Quill.Kernels;
 
 public static partial class Attention
 {
+    /// <summary>Work (positions x D x query rows) from which cached attention splits its rows across threads.</summary>
+    private const long CachedParallelWork = 1 << 13; // a hand-off to the awake helpers costs about a microsecond
+
     /// <summary>
     /// Causal attention of new queries over a KV cache. q: query t head h at q[t*qRowStride + h*D ..]; kCache and
     /// vCache: [Hkv, maxT, D] with positions [0, pos0 + Tq) filled; o: [Tq, Hq*D]. Query t sees keys [0, pos0 + t].
@@ -38,7 +41,7 @@ public static partial class Attention
             nint qp = (nint)pq, kp = (nint)pk, vp = (nint)pv, op = (nint)po;
             int rows = Tq * Hq;
             long work = (long)(pos0 + Tq) * D * rows;
-            int minChunk = work >= 1 << 13 ? 1 : rows; // a hand-off to the awake helpers costs about a microsecond
+            int minChunk = work >= CachedParallelWork ? 1 : rows;
             Split(rows, minChunk, threads, (s, e) =>
             {
                 for (int row = s; row < e; row++)
@@ -59,16 +62,21 @@ public static partial class Attention
         }
     }
 
-    // One query row against keys/values [n, D] (rows D apart): scores, softmax, weighted sum of values.
+    // One query row against keys/values [n, D] (rows D apart): scores, softmax, weighted sum of values. The keys and
+    // values of a position are cold when decode reaches them (the weights streamed since), so both loops prefetch a
+    // few rows ahead; the exponentials run vectorized over the stored scores, and the output is summed in registers,
+    // four vectors of it per pass over the values.
     private static unsafe void CachedRow<TOps, TV>(float* qRow, float* keys, float* values, int n, int D, float scale, float* oRow)
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
         int L = TOps.Lanes;
         float* s = AttentionScratch.Get(n);
+        long ahead = Math.Max(1, 512 / D) * D; // about eight cache lines ahead
         float max = float.NegativeInfinity;
         for (int j = 0; j < n; j++)
         {
             float* kRow = keys + (long)j * D;
+            Prefetch(kRow + ahead);
             TV acc = TOps.Zero;
             int d = 0;
             for (; d + L <= D; d += L) acc = TOps.Fma(TOps.Load(qRow + d), TOps.Load(kRow + d), acc);
@@ -77,18 +85,54 @@ public static partial class Attention
             s[j] = dot * scale;
             max = MathF.Max(max, s[j]);
         }
-        float sum = 0;
-        for (int j = 0; j < n; j++) sum += s[j] = MathF.Exp(s[j] - max);
-        new Span<float>(oRow, D).Clear();
-        for (int j = 0; j < n; j++)
+        TV vmax = TOps.Broadcast(max), vsum = TOps.Zero;
+        int i = 0;
+        for (; i + L <= n; i += L)
         {
-            float* vRow = values + (long)j * D;
-            TV pj = TOps.Broadcast(s[j]);
-            int d = 0;
-            for (; d + L <= D; d += L) TOps.Store(oRow + d, TOps.Fma(pj, TOps.Load(vRow + d), TOps.Load(oRow + d)));
-            for (; d < D; d++) oRow[d] += s[j] * vRow[d];
+            TV e = TOps.Exp(TOps.Sub(TOps.Load(s + i), vmax));
+            TOps.Store(s + i, e);
+            vsum = TOps.Add(vsum, e);
         }
-        float inv = 1f / sum;
-        for (int d = 0; d < D; d++) oRow[d] *= inv;
+        float sum = TOps.SumAcross(vsum);
+        for (; i < n; i++) sum += s[i] = MathF.Exp(s[i] - max);
+        TV inv = TOps.Broadcast(1f / sum);
+        int c = 0;
+        for (; c + 4 * L <= D; c += 4 * L)
+        {
+            TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
+            for (int j = 0; j < n; j++)
+            {
+                float* vRow = values + (long)j * D + c;
+                Prefetch(vRow + ahead);
+                TV p = TOps.Broadcast(s[j]);
+                a0 = TOps.Fma(p, TOps.Load(vRow), a0);
+                a1 = TOps.Fma(p, TOps.Load(vRow + L), a1);
+                a2 = TOps.Fma(p, TOps.Load(vRow + 2 * L), a2);
+                a3 = TOps.Fma(p, TOps.Load(vRow + 3 * L), a3);
+            }
+            TOps.Store(oRow + c, TOps.Mul(a0, inv));
+            TOps.Store(oRow + c + L, TOps.Mul(a1, inv));
+            TOps.Store(oRow + c + 2 * L, TOps.Mul(a2, inv));
+            TOps.Store(oRow + c + 3 * L, TOps.Mul(a3, inv));
+        }
+        for (; c + L <= D; c += L)
+        {
+            TV a = TOps.Zero;
+            for (int j = 0; j < n; j++) a = TOps.Fma(TOps.Broadcast(s[j]), TOps.Load(values + (long)j * D + c), a);
+            TOps.Store(oRow + c, TOps.Mul(a, inv));
+        }
+        float invSum = 1f / sum;
+        for (; c < D; c++)
+        {
+            float a = 0;
+            for (int j = 0; j < n; j++) a += s[j] * values[(long)j * D + c];
+            oRow[c] = a * invSum;
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Prefetch(float* p)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
     }
 }

@@ -12,13 +12,15 @@
 // Safe to call from several threads at once (a helper busy with one caller's region leaves the other caller to do
 // its region alone) and from inside a region (the nested region runs on the thread that started it).
 // Glossary: n items, chunk smallest claim.
+using System.Diagnostics;
+
 namespace Quill.Kernels;
 
 /// <summary>Dedicated spinning helper threads and the parallel loops that run on them.</summary>
 internal static class WorkerPool
 {
     /// <summary>How long a helper spins after a region before it blocks (a decode step's gaps are far shorter).</summary>
-    private static readonly long SpinTicks = 100 * TimeSpan.TicksPerMillisecond / 1000;
+    private static readonly long SpinTicks = Stopwatch.Frequency / 10_000; // 100 us
 
     /// <summary>Guided claims per thread at most: the tail of a loop goes out in pieces of n / (threads * 16).</summary>
     private const int ChunksPerThread = 16;
@@ -114,9 +116,13 @@ internal static class WorkerPool
                     job.Work();
                     continue;
                 }
-                long until = DateTime.UtcNow.Ticks + SpinTicks;
-                var spin = new SpinWait();
-                while (Volatile.Read(ref pending) == null && DateTime.UtcNow.Ticks < until) spin.SpinOnce(sleep1Threshold: -1);
+                // spin on pause instructions (no yields: a sched_yield alone costs microseconds), clock checked now and then
+                long until = Stopwatch.GetTimestamp() + SpinTicks;
+                for (int i = 1; Volatile.Read(ref pending) == null; i++)
+                {
+                    Thread.SpinWait(4);
+                    if ((i & 255) == 0 && Stopwatch.GetTimestamp() > until) break;
+                }
                 if (Volatile.Read(ref pending) != null) continue;
                 wake.Reset();
                 if (Volatile.Read(ref pending) != null) continue;
@@ -162,8 +168,11 @@ internal static class WorkerPool
         /// <summary>Called by the caller after its own Work: every piece is claimed; wait for those still running.</summary>
         public void WaitForClaimed()
         {
-            var spin = new SpinWait();
-            while (Volatile.Read(ref active) > 0) spin.SpinOnce(sleep1Threshold: -1);
+            for (int i = 1; Volatile.Read(ref active) > 0; i++)
+            {
+                if (i < 100_000) Thread.SpinWait(4);
+                else Thread.Yield(); // a helper descheduled mid-piece: let it run
+            }
             if (error != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error); // the body's own exception, as if run inline
         }
     }
