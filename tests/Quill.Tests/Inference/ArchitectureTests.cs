@@ -3,8 +3,9 @@
 // llama.cpp's names, all made by fixtures/make_arch_fixtures.py with reference logits from a PyTorch forward of the
 // weights as each file stores them. Through ModelLoader.Load (the CLI's entry) each must report the right
 // architecture and sizes, give the torch logits, decode with its KV cache as the full pass computes, and bring the
-// right tokenizer. Also: Mistral's sliding window caps the usable context, and broken GGUF files (an unsupported
-// architecture, an unsupported tensor type, data cut short) raise one-line errors naming the file.
+// right tokenizer. Also: a sharded checkpoint opened by its index, a GGUF v2 header, Mistral's sliding window
+// capping the usable context, and broken GGUF files (an unsupported architecture, an unsupported tensor type,
+// LongRoPE factors, data cut short) raising one-line errors naming the file.
 using System.Text.Json.Nodes;
 using Quill.Formats.Gguf;
 using Quill.Inference;
@@ -194,6 +195,21 @@ public sealed class ArchitectureTests : IDisposable
         int ctx = Reference(arch)["context"]!.GetValue<int>();
         Assert.Equal(ctx, model.Spec.MaxContext);
         Assert.Equal(ctx, new InferenceEngine(model, ctx).ContextLength);
+    }
+
+    [Fact]
+    public void Gguf_v2_header_loads_as_v3_does()
+    {
+        // v2 and v3 share the layout (64-bit counts); only the version field differs
+        byte[] bytes = File.ReadAllBytes(ModelPath("gpt2", "gguf"));
+        Assert.Equal(3, BitConverter.ToInt32(bytes, 4));
+        bytes[4] = 2;
+        string v2 = Path.Combine(dir, "v2.gguf");
+        File.WriteAllBytes(v2, bytes);
+        int[] tokens = Ints(Reference("gpt2")["tokens"]);
+        using var a = ModelLoader.Load(v2);
+        using var b = ModelLoader.Load(ModelPath("gpt2", "gguf"));
+        Assert.Equal(AllLogits(b, tokens), AllLogits(a, tokens));
     }
 
     [Fact]
