@@ -178,6 +178,7 @@ public sealed class ArchitectureTests : IDisposable
         // mistral: window 32, trained context 64. Quill attends to the whole cache, which equals windowed attention
         // only while the cache holds no more than the window: the usable context becomes the window.
         using var model = ModelLoader.Load(ModelPath("mistral", form));
+        Assert.Equal(32, model.Spec.SlidingWindow);
         Assert.Equal(32, model.Spec.MaxContext);
         Assert.Equal(32, new InferenceEngine(model).ContextLength);
         var e = Assert.ThrowsAny<QuillException>(() => new InferenceEngine(model, 64));
@@ -193,6 +194,7 @@ public sealed class ArchitectureTests : IDisposable
     {
         using var model = ModelLoader.Load(ModelPath(arch, form));
         int ctx = Reference(arch)["context"]!.GetValue<int>();
+        Assert.Equal(arch == "phi3" ? ctx : 0, model.Spec.SlidingWindow); // qwen2: use_sliding_window false
         Assert.Equal(ctx, model.Spec.MaxContext);
         Assert.Equal(ctx, new InferenceEngine(model, ctx).ContextLength);
     }
