@@ -1,9 +1,10 @@
-// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Qwen2, GPT-2) into
+// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Qwen2, Phi-3, GPT-2) into
 // one plain record, filling each field from the family's own key names and HF's per-family defaults (GPT-2's
 // n_embd / n_layer / n_head / n_inner / n_positions; tie_word_embeddings defaults true for GPT-2, false for the
 // others). Handles rope_scaling of type llama3 (and keeps type and factor of linear / dynamic / yarn), eos ids
-// given as a number or a list, and head_dim when present. A missing or bad field raises InvalidConfigException
-// naming the file and the field. Does not handle: other model_types, or encoder-decoder / vision configs.
+// given as a number or a list, head_dim and partial_rotary_factor when present. A missing or bad field raises
+// InvalidConfigException naming the file and the field. Does not handle: other model_types, or encoder-decoder /
+// vision configs.
 using System.Text.Json;
 
 namespace Quill.Formats;
@@ -20,9 +21,9 @@ public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFa
 public sealed record HfConfig
 {
     /// <summary>Families this reader accepts (the config's model_type).</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "qwen2", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "qwen2", "phi3", "gpt2"];
 
-    /// <summary>model_type: llama, mistral, qwen2 or gpt2.</summary>
+    /// <summary>model_type: llama, mistral, qwen2, phi3 or gpt2.</summary>
     public required string ModelType { get; init; }
 
     /// <summary>architectures[0] when present (e.g. LlamaForCausalLM), else null.</summary>
@@ -50,6 +51,9 @@ public sealed record HfConfig
     public required double RopeTheta { get; init; }
 
     public HfRopeScaling? RopeScaling { get; init; }
+
+    /// <summary>Fraction of each head's dims that rotate (partial_rotary_factor, e.g. Phi-4-mini's 0.75); 1 = all.</summary>
+    public double PartialRotaryFactor { get; init; } = 1.0;
 
     /// <summary>Norm epsilon: rms_norm_eps (RMSNorm families) or layer_norm_epsilon (GPT-2, LayerNorm).</summary>
     public required double NormEps { get; init; }
@@ -130,6 +134,9 @@ public sealed record HfConfig
             bool? useSliding = f.Bool("use_sliding_window");
             int? window = f.Int("sliding_window");
             if (useSliding == false) window = null;
+            double rotaryFraction = f.Double("partial_rotary_factor") ?? 1.0;
+            if (!(rotaryFraction > 0 && rotaryFraction <= 1))
+                throw new InvalidConfigException($"{source}: partial_rotary_factor {rotaryFraction} must lie in (0, 1].");
 
             return new HfConfig
             {
@@ -145,6 +152,7 @@ public sealed record HfConfig
                 MaxPositions = maxPos,
                 RopeTheta = gpt2 ? 0 : f.Double("rope_theta") ?? 10000.0,
                 RopeScaling = gpt2 ? null : ParseRopeScaling(r, source),
+                PartialRotaryFactor = rotaryFraction,
                 NormEps = eps,
                 TieWordEmbeddings = f.Bool("tie_word_embeddings") ?? gpt2,
                 AttentionBias = modelType switch { "gpt2" or "qwen2" => true, _ => f.Bool("attention_bias") ?? false },

@@ -3,10 +3,14 @@
 // tokenizer.ggml.*, chat template from tokenizer.chat_template. Architectures: llama and mistral (llama.cpp stores
 // their q/k rows permuted for interleaved RoPE, so interleaved pairing runs them as stored), qwen2 and phi3 (NeoX
 // "half" pairing; Phi-3's fused qkv and gate|up are split by row views), gpt2. Llama 3 scaling arrives as the
-// rope_freqs tensor of per-pair divisors; linear scaling as rope.scaling.factor.
-// Does not handle: other architectures (falcon, gemma, ...), YaRN scaling, sliding windows, MoE.
+// rope_freqs tensor of per-pair divisors; linear scaling as rope.scaling.factor. A sliding window
+// ({arch}.attention.sliding_window) shorter than the trained context caps MaxContext to it (see ModelSpec).
+// Does not handle: other architectures (falcon, gemma, ...), YaRN or LongRoPE scaling (Phi-3 128k's
+// rope_factors_long / _short), windowed attention beyond the window, MoE. A tensor of a type Quill cannot run is
+// refused before anything is built, naming the file and the tensor.
 using Quill.Formats.Gguf;
 using Quill.Kernels;
+using Quill.Quantization;
 using Quill.Tokenization;
 
 namespace Quill.Inference;
@@ -37,6 +41,13 @@ public static class GgufModelLoader
         if (!SupportedArchitectures.Contains(arch))
             throw new QuillException($"{g.Path}: architecture '{arch}' is not supported (supported: {string.Join(", ", SupportedArchitectures)}).");
         if (g.Tensors.Count == 0) throw new InvalidFileException($"{g.Path}: the file holds no tensors (a vocabulary-only GGUF?); pass a model file.");
+        foreach (var t in g.Tensors)
+        {
+            if (!GgmlQuant.IsSupported(t.Type))
+                throw new QuillException($"{g.Path}: tensor '{t.Name}' is {t.Type}, a type Quill cannot run (supported: {string.Join(", ", GgmlQuant.SupportedTypes)}); use a file quantized to one of those.");
+        }
+        if (g.TryGetTensor("rope_factors_long.weight", out _) || g.TryGetTensor("rope_factors_short.weight", out _))
+            throw new QuillException($"{g.Path}: LongRoPE scaling (rope_factors_long / rope_factors_short, as in Phi-3 128k models) is not supported; use a variant without it (e.g. a 4k-context one).");
         bool gpt2 = arch == "gpt2";
         int Int(string key) => g.TryGetInt32($"{arch}.{key}", out int v) ? v : throw new InvalidFileException($"{g.Path}: metadata key '{arch}.{key}' is missing; the file was not exported completely.");
         int dim = Int("embedding_length"), heads = Int("attention.head_count");
@@ -50,7 +61,7 @@ public static class GgufModelLoader
         if (g.TryGetTensor("rope_freqs.weight", out var rf))
         {
             freqFactors = new float[rf.ElementCount];
-            Quantization.GgmlQuant.Dequantize(rf.Type, g.GetTensorData(rf), freqFactors);
+            GgmlQuant.Dequantize(rf.Type, g.GetTensorData(rf), freqFactors);
         }
         double linear = 1.0;
         if (g.TryGetString($"{arch}.rope.scaling.type", out string st) && st != "none")
@@ -58,6 +69,7 @@ public static class GgufModelLoader
             if (st != "linear") throw new QuillException($"{g.Path}: rope scaling '{st}' is not supported (linear and llama3 are).");
             linear = g.TryGetFloat32($"{arch}.rope.scaling.factor", out float fac) && fac > 0 ? fac : 1.0;
         }
+        int window = g.TryGetInt32($"{arch}.attention.sliding_window", out int sw) ? sw : 0;
         var spec = new ModelSpec
         {
             Family = gpt2 ? ModelFamily.Gpt2 : ModelFamily.Llama,
@@ -69,7 +81,8 @@ public static class GgufModelLoader
             HeadDim = headDim,
             Hidden = Int("feed_forward_length"),
             VocabSize = vocab,
-            MaxContext = Int("context_length"),
+            MaxContext = ModelSpec.UsableContext(Int("context_length"), window),
+            SlidingWindow = Math.Max(window, 0),
             NormEps = eps,
             RopeTheta = g.TryGetFloat32($"{arch}.rope.freq_base", out float fb) ? fb : 10000,
             RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) ? rd : 0,

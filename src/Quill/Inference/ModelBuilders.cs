@@ -1,5 +1,6 @@
 // Assembles LayerWeights from tensor names, for the naming schemes Quill meets: Hugging Face Llama / Mistral / Qwen2
-// (model.layers.{i}.self_attn.q_proj.weight, ...; Quill's own Llama checkpoints use the same names), GPT-2 (nanoGPT
+// (model.layers.{i}.self_attn.q_proj.weight, ...; Quill's own Llama checkpoints use the same names) and Phi-3 (the
+// same, with q|k|v fused in self_attn.qkv_proj and gate|up in mlp.gate_up_proj, split by row views), GPT-2 (nanoGPT
 // and Quill: transformer.h.{i}.attn.c_attn.weight stored [out, in]; HF: the same names with or without the
 // "transformer." prefix, Conv1D weights stored [in, out], transposed here into pinned copies), and GGUF
 // (blk.{i}.attn_q.weight, ...; fused attn_qkv and a fused gate|up ffn_up as Phi-3 writes them are split by row
@@ -11,24 +12,29 @@ namespace Quill.Inference;
 /// <summary>Builds layer weights from named tensors.</summary>
 internal static class ModelBuilders
 {
-    /// <summary>A Llama-family model with HF names (biases optional, lm_head optional = tied).</summary>
+    /// <summary>A Llama-family model with HF names (biases optional, lm_head optional = tied; Phi-3's fused qkv / gate|up).</summary>
     public static InferenceModel HfLlama(WeightSource src, ModelSpec spec, List<IDisposable> owners, bool tied)
     {
         var layers = new LayerWeights[spec.Layers];
         for (int i = 0; i < spec.Layers; i++)
         {
             string p = $"model.layers.{i}.";
+            WeightMatrix? wqkv = src.OptionalMatrix(p + "self_attn.qkv_proj.weight");
+            var (gate, up) = src.OptionalMatrix(p + "mlp.gate_up_proj.weight") is { } fused
+                ? SplitGateUp(src, fused, spec)
+                : (src.Matrix(p + "mlp.gate_proj.weight"), src.Matrix(p + "mlp.up_proj.weight"));
             layers[i] = new LayerWeights
             {
                 AttnNorm = src.Floats(p + "input_layernorm.weight"),
-                Wq = src.Matrix(p + "self_attn.q_proj.weight"),
-                Wk = src.Matrix(p + "self_attn.k_proj.weight"),
-                Wv = src.Matrix(p + "self_attn.v_proj.weight"),
+                Wqkv = wqkv,
+                Wq = wqkv == null ? src.Matrix(p + "self_attn.q_proj.weight") : null,
+                Wk = wqkv == null ? src.Matrix(p + "self_attn.k_proj.weight") : null,
+                Wv = wqkv == null ? src.Matrix(p + "self_attn.v_proj.weight") : null,
                 QkvBias = ConcatOptional(src, spec, p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"),
                 Wo = src.Matrix(p + "self_attn.o_proj.weight"),
                 MlpNorm = src.Floats(p + "post_attention_layernorm.weight"),
-                Gate = src.Matrix(p + "mlp.gate_proj.weight"),
-                Up = src.Matrix(p + "mlp.up_proj.weight"),
+                Gate = gate,
+                Up = up,
                 Down = src.Matrix(p + "mlp.down_proj.weight"),
             };
         }
@@ -83,13 +89,7 @@ internal static class ModelBuilders
                 : ConcatOptional(src, spec, p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias");
             WeightMatrix up = src.Matrix(p + "ffn_up.weight");
             WeightMatrix? gate = gpt2 ? null : src.OptionalMatrix(p + "ffn_gate.weight");
-            if (!gpt2 && gate == null)
-            {
-                // Phi-3 stores gate and up stacked in one [2F, C] ffn_up
-                if (up.Rows != 2 * spec.Hidden) throw new InvalidFileException($"{src.Path}: {p}ffn_gate.weight is missing and ffn_up is not a fused gate|up of {2 * spec.Hidden} rows.");
-                gate = up.SliceRows(p + "ffn_up.weight[gate]", 0, spec.Hidden);
-                up = up.SliceRows(p + "ffn_up.weight[up]", spec.Hidden, spec.Hidden);
-            }
+            if (!gpt2 && gate == null) (gate, up) = SplitGateUp(src, up, spec); // Phi-3: gate and up stacked in one [2F, C] ffn_up
             layers[i] = new LayerWeights
             {
                 AttnNorm = src.Floats(p + "attn_norm.weight"),
@@ -114,6 +114,15 @@ internal static class ModelBuilders
         var head = src.OptionalMatrix("output.weight") ?? embed;
         return new InferenceModel(spec, embed, gpt2 ? src.Floats("position_embd.weight") : null, layers,
             src.Floats("output_norm.weight"), src.OptionalFloats("output_norm.bias"), head, owners, src.Path);
+    }
+
+    /// <summary>A fused [2F, C] gate|up matrix (Phi-3) as two row views: gate rows first, then up.</summary>
+    private static (WeightMatrix Gate, WeightMatrix Up) SplitGateUp(WeightSource src, WeightMatrix fused, ModelSpec spec)
+    {
+        int f = spec.Hidden;
+        if (fused.Rows != 2 * f)
+            throw new InvalidFileException($"{src.Path}: no separate gate projection, and tensor '{fused.Name}' has {fused.Rows} rows, not the {2 * f} of a fused gate|up for an MLP of width {f}.");
+        return (fused.SliceRows(fused.Name + "[gate]", 0, f), fused.SliceRows(fused.Name + "[up]", f, f));
     }
 
     /// <summary>q|k|v biases concatenated, or null when the model has none (all three absent).</summary>

@@ -166,9 +166,11 @@ public static class ModelLoader
             HeadDim = hf.HeadDim,
             Hidden = hf.IntermediateSize,
             VocabSize = hf.VocabSize,
-            MaxContext = hf.MaxPositions,
+            MaxContext = ModelSpec.UsableContext(hf.MaxPositions, hf.SlidingWindow ?? 0),
+            SlidingWindow = Math.Max(hf.SlidingWindow ?? 0, 0),
             NormEps = (float)hf.NormEps,
             RopeTheta = gpt2 ? 10000 : hf.RopeTheta,
+            RotaryDim = hf.PartialRotaryFactor < 1 ? (int)(hf.HeadDim * hf.PartialRotaryFactor) : 0,
             RopeStyle = Kernels.RopeStyle.Half,
             RopeScaling = hf.RopeScaling is { Type: "llama3" } l3
                 ? new Llama3RopeScaling(l3.Factor, l3.LowFreqFactor ?? 1, l3.HighFreqFactor ?? 4, l3.OriginalMaxPositions ?? 8192) : null,

@@ -3,8 +3,9 @@
 // and the rotary settings (theta, pairing style, rotary dims, Llama 3 frequency scaling). Loaders fill it from a
 // Quill config, a llama2.c header, GGUF metadata or a HF config.json, then Validate checks it before any memory
 // is touched.
-// Not handled: sliding-window attention (Mistral's window is ignored; exact only within the window size),
-// mixture-of-experts, ALiBi, parallel attention/MLP blocks.
+// A sliding attention window (Mistral, Phi-3) is not run as such: Quill attends to every cached position, which
+// equals windowed attention while the cache holds no more than the window, so the loaders cap MaxContext to it.
+// Not handled: windowed attention beyond the window, mixture-of-experts, ALiBi, parallel attention/MLP blocks.
 // Glossary: C model width, Hq query heads, Hkv key/value heads, D head size, F MLP width, V vocabulary.
 using Quill.Kernels;
 
@@ -55,8 +56,11 @@ public sealed record ModelSpec
     /// <summary>V.</summary>
     public required int VocabSize { get; init; }
 
-    /// <summary>Longest sequence the model supports (its trained or configured context).</summary>
+    /// <summary>Longest sequence Quill runs the model at: its trained context, capped to <see cref="SlidingWindow"/>.</summary>
     public required int MaxContext { get; init; }
+
+    /// <summary>The attention window the model was trained with (Mistral, Phi-3), or 0 for none.</summary>
+    public int SlidingWindow { get; init; }
 
     public required float NormEps { get; init; }
 
@@ -87,6 +91,14 @@ public sealed record ModelSpec
     public int KvDim => KvHeads * HeadDim;
 
     public int EffectiveRotaryDim => RotaryDim > 0 ? RotaryDim : HeadDim;
+
+    /// <summary>
+    /// The context Quill can run exactly: the trained context, or the sliding window when that is shorter (full
+    /// attention over at most the window's positions is what windowed attention computes). A window of 0 or less
+    /// means none.
+    /// </summary>
+    public static int UsableContext(int trainedContext, int slidingWindow) =>
+        slidingWindow > 0 ? Math.Min(trainedContext, slidingWindow) : trainedContext;
 
     /// <summary>Throws InvalidFileException naming <paramref name="source"/> and the first impossible field.</summary>
     public void Validate(string source)
