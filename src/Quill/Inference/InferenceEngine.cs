@@ -35,7 +35,12 @@ public sealed unsafe class InferenceEngine
         if (contextLength < 0) throw new InvalidConfigException($"--context must not be negative (got {contextLength}).");
         ContextLength = contextLength == 0 ? Math.Min(spec.MaxContext, 4096) : contextLength;
         if (ContextLength > spec.MaxContext)
-            throw new InvalidConfigException($"--context {ContextLength} exceeds the model's context of {spec.MaxContext} tokens; pass at most {spec.MaxContext}.");
+        {
+            string why = spec.SlidingWindow > 0 && spec.SlidingWindow == spec.MaxContext
+                ? $" (its sliding-attention window; Quill runs full attention, exact only within the window)"
+                : "";
+            throw new InvalidConfigException($"--context {ContextLength} exceeds the model's context of {spec.MaxContext} tokens{why}; pass at most {spec.MaxContext}.");
+        }
         if (spec.Family == ModelFamily.Llama)
             (ropeCos, ropeSin) = RopeFrequencies.Tables(ContextLength, spec);
     }

@@ -183,6 +183,7 @@ public sealed class ArchitectureTests : IDisposable
         Assert.Equal(32, new InferenceEngine(model).ContextLength);
         var e = Assert.ThrowsAny<QuillException>(() => new InferenceEngine(model, 64));
         Assert.Contains("--context", e.Message, StringComparison.Ordinal);
+        Assert.Contains("sliding-attention window", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', e.Message);
     }
 
