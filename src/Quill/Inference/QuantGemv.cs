@@ -50,7 +50,7 @@ public static unsafe class QuantGemv
     {
         int nb = cols / 32, count = w.Length;
         var act = Activation.Rent(nb);
-        Quantize(x, nb, act);
+        Quantize(x, nb, act, Avx2.IsSupported);
         long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
         var groupStart = new int[count + 1];
         long work = 0;
@@ -94,6 +94,15 @@ public static unsafe class QuantGemv
         else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
+    /// <summary>The int8 blocks, scales and block sums x is quantized to (tests hold the vector path to the scalar one).</summary>
+    internal static (sbyte[] Q, float[] D, int[] Sum) QuantizeActivation(ReadOnlySpan<float> x, bool vector)
+    {
+        int nb = x.Length / 32;
+        var a = new Activation { Q = new sbyte[nb * 32], D = new float[nb], Sum = new int[nb] };
+        fixed (float* px = x) Quantize(px, nb, a, vector && Avx2.IsSupported);
+        return (a.Q, a.D, a.Sum);
+    }
+
     /// <summary>Per-thread activation buffers: q [nb * 32] int8, d [nb] scales, sum [nb] integer sums.</summary>
     private sealed class Activation
     {
@@ -117,7 +126,7 @@ public static unsafe class QuantGemv
     }
 
     // x [nb * 32] -> q (round(x / d), d = max|x| / 127 per block), d, and the block sums of q.
-    private static void Quantize(float* x, int nb, Activation a)
+    private static void Quantize(float* x, int nb, Activation a, bool vector)
     {
         for (int b = 0; b < nb; b++)
         {
@@ -134,6 +143,12 @@ public static unsafe class QuantGemv
                 for (int i = 0; i < 32; i++) amax = Math.Max(amax, Math.Abs(xb[i]));
             }
             float d = amax / 127f, inv = d > 0 ? 1f / d : 0f;
+            a.D[b] = d;
+            if (vector)
+            {
+                a.Sum[b] = QuantizeBlock(xb, inv, a.Q, b * 32);
+                continue;
+            }
             int sum = 0;
             for (int i = 0; i < 32; i++)
             {
@@ -141,13 +156,34 @@ public static unsafe class QuantGemv
                 a.Q[b * 32 + i] = (sbyte)q;
                 sum += q;
             }
-            a.D[b] = d;
             a.Sum[b] = sum;
         }
     }
 
+    // 32 floats -> round(x * inv) as int8 at q[at..at+32) (rounding to even, as MathF.Round), returns their sum. The
+    // two packs interleave 128-bit lanes; the dword permutation puts the bytes back in order.
+    private static int QuantizeBlock(float* x, float inv, sbyte[] q, int at)
+    {
+        var s = Vector256.Create(inv);
+        var i0 = Avx.ConvertToVector256Int32(Avx.LoadVector256(x) * s);
+        var i1 = Avx.ConvertToVector256Int32(Avx.LoadVector256(x + 8) * s);
+        var i2 = Avx.ConvertToVector256Int32(Avx.LoadVector256(x + 16) * s);
+        var i3 = Avx.ConvertToVector256Int32(Avx.LoadVector256(x + 24) * s);
+        var bytes = Avx2.PackSignedSaturate(Avx2.PackSignedSaturate(i0, i1), Avx2.PackSignedSaturate(i2, i3));
+        var ordered = Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte();
+        fixed (sbyte* p = &q[at]) ordered.Store(p);
+        return Vector256.Sum((i0 + i1) + (i2 + i3));
+    }
+
     // One Q8_0 row against the activation, two blocks per step: per block |w| . (x sign w) with vpdpbusd. Rows go one
     // after another, so the weights are read as one sequential stream (four interleaved rows stalled the prefetcher).
+    /// <summary>
+    /// How far ahead of the row being read the kernels prefetch: from memory this measured 6-12% faster (the
+    /// hardware prefetcher alone runs too little ahead of a kernel this busy), from cache about 7% slower; decode
+    /// reads weights from memory.
+    /// </summary>
+    private const int PrefetchBytes = 4096;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Q8One(byte* w, sbyte* q, float* d, int nb)
     {
@@ -158,6 +194,7 @@ public static unsafe class QuantGemv
         {
             for (; b + 2 <= nb; b += 2)
             {
+                Sse.Prefetch0(w + b * 34 + PrefetchBytes);
                 a0 = Q8Block(w + b * 34, Avx.LoadVector256(q + b * 32), d[b], table, a0);
                 a1 = Q8Block(w + (b + 1) * 34, Avx.LoadVector256(q + (b + 1) * 32), d[b + 1], table, a1);
             }
@@ -186,6 +223,7 @@ public static unsafe class QuantGemv
         {
             for (; b + 2 <= nb; b += 2)
             {
+                Sse.Prefetch0(w + b * 18 + PrefetchBytes);
                 a0 = Q4Block(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], mask, table, a0);
                 a1 = Q4Block(w + (b + 1) * 18, Avx.LoadVector256(q + (b + 1) * 32), d[b + 1], 8 * sums[b + 1], mask, table, a1);
             }

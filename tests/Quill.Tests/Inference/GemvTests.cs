@@ -103,3 +103,23 @@ public sealed unsafe class GemvTests
         }
     }
 }
+
+/// <summary>The vectorized activation quantization equals the scalar one value for value.</summary>
+public class QuantGemvActivationTests
+{
+    [Fact]
+    public void VectorQuantizationEqualsScalar()
+    {
+        var rng = new Random(7);
+        var x = new float[32 * 40];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)((rng.NextDouble() - 0.5) * Math.Pow(10, rng.Next(-3, 3)));
+        for (int i = 0; i < 32; i++) x[64 + i] = 0; // an all-zero block
+        x[100] = 127f; x[101] = -127f; x[102] = 63.5f; x[103] = 0.5f; // exact halves: rounding to even
+        var vec = QuantGemv.QuantizeActivation(x, vector: true);
+        var scalar = QuantGemv.QuantizeActivation(x, vector: false);
+        Assert.Equal(scalar.Q, vec.Q);
+        Assert.Equal(scalar.D, vec.D);
+        Assert.Equal(scalar.Sum, vec.Sum);
+        Assert.Contains(scalar.Q, v => v < -100); // the data exercises the range
+    }
+}
