@@ -36,6 +36,7 @@ public sealed class ChatSession
     /// <summary>The template's name, or "plain".</summary>
     public string FormatName => Template?.Name ?? PlainTranscript.Name;
 
+    /// <summary>The conversation so far: user and assistant messages, without the system prompt.</summary>
     public IReadOnlyList<ChatMessage> Messages => messages;
 
     /// <summary>The system prompt (null for none); takes effect from the next turn.</summary>
