@@ -1,9 +1,9 @@
 // Turns a conversation into prompt tokens. A model whose file carries a chat template (GGUF
 // tokenizer.chat_template, HF tokenizer_config.json) gets the matching Quill chat template (ChatML, Llama 3,
 // Llama 2, Mistral, Gemma, Phi-3, ... from Tokenization.ChatTemplates); its stop strings end the reply, and those
-// that are special tokens also end it as token ids. A model without one (Quill checkpoints, llama2.c) gets a plain
-// transcript ("System: ...", "User: ...", "Assistant:") that a base model trained on raw text can follow, with
-// "\nUser:" as an implied stop so it does not write the user's next turn.
+// that are special tokens also end it as token ids. A model without one (Quill checkpoints, llama2.c) gets the
+// library's plain transcript (Tokenization.ChatTemplates.PlainTranscript, the layout `quill chat` uses too:
+// "System: ...", "User: ...", "Assistant:"), whose stop strings end the reply at the next turn.
 // Does not handle: executing arbitrary Jinja, tool calls, images.
 using Quill.Tokenization;
 using Quill.Tokenization.ChatTemplates;
@@ -34,7 +34,7 @@ public sealed class ChatLayout
         template = ChatTemplate.FromMetadata(chatTemplate, architecture);
         if (template == null)
         {
-            StopStrings = ["\nUser:"];
+            StopStrings = PlainTranscript.Stop;
             return;
         }
         StopStrings = template.Stop;
@@ -47,7 +47,7 @@ public sealed class ChatLayout
     }
 
     /// <summary>The template's name, or "plain".</summary>
-    public string Name => template?.Name ?? "plain";
+    public string Name => template?.Name ?? PlainTranscript.Name;
 
     /// <summary>True for the plain transcript (the reply follows "Assistant:" and starts with a space).</summary>
     public bool IsPlain => template == null;
@@ -62,18 +62,10 @@ public sealed class ChatLayout
     public int[] Encode(IReadOnlyList<ChatTurn> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var turns = Normalize(messages);
-        if (template != null)
-            return template.RenderTokens(tokenizer, turns.Select(m => new ChatMessage(m.Role, m.Content)).ToArray(), addGenerationPrompt: true, addBos: addBos).Ids;
-        var text = new System.Text.StringBuilder();
-        foreach (var m in turns)
-        {
-            string who = m.Role switch { "system" => "System", "assistant" => "Assistant", _ => "User" };
-            text.Append(who).Append(": ").Append(m.Content.Trim()).Append("\n\n");
-        }
-        text.Append("Assistant:");
-        int[] ids = tokenizer.Encode(text.ToString());
-        return addBos && tokenizer.BosId >= 0 ? [tokenizer.BosId, .. ids] : ids;
+        var turns = Normalize(messages).Select(m => new ChatMessage(m.Role, m.Content)).ToArray();
+        return template != null
+            ? template.RenderTokens(tokenizer, turns, addGenerationPrompt: true, addBos: addBos).Ids
+            : PlainTranscript.Encode(tokenizer, turns, addBos);
     }
 
     /// <summary>developer becomes system; all system messages join into one at the front.</summary>

@@ -1,0 +1,121 @@
+// The plain chat layout is one layout: a conversation becomes the same prompt through `quill chat`'s path
+// (Inference.ChatSession) and the server's (ChatLayout), a greedy reply is the same text through both, the server's
+// plain stop strings end a reply at the next turn, and a templated model keeps its template.
+using Microsoft.Extensions.AI;
+using Quill.Inference;
+using Quill.Server.Generation;
+using Quill.Server.Tests.Support;
+using Quill.Tokenization;
+using Quill.Tokenization.ChatTemplates;
+using ChatMessage = Quill.Tokenization.ChatTemplates.ChatMessage;
+
+namespace Quill.Server.Tests;
+
+public sealed class ChatLayoutTests
+{
+    private const string System = "  You are brief.\n";
+    private static readonly string[] Turns = ["Hi there!", " Hello. ", "Who are you?\nTell me."];
+
+    private static IEnumerable<ChatTurn> ServerTurns()
+    {
+        yield return new ChatTurn("system", System);
+        for (int i = 0; i < Turns.Length; i++) yield return new ChatTurn(i % 2 == 0 ? "user" : "assistant", Turns[i]);
+    }
+
+    /// <summary>A ChatSession whose history holds the turns before the last user message (as if they had been chatted).</summary>
+    private static ChatSession CliSession(InferenceModel model)
+    {
+        var session = new ChatSession(new Generator(new InferenceEngine(model))) { SystemPrompt = System };
+        for (int i = 0; i < Turns.Length - 1; i++) session.Append(new ChatMessage(i % 2 == 0 ? "user" : "assistant", Turns[i]));
+        return session;
+    }
+
+    [Fact]
+    public void Cli_and_server_render_the_same_conversation_byte_for_byte()
+    {
+        using var model = TinyModels.Inference();
+        var tok = model.Tokenizer!;
+        int[] cli = CliSession(model).PromptIds(Turns[^1]);
+        var layout = new ChatLayout(tok, model.ChatTemplate, model.Spec.Arch, model.AddBos);
+        int[] server = layout.Encode([.. ServerTurns()]);
+        Assert.True(layout.IsPlain);
+        Assert.Equal(cli, server);
+        const string expected = "System: You are brief.\n\nUser: Hi there!\n\nAssistant: Hello.\n\nUser: Who are you?\nTell me.\n\nAssistant:";
+        Assert.Equal(expected, tok.Decode(server));
+        Assert.Equal(expected, tok.Decode(cli));
+    }
+
+    [Fact]
+    public void Cli_and_server_stop_at_the_same_strings()
+    {
+        using var model = TinyModels.Inference();
+        var layout = new ChatLayout(model.Tokenizer!, null, model.Spec.Arch, model.AddBos);
+        var session = new ChatSession(new Generator(new InferenceEngine(model)));
+        Assert.Equal(PlainTranscript.Stop, layout.StopStrings);
+        Assert.Equal(PlainTranscript.Stop, session.StopStrings);
+        Assert.Equal(layout.Name, session.FormatName);
+    }
+
+    [Fact]
+    public async Task A_greedy_reply_is_the_same_text_in_the_terminal_and_from_the_server()
+    {
+        var served = TinyModels.Served();
+        using var client = new QuillChatClient(served);
+        var engineModel = TinyModels.Inference();
+        var session = new ChatSession(new Generator(new InferenceEngine(engineModel))) { SystemPrompt = "Be brief." };
+        for (int turn = 0; turn < 2; turn++)
+        {
+            string question = turn == 0 ? "Name a color." : "And another?";
+            var text = new System.Text.StringBuilder();
+            await foreach (var t in session.SendAsync(question, new GenerationOptions { MaxTokens = 24, Sampling = new SamplingOptions { Temperature = 0 } }))
+                text.Append(t.Text);
+            var conversation = new List<Microsoft.Extensions.AI.ChatMessage> { new(ChatRole.System, "Be brief.") };
+            conversation.AddRange(session.Messages.SkipLast(1).Select(m => new Microsoft.Extensions.AI.ChatMessage(m.Role == "user" ? ChatRole.User : ChatRole.Assistant, m.Content)));
+            var response = await client.GetResponseAsync(conversation, new ChatOptions { Temperature = 0, MaxOutputTokens = 24 });
+            Assert.Equal(response.Text, text.ToString());
+            Assert.Equal(response.Text.Trim(), session.Messages[^1].Content);
+            Assert.False(response.Text.Length > 0 && char.IsWhiteSpace(response.Text[0]), "the reply should start after the cue's space");
+        }
+        engineModel.Dispose();
+        served.Dispose();
+    }
+
+    [Fact]
+    public void Server_plain_stops_end_a_reply_at_the_next_turn()
+    {
+        using var model = TinyModels.Inference();
+        var tok = model.Tokenizer!;
+        var layout = new ChatLayout(tok, null, null, addBos: false);
+        foreach (var (generated, reply) in new[]
+        {
+            (" Red.\n\nUser: and blue?", "Red."),
+            (" Red.\nUser: and blue?", "Red."),
+            (" Red.\n\nAssistant: Blue.", "Red."),
+            (" One.\n\nTwo.\nSystem: x", "One.\n\nTwo."),
+            (" A user: is not a turn.", "A user: is not a turn."),
+        })
+        {
+            var a = new TextAssembler(tok, layout.StopStrings, -1, trimStart: layout.IsPlain);
+            foreach (int id in tok.Encode(generated)) a.Add(id);
+            a.Finish();
+            Assert.Equal(reply, a.Released.ToString());
+        }
+    }
+
+    [Fact]
+    public void A_templated_model_keeps_its_template_on_both_paths()
+    {
+        using var model = TinyModels.Inference();
+        var tok = model.Tokenizer!;
+        const string chatml = "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endfor %}";
+        var layout = new ChatLayout(tok, chatml, null, addBos: false);
+        Assert.Equal("chatml", layout.Name);
+        Assert.False(layout.IsPlain);
+        Assert.Equal(ChatTemplate.Get("chatml").Stop, layout.StopStrings);
+        var session = new ChatSession(new Generator(new InferenceEngine(model)), ChatTemplate.Get("chatml"));
+        Assert.Equal("chatml", session.FormatName);
+        string rendered = ChatTemplate.Get("chatml").Render([new ChatMessage("user", "Hi")]).Text;
+        Assert.Equal(rendered, tok.Decode(session.PromptIds("Hi")));
+        Assert.Equal(rendered, tok.Decode(layout.Encode([new ChatTurn("user", "Hi")])));
+    }
+}
