@@ -70,9 +70,13 @@ public sealed class ConcurrencyTests
         var (model, _) = SlowBackend.Served("tiny", 10, maxBatch: 4, maxQueue: 4);
         await using var server = await TestServer.StartAsync(null, model);
         const string Json = """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true}""";
+        // A client that leaves closes its connection. HttpClient would instead drain an unread response (up to 1 MB
+        // or 2 s) to reuse the connection, and a 200-token stream at 10 ms a token can finish inside that drain,
+        // so this client is told never to drain.
+        using var leaving = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = server.Http.BaseAddress };
         using (var cancel = new CancellationTokenSource())
         {
-            var res = await Http.PostStreamAsync(server.Http, "v1/chat/completions", Json, cancel.Token);
+            var res = await Http.PostStreamAsync(leaving, "v1/chat/completions", Json, cancel.Token);
             var stream = await res.Content.ReadAsStreamAsync(cancel.Token);
             var buf = new byte[256];
             int got = 0;
