@@ -2,11 +2,11 @@
 // decoding, and the one entry every caller takes for them. With a float x, Dot handles any type GgmlQuant supports
 // by dequantizing one block at a time into a stack buffer and taking a vectorized float dot. With x quantized once
 // to int8 (Q8Activation), every block format (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) takes the integer
-// kernels of IntegerDot (AVX-VNNI / AVX2 / scalar). MatVec quantizes x once and runs rows over KernelThreads:
-// Q8_0 and Q4_0 (the decode formats) in groups of four rows handed out by guided claims, with the activation
-// quantized into a per-thread buffer (no allocation per token); MatVecMany runs several Q8_0 / Q4_0 matrices that
-// read one x (q | k | v, gate | up) in a single parallel region with a single quantization. Other types split rows
-// in one contiguous chunk per thread. The DotReference overloads are the plain twins the tests hold the fast paths to.
+// kernels of IntegerDot (AVX-VNNI / AVX2 / scalar). MatVec quantizes x once, into a per-thread buffer (no
+// allocation per token), and runs rows over KernelThreads: Q8_0 and Q4_0 (the decode formats) in groups of four rows
+// handed out by guided claims, other types in one contiguous chunk per thread. MatVecMany: several matrices that
+// read one x (q | k | v, gate | up) share one quantization, and for Q8_0 / Q4_0 one parallel region.
+// The DotReference overloads are the plain twins the tests hold the fast paths to.
 // Does not handle: several activation vectors per call (WeightMatrix loops over them, or dequantizes for GEMM).
 // Glossary: n = row length (values), nb = blocks in a row.
 using System.Runtime.CompilerServices;
@@ -16,7 +16,7 @@ using Quill.Kernels;
 
 namespace Quill.Quantization;
 
-/// <summary>Quantized row x float vector dot products for decoding.</summary>
+/// <summary>Quantized row x vector dot products and matrix-vector products for decoding: the one entry for quantized weights.</summary>
 public static class QuantDot
 {
     /// <summary>dot(row, x) where row holds x.Length values of <paramref name="type"/>. row: [n] in type; x: [n]</summary>
