@@ -133,13 +133,14 @@ public sealed unsafe class WeightMatrix
 
     /// <summary>
     /// Several matrices with the same input (q, k, v or gate, up) in one pass: F32, Q8_0 and Q4_0 matrices of one
-    /// type share one parallel region in the matrix-vector path; anything else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
+    /// type share one parallel region in the matrix-vector path (other integer-kernel types share one quantized
+    /// input); anything else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
     /// </summary>
     internal static void MultiplyMany(ReadOnlySpan<WeightMatrix> ws, float* x, int ldx, int m, ReadOnlySpan<nint> ys, ReadOnlySpan<int> ldys)
     {
         bool same = m <= SmallM;
         foreach (var w in ws) same &= w.Type == ws[0].Type && w.Cols == ws[0].Cols;
-        if (same && QuantGemv.Supports(ws[0].Type))
+        if (same && QuantDot.HasIntegerPath(ws[0].Type))
         {
             Span<nint> qa = stackalloc nint[ws.Length];
             Span<int> qr = stackalloc int[ws.Length];
@@ -149,11 +150,10 @@ public sealed unsafe class WeightMatrix
                 qa[i] = ws[i].Address;
                 qr[i] = ws[i].Rows;
             }
-            bool vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported;
             for (int v = 0; v < m; v++)
             {
                 for (int i = 0; i < ws.Length; i++) qy[i] = ys[i] + (nint)((long)v * ldys[i] * sizeof(float));
-                QuantGemv.RunMany(ws[0].Type, qa, qr, ws[0].Cols, x + (long)v * ldx, qy, vnni);
+                QuantDot.MatVecMany(ws[0].Type, qa, qr, ws[0].Cols, x + (long)v * ldx, qy);
             }
             return;
         }
@@ -190,15 +190,7 @@ public sealed unsafe class WeightMatrix
             for (int v = 0; v < m; v++) Gemv.RunHalf(Type == GgmlType.BF16, (ushort*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);
             return;
         }
-        if (QuantGemv.Supports(Type))
-        {
-            bool vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported;
-            for (int v = 0; v < m; v++) QuantGemv.Run(Type, (byte*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy, vnni);
-            return;
-        }
-        var w = Bytes;
-        for (int v = 0; v < m; v++)
-            QuantDot.MatVec(Type, w, Rows, Cols, new ReadOnlySpan<float>(x + (long)v * ldx, Cols), new Span<float>(y + (long)v * ldy, Rows));
+        for (int v = 0; v < m; v++) QuantDot.MatVec(Type, (byte*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);
     }
 
     private void MultiplyLarge(float* x, int ldx, int m, float* y, int ldy)

@@ -1,9 +1,13 @@
-// Dot products of a quantized weight row with an activation vector, the inner loop of decoding. With a float x,
-// Dot handles any type GgmlQuant supports by dequantizing one block at a time into a stack buffer and taking a
-// vectorized float dot. With x quantized once to int8 (Q8Activation), every block format (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-// Q4_K, Q5_K, Q6_K) takes the
-// integer kernels of IntegerDot (AVX-VNNI / AVX2 / scalar). MatVec runs rows over KernelThreads and picks the
-// integer path where one exists. The DotReference overloads are the plain twins the tests hold the fast paths to.
+// Dot products and matrix-vector products of quantized weights with an activation vector, the inner loop of
+// decoding, and the one entry every caller takes for them. With a float x, Dot handles any type GgmlQuant supports
+// by dequantizing one block at a time into a stack buffer and taking a vectorized float dot. With x quantized once
+// to int8 (Q8Activation), every block format (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) takes the integer
+// kernels of IntegerDot (AVX-VNNI / AVX2 / scalar). MatVec quantizes x once, into a per-thread buffer (no
+// allocation per token), and runs rows over KernelThreads: Q8_0 and Q4_0 (the decode formats) in groups of four rows
+// handed out by guided claims, other types in one contiguous chunk per thread. MatVecMany: several matrices that
+// read one x (q | k | v, gate | up) share one quantization, and for Q8_0 / Q4_0 one parallel region.
+// The DotReference overloads are the plain twins the tests hold the fast paths to.
+// Does not handle: several activation vectors per call (WeightMatrix loops over them, or dequantizes for GEMM).
 // Glossary: n = row length (values), nb = blocks in a row.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -12,7 +16,7 @@ using Quill.Kernels;
 
 namespace Quill.Quantization;
 
-/// <summary>Quantized row x float vector dot products for decoding.</summary>
+/// <summary>Quantized row x vector dot products and matrix-vector products for decoding: the one entry for quantized weights.</summary>
 public static class QuantDot
 {
     /// <summary>dot(row, x) where row holds x.Length values of <paramref name="type"/>. row: [n] in type; x: [n]</summary>
@@ -52,7 +56,7 @@ public static class QuantDot
         type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
     /// <summary>
-    /// dot(row, x) with x quantized once to int8 (<see cref="Q8Activation.Quantize"/>): the integer kernel of every
+    /// dot(row, x) with x quantized once to int8 (<see cref="Q8Activation.Quantize(ReadOnlySpan{float})"/>): the integer kernel of every
     /// block format (see <see cref="HasIntegerPath"/>). row: [n] in type; x: [n]
     /// </summary>
     public static unsafe float Dot(GgmlType type, ReadOnlySpan<byte> row, Q8Activation x)
@@ -70,12 +74,14 @@ public static class QuantDot
     {
         CheckIntegerRow(type, row.Length, x);
         fixed (byte* w = row)
+        fixed (sbyte* q = x.Q32)
+        fixed (float* d = x.Scale32)
         {
             int nb = x.Length / GgmlTypeInfo.BlockSize(type);
             return type switch
             {
-                GgmlType.Q8_0 => IntegerDot.Q8_0Reference(w, x, 0, nb),
-                GgmlType.Q4_0 => IntegerDot.Q4_0Reference(w, x, 0, nb),
+                GgmlType.Q8_0 => IntegerDot.Q8_0Reference(w, q, d, nb),
+                GgmlType.Q4_0 => IntegerDot.Q4_0Reference(w, q, d, nb),
                 GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.SmallReference(type, w, x, 0, nb),
                 GgmlType.Q4_K => IntegerDot.Q4_KReference(w, x, 0, nb),
                 GgmlType.Q5_K => IntegerDot.Q5_KReference(w, x, 0, nb),
@@ -97,10 +103,15 @@ public static class QuantDot
     private static unsafe float RowDot(GgmlType type, byte* w, Q8Activation x)
     {
         int nb = x.Length / GgmlTypeInfo.BlockSize(type);
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0)
+        {
+            fixed (sbyte* q = x.Q32)
+            fixed (float* d = x.Scale32)
+            fixed (int* s = x.Sum32)
+                return type == GgmlType.Q8_0 ? IntegerDot.Q8_0(w, q, d, nb) : IntegerDot.Q4_0(w, q, d, s, nb);
+        }
         return type switch
         {
-            GgmlType.Q8_0 => IntegerDot.Q8_0(w, x, 0, nb),
-            GgmlType.Q4_0 => IntegerDot.Q4_0(w, x, 0, nb),
             GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.Small(type, w, x, 0, nb),
             GgmlType.Q4_K => IntegerDot.Q4_K(w, x, 0, nb),
             GgmlType.Q5_K => IntegerDot.Q5_K(w, x, 0, nb),
@@ -111,29 +122,38 @@ public static class QuantDot
     /// <summary>
     /// y = W x for a row-major matrix of <paramref name="rows"/> rows of <paramref name="cols"/> values in
     /// <paramref name="type"/> (a GGUF tensor with ne0 = cols, ne1 = rows). Types with an integer kernel
-    /// (<see cref="HasIntegerPath"/>) quantize x to int8 once and take it; the others dequantize block by block.
-    /// w: [rows, cols] in type; x: [cols]; y: [rows]
+    /// (<see cref="HasIntegerPath"/>) quantize x to int8 once and take it (Q8_0 and Q4_0 without allocating); the
+    /// others dequantize block by block. w: [rows, cols] in type; x: [cols]; y: [rows]
     /// </summary>
     public static unsafe void MatVec(GgmlType type, ReadOnlySpan<byte> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y)
     {
-        if (HasIntegerPath(type) && cols % GgmlTypeInfo.BlockSize(type) == 0 && x.Length == cols)
-        {
-            MatVec(type, w, rows, cols, Q8Activation.Quantize(x), y);
-            return;
-        }
-        int rb = CheckMatrix(type, w.Length, rows, cols, x.Length, y.Length);
+        if (!GgmlQuant.IsSupported(type)) throw GgmlQuant.Unsupported(type);
+        CheckMatrix(type, w.Length, rows, cols, x.Length, y.Length);
         fixed (byte* wp = w)
         fixed (float* xp = x)
         fixed (float* yp = y)
+            MatVec(type, wp, rows, cols, xp, yp);
+    }
+
+    /// <summary>
+    /// The entry every caller takes (WeightMatrix reads mapped files through it): y = W x on raw memory, shapes
+    /// already checked (cols a multiple of the block size). w: [rows, cols] in type; x: [cols]; y: [rows]
+    /// </summary>
+    internal static unsafe void MatVec(GgmlType type, byte* w, int rows, int cols, float* x, float* y)
+    {
+        if (HasIntegerPath(type))
         {
-            nint wAddr = (nint)wp, xAddr = (nint)xp, yAddr = (nint)yp;
-            KernelThreads.ParallelFor(rows, MinRows(cols), (start, end) =>
-            {
-                var xs = new ReadOnlySpan<float>((float*)xAddr, cols);
-                for (int r = start; r < end; r++)
-                    ((float*)yAddr)[r] = Dot(type, new ReadOnlySpan<byte>((byte*)wAddr + (long)r * rb, rb), xs);
-            });
+            MatVecMany(type, [(nint)w], [rows], cols, x, [(nint)y]);
+            return;
         }
+        long rb = GgmlTypeInfo.RowBytes(type, cols);
+        nint wAddr = (nint)w, xAddr = (nint)x, yAddr = (nint)y;
+        KernelThreads.ParallelFor(rows, MinRows(cols), (start, end) =>
+        {
+            var xs = new ReadOnlySpan<float>((float*)xAddr, cols);
+            for (int r = start; r < end; r++)
+                ((float*)yAddr)[r] = Dot(type, new ReadOnlySpan<byte>((byte*)wAddr + r * rb, (int)rb), xs);
+        });
     }
 
     /// <summary>y = W x with x already quantized (reuse one activation for several matrices). w: [rows, cols]; y: [rows]</summary>
@@ -144,13 +164,90 @@ public static class QuantDot
         CheckIntegerRow(type, rb, x);
         fixed (byte* wp = w)
         fixed (float* yp = y)
+            MatVec(type, wp, rows, cols, x, yp);
+    }
+
+    /// <summary>
+    /// Several matrices of one integer-kernel type that read the same x (q, k, v; gate, up): x is quantized once,
+    /// and for Q8_0 / Q4_0 all their rows share one parallel region. w[i]: [rows[i], cols]; x: [cols]; y[i]: [rows[i]]
+    /// </summary>
+    internal static unsafe void MatVecMany(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, float* x, ReadOnlySpan<nint> y)
+    {
+        if (!HasIntegerPath(type)) throw new ArgumentException($"{type} has no integer kernel.", nameof(type));
+        var act = Q8Activation.QuantizeForThread(x, cols, with256: GgmlTypeInfo.BlockSize(type) == 256);
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0)
         {
-            nint wAddr = (nint)wp, yAddr = (nint)yp;
-            KernelThreads.ParallelFor(rows, MinRows(cols), (start, end) =>
-            {
-                for (int r = start; r < end; r++) ((float*)yAddr)[r] = RowDot(type, (byte*)wAddr + (long)r * rb, x);
-            });
+            RowGroups(type, w, rows, cols, act, y);
+            return;
         }
+        for (int i = 0; i < w.Length; i++) MatVec(type, (byte*)w[i], rows[i], cols, act, (float*)y[i]);
+    }
+
+    /// <summary>Multiply-adds below which one thread does the whole product (as for the fp32 decode kernel).</summary>
+    private const long ParallelMinWork = 1 << 15;
+
+    // Q8_0 / Q4_0: the rows of every matrix in groups of four, one parallel region, guided claims (long contiguous
+    // runs first, so each thread streams its weights; small pieces at the end). Each row is one IntegerDot call.
+    private static unsafe void RowGroups(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, Q8Activation act, ReadOnlySpan<nint> y)
+    {
+        int nb = cols / 32, count = w.Length;
+        long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
+        var groupStart = new int[count + 1];
+        long work = 0;
+        for (int i = 0; i < count; i++)
+        {
+            groupStart[i + 1] = groupStart[i] + (rows[i] + 3) / 4;
+            work += (long)rows[i] * cols;
+        }
+        nint[] wa = w.ToArray(), ya = y.ToArray();
+        int[] ra = rows.ToArray();
+        void Body(int g0, int g1)
+        {
+            fixed (sbyte* q = act.Q32)
+            fixed (float* d = act.Scale32)
+            fixed (int* s = act.Sum32)
+            {
+                for (int m = 0; m < count; m++)
+                {
+                    int a = Math.Max(g0, groupStart[m]), b = Math.Min(g1, groupStart[m + 1]);
+                    if (a >= b) continue;
+                    int r0 = (a - groupStart[m]) * 4, r1 = Math.Min(ra[m], (b - groupStart[m]) * 4);
+                    for (int r = r0; r < r1; r += 4)
+                    {
+                        int n = Math.Min(4, r1 - r);
+                        byte* wr = (byte*)wa[m] + r * rowBytes;
+                        float* yr = (float*)ya[m] + r;
+                        if (type == GgmlType.Q8_0)
+                        {
+                            for (int i = 0; i < n; i++) yr[i] = IntegerDot.Q8_0(wr + i * rowBytes, q, d, nb);
+                        }
+                        else
+                        {
+                            for (int i = 0; i < n; i++) yr[i] = IntegerDot.Q4_0(wr + i * rowBytes, q, d, s, nb);
+                        }
+                    }
+                }
+            }
+        }
+        int groups = groupStart[count];
+        if (KernelThreads.Count <= 1 || work < ParallelMinWork) Body(0, groups);
+        else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
+    }
+
+    // Any integer-kernel type against a quantized x: one contiguous chunk of rows per thread (Q8_0 / Q4_0 take RowGroups).
+    private static unsafe void MatVec(GgmlType type, byte* w, int rows, int cols, Q8Activation x, float* y)
+    {
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0)
+        {
+            RowGroups(type, [(nint)w], [rows], cols, x, [(nint)y]);
+            return;
+        }
+        long rb = GgmlTypeInfo.RowBytes(type, cols);
+        nint wAddr = (nint)w, yAddr = (nint)y;
+        KernelThreads.ParallelFor(rows, MinRows(cols), (start, end) =>
+        {
+            for (int r = start; r < end; r++) ((float*)yAddr)[r] = RowDot(type, (byte*)wAddr + r * rb, x);
+        });
     }
 
     private static int MinRows(int cols) => Math.Max(1, 32768 / Math.Max(1, cols));

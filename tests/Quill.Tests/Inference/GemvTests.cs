@@ -1,6 +1,7 @@
 // The decode kernels against their plain twins: fp32 Gemv (every instruction width, one vector and several, odd
-// shapes and tails, threaded) and the Q8_0 / Q4_0 integer kernels (VNNI path vs scalar path vs the block format's
-// own dequantized dot), within the error the int8 activation quantization implies.
+// shapes and tails, threaded), half-precision rows, several matrices in one region against one by one, and quantized
+// weights through WeightMatrix (QuantDot's entry) against the integer scalar twin and the block format's own
+// dequantized dot, within the error the int8 activation quantization implies.
 using Quill.Formats.Gguf;
 using Quill.Inference;
 using Quill.Quantization;
@@ -45,9 +46,11 @@ public sealed unsafe class GemvTests
     [InlineData(GgmlType.F32)]
     [InlineData(GgmlType.Q8_0)]
     [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q4_K)]
     public void Many_matrices_in_one_region_match_one_by_one(GgmlType type)
     {
-        int k = 96;
+        int k = 256; // 153 rows x 256: enough work for the shared region to go parallel, each matrix alone does not
         float[] x = Random(k, 3);
         var mats = new[] { (Rows: 96, W: Random(96 * k, 4)), (Rows: 50, W: Random(50 * k, 5)), (Rows: 7, W: Random(7 * k, 6)) };
         var ws = mats.Select((t, i) => WeightMatrix.Quantize($"m{i}", t.W, t.Rows, k, type)).ToArray();
@@ -82,44 +85,28 @@ public sealed unsafe class GemvTests
     [InlineData(GgmlType.Q8_0, 37, 288)]
     [InlineData(GgmlType.Q4_0, 4, 64)]
     [InlineData(GgmlType.Q4_0, 61, 768)]
-    public void Quantized_kernels_match_dequantized_dot(GgmlType type, int rows, int cols)
+    [InlineData(GgmlType.Q4_K, 9, 512)]
+    [InlineData(GgmlType.Q5_1, 11, 96)]
+    public void Quantized_weights_match_their_scalar_twin_and_dequantized_dot(GgmlType type, int rows, int cols)
     {
         float[] w = Random(rows * cols, 7), x = Random(cols, 8);
         var m = WeightMatrix.Quantize("w", w, rows, cols, type);
-        var vec = new float[rows];
-        var scalar = new float[rows];
-        QuantGemv.Multiply(type, m.Bytes, rows, cols, x, vec, useVector: true);
-        QuantGemv.Multiply(type, m.Bytes, rows, cols, x, scalar, useVector: false);
+        var y = new float[rows];
+        fixed (float* px = x, py = y) m.Multiply(px, cols, 1, py, rows);
+        var xq = Q8Activation.Quantize(x);
         long rb = GgmlTypeInfo.RowBytes(type, cols);
+        float[] wd = m.ToFloats();
         double xnorm = Math.Sqrt(x.Sum(v => (double)v * v));
         for (int r = 0; r < rows; r++)
         {
-            float exact = QuantDot.DotReference(type, m.Bytes.Slice((int)(r * rb), (int)rb), x);
+            var row = m.Bytes.Slice((int)(r * rb), (int)rb);
+            float twin = QuantDot.DotReference(type, row, xq);
+            float exact = QuantDot.DotReference(type, row, x);
             // int8 activation: per-value error <= d_x / 2 = max|x_block| / 254, so |error| <= |w_row| |x| / 127 or so
-            double wnorm = Math.Sqrt(m.ToFloats().AsSpan(r * cols, cols).ToArray().Sum(v => (double)v * v));
+            double wnorm = Math.Sqrt(wd.AsSpan(r * cols, cols).ToArray().Sum(v => (double)v * v));
             double bound = wnorm * xnorm / 100 + 1e-5;
-            Assert.True(Math.Abs(exact - scalar[r]) <= bound, $"scalar row {r}: {scalar[r]} vs {exact}");
-            Assert.True(Math.Abs(vec[r] - scalar[r]) <= 1e-4 * (1 + Math.Abs(scalar[r])), $"vector row {r}: {vec[r]} vs scalar {scalar[r]}");
+            Assert.True(Math.Abs(exact - twin) <= bound, $"scalar twin row {r}: {twin} vs {exact}");
+            Assert.True(Math.Abs(y[r] - twin) <= 1e-4 * (1 + Math.Abs(twin)), $"engine row {r}: {y[r]} vs scalar twin {twin}");
         }
-    }
-}
-
-/// <summary>The vectorized activation quantization equals the scalar one value for value.</summary>
-public class QuantGemvActivationTests
-{
-    [Fact]
-    public void VectorQuantizationEqualsScalar()
-    {
-        var rng = new Random(7);
-        var x = new float[32 * 40];
-        for (int i = 0; i < x.Length; i++) x[i] = (float)((rng.NextDouble() - 0.5) * Math.Pow(10, rng.Next(-3, 3)));
-        for (int i = 0; i < 32; i++) x[64 + i] = 0; // an all-zero block
-        x[100] = 127f; x[101] = -127f; x[102] = 63.5f; x[103] = 0.5f; // exact halves: rounding to even
-        var vec = QuantGemv.QuantizeActivation(x, vector: true);
-        var scalar = QuantGemv.QuantizeActivation(x, vector: false);
-        Assert.Equal(scalar.Q, vec.Q);
-        Assert.Equal(scalar.D, vec.D);
-        Assert.Equal(scalar.Sum, vec.Sum);
-        Assert.Contains(scalar.Q, v => v < -100); // the data exercises the range
     }
 }

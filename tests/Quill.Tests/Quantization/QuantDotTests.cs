@@ -1,7 +1,7 @@
 // Holds the dot-product kernels to their plain twins: the float-activation Dot against dequantize-then-sum for
-// every supported type; each integer kernel (Q8_0, Q4_0, Q4_K, Q6_K against a Q8Activation) on each instruction
-// path this machine has (AVX-VNNI, AVX2) against its scalar twin; MatVec against row-by-row dots; and the
-// integer path against the exact float dot within the error the int8 activation implies.
+// every supported type; each integer kernel (every block format against a Q8Activation) on each instruction path
+// this machine has (AVX-VNNI, AVX2) against its scalar twin; MatVec against row-by-row dots; and the integer path
+// (Dot and MatVec) against the exact float dot within the error the int8 activation implies, for every type.
 using System.Runtime.Intrinsics.X86;
 using Quill.Formats.Gguf;
 using Quill.Quantization;
@@ -70,15 +70,23 @@ public class QuantDotTests
         { GgmlType.Q6_K, 256 }, { GgmlType.Q6_K, 256 * 5 },
     };
 
-    private static unsafe float Kernel<T>(GgmlType type, byte* w, Q8Activation x, int nb) where T : struct, IU8S8 => type switch
+    private static unsafe float Kernel<T>(GgmlType type, byte* w, Q8Activation x, int nb) where T : struct, IU8S8
     {
-        GgmlType.Q8_0 => IntegerDot.Q8_0<T>(w, x, 0, nb),
-        GgmlType.Q4_0 => IntegerDot.Q4_0<T>(w, x, 0, nb),
-        GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.Small<T>(type, w, x, 0, nb),
-        GgmlType.Q4_K => IntegerDot.Q4_K<T>(w, x, 0, nb),
-        GgmlType.Q5_K => IntegerDot.Q5_K<T>(w, x, 0, nb),
-        _ => IntegerDot.Q6_K<T>(w, x, 0, nb),
-    };
+        fixed (sbyte* q = x.Q32)
+        fixed (float* d = x.Scale32)
+        fixed (int* s = x.Sum32)
+        {
+            return type switch
+            {
+                GgmlType.Q8_0 => IntegerDot.Q8_0<T>(w, q, d, nb),
+                GgmlType.Q4_0 => IntegerDot.Q4_0<T>(w, q, d, s, nb),
+                GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => IntegerDot.Small<T>(type, w, x, 0, nb),
+                GgmlType.Q4_K => IntegerDot.Q4_K<T>(w, x, 0, nb),
+                GgmlType.Q5_K => IntegerDot.Q5_K<T>(w, x, 0, nb),
+                _ => IntegerDot.Q6_K<T>(w, x, 0, nb),
+            };
+        }
+    }
 
     [Theory]
     [MemberData(nameof(IntegerCases))]
@@ -109,8 +117,29 @@ public class QuantDotTests
         }
     }
 
+    /// <summary>How far the integer path may be from the exact dot: each activation value is within (its group's amax / 127) / 2 of x.</summary>
+    private static double ActivationErrorBound(GgmlType type, ReadOnlySpan<float> wd, ReadOnlySpan<float> x)
+    {
+        if (!QuantDot.HasIntegerPath(type)) return 0;
+        int g = GgmlTypeInfo.BlockSize(type) == 256 ? 256 : 32;
+        double bound = 0;
+        for (int b = 0; b < x.Length / g; b++)
+        {
+            float amax = 0, wsum = 0;
+            for (int i = b * g; i < (b + 1) * g; i++)
+            {
+                amax = Math.Max(amax, Math.Abs(x[i]));
+                wsum += Math.Abs(wd[i]);
+            }
+            bound += wsum * amax / 254;
+        }
+        return bound;
+    }
+
     [Theory]
     [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q4_1)]
     [InlineData(GgmlType.Q5_0)]
     [InlineData(GgmlType.Q5_1)]
     [InlineData(GgmlType.Q4_K)]
@@ -122,22 +151,44 @@ public class QuantDotTests
         var (row, wd) = QuantizedRow(type, N, 11);
         float[] x = Random(N, 12);
         var xq = Q8Activation.Quantize(x);
-        int g = GgmlTypeInfo.BlockSize(type) == 256 ? 256 : 32;
-        // each activation value is within (its group's amax / 127) / 2 of x
-        double bound = 0;
-        for (int b = 0; b < N / g; b++)
-        {
-            float amax = 0, wsum = 0;
-            for (int i = b * g; i < (b + 1) * g; i++)
-            {
-                amax = Math.Max(amax, Math.Abs(x[i]));
-                wsum += Math.Abs(wd[i]);
-            }
-            bound += wsum * amax / 254;
-        }
+        double bound = ActivationErrorBound(type, wd, x);
         double exact = 0;
         for (int i = 0; i < N; i++) exact += (double)wd[i] * x[i];
         Assert.True(Math.Abs(QuantDot.Dot(type, row, xq) - exact) <= bound * 1.01 + 1e-4, $"{type}");
+    }
+
+    // MatVec (int8 activation for the integer-kernel types, Q8_0 / Q4_0 in the decode region) against the general
+    // float path (dequantize, then an exact dot) for every supported type, within what the activation's rounding allows.
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q4_1)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q5_1)]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void MatVec_is_within_the_activation_error_of_the_float_path(GgmlType type)
+    {
+        const int Rows = 67, Cols = 768; // 51 K multiply-adds: the threaded path
+        float[] w = Random(Rows * Cols, 31), x = Random(Cols, 32, 4);
+        int rb = (int)GgmlTypeInfo.RowBytes(type, Cols);
+        var m = new byte[rb * Rows];
+        GgmlQuant.Quantize(type, w, m);
+        var y = new float[Rows];
+        QuantDot.MatVec(type, m, Rows, Cols, x, y);
+        var wd = new float[Cols];
+        for (int r = 0; r < Rows; r++)
+        {
+            GgmlQuant.Dequantize(type, m.AsSpan(r * rb, rb), wd);
+            double exact = 0;
+            for (int i = 0; i < Cols; i++) exact += (double)wd[i] * x[i];
+            double bound = ActivationErrorBound(type, wd, x) * 1.01 + 1e-5 * AbsDot(wd, x);
+            Assert.True(Math.Abs(y[r] - exact) <= bound, $"{type} row {r}: {y[r]} vs {exact} (bound {bound})");
+        }
     }
 
     [Theory]
@@ -165,22 +216,5 @@ public class QuantDotTests
             float want = QuantDot.HasIntegerPath(type) ? QuantDot.DotReference(type, row, xq) : QuantDot.DotReference(type, row, x);
             Assert.True(Math.Abs(y[r] - want) <= 1e-4f * (1 + Math.Abs(want)), $"row {r}: {y[r]} vs {want}");
         }
-    }
-
-    [Fact]
-    public void Activation_values_are_within_half_a_step()
-    {
-        float[] x = Random(512, 21, 5);
-        var a = Q8Activation.Quantize(x);
-        Assert.True(a.Has32 && a.Has256);
-        for (int i = 0; i < x.Length; i++)
-        {
-            Assert.True(Math.Abs(a.Q32[i] * a.Scale32[i / 32] - x[i]) <= a.Scale32[i / 32] / 2 * 1.0001f);
-            Assert.True(Math.Abs(a.Q256[i] * a.Scale256[i / 256] - x[i]) <= a.Scale256[i / 256] / 2 * 1.0001f);
-        }
-        for (int k = 0; k < 32; k++) Assert.Equal(a.Q256.Skip(16 * k).Take(16).Sum(v => v), a.Sum16[k]);
-        Assert.False(Q8Activation.Quantize(new float[96]).Has256);
-        Assert.Throws<ArgumentException>(() => QuantDot.Dot(GgmlType.Q4_K, new byte[3 * 18], Q8Activation.Quantize(new float[96])));
-        Assert.Throws<ArgumentException>(() => QuantDot.Dot(GgmlType.F16, new byte[64], Q8Activation.Quantize(new float[32])));
     }
 }
