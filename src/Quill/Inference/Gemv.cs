@@ -25,9 +25,6 @@ internal enum GemvWidth
 /// <summary>Matrix-vector products for decoding (fp32). Its plain twin is <see cref="GemvReference"/>.</summary>
 public static unsafe class Gemv
 {
-    /// <summary>Multiply-adds below which one thread does the whole product.</summary>
-    internal const long ParallelMinWork = 1 << 15;
-
     /// <summary>y = W x. w: [n, k] row-major; x: [k]; y: [n]. maxThreads 0 = <see cref="KernelThreads.Count"/>.</summary>
     public static void Multiply(ReadOnlySpan<float> w, int n, int k, ReadOnlySpan<float> x, Span<float> y, int maxThreads = 0)
         => MultiplyBatch(w, n, k, x, 1, y, maxThreads);
@@ -50,7 +47,7 @@ public static unsafe class Gemv
         if (width == GemvWidth.Auto) width = Best;
         int threads = maxThreads == 0 ? KernelThreads.Count : Math.Min(maxThreads, KernelThreads.Count);
         long work = (long)n * k * m;
-        if (threads <= 1 || work < ParallelMinWork || n < 8)
+        if (threads <= 1 || work < WorkerPool.MatVecMinWork || n < 8)
         {
             Rows(width, w, k, x, m, y, ldy, 0, n);
             return;
@@ -92,7 +89,7 @@ public static unsafe class Gemv
                 Rows(width, (float*)wa[i], k, (float*)xa, m, (float*)ya[i], la[i], r0, r1);
             }
         }
-        if (KernelThreads.Count <= 1 || work < ParallelMinWork) Body(0, groupStart[count]);
+        if (KernelThreads.Count <= 1 || work < WorkerPool.MatVecMinWork) Body(0, groupStart[count]);
         else WorkerPool.Guided(groupStart[count], 1, KernelThreads.Count, Body);
     }
 
@@ -121,7 +118,7 @@ public static unsafe class Gemv
             }
         }
         int groups = (n + 3) / 4;
-        if (KernelThreads.Count <= 1 || (long)n * k < ParallelMinWork) Body(0, groups);
+        if (KernelThreads.Count <= 1 || (long)n * k < WorkerPool.MatVecMinWork) Body(0, groups);
         else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 

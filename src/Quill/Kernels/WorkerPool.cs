@@ -22,6 +22,12 @@ internal static class WorkerPool
     /// <summary>How long a helper spins after a region before it blocks (a decode step's gaps are far shorter).</summary>
     private static readonly long SpinTicks = Stopwatch.Frequency / 10_000; // 100 us
 
+    /// <summary>
+    /// Multiply-adds below which a matrix-vector product (fp32 or quantized decode) runs on the calling thread alone:
+    /// smaller products take a few microseconds, about what handing half of them to a helper saves.
+    /// </summary>
+    public const long MatVecMinWork = 1 << 15;
+
     /// <summary>Guided claims per thread at most: the tail of a loop goes out in pieces of n / (threads * 16).</summary>
     private const int ChunksPerThread = 16;
 

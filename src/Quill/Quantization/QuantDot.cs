@@ -183,9 +183,6 @@ public static class QuantDot
         for (int i = 0; i < w.Length; i++) MatVec(type, (byte*)w[i], rows[i], cols, act, (float*)y[i]);
     }
 
-    /// <summary>Multiply-adds below which one thread does the whole product (as for the fp32 decode kernel).</summary>
-    private const long ParallelMinWork = 1 << 15;
-
     // Q8_0 / Q4_0: the rows of every matrix in groups of four, one parallel region, guided claims (long contiguous
     // runs first, so each thread streams its weights; small pieces at the end). Each row is one IntegerDot call.
     private static unsafe void RowGroups(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, Q8Activation act, ReadOnlySpan<nint> y)
@@ -230,7 +227,7 @@ public static class QuantDot
             }
         }
         int groups = groupStart[count];
-        if (KernelThreads.Count <= 1 || work < ParallelMinWork) Body(0, groups);
+        if (KernelThreads.Count <= 1 || work < WorkerPool.MatVecMinWork) Body(0, groups);
         else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
