@@ -9,6 +9,7 @@
 // Glossary: N output rows, K shared (input) length, M vectors.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Quill.Kernels;
 
 namespace Quill.Inference;
@@ -145,7 +146,7 @@ public static unsafe class Gemv
                 float* yv = y + (long)v * ldy + r;
                 switch (width)
                 {
-                    case GemvWidth.Vector512 when k <= ShortRow && v == 0: Four512Ahead(w0, k, xv, yv, w0 + 8L * k); break;
+                    case GemvWidth.Vector512 when k <= ShortRow && v == 0: Four512(w0, k, xv, yv, w0 + 8L * k); break;
                     case GemvWidth.Vector512: Four512(w0, k, xv, yv); break;
                     case GemvWidth.Vector256: Four256(w0, k, xv, yv); break;
                     default: FourScalar(w0, k, xv, yv); break;
@@ -166,9 +167,10 @@ public static unsafe class Gemv
     /// </summary>
     private const int ShortRow = 512;
 
-    // Four512 that also prefetches the 4 * k floats at `ahead` (the group two groups on), 256 bytes per step.
+    // y[0..4) = rows w[0..4) (each k long, k apart) dot x. ahead, unless null: 4 * k floats to prefetch, 256 bytes a
+    // step (callers pass a constant null or not, so the inlined copy keeps only the branch it needs).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Four512Ahead(float* w, int k, float* x, float* y, float* ahead)
+    private static void Four512(float* w, int k, float* x, float* y, float* ahead = null)
     {
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
         var a0 = Vector512<float>.Zero;
@@ -178,44 +180,14 @@ public static unsafe class Gemv
         int i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            float* p = ahead + 4 * i;
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + 16);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + 32);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + 48);
-            var xv = Vector512.Load(x + i);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), xv, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i), xv, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + i), xv, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + i), xv, a3);
-        }
-        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
-        for (; i < k; i++)
-        {
-            float xi = x[i];
-            s0 += w[i] * xi;
-            s1 += w1[i] * xi;
-            s2 += w2[i] * xi;
-            s3 += w3[i] * xi;
-        }
-        y[0] = s0;
-        y[1] = s1;
-        y[2] = s2;
-        y[3] = s3;
-    }
-
-    // y[0..4) = rows w[0..4) (each k long, k apart) dot x.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Four512(float* w, int k, float* x, float* y)
-    {
-        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
-        var a0 = Vector512<float>.Zero;
-        var a1 = Vector512<float>.Zero;
-        var a2 = Vector512<float>.Zero;
-        var a3 = Vector512<float>.Zero;
-        int i = 0;
-        for (; i + 16 <= k; i += 16)
-        {
+            if (ahead != null)
+            {
+                float* p = ahead + 4 * i;
+                Sse.Prefetch0(p);
+                Sse.Prefetch0(p + 16);
+                Sse.Prefetch0(p + 32);
+                Sse.Prefetch0(p + 48);
+            }
             var xv = Vector512.Load(x + i);
             a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), xv, a0);
             a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i), xv, a1);
