@@ -117,5 +117,7 @@ public sealed class ChatLayoutTests
         string rendered = ChatTemplate.Get("chatml").Render([new ChatMessage("user", "Hi")]).Text;
         Assert.Equal(rendered, tok.Decode(session.PromptIds("Hi")));
         Assert.Equal(rendered, tok.Decode(layout.Encode([new ChatTurn("user", "Hi")])));
+        Assert.Equal(ChatTemplate.Get("chatml").EncodePrompt(tok, [new ChatMessage("user", "Hi")], addBos: false), layout.Encode([new ChatTurn("user", "Hi")]));
+        Assert.Equal(session.PromptIds("Hi"), layout.Encode([new ChatTurn("user", "Hi")]));
     }
 }

@@ -64,7 +64,7 @@ public sealed class ChatLayout
         ArgumentNullException.ThrowIfNull(messages);
         var turns = Normalize(messages).Select(m => new ChatMessage(m.Role, m.Content)).ToArray();
         return template != null
-            ? template.RenderTokens(tokenizer, turns, addGenerationPrompt: true, addBos: addBos).Ids
+            ? template.EncodePrompt(tokenizer, turns, addBos)
             : PlainTranscript.Encode(tokenizer, turns, addBos);
     }
 

@@ -78,9 +78,7 @@ public sealed class ChatSession
         all.Add(new ChatMessage("user", userMessage));
         var tok = generator.Tokenizer;
         bool addBos = generator.Engine.Model.AddBos;
-        if (Template == null) return PlainTranscript.Encode(tok, all, addBos);
-        int[] text = tok.Encode(Template.Render(all, addGenerationPrompt: true).Text, SpecialTokenSet.All);
-        return addBos && tok.BosId >= 0 ? [tok.BosId, .. text] : text;
+        return Template == null ? PlainTranscript.Encode(tok, all, addBos) : Template.EncodePrompt(tok, all, addBos);
     }
 
     /// <summary>Adds the user's message and streams the assistant's reply; the reply joins the history.</summary>

@@ -4,6 +4,7 @@
 using Quill.Inference;
 using Quill.Models;
 using Quill.Tokenization;
+using Quill.Tests.Support;
 using Quill.Tokenization.ChatTemplates;
 
 namespace Quill.Tests.Inference;
@@ -58,5 +59,28 @@ public sealed class ChatSessionTests
         var chat = new ChatSession(new Generator(new InferenceEngine(model)));
         var e = Assert.Throws<InvalidConfigException>(() => chat.Append(new ChatMessage("system", "x")));
         Assert.Contains("SystemPrompt", e.Message);
+    }
+}
+
+/// <summary>A templated prompt is the whole rendered text encoded once (as HF's apply_chat_template and llama.cpp do),
+/// the same ids `quill serve` builds; encoding piece by piece would give other ids with SentencePiece.</summary>
+public sealed class TemplatedPromptTests
+{
+    [TestDataFact("llama2c/stories260K.bin", "llama2c/tok512.bin")]
+    public void Prompt_is_the_rendered_conversation_encoded_in_one_piece()
+    {
+        using var model = ModelLoader.Load(TestData.PathOf("llama2c/stories260K.bin"), TestData.PathOf("llama2c/tok512.bin"));
+        var template = ChatTemplate.Get("llama2-chat");
+        var chat = new ChatSession(new Generator(new InferenceEngine(model)), template) { SystemPrompt = "Tell stories." };
+        chat.Append(new ChatMessage("user", "Hi there"));
+        chat.Append(new ChatMessage("assistant", "Once upon a time"));
+        ChatMessage[] all = [new("system", "Tell stories."), new("user", "Hi there"), new("assistant", "Once upon a time"), new("user", "More please")];
+        var tok = model.Tokenizer!;
+        int[] whole = tok.Encode(template.Render(all, addGenerationPrompt: true).Text, SpecialTokenSet.All);
+        int[] expected = model.AddBos && tok.BosId >= 0 ? [tok.BosId, .. whole] : whole;
+        Assert.Equal(expected, chat.PromptIds("More please"));
+        Assert.Equal(expected, template.EncodePrompt(tok, all, model.AddBos));
+        // the case this guards: SentencePiece's dummy prefix makes piecewise encoding differ here
+        Assert.NotEqual(expected, template.RenderTokens(tok, all, addGenerationPrompt: true, addBos: model.AddBos).Ids);
     }
 }

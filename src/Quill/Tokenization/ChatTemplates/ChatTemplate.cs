@@ -76,6 +76,19 @@ public abstract class ChatTemplate
         return new ChatRendering(sb.ToString(), spans);
     }
 
+    /// <summary>
+    /// The prompt a model generates from: messages rendered with the reply's opening and encoded as one text with
+    /// special tokens recognized (as Hugging Face's apply_chat_template and llama.cpp do), after BOS when addBos and
+    /// the tokenizer has one. `quill chat` and `quill serve` both build prompts here, so one conversation gives one
+    /// prompt. (RenderTokens encodes piece by piece for its training mask; with SentencePiece the two can differ.)
+    /// </summary>
+    public int[] EncodePrompt(ITokenizer tokenizer, IReadOnlyList<ChatMessage> messages, bool addBos)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int[] ids = tokenizer.Encode(Render(messages, addGenerationPrompt: true).Text, SpecialTokenSet.All);
+        return addBos && tokenizer.BosId >= 0 ? [tokenizer.BosId, .. ids] : ids;
+    }
+
     /// <summary>Renders and tokenizes segment by segment (special tokens allowed); Mask marks assistant tokens.</summary>
     public ChatTokens RenderTokens(ITokenizer tokenizer, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false, bool addBos = false)
     {
