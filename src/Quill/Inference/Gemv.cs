@@ -66,32 +66,14 @@ public static unsafe class Gemv
     /// </summary>
     internal static void RunMany(ReadOnlySpan<nint> w, ReadOnlySpan<int> n, int k, float* x, int m, ReadOnlySpan<nint> y, ReadOnlySpan<int> ldy)
     {
-        int count = w.Length;
-        var groupStart = new int[count + 1];
         long work = 0;
-        for (int i = 0; i < count; i++)
-        {
-            groupStart[i + 1] = groupStart[i] + (n[i] + 3) / 4;
-            work += (long)n[i] * k * m;
-        }
+        foreach (int rows in n) work += (long)rows * k * m;
         var wa = w.ToArray();
-        var na = n.ToArray();
         var ya = y.ToArray();
         var la = ldy.ToArray();
         nint xa = (nint)x;
         var width = Best;
-        void Body(int g0, int g1)
-        {
-            for (int i = 0; i < count; i++)
-            {
-                int a = Math.Max(g0, groupStart[i]), b = Math.Min(g1, groupStart[i + 1]);
-                if (a >= b) continue;
-                int r0 = (a - groupStart[i]) * 4, r1 = Math.Min(na[i], (b - groupStart[i]) * 4);
-                Rows(width, (float*)wa[i], k, (float*)xa, m, (float*)ya[i], la[i], r0, r1);
-            }
-        }
-        if (KernelThreads.Count <= 1 || work < WorkerPool.MatVecMinWork) Body(0, groupStart[count]);
-        else WorkerPool.Guided(groupStart[count], 1, KernelThreads.Count, Body);
+        WorkerPool.RowGroups(n, work, KernelThreads.Count, (i, r0, r1) => Rows(width, (float*)wa[i], k, (float*)xa, m, (float*)ya[i], la[i], r0, r1));
     }
 
     /// <summary>

@@ -69,6 +69,30 @@ internal static class WorkerPool
         Run(new Loop(n, chunk, 2 * threads, body), threads);
     }
 
+    /// <summary>
+    /// The rows of several matrices (q, k, v; gate, up) as one range of four-row groups, run in guided claims:
+    /// body(matrix, firstRow, endRow) for each piece of each matrix a claim covers. One thread does everything when
+    /// threads &lt;= 1 or work (multiply-adds) is under <see cref="MatVecMinWork"/>.
+    /// </summary>
+    public static void RowGroups(ReadOnlySpan<int> rows, long work, int threads, Action<int, int, int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        int count = rows.Length;
+        var start = new int[count + 1];
+        for (int i = 0; i < count; i++) start[i + 1] = start[i] + (rows[i] + 3) / 4;
+        int[] rowCount = rows.ToArray();
+        void Piece(int g0, int g1)
+        {
+            for (int m = 0; m < count; m++)
+            {
+                int a = Math.Max(g0, start[m]), b = Math.Min(g1, start[m + 1]);
+                if (a < b) body(m, (a - start[m]) * 4, Math.Min(rowCount[m], (b - start[m]) * 4));
+            }
+        }
+        if (threads <= 1 || work < MatVecMinWork) Piece(0, start[count]);
+        else Guided(start[count], 1, threads, Piece);
+    }
+
     private static void Run(Loop loop, int threads)
     {
         var h = Helpers(threads - 1);

@@ -187,48 +187,28 @@ public static class QuantDot
     // runs first, so each thread streams its weights; small pieces at the end). Each row is one IntegerDot call.
     private static unsafe void RowGroups(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, Q8Activation act, ReadOnlySpan<nint> y)
     {
-        int nb = cols / 32, count = w.Length;
-        long rowBytes = GgmlTypeInfo.RowBytes(type, cols);
-        var groupStart = new int[count + 1];
-        long work = 0;
-        for (int i = 0; i < count; i++)
-        {
-            groupStart[i + 1] = groupStart[i] + (rows[i] + 3) / 4;
-            work += (long)rows[i] * cols;
-        }
+        int nb = cols / 32;
+        long rowBytes = GgmlTypeInfo.RowBytes(type, cols), work = 0;
+        foreach (int r in rows) work += (long)r * cols;
         nint[] wa = w.ToArray(), ya = y.ToArray();
-        int[] ra = rows.ToArray();
-        void Body(int g0, int g1)
+        WorkerPool.RowGroups(rows, work, KernelThreads.Count, (m, r0, r1) =>
         {
             fixed (sbyte* q = act.Q32)
             fixed (float* d = act.Scale32)
             fixed (int* s = act.Sum32)
             {
-                for (int m = 0; m < count; m++)
+                byte* wr = (byte*)wa[m] + r0 * rowBytes;
+                float* yr = (float*)ya[m];
+                if (type == GgmlType.Q8_0)
                 {
-                    int a = Math.Max(g0, groupStart[m]), b = Math.Min(g1, groupStart[m + 1]);
-                    if (a >= b) continue;
-                    int r0 = (a - groupStart[m]) * 4, r1 = Math.Min(ra[m], (b - groupStart[m]) * 4);
-                    for (int r = r0; r < r1; r += 4)
-                    {
-                        int n = Math.Min(4, r1 - r);
-                        byte* wr = (byte*)wa[m] + r * rowBytes;
-                        float* yr = (float*)ya[m] + r;
-                        if (type == GgmlType.Q8_0)
-                        {
-                            for (int i = 0; i < n; i++) yr[i] = IntegerDot.Q8_0(wr + i * rowBytes, q, d, nb);
-                        }
-                        else
-                        {
-                            for (int i = 0; i < n; i++) yr[i] = IntegerDot.Q4_0(wr + i * rowBytes, q, d, s, nb);
-                        }
-                    }
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q8_0(wr, q, d, nb);
+                }
+                else
+                {
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0(wr, q, d, s, nb);
                 }
             }
-        }
-        int groups = groupStart[count];
-        if (KernelThreads.Count <= 1 || work < WorkerPool.MatVecMinWork) Body(0, groups);
-        else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
+        });
     }
 
     // Any integer-kernel type against a quantized x: one contiguous chunk of rows per thread (Q8_0 / Q4_0 take RowGroups).
