@@ -57,7 +57,7 @@ public static partial class Attention
             int items = AttentionForwardKernel.ItemCount(B, T, Hq);
             // One item is QB query rows of one head: worth a thread hand-off once T * D is a few thousand.
             int minChunk = Math.Max(1, 4096 / Math.Max(1, Math.Min(T, AttentionForwardKernel.QB) * D));
-            Split(items, minChunk, threads, (s, e) =>
+            KernelThreads.ParallelFor(items, minChunk, threads, (s, e) =>
             {
                 switch (width)
                 {
@@ -90,7 +90,7 @@ public static partial class Attention
             int items = AttentionBackwardKernel.ItemCount(B, Hkv);
             // One item is a whole (b, kv head): T * T / 2 * D * group multiply-adds, four products of them.
             int minChunk = (long)T * T * D * (Hq / Hkv) >= 1 << 15 ? 1 : items;
-            Split(items, minChunk, threads, (s, e) =>
+            KernelThreads.ParallelFor(items, minChunk, threads, (s, e) =>
             {
                 switch (width)
                 {
@@ -109,6 +109,4 @@ public static partial class Attention
         AttentionWidth.Auto => AttentionWidth.Scalar,
         _ => width,
     };
-
-    private static void Split(int n, int minChunk, int threads, Action<int, int> body) => KernelThreads.ParallelFor(n, minChunk, threads, body);
 }

@@ -42,7 +42,7 @@ public static partial class Attention
             int rows = Tq * Hq;
             long work = (long)(pos0 + Tq) * D * rows;
             int minChunk = work >= CachedParallelWork ? 1 : rows;
-            Split(rows, minChunk, threads, (s, e) =>
+            KernelThreads.ParallelFor(rows, minChunk, threads, (s, e) =>
             {
                 for (int row = s; row < e; row++)
                 {
