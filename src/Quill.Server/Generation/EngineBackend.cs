@@ -6,6 +6,7 @@
 // Does not handle: paged or shared-prefix caches; caches are sized for the full context.
 // Glossary: B sequences in a call, V vocabulary.
 using Quill.Inference;
+using Quill.Tensors;
 
 namespace Quill.Server.Generation;
 

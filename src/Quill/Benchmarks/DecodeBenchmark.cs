@@ -16,6 +16,8 @@ using System.Text.Json;
 using Quill.Formats.Gguf;
 using Quill.Quantization;
 using Quill.Inference;
+using Quill.Models;
+using Quill.Tensors;
 using Quill.Kernels;
 
 namespace Quill.Benchmarks;
@@ -112,7 +114,7 @@ public static class DecodeBenchmark
         }
         var spec = new ModelSpec
         {
-            Family = ModelFamily.Llama, Arch = shape, Dim = s.Dim, Layers = s.Layers, Heads = s.Heads, KvHeads = s.Heads,
+            Arch = shape, Dim = s.Dim, Layers = s.Layers, Heads = s.Heads, KvHeads = s.Heads,
             HeadDim = s.Dim / s.Heads, Hidden = s.Hidden, VocabSize = s.Vocab, MaxContext = s.SeqLen, NormEps = 1e-5f,
             RopeStyle = RopeStyle.Interleaved,
         };
@@ -127,7 +129,7 @@ public static class DecodeBenchmark
             };
         }
         var emb = M("emb", s.Vocab, s.Dim);
-        return new InferenceModel(spec, emb, null, layers, Ones(s.Dim), null, emb, [], $"random {shape}");
+        return new InferenceModel(new ModelWeights(spec with { TiedEmbeddings = true }, emb, null, layers, Ones(s.Dim), null, emb, [], $"random {shape}"));
     }
 
     /// <summary>Greedy decode of n tokens from BOS; tokens/s excluding the first.</summary>

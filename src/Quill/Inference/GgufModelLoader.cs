@@ -10,6 +10,7 @@
 // refused before anything is built, naming the file and the tensor.
 using Quill.Formats.Gguf;
 using Quill.Kernels;
+using Quill.Models;
 using Quill.Quantization;
 using Quill.Tokenization;
 
@@ -72,7 +73,6 @@ public static class GgufModelLoader
         int window = g.TryGetInt32($"{arch}.attention.sliding_window", out int sw) ? sw : 0;
         var spec = new ModelSpec
         {
-            Family = gpt2 ? ModelFamily.Gpt2 : ModelFamily.Llama,
             Arch = arch,
             Dim = dim,
             Layers = Int("block_count"),
@@ -83,14 +83,17 @@ public static class GgufModelLoader
             VocabSize = vocab,
             MaxContext = ModelSpec.UsableContext(Int("context_length"), window),
             SlidingWindow = Math.Max(window, 0),
+            Norm = gpt2 ? NormKind.LayerNorm : NormKind.RmsNorm,
             NormEps = eps,
+            Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
+            Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             RopeTheta = g.TryGetFloat32($"{arch}.rope.freq_base", out float fb) ? fb : 10000,
             RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) ? rd : 0,
             RopeStyle = arch is "llama" or "mistral" ? RopeStyle.Interleaved : RopeStyle.Half,
             RopeFreqFactors = freqFactors,
             RopeLinearFactor = linear,
         };
-        var model = ModelBuilders.Gguf(new GgufSource(g), spec, [g]);
+        var model = new InferenceModel(ModelBuilders.Build(new GgufSource(g), spec, TensorNames.Gguf, [g], tied: false));
         if (g.ContainsKey("tokenizer.ggml.model"))
         {
             model.Tokenizer = GgufVocab.FromGguf(g);

@@ -3,14 +3,16 @@
 // a prompt is one segment of many rows (prefill: the linear layers run as GEMM), a decode step is one row
 // (matrix-vector kernels), batched decode is several one-row segments, one per sequence, whose linear layers read
 // each weight once for all of them. Prompts are run in chunks of PrefillChunk rows so scratch stays bounded.
-// Per block (Llama family): RMSNorm, q|k|v (+bias), RoPE at each row's position, append k, v to the cache,
-// attention over the cache, output projection, residual; RMSNorm, SwiGLU MLP, residual. GPT-2: LayerNorm with
-// bias, learned positions added to the embedding, GELU MLP, no RoPE. Only the rows whose logits are asked for go
+// It runs the same ModelSpec as the trainable TransformerModel, block for block: norm (RMSNorm or LayerNorm with
+// bias), q|k|v (+bias), RoPE at each row's position (rotary models), append k, v to the cache, attention over the
+// cache, output projection (+bias), residual; norm, SwiGLU or GELU MLP (+biases), residual; learned positions added
+// to the embedding when the spec has them. A test holds the two forwards equal for every architecture. Only the rows whose logits are asked for go
 // through the final norm and the classifier.
 // Not thread-safe: one engine runs one forward at a time (its scratch is shared); use one engine per thread.
 // Glossary: N rows in this call, C width, Hq / Hkv heads, D head size, F MLP width, V vocabulary.
-using System.Runtime.Intrinsics;
 using Quill.Kernels;
+using Quill.Models;
+using Quill.Tensors;
 
 namespace Quill.Inference;
 
@@ -41,8 +43,11 @@ public sealed unsafe class InferenceEngine
                 : "";
             throw new InvalidConfigException($"--context {ContextLength} exceeds the model's context of {spec.MaxContext} tokens{why}; pass at most {spec.MaxContext}.");
         }
-        if (spec.Family == ModelFamily.Llama)
-            (ropeCos, ropeSin) = RopeFrequencies.Tables(ContextLength, spec);
+        if (spec.UsesRope)
+        {
+            var tables = RopeFrequencies.Tables(spec, ContextLength);
+            (ropeCos, ropeSin) = (tables.Cos, tables.Sin);
+        }
     }
 
     public InferenceModel Model => model;
@@ -167,7 +172,7 @@ public sealed unsafe class InferenceEngine
             foreach (var g in segs)
             {
                 var rows = qkvs.Slice(g.Row * qkvW, g.Count * qkvW);
-                if (s.Family == ModelFamily.Llama)
+                if (s.UsesRope)
                 {
                     Rope.Apply(rows, 1, g.Count, s.Heads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, ropeCos, ropeSin, s.RopeStyle, false);
                     Rope.Apply(rows[qd..], 1, g.Count, s.KvHeads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, ropeCos, ropeSin, s.RopeStyle, false);
@@ -215,7 +220,7 @@ public sealed unsafe class InferenceEngine
     private void Norm(ReadOnlySpan<float> x, float[] w, float[]? b, Span<float> y, int n, Scratch sc)
     {
         var rstd = new Span<float>(sc.Rstd, n);
-        if (spec.Family == ModelFamily.Llama) RmsNorm.Forward(x[..(n * spec.Dim)], w, y[..(n * spec.Dim)], rstd, n, spec.Dim, spec.NormEps);
+        if (spec.Norm == NormKind.RmsNorm) RmsNorm.Forward(x[..(n * spec.Dim)], w, y[..(n * spec.Dim)], rstd, n, spec.Dim, spec.NormEps);
         else LayerNorm.Forward(x[..(n * spec.Dim)], w, b ?? default, y[..(n * spec.Dim)], new Span<float>(sc.Mean, n), rstd, n, spec.Dim, spec.NormEps);
     }
 
@@ -230,22 +235,7 @@ public sealed unsafe class InferenceEngine
     }
 
     /// <summary>x += y. x, y: [n]</summary>
-    private static void Add(Span<float> x, ReadOnlySpan<float> y)
-    {
-        int i = 0, n = x.Length;
-        fixed (float* px = x, py = y)
-        {
-            if (Vector512.IsHardwareAccelerated)
-            {
-                for (; i + 16 <= n; i += 16) (Vector512.Load(px + i) + Vector512.Load(py + i)).Store(px + i);
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i + 8 <= n; i += 8) (Vector256.Load(px + i) + Vector256.Load(py + i)).Store(px + i);
-            }
-            for (; i < n; i++) px[i] += py[i];
-        }
-    }
+    private static void Add(Span<float> x, ReadOnlySpan<float> y) => Elementwise.AddInPlace(x, y);
 
     private Scratch EnsureScratch(int rows)
     {

@@ -4,6 +4,8 @@
 // Truncate keeps a prefix (a chat that rewinds to a shared history).
 // Does not handle: quantized caches, paging, sliding windows, sharing one prefix between sequences.
 // Glossary: L layers, Hkv key/value heads, D head size.
+using Quill.Models;
+
 namespace Quill.Inference;
 
 /// <summary>Keys and values of one sequence's past positions.</summary>

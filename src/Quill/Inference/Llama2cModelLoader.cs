@@ -7,6 +7,8 @@ using Quill.Formats.Gguf;
 using Quill.Formats.Llama2c;
 using Quill.Quantization;
 using Quill.Kernels;
+using Quill.Models;
+using Quill.Tensors;
 using Quill.Tokenization;
 
 namespace Quill.Inference;
@@ -22,7 +24,6 @@ public static class Llama2cModelLoader
             var c = ck.Config;
             var spec = new ModelSpec
             {
-                Family = ModelFamily.Llama,
                 Arch = "llama2.c",
                 Dim = c.Dim,
                 Layers = c.Layers,
@@ -58,7 +59,7 @@ public static class Llama2cModelLoader
             }
             var embed = M("token_embedding", ck.TokenEmbedding, c.VocabSize, c.Dim);
             var head = c.SharedClassifier ? embed : M("classifier", ck.Classifier, c.VocabSize, c.Dim);
-            var model = new InferenceModel(spec, embed, null, layers, ck.RmsFinal.ToArray(), null, head, [ck], path)
+            var model = new InferenceModel(new ModelWeights(spec with { TiedEmbeddings = c.SharedClassifier }, embed, null, layers, ck.RmsFinal.ToArray(), null, head, [ck], path))
             {
                 AddBos = true,
             };

@@ -12,7 +12,6 @@ using Quill.Formats.SafeTensors;
 using Quill.Quantization;
 using Quill.Models;
 using Quill.Tokenization;
-using Quill.Training;
 
 namespace Quill.Inference;
 
@@ -76,8 +75,8 @@ public static class ModelLoader
 
     private static InferenceModel LoadFolder(string dir)
     {
-        string? ckpt = Checkpoint.Locate(dir);
-        if (ckpt != null && IsQuillConfig(Path.Combine(ckpt, Checkpoint.ConfigFile))) return LoadQuillCheckpoint(ckpt);
+        string? ckpt = CheckpointFiles.Locate(dir);
+        if (ckpt != null && IsQuillConfig(Path.Combine(ckpt, CheckpointFiles.ConfigFile))) return LoadQuillCheckpoint(ckpt);
         if (File.Exists(Path.Combine(dir, "config.json"))) return LoadHf(dir);
         throw new InvalidFileException($"{dir}: folder holds no model (expected a Quill checkpoint or a Hugging Face config.json with safetensors).");
     }
@@ -98,66 +97,34 @@ public static class ModelLoader
     /// <summary>A Quill checkpoint: config.json (model section), model.safetensors (mapped), tokenizer.json.</summary>
     public static InferenceModel LoadQuillCheckpoint(string dir)
     {
-        string ckpt = Checkpoint.Locate(dir) ?? throw new InvalidFileException($"no checkpoint in {dir}: expected config.json and model.safetensors.");
-        var cfg = Checkpoint.LoadConfig(ckpt).Model;
-        var files = SafeTensorsCollection.Open(Path.Combine(ckpt, Checkpoint.ModelFile));
-        var owners = new List<IDisposable> { files };
+        var weights = CheckpointWeights.Open(dir, out _);
+        var model = new InferenceModel(weights);
         try
         {
-            var model = FromConfig(new SafeTensorsSource(files, Path.Combine(ckpt, Checkpoint.ModelFile)), cfg, owners);
-            string tok = Path.Combine(ckpt, Checkpoint.TokenizerFile);
+            string tok = Path.Combine(CheckpointFiles.Locate(dir)!, CheckpointFiles.TokenizerFile);
             if (File.Exists(tok)) model.Tokenizer = TokenizerLoader.Load(tok);
             model.AddBos = false;
             return model;
         }
         catch
         {
-            files.Dispose();
+            model.Dispose();
             throw;
         }
     }
 
-    /// <summary>An inference copy of a model in memory (e.g. one just trained).</summary>
-    public static InferenceModel FromLanguageModel(LanguageModel model)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        var src = new ArraySource("model in memory");
-        foreach (var p in model.Parameters) src.Add(p.Name, p.Span, [.. p.Shape.ToArray().Select(d => (long)d)]);
-        return FromConfig(src, model.Config, []);
-    }
+    /// <summary>An inference view of a model in memory (e.g. one just trained): its parameters, not a copy.</summary>
+    public static InferenceModel FromLanguageModel(LanguageModel model) => InferenceModel.FromLanguageModel(model);
 
-    private static InferenceModel FromConfig(WeightSource src, ModelConfig cfg, List<IDisposable> owners)
+    /// <summary>The spec a HF config.json describes (bias and tying flags are settled when the weights are read).</summary>
+    public static ModelSpec SpecFromHf(HfConfig hf, string source)
     {
-        cfg.Validate(src.Path);
-        var spec = new ModelSpec
-        {
-            Family = cfg.IsLlama ? ModelFamily.Llama : ModelFamily.Gpt2,
-            Arch = cfg.Arch,
-            Dim = cfg.NEmbd,
-            Layers = cfg.NLayer,
-            Heads = cfg.NHead,
-            KvHeads = cfg.KvHeads,
-            HeadDim = cfg.HeadDim,
-            Hidden = cfg.Hidden,
-            VocabSize = cfg.VocabSize,
-            MaxContext = cfg.BlockSize,
-            NormEps = cfg.NormEps,
-            RopeTheta = cfg.RopeTheta,
-            RopeStyle = cfg.Rope,
-        };
-        return cfg.IsLlama ? ModelBuilders.HfLlama(src, spec, owners, cfg.Tied) : ModelBuilders.Gpt2(src, spec, owners, cfg.Tied);
-    }
-
-    /// <summary>A Hugging Face folder: config.json + safetensors (single or sharded) + tokenizer files.</summary>
-    public static InferenceModel LoadHf(string dir)
-    {
-        var hf = HfConfig.Load(dir);
+        ArgumentNullException.ThrowIfNull(hf);
         if (hf.RopeScaling is { } rs && rs.Type != "llama3" && rs.Type != "linear")
-            throw new QuillException($"{dir}: rope_scaling type '{rs.Type}' is not supported (llama3 and linear are).");
+            throw new QuillException($"{source}: rope_scaling type '{rs.Type}' is not supported (llama3 and linear are).");
         bool gpt2 = hf.ModelType == "gpt2";
-        var spec = new ModelSpec
+        return new ModelSpec
         {
-            Family = gpt2 ? ModelFamily.Gpt2 : ModelFamily.Llama,
             Arch = hf.ModelType,
             Dim = hf.HiddenSize,
             Layers = hf.NumLayers,
@@ -168,7 +135,10 @@ public static class ModelLoader
             VocabSize = hf.VocabSize,
             MaxContext = ModelSpec.UsableContext(hf.MaxPositions, hf.SlidingWindow ?? 0),
             SlidingWindow = Math.Max(hf.SlidingWindow ?? 0, 0),
+            Norm = gpt2 ? NormKind.LayerNorm : NormKind.RmsNorm,
             NormEps = (float)hf.NormEps,
+            Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
+            Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             RopeTheta = gpt2 ? 10000 : hf.RopeTheta,
             RotaryDim = hf.PartialRotaryFactor < 1 ? (int)(hf.HeadDim * hf.PartialRotaryFactor) : 0,
             RopeStyle = Kernels.RopeStyle.Half,
@@ -176,33 +146,42 @@ public static class ModelLoader
                 ? new Llama3RopeScaling(l3.Factor, l3.LowFreqFactor ?? 1, l3.HighFreqFactor ?? 4, l3.OriginalMaxPositions ?? 8192) : null,
             RopeLinearFactor = hf.RopeScaling is { Type: "linear" } lin ? lin.Factor : 1.0,
         };
+    }
+
+    /// <summary>A Hugging Face folder: config.json + safetensors (single or sharded) + tokenizer files.</summary>
+    public static InferenceModel LoadHf(string dir)
+    {
+        var hf = HfConfig.Load(dir);
+        var spec = SpecFromHf(hf, dir);
         var files = SafeTensorsCollection.Open(dir);
-        var owners = new List<IDisposable> { files };
+        InferenceModel? model = null;
         try
         {
             var src = new SafeTensorsSource(files, dir);
-            var model = gpt2 ? ModelBuilders.Gpt2(src, spec, owners, hf.TieWordEmbeddings) : ModelBuilders.HfLlama(src, spec, owners, hf.TieWordEmbeddings);
-            model.Tokenizer = TryLoadTokenizer(dir);
+            ModelWeights weights;
+            if (hf.ModelType == "gpt2")
+            {
+                var names = src.Contains("transformer.wte.weight") ? TensorNames.NanoGpt : TensorNames.NanoGptWithoutPrefix;
+                // HF GPT-2 stores Conv1D weights [in, out]: c_attn is [C, 3C] there, [3C, C] in nanoGPT / Quill files
+                bool conv1d = src.Get(names.Name(WeightSlot.Qkv, 0)!).Shape is [var r0, var c0] && r0 == spec.Dim && c0 == 3 * spec.Dim;
+                weights = ModelBuilders.Build(src, spec, names, [files], hf.TieWordEmbeddings, conv1d);
+            }
+            else
+            {
+                weights = ModelBuilders.Build(src, spec, TensorNames.Hf, [files], hf.TieWordEmbeddings);
+            }
+            model = new InferenceModel(weights);
+            // A folder without tokenizer files runs with --tokenizer; a damaged tokenizer file is an error, not "none".
+            if (TokenizerLoader.FolderHasTokenizer(dir)) model.Tokenizer = TokenizerLoader.Load(dir);
             model.ExtraStopIds = [.. hf.EosTokenIds];
             ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType == "llama" || hf.ModelType == "mistral");
             return model;
         }
         catch
         {
-            files.Dispose();
+            if (model != null) model.Dispose();
+            else files.Dispose();
             throw;
-        }
-    }
-
-    private static ITokenizer? TryLoadTokenizer(string dir)
-    {
-        try
-        {
-            return TokenizerLoader.Load(dir);
-        }
-        catch (QuillException)
-        {
-            return null;
         }
     }
 

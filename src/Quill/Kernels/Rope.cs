@@ -4,8 +4,8 @@
 // Styles: Interleaved rotates pairs (x[2i], x[2i+1]) (llama2.c, Meta, GGUF); Half rotates (x[i], x[i + rotaryDim/2])
 // (Hugging Face "rotate_half"; with rotaryDim = D this is (x[i], x[i + D/2])).
 // inverse = true rotates by the negative angle: that is the backward, applied in place to the gradient.
-// Does not handle: scaled RoPE variants (linear / NTK / YaRN / Llama-3 frequency scaling): build such tables yourself
-// and pass them in; the tables are plain [maxT, rotaryDim/2] arrays.
+// Scaled RoPE (linear, Llama 3, llama.cpp's rope_freqs) changes only the frequencies: Models.RopeFrequencies computes
+// them and passes them to Tables. Does not handle: NTK / YaRN / LongRoPE.
 // Glossary: B batch, T time steps, H heads, D head dim.
 using System.Runtime.Intrinsics;
 
@@ -30,15 +30,29 @@ public static unsafe class Rope
         Span<float> cos,  // [maxT, rotaryDim/2]
         Span<float> sin)  // [maxT, rotaryDim/2]
     {
-        ElementwiseMath.RequireNonNegative(maxT, nameof(maxT));
         CheckRotaryDim(rotaryDim);
         if (!(theta > 0)) throw new InvalidConfigException($"rope_theta must be positive (got {theta}).");
-        int half = rotaryDim / 2;
+        var freqs = new double[rotaryDim / 2];
+        for (int i = 0; i < freqs.Length; i++) freqs[i] = Math.Pow(theta, -2.0 * i / rotaryDim);
+        Tables(maxT, freqs, cos, sin);
+    }
+
+    /// <summary>
+    /// The one table builder: cos[t, i] = cos(t * freq_i), sin[t, i] = sin(t * freq_i) for positions [0, maxT),
+    /// angles in double. freqs [rotaryDim/2] come from Models.RopeFrequencies (theta and any scaling).
+    /// </summary>
+    public static void Tables(
+        int maxT, ReadOnlySpan<double> freqs,  // [rotaryDim/2] radians per position
+        Span<float> cos,  // [maxT, rotaryDim/2]
+        Span<float> sin)  // [maxT, rotaryDim/2]
+    {
+        ElementwiseMath.RequireNonNegative(maxT, nameof(maxT));
+        int half = freqs.Length;
         ElementwiseMath.RequireLength(cos.Length, (long)maxT * half, nameof(cos));
         ElementwiseMath.RequireLength(sin.Length, (long)maxT * half, nameof(sin));
         for (int i = 0; i < half; i++)
         {
-            double freq = Math.Pow(theta, -2.0 * i / rotaryDim);
+            double freq = freqs[i];
             for (int t = 0; t < maxT; t++)
             {
                 double angle = t * freq;

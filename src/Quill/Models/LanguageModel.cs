@@ -1,5 +1,7 @@
-// What every transformer language model offers the trainer and the sampler: parameters, a config, and a forward
-// pass from token ids to logits; plus the factory that builds GPT-2 or Llama from a config.
+// What every transformer language model offers the trainer and the sampler: parameters, its config and spec, and a
+// forward pass from token ids to logits; plus the factories: a fresh model from a config (pretraining from scratch)
+// or a trainable copy of any weights Quill reads (continued pretraining, fine-tuning). TransformerModel is the one
+// implementation: it runs whatever the spec says.
 using Quill.Autograd;
 using Quill.Autograd.Ops;
 using Quill.Tensors;
@@ -9,14 +11,20 @@ namespace Quill.Models;
 /// <summary>A decoder-only transformer: token ids in, next-token logits out.</summary>
 public abstract class LanguageModel
 {
-    protected LanguageModel(ModelConfig config)
+    protected LanguageModel(ModelConfig config, ModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(spec);
         config.Validate();
         Config = config;
+        Spec = spec;
     }
 
+    /// <summary>The config (what a checkpoint's config.json records).</summary>
     public ModelConfig Config { get; }
+
+    /// <summary>The architecture spec the forward pass runs.</summary>
+    public ModelSpec Spec { get; }
 
     public ParameterSet Parameters { get; } = new();
 
@@ -28,6 +36,9 @@ public abstract class LanguageModel
     /// <param name="dropoutSeed">Seed of this forward pass's dropout masks (ignored when dropout is 0).</param>
     public abstract Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0);
 
+    /// <summary>The weights as views for the inference engine: matrices and norms without copying (see TransformerModel.ToWeights).</summary>
+    public abstract ModelWeights ToWeights();
+
     /// <summary>Mean cross-entropy [1] of the logits against targets [B * T] (negative targets ignored).</summary>
     public Tensor Loss(Graph g, int[] tokens, int[] targets, int b, int t, ulong dropoutSeed = 0)
     {
@@ -35,14 +46,27 @@ public abstract class LanguageModel
         return CrossEntropyOp.Forward(g, logits, targets);
     }
 
-    /// <summary>Builds a GPT-2 or Llama model with freshly initialized weights (reproducible for a seed).</summary>
+    /// <summary>Builds a model of the config's architecture with freshly initialized weights (reproducible for a seed).</summary>
     public static LanguageModel Create(ModelConfig config, ulong seed = 1337)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
-        LanguageModel m = config.IsLlama ? new LlamaModel(config) : new GptModel(config);
+        var m = new TransformerModel(config, config.ToSpec());
         m.Initialize(new Rng(seed));
         return m;
+    }
+
+    /// <summary>
+    /// A trainable copy of loaded weights (a Quill checkpoint, GGUF incl. quantized, HF folder, llama2.c): F16/BF16 are
+    /// widened and quantized blocks dequantized to f32 parameters. The architecture is kept (the config comes from the
+    /// spec); dropout is 0 unless given.
+    /// </summary>
+    public static LanguageModel FromWeights(ModelWeights weights, float dropout = 0f)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var config = ModelConfig.FromSpec(weights.Spec);
+        config.Dropout = dropout;
+        return TransformerModel.FromWeights(weights, config);
     }
 
     /// <summary>GPT-2 style init: N(0, 0.02) matrices, residual output projections scaled by 1/sqrt(2 L), norms 1, biases 0.</summary>
@@ -52,32 +76,27 @@ public abstract class LanguageModel
         double residualStd = 0.02 / Math.Sqrt(2.0 * Config.NLayer);
         foreach (var p in Parameters)
         {
-            if (p.Rank >= 2)
+            switch (Parameters.KindOf(p))
             {
-                bool residual = p.Name.EndsWith("c_proj.weight", StringComparison.Ordinal) || p.Name.EndsWith("o_proj.weight", StringComparison.Ordinal)
-                    || p.Name.EndsWith("down_proj.weight", StringComparison.Ordinal);
-                rng.FillNormal(p.Span, residual ? residualStd : 0.02);
-            }
-            else if (IsNormWeight(p.Name))
-            {
-                p.Span.Fill(1f);
-            }
-            else
-            {
-                p.Span.Clear();
+                case ParameterKind.Matrix or ParameterKind.Embedding:
+                    rng.FillNormal(p.Span, Parameters.IsResidualProjection(p) ? residualStd : 0.02);
+                    break;
+                case ParameterKind.Norm:
+                    p.Span.Fill(1f);
+                    break;
+                default:
+                    p.Span.Clear();
+                    break;
             }
         }
     }
-
-    private static bool IsNormWeight(string name) =>
-        name.EndsWith("norm.weight", StringComparison.Ordinal) || name.Contains("ln_", StringComparison.Ordinal) && name.EndsWith(".weight", StringComparison.Ordinal);
 
     /// <summary>Checks a token sequence against the model before running it.</summary>
     protected void CheckInput(int[] tokens, int b, int t)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         if (b < 1 || t < 1) throw new ArgumentException($"batch {b} x time {t} is empty.");
-        if (t > Config.BlockSize) throw new InvalidConfigException($"sequence of {t} tokens is longer than the model's context (block_size {Config.BlockSize}); shorten it.");
+        if (t > Spec.MaxContext) throw new InvalidConfigException($"sequence of {t} tokens is longer than the model's context (block_size {Spec.MaxContext}); shorten it.");
         if (tokens.Length < b * t) throw new ArgumentException($"{tokens.Length} tokens for batch {b} x time {t}.");
     }
 }

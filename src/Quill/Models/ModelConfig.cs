@@ -1,16 +1,36 @@
-// The shape of a transformer: architecture, sizes, and the choices that differ between GPT-2 and Llama. Read from
-// the "model" section of a config file (JSON or YAML, snake_case names) or from a preset, and validated so that
-// impossible shapes fail with the field name and the fix before any memory is allocated.
-// Not handled: mixture-of-experts, sliding-window attention, ALiBi.
+// The "model" section of a config file (JSON or YAML, snake_case names) or a preset, and of every Quill checkpoint's
+// config.json. It maps onto the one architecture spec (ToSpec), and a spec maps back onto it (FromSpec), so a model
+// loaded from a GGUF or HF file and trained keeps its architecture in the checkpoint: a Qwen2 stays a Qwen2.
+// arch picks the block: gpt2 (LayerNorm, GELU MLP, learned positions, fused c_attn) or one of the Llama family
+// (llama, mistral, qwen2, phi3: RMSNorm, SwiGLU, RoPE); the other keys refine it. Validate names the first
+// impossible field and the fix before any memory is allocated.
+// Not handled: mixture-of-experts, ALiBi, q/k norms, windowed attention beyond the window.
 using System.Text.Json.Serialization;
 using Quill.Kernels;
 
 namespace Quill.Models;
 
+/// <summary>rope_scaling in a config: "llama3" (with its band factors) or "linear".</summary>
+public sealed class RopeScalingConfig
+{
+    [JsonPropertyName("type")] public string Type { get; set; } = "llama3";
+
+    [JsonPropertyName("factor")] public double Factor { get; set; } = 1.0;
+
+    [JsonPropertyName("low_freq_factor")] public double LowFreqFactor { get; set; } = 1.0;
+
+    [JsonPropertyName("high_freq_factor")] public double HighFreqFactor { get; set; } = 4.0;
+
+    [JsonPropertyName("original_max_position_embeddings")] public int OriginalMaxPositions { get; set; } = 8192;
+}
+
 /// <summary>Transformer shape and architecture choices.</summary>
 public sealed class ModelConfig
 {
-    /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings) or "llama" (RoPE, RMSNorm, SwiGLU, GQA).</summary>
+    /// <summary>Architectures a config may name.</summary>
+    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "qwen2", "phi3"];
+
+    /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings) or a Llama-family name (RoPE, RMSNorm, SwiGLU, GQA).</summary>
     [JsonPropertyName("arch")] public string Arch { get; set; } = "gpt2";
 
     [JsonPropertyName("vocab_size")] public int VocabSize { get; set; } = 50304;
@@ -24,10 +44,13 @@ public sealed class ModelConfig
 
     [JsonPropertyName("n_embd")] public int NEmbd { get; set; } = 384;
 
+    /// <summary>Width of one attention head (0 = n_embd / n_head).</summary>
+    [JsonPropertyName("head_dim")] public int HeadDimOverride { get; set; }
+
     /// <summary>Context length: the longest sequence the model accepts.</summary>
     [JsonPropertyName("block_size")] public int BlockSize { get; set; } = 256;
 
-    /// <summary>Hidden width of the MLP (0 = 4 * n_embd for gpt2; for llama, 8/3 * n_embd rounded up to a multiple of 64).</summary>
+    /// <summary>Hidden width of the MLP (0 = 4 * n_embd for gpt2; for the Llama family, 8/3 * n_embd rounded up to a multiple of 64).</summary>
     [JsonPropertyName("mlp_hidden")] public int MlpHidden { get; set; }
 
     [JsonPropertyName("norm_eps")] public float NormEps { get; set; } = 1e-5f;
@@ -37,19 +60,35 @@ public sealed class ModelConfig
     /// <summary>"half" (Hugging Face rotate_half) or "interleaved" (Meta / llama2.c pairs).</summary>
     [JsonPropertyName("rope_style")] public string RopeStyle { get; set; } = "half";
 
+    /// <summary>Dims of each head that rotate (0 = all; Phi-3 style partial rotary rotates fewer).</summary>
+    [JsonPropertyName("rotary_dim")] public int RotaryDim { get; set; }
+
+    /// <summary>Llama 3 or linear RoPE scaling, or null.</summary>
+    [JsonPropertyName("rope_scaling")] public RopeScalingConfig? RopeScaling { get; set; }
+
+    /// <summary>llama.cpp's per-pair RoPE frequency divisors (GGUF rope_freqs), kept so a model loaded from GGUF trains and runs as it did.</summary>
+    [JsonPropertyName("rope_freq_factors")] public float[]? RopeFreqFactors { get; set; }
+
+    /// <summary>The attention window the model was trained with (0 = none); the usable context is capped to it.</summary>
+    [JsonPropertyName("sliding_window")] public int SlidingWindow { get; set; }
+
     [JsonPropertyName("dropout")] public float Dropout { get; set; }
 
-    /// <summary>Biases in linear layers and LayerNorm (null = true for gpt2, false for llama).</summary>
+    /// <summary>Biases in linear layers (and LayerNorm for gpt2) (null = true for gpt2, false for the Llama family).</summary>
     [JsonPropertyName("bias")] public bool? Bias { get; set; }
 
-    /// <summary>Share the token embedding with the output head (null = true for gpt2, false for llama).</summary>
+    /// <summary>Biases on the q, k and v projections only (null = as bias; true for qwen2).</summary>
+    [JsonPropertyName("qkv_bias")] public bool? QkvBias { get; set; }
+
+    /// <summary>Share the token embedding with the output head (null = true for gpt2, false for the Llama family).</summary>
     [JsonPropertyName("tie_embeddings")] public bool? TieEmbeddings { get; set; }
 
-    [JsonIgnore] public bool IsLlama => Arch == "llama";
+    /// <summary>True for the Llama family (RoPE, RMSNorm, SwiGLU).</summary>
+    [JsonIgnore] public bool IsLlama => Arch != "gpt2";
 
     [JsonIgnore] public int KvHeads => NKvHead > 0 ? NKvHead : NHead;
 
-    [JsonIgnore] public int HeadDim => NEmbd / NHead;
+    [JsonIgnore] public int HeadDim => HeadDimOverride > 0 ? HeadDimOverride : NHead > 0 ? NEmbd / NHead : 0;
 
     [JsonIgnore] public bool HasBias => Bias ?? !IsLlama;
 
@@ -65,34 +104,152 @@ public sealed class ModelConfig
     public void Validate(string source = "model config")
     {
         void Fail(string msg) => throw new InvalidConfigException($"{source}: {msg}");
-        if (Arch != "gpt2" && Arch != "llama") Fail($"arch '{Arch}' is not supported; use 'gpt2' or 'llama'.");
+        if (!Architectures.Contains(Arch)) Fail($"arch '{Arch}' is not supported; use one of {string.Join(", ", Architectures)}.");
         if (VocabSize < 1) Fail($"vocab_size must be at least 1 (got {VocabSize}).");
         if (NLayer < 1) Fail($"n_layer must be at least 1 (got {NLayer}).");
         if (NHead < 1) Fail($"n_head must be at least 1 (got {NHead}).");
         if (NEmbd < 1) Fail($"n_embd must be at least 1 (got {NEmbd}).");
         if (BlockSize < 1) Fail($"block_size must be at least 1 (got {BlockSize}).");
-        if (NEmbd % NHead != 0) Fail($"n_embd {NEmbd} is not divisible by n_head {NHead}; choose n_embd a multiple of n_head.");
+        if (HeadDimOverride < 0) Fail($"head_dim must not be negative (got {HeadDimOverride}).");
+        if (HeadDimOverride == 0 && NEmbd % NHead != 0) Fail($"n_embd {NEmbd} is not divisible by n_head {NHead}; choose n_embd a multiple of n_head (or set head_dim).");
+        if (!IsLlama && HeadDim * NHead != NEmbd) Fail($"gpt2 needs head_dim * n_head = n_embd (got {HeadDim} * {NHead} vs {NEmbd}).");
         if (NKvHead < 0 || KvHeads > NHead || NHead % KvHeads != 0)
             Fail($"n_head {NHead} is not a multiple of n_kv_head {NKvHead}; grouped-query attention needs n_kv_head to divide n_head.");
-        if (IsLlama && HeadDim % 2 != 0) Fail($"head size n_embd/n_head = {HeadDim} must be even for rotary embeddings.");
+        if (!IsLlama && KvHeads != NHead) Fail("gpt2 has no grouped-query attention; leave n_kv_head at 0.");
+        if (IsLlama && HeadDim % 2 != 0) Fail($"head size {HeadDim} must be even for rotary embeddings.");
+        if (RotaryDim < 0 || RotaryDim % 2 != 0 || RotaryDim > HeadDim) Fail($"rotary_dim {RotaryDim} must be even and at most the head size {HeadDim} (0 = all).");
         if (MlpHidden < 0) Fail($"mlp_hidden must be positive (got {MlpHidden}).");
         if (RopeStyle != "half" && RopeStyle != "interleaved") Fail($"rope_style '{RopeStyle}' is not supported; use 'half' or 'interleaved'.");
+        if (!(RopeTheta > 0)) Fail($"rope_theta must be positive (got {RopeTheta}).");
+        if (RopeScaling is { } rs)
+        {
+            if (rs.Type != "llama3" && rs.Type != "linear") Fail($"rope_scaling type '{rs.Type}' is not supported; use 'llama3' or 'linear'.");
+            if (!(rs.Factor > 0)) Fail($"rope_scaling factor must be positive (got {rs.Factor}).");
+            if (rs.Type == "llama3" && (!(rs.HighFreqFactor > rs.LowFreqFactor) || rs.LowFreqFactor <= 0 || rs.OriginalMaxPositions < 1))
+                Fail("rope_scaling llama3 needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings >= 1.");
+        }
+        int rd = RotaryDim > 0 ? RotaryDim : HeadDim;
+        if (RopeFreqFactors != null && RopeFreqFactors.Length != rd / 2) Fail($"rope_freq_factors has {RopeFreqFactors.Length} values; the model rotates {rd / 2} pairs.");
+        if (SlidingWindow < 0) Fail($"sliding_window must not be negative (got {SlidingWindow}).");
         if (Dropout < 0f || Dropout >= 1f) Fail($"dropout must be in [0, 1) (got {Dropout}).");
         if (!(NormEps > 0f)) Fail($"norm_eps must be positive (got {NormEps}).");
     }
 
-    /// <summary>Number of parameters (tied embeddings counted once).</summary>
-    public long ParameterCount()
+    /// <summary>The architecture spec this config describes.</summary>
+    public ModelSpec ToSpec()
     {
-        long c = NEmbd, h = Hidden, kv = (long)KvHeads * HeadDim;
-        long perLayer = IsLlama
-            ? 2 * c + c * c + 2 * c * kv + c * c + 3 * c * h
-            : 4 * c + (HasBias ? 3 * c + c + h + c : 0) + 3 * c * c + c * c + 2 * c * h;
-        long total = (long)NLayer * perLayer + (long)VocabSize * c + (IsLlama ? c : 2 * c);
-        if (!IsLlama) total += (long)BlockSize * c;
-        if (!Tied) total += (long)VocabSize * c;
-        return total;
+        bool gpt2 = !IsLlama;
+        return new ModelSpec
+        {
+            Arch = Arch,
+            Dim = NEmbd,
+            Layers = NLayer,
+            Heads = NHead,
+            KvHeads = KvHeads,
+            HeadDim = HeadDim,
+            Hidden = Hidden,
+            VocabSize = VocabSize,
+            MaxContext = ModelSpec.UsableContext(BlockSize, SlidingWindow),
+            SlidingWindow = SlidingWindow,
+            Norm = gpt2 ? NormKind.LayerNorm : NormKind.RmsNorm,
+            NormEps = NormEps,
+            NormBias = gpt2 && HasBias,
+            Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
+            Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
+            QkvBias = QkvBias ?? (HasBias || Arch == "qwen2"),
+            OutBias = HasBias,
+            MlpBias = HasBias,
+            TiedEmbeddings = Tied,
+            RopeTheta = RopeTheta,
+            RopeStyle = Rope,
+            RotaryDim = RotaryDim,
+            RopeScaling = RopeScaling is { Type: "llama3" } l3 ? new Llama3RopeScaling(l3.Factor, l3.LowFreqFactor, l3.HighFreqFactor, l3.OriginalMaxPositions) : null,
+            RopeLinearFactor = RopeScaling is { Type: "linear" } lin ? lin.Factor : 1.0,
+            RopeFreqFactors = RopeFreqFactors,
+        };
     }
 
-    public ModelConfig Clone() => (ModelConfig)MemberwiseClone();
+    /// <summary>
+    /// The config of a spec (a model loaded from a file), so its checkpoint keeps the architecture. Throws
+    /// QuillException for a spec no config can express (e.g. LayerNorm with rotary positions).
+    /// </summary>
+    public static ModelConfig FromSpec(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        bool gpt2 = spec.Positions == PositionKind.Learned;
+        bool consistent = gpt2
+            ? spec.Norm == NormKind.LayerNorm && spec.Mlp == MlpKind.Gelu && spec.NormBias == spec.OutBias
+            : spec.Norm == NormKind.RmsNorm && spec.Mlp == MlpKind.SwiGlu;
+        if (!consistent || spec.MlpBias != spec.OutBias)
+            throw new QuillException($"{spec.Arch}: this combination of norm, MLP, positions and biases has no Quill config; it cannot be trained.");
+        string arch = gpt2 ? "gpt2" : Architectures.Contains(spec.Arch) && spec.Arch != "gpt2" ? spec.Arch : "llama";
+        var c = new ModelConfig
+        {
+            Arch = arch,
+            VocabSize = spec.VocabSize,
+            NLayer = spec.Layers,
+            NHead = spec.Heads,
+            NKvHead = spec.KvHeads,
+            NEmbd = spec.Dim,
+            HeadDimOverride = spec.HeadDim * spec.Heads == spec.Dim ? 0 : spec.HeadDim,
+            BlockSize = spec.MaxContext,
+            MlpHidden = spec.Hidden,
+            NormEps = spec.NormEps,
+            RopeTheta = spec.RopeTheta,
+            RopeStyle = spec.RopeStyle == Kernels.RopeStyle.Interleaved ? "interleaved" : "half",
+            RotaryDim = spec.RotaryDim == spec.HeadDim ? 0 : spec.RotaryDim,
+            RopeFreqFactors = spec.RopeFreqFactors,
+            SlidingWindow = spec.SlidingWindow,
+            Bias = spec.OutBias,
+            QkvBias = spec.QkvBias,
+            TieEmbeddings = spec.TiedEmbeddings,
+        };
+        if (spec.RopeScaling is { } s)
+            c.RopeScaling = new RopeScalingConfig { Type = "llama3", Factor = s.Factor, LowFreqFactor = s.LowFreqFactor, HighFreqFactor = s.HighFreqFactor, OriginalMaxPositions = s.OriginalMaxPositions };
+        else if (spec.RopeLinearFactor != 1.0)
+            c.RopeScaling = new RopeScalingConfig { Type = "linear", Factor = spec.RopeLinearFactor };
+        if (spec.RopeScaling != null && spec.RopeLinearFactor != 1.0)
+            throw new QuillException($"{spec.Arch}: both Llama 3 and linear RoPE scaling; no Quill config expresses that.");
+        return c;
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions CheckpointReadOptions = new()
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>The validated "model" section of a Quill checkpoint's config.json.</summary>
+    public static ModelConfig ReadCheckpointConfig(string configPath)
+    {
+        ArgumentNullException.ThrowIfNull(configPath);
+        if (!File.Exists(configPath)) throw new InvalidFileException($"{configPath} not found: not a Quill checkpoint.");
+        ModelConfig? cfg;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(configPath));
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object || !doc.RootElement.TryGetProperty("model", out var m))
+                throw new InvalidFileException($"{configPath} has no \"model\" section; not a Quill checkpoint config.");
+            cfg = System.Text.Json.JsonSerializer.Deserialize<ModelConfig>(m, CheckpointReadOptions);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidFileException($"{configPath} is not a valid Quill config ({e.Message.Split(" Path:")[0]}).", e);
+        }
+        if (cfg == null) throw new InvalidFileException($"{configPath}: the \"model\" section is empty.");
+        cfg.Validate(configPath);
+        return cfg;
+    }
+
+    /// <summary>Number of parameters (tied embeddings counted once).</summary>
+    public long ParameterCount() => ToSpec().ParameterCount();
+
+    public ModelConfig Clone()
+    {
+        var c = (ModelConfig)MemberwiseClone();
+        if (RopeScaling is { } rs) c.RopeScaling = new RopeScalingConfig { Type = rs.Type, Factor = rs.Factor, LowFreqFactor = rs.LowFreqFactor, HighFreqFactor = rs.HighFreqFactor, OriginalMaxPositions = rs.OriginalMaxPositions };
+        c.RopeFreqFactors = RopeFreqFactors?.ToArray();
+        return c;
+    }
 }

@@ -23,6 +23,9 @@ public static class TokenizerLoader
         _ => throw new InvalidConfigException($"tokenizer \"{name}\" cannot be built without a file (only \"byte\" can); pass a tokenizer file path."),
     };
 
+    /// <summary>True when the folder holds a file Load(folder) would read.</summary>
+    public static bool FolderHasTokenizer(string dir) => FolderCandidates.Any(n => File.Exists(Path.Combine(dir, n)));
+
     /// <summary>Loads the tokenizer stored at path (a file or a folder holding one), detecting its family.</summary>
     public static ITokenizer Load(string path) => Load(path, null);
 

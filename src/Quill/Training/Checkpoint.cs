@@ -5,6 +5,7 @@
 // either the old checkpoint or the new one, never a mix. Loading repairs an interrupted swap.
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Quill.Formats;
 using Quill.Formats.SafeTensors;
 using Quill.Models;
 
@@ -42,12 +43,12 @@ public sealed class TrainState
 /// <summary>Saves and loads training checkpoints atomically.</summary>
 public static class Checkpoint
 {
-    public const string FolderName = "checkpoint";
-    public const string ModelFile = "model.safetensors";
-    public const string OptimizerFile = "optimizer.safetensors";
-    public const string ConfigFile = "config.json";
-    public const string StateFile = "state.json";
-    public const string TokenizerFile = "tokenizer.json";
+    public const string FolderName = CheckpointFiles.FolderName;
+    public const string ModelFile = CheckpointFiles.ModelFile;
+    public const string OptimizerFile = CheckpointFiles.OptimizerFile;
+    public const string ConfigFile = CheckpointFiles.ConfigFile;
+    public const string StateFile = CheckpointFiles.StateFile;
+    public const string TokenizerFile = CheckpointFiles.TokenizerFile;
 
     /// <summary>Test hook: called with each file name just before it is written (lets tests simulate a full disk).</summary>
     internal static Action<string>? BeforeWrite { get; set; }
@@ -107,23 +108,10 @@ public static class Checkpoint
     }
 
     /// <summary>Puts back a checkpoint whose swap was interrupted; deletes an unfinished new one.</summary>
-    public static void Repair(string outDir)
-    {
-        string final = Path.Combine(outDir, FolderName), temp = final + ".tmp", old = final + ".old";
-        if (!Directory.Exists(final) && Directory.Exists(old)) Directory.Move(old, final);
-        TryDelete(temp);
-        if (Directory.Exists(final)) TryDelete(old);
-    }
+    public static void Repair(string outDir) => CheckpointFiles.Repair(outDir);
 
-    /// <summary>True when dir (a run folder or a checkpoint folder) holds a checkpoint.</summary>
-    public static string? Locate(string dir)
-    {
-        ArgumentNullException.ThrowIfNull(dir);
-        if (File.Exists(Path.Combine(dir, ConfigFile)) && File.Exists(Path.Combine(dir, ModelFile))) return dir;
-        if (Directory.Exists(dir)) Repair(dir);
-        string inner = Path.Combine(dir, FolderName);
-        return File.Exists(Path.Combine(inner, ConfigFile)) && File.Exists(Path.Combine(inner, ModelFile)) ? inner : null;
-    }
+    /// <summary>The checkpoint folder in dir (a run folder or a checkpoint folder), or null.</summary>
+    public static string? Locate(string dir) => CheckpointFiles.Locate(dir);
 
     /// <summary>Reads config.json of a checkpoint folder.</summary>
     public static RunConfig LoadConfig(string ckptDir)
@@ -181,17 +169,7 @@ public static class Checkpoint
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    private static void TryDelete(string dir)
-    {
-        try
-        {
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Left for the next Repair.
-        }
-    }
+    private static void TryDelete(string dir) => CheckpointFiles.TryDelete(dir);
 
     private static int[] ShapeOf(SafeTensorsFile file, string name) => [.. file.GetInfo(name).Shape.Select(d => (int)d)];
 }

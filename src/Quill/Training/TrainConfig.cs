@@ -54,9 +54,21 @@ public sealed class TrainConfig
     /// <summary>Skip updates whose loss or gradient norm is non-finite or a far outlier.</summary>
     [JsonPropertyName("skip_outliers")] public bool SkipOutliers { get; set; } = true;
 
+    /// <summary>Glob patterns of the parameter names to train ('*' any run); empty = all. Everything else is frozen: no gradient, no optimizer state.</summary>
+    [JsonPropertyName("trainable")] public List<string> Trainable { get; set; } = [];
+
+    /// <summary>Parameter groups with their own learning-rate scale and weight decay; the first group whose pattern matches a name wins.</summary>
+    [JsonPropertyName("param_groups")] public List<ParamGroupConfig> ParamGroups { get; set; } = [];
+
     [JsonIgnore] public float FinalLr => MinLr ?? LearningRate / 10f;
 
-    public TrainConfig Clone() => (TrainConfig)MemberwiseClone();
+    public TrainConfig Clone()
+    {
+        var c = (TrainConfig)MemberwiseClone();
+        c.Trainable = [.. Trainable];
+        c.ParamGroups = [.. ParamGroups.Select(g => g.Clone())];
+        return c;
+    }
 
     /// <summary>Throws InvalidConfigException naming the first impossible field.</summary>
     public void Validate(int blockSize, string source = "train config")
@@ -73,7 +85,30 @@ public sealed class TrainConfig
         if (Beta1 < 0 || Beta1 >= 1 || Beta2 < 0 || Beta2 >= 1) Fail("beta1 and beta2 must be in [0, 1).");
         if (WeightDecay < 0 || GradClip < 0) Fail("weight_decay and grad_clip must not be negative.");
         if (EvalEvery < 0 || EvalBatches < 1 || CheckpointEvery < 0) Fail("eval_every and checkpoint_every must be >= 0 and eval_batches >= 1.");
+        if (Trainable.Any(string.IsNullOrWhiteSpace)) Fail("trainable holds an empty pattern; give parameter-name globs such as '*norm*'.");
+        for (int i = 0; i < ParamGroups.Count; i++)
+        {
+            var g = ParamGroups[i];
+            if (string.IsNullOrWhiteSpace(g.Match)) Fail($"param_groups[{i}].match is empty; give a parameter-name glob such as '*embed*'.");
+            if (!(g.LrScale >= 0) || float.IsInfinity(g.LrScale)) Fail($"param_groups[{i}].lr_scale must be a finite number >= 0 (got {g.LrScale}).");
+            if (g.WeightDecay is < 0) Fail($"param_groups[{i}].weight_decay must not be negative (got {g.WeightDecay}).");
+        }
     }
+}
+
+/// <summary>One parameter group: the parameters whose names match, their learning-rate scale and weight decay.</summary>
+public sealed class ParamGroupConfig
+{
+    /// <summary>Glob over parameter names ('*' any run, '?' one character).</summary>
+    [JsonPropertyName("match")] public string Match { get; set; } = "";
+
+    /// <summary>The group's learning rate is the schedule's times this.</summary>
+    [JsonPropertyName("lr_scale")] public float LrScale { get; set; } = 1f;
+
+    /// <summary>The group's weight decay (null = the default rule: matrices decayed, norms, biases and embeddings not).</summary>
+    [JsonPropertyName("weight_decay")] public float? WeightDecay { get; set; }
+
+    public ParamGroupConfig Clone() => (ParamGroupConfig)MemberwiseClone();
 }
 
 /// <summary>Linear warmup, then cosine decay from the peak to the final rate at the planned last step.</summary>

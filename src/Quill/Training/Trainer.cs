@@ -1,5 +1,8 @@
 // The training loop: sample micro-batches, forward, backward, accumulate to the step's token budget, guard
-// against bad updates, clip, AdamW, evaluate, log metrics, checkpoint. A step's data and dropout depend only on
+// against bad updates, clip, AdamW, evaluate, log metrics, checkpoint. The model is a fresh one from the config
+// (pretraining) or one given by the caller (LanguageModel.FromWeights: continued pretraining of an open model);
+// parameters outside train.trainable are frozen (no gradient, no moments); batches come from an IBatchSource
+// (token shards by default), whose negative targets are masked out of the loss. A step's data and dropout depend only on
 // (seed, step, micro-batch), and every kernel splits its work the same way each time, so a run resumed from a
 // checkpoint continues bit for bit as if it had never stopped.
 // Glossary: B micro-batch sequences, T sequence length, V vocab.
@@ -30,13 +33,21 @@ public sealed class Trainer : IDisposable
     private readonly TrainOptions options;
     private readonly TokenDataset train;
     private readonly TokenDataset? val;
+    private readonly IBatchSource trainSource;
+    private readonly IBatchSource? valSource;
     private readonly Graph graph = new();
     private readonly int b, t, accum, maxSteps, checkpointEvery;
     private readonly int[] inputs, targets;
     private readonly string tokenizerPath;
+    private readonly bool fromInit;
     private TrainState state = new();
 
-    public Trainer(RunConfig config, TrainOptions options)
+    /// <summary>
+    /// A trainer for config on the prepared data in options.DataDir. init: start from this model (its architecture
+    /// replaces config's model section) instead of fresh weights. trainSource / valSource: batches other than random
+    /// windows of the data's token shards.
+    /// </summary>
+    public Trainer(RunConfig config, TrainOptions options, LanguageModel? init = null, IBatchSource? trainSource = null, IBatchSource? valSource = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(options);
@@ -46,9 +57,12 @@ public sealed class Trainer : IDisposable
         try
         {
             var manifest = train.Manifest;
-            if (config.Preset != null) config.Model.VocabSize = manifest.VocabSize; // a preset adopts the dataset's vocabulary
+            if (init != null) config.Model = init.Config.Clone();
+            else if (config.Preset != null) config.Model.VocabSize = manifest.VocabSize; // a preset adopts the dataset's vocabulary
             if (manifest.VocabSize > config.Model.VocabSize)
-                throw new InvalidConfigException($"model vocab_size {config.Model.VocabSize} is smaller than the dataset's vocabulary of {manifest.VocabSize} ({options.DataDir}); raise vocab_size.");
+                throw new InvalidConfigException(init != null
+                    ? $"{options.DataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but the model has {config.Model.VocabSize}; prepare the data with the model's own tokenizer (quill prepare --tokenizer MODEL)."
+                    : $"model vocab_size {config.Model.VocabSize} is smaller than the dataset's vocabulary of {manifest.VocabSize} ({options.DataDir}); raise vocab_size.");
             config.Validate("config");
             this.config = config;
             b = config.Train.BatchSize;
@@ -59,15 +73,25 @@ public sealed class Trainer : IDisposable
             config.Train.MaxSteps = maxSteps; // the checkpoint records the planned length the schedule follows
             checkpointEvery = options.CheckpointEvery ?? config.Train.CheckpointEvery;
             if (checkpointEvery < 0) throw new InvalidConfigException($"--checkpoint-every must not be negative (got {checkpointEvery}).");
-            if (!train.CanSample(t))
+            this.trainSource = trainSource ?? new TokenBatchSource(train, config.Model.VocabSize);
+            if (!this.trainSource.CanSample(t))
                 throw new InvalidFileException($"{options.DataDir}: the training split has fewer than {t + 1} tokens in every shard; use more data or a shorter seq_len.");
-            bool hasVal = manifest.Val.Any(s => s.Tokens > 0);
-            val = hasVal ? new TokenDataset(options.DataDir, "val") : null;
-            if (val != null && !val.CanSample(t)) { val.Dispose(); val = null; }
+            if (valSource == null)
+            {
+                bool hasVal = manifest.Val.Any(s => s.Tokens > 0);
+                val = hasVal ? new TokenDataset(options.DataDir, "val") : null;
+                if (val != null && !val.CanSample(t)) { val.Dispose(); val = null; }
+                if (val != null) valSource = new TokenBatchSource(val, config.Model.VocabSize);
+            }
+            this.valSource = valSource != null && valSource.CanSample(t) ? valSource : null;
             inputs = new int[b * t];
             targets = new int[b * t];
             tokenizerPath = Path.Combine(options.DataDir, manifest.Tokenizer);
-            Model = LanguageModel.Create(config.Model, config.Train.Seed);
+            fromInit = init != null;
+            Model = init ?? LanguageModel.Create(config.Model, config.Train.Seed);
+            Model.Parameters.FreezeAllBut(config.Train.Trainable);
+            if (!Model.Parameters.Trainable.Any())
+                throw new InvalidConfigException($"train.trainable ({string.Join(", ", config.Train.Trainable)}) matches no parameter name; nothing would train (names look like {Model.Parameters[0].Name}).");
             Model.Parameters.EnableGrads();
             Optimizer = new AdamWOptimizer(Model.Parameters, config.Train);
         }
@@ -90,6 +114,9 @@ public sealed class Trainer : IDisposable
 
     public int TokensPerStep => accum * b * t;
 
+    /// <summary>Bytes of gradient buffers and optimizer moments: 12 per trainable value, none for frozen ones.</summary>
+    public long TrainingStateBytes => 4L * Model.Parameters.Where(p => p.Grad != null).Sum(p => (long)p.Length) + Optimizer.StateBytes;
+
     /// <summary>Runs from step 0 (or the checkpoint with Resume) to MaxSteps.</summary>
     public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -98,6 +125,12 @@ public sealed class Trainer : IDisposable
         if (options.Resume) LoadCheckpoint();
         else if (Checkpoint.Locate(options.OutDir) != null)
             throw new QuillException($"{options.OutDir} already holds a checkpoint; pass --resume to continue it or choose another --out.");
+        if (fromInit && !options.Resume && valSource != null)
+        {
+            // Where the loaded model starts: the validation loss before any update.
+            InitialValLoss = Evaluate(valSource);
+            progress?.Report(new TrainProgress(0, maxSteps, float.NaN, 0f, 0f, 0, TimeSpan.Zero, null, InitialValLoss, null));
+        }
         using var metrics = new MetricsLog(Path.Combine(options.OutDir, "metrics.jsonl"), state.Step);
         var clock = Stopwatch.StartNew();
         double startElapsed = state.ElapsedSeconds;
@@ -117,7 +150,7 @@ public sealed class Trainer : IDisposable
             double lossSum = 0;
             for (int micro = 0; micro < accum; micro++)
             {
-                train.SampleBatch(new Rng(Rng.Mix(config.Train.Seed, (ulong)step, (ulong)micro)), b, t, inputs, targets, config.Model.VocabSize);
+                trainSource.Fill(new Rng(Rng.Mix(config.Train.Seed, (ulong)step, (ulong)micro)), b, t, inputs, targets);
                 graph.Reset();
                 var loss = Model.Loss(graph, inputs, targets, b, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro));
                 lossSum += loss.Item();
@@ -145,9 +178,9 @@ public sealed class Trainer : IDisposable
             double tps = (state.Step - firstStep) * (double)TokensPerStep / Math.Max(1e-9, elapsed);
             float? valLoss = null;
             bool last = state.Step == maxSteps;
-            if (val != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
+            if (valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
             {
-                valLoss = Evaluate(val);
+                valLoss = Evaluate(valSource);
                 state.LastValLoss = valLoss;
             }
             state.ElapsedSeconds = startElapsed + elapsed;
@@ -162,8 +195,14 @@ public sealed class Trainer : IDisposable
         return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates);
     }
 
+    /// <summary>The validation loss of a model given to the constructor, before the first update (null otherwise).</summary>
+    public float? InitialValLoss { get; private set; }
+
+    /// <summary>The validation batches (null when the data has no usable validation split).</summary>
+    public IBatchSource? Validation => valSource;
+
     /// <summary>Mean loss over the fixed validation windows, without recording a graph.</summary>
-    public float Evaluate(TokenDataset split)
+    public float Evaluate(IBatchSource split)
     {
         ArgumentNullException.ThrowIfNull(split);
         var g = new Graph(recording: false);
@@ -171,7 +210,7 @@ public sealed class Trainer : IDisposable
         var rng = new Rng(Rng.Mix(config.Train.Seed, 0xE7A1));
         for (int i = 0; i < config.Train.EvalBatches; i++)
         {
-            split.SampleBatch(rng, b, t, inputs, targets, config.Model.VocabSize);
+            split.Fill(rng, b, t, inputs, targets);
             g.Reset();
             sum += Model.Loss(g, inputs, targets, b, t).Item();
         }

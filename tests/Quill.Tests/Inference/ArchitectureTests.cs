@@ -7,6 +7,8 @@
 // capping the usable context, and broken GGUF files (an unsupported architecture, an unsupported tensor type,
 // LongRoPE factors, data cut short) raising one-line errors naming the file.
 using System.Text.Json.Nodes;
+using Quill.Models;
+using Quill.Tensors;
 using Quill.Formats.Gguf;
 using Quill.Inference;
 using Quill.Kernels;
@@ -65,7 +67,10 @@ public sealed class ArchitectureTests : IDisposable
         using var model = ModelLoader.Load(ModelPath(arch, form));
         var s = model.Spec;
         Assert.Equal(arch, s.Arch);
-        Assert.Equal(arch == "gpt2" ? ModelFamily.Gpt2 : ModelFamily.Llama, s.Family);
+        bool gpt2 = arch == "gpt2";
+        Assert.Equal((gpt2 ? NormKind.LayerNorm : NormKind.RmsNorm, gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu, gpt2 ? PositionKind.Learned : PositionKind.Rope),
+            (s.Norm, s.Mlp, s.Positions));
+        Assert.Equal((gpt2 || arch == "qwen2", gpt2, gpt2, gpt2), (s.QkvBias, s.OutBias, s.MlpBias, s.NormBias));
         Assert.Equal((r["dim"]!.GetValue<int>(), r["layers"]!.GetValue<int>(), r["heads"]!.GetValue<int>(), r["head_dim"]!.GetValue<int>(), r["hidden"]!.GetValue<int>(), r["vocab"]!.GetValue<int>()),
             (s.Dim, s.Layers, s.Heads, s.HeadDim, s.Hidden, s.VocabSize));
         Assert.Equal(arch == "gpt2" ? s.Heads : r["kv_heads"]!.GetValue<int>(), s.KvHeads);

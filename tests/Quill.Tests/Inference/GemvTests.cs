@@ -2,6 +2,9 @@
 // shapes and tails, threaded), half-precision rows, several matrices in one region against one by one, and quantized
 // weights through WeightMatrix (QuantDot's entry) against the integer scalar twin and the block format's own
 // dequantized dot, within the error the int8 activation quantization implies.
+using Quill.Models;
+using Quill.Tensors;
+using Quill.Kernels;
 using Quill.Formats.Gguf;
 using Quill.Inference;
 using Quill.Quantization;

@@ -52,7 +52,7 @@ public sealed class HfModelTests : IDisposable
             {"model_type": "gpt2", "n_embd": 16, "n_layer": 2, "n_head": 2, "vocab_size": 40, "n_positions": 24, "layer_norm_epsilon": 1e-5}
             """);
         using var model = ModelLoader.Load(dir);
-        Assert.Equal(ModelFamily.Gpt2, model.Spec.Family);
+        Assert.Equal((NormKind.LayerNorm, MlpKind.Gelu, PositionKind.Learned), (model.Spec.Norm, model.Spec.Mlp, model.Spec.Positions));
         AssertSameLogits(lm, model);
     }
 

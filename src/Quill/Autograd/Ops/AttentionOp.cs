@@ -8,17 +8,25 @@ using Quill.Tensors;
 
 namespace Quill.Autograd.Ops;
 
-/// <summary>Rotary tables shared by all layers: cos and sin of [maxT, rotaryDim / 2].</summary>
+/// <summary>Rotary tables shared by all layers: cos and sin of [maxT, rotaryDim / 2], from per-pair frequencies.</summary>
 public sealed class RopeTables
 {
+    /// <summary>Plain RoPE: freq_i = theta^(-2i/rotaryDim).</summary>
     public RopeTables(int maxT, int rotaryDim, double theta, RopeStyle style)
+        : this(maxT, PlainFrequencies(rotaryDim, theta), style)
     {
+    }
+
+    /// <summary>Tables for any frequencies [rotaryDim / 2] (scaled ones come from Models.RopeFrequencies).</summary>
+    public RopeTables(int maxT, double[] frequencies, RopeStyle style)
+    {
+        ArgumentNullException.ThrowIfNull(frequencies);
         MaxT = maxT;
-        RotaryDim = rotaryDim;
+        RotaryDim = 2 * frequencies.Length;
         Style = style;
-        Cos = new float[maxT * rotaryDim / 2];
-        Sin = new float[maxT * rotaryDim / 2];
-        Rope.Tables(maxT, rotaryDim, theta, Cos, Sin);
+        Cos = new float[maxT * frequencies.Length];
+        Sin = new float[maxT * frequencies.Length];
+        Rope.Tables(maxT, frequencies, Cos, Sin);
     }
 
     public int MaxT { get; }
@@ -27,9 +35,19 @@ public sealed class RopeTables
 
     public RopeStyle Style { get; }
 
-    internal float[] Cos { get; }
+    /// <summary>cos [MaxT, RotaryDim / 2].</summary>
+    public float[] Cos { get; }
 
-    internal float[] Sin { get; }
+    /// <summary>sin [MaxT, RotaryDim / 2].</summary>
+    public float[] Sin { get; }
+
+    private static double[] PlainFrequencies(int rotaryDim, double theta)
+    {
+        if (rotaryDim < 2 || rotaryDim % 2 != 0) throw new ArgumentException($"rotary dims {rotaryDim} must be even and positive.", nameof(rotaryDim));
+        var f = new double[rotaryDim / 2];
+        for (int i = 0; i < f.Length; i++) f[i] = Math.Pow(theta, -2.0 * i / rotaryDim);
+        return f;
+    }
 }
 
 /// <summary>o [B, T, Hq*D] = causal attention of the q, k, v blocks of qkv [B, T, (Hq + 2 Hkv) * D].</summary>

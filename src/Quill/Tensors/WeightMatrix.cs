@@ -7,11 +7,10 @@
 // Glossary: R rows (outputs), K cols (inputs), M vectors / rows of activations.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Quill.Formats.Gguf;
 using Quill.Kernels;
 using Quill.Quantization;
 
-namespace Quill.Inference;
+namespace Quill.Tensors;
 
 /// <summary>A row-major weight matrix of any supported element type, viewed in place.</summary>
 public sealed unsafe class WeightMatrix
@@ -52,6 +51,16 @@ public sealed unsafe class WeightMatrix
         float[] data = GC.AllocateUninitializedArray<float>(values.Length, pinned: true);
         values.CopyTo(data);
         return new WeightMatrix(name, GgmlType.F32, (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)), rows, cols, data);
+    }
+
+    /// <summary>A view of a contiguous rank-2 f32 tensor's pinned storage (no copy; the tensor's values as they change).</summary>
+    public static WeightMatrix View(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        if (t.Rank != 2 || !t.IsContiguous) throw new ArgumentException($"{t.Name}: a weight matrix view needs a contiguous rank-2 tensor, not {Tensor.Describe(t.Shape)}.", nameof(t));
+        float[] storage = t.Storage;
+        nint address = (nint)Unsafe.AsPointer(ref storage[t.Offset]);
+        return new WeightMatrix(t.Name, GgmlType.F32, address, t.Dim(0), t.Dim(1), storage);
     }
 
     /// <summary>Quantizes a float matrix into <paramref name="type"/> (a new pinned buffer): for benchmarks and tests.</summary>

@@ -8,8 +8,9 @@ using System.Runtime.InteropServices;
 using Quill.Formats.Gguf;
 using Quill.Formats.SafeTensors;
 using Quill.Quantization;
+using Quill.Tensors;
 
-namespace Quill.Inference;
+namespace Quill.Models;
 
 /// <summary>A tensor found in a model file: type, first byte, shape outermost first.</summary>
 internal readonly record struct TensorView(string Name, GgmlType Type, nint Address, long[] Shape, object? KeepAlive);

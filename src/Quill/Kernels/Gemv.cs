@@ -12,7 +12,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Quill.Kernels;
 
-namespace Quill.Inference;
+namespace Quill.Kernels;
 
 /// <summary>Which instruction width Gemv runs: Auto in production; tests pin one to compare them.</summary>
 internal enum GemvWidth

@@ -1,7 +1,7 @@
 // The plain twin of Gemv: one row at a time, one vector at a time, sums in double. Tests hold Gemv's vector paths
 // to it; it is never used for decoding.
 // Glossary: N output rows, K shared length, M vectors.
-namespace Quill.Inference;
+namespace Quill.Kernels;
 
 /// <summary>Reference matrix-vector product (slow, exact in double).</summary>
 public static class GemvReference

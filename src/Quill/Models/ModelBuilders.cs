@@ -1,0 +1,129 @@
+// Assembles ModelWeights from named tensors through one TensorNames table, for every family Quill reads: the
+// Llama family under HF names (Quill's own RoPE checkpoints too), Phi-3's fused q|k|v (qkv_proj / attn_qkv) and
+// gate|up (gate_up_proj / a [2F, C] ffn_up, split by row views without copying), GPT-2 under nanoGPT / HF names
+// (HF's Conv1D weights are stored [in, out] and transposed here into pinned copies), and GGUF. The spec's bias and
+// tied-embedding flags are settled here from what the file holds, so the spec says exactly what the weights are.
+// Does not handle: renaming schemes of other families (Falcon, GPT-NeoX, Gemma, ...).
+// Glossary: C width, F MLP width, V vocabulary.
+using Quill.Tensors;
+
+namespace Quill.Models;
+
+/// <summary>Builds model weights from named tensors.</summary>
+internal static class ModelBuilders
+{
+    /// <summary>
+    /// The weights of <paramref name="spec"/> found in <paramref name="src"/> under <paramref name="names"/>. tied:
+    /// the config says the head is the embedding (a head tensor in the file is then ignored); conv1d: GPT-2 matrices
+    /// are stored [in, out].
+    /// </summary>
+    public static ModelWeights Build(WeightSource src, ModelSpec spec, TensorNames names, List<IDisposable> owners, bool tied, bool conv1d = false)
+    {
+        int c = spec.Dim;
+        string L(WeightSlot s, int i) => names.Name(s, i) ?? throw new InvalidOperationException($"{names.Family} has no name for {s}.");
+        bool Has(WeightSlot s, int i) => names.Name(s, i) is { } n && src.Contains(n);
+        WeightMatrix M(WeightSlot s, int i, int rows, int cols) => conv1d ? OutIn(src, L(s, i), rows, cols) : src.Matrix(L(s, i));
+        float[]? Opt(WeightSlot s, int i) => Has(s, i) ? src.Floats(L(s, i)) : null;
+
+        var layers = new LayerWeights[spec.Layers];
+        for (int i = 0; i < spec.Layers; i++)
+        {
+            WeightMatrix? wqkv = Has(WeightSlot.Qkv, i) ? M(WeightSlot.Qkv, i, spec.QkvDim, c) : null;
+            float[]? qkvBias = wqkv != null ? Opt(WeightSlot.QkvBias, i) : ConcatOptional(src, spec, names, i);
+            WeightMatrix? gate = null;
+            WeightMatrix up;
+            if (spec.Mlp == MlpKind.SwiGlu)
+            {
+                if (Has(WeightSlot.Gate, i))
+                {
+                    gate = src.Matrix(L(WeightSlot.Gate, i));
+                    up = src.Matrix(L(WeightSlot.Up, i));
+                }
+                else if (Has(WeightSlot.GateUp, i))
+                {
+                    (gate, up) = SplitGateUp(src, src.Matrix(L(WeightSlot.GateUp, i)), spec);
+                }
+                else
+                {
+                    throw new InvalidFileException($"{src.Path}: tensor '{L(WeightSlot.Gate, i)}' not found; the file is not a complete model of the architecture its metadata names.");
+                }
+            }
+            else
+            {
+                up = M(WeightSlot.Up, i, spec.Hidden, c);
+            }
+            layers[i] = new LayerWeights
+            {
+                AttnNorm = src.Floats(L(WeightSlot.AttnNorm, i)),
+                AttnNormBias = Opt(WeightSlot.AttnNormBias, i),
+                Wqkv = wqkv,
+                Wq = wqkv == null ? src.Matrix(L(WeightSlot.Q, i)) : null,
+                Wk = wqkv == null ? src.Matrix(L(WeightSlot.K, i)) : null,
+                Wv = wqkv == null ? src.Matrix(L(WeightSlot.V, i)) : null,
+                QkvBias = qkvBias,
+                Wo = M(WeightSlot.O, i, c, spec.QDim),
+                WoBias = Opt(WeightSlot.OBias, i),
+                MlpNorm = src.Floats(L(WeightSlot.MlpNorm, i)),
+                MlpNormBias = Opt(WeightSlot.MlpNormBias, i),
+                Gate = gate,
+                Up = up,
+                UpBias = Opt(WeightSlot.UpBias, i),
+                Down = M(WeightSlot.Down, i, c, spec.Hidden),
+                DownBias = Opt(WeightSlot.DownBias, i),
+            };
+        }
+        string G(WeightSlot s) => names.Name(s) ?? throw new InvalidOperationException($"{names.Family} has no name for {s}.");
+        var embed = src.Matrix(G(WeightSlot.TokenEmbedding));
+        var head = tied || !src.Contains(G(WeightSlot.Head)) ? embed : src.Matrix(G(WeightSlot.Head));
+        float[]? positions = spec.Positions == PositionKind.Learned ? src.Floats(G(WeightSlot.PositionEmbedding)) : null;
+        float[]? finalBias = names.Name(WeightSlot.FinalNormBias) is { } fb && src.Contains(fb) ? src.Floats(fb) : null;
+        var l0 = layers.Length > 0 ? layers[0] : null;
+        var settled = spec with
+        {
+            QkvBias = l0?.QkvBias != null,
+            OutBias = l0?.WoBias != null,
+            MlpBias = l0?.UpBias != null,
+            NormBias = l0?.AttnNormBias != null,
+            TiedEmbeddings = ReferenceEquals(head, embed),
+        };
+        return new ModelWeights(settled, embed, positions, layers, src.Floats(G(WeightSlot.FinalNorm)), finalBias, head, owners, src.Path);
+    }
+
+    /// <summary>A fused [2F, C] gate|up matrix (Phi-3) as two row views: gate rows first, then up.</summary>
+    private static (WeightMatrix Gate, WeightMatrix Up) SplitGateUp(WeightSource src, WeightMatrix fused, ModelSpec spec)
+    {
+        int f = spec.Hidden;
+        if (fused.Rows != 2 * f)
+            throw new InvalidFileException($"{src.Path}: no separate gate projection, and tensor '{fused.Name}' has {fused.Rows} rows, not the {2 * f} of a fused gate|up for an MLP of width {f}.");
+        return (fused.SliceRows(fused.Name + "[gate]", 0, f), fused.SliceRows(fused.Name + "[up]", f, f));
+    }
+
+    /// <summary>q|k|v biases concatenated, or null when the model has none (all three absent).</summary>
+    private static float[]? ConcatOptional(WeightSource src, ModelSpec spec, TensorNames names, int i)
+    {
+        string? q = names.Name(WeightSlot.QBias, i), k = names.Name(WeightSlot.KBias, i), v = names.Name(WeightSlot.VBias, i);
+        bool Has(string? n) => n != null && src.Contains(n);
+        if (!Has(q) && !Has(k) && !Has(v)) return null;
+        var all = new float[spec.QkvDim];
+        if (Has(q)) src.Floats(q!).AsSpan().CopyTo(all);
+        if (Has(k)) src.Floats(k!).AsSpan().CopyTo(all.AsSpan(spec.QDim));
+        if (Has(v)) src.Floats(v!).AsSpan().CopyTo(all.AsSpan(spec.QDim + spec.KvDim));
+        return all;
+    }
+
+    /// <summary>A GPT-2 Conv1D matrix stored [cols, rows], transposed into a [rows, cols] copy.</summary>
+    private static WeightMatrix OutIn(WeightSource src, string name, int rows, int cols)
+    {
+        var v = src.Get(name);
+        if (v.Shape is [var r2, var k2] && r2 == cols && k2 == rows)
+        {
+            float[] t = src.Floats(name), w = new float[t.Length];
+            for (int i = 0; i < cols; i++)
+            {
+                for (int j = 0; j < rows; j++) w[j * cols + i] = t[i * rows + j];
+            }
+            return WeightMatrix.FromFloats(name, w, rows, cols);
+        }
+        throw new InvalidFileException($"{src.Path}: tensor '{name}' has shape [{string.Join(", ", v.Shape)}], expected [{cols}, {rows}] (Conv1D).");
+    }
+}

@@ -1,0 +1,179 @@
+// The one architecture spec: every choice that tells one decoder-only transformer from another, and the sizes. The
+// trainable model (TransformerModel), the inference engine and every loader read their choices from here and from
+// nowhere else: config files and presets map onto it (ModelConfig.ToSpec), and so do a llama2.c header, GGUF
+// metadata and a HF config.json (Models.ModelBuilders and the loaders in Inference).
+// Choices: the norm (LayerNorm or RMSNorm, its epsilon, LayerNorm bias), the MLP (GELU-tanh up/down or SiLU-gated
+// SwiGLU), positions (learned table or RoPE: theta, pairing style, rotary dims for partial rotary, linear scaling,
+// Llama 3 scaling, or llama.cpp's per-pair divisors), head_dim apart from width / heads, query and key/value heads,
+// biases (q|k|v, attention output, MLP, norms), tied input and output embeddings, the sliding window, MLP width.
+// A sliding attention window (Mistral, Phi-3) is not run as such: Quill attends to every position, which equals
+// windowed attention while the sequence fits in the window, so the loaders cap MaxContext to it.
+// Not handled: windowed attention beyond the window, mixture-of-experts, ALiBi, q/k norms, parallel blocks.
+// Glossary: C model width, Hq query heads, Hkv key/value heads, D head size, F MLP width, V vocabulary.
+using Quill.Kernels;
+
+namespace Quill.Models;
+
+/// <summary>Normalization before attention, before the MLP and at the end.</summary>
+public enum NormKind
+{
+    /// <summary>RMSNorm: x / sqrt(mean(x^2) + eps) * gamma (Llama, Mistral, Qwen2, Phi-3).</summary>
+    RmsNorm,
+
+    /// <summary>LayerNorm: (x - mean) / std * gamma (+ beta when NormBias) (GPT-2).</summary>
+    LayerNorm,
+}
+
+/// <summary>The feed-forward block.</summary>
+public enum MlpKind
+{
+    /// <summary>down(silu(gate(x)) * up(x)) (Llama family).</summary>
+    SwiGlu,
+
+    /// <summary>down(gelu_tanh(up(x))) (GPT-2's c_fc / c_proj).</summary>
+    Gelu,
+}
+
+/// <summary>How positions enter the model.</summary>
+public enum PositionKind
+{
+    /// <summary>Rotary embedding of q and k in every layer.</summary>
+    Rope,
+
+    /// <summary>A learned [MaxContext, C] table added to the token embedding (GPT-2).</summary>
+    Learned,
+}
+
+/// <summary>Llama 3 style rotary frequency scaling (rope_scaling type "llama3").</summary>
+/// <param name="Factor">Frequencies below the low-frequency band are divided by this.</param>
+/// <param name="LowFreqFactor">Wavelengths above original / low_freq_factor are fully scaled.</param>
+/// <param name="HighFreqFactor">Wavelengths below original / high_freq_factor are left alone.</param>
+/// <param name="OriginalMaxPositions">Context the model was pre-trained at.</param>
+public sealed record Llama3RopeScaling(double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositions);
+
+/// <summary>Architecture and sizes of a decoder-only transformer.</summary>
+public sealed record ModelSpec
+{
+    /// <summary>The architecture name (gpt2, llama, mistral, qwen2, phi3, llama2.c): messages and file names only.</summary>
+    public required string Arch { get; init; }
+
+    /// <summary>C.</summary>
+    public required int Dim { get; init; }
+
+    public required int Layers { get; init; }
+
+    /// <summary>Hq.</summary>
+    public required int Heads { get; init; }
+
+    /// <summary>Hkv (equal to Heads without grouped-query attention).</summary>
+    public required int KvHeads { get; init; }
+
+    /// <summary>D (usually Dim / Heads).</summary>
+    public required int HeadDim { get; init; }
+
+    /// <summary>F.</summary>
+    public required int Hidden { get; init; }
+
+    /// <summary>V.</summary>
+    public required int VocabSize { get; init; }
+
+    /// <summary>Longest sequence the model runs at: its trained context, capped to <see cref="SlidingWindow"/>.</summary>
+    public required int MaxContext { get; init; }
+
+    /// <summary>The attention window the model was trained with (Mistral, Phi-3), or 0 for none.</summary>
+    public int SlidingWindow { get; init; }
+
+    public NormKind Norm { get; init; } = NormKind.RmsNorm;
+
+    public required float NormEps { get; init; }
+
+    /// <summary>LayerNorm has a bias (beta).</summary>
+    public bool NormBias { get; init; }
+
+    public MlpKind Mlp { get; init; } = MlpKind.SwiGlu;
+
+    public PositionKind Positions { get; init; } = PositionKind.Rope;
+
+    /// <summary>The q, k and v projections have biases (GPT-2, Qwen2).</summary>
+    public bool QkvBias { get; init; }
+
+    /// <summary>The attention output projection has a bias (GPT-2).</summary>
+    public bool OutBias { get; init; }
+
+    /// <summary>The MLP's up and down projections have biases (GPT-2).</summary>
+    public bool MlpBias { get; init; }
+
+    /// <summary>The output head is the token embedding.</summary>
+    public bool TiedEmbeddings { get; init; }
+
+    /// <summary>RoPE base.</summary>
+    public double RopeTheta { get; init; } = 10000.0;
+
+    /// <summary>How dims are paired for rotation: Interleaved (llama2.c, Meta, GGUF llama) or Half (HF, GGUF qwen2/phi3).</summary>
+    public RopeStyle RopeStyle { get; init; } = RopeStyle.Interleaved;
+
+    /// <summary>Dims of each head that rotate (0 = all of HeadDim).</summary>
+    public int RotaryDim { get; init; }
+
+    public Llama3RopeScaling? RopeScaling { get; init; }
+
+    /// <summary>Linear position scaling: every frequency divided by this (1 = none).</summary>
+    public double RopeLinearFactor { get; init; } = 1.0;
+
+    /// <summary>Per-pair frequency divisors [rotaryDim / 2] (GGUF rope_freqs, llama.cpp's form of Llama 3 scaling), or null.</summary>
+    public float[]? RopeFreqFactors { get; init; }
+
+    /// <summary>Width of the fused q|k|v row: (Hq + 2 Hkv) D.</summary>
+    public int QkvDim => (Heads + 2 * KvHeads) * HeadDim;
+
+    /// <summary>Hq D (may differ from Dim when head_dim is set explicitly).</summary>
+    public int QDim => Heads * HeadDim;
+
+    /// <summary>Hkv D.</summary>
+    public int KvDim => KvHeads * HeadDim;
+
+    public int EffectiveRotaryDim => RotaryDim > 0 ? RotaryDim : HeadDim;
+
+    /// <summary>True when positions are rotary.</summary>
+    public bool UsesRope => Positions == PositionKind.Rope;
+
+    /// <summary>
+    /// The context Quill can run exactly: the trained context, or the sliding window when that is shorter (full
+    /// attention over at most the window's positions is what windowed attention computes). A window of 0 or less
+    /// means none.
+    /// </summary>
+    public static int UsableContext(int trainedContext, int slidingWindow) =>
+        slidingWindow > 0 ? Math.Min(trainedContext, slidingWindow) : trainedContext;
+
+    /// <summary>Number of parameters (tied embeddings counted once).</summary>
+    public long ParameterCount()
+    {
+        long c = Dim, f = Hidden, qd = QDim, kv = KvDim, v = VocabSize;
+        long norms = NormBias ? 2 * c : c;
+        long attn = c * qd + 2 * c * kv + qd * c + (QkvBias ? qd + 2 * kv : 0) + (OutBias ? c : 0);
+        long mlp = (Mlp == MlpKind.SwiGlu ? 3 : 2) * c * f + (MlpBias ? f + c : 0);
+        long total = Layers * (2 * norms + attn + mlp) + norms + v * c;
+        if (Positions == PositionKind.Learned) total += (long)MaxContext * c;
+        if (!TiedEmbeddings) total += v * c;
+        return total;
+    }
+
+    /// <summary>Throws InvalidFileException naming <paramref name="source"/> and the first impossible field.</summary>
+    public void Validate(string source)
+    {
+        void Fail(string what) => throw new InvalidFileException($"{source}: {what}; the model file is inconsistent.");
+        if (Dim < 1 || Layers < 1 || Heads < 1 || KvHeads < 1 || HeadDim < 1 || Hidden < 1 || VocabSize < 1 || MaxContext < 1)
+            Fail($"non-positive size (dim {Dim}, layers {Layers}, heads {Heads}, kv heads {KvHeads}, head dim {HeadDim}, hidden {Hidden}, vocab {VocabSize}, context {MaxContext})");
+        if (Heads % KvHeads != 0) Fail($"{Heads} query heads are not a multiple of {KvHeads} key/value heads");
+        if (UsesRope)
+        {
+            int rd = EffectiveRotaryDim;
+            if (rd % 2 != 0 || rd > HeadDim) Fail($"rotary dims {rd} must be even and at most the head size {HeadDim}");
+            if (!(RopeTheta > 0)) Fail($"rope theta {RopeTheta} must be positive");
+            if (!(RopeLinearFactor > 0)) Fail($"rope linear scaling factor {RopeLinearFactor} must be positive");
+            if (RopeFreqFactors != null && RopeFreqFactors.Length != rd / 2) Fail($"rope_freqs holds {RopeFreqFactors.Length} factors but the model rotates {rd / 2} pairs");
+        }
+        if (NormBias && Norm != NormKind.LayerNorm) Fail("a norm bias needs LayerNorm");
+        if (!(NormEps > 0)) Fail($"norm epsilon {NormEps} must be positive");
+    }
+}

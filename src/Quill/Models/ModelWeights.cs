@@ -1,0 +1,202 @@
+// The model as data (llama2.c's idea): a ModelSpec and, for every weight the spec asks for, a view of it: matrices
+// as WeightMatrix (over a mapped file, a pinned array or a trainable parameter's storage, any element type), norm
+// vectors and biases as small float arrays. Loaders build it from files through one name table per family
+// (ModelBuilders); TransformerModel.ToWeights views a trainable model's parameters as one without copying;
+// TransformerModel.FromWeights widens one into trainable f32 parameters. The inference engine runs it.
+// Dispose releases the files the views point into (owners).
+// Does not handle: running anything (Inference.InferenceEngine runs it; TransformerModel trains it).
+// Glossary: C model width, F MLP width, V vocabulary.
+using Quill.Quantization;
+using Quill.Tensors;
+
+namespace Quill.Models;
+
+/// <summary>One transformer block's weights. Fields a family does not use are null.</summary>
+public sealed class LayerWeights
+{
+    /// <summary>Pre-attention norm weight [C] (and bias for LayerNorm).</summary>
+    public required float[] AttnNorm { get; init; }
+
+    public float[]? AttnNormBias { get; init; }
+
+    /// <summary>Either one fused [QkvDim, C] matrix ...</summary>
+    public WeightMatrix? Wqkv { get; init; }
+
+    /// <summary>... or three: [QDim, C], [KvDim, C], [KvDim, C].</summary>
+    public WeightMatrix? Wq { get; init; }
+
+    public WeightMatrix? Wk { get; init; }
+
+    public WeightMatrix? Wv { get; init; }
+
+    /// <summary>q|k|v bias [QkvDim] (GPT-2, Qwen2), or null.</summary>
+    public float[]? QkvBias { get; init; }
+
+    /// <summary>Attention output [C, QDim].</summary>
+    public required WeightMatrix Wo { get; init; }
+
+    public float[]? WoBias { get; init; }
+
+    /// <summary>Pre-MLP norm weight [C] (and bias for LayerNorm).</summary>
+    public required float[] MlpNorm { get; init; }
+
+    public float[]? MlpNormBias { get; init; }
+
+    /// <summary>SwiGLU gate [F, C] (Llama family), null for GPT-2.</summary>
+    public WeightMatrix? Gate { get; init; }
+
+    /// <summary>Up projection [F, C] (GPT-2: c_fc).</summary>
+    public required WeightMatrix Up { get; init; }
+
+    public float[]? UpBias { get; init; }
+
+    /// <summary>Down projection [C, F] (GPT-2: mlp.c_proj).</summary>
+    public required WeightMatrix Down { get; init; }
+
+    public float[]? DownBias { get; init; }
+
+    /// <summary>The matrices this layer has, in a fixed order.</summary>
+    public IEnumerable<WeightMatrix> Matrices()
+    {
+        foreach (var w in new[] { Wqkv, Wq, Wk, Wv, Wo, Gate, Up, Down })
+        {
+            if (w != null) yield return w;
+        }
+    }
+}
+
+/// <summary>A model's weights as views, with the spec that says how to run them.</summary>
+public sealed class ModelWeights : IDisposable
+{
+    private readonly List<IDisposable> owners;
+
+    /// <summary>Checks every shape against the spec; the views stay valid while owners are undisposed.</summary>
+    public ModelWeights(ModelSpec spec, WeightMatrix tokenEmbedding, float[]? positionEmbedding, IReadOnlyList<LayerWeights> layers,
+        float[] finalNorm, float[]? finalNormBias, WeightMatrix classifier, List<IDisposable> owners, string source)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        spec.Validate(source);
+        Spec = spec;
+        TokenEmbedding = tokenEmbedding;
+        PositionEmbedding = positionEmbedding;
+        Layers = layers;
+        FinalNorm = finalNorm;
+        FinalNormBias = finalNormBias;
+        Classifier = classifier;
+        this.owners = owners;
+        Source = source;
+        CheckShapes();
+    }
+
+    public ModelSpec Spec { get; }
+
+    /// <summary>Where the weights came from (a path), for messages.</summary>
+    public string Source { get; }
+
+    /// <summary>[V, C]</summary>
+    public WeightMatrix TokenEmbedding { get; }
+
+    /// <summary>Learned positions [MaxContext, C] (GPT-2), else null.</summary>
+    public float[]? PositionEmbedding { get; }
+
+    public IReadOnlyList<LayerWeights> Layers { get; }
+
+    public float[] FinalNorm { get; }
+
+    public float[]? FinalNormBias { get; }
+
+    /// <summary>Output head [V, C] (the token embedding itself when tied).</summary>
+    public WeightMatrix Classifier { get; }
+
+    /// <summary>True when the output head is the token embedding.</summary>
+    public bool Tied => ReferenceEquals(Classifier, TokenEmbedding);
+
+    /// <summary>Bytes of weights one decode step reads: every matrix once, plus one embedding row.</summary>
+    public long WeightBytesPerToken => Layers.Sum(l => l.Matrices().Sum(m => m.ByteSize)) + Classifier.ByteSize + TokenEmbedding.RowBytes;
+
+    /// <summary>
+    /// A copy with every weight matrix converted to <paramref name="type"/> (F32, F16, BF16, Q8_0, Q4_0, ...), in
+    /// memory of its own; matrices whose rows are not a whole number of blocks stay F32. Norms and biases are shared.
+    /// </summary>
+    public ModelWeights Requantize(GgmlType type)
+    {
+        var map = new Dictionary<WeightMatrix, WeightMatrix>(ReferenceEqualityComparer.Instance);
+        WeightMatrix Q(WeightMatrix w)
+        {
+            if (map.TryGetValue(w, out var done)) return done;
+            var t = w.Cols % GgmlTypeInfo.BlockSize(type) == 0 ? type : GgmlType.F32;
+            var q = WeightMatrix.Quantize(w.Name, w.ToFloats(), w.Rows, w.Cols, t);
+            map[w] = q;
+            return q;
+        }
+        WeightMatrix? QO(WeightMatrix? w) => w == null ? null : Q(w);
+        var layers = Layers.Select(l => new LayerWeights
+        {
+            AttnNorm = l.AttnNorm, AttnNormBias = l.AttnNormBias, Wqkv = QO(l.Wqkv), Wq = QO(l.Wq), Wk = QO(l.Wk), Wv = QO(l.Wv),
+            QkvBias = l.QkvBias, Wo = Q(l.Wo), WoBias = l.WoBias, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
+            Gate = QO(l.Gate), Up = Q(l.Up), UpBias = l.UpBias, Down = Q(l.Down), DownBias = l.DownBias,
+        }).ToArray();
+        return new ModelWeights(Spec, Q(TokenEmbedding), PositionEmbedding, layers, FinalNorm, FinalNormBias, Q(Classifier), [], $"{Source} ({type})");
+    }
+
+    private void CheckShapes()
+    {
+        var s = Spec;
+        void Expect(WeightMatrix? w, int rows, int cols)
+        {
+            if (w == null) return;
+            if (w.Rows != rows || w.Cols != cols)
+                throw new InvalidFileException($"{Source}: tensor {w.Name} is [{w.Rows}, {w.Cols}] but the model's config needs [{rows}, {cols}]; the file does not match its metadata.");
+        }
+        void ExpectVec(float[]? v, int n, string what)
+        {
+            if (v != null && v.Length != n) throw new InvalidFileException($"{Source}: {what} has {v.Length} values but the config needs {n}.");
+        }
+        void ExpectPresent(bool present, bool wanted, string what)
+        {
+            if (present != wanted) throw new InvalidFileException($"{Source}: {what} is {(present ? "present" : "missing")} but the architecture {(wanted ? "needs" : "has no")} it.");
+        }
+        Expect(TokenEmbedding, s.VocabSize, s.Dim);
+        Expect(Classifier, s.VocabSize, s.Dim);
+        ExpectVec(FinalNorm, s.Dim, "the final norm");
+        ExpectVec(FinalNormBias, s.Dim, "the final norm bias");
+        ExpectPresent(FinalNormBias != null, s.NormBias, "the final norm bias");
+        if (s.Positions == PositionKind.Learned && (PositionEmbedding == null || PositionEmbedding.Length < (long)s.MaxContext * s.Dim))
+            throw new InvalidFileException($"{Source}: the model has learned positions but no position embedding of [{s.MaxContext}, {s.Dim}].");
+        if (Layers.Count != s.Layers) throw new InvalidFileException($"{Source}: {Layers.Count} layers but the config says {s.Layers}.");
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            var l = Layers[i];
+            if (l.Wqkv == null && (l.Wq == null || l.Wk == null || l.Wv == null))
+                throw new InvalidFileException($"{Source}: layer {i} lacks its q/k/v projections.");
+            ExpectPresent(l.Gate != null, s.Mlp == MlpKind.SwiGlu, $"layer {i}'s MLP gate projection");
+            ExpectPresent(l.QkvBias != null, s.QkvBias, $"layer {i}'s q/k/v bias");
+            ExpectPresent(l.WoBias != null, s.OutBias, $"layer {i}'s attention output bias");
+            ExpectPresent(l.UpBias != null && l.DownBias != null, s.MlpBias, $"layer {i}'s MLP biases");
+            ExpectPresent(l.AttnNormBias != null && l.MlpNormBias != null, s.NormBias, $"layer {i}'s norm biases");
+            Expect(l.Wqkv, s.QkvDim, s.Dim);
+            Expect(l.Wq, s.QDim, s.Dim);
+            Expect(l.Wk, s.KvDim, s.Dim);
+            Expect(l.Wv, s.KvDim, s.Dim);
+            Expect(l.Wo, s.Dim, s.QDim);
+            Expect(l.Gate, s.Hidden, s.Dim);
+            Expect(l.Up, s.Hidden, s.Dim);
+            Expect(l.Down, s.Dim, s.Hidden);
+            ExpectVec(l.AttnNorm, s.Dim, $"layer {i} attention norm");
+            ExpectVec(l.MlpNorm, s.Dim, $"layer {i} MLP norm");
+            ExpectVec(l.AttnNormBias, s.Dim, $"layer {i} attention norm bias");
+            ExpectVec(l.MlpNormBias, s.Dim, $"layer {i} MLP norm bias");
+            ExpectVec(l.QkvBias, s.QkvDim, $"layer {i} qkv bias");
+            ExpectVec(l.WoBias, s.Dim, $"layer {i} attention output bias");
+            ExpectVec(l.UpBias, s.Hidden, $"layer {i} MLP up bias");
+            ExpectVec(l.DownBias, s.Dim, $"layer {i} MLP down bias");
+        }
+    }
+
+    /// <summary>Releases the files the views point into; the views must not be used afterwards.</summary>
+    public void Dispose()
+    {
+        foreach (var o in owners) o.Dispose();
+        owners.Clear();
+    }
+}

@@ -1,0 +1,56 @@
+// Rotary-embedding frequencies of a model spec: theta^(-2i/d) per pair, divided by a linear factor, rescaled the
+// Llama 3 way (long wavelengths divided by the factor, short ones kept, a smooth blend between) and divided by
+// llama.cpp's per-pair rope_freqs when the file has them. This is the only place RoPE frequencies are computed;
+// Kernels.Rope.Tables turns them into the cos/sin tables that training (RopeTables) and inference both read.
+// Does not handle: dynamic NTK / YaRN / LongRoPE scaling (the loaders reject those with a message).
+// Glossary: d rotary dims, i pair index, t position.
+using Quill.Autograd.Ops;
+
+namespace Quill.Models;
+
+/// <summary>RoPE frequencies and tables for a spec, with Llama 3 / linear scaling when the model asks for it.</summary>
+public static class RopeFrequencies
+{
+    /// <summary>The d/2 rotation frequencies (radians per position).</summary>
+    public static double[] Frequencies(int rotaryDim, double theta, Llama3RopeScaling? scaling, double linearFactor = 1.0, float[]? freqFactors = null)
+    {
+        var f = new double[rotaryDim / 2];
+        if (freqFactors != null && freqFactors.Length != f.Length)
+            throw new InvalidFileException($"rope_freqs holds {freqFactors.Length} factors but the model rotates {f.Length} pairs; the model file is inconsistent.");
+        for (int i = 0; i < f.Length; i++)
+        {
+            double freq = Math.Pow(theta, -2.0 * i / rotaryDim) / linearFactor;
+            if (scaling != null) freq = ScaleLlama3(freq, scaling);
+            if (freqFactors != null) freq /= freqFactors[i];
+            f[i] = freq;
+        }
+        return f;
+    }
+
+    /// <summary>The frequencies a spec asks for.</summary>
+    public static double[] Frequencies(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return Frequencies(spec.EffectiveRotaryDim, spec.RopeTheta, spec.RopeScaling, spec.RopeLinearFactor, spec.RopeFreqFactors);
+    }
+
+    /// <summary>cos/sin tables for positions [0, maxT) of a spec with rotary positions.</summary>
+    public static RopeTables Tables(ModelSpec spec, int maxT)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new RopeTables(maxT, Frequencies(spec), spec.RopeStyle);
+    }
+
+    /// <summary>One frequency rescaled as Llama 3.1 does (unchanged when its wavelength is short).</summary>
+    public static double ScaleLlama3(double freq, Llama3RopeScaling s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        double wavelen = 2 * Math.PI / freq;
+        double lowFreqWavelen = s.OriginalMaxPositions / s.LowFreqFactor;
+        double highFreqWavelen = s.OriginalMaxPositions / s.HighFreqFactor;
+        if (wavelen < highFreqWavelen) return freq;
+        if (wavelen > lowFreqWavelen) return freq / s.Factor;
+        double smooth = (s.OriginalMaxPositions / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+        return (1 - smooth) * freq / s.Factor + smooth * freq;
+    }
+}

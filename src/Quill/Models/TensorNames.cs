@@ -1,0 +1,145 @@
+// One tensor-name table per file family, used in both directions: loaders find a model's weights by these names
+// (ModelBuilders.Build) and Quill writes its checkpoints under them (TransformerModel's parameter names), so what
+// Quill writes, Quill and other tools read back under the same names.
+//   Hf      Hugging Face Llama / Mistral / Qwen2 / Phi-3 (model.layers.{i}.self_attn.q_proj.weight, ...); Quill's
+//           own checkpoints of every RoPE architecture.
+//   NanoGpt nanoGPT / Quill GPT-2 (transformer.h.{i}.attn.c_attn.weight, ...); HF GPT-2 uses the same names with
+//           or without the "transformer." prefix (NanoGptWithout), and stores its Conv1D matrices [in, out].
+//   Gguf    llama.cpp (blk.{i}.attn_q.weight, token_embd.weight, ...), per the GGUF spec's tensor naming.
+// llama2.c files have no names (fixed offsets: Formats.Llama2c). Slots a family cannot hold return null.
+// Does not handle: other families' names (Falcon, GPT-NeoX, Gemma, ...).
+namespace Quill.Models;
+
+/// <summary>A weight of the model, independent of any file's name for it.</summary>
+public enum WeightSlot
+{
+    TokenEmbedding, PositionEmbedding, FinalNorm, FinalNormBias, Head,
+    AttnNorm, AttnNormBias, Q, K, V, Qkv, QBias, KBias, VBias, QkvBias, O, OBias,
+    MlpNorm, MlpNormBias, Gate, Up, GateUp, UpBias, Down, DownBias,
+}
+
+/// <summary>Maps weight slots to tensor names for one file family.</summary>
+public sealed class TensorNames
+{
+    private readonly Func<WeightSlot, string?> global;
+    private readonly Func<WeightSlot, string?> layer;
+    private readonly string layerPrefix;
+
+    private TensorNames(string family, string layerPrefix, Func<WeightSlot, string?> global, Func<WeightSlot, string?> layer)
+    {
+        Family = family;
+        this.layerPrefix = layerPrefix;
+        this.global = global;
+        this.layer = layer;
+    }
+
+    /// <summary>The family's name, for messages.</summary>
+    public string Family { get; }
+
+    /// <summary>The name of a model-wide slot (embeddings, final norm, head), or null if the family has none.</summary>
+    public string? Name(WeightSlot slot) => global(slot);
+
+    /// <summary>The name of layer i's slot, or null if the family has none.</summary>
+    public string? Name(WeightSlot slot, int i) => layer(slot) is { } s ? layerPrefix.Replace("{i}", i.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal) + s : null;
+
+    /// <summary>Hugging Face names of the Llama family (and Quill's checkpoints of RoPE models).</summary>
+    public static TensorNames Hf { get; } = new("Hugging Face", "model.layers.{i}.", s => s switch
+    {
+        WeightSlot.TokenEmbedding => "model.embed_tokens.weight",
+        WeightSlot.FinalNorm => "model.norm.weight",
+        WeightSlot.Head => "lm_head.weight",
+        _ => null,
+    }, s => s switch
+    {
+        WeightSlot.AttnNorm => "input_layernorm.weight",
+        WeightSlot.Q => "self_attn.q_proj.weight",
+        WeightSlot.K => "self_attn.k_proj.weight",
+        WeightSlot.V => "self_attn.v_proj.weight",
+        WeightSlot.Qkv => "self_attn.qkv_proj.weight",
+        WeightSlot.QBias => "self_attn.q_proj.bias",
+        WeightSlot.KBias => "self_attn.k_proj.bias",
+        WeightSlot.VBias => "self_attn.v_proj.bias",
+        WeightSlot.O => "self_attn.o_proj.weight",
+        WeightSlot.OBias => "self_attn.o_proj.bias",
+        WeightSlot.MlpNorm => "post_attention_layernorm.weight",
+        WeightSlot.Gate => "mlp.gate_proj.weight",
+        WeightSlot.Up => "mlp.up_proj.weight",
+        WeightSlot.GateUp => "mlp.gate_up_proj.weight",
+        WeightSlot.UpBias => "mlp.up_proj.bias",
+        WeightSlot.Down => "mlp.down_proj.weight",
+        WeightSlot.DownBias => "mlp.down_proj.bias",
+        _ => null,
+    });
+
+    /// <summary>nanoGPT's GPT-2 names (Quill's GPT-2 checkpoints), with the "transformer." prefix.</summary>
+    public static TensorNames NanoGpt { get; } = Gpt2Names("transformer.");
+
+    /// <summary>Hugging Face GPT-2 files that drop the "transformer." prefix.</summary>
+    public static TensorNames NanoGptWithoutPrefix { get; } = Gpt2Names("");
+
+    /// <summary>llama.cpp's GGUF names.</summary>
+    public static TensorNames Gguf { get; } = new("GGUF", "blk.{i}.", s => s switch
+    {
+        WeightSlot.TokenEmbedding => "token_embd.weight",
+        WeightSlot.PositionEmbedding => "position_embd.weight",
+        WeightSlot.FinalNorm => "output_norm.weight",
+        WeightSlot.FinalNormBias => "output_norm.bias",
+        WeightSlot.Head => "output.weight",
+        _ => null,
+    }, s => s switch
+    {
+        WeightSlot.AttnNorm => "attn_norm.weight",
+        WeightSlot.AttnNormBias => "attn_norm.bias",
+        WeightSlot.Q => "attn_q.weight",
+        WeightSlot.K => "attn_k.weight",
+        WeightSlot.V => "attn_v.weight",
+        WeightSlot.Qkv => "attn_qkv.weight",
+        WeightSlot.QBias => "attn_q.bias",
+        WeightSlot.KBias => "attn_k.bias",
+        WeightSlot.VBias => "attn_v.bias",
+        WeightSlot.QkvBias => "attn_qkv.bias",
+        WeightSlot.O => "attn_output.weight",
+        WeightSlot.OBias => "attn_output.bias",
+        WeightSlot.MlpNorm => "ffn_norm.weight",
+        WeightSlot.MlpNormBias => "ffn_norm.bias",
+        WeightSlot.Gate => "ffn_gate.weight",
+        WeightSlot.Up => "ffn_up.weight",
+        WeightSlot.GateUp => "ffn_up.weight", // Phi-3: gate and up stacked in one [2F, C] ffn_up
+        WeightSlot.UpBias => "ffn_up.bias",
+        WeightSlot.Down => "ffn_down.weight",
+        WeightSlot.DownBias => "ffn_down.bias",
+        _ => null,
+    });
+
+    private static TensorNames Gpt2Names(string prefix) => new("GPT-2", prefix + "h.{i}.", s => s switch
+    {
+        WeightSlot.TokenEmbedding => prefix + "wte.weight",
+        WeightSlot.PositionEmbedding => prefix + "wpe.weight",
+        WeightSlot.FinalNorm => prefix + "ln_f.weight",
+        WeightSlot.FinalNormBias => prefix + "ln_f.bias",
+        WeightSlot.Head => "lm_head.weight",
+        _ => null,
+    }, s => s switch
+    {
+        WeightSlot.AttnNorm => "ln_1.weight",
+        WeightSlot.AttnNormBias => "ln_1.bias",
+        WeightSlot.Qkv => "attn.c_attn.weight",
+        WeightSlot.QkvBias => "attn.c_attn.bias",
+        WeightSlot.O => "attn.c_proj.weight",
+        WeightSlot.OBias => "attn.c_proj.bias",
+        WeightSlot.MlpNorm => "ln_2.weight",
+        WeightSlot.MlpNormBias => "ln_2.bias",
+        WeightSlot.Up => "mlp.c_fc.weight",
+        WeightSlot.UpBias => "mlp.c_fc.bias",
+        WeightSlot.Down => "mlp.c_proj.weight",
+        WeightSlot.DownBias => "mlp.c_proj.bias",
+        _ => null,
+    });
+
+    /// <summary>The table Quill's own checkpoints use for a spec: nanoGPT for learned positions (GPT-2), else HF.</summary>
+    public static TensorNames ForQuillCheckpoint(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return spec.Positions == PositionKind.Learned ? NanoGpt : Hf;
+    }
+}

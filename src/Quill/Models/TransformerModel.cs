@@ -1,0 +1,222 @@
+// The trainable decoder-only transformer, built from a ModelSpec: every architecture Quill reads (GPT-2, Llama incl.
+// Llama 3 scaling, Mistral, Qwen2, Phi-3, llama2.c) is this one class, its blocks picked by the spec's choices:
+//   x = embed(tokens) (+ learned positions)
+//   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); a = causal attention (RoPE on q, k; GQA); x += a Wo^T (+ b)
+//              h = norm(x); x += down(silu(gate(h)) * up(h))   or   x += down(gelu_tanh(up(h) + b)) + b
+//   logits = norm(x) Head^T  (Head = the embedding when tied)
+// Parameter names come from the file family's name table (TensorNames.ForQuillCheckpoint): nanoGPT for GPT-2 (fused
+// c_attn), Hugging Face for the rest (separate q/k/v and gate/up), so checkpoints load in Quill and elsewhere.
+// FromWeights makes a trainable f32 copy of loaded weights (dequantizing); ToWeights views the parameters as
+// ModelWeights for the inference engine, without copying matrices or norms.
+// Glossary: B batch, T time, C channels, Hq query heads, Hkv key/value heads, D head size, F MLP hidden, V vocab.
+using Quill.Autograd;
+using Quill.Autograd.Ops;
+using Quill.Tensors;
+
+namespace Quill.Models;
+
+/// <summary>A transformer whose blocks follow a <see cref="ModelSpec"/>.</summary>
+public sealed class TransformerModel : LanguageModel
+{
+    private readonly Tensor embed, finalNorm, head;
+    private readonly Tensor? positions, finalNormBias;
+    private readonly Layer[] layers;
+    private readonly RopeTables? rope;
+    private readonly TensorNames names;
+
+    internal TransformerModel(ModelConfig config, ModelSpec spec) : base(config, spec)
+    {
+        spec.Validate(config.Arch);
+        names = TensorNames.ForQuillCheckpoint(spec);
+        int c = spec.Dim, f = spec.Hidden;
+        bool fused = names.Name(WeightSlot.Q, 0) == null; // GPT-2 keeps one c_attn
+        string G(WeightSlot s) => names.Name(s)!;
+        string N(WeightSlot s, int i) => names.Name(s, i) ?? throw new InvalidOperationException($"{names.Family} names no {s}.");
+        var ps = Parameters;
+        embed = ps.Add(G(WeightSlot.TokenEmbedding), ParameterKind.Embedding, spec.VocabSize, c);
+        if (spec.Positions == PositionKind.Learned) positions = ps.Add(G(WeightSlot.PositionEmbedding), ParameterKind.Embedding, spec.MaxContext, c);
+        layers = new Layer[spec.Layers];
+        for (int i = 0; i < spec.Layers; i++)
+        {
+            var l = new Layer();
+            l.AttnNorm = ps.Add(N(WeightSlot.AttnNorm, i), ParameterKind.Norm, c);
+            if (spec.NormBias) l.AttnNormBias = ps.Add(N(WeightSlot.AttnNormBias, i), ParameterKind.Bias, c);
+            if (fused)
+            {
+                l.Qkv = [ps.Add(N(WeightSlot.Qkv, i), ParameterKind.Matrix, spec.QkvDim, c)];
+                if (spec.QkvBias) l.QkvBias = [ps.Add(N(WeightSlot.QkvBias, i), ParameterKind.Bias, spec.QkvDim)];
+            }
+            else
+            {
+                var q = ps.Add(N(WeightSlot.Q, i), ParameterKind.Matrix, spec.QDim, c);
+                var qb = spec.QkvBias ? ps.Add(N(WeightSlot.QBias, i), ParameterKind.Bias, spec.QDim) : null;
+                var k = ps.Add(N(WeightSlot.K, i), ParameterKind.Matrix, spec.KvDim, c);
+                var kb = spec.QkvBias ? ps.Add(N(WeightSlot.KBias, i), ParameterKind.Bias, spec.KvDim) : null;
+                var v = ps.Add(N(WeightSlot.V, i), ParameterKind.Matrix, spec.KvDim, c);
+                var vb = spec.QkvBias ? ps.Add(N(WeightSlot.VBias, i), ParameterKind.Bias, spec.KvDim) : null;
+                l.Qkv = [q, k, v];
+                if (spec.QkvBias) l.QkvBias = [qb, kb, vb];
+            }
+            l.Wo = ps.AddResidualProjection(N(WeightSlot.O, i), c, spec.QDim);
+            if (spec.OutBias) l.WoBias = ps.Add(N(WeightSlot.OBias, i), ParameterKind.Bias, c);
+            l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
+            if (spec.NormBias) l.MlpNormBias = ps.Add(N(WeightSlot.MlpNormBias, i), ParameterKind.Bias, c);
+            if (spec.Mlp == MlpKind.SwiGlu) l.Gate = ps.Add(N(WeightSlot.Gate, i), ParameterKind.Matrix, f, c);
+            l.Up = ps.Add(N(WeightSlot.Up, i), ParameterKind.Matrix, f, c);
+            if (spec.MlpBias) l.UpBias = ps.Add(N(WeightSlot.UpBias, i), ParameterKind.Bias, f);
+            l.Down = ps.AddResidualProjection(N(WeightSlot.Down, i), c, f);
+            if (spec.MlpBias) l.DownBias = ps.Add(N(WeightSlot.DownBias, i), ParameterKind.Bias, c);
+            layers[i] = l;
+        }
+        finalNorm = ps.Add(G(WeightSlot.FinalNorm), ParameterKind.Norm, c);
+        if (spec.NormBias) finalNormBias = ps.Add(G(WeightSlot.FinalNormBias), ParameterKind.Bias, c);
+        head = spec.TiedEmbeddings ? embed : ps.Add(G(WeightSlot.Head), ParameterKind.Matrix, spec.VocabSize, c);
+        if (spec.UsesRope) rope = RopeFrequencies.Tables(spec, spec.MaxContext);
+    }
+
+    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        CheckInput(tokens, b, t);
+        var s = Spec;
+        float p = Config.Dropout;
+        var x = EmbeddingOp.Forward(g, embed, tokens, b, t);                  // [B, T, C]
+        if (positions != null)
+        {
+            x = PositionAddOp.Forward(g, x, positions);
+            x = DropoutOp.Forward(g, x, p, Rng.Mix(dropoutSeed, 0));
+        }
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var l = layers[i];
+            var h = Norm(g, x, l.AttnNorm, l.AttnNormBias);
+            var qkv = LinearOp.Forward(g, h, l.Qkv, l.QkvBias);                 // [B, T, (Hq + 2 Hkv) D]
+            var a = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, rope); // [B, T, Hq D]
+            a = LinearOp.Forward(g, a, l.Wo, l.WoBias);                        // [B, T, C]
+            a = DropoutOp.Forward(g, a, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
+            x = AddOp.Forward(g, x, a);
+            h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
+            Tensor m;
+            if (l.Gate != null)
+            {
+                var gate = LinearOp.Forward(g, h, l.Gate, null);                // [B, T, F]
+                var up = LinearOp.Forward(g, h, l.Up, l.UpBias);                // [B, T, F]
+                m = SwiGluOp.Forward(g, gate, up);
+            }
+            else
+            {
+                m = LinearOp.Forward(g, h, l.Up, l.UpBias);                     // [B, T, F]
+                m = GeluOp.Forward(g, m);
+            }
+            m = LinearOp.Forward(g, m, l.Down, l.DownBias);                    // [B, T, C]
+            m = DropoutOp.Forward(g, m, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
+            x = AddOp.Forward(g, x, m);
+        }
+        x = Norm(g, x, finalNorm, finalNormBias);
+        return LinearOp.Forward(g, x, head, null);                           // [B, T, V]
+    }
+
+    private Tensor Norm(Graph g, Tensor x, Tensor w, Tensor? bias) => Spec.Norm == NormKind.LayerNorm
+        ? LayerNormOp.Forward(g, x, w, bias, Spec.NormEps)
+        : RmsNormOp.Forward(g, x, w, Spec.NormEps);
+
+    /// <summary>A trainable f32 copy of loaded weights, with the given config (from ModelConfig.FromSpec).</summary>
+    internal static TransformerModel FromWeights(ModelWeights w, ModelConfig config)
+    {
+        var spec = w.Spec;
+        var m = new TransformerModel(config, spec);
+        int c = spec.Dim;
+        Copy(w.TokenEmbedding, m.embed);
+        if (m.positions != null) w.PositionEmbedding.AsSpan(0, m.positions.Length).CopyTo(m.positions.Span);
+        for (int i = 0; i < spec.Layers; i++)
+        {
+            var src = w.Layers[i];
+            var l = m.layers[i];
+            src.AttnNorm.CopyTo(l.AttnNorm.Span);
+            src.AttnNormBias?.CopyTo(l.AttnNormBias!.Span);
+            float[] qkv = src.Wqkv?.ToFloats() ?? [.. src.Wq!.ToFloats(), .. src.Wk!.ToFloats(), .. src.Wv!.ToFloats()];
+            int off = 0;
+            foreach (var p in l.Qkv)
+            {
+                qkv.AsSpan(off, p.Length).CopyTo(p.Span);
+                off += p.Length;
+            }
+            if (src.QkvBias != null)
+            {
+                off = 0;
+                foreach (var p in l.QkvBias!)
+                {
+                    src.QkvBias.AsSpan(off, p!.Length).CopyTo(p.Span);
+                    off += p.Length;
+                }
+            }
+            Copy(src.Wo, l.Wo);
+            src.WoBias?.CopyTo(l.WoBias!.Span);
+            src.MlpNorm.CopyTo(l.MlpNorm.Span);
+            src.MlpNormBias?.CopyTo(l.MlpNormBias!.Span);
+            if (l.Gate != null) Copy(src.Gate!, l.Gate);
+            Copy(src.Up, l.Up);
+            src.UpBias?.CopyTo(l.UpBias!.Span);
+            Copy(src.Down, l.Down);
+            src.DownBias?.CopyTo(l.DownBias!.Span);
+        }
+        w.FinalNorm.CopyTo(m.finalNorm.Span);
+        w.FinalNormBias?.CopyTo(m.finalNormBias!.Span);
+        if (!spec.TiedEmbeddings) Copy(w.Classifier, m.head);
+        _ = c;
+        return m;
+    }
+
+    private static void Copy(WeightMatrix src, Tensor dst)
+    {
+        for (int r = 0; r < src.Rows; r++) src.ReadRow(r, dst.Span.Slice(r * src.Cols, src.Cols));
+    }
+
+    /// <summary>
+    /// The parameters as ModelWeights for the inference engine: matrices, norms, norm biases and positions are views
+    /// of the parameter storage (training further changes what the engine sees); the q|k|v bias of a model with
+    /// separate q, k, v biases is concatenated into a copy (take a new view after training on).
+    /// </summary>
+    public override ModelWeights ToWeights()
+    {
+        var s = Spec;
+        var ls = new LayerWeights[layers.Length];
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var l = layers[i];
+            bool fused = l.Qkv.Length == 1;
+            ls[i] = new LayerWeights
+            {
+                AttnNorm = l.AttnNorm.Storage,
+                AttnNormBias = l.AttnNormBias?.Storage,
+                Wqkv = fused ? WeightMatrix.View(l.Qkv[0]) : null,
+                Wq = fused ? null : WeightMatrix.View(l.Qkv[0]),
+                Wk = fused ? null : WeightMatrix.View(l.Qkv[1]),
+                Wv = fused ? null : WeightMatrix.View(l.Qkv[2]),
+                QkvBias = l.QkvBias == null ? null : fused ? l.QkvBias[0]!.Storage : [.. l.QkvBias.SelectMany(b => b!.ToArray())],
+                Wo = WeightMatrix.View(l.Wo),
+                WoBias = l.WoBias?.Storage,
+                MlpNorm = l.MlpNorm.Storage,
+                MlpNormBias = l.MlpNormBias?.Storage,
+                Gate = l.Gate == null ? null : WeightMatrix.View(l.Gate),
+                Up = WeightMatrix.View(l.Up),
+                UpBias = l.UpBias?.Storage,
+                Down = WeightMatrix.View(l.Down),
+                DownBias = l.DownBias?.Storage,
+            };
+        }
+        var e = WeightMatrix.View(embed);
+        var h = ReferenceEquals(head, embed) ? e : WeightMatrix.View(head);
+        return new ModelWeights(s, e, positions?.Storage, ls, finalNorm.Storage, finalNormBias?.Storage, h, [], "model in memory");
+    }
+
+    private sealed class Layer
+    {
+        public Tensor AttnNorm = null!, Wo = null!, MlpNorm = null!, Up = null!, Down = null!;
+        public Tensor? AttnNormBias, WoBias, MlpNormBias, Gate, UpBias, DownBias;
+
+        /// <summary>[Wqkv] (GPT-2) or [Wq, Wk, Wv], and their biases.</summary>
+        public Tensor[] Qkv = [];
+        public Tensor?[]? QkvBias;
+    }
+}
