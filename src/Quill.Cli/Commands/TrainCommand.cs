@@ -1,8 +1,13 @@
-// `quill train`: pretrain a model from a preset or a config file on a prepared dataset, with live progress,
-// periodic validation, atomic checkpoints and --resume.
+// `quill train`: pretrain a model from a preset or a config file on a prepared dataset, or continue pretraining
+// any model `quill generate` opens (--init: GGUF incl. quantized, HF folder, llama2.c, a Quill run), with live
+// progress, periodic validation, atomic checkpoints and --resume. With --init the architecture and weights come from
+// the model; --preset / --config only give the train section (defaults suited to continued pretraining otherwise).
 using System.CommandLine;
 using System.Globalization;
+using Quill.Data;
+using Quill.Inference;
 using Quill.Kernels;
+using Quill.Models;
 using Quill.Training;
 using Spectre.Console;
 
@@ -20,16 +25,58 @@ internal static class TrainCommand
         var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "Save the checkpoint every N steps" };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint" };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores)" };
-        var cmd = new Command("train", "Pretrain a GPT-2 or Llama model from scratch.") { preset, config, data, outDir, maxSteps, ckptEvery, resume, threads };
+        var init = new Option<string?>("--init") { Description = "Start from this model's weights and tokenizer (GGUF, HF folder, llama2.c .bin, Quill run): continued pretraining" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "With --init: the model's tokenizer when it has none beside it (llama2.c)" };
+        var trainable = new Option<string[]>("--trainable") { Description = "Train only parameters whose names match these globs (e.g. '*norm*'); the rest stay frozen", AllowMultipleArgumentsPerToken = true };
+        var cmd = new Command("train", "Pretrain a GPT-2 or Llama-family model from scratch, or continue pretraining an open model (--init).")
+        {
+            preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, init, tokenizer, trainable,
+        };
         cmd.SetAction(r =>
         {
             if (r.GetValue(threads) is int n) KernelThreads.Count = n;
-            var run = LoadRunConfig(r.GetValue(preset), r.GetValue(config));
+            string? initPath = r.GetValue(init);
+            if (initPath == null && r.GetValue(tokenizer) != null) throw new InvalidConfigException("--tokenizer goes with --init (the tokenizer of the model to start from).");
+            RunConfig run = initPath == null ? LoadRunConfig(r.GetValue(preset), r.GetValue(config)) : InitRunConfig(r.GetValue(preset), r.GetValue(config));
+            if (r.GetValue(trainable) is { Length: > 0 } globs) run.Train.Trainable = [.. globs];
+            var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume));
             using var cts = Rendering.CtrlC();
-            var result = Train(run, new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume)), cts.Token);
+            LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), options.DataDir, ref run);
+            var result = Train(run, options, cts.Token, start);
             Console.WriteLine($"checkpoint: {result.CheckpointDir}");
         });
         return cmd;
+    }
+
+    /// <summary>The train section for --init: a preset's or a config file's, else defaults for continued pretraining.</summary>
+    private static RunConfig InitRunConfig(string? preset, string? configPath)
+    {
+        if (preset != null || configPath != null) return LoadRunConfig(preset, configPath);
+        return new RunConfig
+        {
+            Train = new TrainConfig { BatchSize = 8, SeqLen = 0, MaxSteps = 1000, LearningRate = 1e-4f, MinLr = 1e-5f, WarmupSteps = 10, EvalEvery = 50, EvalBatches = 10, CheckpointEvery = 50 },
+        };
+    }
+
+    /// <summary>
+    /// Loads the model to start from and makes a trainable f32 copy of it; refuses data prepared with another
+    /// vocabulary. A train section without seq_len trains on min(256, the model's context).
+    /// </summary>
+    private static LanguageModel LoadInit(string path, string? tokenizerPath, string dataDir, ref RunConfig run)
+    {
+        var manifest = TokenManifest.Load(dataDir);
+        using var model = ModelLoader.Load(path, tokenizerPath);
+        var spec = model.Spec;
+        if (model.Tokenizer is { } tok && tok.VocabSize != manifest.VocabSize)
+            throw new InvalidConfigException($"{dataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but {path}'s tokenizer has {tok.VocabSize}; prepare the data with the model's tokenizer (quill prepare --tokenizer {path}).");
+        if (manifest.VocabSize > spec.VocabSize)
+            throw new InvalidConfigException($"{dataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but {path} has {spec.VocabSize}; prepare the data with the model's tokenizer (quill prepare --tokenizer {path}).");
+        var lm = LanguageModel.FromWeights(model.Weights);
+        if (run.Train.SeqLen == 0 && lm.Config.BlockSize > 256) run.Train.SeqLen = 256;
+        if (run.Train.SeqLen > lm.Config.BlockSize)
+            throw new InvalidConfigException($"seq_len {run.Train.SeqLen} exceeds {path}'s context of {lm.Config.BlockSize} tokens; lower seq_len.");
+        Console.Error.WriteLine($"init: {path} ({spec.Arch}, weights {string.Join("/", model.Layers.SelectMany(l => l.Matrices()).Select(w => w.Type).Distinct())} -> f32 for training)");
+        return lm;
     }
 
     public static RunConfig LoadRunConfig(string? preset, string? configPath)
@@ -40,12 +87,15 @@ internal static class TrainCommand
     }
 
     /// <summary>Runs a trainer with the progress display; shared by train and quickstart.</summary>
-    public static TrainResult Train(RunConfig run, TrainOptions options, CancellationToken cancel)
+    public static TrainResult Train(RunConfig run, TrainOptions options, CancellationToken cancel, LanguageModel? init = null)
     {
-        using var trainer = new Trainer(run, options);
+        using var trainer = new Trainer(run, options, init);
         var m = trainer.Config.Model;
         int maxSteps = trainer.Config.Train.MaxSteps;
         Console.Error.WriteLine($"model: {m.Arch}, {m.NLayer} layers, {m.NHead} heads, width {m.NEmbd}, context {m.BlockSize}, vocab {m.VocabSize}, {m.ParameterCount() / 1e6:F2}M parameters");
+        var ps = trainer.Model.Parameters;
+        if (ps.TrainableElementCount != ps.ElementCount)
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"trainable: {ps.TrainableElementCount / 1e6:F3}M of {ps.ElementCount / 1e6:F3}M parameters ({ps.Trainable.Count()} of {ps.Count} tensors); gradients + AdamW moments {trainer.TrainingStateBytes / 1048576.0:F1} MiB"));
         Console.Error.WriteLine($"training: {maxSteps} steps of {trainer.TokensPerStep:N0} tokens ({trainer.MicroBatchesPerStep} micro-batch(es)), {KernelThreads.Count} threads");
         TrainResult result;
         if (Rendering.Interactive)
@@ -58,6 +108,11 @@ internal static class TrainCommand
                     var task = ctx.AddTask("starting", maxValue: maxSteps);
                     var progress = new SyncProgress<TrainProgress>(p =>
                     {
+                        if (p.Step == 0)
+                        {
+                            AnsiConsole.MarkupLine("step 0: val loss {0:F4} (before training)", p.ValLoss ?? float.NaN);
+                            return;
+                        }
                         task.Value = p.Step;
                         task.Description = Describe(p);
                         if (p.Message != null) AnsiConsole.MarkupLine("[yellow]{0}[/]", Markup.Escape(p.Message));
@@ -71,6 +126,11 @@ internal static class TrainCommand
             int every = Math.Max(1, maxSteps / 20);
             var progress = new SyncProgress<TrainProgress>(p =>
             {
+                if (p.Step == 0)
+                {
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step 0 | val {p.ValLoss:F4} (before training)"));
+                    return;
+                }
                 if (p.Message != null) Console.Error.WriteLine(p.Message);
                 if (p.Step % every == 0 || p.ValLoss != null || p.Step == p.MaxSteps)
                     Console.Error.WriteLine(Describe(p) + (p.Eta is TimeSpan eta ? $" | ETA {Rendering.Duration(eta)}" : ""));

@@ -74,7 +74,11 @@ public static class DatasetPreparer
         return new PrepareResult(manifest, train.TotalTokens, val.TotalTokens, options.OutDir);
     }
 
-    /// <summary>The tokenizer named by --tokenizer: "char" (trained on the inputs), "byte", or a tokenizer file.</summary>
+    /// <summary>
+    /// The tokenizer named by --tokenizer: "char" (trained on the inputs), "byte", a tokenizer file, a GGUF model
+    /// (its vocabulary), or a folder holding one (a HF model folder, a Quill run), so data can be prepared with the
+    /// tokenizer of the model it will train.
+    /// </summary>
     public static ITokenizer ResolveTokenizer(PrepareOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -83,9 +87,10 @@ public static class DatasetPreparer
             "char" => CharTokenizer.Train(options.Inputs.SelectMany(f => f.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)
                 ? ReadJsonl(f).Select(d => d.Text) : ReadChunks(f, -1).Select(c => c.Text))),
             "byte" => new ByteTokenizer(),
-            _ => File.Exists(options.Tokenizer)
-                ? TokenizerLoader.Load(options.Tokenizer)
-                : throw new InvalidFileException($"--tokenizer {options.Tokenizer}: not 'char', 'byte' or an existing tokenizer file."),
+            _ when File.Exists(options.Tokenizer) => TokenizerLoader.Load(options.Tokenizer),
+            _ when Directory.Exists(Path.Combine(options.Tokenizer, "checkpoint")) => TokenizerLoader.Load(Path.Combine(options.Tokenizer, "checkpoint")),
+            _ when Directory.Exists(options.Tokenizer) => TokenizerLoader.Load(options.Tokenizer),
+            _ => throw new InvalidFileException($"--tokenizer {options.Tokenizer}: not 'char', 'byte', an existing tokenizer file or a model folder holding one."),
         };
     }
 
