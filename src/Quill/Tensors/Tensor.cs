@@ -1,18 +1,24 @@
-// A float32 tensor: a shape and strides over a slice of pinned float storage. Views (View, Transpose, Narrow)
-// share storage; kernels take Span<float> over contiguous tensors. Parameters own their storage for the life of
-// the model; activations borrow theirs from a TensorArena that hands the same buffers back every step, so a
-// training step allocates no large arrays after the first one.
-// Not handled: other dtypes (quantized weights live in Quill.Quantization), broadcasting arithmetic (ops are coarse
+// A tensor: a shape and strides over storage of one element type. Storage is either pinned float memory the tensor
+// owns (parameters, for the life of the model; activations, borrowed from a TensorArena that hands the same buffers
+// back every step, so a training step allocates no large arrays after the first one) or memory it only views: a
+// region of a memory-mapped model file or a pinned buffer someone else keeps alive, in F32, F16, BF16 or a GGUF
+// block type (DType). Views (View, Transpose, Narrow) share storage; kernels take Span<float> over contiguous F32
+// tensors; a frozen weight of another type reaches the kernels through Tensors.WeightMatrix (LinearOp runs it, and
+// its backward yields only the input gradient). A device buffer would be a third kind of storage.
+// Not handled: arithmetic on non-F32 tensors other than LinearOp's weight, broadcasting arithmetic (ops are coarse
 // and written per use), tensors over 2^31 elements.
 using System.Runtime.CompilerServices;
 using System.Text;
+using Quill.Quantization;
 
 namespace Quill.Tensors;
 
 /// <summary>A float32 tensor with shape, strides and an offset into shared storage.</summary>
-public sealed class Tensor
+public sealed unsafe class Tensor
 {
     private readonly float[] storage;
+    private readonly nint address;
+    private readonly object? keepAlive;
 
     /// <summary>Creates a zero-filled contiguous tensor with its own pinned storage.</summary>
     public Tensor(params int[] shape) : this(AllocateStorage(CheckedElementCount(shape)), 0, shape, ContiguousStrides(shape))
@@ -26,6 +32,53 @@ public sealed class Tensor
         Shape = shape;
         Strides = strides;
         Length = CheckedElementCount(shape);
+    }
+
+    private Tensor(nint address, GgmlType type, object? keepAlive, int offset, int[] shape, int[] strides)
+    {
+        storage = [];
+        this.address = address;
+        this.keepAlive = keepAlive;
+        DType = type;
+        Offset = offset;
+        Shape = shape;
+        Strides = strides;
+        Length = CheckedElementCount(shape);
+    }
+
+    /// <summary>
+    /// A contiguous tensor viewing memory it does not own: shape values of <paramref name="type"/> at
+    /// <paramref name="address"/> (a mapped file region, a pinned buffer). The memory must stay valid while the
+    /// tensor is used; <paramref name="keepAlive"/> (the owner of a pinned array) is kept reachable. Rows (the last
+    /// dimension) must be whole blocks of a block type.
+    /// </summary>
+    public static Tensor FromMemory(nint address, GgmlType type, int[] shape, object? keepAlive = null)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (address == 0) throw new ArgumentException("address is null.", nameof(address));
+        if (!GgmlQuant.IsSupported(type)) throw new QuillException($"tensor type {type} is not one Quill runs (supported: {string.Join(", ", GgmlQuant.SupportedTypes)}).");
+        if (shape.Length > 0 && shape[^1] % GgmlTypeInfo.BlockSize(type) != 0)
+            throw new ArgumentException($"rows of {shape[^1]} values are not whole {type} blocks of {GgmlTypeInfo.BlockSize(type)}.", nameof(shape));
+        return new Tensor(address, type, keepAlive, 0, (int[])shape.Clone(), ContiguousStrides(shape));
+    }
+
+    /// <summary>Element type: F32 for owned storage; for a view of foreign memory, whatever it holds.</summary>
+    public GgmlType DType { get; } = GgmlType.F32;
+
+    /// <summary>True when the tensor views memory it does not own (see <see cref="FromMemory"/>).</summary>
+    public bool IsForeign => address != 0;
+
+    /// <summary>Address of element [0, ...] of a foreign tensor (block-typed: of its first block), else 0.</summary>
+    public nint Address => address == 0 ? 0 : address + (nint)GgmlTypeInfo.RowBytes(DType, Offset);
+
+    /// <summary>The raw bytes of a contiguous foreign tensor (block-typed weights for the kernels).</summary>
+    public ReadOnlySpan<byte> Bytes
+    {
+        get
+        {
+            if (!IsForeign || !IsContiguous) throw new InvalidOperationException("Bytes needs a contiguous tensor over foreign memory.");
+            return new ReadOnlySpan<byte>((void*)Address, checked((int)GgmlTypeInfo.RowBytes(DType, Length)));
+        }
     }
 
     /// <summary>Dimensions, outermost first.</summary>
@@ -51,8 +104,8 @@ public sealed class Tensor
     /// <summary>The gradient, same shape; allocated by the graph (activations) or by the model (parameters).</summary>
     public Tensor? Grad { get; set; }
 
-    /// <summary>The underlying storage (shared by views).</summary>
-    internal float[] Storage => storage;
+    /// <summary>The underlying owned storage (shared by views); foreign tensors have none.</summary>
+    internal float[] Storage => IsForeign ? throw new InvalidOperationException($"{Name} views foreign memory; it has no float[] storage.") : storage;
 
     public int Dim(int axis) => Shape[axis < 0 ? axis + Rank : axis];
 
@@ -76,7 +129,9 @@ public sealed class Tensor
         get
         {
             if (!IsContiguous) throw new InvalidOperationException("Span needs a contiguous tensor; call Contiguous() first.");
-            return storage.AsSpan(Offset, Length);
+            if (!IsForeign) return storage.AsSpan(Offset, Length);
+            if (DType != GgmlType.F32) throw new InvalidOperationException($"{Name} holds {DType} values; only F32 tensors have a float span (dequantize, or pass it to LinearOp as a frozen weight).");
+            return new Span<float>((float*)address + Offset, Length);
         }
     }
 
@@ -86,6 +141,7 @@ public sealed class Tensor
         get
         {
             if (!IsContiguous) throw new InvalidOperationException("Memory needs a contiguous tensor.");
+            if (IsForeign) throw new InvalidOperationException($"{Name} views foreign memory; use Span or Bytes.");
             return storage.AsMemory(Offset, Length);
         }
     }
@@ -93,12 +149,19 @@ public sealed class Tensor
     [IndexerName("Element")]
     public float this[params int[] index]
     {
-        get => storage[Index(index)];
-        set => storage[Index(index)] = value;
+        get => ElementRef(Index(index));
+        set => ElementRef(Index(index)) = value;
     }
 
     /// <summary>The single value of a one-element tensor.</summary>
-    public float Item() => Length == 1 ? storage[Offset] : throw new InvalidOperationException($"Item() needs one element, tensor has {Length}.");
+    public float Item() => Length == 1 ? ElementRef(Offset) : throw new InvalidOperationException($"Item() needs one element, tensor has {Length}.");
+
+    private ref float ElementRef(int i)
+    {
+        if (!IsForeign) return ref storage[i];
+        if (DType != GgmlType.F32) throw new InvalidOperationException($"{Name} holds {DType} values; elements of block types are not addressable.");
+        return ref ((float*)address)[i];
+    }
 
     /// <summary>A contiguous tensor holding a copy of values.</summary>
     public static Tensor FromArray(float[] values, params int[] shape)
@@ -123,7 +186,7 @@ public sealed class Tensor
             s[infer] = known == 0 ? 0 : Length / known;
         }
         if (CheckedElementCount(s) != Length) throw new ArgumentException($"cannot view {Describe(Shape)} as {Describe(shape)}.");
-        return new Tensor(storage, Offset, s, ContiguousStrides(s)) { Name = Name };
+        return Rebase(Offset, s, ContiguousStrides(s));
     }
 
     /// <summary>A view with two dimensions swapped (no copy).</summary>
@@ -132,7 +195,9 @@ public sealed class Tensor
         int[] s = (int[])Shape.Clone(), st = (int[])Strides.Clone();
         (s[a], s[b]) = (s[b], s[a]);
         (st[a], st[b]) = (st[b], st[a]);
-        return new Tensor(storage, Offset, s, st);
+        if (DType != GgmlType.F32 && a != b && (a == Rank - 1 || b == Rank - 1 || a == -1 || b == -1))
+            throw new InvalidOperationException($"{Name}: the rows of a {DType} tensor are whole blocks; its last dimension cannot move.");
+        return Rebase(Offset, s, st);
     }
 
     /// <summary>A view of [start, start+length) along one dimension (no copy).</summary>
@@ -141,19 +206,26 @@ public sealed class Tensor
         if (start < 0 || length < 0 || start + length > Shape[axis]) throw new ArgumentOutOfRangeException(nameof(start));
         int[] s = (int[])Shape.Clone();
         s[axis] = length;
-        return new Tensor(storage, Offset + start * Strides[axis], s, (int[])Strides.Clone());
+        if (DType != GgmlType.F32 && (axis == Rank - 1 || axis == -1)) throw new InvalidOperationException($"{Name}: a {DType} tensor narrows by whole rows only.");
+        return Rebase(Offset + start * Strides[axis], s, (int[])Strides.Clone());
     }
+
+    /// <summary>A view with another offset, shape and strides over the same storage (owned or foreign).</summary>
+    private Tensor Rebase(int offset, int[] shape, int[] strides) => IsForeign
+        ? new Tensor(address, DType, keepAlive, offset, shape, strides) { Name = Name }
+        : new Tensor(storage, offset, shape, strides) { Name = Name };
 
     /// <summary>This tensor if contiguous, else a contiguous copy.</summary>
     public Tensor Contiguous()
     {
         if (IsContiguous) return this;
+        if (DType != GgmlType.F32) throw new InvalidOperationException($"{Name}: a {DType} tensor has no element-wise copy.");
         var t = new Tensor(Shape);
         var dst = t.Span;
         int[] idx = new int[Rank];
         for (int i = 0; i < Length; i++)
         {
-            dst[i] = storage[Index(idx)];
+            dst[i] = ElementRef(Index(idx));
             for (int d = Rank - 1; d >= 0; d--)
             {
                 if (++idx[d] < Shape[d]) break;
@@ -163,8 +235,15 @@ public sealed class Tensor
         return t;
     }
 
-    /// <summary>Copies the elements (row-major order) into a new array.</summary>
-    public float[] ToArray() => Contiguous().Span.ToArray();
+    /// <summary>Copies the elements (row-major order) into a new array; block types are dequantized.</summary>
+    public float[] ToArray()
+    {
+        if (DType == GgmlType.F32) return Contiguous().Span.ToArray();
+        if (!IsContiguous) throw new InvalidOperationException($"{Name}: a non-contiguous {DType} view cannot be read.");
+        var all = new float[Length];
+        GgmlQuant.Dequantize(DType, Bytes, all);
+        return all;
+    }
 
     public override string ToString()
     {

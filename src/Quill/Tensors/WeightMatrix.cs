@@ -53,15 +53,22 @@ public sealed unsafe class WeightMatrix
         return new WeightMatrix(name, GgmlType.F32, (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)), rows, cols, data);
     }
 
-    /// <summary>A view of a contiguous rank-2 f32 tensor's pinned storage (no copy; the tensor's values as they change).</summary>
+    /// <summary>
+    /// A view of a contiguous rank-2 tensor's memory, no copy: an owned f32 tensor's pinned storage (the tensor's
+    /// values as they change) or a foreign tensor of any type (a mapped or quantized weight).
+    /// </summary>
     public static WeightMatrix View(Tensor t)
     {
         ArgumentNullException.ThrowIfNull(t);
         if (t.Rank != 2 || !t.IsContiguous) throw new ArgumentException($"{t.Name}: a weight matrix view needs a contiguous rank-2 tensor, not {Tensor.Describe(t.Shape)}.", nameof(t));
+        if (t.IsForeign) return new WeightMatrix(t.Name, t.DType, t.Address, t.Dim(0), t.Dim(1), t);
         float[] storage = t.Storage;
         nint address = (nint)Unsafe.AsPointer(ref storage[t.Offset]);
         return new WeightMatrix(t.Name, GgmlType.F32, address, t.Dim(0), t.Dim(1), storage);
     }
+
+    /// <summary>This matrix as a [Rows, Cols] tensor of its element type over the same memory (no copy), e.g. a frozen weight for LinearOp.</summary>
+    public Tensor AsTensor() => Tensor.FromMemory(Address, Type, [Rows, Cols], (object?)keepAlive ?? this);
 
     /// <summary>Quantizes a float matrix into <paramref name="type"/> (a new pinned buffer): for benchmarks and tests.</summary>
     public static WeightMatrix Quantize(string name, ReadOnlySpan<float> values, int rows, int cols, GgmlType type)
@@ -228,6 +235,47 @@ public sealed unsafe class WeightMatrix
                             GgmlQuant.Dequantize(Type, new ReadOnlySpan<byte>((byte*)Address + (baseRow + r) * RowBytes, (int)RowBytes), new Span<float>((float*)bufAddr + (long)r * Cols, Cols));
                     });
                     Gemm.Sgemm(false, true, m, n, Cols, 1f, xs, ldx, buf.AsSpan(0, n * Cols), Cols, 0f, ys[r0..], ldy);
+                }
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(buf);
+        }
+    }
+
+    /// <summary>
+    /// dx[m] (+)= dy[m] W for m rows: dy [m, Rows] rows lddy apart, dx [m, Cols] rows lddx apart; accumulate adds to
+    /// dx, else overwrites it. Any element type: a panel of rows (about 256 KiB of floats) is dequantized at a time
+    /// and multiplied with GEMM, so a frozen quantized weight passes gradients to its input without a full copy.
+    /// </summary>
+    internal void MultiplyTransposed(float* dy, int lddy, int m, float* dx, int lddx, bool accumulate)
+    {
+        if (m <= 0) return;
+        var dys = new ReadOnlySpan<float>(dy, (m - 1) * lddy + Rows);
+        var dxs = new Span<float>(dx, (m - 1) * lddx + Cols);
+        if (Type == GgmlType.F32)
+        {
+            Gemm.Sgemm(false, false, m, Cols, Rows, 1f, dys, lddy, Floats, Cols, accumulate ? 1f : 0f, dxs, lddx);
+            return;
+        }
+        int panel = Math.Min(Rows, Math.Max(16, 65536 / Cols));
+        float[] buf = System.Buffers.ArrayPool<float>.Shared.Rent(panel * Cols);
+        try
+        {
+            fixed (float* pb = buf)
+            {
+                nint bufAddr = (nint)pb;
+                for (int r0 = 0; r0 < Rows; r0 += panel)
+                {
+                    int n = Math.Min(panel, Rows - r0), baseRow = r0;
+                    KernelThreads.ParallelFor(n, 8, (a, b) =>
+                    {
+                        for (int r = a; r < b; r++)
+                            GgmlQuant.Dequantize(Type, new ReadOnlySpan<byte>((byte*)Address + (baseRow + r) * RowBytes, (int)RowBytes), new Span<float>((float*)bufAddr + (long)r * Cols, Cols));
+                    });
+                    // dx [m, Cols] += dy[:, r0:r0+n] [m, n] W[r0:r0+n] [n, Cols]
+                    Gemm.Sgemm(false, false, m, Cols, n, 1f, dys[r0..], lddy, buf.AsSpan(0, n * Cols), Cols, accumulate || r0 > 0 ? 1f : 0f, dxs, lddx);
                 }
             }
         }

@@ -1,6 +1,8 @@
 // Linear layers: y = x W^T + b, with W stored [out, in] as in PyTorch's nn.Linear. Several weights that read the
 // same input (q, k, v projections) can write side by side into one output [N, sum(out)], which is how attention
-// gets a fused qkv buffer from three separate parameters.
+// gets a fused qkv buffer from three separate parameters. A weight may be a frozen tensor of any element type viewing
+// foreign memory (a quantized or half-precision GGUF weight, see Tensor.FromMemory): forward runs the weight kernels
+// of Tensors.WeightMatrix, and backward yields only the input gradient, dequantizing a panel of rows at a time.
 // Glossary: N rows (batch * time), In input features, Out output features.
 using Quill.Kernels;
 using Quill.Tensors;
@@ -8,7 +10,7 @@ using Quill.Tensors;
 namespace Quill.Autograd.Ops;
 
 /// <summary>Linear projection(s) with forward and backward side by side.</summary>
-public static class LinearOp
+public static unsafe class LinearOp
 {
     /// <summary>y [..., Out] = x [..., In] W^T [In, Out] + b [Out].</summary>
     public static Tensor Forward(Graph g, Tensor x, Tensor w, Tensor? b) => Forward(g, x, [w], b == null ? null : [b]);
@@ -23,6 +25,8 @@ public static class LinearOp
         foreach (var w in ws)
         {
             if (w.Rank != 2 || w.Dim(1) != inF) throw new ArgumentException($"weight {w.Name} {Tensor.Describe(w.Shape)} does not take {inF} inputs.");
+            if (w.DType != Quantization.GgmlType.F32 && w.RequiresGrad)
+                throw new InvalidOperationException($"weight {w.Name} is {w.DType}: a weight stored in a block or half type can only be frozen (train an adapter beside it, or widen it to f32).");
             total += w.Dim(0);
         }
         int[] shape = (int[])x.Shape.Clone();
@@ -42,7 +46,8 @@ public static class LinearOp
                 for (int r = 0; r < n; r++) bspan.CopyTo(ys.Slice(r * total + off, outF));
                 beta = 1f;
             }
-            Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, beta, ys.Slice(off), total);
+            if (ws[i].DType == Quantization.GgmlType.F32) Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, beta, ys.Slice(off), total);
+            else AddProduct(WeightMatrix.View(ws[i]), xs, n, ys.Slice(off), total, bias != null);
             off += outF;
         }
         bool needs = x.RequiresGrad;
@@ -72,7 +77,11 @@ public static class LinearOp
                 int outF = w.Dim(0);
                 var dyi = dy.Slice(off);
                 // dx [N, In] += dy_i [N, Out] W_i [Out, In]
-                if (x.RequiresGrad) Gemm.Sgemm(false, false, n, inF, outF, 1f, dyi, total, w.Span, inF, fresh && i == 0 ? 0f : 1f, dx, inF);
+                if (x.RequiresGrad && w.DType == Quantization.GgmlType.F32) Gemm.Sgemm(false, false, n, inF, outF, 1f, dyi, total, w.Span, inF, fresh && i == 0 ? 0f : 1f, dx, inF);
+                else if (x.RequiresGrad)
+                {
+                    fixed (float* pdy = dyi, pdx = dx) WeightMatrix.View(w).MultiplyTransposed(pdy, total, n, pdx, inF, accumulate: !(fresh && i == 0));
+                }
                 // dW_i [Out, In] += dy_i^T [Out, N] x [N, In]
                 if (w.RequiresGrad) Gemm.Sgemm(true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF);
                 var bias = bs?[i];
@@ -80,6 +89,20 @@ public static class LinearOp
                 off += outF;
             }
         }
+    }
+
+    /// <summary>y [N, Out] (+)= x [N, In] W^T for a weight of any element type; y rows ldy apart.</summary>
+    private static void AddProduct(WeightMatrix w, ReadOnlySpan<float> x, int n, Span<float> y, int ldy, bool accumulate)
+    {
+        if (!accumulate)
+        {
+            fixed (float* px = x, py = y) w.Multiply(px, w.Cols, n, py, ldy);
+            return;
+        }
+        // the bias already sits in y: compute into scratch, then add
+        var tmp = new float[n * w.Rows];
+        fixed (float* px = x, pt = tmp) w.Multiply(px, w.Cols, n, pt, w.Rows);
+        for (int r = 0; r < n; r++) Elementwise.AddInPlace(y.Slice(r * ldy, w.Rows), tmp.AsSpan(r * w.Rows, w.Rows));
     }
 
     /// <summary>db [Out] += sum over rows of dy [N, Out] (rows ld apart).</summary>
