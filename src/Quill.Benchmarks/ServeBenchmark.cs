@@ -11,7 +11,7 @@ using System.Text.Json;
 using Quill.Inference;
 using Quill.Models;
 using Quill.Server;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 using Quill.Tokenization;
 
 namespace Quill.Benchmarks;
