@@ -3,7 +3,7 @@
 // preference data. Lines are written whole under a lock and flushed, so concurrent ratings never interleave.
 // Does not handle: rotation, deduplication of repeated ratings.
 using System.Text.Json;
-using Quill.Server.Generation;
+using Quill.Inference;
 
 namespace Quill.Server;
 

@@ -7,7 +7,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Microsoft.Extensions.AI;
 using Quill.Inference;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 
 namespace Quill.Server;
 

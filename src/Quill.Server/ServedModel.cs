@@ -3,15 +3,20 @@
 // through the inference engine's ModelLoader (Quill checkpoint, GGUF, llama2.c, HF safetensors), with its
 // tokenizer from the model or from --tokenizer.
 using Quill.Inference;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 using Quill.Tokenization;
-using Quill.Training;
 
 namespace Quill.Server;
 
 /// <summary>A loaded model with its tokenizer and scheduler.</summary>
 public sealed class ServedModel : IDisposable
 {
+    /// <summary>
+    /// The folder `quill train` saves its checkpoint in (Training.Checkpoint.FolderName). Spelled out here so the
+    /// server does not depend on the training layer; a test checks that the two agree.
+    /// </summary>
+    internal const string CheckpointFolderName = "checkpoint";
+
     private readonly IReadOnlyList<int> extraStopIds;
 
     /// <param name="name">The id clients pass as "model".</param>
@@ -158,7 +163,7 @@ public sealed class ServedModel : IDisposable
         ArgumentNullException.ThrowIfNull(path);
         string p = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
         string name = Path.GetFileNameWithoutExtension(p);
-        if (name == Checkpoint.FolderName) name = Path.GetFileName(Path.GetDirectoryName(p)) ?? name;
+        if (name == CheckpointFolderName) name = Path.GetFileName(Path.GetDirectoryName(p)) ?? name;
         return name;
     }
 

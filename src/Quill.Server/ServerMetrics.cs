@@ -6,11 +6,12 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
+using Quill.Inference.Batching;
 
 namespace Quill.Server;
 
 /// <summary>Counters for /metrics.</summary>
-public sealed class ServerMetrics
+public sealed class ServerMetrics : IBatchMetrics
 {
     private static readonly double[] TtftBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 

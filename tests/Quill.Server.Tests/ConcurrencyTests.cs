@@ -51,6 +51,9 @@ public sealed class ConcurrencyTests
         const string Json = """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true}""";
         using var cancel = new CancellationTokenSource();
         using var running = await Http.PostStreamAsync(server.Http, "v1/chat/completions", Json, cancel.Token);
+        // the stream's headers go out when the job is queued; wait until it holds the one slot, so the next request
+        // is the one waiting (on a busy machine the scheduler's thread may not have admitted it yet)
+        for (int i = 0; i < 500 && model.Scheduler.ActiveCount == 0; i++) await Task.Delay(10);
         using var waiting = await Http.PostStreamAsync(server.Http, "v1/chat/completions", Json, cancel.Token);
         Assert.Equal(200, (int)running.StatusCode);
         Assert.Equal(200, (int)waiting.StatusCode);

@@ -1,6 +1,6 @@
 // `quill serve --model PATH` on a Quill run folder: the model loads through the engine's ModelLoader with the
 // checkpoint's tokenizer, is named after the folder, and answers; a missing path is a one-line QuillException.
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 using Quill.Server.Tests.Support;
 
 namespace Quill.Server.Tests;
@@ -31,6 +31,8 @@ public sealed class ModelLoadingTests : IDisposable
         Assert.Equal("stories15M", ServedModel.NameOf("/models/stories15M.bin"));
         Assert.Equal("story", ServedModel.NameOf("/runs/story/checkpoint/"));
         Assert.Equal("story", ServedModel.NameOf("/runs/story"));
+        // the server spells out the training layer's folder name instead of depending on it
+        Assert.Equal(Quill.Training.Checkpoint.FolderName, ServedModel.CheckpointFolderName);
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 // `quill bench serve`: aggregate decode tokens/s of a real server with 1, 4, 16 ... concurrent streaming clients
 // (JSON lines; "ratio" is the speed-up over one client).
 using System.CommandLine;
-using Quill.Server.Benchmarks;
+using Quill.Benchmarks;
 
 namespace Quill.Cli.Commands;
 

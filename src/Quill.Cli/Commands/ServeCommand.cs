@@ -2,7 +2,7 @@
 // Ctrl+C. Every model is listed in /v1/models under its file name without extension.
 using System.CommandLine;
 using Quill.Server;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 
 namespace Quill.Cli.Commands;
 

@@ -2,7 +2,7 @@
 // chat.completion.chunk events (first a role delta, then content deltas, then the finish_reason, then usage when
 // stream_options.include_usage, then [DONE]). n choices run as n sequences with seeds seed, seed+1, ...
 using Microsoft.AspNetCore.Http;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 
 namespace Quill.Server.Api;
 

@@ -2,7 +2,7 @@
 // prompt gets n choices (choice index = prompt * n + k). echo prepends the prompt text; logprobs (0..5) returns the
 // legacy {tokens, token_logprobs, top_logprobs, text_offset} object. Streams text_completion chunks and [DONE].
 using Microsoft.AspNetCore.Http;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 
 namespace Quill.Server.Api;
 

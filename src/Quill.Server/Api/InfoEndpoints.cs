@@ -2,7 +2,7 @@
 // POST /v1/feedback (a thumbs up / down from the web chat, appended to the feedback JSONL file).
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Quill.Server.Generation;
+using Quill.Inference;
 
 namespace Quill.Server.Api;
 

@@ -6,7 +6,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Quill.Inference;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 
 namespace Quill.Server.Api;
 

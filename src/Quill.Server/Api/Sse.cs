@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Http;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 
 namespace Quill.Server.Api;
 

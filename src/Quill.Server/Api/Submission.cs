@@ -4,7 +4,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 
 namespace Quill.Server.Api;
 

@@ -1,9 +1,10 @@
 // Text generation on top of InferenceEngine: encode the prompt (BOS when the model wants it), prefill it as one
 // batch, then decode token by token with the Sampler, streaming each token's text (whole UTF-8 characters) as an
 // IAsyncEnumerable. Stops at max tokens, at a stop token (EOS and the model's end-of-turn ids unless disabled, plus
-// any given), or at a stop string (text that could still become a stop string is held back, and the stop string
-// itself is never emitted). Records prefill and decode throughput of the last run.
-// Does not handle: several sequences at once (the engine's DecodeBatch is the building block for that).
+// any given), or at a stop string (through TextAssembler: text that could still become a stop string is held back,
+// and neither the stop string nor half a surrogate pair is ever emitted). Records prefill and decode throughput of
+// the last run.
+// Does not handle: several sequences at once (Inference.Batching.BatchScheduler batches them continuously).
 // Glossary: V vocabulary.
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -122,8 +123,7 @@ public sealed class Generator
         engine.Forward(cache, promptIds.ToArray(), logits);
         double prefill = sw.Elapsed.TotalSeconds;
         sw.Restart();
-        var text = new TokenTextDecoder(tokenizer, promptIds[^1]);
-        var pending = new System.Text.StringBuilder();
+        var text = new TextAssembler(tokenizer, options.StopStrings, promptIds[^1]);
         int generated = 0;
         string finish = "length";
         bool wantLogprobs = options.Sampling.Logprobs || options.Sampling.TopLogprobs > 0;
@@ -143,8 +143,8 @@ public sealed class Generator
                     break;
                 }
                 history.Add(next);
-                pending.Append(text.Push(next));
-                string emit = TakeEmittable(pending, options.StopStrings, out bool hitStop);
+                string emit = text.Add(next);
+                bool hitStop = text.Stopped;
                 if (emit.Length > 0 || wantLogprobs || !hitStop) yield return new GeneratedToken(next, emit, lp, top);
                 if (hitStop)
                 {
@@ -161,59 +161,13 @@ public sealed class Generator
             }
             if (finish != "stop")
             {
-                pending.Append(text.Flush());
-                if (pending.Length > 0) yield return new GeneratedToken(-1, pending.ToString(), float.NaN, null);
+                string rest = text.Finish();
+                if (rest.Length > 0) yield return new GeneratedToken(-1, rest, float.NaN, null);
             }
         }
         finally
         {
             LastStats = new GenerationStats(promptIds.Count, prefill, generated, sw.Elapsed.TotalSeconds, finish);
         }
-    }
-
-    /// <summary>
-    /// Removes and returns the text that can be shown: all of it when no stop string could start in it; up to a stop
-    /// string when one appears (hitStop); otherwise up to the longest tail that is a prefix of a stop string.
-    /// </summary>
-    internal static string TakeEmittable(System.Text.StringBuilder pending, IReadOnlyList<string> stopStrings, out bool hitStop)
-    {
-        hitStop = false;
-        string s = pending.ToString();
-        if (stopStrings.Count == 0)
-        {
-            pending.Clear();
-            return s;
-        }
-        int cut = s.Length;
-        foreach (string stop in stopStrings)
-        {
-            if (stop.Length == 0) continue;
-            int at = s.IndexOf(stop, StringComparison.Ordinal);
-            if (at >= 0 && at <= cut)
-            {
-                cut = at;
-                hitStop = true;
-            }
-        }
-        if (hitStop)
-        {
-            pending.Clear();
-            return s[..cut];
-        }
-        int keep = 0;
-        foreach (string stop in stopStrings)
-        {
-            for (int len = Math.Min(stop.Length - 1, s.Length); len > keep; len--)
-            {
-                if (s.AsSpan(s.Length - len).SequenceEqual(stop.AsSpan(0, len)))
-                {
-                    keep = len;
-                    break;
-                }
-            }
-        }
-        string emit = s[..(s.Length - keep)];
-        pending.Remove(0, emit.Length);
-        return emit;
     }
 }

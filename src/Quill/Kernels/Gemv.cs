@@ -94,8 +94,8 @@ public static unsafe class Gemv
                     int r = g * 4, rows = Math.Min(4, n - r);
                     var src = new ReadOnlySpan<ushort>((ushort*)wa + (long)r * k, rows * k);
                     var dst = new Span<float>(b, rows * k);
-                    if (bf16) Quantization.Bf16.ToSingle(src, dst);
-                    else Quantization.Fp16.ToSingle(src, dst);
+                    if (bf16) Bf16.ToSingle(src, dst);
+                    else Fp16.ToSingle(src, dst);
                     Rows(width, b, k, (float*)xa, 1, (float*)ya + r, 1, 0, rows);
                 }
             }

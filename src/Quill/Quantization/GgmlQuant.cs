@@ -2,6 +2,7 @@
 // Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Quantize turns floats into a type's bytes, Dequantize turns bytes back into
 // floats. Any other ggml type (Q2_K, Q3_K, Q8_K, IQ*, ...) raises a QuillException that names the type.
 using System.Runtime.InteropServices;
+using Quill.Kernels;
 
 namespace Quill.Quantization;
 

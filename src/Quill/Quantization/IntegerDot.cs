@@ -13,6 +13,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Quill.Kernels;
 
 namespace Quill.Quantization;
 

@@ -2,6 +2,8 @@
 // its low nibble and value j + 16 in its high nibble; value = (nibble - 8) * d. Quantize follows ggml's scheme:
 // the value of largest magnitude, m, maps exactly to nibble 0 (d = m / -8), so values on m's side are within d/2
 // and values on the other side (which only reach 7|d|) within max(|d|/2, |x| - 7|d|).
+using Quill.Kernels;
+
 namespace Quill.Quantization;
 
 /// <summary>Q4_0: blocks of 32 4-bit values with one f16 scale (symmetric, offset 8).</summary>

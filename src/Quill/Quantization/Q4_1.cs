@@ -1,6 +1,8 @@
 // ggml's Q4_1 block format: 32 values per 20-byte block = f16 scale d, f16 minimum m, then 16 bytes of nibbles
 // (byte j: value j low, value j + 16 high); value = nibble * d + m. Quantize stores m rounded down and d rounded
 // up to f16, so no value clips and every value is within d/2 of its original (d ~ (max - min) / 15).
+using Quill.Kernels;
+
 namespace Quill.Quantization;
 
 /// <summary>Q4_1: blocks of 32 4-bit values with an f16 scale and an f16 minimum.</summary>

@@ -7,6 +7,8 @@
 // Quantize (Quill's own, not ggml's search): per sub-block min' = min(min, 0) and range; mins then scales are
 // stored rounded up (6-bit codes and f16 super-scales), so nothing clips and each value is within step/2, where
 // step = d * sc_j <= (range_j + dmin) / 15 + d.
+using Quill.Kernels;
+
 namespace Quill.Quantization;
 
 /// <summary>Q4_K: 256-value super-blocks of eight 32-value sub-blocks, 4-bit values, 6-bit scales and mins.</summary>

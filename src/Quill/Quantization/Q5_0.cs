@@ -3,6 +3,7 @@
 // value = (q - 16) * d. Quantize follows ggml: the value of largest magnitude m maps to q = 0 (d = m / -16);
 // values are within max(|d|/2, |x| - 15|d|).
 using System.Buffers.Binary;
+using Quill.Kernels;
 
 namespace Quill.Quantization;
 

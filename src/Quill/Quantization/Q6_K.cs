@@ -5,6 +5,8 @@
 // 4, 6; the second half uses ql[64..], qh[32..]. Quantize (Quill's own): scale_k = amax_k / 31 rounded up to a
 // whole multiple of d = max scale / 127 (f16, rounded up), so nothing clips and each value is within step/2,
 // step = d * scale_k <= amax_k / 31 + d.
+using Quill.Kernels;
+
 namespace Quill.Quantization;
 
 /// <summary>Q6_K: 256-value super-blocks of sixteen 16-value sub-blocks, 6-bit values, int8 scales.</summary>

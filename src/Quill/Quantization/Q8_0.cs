@@ -4,6 +4,7 @@
 // DequantizeReference is its plain twin. Does not handle: Q8_1 or Q8_K (the activation formats of other dots).
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Quill.Kernels;
 
 namespace Quill.Quantization;
 

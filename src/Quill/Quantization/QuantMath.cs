@@ -2,6 +2,7 @@
 // rounding in a chosen direction (so a quantizer can make sure the stored scale never clips), argument checks
 // and the nearest-integer rounding ggml uses.
 using System.Buffers.Binary;
+using Quill.Kernels;
 
 namespace Quill.Quantization;
 

@@ -1,8 +1,12 @@
 // Opens any tokenizer file Quill understands and returns an ITokenizer. The family is detected from the file's
 // content (not its name): Quill JSON, HF tokenizer.json, GPT-2 encoder.json (+ vocab.bpe beside it), vocab.bpe
-// (+ encoder.json beside it), tiktoken ranks, SentencePiece .model (protobuf), GGUF (tokenizer.ggml.* metadata),
-// llama2.c tokenizer.bin and llm.c gpt2_tokenizer.bin. A folder is searched for the usual file names.
+// (+ encoder.json beside it), tiktoken ranks, SentencePiece .model (protobuf), llama2.c tokenizer.bin and llm.c
+// gpt2_tokenizer.bin, and tokenizers kept inside other formats through readers registered by the layer that reads
+// those formats (a file's first four bytes pick one: Inference.GgufVocab registers "GGUF" for tokenizer.ggml.*
+// metadata when the library loads). A folder is searched for the usual file names.
 // Unknown or corrupt files raise InvalidFileException with a one-line message.
+// Does not handle: container formats itself (Tokenization depends on no file-format layer).
+using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -11,6 +15,8 @@ namespace Quill.Tokenization;
 /// <summary>Loads tokenizers from files or by name.</summary>
 public static class TokenizerLoader
 {
+    private static readonly ConcurrentDictionary<string, Func<string, ITokenizer>> EmbeddedReaders = new(StringComparer.Ordinal);
+
     private static readonly string[] FolderCandidates =
     [
         "tokenizer.quill.json", "tokenizer.json", "tokenizer.model", "encoder.json", "tokenizer.bin", "vocab.json",
@@ -25,6 +31,20 @@ public static class TokenizerLoader
 
     /// <summary>True when the folder holds a file Load(folder) would read.</summary>
     public static bool FolderHasTokenizer(string dir) => FolderCandidates.Any(n => File.Exists(Path.Combine(dir, n)));
+
+    /// <summary>
+    /// Lets a layer that reads a container format load the tokenizer kept inside it: files whose first four bytes
+    /// are magic (four ASCII letters or digits, e.g. "GGUF") go to read, which returns the tokenizer or raises a
+    /// QuillException. A later registration for the same magic replaces the earlier one.
+    /// </summary>
+    public static void RegisterEmbeddedReader(string magic, Func<string, ITokenizer> read)
+    {
+        ArgumentNullException.ThrowIfNull(magic);
+        ArgumentNullException.ThrowIfNull(read);
+        if (magic.Length != 4 || !magic.All(char.IsAsciiLetterOrDigit))
+            throw new ArgumentException($"magic must be four ASCII letters or digits (got \"{magic}\").", nameof(magic));
+        EmbeddedReaders[magic] = read;
+    }
 
     /// <summary>Loads the tokenizer stored at path (a file or a folder holding one), detecting its family.</summary>
     public static ITokenizer Load(string path) => Load(path, null);
@@ -65,8 +85,8 @@ public static class TokenizerLoader
     /// <summary>Picks the reader from the file's first bytes (and first line for text formats).</summary>
     private static ITokenizer Detect(string path, byte[] head, string? pattern)
     {
-        if (head.Length >= 4 && head[0] == 'G' && head[1] == 'G' && head[2] == 'U' && head[3] == 'F')
-            return LoadGguf(path);
+        if (head.Length >= 4 && EmbeddedReaders.TryGetValue(Encoding.Latin1.GetString(head, 0, 4), out var embedded))
+            return embedded(path);
         int first = 0;
         if (head.Length >= 3 && head[0] == 0xEF && head[1] == 0xBB && head[2] == 0xBF) first = 3;
         while (first < head.Length && head[first] is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n') first++;
@@ -128,8 +148,6 @@ public static class TokenizerLoader
             _ => throw new InvalidFileException($"{path}: unknown tokenizer family \"{family}\" (expected char, byte, bpe, sentencepiece or wordpiece)."),
         };
     }
-
-    private static ITokenizer LoadGguf(string path) => GgufVocab.Load(path);
 
     internal static byte[] ReadHead(string path, int n)
     {

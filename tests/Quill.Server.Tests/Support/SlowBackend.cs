@@ -1,6 +1,7 @@
 // Wraps a backend and sleeps before every prefill and decode step, so tests can hold sequences in flight long
 // enough to observe queueing, batching and cancellation without depending on how fast the machine is.
-using Quill.Server.Generation;
+using Quill.Inference;
+using Quill.Inference.Batching;
 
 namespace Quill.Server.Tests.Support;
 

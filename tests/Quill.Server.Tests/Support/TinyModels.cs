@@ -4,7 +4,7 @@
 using Quill.Inference;
 using Quill.Models;
 using Quill.Server;
-using Quill.Server.Generation;
+using Quill.Inference.Batching;
 using Quill.Tokenization;
 using Quill.Training;
 

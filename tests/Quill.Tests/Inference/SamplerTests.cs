@@ -1,6 +1,5 @@
 // The sampler's rules one by one (greedy, top-k, min-p, top-p, penalties, seeds, log-probabilities), the streaming
-// stop strings held back until they can be ruled out.
-using System.Text;
+// stop strings held back until they can be ruled out (StopStringFilter, what the Generator uses).
 using Quill.Inference;
 
 namespace Quill.Tests.Inference;
@@ -83,16 +82,14 @@ public sealed class SamplerTests
     [Fact]
     public void Stop_strings_are_held_back_then_cut()
     {
-        var pending = new StringBuilder();
         string[] stops = ["<end>"];
-        pending.Append("hello <e");
-        Assert.Equal("hello ", Generator.TakeEmittable(pending, stops, out bool hit));
-        Assert.False(hit);
-        pending.Append("nd> more");
-        Assert.Equal("", Generator.TakeEmittable(pending, stops, out hit));
-        Assert.True(hit);
-        pending.Clear().Append("a <ex");
-        Assert.Equal("a <ex", Generator.TakeEmittable(pending, stops, out hit));
-        Assert.False(hit);
+        var filter = new StopStringFilter(stops);
+        Assert.Equal("hello ", filter.Push("hello <e"));
+        Assert.False(filter.Stopped);
+        Assert.Equal("", filter.Push("nd> more"));
+        Assert.True(filter.Stopped);
+        filter = new StopStringFilter(stops);
+        Assert.Equal("a <ex", filter.Push("a <ex"));
+        Assert.False(filter.Stopped);
     }
 }

@@ -1,6 +1,7 @@
 // Checks the vectorized F16 and BF16 conversions against their reference twins: every one of the 65536 half /
 // bfloat16 bit patterns to float, and a million random float bit patterns (plus edge values) back.
 using Quill.Quantization;
+using Quill.Kernels;
 
 namespace Quill.Tests.Quantization;
 

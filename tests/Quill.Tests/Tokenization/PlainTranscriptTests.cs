@@ -52,17 +52,16 @@ public sealed class PlainTranscriptTests
     /// <summary>What the generator shows of a reply generated as these pieces, and whether a stop string ended it.</summary>
     private static (string Shown, bool Stopped) Generate(params string[] pieces)
     {
-        var pending = new StringBuilder();
+        var filter = new StopStringFilter(PlainTranscript.Stop);
         var shown = new StringBuilder();
         bool started = false;
         foreach (string piece in pieces)
         {
-            pending.Append(piece);
-            string emit = Generator.TakeEmittable(pending, PlainTranscript.Stop, out bool hit);
+            string emit = filter.Push(piece);
             shown.Append(PlainTranscript.TrimReplyStart(emit, ref started));
-            if (hit) return (shown.ToString(), true);
+            if (filter.Stopped) return (shown.ToString(), true);
         }
-        shown.Append(PlainTranscript.TrimReplyStart(pending.ToString(), ref started));
+        shown.Append(PlainTranscript.TrimReplyStart(filter.Finish(), ref started));
         return (shown.ToString(), false);
     }
 

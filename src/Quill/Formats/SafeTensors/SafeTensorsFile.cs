@@ -7,6 +7,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Quill.Quantization;
+using Quill.Kernels;
 
 namespace Quill.Formats.SafeTensors;
 

@@ -8,6 +8,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Quill.Quantization;
+using Quill.Kernels;
 
 namespace Quill.Formats.SafeTensors;
 

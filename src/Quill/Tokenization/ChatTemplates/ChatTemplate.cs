@@ -2,7 +2,8 @@
 // (no Jinja interpreter). Each renders a conversation to text exactly as the reference renderings in
 // shared/data/chat-templates (ollama's), returns which characters belong to assistant turns, and can tokenize the
 // turns segment by segment so every token knows whether it is an assistant token (the fine-tuning mask).
-// FromMetadata picks a template from a model's tokenizer.chat_template (a Jinja string) by its markers.
+// FromMetadata picks a template from a model's tokenizer.chat_template (a Jinja string) by its markers; reading that
+// string out of a model file is the loaders' job (Inference.GgufVocab.ChatTemplateOf for GGUF).
 using System.Text;
 
 namespace Quill.Tokenization.ChatTemplates;
@@ -53,13 +54,6 @@ public abstract class ChatTemplate
             _ => null,
         };
         return name != null ? All[name] : null;
-    }
-
-    /// <summary>The template a GGUF file's metadata implies (tokenizer.chat_template, general.architecture), or null.</summary>
-    public static ChatTemplate? FromGguf(Quill.Formats.Gguf.GgufFile gguf)
-    {
-        ArgumentNullException.ThrowIfNull(gguf);
-        return FromMetadata(gguf.TryGetString("tokenizer.chat_template", out string t) ? t : null, gguf.Architecture);
     }
 
     /// <summary>Renders messages; addGenerationPrompt appends the opening of the assistant's reply.</summary>

@@ -1,9 +1,10 @@
-// The per-sequence detokenizer: a character split over byte tokens comes out once, whole; text that may start a
-// stop string is held back and released when it turns out not to be one; a stop string ends the text before it.
-using Quill.Server.Generation;
+// The per-sequence detokenizer (the Generator's and the batch scheduler's): a character split over byte tokens
+// comes out once, whole; text that may start a stop string is held back and released when it turns out not to be
+// one; a stop string ends the text before it; no piece ever holds half a surrogate pair.
+using Quill.Inference;
 using Quill.Tokenization;
 
-namespace Quill.Server.Tests;
+namespace Quill.Tests.Inference;
 
 public sealed class TextAssemblerTests
 {
@@ -57,5 +58,20 @@ public sealed class TextAssemblerTests
         var a = new TextAssembler(Bytes, []);
         Assert.Equal("", a.Add(0xE2));
         Assert.Equal("\uFFFD", a.Finish());
+    }
+
+    [Fact]
+    public void A_stop_string_that_starts_inside_a_character_never_splits_it()
+    {
+        // "\uDE00" is the low half of U+1F600; a client can send such a stop string (JSON allows lone escapes)
+        var held = new TextAssembler(Bytes, ["\uDE00!"]);
+        var pieces = Feed(held, "\U0001F600\U0001F600.");
+        Assert.All(pieces, p => Assert.False(p.Length > 0 && (char.IsHighSurrogate(p[^1]) || char.IsLowSurrogate(p[0])), $"half a pair in '{p}'"));
+        Assert.Equal("\U0001F600\U0001F600.", string.Concat(pieces));
+
+        var cut = new TextAssembler(Bytes, ["\uDE00"]);
+        pieces = Feed(cut, "ab\U0001F600c");
+        Assert.True(cut.Stopped);
+        Assert.Equal("ab", string.Concat(pieces));
     }
 }

@@ -1,6 +1,7 @@
-// Raised when a prompt leaves no room for a reply in the model's context: the API answers 400 with OpenAI's code
-// "context_length_exceeded" and names the field (messages or prompt).
-namespace Quill.Server.Generation;
+// Raised when a prompt leaves no room for a reply in the model's context (BatchScheduler.Submit, the server's
+// request building). Field names what is too long (messages or prompt), which the server reports as OpenAI's
+// "context_length_exceeded". Does not handle: trimming the prompt to fit.
+namespace Quill.Inference.Batching;
 
 /// <summary>The prompt is as long as the context or longer.</summary>
 public sealed class ContextLengthException : QuillException

@@ -1,6 +1,6 @@
-// Raised when a request arrives and the waiting queue already holds --max-queue requests: the API answers 429
-// with a Retry-After header.
-namespace Quill.Server.Generation;
+// Raised by BatchScheduler.Submit when the waiting queue already holds MaxQueue (--max-queue) requests; the server
+// answers 429 with a Retry-After header. Does not handle: waiting for room (the caller retries).
+namespace Quill.Inference.Batching;
 
 /// <summary>The scheduler's queue is full; try again later.</summary>
 public sealed class QueueFullException : QuillException

@@ -1,8 +1,8 @@
 // What one completion asks of generation: sampling settings (the inference Sampler's options), limits, stop
-// conditions and logprob reporting. Validated by the API layer (ranges as OpenAI documents them) before they get here.
-using Quill.Inference;
+// conditions and logprob reporting. The caller validates the settings (the server checks the ranges OpenAI
+// documents) before they get here. Does not handle: prompt text (requests carry token ids).
 
-namespace Quill.Server.Generation;
+namespace Quill.Inference.Batching;
 
 /// <summary>One sequence to generate.</summary>
 public sealed record GenerationRequest

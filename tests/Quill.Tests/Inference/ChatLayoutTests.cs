@@ -1,15 +1,12 @@
 // The plain chat layout is one layout: a conversation becomes the same prompt through `quill chat`'s path
-// (Inference.ChatSession) and the server's (ChatLayout), a greedy reply is the same text through both, the server's
-// plain stop strings end a reply at the next turn, and a templated model keeps its template.
-using Microsoft.Extensions.AI;
+// (Inference.ChatSession) and the server's (Inference.ChatLayout), the layout's plain stop strings end a reply at
+// the next turn, and a templated model keeps its template. (That a greedy reply is the same text through both is
+// checked end to end in Quill.Server.Tests.ChatReplyParityTests.)
 using Quill.Inference;
-using Quill.Server.Generation;
-using Quill.Server.Tests.Support;
-using Quill.Tokenization;
+using Quill.Tests.Support;
 using Quill.Tokenization.ChatTemplates;
-using ChatMessage = Quill.Tokenization.ChatTemplates.ChatMessage;
 
-namespace Quill.Server.Tests;
+namespace Quill.Tests.Inference;
 
 public sealed class ChatLayoutTests
 {
@@ -54,30 +51,6 @@ public sealed class ChatLayoutTests
         Assert.Equal(PlainTranscript.Stop, layout.StopStrings);
         Assert.Equal(PlainTranscript.Stop, session.StopStrings);
         Assert.Equal(layout.Name, session.FormatName);
-    }
-
-    [Fact]
-    public async Task A_greedy_reply_is_the_same_text_in_the_terminal_and_from_the_server()
-    {
-        var served = TinyModels.Served();
-        using var client = new QuillChatClient(served);
-        var engineModel = TinyModels.Inference();
-        var session = new ChatSession(new Generator(new InferenceEngine(engineModel))) { SystemPrompt = "Be brief." };
-        for (int turn = 0; turn < 2; turn++)
-        {
-            string question = turn == 0 ? "Name a color." : "And another?";
-            var text = new System.Text.StringBuilder();
-            await foreach (var t in session.SendAsync(question, new GenerationOptions { MaxTokens = 24, Sampling = new SamplingOptions { Temperature = 0 } }))
-                text.Append(t.Text);
-            var conversation = new List<Microsoft.Extensions.AI.ChatMessage> { new(ChatRole.System, "Be brief.") };
-            conversation.AddRange(session.Messages.SkipLast(1).Select(m => new Microsoft.Extensions.AI.ChatMessage(m.Role == "user" ? ChatRole.User : ChatRole.Assistant, m.Content)));
-            var response = await client.GetResponseAsync(conversation, new ChatOptions { Temperature = 0, MaxOutputTokens = 24 });
-            Assert.Equal(response.Text, text.ToString());
-            Assert.Equal(response.Text.Trim(), session.Messages[^1].Content);
-            Assert.False(response.Text.Length > 0 && char.IsWhiteSpace(response.Text[0]), "the reply should start after the cue's space");
-        }
-        engineModel.Dispose();
-        served.Dispose();
     }
 
     [Fact]

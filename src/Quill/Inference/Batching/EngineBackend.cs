@@ -5,10 +5,9 @@
 // sequence is bit-for-bit the one it computes alone, which keeps "same seed, same text" true under any batching.
 // Does not handle: paged or shared-prefix caches; caches are sized for the full context.
 // Glossary: B sequences in a call, V vocabulary.
-using Quill.Inference;
 using Quill.Tensors;
 
-namespace Quill.Server.Generation;
+namespace Quill.Inference.Batching;
 
 /// <summary>Runs an <see cref="InferenceModel"/> with KV caches and batched decode.</summary>
 public sealed class EngineBackend : IBatchModel

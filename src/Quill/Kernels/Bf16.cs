@@ -6,7 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace Quill.Quantization;
+namespace Quill.Kernels;
 
 /// <summary>Span conversions between float32 and bfloat16 bit patterns.</summary>
 public static class Bf16

@@ -8,13 +8,13 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Quill.Benchmarks;
 using Quill.Inference;
 using Quill.Models;
-using Quill.Server.Generation;
+using Quill.Server;
+using Quill.Inference.Batching;
 using Quill.Tokenization;
 
-namespace Quill.Server.Benchmarks;
+namespace Quill.Benchmarks;
 
 /// <summary>What `quill bench serve` measures.</summary>
 /// <param name="ModelPath">A model file or folder, or null to use Shape.</param>

@@ -1,9 +1,10 @@
-// One sequence in flight: the request, the channel its pieces of text flow out on, and the counts the API reports
-// (usage, finish reason). The scheduler's thread writes; the request's handler reads. A job's cancellation token
-// (the client's connection) is checked before every step, so a client that leaves frees its slot at once.
+// One sequence in flight: the request, the channel its pieces of text flow out on, and the counts a caller reports
+// (usage, finish reason). The scheduler's thread writes; the submitter reads. A job's cancellation token (for the
+// server, the client's connection) is checked before every step, so a caller that leaves frees its slot at once.
+// Does not handle: more than one reader of the events.
 using System.Threading.Channels;
 
-namespace Quill.Server.Generation;
+namespace Quill.Inference.Batching;
 
 /// <summary>What a job emits: a piece of text (possibly empty) with its token's logprob, or the end.</summary>
 /// <param name="Text">Text to append (already safe: whole characters, stop strings removed).</param>

@@ -7,7 +7,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace Quill.Quantization;
+namespace Quill.Kernels;
 
 /// <summary>Span conversions between float32 and IEEE binary16 bit patterns.</summary>
 public static class Fp16

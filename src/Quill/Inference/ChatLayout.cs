@@ -8,7 +8,7 @@
 using Quill.Tokenization;
 using Quill.Tokenization.ChatTemplates;
 
-namespace Quill.Server.Generation;
+namespace Quill.Inference;
 
 /// <summary>One message of a conversation.</summary>
 /// <param name="Role">system, user or assistant ("developer" is read as system).</param>

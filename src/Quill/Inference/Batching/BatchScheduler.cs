@@ -3,13 +3,13 @@
 // its first token), then advances every active sequence by one token in a single batched decode call, samples
 // each row with that sequence's own sampler, and streams the text out. A finished, stopped or cancelled sequence
 // leaves before the next step and its slot goes to the next waiting job. When the queue is full, Submit throws
-// QueueFullException (the API's 429).
+// QueueFullException (the server answers 429). Needs no web stack: a C# program can run it directly on an
+// EngineBackend.
 // Does not handle: chunked prefill (a long prompt holds up one step), preemption, prefix sharing between jobs.
 // Glossary: B active sequences, V logit width.
-using Quill.Inference;
 using Quill.Tokenization;
 
-namespace Quill.Server.Generation;
+namespace Quill.Inference.Batching;
 
 /// <summary>Limits of a <see cref="BatchScheduler"/>.</summary>
 /// <param name="MaxBatch">Sequences decoded together.</param>
@@ -50,7 +50,7 @@ public sealed class BatchScheduler : IDisposable
     public SchedulerOptions Options { get; }
 
     /// <summary>Where token counts, steps and time to first token are reported (null: nowhere).</summary>
-    public ServerMetrics? Metrics { get; set; }
+    public IBatchMetrics? Metrics { get; set; }
 
     public IBatchModel Model => model;
 
@@ -68,7 +68,7 @@ public sealed class BatchScheduler : IDisposable
 
     /// <summary>
     /// Queues requests as jobs (all or none). Throws QueueFullException when they do not fit in the queue; a
-    /// request whose prompt does not fit the context raises QuillException.
+    /// request whose prompt leaves no room in the context raises ContextLengthException (field "prompt").
     /// </summary>
     public IReadOnlyList<GenerationJob> Submit(IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default)
     {
@@ -77,7 +77,7 @@ public sealed class BatchScheduler : IDisposable
         {
             if (r.Prompt.Length == 0) throw new QuillException("the prompt is empty; send at least one token of text.");
             if (r.Prompt.Length >= model.ContextLength)
-                throw new QuillException($"the prompt has {r.Prompt.Length} tokens but the model's context is {model.ContextLength}; shorten it.");
+                throw new ContextLengthException($"the prompt has {r.Prompt.Length} tokens but the model's context is {model.ContextLength}; shorten it.", "prompt");
         }
         var jobs = requests.Select(r => new GenerationJob(r, cancel)).ToArray();
         lock (gate)
@@ -102,7 +102,7 @@ public sealed class BatchScheduler : IDisposable
         /// <summary>Tokens generated so far (what the penalties count).</summary>
         public List<int> Generated { get; } = [];
 
-        public List<Inference.TokenLogprob>? Top { get; } = job.Request.TopLogprobs > 0 ? [] : null;
+        public List<TokenLogprob>? Top { get; } = job.Request.TopLogprobs > 0 ? [] : null;
 
         public GenerationJob Job { get; } = job;
 
@@ -243,7 +243,7 @@ public sealed class BatchScheduler : IDisposable
         else if (job.CompletionTokens >= r.MaxTokens || a.Sequence.Length >= model.ContextLength) End(a, FinishReason.Length);
     }
 
-    private TokenChoice Describe(int id, float logprob, List<Inference.TokenLogprob>? top) =>
+    private TokenChoice Describe(int id, float logprob, List<TokenLogprob>? top) =>
         new(id, TokenText(id, out byte[] bytes), bytes, logprob,
             top == null ? [] : top.Select(t => new TokenChoice(t.Id, TokenText(t.Id, out byte[] b), b, t.Logprob, [])).ToArray());
 

@@ -1,10 +1,12 @@
-// The one thing the server needs from a model: run a prompt into a fresh sequence (prefill) and advance several
-// sequences by one token each in one call (batched decode), writing next-token logits. The scheduler drives it
-// from a single thread, so implementations need not be thread-safe. A backend promises that a sequence's logits do
-// not depend on which other sequences share its decode call (the server's "same seed, same text" guarantee).
-// Does not handle: sampling, tokenization, scheduling (see TokenSampler, TextAssembler, BatchScheduler).
+// The one thing batched generation (BatchScheduler, and so the server) needs from a model: run a prompt into a
+// fresh sequence (prefill) and advance several sequences by one token each in one call (batched decode), writing
+// next-token logits. The scheduler drives it from a single thread, so implementations need not be thread-safe. A
+// backend promises that a sequence's logits do not depend on which other sequences share its decode call (the
+// "same seed, same text" guarantee).
+// Does not handle: sampling, detokenization, scheduling (see Inference.Sampler, Inference.TextAssembler,
+// BatchScheduler).
 // Glossary: B sequences in a decode call, V vocabulary (logit width).
-namespace Quill.Server.Generation;
+namespace Quill.Inference.Batching;
 
 /// <summary>A model's running state for one sequence (its KV cache, or its tokens so far).</summary>
 public interface IModelSequence : IDisposable
