@@ -41,8 +41,9 @@ internal static class TrainCommand
             if (r.GetValue(trainable) is { Length: > 0 } globs) run.Train.Trainable = [.. globs];
             var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume));
             using var cts = Rendering.CtrlC();
-            LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), options.DataDir, ref run);
-            var result = Train(run, options, cts.Token, start);
+            string? note = null;
+            LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), options.DataDir, ref run, out note);
+            var result = Train(run, options, cts.Token, start, note);
             Console.WriteLine($"checkpoint: {result.CheckpointDir}");
         });
         return cmd;
@@ -51,7 +52,9 @@ internal static class TrainCommand
     /// <summary>The train section for --init: a preset's or a config file's, else defaults for continued pretraining.</summary>
     private static RunConfig InitRunConfig(string? preset, string? configPath)
     {
-        if (preset != null || configPath != null) return LoadRunConfig(preset, configPath);
+        if (preset != null && configPath != null) throw new InvalidConfigException("give either --preset or --config, not both.");
+        if (preset != null) return Presets.Get(preset);
+        if (configPath != null) return RunConfig.Load(configPath, validate: false); // its train section is checked against the model's context
         return new RunConfig
         {
             Train = new TrainConfig { BatchSize = 8, SeqLen = 0, MaxSteps = 1000, LearningRate = 1e-4f, MinLr = 1e-5f, WarmupSteps = 10, EvalEvery = 50, EvalBatches = 10, CheckpointEvery = 50 },
@@ -62,20 +65,23 @@ internal static class TrainCommand
     /// Loads the model to start from and makes a trainable f32 copy of it; refuses data prepared with another
     /// vocabulary. A train section without seq_len trains on min(256, the model's context).
     /// </summary>
-    private static LanguageModel LoadInit(string path, string? tokenizerPath, string dataDir, ref RunConfig run)
+    private static LanguageModel LoadInit(string path, string? tokenizerPath, string dataDir, ref RunConfig run, out string note)
     {
+        string prepareWith = tokenizerPath ?? path;
         var manifest = TokenManifest.Load(dataDir);
         using var model = ModelLoader.Load(path, tokenizerPath);
         var spec = model.Spec;
         if (model.Tokenizer is { } tok && tok.VocabSize != manifest.VocabSize)
-            throw new InvalidConfigException($"{dataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but {path}'s tokenizer has {tok.VocabSize}; prepare the data with the model's tokenizer (quill prepare --tokenizer {path}).");
+            throw new InvalidConfigException($"{dataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but {path}'s tokenizer has {tok.VocabSize}; prepare the data with the model's tokenizer (quill prepare --tokenizer {prepareWith}).");
         if (manifest.VocabSize > spec.VocabSize)
-            throw new InvalidConfigException($"{dataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but {path} has {spec.VocabSize}; prepare the data with the model's tokenizer (quill prepare --tokenizer {path}).");
+            throw new InvalidConfigException($"{dataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but {path} has {spec.VocabSize}; prepare the data with the model's tokenizer (quill prepare --tokenizer {prepareWith}).");
         var lm = LanguageModel.FromWeights(model.Weights);
         if (run.Train.SeqLen == 0 && lm.Config.BlockSize > 256) run.Train.SeqLen = 256;
         if (run.Train.SeqLen > lm.Config.BlockSize)
             throw new InvalidConfigException($"seq_len {run.Train.SeqLen} exceeds {path}'s context of {lm.Config.BlockSize} tokens; lower seq_len.");
-        Console.Error.WriteLine($"init: {path} ({spec.Arch}, weights {string.Join("/", model.Layers.SelectMany(l => l.Matrices()).Select(w => w.Type).Distinct())} -> f32 for training)");
+        run.Model = lm.Config.Clone();
+        run.Validate(path + " with the train section given");
+        note = $"init: {path} ({spec.Arch}, weights {string.Join("/", model.Layers.SelectMany(l => l.Matrices()).Select(w => w.Type).Distinct())} -> f32 for training)";
         return lm;
     }
 
@@ -87,9 +93,10 @@ internal static class TrainCommand
     }
 
     /// <summary>Runs a trainer with the progress display; shared by train and quickstart.</summary>
-    public static TrainResult Train(RunConfig run, TrainOptions options, CancellationToken cancel, LanguageModel? init = null)
+    public static TrainResult Train(RunConfig run, TrainOptions options, CancellationToken cancel, LanguageModel? init = null, string? initNote = null)
     {
         using var trainer = new Trainer(run, options, init);
+        if (initNote != null) Console.Error.WriteLine(initNote);
         var m = trainer.Config.Model;
         int maxSteps = trainer.Config.Train.MaxSteps;
         Console.Error.WriteLine($"model: {m.Arch}, {m.NLayer} layers, {m.NHead} heads, width {m.NEmbd}, context {m.BlockSize}, vocab {m.VocabSize}, {m.ParameterCount() / 1e6:F2}M parameters");

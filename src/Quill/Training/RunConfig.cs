@@ -28,8 +28,11 @@ public sealed class RunConfig
 
     private static readonly JsonSerializerOptions WriteOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
-    /// <summary>Reads a .json, .yaml or .yml config file and validates it.</summary>
-    public static RunConfig Load(string path)
+    /// <summary>
+    /// Reads a .json, .yaml or .yml config file and validates it (validate false: the caller validates later, e.g.
+    /// once the model section is replaced by a model to continue from).
+    /// </summary>
+    public static RunConfig Load(string path, bool validate = true)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path)) throw new InvalidFileException($"config file {path} not found.");
@@ -49,7 +52,7 @@ public sealed class RunConfig
             throw new InvalidConfigException($"{path}: line {e.Start.Line}: {(e.InnerException ?? e).Message}; keys are snake_case under 'model' and 'train'.", e);
         }
         if (cfg == null) throw new InvalidConfigException($"{path} is empty; give a 'model' section (and optionally 'train').");
-        cfg.Validate(path);
+        if (validate) cfg.Validate(path);
         return cfg;
     }
 
