@@ -35,6 +35,8 @@ public sealed class WebChatTests : IDisposable
         await using var server = await TestServer.StartAsync(new ServerOptions { FeedbackPath = feedback }, model);
         using var browser = StartBrowser();
         var wait = new WebDriverWait(browser, TimeSpan.FromSeconds(30)) { PollingInterval = TimeSpan.FromMilliseconds(20) };
+        // the page re-renders the streaming reply: an element found a moment ago may be gone by the next poll
+        wait.IgnoreExceptionTypes(typeof(StaleElementReferenceException));
         browser.Navigate().GoToUrl(server.Address);
         browser.ExecuteScript("localStorage.setItem('quill.settings.v1', JSON.stringify({temperature: 1, maxTokens: 60}));");
         browser.Navigate().Refresh();
@@ -91,5 +93,7 @@ public sealed class WebChatTests : IDisposable
         Assert.Contains("<a href=\"https://example.com\"", html, StringComparison.Ordinal);
     }
 
-    private static string Reply(IWebDriver d) => d.FindElements(By.CssSelector(".msg.assistant .body")) is { Count: > 0 } r ? r[^1].Text : "";
+    /// <summary>The last reply's text, read in one script call (no element reference that streaming could make stale).</summary>
+    private static string Reply(IWebDriver d) => ((IJavaScriptExecutor)d).ExecuteScript(
+        "const r = document.querySelectorAll('.msg.assistant .body'); return r.length ? r[r.length - 1].innerText : '';") as string ?? "";
 }

@@ -125,7 +125,6 @@ public sealed class TransformerModel : LanguageModel
     {
         var spec = w.Spec;
         var m = new TransformerModel(config, spec);
-        int c = spec.Dim;
         Copy(w.TokenEmbedding, m.embed);
         if (m.positions != null) w.PositionEmbedding.AsSpan(0, m.positions.Length).CopyTo(m.positions.Span);
         for (int i = 0; i < spec.Layers; i++)
@@ -163,7 +162,6 @@ public sealed class TransformerModel : LanguageModel
         w.FinalNorm.CopyTo(m.finalNorm.Span);
         w.FinalNormBias?.CopyTo(m.finalNormBias!.Span);
         if (!spec.TiedEmbeddings) Copy(w.Classifier, m.head);
-        _ = c;
         return m;
     }
 

@@ -218,7 +218,17 @@ public sealed unsafe class WeightMatrix
             Gemm.Sgemm(false, true, m, Rows, Cols, 1f, xs, ldx, Floats, Cols, 0f, ys, ldy);
             return;
         }
-        // dequantize a panel of rows (about 256 KiB of floats) and multiply it; panel rows split across threads
+        // y[:, r0:r0+n] = x W[r0:r0+n]^T, one dequantized panel of rows at a time
+        nint xa = (nint)x, ya = (nint)y;
+        ForEachPanel((r0, n, panel) => Gemm.Sgemm(false, true, m, n, Cols, 1f, new ReadOnlySpan<float>((float*)xa, (m - 1) * ldx + Cols), ldx,
+            panel, Cols, 0f, new Span<float>((float*)ya + r0, (m - 1) * ldy + n), ldy));
+    }
+
+    private delegate void PanelAction(int firstRow, int rows, ReadOnlySpan<float> panel);
+
+    /// <summary>Dequantizes the matrix a panel of rows (about 256 KiB of floats) at a time, rows split across threads, and hands each panel [rows, Cols] to action.</summary>
+    private void ForEachPanel(PanelAction action)
+    {
         int panel = Math.Min(Rows, Math.Max(16, 65536 / Cols));
         float[] buf = System.Buffers.ArrayPool<float>.Shared.Rent(panel * Cols);
         try
@@ -234,7 +244,7 @@ public sealed unsafe class WeightMatrix
                         for (int r = a; r < b; r++)
                             GgmlQuant.Dequantize(Type, new ReadOnlySpan<byte>((byte*)Address + (baseRow + r) * RowBytes, (int)RowBytes), new Span<float>((float*)bufAddr + (long)r * Cols, Cols));
                     });
-                    Gemm.Sgemm(false, true, m, n, Cols, 1f, xs, ldx, buf.AsSpan(0, n * Cols), Cols, 0f, ys[r0..], ldy);
+                    action(r0, n, buf.AsSpan(0, n * Cols));
                 }
             }
         }
@@ -259,30 +269,10 @@ public sealed unsafe class WeightMatrix
             Gemm.Sgemm(false, false, m, Cols, Rows, 1f, dys, lddy, Floats, Cols, accumulate ? 1f : 0f, dxs, lddx);
             return;
         }
-        int panel = Math.Min(Rows, Math.Max(16, 65536 / Cols));
-        float[] buf = System.Buffers.ArrayPool<float>.Shared.Rent(panel * Cols);
-        try
-        {
-            fixed (float* pb = buf)
-            {
-                nint bufAddr = (nint)pb;
-                for (int r0 = 0; r0 < Rows; r0 += panel)
-                {
-                    int n = Math.Min(panel, Rows - r0), baseRow = r0;
-                    KernelThreads.ParallelFor(n, 8, (a, b) =>
-                    {
-                        for (int r = a; r < b; r++)
-                            GgmlQuant.Dequantize(Type, new ReadOnlySpan<byte>((byte*)Address + (baseRow + r) * RowBytes, (int)RowBytes), new Span<float>((float*)bufAddr + (long)r * Cols, Cols));
-                    });
-                    // dx [m, Cols] += dy[:, r0:r0+n] [m, n] W[r0:r0+n] [n, Cols]
-                    Gemm.Sgemm(false, false, m, Cols, n, 1f, dys[r0..], lddy, buf.AsSpan(0, n * Cols), Cols, accumulate || r0 > 0 ? 1f : 0f, dxs, lddx);
-                }
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<float>.Shared.Return(buf);
-        }
+        // dx [m, Cols] += dy[:, r0:r0+n] [m, n] W[r0:r0+n] [n, Cols], one dequantized panel at a time
+        nint dya = (nint)dy, dxa = (nint)dx;
+        ForEachPanel((r0, n, panel) => Gemm.Sgemm(false, false, m, Cols, n, 1f, new ReadOnlySpan<float>((float*)dya + r0, (m - 1) * lddy + n), lddy,
+            panel, Cols, accumulate || r0 > 0 ? 1f : 0f, new Span<float>((float*)dxa, (m - 1) * lddx + Cols), lddx));
     }
 
     public override string ToString() => $"{Name} {Type} [{Rows}, {Cols}]";

@@ -2,9 +2,9 @@
 // against bad updates, clip, AdamW, evaluate, log metrics, checkpoint. The model is a fresh one from the config
 // (pretraining) or one given by the caller (LanguageModel.FromWeights: continued pretraining of an open model);
 // parameters outside train.trainable are frozen (no gradient, no moments); batches come from an IBatchSource
-// (token shards by default), whose negative targets are masked out of the loss. A step's data and dropout depend only on
-// (seed, step, micro-batch), and every kernel splits its work the same way each time, so a run resumed from a
-// checkpoint continues bit for bit as if it had never stopped.
+// (token shards by default), whose negative targets are masked out of the loss. A step's data and dropout depend
+// only on (seed, step, micro-batch), and every kernel splits its work the same way each time, so a run resumed from
+// a checkpoint continues bit for bit as if it had never stopped.
 // Glossary: B micro-batch sequences, T sequence length, V vocab.
 using System.Diagnostics;
 using Quill.Autograd;
