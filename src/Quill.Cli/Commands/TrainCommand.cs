@@ -42,7 +42,7 @@ internal static class TrainCommand
             var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume));
             using var cts = Rendering.CtrlC();
             string? note = null;
-            LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), options.DataDir, ref run, out note);
+            LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), r.GetValue(data)!, ref run, out note);
             var result = Train(run, options, cts.Token, start, note);
             Console.WriteLine($"checkpoint: {result.CheckpointDir}");
         });
