@@ -3,6 +3,7 @@
 // chat template, hands everything to Quill.Training.Finetuner, prints the data report and the training progress
 // (TrainCommand's display). Full fine-tuning only; --config gives the train section (its model section is ignored:
 // the architecture is the base's).
+// Does not handle: LoRA (--method lora is refused until the adapter code arrives), data files other than JSONL.
 using System.CommandLine;
 using Quill.Data.Sft;
 using Quill.Inference;

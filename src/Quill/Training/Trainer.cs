@@ -2,7 +2,8 @@
 // against bad updates, clip, AdamW, evaluate, log metrics, checkpoint. The model is a fresh one from the config
 // (pretraining) or one given by the caller (LanguageModel.FromWeights: continued pretraining, fine-tuning);
 // parameters outside train.trainable are frozen (no gradient, no moments); batches come from an IBatchSource
-// (token shards by default; then options.DataDir may be null), whose negative targets are masked out of the loss.
+// (token shards by default; given another, options.DataDir may be null), whose negative targets are masked out of
+// the loss.
 // A step's loss is the mean cross-entropy over every unmasked target of all its micro-batches (torchtune PR #1875,
 // wave2-facts 1.3), not the mean of per-micro-batch means, which would weight a target of a short (mostly masked)
 // micro-batch more than one of a long one: the step's micro-batches are filled first, their unmasked targets

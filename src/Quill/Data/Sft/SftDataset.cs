@@ -109,7 +109,7 @@ public sealed class SftDataset
         ArgumentNullException.ThrowIfNull(renderer);
         ArgumentNullException.ThrowIfNull(options);
         if (options.MaxTokens < 2) throw new InvalidConfigException($"SFT examples need room for at least 2 tokens (got {options.MaxTokens}); raise seq_len.");
-        if (!(options.ValFraction >= 0 && options.ValFraction < 1)) throw new InvalidConfigException($"the held-out fraction must be in [0, 1) (got {options.ValFraction}).");
+        if (!(options.ValFraction >= 0 && options.ValFraction < 1)) throw new InvalidConfigException($"--val-fraction (the held-out share of examples) must be in [0, 1) (got {options.ValFraction}).");
         var train = new List<SftTokens>();
         var val = new List<SftTokens>();
         var formats = Enum.GetValues<SftFormat>().ToDictionary(f => f, _ => 0);
