@@ -8,6 +8,7 @@ var root = new RootCommand("Quill: build your own language model in .NET, end to
 root.Add(VersionCommand.Create());
 root.Add(PrepareCommand.Create());
 root.Add(TrainCommand.Create());
+root.Add(FinetuneCommand.Create());
 root.Add(SampleCommand.Create());
 root.Add(QuickstartCommand.Create());
 root.Add(BenchCommand.Create());

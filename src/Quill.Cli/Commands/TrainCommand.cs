@@ -42,7 +42,7 @@ internal static class TrainCommand
             var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume));
             using var cts = Rendering.CtrlC();
             string? note = null;
-            LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), options.DataDir, ref run, out note);
+            LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), r.GetValue(data)!, ref run, out note);
             var result = Train(run, options, cts.Token, start, note);
             Console.WriteLine($"checkpoint: {result.CheckpointDir}");
         });
@@ -97,6 +97,12 @@ internal static class TrainCommand
     {
         using var trainer = new Trainer(run, options, init);
         if (initNote != null) Console.Error.WriteLine(initNote);
+        return Run(trainer, options.OutDir, cancel);
+    }
+
+    /// <summary>The model line, then the trainer's run with live progress (a bar on a terminal, lines otherwise); shared with finetune.</summary>
+    public static TrainResult Run(Trainer trainer, string outDir, CancellationToken cancel)
+    {
         var m = trainer.Config.Model;
         int maxSteps = trainer.Config.Train.MaxSteps;
         Console.Error.WriteLine($"model: {m.Arch}, {m.NLayer} layers, {m.NHead} heads, width {m.NEmbd}, context {m.BlockSize}, vocab {m.VocabSize}, {m.ParameterCount() / 1e6:F2}M parameters");
@@ -146,7 +152,7 @@ internal static class TrainCommand
         }
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"done: {result.Steps} steps, loss {result.LastLoss:F4}{(result.ValLoss is float vl ? $", val loss {vl:F4}" : "")}, {result.TokensSeen:N0} tokens in {Rendering.Duration(result.Elapsed)}{(result.SkippedUpdates > 0 ? $", {result.SkippedUpdates} update(s) skipped" : "")}"));
-        Console.Error.WriteLine($"metrics: {Path.Combine(options.OutDir, "metrics.jsonl")}, plot: {Path.Combine(options.OutDir, "loss.svg")}");
+        Console.Error.WriteLine($"metrics: {Path.Combine(outDir, "metrics.jsonl")}, plot: {Path.Combine(outDir, "loss.svg")}");
         return result;
     }
 

@@ -1,8 +1,8 @@
 // Where the trainer's batches come from, and which targets count. A batch source fills inputs and targets [B * T]
 // from a generator the trainer seeds with (seed, step, micro-batch), so a resumed run draws the same batches; a
 // target below zero is masked out of the loss (prompt tokens in fine-tuning, padding). TokenBatchSource draws
-// windows from prepared token shards (pretraining and continued pretraining); chat examples and preference pairs
-// plug in the same way.
+// windows from prepared token shards (pretraining and continued pretraining); SftBatchSource gives padded rows of
+// fine-tuning examples; preference pairs will plug in the same way.
 // Glossary: B sequences per micro-batch, T tokens per sequence.
 using Quill.Data;
 using Quill.Tensors;

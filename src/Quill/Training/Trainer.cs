@@ -1,10 +1,16 @@
 // The training loop: sample micro-batches, forward, backward, accumulate to the step's token budget, guard
 // against bad updates, clip, AdamW, evaluate, log metrics, checkpoint. The model is a fresh one from the config
-// (pretraining) or one given by the caller (LanguageModel.FromWeights: continued pretraining of an open model);
+// (pretraining) or one given by the caller (LanguageModel.FromWeights: continued pretraining, fine-tuning);
 // parameters outside train.trainable are frozen (no gradient, no moments); batches come from an IBatchSource
-// (token shards by default), whose negative targets are masked out of the loss. A step's data and dropout depend
-// only on (seed, step, micro-batch), and every kernel splits its work the same way each time, so a run resumed from
-// a checkpoint continues bit for bit as if it had never stopped.
+// (token shards by default; given another, options.DataDir may be null), whose negative targets are masked out of
+// the loss.
+// A step's loss is the mean cross-entropy over every unmasked target of all its micro-batches (torchtune PR #1875,
+// wave2-facts 1.3), not the mean of per-micro-batch means, which would weight a target of a short (mostly masked)
+// micro-batch more than one of a long one: the step's micro-batches are filled first, their unmasked targets
+// counted, and micro-batch i's mean loss is back-propagated with seed count_i / total. With every target counted
+// (pretraining) each seed is exactly 1 / accum, as before. Validation uses the same token-weighted mean.
+// A step's data and dropout depend only on (seed, step, micro-batch), and every kernel splits its work the same way
+// each time, so a run resumed from a checkpoint continues bit for bit as if it had never stopped.
 // Glossary: B micro-batch sequences, T sequence length, V vocab.
 using System.Diagnostics;
 using Quill.Autograd;
@@ -21,9 +27,16 @@ public sealed record TrainProgress(int Step, int MaxSteps, float Loss, float Lr,
 /// <summary>What a finished (or stopped) run reached.</summary>
 public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates);
 
-/// <summary>Options that belong to one invocation rather than to the config.</summary>
-public sealed record TrainOptions(string DataDir, string OutDir, int? MaxSteps = null, int? CheckpointEvery = null, bool Resume = false,
-    int? StopAfterSteps = null);
+/// <summary>
+/// Options that belong to one invocation rather than to the config. DataDir: a folder `quill prepare` wrote (null
+/// when the trainer is given its batch source). TokenizerPath: the tokenizer file copied into every checkpoint
+/// (default: the prepared data's).
+/// </summary>
+public sealed record TrainOptions(string? DataDir, string OutDir, int? MaxSteps = null, int? CheckpointEvery = null, bool Resume = false,
+    int? StopAfterSteps = null)
+{
+    public string? TokenizerPath { get; init; }
+}
 
 /// <summary>Trains a language model on a prepared dataset.</summary>
 public sealed class Trainer : IDisposable
@@ -31,35 +44,37 @@ public sealed class Trainer : IDisposable
     private const int GuardWindow = 50;
     private readonly RunConfig config;
     private readonly TrainOptions options;
-    private readonly TokenDataset train;
+    private readonly TokenDataset? train;
     private readonly TokenDataset? val;
     private readonly IBatchSource trainSource;
     private readonly IBatchSource? valSource;
     private readonly Graph graph = new();
     private readonly int b, t, accum, maxSteps, checkpointEvery;
-    private readonly int[] inputs, targets;
-    private readonly string tokenizerPath;
+    private readonly int[][] inputs, targets; // [accum][B * T]: a step's micro-batches, filled before any forward
+    private readonly long[] counts;            // [accum] unmasked targets per micro-batch
+    private readonly string? tokenizerPath;
     private readonly bool fromInit;
     private TrainState state = new();
 
     /// <summary>
     /// A trainer for config on the prepared data in options.DataDir. init: start from this model (its architecture
     /// replaces config's model section) instead of fresh weights. trainSource / valSource: batches other than random
-    /// windows of the data's token shards.
+    /// windows of the data's token shards (with a trainSource, options.DataDir may be null).
     /// </summary>
     public Trainer(RunConfig config, TrainOptions options, LanguageModel? init = null, IBatchSource? trainSource = null, IBatchSource? valSource = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(options);
+        if (options.DataDir == null && trainSource == null) throw new ArgumentException("give TrainOptions.DataDir or a trainSource.", nameof(options));
         this.options = options;
         config = config.Clone();
-        train = new TokenDataset(options.DataDir, "train");
+        train = options.DataDir != null ? new TokenDataset(options.DataDir, "train") : null;
         try
         {
-            var manifest = train.Manifest;
+            var manifest = train?.Manifest;
             if (init != null) config.Model = init.Config.Clone();
-            else if (config.Preset != null) config.Model.VocabSize = manifest.VocabSize; // a preset adopts the dataset's vocabulary
-            if (manifest.VocabSize > config.Model.VocabSize)
+            else if (config.Preset != null && manifest != null) config.Model.VocabSize = manifest.VocabSize; // a preset adopts the dataset's vocabulary
+            if (manifest != null && manifest.VocabSize > config.Model.VocabSize)
                 throw new InvalidConfigException(init != null
                     ? $"{options.DataDir} was prepared with a vocabulary of {manifest.VocabSize} tokens but the model has {config.Model.VocabSize}; prepare the data with the model's own tokenizer (quill prepare --tokenizer MODEL)."
                     : $"model vocab_size {config.Model.VocabSize} is smaller than the dataset's vocabulary of {manifest.VocabSize} ({options.DataDir}); raise vocab_size.");
@@ -73,20 +88,28 @@ public sealed class Trainer : IDisposable
             config.Train.MaxSteps = maxSteps; // the checkpoint records the planned length the schedule follows
             checkpointEvery = options.CheckpointEvery ?? config.Train.CheckpointEvery;
             if (checkpointEvery < 0) throw new InvalidConfigException($"--checkpoint-every must not be negative (got {checkpointEvery}).");
-            this.trainSource = trainSource ?? new TokenBatchSource(train, config.Model.VocabSize);
+            this.trainSource = trainSource ?? new TokenBatchSource(train!, config.Model.VocabSize);
             if (!this.trainSource.CanSample(t))
-                throw new InvalidFileException($"{options.DataDir}: the training split has fewer than {t + 1} tokens in every shard; use more data or a shorter seq_len.");
-            if (valSource == null)
+                throw new InvalidFileException(options.DataDir != null
+                    ? $"{options.DataDir}: the training split has fewer than {t + 1} tokens in every shard; use more data or a shorter seq_len."
+                    : $"the training batch source cannot fill rows of {t} tokens (no examples, or longer ones); check the data or raise seq_len.");
+            if (valSource == null && manifest != null)
             {
                 bool hasVal = manifest.Val.Any(s => s.Tokens > 0);
-                val = hasVal ? new TokenDataset(options.DataDir, "val") : null;
+                val = hasVal ? new TokenDataset(options.DataDir!, "val") : null;
                 if (val != null && !val.CanSample(t)) { val.Dispose(); val = null; }
                 if (val != null) valSource = new TokenBatchSource(val, config.Model.VocabSize);
             }
             this.valSource = valSource != null && valSource.CanSample(t) ? valSource : null;
-            inputs = new int[b * t];
-            targets = new int[b * t];
-            tokenizerPath = Path.Combine(options.DataDir, manifest.Tokenizer);
+            inputs = new int[accum][];
+            targets = new int[accum][];
+            for (int i = 0; i < accum; i++)
+            {
+                inputs[i] = new int[b * t];
+                targets[i] = new int[b * t];
+            }
+            counts = new long[accum];
+            tokenizerPath = options.TokenizerPath ?? (manifest != null ? Path.Combine(options.DataDir!, manifest.Tokenizer) : null);
             fromInit = init != null;
             Model = init ?? LanguageModel.Create(config.Model, config.Train.Seed);
             Model.Parameters.FreezeAllBut(config.Train.Trainable);
@@ -97,7 +120,7 @@ public sealed class Trainer : IDisposable
         }
         catch
         {
-            train.Dispose();
+            train?.Dispose();
             val?.Dispose();
             throw;
         }
@@ -147,19 +170,29 @@ public sealed class Trainer : IDisposable
             }
             float lr = LrSchedule.At(config.Train, step, maxSteps);
             Model.Parameters.ZeroGrads();
+            long total = 0;
+            for (int micro = 0; micro < accum; micro++)
+            {
+                trainSource.Fill(new Rng(Rng.Mix(config.Train.Seed, (ulong)step, (ulong)micro)), b, t, inputs[micro], targets[micro]);
+                counts[micro] = CountTargets(targets[micro]);
+                total += counts[micro];
+            }
             double lossSum = 0;
             for (int micro = 0; micro < accum; micro++)
             {
-                trainSource.Fill(new Rng(Rng.Mix(config.Train.Seed, (ulong)step, (ulong)micro)), b, t, inputs, targets);
+                if (counts[micro] == 0) continue; // nothing to learn here; the other micro-batches keep their seeds
                 graph.Reset();
-                var loss = Model.Loss(graph, inputs, targets, b, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro));
-                lossSum += loss.Item();
-                graph.Backward(loss, 1f / accum);
+                var loss = Model.Loss(graph, inputs[micro], targets[micro], b, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro));
+                lossSum += loss.Item() * (double)counts[micro];
+                // The op's mean times count_i / total is its share of the step's global mean. For equal counts the
+                // double quotient is round(1 / accum) and its float is exactly 1f / accum (a double-rounding slip
+                // needs accum >= 2^29), so pretraining gradients are bit for bit what they were.
+                graph.Backward(loss, (float)((double)counts[micro] / total));
             }
             graph.Reset();
-            float stepLoss = (float)(lossSum / accum);
+            float stepLoss = total > 0 ? (float)(lossSum / total) : float.NaN;
             float gradNorm = (float)Optimizer.GradNorm();
-            string? message = Guard(stepLoss, gradNorm);
+            string? message = total == 0 ? $"skipped update at step {state.Step + 1}: every target of the step is masked" : Guard(stepLoss, gradNorm);
             if (message == null)
             {
                 Optimizer.Step(lr, AdamWOptimizer.ClipScale(gradNorm, config.Train.GradClip));
@@ -201,20 +234,35 @@ public sealed class Trainer : IDisposable
     /// <summary>The validation batches (null when the data has no usable validation split).</summary>
     public IBatchSource? Validation => valSource;
 
-    /// <summary>Mean loss over the fixed validation windows, without recording a graph.</summary>
+    /// <summary>
+    /// Mean loss over every unmasked target of the fixed validation batches (NaN when all are masked), without
+    /// recording a graph.
+    /// </summary>
     public float Evaluate(IBatchSource split)
     {
         ArgumentNullException.ThrowIfNull(split);
         var g = new Graph(recording: false);
         double sum = 0;
+        long total = 0;
         var rng = new Rng(Rng.Mix(config.Train.Seed, 0xE7A1));
+        int[] x = inputs[0], y = targets[0];
         for (int i = 0; i < config.Train.EvalBatches; i++)
         {
-            split.Fill(rng, b, t, inputs, targets);
+            split.Fill(rng, b, t, x, y);
+            long count = CountTargets(y);
+            if (count == 0) continue;
             g.Reset();
-            sum += Model.Loss(g, inputs, targets, b, t).Item();
+            sum += Model.Loss(g, x, y, b, t).Item() * (double)count;
+            total += count;
         }
-        return (float)(sum / config.Train.EvalBatches);
+        return total > 0 ? (float)(sum / total) : float.NaN;
+    }
+
+    private static long CountTargets(int[] targets)
+    {
+        long n = 0;
+        foreach (int y in targets) if (y >= 0) n++;
+        return n;
     }
 
     /// <summary>Null when the update may proceed, else why it is skipped.</summary>
@@ -259,7 +307,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
-        train.Dispose();
+        train?.Dispose();
         val?.Dispose();
     }
 }

@@ -1,0 +1,106 @@
+// Supervised fine-tuning of a loaded model on a JSONL file of examples (full fine-tuning: every parameter, or those
+// train.trainable names). The caller loads the base (Inference.ModelLoader, then LanguageModel.FromWeights) and
+// hands over the trainable model, its tokenizer, chat template (null: the pinned Alpaca layout), whether prompts
+// start with BOS and its extra stop ids; the finetuner loads nothing itself. It reads and renders the data
+// (Data.Sft: replies trained, prompt masked unless TrainOnPrompt; examples cut to seq_len + 1 tokens), holds out a
+// content-hashed share for validation, writes the tokenizer to OUT/tokenizer.json (copied into every checkpoint, so
+// the checkpoint generates on its own) and runs the Trainer on padded rows (SftBatchSource) with the step's loss the
+// mean over all trained targets of the step. A run resumes from OUT/checkpoint like `quill train --resume`.
+// Does not handle: LoRA (method "lora" arrives with the adapter code), packing (see SftBatchSource), recording the
+// base's chat template or BOS rule in the checkpoint (a Quill checkpoint loads without BOS and with the plain chat
+// layout).
+using Quill.Data.Sft;
+using Quill.Models;
+using Quill.Tokenization;
+using Quill.Tokenization.ChatTemplates;
+
+namespace Quill.Training;
+
+/// <summary>The model to fine-tune and what its prompts look like.</summary>
+/// <param name="Model">The trainable base (LanguageModel.FromWeights of the loaded weights).</param>
+/// <param name="Tokenizer">The base's tokenizer.</param>
+/// <param name="Template">The base's chat template, or null for the pinned Alpaca layout.</param>
+/// <param name="AddBos">Whether the base's prompts start with BOS.</param>
+/// <param name="ExtraStopIds">Ids besides EOS that end a turn.</param>
+public sealed record FinetuneBase(LanguageModel Model, ITokenizer Tokenizer, ChatTemplate? Template, bool AddBos, IReadOnlyList<int> ExtraStopIds);
+
+/// <summary>Options of one fine-tuning invocation.</summary>
+/// <param name="DataPath">The JSONL file of examples.</param>
+/// <param name="OutDir">The run folder (checkpoint/, metrics.jsonl, loss.svg, tokenizer.json).</param>
+public sealed record FinetuneOptions(string DataPath, string OutDir)
+{
+    /// <summary>"full" (every trainable parameter); "lora" is not available yet.</summary>
+    public string Method { get; init; } = "full";
+
+    public bool TrainOnPrompt { get; init; }
+
+    public OverlongPolicy Overlong { get; init; } = OverlongPolicy.Truncate;
+
+    public double ValFraction { get; init; } = 0.05;
+
+    public int? MaxSteps { get; init; }
+
+    public int? CheckpointEvery { get; init; }
+
+    public bool Resume { get; init; }
+}
+
+/// <summary>Fine-tunes a model on SFT examples with the Trainer.</summary>
+public sealed class Finetuner : IDisposable
+{
+    /// <summary>seq_len when the train section leaves it 0: the model's context, at most this.</summary>
+    public const int DefaultSeqLen = 512;
+
+    /// <summary>Validates the run, reads and renders the data, builds the trainer.</summary>
+    public Finetuner(FinetuneBase model, RunConfig run, FinetuneOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Method != "full")
+            throw new InvalidConfigException($"--method {options.Method} is not available; use --method full (LoRA arrives later).");
+        var lm = model.Model;
+        if (model.Tokenizer.VocabSize > lm.Config.VocabSize)
+            throw new InvalidConfigException($"the tokenizer has {model.Tokenizer.VocabSize} tokens but the model only {lm.Config.VocabSize}; pass the model's own tokenizer.");
+        run = run.Clone();
+        run.Model = lm.Config.Clone();
+        if (run.Train.SeqLen == 0) run.Train.SeqLen = Math.Min(lm.Config.BlockSize, DefaultSeqLen);
+        if (run.Train.SeqLen > lm.Config.BlockSize)
+            throw new InvalidConfigException($"seq_len {run.Train.SeqLen} exceeds the model's context of {lm.Config.BlockSize} tokens; lower seq_len.");
+        run.Validate("the fine-tuning config");
+        var renderer = new SftRenderer(model.Tokenizer, model.Template, model.AddBos, model.ExtraStopIds);
+        Data = SftDataset.Load(options.DataPath, renderer, new SftOptions
+        {
+            MaxTokens = run.Train.SeqLen + 1, TrainOnPrompt = options.TrainOnPrompt, Overlong = options.Overlong, ValFraction = options.ValFraction,
+        });
+        if (Data.Train.Count == 0)
+            throw new InvalidFileException($"{options.DataPath}: no example left to train ({Data.Report.Describe()}); add examples, lower the held-out fraction or raise seq_len.");
+        Directory.CreateDirectory(options.OutDir);
+        string tokenizerPath = Path.Combine(options.OutDir, "tokenizer.json");
+        model.Tokenizer.Save(tokenizerPath);
+        int pad = Math.Max(model.Tokenizer.EosId, 0);
+        var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
+        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume) { TokenizerPath = tokenizerPath },
+            lm, new SftBatchSource(Data.Train, pad), val);
+    }
+
+    /// <summary>The rendered examples and the report of what was read, skipped and truncated.</summary>
+    public SftDataset Data { get; }
+
+    /// <summary>The trainer (its Config, Model and progress are the run's).</summary>
+    public Trainer Trainer { get; }
+
+    /// <summary>Runs the fine-tuning to MaxSteps (or from the checkpoint with Resume).</summary>
+    public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) => Trainer.Run(progress, cancel);
+
+    /// <summary>
+    /// The train section used when none is given: learning rate 2e-5 (TRL SFTConfig's default, wave2-facts 1.3),
+    /// 4 examples per micro-batch, seq_len from the model (at most DefaultSeqLen), 200 steps.
+    /// </summary>
+    public static RunConfig DefaultConfig() => new()
+    {
+        Train = new TrainConfig { BatchSize = 4, SeqLen = 0, MaxSteps = 200, LearningRate = 2e-5f, MinLr = 2e-6f, WarmupSteps = 10, EvalEvery = 50, EvalBatches = 10, CheckpointEvery = 50 },
+    };
+
+    public void Dispose() => Trainer.Dispose();
+}
