@@ -3,7 +3,8 @@
 // models Quill builds from the same HF folders, and give torch's logits, loss and gradient of every lora_A / lora_B
 // while the base gets no gradient; saving writes the same tensors back (exactly, also from an interleaved-RoPE copy
 // of the llama model, whose q/k rows are permuted), merging equals running the adapter, AddLora follows PEFT's names,
-// shapes and init, training moves only the adapter, and bad configs and files fail in one line.
+// shapes and init, training (by hand and with the Trainer) moves only the adapter, and bad configs and files fail in
+// one line.
 using System.Text.Json.Nodes;
 using Quill.Autograd;
 using Quill.Formats.SafeTensors;
@@ -258,6 +259,39 @@ public sealed class LoraTests : IDisposable
             Assert.Null(lm.Parameters[i].Grad);
         }
         Assert.All(lm.Lora!.Modules, m => Assert.Contains(m.B.ToArray(), v => v != 0f));
+    }
+
+    [Fact]
+    public void The_trainer_trains_only_the_adapter_of_a_qwen2_model()
+    {
+        string hfFolder = Path.Combine(Fixtures, "arch", "qwen2", "hf");
+        string text = Path.Combine(dir, "stories.txt");
+        File.WriteAllText(text, Quill.Data.StoryCorpus.Generate(20_000, 3));
+        string data = Path.Combine(dir, "data");
+        Quill.Data.DatasetPreparer.Prepare(new Quill.Data.PrepareOptions([text], hfFolder, data));
+        using var loaded = ModelLoader.Load(hfFolder);
+        var lm = LanguageModel.FromWeights(loaded.Weights);
+        var before = lm.Parameters.Select(p => p.ToArray()).ToList();
+        var adapter = lm.AddLora(new LoraConfig { Rank = 4, TargetModules = [LoraConfig.AllLinear] });
+        var run = new RunConfig { Train = new TrainConfig { BatchSize = 4, SeqLen = 32, MaxSteps = 10, LearningRate = 2e-3f, WarmupSteps = 2, EvalEvery = 10, EvalBatches = 2, CheckpointEvery = 10 } };
+        using (var trainer = new Trainer(run, new TrainOptions(data, Path.Combine(dir, "run")), lm))
+        {
+            Assert.Equal(12 * adapter.ElementCount, trainer.TrainingStateBytes); // gradient + AdamW moments for A and B only
+            trainer.Run();
+        }
+        for (int i = 0; i < before.Count; i++)
+        {
+            Assert.Equal(before[i], lm.Parameters[i].ToArray());
+            Assert.Null(lm.Parameters[i].Grad);
+        }
+        Assert.All(adapter.Modules, m => Assert.Contains(m.B.ToArray(), v => v != 0f));
+
+        // the trained adapter, saved and loaded onto a fresh base, runs the same
+        adapter.Save(Path.Combine(dir, "trained"));
+        var again = LanguageModel.FromWeights(loaded.Weights);
+        again.LoadLora(Path.Combine(dir, "trained"));
+        int[] tokens = [.. Enumerable.Range(0, 16).Select(i => (i * 13 + 1) % lm.Spec.VocabSize)];
+        Assert.Equal(lm.Forward(new Graph(recording: false), tokens, 1, 16).ToArray(), again.Forward(new Graph(recording: false), tokens, 1, 16).ToArray());
     }
 
     [Fact]
