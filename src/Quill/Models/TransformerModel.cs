@@ -10,7 +10,8 @@
 // ModelWeights for the inference engine, without copying matrices or norms.
 // LoRA (AddLora / LoadLora): the base parameters are frozen and each adapted projection's output gets
 // scaling * B(A(dropout(x))) added in place right after its LinearOp (LowRankAddOp, into its column block of the
-// q|k|v buffer). Without an adapter the forward is the plain one: one null test per layer, nothing allocated.
+// q|k|v buffer). Without an adapter the forward is the plain one: a null test per group of projections, nothing
+// allocated.
 // MergeLora folds the adapter into a new model; ToWeights refuses a model that carries one (the engine would run
 // the base without it).
 // Glossary: B batch, T time, C channels, Hq query heads, Hkv key/value heads, D head size, F MLP hidden, V vocab.
