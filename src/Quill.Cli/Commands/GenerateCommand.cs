@@ -1,5 +1,6 @@
 // `quill generate`: continue a prompt with any model Quill runs. stdout gets exactly the generated text (streamed,
-// prompt not included); stderr gets the prefill and decode throughput. --temperature 0 is greedy.
+// prompt not included); stderr gets the prefill and decode throughput. --temperature 0 is greedy. --adapter merges a
+// PEFT LoRA adapter folder into an f32 copy of the model before running it (then --dtype converts the merged copy).
 using System.CommandLine;
 using System.Globalization;
 using Quill.Inference;
@@ -48,10 +49,11 @@ internal sealed class GenerateOptions
     public Option<int> Context { get; } = new("--context") { Description = "KV cache positions (default: the model's context, at most 4096)", DefaultValueFactory = _ => 0 };
     public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
     public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
+    public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model (adapter_config.json, adapter_model.safetensors)" };
 
     public void AddTo(Command cmd)
     {
-        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads })
+        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads, Adapter })
             cmd.Add(opt);
     }
 
@@ -59,7 +61,14 @@ internal sealed class GenerateOptions
     {
         int threads = r.GetValue(Threads);
         if (threads > 0) KernelThreads.Count = threads;
-        return ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype));
+        string? adapter = r.GetValue(Adapter);
+        if (adapter == null) return ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype));
+        string? dtype = r.GetValue(Dtype);
+        var type = string.IsNullOrEmpty(dtype) ? (Quantization.GgmlType?)null : ModelLoader.ParseType(dtype);
+        using var stored = ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), null);
+        var merged = stored.WithLoraAdapter(adapter);
+        if (type == null) return merged;
+        using (merged) return merged.Requantize(type.Value);
     }
 
     public GenerationOptions Generation(ParseResult r)

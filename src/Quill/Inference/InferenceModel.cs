@@ -1,6 +1,7 @@
 // A model ready to run: its weights as data (Models.ModelWeights: the spec and views of every weight) and what the
 // file said about its tokenizer and chat template. Independent of autograd: nothing here records gradients. Built by
-// ModelLoader (any file) or FromLanguageModel (a trainable model in memory, viewed without copying).
+// ModelLoader (any file) or FromLanguageModel (a trainable model in memory, viewed without copying); WithLoraAdapter
+// merges a PEFT LoRA adapter into an f32 copy (Models.PeftAdapterFiles, LanguageModel.MergeLora).
 // Dispose unmaps the files the weights point into.
 // Does not handle: running anything (see InferenceEngine).
 // Glossary: C model width, F MLP width, V vocabulary.
@@ -74,6 +75,22 @@ public sealed class InferenceModel : IDisposable
     {
         Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
     };
+
+    /// <summary>
+    /// A copy of this model with the PEFT LoRA adapter in <paramref name="adapterFolder"/> merged in (W += scaling B A,
+    /// see LanguageModel.LoadLora and MergeLora), as f32 weights of its own (quantized or half weights are widened;
+    /// convert the copy with Requantize if wanted). Tokenizer and chat template are shared. Dispose both independently.
+    /// </summary>
+    public InferenceModel WithLoraAdapter(string adapterFolder)
+    {
+        ArgumentNullException.ThrowIfNull(adapterFolder);
+        var adapted = LanguageModel.FromWeights(Weights);
+        adapted.LoadLora(adapterFolder);
+        return new InferenceModel(adapted.MergeLora().ToWeights()) // the views keep the merged storage alive
+        {
+            Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
+        };
+    }
 
     public void Dispose() => Weights.Dispose();
 }

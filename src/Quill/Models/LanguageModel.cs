@@ -39,6 +39,26 @@ public abstract class LanguageModel
     /// <summary>The weights as views for the inference engine: matrices and norms without copying (see TransformerModel.ToWeights).</summary>
     public abstract ModelWeights ToWeights();
 
+    /// <summary>The LoRA adapter the forward adds, or null.</summary>
+    public abstract LoraAdapter? Lora { get; }
+
+    /// <summary>
+    /// Freezes every parameter and adds a LoRA adapter (PEFT's: A [r, in] uniform in +-1/sqrt(in), B [out, r] zero,
+    /// so the model's output is unchanged until B trains) beside each target projection of every layer; A and B
+    /// become the only trainable parameters. InvalidConfigException for a bad config or a model that has one already.
+    /// </summary>
+    public abstract LoraAdapter AddLora(LoraConfig config, ulong seed = 1337);
+
+    /// <summary>
+    /// Loads a PEFT adapter folder (adapter_config.json, adapter_model.safetensors; written by Quill or by PEFT for
+    /// this base model) as this model's LoRA adapter, freezing the base. InvalidFileException, one line, for a missing
+    /// file, a module the model lacks, or shapes of another model.
+    /// </summary>
+    public abstract LoraAdapter LoadLora(string folder);
+
+    /// <summary>A new model with the adapter folded into its weights (W += scaling B A), carrying no adapter; this one is unchanged.</summary>
+    public abstract LanguageModel MergeLora();
+
     /// <summary>Mean cross-entropy [1] of the logits against targets [B * T] (negative targets ignored).</summary>
     public Tensor Loss(Graph g, int[] tokens, int[] targets, int b, int t, ulong dropoutSeed = 0)
     {

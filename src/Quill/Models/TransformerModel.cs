@@ -8,9 +8,16 @@
 // c_attn), Hugging Face for the rest (separate q/k/v and gate/up), so checkpoints load in Quill and elsewhere.
 // FromWeights makes a trainable f32 copy of loaded weights (dequantizing); ToWeights views the parameters as
 // ModelWeights for the inference engine, without copying matrices or norms.
+// LoRA (AddLora / LoadLora): the base parameters are frozen and each adapted projection's output gets
+// scaling * B(A(dropout(x))) added in place right after its LinearOp (LowRankAddOp, into its column block of the
+// q|k|v buffer). Without an adapter the forward is the plain one: a null test per group of projections, nothing
+// allocated.
+// MergeLora folds the adapter into a new model; ToWeights refuses a model that carries one (the engine would run
+// the base without it).
 // Glossary: B batch, T time, C channels, Hq query heads, Hkv key/value heads, D head size, F MLP hidden, V vocab.
 using Quill.Autograd;
 using Quill.Autograd.Ops;
+using Quill.Kernels;
 using Quill.Tensors;
 
 namespace Quill.Models;
@@ -23,6 +30,7 @@ public sealed class TransformerModel : LanguageModel
     private readonly Layer[] layers;
     private readonly RopeTables? rope;
     private readonly TensorNames names;
+    private LoraAdapter? lora;
 
     internal TransformerModel(ModelConfig config, ModelSpec spec) : base(config, spec)
     {
@@ -91,8 +99,16 @@ public sealed class TransformerModel : LanguageModel
             var l = layers[i];
             var h = Norm(g, x, l.AttnNorm, l.AttnNormBias);
             var qkv = LinearOp.Forward(g, h, l.Qkv, l.QkvBias);                 // [B, T, (Hq + 2 Hkv) D]
-            var a = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, rope); // [B, T, Hq D]
-            a = LinearOp.Forward(g, a, l.Wo, l.WoBias);                        // [B, T, C]
+            if (lora != null)
+            {
+                Adapt(g, l.LoraQkv, qkv, 0, h, dropoutSeed, i);                 // GPT-2: all of c_attn
+                Adapt(g, l.LoraQ, qkv, 0, h, dropoutSeed, i);                   // q | . | .
+                Adapt(g, l.LoraK, qkv, s.QDim, h, dropoutSeed, i);              // . | k | .
+                Adapt(g, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
+            }
+            var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, rope); // [B, T, Hq D]
+            var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
+            if (lora != null) Adapt(g, l.LoraO, a, 0, att, dropoutSeed, i);
             a = DropoutOp.Forward(g, a, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
             x = AddOp.Forward(g, x, a);
             h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
@@ -101,19 +117,35 @@ public sealed class TransformerModel : LanguageModel
             {
                 var gate = LinearOp.Forward(g, h, l.Gate, null);                // [B, T, F]
                 var up = LinearOp.Forward(g, h, l.Up, l.UpBias);                // [B, T, F]
+                if (lora != null)
+                {
+                    Adapt(g, l.LoraGate, gate, 0, h, dropoutSeed, i);
+                    Adapt(g, l.LoraUp, up, 0, h, dropoutSeed, i);
+                }
                 m = SwiGluOp.Forward(g, gate, up);
             }
             else
             {
                 m = LinearOp.Forward(g, h, l.Up, l.UpBias);                     // [B, T, F]
+                if (lora != null) Adapt(g, l.LoraUp, m, 0, h, dropoutSeed, i);
                 m = GeluOp.Forward(g, m);
             }
-            m = LinearOp.Forward(g, m, l.Down, l.DownBias);                    // [B, T, C]
-            m = DropoutOp.Forward(g, m, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
+            var d = LinearOp.Forward(g, m, l.Down, l.DownBias);                // [B, T, C]
+            if (lora != null) Adapt(g, l.LoraDown, d, 0, m, dropoutSeed, i);
+            m = DropoutOp.Forward(g, d, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
             x = AddOp.Forward(g, x, m);
         }
         x = Norm(g, x, finalNorm, finalNormBias);
         return LinearOp.Forward(g, x, head, null);                           // [B, T, V]
+    }
+
+    /// <summary>y[:, column..] += scaling * B(A(dropout(x))) when the layer's projection has an adapter.</summary>
+    private void Adapt(Graph g, LoraModule? m, Tensor y, int column, Tensor x, ulong dropoutSeed, int layer)
+    {
+        if (m == null) return;
+        var c = lora!;
+        ulong seed = Rng.Mix(dropoutSeed, (ulong)layer, 16 + (ulong)m.Slot); // one mask per projection, as PEFT's per-module dropout
+        LowRankAddOp.Forward(g, y, column, x, m.A, m.B, c.Scaling, c.Config.Dropout, seed);
     }
 
     private Tensor Norm(Graph g, Tensor x, Tensor w, Tensor? bias) => Spec.Norm == NormKind.LayerNorm
@@ -170,12 +202,132 @@ public sealed class TransformerModel : LanguageModel
         for (int r = 0; r < src.Rows; r++) src.ReadRow(r, dst.Span.Slice(r * src.Cols, src.Cols));
     }
 
+    public override LoraAdapter? Lora => lora;
+
+    public override LoraAdapter AddLora(LoraConfig config, ulong seed = 1337)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        var slots = config.ResolveTargets(Spec);
+        var sites = new List<(int, WeightSlot)>();
+        for (int i = 0; i < layers.Length; i++) sites.AddRange(slots.Select(s => (i, s)));
+        return AttachLora(config, sites, new Rng(seed));
+    }
+
+    public override LoraAdapter LoadLora(string folder) => PeftAdapterFiles.Load(folder, this);
+
+    /// <summary>Every projection an adapter may sit on: layer, slot, Quill's module path (the weight's name without ".weight") and the weight's [out, in].</summary>
+    internal IEnumerable<(int Layer, WeightSlot Slot, string Module, int Out, int In)> LoraSites()
+    {
+        var family = LoraConfig.Family(Spec);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            foreach (var slot in LoraConfig.ModelOrder)
+            {
+                if (WeightOf(layers[i], slot, family) is { } w) yield return (i, slot, w.Name[..^".weight".Length], w.Dim(0), w.Dim(1));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Freezes every base parameter and adds A [r, in] and B [out, r] (zero) beside the projections at sites; A is
+    /// drawn from U(-1/sqrt(in), 1/sqrt(in)) (nn.Linear's default, PEFT's kaiming_uniform(a = sqrt(5))) when rng is
+    /// given, else left zero for a loader to fill.
+    /// </summary>
+    internal LoraAdapter AttachLora(LoraConfig config, IEnumerable<(int Layer, WeightSlot Slot)> sites, Rng? rng)
+    {
+        if (lora != null) throw new InvalidConfigException("the model already carries a LoRA adapter; merge it (MergeLora) or start again from the base model.");
+        var family = LoraConfig.Family(Spec);
+        var ordered = sites.Distinct().OrderBy(s => s.Layer).ThenBy(s => Array.IndexOf(LoraConfig.ModelOrder, s.Slot)).ToList();
+        if (ordered.Count == 0) throw new InvalidConfigException("the LoRA adapter targets no projection; name some in target_modules.");
+        foreach (var p in Parameters) ParameterSet.Freeze(p);
+        var modules = new List<LoraModule>();
+        foreach (var (i, slot) in ordered)
+        {
+            var w = WeightOf(layers[i], slot, family) ?? throw new InvalidOperationException($"layer {i} has no {slot} projection.");
+            string module = w.Name[..^".weight".Length];
+            int outF = w.Dim(0), inF = w.Dim(1);
+            var a = Parameters.Add(module + ".lora_A.weight", ParameterKind.Matrix, config.Rank, inF);
+            var b = Parameters.Add(module + ".lora_B.weight", ParameterKind.Matrix, outF, config.Rank);
+            if (rng != null)
+            {
+                double bound = 1.0 / Math.Sqrt(inF);
+                var span = a.Span;
+                for (int k = 0; k < span.Length; k++) span[k] = (float)((2.0 * rng.NextDouble() - 1.0) * bound);
+            }
+            var m = new LoraModule(i, slot, module, a, b, w);
+            SetLora(layers[i], m);
+            modules.Add(m);
+        }
+        var resolved = config with { TargetModules = LoraConfig.TargetNames(Spec, ordered.Select(s => s.Slot)) };
+        lora = new LoraAdapter(resolved, Spec, modules);
+        return lora;
+    }
+
+    /// <summary>
+    /// A new model whose weights are the base's plus scaling * B A for every adapted projection (W [out, in] +=
+    /// s B [out, r] A [r, in]); every parameter of it is trainable and it carries no adapter. This model is unchanged.
+    /// </summary>
+    public override LanguageModel MergeLora()
+    {
+        var c = lora ?? throw new InvalidConfigException("the model carries no LoRA adapter to merge; add one (AddLora) or load one (LoadLora) first.");
+        var merged = FromWeights(BaseWeights(), Config.Clone());
+        foreach (var m in c.Modules)
+        {
+            var w = merged.Parameters[m.Weight.Name];
+            int outF = w.Dim(0), inF = w.Dim(1), r = m.A.Dim(0);
+            Gemm.Sgemm(false, false, outF, inF, r, c.Scaling, m.B.Span, r, m.A.Span, inF, 1f, w.Span, inF); // W += s B A
+        }
+        return merged;
+    }
+
+    /// <summary>The base weight [out, in] of a layer's projection, or null when the architecture has none there.</summary>
+    private static Tensor? WeightOf(Layer l, WeightSlot slot, LoraFamily family)
+    {
+        bool fused = l.Qkv.Length == 1;
+        return slot switch
+        {
+            WeightSlot.Qkv => fused && family == LoraFamily.Gpt2 ? l.Qkv[0] : null,
+            WeightSlot.Q => fused ? null : l.Qkv[0],
+            WeightSlot.K => fused ? null : l.Qkv[1],
+            WeightSlot.V => fused ? null : l.Qkv[2],
+            WeightSlot.O => l.Wo,
+            WeightSlot.Gate => l.Gate,
+            WeightSlot.Up => l.Up,
+            WeightSlot.Down => l.Down,
+            _ => null,
+        };
+    }
+
+    private static void SetLora(Layer l, LoraModule m)
+    {
+        switch (m.Slot)
+        {
+            case WeightSlot.Qkv: l.LoraQkv = m; break;
+            case WeightSlot.Q: l.LoraQ = m; break;
+            case WeightSlot.K: l.LoraK = m; break;
+            case WeightSlot.V: l.LoraV = m; break;
+            case WeightSlot.O: l.LoraO = m; break;
+            case WeightSlot.Gate: l.LoraGate = m; break;
+            case WeightSlot.Up: l.LoraUp = m; break;
+            case WeightSlot.Down: l.LoraDown = m; break;
+            default: throw new InvalidOperationException($"no adapter slot {m.Slot}.");
+        }
+    }
+
     /// <summary>
     /// The parameters as ModelWeights for the inference engine: matrices, norms, norm biases and positions are views
     /// of the parameter storage (training further changes what the engine sees); the q|k|v bias of a model with
-    /// separate q, k, v biases is concatenated into a copy (take a new view after training on).
+    /// separate q, k, v biases is concatenated into a copy (take a new view after training on). A model carrying a
+    /// LoRA adapter is refused (the engine runs no adapter): merge it first (MergeLora).
     /// </summary>
     public override ModelWeights ToWeights()
+    {
+        if (lora != null) throw new InvalidConfigException("the model carries a LoRA adapter, which the inference engine does not run; merge it first (MergeLora) and run the merged model.");
+        return BaseWeights();
+    }
+
+    private ModelWeights BaseWeights()
     {
         var s = Spec;
         var ls = new LayerWeights[layers.Length];
@@ -216,5 +368,8 @@ public sealed class TransformerModel : LanguageModel
         /// <summary>[Wqkv] (GPT-2) or [Wq, Wk, Wv], and their biases.</summary>
         public Tensor[] Qkv = [];
         public Tensor?[]? QkvBias;
+
+        /// <summary>The LoRA adapter beside each projection, or null.</summary>
+        public LoraModule? LoraQkv, LoraQ, LoraK, LoraV, LoraO, LoraGate, LoraUp, LoraDown;
     }
 }

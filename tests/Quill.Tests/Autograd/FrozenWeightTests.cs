@@ -1,6 +1,8 @@
 // Tensors over memory they do not own, and frozen weights of any element type in LinearOp: a quantized (Q8_0,
 // Q4_0) or half (F16) weight viewed in place gives the same output and the same input gradient as its dequantized
 // f32 copy, the input gradient passes a finite-difference check, and asking to train such a weight is refused.
+// Frozen norm scales and biases (a base under a LoRA adapter) get no gradient buffer while the input's gradient
+// stays exact.
 using Quill.Autograd;
 using Quill.Autograd.Ops;
 using Quill.Quantization;
@@ -95,5 +97,29 @@ public sealed class FrozenWeightTests
         Assert.Equal(q.ToFloats().AsSpan(128, 64).ToArray(), qt.Narrow(0, 2, 1).ToArray()); // whole rows of blocks
         Assert.Throws<InvalidOperationException>(() => qt.Narrow(1, 0, 32));
         Assert.Equal(q.ToFloats(), WeightMatrix.View(qt).ToFloats());
+    }
+
+    [Fact]
+    public void Frozen_norm_scales_get_no_gradient_buffer_and_the_input_gradient_stays_exact()
+    {
+        var rng = new Rng(31);
+        var x = GradCheck.Random(rng, 1, 3, 7);
+        x.Name = "x";
+        var gamma = GradCheck.Random(rng, 1, 7);
+        var beta = GradCheck.Random(rng, 1, 7);
+        gamma.RequiresGrad = false;
+        beta.RequiresGrad = false;
+        GradCheck.Check(g => LayerNormOp.Forward(g, x, gamma, beta, 1e-5f), [x]);
+        GradCheck.Check(g => RmsNormOp.Forward(g, x, gamma, 1e-5f), [x]);
+        Assert.Null(gamma.Grad);
+        Assert.Null(beta.Grad);
+
+        // and a frozen input with a trainable scale: the scale's gradient only
+        var frozenX = GradCheck.Random(rng, 1, 3, 7);
+        frozenX.RequiresGrad = false;
+        var trained = GradCheck.Random(rng, 1, 7);
+        trained.Name = "gamma";
+        GradCheck.Check(g => RmsNormOp.Forward(g, frozenX, trained, 1e-5f), [trained]);
+        Assert.Null(frozenX.Grad);
     }
 }

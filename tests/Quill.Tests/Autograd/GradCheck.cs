@@ -40,14 +40,18 @@ internal static class GradCheck
         return t;
     }
 
-    /// <summary>Checks d(sum(f(inputs) * w))/d(input) for every element of every input (or a sample of maxPerInput).</summary>
-    public static void Check(Func<Graph, Tensor> forward, Tensor[] inputs, int seed = 5, float eps = 1e-2f, double rtol = 2e-2, double atol = 2e-3, int maxPerInput = 40)
+    /// <summary>
+    /// Checks d(sum(f(inputs) * w))/d(input) for every element of every input (or a sample of maxPerInput). The
+    /// differenced forward runs in an inference graph, or in a recording one when recordForward (ops whose training
+    /// forward differs, such as dropout with a fixed seed).
+    /// </summary>
+    public static void Check(Func<Graph, Tensor> forward, Tensor[] inputs, int seed = 5, float eps = 1e-2f, double rtol = 2e-2, double atol = 2e-3, int maxPerInput = 40, bool recordForward = false)
     {
         var rng = new Rng((ulong)seed);
         float[]? w = null;
         double Loss()
         {
-            var g = new Graph(recording: false);
+            var g = new Graph(recording: recordForward);
             var y = forward(g);
             w ??= MakeW(rng, y.Length);
             double s = 0;

@@ -1,6 +1,7 @@
 // `quill generate` / `quill chat` as a user meets them: a checkpoint made by `quill train` generates text (stdout
 // holds only the generation, stderr the throughput); greedy output equals the library's; chat answers and obeys
-// /reset, /system and /quit; bad input is one line on stderr and exit code 1.
+// /reset, /system and /quit; --adapter merges a PEFT LoRA adapter first (greedy output equals the library's merged
+// model and differs from the base); bad input is one line on stderr and exit code 1.
 using Quill.Tests.Cli;
 using Quill.Tests.Support;
 using Quill.Tests.Training;
@@ -40,6 +41,48 @@ public sealed class GenerateCliTests
         Assert.True(chat.Exit == 0, chat.Err);
         Assert.Contains("system prompt set", chat.Err);
         Assert.Contains("conversation cleared", chat.Err);
+    }
+
+    [Fact]
+    public void An_adapter_is_merged_into_the_model_before_generating()
+    {
+        // a Qwen2 (with its tokenizer) and a LoRA adapter on all of its projections, B made non-zero
+        string hf = Path.Combine(AppContext.BaseDirectory, "fixtures", "arch", "qwen2", "hf");
+        string dir = Directory.CreateTempSubdirectory("quill-adapter-").FullName;
+        try
+        {
+            string adapter = Path.Combine(dir, "adapter");
+            using (var loaded = Quill.Inference.ModelLoader.Load(hf))
+            {
+                var lm = Quill.Models.LanguageModel.FromWeights(loaded.Weights);
+                var lora = lm.AddLora(new Quill.Models.LoraConfig { Rank = 4, TargetModules = [Quill.Models.LoraConfig.AllLinear] });
+                foreach (var m in lora.Modules) new Quill.Tensors.Rng(3).FillNormal(m.B.Span, 0.5);
+                lora.Save(adapter);
+            }
+
+            var gen = CliProcess.Run("generate", "--model", hf, "--adapter", adapter, "--prompt", "Once", "--max-tokens", "12", "--temperature", "0");
+            Assert.True(gen.Exit == 0, gen.Err);
+
+            using var plain = Quill.Inference.ModelLoader.Load(hf);
+            using var merged = plain.WithLoraAdapter(adapter);
+            string Greedy(Quill.Inference.InferenceModel model)
+            {
+                var g = new Quill.Inference.Generator(new Quill.Inference.InferenceEngine(model));
+                var opts = new Quill.Inference.GenerationOptions { MaxTokens = 12, Sampling = new() { Temperature = 0 } };
+                return string.Concat(g.Generate(g.EncodePrompt("Once"), opts).Select(t => t.Text));
+            }
+            Assert.Equal(Greedy(merged), gen.Out);
+            Assert.NotEqual(Greedy(plain), gen.Out); // the adapter changed what the model says
+
+            var bad = CliProcess.Run("generate", "--model", hf, "--adapter", Path.Combine(dir, "nope"), "--prompt", "Once");
+            Assert.Equal(1, bad.Exit);
+            string line = Assert.Single(bad.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains("not found", line);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     private static (int Exit, string Out, string Err) RunWithInput(string input, params string[] args)

@@ -1,5 +1,6 @@
 // LayerNorm (GPT-2) and RMSNorm (Llama) over the last dimension, forward and backward side by side. The per-row
-// statistics (mean, 1/std) are saved for the backward pass.
+// statistics (mean, 1/std) are saved for the backward pass. A frozen input, scale or bias (RequiresGrad false: a
+// frozen base under a LoRA adapter) gets no gradient buffer; the kernel's share for it goes to arena scratch.
 // Glossary: N rows, C channels.
 using Quill.Kernels;
 using Quill.Tensors;
@@ -28,14 +29,17 @@ public static class LayerNormOp
         return y;
     }
 
+    /// <summary>t's gradient buffer when t trains, else zeroed scratch the kernel may add to (t gets no buffer).</summary>
+    internal static Span<float> GradOrScratch(Graph g, Tensor t) => t.RequiresGrad ? g.GradOf(t).Span : g.NewTensor(t.Shape, zero: true).Span;
+
     private sealed class Node(Tensor x, Tensor gamma, Tensor? beta, Tensor y, Tensor mean, Tensor rstd) : Autograd.Node
     {
         public override void Backward(Graph g)
         {
             if (y.Grad == null) return;
             int c = x.Dim(-1), n = x.Length / c;
-            LayerNorm.Backward(y.Grad.Span, x.Span, gamma.Span, mean.Span, rstd.Span, g.GradOf(x).Span, g.GradOf(gamma).Span,
-                beta == null ? default : g.GradOf(beta).Span, n, c);
+            LayerNorm.Backward(y.Grad.Span, x.Span, gamma.Span, mean.Span, rstd.Span, GradOrScratch(g, x), GradOrScratch(g, gamma),
+                beta is { RequiresGrad: true } ? g.GradOf(beta).Span : default, n, c);
         }
     }
 }
@@ -67,7 +71,7 @@ public static class RmsNormOp
         {
             if (y.Grad == null) return;
             int c = x.Dim(-1), n = x.Length / c;
-            RmsNorm.Backward(y.Grad.Span, x.Span, gamma.Span, rstd.Span, g.GradOf(x).Span, g.GradOf(gamma).Span, n, c);
+            RmsNorm.Backward(y.Grad.Span, x.Span, gamma.Span, rstd.Span, LayerNormOp.GradOrScratch(g, x), LayerNormOp.GradOrScratch(g, gamma), n, c);
         }
     }
 }
