@@ -1,9 +1,10 @@
 // What every transformer language model offers the trainer and the sampler: parameters, its config and spec, and a
 // forward pass from token ids to logits; plus the factories: a fresh model from a config (pretraining from scratch)
-// or a trainable copy of any weights Quill reads (continued pretraining, fine-tuning). TransformerModel is the one
-// implementation: it runs whatever the spec says.
+// or a trainable copy of any weights Quill reads (continued pretraining, fine-tuning), or a frozen base that keeps
+// them as stored or quantized (QLoRA). TransformerModel is the one implementation: it runs whatever the spec says.
 using Quill.Autograd;
 using Quill.Autograd.Ops;
+using Quill.Quantization;
 using Quill.Tensors;
 
 namespace Quill.Models;
@@ -87,6 +88,25 @@ public abstract class LanguageModel
         var config = ModelConfig.FromSpec(weights.Spec);
         config.Dropout = dropout;
         return TransformerModel.FromWeights(weights, config);
+    }
+
+    /// <summary>
+    /// A frozen base for QLoRA over loaded weights, without widening them: matrices of a block type (a GGUF Q8_0,
+    /// Q4_0, Q4_K, ... file) are viewed where they lie (the mapped file), never copied to f32; a base with no
+    /// block-typed layer matrix (F32, F16, BF16) has its layer matrices and its head (the shared table when tied)
+    /// quantized to <paramref name="floatMatrices"/> in memory, row by row, where rows are whole blocks. An untied
+    /// token embedding is viewed as stored (a lookup reads only its rows); norms and biases are small f32 copies. Every
+    /// parameter is frozen: add an adapter (AddLora / LoadLora) to train. <paramref name="weights"/> must stay
+    /// undisposed while the model is used. InvalidConfigException when nothing could be quantized.
+    /// </summary>
+    public static LanguageModel QuantizedBase(ModelWeights weights, GgmlType floatMatrices = GgmlType.Q4_0, float dropout = 0f)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (!GgmlQuant.IsSupported(floatMatrices) || floatMatrices is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
+            throw new InvalidConfigException($"QLoRA quantizes a float base to a block type, and {floatMatrices} is not one; use one of {string.Join(", ", GgmlQuant.SupportedTypes.Where(t => t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))).ToLowerInvariant()}.");
+        var config = ModelConfig.FromSpec(weights.Spec);
+        config.Dropout = dropout;
+        return TransformerModel.QuantizedBase(weights, config, floatMatrices);
     }
 
     /// <summary>GPT-2 style init: N(0, 0.02) matrices, residual output projections scaled by 1/sqrt(2 L), norms 1, biases 0.</summary>

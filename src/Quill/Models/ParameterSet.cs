@@ -2,7 +2,8 @@
 // default weight decay and the initialization; names follow the checkpoint conventions (TensorNames: nanoGPT for
 // GPT-2, Hugging Face for the Llama family) so that files Quill writes can be read by other tools. A parameter is
 // trainable while its RequiresGrad is true: Freeze clears it, and a frozen parameter gets no gradient buffer and no
-// optimizer state.
+// optimizer state. A parameter may also be a frozen view of foreign memory of any element type (AddFrozen: the base
+// matrices of QLoRA), which the set does not own.
 using System.Collections;
 using Quill.Tensors;
 
@@ -49,6 +50,25 @@ public sealed class ParameterSet : IReadOnlyList<Tensor>
         kinds[t] = kind;
         return t;
     }
+
+    /// <summary>
+    /// Adds an existing tensor, frozen, under <paramref name="name"/>: a weight that views memory the model does not
+    /// own (a mapped or quantized matrix of a QLoRA base, Tensor.FromMemory). It never gets a gradient or moments.
+    /// </summary>
+    public Tensor AddFrozen(string name, ParameterKind kind, Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(tensor);
+        tensor.Name = name;
+        Freeze(tensor);
+        list.Add(tensor);
+        byName.Add(name, tensor);
+        kinds[tensor] = kind;
+        return tensor;
+    }
+
+    /// <summary>Bytes of the float storage the parameters own (views of foreign memory not counted).</summary>
+    public long OwnedBytes => list.Where(t => !t.IsForeign).Sum(t => 4L * t.Length);
 
     /// <summary>Adds a projection whose output feeds the residual stream (initialized with a smaller std).</summary>
     public Tensor AddResidualProjection(string name, params int[] shape)

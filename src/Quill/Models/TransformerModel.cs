@@ -6,7 +6,9 @@
 //   logits = norm(x) Head^T  (Head = the embedding when tied)
 // Parameter names come from the file family's name table (TensorNames.ForQuillCheckpoint): nanoGPT for GPT-2 (fused
 // c_attn), Hugging Face for the rest (separate q/k/v and gate/up), so checkpoints load in Quill and elsewhere.
-// FromWeights makes a trainable f32 copy of loaded weights (dequantizing); ToWeights views the parameters as
+// FromWeights makes a trainable f32 copy of loaded weights (dequantizing); QuantizedBase makes a frozen QLoRA base
+// whose matrices are frozen tensors viewing the weights' memory in their stored block type (or quantized in memory
+// from a float base), which LinearOp and EmbeddingOp run without widening; ToWeights views the parameters as
 // ModelWeights for the inference engine, without copying matrices or norms.
 // LoRA (AddLora / LoadLora): the base parameters are frozen and each adapted projection's output gets
 // scaling * B(A(dropout(x))) added in place right after its LinearOp (LowRankAddOp, into its column block of the
@@ -18,6 +20,7 @@
 using Quill.Autograd;
 using Quill.Autograd.Ops;
 using Quill.Kernels;
+using Quill.Quantization;
 using Quill.Tensors;
 
 namespace Quill.Models;
@@ -32,7 +35,12 @@ public sealed class TransformerModel : LanguageModel
     private readonly TensorNames names;
     private LoraAdapter? lora;
 
-    internal TransformerModel(ModelConfig config, ModelSpec spec) : base(config, spec)
+    /// <summary>
+    /// A model of the spec with zero-filled parameters; <paramref name="frozen"/>, when given, supplies the matrices
+    /// (slot, layer; layer -1 for the embedding and head) as existing tensors added frozen (a QLoRA base), or null
+    /// for a slot the model owns.
+    /// </summary>
+    internal TransformerModel(ModelConfig config, ModelSpec spec, Func<WeightSlot, int, Tensor?>? frozen = null) : base(config, spec)
     {
         spec.Validate(config.Arch);
         names = TensorNames.ForQuillCheckpoint(spec);
@@ -41,7 +49,15 @@ public sealed class TransformerModel : LanguageModel
         string G(WeightSlot s) => names.Name(s)!;
         string N(WeightSlot s, int i) => names.Name(s, i) ?? throw new InvalidOperationException($"{names.Family} names no {s}.");
         var ps = Parameters;
-        embed = ps.Add(G(WeightSlot.TokenEmbedding), ParameterKind.Embedding, spec.VocabSize, c);
+        Tensor M(WeightSlot slot, int i, ParameterKind kind, int rows, int cols, bool residual = false)
+        {
+            string name = i < 0 ? G(slot) : N(slot, i);
+            if (frozen?.Invoke(slot, i) is not { } t) return residual ? ps.AddResidualProjection(name, rows, cols) : ps.Add(name, kind, rows, cols);
+            if (t.Rank != 2 || t.Dim(0) != rows || t.Dim(1) != cols)
+                throw new InvalidFileException($"{name}: the weight is {Tensor.Describe(t.Shape)} but the spec needs [{rows}, {cols}].");
+            return ps.AddFrozen(name, kind, t);
+        }
+        embed = M(WeightSlot.TokenEmbedding, -1, ParameterKind.Embedding, spec.VocabSize, c);
         if (spec.Positions == PositionKind.Learned) positions = ps.Add(G(WeightSlot.PositionEmbedding), ParameterKind.Embedding, spec.MaxContext, c);
         layers = new Layer[spec.Layers];
         for (int i = 0; i < spec.Layers; i++)
@@ -51,34 +67,34 @@ public sealed class TransformerModel : LanguageModel
             if (spec.NormBias) l.AttnNormBias = ps.Add(N(WeightSlot.AttnNormBias, i), ParameterKind.Bias, c);
             if (fused)
             {
-                l.Qkv = [ps.Add(N(WeightSlot.Qkv, i), ParameterKind.Matrix, spec.QkvDim, c)];
+                l.Qkv = [M(WeightSlot.Qkv, i, ParameterKind.Matrix, spec.QkvDim, c)];
                 if (spec.QkvBias) l.QkvBias = [ps.Add(N(WeightSlot.QkvBias, i), ParameterKind.Bias, spec.QkvDim)];
             }
             else
             {
-                var q = ps.Add(N(WeightSlot.Q, i), ParameterKind.Matrix, spec.QDim, c);
+                var q = M(WeightSlot.Q, i, ParameterKind.Matrix, spec.QDim, c);
                 var qb = spec.QkvBias ? ps.Add(N(WeightSlot.QBias, i), ParameterKind.Bias, spec.QDim) : null;
-                var k = ps.Add(N(WeightSlot.K, i), ParameterKind.Matrix, spec.KvDim, c);
+                var k = M(WeightSlot.K, i, ParameterKind.Matrix, spec.KvDim, c);
                 var kb = spec.QkvBias ? ps.Add(N(WeightSlot.KBias, i), ParameterKind.Bias, spec.KvDim) : null;
-                var v = ps.Add(N(WeightSlot.V, i), ParameterKind.Matrix, spec.KvDim, c);
+                var v = M(WeightSlot.V, i, ParameterKind.Matrix, spec.KvDim, c);
                 var vb = spec.QkvBias ? ps.Add(N(WeightSlot.VBias, i), ParameterKind.Bias, spec.KvDim) : null;
                 l.Qkv = [q, k, v];
                 if (spec.QkvBias) l.QkvBias = [qb, kb, vb];
             }
-            l.Wo = ps.AddResidualProjection(N(WeightSlot.O, i), c, spec.QDim);
+            l.Wo = M(WeightSlot.O, i, ParameterKind.Matrix, c, spec.QDim, residual: true);
             if (spec.OutBias) l.WoBias = ps.Add(N(WeightSlot.OBias, i), ParameterKind.Bias, c);
             l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
             if (spec.NormBias) l.MlpNormBias = ps.Add(N(WeightSlot.MlpNormBias, i), ParameterKind.Bias, c);
-            if (spec.Mlp == MlpKind.SwiGlu) l.Gate = ps.Add(N(WeightSlot.Gate, i), ParameterKind.Matrix, f, c);
-            l.Up = ps.Add(N(WeightSlot.Up, i), ParameterKind.Matrix, f, c);
+            if (spec.Mlp == MlpKind.SwiGlu) l.Gate = M(WeightSlot.Gate, i, ParameterKind.Matrix, f, c);
+            l.Up = M(WeightSlot.Up, i, ParameterKind.Matrix, f, c);
             if (spec.MlpBias) l.UpBias = ps.Add(N(WeightSlot.UpBias, i), ParameterKind.Bias, f);
-            l.Down = ps.AddResidualProjection(N(WeightSlot.Down, i), c, f);
+            l.Down = M(WeightSlot.Down, i, ParameterKind.Matrix, c, f, residual: true);
             if (spec.MlpBias) l.DownBias = ps.Add(N(WeightSlot.DownBias, i), ParameterKind.Bias, c);
             layers[i] = l;
         }
         finalNorm = ps.Add(G(WeightSlot.FinalNorm), ParameterKind.Norm, c);
         if (spec.NormBias) finalNormBias = ps.Add(G(WeightSlot.FinalNormBias), ParameterKind.Bias, c);
-        head = spec.TiedEmbeddings ? embed : ps.Add(G(WeightSlot.Head), ParameterKind.Matrix, spec.VocabSize, c);
+        head = spec.TiedEmbeddings ? embed : M(WeightSlot.Head, -1, ParameterKind.Matrix, spec.VocabSize, c);
         if (spec.UsesRope) rope = RopeFrequencies.Tables(spec, spec.MaxContext);
     }
 
@@ -158,13 +174,10 @@ public sealed class TransformerModel : LanguageModel
         var spec = w.Spec;
         var m = new TransformerModel(config, spec);
         Copy(w.TokenEmbedding, m.embed);
-        if (m.positions != null) w.PositionEmbedding.AsSpan(0, m.positions.Length).CopyTo(m.positions.Span);
         for (int i = 0; i < spec.Layers; i++)
         {
             var src = w.Layers[i];
             var l = m.layers[i];
-            src.AttnNorm.CopyTo(l.AttnNorm.Span);
-            src.AttnNormBias?.CopyTo(l.AttnNormBias!.Span);
             float[] qkv = src.Wqkv?.ToFloats() ?? [.. src.Wq!.ToFloats(), .. src.Wk!.ToFloats(), .. src.Wv!.ToFloats()];
             int off = 0;
             foreach (var p in l.Qkv)
@@ -172,29 +185,114 @@ public sealed class TransformerModel : LanguageModel
                 qkv.AsSpan(off, p.Length).CopyTo(p.Span);
                 off += p.Length;
             }
+            Copy(src.Wo, l.Wo);
+            if (l.Gate != null) Copy(src.Gate!, l.Gate);
+            Copy(src.Up, l.Up);
+            Copy(src.Down, l.Down);
+        }
+        if (!spec.TiedEmbeddings) Copy(w.Classifier, m.head);
+        m.CopyVectors(w);
+        return m;
+    }
+
+    /// <summary>
+    /// A frozen QLoRA base over loaded weights (see LanguageModel.QuantizedBase): block-typed matrices are viewed in
+    /// place; when no layer matrix is block-typed (an F32 / F16 / BF16 base), the layer matrices and the head (the
+    /// table itself when tied) are quantized to <paramref name="floatType"/> in memory, row by row, where their rows
+    /// are whole blocks, and viewed as stored otherwise; an untied token embedding is viewed as stored. Norms,
+    /// biases and positions are small f32 copies. Every parameter is frozen. The weights must stay undisposed while
+    /// the model is used.
+    /// </summary>
+    internal static TransformerModel QuantizedBase(ModelWeights w, ModelConfig config, GgmlType floatType)
+    {
+        var spec = w.Spec;
+        int block = GgmlTypeInfo.BlockSize(floatType);
+        bool quantize = !w.Layers.SelectMany(l => l.Matrices()).Any(x => IsBlockType(x.Type));
+        if (quantize && !w.Layers.SelectMany(l => l.Matrices()).Any(x => x.Cols % block == 0))
+            throw new InvalidConfigException($"{w.Source}: no weight matrix has rows of whole {floatType} blocks ({block} values; the rows hold {spec.Dim}, {spec.QDim} or {spec.Hidden}), so QLoRA would quantize nothing; use another type or LoRA.");
+        var done = new Dictionary<WeightMatrix, Tensor>(ReferenceEqualityComparer.Instance);
+        Tensor View(WeightMatrix x, bool convert)
+        {
+            if (done.TryGetValue(x, out var t)) return t;
+            var v = convert && quantize && !IsBlockType(x.Type) && x.Cols % block == 0 ? x.ConvertTo(floatType) : x;
+            t = v.AsTensor();
+            done[x] = t;
+            return t;
+        }
+        Tensor Qkv(LayerWeights l, WeightSlot slot)
+        {
+            if (slot == WeightSlot.Qkv) return l.Wqkv != null ? View(l.Wqkv, true) : Concat(View(l.Wq!, true), View(l.Wk!, true), View(l.Wv!, true));
+            if (l.Wqkv == null) return View(slot == WeightSlot.Q ? l.Wq! : slot == WeightSlot.K ? l.Wk! : l.Wv!, true);
+            var all = View(l.Wqkv, true); // a fused source under a split model (phi3): row views
+            return slot == WeightSlot.Q ? all.Narrow(0, 0, spec.QDim) : slot == WeightSlot.K ? all.Narrow(0, spec.QDim, spec.KvDim) : all.Narrow(0, spec.QDim + spec.KvDim, spec.KvDim);
+        }
+        Tensor? Provide(WeightSlot slot, int i)
+        {
+            if (i < 0) return slot == WeightSlot.TokenEmbedding ? View(w.TokenEmbedding, convert: spec.TiedEmbeddings) : View(w.Classifier, true);
+            var l = w.Layers[i];
+            return slot switch
+            {
+                WeightSlot.Qkv or WeightSlot.Q or WeightSlot.K or WeightSlot.V => Qkv(l, slot),
+                WeightSlot.O => View(l.Wo, true),
+                WeightSlot.Gate => View(l.Gate!, true),
+                WeightSlot.Up => View(l.Up, true),
+                WeightSlot.Down => View(l.Down, true),
+                _ => null,
+            };
+        }
+        var m = new TransformerModel(config, spec, Provide);
+        m.CopyVectors(w);
+        foreach (var p in m.Parameters) ParameterSet.Freeze(p);
+        return m;
+    }
+
+    private static bool IsBlockType(GgmlType t) => t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16);
+
+    /// <summary>q, k and v of one type as one fused [QkvDim, C] tensor of that type (a pinned copy of their bytes).</summary>
+    private static Tensor Concat(params Tensor[] parts)
+    {
+        if (parts.Any(p => p.DType != parts[0].DType))
+            throw new InvalidFileException($"{parts[0].Name}: q, k and v are stored in different types ({string.Join(", ", parts.Select(p => p.DType))}); a fused c_attn needs one.");
+        byte[] all = GC.AllocateUninitializedArray<byte>(parts.Sum(p => p.Bytes.Length), pinned: true);
+        int off = 0;
+        foreach (var p in parts)
+        {
+            p.Bytes.CopyTo(all.AsSpan(off));
+            off += p.Bytes.Length;
+        }
+        unsafe
+        {
+            return Tensor.FromMemory((nint)System.Runtime.CompilerServices.Unsafe.AsPointer(ref all[0]), parts[0].DType, [parts.Sum(p => p.Dim(0)), parts[0].Dim(1)], all);
+        }
+    }
+
+    /// <summary>Copies the norms, biases and learned positions of w into this model's (owned, f32) parameters.</summary>
+    private void CopyVectors(ModelWeights w)
+    {
+        if (positions != null) w.PositionEmbedding.AsSpan(0, positions.Length).CopyTo(positions.Span);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var src = w.Layers[i];
+            var l = layers[i];
+            src.AttnNorm.CopyTo(l.AttnNorm.Span);
+            src.AttnNormBias?.CopyTo(l.AttnNormBias!.Span);
             if (src.QkvBias != null)
             {
-                off = 0;
+                int off = 0;
                 foreach (var p in l.QkvBias!)
                 {
                     src.QkvBias.AsSpan(off, p!.Length).CopyTo(p.Span);
                     off += p.Length;
                 }
             }
-            Copy(src.Wo, l.Wo);
             src.WoBias?.CopyTo(l.WoBias!.Span);
             src.MlpNorm.CopyTo(l.MlpNorm.Span);
             src.MlpNormBias?.CopyTo(l.MlpNormBias!.Span);
-            if (l.Gate != null) Copy(src.Gate!, l.Gate);
-            Copy(src.Up, l.Up);
             src.UpBias?.CopyTo(l.UpBias!.Span);
-            Copy(src.Down, l.Down);
             src.DownBias?.CopyTo(l.DownBias!.Span);
         }
-        w.FinalNorm.CopyTo(m.finalNorm.Span);
-        w.FinalNormBias?.CopyTo(m.finalNormBias!.Span);
-        if (!spec.TiedEmbeddings) Copy(w.Classifier, m.head);
-        return m;
+        w.FinalNorm.CopyTo(finalNorm.Span);
+        w.FinalNormBias?.CopyTo(finalNormBias!.Span);
     }
 
     private static void Copy(WeightMatrix src, Tensor dst)

@@ -3,6 +3,7 @@
 // address: inside a memory-mapped model file (no copy) or in a pinned array the loader made. It offers the three
 // products decoding needs: one vector (decode, GEMV), a few vectors (batched decode, weights read once), and
 // many rows (prefill, GEMM: F32 straight from the mapping; other types dequantized a panel of rows at a time).
+// ConvertTo re-encodes one in another type row by row (a QLoRA base quantized in memory).
 // Does not own the memory it points at: the InferenceModel that built it keeps the file mapped or the array alive.
 // Glossary: R rows (outputs), K cols (inputs), M vectors / rows of activations.
 using System.Runtime.CompilerServices;
@@ -86,6 +87,35 @@ public sealed unsafe class WeightMatrix
             });
         }
         return new WeightMatrix(name, type, (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)), rows, cols, data);
+    }
+
+    /// <summary>
+    /// This matrix converted to <paramref name="type"/> in a new pinned buffer, row by row (a row of floats at a time
+    /// per thread, never a full f32 copy): a QLoRA base quantized in memory. Rows must be whole blocks of the type.
+    /// </summary>
+    public WeightMatrix ConvertTo(GgmlType type)
+    {
+        if (!GgmlQuant.IsSupported(type)) throw new QuillException($"{Name}: type {type} is not one Quill runs (supported: {string.Join(", ", GgmlQuant.SupportedTypes)}).");
+        if (Cols % GgmlTypeInfo.BlockSize(type) != 0) throw new ArgumentException($"{Name}: rows of {Cols} values are not whole {type} blocks.", nameof(type));
+        long rowBytes = GgmlTypeInfo.RowBytes(type, Cols);
+        byte[] data = GC.AllocateUninitializedArray<byte>(checked((int)(rowBytes * Rows)), pinned: true);
+        KernelThreads.ParallelFor(Rows, 16, (r0, r1) =>
+        {
+            float[] row = System.Buffers.ArrayPool<float>.Shared.Rent(Cols);
+            try
+            {
+                for (int r = r0; r < r1; r++)
+                {
+                    ReadRow(r, row);
+                    GgmlQuant.Quantize(type, row.AsSpan(0, Cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(row);
+            }
+        });
+        return new WeightMatrix(Name, type, (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)), Rows, Cols, data);
     }
 
     public string Name { get; }

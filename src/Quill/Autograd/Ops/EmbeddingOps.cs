@@ -1,4 +1,7 @@
-// Token embedding lookup and GPT-2's learned position embedding, forward and backward side by side.
+// Token embedding lookup and GPT-2's learned position embedding, forward and backward side by side. The token
+// table may be a frozen tensor of any element type viewing foreign memory (a QLoRA base: a Q4_0 / Q8_0 / F16 GGUF
+// table, tied to the head or not): the lookup dequantizes only the B * T rows it reads, so the table is never widened
+// to an f32 copy. Only an F32 table can be trained.
 // Glossary: B batch, T time, C channels, V vocab.
 using Quill.Kernels;
 using Quill.Tensors;
@@ -20,7 +23,19 @@ public static class EmbeddingOp
         ArgumentNullException.ThrowIfNull(tokens);
         int c = table.Dim(1);
         var y = g.NewTensor([b, t, c]);
-        Embedding.Forward(tokens.AsSpan(0, b * t), table.Span, y.Span, c);
+        if (table.DType == Quantization.GgmlType.F32)
+        {
+            Embedding.Forward(tokens.AsSpan(0, b * t), table.Span, y.Span, c);
+        }
+        else
+        {
+            if (table.RequiresGrad) throw new InvalidOperationException($"embedding {table.Name} is {table.DType}: a table stored in a block or half type can only be frozen.");
+            var ids = tokens.AsSpan(0, b * t);
+            Embedding.CheckShapes(ids, table.Dim(0) * c, c);
+            var rows = WeightMatrix.View(table);
+            var ys = y.Span;
+            for (int i = 0; i < ids.Length; i++) rows.ReadRow(ids[i], ys.Slice(i * c, c)); // dequantize the rows read
+        }
         if (g.NeedsGrad(table))
         {
             y.RequiresGrad = true;
