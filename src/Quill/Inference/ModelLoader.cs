@@ -77,6 +77,7 @@ public static class ModelLoader
     {
         string? ckpt = CheckpointFiles.Locate(dir);
         if (ckpt != null && IsQuillConfig(Path.Combine(ckpt, CheckpointFiles.ConfigFile))) return LoadQuillCheckpoint(ckpt);
+        if (File.Exists(Path.Combine(dir, PeftAdapterFiles.ConfigFile))) throw new InvalidFileException(CheckpointWeights.AdapterMessage(dir));
         if (File.Exists(Path.Combine(dir, "config.json"))) return LoadHf(dir);
         throw new InvalidFileException($"{dir}: folder holds no model (expected a Quill checkpoint or a Hugging Face config.json with safetensors).");
     }
@@ -104,6 +105,7 @@ public static class ModelLoader
             string tok = Path.Combine(CheckpointFiles.Locate(dir)!, CheckpointFiles.TokenizerFile);
             if (File.Exists(tok)) model.Tokenizer = TokenizerLoader.Load(tok);
             model.AddBos = false;
+            ReadPromptFormat(Path.Combine(CheckpointFiles.Locate(dir)!, CheckpointFiles.ConfigFile), model);
             return model;
         }
         catch
@@ -182,6 +184,23 @@ public static class ModelLoader
             if (model != null) model.Dispose();
             else files.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The prompt format a saved model's config.json records (its "inference" section), when present.</summary>
+    private static void ReadPromptFormat(string configPath, InferenceModel model)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(configPath));
+        if (!doc.RootElement.TryGetProperty(CheckpointFiles.InferenceSection, out var s) || s.ValueKind != JsonValueKind.Object) return;
+        try
+        {
+            if (s.TryGetProperty("add_bos", out var b)) model.AddBos = b.GetBoolean();
+            if (s.TryGetProperty("chat_template", out var t) && t.ValueKind == JsonValueKind.String) model.ChatTemplate = t.GetString();
+            if (s.TryGetProperty("extra_stop_ids", out var ids)) model.ExtraStopIds = [.. ids.EnumerateArray().Select(e => e.GetInt32())];
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new InvalidFileException($"{configPath}: the \"{CheckpointFiles.InferenceSection}\" section holds a value of the wrong type ({e.Message}); expected add_bos (bool), chat_template (string), extra_stop_ids (ints).", e);
         }
     }
 

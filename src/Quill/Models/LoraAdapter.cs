@@ -69,6 +69,12 @@ public sealed class LoraAdapter
     public long ElementCount => Modules.Sum(m => (long)m.A.Length + m.B.Length);
 
     /// <summary>
+    /// Overwrites A and B with those of a folder saved from this adapter or one of the same modules and rank (a
+    /// training checkpoint), bit for bit. InvalidFileException, one line, when the folder holds another adapter.
+    /// </summary>
+    public void ReadWeights(string folder) => PeftAdapterFiles.ReadWeights(this, folder);
+
+    /// <summary>
     /// Writes PEFT's adapter folder: adapter_config.json and adapter_model.safetensors (see PeftAdapterFiles), which
     /// PEFT loads onto the Hugging Face base model named by <paramref name="baseModelNameOrPath"/>.
     /// </summary>

@@ -16,6 +16,7 @@
 // the HF row j * R/2 + i is Meta row 2i + j (R rotary dims; rows past R unchanged), as torchtune's export does
 // (view(heads, R/2, 2, r).transpose(1, 2)). lora_B's rows are output rows, so they are permuted into HF order on
 // save and back on load; lora_A (input side) is unchanged.
+// A LoRA run folder (its checkpoint/ is a PEFT folder) is accepted where a folder is read.
 // Not handled: adapter_model.bin (pickle), DoRA, lora_bias, rank_pattern / alpha_pattern, modules_to_save, several
 // adapters in one folder, adapters on embeddings or the head, phi3's fused qkv_proj / gate_up_proj.
 using System.Text.Json;
@@ -104,6 +105,7 @@ public static class PeftAdapterFiles
         ArgumentNullException.ThrowIfNull(folder);
         ArgumentNullException.ThrowIfNull(model);
         if (model.Lora != null) throw new InvalidConfigException($"{folder}: the model already carries a LoRA adapter; load this one onto a fresh base model.");
+        folder = Resolve(folder);
         string configPath = Path.Combine(folder, ConfigFile), weightsPath = Path.Combine(folder, WeightsFile);
         if (!Directory.Exists(folder)) throw new InvalidFileException($"{folder} not found; give a PEFT adapter folder (adapter_config.json and adapter_model.safetensors).");
         if (!File.Exists(configPath)) throw new InvalidFileException($"{configPath} not found; a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors.");
@@ -147,6 +149,46 @@ public static class PeftAdapterFiles
                 PermuteRows(m.B.ToArray(), m.B.Dim(1), Heads(spec, m.Slot), spec.HeadDim, spec.EffectiveRotaryDim, toHf: false).CopyTo(m.B.Span);
         }
         return adapter;
+    }
+
+    /// <summary>The adapter folder itself, or the checkpoint folder of a LoRA run folder (quill finetune --method lora's OUT).</summary>
+    public static string Resolve(string folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        string inner = Path.Combine(folder, Formats.CheckpointFiles.FolderName);
+        return !File.Exists(Path.Combine(folder, ConfigFile)) && File.Exists(Path.Combine(inner, ConfigFile)) ? inner : folder;
+    }
+
+    /// <summary>
+    /// Reads A and B of every module of <paramref name="adapter"/> from a folder saved from an adapter of the same
+    /// modules and rank (a checkpoint of the run), exactly (q/k rows permuted back as on load). InvalidFileException,
+    /// one line, for a missing file, a missing or extra module, or another shape; nothing is changed then.
+    /// </summary>
+    internal static void ReadWeights(LoraAdapter adapter, string folder)
+    {
+        ArgumentNullException.ThrowIfNull(adapter);
+        ArgumentNullException.ThrowIfNull(folder);
+        string path = Path.Combine(folder, WeightsFile);
+        if (!File.Exists(path)) throw new InvalidFileException($"{path} not found; the adapter checkpoint is incomplete.");
+        using var file = SafeTensorsFile.Open(path);
+        foreach (var m in adapter.Modules)
+        {
+            foreach (var t in new[] { (Name: Prefix + m.Module + SuffixA, Tensor: m.A), (Name: Prefix + m.Module + SuffixB, Tensor: m.B) })
+            {
+                if (!file.TryGetInfo(t.Name, out var info) || !info.Shape.SequenceEqual(t.Tensor.Shape.Select(d => (long)d)))
+                    throw new InvalidFileException($"{path}: '{t.Name}' is missing or not {Tensor.Describe(t.Tensor.Shape)}; the adapter was saved from another adapter (other rank or target modules).");
+            }
+        }
+        if (file.Names.Count() != 2 * adapter.Modules.Count)
+            throw new InvalidFileException($"{path} holds {file.Names.Count()} tensors but the adapter has {2 * adapter.Modules.Count}; it was saved from another adapter (other target modules).");
+        var spec = adapter.Spec;
+        foreach (var m in adapter.Modules)
+        {
+            file.ReadSingle(Prefix + m.Module + SuffixA, m.A.Span);
+            file.ReadSingle(Prefix + m.Module + SuffixB, m.B.Span);
+            if (NeedsRopePermutation(spec, m.Slot))
+                PermuteRows(m.B.ToArray(), m.B.Dim(1), Heads(spec, m.Slot), spec.HeadDim, spec.EffectiveRotaryDim, toHf: false).CopyTo(m.B.Span);
+        }
     }
 
     /// <summary>The module path and suffix of a tensor name: "base_model.model." + module + ".lora_A.weight" / ".lora_B.weight".</summary>

@@ -1,6 +1,11 @@
 // The training checkpoint: everything needed to continue a run exactly where it stopped. DIR/checkpoint/ holds
 // model.safetensors (weights), optimizer.safetensors (AdamW moments), config.json (model + train), state.json
-// (step, optimizer step, seed, guard history, data folder) and the tokenizer. A save writes a complete new folder
+// (step, optimizer step, seed, guard history, data folder) and the tokenizer. A model carrying a LoRA adapter (a
+// LoRA / QLoRA run) writes only the adapter, as PEFT's adapter_config.json + adapter_model.safetensors, in place of
+// model.safetensors: the frozen base is never rewritten (config.json's base section says where it is), the moments
+// are the adapter's, and the folder is a PEFT adapter that `quill generate --adapter` runs.
+// SaveModel writes a whole model as a folder the loaders open (model.safetensors, config.json with the model
+// section and the base's prompt format: BOS, chat template, stop ids; tokenizer.json): a merged adapter. A save writes a complete new folder
 // beside the old one, flushes it, then swaps the two with renames, so a crash or a full disk at any moment leaves
 // either the old checkpoint or the new one, never a mix. Loading repairs an interrupted swap.
 using System.Text.Json;
@@ -40,6 +45,9 @@ public sealed class TrainState
     [JsonPropertyName("elapsed_s")] public double ElapsedSeconds { get; set; }
 }
 
+/// <summary>How prompts for a saved model are built: BOS first or not, its chat template, ids besides EOS that end a turn.</summary>
+public sealed record PromptFormat(bool AddBos, string? ChatTemplate, IReadOnlyList<int> ExtraStopIds);
+
 /// <summary>Saves and loads training checkpoints atomically.</summary>
 public static class Checkpoint
 {
@@ -66,8 +74,16 @@ public static class Checkpoint
             Directory.CreateDirectory(outDir);
             if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
             Directory.CreateDirectory(temp);
-            BeforeWrite?.Invoke(ModelFile);
-            SaveWeights(Path.Combine(temp, ModelFile), model, state.Step);
+            if (model.Lora is { } lora)
+            {
+                BeforeWrite?.Invoke(CheckpointFiles.AdapterFile);
+                lora.Save(temp, config.Base?.Model ?? "");
+            }
+            else
+            {
+                BeforeWrite?.Invoke(ModelFile);
+                SaveWeights(Path.Combine(temp, ModelFile), model, state.Step);
+            }
             BeforeWrite?.Invoke(OptimizerFile);
             if (optimizer != null) SafeTensorsWriter.Write(Path.Combine(temp, OptimizerFile), optimizer.StateTensors(), new Dictionary<string, string> { ["format"] = "quill-adamw" });
             BeforeWrite?.Invoke(ConfigFile);
@@ -153,10 +169,78 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>
+    /// Reads a checkpoint's trained weights into a model built like the run's: the whole model, or, for an adapter
+    /// checkpoint, A and B of the adapter the model carries (its base is not in the checkpoint).
+    /// </summary>
+    public static void LoadTrained(string ckptDir, LanguageModel model)
+    {
+        ArgumentNullException.ThrowIfNull(ckptDir);
+        ArgumentNullException.ThrowIfNull(model);
+        bool adapter = CheckpointFiles.IsAdapter(ckptDir);
+        if (model.Lora is { } lora)
+        {
+            if (!adapter) throw new InvalidFileException($"{ckptDir} holds a whole model, but this run trains a LoRA adapter; resume it without one (or start a new --out).");
+            lora.ReadWeights(ckptDir);
+        }
+        else if (adapter)
+        {
+            throw new InvalidFileException($"{ckptDir} holds a LoRA adapter, but this run's model carries none; resume it with the same method (or start a new --out).");
+        }
+        else
+        {
+            LoadWeights(Path.Combine(ckptDir, ModelFile), model);
+        }
+    }
+
+    /// <summary>
+    /// Writes a whole model (no adapter: merge first) as a folder the loaders open: model.safetensors, config.json
+    /// (the model section, and the prompt format the base was run with, so the folder chats as the base did) and
+    /// tokenizer.json when given; written beside the folder and swapped in, so the folder is
+    /// complete or absent. An existing non-empty folder is refused.
+    /// </summary>
+    public static void SaveModel(string folder, LanguageModel model, Tokenization.ITokenizer? tokenizer, PromptFormat? prompt = null)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentNullException.ThrowIfNull(model);
+        if (model.Lora != null) throw new InvalidConfigException("the model carries a LoRA adapter; merge it first (MergeLora), then save the merged model.");
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+            throw new QuillException($"{folder} already exists and is not empty; choose another --out (nothing was written).");
+        string full = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar), temp = full + ".tmp";
+        try
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            Directory.CreateDirectory(temp);
+            SaveWeights(Path.Combine(temp, ModelFile), model, 0);
+            var json = new System.Text.Json.Nodes.JsonObject { ["model"] = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(model.Config, ModelWriteOptions)) };
+            if (prompt != null)
+            {
+                json[CheckpointFiles.InferenceSection] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["add_bos"] = prompt.AddBos,
+                    ["chat_template"] = prompt.ChatTemplate,
+                    ["extra_stop_ids"] = new System.Text.Json.Nodes.JsonArray([.. prompt.ExtraStopIds.Select(id => (System.Text.Json.Nodes.JsonNode?)id)]),
+                };
+            }
+            AtomicFile.WriteAllText(Path.Combine(temp, ConfigFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            tokenizer?.Save(Path.Combine(temp, TokenizerFile));
+            if (Directory.Exists(full)) Directory.Delete(full);
+            Directory.Move(temp, full);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw new QuillException($"could not write the model folder {folder}: {RootCause(e)}; free disk space or choose another --out.", e);
+        }
+    }
+
+    private static readonly JsonSerializerOptions ModelWriteOptions = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+
     /// <summary>Builds the model a checkpoint describes and loads its weights.</summary>
     public static LanguageModel LoadModel(string dir, out RunConfig config)
     {
         string ckpt = Locate(dir) ?? throw new InvalidFileException($"no checkpoint in {dir}: expected config.json and model.safetensors there or in {Path.Combine(dir, FolderName)}.");
+        if (CheckpointFiles.IsAdapter(ckpt)) throw new InvalidFileException(CheckpointWeights.AdapterMessage(ckpt));
         config = LoadConfig(ckpt);
         var model = LanguageModel.Create(config.Model);
         LoadWeights(Path.Combine(ckpt, ModelFile), model);

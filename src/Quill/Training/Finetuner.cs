@@ -1,16 +1,21 @@
-// Supervised fine-tuning of a loaded model on a JSONL file of examples (full fine-tuning: every parameter, or those
-// train.trainable names). The caller loads the base (Inference.ModelLoader, then LanguageModel.FromWeights) and
-// hands over the trainable model, its tokenizer, chat template (null: the pinned Alpaca layout), whether prompts
-// start with BOS and its extra stop ids; the finetuner loads nothing itself. It reads and renders the data
-// (Data.Sft: replies trained, prompt masked unless TrainOnPrompt; examples cut to seq_len + 1 tokens), holds out a
-// content-hashed share for validation, writes the tokenizer to OUT/tokenizer.json (copied into every checkpoint, so
-// the checkpoint generates on its own) and runs the Trainer on padded rows (SftBatchSource) with the step's loss the
-// mean over all trained targets of the step. A run resumes from OUT/checkpoint like `quill train --resume`.
-// Does not handle: LoRA (method "lora" arrives with the adapter code), packing (see SftBatchSource), recording the
-// base's chat template or BOS rule in the checkpoint (a Quill checkpoint loads without BOS and with the plain chat
-// layout).
+// Supervised fine-tuning of a loaded model on a JSONL file of examples. Methods: full (every parameter, or those
+// train.trainable names), lora (an adapter beside the f32 base, which is frozen) and qlora (an adapter beside a frozen
+// base kept in its block type or quantized in memory: LanguageModel.QuantizedBase). The caller loads the base
+// (Inference.ModelLoader), makes the method's model of its weights (BaseModel) and hands it over with its tokenizer,
+// chat template (null: the pinned Alpaca layout), whether prompts start with BOS and its extra stop ids; the
+// finetuner loads nothing itself. For lora / qlora it adds the adapter (FinetuneOptions.Lora, A drawn from
+// train.seed) unless the model carries one, and records the lora section and the base's path (FinetuneOptions.Base)
+// in the run's config, so each checkpoint is the adapter alone (Checkpoint) and --resume knows the base to reload.
+// It reads and renders the data (Data.Sft: replies trained, prompt masked unless TrainOnPrompt; examples cut to
+// seq_len + 1 tokens), holds out a content-hashed share for validation, writes the tokenizer to OUT/tokenizer.json
+// (copied into every checkpoint, so the checkpoint generates on its own) and runs the Trainer on padded rows
+// (SftBatchSource) with the step's loss the mean over all trained targets of the step. A run resumes from
+// OUT/checkpoint like `quill train --resume`, bit for bit.
+// Does not handle: packing (see SftBatchSource), recording the base's chat template or BOS rule in the checkpoint (a
+// Quill checkpoint loads without BOS and with the plain chat layout), NF4 (QLoRA uses GGML block types).
 using Quill.Data.Sft;
 using Quill.Models;
+using Quill.Quantization;
 using Quill.Tokenization;
 using Quill.Tokenization.ChatTemplates;
 
@@ -29,8 +34,17 @@ public sealed record FinetuneBase(LanguageModel Model, ITokenizer Tokenizer, Cha
 /// <param name="OutDir">The run folder (checkpoint/, metrics.jsonl, loss.svg, tokenizer.json).</param>
 public sealed record FinetuneOptions(string DataPath, string OutDir)
 {
-    /// <summary>"full" (every trainable parameter); "lora" is not available yet.</summary>
-    public string Method { get; init; } = "full";
+    /// <summary>Full, Lora or QLora (the model handed over must be made for it: see Finetuner.BaseModel).</summary>
+    public FinetuneMethod Method { get; init; } = FinetuneMethod.Full;
+
+    /// <summary>Lora / QLora: the adapter's settings (null: LoraConfig's defaults); ignored when the model carries an adapter.</summary>
+    public LoraConfig? Lora { get; init; }
+
+    /// <summary>QLora: the block type a float base is quantized to (recorded in the lora section; Finetuner.BaseModel applies it).</summary>
+    public GgmlType QuantType { get; init; } = GgmlType.Q4_0;
+
+    /// <summary>The base's path (and the tokenizer given with it), recorded in an adapter run's checkpoint; null: not recorded.</summary>
+    public BaseModelConfig? Base { get; init; }
 
     public bool TrainOnPrompt { get; init; }
 
@@ -43,6 +57,9 @@ public sealed record FinetuneOptions(string DataPath, string OutDir)
     public int? CheckpointEvery { get; init; }
 
     public bool Resume { get; init; }
+
+    /// <summary>Stop (with a checkpoint) after this many steps of this invocation; the schedule still follows MaxSteps.</summary>
+    public int? StopAfterSteps { get; init; }
 }
 
 /// <summary>Fine-tunes a model on SFT examples with the Trainer.</summary>
@@ -57,9 +74,13 @@ public sealed class Finetuner : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Method != "full")
-            throw new InvalidConfigException($"--method {options.Method} is not available; use --method full (LoRA arrives later).");
         var lm = model.Model;
+        if (options.Method == FinetuneMethod.Full && lm.Lora != null)
+            throw new InvalidConfigException("the model carries a LoRA adapter; fine-tune it with method lora or qlora, or merge it (MergeLora) for full fine-tuning.");
+        if (options.Method == FinetuneMethod.QLora && !lm.Parameters.Any(p => p.IsForeign))
+            throw new InvalidConfigException("method qlora needs a base that stays in its stored or quantized form (LanguageModel.QuantizedBase, Finetuner.BaseModel); this one holds f32 copies: use method lora.");
+        if (options.Method == FinetuneMethod.Lora && lm.Parameters.Any(p => p.IsForeign))
+            throw new InvalidConfigException("method lora trains beside an f32 base (LanguageModel.FromWeights), but this one views stored or quantized weights: use method qlora.");
         if (model.Tokenizer.VocabSize > lm.Config.VocabSize)
             throw new InvalidConfigException($"the tokenizer has {model.Tokenizer.VocabSize} tokens but the model only {lm.Config.VocabSize}; pass the model's own tokenizer.");
         run = run.Clone();
@@ -67,6 +88,14 @@ public sealed class Finetuner : IDisposable
         if (run.Train.SeqLen == 0) run.Train.SeqLen = Math.Min(lm.Config.BlockSize, DefaultSeqLen);
         if (run.Train.SeqLen > lm.Config.BlockSize)
             throw new InvalidConfigException($"seq_len {run.Train.SeqLen} exceeds the model's context of {lm.Config.BlockSize} tokens; lower seq_len.");
+        run.Lora = null;
+        run.Base = null;
+        if (options.Method != FinetuneMethod.Full)
+        {
+            var adapter = lm.Lora ?? lm.AddLora(options.Lora ?? new LoraConfig(), run.Train.Seed);
+            run.Lora = LoraRunConfig.From(options.Method, adapter.Config, options.QuantType);
+            run.Base = options.Base?.Clone();
+        }
         run.Validate("the fine-tuning config");
         var renderer = new SftRenderer(model.Tokenizer, model.Template, model.AddBos, model.ExtraStopIds);
         Data = SftDataset.Load(options.DataPath, renderer, new SftOptions
@@ -80,7 +109,7 @@ public sealed class Finetuner : IDisposable
         model.Tokenizer.Save(tokenizerPath);
         int pad = Math.Max(model.Tokenizer.EosId, 0);
         var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
-        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume) { TokenizerPath = tokenizerPath },
+        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps) { TokenizerPath = tokenizerPath },
             lm, new SftBatchSource(Data.Train, pad), val);
     }
 
@@ -92,6 +121,18 @@ public sealed class Finetuner : IDisposable
 
     /// <summary>Runs the fine-tuning to MaxSteps (or from the checkpoint with Resume).</summary>
     public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) => Trainer.Run(progress, cancel);
+
+    /// <summary>
+    /// The model a method trains, made of loaded weights: an f32 copy (LanguageModel.FromWeights) for full and lora,
+    /// a frozen base in its stored block type, or a float base quantized to options.QuantType, for qlora
+    /// (LanguageModel.QuantizedBase; then keep <paramref name="weights"/> undisposed while training).
+    /// </summary>
+    public static LanguageModel BaseModel(ModelWeights weights, FinetuneOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Method == FinetuneMethod.QLora ? LanguageModel.QuantizedBase(weights, options.QuantType) : LanguageModel.FromWeights(weights);
+    }
 
     /// <summary>
     /// The train section used when none is given: learning rate 2e-5 (TRL SFTConfig's default, wave2-facts 1.3),

@@ -1,5 +1,6 @@
 // A whole run's configuration: the model section and the train section, read from one JSON or YAML file or taken
-// from a named preset. Unknown keys are errors (a typo should not silently fall back to a default).
+// from a named preset; a LoRA / QLoRA fine-tuning run adds its lora section (LoraRunConfig) and, in its checkpoint,
+// the base it trains on. Unknown keys are errors (a typo should not silently fall back to a default).
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Quill.Models;
@@ -15,6 +16,12 @@ public sealed class RunConfig
     [JsonPropertyName("model")] public ModelConfig Model { get; set; } = new();
 
     [JsonPropertyName("train")] public TrainConfig Train { get; set; } = new();
+
+    /// <summary>A LoRA / QLoRA fine-tuning run's method and adapter settings, or null (full training).</summary>
+    [JsonPropertyName("lora")] public LoraRunConfig? Lora { get; set; }
+
+    /// <summary>The base model an adapter run trains on (written into its checkpoint by the finetuner), or null.</summary>
+    [JsonPropertyName("base")] public BaseModelConfig? Base { get; set; }
 
     /// <summary>The preset this run came from, if any.</summary>
     [JsonPropertyName("preset")] public string? Preset { get; set; }
@@ -45,11 +52,11 @@ public sealed class RunConfig
         }
         catch (JsonException e)
         {
-            throw new InvalidConfigException($"{path}: {e.Message.Split(" Path:")[0]} (at {e.Path ?? "?"}); keys are snake_case under 'model' and 'train'.", e);
+            throw new InvalidConfigException($"{path}: {e.Message.Split(" Path:")[0]} (at {e.Path ?? "?"}); keys are snake_case under 'model', 'train' and 'lora'.", e);
         }
         catch (YamlException e)
         {
-            throw new InvalidConfigException($"{path}: line {e.Start.Line}: {(e.InnerException ?? e).Message}; keys are snake_case under 'model' and 'train'.", e);
+            throw new InvalidConfigException($"{path}: line {e.Start.Line}: {(e.InnerException ?? e).Message}; keys are snake_case under 'model', 'train' and 'lora'.", e);
         }
         if (cfg == null) throw new InvalidConfigException($"{path} is empty; give a 'model' section (and optionally 'train').");
         if (validate) cfg.Validate(path);
@@ -60,6 +67,7 @@ public sealed class RunConfig
     {
         Model.Validate(source);
         Train.Validate(Model.BlockSize, source);
+        Lora?.Validate(source);
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, WriteOptions);
@@ -76,7 +84,7 @@ public sealed class RunConfig
         }
     }
 
-    public RunConfig Clone() => new() { Model = Model.Clone(), Train = Train.Clone(), Preset = Preset };
+    public RunConfig Clone() => new() { Model = Model.Clone(), Train = Train.Clone(), Lora = Lora?.Clone(), Base = Base?.Clone(), Preset = Preset };
 
     private static RunConfig? FromYaml(string text)
     {

@@ -298,7 +298,7 @@ public sealed class Trainer : IDisposable
         saved.Train.MaxSteps = config.Train.MaxSteps; // a longer (or shorter) planned run may continue a checkpoint
         if (saved.ToJson() != config.ToJson())
             throw new InvalidConfigException($"--resume: the config in {ckpt} differs from this run's config; resume with the same --preset/--config (or start a new --out).");
-        Checkpoint.LoadWeights(Path.Combine(ckpt, Checkpoint.ModelFile), Model);
+        Checkpoint.LoadTrained(ckpt, Model);
         Optimizer.LoadState(Path.Combine(ckpt, Checkpoint.OptimizerFile));
         state = Checkpoint.LoadState(ckpt);
         Optimizer.StepCount = state.OptimizerStep;
