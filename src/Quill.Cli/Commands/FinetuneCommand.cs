@@ -1,10 +1,15 @@
 // `quill finetune`: supervised fine-tuning of any model `quill generate` opens on a JSONL file of examples (Alpaca,
-// chat messages, ShareGPT, prompt/completion). Thin: loads the base with ModelLoader, makes it trainable, picks its
-// chat template, hands everything to Quill.Training.Finetuner, prints the data report and the training progress
-// (TrainCommand's display). Full fine-tuning only; --config gives the train section (its model section is ignored:
-// the architecture is the base's).
-// Does not handle: LoRA (--method lora is refused until the adapter code arrives), data files other than JSONL.
+// chat messages, ShareGPT, prompt/completion), by method full, lora (an adapter beside the f32 base) or qlora (an
+// adapter beside a base kept in its GGUF block type, a float base quantized in memory). Thin: loads the base with
+// ModelLoader, makes the method's model (Finetuner.BaseModel), picks the chat template, hands everything to
+// Quill.Training.Finetuner, prints the data report and the training progress (TrainCommand's display). --config gives
+// the train section and, optionally, the lora section (method, rank, alpha, dropout, target_modules, use_rslora,
+// quant_type); the --lora-* flags override its keys. --resume continues OUT/checkpoint with the base and LoRA
+// settings it records unless flags say otherwise (then the trainer refuses a config that differs).
+// `quill finetune merge` folds an adapter into its base and writes a whole Quill model folder.
+// Does not handle: data files other than JSONL, NF4.
 using System.CommandLine;
+using System.Globalization;
 using Quill.Data.Sft;
 using Quill.Inference;
 using Quill.Kernels;
@@ -18,11 +23,11 @@ internal static class FinetuneCommand
 {
     public static Command Create()
     {
-        var baseModel = new Option<string>("--base") { Description = "The model to fine-tune: GGUF, HF folder, llama2.c .bin or Quill run", Required = true };
-        var data = new Option<string>("--data") { Description = "JSONL examples: Alpaca, chat (messages), ShareGPT (conversations) or prompt/completion", Required = true };
-        var outDir = new Option<string>("--out") { Description = "Run folder (checkpoint/, metrics.jsonl, loss.svg)", Required = true };
-        var method = new Option<string>("--method") { Description = "full (every parameter; LoRA arrives later)", DefaultValueFactory = _ => "full" };
-        var config = new Option<string?>("--config") { Description = "Config file (JSON or YAML) whose 'train' section sets batch, seq_len, lr, steps" };
+        var baseModel = new Option<string?>("--base") { Description = "The model to fine-tune: GGUF, HF folder, llama2.c .bin or Quill run (with --resume: the one the checkpoint records)" };
+        var data = new Option<string?>("--data") { Description = "JSONL examples: Alpaca, chat (messages), ShareGPT (conversations) or prompt/completion" };
+        var outDir = new Option<string?>("--out") { Description = "Run folder (checkpoint/, metrics.jsonl, loss.svg)" };
+        var method = new Option<string?>("--method") { Description = "full (every parameter), lora (adapter beside the f32 base) or qlora (adapter beside the base in its block type); default: the config's lora.method, else full" };
+        var config = new Option<string?>("--config") { Description = "Config file (JSON or YAML): its 'train' section sets batch, seq_len, lr, steps; its 'lora' section the adapter" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "The base's tokenizer when none is found with it (llama2.c)" };
         var trainOnPrompt = new Option<bool>("--train-on-prompt") { Description = "Also train on prompt tokens (default: replies only)" };
         var skipLong = new Option<bool>("--skip-long") { Description = "Leave out examples longer than seq_len + 1 tokens (default: keep their start)" };
@@ -30,35 +35,132 @@ internal static class FinetuneCommand
         var maxSteps = new Option<int?>("--max-steps") { Description = "Planned number of steps (the LR schedule follows it)" };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint" };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores)" };
-        var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples; the loss counts only the replies.")
+        var rank = new Option<int?>("--lora-rank") { Description = "LoRA: rank r of A [r, in] and B [out, r] (default 8)" };
+        var alpha = new Option<double?>("--lora-alpha") { Description = "LoRA: lora_alpha; the update is scaled by alpha / r (default 16)" };
+        var dropout = new Option<float?>("--lora-dropout") { Description = "LoRA: dropout on the adapter's input while training (default 0)" };
+        var targets = new Option<string[]?>("--lora-targets") { Description = "LoRA: projections to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, GPT-2: c_attn c_proj c_fc, or all-linear; default q, k, v, o)", AllowMultipleArgumentsPerToken = true };
+        var rslora = new Option<bool?>("--rslora") { Description = "LoRA: scale by alpha / sqrt(r) (rank-stabilized)" };
+        var quantType = new Option<string?>("--qlora-type") { Description = "QLoRA: the block type a float base's matrices are quantized to in memory (q4_0 default, q8_0, ...); a GGUF base stays as stored" };
+        var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples, full or with a LoRA / QLoRA adapter; the loss counts only the replies.")
         {
             baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, skipLong, valFraction, maxSteps, resume, threads,
+            rank, alpha, dropout, targets, rslora, quantType,
         };
+        cmd.Add(MergeCommand());
         cmd.SetAction(r =>
         {
             if (r.GetValue(threads) is int n) KernelThreads.Count = n;
-            string path = r.GetValue(baseModel)!;
-            RunConfig run = r.GetValue(config) is string c ? RunConfig.Load(c, validate: false) : Finetuner.DefaultConfig();
-            FinetuneBase start;
-            using (var model = ModelLoader.Load(path, r.GetValue(tokenizer)))
+            string dataPath = r.GetValue(data) ?? throw new InvalidConfigException("give --data FILE.jsonl (the examples to fine-tune on).");
+            string run = r.GetValue(outDir) ?? throw new InvalidConfigException("give --out DIR (the run folder).");
+            RunConfig cfg = r.GetValue(config) is string c ? RunConfig.Load(c, validate: false) : Finetuner.DefaultConfig();
+            // --resume: the checkpoint's base and lora section fill in what the command line and config leave out
+            RunConfig? saved = r.GetValue(resume) && Checkpoint.Locate(run) is { } ckpt ? Checkpoint.LoadConfig(ckpt) : null;
+            string path = r.GetValue(baseModel) ?? cfg.Base?.Model ?? saved?.Base?.Model
+                ?? throw new InvalidConfigException("give --base MODEL (the model to fine-tune).");
+            string? tok = r.GetValue(tokenizer) ?? (saved?.Base is { } sb && SamePath(sb.Model, path) ? sb.Tokenizer : null);
+            var section = cfg.Lora?.Clone() ?? saved?.Lora?.Clone();
+            string methodName = r.GetValue(method) ?? section?.Method ?? "full";
+            var m = methodName switch
             {
-                var tok = model.Tokenizer ?? throw new InvalidConfigException($"{path} has no tokenizer beside it; pass --tokenizer FILE.");
-                var template = ChatTemplate.FromMetadata(model.ChatTemplate, model.Spec.Arch);
-                start = new FinetuneBase(LanguageModel.FromWeights(model.Weights), tok, template, model.AddBos, model.ExtraStopIds);
+                "full" => FinetuneMethod.Full,
+                "lora" => FinetuneMethod.Lora,
+                "qlora" => FinetuneMethod.QLora,
+                _ => throw new InvalidConfigException($"--method {methodName} is not a fine-tuning method; use full, lora or qlora."),
+            };
+            bool Given(Option o) => r.GetResult(o) is { Implicit: false };
+            bool loraFlags = new Option[] { rank, alpha, dropout, targets, rslora, quantType }.Any(Given);
+            if (m == FinetuneMethod.Full && loraFlags) throw new InvalidConfigException("--lora-* / --rslora / --qlora-type go with --method lora or qlora, not full.");
+            if (m != FinetuneMethod.Full)
+            {
+                section ??= new LoraRunConfig();
+                section.Method = methodName;
+                if (r.GetValue(rank) is int rk) section.Rank = rk;
+                if (r.GetValue(alpha) is double al) section.Alpha = al;
+                if (r.GetValue(dropout) is float dr) section.Dropout = dr;
+                if (Given(targets)) section.TargetModules = [.. r.GetValue(targets) ?? []];
+                if (Given(rslora)) section.UseRslora = r.GetValue(rslora) ?? true;
+                if (r.GetValue(quantType) is string qt) section.QuantType = qt;
+                section.Validate("the LoRA settings");
             }
-            var options = new FinetuneOptions(r.GetValue(data)!, r.GetValue(outDir)!)
+            var options = new FinetuneOptions(dataPath, run)
             {
-                Method = r.GetValue(method)!, TrainOnPrompt = r.GetValue(trainOnPrompt), Overlong = r.GetValue(skipLong) ? OverlongPolicy.Skip : OverlongPolicy.Truncate,
+                Method = m, Lora = section?.ToLoraConfig(), QuantType = section?.ParsedQuantType ?? Quantization.GgmlType.Q4_0,
+                Base = new BaseModelConfig { Model = Path.GetFullPath(path), Tokenizer = tok == null ? null : Path.GetFullPath(tok) },
+                TrainOnPrompt = r.GetValue(trainOnPrompt), Overlong = r.GetValue(skipLong) ? OverlongPolicy.Skip : OverlongPolicy.Truncate,
                 ValFraction = r.GetValue(valFraction), MaxSteps = r.GetValue(maxSteps), Resume = r.GetValue(resume),
             };
-            using var cts = Rendering.CtrlC();
-            using var finetuner = new Finetuner(start, run, options);
-            var report = finetuner.Data.Report;
-            Console.Error.WriteLine($"base: {path} ({start.Model.Config.Arch}), method full");
-            Console.Error.WriteLine($"data: {report.Describe()}");
-            if (report.EndOfReplyId < 0) Console.Error.WriteLine("warning: the tokenizer has no EOS token, so replies end without one and the model will not learn to stop.");
-            var result = TrainCommand.Run(finetuner.Trainer, options.OutDir, cts.Token);
-            Console.WriteLine($"checkpoint: {result.CheckpointDir}");
+            cfg.Lora = null; // the finetuner records the section it trains with
+            var open = ModelLoader.Load(path, tok);
+            try
+            {
+                var lm = Finetuner.BaseModel(open.Weights, options);
+                var tk = open.Tokenizer ?? throw new InvalidConfigException($"{path} has no tokenizer beside it; pass --tokenizer FILE.");
+                var template = ChatTemplate.FromMetadata(open.ChatTemplate, open.Spec.Arch);
+                var start = new FinetuneBase(lm, tk, template, open.AddBos, open.ExtraStopIds);
+                if (m != FinetuneMethod.QLora)
+                {
+                    open.Dispose(); // the f32 copy is made: unmap the file
+                    open = null;
+                }
+                using var cts = Rendering.CtrlC();
+                using var finetuner = new Finetuner(start, cfg, options);
+                var report = finetuner.Data.Report;
+                Console.Error.WriteLine($"base: {path} ({lm.Config.Arch}), method {methodName}{Storage(lm, m)}");
+                if (lm.Lora is { } adapter)
+                {
+                    var a = adapter.Config;
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"adapter: r {a.Rank}, alpha {a.Alpha}, dropout {a.Dropout}{(a.UseRsLora ? ", rsLoRA" : "")}, scaling {adapter.Scaling}, {string.Join(" ", a.TargetModules ?? [])} ({adapter.Modules.Count} modules, {adapter.ElementCount:N0} values)"));
+                }
+                Console.Error.WriteLine($"data: {report.Describe()}");
+                if (report.EndOfReplyId < 0) Console.Error.WriteLine("warning: the tokenizer has no EOS token, so replies end without one and the model will not learn to stop.");
+                var result = TrainCommand.Run(finetuner.Trainer, options.OutDir, cts.Token);
+                Console.WriteLine($"checkpoint: {result.CheckpointDir}");
+                if (lm.Lora != null)
+                    Console.WriteLine($"adapter: {result.CheckpointDir} (PEFT; run it with --model {path}{(tok != null ? $" --tokenizer {tok}" : "")} --adapter {result.CheckpointDir}, or quill finetune merge)");
+            }
+            finally
+            {
+                open?.Dispose();
+            }
+        });
+        return cmd;
+    }
+
+    /// <summary>How the base's matrices are held: f32 copies (full, lora) or their stored / quantized types (qlora).</summary>
+    private static string Storage(LanguageModel lm, FinetuneMethod m)
+    {
+        if (m != FinetuneMethod.QLora) return " (weights widened to f32" + (m == FinetuneMethod.Lora ? ", frozen)" : ")");
+        var types = lm.Parameters.Where(p => p.Rank == 2 && p.IsForeign).GroupBy(p => p.DType).Select(g => $"{g.Count()} {g.Key}");
+        return string.Create(CultureInfo.InvariantCulture,
+            $" (base matrices {string.Join(", ", types)}, not widened; the base owns {lm.Parameters.Where(p => !p.RequiresGrad).Sum(p => p.IsForeign ? 0L : 4L * p.Length) / 1048576.0:F1} MiB of floats)");
+    }
+
+    private static bool SamePath(string a, string b) => string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal);
+
+    private static Command MergeCommand()
+    {
+        var baseModel = new Option<string>("--base") { Description = "The model the adapter was trained on (GGUF, HF folder, llama2.c .bin or Quill run)", Required = true };
+        var adapter = new Option<string>("--adapter") { Description = "PEFT adapter folder (adapter_config.json, adapter_model.safetensors) or a LoRA run folder", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Folder for the merged model (model.safetensors, config.json, tokenizer.json); must not exist or be empty", Required = true };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "The base's tokenizer when none is found with it (llama2.c)" };
+        var cmd = new Command("merge", "Fold a LoRA adapter into its base (W += scaling B A) and write a whole Quill model folder that generate, chat and serve open.")
+        {
+            baseModel, adapter, outDir, tokenizer,
+        };
+        cmd.SetAction(r =>
+        {
+            string path = r.GetValue(baseModel)!, dir = PeftAdapterFiles.Resolve(r.GetValue(adapter)!), output = r.GetValue(outDir)!;
+            using var open = ModelLoader.Load(path, r.GetValue(tokenizer));
+            var tok = open.Tokenizer ?? throw new InvalidConfigException($"{path} has no tokenizer beside it; pass --tokenizer FILE so the merged model generates on its own.");
+            var lm = LanguageModel.FromWeights(open.Weights);
+            var lora = lm.LoadLora(dir);
+            var merged = lm.MergeLora();
+            Checkpoint.SaveModel(output, merged, tok, new PromptFormat(open.AddBos, open.ChatTemplate, open.ExtraStopIds));
+            var a = lora.Config;
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"merged: {dir} (r {a.Rank}, alpha {a.Alpha}, {string.Join(" ", a.TargetModules ?? [])}; {lora.Modules.Count} modules) into {path} ({merged.Config.Arch}, {merged.Parameters.ElementCount / 1e6:F2}M parameters)"));
+            Console.WriteLine($"model: {output}");
         });
         return cmd;
     }
