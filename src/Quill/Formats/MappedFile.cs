@@ -1,13 +1,17 @@
 // A read-only memory mapping of a whole file, shared by the GGUF, safetensors and llama2.c readers.
-// Handles: opening read-only (others may read too), the base pointer and the true file length, and turning
-// IO failures into InvalidFileException naming the file. Does not handle: writing, files that change while
-// mapped, or zero-length files (they are rejected, as no format here can be empty).
+// Handles: opening read-only (others may read too), the base pointer and the true file length, turning
+// IO failures into InvalidFileException naming the file, and dropping the file's resident pages from the process
+// (ReleaseResident: madvise MADV_DONTNEED on Linux; the pages are read again from the page cache or the file when
+// touched, the values never change), so converting a mapped model does not keep the whole file resident.
+// Does not handle: writing, files that change while mapped, zero-length files (they are rejected, as no format
+// here can be empty), releasing pages on other systems than Linux (a no-op there).
 using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 
 namespace Quill.Formats;
 
 /// <summary>A whole file mapped read-only; the pointer stays valid until Dispose.</summary>
-internal sealed unsafe class MappedFile : IDisposable
+internal sealed unsafe partial class MappedFile : IDisposable, IMappedFileOwner
 {
     private readonly MemoryMappedFile map;
     private readonly MemoryMappedViewAccessor view;
@@ -80,6 +84,22 @@ internal sealed unsafe class MappedFile : IDisposable
         return new ReadOnlySpan<byte>(Pointer + offset, (int)length);
     }
 
+    /// <summary>Drops the mapping's resident pages from this process (Linux); later reads fault them back in.</summary>
+    public void ReleaseResident()
+    {
+        if (basePtr == null || !OperatingSystem.IsLinux()) return;
+        long page = Environment.SystemPageSize;
+        byte* start = basePtr - view.PointerOffset; // the view starts on a page
+        long bytes = (view.PointerOffset + Length + page - 1) / page * page;
+        _ = Madvise((nint)start, (nuint)bytes, MadvDontNeed); // a hint: a failure leaves the pages resident
+    }
+
+    private const int MadvDontNeed = 4;
+
+    [LibraryImport("libc", EntryPoint = "madvise")]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static partial int Madvise(nint address, nuint length, int advice);
+
     public void Dispose()
     {
         if (basePtr != null)
@@ -90,4 +110,11 @@ internal sealed unsafe class MappedFile : IDisposable
         view.Dispose();
         map.Dispose();
     }
+}
+
+/// <summary>Something holding mapped files whose resident pages can be dropped (see MappedFile.ReleaseResident).</summary>
+internal interface IMappedFileOwner
+{
+    /// <summary>Drops the resident pages of every file it maps; the data stays readable.</summary>
+    void ReleaseResident();
 }

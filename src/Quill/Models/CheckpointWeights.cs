@@ -35,16 +35,18 @@ public static class CheckpointWeights
     /// <summary>What to do with an adapter checkpoint where a whole model was expected: run it on its base, or merge it.</summary>
     internal static string AdapterMessage(string ckpt)
     {
-        string? baseModel = null;
+        string? baseModel = null, tokenizer = null;
         try
         {
             baseModel = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(ckpt, PeftAdapterFiles.ConfigFile)))?["base_model_name_or_path"]?.GetValue<string>();
+            string run = Path.Combine(ckpt, CheckpointFiles.ConfigFile); // a finetune checkpoint records the tokenizer given with the base
+            if (File.Exists(run)) tokenizer = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(run))?["base"]?["tokenizer"]?.GetValue<string>();
         }
         catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException)
         {
             // the message below still says what the folder is
         }
-        string b = string.IsNullOrEmpty(baseModel) ? "BASE" : baseModel;
+        string b = (string.IsNullOrEmpty(baseModel) ? "BASE" : baseModel) + (tokenizer != null ? $" --tokenizer {tokenizer}" : "");
         return $"{ckpt} holds a LoRA adapter, not a whole model; run it on its base (--model {b} --adapter {ckpt}) or merge it (quill finetune merge --base {b} --adapter {ckpt} --out DIR).";
     }
 }

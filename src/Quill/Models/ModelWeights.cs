@@ -3,7 +3,8 @@
 // vectors and biases as small float arrays. Loaders build it from files through one name table per family
 // (ModelBuilders); TransformerModel.ToWeights views a trainable model's parameters as one without copying;
 // TransformerModel.FromWeights widens one into trainable f32 parameters. The inference engine runs it.
-// Dispose releases the files the views point into (owners).
+// Dispose releases the files the views point into (owners); ReleaseResidentPages drops their pages from resident
+// memory without unmapping them (converting a model then does not keep the whole file resident).
 // Does not handle: running anything (Inference.InferenceEngine runs it; TransformerModel trains it).
 // Glossary: C model width, F MLP width, V vocabulary.
 using Quill.Quantization;
@@ -191,6 +192,16 @@ public sealed class ModelWeights : IDisposable
             ExpectVec(l.UpBias, s.Hidden, $"layer {i} MLP up bias");
             ExpectVec(l.DownBias, s.Dim, $"layer {i} MLP down bias");
         }
+    }
+
+    /// <summary>
+    /// Drops the pages of the mapped files the views point into from this process's resident memory (Linux; a no-op
+    /// elsewhere and for weights in arrays). The views stay valid: a later read faults its pages back in from the
+    /// page cache or the file. Lets a loader widen or quantize a model without keeping the whole file resident.
+    /// </summary>
+    public void ReleaseResidentPages()
+    {
+        foreach (var o in owners) (o as Formats.IMappedFileOwner)?.ReleaseResident();
     }
 
     /// <summary>Releases the files the views point into; the views must not be used afterwards.</summary>

@@ -189,9 +189,11 @@ public sealed class TransformerModel : LanguageModel
             if (l.Gate != null) Copy(src.Gate!, l.Gate);
             Copy(src.Up, l.Up);
             Copy(src.Down, l.Down);
+            w.ReleaseResidentPages(); // the layer is copied: its file pages need not stay resident
         }
         if (!spec.TiedEmbeddings) Copy(w.Classifier, m.head);
         m.CopyVectors(w);
+        w.ReleaseResidentPages();
         return m;
     }
 
@@ -201,7 +203,7 @@ public sealed class TransformerModel : LanguageModel
     /// table itself when tied) are quantized to <paramref name="floatType"/> in memory, row by row, where their rows
     /// are whole blocks, and viewed as stored otherwise; an untied token embedding is viewed as stored. Norms,
     /// biases and positions are small f32 copies. Every parameter is frozen. The weights must stay undisposed while
-    /// the model is used.
+    /// the model is used; the mapped pages of converted matrices are dropped from resident memory as it goes.
     /// </summary>
     internal static TransformerModel QuantizedBase(ModelWeights w, ModelConfig config, GgmlType floatType)
     {
@@ -215,6 +217,7 @@ public sealed class TransformerModel : LanguageModel
         {
             if (done.TryGetValue(x, out var t)) return t;
             var v = convert && quantize && !IsBlockType(x.Type) && x.Cols % block == 0 ? x.ConvertTo(floatType) : x;
+            if (!ReferenceEquals(v, x)) w.ReleaseResidentPages(); // converted: the float pages need not stay resident
             t = v.AsTensor();
             done[x] = t;
             return t;

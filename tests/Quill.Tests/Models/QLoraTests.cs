@@ -3,8 +3,10 @@
 // the tied table is looked up by dequantizing the rows read, and one training step (loss and every adapter gradient)
 // equals LoRA on the f32 copy of the same dequantized weights: the forward over more than WeightMatrix.SmallM rows
 // dequantizes panels of rows into the same GEMM, so only the input gradient's sum over panels may round differently
-// (1e-5 allowed; here every matrix fits one panel of 1024 rows and the step measured equal bit for bit). An F32 base is quantized to Q4_0 in memory (rows that are not whole blocks stay
-// F32 views) and matches its Requantize(Q4_0) copy the same way. Bad types fail in one line.
+// (1e-5 allowed; here every matrix fits one panel of 1024 rows and the step measured equal bit for bit). An F32
+// base is quantized to Q4_0 in memory (rows that are not whole blocks stay F32 views) and matches its
+// Requantize(Q4_0) copy the same way. Dropping a mapped model's resident pages leaves its views readable. Bad types
+// fail in one line.
 using Quill.Autograd;
 using Quill.Autograd.Ops;
 using Quill.Inference;
@@ -117,6 +119,21 @@ public sealed class QLoraTests : IDisposable
         Adapt(dense);
         Adapt(q);
         AssertSameStep(Step(dense), Step(q), "Q4_0 in memory vs LoRA on the requantized copy");
+    }
+
+    [TestDataFact("llama2c/stories260K.bin", "llama2c/tok512.bin")]
+    public void Dropping_the_resident_pages_of_a_mapped_model_keeps_its_views_readable()
+    {
+        using var open = ModelLoader.Load(WriteGguf(dir, GgmlType.Q8_0));
+        float[] before = open.Weights.Layers[3].Wq!.ToFloats(), embed = open.Weights.TokenEmbedding.ToFloats();
+        open.Weights.ReleaseResidentPages();
+        Assert.Equal(before, open.Weights.Layers[3].Wq!.ToFloats()); // faulted back in from the file
+        open.Weights.ReleaseResidentPages();
+        Assert.Equal(embed, open.Weights.TokenEmbedding.ToFloats());
+        using var stories = ModelLoader.Load(Stories, TestData.PathOf("llama2c/tok512.bin"));
+        float[] down = stories.Weights.Layers[0].Down.ToFloats();
+        stories.Weights.ReleaseResidentPages();
+        Assert.Equal(down, stories.Weights.Layers[0].Down.ToFloats());
     }
 
     [Fact]

@@ -10,7 +10,7 @@ using Quill.Quantization;
 namespace Quill.Formats.Gguf;
 
 /// <summary>A GGUF file mapped into memory. Dispose it to unmap; tensor spans are invalid afterwards.</summary>
-public sealed unsafe class GgufFile : IDisposable
+public sealed unsafe class GgufFile : IDisposable, IMappedFileOwner
 {
     /// <summary>"GGUF" read as a little-endian uint32.</summary>
     public const uint Magic = 0x46554747;
@@ -372,6 +372,9 @@ public sealed unsafe class GgufFile : IDisposable
         if (Architecture != null) sb.Append(", ").Append(Architecture);
         return sb.ToString();
     }
+
+    /// <summary>Drops the file's resident pages from this process (see MappedFile.ReleaseResident).</summary>
+    void IMappedFileOwner.ReleaseResident() => file.ReleaseResident();
 
     public void Dispose() => file.Dispose();
 }

@@ -12,7 +12,7 @@ using System.Runtime.InteropServices;
 namespace Quill.Formats.Llama2c;
 
 /// <summary>A llama2.c checkpoint mapped into memory. Dispose to unmap; spans are invalid afterwards.</summary>
-public sealed class Llama2cCheckpoint : IDisposable
+public sealed class Llama2cCheckpoint : IDisposable, IMappedFileOwner
 {
     private const uint Version1Magic = 0x616b3432; // "ak42"
     private const int Version1HeaderBytes = 256;
@@ -185,6 +185,9 @@ public sealed class Llama2cCheckpoint : IDisposable
 
     /// <summary>[V, C]; the token embedding itself when <see cref="Llama2cConfig.SharedClassifier"/>.</summary>
     public ReadOnlySpan<float> Classifier => GetWeight("classifier");
+
+    /// <summary>Drops the file's resident pages from this process (see MappedFile.ReleaseResident).</summary>
+    void IMappedFileOwner.ReleaseResident() => file.ReleaseResident();
 
     public void Dispose() => file.Dispose();
 }

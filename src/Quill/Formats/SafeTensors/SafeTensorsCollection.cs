@@ -7,7 +7,7 @@ using System.Text.Json;
 namespace Quill.Formats.SafeTensors;
 
 /// <summary>One or more safetensors files seen as one set of named tensors.</summary>
-public sealed class SafeTensorsCollection : IDisposable
+public sealed class SafeTensorsCollection : IDisposable, IMappedFileOwner
 {
     /// <summary>The index file name Hugging Face uses for sharded checkpoints.</summary>
     public const string IndexFileName = "model.safetensors.index.json";
@@ -143,6 +143,12 @@ public sealed class SafeTensorsCollection : IDisposable
     public void ReadSingle(string name, Span<float> dst) => Owner(name).ReadSingle(name, dst);
 
     public float[] ReadSingle(string name) => Owner(name).ReadSingle(name);
+
+    /// <summary>Drops the resident pages of every shard from this process (see MappedFile.ReleaseResident).</summary>
+    void IMappedFileOwner.ReleaseResident()
+    {
+        foreach (IMappedFileOwner f in files) f.ReleaseResident();
+    }
 
     public void Dispose()
     {

@@ -12,7 +12,7 @@ using Quill.Kernels;
 namespace Quill.Formats.SafeTensors;
 
 /// <summary>A .safetensors file mapped into memory. Dispose it to unmap; spans are invalid afterwards.</summary>
-public sealed class SafeTensorsFile : IDisposable
+public sealed class SafeTensorsFile : IDisposable, IMappedFileOwner
 {
     /// <summary>Largest JSON header accepted (the format's own limit is 100 MB).</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -191,6 +191,9 @@ public sealed class SafeTensorsFile : IDisposable
         ReadSingle(name, dst);
         return dst;
     }
+
+    /// <summary>Drops the file's resident pages from this process (see MappedFile.ReleaseResident).</summary>
+    void IMappedFileOwner.ReleaseResident() => file.ReleaseResident();
 
     public void Dispose() => file.Dispose();
 }
