@@ -4,7 +4,8 @@
 // Parameter names are PEFT's without its "base_model.model." prefix: the base weight's name with ".weight" replaced
 // by ".lora_A.weight" / ".lora_B.weight" (model.layers.0.self_attn.q_proj.lora_A.weight,
 // transformer.h.0.attn.c_attn.lora_B.weight), so train.trainable globs such as "*lora_*" select them.
-// Files: Save writes PEFT's adapter folder (Models.PeftAdapterFiles); LanguageModel.LoadLora reads one.
+// Files: Save writes PEFT's adapter folder (Models.PeftAdapterFiles); LanguageModel.LoadLora reads one onto a base;
+// ReadWeights reads A and B back into this adapter (a training checkpoint, bit for bit).
 // Not handled: several adapters on one model, switching adapters off, unmerging.
 using Quill.Tensors;
 

@@ -4,7 +4,8 @@
 // region of a memory-mapped model file or a pinned buffer someone else keeps alive, in F32, F16, BF16 or a GGUF
 // block type (DType). Views (View, Transpose, Narrow) share storage; kernels take Span<float> over contiguous F32
 // tensors; a frozen weight of another type reaches the kernels through Tensors.WeightMatrix (LinearOp runs it, and
-// its backward yields only the input gradient). A device buffer would be a third kind of storage.
+// its backward yields only the input gradient; EmbeddingOp reads its rows dequantized). A device buffer would be a
+// third kind of storage.
 // Not handled: arithmetic on non-F32 tensors other than LinearOp's weight, broadcasting arithmetic (ops are coarse
 // and written per use), tensors over 2^31 elements.
 using System.Runtime.CompilerServices;

@@ -4,10 +4,10 @@
 // LoRA / QLoRA run) writes only the adapter, as PEFT's adapter_config.json + adapter_model.safetensors, in place of
 // model.safetensors: the frozen base is never rewritten (config.json's base section says where it is), the moments
 // are the adapter's, and the folder is a PEFT adapter that `quill generate --adapter` runs.
-// SaveModel writes a whole model as a folder the loaders open (model.safetensors, config.json with the model
-// section and the base's prompt format: BOS, chat template, stop ids; tokenizer.json): a merged adapter. A save writes a complete new folder
-// beside the old one, flushes it, then swaps the two with renames, so a crash or a full disk at any moment leaves
-// either the old checkpoint or the new one, never a mix. Loading repairs an interrupted swap.
+// A save writes a complete new folder beside the old one, flushes it, then swaps the two with renames, so a crash or
+// a full disk at any moment leaves either the old checkpoint or the new one, never a mix. Loading repairs an
+// interrupted swap. SaveModel writes a whole model as a folder the loaders open (model.safetensors, config.json with
+// the model section and the base's prompt format: BOS, chat template, stop ids; tokenizer.json): a merged adapter.
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Quill.Formats;
@@ -196,8 +196,8 @@ public static class Checkpoint
     /// <summary>
     /// Writes a whole model (no adapter: merge first) as a folder the loaders open: model.safetensors, config.json
     /// (the model section, and the prompt format the base was run with, so the folder chats as the base did) and
-    /// tokenizer.json when given; written beside the folder and swapped in, so the folder is
-    /// complete or absent. An existing non-empty folder is refused.
+    /// tokenizer.json when given; written beside the folder and moved in, so the folder is complete or absent. An
+    /// existing non-empty folder is refused.
     /// </summary>
     public static void SaveModel(string folder, LanguageModel model, Tokenization.ITokenizer? tokenizer, PromptFormat? prompt = null)
     {
@@ -215,12 +215,8 @@ public static class Checkpoint
             var json = new System.Text.Json.Nodes.JsonObject { ["model"] = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(model.Config, ModelWriteOptions)) };
             if (prompt != null)
             {
-                json[CheckpointFiles.InferenceSection] = new System.Text.Json.Nodes.JsonObject
-                {
-                    ["add_bos"] = prompt.AddBos,
-                    ["chat_template"] = prompt.ChatTemplate,
-                    ["extra_stop_ids"] = new System.Text.Json.Nodes.JsonArray([.. prompt.ExtraStopIds.Select(id => (System.Text.Json.Nodes.JsonNode?)id)]),
-                };
+                var section = new PromptFormatConfig { AddBos = prompt.AddBos, ChatTemplate = prompt.ChatTemplate, ExtraStopIds = [.. prompt.ExtraStopIds] };
+                json[CheckpointFiles.InferenceSection] = JsonSerializer.SerializeToNode(section);
             }
             AtomicFile.WriteAllText(Path.Combine(temp, ConfigFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             tokenizer?.Save(Path.Combine(temp, TokenizerFile));

@@ -23,6 +23,9 @@ public sealed class RunConfig
     /// <summary>The base model an adapter run trains on (written into its checkpoint by the finetuner), or null.</summary>
     [JsonPropertyName("base")] public BaseModelConfig? Base { get; set; }
 
+    /// <summary>A saved model's prompt format (Checkpoint.SaveModel writes it, the model loader reads it), or null.</summary>
+    [JsonPropertyName("inference")] public PromptFormatConfig? Inference { get; set; }
+
     /// <summary>The preset this run came from, if any.</summary>
     [JsonPropertyName("preset")] public string? Preset { get; set; }
 
@@ -84,11 +87,26 @@ public sealed class RunConfig
         }
     }
 
-    public RunConfig Clone() => new() { Model = Model.Clone(), Train = Train.Clone(), Lora = Lora?.Clone(), Base = Base?.Clone(), Preset = Preset };
+    public RunConfig Clone() => new()
+    {
+        Model = Model.Clone(), Train = Train.Clone(), Lora = Lora?.Clone(), Base = Base?.Clone(), Inference = Inference?.Clone(), Preset = Preset,
+    };
 
     private static RunConfig? FromYaml(string text)
     {
         var d = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
         return d.Deserialize<RunConfig>(text);
     }
+}
+
+/// <summary>How prompts for a saved model are built (config.json's "inference" section): BOS first or not, the chat template, ids besides EOS that end a turn.</summary>
+public sealed class PromptFormatConfig
+{
+    [JsonPropertyName("add_bos")] public bool AddBos { get; set; }
+
+    [JsonPropertyName("chat_template")] public string? ChatTemplate { get; set; }
+
+    [JsonPropertyName("extra_stop_ids")] public List<int> ExtraStopIds { get; set; } = [];
+
+    public PromptFormatConfig Clone() => new() { AddBos = AddBos, ChatTemplate = ChatTemplate, ExtraStopIds = [.. ExtraStopIds] };
 }

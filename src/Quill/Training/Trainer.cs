@@ -10,7 +10,8 @@
 // counted, and micro-batch i's mean loss is back-propagated with seed count_i / total. With every target counted
 // (pretraining) each seed is exactly 1 / accum, as before. Validation uses the same token-weighted mean.
 // A step's data and dropout depend only on (seed, step, micro-batch), and every kernel splits its work the same way
-// each time, so a run resumed from a checkpoint continues bit for bit as if it had never stopped.
+// each time, so a run resumed from a checkpoint continues bit for bit as if it had never stopped. A model carrying a
+// LoRA adapter checkpoints and resumes the adapter alone (Checkpoint); its frozen base is rebuilt by the caller.
 // Glossary: B micro-batch sequences, T sequence length, V vocab.
 using System.Diagnostics;
 using Quill.Autograd;

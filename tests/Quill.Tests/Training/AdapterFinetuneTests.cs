@@ -167,6 +167,9 @@ public sealed class AdapterFinetuneTests : IDisposable
             Checkpoint.SaveModel(folder, lm.MergeLora(), open.Tokenizer ?? Quill.Tokenization.TokenizerLoader.Load(Tok), new PromptFormat(open.AddBos, null, []));
             Assert.Equal(["config.json", "model.safetensors", "tokenizer.json"], Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
 
+            Assert.NotNull(Checkpoint.LoadModel(folder, out var saved)); // quill sample opens it too
+            Assert.Equal(open.AddBos, saved.Inference!.AddBos);
+
             using var merged = ModelLoader.Load(folder);
             Assert.Equal(open.AddBos, merged.AddBos); // the base's BOS rule (llama2.c: BOS first) is the merged folder's
             Assert.Equal(method == FinetuneMethod.Lora, merged.AddBos);
