@@ -1,10 +1,16 @@
 // The HTTP server: Kestrel bound to one address (loopback unless told otherwise), the OpenAI-compatible routes,
-// the web chat, health and metrics. One middleware turns every failure into OpenAI's error JSON (ApiException
-// with its status; anything unexpected a bare 500 without details), checks the API key on /v1 routes and counts
-// requests. A client that disconnects cancels its request's token, which ends its sequences in the scheduler.
+// the web chat, health and metrics. The pipeline: one middleware turns every failure into OpenAI's error JSON
+// (ApiException with its status; anything unexpected a bare 500 without details), counts requests and runs the
+// AccessGate (Host and Origin checks, slash merging); then routing; then CORS when --cors-origin is given; then,
+// with --api-key, authentication and authorization: the key is required by a policy on the /v1 route group and
+// /metrics (route metadata, never the path's spelling) and by the fallback policy. Every route answers all standard
+// methods: its own, OPTIONS (204 with Allow) and a 405 with Allow for the rest, so a HEAD or OPTIONS request
+// reaches the same route, and the same policy, as a GET or POST. A client that disconnects cancels its request's
+// token, which ends its sequences in the scheduler.
 // Does not handle: TLS (put a reverse proxy in front), multiple listen addresses.
 using System.Net;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -36,6 +42,9 @@ public sealed class QuillServer : IAsyncDisposable
     /// <summary>The base URL the server listens on (e.g. http://127.0.0.1:8080/).</summary>
     public Uri Address { get; }
 
+    /// <summary>Lines the operator should see (e.g. every interface bound without an API key); the CLI prints them.</summary>
+    public IReadOnlyList<string> Warnings { get; private init; } = [];
+
     public ServerMetrics Metrics { get; }
 
     public IReadOnlyList<ServedModel> Models => models;
@@ -54,7 +63,7 @@ public sealed class QuillServer : IAsyncDisposable
         }
         var metrics = new ServerMetrics();
         foreach (var m in models) m.AttachMetrics(metrics);
-        var server = new ServerContext(byName, options, metrics, options.FeedbackPath is { } f ? new FeedbackLog(f) : null);
+        var server = new ServerContext(byName, options, metrics, options.FeedbackPath is { } f ? new FeedbackLog(f, options.FeedbackMaxFileBytes) : null);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
         builder.Logging.ClearProviders();
@@ -69,11 +78,21 @@ public sealed class QuillServer : IAsyncDisposable
             else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
             else throw new InvalidConfigException($"--host {options.Host} is not an IP address; use 127.0.0.1, ::1, 0.0.0.0 or localhost.");
         });
+        bool guarded = options.ApiKey != null;
+        if (guarded) ApiKeyAuthentication.AddTo(builder.Services, options.ApiKey!);
+        if (options.CorsOrigins.Count > 0) builder.Services.AddCors();
         var app = builder.Build();
-        var key = options.ApiKey is { } k ? new ApiKeyCheck(k) : null;
+        var gate = new AccessGate(options);
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Quill.Server");
-        app.Use((ctx, next) => Guard(ctx, next, key, metrics, log));
-        Map(app, server);
+        app.Use((ctx, next) => Guard(ctx, next, gate, metrics, log));
+        app.UseRouting();
+        if (options.CorsOrigins.Count > 0) app.UseCors(p => Cors(p, options.CorsOrigins));
+        if (guarded)
+        {
+            app.UseAuthentication();
+            app.UseAuthorization();
+        }
+        Map(app, server, guarded);
         try
         {
             await app.StartAsync(cancel).ConfigureAwait(false);
@@ -84,51 +103,106 @@ public sealed class QuillServer : IAsyncDisposable
             throw new InvalidConfigException($"cannot listen on {options.Host}:{options.Port} ({ex.Message}); pick another --port.", ex);
         }
         string url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/"));
+        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/")) { Warnings = WarningsFor(options) };
     }
 
-    private static readonly HashSet<string> PostOnly = ["/v1/chat/completions", "/v1/completions", "/v1/feedback"];
+    private static string[] WarningsFor(ServerOptions options) => options.IsLoopback || options.ApiKey != null ? [] :
+        [$"--host {options.Host} exposes the API to the network without --api-key: anyone who can reach this port can use the models; set --api-key KEY."];
 
-    private static void Map(WebApplication app, ServerContext server)
+    private static void Cors(CorsPolicyBuilder p, IReadOnlyList<string> origins)
     {
-        app.MapGet("/", () => Asset("index.html"));
-        app.MapGet("/static/{name}", (string name) => Asset(name));
-        app.MapGet("/health", () => Results.Json(InfoEndpoints.Health(server), ApiJson.Options));
-        app.MapGet("/metrics", () => Results.Text(server.Metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
-        app.MapGet("/v1/models", () => Results.Json(InfoEndpoints.Models(server), ApiJson.Options));
-        app.MapGet("/v1/models/{id}", (string id) => Results.Json(InfoEndpoints.Model(server, id), ApiJson.Options));
-        app.MapPost("/v1/chat/completions", ctx => ChatEndpoint.HandleAsync(ctx, server));
-        app.MapPost("/v1/completions", ctx => CompletionEndpoint.HandleAsync(ctx, server));
-        app.MapPost("/v1/feedback", ctx => InfoEndpoints.FeedbackAsync(ctx, server));
-        app.MapFallback(ctx => throw (PostOnly.Contains(ctx.Request.Path.Value ?? "")
-            ? new ApiException(405, $"{ctx.Request.Method} is not allowed on {ctx.Request.Path}; use POST.", code: "method_not_allowed")
-            : new ApiException(404, $"Unknown request URL: {ctx.Request.Method} {ctx.Request.Path}.", code: "unknown_url")));
+        if (origins.Contains("*")) p.AllowAnyOrigin();
+        else p.WithOrigins([.. origins]);
+        p.WithMethods("GET", "HEAD", "POST").AllowAnyHeader().SetPreflightMaxAge(TimeSpan.FromMinutes(10));
     }
+
+    private static readonly string[] Get = ["GET", "HEAD"];
+    private static readonly string[] Post = ["POST"];
+    private static readonly string[] Standard = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"];
+
+    private static void Map(WebApplication app, ServerContext server, bool guarded)
+    {
+        Route(app, "/", Get, () => Asset("index.html")).AllowAnonymous();
+        Route(app, "/static/{name}", Get, (string name) => Asset(name)).AllowAnonymous();
+        Route(app, "/health", Get, () => Results.Json(InfoEndpoints.Health(server), ApiJson.Options)).AllowAnonymous();
+        var metrics = Route(app, "/metrics", Get, () => Results.Text(server.Metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        if (guarded && !server.Options.MetricsPublic) metrics.RequireAuthorization(ApiKeyAuthentication.Policy);
+        else metrics.AllowAnonymous();
+
+        var v1 = app.MapGroup("/v1");
+        if (guarded) v1.RequireAuthorization(ApiKeyAuthentication.Policy);
+        Route(v1, "/models", Get, () => Results.Json(InfoEndpoints.Models(server), ApiJson.Options));
+        Route(v1, "/models/{id}", Get, (string id) => Results.Json(InfoEndpoints.Model(server, id), ApiJson.Options));
+        Route(v1, "/chat/completions", Post, (HttpContext ctx) => ChatEndpoint.HandleAsync(ctx, server));
+        Route(v1, "/completions", Post, (HttpContext ctx) => CompletionEndpoint.HandleAsync(ctx, server));
+        Route(v1, "/feedback", Post, (HttpContext ctx) => InfoEndpoints.FeedbackAsync(ctx, server));
+        v1.Map("/{**rest}", Unknown);
+        app.Map("/{**path}", Unknown).AllowAnonymous();
+    }
+
+    /// <summary>
+    /// Maps handler for methods on pattern, and every other standard method to an answer of the same route: OPTIONS
+    /// 204 with Allow, the rest 405 with Allow. Returns a builder over both, so metadata lands on all of them.
+    /// </summary>
+    private static BothEndpoints Route(IEndpointRouteBuilder routes, string pattern, string[] methods, Delegate handler)
+    {
+        string allow = string.Join(", ", methods);
+        var other = routes.MapMethods(pattern, Standard.Except(methods), (HttpContext ctx) =>
+        {
+            ctx.Response.Headers.Allow = allow;
+            if (HttpMethods.IsOptions(ctx.Request.Method))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status204NoContent;
+                return Task.CompletedTask;
+            }
+            throw new ApiException(405, $"{ctx.Request.Method} is not allowed on {ctx.Request.Path}; use {string.Join(" or ", methods)}.", code: "method_not_allowed");
+        });
+        return new BothEndpoints(routes.MapMethods(pattern, methods, handler), other);
+    }
+
+    /// <summary>Conventions (authorization metadata) applied to a route's own endpoint and its other-methods one.</summary>
+    private sealed class BothEndpoints(IEndpointConventionBuilder own, IEndpointConventionBuilder other) : IEndpointConventionBuilder
+    {
+        public void Add(Action<EndpointBuilder> convention)
+        {
+            own.Add(convention);
+            other.Add(convention);
+        }
+
+        public void Finally(Action<EndpointBuilder> finallyConvention)
+        {
+            own.Finally(finallyConvention);
+            other.Finally(finallyConvention);
+        }
+    }
+
+    private static Task Unknown(HttpContext ctx) =>
+        throw new ApiException(404, $"Unknown request URL: {ctx.Request.Method} {ctx.Request.Path}.", code: "unknown_url");
 
     private static IResult Asset(string name) => WebChatAssets.Get(name) is { } a
         ? Results.Bytes(a.Bytes, a.ContentType)
         : throw new ApiException(404, $"No file {name}.", code: "unknown_url");
 
-    /// <summary>API key check, OpenAI-shaped errors and request counting around every request.</summary>
-    private static async Task Guard(HttpContext ctx, RequestDelegate next, ApiKeyCheck? key, ServerMetrics metrics, ILogger log)
+    /// <summary>Host / Origin checks, OpenAI-shaped errors and request counting around every request.</summary>
+    private static async Task Guard(HttpContext ctx, RequestDelegate next, AccessGate gate, ServerMetrics metrics, ILogger log)
     {
         try
         {
-            if (key != null && ApiKeyCheck.Guards(ctx.Request.Path)) key.Check(ctx.Request);
+            gate.Check(ctx);
             await next(ctx).ConfigureAwait(false);
             if (ctx.Response.StatusCode == StatusCodes.Status405MethodNotAllowed && !ctx.Response.HasStarted)
                 throw new ApiException(405, $"{ctx.Request.Method} is not allowed on {ctx.Request.Path}.", code: "method_not_allowed");
         }
         catch (ApiException ex) when (!ctx.Response.HasStarted)
         {
-            await WriteError(ctx, ex).ConfigureAwait(false);
+            await ex.WriteAsync(ctx).ConfigureAwait(false);
         }
         catch (BadHttpRequestException ex) when (!ctx.Response.HasStarted)
         {
             var err = ex.StatusCode == StatusCodes.Status413PayloadTooLarge
                 ? new ApiException(413, "The request body is larger than the server's limit.", code: "request_too_large")
                 : new ApiException(ex.StatusCode, "The request could not be read.", code: "bad_request");
-            await WriteError(ctx, err).ConfigureAwait(false);
+            await err.WriteAsync(ctx).ConfigureAwait(false);
         }
         catch (Exception) when (ctx.RequestAborted.IsCancellationRequested)
         {
@@ -137,21 +211,13 @@ public sealed class QuillServer : IAsyncDisposable
         catch (Exception ex) when (!ctx.Response.HasStarted)
         {
             log.LogError(ex, "request {Method} {Path} failed", ctx.Request.Method, ctx.Request.Path);
-            await WriteError(ctx, new ApiException(500, "The server had an error while processing your request.", "server_error")).ConfigureAwait(false);
+            await new ApiException(500, "The server had an error while processing your request.", "server_error").WriteAsync(ctx).ConfigureAwait(false);
         }
         finally
         {
             string route = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "other";
             metrics.CountRequest(route, ctx.Response.StatusCode);
         }
-    }
-
-    private static async Task WriteError(HttpContext ctx, ApiException ex)
-    {
-        ctx.Response.Clear();
-        ctx.Response.StatusCode = ex.Status;
-        if (ex.RetryAfter is int s) ctx.Response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await ctx.Response.WriteAsJsonAsync(ex.ToBody(), ApiJson.Options).ConfigureAwait(false);
     }
 
     /// <summary>Completes when the host stops (Ctrl+C, SIGTERM) or cancel fires.</summary>

@@ -1,6 +1,7 @@
 // Many users at once: 16 concurrent streaming clients each get exactly the text they get alone with the same seed
 // (while really sharing decode steps), a full queue answers 429 with Retry-After, and a client that disconnects
-// stops its generation (its slot frees and it stops producing tokens).
+// stops its generation (its slot frees and it stops producing tokens). One poisoned stream (NaN logits) among 16
+// fails alone with an error event while the other 15 finish with their own text (issue 19: it ended all of them).
 using System.Text;
 using System.Text.Json;
 using OpenAI.Chat;
@@ -97,5 +98,66 @@ public sealed class ConcurrencyTests
         Assert.True(produced < 200, $"{produced} tokens were generated for a client that left");
         var health = JsonDocument.Parse(await server.Http.GetStringAsync("health")).RootElement;
         Assert.Equal(0, health.GetProperty("models")[0].GetProperty("active").GetInt32());
+    }
+
+    /// <summary>The content of a raw chat stream, or the error message when an error event ended it.</summary>
+    private static async Task<(string Text, string? Error, bool Done)> RawStreamAsync(HttpClient http, string json)
+    {
+        using var res = await Http.PostStreamAsync(http, "v1/chat/completions", json);
+        Assert.Equal(200, (int)res.StatusCode);
+        var text = new StringBuilder();
+        string? error = null;
+        bool done = false;
+        await foreach (string data in Http.Events(res))
+        {
+            if (data == "[DONE]")
+            {
+                done = true;
+                continue;
+            }
+            var e = JsonDocument.Parse(data).RootElement;
+            if (e.TryGetProperty("error", out var err)) error = err.GetProperty("message").GetString();
+            else if (e.GetProperty("choices")[0].GetProperty("delta").TryGetProperty("content", out var c)) text.Append(c.GetString());
+        }
+        return (text.ToString(), error, done);
+    }
+
+    [Fact]
+    public async Task One_poisoned_stream_among_sixteen_fails_alone()
+    {
+        var (model, slow) = SlowBackend.Served("tiny", 0, maxBatch: 16, maxQueue: 16);
+        slow.PoisonToken = model.Tokenizer.Encode("~")[0];
+        await using var server = await TestServer.StartAsync(null, model);
+        var chat = server.Client.GetChatClient("tiny");
+        const int Tokens = 24;
+        var solo = new string[14];
+        for (int i = 0; i < 14; i++) solo[i] = await StreamAsync(chat, i, Tokens);
+        static string Tiny(string temperature) =>
+            $$"""{"model":"tiny","messages":[{"role":"user","content":"Client 14 says hello."}],"max_tokens":24,"stream":true,"temperature":{{temperature}},"top_p":0.9,"seed":5}""";
+        var greedy = await RawStreamAsync(server.Http, Tiny("0"));
+        const string Poisoned = """{"model":"tiny","messages":[{"role":"user","content":"I am ~poison~."}],"max_tokens":24,"stream":true}""";
+
+        slow.DelayMs = 5; // every step takes a while, so all 16 are in flight together
+        var normal = Enumerable.Range(0, 14).Select(i => Task.Run(() => StreamAsync(chat, i, Tokens))).ToArray();
+        var tiny = Task.Run(() => RawStreamAsync(server.Http, Tiny("1e-45"))); // issue 19's request: now greedy
+        var poisoned = Task.Run(() => RawStreamAsync(server.Http, Poisoned));
+        string[] texts = await Task.WhenAll(normal);
+        var (tinyText, tinyError, tinyDone) = await tiny;
+        var (_, poisonError, poisonDone) = await poisoned;
+
+        for (int i = 0; i < 14; i++) Assert.Equal(solo[i], texts[i]);
+        Assert.Equal((greedy.Text, (string?)null, true), (tinyText, tinyError, tinyDone));
+        Assert.Contains("NaN logit", poisonError, StringComparison.Ordinal);
+        Assert.False(poisonDone);
+        Assert.True(slow.MaxBatchSeen >= 8, $"largest decode batch was {slow.MaxBatchSeen}: the clients were not batched");
+
+        // without streaming: a 500 naming the cause; the server goes on serving
+        slow.DelayMs = 0;
+        var (status, body, _) = await Http.PostAsync(server.Http, "v1/chat/completions", Poisoned.Replace("\"stream\":true", "\"stream\":false", StringComparison.Ordinal));
+        Assert.Equal(500, status);
+        Assert.Equal("generation_failed", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("NaN logit", body.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(solo[0], await StreamAsync(chat, 0, Tokens));
+        Assert.Equal(0, model.Scheduler.ActiveCount);
     }
 }

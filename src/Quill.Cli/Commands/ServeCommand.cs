@@ -1,5 +1,7 @@
 // `quill serve`: an OpenAI-compatible API and a web chat for one or more models. Prints the URL, then serves until
-// Ctrl+C. Every model is listed in /v1/models under its file name without extension.
+// Ctrl+C. Every model is listed in /v1/models under its file name without extension. Access: --api-key guards /v1
+// and /metrics (--metrics-public opens /metrics), --allowed-host adds Host names a loopback server answers to,
+// --cors-origin lets a browser site call the API; binding beyond loopback without a key prints a warning.
 using System.CommandLine;
 using Quill.Server;
 using Quill.Inference.Batching;
@@ -14,7 +16,10 @@ internal static class ServeCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file, when the model carries none" };
         var host = new Option<string>("--host") { Description = "Address to bind (loopback by default; 0.0.0.0 for every interface)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
-        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 routes" };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 routes and /metrics" };
+        var metricsPublic = new Option<bool>("--metrics-public") { Description = "Serve /metrics without the API key" };
+        var allowedHost = new Option<string[]>("--allowed-host") { Description = "Host name the server answers to besides localhost and its address (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var corsOrigin = new Option<string[]>("--cors-origin") { Description = "Browser origin allowed to call the API cross-site, e.g. https://app.example.com, or * (repeatable; CORS is off without it)", AllowMultipleArgumentsPerToken = false };
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together per model", DefaultValueFactory = _ => 16 };
         var maxQueue = new Option<int>("--max-queue") { Description = "Requests allowed to wait per model (429 beyond)", DefaultValueFactory = _ => 64 };
         var feedback = new Option<string?>("--feedback") { Description = "JSONL file for thumbs up / down from the web chat", DefaultValueFactory = _ => "feedback.jsonl" };
@@ -22,14 +27,15 @@ internal static class ServeCommand
         var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes (413 beyond)", DefaultValueFactory = _ => 4L << 20 };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible API with a web chat.")
         {
-            models, tokenizer, host, port, apiKey, maxBatch, maxQueue, feedback, context, maxBody,
+            models, tokenizer, host, port, apiKey, metricsPublic, allowedHost, corsOrigin, maxBatch, maxQueue, feedback, context, maxBody,
         };
         cmd.SetAction(r =>
         {
             var sched = new SchedulerOptions(r.GetValue(maxBatch), r.GetValue(maxQueue));
             var options = new ServerOptions
             {
-                Host = r.GetValue(host)!, Port = r.GetValue(port), ApiKey = r.GetValue(apiKey),
+                Host = r.GetValue(host)!, Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MetricsPublic = r.GetValue(metricsPublic),
+                AllowedHosts = r.GetValue(allowedHost) ?? [], CorsOrigins = r.GetValue(corsOrigin) ?? [],
                 FeedbackPath = r.GetValue(feedback), MaxBodyBytes = r.GetValue(maxBody),
             };
             options.Validate();
@@ -56,6 +62,7 @@ internal static class ServeCommand
     private static async Task Run(ServerOptions options, List<ServedModel> models)
     {
         await using var server = await QuillServer.StartAsync(options, models, ownsModels: true);
+        foreach (string w in server.Warnings) Console.Error.WriteLine("warning: " + w);
         Console.WriteLine($"Quill is serving {string.Join(", ", models.Select(m => m.Name))} at {server.Address}");
         Console.WriteLine($"  web chat: {server.Address}   API: {server.Address}v1   (Ctrl+C to stop)");
         await server.WaitForShutdownAsync();

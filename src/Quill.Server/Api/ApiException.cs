@@ -1,6 +1,9 @@
 // An error the API returns to a client, in OpenAI's shape: HTTP status plus
-// {"error": {"message", "type", "param", "code"}}. Thrown anywhere in a request's handling and written by
-// ErrorHandling; the message is for the client, never a stack trace.
+// {"error": {"message", "type", "param", "code"}}. Thrown anywhere in a request's handling and written by the
+// server's outer middleware (or directly, by the API key challenge); the message is for the client, never a stack
+// trace.
+using Microsoft.AspNetCore.Http;
+
 namespace Quill.Server.Api;
 
 /// <summary>A client-visible API error.</summary>
@@ -46,4 +49,15 @@ public sealed class ApiException : Exception
 
     /// <summary>The error object as OpenAI writes it.</summary>
     public object ToBody() => new { error = new { message = Message, type = Type, param = Param, code = Code } };
+
+    /// <summary>Replaces whatever the response holds with this error (keeping an Allow header) and writes it.</summary>
+    internal async Task WriteAsync(HttpContext ctx)
+    {
+        var allow = ctx.Response.Headers.Allow;
+        ctx.Response.Clear();
+        if (allow.Count > 0) ctx.Response.Headers.Allow = allow;
+        ctx.Response.StatusCode = Status;
+        if (RetryAfter is int s) ctx.Response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await ctx.Response.WriteAsJsonAsync(ToBody(), ApiJson.Options).ConfigureAwait(false);
+    }
 }

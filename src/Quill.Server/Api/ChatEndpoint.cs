@@ -13,12 +13,20 @@ internal static class ChatEndpoint
     {
         var p = await Submission.ParseAsync(ctx, server, RequestParser.ParseChat).ConfigureAwait(false);
         var request = Submission.Build(() => p.Model.ForChat(p.Messages, p.Template), "messages");
-        var jobs = Submission.Submit(p, Enumerable.Range(0, p.N).Select(i => p.ForChoice(request, i)).ToArray(), ctx.RequestAborted);
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        var jobs = Submission.Submit(p, Enumerable.Range(0, p.N).Select(i => p.ForChoice(request, i)).ToArray(), ended.Token);
         string id = Submission.NewId("chatcmpl-");
         long created = Submission.Now();
         int promptTokens = request.Prompt.Length;
-        if (p.Stream) await StreamAsync(ctx, p, jobs, id, created, promptTokens).ConfigureAwait(false);
-        else await ctx.Response.WriteAsJsonAsync(await CompleteAsync(p, jobs, id, created, promptTokens, ctx.RequestAborted).ConfigureAwait(false), ApiJson.Options, ctx.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            if (p.Stream) await StreamAsync(ctx, p, jobs, id, created, promptTokens).ConfigureAwait(false);
+            else await ctx.Response.WriteAsJsonAsync(await CompleteAsync(p, jobs, id, created, promptTokens, ctx.RequestAborted).ConfigureAwait(false), ApiJson.Options, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            await ended.CancelAsync().ConfigureAwait(false); // choices still running after a failure stop here
+        }
     }
 
     private static async Task<object> CompleteAsync(ParsedRequest p, IReadOnlyList<GenerationJob> jobs, string id, long created, int promptTokens, CancellationToken cancel)
@@ -27,7 +35,7 @@ internal static class ChatEndpoint
         int completion = 0;
         for (int i = 0; i < jobs.Count; i++)
         {
-            var (text, lps, finish) = await jobs[i].CollectAsync(cancel).ConfigureAwait(false);
+            var (text, lps, finish) = await Submission.CollectAsync(jobs[i], cancel).ConfigureAwait(false);
             completion += jobs[i].CompletionTokens;
             choices[i] = new
             {

@@ -25,11 +25,19 @@ internal static class CompletionEndpoint
                 echo.Add(p.Echo ? text ?? p.Model.Tokenizer.Decode(ids) : "");
             }
         }
-        var jobs = Submission.Submit(p, requests, ctx.RequestAborted);
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        var jobs = Submission.Submit(p, requests, ended.Token);
         string id = Submission.NewId("cmpl-");
         long created = Submission.Now();
-        if (p.Stream) await StreamAsync(ctx, p, jobs, echo, id, created, promptTokens).ConfigureAwait(false);
-        else await ctx.Response.WriteAsJsonAsync(await CompleteAsync(p, jobs, echo, id, created, promptTokens, ctx.RequestAborted).ConfigureAwait(false), ApiJson.Options, ctx.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            if (p.Stream) await StreamAsync(ctx, p, jobs, echo, id, created, promptTokens).ConfigureAwait(false);
+            else await ctx.Response.WriteAsJsonAsync(await CompleteAsync(p, jobs, echo, id, created, promptTokens, ctx.RequestAborted).ConfigureAwait(false), ApiJson.Options, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            await ended.CancelAsync().ConfigureAwait(false); // choices still running after a failure stop here
+        }
     }
 
     private static async Task<object> CompleteAsync(ParsedRequest p, IReadOnlyList<GenerationJob> jobs, List<string> echo, string id, long created, int promptTokens, CancellationToken cancel)
@@ -38,7 +46,7 @@ internal static class CompletionEndpoint
         int completion = 0;
         for (int i = 0; i < jobs.Count; i++)
         {
-            var (text, lps, finish) = await jobs[i].CollectAsync(cancel).ConfigureAwait(false);
+            var (text, lps, finish) = await Submission.CollectAsync(jobs[i], cancel).ConfigureAwait(false);
             completion += jobs[i].CompletionTokens;
             choices[i] = new
             {

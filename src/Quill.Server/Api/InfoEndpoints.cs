@@ -1,5 +1,7 @@
 // The small routes: GET /v1/models (and /v1/models/{id}), GET /health, GET /metrics (Prometheus text), and
-// POST /v1/feedback (a thumbs up / down from the web chat, appended to the feedback JSONL file).
+// POST /v1/feedback (a thumbs up / down from the web chat, appended to the feedback JSONL file). Feedback takes
+// only a JSON body (415 otherwise: an HTML form on another site can post text/plain without a CORS preflight, never
+// application/json), of at most FeedbackMaxBodyBytes (413), for a model this server serves (404).
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Quill.Inference;
@@ -9,6 +11,9 @@ namespace Quill.Server.Api;
 /// <summary>Models, health, metrics and feedback.</summary>
 internal static class InfoEndpoints
 {
+    /// <summary>Largest feedback body accepted (a rating, a conversation and a reply).</summary>
+    public const long FeedbackMaxBodyBytes = 64 * 1024;
+
     public static object Models(ServerContext server) => new
     {
         @object = "list",
@@ -37,11 +42,15 @@ internal static class InfoEndpoints
     public static async Task FeedbackAsync(HttpContext ctx, ServerContext server)
     {
         var log = server.Feedback ?? throw new ApiException(404, "Feedback is off on this server; start it with --feedback FILE.", code: "feedback_disabled");
-        using var doc = await JsonBody.ReadAsync(ctx.Request, server.Options.MaxBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        if (!ctx.Request.HasJsonContentType())
+            throw new ApiException(415, "Send feedback as JSON with 'Content-Type: application/json'.", code: "unsupported_media_type");
+        using var doc = await JsonBody.ReadAsync(ctx.Request, Math.Min(server.Options.MaxBodyBytes, FeedbackMaxBodyBytes), ctx.RequestAborted).ConfigureAwait(false);
         var body = doc.RootElement;
         string rating = body.RequiredString("rating");
         if (rating is not ("up" or "down")) throw ApiException.Invalid("rating", "'rating' must be \"up\" or \"down\".");
         string model = body.RequiredString("model");
+        if (!server.Models.ContainsKey(model))
+            throw new ApiException(404, $"The model '{model}' does not exist; this server has: {string.Join(", ", server.Models.Keys)}.", param: "model", code: "model_not_found");
         string reply = body.RequiredString("reply");
         var prompt = new List<ChatTurn>();
         if (body.Get("prompt") is { } pr)

@@ -1,6 +1,9 @@
 // Reads a request body as JSON with a size limit (413 beyond it, checked against Content-Length before reading and
 // again while reading), and typed accessors for request fields that raise OpenAI-style 400 errors naming the field
 // ("temperature must be a number between 0 and 2", ...). Unknown fields are ignored, as many clients send extras.
+// Every string and field name in the body is checked to be Unicode before any field is used: bytes that are not
+// UTF-8, or a lone surrogate written as an escape ("\ud800"), are a 400 naming the field ("messages[0].content"),
+// where System.Text.Json would otherwise throw when the handler reads the string.
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 
@@ -44,7 +47,53 @@ public static class JsonBody
             doc.Dispose();
             throw new ApiException(400, "The request body must be a JSON object.", code: "invalid_json");
         }
+        try
+        {
+            CheckText(doc.RootElement, "");
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
         return doc;
+    }
+
+    /// <summary>Throws a 400 naming the first string or field name under e (at path) that is not valid Unicode.</summary>
+    private static void CheckText(JsonElement e, string path)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = p.Name;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        throw new ApiException(400, $"The request has a field name{(path.Length > 0 ? $" in '{path}'" : "")} that is not valid Unicode (bytes that are not UTF-8, or a lone surrogate such as \\ud800); send UTF-8 text.", code: "invalid_value");
+                    }
+                    CheckText(p.Value, path.Length == 0 ? name : $"{path}.{name}");
+                }
+                break;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in e.EnumerateArray()) CheckText(item, $"{path}[{i++}]");
+                break;
+            case JsonValueKind.String:
+                try
+                {
+                    _ = e.GetString();
+                }
+                catch (InvalidOperationException)
+                {
+                    throw ApiException.Invalid(path, $"'{path}' is not valid Unicode: it holds bytes that are not UTF-8 or a lone surrogate such as \\ud800; send UTF-8 text.");
+                }
+                break;
+        }
     }
 
     private static ApiException TooLarge(long maxBytes) =>

@@ -1,6 +1,9 @@
 // The steps /v1/chat/completions and /v1/completions share: read and parse the body, queue the sequences on the
 // model's scheduler (429 with Retry-After when the queue is full), and the id / timestamp / usage pieces of the
-// response. A client that disconnects cancels its sequences through RequestAborted.
+// response. A client that disconnects cancels its sequences through RequestAborted; a request that ends early (one
+// of its choices failed) cancels the rest of its sequences. A choice whose generation fails (NaN logits from a
+// corrupt model) is a 500 naming the cause (code generation_failed), or an error event in its stream; the other
+// requests sharing the batch are not affected.
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
@@ -54,5 +57,21 @@ internal static class Submission
     public static object Usage(int prompt, int completion) => new { prompt_tokens = prompt, completion_tokens = completion, total_tokens = prompt + completion };
 
     /// <summary>A generation failure after the response started: an error chunk in the stream.</summary>
-    public static object StreamError(Exception ex) => new ApiException(500, ex is QuillException ? ex.Message : "The server had an error while generating.", "server_error").ToBody();
+    public static object StreamError(Exception ex) => (ex is QuillException q ? GenerationFailed(q) : new ApiException(500, "The server had an error while generating.", "server_error")).ToBody();
+
+    /// <summary>A choice whose generation failed on its own (e.g. non-finite logits): a 500 with the cause.</summary>
+    public static ApiException GenerationFailed(QuillException ex) => new(500, ex.Message, "server_error", code: "generation_failed");
+
+    /// <summary>The job's whole text, with a failure of its own generation as <see cref="GenerationFailed"/>.</summary>
+    public static async Task<(string Text, List<TokenChoice> Logprobs, FinishReason Finish)> CollectAsync(GenerationJob job, CancellationToken cancel)
+    {
+        try
+        {
+            return await job.CollectAsync(cancel).ConfigureAwait(false);
+        }
+        catch (QuillException ex)
+        {
+            throw GenerationFailed(ex);
+        }
+    }
 }

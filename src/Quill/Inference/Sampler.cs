@@ -4,6 +4,11 @@
 // xorshift64* generator. Without penalties, top-k and min-p this is exactly llama2.c run.c's sampler (same RNG,
 // same division by temperature, same float softmax, same top-p cutoff / sort / cumulative rule), so a run.c
 // seed reproduces run.c's tokens. Log-probabilities are those of the penalized logits before temperature.
+// Sampling never fails on odd settings: a temperature so small that the largest logit / temperature overflows is
+// greedy (any gap between two distinct logits, divided by such a temperature, is over 1e31: the exact distribution
+// is one-hot), and a top-p cut that keeps nothing (a flat distribution) takes the most likely token.
+// Logits holding NaN or +Infinity, or only -Infinity (-Infinity alone masks a token), raise
+// NonFiniteLogitsException, a QuillException that ends just that sequence.
 // Does not handle: beam search, grammars / constrained decoding, logit bias maps, Mirostat.
 // Glossary: V vocabulary.
 namespace Quill.Inference;
@@ -99,6 +104,7 @@ public sealed class Sampler
     /// </summary>
     public int Sample(Span<float> logits, ReadOnlySpan<int> history, out float chosenLogprob, List<TokenLogprob>? top = null)
     {
+        CheckFinite(logits);
         ApplyPenalties(logits, history);
         float[]? logp = null;
         if (options.Logprobs || options.TopLogprobs > 0 || top != null)
@@ -118,11 +124,29 @@ public sealed class Sampler
     /// <summary>Chooses the next token (no log-probabilities).</summary>
     public int Sample(Span<float> logits, ReadOnlySpan<int> history = default) => Sample(logits, history, out _);
 
+    /// <summary>Throws NonFiniteLogitsException on NaN or +Infinity, or when no token is above -Infinity.</summary>
+    private static void CheckFinite(ReadOnlySpan<float> logits)
+    {
+        bool any = false;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            float x = logits[i];
+            if (float.IsNaN(x) || float.IsPositiveInfinity(x))
+            {
+                throw new NonFiniteLogitsException($"the model produced a {(float.IsNaN(x) ? "NaN" : "+Infinity")} logit (token id {i}): its weights hold NaN / Inf values or its activations overflowed; this sequence was stopped.");
+            }
+            any |= x > float.NegativeInfinity;
+        }
+        if (!any) throw new NonFiniteLogitsException($"the model gave every one of its {logits.Length} tokens a -Infinity logit; there is nothing to sample and this sequence was stopped.");
+    }
+
     private int Choose(Span<float> logits)
     {
         int v = logits.Length;
         if (options.Temperature == 0) return ArgMax(logits);
         float t = options.Temperature;
+        int best = ArgMax(logits);
+        if (float.IsInfinity(logits[best] / t)) return best;
         for (int i = 0; i < v; i++) logits[i] /= t;
         if (probs.Length < v) probs = new float[v];
         var p = probs.AsSpan(0, v);
@@ -245,6 +269,7 @@ public sealed class Sampler
         {
             if (p[i] >= cutoff) order[n0++] = (p[i], i);
         }
+        if (n0 == 0) return ArgMax(p); // a top_p so small (and a distribution so flat) that nothing passes the cutoff
         Array.Sort(order, 0, n0, ProbDescending.Instance);
         float cumulative = 0;
         int last = n0 - 1;

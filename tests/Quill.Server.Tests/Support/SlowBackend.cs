@@ -1,5 +1,7 @@
 // Wraps a backend and sleeps before every prefill and decode step, so tests can hold sequences in flight long
-// enough to observe queueing, batching and cancellation without depending on how fast the machine is.
+// enough to observe queueing, batching and cancellation without depending on how fast the machine is. It can also
+// poison sequences: one whose prompt holds PoisonToken gets NaN logits at every decode step (as a corrupt model
+// gives), so a test can watch that sequence fail while the rest of its batch goes on.
 using Quill.Inference;
 using Quill.Inference.Batching;
 
@@ -9,6 +11,11 @@ internal sealed class SlowBackend(IBatchModel inner, int delayMs) : IBatchModel
 {
     /// <summary>Milliseconds slept per call; may be changed while running.</summary>
     public int DelayMs { get; set; } = delayMs;
+
+    private readonly HashSet<IModelSequence> poisoned = [];
+
+    /// <summary>A token id that poisons the sequences whose prompt holds it (-1: none).</summary>
+    public int PoisonToken { get; set; } = -1;
 
     /// <summary>Largest batch seen by Decode.</summary>
     public int MaxBatchSeen { get; private set; }
@@ -24,6 +31,7 @@ internal sealed class SlowBackend(IBatchModel inner, int delayMs) : IBatchModel
     public void Prefill(IModelSequence sequence, ReadOnlySpan<int> tokens, Span<float> logits)
     {
         if (DelayMs > 0) Thread.Sleep(DelayMs);
+        if (PoisonToken >= 0 && tokens.Contains(PoisonToken)) poisoned.Add(sequence);
         inner.Prefill(sequence, tokens, logits);
     }
 
@@ -32,6 +40,10 @@ internal sealed class SlowBackend(IBatchModel inner, int delayMs) : IBatchModel
         MaxBatchSeen = Math.Max(MaxBatchSeen, sequences.Count);
         if (DelayMs > 0) Thread.Sleep(DelayMs);
         inner.Decode(sequences, tokens, logits);
+        for (int b = 0; b < sequences.Count; b++)
+        {
+            if (poisoned.Contains(sequences[b])) logits.Slice(b * VocabSize, VocabSize).Fill(float.NaN);
+        }
     }
 
     public void Dispose() => inner.Dispose();

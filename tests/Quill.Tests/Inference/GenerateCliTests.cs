@@ -110,6 +110,38 @@ public sealed class GenerateCliTests
         Assert.StartsWith(" was a little girl named Lily.", r.Out, StringComparison.Ordinal);
     }
 
+    [TestDataFact("llama2c/stories260K.bin", "llama2c/tok512.bin")]
+    public void A_tiny_temperature_is_greedy_and_nan_weights_are_one_line()
+    {
+        // issue 19: --temperature 1e-45 crashed with IndexOutOfRangeException in Sampler.SampleTopP
+        string[] common = ["generate", "--model", TestData.PathOf("llama2c/stories260K.bin"), "--tokenizer", TestData.PathOf("llama2c/tok512.bin"), "--prompt", "Zoo", "--max-tokens", "40"];
+        var greedy = CliProcess.Run([.. common, "--temperature", "0"]);
+        Assert.True(greedy.Exit == 0, greedy.Err);
+        var tiny = CliProcess.Run([.. common, "--temperature", "1e-45", "--top-p", "0.9", "--seed", "3"]);
+        Assert.True(tiny.Exit == 0, tiny.Err);
+        Assert.Equal(greedy.Out, tiny.Out);
+
+        // the same model with every weight NaN (a corrupt file): one line naming the problem, exit code 1
+        string dir = Directory.CreateTempSubdirectory("quill-nan-").FullName;
+        try
+        {
+            byte[] bytes = File.ReadAllBytes(TestData.PathOf("llama2c/stories260K.bin"));
+            for (int i = 28; i + 4 <= bytes.Length; i += 4) BitConverter.GetBytes(float.NaN).CopyTo(bytes, i);
+            string nan = Path.Combine(dir, "nan.bin");
+            File.WriteAllBytes(nan, bytes);
+            common[2] = nan;
+            var r = CliProcess.Run([.. common, "--temperature", "0.8"]);
+            Assert.Equal(1, r.Exit);
+            string line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error: ", StringComparison.Ordinal));
+            Assert.Contains("NaN logit", line, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", r.Err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("generate --model /nonexistent.gguf --prompt hi", "not found")]
     [InlineData("generate --model /nonexistent.gguf --prompt hi --temperature -1", "--temperature")]

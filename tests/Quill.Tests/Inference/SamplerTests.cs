@@ -1,5 +1,6 @@
-// The sampler's rules one by one (greedy, top-k, min-p, top-p, penalties, seeds, log-probabilities), the streaming
-// stop strings held back until they can be ruled out (StopStringFilter, what the Generator uses).
+// The sampler's rules one by one (greedy, top-k, min-p, top-p, penalties, seeds, log-probabilities), that it never
+// fails on odd settings (issue 19: temperature 1e-45 with top_p 0.9 threw IndexOutOfRangeException) and refuses
+// NaN / Inf logits with NonFiniteLogitsException, the streaming stop strings held back until they can be ruled out (StopStringFilter, what the Generator uses).
 using Quill.Inference;
 
 namespace Quill.Tests.Inference;
@@ -70,6 +71,48 @@ public sealed class SamplerTests
         Assert.Equal(2.0 - lse, lp, 4);
         Assert.Equal([1, 4, 2], top.Select(t => t.Id));
         Assert.True(top[0].Logprob >= top[1].Logprob && top[1].Logprob >= top[2].Logprob);
+    }
+
+    [Theory]
+    [InlineData(1e-45f, 0.9f, 0, 0f)]
+    [InlineData(1e-45f, 1f, 0, 0f)]
+    [InlineData(1e-38f, 0.5f, 3, 0.1f)]
+    [InlineData(1e-40f, 0.9f, 0, 0f)]
+    public void A_tiny_temperature_is_greedy(float temperature, float topP, int topK, float minP)
+    {
+        var s = new Sampler(new SamplingOptions { Temperature = temperature, TopP = topP, TopK = topK, MinP = minP, Seed = 9 });
+        float[] large = [120f, 119.99f, -50f, 3f];
+        float[] negative = [-3e30f, -2e30f, float.NegativeInfinity, -4e30f];
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.Equal(1, s.Sample(Logits()));
+            Assert.Equal(0, s.Sample(large));
+            Assert.Equal(1, s.Sample(negative));
+        }
+    }
+
+    [Fact]
+    public void A_top_p_that_keeps_nothing_takes_the_most_likely_token()
+    {
+        // a flat distribution: every p is 1/V, below run.c's cutoff (1 - top_p) / (V - 1) when top_p is tiny
+        var s = new Sampler(new SamplingOptions { Temperature = 1f, TopP = float.Epsilon, Seed = 4 });
+        Assert.Equal(0, s.Sample(new float[8]));
+        var one = new Sampler(new SamplingOptions { Temperature = 1f, TopP = 0.5f, Seed = 4 });
+        Assert.Equal(0, one.Sample(new float[1]));
+    }
+
+    [Fact]
+    public void Non_finite_logits_raise_a_quill_exception_and_masked_tokens_are_fine()
+    {
+        foreach (float temperature in new[] { 0f, 1e-45f, 0.8f })
+        {
+            var s = new Sampler(new SamplingOptions { Temperature = temperature, TopP = 0.9f, Seed = 1 });
+            var nan = Assert.Throws<NonFiniteLogitsException>(() => s.Sample(new[] { 1f, float.NaN, 2f }));
+            Assert.Contains("NaN logit (token id 1)", nan.Message, StringComparison.Ordinal);
+            Assert.Contains("+Infinity", Assert.Throws<NonFiniteLogitsException>(() => s.Sample(new[] { float.PositiveInfinity, 0f })).Message, StringComparison.Ordinal);
+            Assert.Contains("every one of its 2 tokens", Assert.Throws<NonFiniteLogitsException>(() => s.Sample(new[] { float.NegativeInfinity, float.NegativeInfinity })).Message, StringComparison.Ordinal);
+            Assert.Equal(1, s.Sample(new[] { float.NegativeInfinity, 5f, float.NegativeInfinity }));
+        }
     }
 
     [Fact]

@@ -1,15 +1,20 @@
 // `quill data clean` as a library call: reads the inputs, cleans and filters each document in parallel,
-// deduplicates (exact, then MinHash + LSH) in input order, and writes DIR/clean.jsonl and DIR/report.json.
+// deduplicates (exact, then MinHash + LSH) in input order, and writes DIR/clean.jsonl and DIR/report.json. The
+// exact index holds every document that reached dedup, kept or removed as a near duplicate, so an exact copy of a
+// removed document is reported as exact; the near index holds kept documents only.
 //
 // Threads: one reader thread turns files into batches of raw documents; W workers decode, clean, filter, hash
 // and serialize whole batches; the calling thread commits batches strictly in order (dedup + write), so the
 // output is the same whatever W is. Memory stays bounded: at most 2 * W + 2 batches (about 0.5 MB of input each)
-// are in flight, and the dedup state grows by ~0.7 KB per kept document, never with document size.
+// are in flight, and the dedup state grows by ~0.7 KB per kept document (16 bytes per near duplicate), never with
+// document size.
 // Resume: after finishing input files, a checkpoint (DIR/state.json, written to a temporary name and renamed)
 // records how many files are done, how long clean.jsonl.partial is, and the running report. A later run with the
 // same config and inputs truncates the partial file to that length, rebuilds the dedup index from it, and goes
 // on with the next file. The finished output is renamed to clean.jsonl.
-// Does not handle: resuming inside a file (a file is redone from its start), or inputs that changed meanwhile.
+// Does not handle: resuming inside a file (a file is redone from its start), or inputs that changed meanwhile; after
+// a resume the exact index is rebuilt from the kept output alone, so an exact copy of a document removed as a near
+// duplicate before the stop is reported as near (the output is the same either way).
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -402,6 +407,8 @@ public sealed class CleanPipeline
                 {
                     if (lsh.FindSimilar(r.Signature!, cfg.Dedup.Threshold, out double similarity) >= 0)
                     {
+                        // a later exact copy of this document is an exact duplicate, though this one is not kept
+                        if (cfg.Dedup.Exact) exact.Add(r.Hash);
                         report.AddRemoved("near_duplicate", new RemovedExample { Id = r.Id, Source = r.Source, Snippet = r.Snippet, Similarity = Math.Round(similarity, 4) }, examples);
                         continue;
                     }

@@ -3,7 +3,9 @@
 // its first token), then advances every active sequence by one token in a single batched decode call, samples
 // each row with that sequence's own sampler, and streams the text out. A finished, stopped or cancelled sequence
 // leaves before the next step and its slot goes to the next waiting job. When the queue is full, Submit throws
-// QueueFullException (the server answers 429). Needs no web stack: a C# program can run it directly on an
+// QueueFullException (the server answers 429). A sequence whose own logits cannot be sampled (NaN / Inf:
+// NonFiniteLogitsException) fails alone, and the rest of the batch goes on; only a failure of the model call itself
+// ends every sequence in the batch. Needs no web stack: a C# program can run it directly on an
 // EngineBackend.
 // Does not handle: chunked prefill (a long prompt holds up one step), preemption, prefix sharing between jobs.
 // Glossary: B active sequences, V logit width.
@@ -195,7 +197,7 @@ public sealed class BatchScheduler : IDisposable
                 continue;
             }
             Metrics?.AddPromptTokens(r.Prompt.Length);
-            Accept(a, row);
+            AcceptOrFail(a, row);
         }
     }
 
@@ -212,7 +214,21 @@ public sealed class BatchScheduler : IDisposable
         }
         model.Decode(seqs, tokens, logits.AsSpan(0, b * v));
         Metrics?.CountDecodeStep(b);
-        for (int i = 0; i < b; i++) Accept(active[i], logits.AsSpan(i * v, v));
+        for (int i = 0; i < b; i++) AcceptOrFail(active[i], logits.AsSpan(i * v, v));
+    }
+
+    /// <summary>Accept, except that a sampling failure of this sequence (non-finite logits) ends only its job.</summary>
+    private void AcceptOrFail(Active a, Span<float> row)
+    {
+        try
+        {
+            Accept(a, row);
+        }
+        catch (QuillException ex)
+        {
+            a.Done = true;
+            a.Job.Fail(ex);
+        }
     }
 
     /// <summary>Samples the next token from a row of logits, streams its text, and decides whether the job ends.</summary>

@@ -6,7 +6,8 @@ using Quill.Tests.Support;
 namespace Quill.Tests.Data.Cleaning;
 
 // On ../shared/data/corpora plus deliberately duplicated, near-duplicated and corrupted copies of it, the report
-// counts exactly what was planted.
+// counts exactly what was planted; and when a near copy of X comes before X, X's exact copies still count as exact
+// (issue 19, item 7: they were labelled near, because the exact index held only kept documents).
 public class PlantedCorpusTests
 {
     private static readonly string[] Corpora = ["corpora/tinyshakespeare.txt", "corpora/tinystories_val_prefix.txt", "corpora/war-and-peace.txt"];
@@ -111,5 +112,33 @@ public class PlantedCorpusTests
         Assert.Equal(kept.Count + exact + near, r.DocumentsIn);
         Assert.Equal(kept.Count, r.DocumentsOut);
         Assert.Equal(kept.Select(d => d.Id), CleanJsonl.ReadDocuments(dir["out/clean.jsonl"]).Select(d => d.Id));
+    }
+
+    [Fact]
+    public void Exact_copies_of_a_near_duplicate_count_as_exact()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["in"]);
+        var lines = new List<string>();
+        int exact = 0, near = 0;
+        for (int n = 1; n <= 8; n++)
+        {
+            string x = TextSamples.Good(n);
+            lines.Add(Line($"near-first-{n}", CleanPipelineTests.NearCopy(x))); // kept: it comes first
+            lines.Add(Line($"x-{n}", x)); // a near duplicate of the line above
+            near++;
+            for (int k = 0; k < n % 3; k++)
+            {
+                lines.Add(Line($"x-{n}-copy-{k}", x)); // an exact copy of a document that was removed
+                exact++;
+            }
+        }
+        File.WriteAllLines(dir["in/a.jsonl"], lines);
+        CleanReport r = new CleanPipeline().Run([dir["in"]], dir["out"]);
+        Assert.True(exact > 0);
+        Assert.Equal(near, r.RemovedBy("near_duplicate"));
+        Assert.Equal(exact, r.RemovedBy("exact_duplicate"));
+        Assert.Equal(8, r.DocumentsOut);
+        Assert.All(CleanJsonl.ReadDocuments(dir["out/clean.jsonl"]), d => Assert.StartsWith("near-first-", d.Id, StringComparison.Ordinal));
     }
 }
