@@ -89,11 +89,15 @@ public static class Checkpoint
             BeforeWrite?.Invoke(ConfigFile);
             AtomicFile.WriteAllText(Path.Combine(temp, ConfigFile), config.ToJson());
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state, JsonOptionsIndented));
-            if (tokenizerPath != null && File.Exists(tokenizerPath)) File.Copy(tokenizerPath, Path.Combine(temp, TokenizerFile), overwrite: true);
-            // Swap: final -> old, temp -> final, drop old. A crash between the moves leaves old (or temp) for Repair.
+            if (tokenizerPath != null && File.Exists(tokenizerPath)) AtomicFile.WriteAllBytes(Path.Combine(temp, TokenizerFile), File.ReadAllBytes(tokenizerPath));
+            AtomicFile.SyncDirectory(temp);
+            // Swap: final -> old, temp -> final, drop old. A crash between the moves leaves old (or temp) for Repair;
+            // the run folder is flushed after each rename so a power loss cannot undo one.
             if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
             if (Directory.Exists(final)) Directory.Move(final, old);
+            AtomicFile.SyncDirectory(outDir);
             Directory.Move(temp, final);
+            AtomicFile.SyncDirectory(outDir);
             if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or QuillException)
@@ -220,8 +224,10 @@ public static class Checkpoint
             }
             AtomicFile.WriteAllText(Path.Combine(temp, ConfigFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             tokenizer?.Save(Path.Combine(temp, TokenizerFile));
+            AtomicFile.SyncDirectory(temp);
             if (Directory.Exists(full)) Directory.Delete(full);
             Directory.Move(temp, full);
+            AtomicFile.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(full))!);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
