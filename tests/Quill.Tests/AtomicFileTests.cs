@@ -65,6 +65,47 @@ public sealed partial class AtomicFileTests
         }
     }
 
+    [StraceFact]
+    public void A_checkpoint_swap_flushes_the_run_folder_after_the_rename()
+    {
+        string dir = Quill.Tests.Training.TrainerTests.PrepareStories(20_000);
+        try
+        {
+            string run = Path.Combine(dir, "run"), log = Path.Combine(dir, "strace.log");
+            var psi = CliProcess.StartInfo("train", "--preset", "tiny", "--data", Path.Combine(dir, "data"), "--out", run, "--max-steps", "1", "--threads", "1");
+            psi.ArgumentList.Insert(0, psi.FileName);
+            foreach (string a in new[] { "-f", "-qq", "-o", log, "-e", "trace=openat,open,fsync,fdatasync,rename,renameat,renameat2,close" }.Reverse())
+                psi.ArgumentList.Insert(0, a);
+            psi.FileName = StraceFactAttribute.Strace;
+            using (var p = System.Diagnostics.Process.Start(psi)!)
+            {
+                p.StandardInput.Close();
+                var stdout = p.StandardOutput.ReadToEndAsync();
+                string err = p.StandardError.ReadToEnd();
+                p.WaitForExit();
+                Assert.True(p.ExitCode == 0, err);
+            }
+            string[] calls = File.ReadAllLines(log).Select(l => Regex.Replace(Regex.Replace(l, @"^\d+\s+", ""), @"\s+", " ")).ToArray();
+            // checkpoint.tmp -> checkpoint, then the run folder is opened and fsynced
+            int swap = Array.FindIndex(calls, c => c.StartsWith("rename", StringComparison.Ordinal) && c.Contains($"{run}/checkpoint.tmp\"", StringComparison.Ordinal)
+                && c.Contains($"{run}/checkpoint\"", StringComparison.Ordinal) && c.EndsWith("= 0", StringComparison.Ordinal));
+            Assert.True(swap > 0, "no rename of checkpoint.tmp onto checkpoint in the trace");
+            // ... before anything else is renamed (later writes into the run folder, e.g. loss.svg, flush it too)
+            int next = Array.FindIndex(calls, swap + 1, c => c.StartsWith("rename", StringComparison.Ordinal));
+            if (next < 0) next = calls.Length;
+            int dirOpen = Array.FindIndex(calls, swap, next - swap, c => c.Contains($"\"{run}\"", StringComparison.Ordinal) && c.Contains("O_RDONLY", StringComparison.Ordinal));
+            Assert.True(dirOpen > swap, "the run folder was not opened after the swap");
+            int dirFd = int.Parse(Fd().Match(calls[dirOpen]).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Contains(calls[dirOpen..next], c => c == $"fsync({dirFd}) = 0");
+            // the tokenizer copied into the checkpoint is fsynced before the swap too
+            Assert.Contains(calls[..swap], c => c.Contains("checkpoint.tmp/tokenizer.json", StringComparison.Ordinal) && c.StartsWith("rename", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void Sync_directory_is_quiet_on_ordinary_and_missing_folders()
     {
