@@ -26,16 +26,35 @@ public static class StoryCorpus
         "a small gift can mean a lot", "listening is a good way to be a friend",
     ];
 
+    /// <summary>The animals stories are about.</summary>
+    public static IReadOnlyList<string> AnimalWords => Animals;
+
+    /// <summary>The names of the children and animals in the stories.</summary>
+    public static IReadOnlyList<string> NameWords => Names;
+
+    /// <summary>The objects the stories revolve around.</summary>
+    public static IReadOnlyList<string> ThingWords => Things;
+
     /// <summary>One story (a few short paragraphs ending with a blank line).</summary>
-    public static string Story(Rng rng)
+    public static string Story(Rng rng) => Compose(rng, null, null).Text;
+
+    /// <summary>
+    /// One story and its facts. With a cast, the story's animal, name and object are the cast's (the other words are
+    /// drawn as usual, and the friend is never the cast's name); template 0..4 picks the plot (null: drawn).
+    /// Without a cast and template it is exactly Story(rng).
+    /// </summary>
+    public static StoryFacts Compose(Rng rng, StoryCast? cast, int? template)
     {
         ArgumentNullException.ThrowIfNull(rng);
+        if (template is < 0 or >= TemplateCount) throw new ArgumentOutOfRangeException(nameof(template), template, $"story templates are 0..{TemplateCount - 1}.");
         string P(string[] xs) => xs[rng.NextInt64(xs.Length)];
         string name = P(Names), friend = P(Names), animal = P(Animals), place = P(Places), thing = P(Things), color = P(Colors);
         string feeling = P(Feelings), relative = P(Relatives), verb = P(Verbs), weather = P(Weather);
+        if (cast != null) (animal, name, thing) = (cast.Animal, cast.Name, cast.Thing);
         if (friend == name) friend = Names[(Array.IndexOf(Names, name) + 1) % Names.Length];
+        int plot = template ?? (int)rng.NextInt64(TemplateCount);
         var sb = new StringBuilder();
-        switch (rng.NextInt64(5))
+        switch (plot)
         {
             case 0:
                 sb.Append($"Once upon a time, there was a little {animal} named {name}. {name} loved to {verb} in the {place}. ");
@@ -74,15 +93,38 @@ public static class StoryCorpus
                 break;
         }
         sb.Append("\n\n");
-        return sb.ToString();
+        return new StoryFacts(sb.ToString(), plot, new StoryCast(animal, name, thing), friend, place, color);
     }
 
     /// <summary>Stories until at least the given number of characters.</summary>
-    public static string Generate(int minChars, ulong seed = 42)
+    public static string Generate(int minChars, ulong seed = 42) => string.Concat(Stories(minChars, seed));
+
+    /// <summary>
+    /// Stories (each ending with a blank line) until at least minChars characters, as Generate writes them; a story
+    /// whose cast is in exclude is left out (so held-out casts never reach pretraining).
+    /// </summary>
+    public static IEnumerable<string> Stories(int minChars, ulong seed = 42, IReadOnlySet<StoryCast>? exclude = null)
     {
         var rng = new Rng(seed);
-        var sb = new StringBuilder(minChars + 1024);
-        while (sb.Length < minChars) sb.Append(Story(rng));
-        return sb.ToString();
+        for (long total = 0; total < minChars;)
+        {
+            var story = Compose(rng, null, null);
+            if (exclude != null && exclude.Contains(story.Cast)) continue;
+            total += story.Text.Length;
+            yield return story.Text;
+        }
     }
+
+    /// <summary>Number of plots (templates) a story can follow.</summary>
+    public const int TemplateCount = 5;
 }
+
+/// <summary>What a requested story is about: an animal, its name and an object (e.g. fox, Ben, shell).</summary>
+public sealed record StoryCast(string Animal, string Name, string Thing);
+
+/// <summary>
+/// A composed story and the words it was made from. Plot 0: the animal Name finds Thing and gives it to Friend, who
+/// had lost one. Plot 2: the child Name's Thing glows and a tiny animal jumps out. Plot 4: Friend's animal Name runs
+/// away to Place and is found next to Thing. Plots 1 and 3 use the words loosely (the cast is not their subject).
+/// </summary>
+public sealed record StoryFacts(string Text, int Plot, StoryCast Cast, string Friend, string Place, string Color);

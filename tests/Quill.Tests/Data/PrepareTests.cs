@@ -77,6 +77,29 @@ public class PrepareTests
     }
 
     [Fact]
+    public void Jsonl_documents_are_separated_by_the_char_tokenizers_end_of_text_token()
+    {
+        string dir = TempDir();
+        string input = Path.Combine(dir, "docs.jsonl");
+        File.WriteAllLines(input, Enumerable.Range(0, 50).Select(i => $"{{\"id\": \"d{i}\", \"text\": \"story {i}.\"}}"));
+        string tokPath = Path.Combine(dir, "tokenizer.json");
+        Quill.Tokenization.CharTokenizer.Train(["story 0123456789."], Quill.Tokenization.CharTokenizer.DefaultEndOfText).Save(tokPath);
+        var result = DatasetPreparer.Prepare(new PrepareOptions([input], tokPath, Path.Combine(dir, "out"), 0));
+        var tok = Quill.Tokenization.TokenizerLoader.Load(Path.Combine(dir, "out", "tokenizer.json"));
+        Assert.True(tok.EosId >= 0);
+        Assert.Equal(tok.VocabSize, result.Manifest.VocabSize);
+        long textTokens = Enumerable.Range(0, 50).Sum(i => (long)$"story {i}.".Length);
+        Assert.Equal(textTokens + 50, result.TrainTokens);
+        using var train = new TokenDataset(Path.Combine(dir, "out"), "train");
+        int t = (int)result.TrainTokens - 1;
+        int[] x = new int[t], y = new int[t];
+        train.SampleBatch(new Rng(1), 1, t, x, y, tok.VocabSize);
+        string all = tok.Decode([x[0], .. y]);
+        Assert.Equal(50, all.Split("<|endoftext|>").Length - 1);
+        Assert.EndsWith(".<|endoftext|>", all, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Story_corpus_is_deterministic_and_varied()
     {
         string a = StoryCorpus.Generate(20_000, 1), b = StoryCorpus.Generate(20_000, 1), c = StoryCorpus.Generate(20_000, 2);

@@ -4,6 +4,7 @@
 // per option; a truncated example with no trained target left is skipped. Both are counted, never silent.
 // The held-out split is decided per example by a hash of its content (SHA-256 of its turns), so it does not depend
 // on the file's order, the tokenizer or the other examples: adding lines never moves an example between splits.
+// The report names the layout: raw text when every example is prompt/completion text, else the renderer's.
 // Does not handle: streaming files larger than memory (every rendered example is kept as int ids), deduplication.
 using System.Globalization;
 using System.Text;
@@ -86,6 +87,9 @@ public sealed record SftReport
 /// <summary>Rendered SFT examples, split into training and held-out sets.</summary>
 public sealed class SftDataset
 {
+    /// <summary>The report's layout when every example is prompt/completion text (rendered raw, whatever the base).</summary>
+    public const string RawLayout = "raw text (prompt/completion)";
+
     private SftDataset(IReadOnlyList<SftTokens> train, IReadOnlyList<SftTokens> val, SftReport report)
     {
         Train = train;
@@ -144,7 +148,7 @@ public sealed class SftDataset
         }
         var report = new SftReport
         {
-            File = file.Path, Layout = renderer.Layout, EndOfReplyId = renderer.EndOfReplyId, Formats = formats,
+            File = file.Path, Layout = formats.All(f => f.Key == SftFormat.PromptCompletion || f.Value == 0) ? RawLayout : renderer.Layout, EndOfReplyId = renderer.EndOfReplyId, Formats = formats,
             SkippedEmpty = file.SkippedEmpty, Truncated = truncated, SkippedTooLong = tooLong, SkippedNoTarget = noTarget,
             Train = train.Count, Val = val.Count, TrainTokens = tokens, TrainTargets = targets,
         };

@@ -1,0 +1,77 @@
+// `quill quickstart --chat` end to end with tiny step counts (seconds, not minutes): the data files, pretraining,
+// the request-following figure before fine-tuning, full fine-tuning, the figure after, a sample and a chat model
+// folder that `quill chat` opens; the two figures are printed whatever they are. The plain quickstart's stop token is
+// checked on its prepared data. Bad combinations are one line.
+namespace Quill.Tests.Cli;
+
+public class CliQuickstartTests
+{
+    [Fact]
+    public void Quickstart_chat_runs_the_whole_flow_and_prints_both_request_following_figures()
+    {
+        string run = Path.Combine(Directory.CreateTempSubdirectory("quill-quickstart").FullName, "run");
+        var r = CliProcess.Run("quickstart", "--chat", "--out", run, "--max-steps", "2", "--finetune-steps", "2", "--eval-tokens", "4");
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("200 held-out requests", r.Err);
+        Assert.Contains("fine-tuning (full): ", r.Err);
+        Assert.Contains("layout raw text (prompt/completion)", r.Err);
+        Assert.Contains($"request following on 200 held-out requests", r.Out);
+        Assert.Matches(@"before fine-tuning: followed \d+/200 \(\d+\.\d%\)", r.Out);
+        Assert.Matches(@"after fine-tuning: +followed \d+/200 \(\d+\.\d%\)", r.Out);
+        Assert.Contains("--- request: ", r.Out);
+        Assert.Equal(200, File.ReadAllLines(Path.Combine(run, "heldout.jsonl")).Length);
+        Assert.True(File.Exists(Path.Combine(run, "instructions.jsonl")));
+        Assert.True(File.Exists(Path.Combine(run, "checkpoint", "model.safetensors")));
+        string chat = Path.Combine(run, "chat");
+        Assert.True(File.Exists(Path.Combine(chat, "checkpoint", "tokenizer.json")));
+        Assert.Contains($"./quill chat --model {chat}", r.Out);
+
+        // the chat model answers a typed request in the plain transcript layout (untrained here: only that it runs)
+        var psi = CliProcess.StartInfo("chat", "--model", chat, "--temperature", "0", "--max-tokens", "5");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        p.StandardInput.WriteLine("Tell me a story about a fox named Ben who finds a shell.");
+        p.StandardInput.Close();
+        string err = p.StandardError.ReadToEnd();
+        p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.True(p.ExitCode == 0, err);
+        Assert.Contains("chat template plain", err);
+
+        // the run is not overwritten
+        var again = CliProcess.Run("quickstart", "--chat", "--out", run, "--max-steps", "2");
+        Assert.Equal(1, again.Exit);
+        Assert.Contains("already holds a trained model", again.Err);
+    }
+
+    [Fact]
+    public void Plain_quickstart_separates_its_stories_with_the_end_of_text_token()
+    {
+        string run = Path.Combine(Directory.CreateTempSubdirectory("quill-quickstart").FullName, "run");
+        var r = CliProcess.Run("quickstart", "--out", run, "--max-steps", "2");
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("--- sample: \"Once upon a time\"", r.Out);
+        var tok = Quill.Tokenization.TokenizerLoader.Load(Path.Combine(run, "checkpoint", "tokenizer.json"));
+        Assert.True(tok.EosId >= 0);
+        int stories = File.ReadAllLines(Path.Combine(run, "stories.jsonl")).Length;
+        var manifest = Quill.Data.TokenManifest.Load(Path.Combine(run, "data"));
+        Assert.Equal(tok.VocabSize, manifest.VocabSize);
+        Assert.Equal("uint16", manifest.Dtype);
+        long ends = 0;
+        foreach (string shard in Directory.GetFiles(Path.Combine(run, "data"), "*.bin"))
+        {
+            byte[] bytes = File.ReadAllBytes(shard);
+            for (int i = 0; i < bytes.Length; i += 2) if (BitConverter.ToUInt16(bytes, i) == tok.EosId) ends++;
+        }
+        Assert.True(stories > 4000, $"{stories} stories");
+        Assert.Equal(stories, ends); // one end-of-text after every story
+    }
+
+    [Fact]
+    public void Chat_with_own_data_is_refused_in_one_line()
+    {
+        var r = CliProcess.Run("quickstart", "--chat", "--data", "stories.txt", "--out", Path.Combine(Path.GetTempPath(), $"quill-qs-{Guid.NewGuid():N}"));
+        Assert.Equal(1, r.Exit);
+        string line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("--chat trains on the built-in stories", line);
+    }
+}
