@@ -25,7 +25,7 @@ namespace Quill.Cli.Commands;
 internal static class QuickstartCommand
 {
     /// <summary>How the chat storyteller is fine-tuned: "full" now; "lora" once Finetuner takes it.</summary>
-    private const string ChatMethod = "full";
+    private const FinetuneMethod ChatMethod = FinetuneMethod.Full;
 
     /// <summary>Characters of built-in stories to pretrain on.</summary>
     private const int CorpusChars = 2_000_000;
@@ -133,7 +133,7 @@ internal static class QuickstartCommand
         var options = new FinetuneOptions(trainFile, chatRun) { Method = ChatMethod, MaxSteps = finetuneSteps, ValFraction = 0.02 };
         using (var finetuner = new Finetuner(start, config, options))
         {
-            Console.Error.WriteLine($"fine-tuning ({ChatMethod}): {finetuner.Data.Report.Describe()}");
+            Console.Error.WriteLine($"fine-tuning ({ChatMethod.ToString().ToLowerInvariant()}): {finetuner.Data.Report.Describe()}");
             TrainCommand.Run(finetuner.Trainer, chatRun, cancel);
         }
         cancel.ThrowIfCancellationRequested();
