@@ -6,7 +6,7 @@
 // preset's context is widened to hold a request and its story, and after pretraining the model is fine-tuned
 // (Training.Finetuner, method ChatMethod) on story requests and questions in the plain transcript layout `quill chat`
 // and `quill serve` use; request following (Evaluation.RequestFollowing) is measured on the 200 held-out requests
-// before and after fine-tuning.
+// before and after fine-tuning, and exact answers to 200 questions about held-out stories (Evaluation.StoryQuestions).
 // Does not handle: --data with --chat (the instructions are made from the built-in corpus's templates).
 using System.Buffers;
 using System.CommandLine;
@@ -111,8 +111,8 @@ internal static class QuickstartCommand
         pretrain.Train.BatchSize = 4;
         TrainCommand.Train(pretrain, new TrainOptions(prepared.OutDir, run, steps), cancel);
         cancel.ThrowIfCancellationRequested(); // Ctrl+C saved the pretrained checkpoint; stop there
-        var eval = new RequestFollowingOptions { MaxTokens = evalTokens };
-        RequestFollowingReport before;
+        var eval = new AnswerOptions { MaxTokens = evalTokens };
+        (RequestFollowingReport Requests, StoryQuestionsReport Questions) before;
         FinetuneBase start;
         using (var model = ModelLoader.Load(run))
         {
@@ -137,34 +137,40 @@ internal static class QuickstartCommand
             TrainCommand.Run(finetuner.Trainer, chatRun, cancel);
         }
         cancel.ThrowIfCancellationRequested();
-        RequestFollowingReport after;
+        (RequestFollowingReport Requests, StoryQuestionsReport Questions) after;
         using (var model = ModelLoader.Load(chatRun))
             after = Evaluate(model, set, eval, "after fine-tuning", cancel);
         string repliesFile = Path.Combine(chatRun, "heldout-replies.jsonl");
-        WriteReplies(repliesFile, after);
+        WriteReplies(repliesFile, after.Requests);
 
         Console.WriteLine();
         Console.WriteLine($"request following on {set.HeldOut.Count} held-out requests (animal and name as asked, then stop):");
-        Console.WriteLine($"  before fine-tuning: {before.Describe()}");
-        Console.WriteLine($"  after fine-tuning:  {after.Describe()}");
+        Console.WriteLine($"  before fine-tuning: {before.Requests.Describe()}");
+        Console.WriteLine($"  after fine-tuning:  {after.Requests.Describe()}");
         Console.WriteLine($"  (every reply and its judgement: {repliesFile})");
-        var sample = after.Replies[0];
+        Console.WriteLine($"questions about {set.HeldOutQuestions.Count} held-out stories: before {before.Questions.Describe()}, after {after.Questions.Describe()}");
+        var sample = after.Requests.Replies[0];
         Console.WriteLine();
         Console.WriteLine($"--- request: {sample.Request.Instruction}");
         Console.WriteLine(sample.Reply + (sample.Stopped ? "" : " [no stop]"));
+        var question = after.Questions.Answers[0];
+        Console.WriteLine($"--- question: {question.Question.Instruction}");
+        Console.WriteLine(question.Answer + (question.Stopped ? "" : " [no stop]"));
         Console.WriteLine();
         Console.WriteLine($"done in {Rendering.Duration(clock.Elapsed)}; chat model: {chatRun}");
         Console.WriteLine($"try: ./quill chat --model {chatRun} --temperature 0 --max-tokens {ReplyTokens}");
         Console.WriteLine($"     ./quill serve --model {chatRun}");
     }
 
-    private static RequestFollowingReport Evaluate(InferenceModel model, StoryInstructionSet set, RequestFollowingOptions options, string when, CancellationToken cancel)
+    /// <summary>Request following on the held-out requests and exact answers to the held-out questions.</summary>
+    private static (RequestFollowingReport, StoryQuestionsReport) Evaluate(InferenceModel model, StoryInstructionSet set, AnswerOptions options, string when, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
         Console.Error.WriteLine($"measuring request following {when} ({set.HeldOut.Count} held-out requests, greedy, up to {options.MaxTokens} tokens each)...");
-        var report = RequestFollowing.Evaluate(model, set.HeldOut, options, cancel: cancel);
-        Console.Error.WriteLine($"request following {when}: {report.Describe()} ({Rendering.Duration(clock.Elapsed)})");
-        return report;
+        var requests = RequestFollowing.Evaluate(model, set.HeldOut, options, cancel: cancel);
+        var questions = StoryQuestions.Evaluate(model, set.HeldOutQuestions, options with { MaxTokens = Math.Min(options.MaxTokens, 32) }, cancel: cancel);
+        Console.Error.WriteLine($"{when}: request following {requests.Describe()}; questions {questions.Describe()} ({Rendering.Duration(clock.Elapsed)})");
+        return (requests, questions);
     }
 
     /// <summary>Writes each held-out request, its reply and how it was judged, one JSON object a line.</summary>

@@ -2,10 +2,12 @@
 // can learn to follow requests with a short fine-tuning:
 //   - requests: "Tell me a story about a fox named Ben who finds a shell." -> a story whose animal, name and object
 //     are exactly the requested ones (plots 0, 2 and 4, each with its own phrasings);
-//   - questions about a given story: "{story}\n\nWho found the shell?" -> "Ben.".
+//   - questions about a given story, on one line as a chat user would type them: "{story} Who found the shell?" ->
+//     "Ben.".
 // Every (animal, name, object) combination is a cast; a seeded shuffle of all of them sets aside the held-out casts,
 // and no training example (request or question) uses one, so the held-out requests ask for combinations the model
-// never saw requested (StoryCorpus.Stories can leave them out of pretraining too).
+// never saw requested and the held-out questions are about stories it never saw (StoryCorpus.Stories can leave the
+// casts out of pretraining too).
 // Examples are written as prompt/completion JSONL whose prompt is the plain chat transcript ("User: ...\n\nAssistant:",
 // Tokenization.ChatTemplates.PlainTranscript) and whose completion is the reply after a space: that is exactly what
 // `quill chat` and `quill serve` send a Quill checkpoint (which carries no chat template), so a model fine-tuned on
@@ -30,11 +32,13 @@ public sealed record StoryInstruction(string Instruction, string Reply, StoryCas
     public string Prompt => StoryInstructions.Prompt(Instruction);
 }
 
-/// <summary>Training examples and held-out requests whose casts never appear in training.</summary>
+/// <summary>Training examples, and held-out requests and questions whose casts never appear in training.</summary>
 /// <param name="Train">Requests and questions to fine-tune on.</param>
 /// <param name="HeldOut">Story requests for evaluation, one per held-out cast.</param>
+/// <param name="HeldOutQuestions">Questions about stories of the held-out casts, one per cast.</param>
 /// <param name="HeldOutCasts">The casts no training example uses.</param>
-public sealed record StoryInstructionSet(IReadOnlyList<StoryInstruction> Train, IReadOnlyList<StoryInstruction> HeldOut, IReadOnlySet<StoryCast> HeldOutCasts);
+public sealed record StoryInstructionSet(IReadOnlyList<StoryInstruction> Train, IReadOnlyList<StoryInstruction> HeldOut,
+    IReadOnlyList<StoryInstruction> HeldOutQuestions, IReadOnlySet<StoryCast> HeldOutCasts);
 
 /// <summary>Generates story requests and questions from StoryCorpus's templates.</summary>
 public static class StoryInstructions
@@ -66,7 +70,10 @@ public static class StoryInstructions
         ],
     };
 
-    /// <summary>The whole set: trainCount examples (a questionShare of them questions) and heldOutCount requests.</summary>
+    /// <summary>
+    /// The whole set: trainCount examples (a questionShare of them questions), and heldOutCount requests and as many
+    /// questions, one of each per held-out cast.
+    /// </summary>
     public static StoryInstructionSet Generate(int trainCount, ulong seed = 42, int heldOutCount = DefaultHeldOut, double questionShare = 0.25)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(trainCount);
@@ -75,6 +82,7 @@ public static class StoryInstructions
         var held = new HashSet<StoryCast>(heldList);
         var rng = new Rng(Rng.Mix(seed, 2));
         var heldOut = heldList.Select(c => Request(rng, c)).ToArray();
+        var heldOutQuestions = heldList.Select(c => Question(rng, c)).ToArray();
         var allowed = AllCasts().Where(c => !held.Contains(c)).ToArray();
         var train = new StoryInstruction[trainCount];
         for (int i = 0; i < trainCount; i++)
@@ -82,7 +90,7 @@ public static class StoryInstructions
             var cast = allowed[rng.NextInt64(allowed.Length)];
             train[i] = rng.NextDouble() < questionShare ? Question(rng, cast) : Request(rng, cast);
         }
-        return new StoryInstructionSet(train, heldOut, held);
+        return new StoryInstructionSet(train, heldOut, heldOutQuestions, held);
     }
 
     /// <summary>Every (animal, name, object) combination of StoryCorpus's word lists, in a fixed order.</summary>
@@ -119,7 +127,7 @@ public static class StoryInstructions
         return new StoryInstruction(text, story.Text.Trim(), cast, IsQuestion: false);
     }
 
-    /// <summary>A story with the cast (plot 0, 2 or 4) followed by a question about it; the reply is the short answer.</summary>
+    /// <summary>A story with the cast (plot 0, 2 or 4) followed on the same line by a question about it; the reply is the short answer.</summary>
     public static StoryInstruction Question(Rng rng, StoryCast cast)
     {
         ArgumentNullException.ThrowIfNull(rng);
@@ -146,7 +154,7 @@ public static class StoryInstructions
             ],
         };
         var (question, answer) = questions[rng.NextInt64(questions.Length)];
-        return new StoryInstruction(s.Text.Trim() + "\n\n" + question, answer, cast, IsQuestion: true);
+        return new StoryInstruction(s.Text.Trim() + " " + question, answer, cast, IsQuestion: true);
     }
 
     /// <summary>The plain-transcript prompt of one user message: "User: {instruction}\n\nAssistant:".</summary>

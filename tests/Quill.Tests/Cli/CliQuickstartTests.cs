@@ -1,6 +1,6 @@
 // `quill quickstart --chat` end to end with tiny step counts (seconds, not minutes): the data files, pretraining,
-// the request-following figure before fine-tuning, full fine-tuning, the figure after, a sample and a chat model
-// folder that `quill chat` opens; the two figures are printed whatever they are. The plain quickstart's stop token is
+// the request-following figure before fine-tuning, full fine-tuning, the figure after (and the story-question
+// figures), samples and a chat model folder that `quill chat` opens; the figures are printed whatever they are. The plain quickstart's stop token is
 // checked on its prepared data. Bad combinations are one line.
 namespace Quill.Tests.Cli;
 
@@ -18,7 +18,9 @@ public class CliQuickstartTests
         Assert.Contains($"request following on 200 held-out requests", r.Out);
         Assert.Matches(@"before fine-tuning: followed \d+/200 \(\d+\.\d%\)", r.Out);
         Assert.Matches(@"after fine-tuning: +followed \d+/200 \(\d+\.\d%\)", r.Out);
+        Assert.Matches(@"questions about 200 held-out stories: before answered \d+/200 \(\d+\.\d%\) exactly, after answered \d+/200", r.Out);
         Assert.Contains("--- request: ", r.Out);
+        Assert.Contains("--- question: ", r.Out);
         Assert.Equal(200, File.ReadAllLines(Path.Combine(run, "heldout.jsonl")).Length);
         Assert.True(File.Exists(Path.Combine(run, "instructions.jsonl")));
         Assert.True(File.Exists(Path.Combine(run, "checkpoint", "model.safetensors")));

@@ -44,10 +44,12 @@ public class StoryInstructionsTests
     {
         var questions = Set.Train.Where(e => e.IsQuestion).ToList();
         Assert.InRange(questions.Count, 2000 / 4 - 100, 2000 / 4 + 100);
+        questions.AddRange(Set.HeldOutQuestions);
         foreach (var e in questions)
         {
-            int split = e.Instruction.LastIndexOf("\n\n", StringComparison.Ordinal);
-            string story = e.Instruction[..split], question = e.Instruction[(split + 2)..];
+            Assert.DoesNotContain('\n', e.Instruction); // one line: typable in `quill chat`
+            int split = e.Instruction.LastIndexOf(". ", StringComparison.Ordinal);
+            string story = e.Instruction[..(split + 1)], question = e.Instruction[(split + 2)..];
             Assert.EndsWith("?", question, StringComparison.Ordinal);
             Assert.True(RequestFollowing.HasWord(story, e.Cast.Name) && RequestFollowing.HasWord(story, e.Cast.Thing));
             Assert.EndsWith(".", e.Reply, StringComparison.Ordinal);
@@ -66,6 +68,8 @@ public class StoryInstructionsTests
         Assert.Equal(200, Set.HeldOutCasts.Count);
         Assert.Equal(Set.HeldOutCasts.OrderBy(c => c.ToString()), Set.HeldOut.Select(e => e.Cast).OrderBy(c => c.ToString()));
         Assert.All(Set.HeldOut, e => Assert.False(e.IsQuestion));
+        Assert.Equal(Set.HeldOut.Select(e => e.Cast), Set.HeldOutQuestions.Select(e => e.Cast));
+        Assert.All(Set.HeldOutQuestions, e => Assert.True(e.IsQuestion));
         Assert.DoesNotContain(Set.Train, e => Set.HeldOutCasts.Contains(e.Cast));
         // nor does any training story tell a held-out cast's "animal named name" with its object
         foreach (var c in Set.HeldOutCasts.Take(50))
@@ -82,6 +86,7 @@ public class StoryInstructionsTests
         var again = StoryInstructions.Generate(2000, seed: 5);
         Assert.Equal(Set.Train, again.Train);
         Assert.Equal(Set.HeldOut, again.HeldOut);
+        Assert.Equal(Set.HeldOutQuestions, again.HeldOutQuestions);
         var other = StoryInstructions.Generate(2000, seed: 6);
         Assert.NotEqual(Set.Train.Select(e => e.Instruction), other.Train.Select(e => e.Instruction));
         Assert.NotEqual(Set.HeldOutCasts.OrderBy(c => c.ToString()), other.HeldOutCasts.OrderBy(c => c.ToString()));

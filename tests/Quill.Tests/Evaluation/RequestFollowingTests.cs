@@ -1,7 +1,7 @@
-// The request-following scorer on scripted replies (whole words, the stop rule, the rates), and the evaluation's
-// generation path on hand-made models: one that can only say end-of-text, one that never stops, and a "bigram" model
-// wired by hand to answer every request with "Ben, fox." and stop, which follows a request for a fox named Ben and
-// no other.
+// The request-following and story-question scorers on scripted replies (whole words, exact answers, the stop rule,
+// the rates), and the evaluations' generation path (GreedyAnswers) on hand-made models: one that can only say
+// end-of-text, one that never stops, and a "bigram" model wired by hand to answer every message with "Ben, fox." or
+// "Ben." and stop, which follows a request for a fox named Ben and no other, and answers "Who found the shell?" right.
 using Quill.Data;
 using Quill.Evaluation;
 using Quill.Inference;
@@ -64,14 +64,14 @@ public class RequestFollowingTests
         var tok = CharTokenizer.Train([FoxBen.Prompt, CatTom.Prompt], CharTokenizer.DefaultEndOfText);
         using (var eos = ConstantModel(tok, tok.EosId))
         {
-            var report = RequestFollowing.Evaluate(eos, [FoxBen, CatTom], new RequestFollowingOptions { MaxTokens = 30 });
+            var report = RequestFollowing.Evaluate(eos, [FoxBen, CatTom], new AnswerOptions { MaxTokens = 30 });
             Assert.All(report.Replies, r => Assert.True(r.Stopped && r.Reply.Length == 0 && !r.Followed));
         }
         int x = tok.Encode("x")[0];
         using var chatter = ConstantModel(tok, x);
-        var runOn = RequestFollowing.Evaluate(chatter, [FoxBen, CatTom, FoxBen], new RequestFollowingOptions { MaxTokens = 30, BatchSize = 2 });
+        var runOn = RequestFollowing.Evaluate(chatter, [FoxBen, CatTom, FoxBen], new AnswerOptions { MaxTokens = 30, BatchSize = 2 });
         Assert.All(runOn.Replies, r => Assert.True(!r.Stopped && r.Reply == new string('x', 30)));
-        Assert.Throws<InvalidConfigException>(() => RequestFollowing.Evaluate(chatter, [FoxBen], new RequestFollowingOptions { MaxTokens = 0 }));
+        Assert.Throws<InvalidConfigException>(() => RequestFollowing.Evaluate(chatter, [FoxBen], new AnswerOptions { MaxTokens = 0 }));
     }
 
     [Fact]
@@ -79,16 +79,8 @@ public class RequestFollowingTests
     {
         const string reply = "Ben, fox."; // every character once, so a bigram table can spell it
         var tok = CharTokenizer.Train([FoxBen.Prompt, CatTom.Prompt, reply], CharTokenizer.DefaultEndOfText);
-        var chain = new Dictionary<int, int>();
-        int previous = tok.Encode(":")[0]; // the plain transcript's prompt ends with "Assistant:"
-        foreach (int id in tok.Encode(reply))
-        {
-            chain[previous] = id;
-            previous = id;
-        }
-        chain[previous] = tok.EosId;
-        using var model = BigramModel(tok, chain);
-        var report = RequestFollowing.Evaluate(model, [FoxBen, CatTom], new RequestFollowingOptions { MaxTokens = 40 });
+        using var model = BigramModel(tok, Chain(tok, reply)); // the plain transcript's prompt ends with "Assistant:"
+        var report = RequestFollowing.Evaluate(model, [FoxBen, CatTom], new AnswerOptions { MaxTokens = 40 });
         Assert.Equal(reply, report.Replies[0].Reply);
         Assert.True(report.Replies[0].Stopped);
         Assert.True(report.Replies[0].Followed);
@@ -97,9 +89,46 @@ public class RequestFollowingTests
         Assert.False(report.Replies[1].Followed);
         Assert.Equal(0.5, report.Score);
         // a limit shorter than the reply: cut, and not stopped
-        var cut = RequestFollowing.Evaluate(model, [FoxBen], new RequestFollowingOptions { MaxTokens = reply.Length });
+        var cut = RequestFollowing.Evaluate(model, [FoxBen], new AnswerOptions { MaxTokens = reply.Length });
         Assert.Equal(reply, cut.Replies[0].Reply);
         Assert.False(cut.Replies[0].Stopped);
+    }
+
+    [Fact]
+    public void A_question_is_answered_when_the_reply_is_exactly_the_answer_and_stops()
+    {
+        var q = new StoryInstruction("Once upon a time, there was a little fox named Ben. Who found the shell?", "Ben.", FoxBen.Cast, IsQuestion: true);
+        var scripted = new Dictionary<string, (string, bool)> { ["Ben."] = ("Ben.", true), [" Ben. "] = (" Ben. ", true), ["Tom."] = ("Tom.", true), ["run-on"] = ("Ben.", false), ["wordy"] = ("It was Ben.", true) };
+        foreach (var (label, (answer, stopped)) in scripted)
+        {
+            var r = StoryQuestions.Evaluate([q], _ => (answer, stopped));
+            Assert.True(r.Answers[0].Correct == label is "Ben." or " Ben. ", label);
+        }
+        var queue = new Queue<(string, bool)>(scripted.Values);
+        var report = StoryQuestions.Evaluate([q, q, q, q, q], _ => queue.Dequeue());
+        Assert.Equal("answered 2/5 (40.0%) exactly", report.Describe());
+
+        // the hand-wired model says "Ben." and stops, whatever the story
+        var tok = CharTokenizer.Train([q.Instruction, StoryInstructions.Prompt("")], CharTokenizer.DefaultEndOfText);
+        using var model = BigramModel(tok, Chain(tok, "Ben."));
+        var judged = StoryQuestions.Evaluate(model, [q, q with { Reply = "Tom." }]);
+        Assert.Equal("Ben.", judged.Answers[0].Answer);
+        Assert.Equal(1, judged.CorrectCount);
+        Assert.Equal(0.5, judged.Score);
+    }
+
+    /// <summary>Next-token pairs that spell text after the transcript's "Assistant:" and then end with EOS.</summary>
+    private static Dictionary<int, int> Chain(CharTokenizer tok, string text)
+    {
+        var chain = new Dictionary<int, int>();
+        int previous = tok.Encode(":")[0];
+        foreach (int id in tok.Encode(text))
+        {
+            chain[previous] = id;
+            previous = id;
+        }
+        chain[previous] = tok.EosId;
+        return chain;
     }
 
     /// <summary>A GPT-2 whose final norm ignores its input, so every position predicts token `always`.</summary>
