@@ -32,18 +32,7 @@ public sealed partial class AtomicFileTests
             string outDir = Path.Combine(dir, "out");
             Directory.CreateDirectory(outDir);
             string log = Path.Combine(dir, "strace.log");
-            var psi = CliProcess.StartInfo("tokenizer", "train", "--input", text, "--vocab-size", "270", "--out", Path.Combine(outDir, "tok.json"), "--threads", "1");
-            psi.ArgumentList.Insert(0, psi.FileName);
-            foreach (string a in new[] { "-f", "-qq", "-o", log, "-e", "trace=openat,open,fsync,fdatasync,rename,renameat,renameat2,close" }.Reverse())
-                psi.ArgumentList.Insert(0, a);
-            psi.FileName = StraceFactAttribute.Strace;
-            using (var p = System.Diagnostics.Process.Start(psi)!)
-            {
-                p.StandardInput.Close();
-                string err = p.StandardError.ReadToEnd();
-                p.WaitForExit();
-                Assert.True(p.ExitCode == 0, err);
-            }
+            RunUnderStrace(log, "tokenizer", "train", "--input", text, "--vocab-size", "270", "--out", Path.Combine(outDir, "tok.json"), "--threads", "1");
             Assert.True(File.Exists(Path.Combine(outDir, "tok.json")));
 
             // syscalls without the pid prefix or strace's column padding, in order
@@ -72,19 +61,7 @@ public sealed partial class AtomicFileTests
         try
         {
             string run = Path.Combine(dir, "run"), log = Path.Combine(dir, "strace.log");
-            var psi = CliProcess.StartInfo("train", "--preset", "tiny", "--data", Path.Combine(dir, "data"), "--out", run, "--max-steps", "1", "--threads", "1");
-            psi.ArgumentList.Insert(0, psi.FileName);
-            foreach (string a in new[] { "-f", "-qq", "-o", log, "-e", "trace=openat,open,fsync,fdatasync,rename,renameat,renameat2,close" }.Reverse())
-                psi.ArgumentList.Insert(0, a);
-            psi.FileName = StraceFactAttribute.Strace;
-            using (var p = System.Diagnostics.Process.Start(psi)!)
-            {
-                p.StandardInput.Close();
-                var stdout = p.StandardOutput.ReadToEndAsync();
-                string err = p.StandardError.ReadToEnd();
-                p.WaitForExit();
-                Assert.True(p.ExitCode == 0, err);
-            }
+            RunUnderStrace(log, "train", "--preset", "tiny", "--data", Path.Combine(dir, "data"), "--out", run, "--max-steps", "1", "--threads", "1");
             string[] calls = File.ReadAllLines(log).Select(l => Regex.Replace(Regex.Replace(l, @"^\d+\s+", ""), @"\s+", " ")).ToArray();
             // checkpoint.tmp -> checkpoint, then the run folder is opened and fsynced
             int swap = Array.FindIndex(calls, c => c.StartsWith("rename", StringComparison.Ordinal) && c.Contains($"{run}/checkpoint.tmp\"", StringComparison.Ordinal)
@@ -104,6 +81,22 @@ public sealed partial class AtomicFileTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>Runs the CLI under strace (file syscalls of every thread into log) and asserts it succeeded.</summary>
+    private static void RunUnderStrace(string log, params string[] args)
+    {
+        var psi = CliProcess.StartInfo(args);
+        psi.ArgumentList.Insert(0, psi.FileName);
+        foreach (string a in new[] { "-f", "-qq", "-o", log, "-e", "trace=openat,open,fsync,fdatasync,rename,renameat,renameat2,close" }.Reverse())
+            psi.ArgumentList.Insert(0, a);
+        psi.FileName = StraceFactAttribute.Strace;
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, err);
     }
 
     [Fact]
