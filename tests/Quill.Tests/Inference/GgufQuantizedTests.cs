@@ -8,6 +8,7 @@ using Quill.Formats.Gguf;
 using Quill.Inference;
 using Quill.Models;
 using Quill.Quantization;
+using Quill.Tests.Support;
 
 namespace Quill.Tests.Inference;
 
@@ -36,7 +37,7 @@ public sealed class GgufQuantizedTests : IDisposable
         };
         var lm = LanguageModel.Create(cfg, seed: 5);
         string path = Path.Combine(dir, $"m-{type}.gguf");
-        Export(lm, type, path);
+        GgufTestExport.WriteLlama(lm.ToWeights(), type, path);
 
         int[] tokens = [1, 5, 9, 33, 2, 60, 7, 7, 12];
         var full = lm.Forward(new Graph(recording: false), tokens, 1, tokens.Length).ToArray();
@@ -63,47 +64,5 @@ public sealed class GgufQuantizedTests : IDisposable
         e32.Forward(e32.CreateCache(), tokens, all32, allLogits: true);
         double kernelErr = all.Zip(all32, (a, b) => (double)Math.Abs(a - b)).Max();
         Assert.True(kernelErr <= 0.02 * scale + 1e-5, $"{type}: kernels differ from fp32 on the same weights by {kernelErr}");
-    }
-
-    /// <summary>Writes a Quill Llama as a GGUF llama model, matrices in type (norms stay F32).</summary>
-    private static void Export(LanguageModel lm, GgmlType type, string path)
-    {
-        var c = lm.Config;
-        var w = new GgufWriter()
-            .SetString("general.architecture", "llama")
-            .SetUInt32("llama.embedding_length", (uint)c.NEmbd)
-            .SetUInt32("llama.block_count", (uint)c.NLayer)
-            .SetUInt32("llama.feed_forward_length", (uint)c.Hidden)
-            .SetUInt32("llama.attention.head_count", (uint)c.NHead)
-            .SetUInt32("llama.attention.head_count_kv", (uint)c.KvHeads)
-            .SetUInt32("llama.context_length", (uint)c.BlockSize)
-            .SetFloat32("llama.attention.layer_norm_rms_epsilon", c.NormEps)
-            .SetFloat32("llama.rope.freq_base", (float)c.RopeTheta);
-        void Matrix(string name, string param)
-        {
-            var p = lm.Parameters[param];
-            int rows = p.Shape[0], cols = p.Shape[1];
-            var bytes = new byte[GgmlTypeInfo.RowBytes(type, cols) * rows];
-            GgmlQuant.Quantize(type, p.Span, bytes);
-            w.AddTensor(name, type, [cols, rows], bytes);
-        }
-        void Vector(string name, string param) => w.AddTensor(name, [lm.Parameters[param].Length], lm.Parameters[param].Memory);
-        Matrix("token_embd.weight", "model.embed_tokens.weight");
-        Matrix("output.weight", "lm_head.weight");
-        Vector("output_norm.weight", "model.norm.weight");
-        for (int i = 0; i < c.NLayer; i++)
-        {
-            string p = $"model.layers.{i}.", g = $"blk.{i}.";
-            Vector(g + "attn_norm.weight", p + "input_layernorm.weight");
-            Vector(g + "ffn_norm.weight", p + "post_attention_layernorm.weight");
-            Matrix(g + "attn_q.weight", p + "self_attn.q_proj.weight");
-            Matrix(g + "attn_k.weight", p + "self_attn.k_proj.weight");
-            Matrix(g + "attn_v.weight", p + "self_attn.v_proj.weight");
-            Matrix(g + "attn_output.weight", p + "self_attn.o_proj.weight");
-            Matrix(g + "ffn_gate.weight", p + "mlp.gate_proj.weight");
-            Matrix(g + "ffn_up.weight", p + "mlp.up_proj.weight");
-            Matrix(g + "ffn_down.weight", p + "mlp.down_proj.weight");
-        }
-        w.Write(path);
     }
 }
