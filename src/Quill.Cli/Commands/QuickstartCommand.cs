@@ -24,13 +24,13 @@ namespace Quill.Cli.Commands;
 
 internal static class QuickstartCommand
 {
-    /// <summary>How the chat storyteller is fine-tuned: "full" now; "lora" once Finetuner takes it.</summary>
+    /// <summary>How the chat storyteller is fine-tuned (FinetuneOptions.Method): "full" now; LoRA once Finetuner takes it.</summary>
     private const string ChatMethod = "full";
 
     /// <summary>Characters of built-in stories to pretrain on.</summary>
     private const int CorpusChars = 2_000_000;
 
-    /// <summary>The --chat model's context: the longest request or question with its reply fits.</summary>
+    /// <summary>The --chat model's context: the longest request or question with its reply (543 tokens with EOS) fits.</summary>
     private const int ChatContext = 576;
 
     /// <summary>Instruction examples written for fine-tuning.</summary>
