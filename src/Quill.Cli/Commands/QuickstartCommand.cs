@@ -24,13 +24,13 @@ namespace Quill.Cli.Commands;
 
 internal static class QuickstartCommand
 {
-    /// <summary>How the chat storyteller is fine-tuned: "full" now; "lora" once Finetuner takes it.</summary>
+    /// <summary>How the chat storyteller is fine-tuned: full fine-tuning: on this 260K-parameter model LoRA does not learn the end-of-text token (see README).</summary>
     private const FinetuneMethod ChatMethod = FinetuneMethod.Full;
 
     /// <summary>Characters of built-in stories to pretrain on.</summary>
     private const int CorpusChars = 2_000_000;
 
-    /// <summary>The --chat model's context: the longest request or question with its reply fits.</summary>
+    /// <summary>The --chat model's context: the longest request or question with its reply (543 tokens with EOS) fits.</summary>
     private const int ChatContext = 576;
 
     /// <summary>Instruction examples written for fine-tuning.</summary>

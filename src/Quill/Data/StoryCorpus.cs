@@ -1,7 +1,10 @@
 // Quill's own small corpus: simple children's stories assembled from hand-written templates and word lists, so
 // `quill quickstart` can train a model on a machine with no network and no data. The stories are written for
 // Quill; they are deterministic for a seed. They are varied enough for a small model to learn spelling, simple
-// grammar and the shape of a story, and repetitive enough that a few minutes of training shows it.
+// grammar and the shape of a story, and repetitive enough that a few minutes of training shows it. Compose tells a
+// story with a given cast (animal, name, object) and plot, for StoryInstructions' requests; Stories can leave casts
+// out, so held-out requests never meet their cast in pretraining.
+// Does not handle: other languages, stories longer than five short paragraphs.
 using System.Text;
 using Quill.Tensors;
 
