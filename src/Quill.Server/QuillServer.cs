@@ -1,8 +1,8 @@
-// The HTTP server: Kestrel bound to one address (loopback unless told otherwise), the OpenAI-compatible routes,
-// the web chat, health and metrics. The pipeline: one middleware turns every failure into OpenAI's error JSON
+// The HTTP server: Kestrel bound to one address (loopback unless told otherwise), the OpenAI-compatible routes
+// (/v1), Ollama's (/api: OllamaEndpoints), the web chat, health and metrics. The pipeline: one middleware turns every failure into OpenAI's error JSON
 // (ApiException with its status; anything unexpected a bare 500 without details), counts requests and runs the
 // AccessGate (Host and Origin checks, slash merging); then routing; then CORS when --cors-origin is given; then,
-// with --api-key, authentication and authorization: the key is required by a policy on the /v1 route group and
+// with --api-key, authentication and authorization: the key is required by a policy on the /v1 and /api route groups and
 // /metrics (route metadata, never the path's spelling) and by the fallback policy. Every route answers all standard
 // methods: its own, OPTIONS (204 with Allow) and a 405 with Allow for the rest, so a HEAD or OPTIONS request
 // reaches the same route, and the same policy, as a GET or POST. A client that disconnects cancels its request's
@@ -137,6 +137,15 @@ public sealed class QuillServer : IAsyncDisposable
         Route(v1, "/completions", Post, (HttpContext ctx) => CompletionEndpoint.HandleAsync(ctx, server));
         Route(v1, "/feedback", Post, (HttpContext ctx) => InfoEndpoints.FeedbackAsync(ctx, server));
         v1.Map("/{**rest}", Unknown);
+
+        var ollama = app.MapGroup("/api");
+        if (guarded) ollama.RequireAuthorization(ApiKeyAuthentication.Policy);
+        Route(ollama, "/chat", Post, (HttpContext ctx) => OllamaEndpoints.ChatAsync(ctx, server));
+        Route(ollama, "/generate", Post, (HttpContext ctx) => OllamaEndpoints.GenerateAsync(ctx, server));
+        Route(ollama, "/tags", Get, () => Results.Json(OllamaEndpoints.Tags(server), ApiJson.Options));
+        Route(ollama, "/show", Post, (HttpContext ctx) => OllamaEndpoints.ShowAsync(ctx, server));
+        Route(ollama, "/version", Get, () => Results.Json(OllamaEndpoints.Version(), ApiJson.Options));
+        ollama.Map("/{**rest}", Unknown);
         app.Map("/{**path}", Unknown).AllowAnonymous();
     }
 

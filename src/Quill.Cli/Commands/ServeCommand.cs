@@ -64,7 +64,7 @@ internal static class ServeCommand
         await using var server = await QuillServer.StartAsync(options, models, ownsModels: true);
         foreach (string w in server.Warnings) Console.Error.WriteLine("warning: " + w);
         Console.WriteLine($"Quill is serving {string.Join(", ", models.Select(m => m.Name))} at {server.Address}");
-        Console.WriteLine($"  web chat: {server.Address}   API: {server.Address}v1   (Ctrl+C to stop)");
+        Console.WriteLine($"  web chat: {server.Address}   API: {server.Address}v1 (OpenAI), {server.Address}api (Ollama)   (Ctrl+C to stop)");
         await server.WaitForShutdownAsync();
     }
 }
