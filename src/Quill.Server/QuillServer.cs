@@ -23,16 +23,21 @@ using Quill.Server.Api;
 
 namespace Quill.Server;
 
+/// <summary>What <see cref="QuillServer.WarmUpAsync"/> did: its time, the requests answered and the tokens generated.</summary>
+public sealed record WarmUpResult(TimeSpan Elapsed, int Requests, long Tokens);
+
 /// <summary>A running Quill server.</summary>
 public sealed class QuillServer : IAsyncDisposable
 {
     private readonly WebApplication app;
     private readonly IReadOnlyList<ServedModel> models;
     private readonly bool ownsModels;
+    private readonly string? apiKey;
 
-    private QuillServer(WebApplication app, IReadOnlyList<ServedModel> models, bool ownsModels, ServerMetrics metrics, Uri address)
+    private QuillServer(WebApplication app, IReadOnlyList<ServedModel> models, bool ownsModels, ServerMetrics metrics, Uri address, string? apiKey)
     {
         this.app = app;
+        this.apiKey = apiKey;
         this.models = models;
         this.ownsModels = ownsModels;
         Metrics = metrics;
@@ -103,7 +108,7 @@ public sealed class QuillServer : IAsyncDisposable
             throw new InvalidConfigException($"cannot listen on {options.Host}:{options.Port} ({ex.Message}); pick another --port.", ex);
         }
         string url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/")) { Warnings = WarningsFor(options) };
+        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/"), options.ApiKey) { Warnings = WarningsFor(options) };
     }
 
     private static string[] WarningsFor(ServerOptions options) => options.IsLoopback || options.ApiKey != null ? [] :
@@ -227,6 +232,54 @@ public sealed class QuillServer : IAsyncDisposable
             string route = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "other";
             metrics.CountRequest(route, ctx.Response.StatusCode);
         }
+    }
+
+    /// <summary>Rounds of warm-up requests per model (see <see cref="WarmUpAsync"/>).</summary>
+    public const int WarmUpRounds = 6;
+
+    /// <summary>
+    /// Sends the server's own requests to itself before it is announced, so that the first client's request runs at
+    /// steady-state speed: the JIT compiles and tiers up the whole path (Kestrel, routing, JSON, SSE and NDJSON writers,
+    /// scheduler, sampler, tokenizer and the model's kernels) on these instead. <see cref="WarmUpRounds"/> rounds of
+    /// three short greedy streams per model (/v1/chat/completions, /v1/completions, /api/chat), each round followed by
+    /// a 100 ms pause in which the runtime's background compiler installs optimized code (tiered compilation
+    /// recompiles a method after 30 calls once 100 ms pass without new methods), or until the budget is spent; then
+    /// the metrics are zeroed. Returns what it did.
+    /// </summary>
+    public async Task<WarmUpResult> WarmUpAsync(TimeSpan budget, CancellationToken cancel = default)
+    {
+        int answeredRequests = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var http = new HttpClient { BaseAddress = Address, Timeout = budget + TimeSpan.FromSeconds(30) };
+        if (apiKey != null) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", apiKey);
+        foreach (var m in models)
+        {
+            int tokens = Math.Clamp(m.ContextLength / 4, 1, 32);
+            string name = System.Text.Json.JsonSerializer.Serialize(m.Name);
+            string[] bodies =
+            [
+                $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"max_tokens":{{{tokens}}},"temperature":0,"stream":true,"stream_options":{"include_usage":true}}""",
+                $$$"""{"model":{{{name}}},"prompt":"Hello","max_tokens":{{{tokens}}},"temperature":0,"stream":true}""",
+                $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"options":{"num_predict":{{{tokens}}},"temperature":0}}""",
+            ];
+            string[] paths = ["v1/chat/completions", "v1/completions", "api/chat"];
+            bool answered = true;
+            for (int round = 0; answered && round < WarmUpRounds && clock.Elapsed < budget; round++)
+            {
+                for (int i = 0; answered && i < paths.Length; i++)
+                {
+                    using var content = new StringContent(bodies[i], System.Text.Encoding.UTF8, "application/json");
+                    using var res = await http.PostAsync(paths[i], content, cancel).ConfigureAwait(false);
+                    await res.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
+                    answered = res.IsSuccessStatusCode; // e.g. a tokenizer that cannot encode "Hello": stop warming this model
+                    if (answered) answeredRequests++;
+                }
+                await Task.Delay(100, cancel).ConfigureAwait(false);
+            }
+        }
+        long generated = Metrics.CompletionTokens;
+        Metrics.Reset();
+        return new WarmUpResult(clock.Elapsed, answeredRequests, generated);
     }
 
     /// <summary>Completes when the host stops (Ctrl+C, SIGTERM) or cancel fires.</summary>
