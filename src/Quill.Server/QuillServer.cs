@@ -32,12 +32,12 @@ public sealed class QuillServer : IAsyncDisposable
     private readonly WebApplication app;
     private readonly IReadOnlyList<ServedModel> models;
     private readonly bool ownsModels;
-    private readonly string? apiKey;
+    private readonly ServerContext context;
 
-    private QuillServer(WebApplication app, IReadOnlyList<ServedModel> models, bool ownsModels, ServerMetrics metrics, Uri address, string? apiKey)
+    private QuillServer(WebApplication app, IReadOnlyList<ServedModel> models, bool ownsModels, ServerMetrics metrics, Uri address, ServerContext context)
     {
         this.app = app;
-        this.apiKey = apiKey;
+        this.context = context;
         this.models = models;
         this.ownsModels = ownsModels;
         Metrics = metrics;
@@ -108,7 +108,7 @@ public sealed class QuillServer : IAsyncDisposable
             throw new InvalidConfigException($"cannot listen on {options.Host}:{options.Port} ({ex.Message}); pick another --port.", ex);
         }
         string url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/"), options.ApiKey) { Warnings = WarningsFor(options) };
+        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/"), server) { Warnings = WarningsFor(options) };
     }
 
     private static string[] WarningsFor(ServerOptions options) => options.IsLoopback || options.ApiKey != null ? [] :
@@ -129,7 +129,7 @@ public sealed class QuillServer : IAsyncDisposable
     {
         Route(app, "/", Get, () => Asset("index.html")).AllowAnonymous();
         Route(app, "/static/{name}", Get, (string name) => Asset(name)).AllowAnonymous();
-        Route(app, "/health", Get, () => Results.Json(InfoEndpoints.Health(server), ApiJson.Options)).AllowAnonymous();
+        Route(app, "/health", Get, () => Results.Json(InfoEndpoints.Health(server), ApiJson.Options, statusCode: server.WarmingUp ? 503 : 200)).AllowAnonymous();
         var metrics = Route(app, "/metrics", Get, () => Results.Text(server.Metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         if (guarded && !server.Options.MetricsPublic) metrics.RequireAuthorization(ApiKeyAuthentication.Policy);
         else metrics.AllowAnonymous();
@@ -244,42 +244,54 @@ public sealed class QuillServer : IAsyncDisposable
     /// three short greedy streams per model (/v1/chat/completions, /v1/completions, /api/chat), each round followed by
     /// a 100 ms pause in which the runtime's background compiler installs optimized code (tiered compilation
     /// recompiles a method after 30 calls once 100 ms pass without new methods), or until the budget is spent; then
-    /// the metrics are zeroed. Returns what it did.
+    /// the metrics are zeroed. Meanwhile /health answers 503 {"status": "warming up"}, so a load balancer or a
+    /// readiness probe sends no traffic yet. Returns what it did.
     /// </summary>
     public async Task<WarmUpResult> WarmUpAsync(TimeSpan budget, CancellationToken cancel = default)
     {
-        int answeredRequests = 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var http = new HttpClient { BaseAddress = Address, Timeout = budget + TimeSpan.FromSeconds(30) };
-        if (apiKey != null) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", apiKey);
-        foreach (var m in models)
+        if (context.Options.ApiKey is { } key) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        int answered = 0;
+        context.WarmingUp = true;
+        try
         {
-            int tokens = Math.Clamp(m.ContextLength / 4, 1, 32);
-            string name = System.Text.Json.JsonSerializer.Serialize(m.Name);
-            string[] bodies =
-            [
-                $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"max_tokens":{{{tokens}}},"temperature":0,"stream":true,"stream_options":{"include_usage":true}}""",
-                $$$"""{"model":{{{name}}},"prompt":"Hello","max_tokens":{{{tokens}}},"temperature":0,"stream":true}""",
-                $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"options":{"num_predict":{{{tokens}}},"temperature":0}}""",
-            ];
-            string[] paths = ["v1/chat/completions", "v1/completions", "api/chat"];
-            bool answered = true;
-            for (int round = 0; answered && round < WarmUpRounds && clock.Elapsed < budget; round++)
-            {
-                for (int i = 0; answered && i < paths.Length; i++)
-                {
-                    using var content = new StringContent(bodies[i], System.Text.Encoding.UTF8, "application/json");
-                    using var res = await http.PostAsync(paths[i], content, cancel).ConfigureAwait(false);
-                    await res.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
-                    answered = res.IsSuccessStatusCode; // e.g. a tokenizer that cannot encode "Hello": stop warming this model
-                    if (answered) answeredRequests++;
-                }
-                await Task.Delay(100, cancel).ConfigureAwait(false);
-            }
+            foreach (var m in models) answered += await WarmUpModelAsync(http, m, () => clock.Elapsed < budget, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            context.WarmingUp = false;
         }
         long generated = Metrics.CompletionTokens;
         Metrics.Reset();
-        return new WarmUpResult(clock.Elapsed, answeredRequests, generated);
+        return new WarmUpResult(clock.Elapsed, answered, generated);
+    }
+
+    /// <summary>The warm-up rounds of one model; returns the requests answered.</summary>
+    private static async Task<int> WarmUpModelAsync(HttpClient http, ServedModel m, Func<bool> timeLeft, CancellationToken cancel)
+    {
+        int tokens = Math.Clamp(m.ContextLength / 4, 1, 32);
+        string name = System.Text.Json.JsonSerializer.Serialize(m.Name);
+        (string Path, string Body)[] requests =
+        [
+            ("v1/chat/completions", $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"max_tokens":{{{tokens}}},"temperature":0,"stream":true,"stream_options":{"include_usage":true}}"""),
+            ("v1/completions", $$$"""{"model":{{{name}}},"prompt":"Hello","max_tokens":{{{tokens}}},"temperature":0,"stream":true}"""),
+            ("api/chat", $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"options":{"num_predict":{{{tokens}}},"temperature":0}}"""),
+        ];
+        int answered = 0;
+        for (int round = 0; round < WarmUpRounds && timeLeft(); round++)
+        {
+            foreach (var (path, body) in requests)
+            {
+                using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+                using var res = await http.PostAsync(path, content, cancel).ConfigureAwait(false);
+                await res.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
+                if (!res.IsSuccessStatusCode) return answered; // e.g. a tokenizer that cannot encode "Hello": stop warming this model
+                answered++;
+            }
+            await Task.Delay(100, cancel).ConfigureAwait(false);
+        }
+        return answered;
     }
 
     /// <summary>Completes when the host stops (Ctrl+C, SIGTERM) or cancel fires.</summary>

@@ -1,5 +1,6 @@
 // QuillServer.WarmUpAsync: the server's own requests go through the same routes and guards as a client's (with
-// the API key it was given), every round answers, and the metrics start from zero afterwards.
+// the API key it was given), every round answers, and the metrics start from zero afterwards; meanwhile /health
+// says 503 "warming up", so a load balancer waits.
 using Quill.Server.Tests.Support;
 
 namespace Quill.Server.Tests;
@@ -16,5 +17,22 @@ public sealed class WarmUpTests
         Assert.InRange(result.Tokens, QuillServer.WarmUpRounds * 32, QuillServer.WarmUpRounds * 3 * 32);
         Assert.Equal(0, server.Server.Metrics.CompletionTokens);
         Assert.DoesNotContain("quill_requests_total{", server.Server.Metrics.Render(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Health_is_503_while_warming_up_and_200_after()
+    {
+        var (model, _) = SlowBackend.Served("tiny", 5, maxBatch: 4, maxQueue: 8);
+        await using var server = await TestServer.StartAsync(null, model);
+        var warming = server.Server.WarmUpAsync(TimeSpan.FromMinutes(2));
+        using var during = await server.Http.GetAsync("health");
+        string text = await during.Content.ReadAsStringAsync();
+        Assert.Equal(503, (int)during.StatusCode);
+        Assert.Contains("\"status\":\"warming up\"", text, StringComparison.Ordinal);
+        var result = await warming;
+        Assert.True(result.Requests > 0);
+        using var after = await server.Http.GetAsync("health");
+        Assert.Equal(200, (int)after.StatusCode);
+        Assert.Contains("\"status\":\"ok\"", await after.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 }

@@ -17,7 +17,7 @@ internal static class ServeCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file, when the model carries none" };
         var host = new Option<string>("--host") { Description = "Address to bind (loopback by default; 0.0.0.0 for every interface)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
-        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 and /api routes and /metrics" };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 and /api routes and /metrics (default: $QUILL_API_KEY, so a container need not put the key on its command line)" };
         var metricsPublic = new Option<bool>("--metrics-public") { Description = "Serve /metrics without the API key" };
         var allowedHost = new Option<string[]>("--allowed-host") { Description = "Host name the server answers to besides localhost and its address (repeatable)", AllowMultipleArgumentsPerToken = false };
         var corsOrigin = new Option<string[]>("--cors-origin") { Description = "Browser origin allowed to call the API cross-site, e.g. https://app.example.com, or * (repeatable; CORS is off without it)", AllowMultipleArgumentsPerToken = false };
@@ -36,7 +36,7 @@ internal static class ServeCommand
             var sched = new SchedulerOptions(r.GetValue(maxBatch), r.GetValue(maxQueue));
             var options = new ServerOptions
             {
-                Host = r.GetValue(host)!, Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MetricsPublic = r.GetValue(metricsPublic),
+                Host = r.GetValue(host)!, Port = r.GetValue(port), ApiKey = r.GetValue(apiKey) ?? NonEmpty(Environment.GetEnvironmentVariable("QUILL_API_KEY")), MetricsPublic = r.GetValue(metricsPublic),
                 AllowedHosts = r.GetValue(allowedHost) ?? [], CorsOrigins = r.GetValue(corsOrigin) ?? [],
                 FeedbackPath = r.GetValue(feedback), MaxBodyBytes = r.GetValue(maxBody),
             };
@@ -60,6 +60,8 @@ internal static class ServeCommand
         });
         return cmd;
     }
+
+    private static string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     private static async Task Run(ServerOptions options, List<ServedModel> models, bool warmUp)
     {
