@@ -35,4 +35,13 @@ public sealed class WarmUpTests
         Assert.Equal(200, (int)after.StatusCode);
         Assert.Contains("\"status\":\"ok\"", await after.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_server_bound_to_every_interface_warms_up_through_loopback()
+    {
+        await using var server = await QuillServer.StartAsync(new ServerOptions { Host = "0.0.0.0", Port = 0 }, [TinyModels.Served()], ownsModels: true);
+        Assert.Equal("0.0.0.0", server.Address.Host);
+        var result = await server.WarmUpAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(QuillServer.WarmUpRounds * 3, result.Requests);
+    }
 }
