@@ -68,7 +68,8 @@ public static class Mutator
         if (fields.Count > 0 && rng.Next(4) != 0) field = fields[rng.Next(fields.Count)];
         else
         {
-            int slots = Math.Max(1, Math.Min(m.Length, 1024) / 4);
+            // half the time one of the first 16 slots, where fixed headers (llama2.c's seven ints) keep their counts
+            int slots = Math.Max(1, Math.Min(m.Length, rng.Next(2) == 0 ? 64 : 1024) / 4);
             field = (rng.Next(slots) * 4, rng.Next(3) == 0 ? 8 : 4);
         }
         long value = Extremes[rng.Next(Extremes.Length)];

@@ -177,6 +177,11 @@ public static class ModelLoader
             model = new InferenceModel(weights);
             // A folder without tokenizer files runs with --tokenizer; a damaged tokenizer file is an error, not "none".
             if (TokenizerLoader.FolderHasTokenizer(dir)) model.Tokenizer = TokenizerLoader.Load(dir);
+            foreach (var (key, id) in hf.EosTokenIds.Select(e => ("eos_token_id", e)).Append(("bos_token_id", hf.BosTokenId ?? 0)))
+            {
+                if (id < 0 || id >= spec.VocabSize)
+                    throw new InvalidFileException($"{Path.Combine(dir, "config.json")}: {key} {id} is outside the vocabulary of {spec.VocabSize} tokens; the config does not describe these weights.");
+            }
             model.ExtraStopIds = [.. hf.EosTokenIds];
             ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType == "llama" || hf.ModelType == "mistral");
             return model;
