@@ -60,10 +60,19 @@ public static class ModelLoader
         throw new InvalidConfigException($"--dtype '{name}' is not a weight type Quill runs; use one of {string.Join(", ", Quantization.GgmlQuant.SupportedTypes).ToLowerInvariant()}.");
     }
 
-    /// <summary>Loads a model and converts its weights to <paramref name="dtype"/> when given (null or empty: as stored).</summary>
-    public static InferenceModel Load(string path, string? tokenizerPath, string? dtype)
+    /// <summary>
+    /// Loads a model and converts its weights to <paramref name="dtype"/> when given (null or empty: as stored).
+    /// mmap false (`--no-mmap`): weight files are read into memory instead of mapped, so overwriting them in place
+    /// later cannot crash the process (it costs the file's size in memory and the time to read it).
+    /// </summary>
+    public static InferenceModel Load(string path, string? tokenizerPath, string? dtype, bool mmap = true)
     {
-        var model = Load(path, tokenizerPath);
+        InferenceModel model;
+        if (mmap) model = Load(path, tokenizerPath);
+        else
+        {
+            using (Formats.MappedFile.ReadIntoMemory()) model = Load(path, tokenizerPath);
+        }
         if (string.IsNullOrEmpty(dtype)) return model;
         try
         {
