@@ -3,6 +3,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Quill.Benchmarks.Fuzz;
+using Quill.Formats.Gguf;
 using Quill.Inference;
 using Quill.Models;
 using Quill.Tests.Support;
@@ -150,5 +151,55 @@ public sealed class LoaderFuzzTests : IDisposable
             File.WriteAllBytes(path, [.. file]);
             AssertOneLineRefusal(() => TokenizerLoader.Load(path), $"unk_id {unk}");
         }
+    }
+
+    private const string TinyGguf = "gguf-models/llama-2-tiny-random.gguf";
+
+    /// <summary>The tiny GGUF rewritten with some metadata values replaced.</summary>
+    private string GgufWith(string name, params (string Key, GgufValue Value)[] changes)
+    {
+        using var source = GgufFile.Open(TestData.PathOf(TinyGguf));
+        var w = new GgufWriter();
+        foreach (string key in source.MetadataKeys) w.Set(key, source.Metadata[key]);
+        foreach (var (key, value) in changes) w.Set(key, value);
+        foreach (var t in source.Tensors) w.AddTensor(t.Name, t.Type, t.Dimensions, source.GetTensorData(t).ToArray());
+        string path = Path.Combine(dir, name + ".gguf");
+        w.Write(path);
+        return path;
+    }
+
+    [TestDataFact(TinyGguf)]
+    public void Gguf_rewritten_unchanged_still_loads()
+    {
+        using var m = ModelLoader.Load(GgufWith("same"));
+        Assert.Equal(32000, m.Tokenizer!.VocabSize);
+        Assert.NotEqual(0, m.Tokenizer.Encode("Hello world")[0]);
+    }
+
+    [TestDataFact(TinyGguf)]
+    public void Gguf_token_types_that_cannot_encode_text_are_refused()
+    {
+        foreach (int type in new[] { 2, 6 })
+        {
+            string path = GgufWith($"types{type}", ("tokenizer.ggml.token_type", GgufValue.FromArray(Enumerable.Repeat(type, 32000).ToArray())));
+            AssertOneLineRefusal(() => ModelLoader.Load(path).Dispose(), "tokenizer.ggml.token_type");
+        }
+    }
+
+    [TestDataFact(TinyGguf)]
+    public void Gguf_special_ids_outside_the_vocabulary_are_refused()
+    {
+        foreach (string key in new[] { "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id" })
+        {
+            string path = GgufWith(key, (key, GgufValue.FromUInt32(40000)));
+            AssertOneLineRefusal(() => ModelLoader.Load(path).Dispose(), $"{key} is 40000");
+        }
+    }
+
+    [TestDataFact(TinyGguf)]
+    public void Gguf_block_count_as_int64_minus_one_is_refused()
+    {
+        string path = GgufWith("blocks", ("llama.block_count", GgufValue.FromInt64(-1)));
+        AssertOneLineRefusal(() => ModelLoader.Load(path).Dispose(), "has -1 layers");
     }
 }
