@@ -190,9 +190,12 @@ public sealed class ServedModel : IDisposable
         }
     }
 
+    /// <summary>Files whose change means a new model: weights, configs, tokenizers (not a run's metrics.jsonl or loss.svg).</summary>
+    private static readonly string[] ModelFileExtensions = [".safetensors", ".json", ".gguf", ".bin", ".model", ".tiktoken", ".bpe"];
+
     /// <summary>
-    /// What changes when the model at path is replaced: size and write time of the file, or of every file in the
-    /// folder and in its checkpoint folder (a Quill run swaps its checkpoint folder by rename).
+    /// What changes when the model at path is replaced: size and write time of the file, or of the model files in
+    /// the folder (a run's checkpoint folder when it has one: a Quill run swaps that folder by rename).
     /// </summary>
     private static string? IdentityOf(string path)
     {
@@ -204,12 +207,12 @@ public sealed class ServedModel : IDisposable
                 return $"{f.Length}:{f.LastWriteTimeUtc.Ticks}";
             }
             if (!Directory.Exists(path)) return null;
-            var parts = new List<string>();
-            foreach (string d in new[] { path, Path.Combine(path, CheckpointFolderName) })
+            string inner = Path.Combine(path, CheckpointFolderName);
+            string folder = Directory.Exists(inner) ? inner : path;
+            var parts = new List<string> { folder };
+            foreach (var f in new DirectoryInfo(folder).EnumerateFiles().OrderBy(f => f.Name, StringComparer.Ordinal))
             {
-                if (!Directory.Exists(d)) continue;
-                foreach (var f in new DirectoryInfo(d).EnumerateFiles().OrderBy(f => f.Name, StringComparer.Ordinal))
-                    parts.Add($"{f.Name}:{f.Length}:{f.LastWriteTimeUtc.Ticks}");
+                if (ModelFileExtensions.Contains(f.Extension, StringComparer.OrdinalIgnoreCase)) parts.Add($"{f.Name}:{f.Length}:{f.LastWriteTimeUtc.Ticks}");
             }
             return string.Join("|", parts);
         }

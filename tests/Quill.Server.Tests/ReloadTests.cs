@@ -82,11 +82,16 @@ public sealed class ReloadTests : IDisposable
         await using var server = await TestServer.StartAsync(null, model);
         string before = await Greedy(server, "story");
         string weights = Path.Combine(run, "checkpoint", "model.safetensors");
-        string broken = weights + ".new";
+        string broken = Path.Combine(dir, "broken.safetensors"); // written outside, then renamed in
         await File.WriteAllBytesAsync(broken, [1, 2, 3]);
         File.Move(weights, Path.Combine(run, "checkpoint", "model.old"));
         File.Move(broken, weights);
         await Task.Delay(600);
+        Assert.Equal(0, model.Reloads);
+        // files that are not the model (a run's metrics, plots, temporary names) do not count as a replacement
+        await File.WriteAllTextAsync(Path.Combine(run, "checkpoint", "metrics.jsonl"), "{}\n");
+        await File.WriteAllTextAsync(Path.Combine(run, "loss.svg"), "<svg/>");
+        await Task.Delay(400);
         Assert.Equal(0, model.Reloads);
         Assert.Equal(before, await Greedy(server, "story"));
     }
