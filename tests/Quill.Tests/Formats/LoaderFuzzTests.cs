@@ -202,4 +202,15 @@ public sealed class LoaderFuzzTests : IDisposable
         string path = GgufWith("blocks", ("llama.block_count", GgufValue.FromInt64(-1)));
         AssertOneLineRefusal(() => ModelLoader.Load(path).Dispose(), "has -1 layers");
     }
+
+    [TestDataFact("sentencepiece/test_model.model")]
+    public void SentencePiece_charsmap_pointing_past_its_pool_is_a_one_line_error_at_encode()
+    {
+        var tok = (SentencePieceTokenizer)TokenizerLoader.Load(TestData.PathOf("sentencepiece/test_model.model"));
+        byte[] map = tok.Normalizer.Charsmap ?? throw new InvalidOperationException("the test model has a precompiled charsmap");
+        Assert.Equal("ABC▁1", tok.Normalizer.Normalize("ＡＢＣ ①", addPrefix: false)); // NFKC through the pool, space escaped
+        int trieBytes = BinaryPrimitives.ReadInt32LittleEndian(map);
+        var cut = new SentencePieceNormalizer(map[..(4 + trieBytes + 1)], addDummyPrefix: false, removeExtraWhitespaces: false, escapeWhitespaces: false);
+        AssertOneLineRefusal(() => cut.Normalize("ＡＢＣ ①", addPrefix: false), "outside its string pool");
+    }
 }
