@@ -1,8 +1,10 @@
 // `quill serve`: an OpenAI-compatible API (/v1), an Ollama-compatible one (/api) and a web chat for one or more
-// models. The server warms up on its own requests (QuillServer.WarmUpAsync; --no-warmup skips it), then the URL is printed
-// and it serves until Ctrl+C. Every model is listed in /v1/models under its file name without extension. Access:
-// --api-key guards /v1, /api (--metrics-public opens /metrics), --allowed-host adds Host names a loopback server answers to,
-// --cors-origin lets a browser site call the API; binding beyond loopback without a key prints a warning.
+// models. The server warms up on its own requests (QuillServer.WarmUpAsync; --no-warmup skips it), then the URL
+// is printed and it serves until Ctrl+C. Every model is listed in /v1/models under its file name without
+// extension. Access: --api-key (or $QUILL_API_KEY) guards /v1, /api and /metrics (--metrics-public opens
+// /metrics), --allowed-host adds Host names a loopback server answers to, --cors-origin lets a browser site call
+// the API; binding beyond loopback without a key prints a warning. A model whose file (or run folder) is replaced
+// by a rename is reloaded while serving (ServedModel's watch); --no-mmap reads the weights into memory.
 using System.CommandLine;
 using Quill.Server;
 using Quill.Inference.Batching;
@@ -25,11 +27,12 @@ internal static class ServeCommand
         var maxQueue = new Option<int>("--max-queue") { Description = "Requests allowed to wait per model (429 beyond)", DefaultValueFactory = _ => 64 };
         var feedback = new Option<string?>("--feedback") { Description = "JSONL file for thumbs up / down from the web chat", DefaultValueFactory = _ => "feedback.jsonl" };
         var context = new Option<int>("--context") { Description = "Positions per sequence (0 = the model's, at most 4096)" };
+        var noMmap = new Option<bool>("--no-mmap") { Description = "Read the weights into memory instead of mapping the file (an in-place overwrite of the file then cannot crash the server)" };
         var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes (413 beyond)", DefaultValueFactory = _ => 4L << 20 };
         var noWarmUp = new Option<bool>("--no-warmup") { Description = "Start serving at once, without first running each model until its code is compiled (the first requests are then slower)" };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible (/v1) and an Ollama-compatible (/api) API with a web chat.")
         {
-            models, tokenizer, host, port, apiKey, metricsPublic, allowedHost, corsOrigin, maxBatch, maxQueue, feedback, context, maxBody, noWarmUp,
+            models, tokenizer, host, port, apiKey, metricsPublic, allowedHost, corsOrigin, maxBatch, maxQueue, feedback, context, maxBody, noMmap, noWarmUp,
         };
         cmd.SetAction(r =>
         {
@@ -46,7 +49,7 @@ internal static class ServeCommand
             {
                 foreach (string path in r.GetValue(models)!)
                 {
-                    var m = ServedModel.Load(path, r.GetValue(tokenizer), sched, r.GetValue(context));
+                    var m = ServedModel.Load(path, r.GetValue(tokenizer), sched, r.GetValue(context), mmap: !r.GetValue(noMmap), TimeSpan.FromSeconds(1));
                     loaded.Add(m);
                     Console.Error.WriteLine($"loaded {m.Name}: {m.Backend.Description}, chat format {m.Chat.Name}");
                 }
