@@ -13,7 +13,7 @@ using Quill.Inference.Batching;
 namespace Quill.Server.Api;
 
 /// <summary>A validated Ollama request.</summary>
-internal sealed class OllamaRequest
+internal sealed record OllamaRequest
 {
     public required ServedModel Model { get; init; }
 
@@ -39,34 +39,28 @@ internal sealed class OllamaRequest
 
     public static OllamaRequest ParseChat(JsonElement body, IReadOnlyDictionary<string, ServedModel> models)
     {
-        var (model, name) = FindModel(body, models);
         Refuse(body, "tools", "format", "images");
-        RefuseThink(body);
-        return new OllamaRequest
-        {
-            Model = model,
-            ModelName = name,
-            Template = Sampling(body),
-            Stream = body.Bool("stream", true),
-            Messages = ReadMessages(body),
-        };
+        return Common(body, models) with { Messages = ReadMessages(body) };
     }
 
     public static OllamaRequest ParseGenerate(JsonElement body, IReadOnlyDictionary<string, ServedModel> models)
     {
-        var (model, name) = FindModel(body, models);
         Refuse(body, "format", "images", "suffix", "template", "context");
-        RefuseThink(body);
-        return new OllamaRequest
+        return Common(body, models) with
         {
-            Model = model,
-            ModelName = name,
-            Template = Sampling(body),
-            Stream = body.Bool("stream", true),
             Prompt = OptionalString(body, "prompt") ?? "",
             System = OptionalString(body, "system"),
             Raw = body.Bool("raw", false),
         };
+    }
+
+    /// <summary>What both routes read: the model, think (refused), the options and stream.</summary>
+    private static OllamaRequest Common(JsonElement body, IReadOnlyDictionary<string, ServedModel> models)
+    {
+        var (model, name) = FindModel(body, models);
+        if (body.Get("think") is { } t && t.ValueKind != JsonValueKind.False)
+            throw ApiException.Invalid("think", "'think' is not supported by this server (Quill models do not think apart from their reply); leave it out.");
+        return new OllamaRequest { Model = model, ModelName = name, Template = Sampling(body), Stream = body.Bool("stream", true) };
     }
 
     /// <summary>"tiny" or "tiny:latest" finds the model served as "tiny" (404 otherwise, as Ollama answers).</summary>
@@ -94,12 +88,6 @@ internal sealed class OllamaRequest
             if (body.Get(f) is { } v && !(v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0) && !(v.ValueKind == JsonValueKind.String && v.GetString()!.Length == 0))
                 throw ApiException.Invalid(f, $"'{f}' is not supported by this server; leave it out.");
         }
-    }
-
-    private static void RefuseThink(JsonElement body)
-    {
-        if (body.Get("think") is { } t && t.ValueKind != JsonValueKind.False)
-            throw ApiException.Invalid("think", "'think' is not supported by this server (Quill models do not think apart from their reply); leave it out.");
     }
 
     private static string? OptionalString(JsonElement body, string name)
