@@ -290,9 +290,10 @@ internal static class OllamaEndpoints
             // the type most of the layers' weights are stored in, as Ollama's quantization_level names it
             string quant = byType.OrderByDescending(kv => kv.Value).First().Key.ToString().ToUpperInvariant();
             string source = w.Source;
+            // a folder (a Quill checkpoint or a Hugging Face model) holds safetensors
             string format = source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? "gguf"
                 : source.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) ? "llama2c"
-                : Directory.Exists(source) && File.Exists(Path.Combine(source, "model.safetensors")) ? "safetensors" : "quill";
+                : Directory.Exists(source) ? "safetensors" : "in memory";
             return new ModelFacts(w.Spec.Arch, format, parameters, bytes, quant, IdOf(m.Name, m.Created, source), source, w.Spec, e.Model.ChatTemplate);
         }
 
