@@ -17,4 +17,7 @@ root.Add(DataCommand.Create());
 root.Add(GenerateCommand.Create());
 root.Add(ChatCommand.Create());
 root.Add(ServeCommand.Create());
+root.Add(PullCommand.Create());
+root.Add(PullCommand.CreateList());
+root.Add(PullCommand.CreateRemove());
 return CliRunner.Run(root, args);
