@@ -17,4 +17,5 @@ root.Add(DataCommand.Create());
 root.Add(GenerateCommand.Create());
 root.Add(ChatCommand.Create());
 root.Add(ServeCommand.Create());
+root.Add(ExportCommand.Create());
 return CliRunner.Run(root, args);

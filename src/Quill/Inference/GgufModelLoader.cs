@@ -94,7 +94,7 @@ public static class GgufModelLoader
             RopeLinearFactor = linear,
         };
         var model = new InferenceModel(ModelBuilders.Build(new GgufSource(g), spec, TensorNames.Gguf, [g], tied: false));
-        if (g.ContainsKey("tokenizer.ggml.model"))
+        if (g.ContainsKey("tokenizer.ggml.model") && !GgufVocab.HasNoVocabulary(g))
         {
             model.Tokenizer = GgufVocab.FromGguf(g);
             string tm = g.TryGetString("tokenizer.ggml.model", out string m) ? m : "";
