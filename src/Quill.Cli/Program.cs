@@ -18,4 +18,5 @@ root.Add(GenerateCommand.Create());
 root.Add(ChatCommand.Create());
 root.Add(ServeCommand.Create());
 root.Add(ExportCommand.Create());
+root.Add(QuantizeCommand.Create());
 return CliRunner.Run(root, args);

@@ -29,7 +29,14 @@ namespace Quill.Inference;
 public readonly record struct ExportProgress(int Done, int Total, string Tensor, long BytesWritten);
 
 /// <summary>What an export wrote.</summary>
-public sealed record ExportReport(string Path, string Architecture, long Bytes, int Tensors, IReadOnlyDictionary<GgmlType, int> TensorTypes, string? TokenizerNote);
+/// <param name="Path">The file or folder written.</param>
+/// <param name="Architecture">The architecture as the format names it (gpt2, llama, qwen2, ...).</param>
+/// <param name="Bytes">Bytes written.</param>
+/// <param name="Tensors">Tensors written.</param>
+/// <param name="TensorTypes">How many tensors of each type.</param>
+/// <param name="TokenizerNote">Why no tokenizer was written, or null when one was.</param>
+/// <param name="WeightError">||W' - W|| / ||W|| over the matrices converted to another type (0 when none was).</param>
+public sealed record ExportReport(string Path, string Architecture, long Bytes, int Tensors, IReadOnlyDictionary<GgmlType, int> TensorTypes, string? TokenizerNote, double WeightError = 0);
 
 /// <summary>Writes GGUF files from any model Quill loads.</summary>
 public static class GgufExport
@@ -113,13 +120,14 @@ public static class GgufExport
 
         var names = TensorNames.Gguf;
         var counts = new Dictionary<GgmlType, int>();
+        var error = new ErrorSum();
         var tensors = new List<string>();
         void Matrix(string name, WeightSlot slot, int layer, WeightMatrix m, int permuteHeads = 0)
         {
             GgmlType t = plan.TypeFor(slot, layer, s.Layers, m.Cols, w.Tied);
             counts[t] = counts.GetValueOrDefault(t) + 1;
             tensors.Add(name);
-            g.AddTensor(name, t, [m.Cols, m.Rows], () => Convert(m, t, permuteHeads > 0 ? RowOrder(s, permuteHeads) : null));
+            g.AddTensor(name, t, [m.Cols, m.Rows], () => Convert(m, t, permuteHeads > 0 ? RowOrder(s, permuteHeads) : null, error));
         }
         void Vector(string name, float[] v)
         {
@@ -173,7 +181,7 @@ public static class GgufExport
         int done = 0;
         g.Written = (name, bytes) => progress?.Report(new ExportProgress(++done, tensors.Count, name, bytes));
         g.Write(path);
-        return new ExportReport(Path.GetFullPath(path), arch, new FileInfo(path).Length, tensors.Count, counts, note);
+        return new ExportReport(Path.GetFullPath(path), arch, new FileInfo(path).Length, tensors.Count, counts, note, error.Relative);
     }
 
     /// <summary>
@@ -217,7 +225,7 @@ public static class GgufExport
     /// The matrix's rows (reordered when an order is given) in <paramref name="type"/>: its own bytes when the type
     /// matches and no reordering is asked, else converted row by row over the worker pool.
     /// </summary>
-    internal static ReadOnlyMemory<byte> Convert(WeightMatrix m, GgmlType type, int[]? order)
+    internal static ReadOnlyMemory<byte> Convert(WeightMatrix m, GgmlType type, int[]? order, ErrorSum? error = null)
     {
         long rowOut = GgmlTypeInfo.RowBytes(type, m.Cols);
         var data = new byte[checked(rowOut * m.Rows)];
@@ -230,14 +238,44 @@ public static class GgufExport
         }
         KernelThreads.ParallelFor(m.Rows, 16, (r0, r1) =>
         {
-            float[] row = new float[m.Cols];
+            float[] row = new float[m.Cols], back = new float[m.Cols];
+            double err = 0, norm = 0;
             for (int r = r0; r < r1; r++)
             {
                 m.ReadRow(order?[r] ?? r, row);
-                GgmlQuant.Quantize(type, row, data.AsSpan((int)(r * rowOut), (int)rowOut));
+                var bytes = data.AsSpan((int)(r * rowOut), (int)rowOut);
+                GgmlQuant.Quantize(type, row, bytes);
+                if (error == null) continue;
+                GgmlQuant.Dequantize(type, bytes, back);
+                for (int c = 0; c < row.Length; c++)
+                {
+                    double d = back[c] - row[c];
+                    err += d * d;
+                    norm += (double)row[c] * row[c];
+                }
             }
+            error?.Add(err, norm);
         });
         return data;
+    }
+
+    /// <summary>Squared error and squared norm summed over threads.</summary>
+    internal sealed class ErrorSum
+    {
+        private readonly object gate = new();
+        private double err, norm;
+
+        public void Add(double e, double n)
+        {
+            lock (gate)
+            {
+                err += e;
+                norm += n;
+            }
+        }
+
+        /// <summary>sqrt(sum err / sum norm).</summary>
+        public double Relative => norm > 0 ? Math.Sqrt(err / norm) : 0;
     }
 
     private static WeightMatrix Fused(LayerWeights l)

@@ -88,7 +88,7 @@ public static class GgufModelLoader
             Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             RopeTheta = g.TryGetFloat32($"{arch}.rope.freq_base", out float fb) ? fb : 10000,
-            RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) ? rd : 0,
+            RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) && rd != headDim ? rd : 0, // all of the head: 0, as every loader says it
             RopeStyle = arch is "llama" or "mistral" ? RopeStyle.Interleaved : RopeStyle.Half,
             RopeFreqFactors = freqFactors,
             RopeLinearFactor = linear,

@@ -16,14 +16,22 @@ namespace Quill.Inference;
 public sealed class TensorTypePlan
 {
     private readonly bool mix;
+    private readonly bool uniform;
 
-    private TensorTypePlan(string name, GgmlType type, uint fileType, bool mix)
+    private TensorTypePlan(string name, GgmlType type, uint fileType, bool mix, bool uniform = false)
     {
         Name = name;
         Default = type;
         FileType = fileType;
         this.mix = mix;
+        this.uniform = uniform;
     }
+
+    /// <summary>
+    /// Every matrix in <paramref name="type"/> (the head too), F32 where rows are not whole blocks: not a llama.cpp
+    /// mix, for files that test one block type alone.
+    /// </summary>
+    public static TensorTypePlan Uniform(GgmlType type) => new(type.ToString().ToLowerInvariant(), type, GgufExport.FileType(type), false, uniform: true);
 
     /// <summary>The name it was made from (q4_k_m, f16, ...).</summary>
     public string Name { get; }
@@ -59,6 +67,7 @@ public sealed class TensorTypePlan
     public GgmlType TypeFor(WeightSlot slot, int layer, int layers, int cols, bool tied = false)
     {
         var t = Default;
+        if (uniform) return cols % GgmlTypeInfo.BlockSize(t) == 0 ? t : GgmlType.F32;
         bool quantized = GgmlTypeInfo.BlockSize(Default) > 1;
         bool head = slot == WeightSlot.Head || (tied && slot == WeightSlot.TokenEmbedding);
         if (quantized && Default != GgmlType.Q8_0 && head) t = GgmlType.Q6_K;

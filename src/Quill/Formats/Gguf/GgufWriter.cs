@@ -63,8 +63,13 @@ public sealed class GgufWriter
     /// Adds a tensor of raw bytes in <paramref name="type"/>'s layout. <paramref name="dims"/> are in GGUF order
     /// (ne0, the row length, first). The data is not copied: keep it alive and unchanged until Write returns.
     /// </summary>
-    public GgufWriter AddTensor(string name, GgmlType type, IReadOnlyList<long> dims, ReadOnlyMemory<byte> data) =>
-        AddTensor(name, type, dims, () => data);
+    public GgufWriter AddTensor(string name, GgmlType type, IReadOnlyList<long> dims, ReadOnlyMemory<byte> data)
+    {
+        long bytes = Validate(name, type, dims);
+        if (bytes != data.Length)
+            throw new InvalidConfigException($"tensor '{name}': {type} [{string.Join(", ", dims)}] needs {bytes} bytes, got {data.Length}.");
+        return Register(name, type, dims, bytes, () => data);
+    }
 
     /// <summary>
     /// Adds a tensor whose bytes <paramref name="produce"/> makes during Write (called once, tensors in order; the
@@ -73,6 +78,12 @@ public sealed class GgufWriter
     public GgufWriter AddTensor(string name, GgmlType type, IReadOnlyList<long> dims, Func<ReadOnlyMemory<byte>> produce)
     {
         ArgumentNullException.ThrowIfNull(produce);
+        return Register(name, type, dims, Validate(name, type, dims), produce);
+    }
+
+    /// <summary>Checks name, dims and block size; returns the bytes the tensor takes.</summary>
+    private static long Validate(string name, GgmlType type, IReadOnlyList<long> dims)
+    {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(dims);
         if (dims.Count is < 1 or > 4) throw new InvalidConfigException($"tensor '{name}': GGUF tensors have 1 to 4 dims (got {dims.Count}).");
@@ -84,7 +95,11 @@ public sealed class GgufWriter
         }
         if (dims[0] % GgmlTypeInfo.BlockSize(type) != 0)
             throw new InvalidConfigException($"tensor '{name}': row length {dims[0]} is not a multiple of the {type} block size {GgmlTypeInfo.BlockSize(type)}.");
-        long bytes = n / GgmlTypeInfo.BlockSize(type) * GgmlTypeInfo.BlockBytes(type);
+        return n / GgmlTypeInfo.BlockSize(type) * GgmlTypeInfo.BlockBytes(type);
+    }
+
+    private GgufWriter Register(string name, GgmlType type, IReadOnlyList<long> dims, long bytes, Func<ReadOnlyMemory<byte>> produce)
+    {
         if (!tensorNames.Add(name)) throw new InvalidConfigException($"tensor '{name}' added twice.");
         tensors.Add((name, dims.ToArray(), type, bytes, produce));
         return this;
