@@ -289,8 +289,8 @@ public static class HfExport
         string json = Path.Combine(dir, "tokenizer.json");
         if (tok is BpeTokenizer { HasMergeList: true } bpe) HfTokenizerJson.Save(bpe, json);
         else if (tok == null) note = "the model has no tokenizer";
-        else if (VocabularyExport.Describe(tok, model.Spec.VocabSize, model.Source, out note) is { Kind: VocabularyKind.SentencePieceBpe } d) HfTokenizerJson.Save(d, json);
-        else note ??= $"a {tok.Family} tokenizer has no tokenizer.json form Quill writes";
+        else if (VocabularyExport.Describe(tok, model.Spec.VocabSize, model.Source, out string why) is { Kind: VocabularyKind.SentencePieceBpe } d) HfTokenizerJson.Save(d, json);
+        else note = why.Length > 0 ? why : $"a {tok.Family} tokenizer has no tokenizer.json form Quill writes";
         var cfg = new JsonObject
         {
             ["tokenizer_class"] = "PreTrainedTokenizerFast",

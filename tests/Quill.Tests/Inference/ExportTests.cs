@@ -292,6 +292,31 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
         Assert.Empty(Directory.GetFileSystemEntries(dir));
     }
 
+    [RootLinuxFact]
+    public void A_full_disk_is_one_line_and_leaves_no_half_file()
+    {
+        string mount = Path.Combine(models.Dir, "small-disk");
+        Directory.CreateDirectory(mount);
+        FullDiskTests.Sh("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mount);
+        try
+        {
+            foreach (string format in new[] { "gguf", "hf" })
+            {
+                string outPath = Path.Combine(mount, format == "gguf" ? "m.gguf" : "hf");
+                var r = CliProcess.Run("export", "--model", models.Llama, "--format", format, "--out", outPath);
+                Assert.Equal(1, r.Exit);
+                string line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+                Assert.Contains("No space left on device", line);
+                Assert.False(File.Exists(Path.Combine(mount, "m.gguf")));
+                Assert.Empty(Directory.GetFiles(mount, "*", SearchOption.AllDirectories)); // no temporary file left either
+            }
+        }
+        finally
+        {
+            FullDiskTests.Sh("umount", mount);
+        }
+    }
+
     [Fact]
     public void An_architecture_gguf_cannot_express_is_refused_in_one_line()
     {
