@@ -96,6 +96,7 @@ static int Quantize(string input, string output, string[] args, int threads)
         Console.Error.WriteLine($"unknown type {type}");
         return 2;
     }
+    NativeApi.llama_empty_call(); // loads the native library through LLamaSharp's resolver before the quantizer's own calls
     var sw = Stopwatch.StartNew();
     if (!LLamaQuantizer.Quantize(input, output, ftype, threads, allowRequantize: true, quantizeOutputTensor: true))
     {

@@ -51,7 +51,7 @@ public static class QuantizeBenchmark
             f["ppl_f32"] = Math.Round(qa.PerplexityOriginal, 4);
             f["tokens"] = qa.Tokens;
             Emit(output, new BenchResult("perplexity", qa.PerplexityQuantized, "ppl", qb.PerplexityQuantized, f));
-            Emit(output, new BenchResult("kl_divergence", qa.MeanKl, "nats", qb.MeanKl, Fields(type, threads, mine, theirs)));
+            Emit(output, new BenchResult("kl_divergence", qa.MeanKl * 1000, "millinats", qb.MeanKl * 1000, Fields(type, threads, mine, theirs)));
             Emit(output, new BenchResult("top_token_agreement", qa.TopTokenAgreement, "share", qb.TopTokenAgreement, Fields(type, threads, mine, theirs)));
             var dec = DecodeBenchmark.Run(new DecodeBenchOptions(mine, null, null, Tokens: 128, Runs: 3, Threads: threads, PromptTokens: 64, Peer: false), null)[0];
             var d = Peer(peer, ["decode", mine, "--prompt", "64", "--tokens", "128", "--threads", threads.ToString(CultureInfo.InvariantCulture), "--runs", "3"]);
