@@ -18,7 +18,8 @@ internal static class ExportCommand
         var format = new Option<string?>("--format", "-f") { Description = "gguf or hf (default: gguf when --out ends in .gguf, else hf)." };
         var dtype = new Option<string?>("--dtype") { Description = "Weight type: f32, f16, bf16 (both formats); q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m (gguf). Default: as stored." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file to use instead of the model's own." };
-        var cmd = new Command("export", "Write a model as GGUF (llama.cpp) or a Hugging Face folder (transformers).") { model, output, format, dtype, tokenizer };
+        var adapter = new Option<string?>("--adapter") { Description = "A LoRA run or PEFT adapter folder trained on --model: write it as a GGUF LoRA adapter (general.type adapter) instead of the model." };
+        var cmd = new Command("export", "Write a model as GGUF (llama.cpp) or a Hugging Face folder (transformers).") { model, output, format, dtype, tokenizer, adapter };
         cmd.SetAction(r =>
         {
             string outPath = r.GetValue(output)!;
@@ -26,6 +27,13 @@ internal static class ExportCommand
             string? type = r.GetValue(dtype);
             using var m = ModelLoader.Load(r.GetValue(model)!, r.GetValue(tokenizer));
             var sw = Stopwatch.StartNew();
+            if (r.GetValue(adapter) is string adapterFolder)
+            {
+                if (fmt != ExportFormat.Gguf) throw new InvalidConfigException("--adapter writes a GGUF LoRA adapter; the adapter folder itself is already PEFT's Hugging Face form.");
+                var a = GgufExport.WriteLoraAdapter(m, adapterFolder, outPath);
+                Console.WriteLine($"wrote {a.Path} (GGUF LoRA adapter for {a.Architecture}, {a.Tensors} F32 tensors; {a.Bytes / 1e6:F2} MB) in {Rendering.Duration(sw.Elapsed)}");
+                return;
+            }
             ExportReport report = null!;
             if (!Rendering.Interactive)
             {

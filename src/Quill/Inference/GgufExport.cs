@@ -13,9 +13,9 @@
 // already stored in the target type is copied byte for byte; others are converted row by row as the file is
 // written (GgufWriter's producers), so the model is never held twice. The tokenizer goes in as tokenizer.ggml.*
 // (Tokenization.VocabularyExport decides the form; "none" when it has none) with the chat template and stop ids.
+// A PEFT LoRA adapter is written as llama.cpp's GGUF LoRA adapter (WriteLoraAdapter).
 // Does not handle: phi3 (fused tensors), partial rotary on half-paired llama models with biases, sliding-window
-// attention as such (the context written is the window Quill runs, see ModelSpec), LoRA adapters.
-using System.Runtime.InteropServices;
+// attention as such (the context written is the window Quill runs, see ModelSpec).
 using Quill.Formats.Gguf;
 using Quill.Kernels;
 using Quill.Models;
@@ -182,6 +182,49 @@ public static class GgufExport
         g.Written = (name, bytes) => progress?.Report(new ExportProgress(++done, tensors.Count, name, bytes));
         g.Write(path);
         return new ExportReport(Path.GetFullPath(path), arch, new FileInfo(path).Length, tensors.Count, counts, note, error.Relative);
+    }
+
+    /// <summary>
+    /// Writes the PEFT LoRA adapter in <paramref name="adapterFolder"/> (trained on <paramref name="baseModel"/>) as
+    /// llama.cpp's GGUF LoRA adapter: general.type "adapter", adapter.type "lora", adapter.lora.alpha set so that
+    /// llama.cpp's alpha / r is the adapter's scaling (alpha sqrt(r) for rsLoRA), and per adapted projection
+    /// "NAME.lora_a" [r, in] and "NAME.lora_b" [out, r] in F32 under the base's GGUF tensor names; lora_b rows of q
+    /// and k are permuted as GgufExport permutes the base's, so the adapter fits the base Quill exports.
+    /// </summary>
+    public static ExportReport WriteLoraAdapter(InferenceModel baseModel, string adapterFolder, string path)
+    {
+        ArgumentNullException.ThrowIfNull(baseModel);
+        var s = baseModel.Spec;
+        string arch = ArchitectureOf(s, baseModel.Source);
+        bool permute = arch == "llama" && s.RopeStyle == RopeStyle.Half;
+        var lm = LanguageModel.FromWeights(baseModel.Weights);
+        var adapter = lm.LoadLora(adapterFolder);
+        var g = new GgufWriter()
+            .SetString("general.architecture", arch)
+            .SetString("general.type", "adapter")
+            .SetString("general.name", Path.GetFileName(Path.GetFullPath(adapterFolder).TrimEnd('/')))
+            .SetString("adapter.type", "lora")
+            .SetFloat32("adapter.lora.alpha", adapter.Scaling * adapter.Config.Rank);
+        foreach (var m in adapter.Modules)
+        {
+            string name = TensorNames.Gguf.Name(m.Slot, m.Layer)!;
+            int r = m.A.Shape[0], inDim = m.A.Shape[1], outDim = m.B.Shape[0];
+            float[] b = m.B.Span.ToArray();
+            if (permute && m.Slot is WeightSlot.Q or WeightSlot.K)
+                b = PermuteRows(b, r, RowOrder(s, m.Slot == WeightSlot.Q ? s.Heads : s.KvHeads));
+            g.AddTensor(name + ".lora_a", [inDim, r], m.A.Span.ToArray());
+            g.AddTensor(name + ".lora_b", [r, outDim], b);
+        }
+        g.Write(path);
+        return new ExportReport(Path.GetFullPath(path), arch, new FileInfo(path).Length, 2 * adapter.Modules.Count,
+            new Dictionary<GgmlType, int> { [GgmlType.F32] = 2 * adapter.Modules.Count }, null);
+    }
+
+    private static float[] PermuteRows(float[] m, int cols, int[] order)
+    {
+        var o = new float[m.Length];
+        for (int r = 0; r < order.Length; r++) m.AsSpan(order[r] * cols, cols).CopyTo(o.AsSpan(r * cols));
+        return o;
     }
 
     /// <summary>

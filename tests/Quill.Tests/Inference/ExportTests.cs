@@ -29,7 +29,7 @@ public sealed class ExportModels : IDisposable
         File.WriteAllLines(sft, Enumerable.Range(0, 24).Select(i => $$"""{"prompt": "Tell me about the {{animals[i % 4]}}.\n", "completion": "The {{animals[i % 4]}} sat on a mat and was happy."}"""));
         string cfg = Path.Combine(Dir, "ft.yaml");
         File.WriteAllText(cfg, "train:\n  batch_size: 4\n  seq_len: 64\n  max_steps: 12\n  learning_rate: 0.01\n  warmup_steps: 2\n  eval_every: 0\n  checkpoint_every: 0\n");
-        string adapter = Path.Combine(Dir, "lora");
+        string adapter = Adapter = Path.Combine(Dir, "lora");
         var ft = CliProcess.Run("finetune", "--base", Llama, "--data", sft, "--out", adapter, "--config", cfg, "--method", "lora", "--val-fraction", "0", "--lora-targets", "all-linear");
         Assert.True(ft.Exit == 0, ft.Err);
         FineTuned = Path.Combine(Dir, "merged");
@@ -46,6 +46,9 @@ public sealed class ExportModels : IDisposable
     public string Llama { get; }
 
     public string FineTuned { get; }
+
+    /// <summary>The LoRA run FineTuned was merged from (base: Llama).</summary>
+    public string Adapter { get; }
 
     private string Train(string name, string model, string data)
     {
@@ -275,6 +278,45 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
         Assert.True(scale > 1, $"logits too flat ({scale})");
         Assert.True(worst < 0.06 * scale, $"{type}: largest logit difference {worst:G3} at logit scale {scale:G3}");
         Assert.True(sameTop >= tokens.Length - 2, $"{type}: the top token agrees at {sameTop} of {tokens.Length} positions");
+    }
+
+    [Fact]
+    public void Llama_cpp_applies_the_gguf_lora_adapter_and_computes_the_merged_models_logits()
+    {
+        string baseGguf = Path.Combine(models.Dir, "base-f32.gguf"), adapterGguf = Path.Combine(models.Dir, "adapter.gguf");
+        Assert.Equal(0, CliProcess.Run("export", "--model", models.Llama, "--out", baseGguf).Exit);
+        var r = CliProcess.Run("export", "--model", models.Llama, "--adapter", models.Adapter, "--out", adapterGguf);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("GGUF LoRA adapter for llama", r.Out);
+        using (var g = GgufFile.Open(adapterGguf))
+        {
+            Assert.Equal("adapter", g.GetString("general.type"));
+            Assert.Equal("lora", g.GetString("adapter.type"));
+            Assert.Equal(GgmlType.F32, g.GetTensor("blk.1.ffn_down.weight.lora_b").Type);
+        }
+        using var merged = ModelLoader.Load(models.FineTuned);
+        int[] tokens = merged.Tokenizer!.Encode("Tell me about the cat.\nThe cat sat on a mat");
+        int v = merged.Spec.VocabSize;
+        var mine = new float[tokens.Length * v];
+        var engine = new InferenceEngine(merged, 128);
+        engine.Forward(engine.CreateCache(), tokens, mine, allLogits: true);
+
+        using var plain = LlamaCpp.Open(baseGguf);
+        float[][] without = plain.Logits(tokens);
+        using var cpp = LlamaCpp.Open(baseGguf);
+        cpp.AddLoraAdapter(adapterGguf);
+        float[][] with = cpp.Logits(tokens);
+        double worst = 0, moved = 0;
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            for (int i = 0; i < v; i++)
+            {
+                worst = Math.Max(worst, Math.Abs(mine[t * v + i] - with[t][i]) / (1 + Math.Abs(with[t][i])));
+                moved = Math.Max(moved, Math.Abs(with[t][i] - without[t][i]));
+            }
+        }
+        Assert.True(moved > 0.5, $"the adapter should change the logits (largest change {moved:G3})");
+        Assert.True(worst < 1e-2, $"largest relative logit difference {worst:G3}");
     }
 
     [Theory]

@@ -60,6 +60,13 @@ internal sealed class LlamaCpp : IDisposable
         return new LlamaCpp(w, w.CreateContext(p));
     }
 
+    /// <summary>Applies a GGUF LoRA adapter (general.type adapter) to this context at <paramref name="scale"/>.</summary>
+    public void AddLoraAdapter(string path, float scale = 1f)
+    {
+        var adapter = weights.NativeHandle.LoadLoraFromFile(path);
+        context.NativeHandle.SetLoraAdapters([(adapter, scale)]);
+    }
+
     /// <summary>Logits at every position of <paramref name="tokens"/> (row t predicts token t + 1).</summary>
     public float[][] Logits(IReadOnlyList<int> tokens)
     {
