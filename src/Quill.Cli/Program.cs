@@ -20,4 +20,6 @@ root.Add(ServeCommand.Create());
 root.Add(PullCommand.Create());
 root.Add(PullCommand.CreateList());
 root.Add(PullCommand.CreateRemove());
+root.Add(ExportCommand.Create());
+root.Add(QuantizeCommand.Create());
 return CliRunner.Run(root, args);
