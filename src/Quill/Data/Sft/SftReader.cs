@@ -93,7 +93,7 @@ public static class SftReader
     }
 
     /// <summary>Checks the order of turns; null when an assistant turn is empty.</summary>
-    private static SftExample? Chat(string at, int line, SftFormat format, List<ChatMessage> turns)
+    internal static SftExample? Chat(string at, int line, SftFormat format, List<ChatMessage> turns)
     {
         int start = turns.Count > 0 && turns[0].Role == "system" ? 1 : 0;
         if (turns.Count - start < 2) throw new InvalidFileException($"{at}: needs at least one user turn followed by an assistant turn.");
@@ -108,7 +108,7 @@ public static class SftReader
         return new SftExample(line, format, turns);
     }
 
-    private static List<ChatMessage> ReadTurns(string at, string field, JsonElement list, string roleKey, string textKey, Func<string, string?> mapRole)
+    internal static List<ChatMessage> ReadTurns(string at, string field, JsonElement list, string roleKey, string textKey, Func<string, string?> mapRole)
     {
         if (list.ValueKind != JsonValueKind.Array) throw new InvalidFileException($"{at}: \"{field}\" must be a list of turns, found {Kind(list)}.");
         var turns = new List<ChatMessage>();
@@ -125,7 +125,7 @@ public static class SftReader
         return turns;
     }
 
-    private static string? RoleOf(string role) => role is "system" or "user" or "assistant" ? role : null;
+    internal static string? RoleOf(string role) => role is "system" or "user" or "assistant" ? role : null;
 
     private static string? ShareGptRole(string from) => from switch
     {
@@ -136,7 +136,7 @@ public static class SftReader
     };
 
     /// <summary>A required string field.</summary>
-    private static string? Text(string at, JsonElement obj, string key, string? owner = null)
+    internal static string? Text(string at, JsonElement obj, string key, string? owner = null)
     {
         string name = owner == null ? $"\"{key}\"" : $"{owner}.{key}";
         if (!obj.TryGetProperty(key, out var v)) throw new InvalidFileException($"{at}: {name} is missing.");
@@ -144,7 +144,7 @@ public static class SftReader
         return v.GetString();
     }
 
-    private static string Kind(JsonElement e) => e.ValueKind switch
+    internal static string Kind(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => "a list",
