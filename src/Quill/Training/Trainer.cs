@@ -29,7 +29,11 @@ namespace Quill.Training;
 
 /// <summary>A progress report after a step or an evaluation.</summary>
 public sealed record TrainProgress(int Step, int MaxSteps, float Loss, float Lr, float GradNorm, double TokensPerSecond,
-    TimeSpan Elapsed, TimeSpan? Eta, float? ValLoss, string? Message);
+    TimeSpan Elapsed, TimeSpan? Eta, float? ValLoss, string? Message)
+{
+    /// <summary>Preference tuning: the step's pairs' reward accuracy and mean margin (null otherwise).</summary>
+    public (double Accuracy, double Margin)? Rewards { get; init; }
+}
 
 /// <summary>What a finished (or stopped) run reached.</summary>
 public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates);
@@ -274,7 +278,10 @@ public sealed class Trainer : IDisposable
             LastStats = stats;
             metrics.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null, extra);
             TimeSpan? eta = state.Step > firstStep ? TimeSpan.FromSeconds(elapsed / (state.Step - firstStep) * (maxSteps - state.Step)) : null;
-            progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message));
+            progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message)
+            {
+                Rewards = stats.Pairs > 0 ? ((double)stats.Correct / stats.Pairs, stats.Margin / stats.Pairs) : null,
+            });
             if (last || (checkpointEvery > 0 && state.Step % checkpointEvery == 0) || state.Step == stopAt)
                 Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
         }
