@@ -127,6 +127,7 @@ internal static class FinetuneCommand
                     PrintAdapter(lm);
                     Console.Error.WriteLine($"pairs: {tuner.Data.Report.Describe()}");
                     var done = TrainCommand.Run(tuner.Trainer, options.OutDir, cts.Token);
+                    Console.Error.WriteLine($"reward accuracy plot: {Path.Combine(options.OutDir, "rewards.svg")}");
                     var last = tuner.Trainer.LastValStats.Pairs > 0 ? tuner.Trainer.LastValStats : tuner.Trainer.LastStats;
                     if (last.Pairs > 0)
                     {

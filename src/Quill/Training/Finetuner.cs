@@ -80,13 +80,22 @@ public sealed class Finetuner : IDisposable
         });
         if (Data.Train.Count == 0)
             throw new InvalidFileException($"{options.DataPath}: no example left to train ({Data.Report.Describe()}); add examples, lower the held-out fraction or raise seq_len.");
+        var trainOptions = RunFolder(model, options, out int pad);
+        var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
+        Trainer = new Trainer(run, trainOptions, lm, new SftBatchSource(Data.Train, pad), val);
+    }
+
+    /// <summary>
+    /// Creates the run folder with the tokenizer in it (copied into every checkpoint) and returns the trainer's
+    /// options; pad is the id written after a row's tokens (the EOS, else 0).
+    /// </summary>
+    internal static TrainOptions RunFolder(FinetuneBase model, FinetuneOptions options, out int pad)
+    {
         Directory.CreateDirectory(options.OutDir);
         string tokenizerPath = Path.Combine(options.OutDir, "tokenizer.json");
         model.Tokenizer.Save(tokenizerPath);
-        int pad = Math.Max(model.Tokenizer.EosId, 0);
-        var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
-        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps) { TokenizerPath = tokenizerPath },
-            lm, new SftBatchSource(Data.Train, pad), val);
+        pad = Math.Max(model.Tokenizer.EosId, 0);
+        return new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps) { TokenizerPath = tokenizerPath };
     }
 
     /// <summary>

@@ -29,13 +29,9 @@ public sealed class PreferenceTuner : IDisposable
         Data = PreferenceDataset.Load(options.DataPath, renderer, run.Train.SeqLen + 1, options.ValFraction);
         if (Data.Train.Count == 0)
             throw new InvalidFileException($"{options.DataPath}: no pair left to train ({Data.Report.Describe()}); add pairs, lower the held-out fraction or raise seq_len.");
-        Directory.CreateDirectory(options.OutDir);
-        string tokenizerPath = Path.Combine(options.OutDir, "tokenizer.json");
-        model.Tokenizer.Save(tokenizerPath);
-        int pad = Math.Max(model.Tokenizer.EosId, 0);
+        var trainOptions = Finetuner.RunFolder(model, options, out int pad);
         var val = Data.Val.Count > 0 ? new PreferenceBatchSource(Data.Val, pad) : null;
-        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps) { TokenizerPath = tokenizerPath },
-            model.Model, new PreferenceBatchSource(Data.Train, pad), val, settings);
+        Trainer = new Trainer(run, trainOptions, model.Model, new PreferenceBatchSource(Data.Train, pad), val, settings);
     }
 
     /// <summary>The rendered pairs and the report of what was read and skipped.</summary>

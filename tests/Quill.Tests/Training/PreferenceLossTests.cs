@@ -160,6 +160,19 @@ public sealed class PreferenceLossTests
         Assert.Throws<ArgumentException>(() => PreferenceLossOp.Forward(new Graph(), x, null, [2, 3, 2, 3], new PreferenceSettings(PreferenceLoss.Ipo, 0.1), 2, 5, out _));
     }
 
+    [Fact]
+    public void Orpo_stays_finite_when_a_reply_is_certain()
+    {
+        var x = new Tensor(4) { RequiresGrad = true };
+        float[] lp = [0f, -3f, -2f, 0f]; // a float sum of log-probs can be exactly 0
+        lp.CopyTo(x.Span);
+        var g = new Graph();
+        var loss = PreferenceLossOp.Forward(g, x, null, [2, 3, 2, 3], new PreferenceSettings(PreferenceLoss.Orpo, 0.1), 2, 5, out _);
+        g.Backward(loss);
+        Assert.True(float.IsFinite(loss.Item()));
+        Assert.All(x.Grad!.ToArray(), v => Assert.True(float.IsFinite(v)));
+    }
+
     private static void AssertClose(double[] want, float[] got, double tol, string what)
     {
         Assert.Equal(want.Length, got.Length);

@@ -7,7 +7,7 @@
 //   orpo           l = -lambda log sigmoid((ac - ar) - (log(1 - e^ac) - log(1 - e^ar))), plus the NLL of the chosen
 //                  tokens (mean over every chosen token of the step)             rewards lambda ac, lambda ar
 //   simpo          l = -log sigmoid(beta (ac - ar) - gamma)                        rewards beta ac, beta ar
-// (ORPO and SimPO use no reference.) The loss of a micro-batch is its share of the step's mean: pair terms are divided
+// (ORPO and SimPO use no reference; ORPO's average log-probs are capped at -1e-6, where log(1 - e^a) is finite.) The loss of a micro-batch is its share of the step's mean: pair terms are divided
 // by the step's pair count and ORPO's NLL by the step's chosen-token count, so the micro-batches of a step add up to
 // the loss of one large batch (back-propagate each with seed 1). Math in double.
 // Glossary: P pairs in the micro-batch.
@@ -133,7 +133,8 @@ public static class PreferenceLossOp
                 }
                 case PreferenceLoss.Orpo:
                 {
-                    double ac = c / nc, ar = r / nr;
+                    // log(1 - e^a) needs a < 0; a float sum of log-probs can round to 0 on a sure reply
+                    double ac = Math.Min(c / nc, MaxAverageLogProb), ar = Math.Min(r / nr, MaxAverageLogProb);
                     double lo = (ac - ar) - (Log1mExp(ac) - Log1mExp(ar));
                     l = -beta * LogSigmoid(lo);
                     double dlo = -beta * Sigmoid(-lo);
@@ -173,6 +174,9 @@ public static class PreferenceLossOp
         }
         return sum;
     }
+
+    /// <summary>ORPO: the largest average log-prob used (below 0, where log(1 - e^a) is finite).</summary>
+    private const double MaxAverageLogProb = -1e-6;
 
     private static double Sigmoid(double x) => x >= 0 ? 1 / (1 + Math.Exp(-x)) : Math.Exp(x) / (1 + Math.Exp(x));
 

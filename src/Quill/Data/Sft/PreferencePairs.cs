@@ -138,20 +138,9 @@ public sealed class PreferenceDataset
         ArgumentNullException.ThrowIfNull(json);
         identical = false;
         string at = $"{source}:{line}";
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidFileException($"{at}: invalid JSON (at column {(e.BytePositionInLine ?? 0) + 1}); write one JSON object per line.");
-        }
-        using (doc)
+        using (var doc = SftReader.ParseObject(json, at, "pair"))
         {
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new InvalidFileException($"{at}: expected a JSON object, found {SftReader.Kind(root)}; write one pair per line.");
             if (!root.TryGetProperty("chosen", out var chosen) || !root.TryGetProperty("rejected", out var rejected))
             {
                 string fields = string.Join(", ", root.EnumerateObject().Select(p => p.Name).Take(6));

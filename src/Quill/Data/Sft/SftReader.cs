@@ -52,20 +52,9 @@ public static class SftReader
     {
         ArgumentNullException.ThrowIfNull(json);
         string at = $"{source}:{line}";
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidFileException($"{at}: invalid JSON (at column {(e.BytePositionInLine ?? 0) + 1}); write one JSON object per line.");
-        }
-        using (doc)
+        using (var doc = ParseObject(json, at, "example object"))
         {
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new InvalidFileException($"{at}: expected a JSON object, found {Kind(root)}; write one example object per line.");
             if (root.TryGetProperty("messages", out var messages)) return Chat(at, line, SftFormat.Chat, ReadTurns(at, "messages", messages, "role", "content", RoleOf));
             if (root.TryGetProperty("conversations", out var conv)) return Chat(at, line, SftFormat.ShareGpt, ReadTurns(at, "conversations", conv, "from", "value", ShareGptRole));
             if (root.TryGetProperty("instruction", out _) && root.TryGetProperty("output", out _))
@@ -90,6 +79,27 @@ public static class SftReader
             string fields = string.Join(", ", root.EnumerateObject().Select(p => p.Name).Take(6));
             throw new InvalidFileException($"{at}: unknown example shape (fields: {(fields.Length > 0 ? fields : "none")}); use {Shapes}.");
         }
+    }
+
+    /// <summary>A line's JSON object; InvalidFileException naming `at` for invalid JSON or another kind of value.</summary>
+    internal static JsonDocument ParseObject(string json, string at, string what)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidFileException($"{at}: invalid JSON (at column {(e.BytePositionInLine ?? 0) + 1}); write one JSON object per line.");
+        }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            string found = Kind(doc.RootElement);
+            doc.Dispose();
+            throw new InvalidFileException($"{at}: expected a JSON object, found {found}; write one {what} per line.");
+        }
+        return doc;
     }
 
     /// <summary>Checks the order of turns; null when an assistant turn is empty.</summary>
