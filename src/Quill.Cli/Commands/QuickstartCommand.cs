@@ -44,8 +44,6 @@ internal static class QuickstartCommand
     /// <summary>Most tokens of a reply in the evaluation and the chat tip (the longest story is under 460 characters).</summary>
     private const int ReplyTokens = 512;
 
-    /// <summary>--prefer: preference pairs made for DPO.</summary>
-    private const int PreferencePairs = 1000;
 
     public static Command Create()
     {
@@ -56,11 +54,12 @@ internal static class QuickstartCommand
         var ftSteps = new Option<int>("--finetune-steps") { Description = "With --chat: fine-tuning steps", DefaultValueFactory = _ => 800 };
         var prefer = new Option<bool>("--prefer") { Description = "With --chat: then preference-tune the chat model with DPO so its stories end with \"The end.\", and measure the win rate before and after" };
         var dpoSteps = new Option<int>("--dpo-steps") { Description = "With --prefer: DPO steps", DefaultValueFactory = _ => 150 };
+        var preferPairs = new Option<int>("--prefer-pairs") { Description = "With --prefer: story preference pairs to make", DefaultValueFactory = _ => 1000 };
         var evalTokens = new Option<int>("--eval-tokens") { Description = "With --chat: most tokens of a reply when measuring request following", DefaultValueFactory = _ => ReplyTokens };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores)" };
         var cmd = new Command("quickstart", "Prepare data, train a small model for a few minutes, and sample from it (--chat: then teach it to follow requests).")
         {
-            data, outDir, steps, chat, ftSteps, evalTokens, threads, prefer, dpoSteps,
+            data, outDir, steps, chat, ftSteps, evalTokens, threads, prefer, dpoSteps, preferPairs,
         };
         cmd.SetAction(r =>
         {
@@ -73,7 +72,8 @@ internal static class QuickstartCommand
             Directory.CreateDirectory(run);
             using var cts = Rendering.CtrlC();
             if (r.GetValue(prefer) && !withChat) throw new InvalidConfigException("--prefer tunes the chat model; use it with --chat.");
-            if (withChat) Chat(run, r.GetValue(steps), r.GetValue(ftSteps), r.GetValue(evalTokens), r.GetValue(prefer) ? r.GetValue(dpoSteps) : 0, cts.Token);
+            if (r.GetValue(prefer) && (r.GetValue(dpoSteps) < 1 || r.GetValue(preferPairs) < 1)) throw new InvalidConfigException("--dpo-steps and --prefer-pairs must be at least 1.");
+            if (withChat) Chat(run, r.GetValue(steps), r.GetValue(ftSteps), r.GetValue(evalTokens), r.GetValue(prefer) ? (r.GetValue(dpoSteps), r.GetValue(preferPairs)) : null, cts.Token);
             else Plain(run, r.GetValue(data), r.GetValue(steps), cts.Token);
         });
         return cmd;
@@ -101,7 +101,7 @@ internal static class QuickstartCommand
         Console.WriteLine($"try: ./quill sample --checkpoint {run} --prompt \"Once upon a time\"");
     }
 
-    private static void Chat(string run, int steps, int finetuneSteps, int evalTokens, int dpoSteps, CancellationToken cancel)
+    private static void Chat(string run, int steps, int finetuneSteps, int evalTokens, (int Steps, int Pairs)? prefer, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
         var set = StoryInstructions.Generate(ChatExamples);
@@ -168,10 +168,10 @@ internal static class QuickstartCommand
         Console.WriteLine($"--- question: {question.Question.Instruction}");
         Console.WriteLine(question.Answer + (question.Stopped ? "" : " [no stop]"));
         string final = chatRun;
-        if (dpoSteps > 0)
+        if (prefer is { } dpo)
         {
             final = Path.Combine(run, "dpo");
-            Prefer(run, chatRun, final, set, after.Requests, eval, dpoSteps, cancel);
+            Prefer(run, chatRun, final, set, after.Requests, eval, dpo.Steps, dpo.Pairs, cancel);
         }
         Console.WriteLine();
         Console.WriteLine($"done in {Rendering.Duration(clock.Elapsed)}; chat model: {final}");
@@ -183,10 +183,10 @@ internal static class QuickstartCommand
     /// DPO on the story preference pairs, from the chat model (its own reference), then the win rate and request
     /// following on the held-out requests; sft is the chat model's request-following report.
     /// </summary>
-    private static void Prefer(string run, string chatRun, string dpoRun, StoryInstructionSet set, RequestFollowingReport sft, AnswerOptions eval, int dpoSteps, CancellationToken cancel)
+    private static void Prefer(string run, string chatRun, string dpoRun, StoryInstructionSet set, RequestFollowingReport sft, AnswerOptions eval, int dpoSteps, int pairCount, CancellationToken cancel)
     {
         string pairsFile = Path.Combine(run, "preferences.jsonl");
-        var pairs = StoryPreferences.Generate(PreferencePairs);
+        var pairs = StoryPreferences.Generate(pairCount);
         StoryPreferences.WriteJsonl(pairsFile, pairs);
         Console.Error.WriteLine($"wrote {pairs.Count:N0} story preference pairs (chosen: the requested story ending with \"{StoryPreferences.Ending}\"; rejected: no ending {pairs.Count(p => p.Flaw == StoryFlaw.NoEnding)}, another name {pairs.Count(p => p.Flaw == StoryFlaw.WrongName)}, rambling {pairs.Count(p => p.Flaw == StoryFlaw.Rambles)}) to {pairsFile}");
         Console.Error.WriteLine($"preference win rate before DPO: {StoryPreferenceWinRate.Describe(sft)} (the requested animal and name, \"{StoryPreferences.Ending}\" last, then the stop)");
