@@ -126,6 +126,7 @@ internal static class FinetuneCommand
                     Console.Error.WriteLine($"base: {path} ({lm.Config.Arch}), {requested} ({Describe(settings)}), {methodName}{Storage(lm, m)}");
                     PrintAdapter(lm);
                     Console.Error.WriteLine($"pairs: {tuner.Data.Report.Describe()}");
+                    tuner.Trainer.ReferenceProgress = ReferenceProgress(settings);
                     var done = TrainCommand.Run(tuner.Trainer, options.OutDir, cts.Token);
                     Console.Error.WriteLine($"reward accuracy plot: {Path.Combine(options.OutDir, "rewards.svg")}");
                     var last = tuner.Trainer.LastValStats.Pairs > 0 ? tuner.Trainer.LastValStats : tuner.Trainer.LastStats;
@@ -185,6 +186,21 @@ internal static class FinetuneCommand
         PreferenceLoss.SimPo => FormattableString.Invariant($"beta {s.Beta}, gamma {s.Gamma}, no reference"),
         _ => FormattableString.Invariant($"beta {s.Beta}, reference: the base{(s.Loss == PreferenceLoss.Ipo ? ", length-averaged" : "")}"),
     };
+
+    /// <summary>Prints the reference pass (a forward over every pair before the first step) at each quarter.</summary>
+    internal static IProgress<(int Done, int Total)>? ReferenceProgress(PreferenceSettings settings)
+    {
+        if (!settings.NeedsReference) return null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int shown = 0;
+        return new InlineProgress<(int Done, int Total)>(p =>
+        {
+            if (p.Done * 4 < (shown + 1) * p.Total && p.Done < p.Total) return;
+            shown = p.Done * 4 / p.Total;
+            Console.Error.WriteLine($"reference log-probs: {p.Done}/{p.Total} pairs ({Rendering.Duration(clock.Elapsed)})");
+            if (p.Done == p.Total) clock.Restart();
+        });
+    }
 
     private static void PrintAdapter(LanguageModel lm)
     {

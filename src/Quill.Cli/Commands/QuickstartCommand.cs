@@ -205,6 +205,7 @@ internal static class QuickstartCommand
         using (var tuner = new PreferenceTuner(start, config, new FinetuneOptions(pairsFile, dpoRun) { MaxSteps = dpoSteps, ValFraction = 0.02 }, settings))
         {
             Console.Error.WriteLine($"DPO (full, beta {settings.Beta}, reference: the chat model): {tuner.Data.Report.Describe()}");
+            tuner.Trainer.ReferenceProgress = FinetuneCommand.ReferenceProgress(settings);
             TrainCommand.Run(tuner.Trainer, dpoRun, cancel);
         }
         cancel.ThrowIfCancellationRequested();

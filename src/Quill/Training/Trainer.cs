@@ -171,17 +171,17 @@ public sealed class Trainer : IDisposable
     {
         string ckptDir = Path.Combine(options.OutDir, Checkpoint.FolderName);
         Directory.CreateDirectory(options.OutDir);
+        if (!options.Resume && Checkpoint.Locate(options.OutDir) != null)
+            throw new QuillException($"{options.OutDir} already holds a checkpoint; pass --resume to continue it or choose another --out.");
         if (preference is { NeedsReference: true })
         {
             // before any update (and before a checkpoint's weights are loaded): the reference is the starting model
             foreach (var source in new[] { trainSource, valSource }.OfType<PreferenceBatchSource>())
             {
-                if (!source.HasReference) source.ComputeReference(Model, b, t);
+                if (!source.HasReference) source.ComputeReference(Model, b, t, ReferenceProgress);
             }
         }
         if (options.Resume) LoadCheckpoint();
-        else if (Checkpoint.Locate(options.OutDir) != null)
-            throw new QuillException($"{options.OutDir} already holds a checkpoint; pass --resume to continue it or choose another --out.");
         if (fromInit && !options.Resume && valSource != null)
         {
             // Where the loaded model starts: the validation loss before any update.
@@ -296,6 +296,9 @@ public sealed class Trainer : IDisposable
 
     /// <summary>The validation batches (null when the data has no usable validation split).</summary>
     public IBatchSource? Validation => valSource;
+
+    /// <summary>Preference tuning: told (pairs done, pairs in the split) while the reference log-probs are computed.</summary>
+    public IProgress<(int Done, int Total)>? ReferenceProgress { get; set; }
 
     /// <summary>Preference tuning: the rewards and accuracy of the last step's pairs (sums; divide by Pairs).</summary>
     public PreferenceStats LastStats { get; private set; }
