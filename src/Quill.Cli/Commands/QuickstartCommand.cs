@@ -228,7 +228,7 @@ internal static class QuickstartCommand
     }
 
     /// <summary>--prefer's DPO learning rate (constant to 1/10 by cosine).</summary>
-    private const float DpoLearningRate = 3e-4f;
+    private const float DpoLearningRate = 1e-5f;
 
     /// <summary>Request following on the held-out requests and exact answers to the held-out questions.</summary>
     private static (RequestFollowingReport, StoryQuestionsReport) Evaluate(InferenceModel model, StoryInstructionSet set, AnswerOptions options, string when, CancellationToken cancel)
