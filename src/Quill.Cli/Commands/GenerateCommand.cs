@@ -48,12 +48,13 @@ internal sealed class GenerateOptions
     public Option<string[]> Stop { get; } = new("--stop") { Description = "Stop when this text appears (repeatable)", AllowMultipleArgumentsPerToken = false };
     public Option<int> Context { get; } = new("--context") { Description = "KV cache positions (default: the model's context, at most 4096)", DefaultValueFactory = _ => 0 };
     public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
+    public Option<bool> NoMmap { get; } = new("--no-mmap") { Description = "Read the weights into memory instead of mapping the file" };
     public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
     public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model (adapter_config.json, adapter_model.safetensors)" };
 
     public void AddTo(Command cmd)
     {
-        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads, Adapter })
+        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads, Adapter, NoMmap })
             cmd.Add(opt);
     }
 
@@ -62,7 +63,7 @@ internal sealed class GenerateOptions
         int threads = r.GetValue(Threads);
         if (threads > 0) KernelThreads.Count = threads;
         string? adapter = r.GetValue(Adapter);
-        if (adapter == null) return ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype));
+        if (adapter == null) return ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype), mmap: !r.GetValue(NoMmap));
         string? dtype = r.GetValue(Dtype);
         var type = string.IsNullOrEmpty(dtype) ? (Quantization.GgmlType?)null : ModelLoader.ParseType(dtype);
         using var stored = ModelLoader.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), null);
