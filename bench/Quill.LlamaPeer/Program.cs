@@ -1,6 +1,9 @@
 // llama.cpp as a benchmark peer. Usage:
 //   Quill.LlamaPeer decode FILE.gguf --prompt N --tokens N --threads N [--runs N]
 // prints {"peer":"llama.cpp","prefill_tok_s":...,"decode_tok_s":...,"system_info":"..."} on one line.
+//   Quill.LlamaPeer quantize IN.gguf OUT.gguf --type q4_k_m [--threads N]
+// runs llama.cpp's own quantizer (llama_model_quantize, its default mixes, output tensor quantized as
+// llama-quantize does) and prints {"peer":...,"type":...,"seconds":...,"bytes":...} on one line.
 // Token ids are fixed (1, then 2..N+1 modulo the vocabulary) so no tokenizer enters the timing; decode is greedy.
 using System.Diagnostics;
 using System.Globalization;
@@ -11,7 +14,7 @@ using LLama.Native;
 
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: Quill.LlamaPeer decode FILE.gguf [--prompt N] [--tokens N] [--threads N] [--runs N]");
+    Console.Error.WriteLine("usage: Quill.LlamaPeer decode FILE.gguf [--prompt N] [--tokens N] [--threads N] [--runs N]\n       Quill.LlamaPeer quantize IN.gguf OUT.gguf --type TYPE [--threads N]");
     return 2;
 }
 NativeLibraryConfig.All.WithLogCallback((level, message) =>
@@ -77,9 +80,38 @@ switch (verb)
             }));
             return 0;
         }
+    case "quantize":
+        return Quantize(file, args.Length > 2 ? args[2] : "", args, threads);
     default:
         Console.Error.WriteLine($"unknown subcommand {verb}");
         return 2;
+}
+
+static int Quantize(string input, string output, string[] args, int threads)
+{
+    int t = Array.IndexOf(args, "--type");
+    string type = t >= 0 && t + 1 < args.Length ? args[t + 1] : "q8_0";
+    if (!Enum.TryParse("MOSTLY_" + type.ToUpperInvariant(), out LLamaFtype ftype))
+    {
+        Console.Error.WriteLine($"unknown type {type}");
+        return 2;
+    }
+    NativeApi.llama_empty_call(); // loads the native library through LLamaSharp's resolver before the quantizer's own calls
+    var sw = Stopwatch.StartNew();
+    if (!LLamaQuantizer.Quantize(input, output, ftype, threads, allowRequantize: true, quantizeOutputTensor: true))
+    {
+        Console.Error.WriteLine($"llama.cpp could not quantize {input}");
+        return 1;
+    }
+    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["peer"] = "llama.cpp (LLamaSharp 0.30.0)",
+        ["type"] = type,
+        ["threads"] = threads,
+        ["seconds"] = sw.Elapsed.TotalSeconds,
+        ["bytes"] = new FileInfo(output).Length,
+    }));
+    return 0;
 }
 
 static void Check(DecodeResult r)
