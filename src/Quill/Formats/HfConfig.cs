@@ -21,9 +21,9 @@ public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFa
 public sealed record HfConfig
 {
     /// <summary>Families this reader accepts (the config's model_type).</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "qwen2", "phi3", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"];
 
-    /// <summary>model_type: llama, mistral, qwen2, phi3 or gpt2.</summary>
+    /// <summary>model_type: llama, mistral, qwen2, qwen3, phi3 or gpt2.</summary>
     public required string ModelType { get; init; }
 
     /// <summary>architectures[0] when present (e.g. LlamaForCausalLM), else null.</summary>

@@ -8,6 +8,7 @@
 //   = half row i, 2i + 1 = half row i + d/2 (d the rotary dims). Llama 3 scaling becomes the rope_freqs tensor of
 //   per-pair divisors; linear scaling rope.scaling.type linear.
 // - qwen2 (half pairing, q/k/v biases): written as qwen2, unpermuted (llama.cpp runs qwen2 with NeoX pairing).
+// - qwen3 (half pairing, per-head q/k RMSNorm attn_q_norm / attn_k_norm, no biases): written as qwen3, unpermuted.
 // Matrices go to the requested type (a TensorTypePlan says which, e.g. llama.cpp's Q4_K_M mix); a matrix whose
 // rows are not whole blocks of it falls back to Q8_0, F16 or F32; norms, biases and rope_freqs stay F32. A tensor
 // already stored in the target type is copied byte for byte; others are converted row by row as the file is
@@ -72,6 +73,12 @@ public static class GgufExport
             throw new QuillException($"{source}: a RoPE model is written as llama.cpp's llama or qwen2, which need RMSNorm and a SwiGLU MLP; GGUF export cannot express this model.");
         if (spec.MlpBias || spec.OutBias)
             throw new QuillException($"{source}: MLP or attention-output biases on a RoPE model have no llama.cpp architecture Quill writes; GGUF export cannot express this model.");
+        if (spec.QkNorm)
+        {
+            if (spec.QkvBias || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim)
+                throw new QuillException($"{source}: q/k norms are written as llama.cpp's qwen3, which has no q/k/v biases and rotates whole heads in halves; GGUF export cannot express this model.");
+            return "qwen3";
+        }
         if (spec.QkvBias && spec.RopeStyle == RopeStyle.Half) return "qwen2";
         if (spec.RopeStyle == RopeStyle.Half && spec.EffectiveRotaryDim != spec.HeadDim && spec.QkvBias)
             throw new QuillException($"{source}: partial rotary with q/k/v biases cannot be written for llama.cpp.");
@@ -168,6 +175,8 @@ public static class GgufExport
                     Vector(N(WeightSlot.VBias, i), vb);
                 }
             }
+            if (l.QNorm is { } qn) Vector(N(WeightSlot.QNorm, i), qn);
+            if (l.KNorm is { } kn) Vector(N(WeightSlot.KNorm, i), kn);
             Matrix(N(WeightSlot.O, i), WeightSlot.O, i, l.Wo);
             if (l.WoBias is { } ob) Vector(N(WeightSlot.OBias, i), ob);
             Vector(N(WeightSlot.MlpNorm, i), l.MlpNorm);

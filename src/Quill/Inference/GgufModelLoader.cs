@@ -20,7 +20,7 @@ namespace Quill.Inference;
 public static class GgufModelLoader
 {
     /// <summary>Architectures this loader runs.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "phi3", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"];
 
     public static InferenceModel Load(string path)
     {

@@ -37,7 +37,7 @@ public static class HfExport
         var w = model.Weights;
         var s = w.Spec;
         bool gpt2 = s.Positions == PositionKind.Learned;
-        string arch = gpt2 ? "gpt2" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
+        string arch = gpt2 ? "gpt2" : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
         Check(s, gpt2, model.Source);
         if (File.Exists(dir)) throw new QuillException($"{dir} is a file; --out for --format hf names a folder.");
         Directory.CreateDirectory(dir);
@@ -144,7 +144,7 @@ public static class HfExport
         }
         else
         {
-            string cls = arch switch { "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" };
+            string cls = arch switch { "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" };
             c = new JsonObject
             {
                 ["architectures"] = new JsonArray(cls),
@@ -167,7 +167,8 @@ public static class HfExport
                 c["mlp_bias"] = false;
             }
             if (arch == "mistral") c["sliding_window"] = s.SlidingWindow > 0 ? s.SlidingWindow : null;
-            if (arch == "qwen2") c["use_sliding_window"] = false;
+            if (arch is "qwen2" or "qwen3") c["use_sliding_window"] = false;
+            if (arch == "qwen3") c["attention_bias"] = s.QkvBias;
             if (s.RopeScaling is { } l3)
             {
                 c["rope_scaling"] = new JsonObject
@@ -269,6 +270,8 @@ public static class HfExport
                 list.Add(Floats(n.Name(WeightSlot.KBias, i)!, Reorder(b[s.QDim..(s.QDim + s.KvDim)], kOrder)));
                 list.Add(Floats(n.Name(WeightSlot.VBias, i)!, b[(s.QDim + s.KvDim)..]));
             }
+            if (l.QNorm is { } qn) list.Add(Floats(n.Name(WeightSlot.QNorm, i)!, qn));
+            if (l.KNorm is { } kn) list.Add(Floats(n.Name(WeightSlot.KNorm, i)!, kn));
             list.Add(Matrix(n.Name(WeightSlot.O, i)!, l.Wo));
             if (l.QkvBias != null && arch == "llama") list.Add(Floats(n.Name(WeightSlot.OBias, i)!, new float[s.Dim]));
             list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, l.MlpNorm));

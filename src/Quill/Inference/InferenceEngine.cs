@@ -27,12 +27,17 @@ public sealed unsafe class InferenceEngine
     private readonly float[] ropeCos = [], ropeSin = [];
     private Scratch scratch = new(0, null!);
 
+    /// <summary>Scratch for Qwen3's per-head q/k norms: one 1/rms per head of a token.</summary>
+    private readonly float[] qkRstd;
+
     /// <summary>Prepares a model to run with caches of up to <paramref name="contextLength"/> positions
     /// (0: the model's context, capped at 4096).</summary>
+
     public InferenceEngine(InferenceModel model, int contextLength = 0)
     {
         ArgumentNullException.ThrowIfNull(model);
         this.model = model;
+        qkRstd = new float[model.Spec.Heads + model.Spec.KvHeads];
         spec = model.Spec;
         if (contextLength < 0) throw new InvalidConfigException($"--context must not be negative (got {contextLength}).");
         ContextLength = contextLength == 0 ? Math.Min(spec.MaxContext, 4096) : contextLength;
@@ -168,6 +173,18 @@ public sealed unsafe class InferenceEngine
             if (lw.QkvBias is { } qb)
             {
                 for (int r = 0; r < n; r++) Add(qkvs.Slice(r * qkvW, qkvW), qb);
+            }
+            if (lw.QNorm is { } qn && lw.KNorm is { } kn)
+            {
+                // Qwen3: each head of q and of k RMS-normalized over its D values, before RoPE (in place)
+                Span<float> rstd = qkRstd;
+                for (int r = 0; r < n; r++)
+                {
+                    var q = qkvs.Slice(r * qkvW, qd);
+                    var k = qkvs.Slice(r * qkvW + qd, kvd);
+                    RmsNorm.Forward(q, qn, q, rstd[..s.Heads], s.Heads, d, s.NormEps);
+                    RmsNorm.Forward(k, kn, k, rstd[s.Heads..], s.KvHeads, d, s.NormEps);
+                }
             }
             foreach (var g in segs)
             {

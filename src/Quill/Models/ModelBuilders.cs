@@ -76,6 +76,8 @@ internal static class ModelBuilders
                 Wk = wqkv == null ? src.Matrix(L(WeightSlot.K, i)) : null,
                 Wv = wqkv == null ? src.Matrix(L(WeightSlot.V, i)) : null,
                 QkvBias = qkvBias,
+                QNorm = Opt(WeightSlot.QNorm, i),
+                KNorm = Opt(WeightSlot.KNorm, i),
                 Wo = M(WeightSlot.O, i, c, spec.QDim),
                 WoBias = Opt(WeightSlot.OBias, i),
                 MlpNorm = src.Floats(L(WeightSlot.MlpNorm, i)),
@@ -96,6 +98,7 @@ internal static class ModelBuilders
         var settled = spec with
         {
             QkvBias = l0?.QkvBias != null,
+            QkNorm = l0?.QNorm != null,
             OutBias = l0?.WoBias != null,
             MlpBias = l0?.UpBias != null,
             NormBias = l0?.AttnNormBias != null,

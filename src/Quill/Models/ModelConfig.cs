@@ -28,7 +28,7 @@ public sealed class RopeScalingConfig
 public sealed class ModelConfig
 {
     /// <summary>Architectures a config may name.</summary>
-    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "qwen2", "phi3"];
+    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3"];
 
     /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings) or a Llama-family name (RoPE, RMSNorm, SwiGLU, GQA).</summary>
     [JsonPropertyName("arch")] public string Arch { get; set; } = "gpt2";
@@ -157,6 +157,7 @@ public sealed class ModelConfig
             Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             QkvBias = QkvBias ?? (HasBias || Arch == "qwen2"),
+            QkNorm = Arch == "qwen3",
             OutBias = HasBias,
             MlpBias = HasBias,
             TiedEmbeddings = Tied,
@@ -182,7 +183,7 @@ public sealed class ModelConfig
             : spec.Norm == NormKind.RmsNorm && spec.Mlp == MlpKind.SwiGlu;
         if (!consistent || spec.MlpBias != spec.OutBias)
             throw new QuillException($"{spec.Arch}: this combination of norm, MLP, positions and biases has no Quill config; it cannot be trained.");
-        string arch = gpt2 ? "gpt2" : Architectures.Contains(spec.Arch) && spec.Arch != "gpt2" ? spec.Arch : "llama";
+        string arch = gpt2 ? "gpt2" : spec.QkNorm ? "qwen3" : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" ? spec.Arch : "llama";
         var c = new ModelConfig
         {
             Arch = arch,

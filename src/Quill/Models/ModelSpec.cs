@@ -97,6 +97,9 @@ public sealed record ModelSpec
     /// <summary>The q, k and v projections have biases (GPT-2, Qwen2).</summary>
     public bool QkvBias { get; init; }
 
+    /// <summary>q and k are RMS-normalized per head (weights [HeadDim], the same eps) before RoPE (Qwen3).</summary>
+    public bool QkNorm { get; init; }
+
     /// <summary>The attention output projection has a bias (GPT-2).</summary>
     public bool OutBias { get; init; }
 
@@ -150,7 +153,7 @@ public sealed record ModelSpec
     {
         long c = Dim, f = Hidden, qd = QDim, kv = KvDim, v = VocabSize;
         long norms = NormBias ? 2 * c : c;
-        long attn = c * qd + 2 * c * kv + qd * c + (QkvBias ? qd + 2 * kv : 0) + (OutBias ? c : 0);
+        long attn = c * qd + 2 * c * kv + qd * c + (QkvBias ? qd + 2 * kv : 0) + (OutBias ? c : 0) + (QkNorm ? 2L * HeadDim : 0);
         long mlp = (Mlp == MlpKind.SwiGlu ? 3 : 2) * c * f + (MlpBias ? f + c : 0);
         long total = Layers * (2 * norms + attn + mlp) + norms + v * c;
         if (Positions == PositionKind.Learned) total += (long)MaxContext * c;

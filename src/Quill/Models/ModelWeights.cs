@@ -33,6 +33,11 @@ public sealed class LayerWeights
     /// <summary>q|k|v bias [QkvDim] (GPT-2, Qwen2), or null.</summary>
     public float[]? QkvBias { get; init; }
 
+    /// <summary>Per-head RMSNorm weights of q and of k [HeadDim] (Qwen3), or null.</summary>
+    public float[]? QNorm { get; init; }
+
+    public float[]? KNorm { get; init; }
+
     /// <summary>Attention output [C, QDim].</summary>
     public required WeightMatrix Wo { get; init; }
 
@@ -134,7 +139,7 @@ public sealed class ModelWeights : IDisposable
         var layers = Layers.Select(l => new LayerWeights
         {
             AttnNorm = l.AttnNorm, AttnNormBias = l.AttnNormBias, Wqkv = QO(l.Wqkv), Wq = QO(l.Wq), Wk = QO(l.Wk), Wv = QO(l.Wv),
-            QkvBias = l.QkvBias, Wo = Q(l.Wo), WoBias = l.WoBias, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
+            QkvBias = l.QkvBias, QNorm = l.QNorm, KNorm = l.KNorm, Wo = Q(l.Wo), WoBias = l.WoBias, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
             Gate = QO(l.Gate), Up = Q(l.Up), UpBias = l.UpBias, Down = Q(l.Down), DownBias = l.DownBias,
         }).ToArray();
         return new ModelWeights(Spec, Q(TokenEmbedding), PositionEmbedding, layers, FinalNorm, FinalNormBias, Q(Classifier), [], $"{Source} ({type})");
@@ -172,6 +177,9 @@ public sealed class ModelWeights : IDisposable
                 throw new InvalidFileException($"{Source}: layer {i} lacks its q/k/v projections.");
             ExpectPresent(l.Gate != null, s.Mlp == MlpKind.SwiGlu, $"layer {i}'s MLP gate projection");
             ExpectPresent(l.QkvBias != null, s.QkvBias, $"layer {i}'s q/k/v bias");
+            ExpectPresent(l.QNorm != null && l.KNorm != null, s.QkNorm, $"layer {i}'s q/k norms");
+            ExpectVec(l.QNorm, s.HeadDim, $"layer {i} q norm");
+            ExpectVec(l.KNorm, s.HeadDim, $"layer {i} k norm");
             ExpectPresent(l.WoBias != null, s.OutBias, $"layer {i}'s attention output bias");
             ExpectPresent(l.UpBias != null && l.DownBias != null, s.MlpBias, $"layer {i}'s MLP biases");
             ExpectPresent(l.AttnNormBias != null && l.MlpNormBias != null, s.NormBias, $"layer {i}'s norm biases");

@@ -16,6 +16,7 @@ public enum WeightSlot
     TokenEmbedding, PositionEmbedding, FinalNorm, FinalNormBias, Head,
     AttnNorm, AttnNormBias, Q, K, V, Qkv, QBias, KBias, VBias, QkvBias, O, OBias,
     MlpNorm, MlpNormBias, Gate, Up, GateUp, UpBias, Down, DownBias,
+    QNorm, KNorm, // Qwen3: per-head RMSNorm weights of q and k, [head_dim]
 }
 
 /// <summary>Maps weight slots to tensor names for one file family.</summary>
@@ -68,6 +69,8 @@ public sealed class TensorNames
         WeightSlot.UpBias => "mlp.up_proj.bias",
         WeightSlot.Down => "mlp.down_proj.weight",
         WeightSlot.DownBias => "mlp.down_proj.bias",
+        WeightSlot.QNorm => "self_attn.q_norm.weight",
+        WeightSlot.KNorm => "self_attn.k_norm.weight",
         _ => null,
     });
 
@@ -108,6 +111,8 @@ public sealed class TensorNames
         WeightSlot.UpBias => "ffn_up.bias",
         WeightSlot.Down => "ffn_down.weight",
         WeightSlot.DownBias => "ffn_down.bias",
+        WeightSlot.QNorm => "attn_q_norm.weight",
+        WeightSlot.KNorm => "attn_k_norm.weight",
         _ => null,
     });
 

@@ -1,7 +1,8 @@
 // The trainable decoder-only transformer, built from a ModelSpec: every architecture Quill reads (GPT-2, Llama incl.
 // Llama 3 scaling, Mistral, Qwen2, Phi-3, llama2.c) is this one class, its blocks picked by the spec's choices:
 //   x = embed(tokens) (+ learned positions)
-//   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); a = causal attention (RoPE on q, k; GQA); x += a Wo^T (+ b)
+//   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3); a = causal attention
+//   (RoPE on q, k; GQA); x += a Wo^T (+ b)
 //              h = norm(x); x += down(silu(gate(h)) * up(h))   or   x += down(gelu_tanh(up(h) + b)) + b
 //   logits = norm(x) Head^T  (Head = the embedding when tied)
 // Parameter names come from the file family's name table (TensorNames.ForQuillCheckpoint): nanoGPT for GPT-2 (fused
@@ -81,6 +82,11 @@ public sealed class TransformerModel : LanguageModel
                 l.Qkv = [q, k, v];
                 if (spec.QkvBias) l.QkvBias = [qb, kb, vb];
             }
+            if (spec.QkNorm)
+            {
+                l.QNorm = ps.Add(N(WeightSlot.QNorm, i), ParameterKind.Norm, spec.HeadDim);
+                l.KNorm = ps.Add(N(WeightSlot.KNorm, i), ParameterKind.Norm, spec.HeadDim);
+            }
             l.Wo = M(WeightSlot.O, i, ParameterKind.Matrix, c, spec.QDim, residual: true);
             if (spec.OutBias) l.WoBias = ps.Add(N(WeightSlot.OBias, i), ParameterKind.Bias, c);
             l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
@@ -123,6 +129,7 @@ public sealed class TransformerModel : LanguageModel
                 Adapt(g, on, l.LoraK, qkv, s.QDim, h, dropoutSeed, i);              // . | k | .
                 Adapt(g, on, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
             }
+            if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps); // Qwen3
             var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, rope); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
@@ -288,6 +295,8 @@ public sealed class TransformerModel : LanguageModel
                     off += p.Length;
                 }
             }
+            src.QNorm?.CopyTo(l.QNorm!.Span);
+            src.KNorm?.CopyTo(l.KNorm!.Span);
             src.WoBias?.CopyTo(l.WoBias!.Span);
             src.MlpNorm.CopyTo(l.MlpNorm.Span);
             src.MlpNormBias?.CopyTo(l.MlpNormBias!.Span);
@@ -445,6 +454,8 @@ public sealed class TransformerModel : LanguageModel
                 Wk = fused ? null : WeightMatrix.View(l.Qkv[1]),
                 Wv = fused ? null : WeightMatrix.View(l.Qkv[2]),
                 QkvBias = l.QkvBias == null ? null : fused ? l.QkvBias[0]!.Storage : [.. l.QkvBias.SelectMany(b => b!.ToArray())],
+                QNorm = l.QNorm?.Storage,
+                KNorm = l.KNorm?.Storage,
                 Wo = WeightMatrix.View(l.Wo),
                 WoBias = l.WoBias?.Storage,
                 MlpNorm = l.MlpNorm.Storage,
@@ -465,6 +476,9 @@ public sealed class TransformerModel : LanguageModel
     {
         public Tensor AttnNorm = null!, Wo = null!, MlpNorm = null!, Up = null!, Down = null!;
         public Tensor? AttnNormBias, WoBias, MlpNormBias, Gate, UpBias, DownBias;
+
+        /// <summary>Qwen3's per-head RMSNorm weights of q and k [HeadDim], or null.</summary>
+        public Tensor? QNorm, KNorm;
 
         /// <summary>[Wqkv] (GPT-2) or [Wq, Wk, Wv], and their biases.</summary>
         public Tensor[] Qkv = [];
