@@ -17,4 +17,5 @@ root.Add(DataCommand.Create());
 root.Add(GenerateCommand.Create());
 root.Add(ChatCommand.Create());
 root.Add(ServeCommand.Create());
+root.Add(EvalCommand.Create());
 return CliRunner.Run(root, args);

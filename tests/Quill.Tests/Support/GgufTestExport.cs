@@ -1,7 +1,9 @@
 // Test helper: writes loaded Llama-family weights as a GGUF "llama" model (interleaved RoPE, as GGUF's llama layout
 // implies), matrices in one ggml type (F32 where rows are not whole blocks), norms F32, no tokenizer metadata.
 // Tensor names come from the GGUF name table (TensorNames.Gguf), the same one the loader reads.
-// Not handled: GPT-2 or Qwen2-style weights (biases), tokenizer metadata: this is not Quill's exporter.
+// With vocabularyFrom, the tokenizer.* metadata of another GGUF file is copied in (the model's vocabulary must be
+// that file's), so llama.cpp and Quill tokenize text for it.
+// Not handled: GPT-2 or Qwen2-style weights (biases), a tokenizer of its own: this is not Quill's exporter.
 using Quill.Formats.Gguf;
 using Quill.Models;
 using Quill.Quantization;
@@ -11,7 +13,7 @@ namespace Quill.Tests.Support;
 
 internal static class GgufTestExport
 {
-    public static void WriteLlama(ModelWeights m, GgmlType type, string path)
+    public static void WriteLlama(ModelWeights m, GgmlType type, string path, string? vocabularyFrom = null)
     {
         var s = m.Spec;
         if (s.RopeStyle != Quill.Kernels.RopeStyle.Interleaved || s.QkvBias || s.Positions != PositionKind.Rope)
@@ -27,6 +29,12 @@ internal static class GgufTestExport
             .SetUInt32("llama.context_length", (uint)s.MaxContext)
             .SetFloat32("llama.attention.layer_norm_rms_epsilon", s.NormEps)
             .SetFloat32("llama.rope.freq_base", (float)s.RopeTheta);
+        if (vocabularyFrom != null)
+        {
+            using var source = GgufFile.Open(vocabularyFrom);
+            foreach (string key in source.MetadataKeys)
+                if (key.StartsWith("tokenizer.", StringComparison.Ordinal)) w.Set(key, source.Get(key));
+        }
         void Matrix(string name, WeightMatrix x)
         {
             var t = x.Cols % GgmlTypeInfo.BlockSize(type) == 0 ? type : GgmlType.F32;

@@ -1,6 +1,6 @@
 // Test-only oracle: llama.cpp (through the NuGet packages LLamaSharp + LLamaSharp.Backend.Cpu) opens a GGUF file and
 // gives its logits and greedy tokens for token ids we pass in (no tokenizer in between, so only the model is
-// compared). Used by the tests that prove llama.cpp reads Quill's GGUF files and computes what Quill computes.
+// compared), and its own tokenization of a text where a test compares that too. Used by the tests that prove llama.cpp reads Quill's GGUF files and computes what Quill computes.
 // The backend picks its own best CPU build (noavx / avx2 / avx512) for this machine.
 // Not handled: sampling, more than one sequence, KV-cache reuse between calls (every call starts from an empty cache).
 using LLama;
@@ -53,6 +53,10 @@ internal sealed class LlamaCpp : IDisposable
         var w = LLamaWeights.LoadFromFile(p);
         return new LlamaCpp(w, w.CreateContext(p));
     }
+
+    /// <summary>llama.cpp's tokens for text (BOS first when asked; special-token text stays plain text).</summary>
+    public int[] Tokenize(string text, bool addBos) =>
+        [.. context.Tokenize(text, addBos, special: false).Select(t => (int)t)];
 
     /// <summary>Logits at every position of <paramref name="tokens"/> (row t predicts token t + 1).</summary>
     public float[][] Logits(IReadOnlyList<int> tokens)

@@ -1,0 +1,171 @@
+// `quill eval TASK`: measure a model. Every task shares --model / --tokenizer / --adapter / --dtype / --threads /
+// --limit / --out, shows a progress bar with ETA (plain lines with ETA when output is redirected), prints a table of
+// its metrics on stdout and, with --out, writes the JSON report and the per-item JSONL beside it (Evaluation.EvalReport).
+// The measurements themselves live in the library (Quill.Evaluation); this file parses, loads and prints.
+using System.CommandLine;
+using System.Globalization;
+using Quill.Evaluation;
+using Quill.Inference;
+using Spectre.Console;
+
+namespace Quill.Cli.Commands;
+
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var eval = new Command("eval", "Evaluate a model: perplexity, KL divergence, benchmarks and your own test sets.");
+        eval.Add(PerplexityTask("ppl", "Perplexity of a text file, by llama-perplexity's method (PPL = x +/- y)."));
+        eval.Add(PerplexityTask("bpb", "Bits per byte of a text file (the same run as ppl, bits per UTF-8 byte first)."));
+        eval.Add(KldTask());
+        return eval;
+    }
+
+    private static Command PerplexityTask(string name, string description)
+    {
+        var o = new EvalOptions();
+        var w = new WindowOptions();
+        var cmd = new Command(name, description);
+        o.AddTo(cmd);
+        w.AddTo(cmd);
+        cmd.SetAction((r, cancel) =>
+        {
+            string text = EvalOptions.ReadText(r.GetValue(w.Data)!);
+            using var model = o.LoadModel(r);
+            var options = w.Options(r, o);
+            var result = Show(name, p => Perplexity.Run(model, text, options, p, cancel));
+            var report = result.ToReport(name, r.GetValue(o.Model)!, w.Settings(r, options));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{name}: {result.Windows.Count} windows of {result.Context} tokens, {result.Count:N0} tokens scored of {result.TextTokens:N0}, {result.TokensPerSecond:N0} tokens/s"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Final estimate: PPL = {result.Ppl:F4} +/- {result.PplError:F5}"));
+            Finish(report, r.GetValue(o.Out));
+            return Task.CompletedTask;
+        });
+        return cmd;
+    }
+
+    private static Command KldTask()
+    {
+        var o = new EvalOptions();
+        var w = new WindowOptions();
+        var baseModel = new Option<string>("--base") { Description = "The reference model (e.g. the F32 or F16 original of a quantization)", Required = true };
+        var cmd = new Command("kld", "KL divergence of --model from --base on the same text (llama-perplexity --kl-divergence figures).") { baseModel };
+        o.AddTo(cmd);
+        w.AddTo(cmd);
+        cmd.SetAction((r, cancel) =>
+        {
+            string text = EvalOptions.ReadText(r.GetValue(w.Data)!);
+            using var model = o.LoadModel(r);
+            using var reference = GenerateOptions.Load(r.GetValue(baseModel)!, r.GetValue(o.Tokenizer), null, null, r.GetValue(o.Threads));
+            var options = w.Options(r, o);
+            var result = Show("kld", p => KlDivergence.Run(model, reference, text, options, p, cancel));
+            var settings = w.Settings(r, options);
+            settings["base"] = r.GetValue(baseModel);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"kld: {result.Windows} windows of {options.Context} tokens, {result.Count:N0} tokens scored"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Mean    KLD: {result.MeanKld,10:F6} ± {result.MeanKldError,10:F6}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RMS Δp     : {100 * result.RmsDeltaP,6:F3} ± {100 * result.RmsDeltaPError,6:F3} %"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Same top p : {100 * result.SameTop,6:F3} ± {100 * result.SameTopError,6:F3} %"));
+            Finish(result.ToReport(r.GetValue(o.Model)!, settings), r.GetValue(o.Out));
+            return Task.CompletedTask;
+        });
+        return cmd;
+    }
+
+    /// <summary>Runs work with a progress bar and ETA on a terminal, periodic lines otherwise.</summary>
+    internal static T Show<T>(string label, Func<IProgress<EvalProgress>, T> work)
+    {
+        if (Rendering.Interactive)
+        {
+            return AnsiConsole.Progress()
+                .AutoClear(false)
+                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask(label, maxValue: 1);
+                    return work(new SyncProgress<EvalProgress>(p =>
+                    {
+                        task.MaxValue = Math.Max(1, p.Total);
+                        task.Value = p.Done;
+                        task.Description = Markup.Escape($"{label} {p.Done}/{p.Total} {p.Status}");
+                    }));
+                });
+        }
+        var last = TimeSpan.Zero;
+        return work(new SyncProgress<EvalProgress>(p =>
+        {
+            if (p.Done != p.Total && p.Done != 1 && p.Elapsed - last < TimeSpan.FromSeconds(5)) return;
+            last = p.Elapsed;
+            string eta = p.Eta is TimeSpan e ? Rendering.Duration(e) : "?";
+            Console.Error.WriteLine($"{label} {p.Done}/{p.Total} | {p.Status} | {Rendering.Duration(p.Elapsed)} | ETA {eta}");
+        }));
+    }
+
+    /// <summary>Prints the metrics table and writes the report when asked.</summary>
+    internal static void Finish(EvalReport report, string? outPath)
+    {
+        var table = new Table().AddColumn("metric").AddColumn(new TableColumn("value").RightAligned()).AddColumn(new TableColumn("± stderr").RightAligned()).AddColumn("95% interval");
+        foreach (var m in report.Metrics)
+        {
+            string Fmt(double x) => x.ToString(Math.Abs(x) >= 1e5 || (x != 0 && Math.Abs(x) < 1e-3) ? "G6" : "0.######", CultureInfo.InvariantCulture);
+            string ci = m.Interval95 is var (lo, hi) ? Markup.Escape($"[{Fmt(lo)}, {Fmt(hi)}]") : "";
+            table.AddRow(Markup.Escape(m.Name), Fmt(m.Value), m.StdErr is double e ? Fmt(e) : "", ci);
+        }
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+        console.Write(table);
+        if (outPath == null) return;
+        report.Write(outPath);
+        Console.Error.WriteLine($"report: {outPath}, items: {EvalReport.ItemsPath(outPath)}");
+    }
+}
+
+/// <summary>The options every eval task has.</summary>
+internal sealed class EvalOptions
+{
+    public Option<string> Model { get; } = new("--model") { Description = "Model: .gguf, llama2.c .bin, HF folder or Quill run/checkpoint folder", Required = true };
+    public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Tokenizer file (default: the one in or beside the model)" };
+    public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model" };
+    public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
+    public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
+    public Option<int> Limit { get; } = new("--limit") { Description = "Evaluate at most N items (windows, questions, prompts); 0 = all", DefaultValueFactory = _ => 0 };
+    public Option<string?> Out { get; } = new("--out") { Description = "Write the JSON report here and the per-item JSONL beside it (NAME.items.jsonl)" };
+
+    public void AddTo(Command cmd)
+    {
+        foreach (Option opt in new Option[] { Model, Tokenizer, Adapter, Dtype, Threads, Limit, Out }) cmd.Add(opt);
+    }
+
+    public InferenceModel LoadModel(ParseResult r) =>
+        GenerateOptions.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads));
+
+    /// <summary>A UTF-8 text file, or a one-line error.</summary>
+    public static string ReadText(string path)
+    {
+        if (!File.Exists(path)) throw new InvalidFileException($"{path}: file not found.");
+        return File.ReadAllText(path);
+    }
+}
+
+/// <summary>The text and window options of ppl, bpb and kld.</summary>
+internal sealed class WindowOptions
+{
+    public Option<string> Data { get; } = new("--data") { Description = "UTF-8 text file to score", Required = true };
+    public Option<int> Context { get; } = new("--context") { Description = "Tokens per window (llama-perplexity -c)", DefaultValueFactory = _ => 512 };
+    public Option<int> Stride { get; } = new("--stride") { Description = "Sliding windows every N tokens, scoring their last N (llama-perplexity --ppl-stride); 0 = non-overlapping windows, second half scored", DefaultValueFactory = _ => 0 };
+
+    public void AddTo(Command cmd)
+    {
+        cmd.Add(Data);
+        cmd.Add(Context);
+        cmd.Add(Stride);
+    }
+
+    public PerplexityOptions Options(ParseResult r, EvalOptions o) =>
+        new() { Context = r.GetValue(Context), Stride = r.GetValue(Stride), MaxWindows = r.GetValue(o.Limit) };
+
+    public Dictionary<string, object?> Settings(ParseResult r, PerplexityOptions options) => new()
+    {
+        ["data"] = r.GetValue(Data), ["context"] = options.Context, ["stride"] = options.Stride, ["limit"] = options.MaxWindows,
+        ["threads"] = Kernels.KernelThreads.Count,
+    };
+}
