@@ -18,6 +18,7 @@ internal static class EvalCommand
         eval.Add(PerplexityTask("ppl", "Perplexity of a text file, by llama-perplexity's method (PPL = x +/- y)."));
         eval.Add(PerplexityTask("bpb", "Bits per byte of a text file (the same run as ppl, bits per UTF-8 byte first)."));
         eval.Add(KldTask());
+        eval.Add(ChoiceTask("hellaswag", "HellaSwag acc / acc_norm (llama.cpp's 6-line text file or lm-evaluation-harness JSONL).", HellaSwag.Read));
         return eval;
     }
 
@@ -66,6 +67,26 @@ internal static class EvalCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Mean    KLD: {result.MeanKld,10:F6} ± {result.MeanKldError,10:F6}"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RMS Δp     : {100 * result.RmsDeltaP,6:F3} ± {100 * result.RmsDeltaPError,6:F3} %"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Same top p : {100 * result.SameTop,6:F3} ± {100 * result.SameTopError,6:F3} %"));
+            Finish(result.ToReport(r.GetValue(o.Model)!, settings), r.GetValue(o.Out));
+            return Task.CompletedTask;
+        });
+        return cmd;
+    }
+
+    private static Command ChoiceTask(string name, string description, Func<string, int, IReadOnlyList<ChoiceItem>> read)
+    {
+        var o = new EvalOptions();
+        var data = new Option<string>("--data") { Description = "Task file", Required = true };
+        var cmd = new Command(name, description) { data };
+        o.AddTo(cmd);
+        cmd.SetAction((r, cancel) =>
+        {
+            var items = read(r.GetValue(data)!, r.GetValue(o.Limit));
+            if (items.Count == 0) throw new InvalidFileException($"{r.GetValue(data)}: no items.");
+            using var model = o.LoadModel(r);
+            var result = Show(name, p => MultipleChoice.Run(model, name, items, " ", p, cancel));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {items.Count} items, acc {100 * result.Acc:F2}%, acc_norm {100 * result.AccNorm:F2}%"));
+            var settings = new Dictionary<string, object?> { ["data"] = r.GetValue(data), ["limit"] = r.GetValue(o.Limit), ["threads"] = Kernels.KernelThreads.Count };
             Finish(result.ToReport(r.GetValue(o.Model)!, settings), r.GetValue(o.Out));
             return Task.CompletedTask;
         });
