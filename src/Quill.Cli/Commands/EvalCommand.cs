@@ -19,6 +19,11 @@ internal static class EvalCommand
         eval.Add(PerplexityTask("bpb", "Bits per byte of a text file (the same run as ppl, bits per UTF-8 byte first)."));
         eval.Add(KldTask());
         eval.Add(ChoiceTask("hellaswag", "HellaSwag acc / acc_norm (llama.cpp's 6-line text file or lm-evaluation-harness JSONL).", HellaSwag.Read));
+        eval.Add(ChoiceTask("mmlu", "MMLU-style multiple choice from JSONL (question, choices, answer): letters scored by log-likelihood.", Mmlu.Read));
+        eval.Add(Gsm8kTask());
+        eval.Add(OverlapTask("bleu"));
+        eval.Add(OverlapTask("rouge"));
+        eval.Add(PromptsTask());
         return eval;
     }
 
@@ -87,6 +92,123 @@ internal static class EvalCommand
             var result = Show(name, p => MultipleChoice.Run(model, name, items, " ", p, cancel));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {items.Count} items, acc {100 * result.Acc:F2}%, acc_norm {100 * result.AccNorm:F2}%"));
             var settings = new Dictionary<string, object?> { ["data"] = r.GetValue(data), ["limit"] = r.GetValue(o.Limit), ["threads"] = Kernels.KernelThreads.Count };
+            Finish(result.ToReport(r.GetValue(o.Model)!, settings), r.GetValue(o.Out));
+            return Task.CompletedTask;
+        });
+        return cmd;
+    }
+
+    private static Command Gsm8kTask()
+    {
+        var o = new EvalOptions();
+        var data = new Option<string>("--data") { Description = "GSM8K JSONL (question, answer ending in '#### number')", Required = true };
+        var shots = new Option<int>("--shots") { Description = "Solved examples before each question", DefaultValueFactory = _ => 5 };
+        var fewshot = new Option<string?>("--fewshot") { Description = "JSONL to take the examples from (the train split); default: the first --shots problems of --data, then not evaluated" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens generated per answer", DefaultValueFactory = _ => 256 };
+        var cmd = new Command("gsm8k", "GSM8K: k-shot, greedy, strict-match and flexible-extract exact match as lm-evaluation-harness defines them.") { data, shots, fewshot, maxTokens };
+        o.AddTo(cmd);
+        cmd.SetAction((r, cancel) =>
+        {
+            int k = r.GetValue(shots);
+            if (k < 0) throw new InvalidConfigException($"--shots must not be negative (got {k}).");
+            var problems = Gsm8k.Read(r.GetValue(data)!);
+            string? shotFile = r.GetValue(fewshot);
+            IReadOnlyList<MathProblem> examples;
+            string source;
+            if (shotFile != null)
+            {
+                examples = [.. Gsm8k.Read(shotFile).Take(k)];
+                source = $"first {examples.Count} of {shotFile}";
+            }
+            else
+            {
+                examples = [.. problems.Take(k)];
+                problems = [.. problems.Skip(k)];
+                source = $"first {examples.Count} of --data (not evaluated)";
+            }
+            if (examples.Count < k) throw new InvalidFileException($"{shotFile ?? r.GetValue(data)}: only {examples.Count} problems for --shots {k}.");
+            int limit = r.GetValue(o.Limit);
+            if (limit > 0) problems = [.. problems.Take(limit)];
+            using var model = o.LoadModel(r);
+            var result = Show("gsm8k", p => Gsm8k.Run(model, problems, examples, source, r.GetValue(maxTokens), p, cancel));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"gsm8k: {result.Outcomes.Count} problems, {k}-shot, strict-match {100 * result.StrictMatch:F2}%, flexible-extract {100 * result.FlexibleExtract:F2}%"));
+            var settings = new Dictionary<string, object?> { ["data"] = r.GetValue(data), ["limit"] = limit, ["max_tokens"] = r.GetValue(maxTokens), ["threads"] = Kernels.KernelThreads.Count };
+            Finish(result.ToReport(r.GetValue(o.Model)!, settings), r.GetValue(o.Out));
+            return Task.CompletedTask;
+        });
+        return cmd;
+    }
+
+    private static Command OverlapTask(string name)
+    {
+        var o = new EvalOptions();
+        o.Model.Required = false;
+        var predictions = new Option<string?>("--predictions") { Description = "Predictions, one a line (or give --model and --data)" };
+        var references = new Option<string[]>("--references") { Description = "References, one a line (repeat for several reference sets)", AllowMultipleArgumentsPerToken = false };
+        var data = new Option<string?>("--data") { Description = "JSONL of {\"prompt\", \"reference\"}: the model answers each prompt (greedy, its chat layout)" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens per generated answer", DefaultValueFactory = _ => 128 };
+        string what = name == "bleu" ? "Corpus BLEU (sacreBLEU defaults: 13a tokenizer, exp smoothing)" : "ROUGE-1 / ROUGE-2 / ROUGE-L F-measure (rouge-score defaults)";
+        var cmd = new Command(name, what + " of predictions against references, or of the model's answers to a prompt file.") { predictions, references, data, maxTokens };
+        o.AddTo(cmd);
+        cmd.SetAction((r, cancel) =>
+        {
+            string? predPath = r.GetValue(predictions), dataPath = r.GetValue(data), modelPath = r.GetValue(o.Model);
+            IReadOnlyList<string> preds;
+            IReadOnlyList<IReadOnlyList<string>> refs;
+            var settings = new Dictionary<string, object?> { ["limit"] = r.GetValue(o.Limit) };
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            if (predPath != null)
+            {
+                string[] refPaths = r.GetValue(references) ?? [];
+                if (refPaths.Length == 0) throw new InvalidConfigException("--predictions needs --references FILE (one reference a line).");
+                preds = TextOverlap.ReadLines(predPath);
+                refs = [.. refPaths.Select(TextOverlap.ReadLines)];
+                int limit = r.GetValue(o.Limit);
+                if (limit > 0)
+                {
+                    preds = [.. preds.Take(limit)];
+                    refs = [.. refs.Select(x => (IReadOnlyList<string>)[.. x.Take(limit)])];
+                }
+                settings["predictions"] = predPath;
+                settings["references"] = refPaths;
+            }
+            else if (dataPath != null && modelPath != null)
+            {
+                var (prompts, fromFile) = TextOverlap.ReadPromptFile(dataPath, r.GetValue(o.Limit));
+                using var model = o.LoadModel(r);
+                preds = Show(name, p => TextOverlap.Generate(model, prompts, r.GetValue(maxTokens), p, cancel));
+                refs = fromFile;
+                settings["data"] = dataPath;
+                settings["max_tokens"] = r.GetValue(maxTokens);
+            }
+            else throw new InvalidConfigException($"{name} needs --predictions FILE --references FILE, or --model MODEL --data PROMPTS.jsonl.");
+            var report = name == "bleu"
+                ? TextOverlap.BleuReport(preds, refs, modelPath ?? predPath!, settings, sw.Elapsed)
+                : TextOverlap.RougeReport(preds, refs, modelPath ?? predPath!, settings, sw.Elapsed);
+            Finish(report, r.GetValue(o.Out));
+            return Task.CompletedTask;
+        });
+        return cmd;
+    }
+
+    private static Command PromptsTask()
+    {
+        var o = new EvalOptions();
+        var file = new Argument<string>("file") { Description = "JSONL test set: {\"prompt\", \"expected\" | \"regex\" | \"forbidden\", \"tags\"} per line" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens per reply", DefaultValueFactory = _ => 256 };
+        var cmd = new Command("prompts", "Your own test set: each prompt answered greedily, checked for expected text, a regex or forbidden text; pass rate per tag.") { file, maxTokens };
+        o.AddTo(cmd);
+        cmd.SetAction((r, cancel) =>
+        {
+            var cases = PromptTests.Read(r.GetValue(file)!, r.GetValue(o.Limit));
+            if (cases.Count == 0) throw new InvalidFileException($"{r.GetValue(file)}: no prompts.");
+            using var model = o.LoadModel(r);
+            var result = Show("prompts", p => PromptTests.Run(model, cases, r.GetValue(maxTokens), p, cancel));
+            foreach (var f in result.Outcomes.Where(x => !x.Passed).Take(5))
+                Console.WriteLine($"FAIL line {f.Case.Line}: {string.Join("; ", f.Failures)}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"prompts: {result.Outcomes.Count(x => x.Passed)}/{result.Outcomes.Count} passed"));
+            var settings = new Dictionary<string, object?> { ["file"] = r.GetValue(file), ["limit"] = r.GetValue(o.Limit), ["max_tokens"] = r.GetValue(maxTokens) };
             Finish(result.ToReport(r.GetValue(o.Model)!, settings), r.GetValue(o.Out));
             return Task.CompletedTask;
         });

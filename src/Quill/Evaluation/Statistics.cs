@@ -50,3 +50,9 @@ public readonly record struct EvalProgress(int Done, int Total, TimeSpan Elapsed
     /// <summary>Time left at the pace so far, or null before the first item.</summary>
     public TimeSpan? Eta => Done <= 0 ? null : TimeSpan.FromSeconds(Elapsed.TotalSeconds / Done * (Total - Done));
 }
+
+/// <summary>An IProgress that calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+internal sealed class CallbackProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
