@@ -33,15 +33,7 @@ switch (verb)
     case "decode":
         {
             int prompt = Opt("--prompt", 128), tokens = Opt("--tokens", 128), runs = Opt("--runs", 3);
-            var p = new ModelParams(file)
-            {
-                ContextSize = (uint)(prompt + tokens + 8),
-                BatchSize = (uint)Math.Max(prompt, 8),
-                UBatchSize = (uint)Math.Max(prompt, 8),
-                GpuLayerCount = 0,
-                Threads = threads,
-                BatchThreads = threads,
-            };
+            var p = Params(file, prompt + tokens + 8, Math.Max(prompt, 8), Math.Max(prompt, 8), 1, threads);
             using var weights = LLamaWeights.LoadFromFile(p);
             using var context = weights.CreateContext(p);
             int vocab = context.Vocab.Count;
@@ -107,16 +99,7 @@ static int Perplexity(string file, string[] args, int threads)
         return 2;
     }
     int nSeq = Math.Max(1, 2048 / ctx);
-    var p = new ModelParams(file)
-    {
-        ContextSize = (uint)(ctx * nSeq),
-        BatchSize = (uint)(ctx * nSeq),
-        UBatchSize = (uint)Math.Min(ctx * nSeq, 512),
-        SeqMax = (uint)nSeq,
-        GpuLayerCount = 0,
-        Threads = threads,
-        BatchThreads = threads,
-    };
+    var p = Params(file, ctx * nSeq, ctx * nSeq, Math.Min(ctx * nSeq, 512), nSeq, threads);
     using var weights = LLamaWeights.LoadFromFile(p);
     using var context = weights.CreateContext(p);
     int vocab = context.Vocab.Count;
@@ -189,6 +172,18 @@ static int Perplexity(string file, string[] args, int threads)
     }));
     return 0;
 }
+
+// CPU only, the given context, batch, micro-batch, sequences and threads.
+static ModelParams Params(string file, int context, int batch, int ubatch, int sequences, int threads) => new(file)
+{
+    ContextSize = (uint)context,
+    BatchSize = (uint)batch,
+    UBatchSize = (uint)ubatch,
+    SeqMax = (uint)sequences,
+    GpuLayerCount = 0,
+    Threads = threads,
+    BatchThreads = threads,
+};
 
 static void Check(DecodeResult r)
 {

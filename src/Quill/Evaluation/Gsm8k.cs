@@ -11,7 +11,6 @@
 // Does not handle: chain-of-thought variants (gsm8k-cot), self-consistency (several samples), the harness's random shot draw.
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Quill.Inference;
@@ -62,27 +61,12 @@ public static partial class Gsm8k
     public static IReadOnlyList<MathProblem> Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        if (!File.Exists(path)) throw new InvalidFileException($"{path}: file not found.");
-        var problems = new List<MathProblem>();
-        int number = 0;
-        foreach (string raw in File.ReadLines(path))
+        return JsonlFile.Read(path, 0, (r, where) =>
         {
-            number++;
-            if (raw.Trim().Length == 0) continue;
-            try
-            {
-                using var doc = JsonDocument.Parse(raw);
-                var r = doc.RootElement;
-                string Field(string name) => r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String
-                    ? v.GetString()! : throw new InvalidFileException($"{path}:{number}: missing text field \"{name}\" (a GSM8K line is {{\"question\": ..., \"answer\": \"... #### number\"}}).");
-                problems.Add(new MathProblem(Field("question"), Field("answer")));
-            }
-            catch (JsonException ex)
-            {
-                throw new InvalidFileException($"{path}:{number}: not a JSON object ({ex.Message.Split('.')[0]}).");
-            }
-        }
-        return problems;
+            string Field(string name) => JsonlFile.Text(r, name)
+                ?? throw new InvalidFileException($"{where}: missing text field \"{name}\" (a GSM8K line is {{\"question\": ..., \"answer\": \"... #### number\"}}).");
+            return new MathProblem(Field("question"), Field("answer"));
+        });
     }
 
     /// <summary>The k-shot prompt for a problem.</summary>

@@ -50,40 +50,27 @@ public static partial class HellaSwag
     public static IReadOnlyList<ChoiceItem> ParseJsonl(string text, string source, int limit = 0)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var items = new List<ChoiceItem>();
-        var lines = text.Split('\n');
-        for (int i = 0; i < lines.Length && (limit <= 0 || items.Count < limit); i++)
+        int count = 0;
+        return JsonlFile.Parse(text.Split('\n'), source, limit, (r, where) =>
         {
-            string line = lines[i].Trim();
-            if (line.Length == 0) continue;
-            string where = $"{source}:{i + 1}";
-            try
+            string Field(string name) => JsonlFile.Text(r, name)
+                ?? throw new InvalidFileException($"{where}: missing text field \"{name}\" (a HellaSwag row has activity_label, ctx_a, ctx_b, endings, label).");
+            if (!r.TryGetProperty("endings", out var e) || e.ValueKind != JsonValueKind.Array || e.GetArrayLength() < 2 || e.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String))
+                throw new InvalidFileException($"{where}: \"endings\" must be an array of at least two strings.");
+            string[] endings = [.. e.EnumerateArray().Select(x => Preprocess(x.GetString()!))];
+            int gold = r.TryGetProperty("label", out var l) ? l.ValueKind switch
             {
-                using var doc = JsonDocument.Parse(line);
-                var r = doc.RootElement;
-                string Field(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String
-                    ? v.GetString()! : throw new InvalidFileException($"{where}: missing text field \"{name}\" (a HellaSwag row has activity_label, ctx_a, ctx_b, endings, label).");
-                if (!r.TryGetProperty("endings", out var e) || e.ValueKind != JsonValueKind.Array || e.GetArrayLength() < 2 || e.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String))
-                    throw new InvalidFileException($"{where}: \"endings\" must be an array of at least two strings.");
-                string[] endings = [.. e.EnumerateArray().Select(x => Preprocess(x.GetString()!))];
-                int gold = r.TryGetProperty("label", out var l) ? l.ValueKind switch
-                {
-                    JsonValueKind.Number when l.TryGetInt32(out int n) => n,
-                    JsonValueKind.String when int.TryParse(l.GetString(), out int n) => n,
-                    _ => -1,
-                } : -1;
-                if (gold < 0 || gold >= endings.Length)
-                    throw new InvalidFileException($"{where}: \"label\" must be the index of the right ending, 0 to {endings.Length - 1}.");
-                string ctx = Field("ctx_a") + " " + Capitalize(Field("ctx_b"));
-                string id = r.TryGetProperty("ind", out var ind) ? ind.ToString() : (items.Count + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                items.Add(new ChoiceItem(Preprocess(Field("activity_label") + ": " + ctx), endings, gold, id));
-            }
-            catch (JsonException ex)
-            {
-                throw new InvalidFileException($"{where}: not a JSON object ({ex.Message.Split('.')[0]}).");
-            }
-        }
-        return items;
+                JsonValueKind.Number when l.TryGetInt32(out int n) => n,
+                JsonValueKind.String when int.TryParse(l.GetString(), out int n) => n,
+                _ => -1,
+            } : -1;
+            if (gold < 0 || gold >= endings.Length)
+                throw new InvalidFileException($"{where}: \"label\" must be the index of the right ending, 0 to {endings.Length - 1}.");
+            string ctx = Field("ctx_a") + " " + Capitalize(Field("ctx_b"));
+            count++;
+            string id = r.TryGetProperty("ind", out var ind) ? ind.ToString() : count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return new ChoiceItem(Preprocess(Field("activity_label") + ": " + ctx), endings, gold, id);
+        });
     }
 
     /// <summary>The harness's preprocess: strip, " [title]" to ". ", drop "[...]", collapse double spaces.</summary>

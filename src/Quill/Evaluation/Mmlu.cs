@@ -15,43 +15,26 @@ public static class Mmlu
     public static IReadOnlyList<ChoiceItem> Read(string path, int limit = 0)
     {
         ArgumentNullException.ThrowIfNull(path);
-        if (!File.Exists(path)) throw new InvalidFileException($"{path}: file not found.");
-        var items = new List<ChoiceItem>();
-        int number = 0;
-        foreach (string raw in File.ReadLines(path))
+        return JsonlFile.Read(path, limit, (r, where) =>
         {
-            number++;
-            if (raw.Trim().Length == 0) continue;
-            if (limit > 0 && items.Count >= limit) break;
-            string where = $"{path}:{number}";
-            try
+            string question = JsonlFile.Text(r, "question")
+                ?? throw new InvalidFileException($"{where}: missing text field \"question\" (a line is {{\"question\": ..., \"choices\": [...], \"answer\": 0 or \"A\"}}).");
+            if (!r.TryGetProperty("choices", out var c) || c.ValueKind != JsonValueKind.Array || c.GetArrayLength() < 2 || c.GetArrayLength() > 26
+                || c.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String))
+                throw new InvalidFileException($"{where}: \"choices\" must be an array of 2 to 26 strings.");
+            string[] choices = [.. c.EnumerateArray().Select(x => x.GetString()!)];
+            int gold = !r.TryGetProperty("answer", out var a) ? -1 : a.ValueKind switch
             {
-                using var doc = JsonDocument.Parse(raw);
-                var r = doc.RootElement;
-                if (r.ValueKind != JsonValueKind.Object || !r.TryGetProperty("question", out var q) || q.ValueKind != JsonValueKind.String)
-                    throw new InvalidFileException($"{where}: missing text field \"question\" (a line is {{\"question\": ..., \"choices\": [...], \"answer\": 0 or \"A\"}}).");
-                if (!r.TryGetProperty("choices", out var c) || c.ValueKind != JsonValueKind.Array || c.GetArrayLength() < 2 || c.GetArrayLength() > 26
-                    || c.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String))
-                    throw new InvalidFileException($"{where}: \"choices\" must be an array of 2 to 26 strings.");
-                string[] choices = [.. c.EnumerateArray().Select(x => x.GetString()!)];
-                int gold = !r.TryGetProperty("answer", out var a) ? -1 : a.ValueKind switch
-                {
-                    JsonValueKind.Number when a.TryGetInt32(out int n) => n,
-                    JsonValueKind.String when a.GetString() is { Length: 1 } s && char.IsAsciiLetterUpper(s[0]) => s[0] - 'A',
-                    _ => -1,
-                };
-                if (gold < 0 || gold >= choices.Length)
-                    throw new InvalidFileException($"{where}: \"answer\" must be the right choice's index (0 to {choices.Length - 1}) or letter (A to {(char)('A' + choices.Length - 1)}).");
-                string head = r.TryGetProperty("subject", out var s2) && s2.ValueKind == JsonValueKind.String && s2.GetString()!.Length > 0
-                    ? $"The following are multiple choice questions (with answers) about {s2.GetString()!.Replace('_', ' ')}.\n\n" : "";
-                string prompt = head + q.GetString()!.Trim() + "\n" + string.Concat(choices.Select((x, i) => $"{(char)('A' + i)}. {x}\n")) + "Answer:";
-                items.Add(new ChoiceItem(prompt, [.. choices.Select((_, i) => ((char)('A' + i)).ToString())], gold, number.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            }
-            catch (JsonException ex)
-            {
-                throw new InvalidFileException($"{where}: not a JSON object ({ex.Message.Split('.')[0]}).");
-            }
-        }
-        return items;
+                JsonValueKind.Number when a.TryGetInt32(out int n) => n,
+                JsonValueKind.String when a.GetString() is { Length: 1 } s && char.IsAsciiLetterUpper(s[0]) => s[0] - 'A',
+                _ => -1,
+            };
+            if (gold < 0 || gold >= choices.Length)
+                throw new InvalidFileException($"{where}: \"answer\" must be the right choice's index (0 to {choices.Length - 1}) or letter (A to {(char)('A' + choices.Length - 1)}).");
+            string? subject = JsonlFile.Text(r, "subject");
+            string head = string.IsNullOrEmpty(subject) ? "" : $"The following are multiple choice questions (with answers) about {subject.Replace('_', ' ')}.\n\n";
+            string prompt = head + question.Trim() + "\n" + string.Concat(choices.Select((x, i) => $"{(char)('A' + i)}. {x}\n")) + "Answer:";
+            return new ChoiceItem(prompt, [.. choices.Select((_, i) => ((char)('A' + i)).ToString())], gold, where[(where.LastIndexOf(':') + 1)..]);
+        });
     }
 }

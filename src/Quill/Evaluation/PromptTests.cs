@@ -77,46 +77,28 @@ public static class PromptTests
     public static IReadOnlyList<PromptCase> Read(string path, int limit = 0)
     {
         ArgumentNullException.ThrowIfNull(path);
-        if (!File.Exists(path)) throw new InvalidFileException($"{path}: file not found.");
-        var cases = new List<PromptCase>();
-        int number = 0;
-        foreach (string raw in File.ReadLines(path))
+        return JsonlFile.Read(path, limit, (r, where) =>
         {
-            number++;
-            if (raw.Trim().Length == 0) continue;
-            if (limit > 0 && cases.Count >= limit) break;
-            string where = $"{path}:{number}";
-            try
+            string prompt = JsonlFile.Text(r, "prompt") is { Length: > 0 } p ? p : throw new InvalidFileException($"{where}: missing text field \"prompt\".");
+            string? expected = Text(r, "expected", where);
+            string? regex = Text(r, "regex", where);
+            Regex? pattern = null;
+            if (regex != null)
             {
-                using var doc = JsonDocument.Parse(raw);
-                var r = doc.RootElement;
-                if (r.ValueKind != JsonValueKind.Object || !r.TryGetProperty("prompt", out var p) || p.ValueKind != JsonValueKind.String || p.GetString()!.Length == 0)
-                    throw new InvalidFileException($"{where}: missing text field \"prompt\".");
-                string? expected = Text(r, "expected", where);
-                string? regex = Text(r, "regex", where);
-                Regex? pattern = null;
-                if (regex != null)
+                try
                 {
-                    try
-                    {
-                        pattern = new Regex(regex, RegexOptions.None, TimeSpan.FromSeconds(1));
-                    }
-                    catch (ArgumentException ex)
-                    {
-                        throw new InvalidFileException($"{where}: \"regex\" does not compile ({ex.Message.ReplaceLineEndings(" ")}).");
-                    }
+                    pattern = new Regex(regex, RegexOptions.None, TimeSpan.FromSeconds(1));
                 }
-                var forbidden = List(r, "forbidden", where);
-                if (expected == null && pattern == null && forbidden.Count == 0)
-                    throw new InvalidFileException($"{where}: give at least one check: \"expected\", \"regex\" or \"forbidden\".");
-                cases.Add(new PromptCase(number, p.GetString()!, expected, pattern, forbidden, List(r, "tags", where)));
+                catch (ArgumentException ex)
+                {
+                    throw new InvalidFileException($"{where}: \"regex\" does not compile ({ex.Message.ReplaceLineEndings(" ")}).");
+                }
             }
-            catch (JsonException ex)
-            {
-                throw new InvalidFileException($"{where}: not a JSON object ({ex.Message.Split('.')[0]}).");
-            }
-        }
-        return cases;
+            var forbidden = List(r, "forbidden", where);
+            if (expected == null && pattern == null && forbidden.Count == 0)
+                throw new InvalidFileException($"{where}: give at least one check: \"expected\", \"regex\" or \"forbidden\".");
+            return new PromptCase(int.Parse(where[(where.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture), prompt, expected, pattern, forbidden, List(r, "tags", where));
+        });
     }
 
     /// <summary>Answers every prompt greedily and checks the replies.</summary>

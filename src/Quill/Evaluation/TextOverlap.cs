@@ -27,40 +27,23 @@ public static class TextOverlap
     public static (IReadOnlyList<string> Prompts, IReadOnlyList<IReadOnlyList<string>> References) ReadPromptFile(string path, int limit = 0)
     {
         ArgumentNullException.ThrowIfNull(path);
-        if (!File.Exists(path)) throw new InvalidFileException($"{path}: file not found.");
-        var prompts = new List<string>();
-        var refs = new List<string[]>();
-        int number = 0;
-        foreach (string raw in File.ReadLines(path))
+        int first = -1;
+        var rows = JsonlFile.Read(path, limit, (r, where) =>
         {
-            number++;
-            if (raw.Trim().Length == 0) continue;
-            if (limit > 0 && prompts.Count >= limit) break;
-            try
+            string prompt = JsonlFile.Text(r, "prompt")
+                ?? throw new InvalidFileException($"{where}: missing text field \"prompt\" (a line is {{\"prompt\": ..., \"reference\": ...}}).");
+            string[] rs = r.TryGetProperty("reference", out var x) ? x.ValueKind switch
             {
-                using var doc = JsonDocument.Parse(raw);
-                var r = doc.RootElement;
-                if (r.ValueKind != JsonValueKind.Object || !r.TryGetProperty("prompt", out var p) || p.ValueKind != JsonValueKind.String)
-                    throw new InvalidFileException($"{path}:{number}: missing text field \"prompt\" (a line is {{\"prompt\": ..., \"reference\": ...}}).");
-                string[] rs = r.TryGetProperty("reference", out var x) ? x.ValueKind switch
-                {
-                    JsonValueKind.String => [x.GetString()!],
-                    JsonValueKind.Array when x.GetArrayLength() > 0 && x.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => [.. x.EnumerateArray().Select(e => e.GetString()!)],
-                    _ => [],
-                } : [];
-                if (rs.Length == 0) throw new InvalidFileException($"{path}:{number}: \"reference\" must be text or a non-empty array of texts.");
-                if (refs.Count > 0 && rs.Length != refs[0].Length)
-                    throw new InvalidFileException($"{path}:{number}: {rs.Length} reference(s) where the first line has {refs[0].Length}; give every line the same number.");
-                prompts.Add(p.GetString()!);
-                refs.Add(rs);
-            }
-            catch (JsonException ex)
-            {
-                throw new InvalidFileException($"{path}:{number}: not a JSON object ({ex.Message.Split('.')[0]}).");
-            }
-        }
-        int streams = refs.Count == 0 ? 0 : refs[0].Length;
-        return (prompts, [.. Enumerable.Range(0, streams).Select(s => (IReadOnlyList<string>)[.. refs.Select(r => r[s])])]);
+                JsonValueKind.String => [x.GetString()!],
+                JsonValueKind.Array when x.GetArrayLength() > 0 && x.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => [.. x.EnumerateArray().Select(e => e.GetString()!)],
+                _ => [],
+            } : [];
+            if (rs.Length == 0) throw new InvalidFileException($"{where}: \"reference\" must be text or a non-empty array of texts.");
+            if (first < 0) first = rs.Length;
+            else if (rs.Length != first) throw new InvalidFileException($"{where}: {rs.Length} reference(s) where the first line has {first}; give every line the same number.");
+            return (Prompt: prompt, References: rs);
+        });
+        return ([.. rows.Select(x => x.Prompt)], [.. Enumerable.Range(0, Math.Max(first, 0)).Select(s => (IReadOnlyList<string>)[.. rows.Select(x => x.References[s])])]);
     }
 
     /// <summary>The model's greedy replies to prompts.</summary>
