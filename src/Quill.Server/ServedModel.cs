@@ -2,6 +2,13 @@
 // tokenizer and chat layout, and the scheduler that batches its requests. Load opens what `--model PATH` names
 // through the inference engine's ModelLoader (Quill checkpoint, GGUF, llama2.c, HF safetensors), with its
 // tokenizer from the model or from --tokenizer.
+// A model loaded from a path is watched: when the file (or the weights in the folder) is replaced, by a rename as
+// `quill train`'s checkpoint swap and `mv new.gguf served.gguf` do, the new model is loaded beside the old one
+// and takes the next requests; requests already running finish on the old one, which is then released. A
+// replacement that does not load (a half-copied file) is reported on stderr and the old model keeps serving.
+// Does not handle: an in-place overwrite of a mapped file (`cp new.gguf served.gguf` truncates it under the mapping:
+// the process can die of SIGBUS, as llama.cpp does; serve with --no-mmap or replace by rename); a request that reads
+// the tokenizer before a swap and submits after it gets the new model (models swapped in place share a tokenizer).
 using Quill.Inference;
 using Quill.Inference.Batching;
 using Quill.Tokenization;
@@ -17,7 +24,19 @@ public sealed class ServedModel : IDisposable
     /// </summary>
     internal const string CheckpointFolderName = "checkpoint";
 
-    private readonly IReadOnlyList<int> extraStopIds;
+    /// <summary>One loaded version of the model; a reload makes a new one.</summary>
+    private sealed record Generation(IBatchModel Backend, ITokenizer Tokenizer, ChatLayout Chat, BatchScheduler Scheduler, IReadOnlyList<int> ExtraStopIds, long Created);
+
+    /// <summary>Where a watched model comes from and how it was loaded.</summary>
+    private sealed record Source(string Path, string? TokenizerPath, SchedulerOptions Options, int ContextLength, bool Mmap);
+
+    private volatile Generation current;
+    private readonly List<Generation> retired = [];
+    private readonly Source? source;
+    private readonly Timer? watcher;
+    private string? identity;
+    private int checking;
+    private ServerMetrics? metrics;
 
     /// <param name="name">The id clients pass as "model".</param>
     /// <param name="backend">Runs the model.</param>
@@ -32,18 +51,22 @@ public sealed class ServedModel : IDisposable
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(chat);
         Name = name;
-        Backend = backend;
-        Tokenizer = tokenizer;
-        Chat = chat;
-        this.extraStopIds = extraStopIds ?? [];
-        Scheduler = new BatchScheduler(backend, tokenizer, options);
-        Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        current = new Generation(backend, tokenizer, chat, new BatchScheduler(backend, tokenizer, options), extraStopIds ?? [], DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+    }
+
+    private ServedModel(string name, IBatchModel backend, ITokenizer tokenizer, ChatLayout chat, SchedulerOptions options, IReadOnlyList<int>? extraStopIds, Source source, TimeSpan checkEvery)
+        : this(name, backend, tokenizer, chat, options, extraStopIds)
+    {
+        this.source = source;
+        identity = IdentityOf(source.Path);
+        watcher = new Timer(_ => CheckReplaced(), null, checkEvery, checkEvery);
     }
 
     /// <summary>Reports this model's tokens, steps and queue to metrics (a server calls this when it starts).</summary>
     public void AttachMetrics(ServerMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(metrics);
+        this.metrics = metrics;
         Scheduler.Metrics = metrics;
         metrics.AddGauge(Name, () => (Scheduler.QueueDepth, Scheduler.ActiveCount));
     }
@@ -51,16 +74,19 @@ public sealed class ServedModel : IDisposable
     /// <summary>The id clients pass as "model".</summary>
     public string Name { get; }
 
-    public IBatchModel Backend { get; }
+    public IBatchModel Backend => current.Backend;
 
-    public ITokenizer Tokenizer { get; }
+    public ITokenizer Tokenizer => current.Tokenizer;
 
-    public ChatLayout Chat { get; }
+    public ChatLayout Chat => current.Chat;
 
-    public BatchScheduler Scheduler { get; }
+    public BatchScheduler Scheduler => current.Scheduler;
 
-    /// <summary>Unix time the model was loaded (the "created" of /v1/models).</summary>
-    public long Created { get; }
+    /// <summary>Unix time the model was loaded, or last reloaded (the "created" of /v1/models).</summary>
+    public long Created => current.Created;
+
+    /// <summary>How many times the model file was replaced and the new one loaded.</summary>
+    public int Reloads { get; private set; }
 
     public int ContextLength => Backend.ContextLength;
 
@@ -69,7 +95,7 @@ public sealed class ServedModel : IDisposable
     {
         var set = new HashSet<int>();
         if (Tokenizer.EosId >= 0) set.Add(Tokenizer.EosId);
-        set.UnionWith(extraStopIds);
+        set.UnionWith(current.ExtraStopIds);
         if (chat) set.UnionWith(Chat.StopTokens);
         return set;
     }
@@ -132,20 +158,125 @@ public sealed class ServedModel : IDisposable
     /// Opens a model (Quill checkpoint folder, GGUF, llama2.c .bin, HF folder) with the inference engine; the name
     /// is its file name without extension. contextLength 0: the model's context, capped at 4096.
     /// </summary>
-    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options, int contextLength = 0)
+    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options, int contextLength = 0) =>
+        Load(path, tokenizerPath, options, contextLength, mmap: true, TimeSpan.FromSeconds(1));
+
+    /// <summary>
+    /// Opens a model as <see cref="Load(string, string?, SchedulerOptions, int)"/> does; mmap false reads the weights
+    /// into memory (`--no-mmap`). The path is checked for a replacement every <paramref name="checkEvery"/>.
+    /// </summary>
+    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options, int contextLength, bool mmap, TimeSpan checkEvery)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        var model = ModelLoader.Load(path, tokenizerPath);
+        var src = new Source(path, tokenizerPath, options, contextLength, mmap);
+        var (backend, tokenizer, chat, stops) = Open(src);
+        return new ServedModel(NameOf(path), backend, tokenizer, chat, options, stops, src, checkEvery);
+    }
+
+    private static (IBatchModel, ITokenizer, ChatLayout, IReadOnlyList<int>) Open(Source src)
+    {
+        var model = ModelLoader.Load(src.Path, src.TokenizerPath, null, src.Mmap);
         try
         {
-            return FromInferenceModel(NameOf(path), model, options, contextLength);
+            var tokenizer = model.Tokenizer ?? throw new InvalidFileException($"{model.Source}: no tokenizer found with the model; pass --tokenizer PATH.");
+            var chat = new ChatLayout(tokenizer, model.ChatTemplate, model.Spec.Arch, model.AddBos);
+            return (new EngineBackend(model, src.ContextLength), tokenizer, chat, model.ExtraStopIds);
         }
         catch
         {
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Files whose change means a new model: weights, configs, tokenizers (not a run's metrics.jsonl or loss.svg).</summary>
+    private static readonly string[] ModelFileExtensions = [".safetensors", ".json", ".gguf", ".bin", ".model", ".tiktoken", ".bpe"];
+
+    /// <summary>
+    /// What changes when the model at path is replaced: size and write time of the file, or of the model files in
+    /// the folder (a run's checkpoint folder when it has one: a Quill run swaps that folder by rename).
+    /// </summary>
+    private static string? IdentityOf(string path)
+    {
+        try
+        {
+            if (File.Exists(path))
+            {
+                var f = new FileInfo(path);
+                return $"{f.Length}:{f.LastWriteTimeUtc.Ticks}";
+            }
+            if (!Directory.Exists(path)) return null;
+            string inner = Path.Combine(path, CheckpointFolderName);
+            string folder = Directory.Exists(inner) ? inner : path;
+            var parts = new List<string> { folder };
+            foreach (var f in new DirectoryInfo(folder).EnumerateFiles().OrderBy(f => f.Name, StringComparer.Ordinal))
+            {
+                if (ModelFileExtensions.Contains(f.Extension, StringComparer.OrdinalIgnoreCase)) parts.Add($"{f.Name}:{f.Length}:{f.LastWriteTimeUtc.Ticks}");
+            }
+            return string.Join("|", parts);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Releases retired models that finished their requests; loads the model again when its file was replaced.</summary>
+    private void CheckReplaced()
+    {
+        if (source == null || Interlocked.Exchange(ref checking, 1) == 1) return;
+        try
+        {
+            ReleaseIdle();
+            string? now = IdentityOf(source.Path);
+            if (now == null || now == identity) return;
+            identity = now; // a replacement that fails to load is reported once, not every second
+            try
+            {
+                var (backend, tokenizer, chat, stops) = Open(source);
+                var next = new Generation(backend, tokenizer, chat, new BatchScheduler(backend, tokenizer, source.Options), stops, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+                if (metrics != null) next.Scheduler.Metrics = metrics;
+                Generation old;
+                lock (retired)
+                {
+                    old = current;
+                    current = next;
+                    retired.Add(old);
+                }
+                Reloads++;
+                Console.Error.WriteLine($"quill serve: {source.Path} was replaced; now serving the new model as {Name}");
+            }
+            catch (QuillException e)
+            {
+                Console.Error.WriteLine($"quill serve: {source.Path} changed but does not load ({e.Message}); still serving the previous model");
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref checking, 0);
+        }
+    }
+
+    private void ReleaseIdle()
+    {
+        List<Generation> idle;
+        lock (retired)
+        {
+            idle = retired.Where(g => g.Scheduler.ActiveCount == 0 && g.Scheduler.QueueDepth == 0).ToList();
+            retired.RemoveAll(idle.Contains);
+        }
+        foreach (var g in idle) Release(g);
+    }
+
+    private static void Release(Generation g)
+    {
+        g.Scheduler.Dispose();
+        g.Backend.Dispose();
     }
 
     /// <summary>Serves a model already in memory (e.g. just trained, via InferenceModel.FromLanguageModel).</summary>
@@ -169,7 +300,16 @@ public sealed class ServedModel : IDisposable
 
     public void Dispose()
     {
-        Scheduler.Dispose();
-        Backend.Dispose();
+        if (watcher != null)
+        {
+            using var stopped = new ManualResetEvent(false);
+            if (watcher.Dispose(stopped)) stopped.WaitOne();
+        }
+        lock (retired)
+        {
+            foreach (var g in retired) Release(g);
+            retired.Clear();
+        }
+        Release(current);
     }
 }

@@ -14,6 +14,7 @@ internal static class BenchCommand
         bench.Add(BenchTokenizeCommand.Create());
         bench.Add(BenchDecodeCommand.Create());
         bench.Add(BenchPplCommand.Create());
+        bench.Add(BenchFuzzCommand.Create());
         return bench;
     }
 }

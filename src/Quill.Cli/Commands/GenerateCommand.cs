@@ -48,24 +48,25 @@ internal sealed class GenerateOptions
     public Option<string[]> Stop { get; } = new("--stop") { Description = "Stop when this text appears (repeatable)", AllowMultipleArgumentsPerToken = false };
     public Option<int> Context { get; } = new("--context") { Description = "KV cache positions (default: the model's context, at most 4096)", DefaultValueFactory = _ => 0 };
     public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
+    public Option<bool> NoMmap { get; } = new("--no-mmap") { Description = "Read the weights into memory instead of mapping the file" };
     public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
     public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model (adapter_config.json, adapter_model.safetensors)" };
 
     public void AddTo(Command cmd)
     {
-        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads, Adapter })
+        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads, Adapter, NoMmap })
             cmd.Add(opt);
     }
 
     public InferenceModel LoadModel(ParseResult r) =>
-        Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads));
+        Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads), !r.GetValue(NoMmap));
 
-    /// <summary>Sets the thread count (0: all cores), loads the model, merges the adapter and converts to dtype.</summary>
-    public static InferenceModel Load(string path, string? tokenizer, string? dtype, string? adapter, int threads)
+    /// <summary>Sets the thread count (0: all cores), loads the model (mapped, or read into memory), merges the adapter and converts to dtype.</summary>
+    public static InferenceModel Load(string path, string? tokenizer, string? dtype, string? adapter, int threads, bool mmap = true)
     {
         if (threads < 0) throw new InvalidConfigException($"--threads must be 0 (all cores) or more (got {threads}).");
         if (threads > 0) KernelThreads.Count = threads;
-        if (adapter == null) return ModelLoader.Load(path, tokenizer, dtype);
+        if (adapter == null) return ModelLoader.Load(path, tokenizer, dtype, mmap);
         var type = string.IsNullOrEmpty(dtype) ? (Quantization.GgmlType?)null : ModelLoader.ParseType(dtype);
         using var stored = ModelLoader.Load(path, tokenizer, null);
         var merged = stored.WithLoraAdapter(adapter);

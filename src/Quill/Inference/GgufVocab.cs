@@ -47,6 +47,16 @@ public static class GgufVocab
         PieceType[]? types = null;
         if (gguf.TryGetInt32Array("tokenizer.ggml.token_type", out int[] tt) && tt.Length == n)
             types = tt.Select(t => t is >= 1 and <= 6 ? (PieceType)t : PieceType.Normal).ToArray();
+        if (types != null)
+        {
+            // llama.cpp's types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte. A vocabulary with no
+            // normal token, or more byte tokens than there are bytes, cannot encode text: everything would become one id.
+            if (!types.Contains(PieceType.Normal))
+                throw new InvalidFileException($"{path}: tokenizer.ggml.token_type marks none of the {n} tokens as normal (type 1); the vocabulary is corrupt.");
+            int bytes = types.Count(t => t == PieceType.Byte);
+            if (bytes > 256)
+                throw new InvalidFileException($"{path}: tokenizer.ggml.token_type marks {bytes} tokens as bytes (type 6); there are only 256 byte values, so the vocabulary is corrupt.");
+        }
         string pre = gguf.TryGetString("tokenizer.ggml.pre", out string p) ? p : "default";
         if (kind == VocabularyKind.Gpt2Bpe && PreTokenizerPatterns.ForName(pre) == null)
             throw new InvalidFileException($"{path}: tokenizer.ggml.pre \"{pre}\" is not a known pre-tokenizer; Quill knows gpt2, llama-bpe, falcon, starcoder, refact, deepseek-coder, deepseek-llm, mpt and default.");
@@ -59,11 +69,20 @@ public static class GgufVocab
             Scores = gguf.TryGetFloatArray("tokenizer.ggml.scores", out float[] s) && s.Length == n ? s : null,
             Merges = kind == VocabularyKind.Gpt2Bpe && gguf.TryGetStringArray("tokenizer.ggml.merges", out string[] merges) ? merges : [],
             PreTokenizer = pre,
-            BosId = gguf.TryGetInt32("tokenizer.ggml.bos_token_id", out int b) ? b : -1,
-            EosId = gguf.TryGetInt32("tokenizer.ggml.eos_token_id", out int e) ? e : -1,
-            UnknownId = gguf.TryGetInt32("tokenizer.ggml.unknown_token_id", out int u) ? u : null,
+            BosId = SpecialId(gguf, "tokenizer.ggml.bos_token_id", n) ?? -1,
+            EosId = SpecialId(gguf, "tokenizer.ggml.eos_token_id", n) ?? -1,
+            UnknownId = SpecialId(gguf, "tokenizer.ggml.unknown_token_id", n),
             AddSpacePrefix = !gguf.TryGetBool("tokenizer.ggml.add_space_prefix", out bool ap) || ap,
         };
+    }
+
+    /// <summary>A special token id from the metadata, null when absent; an id outside the vocabulary is an error.</summary>
+    private static int? SpecialId(GgufFile gguf, string key, int vocab)
+    {
+        if (!gguf.TryGetInt32(key, out int id)) return null;
+        if (id < 0 || id >= vocab)
+            throw new InvalidFileException($"{gguf.Path}: {key} is {id}, outside the {vocab} tokens of tokenizer.ggml.tokens; the file is corrupt.");
+        return id;
     }
 
     /// <summary>The template a GGUF file's metadata implies (tokenizer.chat_template, general.architecture), or null.</summary>

@@ -60,10 +60,19 @@ public static class ModelLoader
         throw new InvalidConfigException($"--dtype '{name}' is not a weight type Quill runs; use one of {string.Join(", ", Quantization.GgmlQuant.SupportedTypes).ToLowerInvariant()}.");
     }
 
-    /// <summary>Loads a model and converts its weights to <paramref name="dtype"/> when given (null or empty: as stored).</summary>
-    public static InferenceModel Load(string path, string? tokenizerPath, string? dtype)
+    /// <summary>
+    /// Loads a model and converts its weights to <paramref name="dtype"/> when given (null or empty: as stored).
+    /// mmap false (`--no-mmap`): weight files are read into memory instead of mapped, so overwriting them in place
+    /// later cannot crash the process (it costs the file's size in memory and the time to read it).
+    /// </summary>
+    public static InferenceModel Load(string path, string? tokenizerPath, string? dtype, bool mmap = true)
     {
-        var model = Load(path, tokenizerPath);
+        InferenceModel model;
+        if (mmap) model = Load(path, tokenizerPath);
+        else
+        {
+            using (Formats.MappedFile.ReadIntoMemory()) model = Load(path, tokenizerPath);
+        }
         if (string.IsNullOrEmpty(dtype)) return model;
         try
         {
@@ -177,6 +186,11 @@ public static class ModelLoader
             model = new InferenceModel(weights);
             // A folder without tokenizer files runs with --tokenizer; a damaged tokenizer file is an error, not "none".
             if (TokenizerLoader.FolderHasTokenizer(dir)) model.Tokenizer = TokenizerLoader.Load(dir);
+            foreach (var (key, id) in hf.EosTokenIds.Select(e => ("eos_token_id", e)).Append(("bos_token_id", hf.BosTokenId ?? 0)))
+            {
+                if (id < 0 || id >= spec.VocabSize)
+                    throw new InvalidFileException($"{Path.Combine(dir, "config.json")}: {key} {id} is outside the vocabulary of {spec.VocabSize} tokens; the config does not describe these weights.");
+            }
             model.ExtraStopIds = [.. hf.EosTokenIds];
             ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType == "llama" || hf.ModelType == "mistral");
             return model;

@@ -10,7 +10,7 @@ using System.Runtime.Intrinsics;
 namespace Quill.Kernels;
 
 /// <summary>Vector width a kernel runs at: Auto picks the widest the hardware accelerates.</summary>
-internal enum AttentionWidth { Auto, Vector512, Vector256, Scalar }
+internal enum AttentionWidth { Auto, Vector512, Vector256, Vector128, Scalar }
 
 /// <summary>
 /// Causal softmax(scale * Q K^T) V computed flash-style (online softmax over key blocks, no [T, T] matrix kept),
@@ -63,6 +63,7 @@ public static partial class Attention
                 {
                     case AttentionWidth.Vector512: AttentionForwardKernel.Run<Vec512, Vector512<float>>(args, s, e); break;
                     case AttentionWidth.Vector256: AttentionForwardKernel.Run<Vec256, Vector256<float>>(args, s, e); break;
+                    case AttentionWidth.Vector128: AttentionForwardKernel.Run<Vec128, Vector128<float>>(args, s, e); break;
                     default: AttentionForwardKernel.Run<VecScalar, float>(args, s, e); break;
                 }
             });
@@ -96,6 +97,7 @@ public static partial class Attention
                 {
                     case AttentionWidth.Vector512: AttentionBackwardKernel.Run<Vec512, Vector512<float>>(args, s, e); break;
                     case AttentionWidth.Vector256: AttentionBackwardKernel.Run<Vec256, Vector256<float>>(args, s, e); break;
+                    case AttentionWidth.Vector128: AttentionBackwardKernel.Run<Vec128, Vector128<float>>(args, s, e); break;
                     default: AttentionBackwardKernel.Run<VecScalar, float>(args, s, e); break;
                 }
             });
@@ -106,6 +108,7 @@ public static partial class Attention
     {
         AttentionWidth.Auto when Vector512.IsHardwareAccelerated => AttentionWidth.Vector512,
         AttentionWidth.Auto when Vector256.IsHardwareAccelerated => AttentionWidth.Vector256,
+        AttentionWidth.Auto when Vector128.IsHardwareAccelerated => AttentionWidth.Vector128,
         AttentionWidth.Auto => AttentionWidth.Scalar,
         _ => width,
     };

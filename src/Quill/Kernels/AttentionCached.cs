@@ -55,6 +55,7 @@ public static partial class Attention
                     {
                         case AttentionWidth.Vector512: CachedRow<Vec512, Vector512<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
                         case AttentionWidth.Vector256: CachedRow<Vec256, Vector256<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
+                        case AttentionWidth.Vector128: CachedRow<Vec128, Vector128<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
                         default: CachedRow<VecScalar, float>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
                     }
                 }

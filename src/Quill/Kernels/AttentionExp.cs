@@ -49,4 +49,20 @@ internal static class AttentionExp
         var scaled = (p.AsInt32() + Vector256.ShiftLeft(Vector256.ConvertToInt32(n), 23)).AsSingle();
         return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(Min)), Vector256<float>.Zero, scaled);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Exp(Vector128<float> x)
+    {
+        var xc = Vector128.Min(x, Vector128.Create(Max));
+        var n = Vector128.FusedMultiplyAdd(xc, Vector128.Create(Log2E), Vector128.Create(RoundMagic)) - Vector128.Create(RoundMagic);
+        var r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Hi), xc);
+        r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Lo), r);
+        var p = Vector128.FusedMultiplyAdd(Vector128.Create(C6), r, Vector128.Create(C5));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(C4));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(C3));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(C2));
+        p = Vector128.FusedMultiplyAdd(p * r, r, r) + Vector128<float>.One;
+        var scaled = (p.AsInt32() + Vector128.ShiftLeft(Vector128.ConvertToInt32(n), 23)).AsSingle();
+        return Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(Min)), Vector128<float>.Zero, scaled);
+    }
 }

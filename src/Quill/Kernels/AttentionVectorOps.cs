@@ -1,7 +1,7 @@
 // The handful of vector operations the attention kernels need, behind one static-abstract interface so that the
-// kernels are written once and the JIT specializes them for Vector512, Vector256 or plain float (the scalar
-// fallback, one "lane"). Each struct is a zero-size tag: calls through it inline to the hardware instructions.
-// Does not handle: anything beyond float32; widths other than 512, 256 and 1.
+// kernels are written once and the JIT specializes them for Vector512, Vector256, Vector128 (ARM64 NEON, where .NET
+// accelerates no wider vector) or plain float (the scalar fallback, one "lane"). Each struct is a zero-size tag: calls through it inline to the hardware instructions.
+// Does not handle: anything beyond float32; widths other than 512, 256, 128 and 1.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -79,6 +79,31 @@ internal unsafe struct Vec256 : IAttentionVector<Vector256<float>>
     {
         var above = Vector256.GreaterThan(Vector256<int>.Indices + Vector256.Create(firstPos), Vector256.Create(lastPos));
         return Vector256.ConditionalSelect(above.AsSingle(), Vector256.Create(float.NegativeInfinity), x);
+    }
+}
+
+internal unsafe struct Vec128 : IAttentionVector<Vector128<float>>
+{
+    public static int Lanes => 4;
+    public static Vector128<float> Zero => Vector128<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* p) => Vector128.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector128<float> x) => x.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Broadcast(float x) => Vector128.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Mul(Vector128<float> a, Vector128<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Sub(Vector128<float> a, Vector128<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Exp(Vector128<float> x) => AttentionExp.Exp(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SumAcross(Vector128<float> x) => Vector128.Sum(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float MaxAcross(Vector128<float> x) => MathF.Max(MathF.Max(x[0], x[1]), MathF.Max(x[2], x[3]));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> MaskAbove(Vector128<float> x, int firstPos, int lastPos)
+    {
+        var above = Vector128.GreaterThan(Vector128<int>.Indices + Vector128.Create(firstPos), Vector128.Create(lastPos));
+        return Vector128.ConditionalSelect(above.AsSingle(), Vector128.Create(float.NegativeInfinity), x);
     }
 }
 

@@ -14,6 +14,7 @@ internal enum GemmIsa
     Scalar,
     Avx2,
     Avx512,
+    Neon,
 }
 
 /// <summary>Which implementation Gemm runs: Auto in production; tests and benchmarks pin one to compare them.</summary>
@@ -22,6 +23,7 @@ internal enum GemmPath
     Auto,
     PackedAvx512,
     PackedAvx2,
+    PackedNeon,
     PackedScalar,
     ThinAvx512,
     ThinAvx2,
@@ -39,6 +41,7 @@ public static unsafe class Gemm
 
     private static readonly GemmBlocking Avx512Blocking = new(MC: 144, KC: 256, NC: 2048);
     private static readonly GemmBlocking Avx2Blocking = new(MC: 96, KC: 256, NC: 1024);
+    private static readonly GemmBlocking NeonBlocking = new(MC: 96, KC: 256, NC: 1008);
     private static readonly GemmBlocking ScalarBlocking = new(MC: 64, KC: 256, NC: 512);
 
     /// <summary>
@@ -81,6 +84,7 @@ public static unsafe class Gemm
             {
                 case GemmPath.PackedAvx512: Packed<Avx512Kernel12x32>(args, Avx512Blocking, threads); break;
                 case GemmPath.PackedAvx2: Packed<Avx2Kernel6x16>(args, Avx2Blocking, threads); break;
+                case GemmPath.PackedNeon: Packed<NeonKernel8x12>(args, NeonBlocking, threads); break;
                 case GemmPath.PackedScalar: Packed<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
                 case GemmPath.ThinAvx512: GemmThin.Run(args, threads, GemmIsa.Avx512); break;
                 case GemmPath.ThinAvx2: GemmThin.Run(args, threads, GemmIsa.Avx2); break;
@@ -95,6 +99,7 @@ public static unsafe class Gemm
     {
         GemmPath.PackedAvx512 => Avx512Kernel12x32.IsSupported,
         GemmPath.PackedAvx2 => Avx2Kernel6x16.IsSupported,
+        GemmPath.PackedNeon => NeonKernel8x12.IsSupported,
         GemmPath.ThinAvx512 => GemmThin.Avx512Supported,
         GemmPath.ThinAvx2 => GemmThin.Avx2Supported,
         _ => true,
@@ -105,7 +110,17 @@ public static unsafe class Gemm
         ? (GemmThin.Avx512Supported ? GemmPath.ThinAvx512 : GemmThin.Avx2Supported ? GemmPath.ThinAvx2 : GemmPath.ThinScalar)
         : Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
         : Avx2Kernel6x16.IsSupported ? GemmPath.PackedAvx2
+        : NeonKernel8x12.IsSupported ? GemmPath.PackedNeon
         : GemmPath.PackedScalar;
+
+    /// <summary>The packed kernel the packed path runs on this machine, e.g. "avx512 12x32", "neon 8x12".</summary>
+    public static string KernelName => Choose(ThinRows + 1) switch
+    {
+        GemmPath.PackedAvx512 => "avx512 12x32",
+        GemmPath.PackedAvx2 => "avx2 6x16",
+        GemmPath.PackedNeon => "neon 8x12",
+        _ => "scalar 4x4",
+    };
 
     /// <summary>Applies beta, then runs the packed driver for one micro-kernel.</summary>
     private static void Packed<TKernel>(Operands x, GemmBlocking blocking, int threads) where TKernel : IGemmMicroKernel

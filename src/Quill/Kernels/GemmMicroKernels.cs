@@ -1,12 +1,14 @@
 // The register-blocked inner kernels of the packed SGEMM: each computes one MR x NR tile of C from an MR-row
 // panel of packed A and an NR-column panel of packed B, over kc steps of k, holding the whole tile in registers.
 // Handles: Vector512 (AVX-512: 12 x 32 tile, 24 accumulators, narrower instances for ragged tiles), Vector256
-// (AVX2/FMA: 6 x 16 tile, 12 accumulators) and a portable scalar 4 x 4 tile. Ragged tiles are written to a scratch
+// (AVX2/FMA: 6 x 16 tile, 12 accumulators), ARM64 NEON (8 x 12 tile, 24 accumulators, multiply-add by lane) and a
+// portable scalar 4 x 4 tile. Ragged tiles are written to a scratch
 // tile that the driver merges into C. Does not handle packing, blocking, threading, alpha or beta (see
 // GemmPacking.cs, GemmDriver.cs).
 // Glossary: MR, NR = tile rows and columns; kc = depth of one packed block; ldc = row stride of C.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace Quill.Kernels;
@@ -276,6 +278,85 @@ internal readonly struct Avx2Kernel6x16 : IGemmMicroKernel
         }
         v0.Store(c);
         v1.Store(c + 8);
+    }
+}
+
+/// <summary>
+/// 8 x 12 tile on ARM64 NEON (AdvSimd): 24 q-register accumulators, 3 B vectors and 2 A vectors per step, 29 of the 32
+/// vector registers. Each A value is used in place by lane (fmla v.4s, v.4s, v.s[i]), so a step is 5 loads for 24
+/// FMAs and no broadcast. (.NET accelerates Vector128 only on ARM64, so this is the widest tile there.)
+/// </summary>
+internal readonly struct NeonKernel8x12 : IGemmMicroKernel
+{
+    public static int MR => 8;
+
+    public static int NR => 12;
+
+    public static bool IsSupported => AdvSimd.Arm64.IsSupported;
+
+    public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile) =>
+        Run(kc, a, b, tile, NR, false);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate)
+    {
+        Vector128<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+        Vector128<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
+        Vector128<float> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
+        Vector128<float> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector128<float> b0 = AdvSimd.LoadVector128(b), b1 = AdvSimd.LoadVector128(b + 4), b2 = AdvSimd.LoadVector128(b + 8);
+            Vector128<float> a0 = AdvSimd.LoadVector128(a), a1 = AdvSimd.LoadVector128(a + 4);
+            c00 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c00, b0, a0, 0);
+            c01 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c01, b1, a0, 0);
+            c02 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c02, b2, a0, 0);
+            c10 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c10, b0, a0, 1);
+            c11 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c11, b1, a0, 1);
+            c12 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c12, b2, a0, 1);
+            c20 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c20, b0, a0, 2);
+            c21 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c21, b1, a0, 2);
+            c22 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c22, b2, a0, 2);
+            c30 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c30, b0, a0, 3);
+            c31 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c31, b1, a0, 3);
+            c32 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c32, b2, a0, 3);
+            c40 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c40, b0, a1, 0);
+            c41 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c41, b1, a1, 0);
+            c42 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c42, b2, a1, 0);
+            c50 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c50, b0, a1, 1);
+            c51 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c51, b1, a1, 1);
+            c52 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c52, b2, a1, 1);
+            c60 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c60, b0, a1, 2);
+            c61 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c61, b1, a1, 2);
+            c62 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c62, b2, a1, 2);
+            c70 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c70, b0, a1, 3);
+            c71 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c71, b1, a1, 3);
+            c72 = AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(c72, b2, a1, 3);
+            a += 8;
+            b += 12;
+        }
+        StoreRow(c, c00, c01, c02, accumulate);
+        StoreRow(c + ldc, c10, c11, c12, accumulate);
+        StoreRow(c + 2 * ldc, c20, c21, c22, accumulate);
+        StoreRow(c + 3 * ldc, c30, c31, c32, accumulate);
+        StoreRow(c + 4 * ldc, c40, c41, c42, accumulate);
+        StoreRow(c + 5 * ldc, c50, c51, c52, accumulate);
+        StoreRow(c + 6 * ldc, c60, c61, c62, accumulate);
+        StoreRow(c + 7 * ldc, c70, c71, c72, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRow(float* c, Vector128<float> v0, Vector128<float> v1, Vector128<float> v2, bool accumulate)
+    {
+        if (accumulate)
+        {
+            v0 += Vector128.Load(c);
+            v1 += Vector128.Load(c + 4);
+            v2 += Vector128.Load(c + 8);
+        }
+        v0.Store(c);
+        v1.Store(c + 4);
+        v2.Store(c + 8);
     }
 }
 

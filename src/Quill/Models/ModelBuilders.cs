@@ -13,6 +13,19 @@ namespace Quill.Models;
 internal static class ModelBuilders
 {
     /// <summary>
+    /// The file must hold exactly the layers the config or metadata names: a config saying 2 layers over a 4-layer
+    /// file would otherwise run 2 of them, and one saying 300,000,000 would allocate gigabytes before any tensor is read.
+    /// </summary>
+    private static void CheckLayerCount(WeightSource src, ModelSpec spec, TensorNames names)
+    {
+        if (spec.Layers < 1) throw new InvalidFileException($"{src.Path}: the model has {spec.Layers} layers; it needs at least one.");
+        if (names.Name(WeightSlot.AttnNorm, spec.Layers - 1) is { } last && !src.Contains(last))
+            throw new InvalidFileException($"{src.Path}: the config says {spec.Layers} layers but tensor '{last}' is not in the file; the config does not describe these weights.");
+        if (names.Name(WeightSlot.AttnNorm, spec.Layers) is { } extra && src.Contains(extra))
+            throw new InvalidFileException($"{src.Path}: the file holds tensor '{extra}', more layers than the {spec.Layers} its config says; the config does not describe these weights.");
+    }
+
+    /// <summary>
     /// The weights of <paramref name="spec"/> found in <paramref name="src"/> under <paramref name="names"/>. tied:
     /// the config says the head is the embedding (a head tensor in the file is then ignored); conv1d: GPT-2 matrices
     /// are stored [in, out].
@@ -20,11 +33,13 @@ internal static class ModelBuilders
     public static ModelWeights Build(WeightSource src, ModelSpec spec, TensorNames names, List<IDisposable> owners, bool tied, bool conv1d = false)
     {
         int c = spec.Dim;
-        string L(WeightSlot s, int i) => names.Name(s, i) ?? throw new InvalidOperationException($"{names.Family} has no name for {s}.");
+        string L(WeightSlot s, int i) => names.Name(s, i)
+            ?? throw new InvalidFileException($"{src.Path}: layer {i} has no {s} weights under {names.Family} names; the file is not a complete model of the architecture its metadata names.");
         bool Has(WeightSlot s, int i) => names.Name(s, i) is { } n && src.Contains(n);
         WeightMatrix M(WeightSlot s, int i, int rows, int cols) => conv1d ? OutIn(src, L(s, i), rows, cols) : src.Matrix(L(s, i));
         float[]? Opt(WeightSlot s, int i) => Has(s, i) ? src.Floats(L(s, i)) : null;
 
+        CheckLayerCount(src, spec, names);
         var layers = new LayerWeights[spec.Layers];
         for (int i = 0; i < spec.Layers; i++)
         {

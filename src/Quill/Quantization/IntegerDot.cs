@@ -22,6 +22,9 @@ internal static unsafe class IntegerDot
     /// <summary>True when the vector kernels can run (AVX2 + FMA); otherwise the scalar twins are used.</summary>
     public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>The path the dispatching kernels take on this CPU.</summary>
+    public static string PathName => AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2" : "scalar";
+
     // ---- Q8_0 and Q4_0: the decode kernels. One row against the activation's 32-value groups (q int8 values, d
     // scales, Q4_0 also the block sums); block scales (f16) read through a 64 K-entry table; two blocks per step into
     // two accumulators; weights prefetched PrefetchBytes ahead. Rows go one after another, so the weights are read as

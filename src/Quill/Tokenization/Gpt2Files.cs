@@ -37,7 +37,7 @@ public static class Gpt2Files
     /// <summary>Token bytes by id from a {byte-level text: id} map.</summary>
     internal static byte[]?[] TokensFromVocab(IReadOnlyDictionary<string, int> vocab, string path)
     {
-        int max = vocab.Values.Max();
+        int max = TokenizerErrors.MaxFileId(path, vocab.Values, vocab.Count);
         var tokens = new byte[]?[max + 1];
         foreach (var (text, id) in vocab)
         {

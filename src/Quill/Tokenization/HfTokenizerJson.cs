@@ -170,7 +170,7 @@ public static class HfTokenizerJson
     private static SentencePieceTokenizer LoadSpmBpe(string path, JsonObject root, JsonObject model)
     {
         var vocab = ReadVocab(path, model);
-        int n = vocab.Values.Max() + 1;
+        int n = TokenizerErrors.MaxFileId(path, vocab.Values, vocab.Count) + 1;
         var pieces = new string[n];
         var types = new PieceType[n];
         var scores = new float[n];
@@ -221,7 +221,7 @@ public static class HfTokenizerJson
     private static WordPieceTokenizer LoadWordPiece(string path, JsonObject root, JsonObject model, List<(string, int, bool)> added)
     {
         var vocab = ReadVocab(path, model);
-        var pieces = new string[vocab.Values.Max() + 1];
+        var pieces = new string[TokenizerErrors.MaxFileId(path, vocab.Values, vocab.Count) + 1];
         Array.Fill(pieces, "");
         foreach (var (k, id) in vocab) pieces[id] = k;
         string unk = model["unk_token"]?.GetValue<string>() ?? "[UNK]";

@@ -103,11 +103,20 @@ public static class SentencePieceModelFile
         if (pieces.Count == 0) throw new InvalidFileException($"{path}: SentencePiece model holds no pieces.");
         if (modelType is not (1 or 2))
             throw new InvalidFileException($"{path}: SentencePiece model type {modelType} is not supported (only unigram=1 and BPE=2).");
+        // unk is required (SentencePiece refuses to train without one); bos / eos may be -1 (disabled), nothing else
+        // outside the pieces: an id past the end would come out of encode as -1 or index past the tables.
+        if (unkId < 0 || unkId >= pieces.Count)
+            throw new InvalidFileException($"{path}: unk_id {unkId} is outside the {pieces.Count} pieces (0..{pieces.Count - 1}); the model is corrupt.");
+        foreach (var (name, id) in new[] { ("bos_id", bosId), ("eos_id", eosId) })
+        {
+            if (id < -1 || id >= pieces.Count)
+                throw new InvalidFileException($"{path}: {name} {id} is outside the {pieces.Count} pieces (0..{pieces.Count - 1}, or -1 for none); the model is corrupt.");
+        }
         var normalizer = new SentencePieceNormalizer(charsmap, addDummy, removeExtra, escape);
         var tok = new SentencePieceTokenizer(pieces, scores, types, (SentencePieceModelKind)modelType, normalizer, byteFallback,
-                                             unkId >= 0 && unkId < pieces.Count ? unkId : -1);
-        tok.BosId = bosId >= 0 && bosId < pieces.Count ? bosId : -1;
-        tok.EosId = eosId >= 0 && eosId < pieces.Count ? eosId : -1;
+                                             unkId);
+        tok.BosId = bosId;
+        tok.EosId = eosId;
         return tok;
     }
 

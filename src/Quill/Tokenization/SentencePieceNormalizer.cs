@@ -87,8 +87,8 @@ public sealed class SentencePieceNormalizer
             int matchLen = LongestMatch(input.AsSpan(pos), out int value);
             if (matchLen > 0)
             {
-                int end = Array.IndexOf(pool, (byte)0, value);
-                if (value < 0 || value >= pool.Length || end < 0) throw new InvalidFileException("SentencePiece precompiled_charsmap points outside its string pool.");
+                int end = value >= 0 && value < pool.Length ? Array.IndexOf(pool, (byte)0, value) : -1;
+                if (end < 0) throw new InvalidFileException("SentencePiece precompiled_charsmap points outside its string pool (or to a string without its end); the model file is corrupt.");
                 for (int i = value; i < end; i++) output.Add(pool[i]);
                 pos += matchLen;
             }

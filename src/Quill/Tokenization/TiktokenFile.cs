@@ -35,6 +35,7 @@ public static class TiktokenFile
     {
         var tokens = new List<byte[]?>();
         int lineNo = 0;
+        long holes = 0;
         foreach (string line in File.ReadLines(path))
         {
             lineNo++;
@@ -52,6 +53,9 @@ public static class TiktokenFile
                 throw new InvalidFileException($"{path}:{lineNo}: token is not valid base64.", ex);
             }
             if (rank < tokens.Count) throw new InvalidFileException($"{path}:{lineNo}: ranks must ascend (rank {rank} after {tokens.Count - 1}).");
+            holes += rank - tokens.Count;
+            if (holes > TokenizerErrors.MaxIdHoles)
+                throw new InvalidFileException($"{path}:{lineNo}: rank {rank} after {tokens.Count - 1} leaves more than {TokenizerErrors.MaxIdHoles} unused ranks in the file; ranks must be (nearly) consecutive.");
             while (tokens.Count < rank) tokens.Add(null);
             tokens.Add(bytes);
         }

@@ -16,6 +16,25 @@ public class InvalidTokenInputException : QuillException
 
 internal static class TokenizerErrors
 {
+    /// <summary>
+    /// Unused ids a vocabulary file may leave (gaps in the ids or ranks, in all). A file's tables are sized by its
+    /// largest id, so without a bound one edited number would make a few-kilobyte file allocate gigabytes.
+    /// </summary>
+    public const int MaxIdHoles = 65_536;
+
+    /// <summary>The largest of a file's token ids, checked: no id negative, none past the listed count plus MaxIdHoles.</summary>
+    public static int MaxFileId(string path, IEnumerable<int> ids, int listed)
+    {
+        int max = -1;
+        foreach (int id in ids)
+        {
+            if (id < 0 || id >= (long)listed + MaxIdHoles)
+                throw new InvalidFileException($"{path}: token id {id} is out of range for a file that lists {listed} tokens (ids must lie in 0..{(long)listed + MaxIdHoles - 1}).");
+            max = Math.Max(max, id);
+        }
+        return max;
+    }
+
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Throws when id is outside [0, vocabSize).</summary>

@@ -48,13 +48,13 @@ internal static class TinyModels
         ServedModel.FromInferenceModel(name, Inference(blockSize), new SchedulerOptions(maxBatch, maxQueue));
 
     /// <summary>Writes dir/checkpoint as `quill train` would (random weights, char tokenizer).</summary>
-    public static void SaveCheckpoint(string dir)
+    public static void SaveCheckpoint(string dir, ulong seed = 7)
     {
         var tok = Tokenizer();
         string tokPath = Path.Combine(dir, "tok.json");
         Directory.CreateDirectory(dir);
         tok.Save(tokPath);
         var config = new RunConfig { Model = Config(tok.VocabSize) };
-        Checkpoint.Save(dir, config, Model(tok.VocabSize), null, new TrainState(), tokPath);
+        Checkpoint.Save(dir, config, Model(tok.VocabSize, seed: seed), null, new TrainState(), tokPath);
     }
 }

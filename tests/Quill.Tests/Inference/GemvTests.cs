@@ -33,7 +33,7 @@ public sealed unsafe class GemvTests
         float[] w = Random(n * k, 1), x = Random(m * k, 2);
         var expected = new float[m * n];
         GemvReference.MultiplyBatch(w, n, k, x, m, expected);
-        foreach (var width in new[] { GemvWidth.Vector512, GemvWidth.Vector256, GemvWidth.Scalar })
+        foreach (var width in new[] { GemvWidth.Vector512, GemvWidth.Vector256, GemvWidth.Vector128, GemvWidth.Scalar })
         {
             if (width == GemvWidth.Vector512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) continue;
             var y = new float[m * n];

@@ -25,6 +25,7 @@ public class AttentionTests
     {
         if (Vector512.IsHardwareAccelerated) yield return AttentionWidth.Vector512;
         if (Vector256.IsHardwareAccelerated) yield return AttentionWidth.Vector256;
+        if (Vector128.IsHardwareAccelerated) yield return AttentionWidth.Vector128;
         yield return AttentionWidth.Scalar;
     }
 

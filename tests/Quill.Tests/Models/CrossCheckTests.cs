@@ -49,19 +49,6 @@ public sealed class CrossCheckTests
     private static float[] TrainingLogits(LanguageModel lm, int[] tokens, int b, int t) =>
         lm.Forward(new Graph(recording: false), tokens, b, t).ToArray();
 
-    private static void AssertClose(float[] want, float[] got, double tol, string what)
-    {
-        Assert.Equal(want.Length, got.Length);
-        double worst = 0;
-        int at = 0;
-        for (int i = 0; i < want.Length; i++)
-        {
-            double d = Math.Abs(want[i] - got[i]) / (1 + Math.Abs(want[i]));
-            if (d > worst) (worst, at) = (d, i);
-        }
-        Assert.True(worst <= tol, $"{what}: element {at} is {got[at]}, expected {want[at]} (relative {worst:G3} > {tol})");
-    }
-
     [Theory]
     [MemberData(nameof(Archs))]
     public void Training_forward_equals_inference_forward_equals_torch(string arch)
@@ -73,13 +60,13 @@ public sealed class CrossCheckTests
 
         float[] train = TrainingLogits(lm, step.Tokens, step.B, step.T);
         float[] infer = InferenceLogits(model, step.Tokens, step.B, step.T);
-        AssertClose(infer, train, 1e-4, $"{arch}: training forward vs inference forward");
-        AssertClose(step.Logits, train, 1e-4, $"{arch}: training forward vs torch");
-        AssertClose(step.Logits, infer, 1e-4, $"{arch}: inference forward vs torch");
+        Close.Assert(infer, train, 1e-4, $"{arch}: training forward vs inference forward");
+        Close.Assert(step.Logits, train, 1e-4, $"{arch}: training forward vs torch");
+        Close.Assert(step.Logits, infer, 1e-4, $"{arch}: inference forward vs torch");
 
         // the trainable model's own weights, viewed without copying, run the same in the engine
         using var view = InferenceModel.FromLanguageModel(lm);
-        AssertClose(train, InferenceLogits(view, step.Tokens, step.B, step.T), 1e-5, $"{arch}: engine over the trainable model's parameters");
+        Close.Assert(train, InferenceLogits(view, step.Tokens, step.B, step.T), 1e-5, $"{arch}: engine over the trainable model's parameters");
     }
 
     [Theory]
@@ -158,7 +145,7 @@ public sealed class CrossCheckTests
         var lm = LanguageModel.FromWeights(model.Weights);
         int[] tokens = [.. Enumerable.Range(0, 20).Select(i => (i * 37 + 5) % model.Spec.VocabSize)];
         using var exact = model.Requantize(GgmlType.F32);
-        AssertClose(InferenceLogits(exact, tokens, 2, 10), TrainingLogits(lm, tokens, 2, 10), 1e-4, $"{arch} gguf");
+        Close.Assert(InferenceLogits(exact, tokens, 2, 10), TrainingLogits(lm, tokens, 2, 10), 1e-4, $"{arch} gguf");
     }
 
     [TestDataFact("llama2c/stories260K.bin")]
@@ -168,7 +155,7 @@ public sealed class CrossCheckTests
         Assert.Equal(Quill.Kernels.RopeStyle.Interleaved, model.Spec.RopeStyle);
         var lm = LanguageModel.FromWeights(model.Weights);
         int[] tokens = [1, .. Enumerable.Range(0, 23).Select(i => (i * 53 + 11) % model.Spec.VocabSize)];
-        AssertClose(InferenceLogits(model, tokens, 2, 12), TrainingLogits(lm, tokens, 2, 12), 1e-4, "stories260K");
+        Close.Assert(InferenceLogits(model, tokens, 2, 12), TrainingLogits(lm, tokens, 2, 12), 1e-4, "stories260K");
     }
 
     [Fact]

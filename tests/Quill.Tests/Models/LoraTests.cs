@@ -12,6 +12,7 @@ using Quill.Inference;
 using Quill.Models;
 using Quill.Tensors;
 using Quill.Training;
+using Quill.Tests.Support;
 
 namespace Quill.Tests.Models;
 
@@ -50,19 +51,6 @@ public sealed class LoraTests : IDisposable
 
     private static float[] Logits(LanguageModel lm, Case c) => lm.Forward(new Graph(recording: false), c.Tokens, c.B, c.T).ToArray();
 
-    private static void AssertClose(float[] want, float[] got, double tol, string what)
-    {
-        Assert.Equal(want.Length, got.Length);
-        double worst = 0;
-        int at = 0;
-        for (int i = 0; i < want.Length; i++)
-        {
-            double d = Math.Abs(want[i] - got[i]) / (1 + Math.Abs(want[i]));
-            if (d > worst) (worst, at) = (d, i);
-        }
-        Assert.True(worst <= tol, $"{what}: element {at} is {got[at]}, expected {want[at]} (relative {worst:G3} > {tol})");
-    }
-
     private static bool IsLora(Tensor p) => p.Name.Contains(".lora_", StringComparison.Ordinal);
 
     [Theory]
@@ -75,7 +63,7 @@ public sealed class LoraTests : IDisposable
         Assert.Same(adapter, lm.Lora);
         Assert.Equal(c.Modules, adapter.Modules.Count);
 
-        AssertClose(c.Logits, Logits(lm, c), 1e-4, $"{name}: logits vs torch");
+        Close.Assert(c.Logits, Logits(lm, c), 1e-4, $"{name}: logits vs torch");
 
         lm.Parameters.EnableGrads();
         var g = new Graph();
@@ -164,18 +152,18 @@ public sealed class LoraTests : IDisposable
         Assert.Null(merged.Lora);
         Assert.Equal(plainWeights.Count, merged.Parameters.Count);
         Assert.All(merged.Parameters, p => Assert.True(p.RequiresGrad));
-        AssertClose(unmerged, Logits(merged, c), 1e-5, $"{arch}: merged vs base + adapter");
+        Close.Assert(unmerged, Logits(merged, c), 1e-5, $"{arch}: merged vs base + adapter");
         using (var engine = InferenceModel.FromLanguageModel(merged))
         {
             var e = new InferenceEngine(engine);
             var row = new float[c.T * merged.Spec.VocabSize];
             e.Forward(e.CreateCache(), c.Tokens.AsSpan(0, c.T), row, allLogits: true);
-            AssertClose(unmerged[..row.Length], row, 1e-4, $"{arch}: the inference engine on the merged model");
+            Close.Assert(unmerged[..row.Length], row, 1e-4, $"{arch}: the inference engine on the merged model");
         }
 
         // the model with the adapter is unchanged and still runs it; each adapted weight moved by exactly s B A
         Assert.Same(adapter, lm.Lora);
-        AssertClose(unmerged, Logits(lm, c), 0, $"{arch}: the adapted model after merging");
+        Close.Assert(unmerged, Logits(lm, c), 0, $"{arch}: the adapted model after merging");
         for (int i = 0; i < plainWeights.Count; i++) Assert.Equal(plainWeights[i], lm.Parameters[i].ToArray());
         var first = adapter.Modules[0];
         float[] w = merged.Parameters[first.Module + ".weight"].ToArray(), w0 = lm.Parameters[first.Module + ".weight"].ToArray();
@@ -327,10 +315,10 @@ public sealed class LoraTests : IDisposable
             v.CopyTo(meta.Parameters[p.Name].Span);
         }
         var c = ReadCase("llama");
-        AssertClose(Logits(hf, c), Logits(meta, c), 1e-5, "interleaved copy of the base");
+        Close.Assert(Logits(hf, c), Logits(meta, c), 1e-5, "interleaved copy of the base");
 
         var adapter = meta.LoadLora(c.Adapter);
-        AssertClose(c.Logits, Logits(meta, c), 1e-4, "interleaved model + PEFT adapter vs torch");
+        Close.Assert(c.Logits, Logits(meta, c), 1e-4, "interleaved model + PEFT adapter vs torch");
         var hfAdapter = hf.LoadLora(c.Adapter);
         var q = adapter.Modules.First(m => m.Slot == WeightSlot.Q);
         Assert.NotEqual(hfAdapter.Modules.First(m => m.Slot == WeightSlot.Q).B.ToArray(), q.B.ToArray()); // rows moved

@@ -39,15 +39,18 @@ public static unsafe class LinearOp
         {
             int outF = ws[i].Dim(0);
             var bias = bs?[i];
-            float beta = 0f;
-            if (bias != null)
+            if (ws[i].DType == Quantization.GgmlType.F32)
             {
-                var bspan = bias.Span;
-                for (int r = 0; r < n; r++) bspan.CopyTo(ys.Slice(r * total + off, outF));
-                beta = 1f;
+                // the bias first, then the GEMM accumulates onto it
+                if (bias != null) for (int r = 0; r < n; r++) bias.Span.CopyTo(ys.Slice(r * total + off, outF));
+                Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, bias != null ? 1f : 0f, ys.Slice(off), total);
             }
-            if (ws[i].DType == Quantization.GgmlType.F32) Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, beta, ys.Slice(off), total);
-            else AddProduct(WeightMatrix.View(ws[i]), xs, n, ys.Slice(off), total, bias != null);
+            else
+            {
+                // a frozen block-typed weight writes its product, then the bias is added (no scratch)
+                fixed (float* px = xs, py = ys.Slice(off)) WeightMatrix.View(ws[i]).Multiply(px, inF, n, py, total);
+                if (bias != null) for (int r = 0; r < n; r++) Elementwise.AddInPlace(ys.Slice(r * total + off, outF), bias.Span);
+            }
             off += outF;
         }
         bool needs = x.RequiresGrad;
@@ -89,20 +92,6 @@ public static unsafe class LinearOp
                 off += outF;
             }
         }
-    }
-
-    /// <summary>y [N, Out] (+)= x [N, In] W^T for a weight of any element type; y rows ldy apart.</summary>
-    private static void AddProduct(WeightMatrix w, ReadOnlySpan<float> x, int n, Span<float> y, int ldy, bool accumulate)
-    {
-        if (!accumulate)
-        {
-            fixed (float* px = x, py = y) w.Multiply(px, w.Cols, n, py, ldy);
-            return;
-        }
-        // the bias already sits in y: compute into scratch, then add
-        var tmp = new float[n * w.Rows];
-        fixed (float* px = x, pt = tmp) w.Multiply(px, w.Cols, n, pt, w.Rows);
-        for (int r = 0; r < n; r++) Elementwise.AddInPlace(y.Slice(r * ldy, w.Rows), tmp.AsSpan(r * w.Rows, w.Rows));
     }
 
     /// <summary>db [Out] += sum over rows of dy [N, Out] (rows ld apart).</summary>

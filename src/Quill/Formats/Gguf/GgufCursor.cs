@@ -25,7 +25,16 @@ internal unsafe struct GgufCursor
     public readonly long Remaining => length - Position;
 
     public readonly InvalidFileException Error(string what) =>
-        new($"{path}: {what} (at byte {Position}); the GGUF file is corrupt or truncated, re-download or re-export it.");
+        new($"{path}: {Printable(what)} (at byte {Position}); the GGUF file is corrupt or truncated, re-download or re-export it.");
+
+    /// <summary>Text from a corrupt file made fit for a one-line message: control characters shown as '?', at most 200 characters.</summary>
+    public static string Printable(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var chars = text.Length > 200 ? (text[..200] + "...").ToCharArray() : text.ToCharArray();
+        for (int i = 0; i < chars.Length; i++) if (char.IsControl(chars[i])) chars[i] = '?';
+        return new string(chars);
+    }
 
     private ReadOnlySpan<byte> Take(long n, string what)
     {

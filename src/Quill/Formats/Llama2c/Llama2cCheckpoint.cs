@@ -61,6 +61,8 @@ public sealed class Llama2cCheckpoint : IDisposable, IMappedFileOwner
         }
         int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocab = h[5], seqLen = h[6];
         if (Version == 0) shared = vocab > 0;
+        // llama2.c stores an unshared classifier as a negative vocab_size; int.MinValue has no positive twin.
+        if (vocab == int.MinValue) throw Bad($"vocab_size is {vocab}, not a vocabulary size");
         vocab = Math.Abs(vocab);
         if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || seqLen <= 0)
             throw Bad($"header (dim={dim}, hidden_dim={hidden}, n_layers={layers}, n_heads={heads}, n_kv_heads={kvHeads}, vocab_size={vocab}, seq_len={seqLen}) has a non-positive value");

@@ -49,7 +49,10 @@ public sealed class SafeTensorsFile : IDisposable, IMappedFileOwner
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(file.Span(8, (long)n).ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
+            byte[] header = file.Span(8, (long)n).ToArray();
+            // JsonDocument accepts invalid UTF-8 inside strings and only fails when a name is read: check it here.
+            if (!System.Text.Unicode.Utf8.IsValid(header)) throw Bad("header is not valid UTF-8");
+            doc = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 16 });
         }
         catch (JsonException e)
         {
