@@ -237,7 +237,7 @@ public static class Perplexity
     }
 }
 
-/// <summary>Runs one scoring window of a model and returns the scored rows' logits or NLLs.</summary>
+/// <summary>Runs one scoring window of a model and returns the scored rows' logits or their tokens' NLLs.</summary>
 internal sealed class WindowRunner
 {
     private readonly InferenceEngine engine;
@@ -268,22 +268,16 @@ internal sealed class WindowRunner
         return logits.AsSpan(0, scored * vocab);
     }
 
-    /// <summary>Runs the window; returns the log-sum-exp of each scored row (valid with the span Logits returned).</summary>
-    public ReadOnlySpan<float> LogSumExp(ReadOnlySpan<float> rows, int[] targets)
-    {
-        int n = targets.Length;
-        if (lse.Length < n) lse = new float[n];
-        CrossEntropy.Forward(rows, targets, lse.AsSpan(0, n), n, vocab);
-        return lse.AsSpan(0, n);
-    }
-
     /// <summary>Runs the window; returns the negative log-likelihood of each scored token.</summary>
     public double[] Run(int[] tokens, ScoringWindow w, int bosId)
     {
         var rows = Logits(tokens, w, bosId);
         var targets = tokens.AsSpan(w.Start + w.FirstScoredRow + 1, w.Scored).ToArray();
-        var l = LogSumExp(rows, targets);
-        var nll = new double[targets.Length];
+        int n = targets.Length;
+        if (lse.Length < n) lse = new float[n];
+        CrossEntropy.Forward(rows, targets, lse.AsSpan(0, n), n, vocab);
+        var l = lse.AsSpan(0, n);
+        var nll = new double[n];
         for (int j = 0; j < nll.Length; j++) nll[j] = (double)l[j] - rows[j * vocab + targets[j]];
         return nll;
     }
