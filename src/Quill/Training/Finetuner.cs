@@ -60,6 +60,11 @@ public sealed record FinetuneOptions(string DataPath, string OutDir)
 
     /// <summary>Stop (with a checkpoint) after this many steps of this invocation; the schedule still follows MaxSteps.</summary>
     public int? StopAfterSteps { get; init; }
+
+    /// <summary>A measurement run every <see cref="StepEvaluationEvery"/> steps (see TrainOptions.StepEvaluation).</summary>
+    public Func<LanguageModel, string?, IReadOnlyList<(string Name, double Value)>>? StepEvaluation { get; init; }
+
+    public int StepEvaluationEvery { get; init; }
 }
 
 /// <summary>Fine-tunes a model on SFT examples with the Trainer.</summary>
@@ -109,7 +114,10 @@ public sealed class Finetuner : IDisposable
         model.Tokenizer.Save(tokenizerPath);
         int pad = Math.Max(model.Tokenizer.EosId, 0);
         var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
-        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps) { TokenizerPath = tokenizerPath },
+        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps)
+            {
+                TokenizerPath = tokenizerPath, StepEvaluation = options.StepEvaluation, StepEvaluationEvery = options.StepEvaluationEvery,
+            },
             lm, new SftBatchSource(Data.Train, pad), val);
     }
 

@@ -1,5 +1,5 @@
 // metrics.jsonl: one JSON object per step (step, loss, lr, grad_norm, tokens_per_s, val_loss when evaluated,
-// elapsed_s, skipped). Opening it for a resumed run drops the lines of steps that the checkpoint does not hold,
+// elapsed_s, skipped, and eval_NAME figures of a step evaluation when one ran). Opening it for a resumed run drops the lines of steps that the checkpoint does not hold,
 // so the file always describes exactly one history.
 using System.Globalization;
 using System.Text;
@@ -28,11 +28,15 @@ public sealed class MetricsLog : IDisposable
         writer.Flush();
     }
 
-    public void Append(int step, float loss, float lr, float gradNorm, double tokensPerSecond, float? valLoss, double elapsedSeconds, bool skipped)
+    /// <summary>Appends one step; <paramref name="evaluation"/>'s figures become "eval_NAME" fields.</summary>
+    public void Append(int step, float loss, float lr, float gradNorm, double tokensPerSecond, float? valLoss, double elapsedSeconds, bool skipped,
+        IReadOnlyList<(string Name, double Value)>? evaluation = null)
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{{\"step\":{step},\"loss\":{F(loss)},\"lr\":{F(lr)},\"grad_norm\":{F(gradNorm)},\"tokens_per_s\":{tokensPerSecond:F1}");
         if (valLoss is float v) sb.Append(CultureInfo.InvariantCulture, $",\"val_loss\":{F(v)}");
+        foreach (var (name, value) in evaluation ?? [])
+            if (double.IsFinite(value)) sb.Append(CultureInfo.InvariantCulture, $",\"eval_{name}\":{value:R}");
         sb.Append(CultureInfo.InvariantCulture, $",\"elapsed_s\":{elapsedSeconds:F3}");
         if (skipped) sb.Append(",\"skipped\":true");
         sb.Append('}');

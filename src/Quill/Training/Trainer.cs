@@ -37,6 +37,16 @@ public sealed record TrainOptions(string? DataDir, string OutDir, int? MaxSteps 
     int? StopAfterSteps = null)
 {
     public string? TokenizerPath { get; init; }
+
+    /// <summary>
+    /// A measurement of the model (e.g. `quill eval`'s perplexity of a held-out text) run every
+    /// <see cref="StepEvaluationEvery"/> steps and at the last step, given the model and the run's tokenizer file (null
+    /// when it has none); its figures go to metrics.jsonl as "eval_NAME" ("eval_nll" is also drawn in loss.svg). The
+    /// model must not be changed by it. Null: none.
+    /// </summary>
+    public Func<LanguageModel, string?, IReadOnlyList<(string Name, double Value)>>? StepEvaluation { get; init; }
+
+    public int StepEvaluationEvery { get; init; }
 }
 
 /// <summary>Trains a language model on a prepared dataset.</summary>
@@ -217,8 +227,11 @@ public sealed class Trainer : IDisposable
                 valLoss = Evaluate(valSource);
                 state.LastValLoss = valLoss;
             }
+            IReadOnlyList<(string Name, double Value)>? evaluation = null;
+            if (options.StepEvaluation != null && options.StepEvaluationEvery > 0 && (state.Step % options.StepEvaluationEvery == 0 || last))
+                evaluation = options.StepEvaluation(Model, tokenizerPath);
             state.ElapsedSeconds = startElapsed + elapsed;
-            metrics.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null);
+            metrics.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null, evaluation);
             TimeSpan? eta = state.Step > firstStep ? TimeSpan.FromSeconds(elapsed / (state.Step - firstStep) * (maxSteps - state.Step)) : null;
             progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message));
             if (last || (checkpointEvery > 0 && state.Step % checkpointEvery == 0) || state.Step == stopAt)

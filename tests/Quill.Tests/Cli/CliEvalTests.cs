@@ -1,5 +1,6 @@
 // `quill eval` through the real CLI: ppl on the llama2.c stories260K model writes its table, the JSON report and one
-// JSONL line per window; bad input (a malformed task file, a text too short) is one line on stderr and exit code 1.
+// JSONL line per window; bad input (a malformed task file, a text too short) is one line on stderr and exit code 1;
+// `quill train --eval-task ppl` writes eval_ppl / eval_nll / eval_bpb into metrics.jsonl and eval_nll into loss.svg.
 using System.Text.Json;
 using Quill.Tests.Support;
 
@@ -49,5 +50,37 @@ public sealed class CliEvalTests : IDisposable
         Assert.Equal(1, exit);
         Assert.Single(stderr.Trim().Split('\n'));
         Assert.Contains("needs at least 1024", stderr, StringComparison.Ordinal);
+    }
+
+    [TestDataFact("corpora/tinyshakespeare.txt")]
+    public void Train_with_eval_task_records_perplexity_in_metrics_and_plot()
+    {
+        string text = File.ReadAllText(TestData.PathOf("corpora/tinyshakespeare.txt"));
+        File.WriteAllText(Path.Combine(dir, "train.txt"), text[..100_000]);
+        File.WriteAllText(Path.Combine(dir, "held.txt"), text[80_000..100_000]); // within the char vocabulary of the training text
+        var (exit, _, err) = CliProcess.Run("prepare", "--input", Path.Combine(dir, "train.txt"), "--out", Path.Combine(dir, "data"));
+        Assert.True(exit == 0, err);
+        string run = Path.Combine(dir, "run");
+        (exit, _, err) = CliProcess.Run("train", "--preset", "tiny", "--data", Path.Combine(dir, "data"), "--out", run, "--max-steps", "6", "--threads", "1",
+            "--eval-task", "ppl", "--eval-data", Path.Combine(dir, "held.txt"), "--eval-every", "4", "--eval-context", "64", "--eval-windows", "2");
+        Assert.True(exit == 0, err);
+        var lines = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var evaluated = lines.Where(l => l.TryGetProperty("eval_ppl", out _)).Select(l => l.GetProperty("step").GetInt32()).ToList();
+        Assert.Equal([4, 6], evaluated); // every 4 steps and the last
+        var last = lines[^1];
+        Assert.Equal(Math.Exp(last.GetProperty("eval_nll").GetDouble()), last.GetProperty("eval_ppl").GetDouble(), 1e-9 * last.GetProperty("eval_ppl").GetDouble());
+        Assert.True(last.GetProperty("eval_ppl").GetDouble() < 62, "after a few steps a char model beats the uniform guess over its vocabulary");
+        Assert.Contains("eval NLL", File.ReadAllText(Path.Combine(run, "loss.svg")), StringComparison.Ordinal);
+
+        // a held-out text with characters the run's tokenizer lacks: one warning, and the run still finishes
+        File.WriteAllText(Path.Combine(dir, "odd.txt"), text[80_000..100_000] + "\u00e9\u00e9");
+        (exit, _, err) = CliProcess.Run("train", "--preset", "tiny", "--data", Path.Combine(dir, "data"), "--out", run + "2", "--max-steps", "2", "--threads", "1",
+            "--eval-task", "ppl", "--eval-data", Path.Combine(dir, "odd.txt"), "--eval-every", "1");
+        Assert.True(exit == 0, err);
+        Assert.Single(err.Split('\n'), l => l.StartsWith("warning: --eval-task ppl is off for this run", StringComparison.Ordinal));
+
+        (exit, _, err) = CliProcess.Run("train", "--preset", "tiny", "--data", Path.Combine(dir, "data"), "--out", run + "3", "--max-steps", "2", "--eval-task", "hellaswag", "--eval-data", "x");
+        Assert.Equal(1, exit);
+        Assert.Contains("training runs ppl or bpb", err, StringComparison.Ordinal);
     }
 }
