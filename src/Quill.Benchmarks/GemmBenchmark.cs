@@ -4,7 +4,9 @@
 // figure (GFLOP/s, higher is better; ratio = quill / peer). One-row products are measured against OpenBLAS's
 // sgemv, its faster route for them. Options: --threads LIST (default "1,N"), --quick (fewer shapes), --seconds S
 // per side (default 0.25), --path P (pin Quill's implementation: PackedAvx2, ThinScalar, ...; default Auto),
-// --peer-core C (the OpenBLAS kernel set: default SkylakeX, its AVX-512 one; "env" keeps OPENBLAS_CORETYPE),
+// --peer-core C (the OpenBLAS kernel set: default "detect", OpenBLAS's own choice for this CPU, so the peer runs the
+// best kernels the CPU has and never an instruction set it lacks (a forced SkylakeX died with SIGILL on AVX2-only
+// Zen 3); "env" keeps OPENBLAS_CORETYPE as the environment sets it; a name such as Haswell pins that set),
 // --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine).
 // Does not check results (the tests do).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; NN/NT/TN = transposes of A and B.
@@ -77,7 +79,7 @@ public static class GemmBenchmark
         double seconds = 0.25;
         bool quick = false;
         var path = GemmPath.Auto;
-        string peerCore = "SkylakeX";
+        string peerCore = "detect";
         bool cpuClock = false;
         int[] threadCounts = KernelThreads.Count > 1 ? [1, KernelThreads.Count] : [1];
         for (int i = 0; i < args.Length; i++)
@@ -100,7 +102,9 @@ public static class GemmBenchmark
             Console.Error.WriteLine("gemm: --clock cpu times one thread only; add --threads 1");
             return 2;
         }
-        if (peerCore != "env") OpenBlas.UseCore(peerCore); // before the library loads: it reads the variable then
+        // before the library loads: it reads the variable then
+        if (peerCore == "detect") OpenBlas.DetectCore();
+        else if (peerCore != "env") OpenBlas.UseCore(peerCore);
         bool peerAvailable = OpenBlas.IsAvailable;
         if (!peerAvailable) Console.Error.WriteLine("gemm: libopenblas.so.0 not found (apt-get install libopenblas0); reporting Quill alone");
         peerCore = peerAvailable ? OpenBlas.Core : "none";

@@ -1,7 +1,8 @@
 // The OpenBLAS peer for the GEMM benchmark: cblas_sgemm / cblas_sgemv and the thread-count setter from the
-// system's libopenblas (Debian's libopenblas0), bound through P/Invoke. UseCore picks OpenBLAS's kernel set: on
-// this Zen 5 its own detection gives AVX-512 (Cooperlake), but the machine's environment pins OPENBLAS_CORETYPE to
-// Haswell (AVX2, about half as fast), so the benchmark sets SkylakeX to measure the best this build has.
+// system's libopenblas (Debian's libopenblas0), bound through P/Invoke. DetectCore removes OPENBLAS_CORETYPE so that
+// OpenBLAS picks the best kernels for this CPU itself (on a Zen 5 it chose AVX-512 Cooperlake while the machine's
+// environment pinned Haswell, AVX2, about half as fast; forcing SkylakeX instead crashed AVX2-only CPUs with SIGILL);
+// UseCore pins a named set.
 // Also the thread CPU clock the benchmark can time by. Does not locate other BLAS builds.
 using System.Runtime.InteropServices;
 
@@ -40,11 +41,17 @@ internal static unsafe partial class OpenBlas
     /// </summary>
     public static void UseCore(string core) => SetEnv("OPENBLAS_CORETYPE", core, 1);
 
-    /// <summary>The kernel set OpenBLAS will use (or did use): OPENBLAS_CORETYPE as the C library sees it.</summary>
-    public static string Core => Marshal.PtrToStringUTF8(GetEnv("OPENBLAS_CORETYPE")) is { Length: > 0 } core ? core : "detected";
+    /// <summary>Lets OpenBLAS detect this CPU's best kernel set (removes OPENBLAS_CORETYPE before the library loads).</summary>
+    public static void DetectCore() => UnsetEnv("OPENBLAS_CORETYPE");
 
-    [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint GetEnv(string name);
+    [LibraryImport("libc", EntryPoint = "unsetenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int UnsetEnv(string name);
+
+    /// <summary>The kernel set OpenBLAS runs, as it names it (openblas_get_corename, e.g. "Cooperlake", "Zen").</summary>
+    public static string Core => Marshal.PtrToStringUTF8(GetCoreName()) is { Length: > 0 } core ? core : "unknown";
+
+    [LibraryImport(Library, EntryPoint = "openblas_get_corename")]
+    private static partial nint GetCoreName();
 
     [LibraryImport("libc", EntryPoint = "clock_gettime")]
     private static partial int ClockGetTime(int clock, out TimeSpec time);

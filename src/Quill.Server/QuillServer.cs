@@ -1,8 +1,8 @@
-// The HTTP server: Kestrel bound to one address (loopback unless told otherwise), the OpenAI-compatible routes,
-// the web chat, health and metrics. The pipeline: one middleware turns every failure into OpenAI's error JSON
+// The HTTP server: Kestrel bound to one address (loopback unless told otherwise), the OpenAI-compatible routes
+// (/v1), Ollama's (/api: OllamaEndpoints), the web chat, health and metrics. The pipeline: one middleware turns every failure into OpenAI's error JSON
 // (ApiException with its status; anything unexpected a bare 500 without details), counts requests and runs the
 // AccessGate (Host and Origin checks, slash merging); then routing; then CORS when --cors-origin is given; then,
-// with --api-key, authentication and authorization: the key is required by a policy on the /v1 route group and
+// with --api-key, authentication and authorization: the key is required by a policy on the /v1 and /api route groups and
 // /metrics (route metadata, never the path's spelling) and by the fallback policy. Every route answers all standard
 // methods: its own, OPTIONS (204 with Allow) and a 405 with Allow for the rest, so a HEAD or OPTIONS request
 // reaches the same route, and the same policy, as a GET or POST. A client that disconnects cancels its request's
@@ -23,16 +23,21 @@ using Quill.Server.Api;
 
 namespace Quill.Server;
 
+/// <summary>What <see cref="QuillServer.WarmUpAsync"/> did: its time, the requests answered and the tokens generated.</summary>
+public sealed record WarmUpResult(TimeSpan Elapsed, int Requests, long Tokens);
+
 /// <summary>A running Quill server.</summary>
 public sealed class QuillServer : IAsyncDisposable
 {
     private readonly WebApplication app;
     private readonly IReadOnlyList<ServedModel> models;
     private readonly bool ownsModels;
+    private readonly ServerContext context;
 
-    private QuillServer(WebApplication app, IReadOnlyList<ServedModel> models, bool ownsModels, ServerMetrics metrics, Uri address)
+    private QuillServer(WebApplication app, IReadOnlyList<ServedModel> models, bool ownsModels, ServerMetrics metrics, Uri address, ServerContext context)
     {
         this.app = app;
+        this.context = context;
         this.models = models;
         this.ownsModels = ownsModels;
         Metrics = metrics;
@@ -103,7 +108,7 @@ public sealed class QuillServer : IAsyncDisposable
             throw new InvalidConfigException($"cannot listen on {options.Host}:{options.Port} ({ex.Message}); pick another --port.", ex);
         }
         string url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/")) { Warnings = WarningsFor(options) };
+        return new QuillServer(app, models, ownsModels, metrics, new Uri(url.EndsWith('/') ? url : url + "/"), server) { Warnings = WarningsFor(options) };
     }
 
     private static string[] WarningsFor(ServerOptions options) => options.IsLoopback || options.ApiKey != null ? [] :
@@ -124,7 +129,7 @@ public sealed class QuillServer : IAsyncDisposable
     {
         Route(app, "/", Get, () => Asset("index.html")).AllowAnonymous();
         Route(app, "/static/{name}", Get, (string name) => Asset(name)).AllowAnonymous();
-        Route(app, "/health", Get, () => Results.Json(InfoEndpoints.Health(server), ApiJson.Options)).AllowAnonymous();
+        Route(app, "/health", Get, () => Results.Json(InfoEndpoints.Health(server), ApiJson.Options, statusCode: server.WarmingUp ? 503 : 200)).AllowAnonymous();
         var metrics = Route(app, "/metrics", Get, () => Results.Text(server.Metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         if (guarded && !server.Options.MetricsPublic) metrics.RequireAuthorization(ApiKeyAuthentication.Policy);
         else metrics.AllowAnonymous();
@@ -137,6 +142,15 @@ public sealed class QuillServer : IAsyncDisposable
         Route(v1, "/completions", Post, (HttpContext ctx) => CompletionEndpoint.HandleAsync(ctx, server));
         Route(v1, "/feedback", Post, (HttpContext ctx) => InfoEndpoints.FeedbackAsync(ctx, server));
         v1.Map("/{**rest}", Unknown);
+
+        var ollama = app.MapGroup("/api");
+        if (guarded) ollama.RequireAuthorization(ApiKeyAuthentication.Policy);
+        Route(ollama, "/chat", Post, (HttpContext ctx) => OllamaEndpoints.ChatAsync(ctx, server));
+        Route(ollama, "/generate", Post, (HttpContext ctx) => OllamaEndpoints.GenerateAsync(ctx, server));
+        Route(ollama, "/tags", Get, () => Results.Json(OllamaEndpoints.Tags(server), ApiJson.Options));
+        Route(ollama, "/show", Post, (HttpContext ctx) => OllamaEndpoints.ShowAsync(ctx, server));
+        Route(ollama, "/version", Get, () => Results.Json(OllamaEndpoints.Version(), ApiJson.Options));
+        ollama.Map("/{**rest}", Unknown);
         app.Map("/{**path}", Unknown).AllowAnonymous();
     }
 
@@ -218,6 +232,75 @@ public sealed class QuillServer : IAsyncDisposable
             string route = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "other";
             metrics.CountRequest(route, ctx.Response.StatusCode);
         }
+    }
+
+    /// <summary>Rounds of warm-up requests per model (see <see cref="WarmUpAsync"/>).</summary>
+    public const int WarmUpRounds = 6;
+
+    /// <summary>
+    /// Sends the server's own requests to itself before it is announced, so that the first client's request runs at
+    /// steady-state speed: the JIT compiles and tiers up the whole path (Kestrel, routing, JSON, SSE and NDJSON writers,
+    /// scheduler, sampler, tokenizer and the model's kernels) on these instead. <see cref="WarmUpRounds"/> rounds of
+    /// three short greedy streams per model (/v1/chat/completions, /v1/completions, /api/chat), each round followed by
+    /// a 100 ms pause in which the runtime's background compiler installs optimized code (tiered compilation
+    /// recompiles a method after 30 calls once 100 ms pass without new methods), or until the budget is spent; then
+    /// the metrics are zeroed. Meanwhile /health answers 503 {"status": "warming up"}, so a load balancer or a
+    /// readiness probe sends no traffic yet. Returns what it did.
+    /// </summary>
+    public async Task<WarmUpResult> WarmUpAsync(TimeSpan budget, CancellationToken cancel = default)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // a server bound to every interface (0.0.0.0, [::]) is asked on loopback, which it answers too
+        var target = new UriBuilder(Address);
+        if (IPAddress.TryParse(target.Host, out var bound) && (bound.Equals(IPAddress.Any) || bound.Equals(IPAddress.IPv6Any)))
+            target.Host = bound.Equals(IPAddress.Any) ? "127.0.0.1" : "[::1]";
+        using var http = new HttpClient { BaseAddress = target.Uri, Timeout = budget + TimeSpan.FromSeconds(30) };
+        if (context.Options.ApiKey is { } key) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        int answered = 0;
+        context.WarmingUp = true;
+        try
+        {
+            foreach (var m in models) answered += await WarmUpModelAsync(http, m, () => clock.Elapsed < budget, cancel).ConfigureAwait(false);
+        }
+        catch (HttpRequestException)
+        {
+            // the server cannot reach itself (a firewall on loopback?): it serves all the same, only the first
+            // requests are slower; the result's Requests then falls short of 3 x WarmUpRounds per model
+        }
+        finally
+        {
+            context.WarmingUp = false;
+        }
+        long generated = Metrics.CompletionTokens;
+        Metrics.Reset();
+        return new WarmUpResult(clock.Elapsed, answered, generated);
+    }
+
+    /// <summary>The warm-up rounds of one model; returns the requests answered.</summary>
+    private static async Task<int> WarmUpModelAsync(HttpClient http, ServedModel m, Func<bool> timeLeft, CancellationToken cancel)
+    {
+        int tokens = Math.Clamp(m.ContextLength / 4, 1, 32);
+        string name = System.Text.Json.JsonSerializer.Serialize(m.Name);
+        (string Path, string Body)[] requests =
+        [
+            ("v1/chat/completions", $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"max_tokens":{{{tokens}}},"temperature":0,"stream":true,"stream_options":{"include_usage":true}}"""),
+            ("v1/completions", $$$"""{"model":{{{name}}},"prompt":"Hello","max_tokens":{{{tokens}}},"temperature":0,"stream":true}"""),
+            ("api/chat", $$$"""{"model":{{{name}}},"messages":[{"role":"user","content":"Hello"}],"options":{"num_predict":{{{tokens}}},"temperature":0}}"""),
+        ];
+        int answered = 0;
+        for (int round = 0; round < WarmUpRounds && timeLeft(); round++)
+        {
+            foreach (var (path, body) in requests)
+            {
+                using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+                using var res = await http.PostAsync(path, content, cancel).ConfigureAwait(false);
+                await res.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
+                if (!res.IsSuccessStatusCode) return answered; // e.g. a tokenizer that cannot encode "Hello": stop warming this model
+                answered++;
+            }
+            await Task.Delay(100, cancel).ConfigureAwait(false);
+        }
+        return answered;
     }
 
     /// <summary>Completes when the host stops (Ctrl+C, SIGTERM) or cancel fires.</summary>

@@ -11,4 +11,9 @@ internal sealed class ServerContext(IReadOnlyDictionary<string, ServedModel> mod
     public ServerMetrics Metrics { get; } = metrics;
 
     public FeedbackLog? Feedback { get; } = feedback;
+
+    private volatile bool warmingUp;
+
+    /// <summary>True while QuillServer.WarmUpAsync runs: /health answers 503 so a load balancer waits.</summary>
+    public bool WarmingUp { get => warmingUp; set => warmingUp = value; }
 }

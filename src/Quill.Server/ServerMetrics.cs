@@ -53,6 +53,22 @@ public sealed class ServerMetrics : IBatchMetrics
         }
     }
 
+    /// <summary>Zeroes every counter (after the server's own warm-up requests, before it is announced).</summary>
+    public void Reset()
+    {
+        requests.Clear();
+        lock (ttftLock)
+        {
+            Array.Clear(ttftCounts);
+            ttftSum = 0;
+        }
+        Interlocked.Exchange(ref promptTokens, 0);
+        Interlocked.Exchange(ref completionTokens, 0);
+        Interlocked.Exchange(ref rejected, 0);
+        Interlocked.Exchange(ref decodeSteps, 0);
+        Interlocked.Exchange(ref decodeRows, 0);
+    }
+
     /// <summary>Registers a model's queue depth and active sequence count, read at each scrape.</summary>
     public void AddGauge(string model, Func<(int Queued, int Active)> read) => gauges[model] = read;
 

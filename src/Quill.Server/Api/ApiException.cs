@@ -1,5 +1,5 @@
 // An error the API returns to a client, in OpenAI's shape: HTTP status plus
-// {"error": {"message", "type", "param", "code"}}. Thrown anywhere in a request's handling and written by the
+// {"error": {"message", "type", "param", "code"}} (under /api, Ollama's routes, Ollama's {"error": "message"}). Thrown anywhere in a request's handling and written by the
 // server's outer middleware (or directly, by the API key challenge); the message is for the client, never a stack
 // trace.
 using Microsoft.AspNetCore.Http;
@@ -58,6 +58,8 @@ public sealed class ApiException : Exception
         if (allow.Count > 0) ctx.Response.Headers.Allow = allow;
         ctx.Response.StatusCode = Status;
         if (RetryAfter is int s) ctx.Response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await ctx.Response.WriteAsJsonAsync(ToBody(), ApiJson.Options).ConfigureAwait(false);
+        // Ollama's routes answer errors in Ollama's shape, {"error": "message"}
+        object body = ctx.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal) ? new { error = Message } : ToBody();
+        await ctx.Response.WriteAsJsonAsync(body, ApiJson.Options).ConfigureAwait(false);
     }
 }

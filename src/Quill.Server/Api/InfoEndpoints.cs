@@ -35,7 +35,7 @@ internal static class InfoEndpoints
 
     public static object Health(ServerContext server) => new
     {
-        status = "ok",
+        status = server.WarmingUp ? "warming up" : "ok",
         models = server.Models.Values.Select(m => new { id = m.Name, queued = m.Scheduler.QueueDepth, active = m.Scheduler.ActiveCount }).ToArray(),
     };
 

@@ -12,6 +12,7 @@
 // Glossary: nb = blocks in the row; d = weight scale, dx = activation scale; q = int8 activation values.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using Quill.Kernels;
 
@@ -23,7 +24,11 @@ internal static unsafe class IntegerDot
     public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>The path the dispatching kernels take on this CPU.</summary>
-    public static string PathName => AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2" : "scalar";
+    public static string PathName => AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2"
+        : Neon ? (Dp.IsSupported ? "neon sdot (q8_0, q4_0; k-quants scalar)" : "neon (q8_0, q4_0; k-quants scalar)") : "scalar";
+
+    /// <summary>ARM64 with AdvSimd: Q8_0 and Q4_0 (the decode kernels of those files) run on NEON.</summary>
+    public static bool Neon => AdvSimd.Arm64.IsSupported;
 
     // ---- Q8_0 and Q4_0: the decode kernels. One row against the activation's 32-value groups (q int8 values, d
     // scales, Q4_0 also the block sums); block scales (f16) read through a 64 K-entry table; two blocks per step into
@@ -54,6 +59,7 @@ internal static unsafe class IntegerDot
     public static float Q8_0(byte* w, sbyte* q, float* d, int nb) =>
         AvxVnni.IsSupported ? Q8_0<VnniU8S8>(w, q, d, nb)
         : Vectorized ? Q8_0<Avx2U8S8>(w, q, d, nb)
+        : Neon ? Q8_0Neon(w, q, d, nb)
         : Q8_0Reference(w, q, d, nb);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -83,6 +89,63 @@ internal static unsafe class IntegerDot
         return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(table[*(ushort*)block] * dx), acc);
     }
 
+    /// <summary>
+    /// One Q8_0 row on ARM64 NEON: per block, 32 int8 weights times 32 int8 activations into four int32 lanes (sdot
+    /// when the core has the dot-product extension, else widening multiplies and pairwise adds), scaled into float.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Q8_0Neon(byte* w, sbyte* q, float* d, int nb)
+    {
+        var acc = Vector128<float>.Zero;
+        fixed (float* table = HalfTable)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* block = w + (long)b * 34;
+                var w0 = AdvSimd.LoadVector128((sbyte*)(block + 2));
+                var w1 = AdvSimd.LoadVector128((sbyte*)(block + 18));
+                var p = NeonDot(w0, AdvSimd.LoadVector128(q + b * 32), w1, AdvSimd.LoadVector128(q + b * 32 + 16));
+                acc = AdvSimd.FusedMultiplyAdd(acc, AdvSimd.ConvertToSingle(p), Vector128.Create(table[*(ushort*)block] * d[b]));
+            }
+        }
+        return Vector128.Sum(acc);
+    }
+
+    /// <summary>One Q4_0 row on ARM64 NEON: nibbles unpacked to signed values (nibble - 8), then as Q8_0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Q4_0Neon(byte* w, sbyte* q, float* d, int nb)
+    {
+        var acc = Vector128<float>.Zero;
+        var mask = Vector128.Create((byte)0x0F);
+        var eight = Vector128.Create((byte)8);
+        fixed (float* table = HalfTable)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                byte* block = w + (long)b * 18;
+                var raw = AdvSimd.LoadVector128(block + 2);
+                // (nibble - 8) wraps in bytes to the right two's-complement int8: values 0..15 and 16..31
+                var lo = AdvSimd.Subtract(AdvSimd.And(raw, mask), eight).AsSByte();
+                var hi = AdvSimd.Subtract(AdvSimd.ShiftRightLogical(raw, 4), eight).AsSByte();
+                var p = NeonDot(lo, AdvSimd.LoadVector128(q + b * 32), hi, AdvSimd.LoadVector128(q + b * 32 + 16));
+                acc = AdvSimd.FusedMultiplyAdd(acc, AdvSimd.ConvertToSingle(p), Vector128.Create(table[*(ushort*)block] * d[b]));
+            }
+        }
+        return Vector128.Sum(acc);
+    }
+
+    /// <summary>a0 . b0 + a1 . b1 over int8 lanes, as four int32 partial sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> NeonDot(Vector128<sbyte> a0, Vector128<sbyte> b0, Vector128<sbyte> a1, Vector128<sbyte> b1)
+    {
+        if (Dp.IsSupported) return Dp.DotProduct(Dp.DotProduct(Vector128<int>.Zero, a0, b0), a1, b1);
+        var s = AdvSimd.MultiplyWideningLower(a0.GetLower(), b0.GetLower());
+        s = AdvSimd.MultiplyWideningUpperAndAdd(s, a0, b0);
+        var t = AdvSimd.MultiplyWideningLower(a1.GetLower(), b1.GetLower());
+        t = AdvSimd.MultiplyWideningUpperAndAdd(t, a1, b1);
+        return AdvSimd.AddPairwiseWideningAndAdd(AdvSimd.AddPairwiseWidening(s), t);
+    }
+
     /// <summary>Scalar twin of <see cref="Q8_0{T}"/>, from the format's formula.</summary>
     public static float Q8_0Reference(byte* w, sbyte* q, float* d, int nb)
     {
@@ -104,6 +167,7 @@ internal static unsafe class IntegerDot
     public static float Q4_0(byte* w, sbyte* q, float* d, int* sums, int nb) =>
         AvxVnni.IsSupported ? Q4_0<VnniU8S8>(w, q, d, sums, nb)
         : Vectorized ? Q4_0<Avx2U8S8>(w, q, d, sums, nb)
+        : Neon ? Q4_0Neon(w, q, d, nb)
         : Q4_0Reference(w, q, d, nb);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

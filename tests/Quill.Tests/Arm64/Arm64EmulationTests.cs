@@ -23,10 +23,18 @@ internal static class Arm64Cli
 {
     public static string? Path => Environment.GetEnvironmentVariable("QUILL_ARM64_CLI") is { Length: > 0 } p && File.Exists(p) ? p : null;
 
-    public static (int Exit, string Out, string Err) Run(params string[] args)
+    public static (int Exit, string Out, string Err) Run(params string[] args) => RunOn(null, args);
+
+    /// <summary>Runs the CLI on an emulated CPU model (null: qemu's default, which has every extension).</summary>
+    public static (int Exit, string Out, string Err) RunOn(string? cpu, params string[] args)
     {
         string cli = Path ?? throw new InvalidOperationException("QUILL_ARM64_CLI is not set to the linux-arm64 Quill.Cli (QUILL_REQUIRE_ARM64=1 demands it)");
         var psi = new ProcessStartInfo("qemu-aarch64-static") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (cpu != null)
+        {
+            psi.ArgumentList.Add("-cpu");
+            psi.ArgumentList.Add(cpu);
+        }
         psi.ArgumentList.Add(cli);
         foreach (string a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
@@ -53,8 +61,20 @@ public sealed class Arm64EmulationTests
         Assert.Contains("gemm: neon 8x12", r.Out, StringComparison.Ordinal);
         Assert.Contains("attention: neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("gemv (fp32 decode): neon 128-bit", r.Out, StringComparison.Ordinal);
+        Assert.Contains("quantized dot: neon", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
         Assert.Equal(4, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
+    }
+
+    [Arm64CliFact]
+    [Trait("Category", "Arm64")]
+    public void Without_the_dot_product_extension_the_widening_neon_path_is_checked_too()
+    {
+        // Cortex-A57 is ARMv8.0: AdvSimd without sdot, the path older ARM servers and boards take
+        var r = Arm64Cli.RunOn("cortex-a57", "version", "--check");
+        Assert.True(r.Exit == 0, r.Out + r.Err);
+        Assert.Contains("quantized dot: neon (q8_0", r.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
     }
 
     [Arm64CliFact]
