@@ -3,5 +3,6 @@
 using Quill.Benchmarks;
 
 if (args.Length > 0 && args[0] == "gemm") return GemmBenchmark.Run(args[1..], Console.Out);
+if (args.Length > 0 && args[0] == "quantize") return QuantizeBenchmark.Run(args[1..], Console.Out);
 Console.Error.WriteLine("usage: Quill.Bench <gemm|train|...> [options]");
 return 2;

@@ -1,6 +1,9 @@
 // llama.cpp as a benchmark peer. Usage:
 //   Quill.LlamaPeer decode FILE.gguf --prompt N --tokens N --threads N [--runs N]
 // prints {"peer":"llama.cpp","prefill_tok_s":...,"decode_tok_s":...,"system_info":"..."} on one line.
+//   Quill.LlamaPeer quantize IN.gguf OUT.gguf --type q4_k_m [--threads N]
+// runs llama.cpp's own quantizer (llama_model_quantize, its default mixes, output tensor quantized as
+// llama-quantize does) and prints {"peer":...,"type":...,"seconds":...,"bytes":...} on one line.
 // Token ids are fixed (1, then 2..N+1 modulo the vocabulary) so no tokenizer enters the timing; decode is greedy.
 //   Quill.LlamaPeer perplexity FILE.gguf --data TEXT [--context N] [--chunks N] [--threads N]
 // prints {"peer":"llama.cpp","ppl":...,"ppl_error":...,"tokens_s":...} on one line: llama-perplexity's method with
@@ -14,7 +17,7 @@ using LLama.Native;
 
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: Quill.LlamaPeer decode FILE.gguf [--prompt N] [--tokens N] [--threads N] [--runs N]");
+    Console.Error.WriteLine("usage: Quill.LlamaPeer decode FILE.gguf [--prompt N] [--tokens N] [--threads N] [--runs N]\n       Quill.LlamaPeer quantize IN.gguf OUT.gguf --type TYPE [--threads N]");
     return 2;
 }
 NativeLibraryConfig.All.WithLogCallback((level, message) =>
@@ -74,6 +77,8 @@ switch (verb)
         }
     case "perplexity":
         return Perplexity(file, args, threads);
+    case "quantize":
+        return Quantize(file, args.Length > 2 ? args[2] : "", args, threads);
     default:
         Console.Error.WriteLine($"unknown subcommand {verb}");
         return 2;
@@ -169,6 +174,33 @@ static int Perplexity(string file, string[] args, int threads)
         ["decode_seconds"] = decodeTime.TotalSeconds,
         ["tokens_s"] = (double)nChunk * ctx / seconds,
         ["system_info"] = System.Runtime.InteropServices.Marshal.PtrToStringUTF8(NativeApi.llama_print_system_info())?.Trim() ?? "",
+    }));
+    return 0;
+}
+
+static int Quantize(string input, string output, string[] args, int threads)
+{
+    int t = Array.IndexOf(args, "--type");
+    string type = t >= 0 && t + 1 < args.Length ? args[t + 1] : "q8_0";
+    if (!Enum.TryParse("MOSTLY_" + type.ToUpperInvariant(), out LLamaFtype ftype))
+    {
+        Console.Error.WriteLine($"unknown type {type}");
+        return 2;
+    }
+    NativeApi.llama_empty_call(); // loads the native library through LLamaSharp's resolver before the quantizer's own calls
+    var sw = Stopwatch.StartNew();
+    if (!LLamaQuantizer.Quantize(input, output, ftype, threads, allowRequantize: true, quantizeOutputTensor: true))
+    {
+        Console.Error.WriteLine($"llama.cpp could not quantize {input}");
+        return 1;
+    }
+    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["peer"] = "llama.cpp (LLamaSharp 0.30.0)",
+        ["type"] = type,
+        ["threads"] = threads,
+        ["seconds"] = sw.Elapsed.TotalSeconds,
+        ["bytes"] = new FileInfo(output).Length,
     }));
     return 0;
 }

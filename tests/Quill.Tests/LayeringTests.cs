@@ -32,6 +32,7 @@ public sealed partial class LayeringTests
         ["Formats"] = Base,
         ["Tokenization"] = Base,
         ["Data"] = [.. Base, "Tokenization"], // documented exception: preparing shards tokenizes
+        ["Hub"] = ["root"], // downloads files; knows no format
 
         // the model stack
         ["Autograd"] = Base,

@@ -36,7 +36,7 @@ internal static class GenerateCommand
 /// <summary>The options generate and chat share, and how they become library calls.</summary>
 internal sealed class GenerateOptions
 {
-    public Option<string> Model { get; } = new("--model") { Description = "Model: .gguf, llama2.c .bin, HF folder or Quill run/checkpoint folder", Required = true };
+    public Option<string> Model { get; } = new("--model") { Description = "Model: .gguf, llama2.c .bin, HF folder, Quill run/checkpoint folder, or hf.co/ORG/REPO[:QUANT] (see quill pull)", Required = true };
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Tokenizer file (default: the one in or beside the model)" };
     public Option<int> MaxTokens { get; } = new("--max-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 256 };
     public Option<float> Temperature { get; } = new("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.8f };
@@ -48,18 +48,19 @@ internal sealed class GenerateOptions
     public Option<string[]> Stop { get; } = new("--stop") { Description = "Stop when this text appears (repeatable)", AllowMultipleArgumentsPerToken = false };
     public Option<int> Context { get; } = new("--context") { Description = "KV cache positions (default: the model's context, at most 4096)", DefaultValueFactory = _ => 0 };
     public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
+    public Option<bool> Pull { get; } = new("--pull") { Description = "Download an hf.co/ORG/REPO[:QUANT] model that is not in the cache yet" };
     public Option<bool> NoMmap { get; } = new("--no-mmap") { Description = "Read the weights into memory instead of mapping the file" };
     public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
     public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model (adapter_config.json, adapter_model.safetensors)" };
 
     public void AddTo(Command cmd)
     {
-        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads, Adapter, NoMmap })
+        foreach (Option opt in new Option[] { Model, Tokenizer, MaxTokens, Temperature, TopP, TopK, MinP, RepetitionPenalty, Seed, Stop, Context, Dtype, Threads, Adapter, NoMmap, Pull })
             cmd.Add(opt);
     }
 
     public InferenceModel LoadModel(ParseResult r) =>
-        Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads), !r.GetValue(NoMmap));
+        Load(ModelLocator.Resolve(r.GetValue(Model)!, r.GetValue(Pull)), r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads), !r.GetValue(NoMmap));
 
     /// <summary>Sets the thread count (0: all cores), loads the model (mapped, or read into memory), merges the adapter and converts to dtype.</summary>
     public static InferenceModel Load(string path, string? tokenizer, string? dtype, string? adapter, int threads, bool mmap = true)

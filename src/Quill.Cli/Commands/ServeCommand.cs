@@ -27,12 +27,13 @@ internal static class ServeCommand
         var maxQueue = new Option<int>("--max-queue") { Description = "Requests allowed to wait per model (429 beyond)", DefaultValueFactory = _ => 64 };
         var feedback = new Option<string?>("--feedback") { Description = "JSONL file for thumbs up / down from the web chat", DefaultValueFactory = _ => "feedback.jsonl" };
         var context = new Option<int>("--context") { Description = "Positions per sequence (0 = the model's, at most 4096)" };
+        var pull = new Option<bool>("--pull") { Description = "Download hf.co/ORG/REPO[:QUANT] models that are not in the cache yet" };
         var noMmap = new Option<bool>("--no-mmap") { Description = "Read the weights into memory instead of mapping the file (an in-place overwrite of the file then cannot crash the server)" };
         var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes (413 beyond)", DefaultValueFactory = _ => 4L << 20 };
         var noWarmUp = new Option<bool>("--no-warmup") { Description = "Start serving at once, without first running each model until its code is compiled (the first requests are then slower)" };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible (/v1) and an Ollama-compatible (/api) API with a web chat.")
         {
-            models, tokenizer, host, port, apiKey, metricsPublic, allowedHost, corsOrigin, maxBatch, maxQueue, feedback, context, maxBody, noMmap, noWarmUp,
+            models, tokenizer, host, port, apiKey, metricsPublic, allowedHost, corsOrigin, maxBatch, maxQueue, feedback, context, maxBody, noMmap, noWarmUp, pull,
         };
         cmd.SetAction(r =>
         {
@@ -49,7 +50,7 @@ internal static class ServeCommand
             {
                 foreach (string path in r.GetValue(models)!)
                 {
-                    var m = ServedModel.Load(path, r.GetValue(tokenizer), sched, r.GetValue(context), mmap: !r.GetValue(noMmap), TimeSpan.FromSeconds(1));
+                    var m = ServedModel.Load(ModelLocator.Resolve(path, r.GetValue(pull)), r.GetValue(tokenizer), sched, r.GetValue(context), mmap: !r.GetValue(noMmap), TimeSpan.FromSeconds(1));
                     loaded.Add(m);
                     Console.Error.WriteLine($"loaded {m.Name}: {m.Backend.Description}, chat format {m.Chat.Name}");
                 }

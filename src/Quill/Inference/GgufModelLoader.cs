@@ -88,13 +88,13 @@ public static class GgufModelLoader
             Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             RopeTheta = g.TryGetFloat32($"{arch}.rope.freq_base", out float fb) ? fb : 10000,
-            RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) ? rd : 0,
+            RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) && rd != headDim ? rd : 0, // all of the head: 0, as every loader says it
             RopeStyle = arch is "llama" or "mistral" ? RopeStyle.Interleaved : RopeStyle.Half,
             RopeFreqFactors = freqFactors,
             RopeLinearFactor = linear,
         };
         var model = new InferenceModel(ModelBuilders.Build(new GgufSource(g), spec, TensorNames.Gguf, [g], tied: false));
-        if (g.ContainsKey("tokenizer.ggml.model"))
+        if (g.ContainsKey("tokenizer.ggml.model") && !GgufVocab.HasNoVocabulary(g))
         {
             model.Tokenizer = GgufVocab.FromGguf(g);
             string tm = g.TryGetString("tokenizer.ggml.model", out string m) ? m : "";

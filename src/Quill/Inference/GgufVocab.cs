@@ -76,6 +76,45 @@ public static class GgufVocab
         };
     }
 
+    /// <summary>
+    /// Writes a vocabulary as tokenizer.ggml.* keys, as llama.cpp reads them (the reverse of Describe): model,
+    /// tokens, token_type, scores (SentencePiece), merges and pre (gpt2), special ids, add_bos_token,
+    /// add_space_prefix (SentencePiece).
+    /// </summary>
+    public static void Write(GgufWriter writer, VocabularyDescription d, bool addBos)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(d);
+        string model = d.Kind switch
+        {
+            VocabularyKind.Gpt2Bpe => "gpt2",
+            VocabularyKind.SentencePieceBpe => "llama",
+            _ => throw new InvalidConfigException($"{d.Source}: a {d.Kind} vocabulary is not written to GGUF."),
+        };
+        writer.SetString("tokenizer.ggml.model", model);
+        writer.Set("tokenizer.ggml.tokens", GgufValue.FromArray(d.Tokens.Select(t => System.Text.Encoding.UTF8.GetString(t)).ToArray()));
+        writer.SetInt32Array("tokenizer.ggml.token_type", (d.TokenTypes ?? []).Select(t => (int)t).ToArray());
+        if (d.Kind == VocabularyKind.Gpt2Bpe)
+        {
+            writer.SetString("tokenizer.ggml.pre", d.PreTokenizer);
+            writer.SetStringArray("tokenizer.ggml.merges", [.. d.Merges]);
+        }
+        else
+        {
+            writer.SetFloatArray("tokenizer.ggml.scores", d.Scores?.ToArray() ?? new float[d.Tokens.Count]);
+            writer.SetBool("tokenizer.ggml.add_space_prefix", d.AddSpacePrefix);
+        }
+        if (d.BosId >= 0) writer.SetUInt32("tokenizer.ggml.bos_token_id", (uint)d.BosId);
+        if (d.EosId >= 0) writer.SetUInt32("tokenizer.ggml.eos_token_id", (uint)d.EosId);
+        if (d.UnknownId is int u && u >= 0) writer.SetUInt32("tokenizer.ggml.unknown_token_id", (uint)u);
+        writer.SetBool("tokenizer.ggml.add_bos_token", addBos && d.BosId >= 0);
+        writer.SetBool("tokenizer.ggml.add_eos_token", false);
+    }
+
+    /// <summary>True when a GGUF file says it carries no vocabulary (tokenizer.ggml.model none / no_vocab, as llama.cpp reads it).</summary>
+    public static bool HasNoVocabulary(GgufFile gguf) =>
+        gguf?.TryGetString("tokenizer.ggml.model", out string m) == true && m is "none" or "no_vocab";
+
     /// <summary>A special token id from the metadata, null when absent; an id outside the vocabulary is an error.</summary>
     private static int? SpecialId(GgufFile gguf, string key, int vocab)
     {

@@ -313,4 +313,77 @@ public static class HfTokenizerJson
         };
         TokenizerFile.WriteAtomic(path, Encoding.UTF8.GetBytes(root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true })));
     }
+
+    /// <summary>
+    /// Writes a SentencePiece-BPE vocabulary (a SentencePiece model, or a char tokenizer described as one by
+    /// VocabularyExport) as tokenizer.json the way Hugging Face writes Llama's: a BPE model over the pieces with
+    /// merges made from the pieces (every split of a piece into two pieces, ranked by the piece's score), byte
+    /// fallback when all 256 byte pieces exist, spaces replaced by U+2581 (and prepended when AddSpacePrefix),
+    /// Control / Unknown pieces as special added tokens.
+    /// </summary>
+    public static void Save(VocabularyDescription d, string path)
+    {
+        ArgumentNullException.ThrowIfNull(d);
+        if (d.Kind != VocabularyKind.SentencePieceBpe) throw new InvalidConfigException($"{d.Source}: only SentencePiece-BPE vocabularies are written this way.");
+        var types = d.TokenTypes?.ToArray() ?? Enumerable.Repeat(PieceType.Normal, d.Tokens.Count).ToArray();
+        var pieces = d.Tokens.Select(t => Encoding.UTF8.GetString(t)).ToArray();
+        var vocab = new JsonObject();
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < pieces.Length; i++)
+        {
+            if (ids.TryAdd(pieces[i], i)) vocab[pieces[i]] = i;
+        }
+        var merges = new List<(float Score, int Id, string A, string B)>();
+        for (int i = 0; i < pieces.Length; i++)
+        {
+            if (types[i] != PieceType.Normal) continue;
+            var cuts = System.Globalization.StringInfo.ParseCombiningCharacters(pieces[i]);
+            for (int c = 1; c < cuts.Length; c++)
+            {
+                string a = pieces[i][..cuts[c]], b = pieces[i][cuts[c]..];
+                if (ids.ContainsKey(a) && ids.ContainsKey(b)) merges.Add((d.Scores?[i] ?? 0, i, a, b));
+            }
+        }
+        var mergeArray = new JsonArray();
+        foreach (var m in merges.OrderByDescending(m => m.Score).ThenBy(m => m.Id)) mergeArray.Add(new JsonArray(m.A, m.B));
+        var added = new JsonArray();
+        for (int i = 0; i < pieces.Length; i++)
+        {
+            if (types[i] is not (PieceType.Control or PieceType.Unknown)) continue;
+            added.Add(new JsonObject
+            {
+                ["id"] = i, ["content"] = pieces[i], ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+                ["normalized"] = false, ["special"] = true,
+            });
+        }
+        var normalizers = new JsonArray();
+        if (d.AddSpacePrefix) normalizers.Add(new JsonObject { ["type"] = "Prepend", ["prepend"] = "\u2581" });
+        normalizers.Add(new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = " " }, ["content"] = "\u2581" });
+        var decoders = new JsonArray
+        {
+            new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = "\u2581" }, ["content"] = " " },
+            new JsonObject { ["type"] = "ByteFallback" },
+            new JsonObject { ["type"] = "Fuse" },
+        };
+        if (d.AddSpacePrefix) decoders.Add(new JsonObject { ["type"] = "Strip", ["content"] = " ", ["start"] = 1, ["stop"] = 0 });
+        int unk = d.UnknownId ?? Array.IndexOf(types, PieceType.Unknown);
+        var root = new JsonObject
+        {
+            ["version"] = "1.0",
+            ["truncation"] = null,
+            ["padding"] = null,
+            ["added_tokens"] = added,
+            ["normalizer"] = new JsonObject { ["type"] = "Sequence", ["normalizers"] = normalizers },
+            ["pre_tokenizer"] = null,
+            ["post_processor"] = null,
+            ["decoder"] = new JsonObject { ["type"] = "Sequence", ["decoders"] = decoders },
+            ["model"] = new JsonObject
+            {
+                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = unk >= 0 ? pieces[unk] : null, ["continuing_subword_prefix"] = null,
+                ["end_of_word_suffix"] = null, ["fuse_unk"] = true, ["byte_fallback"] = types.Count(t => t == PieceType.Byte) == 256,
+                ["ignore_merges"] = false, ["vocab"] = vocab, ["merges"] = mergeArray,
+            },
+        };
+        TokenizerFile.WriteAtomic(path, Encoding.UTF8.GetBytes(root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true })));
+    }
 }

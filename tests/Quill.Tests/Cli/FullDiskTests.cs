@@ -50,7 +50,7 @@ public class FullDiskTests
         }
     }
 
-    private static void Sh(string file, params string[] args)
+    internal static void Sh(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in args) psi.ArgumentList.Add(a);

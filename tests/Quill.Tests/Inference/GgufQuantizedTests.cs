@@ -37,7 +37,7 @@ public sealed class GgufQuantizedTests : IDisposable
         };
         var lm = LanguageModel.Create(cfg, seed: 5);
         string path = Path.Combine(dir, $"m-{type}.gguf");
-        GgufTestExport.WriteLlama(lm.ToWeights(), type, path);
+        GgufExport.Write(new InferenceModel(lm.ToWeights()), path, TensorTypePlan.Uniform(type));
 
         int[] tokens = [1, 5, 9, 33, 2, 60, 7, 7, 12];
         var full = lm.Forward(new Graph(recording: false), tokens, 1, tokens.Length).ToArray();

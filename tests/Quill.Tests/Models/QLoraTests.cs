@@ -30,7 +30,7 @@ public sealed class QLoraTests : IDisposable
     {
         string path = Path.Combine(folder, $"stories260K-{type}.gguf");
         using var m = ModelLoader.Load(Stories, TestData.PathOf("llama2c/tok512.bin"));
-        GgufTestExport.WriteLlama(m.Weights, type, path);
+        GgufExport.Write(m, path, TensorTypePlan.Uniform(type));
         return path;
     }
 

@@ -1,6 +1,6 @@
 // Test-only oracle: llama.cpp (through the NuGet packages LLamaSharp + LLamaSharp.Backend.Cpu) opens a GGUF file and
 // gives its logits and greedy tokens for token ids we pass in (no tokenizer in between, so only the model is
-// compared), and its own tokenization of a text where a test compares that too. Used by the tests that prove llama.cpp reads Quill's GGUF files and computes what Quill computes.
+// compared). Used by the tests that prove llama.cpp reads Quill's GGUF files and computes what Quill computes.
 // The backend picks its own best CPU build (noavx / avx2 / avx512) for this machine.
 // Not handled: sampling, more than one sequence, KV-cache reuse between calls (every call starts from an empty cache).
 using LLama;
@@ -27,7 +27,7 @@ internal sealed class LlamaCpp : IDisposable
     public int VocabSize => context.Vocab.Count;
 
     /// <summary>Opens <paramref name="path"/> on the CPU with a context of <paramref name="contextSize"/> tokens.</summary>
-    public static LlamaCpp Open(string path, int contextSize = 256, int threads = 2)
+    public static LlamaCpp Open(string path, int contextSize = 256, int threads = 2, bool f32Cache = false)
     {
         lock (InitGate)
         {
@@ -50,13 +50,22 @@ internal sealed class LlamaCpp : IDisposable
             Threads = threads,
             BatchThreads = threads,
         };
+        if (f32Cache)
+        {
+            // llama.cpp keeps K and V as F16 by default; F32 removes that rounding when comparing with Quill's f32 cache
+            p.TypeK = GGMLType.GGML_TYPE_F32;
+            p.TypeV = GGMLType.GGML_TYPE_F32;
+        }
         var w = LLamaWeights.LoadFromFile(p);
         return new LlamaCpp(w, w.CreateContext(p));
     }
 
-    /// <summary>llama.cpp's tokens for text (BOS first when asked; special-token text stays plain text).</summary>
-    public int[] Tokenize(string text, bool addBos) =>
-        [.. context.Tokenize(text, addBos, special: false).Select(t => (int)t)];
+    /// <summary>Applies a GGUF LoRA adapter (general.type adapter) to this context at <paramref name="scale"/>.</summary>
+    public void AddLoraAdapter(string path, float scale = 1f)
+    {
+        var adapter = weights.NativeHandle.LoadLoraFromFile(path);
+        context.NativeHandle.SetLoraAdapters([(adapter, scale)]);
+    }
 
     /// <summary>Logits at every position of <paramref name="tokens"/> (row t predicts token t + 1).</summary>
     public float[][] Logits(IReadOnlyList<int> tokens)
@@ -69,6 +78,9 @@ internal sealed class LlamaCpp : IDisposable
         for (int i = 0; i < tokens.Count; i++) rows[i] = context.NativeHandle.GetLogitsIth(i).ToArray();
         return rows;
     }
+
+    /// <summary>llama.cpp's token ids for <paramref name="text"/> (no BOS, special-token text as plain text).</summary>
+    public int[] Tokenize(string text) => context.Tokenize(text, addBos: false, special: false).Select(t => (int)t).ToArray();
 
     /// <summary>Greedy continuation: <paramref name="count"/> tokens after <paramref name="prompt"/> (ties: lowest id).</summary>
     public int[] Greedy(IReadOnlyList<int> prompt, int count)

@@ -28,7 +28,7 @@ public sealed class ContinuedPretrainingTests : IDisposable
     {
         string path = Path.Combine(dir, $"stories260K-{type}.gguf");
         using var m = ModelLoader.Load(TestData.PathOf("llama2c/stories260K.bin"));
-        GgufTestExport.WriteLlama(m.Weights, type, path);
+        GgufExport.Write(m, path, TensorTypePlan.Uniform(type));
         return path;
     }
 

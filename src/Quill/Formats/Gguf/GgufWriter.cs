@@ -1,7 +1,8 @@
 // Writes a GGUF v3 file: metadata (any GgufValue, in the order it was set) and tensors (raw bytes of any ggml
 // type, or float32 data), each tensor aligned to general.alignment (default 32) within the data section. The
-// file goes to a temporary name, is flushed to disk and renamed over the target (see AtomicFile). Does not
-// handle: streaming tensors larger than memory from a producer (tensors are held as ReadOnlyMemory until Write).
+// file goes to a temporary name, is flushed to disk and renamed over the target (see AtomicFile). A tensor may be
+// given as a producer called during Write, one tensor at a time, so a model is never held twice in memory (an
+// exporter converts each weight as it is written). Does not handle: a single tensor larger than memory.
 using System.Runtime.InteropServices;
 using System.Text;
 using Quill.Quantization;
@@ -12,8 +13,11 @@ namespace Quill.Formats.Gguf;
 public sealed class GgufWriter
 {
     private readonly List<KeyValuePair<string, GgufValue>> metadata = [];
-    private readonly List<(string Name, long[] Dims, GgmlType Type, ReadOnlyMemory<byte> Data)> tensors = [];
+    private readonly List<(string Name, long[] Dims, GgmlType Type, long Bytes, Func<ReadOnlyMemory<byte>> Data)> tensors = [];
     private readonly HashSet<string> tensorNames = new(StringComparer.Ordinal);
+
+    /// <summary>Called after each tensor's data is written, with its name and the bytes written so far (progress).</summary>
+    public Action<string, long>? Written { get; set; }
 
     /// <summary>Alignment of tensor data: general.alignment when set, else 32.</summary>
     public int Alignment
@@ -61,6 +65,25 @@ public sealed class GgufWriter
     /// </summary>
     public GgufWriter AddTensor(string name, GgmlType type, IReadOnlyList<long> dims, ReadOnlyMemory<byte> data)
     {
+        long bytes = Validate(name, type, dims);
+        if (bytes != data.Length)
+            throw new InvalidConfigException($"tensor '{name}': {type} [{string.Join(", ", dims)}] needs {bytes} bytes, got {data.Length}.");
+        return Register(name, type, dims, bytes, () => data);
+    }
+
+    /// <summary>
+    /// Adds a tensor whose bytes <paramref name="produce"/> makes during Write (called once, tensors in order; the
+    /// memory may be dropped after it is written). Its size is checked against type and dims then.
+    /// </summary>
+    public GgufWriter AddTensor(string name, GgmlType type, IReadOnlyList<long> dims, Func<ReadOnlyMemory<byte>> produce)
+    {
+        ArgumentNullException.ThrowIfNull(produce);
+        return Register(name, type, dims, Validate(name, type, dims), produce);
+    }
+
+    /// <summary>Checks name, dims and block size; returns the bytes the tensor takes.</summary>
+    private static long Validate(string name, GgmlType type, IReadOnlyList<long> dims)
+    {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(dims);
         if (dims.Count is < 1 or > 4) throw new InvalidConfigException($"tensor '{name}': GGUF tensors have 1 to 4 dims (got {dims.Count}).");
@@ -72,11 +95,13 @@ public sealed class GgufWriter
         }
         if (dims[0] % GgmlTypeInfo.BlockSize(type) != 0)
             throw new InvalidConfigException($"tensor '{name}': row length {dims[0]} is not a multiple of the {type} block size {GgmlTypeInfo.BlockSize(type)}.");
-        long bytes = n / GgmlTypeInfo.BlockSize(type) * GgmlTypeInfo.BlockBytes(type);
-        if (bytes != data.Length)
-            throw new InvalidConfigException($"tensor '{name}': {type} [{string.Join(", ", dims)}] needs {bytes} bytes, got {data.Length}.");
+        return n / GgmlTypeInfo.BlockSize(type) * GgmlTypeInfo.BlockBytes(type);
+    }
+
+    private GgufWriter Register(string name, GgmlType type, IReadOnlyList<long> dims, long bytes, Func<ReadOnlyMemory<byte>> produce)
+    {
         if (!tensorNames.Add(name)) throw new InvalidConfigException($"tensor '{name}' added twice.");
-        tensors.Add((name, dims.ToArray(), type, data));
+        tensors.Add((name, dims.ToArray(), type, bytes, produce));
         return this;
     }
 
@@ -114,15 +139,19 @@ public sealed class GgufWriter
                 foreach (long d in t.Dims) w.Write((ulong)d);
                 w.Write((uint)t.Type);
                 w.Write((ulong)offset);
-                offset = GgufFile.AlignUp(offset + t.Data.Length, alignment);
+                offset = GgufFile.AlignUp(offset + t.Bytes, alignment);
             }
             w.Flush();
             Pad(s, GgufFile.AlignUp(s.Position, alignment) - s.Position);
             long start = s.Position;
             foreach (var t in tensors)
             {
-                s.Write(t.Data.Span);
+                var data = t.Data();
+                if (data.Length != t.Bytes)
+                    throw new InvalidConfigException($"tensor '{t.Name}': {t.Type} [{string.Join(", ", t.Dims)}] needs {t.Bytes} bytes, got {data.Length}.");
+                s.Write(data.Span);
                 Pad(s, GgufFile.AlignUp(s.Position - start, alignment) - (s.Position - start));
+                Written?.Invoke(t.Name, s.Position);
             }
         });
     }

@@ -5,6 +5,12 @@ namespace Quill.Formats.SafeTensors;
 /// <summary>A float32 tensor to write: name, row-major shape (PyTorch order), and exactly prod(shape) values.</summary>
 public readonly record struct SafeTensor(string Name, int[] Shape, ReadOnlyMemory<float> Data);
 
+/// <summary>
+/// A float32 tensor to write whose values <paramref name="Produce"/> makes while the file is written (one tensor at a
+/// time, so an exporter never holds the whole model twice).
+/// </summary>
+public readonly record struct DeferredSafeTensor(string Name, int[] Shape, Func<ReadOnlyMemory<float>> Produce);
+
 /// <summary>One tensor of a safetensors file. <see cref="Shape"/> is row-major, outermost first (PyTorch order).</summary>
 /// <param name="Name">Tensor name.</param>
 /// <param name="Dtype">Stored element type.</param>

@@ -3,7 +3,8 @@
 // padded with spaces to a multiple of 8, then the raw little-endian data. Values are stored as F32, or converted
 // to F16 / BF16 (round to nearest even) when asked. The file goes to a temporary name, is fsynced and renamed
 // over the target, so an IO error (a full disk) leaves any previous file intact and raises QuillException.
-// Does not handle: integer dtypes, or tensors whose data is not already in memory.
+// Deferred tensors are produced one at a time as the file is written (an exporter converts each weight as it goes).
+// Does not handle: integer dtypes.
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -22,11 +23,26 @@ public static class SafeTensorsWriter
     /// </summary>
     public static void Write(string path, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, SafeTensorDtype dtype = SafeTensorDtype.F32)
     {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var list = tensors.ToList();
+        foreach (var t in list)
+        {
+            long n = 1;
+            foreach (int d in t.Shape ?? []) n *= d;
+            if (t.Shape != null && t.Shape.All(d => d >= 0) && n != t.Data.Length)
+                throw new InvalidConfigException($"{path}: tensor '{t.Name}' shape [{string.Join(", ", t.Shape)}] holds {n} values but {t.Data.Length} were given.");
+        }
+        WriteDeferred(path, list.Select(t => new DeferredSafeTensor(t.Name, t.Shape, () => t.Data)), metadata, dtype);
+    }
+
+    /// <summary>As Write, with each tensor's values produced while the file is written (checked against its shape then).</summary>
+    public static void WriteDeferred(string path, IEnumerable<DeferredSafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, SafeTensorDtype dtype = SafeTensorDtype.F32)
+    {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         if (dtype is not (SafeTensorDtype.F32 or SafeTensorDtype.F16 or SafeTensorDtype.BF16))
             throw new InvalidConfigException($"{path}: safetensors output dtype must be F32, F16 or BF16 (got {SafeTensorDtypes.HeaderName(dtype)}).");
-        List<SafeTensor> list = tensors.ToList();
+        List<DeferredSafeTensor> list = tensors.ToList();
         int elementSize = SafeTensorDtypes.Size(dtype);
         byte[] header = BuildHeader(path, list, metadata, dtype, elementSize);
 
@@ -40,7 +56,11 @@ public static class SafeTensorsWriter
             var buffer = new byte[Chunk * elementSize];
             foreach (var t in list)
             {
-                ReadOnlySpan<float> data = t.Data.Span;
+                ReadOnlySpan<float> data = t.Produce().Span;
+                long want = 1;
+                foreach (int d in t.Shape) want *= d;
+                if (data.Length != want)
+                    throw new InvalidConfigException($"{path}: tensor '{t.Name}' shape [{string.Join(", ", t.Shape)}] holds {want} values but {data.Length} were given.");
                 for (int i = 0; i < data.Length; i += Chunk)
                 {
                     ReadOnlySpan<float> part = data.Slice(i, Math.Min(Chunk, data.Length - i));
@@ -57,7 +77,7 @@ public static class SafeTensorsWriter
         });
     }
 
-    private static byte[] BuildHeader(string path, List<SafeTensor> list, IReadOnlyDictionary<string, string>? metadata, SafeTensorDtype dtype, int elementSize)
+    private static byte[] BuildHeader(string path, List<DeferredSafeTensor> list, IReadOnlyDictionary<string, string>? metadata, SafeTensorDtype dtype, int elementSize)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         using var ms = new MemoryStream();
@@ -83,8 +103,6 @@ public static class SafeTensorsWriter
                     if (d < 0) throw new InvalidConfigException($"{path}: tensor '{t.Name}' has a negative dimension {d}.");
                     n *= d;
                 }
-                if (n != t.Data.Length)
-                    throw new InvalidConfigException($"{path}: tensor '{t.Name}' shape [{string.Join(", ", t.Shape)}] holds {n} values but {t.Data.Length} were given.");
                 w.WriteStartObject(t.Name);
                 w.WriteString("dtype", SafeTensorDtypes.HeaderName(dtype));
                 w.WriteStartArray("shape");
