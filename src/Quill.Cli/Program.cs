@@ -9,6 +9,7 @@ root.Add(VersionCommand.Create());
 root.Add(PrepareCommand.Create());
 root.Add(TrainCommand.Create());
 root.Add(FinetuneCommand.Create());
+root.Add(FeedbackCommand.Create());
 root.Add(SampleCommand.Create());
 root.Add(QuickstartCommand.Create());
 root.Add(BenchCommand.Create());

@@ -1,6 +1,7 @@
-// Thumbs up / down from the web chat, appended to a JSONL file one line per rating: time, model, rating,
-// the prompt (the conversation up to the reply) and the reply. The fine-tuning work turns these lines into
-// preference data. Lines are written whole under a lock and flushed, so concurrent ratings never interleave. When a
+// Thumbs up / down from the web chat, appended to a JSONL file one line per rating: time, model, rating, the
+// conversation id (when the client sends one), the prompt (the conversation up to the reply) and the reply.
+// `quill feedback export` (Data.Sft.FeedbackPairs) pairs ratings of replies to the same prompt of the same
+// conversation (the first answer and its regenerations) into preference data. Lines are written whole under a lock and flushed, so concurrent ratings never interleave. When a
 // line would take the file past its cap, the file is first renamed to FILE.1 (replacing an older FILE.1), so the
 // feedback on disk never exceeds twice the cap however much is posted.
 // Does not handle: more than one rotated file, deduplication of repeated ratings.
@@ -36,13 +37,15 @@ public sealed class FeedbackLog
     /// <param name="rating">"up" or "down".</param>
     /// <param name="prompt">The conversation the reply answers.</param>
     /// <param name="reply">The rated reply.</param>
-    public void Append(string model, string rating, IReadOnlyList<ChatTurn> prompt, string reply)
+    /// <param name="conversation">The client's id of the conversation, or null (written as null).</param>
+    public void Append(string model, string rating, IReadOnlyList<ChatTurn> prompt, string reply, string? conversation = null)
     {
         var line = new
         {
             time = DateTimeOffset.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture),
             model,
             rating,
+            conversation,
             prompt = prompt.Select(m => new { role = m.Role, content = m.Content }).ToArray(),
             reply,
         };

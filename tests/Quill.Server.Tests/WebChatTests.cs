@@ -67,6 +67,7 @@ public sealed class WebChatTests(ITestOutputHelper output) : IDisposable
         var entry = JsonDocument.Parse(lines[0]).RootElement;
         Assert.Equal("up", entry.GetProperty("rating").GetString());
         Assert.Equal("tiny", entry.GetProperty("model").GetString());
+        Assert.False(string.IsNullOrEmpty(entry.GetProperty("conversation").GetString()), "the web chat sends its conversation's id (feedback export pairs by it)");
         Assert.False(string.IsNullOrEmpty(entry.GetProperty("reply").GetString()));
         Assert.True(DateTimeOffset.TryParse(entry.GetProperty("time").GetString(), System.Globalization.CultureInfo.InvariantCulture, out _));
         var prompt = entry.GetProperty("prompt");

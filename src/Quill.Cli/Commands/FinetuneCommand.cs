@@ -6,10 +6,14 @@
 // the train section and, optionally, the lora section (method, rank, alpha, dropout, target_modules, use_rslora,
 // quant_type); the --lora-* flags override its keys. --resume continues OUT/checkpoint with the base and LoRA
 // settings it records unless flags say otherwise (then the trainer refuses a config that differs).
+// --method dpo | ipo | orpo | simpo tunes on preference pairs instead (TRL's prompt / chosen / rejected JSONL,
+// Quill.Training.PreferenceTuner), the whole model by default or an adapter with --lora / --qlora (or any --lora-*
+// flag); --beta (0.1) and --gamma (SimPO, 0.5) set the loss; --loss sigmoid|ipo picks DPO's loss as TRL's loss_type.
 // `quill finetune merge` folds an adapter into its base and writes a whole Quill model folder.
 // Does not handle: data files other than JSONL, NF4.
 using System.CommandLine;
 using System.Globalization;
+using Quill.Autograd.Ops;
 using Quill.Data.Sft;
 using Quill.Inference;
 using Quill.Kernels;
@@ -26,7 +30,12 @@ internal static class FinetuneCommand
         var baseModel = new Option<string?>("--base") { Description = "The model to fine-tune: GGUF, HF folder, llama2.c .bin or Quill run (with --resume: the one the checkpoint records)" };
         var data = new Option<string?>("--data") { Description = "JSONL examples: Alpaca, chat (messages), ShareGPT (conversations) or prompt/completion" };
         var outDir = new Option<string?>("--out") { Description = "Run folder (checkpoint/, metrics.jsonl, loss.svg)" };
-        var method = new Option<string?>("--method") { Description = "full (every parameter), lora (adapter beside the f32 base) or qlora (adapter beside the base in its block type); default: the config's lora.method, else full" };
+        var method = new Option<string?>("--method") { Description = "full (every parameter), lora (adapter beside the f32 base) or qlora (adapter beside the base in its block type); or a preference method on prompt/chosen/rejected pairs: dpo, ipo, orpo, simpo; default: the config's lora.method, else full" };
+        var beta = new Option<double?>("--beta") { Description = "Preference methods: beta (DPO, IPO, SimPO) or ORPO's lambda (default 0.1, as TRL)" };
+        var gamma = new Option<double?>("--gamma") { Description = "SimPO: the target reward margin gamma (default 0.5, as TRL)" };
+        var loss = new Option<string?>("--loss") { Description = "With --method dpo: sigmoid (DPO, default) or ipo (TRL's loss_type)" };
+        var useLora = new Option<bool>("--lora") { Description = "Preference methods: train a LoRA adapter beside the frozen f32 base (default: the whole model)" };
+        var useQlora = new Option<bool>("--qlora") { Description = "Preference methods: train a LoRA adapter beside the base kept in its block type" };
         var config = new Option<string?>("--config") { Description = "Config file (JSON or YAML): its 'train' section sets batch, seq_len, lr, steps; its 'lora' section the adapter" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "The base's tokenizer when none is found with it (llama2.c)" };
         var trainOnPrompt = new Option<bool>("--train-on-prompt") { Description = "Also train on prompt tokens (default: replies only)" };
@@ -44,7 +53,7 @@ internal static class FinetuneCommand
         var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples, full or with a LoRA / QLoRA adapter; the loss counts only the replies.")
         {
             baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, skipLong, valFraction, maxSteps, resume, threads,
-            rank, alpha, dropout, targets, rslora, quantType,
+            rank, alpha, dropout, targets, rslora, quantType, beta, gamma, loss, useLora, useQlora,
         };
         cmd.Add(MergeCommand());
         var evalOptions = new TrainingEvalOptions();
@@ -54,23 +63,29 @@ internal static class FinetuneCommand
             if (r.GetValue(threads) is int n) KernelThreads.Count = n;
             string dataPath = r.GetValue(data) ?? throw new InvalidConfigException("give --data FILE.jsonl (the examples to fine-tune on).");
             string run = r.GetValue(outDir) ?? throw new InvalidConfigException("give --out DIR (the run folder).");
-            RunConfig cfg = r.GetValue(config) is string c ? RunConfig.Load(c, validate: false) : Finetuner.DefaultConfig();
+            string? requested = r.GetValue(method);
+            var pref = Preference(requested, r.GetValue(loss));
+            RunConfig cfg = r.GetValue(config) is string c ? RunConfig.Load(c, validate: false) : pref != null ? PreferenceTuner.DefaultConfig() : Finetuner.DefaultConfig();
             // --resume: the checkpoint's base and lora section fill in what the command line and config leave out
             RunConfig? saved = r.GetValue(resume) && Checkpoint.Locate(run) is { } ckpt ? Checkpoint.LoadConfig(ckpt) : null;
             string path = r.GetValue(baseModel) ?? cfg.Base?.Model ?? saved?.Base?.Model
                 ?? throw new InvalidConfigException("give --base MODEL (the model to fine-tune).");
             string? tok = r.GetValue(tokenizer) ?? (saved?.Base is { } sb && SamePath(sb.Model, path) ? sb.Tokenizer : null);
             var section = cfg.Lora?.Clone() ?? saved?.Lora?.Clone();
-            string methodName = r.GetValue(method) ?? section?.Method ?? "full";
+            bool Given(Option o) => r.GetResult(o) is { Implicit: false };
+            bool loraFlags = new Option[] { rank, alpha, dropout, targets, rslora, quantType }.Any(Given);
+            if (pref == null && new Option[] { beta, gamma, useLora, useQlora }.Any(Given))
+                throw new InvalidConfigException("--beta / --gamma / --lora / --qlora go with a preference method (--method dpo, ipo, orpo or simpo).");
+            if (pref != null && r.GetValue(trainOnPrompt)) throw new InvalidConfigException("--train-on-prompt does not apply to preference pairs: only the replies are compared.");
+            string methodName = pref == null ? requested ?? section?.Method ?? "full"
+                : r.GetValue(useQlora) ? "qlora" : r.GetValue(useLora) || loraFlags ? "lora" : section?.Method ?? "full";
             var m = methodName switch
             {
                 "full" => FinetuneMethod.Full,
                 "lora" => FinetuneMethod.Lora,
                 "qlora" => FinetuneMethod.QLora,
-                _ => throw new InvalidConfigException($"--method {methodName} is not a fine-tuning method; use full, lora or qlora."),
+                _ => throw new InvalidConfigException($"--method {methodName} is not a fine-tuning method; use full, lora, qlora, dpo, ipo, orpo or simpo."),
             };
-            bool Given(Option o) => r.GetResult(o) is { Implicit: false };
-            bool loraFlags = new Option[] { rank, alpha, dropout, targets, rslora, quantType }.Any(Given);
             if (m == FinetuneMethod.Full && loraFlags) throw new InvalidConfigException("--lora-* / --rslora / --qlora-type go with --method lora or qlora, not full.");
             if (m != FinetuneMethod.Full)
             {
@@ -106,15 +121,32 @@ internal static class FinetuneCommand
                     open = null;
                 }
                 using var cts = Rendering.CtrlC();
+                if (pref != null)
+                {
+                    var settings = new PreferenceSettings(pref.Value, r.GetValue(beta) ?? 0.1, r.GetValue(gamma) ?? 0.5);
+                    if (settings.Loss != PreferenceLoss.SimPo && Given(gamma)) throw new InvalidConfigException("--gamma is SimPO's target margin; use it with --method simpo.");
+                    using var tuner = new PreferenceTuner(start, cfg, options, settings);
+                    Console.Error.WriteLine($"base: {path} ({lm.Config.Arch}), {requested} ({Describe(settings)}), {methodName}{Storage(lm, m)}");
+                    PrintAdapter(lm);
+                    Console.Error.WriteLine($"pairs: {tuner.Data.Report.Describe()}");
+                    tuner.Trainer.ReferenceProgress = ReferenceProgress(settings);
+                    var done = TrainCommand.Run(tuner.Trainer, options.OutDir, cts.Token);
+                    Console.Error.WriteLine($"reward accuracy plot: {Path.Combine(options.OutDir, "rewards.svg")}");
+                    var last = tuner.Trainer.LastValStats.Pairs > 0 ? tuner.Trainer.LastValStats : tuner.Trainer.LastStats;
+                    if (last.Pairs > 0)
+                    {
+                        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"rewards ({(tuner.Trainer.LastValStats.Pairs > 0 ? $"{last.Pairs} held-out pairs" : "last step's pairs")}): accuracy {(double)last.Correct / last.Pairs:F3}, chosen {last.ChosenReward / last.Pairs:F3}, rejected {last.RejectedReward / last.Pairs:F3}, margin {last.Margin / last.Pairs:F3}"));
+                    }
+                    Console.WriteLine($"checkpoint: {done.CheckpointDir}");
+                    if (lm.Lora != null)
+                        Console.WriteLine($"adapter: {done.CheckpointDir} (PEFT; run it with --model {path}{(tok != null ? $" --tokenizer {tok}" : "")} --adapter {done.CheckpointDir}, or quill finetune merge)");
+                    return;
+                }
                 using var finetuner = new Finetuner(start, cfg, options);
                 var report = finetuner.Data.Report;
                 Console.Error.WriteLine($"base: {path} ({lm.Config.Arch}), method {methodName}{Storage(lm, m)}");
-                if (lm.Lora is { } adapter)
-                {
-                    var a = adapter.Config;
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"adapter: r {a.Rank}, alpha {a.Alpha}, dropout {a.Dropout}{(a.UseRsLora ? ", rsLoRA" : "")}, scaling {adapter.Scaling}, {string.Join(" ", a.TargetModules ?? [])} ({adapter.Modules.Count} modules, {adapter.ElementCount:N0} values)"));
-                }
+                PrintAdapter(lm);
                 Console.Error.WriteLine($"data: {report.Describe()}");
                 if (report.EndOfReplyId < 0) Console.Error.WriteLine("warning: the tokenizer has no EOS token, so replies end without one and the model will not learn to stop.");
                 var result = TrainCommand.Run(finetuner.Trainer, options.OutDir, cts.Token);
@@ -128,6 +160,57 @@ internal static class FinetuneCommand
             }
         });
         return cmd;
+    }
+
+    /// <summary>The preference loss a --method names (with --loss for dpo), or null for supervised methods.</summary>
+    private static PreferenceLoss? Preference(string? method, string? loss)
+    {
+        PreferenceLoss? p = method switch
+        {
+            "dpo" => PreferenceLoss.Dpo,
+            "ipo" => PreferenceLoss.Ipo,
+            "orpo" => PreferenceLoss.Orpo,
+            "simpo" => PreferenceLoss.SimPo,
+            _ => null,
+        };
+        if (loss == null) return p;
+        if (p != PreferenceLoss.Dpo) throw new InvalidConfigException("--loss goes with --method dpo (sigmoid or ipo).");
+        return loss switch
+        {
+            "sigmoid" => PreferenceLoss.Dpo,
+            "ipo" => PreferenceLoss.Ipo,
+            _ => throw new InvalidConfigException($"--loss {loss} is not a DPO loss; use sigmoid or ipo."),
+        };
+    }
+
+    private static string Describe(PreferenceSettings s) => s.Loss switch
+    {
+        PreferenceLoss.Orpo => FormattableString.Invariant($"lambda {s.Beta}, no reference"),
+        PreferenceLoss.SimPo => FormattableString.Invariant($"beta {s.Beta}, gamma {s.Gamma}, no reference"),
+        _ => FormattableString.Invariant($"beta {s.Beta}, reference: the base{(s.Loss == PreferenceLoss.Ipo ? ", length-averaged" : "")}"),
+    };
+
+    /// <summary>Prints the reference pass (a forward over every pair before the first step) at each quarter.</summary>
+    internal static IProgress<(int Done, int Total)>? ReferenceProgress(PreferenceSettings settings)
+    {
+        if (!settings.NeedsReference) return null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int shown = 0;
+        return new InlineProgress<(int Done, int Total)>(p =>
+        {
+            if (p.Done * 4 < (shown + 1) * p.Total && p.Done < p.Total) return;
+            shown = p.Done * 4 / p.Total;
+            Console.Error.WriteLine($"reference log-probs: {p.Done}/{p.Total} pairs ({Rendering.Duration(clock.Elapsed)})");
+            if (p.Done == p.Total) clock.Restart();
+        });
+    }
+
+    private static void PrintAdapter(LanguageModel lm)
+    {
+        if (lm.Lora is not { } adapter) return;
+        var a = adapter.Config;
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"adapter: r {a.Rank}, alpha {a.Alpha}, dropout {a.Dropout}{(a.UseRsLora ? ", rsLoRA" : "")}, scaling {adapter.Scaling}, {string.Join(" ", a.TargetModules ?? [])} ({adapter.Modules.Count} modules, {adapter.ElementCount:N0} values)"));
     }
 
     /// <summary>How the base's matrices are held: f32 copies (full, lora) or their stored / quantized types (qlora).</summary>

@@ -7,10 +7,15 @@
 // (Training.Finetuner, method ChatMethod) on story requests and questions in the plain transcript layout `quill chat`
 // and `quill serve` use; request following (Evaluation.RequestFollowing) is measured on the 200 held-out requests
 // before and after fine-tuning, and exact answers to 200 questions about held-out stories (Evaluation.StoryQuestions).
+// --chat --prefer then preference-tunes the chat model with DPO (Training.PreferenceTuner, full, reference = the
+// fine-tuned model) on Data.StoryPreferences' pairs (chosen: the requested story ending with "The end."), and reports
+// the preference win rate (Evaluation.StoryPreferenceWinRate) and request following on the held-out requests before
+// and after.
 // Does not handle: --data with --chat (the instructions are made from the built-in corpus's templates).
 using System.Buffers;
 using System.CommandLine;
 using System.Diagnostics;
+using Quill.Autograd.Ops;
 using Quill.Data;
 using Quill.Data.Cleaning;
 using Quill.Evaluation;
@@ -39,6 +44,7 @@ internal static class QuickstartCommand
     /// <summary>Most tokens of a reply in the evaluation and the chat tip (the longest story is under 460 characters).</summary>
     private const int ReplyTokens = 512;
 
+
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = "Your own UTF-8 text file (default: Quill's built-in story corpus)" };
@@ -46,11 +52,14 @@ internal static class QuickstartCommand
         var steps = new Option<int>("--max-steps") { Description = "Pretraining steps", DefaultValueFactory = _ => Presets.Get("tiny").Train.MaxSteps };
         var chat = new Option<bool>("--chat") { Description = "Then fine-tune the storyteller to follow story requests, and measure it before and after" };
         var ftSteps = new Option<int>("--finetune-steps") { Description = "With --chat: fine-tuning steps", DefaultValueFactory = _ => 800 };
+        var prefer = new Option<bool>("--prefer") { Description = "With --chat: then preference-tune the chat model with DPO so its stories end with \"The end.\", and measure the win rate before and after" };
+        var dpoSteps = new Option<int>("--dpo-steps") { Description = "With --prefer: DPO steps", DefaultValueFactory = _ => 150 };
+        var preferPairs = new Option<int>("--prefer-pairs") { Description = "With --prefer: story preference pairs to make", DefaultValueFactory = _ => 1000 };
         var evalTokens = new Option<int>("--eval-tokens") { Description = "With --chat: most tokens of a reply when measuring request following", DefaultValueFactory = _ => ReplyTokens };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores)" };
         var cmd = new Command("quickstart", "Prepare data, train a small model for a few minutes, and sample from it (--chat: then teach it to follow requests).")
         {
-            data, outDir, steps, chat, ftSteps, evalTokens, threads,
+            data, outDir, steps, chat, ftSteps, evalTokens, threads, prefer, dpoSteps, preferPairs,
         };
         cmd.SetAction(r =>
         {
@@ -62,7 +71,9 @@ internal static class QuickstartCommand
                 throw new QuillException($"{run} already holds a trained model; remove it or pass --out with a new folder.");
             Directory.CreateDirectory(run);
             using var cts = Rendering.CtrlC();
-            if (withChat) Chat(run, r.GetValue(steps), r.GetValue(ftSteps), r.GetValue(evalTokens), cts.Token);
+            if (r.GetValue(prefer) && !withChat) throw new InvalidConfigException("--prefer tunes the chat model; use it with --chat.");
+            if (r.GetValue(prefer) && (r.GetValue(dpoSteps) < 1 || r.GetValue(preferPairs) < 1)) throw new InvalidConfigException("--dpo-steps and --prefer-pairs must be at least 1.");
+            if (withChat) Chat(run, r.GetValue(steps), r.GetValue(ftSteps), r.GetValue(evalTokens), r.GetValue(prefer) ? (r.GetValue(dpoSteps), r.GetValue(preferPairs)) : null, cts.Token);
             else Plain(run, r.GetValue(data), r.GetValue(steps), cts.Token);
         });
         return cmd;
@@ -90,7 +101,7 @@ internal static class QuickstartCommand
         Console.WriteLine($"try: ./quill sample --checkpoint {run} --prompt \"Once upon a time\"");
     }
 
-    private static void Chat(string run, int steps, int finetuneSteps, int evalTokens, CancellationToken cancel)
+    private static void Chat(string run, int steps, int finetuneSteps, int evalTokens, (int Steps, int Pairs)? prefer, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
         var set = StoryInstructions.Generate(ChatExamples);
@@ -156,11 +167,68 @@ internal static class QuickstartCommand
         var question = after.Questions.Answers[0];
         Console.WriteLine($"--- question: {question.Question.Instruction}");
         Console.WriteLine(question.Answer + (question.Stopped ? "" : " [no stop]"));
+        string final = chatRun;
+        if (prefer is { } dpo)
+        {
+            final = Path.Combine(run, "dpo");
+            Prefer(run, chatRun, final, set, after.Requests, eval, dpo.Steps, dpo.Pairs, cancel);
+        }
         Console.WriteLine();
-        Console.WriteLine($"done in {Rendering.Duration(clock.Elapsed)}; chat model: {chatRun}");
-        Console.WriteLine($"try: ./quill chat --model {chatRun} --temperature 0 --max-tokens {ReplyTokens}");
-        Console.WriteLine($"     ./quill serve --model {chatRun}");
+        Console.WriteLine($"done in {Rendering.Duration(clock.Elapsed)}; chat model: {final}");
+        Console.WriteLine($"try: ./quill chat --model {final} --temperature 0 --max-tokens {ReplyTokens}");
+        Console.WriteLine($"     ./quill serve --model {final}");
     }
+
+    /// <summary>
+    /// DPO on the story preference pairs, from the chat model (its own reference), then the win rate and request
+    /// following on the held-out requests; sft is the chat model's request-following report.
+    /// </summary>
+    private static void Prefer(string run, string chatRun, string dpoRun, StoryInstructionSet set, RequestFollowingReport sft, AnswerOptions eval, int dpoSteps, int pairCount, CancellationToken cancel)
+    {
+        string pairsFile = Path.Combine(run, "preferences.jsonl");
+        var pairs = StoryPreferences.Generate(pairCount);
+        StoryPreferences.WriteJsonl(pairsFile, pairs);
+        Console.Error.WriteLine($"wrote {pairs.Count:N0} story preference pairs (chosen: the requested story ending with \"{StoryPreferences.Ending}\"; rejected: no ending {pairs.Count(p => p.Flaw == StoryFlaw.NoEnding)}, another name {pairs.Count(p => p.Flaw == StoryFlaw.WrongName)}, rambling {pairs.Count(p => p.Flaw == StoryFlaw.Rambles)}) to {pairsFile}");
+        Console.Error.WriteLine($"preference win rate before DPO: {StoryPreferenceWinRate.Describe(sft)} (the requested animal and name, \"{StoryPreferences.Ending}\" last, then the stop)");
+        FinetuneBase start;
+        using (var model = ModelLoader.Load(chatRun))
+            start = new FinetuneBase(LanguageModel.FromWeights(model.Weights), model.Tokenizer!, null, model.AddBos, model.ExtraStopIds);
+        var config = PreferenceTuner.DefaultConfig();
+        config.Train.SeqLen = ChatContext;
+        config.Train.LearningRate = DpoLearningRate;
+        config.Train.MinLr = DpoLearningRate / 10;
+        config.Train.WarmupSteps = Math.Min(10, dpoSteps / 10);
+        config.Train.EvalEvery = Math.Max(1, dpoSteps / 2);
+        config.Train.EvalBatches = 5;
+        config.Train.CheckpointEvery = dpoSteps;
+        var settings = new PreferenceSettings(PreferenceLoss.Dpo, 0.1);
+        using (var tuner = new PreferenceTuner(start, config, new FinetuneOptions(pairsFile, dpoRun) { MaxSteps = dpoSteps, ValFraction = 0.02 }, settings))
+        {
+            Console.Error.WriteLine($"DPO (full, beta {settings.Beta}, reference: the chat model): {tuner.Data.Report.Describe()}");
+            tuner.Trainer.ReferenceProgress = FinetuneCommand.ReferenceProgress(settings);
+            TrainCommand.Run(tuner.Trainer, dpoRun, cancel);
+        }
+        cancel.ThrowIfCancellationRequested();
+        var clock = Stopwatch.StartNew();
+        Console.Error.WriteLine($"measuring the preference win rate after DPO ({set.HeldOut.Count} held-out requests, greedy, up to {eval.MaxTokens} tokens each)...");
+        RequestFollowingReport after;
+        using (var model = ModelLoader.Load(dpoRun))
+            after = RequestFollowing.Evaluate(model, set.HeldOut, eval, cancel: cancel);
+        Console.Error.WriteLine($"after DPO: win rate {StoryPreferenceWinRate.Describe(after)}; request following {after.Describe()} ({Rendering.Duration(clock.Elapsed)})");
+        string repliesFile = Path.Combine(dpoRun, "heldout-replies.jsonl");
+        WriteReplies(repliesFile, after);
+        Console.WriteLine();
+        Console.WriteLine($"preference win rate on {set.HeldOut.Count} held-out requests (animal and name as asked, \"{StoryPreferences.Ending}\" last, then stop):");
+        Console.WriteLine($"  before DPO: {StoryPreferenceWinRate.Describe(sft)}; request following {sft.Describe()}");
+        Console.WriteLine($"  after DPO:  {StoryPreferenceWinRate.Describe(after)}; request following {after.Describe()}");
+        Console.WriteLine($"  (every reply and its judgement: {repliesFile})");
+        var sample = after.Replies[0];
+        Console.WriteLine($"--- request: {sample.Request.Instruction}");
+        Console.WriteLine(sample.Reply + (sample.Stopped ? "" : " [no stop]"));
+    }
+
+    /// <summary>--prefer's DPO learning rate (constant to 1/10 by cosine).</summary>
+    private const float DpoLearningRate = 1e-5f;
 
     /// <summary>Request following on the held-out requests and exact answers to the held-out questions.</summary>
     private static (RequestFollowingReport, StoryQuestionsReport) Evaluate(InferenceModel model, StoryInstructionSet set, AnswerOptions options, string when, CancellationToken cancel)

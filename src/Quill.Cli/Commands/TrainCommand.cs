@@ -162,5 +162,5 @@ internal static class TrainCommand
     }
 
     private static string Describe(TrainProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"step {p.Step}/{p.MaxSteps} | loss {p.Loss:F4}{(p.ValLoss is float v ? $" | val {v:F4}" : "")} | lr {p.Lr:E2} | {p.TokensPerSecond:N0} tok/s");
+        $"step {p.Step}/{p.MaxSteps} | loss {p.Loss:F4}{(p.ValLoss is float v ? $" | val {v:F4}" : "")}{(p.Rewards is { } r ? $" | reward acc {r.Accuracy:F2} margin {r.Margin:F3}" : "")} | lr {p.Lr:E2} | {p.TokensPerSecond:N0} tok/s");
 }

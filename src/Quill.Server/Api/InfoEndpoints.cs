@@ -11,6 +11,9 @@ namespace Quill.Server.Api;
 /// <summary>Models, health, metrics and feedback.</summary>
 internal static class InfoEndpoints
 {
+    /// <summary>Longest conversation id a feedback body may carry.</summary>
+    private const int MaxConversationId = 200;
+
     /// <summary>Largest feedback body accepted (a rating, a conversation and a reply).</summary>
     public const long FeedbackMaxBodyBytes = 64 * 1024;
 
@@ -67,7 +70,14 @@ internal static class InfoEndpoints
             }
             else throw ApiException.Invalid("prompt", "'prompt' must be a string or an array of {role, content} strings.");
         }
-        log.Append(model, rating, prompt, reply);
+        string? conversation = null;
+        if (body.Get("conversation") is { } conv && conv.ValueKind != JsonValueKind.Null)
+        {
+            if (conv.ValueKind != JsonValueKind.String || conv.GetString()!.Length is 0 or > MaxConversationId)
+                throw ApiException.Invalid("conversation", $"'conversation' must be a string id of 1 to {MaxConversationId} characters.");
+            conversation = conv.GetString();
+        }
+        log.Append(model, rating, prompt, reply, conversation);
         await ctx.Response.WriteAsJsonAsync(new { status = "ok" }, ApiJson.Options, ctx.RequestAborted).ConfigureAwait(false);
     }
 }

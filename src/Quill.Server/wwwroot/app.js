@@ -163,7 +163,7 @@
     try {
       const res = await fetch("/v1/feedback", {
         method: "POST", headers: headers(),
-        body: JSON.stringify({ model: m.model || settings.model, rating: rating, prompt: requestMessages(conv, index), reply: m.content }),
+        body: JSON.stringify({ model: m.model || settings.model, rating: rating, conversation: conv.id, prompt: requestMessages(conv, index), reply: m.content }),
       });
       if (!res.ok) throw new Error(await errorText(res));
       m.rating = rating;

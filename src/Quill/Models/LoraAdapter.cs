@@ -6,7 +6,9 @@
 // transformer.h.0.attn.c_attn.lora_B.weight), so train.trainable globs such as "*lora_*" select them.
 // Files: Save writes PEFT's adapter folder (Models.PeftAdapterFiles); LanguageModel.LoadLora reads one onto a base;
 // ReadWeights reads A and B back into this adapter (a training checkpoint, bit for bit).
-// Not handled: several adapters on one model, switching adapters off, unmerging.
+// Enabled = false switches the adapter off: the forward is the plain base's (the reference model of preference
+// tuning, as TRL/PEFT's disable_adapter, so no second copy of the base is held).
+// Not handled: several adapters on one model, unmerging.
 using Quill.Tensors;
 
 namespace Quill.Models;
@@ -59,6 +61,12 @@ public sealed class LoraAdapter
 
     /// <summary>The adapted projections, by layer, then in the order a layer runs them.</summary>
     public IReadOnlyList<LoraModule> Modules { get; }
+
+    /// <summary>
+    /// True (the default) when the model's forward adds the adapter; false runs the frozen base alone (the reference
+    /// of preference tuning). Training with it off trains nothing: A and B get no gradient.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
 
     /// <summary>alpha / r (alpha / sqrt(r) with rsLoRA), in the precision the forward uses.</summary>
     public float Scaling { get; }

@@ -103,6 +103,7 @@ public sealed class TransformerModel : LanguageModel
         ArgumentNullException.ThrowIfNull(g);
         CheckInput(tokens, b, t);
         var s = Spec;
+        var on = lora is { Enabled: true } adapter ? adapter : null; // an adapter switched off runs the plain base
         float p = Config.Dropout;
         var x = EmbeddingOp.Forward(g, embed, tokens, b, t);                  // [B, T, C]
         if (positions != null)
@@ -115,16 +116,16 @@ public sealed class TransformerModel : LanguageModel
             var l = layers[i];
             var h = Norm(g, x, l.AttnNorm, l.AttnNormBias);
             var qkv = LinearOp.Forward(g, h, l.Qkv, l.QkvBias);                 // [B, T, (Hq + 2 Hkv) D]
-            if (lora != null)
+            if (on != null)
             {
-                Adapt(g, l.LoraQkv, qkv, 0, h, dropoutSeed, i);                 // GPT-2: all of c_attn
-                Adapt(g, l.LoraQ, qkv, 0, h, dropoutSeed, i);                   // q | . | .
-                Adapt(g, l.LoraK, qkv, s.QDim, h, dropoutSeed, i);              // . | k | .
-                Adapt(g, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
+                Adapt(g, on, l.LoraQkv, qkv, 0, h, dropoutSeed, i);                 // GPT-2: all of c_attn
+                Adapt(g, on, l.LoraQ, qkv, 0, h, dropoutSeed, i);                   // q | . | .
+                Adapt(g, on, l.LoraK, qkv, s.QDim, h, dropoutSeed, i);              // . | k | .
+                Adapt(g, on, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
             }
             var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, rope); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
-            if (lora != null) Adapt(g, l.LoraO, a, 0, att, dropoutSeed, i);
+            if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
             a = DropoutOp.Forward(g, a, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
             x = AddOp.Forward(g, x, a);
             h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
@@ -133,21 +134,21 @@ public sealed class TransformerModel : LanguageModel
             {
                 var gate = LinearOp.Forward(g, h, l.Gate, null);                // [B, T, F]
                 var up = LinearOp.Forward(g, h, l.Up, l.UpBias);                // [B, T, F]
-                if (lora != null)
+                if (on != null)
                 {
-                    Adapt(g, l.LoraGate, gate, 0, h, dropoutSeed, i);
-                    Adapt(g, l.LoraUp, up, 0, h, dropoutSeed, i);
+                    Adapt(g, on, l.LoraGate, gate, 0, h, dropoutSeed, i);
+                    Adapt(g, on, l.LoraUp, up, 0, h, dropoutSeed, i);
                 }
                 m = SwiGluOp.Forward(g, gate, up);
             }
             else
             {
                 m = LinearOp.Forward(g, h, l.Up, l.UpBias);                     // [B, T, F]
-                if (lora != null) Adapt(g, l.LoraUp, m, 0, h, dropoutSeed, i);
+                if (on != null) Adapt(g, on, l.LoraUp, m, 0, h, dropoutSeed, i);
                 m = GeluOp.Forward(g, m);
             }
             var d = LinearOp.Forward(g, m, l.Down, l.DownBias);                // [B, T, C]
-            if (lora != null) Adapt(g, l.LoraDown, d, 0, m, dropoutSeed, i);
+            if (on != null) Adapt(g, on, l.LoraDown, d, 0, m, dropoutSeed, i);
             m = DropoutOp.Forward(g, d, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
             x = AddOp.Forward(g, x, m);
         }
@@ -156,10 +157,9 @@ public sealed class TransformerModel : LanguageModel
     }
 
     /// <summary>y[:, column..] += scaling * B(A(dropout(x))) when the layer's projection has an adapter.</summary>
-    private void Adapt(Graph g, LoraModule? m, Tensor y, int column, Tensor x, ulong dropoutSeed, int layer)
+    private static void Adapt(Graph g, LoraAdapter c, LoraModule? m, Tensor y, int column, Tensor x, ulong dropoutSeed, int layer)
     {
         if (m == null) return;
-        var c = lora!;
         ulong seed = Rng.Mix(dropoutSeed, (ulong)layer, 16 + (ulong)m.Slot); // one mask per projection, as PEFT's per-module dropout
         LowRankAddOp.Forward(g, y, column, x, m.A, m.B, c.Scaling, c.Config.Dropout, seed);
     }

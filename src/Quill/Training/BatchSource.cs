@@ -2,7 +2,7 @@
 // from a generator the trainer seeds with (seed, step, micro-batch), so a resumed run draws the same batches; a
 // target below zero is masked out of the loss (prompt tokens in fine-tuning, padding). TokenBatchSource draws
 // windows from prepared token shards (pretraining and continued pretraining); SftBatchSource gives padded rows of
-// fine-tuning examples; preference pairs will plug in the same way.
+// fine-tuning examples; PreferenceBatchSource gives rows of preference pairs (chosen rows, then rejected).
 // Glossary: B sequences per micro-batch, T tokens per sequence.
 using Quill.Data;
 using Quill.Tensors;

@@ -76,6 +76,43 @@ public sealed class Finetuner : IDisposable
     /// <summary>Validates the run, reads and renders the data, builds the trainer.</summary>
     public Finetuner(FinetuneBase model, RunConfig run, FinetuneOptions options)
     {
+        run = Prepare(model, run, options);
+        var lm = model.Model;
+        var renderer = new SftRenderer(model.Tokenizer, model.Template, model.AddBos, model.ExtraStopIds);
+        Data = SftDataset.Load(options.DataPath, renderer, new SftOptions
+        {
+            MaxTokens = run.Train.SeqLen + 1, TrainOnPrompt = options.TrainOnPrompt, Overlong = options.Overlong, ValFraction = options.ValFraction,
+        });
+        if (Data.Train.Count == 0)
+            throw new InvalidFileException($"{options.DataPath}: no example left to train ({Data.Report.Describe()}); add examples, lower the held-out fraction or raise seq_len.");
+        var trainOptions = RunFolder(model, options, out int pad);
+        var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
+        Trainer = new Trainer(run, trainOptions, lm, new SftBatchSource(Data.Train, pad), val);
+    }
+
+    /// <summary>
+    /// Creates the run folder with the tokenizer in it (copied into every checkpoint) and returns the trainer's
+    /// options; pad is the id written after a row's tokens (the EOS, else 0).
+    /// </summary>
+    internal static TrainOptions RunFolder(FinetuneBase model, FinetuneOptions options, out int pad)
+    {
+        Directory.CreateDirectory(options.OutDir);
+        string tokenizerPath = Path.Combine(options.OutDir, "tokenizer.json");
+        model.Tokenizer.Save(tokenizerPath);
+        pad = Math.Max(model.Tokenizer.EosId, 0);
+        return new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps)
+        {
+            TokenizerPath = tokenizerPath, StepEvaluation = options.StepEvaluation, StepEvaluationEvery = options.StepEvaluationEvery,
+        };
+    }
+
+    /// <summary>
+    /// The run's config for a base and method (shared with PreferenceTuner): checks the model suits the method,
+    /// adopts its architecture and a seq_len within its context, adds the adapter for lora / qlora (unless the model
+    /// carries one) and records the lora section and base.
+    /// </summary>
+    internal static RunConfig Prepare(FinetuneBase model, RunConfig run, FinetuneOptions options)
+    {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(options);
@@ -102,23 +139,7 @@ public sealed class Finetuner : IDisposable
             run.Base = options.Base?.Clone();
         }
         run.Validate("the fine-tuning config");
-        var renderer = new SftRenderer(model.Tokenizer, model.Template, model.AddBos, model.ExtraStopIds);
-        Data = SftDataset.Load(options.DataPath, renderer, new SftOptions
-        {
-            MaxTokens = run.Train.SeqLen + 1, TrainOnPrompt = options.TrainOnPrompt, Overlong = options.Overlong, ValFraction = options.ValFraction,
-        });
-        if (Data.Train.Count == 0)
-            throw new InvalidFileException($"{options.DataPath}: no example left to train ({Data.Report.Describe()}); add examples, lower the held-out fraction or raise seq_len.");
-        Directory.CreateDirectory(options.OutDir);
-        string tokenizerPath = Path.Combine(options.OutDir, "tokenizer.json");
-        model.Tokenizer.Save(tokenizerPath);
-        int pad = Math.Max(model.Tokenizer.EosId, 0);
-        var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
-        Trainer = new Trainer(run, new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps)
-            {
-                TokenizerPath = tokenizerPath, StepEvaluation = options.StepEvaluation, StepEvaluationEvery = options.StepEvaluationEvery,
-            },
-            lm, new SftBatchSource(Data.Train, pad), val);
+        return run;
     }
 
     /// <summary>The rendered examples and the report of what was read, skipped and truncated.</summary>

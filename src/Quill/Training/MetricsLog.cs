@@ -1,5 +1,6 @@
 // metrics.jsonl: one JSON object per step (step, loss, lr, grad_norm, tokens_per_s, val_loss when evaluated,
-// elapsed_s, skipped, and eval_NAME figures of a step evaluation when one ran). Opening it for a resumed run drops the lines of steps that the checkpoint does not hold,
+// elapsed_s, skipped, then any extra figures an objective reports: preference tuning's reward_accuracy,
+// chosen_reward, rejected_reward, margin, val_reward_accuracy). Opening it for a resumed run drops the lines of steps that the checkpoint does not hold,
 // so the file always describes exactly one history.
 using System.Globalization;
 using System.Text;
@@ -28,17 +29,15 @@ public sealed class MetricsLog : IDisposable
         writer.Flush();
     }
 
-    /// <summary>Appends one step; <paramref name="evaluation"/>'s figures become "eval_NAME" fields.</summary>
     public void Append(int step, float loss, float lr, float gradNorm, double tokensPerSecond, float? valLoss, double elapsedSeconds, bool skipped,
-        IReadOnlyList<(string Name, double Value)>? evaluation = null)
+        IEnumerable<KeyValuePair<string, double>>? extra = null)
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{{\"step\":{step},\"loss\":{F(loss)},\"lr\":{F(lr)},\"grad_norm\":{F(gradNorm)},\"tokens_per_s\":{tokensPerSecond:F1}");
         if (valLoss is float v) sb.Append(CultureInfo.InvariantCulture, $",\"val_loss\":{F(v)}");
-        foreach (var (name, value) in evaluation ?? [])
-            if (double.IsFinite(value)) sb.Append(CultureInfo.InvariantCulture, $",\"eval_{name}\":{value:R}");
         sb.Append(CultureInfo.InvariantCulture, $",\"elapsed_s\":{elapsedSeconds:F3}");
         if (skipped) sb.Append(",\"skipped\":true");
+        foreach (var (key, value) in extra ?? []) sb.Append(CultureInfo.InvariantCulture, $",\"{key}\":{F((float)value)}");
         sb.Append('}');
         writer.WriteLine(sb.ToString());
         writer.Flush();

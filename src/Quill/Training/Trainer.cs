@@ -12,9 +12,15 @@
 // A step's data and dropout depend only on (seed, step, micro-batch), and every kernel splits its work the same way
 // each time, so a run resumed from a checkpoint continues bit for bit as if it had never stopped. A model carrying a
 // LoRA adapter checkpoints and resumes the adapter alone (Checkpoint); its frozen base is rebuilt by the caller.
+// Preference tuning (a PreferenceSettings and PreferenceBatchSource batches): a micro-batch is B pairs, 2B rows
+// (chosen, then rejected), whose summed completion log-probs (SequenceLogProbOp) feed PreferenceLossOp; each
+// micro-batch's loss is already its share of the step's mean over pairs (ORPO's NLL: over the step's chosen tokens),
+// so every micro-batch back-propagates with seed 1. The step's reward accuracy, chosen / rejected rewards and margin
+// go to metrics.jsonl and rewards.svg; validation is the same loss (and reward accuracy) over the held-out pairs.
 // Glossary: B micro-batch sequences, T sequence length, V vocab.
 using System.Diagnostics;
 using Quill.Autograd;
+using Quill.Autograd.Ops;
 using Quill.Data;
 using Quill.Models;
 using Quill.Tensors;
@@ -23,7 +29,11 @@ namespace Quill.Training;
 
 /// <summary>A progress report after a step or an evaluation.</summary>
 public sealed record TrainProgress(int Step, int MaxSteps, float Loss, float Lr, float GradNorm, double TokensPerSecond,
-    TimeSpan Elapsed, TimeSpan? Eta, float? ValLoss, string? Message);
+    TimeSpan Elapsed, TimeSpan? Eta, float? ValLoss, string? Message)
+{
+    /// <summary>Preference tuning: the step's pairs' reward accuracy and mean margin (null otherwise).</summary>
+    public (double Accuracy, double Margin)? Rewards { get; init; }
+}
 
 /// <summary>What a finished (or stopped) run reached.</summary>
 public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates);
@@ -62,7 +72,10 @@ public sealed class Trainer : IDisposable
     private readonly Graph graph = new();
     private readonly int b, t, accum, maxSteps, checkpointEvery;
     private readonly int[][] inputs, targets; // [accum][B * T]: a step's micro-batches, filled before any forward
-    private readonly long[] counts;            // [accum] unmasked targets per micro-batch
+    private readonly long[] counts;            // [accum] unmasked targets per micro-batch (preference: pairs)
+    private readonly PreferenceSettings? preference;
+    private readonly int rows;                 // rows per micro-batch: B, or 2B for preference pairs
+    private readonly int[][]? drawn;           // [accum][B] preference: the pairs of each micro-batch
     private readonly string? tokenizerPath;
     private readonly bool fromInit;
     private TrainState state = new();
@@ -70,9 +83,12 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// A trainer for config on the prepared data in options.DataDir. init: start from this model (its architecture
     /// replaces config's model section) instead of fresh weights. trainSource / valSource: batches other than random
-    /// windows of the data's token shards (with a trainSource, options.DataDir may be null).
+    /// windows of the data's token shards (with a trainSource, options.DataDir may be null). preference: train on
+    /// preference pairs with this loss (trainSource and valSource are then PreferenceBatchSources; the reference
+    /// log-probs are computed before the first update when the loss needs them).
     /// </summary>
-    public Trainer(RunConfig config, TrainOptions options, LanguageModel? init = null, IBatchSource? trainSource = null, IBatchSource? valSource = null)
+    public Trainer(RunConfig config, TrainOptions options, LanguageModel? init = null, IBatchSource? trainSource = null, IBatchSource? valSource = null,
+        PreferenceSettings? preference = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(options);
@@ -99,6 +115,10 @@ public sealed class Trainer : IDisposable
             config.Train.MaxSteps = maxSteps; // the checkpoint records the planned length the schedule follows
             checkpointEvery = options.CheckpointEvery ?? config.Train.CheckpointEvery;
             if (checkpointEvery < 0) throw new InvalidConfigException($"--checkpoint-every must not be negative (got {checkpointEvery}).");
+            this.preference = preference;
+            if (preference != null && (trainSource is not PreferenceBatchSource || (valSource != null && valSource is not PreferenceBatchSource)))
+                throw new ArgumentException("preference training takes PreferenceBatchSource batches.", nameof(trainSource));
+            rows = preference != null ? 2 * b : b;
             this.trainSource = trainSource ?? new TokenBatchSource(train!, config.Model.VocabSize);
             if (!this.trainSource.CanSample(t))
                 throw new InvalidFileException(options.DataDir != null
@@ -116,10 +136,15 @@ public sealed class Trainer : IDisposable
             targets = new int[accum][];
             for (int i = 0; i < accum; i++)
             {
-                inputs[i] = new int[b * t];
-                targets[i] = new int[b * t];
+                inputs[i] = new int[rows * t];
+                targets[i] = new int[rows * t];
             }
             counts = new long[accum];
+            if (preference != null)
+            {
+                drawn = new int[accum][];
+                for (int i = 0; i < accum; i++) drawn[i] = new int[b];
+            }
             tokenizerPath = options.TokenizerPath ?? (manifest != null ? Path.Combine(options.DataDir!, manifest.Tokenizer) : null);
             fromInit = init != null;
             Model = init ?? LanguageModel.Create(config.Model, config.Train.Seed);
@@ -146,7 +171,7 @@ public sealed class Trainer : IDisposable
 
     public int MicroBatchesPerStep => accum;
 
-    public int TokensPerStep => accum * b * t;
+    public int TokensPerStep => accum * rows * t;
 
     /// <summary>Bytes of gradient buffers and optimizer moments: 12 per trainable value, none for frozen ones.</summary>
     public long TrainingStateBytes => 4L * Model.Parameters.Where(p => p.Grad != null).Sum(p => (long)p.Length) + Optimizer.StateBytes;
@@ -156,9 +181,17 @@ public sealed class Trainer : IDisposable
     {
         string ckptDir = Path.Combine(options.OutDir, Checkpoint.FolderName);
         Directory.CreateDirectory(options.OutDir);
-        if (options.Resume) LoadCheckpoint();
-        else if (Checkpoint.Locate(options.OutDir) != null)
+        if (!options.Resume && Checkpoint.Locate(options.OutDir) != null)
             throw new QuillException($"{options.OutDir} already holds a checkpoint; pass --resume to continue it or choose another --out.");
+        if (preference is { NeedsReference: true })
+        {
+            // before any update (and before a checkpoint's weights are loaded): the reference is the starting model
+            foreach (var source in new[] { trainSource, valSource }.OfType<PreferenceBatchSource>())
+            {
+                if (!source.HasReference) source.ComputeReference(Model, b, t, ReferenceProgress);
+            }
+        }
+        if (options.Resume) LoadCheckpoint();
         if (fromInit && !options.Resume && valSource != null)
         {
             // Where the loaded model starts: the validation loss before any update.
@@ -181,27 +214,49 @@ public sealed class Trainer : IDisposable
             }
             float lr = LrSchedule.At(config.Train, step, maxSteps);
             Model.Parameters.ZeroGrads();
-            long total = 0;
+            long total = 0, totalChosen = 0;
             for (int micro = 0; micro < accum; micro++)
             {
-                trainSource.Fill(new Rng(Rng.Mix(config.Train.Seed, (ulong)step, (ulong)micro)), b, t, inputs[micro], targets[micro]);
-                counts[micro] = CountTargets(targets[micro]);
+                var rng = new Rng(Rng.Mix(config.Train.Seed, (ulong)step, (ulong)micro));
+                if (preference != null)
+                {
+                    var pairs = (PreferenceBatchSource)trainSource;
+                    pairs.FillPairs(rng, b, t, inputs[micro], targets[micro], drawn![micro]);
+                    counts[micro] = b;
+                    totalChosen += CountTargets(targets[micro].AsSpan(0, b * t)); // the chosen rows come first
+                }
+                else
+                {
+                    trainSource.Fill(rng, b, t, inputs[micro], targets[micro]);
+                    counts[micro] = CountTargets(targets[micro]);
+                }
                 total += counts[micro];
             }
             double lossSum = 0;
+            var stats = default(PreferenceStats);
             for (int micro = 0; micro < accum; micro++)
             {
                 if (counts[micro] == 0) continue; // nothing to learn here; the other micro-batches keep their seeds
                 graph.Reset();
-                var loss = Model.Loss(graph, inputs[micro], targets[micro], b, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro));
-                lossSum += loss.Item() * (double)counts[micro];
-                // The op's mean times count_i / total is its share of the step's global mean. For equal counts the
-                // double quotient is round(1 / accum) and its float is exactly 1f / accum (a double-rounding slip
-                // needs accum >= 2^29), so pretraining gradients are bit for bit what they were.
-                graph.Backward(loss, (float)((double)counts[micro] / total));
+                ulong dropoutSeed = Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro);
+                if (preference != null)
+                {
+                    var loss = PairLoss(graph, (PreferenceBatchSource)trainSource, inputs[micro], targets[micro], drawn![micro], b, total, totalChosen, dropoutSeed, ref stats);
+                    lossSum += loss.Item();
+                    graph.Backward(loss); // already the micro-batch's share of the step's mean
+                }
+                else
+                {
+                    var loss = Model.Loss(graph, inputs[micro], targets[micro], b, t, dropoutSeed);
+                    lossSum += loss.Item() * (double)counts[micro];
+                    // The op's mean times count_i / total is its share of the step's global mean. For equal counts the
+                    // double quotient is round(1 / accum) and its float is exactly 1f / accum (a double-rounding slip
+                    // needs accum >= 2^29), so pretraining gradients are bit for bit what they were.
+                    graph.Backward(loss, (float)((double)counts[micro] / total));
+                }
             }
             graph.Reset();
-            float stepLoss = total > 0 ? (float)(lossSum / total) : float.NaN;
+            float stepLoss = total == 0 ? float.NaN : preference != null ? (float)lossSum : (float)(lossSum / total);
             float gradNorm = (float)Optimizer.GradNorm();
             string? message = total == 0 ? $"skipped update at step {state.Step + 1}: every target of the step is masked" : Guard(stepLoss, gradNorm);
             if (message == null)
@@ -222,23 +277,32 @@ public sealed class Trainer : IDisposable
             double tps = (state.Step - firstStep) * (double)TokensPerStep / Math.Max(1e-9, elapsed);
             float? valLoss = null;
             bool last = state.Step == maxSteps;
+            List<KeyValuePair<string, double>>? extra = preference != null && stats.Pairs > 0 ? Figures(stats, "") : null;
             if (valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
             {
                 valLoss = Evaluate(valSource);
                 state.LastValLoss = valLoss;
+                if (preference != null && LastValStats.Pairs > 0) extra?.Add(new("val_reward_accuracy", (double)LastValStats.Correct / LastValStats.Pairs));
             }
-            IReadOnlyList<(string Name, double Value)>? evaluation = null;
             if (options.StepEvaluation != null && options.StepEvaluationEvery > 0 && (state.Step % options.StepEvaluationEvery == 0 || last))
-                evaluation = options.StepEvaluation(Model, tokenizerPath);
+            {
+                extra ??= [];
+                foreach (var (name, value) in options.StepEvaluation(Model, tokenizerPath)) extra.Add(new("eval_" + name, value));
+            }
             state.ElapsedSeconds = startElapsed + elapsed;
-            metrics.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null, evaluation);
+            LastStats = stats;
+            metrics.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null, extra);
             TimeSpan? eta = state.Step > firstStep ? TimeSpan.FromSeconds(elapsed / (state.Step - firstStep) * (maxSteps - state.Step)) : null;
-            progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message));
+            progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message)
+            {
+                Rewards = stats.Pairs > 0 ? ((double)stats.Correct / stats.Pairs, stats.Margin / stats.Pairs) : null,
+            });
             if (last || (checkpointEvery > 0 && state.Step % checkpointEvery == 0) || state.Step == stopAt)
                 Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
         }
         metrics.Flush();
         LossPlot.Write(Path.Combine(options.OutDir, "metrics.jsonl"), Path.Combine(options.OutDir, "loss.svg"));
+        if (preference != null) LossPlot.WriteRewards(Path.Combine(options.OutDir, "metrics.jsonl"), Path.Combine(options.OutDir, "rewards.svg"));
         return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates);
     }
 
@@ -248,13 +312,49 @@ public sealed class Trainer : IDisposable
     /// <summary>The validation batches (null when the data has no usable validation split).</summary>
     public IBatchSource? Validation => valSource;
 
+    /// <summary>Preference tuning: told (pairs done, pairs in the split) while the reference log-probs are computed.</summary>
+    public IProgress<(int Done, int Total)>? ReferenceProgress { get; set; }
+
+    /// <summary>Preference tuning: the rewards and accuracy of the last step's pairs (sums; divide by Pairs).</summary>
+    public PreferenceStats LastStats { get; private set; }
+
+    /// <summary>Preference tuning: the rewards and accuracy of the last evaluation's held-out pairs.</summary>
+    public PreferenceStats LastValStats { get; private set; }
+
+    /// <summary>metrics.jsonl's preference figures of summed stats: means per pair.</summary>
+    private static List<KeyValuePair<string, double>> Figures(PreferenceStats s, string prefix) =>
+    [
+        new(prefix + "reward_accuracy", (double)s.Correct / s.Pairs), new(prefix + "chosen_reward", s.ChosenReward / s.Pairs),
+        new(prefix + "rejected_reward", s.RejectedReward / s.Pairs), new(prefix + "margin", s.Margin / s.Pairs),
+    ];
+
+    /// <summary>One micro-batch's preference loss: policy log-probs of its 2B rows against the pairs' reference.</summary>
+    private Tensor PairLoss(Graph g, PreferenceBatchSource pairs, int[] x, int[] y, int[] which, int p, long stepPairs, long stepChosen, ulong dropoutSeed, ref PreferenceStats stats)
+    {
+        var pref = preference!;
+        var lengths = new int[2 * p];
+        pairs.Lengths(which, p, lengths);
+        float[]? refs = null;
+        if (pref.NeedsReference)
+        {
+            refs = new float[2 * p];
+            pairs.Reference(which, p, refs);
+        }
+        var logp = SequenceLogProbOp.Forward(g, Model.Forward(g, x, 2 * p, t, dropoutSeed), y, 2 * p);
+        var loss = PreferenceLossOp.Forward(g, logp, refs, lengths, pref, stepPairs, stepChosen, out var s);
+        stats.Add(s);
+        return loss;
+    }
+
     /// <summary>
     /// Mean loss over every unmasked target of the fixed validation batches (NaN when all are masked), without
-    /// recording a graph.
+    /// recording a graph. Preference tuning: the mean pair loss over the held-out pairs in order (at most
+    /// eval_batches micro-batches), with their reward accuracy in LastValStats.
     /// </summary>
     public float Evaluate(IBatchSource split)
     {
         ArgumentNullException.ThrowIfNull(split);
+        if (preference != null) return EvaluatePairs((PreferenceBatchSource)split);
         var g = new Graph(recording: false);
         double sum = 0;
         long total = 0;
@@ -272,7 +372,25 @@ public sealed class Trainer : IDisposable
         return total > 0 ? (float)(sum / total) : float.NaN;
     }
 
-    private static long CountTargets(int[] targets)
+    private float EvaluatePairs(PreferenceBatchSource split)
+    {
+        var g = new Graph(recording: false);
+        int[] which = new int[b];
+        var stats = default(PreferenceStats);
+        double sum = 0;
+        for (int start = 0, batch = 0; start < split.Count && batch < config.Train.EvalBatches; start += b, batch++)
+        {
+            int n = Math.Min(b, split.Count - start); // the last batch may hold fewer pairs
+            for (int i = 0; i < n; i++) which[i] = start + i;
+            split.WriteRows(which, n, t, inputs[0], targets[0]);
+            g.Reset();
+            sum += PairLoss(g, split, inputs[0], targets[0], which, n, n, CountTargets(targets[0].AsSpan(0, n * t)), 0, ref stats).Item() * (double)n;
+        }
+        LastValStats = stats;
+        return stats.Pairs > 0 ? (float)(sum / stats.Pairs) : float.NaN;
+    }
+
+    private static long CountTargets(ReadOnlySpan<int> targets)
     {
         long n = 0;
         foreach (int y in targets) if (y >= 0) n++;

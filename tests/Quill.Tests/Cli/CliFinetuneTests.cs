@@ -110,7 +110,7 @@ public class CliFinetuneTests
     }
 
     [Theory]
-    [InlineData("--method bogus", "--method bogus is not a fine-tuning method; use full, lora or qlora.")]
+    [InlineData("--method bogus", "--method bogus is not a fine-tuning method; use full, lora, qlora, dpo, ipo, orpo or simpo.")]
     [InlineData("--lora-rank 4", "--lora-* / --rslora / --qlora-type go with --method lora or qlora")]
     [InlineData("--method lora --lora-rank 0", "lora r must be at least 1 (got 0)")]
     [InlineData("--method lora --lora-targets c_attn", "lora target module 'c_attn' is not a projection of llama2.c; use some of: q_proj")]

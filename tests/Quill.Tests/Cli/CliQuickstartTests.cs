@@ -1,6 +1,7 @@
 // `quill quickstart --chat` end to end with tiny step counts (seconds, not minutes): the data files, pretraining,
 // the request-following figure before fine-tuning, full fine-tuning, the figure after (and the story-question
-// figures), samples and a chat model folder that `quill chat` opens; the figures are printed whatever they are. The plain quickstart's stop token is
+// figures), with --prefer the DPO stage and both win-rate figures, samples and a chat model folder that `quill chat`
+// opens; the figures are printed whatever they are. The plain quickstart's stop token is
 // checked on its prepared data. Bad combinations are one line.
 namespace Quill.Tests.Cli;
 
@@ -10,7 +11,8 @@ public class CliQuickstartTests
     public void Quickstart_chat_runs_the_whole_flow_and_prints_both_request_following_figures()
     {
         string run = Path.Combine(Directory.CreateTempSubdirectory("quill-quickstart").FullName, "run");
-        var r = CliProcess.Run("quickstart", "--chat", "--out", run, "--max-steps", "2", "--finetune-steps", "2", "--eval-tokens", "4");
+        var r = CliProcess.Run("quickstart", "--chat", "--out", run, "--max-steps", "2", "--finetune-steps", "2", "--eval-tokens", "4",
+            "--prefer", "--dpo-steps", "2", "--prefer-pairs", "12");
         Assert.True(r.Exit == 0, r.Err);
         Assert.Contains("200 held-out requests", r.Err);
         Assert.Contains("fine-tuning (full): ", r.Err);
@@ -24,7 +26,14 @@ public class CliQuickstartTests
         Assert.Equal(200, File.ReadAllLines(Path.Combine(run, "heldout.jsonl")).Length);
         Assert.True(File.Exists(Path.Combine(run, "instructions.jsonl")));
         Assert.True(File.Exists(Path.Combine(run, "checkpoint", "model.safetensors")));
-        string chat = Path.Combine(run, "chat");
+        Assert.Contains("wrote 12 story preference pairs", r.Err);
+        Assert.Matches(@"before DPO: \d+/200 \(\d+\.\d%\); request following followed \d+/200", r.Out);
+        Assert.Matches(@"after DPO: +\d+/200 \(\d+\.\d%\); request following followed \d+/200", r.Out);
+        Assert.Equal(12, File.ReadAllLines(Path.Combine(run, "preferences.jsonl")).Length);
+        Assert.True(File.Exists(Path.Combine(run, "dpo", "rewards.svg")));
+        Assert.Equal(200, File.ReadAllLines(Path.Combine(run, "dpo", "heldout-replies.jsonl")).Length);
+        string chat = Path.Combine(run, "dpo");
+        Assert.True(File.Exists(Path.Combine(run, "chat", "checkpoint", "tokenizer.json")));
         Assert.True(File.Exists(Path.Combine(chat, "checkpoint", "tokenizer.json")));
         Assert.Contains($"./quill chat --model {chat}", r.Out);
 
@@ -75,5 +84,8 @@ public class CliQuickstartTests
         Assert.Equal(1, r.Exit);
         string line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("--chat trains on the built-in stories", line);
+        r = CliProcess.Run("quickstart", "--prefer", "--out", Path.Combine(Path.GetTempPath(), $"quill-qs-{Guid.NewGuid():N}"));
+        Assert.Equal(1, r.Exit);
+        Assert.Contains("--prefer tunes the chat model; use it with --chat.", Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
     }
 }

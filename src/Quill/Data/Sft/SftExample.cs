@@ -2,7 +2,8 @@
 // came in and its turns as chat messages (system / user / assistant). Alpaca rows keep their optional `input`
 // apart so the pinned Alpaca layout can choose its with-input text. SftTokens is the rendered form: token ids and,
 // per token, whether it is a training target.
-// Does not handle: tool calls, images, preference pairs (chosen / rejected).
+// Preference pairs (chosen / rejected) are read by PreferencePairs.cs into two SftExamples each.
+// Does not handle: tool calls, images.
 using Quill.Tokenization.ChatTemplates;
 
 namespace Quill.Data.Sft;

@@ -52,20 +52,9 @@ public static class SftReader
     {
         ArgumentNullException.ThrowIfNull(json);
         string at = $"{source}:{line}";
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidFileException($"{at}: invalid JSON (at column {(e.BytePositionInLine ?? 0) + 1}); write one JSON object per line.");
-        }
-        using (doc)
+        using (var doc = ParseObject(json, at, "example object"))
         {
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new InvalidFileException($"{at}: expected a JSON object, found {Kind(root)}; write one example object per line.");
             if (root.TryGetProperty("messages", out var messages)) return Chat(at, line, SftFormat.Chat, ReadTurns(at, "messages", messages, "role", "content", RoleOf));
             if (root.TryGetProperty("conversations", out var conv)) return Chat(at, line, SftFormat.ShareGpt, ReadTurns(at, "conversations", conv, "from", "value", ShareGptRole));
             if (root.TryGetProperty("instruction", out _) && root.TryGetProperty("output", out _))
@@ -92,8 +81,29 @@ public static class SftReader
         }
     }
 
+    /// <summary>A line's JSON object; InvalidFileException naming `at` for invalid JSON or another kind of value.</summary>
+    internal static JsonDocument ParseObject(string json, string at, string what)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidFileException($"{at}: invalid JSON (at column {(e.BytePositionInLine ?? 0) + 1}); write one JSON object per line.");
+        }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            string found = Kind(doc.RootElement);
+            doc.Dispose();
+            throw new InvalidFileException($"{at}: expected a JSON object, found {found}; write one {what} per line.");
+        }
+        return doc;
+    }
+
     /// <summary>Checks the order of turns; null when an assistant turn is empty.</summary>
-    private static SftExample? Chat(string at, int line, SftFormat format, List<ChatMessage> turns)
+    internal static SftExample? Chat(string at, int line, SftFormat format, List<ChatMessage> turns)
     {
         int start = turns.Count > 0 && turns[0].Role == "system" ? 1 : 0;
         if (turns.Count - start < 2) throw new InvalidFileException($"{at}: needs at least one user turn followed by an assistant turn.");
@@ -108,7 +118,7 @@ public static class SftReader
         return new SftExample(line, format, turns);
     }
 
-    private static List<ChatMessage> ReadTurns(string at, string field, JsonElement list, string roleKey, string textKey, Func<string, string?> mapRole)
+    internal static List<ChatMessage> ReadTurns(string at, string field, JsonElement list, string roleKey, string textKey, Func<string, string?> mapRole)
     {
         if (list.ValueKind != JsonValueKind.Array) throw new InvalidFileException($"{at}: \"{field}\" must be a list of turns, found {Kind(list)}.");
         var turns = new List<ChatMessage>();
@@ -125,7 +135,7 @@ public static class SftReader
         return turns;
     }
 
-    private static string? RoleOf(string role) => role is "system" or "user" or "assistant" ? role : null;
+    internal static string? RoleOf(string role) => role is "system" or "user" or "assistant" ? role : null;
 
     private static string? ShareGptRole(string from) => from switch
     {
@@ -136,7 +146,7 @@ public static class SftReader
     };
 
     /// <summary>A required string field.</summary>
-    private static string? Text(string at, JsonElement obj, string key, string? owner = null)
+    internal static string? Text(string at, JsonElement obj, string key, string? owner = null)
     {
         string name = owner == null ? $"\"{key}\"" : $"{owner}.{key}";
         if (!obj.TryGetProperty(key, out var v)) throw new InvalidFileException($"{at}: {name} is missing.");
@@ -144,7 +154,7 @@ public static class SftReader
         return v.GetString();
     }
 
-    private static string Kind(JsonElement e) => e.ValueKind switch
+    internal static string Kind(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => "a list",

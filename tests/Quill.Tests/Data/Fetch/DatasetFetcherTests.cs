@@ -19,18 +19,30 @@ public sealed class DatasetFetcherTests
         public LocalServer(Dictionary<string, byte[]> files)
         {
             Files = files;
-            var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            BaseUrl = $"http://127.0.0.1:{port}/";
-            listener.Prefixes.Add(BaseUrl);
-            listener.Start();
+            for (int attempt = 0; ; attempt++)
+            {
+                var probe = new TcpListener(IPAddress.Loopback, 0);
+                probe.Start();
+                int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+                probe.Stop();
+                BaseUrl = $"http://127.0.0.1:{port}/";
+                listener.Prefixes.Clear();
+                listener.Prefixes.Add(BaseUrl);
+                try
+                {
+                    listener.Start();
+                    break;
+                }
+                catch (HttpListenerException) when (attempt < 5)
+                {
+                    // another test took the port between the probe and the start: try another
+                }
+            }
             loop = Task.Run(Serve);
         }
 
         public Dictionary<string, byte[]> Files { get; }
-        public string BaseUrl { get; }
+        public string BaseUrl { get; private set; } = "";
         public List<string?> RangeHeaders { get; } = [];
         public long BreakAfter { get; set; } = -1;   // the next full response stops after this many bytes
         public bool IgnoreRange { get; set; }
