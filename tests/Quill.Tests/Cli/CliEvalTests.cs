@@ -68,7 +68,7 @@ public sealed class CliEvalTests : IDisposable
         var evaluated = lines.Where(l => l.TryGetProperty("eval_ppl", out _)).Select(l => l.GetProperty("step").GetInt32()).ToList();
         Assert.Equal([4, 6], evaluated); // every 4 steps and the last
         var last = lines[^1];
-        Assert.Equal(Math.Exp(last.GetProperty("eval_nll").GetDouble()), last.GetProperty("eval_ppl").GetDouble(), 1e-9 * last.GetProperty("eval_ppl").GetDouble());
+        Assert.Equal(Math.Exp(last.GetProperty("eval_nll").GetDouble()), last.GetProperty("eval_ppl").GetDouble(), 1e-5 * last.GetProperty("eval_ppl").GetDouble()); // written as float
         Assert.True(last.GetProperty("eval_ppl").GetDouble() < 62, "after a few steps a char model beats the uniform guess over its vocabulary");
         Assert.Contains("eval NLL", File.ReadAllText(Path.Combine(run, "loss.svg")), StringComparison.Ordinal);
 
