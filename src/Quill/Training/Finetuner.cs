@@ -132,6 +132,9 @@ public sealed class Finetuner : IDisposable
             throw new InvalidConfigException($"seq_len {run.Train.SeqLen} exceeds the model's context of {lm.Config.BlockSize} tokens; lower seq_len.");
         run.Lora = null;
         run.Base = null;
+        // how the base's prompts are laid out, so that the fine-tuned checkpoint chats as it was trained (config.json's
+        // "inference" section, which ModelLoader reads back): BOS, the chat template by name, end-of-turn ids
+        run.Inference = new PromptFormatConfig { AddBos = model.AddBos, ChatTemplate = model.Template?.Name, ExtraStopIds = [.. model.ExtraStopIds] };
         if (options.Method != FinetuneMethod.Full)
         {
             var adapter = lm.Lora ?? lm.AddLora(options.Lora ?? new LoraConfig(), run.Train.Seed);

@@ -428,6 +428,7 @@ public sealed class Trainer : IDisposable
             ?? throw new InvalidFileException($"--resume: no checkpoint in {Path.Combine(options.OutDir, Checkpoint.FolderName)}; start without --resume.");
         var saved = Checkpoint.LoadConfig(ckpt);
         saved.Train.MaxSteps = config.Train.MaxSteps; // a longer (or shorter) planned run may continue a checkpoint
+        saved.Inference ??= config.Inference; // fine-tune checkpoints of earlier versions recorded no prompt format
         if (saved.ToJson() != config.ToJson())
             throw new InvalidConfigException($"--resume: the config in {ckpt} differs from this run's config; resume with the same --preset/--config (or start a new --out).");
         Checkpoint.LoadTrained(ckpt, Model);

@@ -4,49 +4,25 @@
 // X-Linked-Etag, as the real hub does; the storage host is the same server under the name localhost), Range requests, gated repos (401 without the right Bearer token), and
 // faults for the tests: a response that breaks off after N bytes, corrupted content.
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Quill.Tests.Support;
 
 namespace Quill.Tests.Hub;
 
 internal sealed class FakeHub : IDisposable
 {
-    private readonly HttpListener listener = new();
-    private readonly Task loop;
+    private readonly LoopbackHttp http;
 
     public sealed record Repo(string Commit, Dictionary<string, byte[]> Files, bool Gated = false);
 
-    public FakeHub()
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            BaseUrl = $"http://127.0.0.1:{port}/";
-            listener.Prefixes.Clear();
-            listener.Prefixes.Add(BaseUrl);
-            StorageUrl = $"http://localhost:{port}/"; // another host name for the same server: the storage host
-            listener.Prefixes.Add(StorageUrl);
-            try
-            {
-                listener.Start();
-                break;
-            }
-            catch (HttpListenerException) when (attempt < 5)
-            {
-                // another test took the port between the probe and the start: try another
-            }
-        }
-        loop = Task.Run(Serve);
-    }
+    public FakeHub() => http = new LoopbackHttp(Handle, alsoLocalhost: true);
 
-    public string BaseUrl { get; private set; } = "";
+    public string BaseUrl => http.BaseUrl;
 
-    public string StorageUrl { get; private set; } = "";
+    /// <summary>The storage host a download is redirected to: the same server under the name localhost.</summary>
+    public string StorageUrl => http.LocalhostUrl;
 
     public Dictionary<string, Repo> Repos { get; } = new(StringComparer.Ordinal);
 
@@ -65,29 +41,6 @@ internal sealed class FakeHub : IDisposable
     public static string Sha256(byte[] b) => Convert.ToHexStringLower(SHA256.HashData(b));
 
     public static string GitOid(byte[] b) => Convert.ToHexStringLower(SHA1.HashData([.. Encoding.ASCII.GetBytes($"blob {b.Length}\0"), .. b]));
-
-    private async Task Serve()
-    {
-        while (listener.IsListening)
-        {
-            HttpListenerContext ctx;
-            try
-            {
-                ctx = await listener.GetContextAsync();
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-            try
-            {
-                Handle(ctx);
-            }
-            catch (Exception e) when (e is HttpListenerException or IOException)
-            {
-            }
-        }
-    }
 
     private void Handle(HttpListenerContext ctx)
     {
@@ -179,16 +132,5 @@ internal sealed class FakeHub : IDisposable
         res.Close();
     }
 
-    public void Dispose()
-    {
-        listener.Stop();
-        listener.Close();
-        try
-        {
-            loop.Wait(TimeSpan.FromSeconds(5));
-        }
-        catch (AggregateException)
-        {
-        }
-    }
+    public void Dispose() => http.Dispose();
 }

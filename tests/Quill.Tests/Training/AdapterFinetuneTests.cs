@@ -212,4 +212,25 @@ public sealed class AdapterFinetuneTests : IDisposable
         Assert.Contains("not empty", q2.Message, StringComparison.Ordinal);
         Assert.Equal(["keep.txt"], Directory.GetFiles(folder).Select(Path.GetFileName));
     }
+
+    [TestDataFact("llama2c/stories260K.bin", "llama2c/tok512.bin")]
+    public void A_full_fine_tune_checkpoint_records_the_prompt_format_it_was_trained_with()
+    {
+        var open = ModelLoader.Load(Stories, Tok);
+        var options = new FinetuneOptions(Data(), Path.Combine(dir, "full")) { Method = FinetuneMethod.Full, ValFraction = 0 };
+        var template = Quill.Tokenization.ChatTemplates.ChatTemplate.Get("chatml");
+        var cfg = Config();
+        cfg.Train.MaxSteps = 1;
+        using (var ft = new Finetuner(new FinetuneBase(Finetuner.BaseModel(open.Weights, options), open.Tokenizer!, template, true, [7]), cfg, options))
+        {
+            open.Dispose();
+            ft.Run();
+        }
+        using var tuned = ModelLoader.Load(Path.Combine(dir, "full"));
+        Assert.True(tuned.AddBos);
+        Assert.Equal([7], tuned.ExtraStopIds);
+        Assert.Equal("chatml", Quill.Tokenization.ChatTemplates.ChatTemplate.FromMetadata(tuned.ChatTemplate, tuned.Spec.Arch)?.Name);
+        // without it the checkpoint would chat in the plain transcript it was never trained on
+        Assert.Null(Quill.Tokenization.ChatTemplates.ChatTemplate.FromMetadata(null, tuned.Spec.Arch));
+    }
 }

@@ -42,7 +42,9 @@ public abstract class ChatTemplate
     /// </summary>
     public static ChatTemplate? FromMetadata(string? chatTemplate, string? architecture = null)
     {
-        string? name = chatTemplate != null ? ChatTemplateDetector.Detect(chatTemplate) : null;
+        // a template's own name (what Quill records in a checkpoint it fine-tuned), else Jinja text matched by its markers
+        string? name = chatTemplate != null && All.ContainsKey(chatTemplate) ? chatTemplate
+            : chatTemplate != null ? ChatTemplateDetector.Detect(chatTemplate) : null;
         name ??= architecture?.ToLowerInvariant() switch
         {
             "gemma" or "gemma2" => "gemma-instruct",

@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using Quill.Data.Fetch;
 using Quill.Tests.Data.Cleaning;
@@ -13,62 +12,19 @@ public sealed class DatasetFetcherTests
     /// <summary>A loopback HTTP server with Range support that can break off a response part-way.</summary>
     private sealed class LocalServer : IDisposable
     {
-        private readonly HttpListener listener = new();
-        private readonly Task loop;
+        private readonly LoopbackHttp http;
 
         public LocalServer(Dictionary<string, byte[]> files)
         {
             Files = files;
-            for (int attempt = 0; ; attempt++)
-            {
-                var probe = new TcpListener(IPAddress.Loopback, 0);
-                probe.Start();
-                int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-                probe.Stop();
-                BaseUrl = $"http://127.0.0.1:{port}/";
-                listener.Prefixes.Clear();
-                listener.Prefixes.Add(BaseUrl);
-                try
-                {
-                    listener.Start();
-                    break;
-                }
-                catch (HttpListenerException) when (attempt < 5)
-                {
-                    // another test took the port between the probe and the start: try another
-                }
-            }
-            loop = Task.Run(Serve);
+            http = new LoopbackHttp(Handle);
         }
 
         public Dictionary<string, byte[]> Files { get; }
-        public string BaseUrl { get; private set; } = "";
+        public string BaseUrl => http.BaseUrl;
         public List<string?> RangeHeaders { get; } = [];
         public long BreakAfter { get; set; } = -1;   // the next full response stops after this many bytes
         public bool IgnoreRange { get; set; }
-
-        private async Task Serve()
-        {
-            while (listener.IsListening)
-            {
-                HttpListenerContext ctx;
-                try
-                {
-                    ctx = await listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-                try
-                {
-                    Handle(ctx);
-                }
-                catch (Exception ex) when (ex is HttpListenerException or IOException)
-                {
-                }
-            }
-        }
 
         private void Handle(HttpListenerContext ctx)
         {
@@ -109,18 +65,7 @@ public sealed class DatasetFetcherTests
             else ctx.Response.Close();
         }
 
-        public void Dispose()
-        {
-            listener.Stop();
-            listener.Close();
-            try
-            {
-                loop.Wait(TimeSpan.FromSeconds(5));
-            }
-            catch (AggregateException)
-            {
-            }
-        }
+        public void Dispose() => http.Dispose();
     }
 
     private static byte[] Payload(int size, int seed)
