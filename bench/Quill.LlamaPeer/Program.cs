@@ -5,6 +5,9 @@
 // runs llama.cpp's own quantizer (llama_model_quantize, its default mixes, output tensor quantized as
 // llama-quantize does) and prints {"peer":...,"type":...,"seconds":...,"bytes":...} on one line.
 // Token ids are fixed (1, then 2..N+1 modulo the vocabulary) so no tokenizer enters the timing; decode is greedy.
+//   Quill.LlamaPeer perplexity FILE.gguf --data TEXT [--context N] [--chunks N] [--threads N]
+// prints {"peer":"llama.cpp","ppl":...,"ppl_error":...,"tokens_s":...} on one line: llama-perplexity's method with
+// llama.cpp's forward (see Perplexity() below), timed from the first window to the last (tokenization not timed).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -33,15 +36,7 @@ switch (verb)
     case "decode":
         {
             int prompt = Opt("--prompt", 128), tokens = Opt("--tokens", 128), runs = Opt("--runs", 3);
-            var p = new ModelParams(file)
-            {
-                ContextSize = (uint)(prompt + tokens + 8),
-                BatchSize = (uint)Math.Max(prompt, 8),
-                UBatchSize = (uint)Math.Max(prompt, 8),
-                GpuLayerCount = 0,
-                Threads = threads,
-                BatchThreads = threads,
-            };
+            var p = Params(file, prompt + tokens + 8, Math.Max(prompt, 8), Math.Max(prompt, 8), 1, threads);
             using var weights = LLamaWeights.LoadFromFile(p);
             using var context = weights.CreateContext(p);
             int vocab = context.Vocab.Count;
@@ -80,11 +75,107 @@ switch (verb)
             }));
             return 0;
         }
+    case "perplexity":
+        return Perplexity(file, args, threads);
     case "quantize":
         return Quantize(file, args.Length > 2 ? args[2] : "", args, threads);
     default:
         Console.Error.WriteLine($"unknown subcommand {verb}");
         return 2;
+}
+
+// llama-perplexity's default run (tools/perplexity/perplexity.cpp): the text tokenized once with BOS, cut into
+// windows of n_ctx tokens, each window's first token replaced by BOS, logits asked only for positions >= n_ctx/2,
+// rows n_ctx/2 .. n_ctx-2 scoring the next token; n_batch 2048 puts 2048 / n_ctx windows into one decode as separate
+// sequences, as llama-perplexity does. The log-softmax of the scored rows runs on all threads, as there.
+static int Perplexity(string file, string[] args, int threads)
+{
+    string? data = null;
+    int ctx = 512, chunks = 0;
+    for (int i = 2; i + 1 < args.Length; i++)
+    {
+        if (args[i] == "--data") data = args[i + 1];
+        if (args[i] == "--context") ctx = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+        if (args[i] == "--chunks") chunks = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+    }
+    if (data == null)
+    {
+        Console.Error.WriteLine("perplexity needs --data FILE");
+        return 2;
+    }
+    int nSeq = Math.Max(1, 2048 / ctx);
+    var p = Params(file, ctx * nSeq, ctx * nSeq, Math.Min(ctx * nSeq, 512), nSeq, threads);
+    using var weights = LLamaWeights.LoadFromFile(p);
+    using var context = weights.CreateContext(p);
+    int vocab = context.Vocab.Count;
+    int bos = context.Vocab.BOS is LLamaToken b ? (int)b : -1;
+    bool addBos = bos >= 0 && context.Vocab.ShouldAddBOS;
+    int[] tokens = [.. context.Tokenize(File.ReadAllText(data), addBos, special: false).Select(t => (int)t)];
+    int nChunk = tokens.Length / ctx;
+    if (chunks > 0) nChunk = Math.Min(nChunk, chunks);
+    int first = ctx / 2, scored = ctx - 1 - first;
+    var batch = new LLamaBatch();
+    double nll = 0, nll2 = 0;
+    long count = 0;
+    var decodeTime = TimeSpan.Zero;
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < nChunk; i += nSeq)
+    {
+        int seqs = Math.Min(nSeq, nChunk - i);
+        context.NativeHandle.MemoryClear();
+        batch.Clear();
+        var outputs = new int[seqs];
+        for (int s = 0; s < seqs; s++)
+        {
+            int start = (i + s) * ctx;
+            for (int k = 0; k < ctx; k++)
+            {
+                int id = k == 0 && addBos ? bos : tokens[start + k];
+                int index = batch.Add((LLamaToken)id, k, (LLamaSeqId)s, k >= first);
+                if (k == first) outputs[s] = index;
+            }
+        }
+        var decodeStart = sw.Elapsed;
+        Check(context.Decode(batch));
+        decodeTime += sw.Elapsed - decodeStart;
+        for (int s = 0; s < seqs; s++)
+        {
+            int start = (i + s) * ctx + first;
+            var partial = new double[scored];
+            Parallel.For(0, scored, new ParallelOptions { MaxDegreeOfParallelism = threads }, j =>
+            {
+                var row = context.NativeHandle.GetLogitsIth(outputs[s] + j);
+                float max = row[0];
+                for (int v = 1; v < vocab; v++) max = Math.Max(max, row[v]);
+                double sum = 0;
+                for (int v = 0; v < vocab; v++) sum += MathF.Exp(row[v] - max);
+                partial[j] = max + Math.Log(sum) - row[tokens[start + j + 1]];
+            });
+            foreach (double x in partial)
+            {
+                nll += x;
+                nll2 += x * x;
+            }
+            count += scored;
+        }
+    }
+    double seconds = sw.Elapsed.TotalSeconds, mean = nll / count, var2 = nll2 / count - mean * mean;
+    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["peer"] = "llama.cpp (LLamaSharp 0.30.0)",
+        ["threads"] = threads,
+        ["context"] = ctx,
+        ["chunks"] = nChunk,
+        ["text_tokens"] = tokens.Length,
+        ["tokens_scored"] = count,
+        ["ppl"] = Math.Exp(mean),
+        ["ppl_error"] = Math.Exp(mean) * (var2 > 0 ? Math.Sqrt(var2 / (count - 1)) : 0),
+        ["seconds"] = seconds,
+        ["decode_seconds"] = decodeTime.TotalSeconds,
+        ["tokens_s"] = (double)nChunk * ctx / seconds,
+        ["system_info"] = System.Runtime.InteropServices.Marshal.PtrToStringUTF8(NativeApi.llama_print_system_info())?.Trim() ?? "",
+    }));
+    return 0;
 }
 
 static int Quantize(string input, string output, string[] args, int threads)
@@ -113,6 +204,18 @@ static int Quantize(string input, string output, string[] args, int threads)
     }));
     return 0;
 }
+
+// CPU only, the given context, batch, micro-batch, sequences and threads.
+static ModelParams Params(string file, int context, int batch, int ubatch, int sequences, int threads) => new(file)
+{
+    ContextSize = (uint)context,
+    BatchSize = (uint)batch,
+    UBatchSize = (uint)ubatch,
+    SeqMax = (uint)sequences,
+    GpuLayerCount = 0,
+    Threads = threads,
+    BatchThreads = threads,
+};
 
 static void Check(DecodeResult r)
 {

@@ -18,6 +18,7 @@ root.Add(DataCommand.Create());
 root.Add(GenerateCommand.Create());
 root.Add(ChatCommand.Create());
 root.Add(ServeCommand.Create());
+root.Add(EvalCommand.Create());
 root.Add(PullCommand.Create());
 root.Add(PullCommand.CreateList());
 root.Add(PullCommand.CreateRemove());

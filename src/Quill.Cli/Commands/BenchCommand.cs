@@ -13,6 +13,7 @@ internal static class BenchCommand
         bench.Add(BenchServeCommand.Create());
         bench.Add(BenchTokenizeCommand.Create());
         bench.Add(BenchDecodeCommand.Create());
+        bench.Add(BenchPplCommand.Create());
         bench.Add(BenchFuzzCommand.Create());
         return bench;
     }

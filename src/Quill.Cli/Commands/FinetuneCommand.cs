@@ -56,6 +56,8 @@ internal static class FinetuneCommand
             rank, alpha, dropout, targets, rslora, quantType, beta, gamma, loss, useLora, useQlora,
         };
         cmd.Add(MergeCommand());
+        var evalOptions = new TrainingEvalOptions();
+        evalOptions.AddTo(cmd);
         cmd.SetAction(r =>
         {
             if (r.GetValue(threads) is int n) KernelThreads.Count = n;
@@ -103,6 +105,7 @@ internal static class FinetuneCommand
                 Base = new BaseModelConfig { Model = Path.GetFullPath(path), Tokenizer = tok == null ? null : Path.GetFullPath(tok) },
                 TrainOnPrompt = r.GetValue(trainOnPrompt), Overlong = r.GetValue(skipLong) ? OverlongPolicy.Skip : OverlongPolicy.Truncate,
                 ValFraction = r.GetValue(valFraction), MaxSteps = r.GetValue(maxSteps), Resume = r.GetValue(resume),
+                StepEvaluation = evalOptions.Build(r), StepEvaluationEvery = evalOptions.EveryOrZero(r),
             };
             cfg.Lora = null; // the finetuner records the section it trains with
             var open = ModelLoader.Load(path, tok);

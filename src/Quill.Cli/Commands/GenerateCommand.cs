@@ -59,16 +59,17 @@ internal sealed class GenerateOptions
             cmd.Add(opt);
     }
 
-    public InferenceModel LoadModel(ParseResult r)
+    public InferenceModel LoadModel(ParseResult r) =>
+        Load(ModelLocator.Resolve(r.GetValue(Model)!, r.GetValue(Pull)), r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads), !r.GetValue(NoMmap));
+
+    /// <summary>Sets the thread count (0: all cores), loads the model (mapped, or read into memory), merges the adapter and converts to dtype.</summary>
+    public static InferenceModel Load(string path, string? tokenizer, string? dtype, string? adapter, int threads, bool mmap = true)
     {
-        int threads = r.GetValue(Threads);
+        if (threads < 0) throw new InvalidConfigException($"--threads must be 0 (all cores) or more (got {threads}).");
         if (threads > 0) KernelThreads.Count = threads;
-        string? adapter = r.GetValue(Adapter);
-        string model = ModelLocator.Resolve(r.GetValue(Model)!, r.GetValue(Pull));
-        if (adapter == null) return ModelLoader.Load(model, r.GetValue(Tokenizer), r.GetValue(Dtype), mmap: !r.GetValue(NoMmap));
-        string? dtype = r.GetValue(Dtype);
+        if (adapter == null) return ModelLoader.Load(path, tokenizer, dtype, mmap);
         var type = string.IsNullOrEmpty(dtype) ? (Quantization.GgmlType?)null : ModelLoader.ParseType(dtype);
-        using var stored = ModelLoader.Load(model, r.GetValue(Tokenizer), null);
+        using var stored = ModelLoader.Load(path, tokenizer, null);
         var merged = stored.WithLoraAdapter(adapter);
         if (type == null) return merged;
         using (merged) return merged.Requantize(type.Value);

@@ -32,6 +32,8 @@ internal static class TrainCommand
         {
             preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, init, tokenizer, trainable,
         };
+        var evalOptions = new TrainingEvalOptions();
+        evalOptions.AddTo(cmd);
         cmd.SetAction(r =>
         {
             if (r.GetValue(threads) is int n) KernelThreads.Count = n;
@@ -39,7 +41,10 @@ internal static class TrainCommand
             if (initPath == null && r.GetValue(tokenizer) != null) throw new InvalidConfigException("--tokenizer goes with --init (the tokenizer of the model to start from).");
             RunConfig run = initPath == null ? LoadRunConfig(r.GetValue(preset), r.GetValue(config)) : InitRunConfig(r.GetValue(preset), r.GetValue(config));
             if (r.GetValue(trainable) is { Length: > 0 } globs) run.Train.Trainable = [.. globs];
-            var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume));
+            var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume))
+            {
+                StepEvaluation = evalOptions.Build(r), StepEvaluationEvery = evalOptions.EveryOrZero(r),
+            };
             using var cts = Rendering.CtrlC();
             string? note = null;
             LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), r.GetValue(data)!, ref run, out note);

@@ -259,7 +259,7 @@ public sealed unsafe class WeightMatrix
     /// <summary>Dequantizes the matrix a panel of rows (about 256 KiB of floats) at a time, rows split across threads, and hands each panel [rows, Cols] to action.</summary>
     private void ForEachPanel(PanelAction action)
     {
-        int panel = Math.Min(Rows, Math.Max(16, 65536 / Cols));
+        int panel = Math.Min(Rows, Math.Max(64, 262144 / Cols));
         float[] buf = System.Buffers.ArrayPool<float>.Shared.Rent(panel * Cols);
         try
         {

@@ -60,6 +60,11 @@ public sealed record FinetuneOptions(string DataPath, string OutDir)
 
     /// <summary>Stop (with a checkpoint) after this many steps of this invocation; the schedule still follows MaxSteps.</summary>
     public int? StopAfterSteps { get; init; }
+
+    /// <summary>A measurement run every <see cref="StepEvaluationEvery"/> steps (see TrainOptions.StepEvaluation).</summary>
+    public Func<LanguageModel, string?, IReadOnlyList<(string Name, double Value)>>? StepEvaluation { get; init; }
+
+    public int StepEvaluationEvery { get; init; }
 }
 
 /// <summary>Fine-tunes a model on SFT examples with the Trainer.</summary>
@@ -95,7 +100,10 @@ public sealed class Finetuner : IDisposable
         string tokenizerPath = Path.Combine(options.OutDir, "tokenizer.json");
         model.Tokenizer.Save(tokenizerPath);
         pad = Math.Max(model.Tokenizer.EosId, 0);
-        return new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps) { TokenizerPath = tokenizerPath };
+        return new TrainOptions(null, options.OutDir, options.MaxSteps, options.CheckpointEvery, options.Resume, options.StopAfterSteps)
+        {
+            TokenizerPath = tokenizerPath, StepEvaluation = options.StepEvaluation, StepEvaluationEvery = options.StepEvaluationEvery,
+        };
     }
 
     /// <summary>

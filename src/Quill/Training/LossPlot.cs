@@ -1,5 +1,5 @@
-// Draws the loss curve of a run as a self-contained SVG (train loss as a line, validation loss as dots), read
-// from metrics.jsonl; preference runs also get rewards.svg (reward accuracy per step, held-out accuracy as dots). No plotting library: axes, ticks and labels are placed by hand.
+// Draws the loss curve of a run as a self-contained SVG (train loss as a line, validation loss as dots, and the
+// mean NLL of a step evaluation such as `--eval-task ppl` as squares when the run has one), read from metrics.jsonl; preference runs also get rewards.svg (reward accuracy per step, held-out accuracy as dots). No plotting library: axes, ticks and labels are placed by hand.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -41,7 +41,7 @@ public static class LossPlot
     public static void Write(string metricsPath, string svgPath)
     {
         var (train, val) = ReadMetrics(metricsPath);
-        AtomicFile.WriteAllText(svgPath, Render(train, val));
+        AtomicFile.WriteAllText(svgPath, Render(train, val, evalNll: ReadMetrics(metricsPath, "eval_nll", "eval_nll").Train));
     }
 
     /// <summary>Writes the reward accuracy of a preference run (metrics' reward_accuracy, val_reward_accuracy).</summary>
@@ -52,11 +52,12 @@ public static class LossPlot
     }
 
     public static string Render(IReadOnlyList<(int Step, double Loss)> train, IReadOnlyList<(int Step, double Loss)> val,
-        string title = "Loss", string trainLabel = "train loss", string valLabel = "validation loss")
+        string title = "Loss", string trainLabel = "train loss", string valLabel = "validation loss", IReadOnlyList<(int Step, double Loss)>? evalNll = null)
     {
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(val);
-        var all = train.Concat(val).ToList();
+        evalNll ??= [];
+        var all = train.Concat(val).Concat(evalNll).ToList();
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"12\">\n");
         sb.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
@@ -92,6 +93,8 @@ public static class LossPlot
         foreach (var (s, l) in val) sb.Append(CultureInfo.InvariantCulture, $"<circle cx=\"{N(X(s))}\" cy=\"{N(Y(l))}\" r=\"3.5\" fill=\"#d62728\"/>\n");
         sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{W - Right - 150}\" y=\"{Top + 4}\" fill=\"#1f77b4\">— {trainLabel}</text>\n");
         sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{W - Right - 150}\" y=\"{Top + 20}\" fill=\"#d62728\">● {valLabel}</text>\n");
+        foreach (var (s, l) in evalNll) sb.Append(CultureInfo.InvariantCulture, $"<rect x=\"{N(X(s) - 3.5)}\" y=\"{N(Y(l) - 3.5)}\" width=\"7\" height=\"7\" fill=\"#2ca02c\"/>\n");
+        if (evalNll.Count > 0) sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{W - Right - 150}\" y=\"{Top + 36}\" fill=\"#2ca02c\">■ eval NLL (--eval-task)</text>\n");
         sb.Append("</svg>\n");
         return sb.ToString();
     }

@@ -47,6 +47,16 @@ public sealed record TrainOptions(string? DataDir, string OutDir, int? MaxSteps 
     int? StopAfterSteps = null)
 {
     public string? TokenizerPath { get; init; }
+
+    /// <summary>
+    /// A measurement of the model (e.g. `quill eval`'s perplexity of a held-out text) run every
+    /// <see cref="StepEvaluationEvery"/> steps and at the last step, given the model and the run's tokenizer file (null
+    /// when it has none); its figures go to metrics.jsonl as "eval_NAME" ("eval_nll" is also drawn in loss.svg). The
+    /// model must not be changed by it. Null: none.
+    /// </summary>
+    public Func<LanguageModel, string?, IReadOnlyList<(string Name, double Value)>>? StepEvaluation { get; init; }
+
+    public int StepEvaluationEvery { get; init; }
 }
 
 /// <summary>Trains a language model on a prepared dataset.</summary>
@@ -273,6 +283,11 @@ public sealed class Trainer : IDisposable
                 valLoss = Evaluate(valSource);
                 state.LastValLoss = valLoss;
                 if (preference != null && LastValStats.Pairs > 0) extra?.Add(new("val_reward_accuracy", (double)LastValStats.Correct / LastValStats.Pairs));
+            }
+            if (options.StepEvaluation != null && options.StepEvaluationEvery > 0 && (state.Step % options.StepEvaluationEvery == 0 || last))
+            {
+                extra ??= [];
+                foreach (var (name, value) in options.StepEvaluation(Model, tokenizerPath)) extra.Add(new("eval_" + name, value));
             }
             state.ElapsedSeconds = startElapsed + elapsed;
             LastStats = stats;
