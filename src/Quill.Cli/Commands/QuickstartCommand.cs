@@ -54,12 +54,13 @@ internal static class QuickstartCommand
         var ftSteps = new Option<int>("--finetune-steps") { Description = "With --chat: fine-tuning steps", DefaultValueFactory = _ => 800 };
         var prefer = new Option<bool>("--prefer") { Description = "With --chat: then preference-tune the chat model with DPO so its stories end with \"The end.\", and measure the win rate before and after" };
         var dpoSteps = new Option<int>("--dpo-steps") { Description = "With --prefer: DPO steps", DefaultValueFactory = _ => 150 };
+        var dpoLr = new Option<float>("--dpo-lr") { Description = "With --prefer: DPO's peak learning rate", DefaultValueFactory = _ => DpoLearningRate };
         var preferPairs = new Option<int>("--prefer-pairs") { Description = "With --prefer: story preference pairs to make", DefaultValueFactory = _ => 1000 };
         var evalTokens = new Option<int>("--eval-tokens") { Description = "With --chat: most tokens of a reply when measuring request following", DefaultValueFactory = _ => ReplyTokens };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores)" };
         var cmd = new Command("quickstart", "Prepare data, train a small model for a few minutes, and sample from it (--chat: then teach it to follow requests).")
         {
-            data, outDir, steps, chat, ftSteps, evalTokens, threads, prefer, dpoSteps, preferPairs,
+            data, outDir, steps, chat, ftSteps, evalTokens, threads, prefer, dpoSteps, preferPairs, dpoLr,
         };
         cmd.SetAction(r =>
         {
@@ -73,7 +74,8 @@ internal static class QuickstartCommand
             using var cts = Rendering.CtrlC();
             if (r.GetValue(prefer) && !withChat) throw new InvalidConfigException("--prefer tunes the chat model; use it with --chat.");
             if (r.GetValue(prefer) && (r.GetValue(dpoSteps) < 1 || r.GetValue(preferPairs) < 1)) throw new InvalidConfigException("--dpo-steps and --prefer-pairs must be at least 1.");
-            if (withChat) Chat(run, r.GetValue(steps), r.GetValue(ftSteps), r.GetValue(evalTokens), r.GetValue(prefer) ? (r.GetValue(dpoSteps), r.GetValue(preferPairs)) : null, cts.Token);
+            if (!(r.GetValue(dpoLr) is > 0 and < 1)) throw new InvalidConfigException($"--dpo-lr must lie between 0 and 1 (got {r.GetValue(dpoLr)}).");
+            if (withChat) Chat(run, r.GetValue(steps), r.GetValue(ftSteps), r.GetValue(evalTokens), r.GetValue(prefer) ? (r.GetValue(dpoSteps), r.GetValue(preferPairs), r.GetValue(dpoLr)) : null, cts.Token);
             else Plain(run, r.GetValue(data), r.GetValue(steps), cts.Token);
         });
         return cmd;
@@ -101,7 +103,7 @@ internal static class QuickstartCommand
         Console.WriteLine($"try: ./quill sample --checkpoint {run} --prompt \"Once upon a time\"");
     }
 
-    private static void Chat(string run, int steps, int finetuneSteps, int evalTokens, (int Steps, int Pairs)? prefer, CancellationToken cancel)
+    private static void Chat(string run, int steps, int finetuneSteps, int evalTokens, (int Steps, int Pairs, float LearningRate)? prefer, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
         var set = StoryInstructions.Generate(ChatExamples);
@@ -171,7 +173,7 @@ internal static class QuickstartCommand
         if (prefer is { } dpo)
         {
             final = Path.Combine(run, "dpo");
-            Prefer(run, chatRun, final, set, after.Requests, eval, dpo.Steps, dpo.Pairs, cancel);
+            Prefer(run, chatRun, final, set, after.Requests, eval, dpo.Steps, dpo.Pairs, dpo.LearningRate, cancel);
         }
         Console.WriteLine();
         Console.WriteLine($"done in {Rendering.Duration(clock.Elapsed)}; chat model: {final}");
@@ -183,7 +185,7 @@ internal static class QuickstartCommand
     /// DPO on the story preference pairs, from the chat model (its own reference), then the win rate and request
     /// following on the held-out requests; sft is the chat model's request-following report.
     /// </summary>
-    private static void Prefer(string run, string chatRun, string dpoRun, StoryInstructionSet set, RequestFollowingReport sft, AnswerOptions eval, int dpoSteps, int pairCount, CancellationToken cancel)
+    private static void Prefer(string run, string chatRun, string dpoRun, StoryInstructionSet set, RequestFollowingReport sft, AnswerOptions eval, int dpoSteps, int pairCount, float learningRate, CancellationToken cancel)
     {
         string pairsFile = Path.Combine(run, "preferences.jsonl");
         var pairs = StoryPreferences.Generate(pairCount);
@@ -195,8 +197,8 @@ internal static class QuickstartCommand
             start = new FinetuneBase(LanguageModel.FromWeights(model.Weights), model.Tokenizer!, null, model.AddBos, model.ExtraStopIds);
         var config = PreferenceTuner.DefaultConfig();
         config.Train.SeqLen = ChatContext;
-        config.Train.LearningRate = DpoLearningRate;
-        config.Train.MinLr = DpoLearningRate / 10;
+        config.Train.LearningRate = learningRate;
+        config.Train.MinLr = learningRate / 10;
         config.Train.WarmupSteps = Math.Min(10, dpoSteps / 10);
         config.Train.EvalEvery = Math.Max(1, dpoSteps / 2);
         config.Train.EvalBatches = 5;
@@ -227,7 +229,7 @@ internal static class QuickstartCommand
         Console.WriteLine(sample.Reply + (sample.Stopped ? "" : " [no stop]"));
     }
 
-    /// <summary>--prefer's DPO learning rate (constant to 1/10 by cosine).</summary>
+    /// <summary>--prefer's default DPO learning rate (decayed to 1/10 by cosine).</summary>
     private const float DpoLearningRate = 1e-5f;
 
     /// <summary>Request following on the held-out requests and exact answers to the held-out questions.</summary>
