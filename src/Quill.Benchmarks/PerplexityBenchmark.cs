@@ -5,7 +5,6 @@
 // runs measured the same thing. The peer is looked for at bench/Quill.LlamaPeer/bin/Release/net10.0 above the working
 // folder or the program (build it with `dotnet build bench/Quill.LlamaPeer -c Release`); without it Quill runs alone.
 // The peer runs with OMP_WAIT_POLICY=PASSIVE (measured faster than the default here: 1,469 vs 1,048 tokens/s).
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Quill.Evaluation;
@@ -20,8 +19,6 @@ public sealed record PerplexityBenchOptions(string ModelPath, string DataPath, i
 /// <summary>Perplexity throughput against llama.cpp.</summary>
 public static class PerplexityBenchmark
 {
-    private const string PeerDll = "bench/Quill.LlamaPeer/bin/Release/net10.0/Quill.LlamaPeer.dll";
-
     public static IReadOnlyList<BenchResult> Run(PerplexityBenchOptions o, TextWriter log)
     {
         ArgumentNullException.ThrowIfNull(o);
@@ -50,44 +47,26 @@ public static class PerplexityBenchmark
 
     private static (double Ppl, double TokensPerSecond, string SystemInfo)? RunPeer(PerplexityBenchOptions o, int threads, TextWriter log)
     {
-        string? dll = FindPeer();
+        string? dll = LlamaPeerProcess.Find();
         if (dll == null)
         {
-            log.WriteLine($"peer: {PeerDll} not found (dotnet build bench/Quill.LlamaPeer -c Release); reporting Quill alone");
+            log.WriteLine($"peer: {LlamaPeerProcess.RelativeDll} not found (dotnet build bench/Quill.LlamaPeer -c Release); reporting Quill alone");
             return null;
         }
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in new[] { dll, "perplexity", o.ModelPath, "--data", o.DataPath, "--context", o.Context.ToString(CultureInfo.InvariantCulture),
-            "--chunks", o.Chunks.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
-        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE"; // llama.cpp's CPU build uses OpenMP; passive waiting is its faster setting on this shared 2-core host
-        using var proc = Process.Start(psi)!;
-        var stderr = proc.StandardError.ReadToEndAsync();
-        string stdout = proc.StandardOutput.ReadToEnd();
-        proc.WaitForExit();
-        foreach (string line in stdout.Split('\n'))
+        JsonElement r;
+        try
         {
-            if (!line.StartsWith('{')) continue;
-            using var doc = JsonDocument.Parse(line);
-            var r = doc.RootElement;
-            double ppl = r.GetProperty("ppl").GetDouble(), tps = r.GetProperty("tokens_s").GetDouble();
-            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"llama.cpp: PPL = {ppl:F4} +/- {r.GetProperty("ppl_error").GetDouble():F5}, {tps:F0} tokens/s"));
-            return (ppl, tps, r.GetProperty("system_info").GetString() ?? "");
+            // llama.cpp's CPU build uses OpenMP; passive waiting is its faster setting on this shared 2-core host
+            r = LlamaPeerProcess.Run(dll, ["perplexity", o.ModelPath, "--data", o.DataPath, "--context", o.Context.ToString(CultureInfo.InvariantCulture),
+                "--chunks", o.Chunks.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture)], passiveWait: true);
         }
-        log.WriteLine($"peer: no result ({stderr.Result.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + proc.ExitCode})");
-        return null;
-    }
-
-    private static string? FindPeer()
-    {
-        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        catch (QuillException e)
         {
-            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, PeerDll);
-                if (File.Exists(candidate)) return candidate;
-            }
+            log.WriteLine($"peer: no result ({e.Message})");
+            return null;
         }
-        return null;
+        double ppl = r.GetProperty("ppl").GetDouble(), tps = r.GetProperty("tokens_s").GetDouble();
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"llama.cpp: PPL = {ppl:F4} +/- {r.GetProperty("ppl_error").GetDouble():F5}, {tps:F0} tokens/s"));
+        return (ppl, tps, r.GetProperty("system_info").GetString() ?? "");
     }
 }

@@ -8,7 +8,6 @@
 // Does not handle: importance matrices, GPU builds of llama.cpp.
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using Quill.Evaluation;
 using Quill.Inference;
 using Quill.Kernels;
@@ -41,7 +40,7 @@ public static class QuantizeBenchmark
             var sw = Stopwatch.StartNew();
             GgufExport.Write(original, mine, TensorTypePlan.Parse(type));
             double quillSeconds = sw.Elapsed.TotalSeconds;
-            var q = Peer(peer, ["quantize", f32, theirs, "--type", type, "--threads", threads.ToString(CultureInfo.InvariantCulture)]);
+            var q = LlamaPeerProcess.Run(peer, ["quantize", f32, theirs, "--type", type, "--threads", threads.ToString(CultureInfo.InvariantCulture)]);
             Emit(output, new BenchResult("quantize_seconds", quillSeconds, "s", q.GetProperty("seconds").GetDouble(), Fields(type, threads, mine, theirs)));
             using var a = ModelLoader.Load(mine);
             using var b = ModelLoader.Load(theirs);
@@ -54,7 +53,7 @@ public static class QuantizeBenchmark
             Emit(output, new BenchResult("kl_divergence", qa.MeanKl * 1000, "millinats", qb.MeanKl * 1000, Fields(type, threads, mine, theirs)));
             Emit(output, new BenchResult("top_token_agreement", qa.TopTokenAgreement, "share", qb.TopTokenAgreement, Fields(type, threads, mine, theirs)));
             var dec = DecodeBenchmark.Run(new DecodeBenchOptions(mine, null, null, Tokens: 128, Runs: 3, Threads: threads, PromptTokens: 64, Peer: false), null)[0];
-            var d = Peer(peer, ["decode", mine, "--prompt", "64", "--tokens", "128", "--threads", threads.ToString(CultureInfo.InvariantCulture), "--runs", "3"]);
+            var d = LlamaPeerProcess.Run(peer, ["decode", mine, "--prompt", "64", "--tokens", "128", "--threads", threads.ToString(CultureInfo.InvariantCulture), "--runs", "3"]);
             Emit(output, new BenchResult("decode_tokens_per_s", dec.Quill, "tokens/s", d.GetProperty("decode_tok_s").GetDouble(), Fields(type, threads, mine, mine)));
         }
         return 0;
@@ -73,19 +72,5 @@ public static class QuantizeBenchmark
     {
         o.WriteLine(r.ToJson());
         o.Flush();
-    }
-
-    /// <summary>Runs Quill.LlamaPeer with args; returns its one JSON line.</summary>
-    private static JsonElement Peer(string dll, string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(dll);
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string line = p.StandardOutput.ReadToEnd().Trim().Split('\n')[^1];
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new QuillException($"Quill.LlamaPeer {string.Join(' ', args)} failed: {err.Result.Trim()}");
-        return JsonDocument.Parse(line).RootElement.Clone();
     }
 }
