@@ -132,8 +132,8 @@ public static unsafe class Gemv
                 {
                     case GemvWidth.Vector512 when k <= ShortRow && v == 0: Four512(w0, k, xv, yv, w0 + 8L * k); break;
                     case GemvWidth.Vector512: Four512(w0, k, xv, yv); break;
-                    case GemvWidth.Vector256: Four256(w0, k, xv, yv); break;
-                    case GemvWidth.Vector128: Four128(w0, k, xv, yv); break;
+                    case GemvWidth.Vector256: Four<Vec256, Vector256<float>>(w0, k, xv, yv); break;
+                    case GemvWidth.Vector128: Four<Vec128, Vector128<float>>(w0, k, xv, yv); break;
                     default: FourScalar(w0, k, xv, yv); break;
                 }
             }
@@ -194,57 +194,26 @@ public static unsafe class Gemv
         y[3] = s3;
     }
 
+    /// <summary>
+    /// Four rows on TV vectors of TOps.Lanes floats (Vec256: AVX2; Vec128: ARM64 NEON, the widest .NET accelerates
+    /// there, or SSE), through the vector operations the attention kernels use.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Four256(float* w, int k, float* x, float* y)
+    private static void Four<TOps, TV>(float* w, int k, float* x, float* y)
+        where TOps : struct, IAttentionVector<TV> where TV : struct
     {
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
-        var a0 = Vector256<float>.Zero;
-        var a1 = Vector256<float>.Zero;
-        var a2 = Vector256<float>.Zero;
-        var a3 = Vector256<float>.Zero;
+        TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
         int i = 0;
-        for (; i + 8 <= k; i += 8)
+        for (; i + TOps.Lanes <= k; i += TOps.Lanes)
         {
-            var xv = Vector256.Load(x + i);
-            a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i), xv, a0);
-            a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + i), xv, a1);
-            a2 = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + i), xv, a2);
-            a3 = Vector256.FusedMultiplyAdd(Vector256.Load(w3 + i), xv, a3);
+            var xv = TOps.Load(x + i);
+            a0 = TOps.Fma(TOps.Load(w + i), xv, a0);
+            a1 = TOps.Fma(TOps.Load(w1 + i), xv, a1);
+            a2 = TOps.Fma(TOps.Load(w2 + i), xv, a2);
+            a3 = TOps.Fma(TOps.Load(w3 + i), xv, a3);
         }
-        float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
-        for (; i < k; i++)
-        {
-            float xi = x[i];
-            s0 += w[i] * xi;
-            s1 += w1[i] * xi;
-            s2 += w2[i] * xi;
-            s3 += w3[i] * xi;
-        }
-        y[0] = s0;
-        y[1] = s1;
-        y[2] = s2;
-        y[3] = s3;
-    }
-
-    /// <summary>Four rows on 128-bit vectors: ARM64 NEON (the widest .NET accelerates there), or SSE.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Four128(float* w, int k, float* x, float* y)
-    {
-        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
-        var a0 = Vector128<float>.Zero;
-        var a1 = Vector128<float>.Zero;
-        var a2 = Vector128<float>.Zero;
-        var a3 = Vector128<float>.Zero;
-        int i = 0;
-        for (; i + 4 <= k; i += 4)
-        {
-            var xv = Vector128.Load(x + i);
-            a0 = Vector128.FusedMultiplyAdd(Vector128.Load(w + i), xv, a0);
-            a1 = Vector128.FusedMultiplyAdd(Vector128.Load(w1 + i), xv, a1);
-            a2 = Vector128.FusedMultiplyAdd(Vector128.Load(w2 + i), xv, a2);
-            a3 = Vector128.FusedMultiplyAdd(Vector128.Load(w3 + i), xv, a3);
-        }
-        float s0 = Vector128.Sum(a0), s1 = Vector128.Sum(a1), s2 = Vector128.Sum(a2), s3 = Vector128.Sum(a3);
+        float s0 = TOps.SumAcross(a0), s1 = TOps.SumAcross(a1), s2 = TOps.SumAcross(a2), s3 = TOps.SumAcross(a3);
         for (; i < k; i++)
         {
             float xi = x[i];
