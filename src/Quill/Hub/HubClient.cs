@@ -6,9 +6,9 @@
 // from {endpoint}{repo}/resolve/{commit}/{path} (redirects followed by hand, so the token is never sent to the
 // storage host), resumed with Range from blobs/<etag>.incomplete, verified (LFS: sha256, as X-Linked-Etag also says;
 // others: the git blob id), then renamed into blobs/ and linked from the snapshot.
+// The bytes go through ProgressCopy, as DatasetFetcher's do.
 // Does not handle: paginated listings of huge repos, split GGUF files (*-00001-of-0000N.gguf: the first part only),
 // parallel downloads, Xet storage.
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
@@ -228,32 +228,19 @@ public sealed class HubClient
         bool resumed = have > 0 && response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From == have;
         if (!resumed) have = 0;
         long total = file.Size >= 0 ? file.Size : (response.Content.Headers.ContentLength ?? -1) + have;
-        var clock = Stopwatch.StartNew();
-        long thisRun = 0;
+        var copy = new ProgressCopy();
         try
         {
             await using var output = new FileStream(part, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
             await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            byte[] buffer = new byte[1 << 16];
-            TimeSpan last = TimeSpan.Zero;
-            int n;
-            while ((n = await body.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-            {
-                await output.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                thisRun += n;
-                if (progress != null && clock.Elapsed - last >= TimeSpan.FromMilliseconds(100))
-                {
-                    last = clock.Elapsed;
-                    progress.Report(new HubProgress(file.Path, have + thisRun, total, clock.Elapsed, thisRun));
-                }
-            }
+            await copy.RunAsync(body, output, progress == null ? null : b => progress.Report(new HubProgress(file.Path, have + b, total, copy.Elapsed, b)), ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or HttpRequestException)
         {
-            throw new QuillException($"download of hf.co/{repo}/{file.Path} stopped after {have + thisRun:N0} bytes ({e.Message}); run the same command again to resume.", e);
+            throw new QuillException($"download of hf.co/{repo}/{file.Path} stopped after {have + copy.Bytes:N0} bytes ({e.Message}); run the same command again to resume.", e);
         }
-        progress?.Report(new HubProgress(file.Path, have + thisRun, total, clock.Elapsed, thisRun));
-        return thisRun;
+        progress?.Report(new HubProgress(file.Path, have + copy.Bytes, total, copy.Elapsed, copy.Bytes));
+        return copy.Bytes;
     }
 
     /// <summary>Sends a request, following redirects by hand (the token goes to the hub only); turns failures into one line.</summary>

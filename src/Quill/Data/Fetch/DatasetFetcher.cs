@@ -4,7 +4,6 @@
 // it. Zip archives are extracted into a folder named after the archive. A download that breaks off leaves the
 // .part file and says to run again; a checksum mismatch removes the bad file and says so.
 // Does not handle: parallel range downloads, authentication, FTP.
-using System.Diagnostics;
 using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Headers;
@@ -124,34 +123,22 @@ public sealed class DatasetFetcher(HttpClient? client = null)
             long? total = response.Content.Headers.ContentRange?.Length
                 ?? (response.Content.Headers.ContentLength is long len ? have + len : null);
 
-            var clock = Stopwatch.StartNew();
-            long thisRun = 0;
+            var copy = new ProgressCopy();
             using (var file = new FileStream(part, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
             {
                 try
                 {
                     using Stream body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-                    byte[] buffer = new byte[1 << 16];
-                    TimeSpan lastReport = TimeSpan.Zero;
-                    int n;
-                    while ((n = await body.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-                    {
-                        await file.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                        thisRun += n;
-                        if (progress != null && clock.Elapsed - lastReport >= TimeSpan.FromMilliseconds(100))
-                        {
-                            lastReport = clock.Elapsed;
-                            progress.Report(new FetchProgress(fileName, have + thisRun, total, clock.Elapsed, thisRun));
-                        }
-                    }
+                    await copy.RunAsync(body, file, progress == null ? null : b => progress.Report(new FetchProgress(fileName, have + b, total, copy.Elapsed, b)), ct).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is IOException or HttpRequestException)
                 {
                     await file.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-                    throw new QuillException($"download of {fileName} broke off after {have + thisRun:N0} bytes ({ex.Message}); run the same command again to resume.", ex);
+                    throw new QuillException($"download of {fileName} broke off after {have + copy.Bytes:N0} bytes ({ex.Message}); run the same command again to resume.", ex);
                 }
             }
-            progress?.Report(new FetchProgress(fileName, have + thisRun, total, clock.Elapsed, thisRun));
+            long thisRun = copy.Bytes;
+            progress?.Report(new FetchProgress(fileName, have + thisRun, total, copy.Elapsed, thisRun));
             if (total is long t && have + thisRun != t)
             {
                 throw new QuillException($"download of {fileName} ended after {have + thisRun:N0} of {t:N0} bytes; run the same command again to resume.");
