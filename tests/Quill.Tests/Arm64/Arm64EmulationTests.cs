@@ -37,15 +37,7 @@ internal static class Arm64Cli
         }
         psi.ArgumentList.Add(cli);
         foreach (string a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(300_000))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException("quill (arm64) " + string.Join(' ', args) + " did not finish in 5 minutes");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        return Cli.CliProcess.Run(psi, "quill (arm64) " + string.Join(' ', args));
     }
 }
 

@@ -22,6 +22,14 @@ internal static class CliProcess
     {
         var psi = StartInfo(args);
         if (environment != null) foreach (var (k, v) in environment) psi.Environment[k] = v;
+        return Run(psi, "quill " + string.Join(' ', args));
+    }
+
+    /// <summary>Runs a prepared process (stdout and stderr redirected) with no input; 5 minutes at most.</summary>
+    public static (int Exit, string Out, string Err) Run(ProcessStartInfo psi, string what)
+    {
+        ArgumentNullException.ThrowIfNull(psi);
+        psi.RedirectStandardInput = true;
         using var p = Process.Start(psi)!;
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -29,7 +37,7 @@ internal static class CliProcess
         if (!p.WaitForExit(300_000))
         {
             p.Kill(entireProcessTree: true);
-            throw new TimeoutException("quill " + string.Join(' ', args) + " did not finish");
+            throw new TimeoutException(what + " did not finish in 5 minutes");
         }
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
