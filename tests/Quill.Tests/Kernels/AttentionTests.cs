@@ -8,7 +8,7 @@ using Quill.Kernels;
 
 namespace Quill.Tests.Kernels;
 
-public class AttentionTests
+public partial class AttentionTests
 {
     public static TheoryData<int, int, int, int, int, bool> Shapes => new()
     {
