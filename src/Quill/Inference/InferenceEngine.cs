@@ -8,8 +8,9 @@
 // the cache, attention over the cache (the layer's sliding window, score scale and soft-cap), output projection
 // (+bias), post-norm (Gemma), residual; norm, SwiGLU, GeGLU or GELU MLP (+biases), post-norm (Gemma), residual;
 // learned positions added to the embedding, or the embedding scaled by sqrt(C) (Gemma), when the spec says so; the
-// logits soft-capped (Gemma 2). The cache keeps every position; a windowed layer reads only its window of it. A test holds the two forwards equal for every architecture. Only the rows whose logits are asked for go
-// through the final norm and the classifier.
+// logits soft-capped (Gemma 2). The cache keeps every position; a windowed layer reads only its window of it. A test
+// holds the two forwards equal for every architecture. Only the rows whose logits are asked for go through the final
+// norm and the classifier.
 // Not thread-safe: one engine runs one forward at a time (its scratch is shared); use one engine per thread.
 // Glossary: N rows in this call, C width, Hq / Hkv heads, D head size, F MLP width, V vocabulary.
 using Quill.Kernels;

@@ -8,7 +8,7 @@
 // biases (q|k|v, attention output, MLP, norms), tied input and output embeddings, the sliding window and which
 // layers use it (all: Mistral; all but every n-th: Gemma 2 and 3) with their own RoPE base (Gemma 3), MLP width,
 // and Gemma's touches: embeddings scaled by sqrt(C), norms after attention and after the MLP, GeGLU, the attention
-// score scale, attention and final logit soft-caps, and norm weights stored as w - 1 in Hugging Face files.
+// score scale, attention and final logit soft-caps, and norm weights stored as gamma - 1 in Hugging Face files.
 // Sliding windows are computed as such (AttentionMask in training, a window over the KV cache in decode), so a
 // window does not limit the context.
 // Not handled: mixture-of-experts, ALiBi, parallel blocks.

@@ -98,38 +98,9 @@ public partial class AttentionTests
     [Fact]
     public void Masked_reference_backward_matches_finite_differences()
     {
-        const int B = 2, T = 7, Hq = 2, Hkv = 1, D = 3;
-        var x = Inputs.Random(B, T, Hq, Hkv, D, fused: false, seed: 9);
-        var mask = AttentionMask.Documents(AttentionMask.StartsFromSegments([0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 2, 2], B, T), B, T, window: 3, softcap: 0.9f);
-        float scale = 0.7f;
-        var w = x.DO;
-        double Loss()
-        {
-            var o = new float[B * T * Hq * D];
-            AttentionReference.Forward(B, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride, o, new float[B * Hq * T], mask);
-            double sum = 0;
-            for (int i = 0; i < o.Length; i++) sum += (double)o[i] * w[i];
-            return sum;
-        }
-        var (dq, dk, dv) = x.GradBuffers();
-        AttentionReference.Backward(B, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride,
-            new float[B * T * Hq * D], new float[B * Hq * T], w, dq.Span, dk.Span, dv.Span, mask);
-        const float eps = 1e-2f;
-        foreach (var (input, grad, name) in new[] { (x.Q, dq, "q"), (x.K, dk, "k"), (x.V, dv, "v") })
-        {
-            for (int i = 0; i < input.Length; i++)
-            {
-                float keep = input.Span[i];
-                input.Span[i] = keep + eps;
-                double up = Loss();
-                input.Span[i] = keep - eps;
-                double down = Loss();
-                input.Span[i] = keep;
-                double numeric = (up - down) / (2 * eps);
-                Assert.True(Math.Abs(numeric - grad.Span[i]) <= 2e-3 + 2e-2 * Math.Abs(numeric),
-                    $"d{name}[{i}]: analytic {grad.Span[i]}, numeric {numeric}");
-            }
-        }
+        // two rows, 7 tokens: documents of 3 and 4 in the first, 5 and 2 in the second; window 3; soft-cap 0.9
+        int[] starts = AttentionMask.StartsFromSegments([0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 2, 2], 2, 7);
+        CheckReferenceBackward(2, 7, 2, 1, 3, seed: 9, scale: 0.7f, AttentionMask.Documents(starts, 2, 7, window: 3, softcap: 0.9f));
     }
 
     [Fact]
@@ -173,43 +144,8 @@ public partial class AttentionTests
     }
 
     [Fact]
-    public void Cached_decode_past_the_window_equals_masked_full_attention()
-    {
-        const int T = 45, Hq = 4, Hkv = 2, D = 16, maxT = 48, window = 10;
-        const float cap = 1.2f;
-        var x = Inputs.Random(1, T, Hq, Hkv, D, fused: true, seed: 21);
-        float scale = 1f / MathF.Sqrt(D);
-        var full = new float[T * Hq * D];
-        AttentionReference.Forward(1, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride, full, new float[Hq * T], AttentionMask.Create(window, cap));
-        var kCache = new float[Hkv * maxT * D];
-        var vCache = new float[Hkv * maxT * D];
-        Array.Fill(kCache, float.NaN);
-        Array.Fill(vCache, float.NaN);
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < Hkv; h++)
-                for (int d = 0; d < D; d++)
-                {
-                    kCache[(h * maxT + t) * D + d] = x.K.Span[t * x.KStride + h * D + d];
-                    vCache[(h * maxT + t) * D + d] = x.V.Span[t * x.VStride + h * D + d];
-                }
-        foreach (var (pos0, tq) in new[] { (0, 14), (14, 1), (15, 30) })
-        {
-            var qChunk = x.Q.Span[(pos0 * x.QStride)..];
-            var expect = full.AsSpan(pos0 * Hq * D, tq * Hq * D).ToArray();
-            var oRef = new float[tq * Hq * D];
-            AttentionReference.ForwardCached(tq, pos0, Hq, Hkv, D, scale, qChunk, x.QStride, kCache, vCache, maxT, oRef, window, cap);
-            AssertClose(expect, oRef, 1e-5, 1e-6, $"reference cached at {pos0}");
-            foreach (var width in Widths())
-            {
-                foreach (int threads in new[] { 1, 2 })
-                {
-                    var o = new float[tq * Hq * D];
-                    Attention.ForwardCachedCore(tq, pos0, Hq, Hkv, D, scale, qChunk, x.QStride, kCache, vCache, maxT, o, threads, width, window, cap);
-                    AssertClose(expect, o, 1e-4, 1e-5, $"cached at {pos0}, {width}, {threads} thread(s)");
-                }
-            }
-        }
-    }
+    public void Cached_decode_past_the_window_equals_masked_full_attention() =>
+        CheckCached(45, 4, 2, 16, 48, seed: 21, window: 10, softcap: 1.2f, [(0, 14), (14, 1), (15, 30)]);
 
     [Fact]
     public void Packed_documents_in_the_op_equal_each_document_run_alone()
