@@ -2,7 +2,8 @@
 // from make_crosscheck_fixtures.py; CrossCheckTests holds logits and gradients to it) read with the Gemma choices
 // (windows per layer, the scale, the soft-caps, norm weights 1 + w), exported to GGUF as llama.cpp's gemma2 / gemma3
 // and back to HF folders: Quill reads both as it read the original, llama.cpp reading the GGUF computes Quill's
-// logits and greedy tokens over a sequence longer than the window, and cached decode equals a full recompute.
+// logits and greedy tokens over a sequence longer than the window, and cached decode equals a full recompute; a
+// QLoRA adapter on a Q8_0 base of each trains (the loss falls, the base stays as it was).
 using Quill.Formats;
 using Quill.Formats.SafeTensors;
 using Quill.Inference;
@@ -129,5 +130,34 @@ public sealed class GemmaTests : IDisposable
             e.Forward(cache, tokens[t..(t + 1)], step);
             Close.Assert(full.AsSpan(t * v, v).ToArray(), step, 1e-5, $"{arch}: decode at {t} vs full recompute");
         }
+    }
+
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    public void A_qlora_adapter_on_a_q8_0_base_trains(string arch)
+    {
+        using var m = ModelLoader.Load(Fixture(arch));
+        int v = m.Spec.VocabSize, b = 2, t = 12;
+        int[] tokens = Tokens(b * t + 1, v);
+        int[] input = tokens[..(b * t)], targets = tokens[1..];
+        var lm = LanguageModel.QuantizedBase(m.Weights, Quill.Quantization.GgmlType.Q8_0);
+        float[] f32 = LanguageModel.FromWeights(m.Weights).Forward(new Quill.Autograd.Graph(recording: false), input, b, t).ToArray();
+        Close.Assert(f32, lm.Forward(new Quill.Autograd.Graph(recording: false), input, b, t).ToArray(), 2e-2, $"{arch}: Q8_0 base vs f32");
+        lm.AddLora(new LoraConfig { Rank = 4, Alpha = 8, TargetModules = [LoraConfig.AllLinear] });
+        lm.Parameters.EnableGrads();
+        var opt = new Quill.Training.AdamWOptimizer(lm.Parameters, new Quill.Training.TrainConfig { LearningRate = 3e-2f, WeightDecay = 0f });
+        double first = 0, last = 0;
+        for (int step = 0; step < 10; step++)
+        {
+            var g = new Quill.Autograd.Graph();
+            var loss = lm.Loss(g, input, targets, b, t);
+            if (step == 0) first = loss.Item();
+            last = loss.Item();
+            g.Backward(loss);
+            opt.Step(3e-2f, 1f);
+            lm.Parameters.ZeroGrads();
+        }
+        Assert.True(last < first - 0.1, $"{arch}: loss {first} -> {last}");
     }
 }
