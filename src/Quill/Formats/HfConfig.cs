@@ -4,8 +4,8 @@
 // n_embd / n_layer / n_head / n_inner / n_positions; tie_word_embeddings defaults true for GPT-2, false for the
 // others; true for Gemma). Gemma's fields: query_pre_attn_scalar, attn_logit_softcapping, final_logit_softcapping,
 // rope_local_base_freq, and which layers slide (Gemma 2: every other one; Gemma 3: sliding_window_pattern or
-// layer_types, every n-th layer global). Handles rope_scaling of type llama3 (and keeps type and factor of linear / dynamic / yarn), eos ids
-// given as a number or a list, head_dim and partial_rotary_factor when present. A missing or bad field raises
+// layer_types, every n-th layer global). Handles rope_scaling of type llama3 (and keeps type and factor of
+// linear / dynamic / yarn), eos ids given as a number or a list, head_dim and partial_rotary_factor when present. A missing or bad field raises
 // InvalidConfigException naming the file and the field. Does not handle: other model_types, or encoder-decoder /
 // vision configs.
 using System.Text.Json;
