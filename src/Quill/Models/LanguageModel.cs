@@ -103,7 +103,7 @@ public abstract class LanguageModel
     {
         ArgumentNullException.ThrowIfNull(weights);
         if (!GgmlQuant.IsSupported(floatMatrices) || floatMatrices is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
-            throw new InvalidConfigException($"QLoRA quantizes a float base to a block type, and {floatMatrices} is not one; use one of {string.Join(", ", GgmlQuant.SupportedTypes.Where(t => t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))).ToLowerInvariant()}.");
+            throw new InvalidConfigException($"QLoRA quantizes a float base to a block type, and {floatMatrices} is not one; use one of {GgmlQuant.QLoraTypeNames}.");
         var config = ModelConfig.FromSpec(weights.Spec);
         config.Dropout = dropout;
         return TransformerModel.QuantizedBase(weights, config, floatMatrices);
