@@ -104,7 +104,11 @@ public sealed class TransformerModel : LanguageModel
         if (spec.UsesRope) rope = RopeFrequencies.Tables(spec, spec.MaxContext);
     }
 
-    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
+    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0) => Head(g, Hidden(g, tokens, b, t, dropoutSeed));
+
+    public override Tensor Head(Graph g, Tensor hidden) => LinearOp.Forward(g, hidden, head, null); // [..., V]
+
+    public override Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
     {
         ArgumentNullException.ThrowIfNull(g);
         CheckInput(tokens, b, t);
@@ -159,8 +163,7 @@ public sealed class TransformerModel : LanguageModel
             m = DropoutOp.Forward(g, d, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
             x = AddOp.Forward(g, x, m);
         }
-        x = Norm(g, x, finalNorm, finalNormBias);
-        return LinearOp.Forward(g, x, head, null);                           // [B, T, V]
+        return Norm(g, x, finalNorm, finalNormBias);                        // [B, T, C]
     }
 
     /// <summary>y[:, column..] += scaling * B(A(dropout(x))) when the layer's projection has an adapter.</summary>
