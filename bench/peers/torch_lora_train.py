@@ -5,7 +5,7 @@ Written for Quill (plain PyTorch with PEFT's formulas, no peft package): a froze
 pairs, SwiGLU, no biases, head tied to the embedding as in llama2.c's stories models) with LoRA r 8 on q, k, v and
 o: y = x W^T + scaling * (x A^T) B^T, A [r, in] Kaiming-uniform (nn.Linear's default), B [out, r] zero, scaling =
 alpha / r. Only A and B require gradients; the step is forward + cross-entropy + backward + AdamW on A and B.
-Random token data; prints one JSON line with tokens_per_s (median of --runs runs of --steps steps, after a warm-up).
+Random token data (--masked N: the first N targets of each row are -100, a prompt's); prints one JSON line with tokens_per_s (median of --runs runs of --steps steps, after a warm-up).
 
     OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 torch_lora_train.py --shape stories15M --batch 4 --seq 256 --threads 2
 
@@ -116,6 +116,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--masked", type=int, default=0, help="targets masked (-100) at the start of each row, a prompt's")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -131,6 +132,7 @@ def main():
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, V, (a.batch, a.seq), generator=g)
     y = torch.randint(0, V, (a.batch, a.seq), generator=g)
+    y[:, :a.masked] = -100  # cross_entropy's ignore_index, as Hugging Face's causal LMs mask prompts
 
     def step():
         loss = model(x, y)
@@ -147,7 +149,7 @@ def main():
             loss = step()
         ms.append((time.perf_counter() - t0) / a.steps * 1e3)
     med = statistics.median(ms)
-    print(json.dumps(dict(shape=a.shape, batch=a.batch, seq=a.seq, rank=a.rank, threads=torch.get_num_threads(),
+    print(json.dumps(dict(shape=a.shape, batch=a.batch, seq=a.seq, masked=a.masked * a.batch, rank=a.rank, threads=torch.get_num_threads(),
                           trainable=sum(p.numel() for p in trainable), torch=torch.__version__,
                           ms_per_step=round(med, 1), tokens_per_s=round(a.batch * a.seq / med * 1e3, 1),
                           loss=round(float(loss), 3))), flush=True)

@@ -2,7 +2,9 @@
 // a llama2.c TinyStories shape (stories15M, stories110M; random weights, head tied to the embedding as in llama2.c)
 // with LoRA r 8, alpha 16 on q, k, v, o, and the same step in PyTorch (bench/peers/torch_lora_train.py, PEFT's
 // formulas in plain torch) in the same run at the same thread count with OMP_WAIT_POLICY=PASSIVE. Reports the ratio.
-// --method qlora runs Quill's step on the base quantized in memory (q4_0, nf4, ...) against the same f32 peer.
+// --masked F masks the targets of the first F of each row (a prompt: no loss there) in both; Quill then makes no
+// logits for those rows, PyTorch (cross_entropy's ignore_index, as Hugging Face's models do) makes them all.
+// --qlora-type runs Quill's step on the base quantized in memory (q4_0, nf4, ...) against the same f32 peer.
 using System.Diagnostics;
 using System.Globalization;
 using Quill.Autograd;
@@ -16,7 +18,7 @@ namespace Quill.Benchmarks;
 
 /// <summary>Settings of the LoRA benchmark.</summary>
 public sealed record LoraBenchOptions(string Shape = "stories15M", int Batch = 4, int Seq = 256, int Steps = 3, int Runs = 3, int Threads = 0,
-    int Rank = 8, GgmlType? QuantType = null, bool Peer = true, string? PeerScript = null);
+    int Rank = 8, GgmlType? QuantType = null, bool Peer = true, string? PeerScript = null, double Masked = 0);
 
 /// <summary>Measures LoRA fine-tuning tokens/s against PyTorch.</summary>
 public static class LoraBenchmark
@@ -39,6 +41,7 @@ public static class LoraBenchmark
     {
         ArgumentNullException.ThrowIfNull(o);
         if (o.Batch < 1 || o.Steps < 1 || o.Runs < 1 || o.Rank < 1) throw new InvalidConfigException("--batch, --steps, --runs and --rank must be at least 1.");
+        if (o.Masked is < 0 or >= 1) throw new InvalidConfigException($"--masked {o.Masked} is outside [0, 1).");
         if (o.Threads > 0) KernelThreads.Count = o.Threads;
         var config = Config(o.Shape, o.Seq);
         var model = LanguageModel.Create(config, 1);
@@ -59,7 +62,7 @@ public static class LoraBenchmark
             for (int i = 0; i < x.Length; i++)
             {
                 x[i] = (int)rng.NextInt64(config.VocabSize);
-                y[i] = (int)rng.NextInt64(config.VocabSize);
+                y[i] = i % t < Prompt(o) ? -1 : (int)rng.NextInt64(config.VocabSize);
             }
             var g = new Graph();
             void Step()
@@ -96,6 +99,7 @@ public static class LoraBenchmark
                 ["threads"] = KernelThreads.Count,
                 ["batch"] = b,
                 ["seq"] = t,
+                ["masked"] = Prompt(o) * b,
                 ["ms_per_step"] = Math.Round(median, 1),
                 ["ms_min"] = Math.Round(ms[0], 1),
                 ["ms_max"] = Math.Round(ms[^1], 1),
@@ -107,13 +111,16 @@ public static class LoraBenchmark
         }
     }
 
+    /// <summary>Positions at the start of each row whose target is masked (a prompt's), as many in the peer.</summary>
+    private static int Prompt(LoraBenchOptions o) => (int)(o.Masked * o.Seq);
+
     /// <summary>Peer tokens/s from torch_lora_train.py, or null when python3/torch/the script is missing.</summary>
     public static double? RunPeer(LoraBenchOptions o, TextWriter? log)
     {
         ArgumentNullException.ThrowIfNull(o);
         string I(int v) => v.ToString(CultureInfo.InvariantCulture);
         string[] args = ["--shape", o.Shape, "--batch", I(o.Batch), "--seq", I(o.Seq), "--rank", I(o.Rank), "--alpha", "16",
-            "--threads", I(KernelThreads.Count), "--runs", I(o.Runs), "--steps", I(o.Steps)];
+            "--threads", I(KernelThreads.Count), "--runs", I(o.Runs), "--steps", I(o.Steps), "--masked", I(Prompt(o))];
         return TorchPeer.Run("torch_lora_train.py", args, "tokens_per_s", log, o.PeerScript ?? FindScript());
     }
 

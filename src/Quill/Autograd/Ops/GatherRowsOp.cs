@@ -28,7 +28,7 @@ public static class GatherRowsOp
         if (g.NeedsGrad(x))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, (int[])rows.Clone(), y));
+            g.Record(new Node(x, (int[])rows.Clone(), y), y);
         }
         return y;
     }
