@@ -41,6 +41,18 @@ public sealed class Graph
     /// <summary>A new activation tensor from the arena (contents undefined unless zero).</summary>
     public Tensor NewTensor(int[] shape, bool zero = false) => arena.Rent(shape, zero);
 
+    /// <summary>
+    /// Hands the storage of an activation back to the arena before the step ends, for a value no recorded backward
+    /// reads (a projection output that only feeds an add, the input of a frozen projection with no adapter): later
+    /// tensors of the same size reuse it. The tensor keeps its shape and gradient, but its values must not be read
+    /// again; call it once per tensor, and only for tensors this graph's ops made.
+    /// </summary>
+    public void Discard(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        if (!t.IsForeign && t.Offset == 0 && t.Length == t.Storage.Length) arena.Release(t.Storage);
+    }
+
     /// <summary>True when an op with these inputs must record itself.</summary>
     public bool NeedsGrad(Tensor a) => Recording && a.RequiresGrad;
 
