@@ -5,7 +5,6 @@
 // --masked F masks the targets of the first F of each row (a prompt: no loss there) in both; Quill then makes no
 // logits for those rows, PyTorch (cross_entropy's ignore_index, as Hugging Face's models do) makes them all.
 // --qlora-type runs Quill's step on the base quantized in memory (q4_0, nf4, ...) against the same f32 peer.
-using System.Diagnostics;
 using System.Globalization;
 using Quill.Autograd;
 using Quill.Kernels;
@@ -73,22 +72,8 @@ public static class LoraBenchmark
                 g.Backward(loss);
                 opt.Step(1e-4f, 1f);
             }
-            Step(); // warm-up: JIT, arena, optimizer state
-            var ms = new List<double>();
-            for (int r = 0; r < o.Runs; r++)
-            {
-                var sw = Stopwatch.StartNew();
-                for (int s = 0; s < o.Steps; s++) Step();
-                ms.Add(sw.Elapsed.TotalMilliseconds / o.Steps);
-            }
-            ms.Sort();
+            var ms = TrainBenchmark.TimeSteps(Step, o.Steps, o.Runs, g, profile);
             double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
-            if (profile != null)
-            {
-                g.Profile = profile;
-                Step();
-                g.Profile = null;
-            }
             double? peer = o.Peer ? RunPeer(o, log) : null;
             return new BenchResult("lora", tps, "tokens/s", peer, new Dictionary<string, object>
             {

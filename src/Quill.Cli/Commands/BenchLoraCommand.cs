@@ -1,6 +1,5 @@
 // `quill bench lora`: LoRA (or QLoRA) fine-tuning tokens/s on a TinyStories shape, against PyTorch in the same run.
 using System.CommandLine;
-using System.Globalization;
 using Quill.Benchmarks;
 using Quill.Training;
 
@@ -31,12 +30,7 @@ internal static class BenchLoraCommand
                 r.GetValue(rank), quant, !r.GetValue(noPeer), Masked: r.GetValue(masked));
             var result = LoraBenchmark.Run(o, prof, Console.Error);
             Console.WriteLine(result.ToJson());
-            if (prof != null)
-            {
-                double total = prof.Values.Sum();
-                foreach (var (op, ms) in prof.OrderByDescending(kv => kv.Value))
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{op,-28} {ms,9:F1} ms {100 * ms / total,5:F1}%"));
-            }
+            BenchTrainCommand.PrintProfile(prof);
         });
         return cmd;
     }
