@@ -116,7 +116,15 @@ public sealed class TransformerModel : LanguageModel
         }
     }
 
-    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
+    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0) => Head(g, Hidden(g, tokens, b, t, dropoutSeed));
+
+    public override Tensor Head(Graph g, Tensor hidden)
+    {
+        var logits = LinearOp.Forward(g, hidden, head, null);                // [..., V]
+        return Spec.FinalSoftcap > 0 ? SoftcapOp.Forward(g, logits, Spec.FinalSoftcap) : logits; // Gemma 2
+    }
+
+    public override Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
     {
         ArgumentNullException.ThrowIfNull(g);
         CheckInput(tokens, b, t);
@@ -147,9 +155,11 @@ public sealed class TransformerModel : LanguageModel
             var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, layerRope, masks[i], s.EffectiveAttentionScale); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
-            if (l.AttnPostNorm != null) a = RmsNormOp.Forward(g, a, l.AttnPostNorm, s.NormEps); // Gemma
-            a = DropoutOp.Forward(g, a, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
-            x = AddOp.Forward(g, x, a);
+            // Gemma normalizes the output (its norm's backward reads a; the norm's output is what may go)
+            var ap = l.AttnPostNorm != null ? RmsNormOp.Forward(g, a, l.AttnPostNorm, s.NormEps) : a;
+            var ad = DropoutOp.Forward(g, ap, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
+            x = AddOp.Forward(g, x, ad);
+            Discard(g, ap, ad);                                                 // add and dropout backward read no values
             h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
             Tensor m;
             if (l.Gate != null)
@@ -162,22 +172,34 @@ public sealed class TransformerModel : LanguageModel
                     Adapt(g, on, l.LoraUp, up, 0, h, dropoutSeed, i);
                 }
                 m = s.Mlp == MlpKind.GeGlu ? GeGluOp.Forward(g, gate, up) : SwiGluOp.Forward(g, gate, up);
+                if (!Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h
             }
             else
             {
                 m = LinearOp.Forward(g, h, l.Up, l.UpBias);                     // [B, T, F]
                 if (on != null) Adapt(g, on, l.LoraUp, m, 0, h, dropoutSeed, i);
+                if (!Reads(l.Up, l.LoraUp, on)) g.Discard(h);
                 m = GeluOp.Forward(g, m);
             }
             var d = LinearOp.Forward(g, m, l.Down, l.DownBias);                // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraDown, d, 0, m, dropoutSeed, i);
-            if (l.MlpPostNorm != null) d = RmsNormOp.Forward(g, d, l.MlpPostNorm, s.NormEps); // Gemma
-            m = DropoutOp.Forward(g, d, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
-            x = AddOp.Forward(g, x, m);
+            if (!Reads(l.Down, l.LoraDown, on)) g.Discard(m);                   // only a trained down projection reads its input
+            var dp = l.MlpPostNorm != null ? RmsNormOp.Forward(g, d, l.MlpPostNorm, s.NormEps) : d; // Gemma
+            var dd = DropoutOp.Forward(g, dp, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
+            x = AddOp.Forward(g, x, dd);
+            Discard(g, dp, dd);
         }
-        x = Norm(g, x, finalNorm, finalNormBias);
-        var logits = LinearOp.Forward(g, x, head, null);                     // [B, T, V]
-        return s.FinalSoftcap > 0 ? SoftcapOp.Forward(g, logits, s.FinalSoftcap) : logits; // Gemma 2
+        return Norm(g, x, finalNorm, finalNormBias);                        // [B, T, C]
+    }
+
+    /// <summary>True when a backward reads the input of this projection: its weight trains, or an adapter beside it does.</summary>
+    private static bool Reads(Tensor w, LoraModule? m, LoraAdapter? on) => w.RequiresGrad || (on != null && m != null);
+
+    /// <summary>Frees a projection's output and its dropout copy (the same tensor when dropout is off) once the residual add has read them.</summary>
+    private static void Discard(Graph g, Tensor y, Tensor dropped)
+    {
+        g.Discard(y);
+        if (!ReferenceEquals(y, dropped)) g.Discard(dropped);
     }
 
     /// <summary>y[:, column..] += scaling * B(A(dropout(x))) when the layer's projection has an adapter.</summary>

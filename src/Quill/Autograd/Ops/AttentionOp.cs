@@ -72,7 +72,7 @@ public static class AttentionOp
         if (g.NeedsGrad(qkv))
         {
             o.RequiresGrad = true;
-            g.Record(new Node(qkv, o, lse, hq, hkv, d, rope, mask, scale));
+            g.Record(new Node(qkv, o, lse, hq, hkv, d, rope, mask, scale), o);
         }
         return o;
     }
