@@ -1,8 +1,11 @@
-// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Qwen2, Phi-3, GPT-2) into
+// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Qwen2, Qwen3, Phi-3,
+// Gemma 2, Gemma 3's text model (model_type gemma3_text), GPT-2) into
 // one plain record, filling each field from the family's own key names and HF's per-family defaults (GPT-2's
 // n_embd / n_layer / n_head / n_inner / n_positions; tie_word_embeddings defaults true for GPT-2, false for the
-// others). Handles rope_scaling of type llama3 (and keeps type and factor of linear / dynamic / yarn), eos ids
-// given as a number or a list, head_dim and partial_rotary_factor when present. A missing or bad field raises
+// others; true for Gemma). Gemma's fields: query_pre_attn_scalar, attn_logit_softcapping, final_logit_softcapping,
+// rope_local_base_freq, and which layers slide (Gemma 2: every other one; Gemma 3: sliding_window_pattern or
+// layer_types, every n-th layer global). Handles rope_scaling of type llama3 (and keeps type and factor of
+// linear / dynamic / yarn), eos ids given as a number or a list, head_dim and partial_rotary_factor when present. A missing or bad field raises
 // InvalidConfigException naming the file and the field. Does not handle: other model_types, or encoder-decoder /
 // vision configs.
 using System.Text.Json;
@@ -21,9 +24,9 @@ public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFa
 public sealed record HfConfig
 {
     /// <summary>Families this reader accepts (the config's model_type).</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "gpt2"];
 
-    /// <summary>model_type: llama, mistral, qwen2, qwen3, phi3 or gpt2.</summary>
+    /// <summary>model_type: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text or gpt2.</summary>
     public required string ModelType { get; init; }
 
     /// <summary>architectures[0] when present (e.g. LlamaForCausalLM), else null.</summary>
@@ -69,8 +72,25 @@ public sealed record HfConfig
     /// <summary>hidden_act / activation_function (silu, gelu_new, ...).</summary>
     public required string HiddenAct { get; init; }
 
-    /// <summary>sliding_window when set and used (Mistral, Qwen2), else null.</summary>
+    /// <summary>sliding_window when set and used (Mistral, Qwen2, Gemma), else null.</summary>
     public int? SlidingWindow { get; init; }
+
+    /// <summary>Gemma: every n-th layer attends globally, the rest through the window (Gemma 2: 2; Gemma 3: 6); 0 otherwise.</summary>
+    public int SlidingPattern { get; init; }
+
+    /// <summary>Gemma: query_pre_attn_scalar (scores scaled by its inverse square root), else null.</summary>
+    public double? QueryPreAttnScalar { get; init; }
+
+    /// <summary>Gemma 2: attn_logit_softcapping and final_logit_softcapping (null: none).</summary>
+    public double? AttnLogitSoftcapping { get; init; }
+
+    public double? FinalLogitSoftcapping { get; init; }
+
+    /// <summary>Gemma 3: rope_local_base_freq, the RoPE base of the sliding layers, else null.</summary>
+    public double? RopeLocalBaseFreq { get; init; }
+
+    /// <summary>True for Gemma 2 and Gemma 3 text configs.</summary>
+    public bool IsGemma => ModelType is "gemma2" or "gemma3_text";
 
     public int? BosTokenId { get; init; }
 
@@ -108,6 +128,8 @@ public sealed record HfConfig
             if (r.ValueKind != JsonValueKind.Object) throw new InvalidFileException($"{source}: config.json must be a JSON object.");
             var f = new Fields(r, source);
             string modelType = f.String("model_type") ?? throw f.Missing("model_type");
+            if (modelType == "gemma3")
+                throw new InvalidConfigException($"{source}: model_type 'gemma3' is the multimodal Gemma 3 (text_config inside); Quill runs the text model: use a Gemma3ForCausalLM checkpoint (model_type gemma3_text, e.g. gemma-3-1b) or its GGUF.");
             if (!SupportedModelTypes.Contains(modelType))
                 throw new InvalidConfigException($"{source}: model_type '{modelType}' is not supported; supported: {string.Join(", ", SupportedModelTypes)}.");
             bool gpt2 = modelType == "gpt2";
@@ -124,7 +146,8 @@ public sealed record HfConfig
             {
                 if (v <= 0) throw new InvalidConfigException($"{source}: {name} is {v}; it must be positive.");
             }
-            int? headDimField = f.Int("head_dim");
+            bool gemma = modelType is "gemma2" or "gemma3_text";
+            int? headDimField = f.Int("head_dim") ?? (gemma ? 256 : null); // Gemma's configs default head_dim to 256
             if (headDimField is null && hidden % heads != 0)
                 throw new InvalidConfigException($"{source}: hidden size {hidden} is not a multiple of the head count {heads}; set head_dim.");
             if (heads % kvHeads != 0)
@@ -134,6 +157,8 @@ public sealed record HfConfig
             bool? useSliding = f.Bool("use_sliding_window");
             int? window = f.Int("sliding_window");
             if (useSliding == false) window = null;
+            if (gemma) window ??= 4096;
+            int pattern = modelType == "gemma2" ? 2 : modelType == "gemma3_text" ? GemmaPattern(r, f, layers, source) : 0;
             double rotaryFraction = f.Double("partial_rotary_factor") ?? 1.0;
             if (!(rotaryFraction > 0 && rotaryFraction <= 1))
                 throw new InvalidConfigException($"{source}: partial_rotary_factor {rotaryFraction} must lie in (0, 1].");
@@ -150,19 +175,45 @@ public sealed record HfConfig
                 IntermediateSize = inter,
                 VocabSize = vocab,
                 MaxPositions = maxPos,
-                RopeTheta = gpt2 ? 0 : f.Double("rope_theta") ?? 10000.0,
+                RopeTheta = gpt2 ? 0 : f.Double("rope_theta") ?? (modelType == "gemma3_text" ? 1_000_000.0 : 10000.0),
                 RopeScaling = gpt2 ? null : ParseRopeScaling(r, source),
                 PartialRotaryFactor = rotaryFraction,
                 NormEps = eps,
-                TieWordEmbeddings = f.Bool("tie_word_embeddings") ?? gpt2,
+                TieWordEmbeddings = f.Bool("tie_word_embeddings") ?? (gpt2 || gemma),
                 AttentionBias = modelType switch { "gpt2" or "qwen2" => true, _ => f.Bool("attention_bias") ?? false },
-                HiddenAct = f.String(gpt2 ? "activation_function" : "hidden_act") ?? (gpt2 ? "gelu_new" : "silu"),
+                HiddenAct = (gemma ? f.String("hidden_activation") : null) ?? f.String(gpt2 ? "activation_function" : "hidden_act") ?? (gpt2 ? "gelu_new" : gemma ? "gelu_pytorch_tanh" : "silu"),
                 SlidingWindow = window,
+                SlidingPattern = pattern,
+                QueryPreAttnScalar = gemma ? f.Double("query_pre_attn_scalar") ?? 256 : null,
+                AttnLogitSoftcapping = gemma ? f.Double("attn_logit_softcapping") ?? (modelType == "gemma2" ? 50.0 : null) : null,
+                FinalLogitSoftcapping = gemma ? f.Double("final_logit_softcapping") ?? (modelType == "gemma2" ? 30.0 : null) : null,
+                RopeLocalBaseFreq = modelType == "gemma3_text" ? f.Double("rope_local_base_freq") ?? 10000.0 : null,
                 BosTokenId = f.Int("bos_token_id"),
                 EosTokenIds = f.IntList("eos_token_id"),
                 TorchDtype = f.String("torch_dtype") ?? f.String("dtype"),
             };
         }
+    }
+
+    // Gemma 3's sliding layers: layer_types (newer configs: "sliding_attention" / "full_attention" per layer) or
+    // sliding_window_pattern (older: every n-th layer full), default 6. Quill runs the every-n-th form only.
+    private static int GemmaPattern(JsonElement r, Fields f, int layers, string source)
+    {
+        if (r.TryGetProperty("layer_types", out JsonElement lt) && lt.ValueKind == JsonValueKind.Array)
+        {
+            var types = lt.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString() : null).ToList();
+            int first = types.IndexOf("full_attention");
+            int n = first < 0 ? layers + 1 : first + 1;
+            bool matches = types.Count == layers;
+            for (int i = 0; matches && i < types.Count; i++)
+                matches = types[i] == ((i + 1) % n == 0 ? "full_attention" : "sliding_attention");
+            if (!matches)
+                throw new InvalidConfigException($"{source}: layer_types is not every n-th layer full and the rest sliding; Quill runs only that pattern.");
+            return n;
+        }
+        int p = f.Int("sliding_window_pattern") ?? 6;
+        if (p < 1) throw new InvalidConfigException($"{source}: sliding_window_pattern {p} must be at least 1.");
+        return p;
     }
 
     private static HfRopeScaling? ParseRopeScaling(JsonElement r, string source)

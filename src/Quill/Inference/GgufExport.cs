@@ -9,14 +9,18 @@
 //   per-pair divisors; linear scaling rope.scaling.type linear.
 // - qwen2 (half pairing, q/k/v biases): written as qwen2, unpermuted (llama.cpp runs qwen2 with NeoX pairing).
 // - qwen3 (half pairing, per-head q/k RMSNorm attn_q_norm / attn_k_norm, no biases): written as qwen3, unpermuted.
+// - gemma2 / gemma3 (post-norms, GeGLU, scaled embedding, local and global layers; gemma3 with q/k norms): written
+//   unpermuted with post_attention_norm / post_ffw_norm, norms as gamma (llama.cpp's converter adds HF's 1 too),
+//   attention.sliding_window, gemma2's soft-caps; llama.cpp derives the score scale from the head size, so a model
+//   whose scale differs (other than llama.cpp's 27B rule) is refused.
 // Matrices go to the requested type (a TensorTypePlan says which, e.g. llama.cpp's Q4_K_M mix); a matrix whose
 // rows are not whole blocks of it falls back to Q8_0, F16 or F32; norms, biases and rope_freqs stay F32. A tensor
 // already stored in the target type is copied byte for byte; others are converted row by row as the file is
 // written (GgufWriter's producers), so the model is never held twice. The tokenizer goes in as tokenizer.ggml.*
 // (Tokenization.VocabularyExport decides the form; "none" when it has none) with the chat template and stop ids.
 // A PEFT LoRA adapter is written as llama.cpp's GGUF LoRA adapter (WriteLoraAdapter).
-// Does not handle: phi3 (fused tensors), partial rotary on half-paired llama models with biases, sliding-window
-// attention as such (the context written is the window Quill runs, see ModelSpec).
+// Does not handle: phi3 (fused tensors), partial rotary on half-paired llama models with biases, a sliding window on
+// llama (llama.cpp's llama has none: the context written is capped to the window, within which the two agree).
 using Quill.Formats.Gguf;
 using Quill.Kernels;
 using Quill.Models;
@@ -69,7 +73,8 @@ public static class GgufExport
                 throw new QuillException($"{source}: a learned-position model is written as llama.cpp's gpt2, which needs LayerNorm with biases, a GELU MLP and biases on every projection; this model lacks some, so GGUF cannot express it.");
             return "gpt2";
         }
-        if (spec.Norm != NormKind.RmsNorm || spec.Mlp != MlpKind.SwiGlu || spec.NormBias)
+        if (spec.PostNorms) return GemmaArchitecture(spec, source);
+        if (spec.Norm != NormKind.RmsNorm || spec.Mlp != MlpKind.SwiGlu || spec.NormBias || spec.EmbedScale || spec.AttnSoftcap != 0 || spec.FinalSoftcap != 0 || spec.AttentionScale != 0)
             throw new QuillException($"{source}: a RoPE model is written as llama.cpp's llama or qwen2, which need RMSNorm and a SwiGLU MLP; GGUF export cannot express this model.");
         if (spec.MlpBias || spec.OutBias)
             throw new QuillException($"{source}: MLP or attention-output biases on a RoPE model have no llama.cpp architecture Quill writes; GGUF export cannot express this model.");
@@ -85,6 +90,24 @@ public static class GgufExport
         return "llama";
     }
 
+    private static string GemmaArchitecture(ModelSpec s, string source)
+    {
+        void Fail(string why) => throw new QuillException($"{source}: {why}; GGUF export cannot express this model.");
+        if (s.Norm != NormKind.RmsNorm || s.Mlp != MlpKind.GeGlu || !s.EmbedScale || s.QkvBias || s.OutBias || s.MlpBias || s.NormBias
+            || s.RopeStyle != RopeStyle.Half || s.EffectiveRotaryDim != s.HeadDim || !s.TiedEmbeddings || s.RopeScaling != null || s.RopeFreqFactors != null)
+            Fail("post-norms are written as llama.cpp's gemma2 / gemma3, which need RMSNorm, GeGLU, the scaled embedding, tied embeddings, whole-head NeoX RoPE and no biases");
+        string arch = s.QkNorm ? "gemma3" : "gemma2";
+        bool patternOk = arch == "gemma2" ? s.SlidingPattern == 2 && s.RopeThetaLocal == 0 && s.RopeLinearFactor == 1
+            : s.SlidingPattern == 6 && s.RopeThetaLocal == 10000 && s.AttnSoftcap == 0 && s.FinalSoftcap == 0;
+        if (!patternOk || s.SlidingWindow < 1)
+            Fail($"llama.cpp's {arch} fixes its layer pattern ({(arch == "gemma2" ? "every other layer global" : "every sixth layer global, local RoPE base 10000, no soft-caps")}) and needs a window");
+        bool big = arch == "gemma2" ? s.Layers == 46 : s.Layers == 62;
+        float theirs = big ? 1f / MathF.Sqrt(s.Dim / s.Heads) : 1f / MathF.Sqrt(s.HeadDim);
+        if (Math.Abs(s.EffectiveAttentionScale - theirs) > 1e-6f * theirs)
+            Fail($"llama.cpp's {arch} scales scores by {theirs:g6} (from the head size), this model by {s.EffectiveAttentionScale:g6}");
+        return arch;
+    }
+
     /// <summary>
     /// Writes <paramref name="model"/> to <paramref name="path"/> with matrices as <paramref name="plan"/> says
     /// (atomically: a failure leaves no file). Returns what was written.
@@ -97,11 +120,14 @@ public static class GgufExport
         var s = w.Spec;
         string arch = ArchitectureOf(s, model.Source);
         bool permute = arch == "llama" && s.RopeStyle == RopeStyle.Half;
+        bool gemma = arch is "gemma2" or "gemma3";
+        // llama.cpp's llama has no sliding window: within the window both compute the same, so the context stops there
+        int context = !gemma && s.SlidingWindow > 0 ? Math.Min(s.MaxContext, s.SlidingWindow) : s.MaxContext;
         var g = new GgufWriter()
             .SetString("general.architecture", arch)
             .SetString("general.name", Path.GetFileNameWithoutExtension(Path.GetFullPath(model.Source).TrimEnd('/')))
             .SetUInt32("general.file_type", plan.FileType)
-            .SetUInt32(arch + ".context_length", (uint)s.MaxContext)
+            .SetUInt32(arch + ".context_length", (uint)context)
             .SetUInt32(arch + ".embedding_length", (uint)s.Dim)
             .SetUInt32(arch + ".block_count", (uint)s.Layers)
             .SetUInt32(arch + ".feed_forward_length", (uint)s.Hidden)
@@ -118,8 +144,11 @@ public static class GgufExport
              .SetFloat32(arch + ".rope.freq_base", (float)s.RopeTheta)
              .SetUInt32(arch + ".rope.dimension_count", (uint)s.EffectiveRotaryDim)
              .SetUInt32(arch + ".vocab_size", (uint)s.VocabSize);
-            if (s.HeadDim * s.Heads != s.Dim)
+            if (s.HeadDim * s.Heads != s.Dim || gemma)
                 g.SetUInt32(arch + ".attention.key_length", (uint)s.HeadDim).SetUInt32(arch + ".attention.value_length", (uint)s.HeadDim);
+            if (gemma) g.SetUInt32(arch + ".attention.sliding_window", (uint)s.SlidingWindow);
+            if (arch == "gemma2")
+                g.SetFloat32("gemma2.attn_logit_softcapping", s.AttnSoftcap).SetFloat32("gemma2.final_logit_softcapping", s.FinalSoftcap);
             if (s.RopeLinearFactor != 1.0)
                 g.SetString(arch + ".rope.scaling.type", "linear").SetFloat32(arch + ".rope.scaling.factor", (float)s.RopeLinearFactor);
         }
@@ -179,6 +208,7 @@ public static class GgufExport
             if (l.KNorm is { } kn) Vector(N(WeightSlot.KNorm, i), kn);
             Matrix(N(WeightSlot.O, i), WeightSlot.O, i, l.Wo);
             if (l.WoBias is { } ob) Vector(N(WeightSlot.OBias, i), ob);
+            if (l.AttnPostNorm is { } apn) Vector(N(WeightSlot.AttnPostNorm, i), apn);
             Vector(N(WeightSlot.MlpNorm, i), l.MlpNorm);
             if (l.MlpNormBias is { } mnb) Vector(N(WeightSlot.MlpNormBias, i), mnb);
             if (l.Gate is { } gate) Matrix(N(WeightSlot.Gate, i), WeightSlot.Gate, i, gate);
@@ -186,6 +216,7 @@ public static class GgufExport
             if (l.UpBias is { } ub) Vector(N(WeightSlot.UpBias, i), ub);
             Matrix(N(WeightSlot.Down, i), WeightSlot.Down, i, l.Down);
             if (l.DownBias is { } db) Vector(N(WeightSlot.DownBias, i), db);
+            if (l.MlpPostNorm is { } mpn) Vector(N(WeightSlot.MlpPostNorm, i), mpn);
         }
         int done = 0;
         g.Written = (name, bytes) => progress?.Report(new ExportProgress(++done, tensors.Count, name, bytes));

@@ -4,9 +4,14 @@
 // their q/k rows permuted for interleaved RoPE, so interleaved pairing runs them as stored), qwen2 and phi3 (NeoX
 // "half" pairing; Phi-3's fused qkv and gate|up are split by row views), gpt2. Llama 3 scaling arrives as the
 // rope_freqs tensor of per-pair divisors; linear scaling as rope.scaling.factor. A sliding window
-// ({arch}.attention.sliding_window) shorter than the trained context caps MaxContext to it (see ModelSpec).
-// Does not handle: other architectures (falcon, gemma, ...), YaRN or LongRoPE scaling (Phi-3 128k's
-// rope_factors_long / _short), windowed attention beyond the window, MoE. A tensor of a type Quill cannot run is
+// ({arch}.attention.sliding_window) is run as such. gemma2 and gemma3 as llama.cpp runs them: NeoX pairing, GeGLU,
+// post-norms (post_attention_norm, post_ffw_norm), norm weights stored as gamma (1 + w of the HF file), the
+// embedding scaled by sqrt(C), every other (gemma2) or every sixth (gemma3) layer global and the rest windowed,
+// gemma3's windowed layers at RoPE base 10000, gemma2's soft-caps ({arch}.attn_logit_softcapping,
+// {arch}.final_logit_softcapping; 50 and 30 when absent) and llama.cpp's attention scale (1 / sqrt(key_length),
+// or 1 / sqrt(C / heads) for the 27B models, which it recognizes by their layer count).
+// Does not handle: other architectures (falcon, ...), YaRN or LongRoPE scaling (Phi-3 128k's rope_factors_long /
+// _short), MoE. A tensor of a type Quill cannot run is
 // refused before anything is built, naming the file and the tensor.
 using Quill.Formats.Gguf;
 using Quill.Kernels;
@@ -20,7 +25,7 @@ namespace Quill.Inference;
 public static class GgufModelLoader
 {
     /// <summary>Architectures this loader runs.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "gpt2"];
 
     public static InferenceModel Load(string path)
     {
@@ -71,21 +76,33 @@ public static class GgufModelLoader
             linear = g.TryGetFloat32($"{arch}.rope.scaling.factor", out float fac) && fac > 0 ? fac : 1.0;
         }
         int window = g.TryGetInt32($"{arch}.attention.sliding_window", out int sw) ? sw : 0;
+        bool gemma = arch is "gemma2" or "gemma3";
+        int layers = Int("block_count");
+        float Cap(string key, float absent) => g.TryGetFloat32($"{arch}.{key}", out float v) ? v : absent;
+        bool big = arch == "gemma2" ? layers == 46 : layers == 62; // llama.cpp's 27B rule for the attention scale
         var spec = new ModelSpec
         {
             Arch = arch,
             Dim = dim,
-            Layers = Int("block_count"),
+            Layers = layers,
             Heads = heads,
             KvHeads = kvHeads,
             HeadDim = headDim,
             Hidden = Int("feed_forward_length"),
             VocabSize = vocab,
-            MaxContext = ModelSpec.UsableContext(Int("context_length"), window),
+            MaxContext = Int("context_length"),
             SlidingWindow = Math.Max(window, 0),
+            SlidingPattern = arch == "gemma2" ? 2 : arch == "gemma3" ? 6 : 0,
+            RopeThetaLocal = arch == "gemma3" ? 10000 : 0,
+            EmbedScale = gemma,
+            PostNorms = gemma,
+            NormWeightOffset = gemma ? 1 : 0,
+            AttentionScale = !gemma ? 0 : big && heads > 0 ? 1f / MathF.Sqrt(dim / heads) : 1f / MathF.Sqrt(headDim),
+            AttnSoftcap = arch == "gemma2" ? Cap("attn_logit_softcapping", 50f) : 0,
+            FinalSoftcap = arch == "gemma2" ? Cap("final_logit_softcapping", 30f) : 0,
             Norm = gpt2 ? NormKind.LayerNorm : NormKind.RmsNorm,
             NormEps = eps,
-            Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
+            Mlp = gpt2 ? MlpKind.Gelu : gemma ? MlpKind.GeGlu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             RopeTheta = g.TryGetFloat32($"{arch}.rope.freq_base", out float fb) ? fb : 10000,
             RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) && rd != headDim ? rd : 0, // all of the head: 0, as every loader says it

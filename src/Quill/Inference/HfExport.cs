@@ -37,7 +37,7 @@ public static class HfExport
         var w = model.Weights;
         var s = w.Spec;
         bool gpt2 = s.Positions == PositionKind.Learned;
-        string arch = gpt2 ? "gpt2" : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
+        string arch = gpt2 ? "gpt2" : s.PostNorms ? (s.QkNorm ? "gemma3_text" : "gemma2") : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
         Check(s, gpt2, model.Source);
         if (File.Exists(dir)) throw new QuillException($"{dir} is a file; --out for --format hf names a folder.");
         Directory.CreateDirectory(dir);
@@ -114,7 +114,17 @@ public static class HfExport
                 Fail("GPT-2 needs LayerNorm with biases, a GELU MLP and biases on every projection");
             return;
         }
-        if (s.Norm != NormKind.RmsNorm || s.Mlp != MlpKind.SwiGlu) Fail("a RoPE model needs RMSNorm and a SwiGLU MLP");
+        if (s.PostNorms)
+        {
+            if (s.Norm != NormKind.RmsNorm || s.Mlp != MlpKind.GeGlu || !s.EmbedScale || s.NormWeightOffset != 1 || s.QkvBias)
+                Fail("post-norms are written as Gemma, which needs RMSNorm (1 + w), GeGLU, the scaled embedding and no biases");
+            if (s.QkNorm ? s.SlidingPattern < 1 || s.AttnSoftcap != 0 || s.FinalSoftcap != 0 : s.SlidingPattern != 2 || s.RopeThetaLocal != 0)
+                Fail("Gemma 2 alternates local and global layers (pattern 2, one RoPE base); Gemma 3 has a pattern and no soft-caps");
+        }
+        else if (s.Norm != NormKind.RmsNorm || s.Mlp != MlpKind.SwiGlu || s.EmbedScale || s.AttnSoftcap != 0 || s.FinalSoftcap != 0 || s.AttentionScale != 0)
+        {
+            Fail("a RoPE model needs RMSNorm and a SwiGLU MLP");
+        }
         if (s.MlpBias || s.OutBias) Fail("MLP or attention-output biases");
         if (s.EffectiveRotaryDim != s.HeadDim) Fail("partial rotary dims");
         if (s.RopeFreqFactors != null && s.RopeScaling == null) Fail("per-pair rope_freqs divisors (a GGUF form of Llama 3 scaling without its parameters)");
@@ -144,7 +154,11 @@ public static class HfExport
         }
         else
         {
-            string cls = arch switch { "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" };
+            string cls = arch switch
+            {
+                "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM",
+                "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", _ => "LlamaForCausalLM",
+            };
             c = new JsonObject
             {
                 ["architectures"] = new JsonArray(cls),
@@ -159,8 +173,29 @@ public static class HfExport
                 ["max_position_embeddings"] = s.MaxContext,
                 ["rms_norm_eps"] = s.NormEps,
                 ["rope_theta"] = s.RopeTheta,
-                ["hidden_act"] = "silu",
+                ["hidden_act"] = s.Mlp == MlpKind.GeGlu ? "gelu_pytorch_tanh" : "silu",
             };
+            if (s.PostNorms)
+            {
+                // Gemma: query_pre_attn_scalar is the inverse square of the score scale; layers slide but every n-th
+                c["hidden_activation"] = "gelu_pytorch_tanh";
+                c["query_pre_attn_scalar"] = Math.Round(1.0 / ((double)s.EffectiveAttentionScale * s.EffectiveAttentionScale), 3);
+                c["sliding_window"] = s.SlidingWindow > 0 ? s.SlidingWindow : s.MaxContext;
+                c["attention_bias"] = false;
+                if (arch == "gemma2")
+                {
+                    c["attn_logit_softcapping"] = s.AttnSoftcap > 0 ? s.AttnSoftcap : null;
+                    c["final_logit_softcapping"] = s.FinalSoftcap > 0 ? s.FinalSoftcap : null;
+                }
+                else
+                {
+                    c["sliding_window_pattern"] = s.SlidingPattern;
+                    c["layer_types"] = new JsonArray([.. Enumerable.Range(0, s.Layers).Select(i => (JsonNode)((i + 1) % s.SlidingPattern == 0 ? "full_attention" : "sliding_attention"))]);
+                    c["rope_local_base_freq"] = s.RopeThetaLocal > 0 ? s.RopeThetaLocal : s.RopeTheta;
+                    c["attn_logit_softcapping"] = null;
+                    c["final_logit_softcapping"] = null;
+                }
+            }
             if (arch == "llama")
             {
                 c["attention_bias"] = s.QkvBias;
@@ -250,7 +285,9 @@ public static class HfExport
     private static List<DeferredSafeTensor> RopeTensors(ModelWeights w, string arch)
     {
         var s = w.Spec;
-        var n = TensorNames.Hf;
+        var n = TensorNames.ForHf(s);
+        // Gemma's files hold each RMSNorm weight as gamma - 1 (its norms multiply by 1 + w)
+        float[] Norm(float[] v) => s.NormWeightOffset == 0 ? v : [.. v.Select(x => x - s.NormWeightOffset)];
         bool unpermute = s.RopeStyle == RopeStyle.Interleaved;
         int[]? qOrder = unpermute ? GgufExport.Inverse(GgufExport.RowOrder(s, s.Heads)) : null;
         int[]? kOrder = unpermute ? GgufExport.Inverse(GgufExport.RowOrder(s, s.KvHeads)) : null;
@@ -260,7 +297,7 @@ public static class HfExport
         {
             var l = w.Layers[i];
             WeightMatrix q = l.Wq ?? l.Wqkv!.SliceRows("q", 0, s.QDim), k = l.Wk ?? l.Wqkv!.SliceRows("k", s.QDim, s.KvDim), v = l.Wv ?? l.Wqkv!.SliceRows("v", s.QDim + s.KvDim, s.KvDim);
-            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, l.AttnNorm));
+            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, Norm(l.AttnNorm)));
             list.Add(Matrix(n.Name(WeightSlot.Q, i)!, q, qOrder));
             list.Add(Matrix(n.Name(WeightSlot.K, i)!, k, kOrder));
             list.Add(Matrix(n.Name(WeightSlot.V, i)!, v));
@@ -270,16 +307,18 @@ public static class HfExport
                 list.Add(Floats(n.Name(WeightSlot.KBias, i)!, Reorder(b[s.QDim..(s.QDim + s.KvDim)], kOrder)));
                 list.Add(Floats(n.Name(WeightSlot.VBias, i)!, b[(s.QDim + s.KvDim)..]));
             }
-            if (l.QNorm is { } qn) list.Add(Floats(n.Name(WeightSlot.QNorm, i)!, qn));
-            if (l.KNorm is { } kn) list.Add(Floats(n.Name(WeightSlot.KNorm, i)!, kn));
+            if (l.QNorm is { } qn) list.Add(Floats(n.Name(WeightSlot.QNorm, i)!, Norm(qn)));
+            if (l.KNorm is { } kn) list.Add(Floats(n.Name(WeightSlot.KNorm, i)!, Norm(kn)));
             list.Add(Matrix(n.Name(WeightSlot.O, i)!, l.Wo));
             if (l.QkvBias != null && arch == "llama") list.Add(Floats(n.Name(WeightSlot.OBias, i)!, new float[s.Dim]));
-            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, l.MlpNorm));
+            if (l.AttnPostNorm is { } apn) list.Add(Floats(n.Name(WeightSlot.AttnPostNorm, i)!, Norm(apn)));
+            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, Norm(l.MlpNorm)));
+            if (l.MlpPostNorm is { } mpn) list.Add(Floats(n.Name(WeightSlot.MlpPostNorm, i)!, Norm(mpn)));
             list.Add(Matrix(n.Name(WeightSlot.Gate, i)!, l.Gate!));
             list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up));
             list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down));
         }
-        list.Add(Floats(n.Name(WeightSlot.FinalNorm)!, w.FinalNorm));
+        list.Add(Floats(n.Name(WeightSlot.FinalNorm)!, Norm(w.FinalNorm)));
         if (!w.Tied) list.Add(Matrix(n.Name(WeightSlot.Head)!, w.Classifier));
         return list;
     }

@@ -4,10 +4,13 @@
 // (matrix-vector kernels), batched decode is several one-row segments, one per sequence, whose linear layers read
 // each weight once for all of them. Prompts are run in chunks of PrefillChunk rows so scratch stays bounded.
 // It runs the same ModelSpec as the trainable TransformerModel, block for block: norm (RMSNorm or LayerNorm with
-// bias), q|k|v (+bias), RoPE at each row's position (rotary models), append k, v to the cache, attention over the
-// cache, output projection (+bias), residual; norm, SwiGLU or GELU MLP (+biases), residual; learned positions added
-// to the embedding when the spec has them. A test holds the two forwards equal for every architecture. Only the rows whose logits are asked for go
-// through the final norm and the classifier.
+// bias), q|k|v (+bias), q/k norms, RoPE at each row's position with the layer's base (rotary models), append k, v to
+// the cache, attention over the cache (the layer's sliding window, score scale and soft-cap), output projection
+// (+bias), post-norm (Gemma), residual; norm, SwiGLU, GeGLU or GELU MLP (+biases), post-norm (Gemma), residual;
+// learned positions added to the embedding, or the embedding scaled by sqrt(C) (Gemma), when the spec says so; the
+// logits soft-capped (Gemma 2). The cache keeps every position; a windowed layer reads only its window of it. A test
+// holds the two forwards equal for every architecture. Only the rows whose logits are asked for go through the final
+// norm and the classifier.
 // Not thread-safe: one engine runs one forward at a time (its scratch is shared); use one engine per thread.
 // Glossary: N rows in this call, C width, Hq / Hkv heads, D head size, F MLP width, V vocabulary.
 using Quill.Kernels;
@@ -25,6 +28,7 @@ public sealed unsafe class InferenceEngine
     private readonly InferenceModel model;
     private readonly ModelSpec spec;
     private readonly float[] ropeCos = [], ropeSin = [];
+    private readonly float[]? localCos, localSin; // Gemma 3's windowed layers: their own RoPE base
     private Scratch scratch = new(0, null!);
 
     /// <summary>Scratch for Qwen3's per-head q/k norms: one 1/rms per head of a token.</summary>
@@ -42,16 +46,16 @@ public sealed unsafe class InferenceEngine
         if (contextLength < 0) throw new InvalidConfigException($"--context must not be negative (got {contextLength}).");
         ContextLength = contextLength == 0 ? Math.Min(spec.MaxContext, 4096) : contextLength;
         if (ContextLength > spec.MaxContext)
-        {
-            string why = spec.SlidingWindow > 0 && spec.SlidingWindow == spec.MaxContext
-                ? $" (its sliding-attention window; Quill runs full attention, exact only within the window)"
-                : "";
-            throw new InvalidConfigException($"--context {ContextLength} exceeds the model's context of {spec.MaxContext} tokens{why}; pass at most {spec.MaxContext}.");
-        }
+            throw new InvalidConfigException($"--context {ContextLength} exceeds the model's context of {spec.MaxContext} tokens; pass at most {spec.MaxContext}.");
         if (spec.UsesRope)
         {
             var tables = RopeFrequencies.Tables(spec, ContextLength);
             (ropeCos, ropeSin) = (tables.Cos, tables.Sin);
+            if (spec.RopeThetaLocal > 0)
+            {
+                var local = RopeFrequencies.LocalTables(spec, ContextLength);
+                (localCos, localSin) = (local.Cos, local.Sin);
+            }
         }
     }
 
@@ -146,6 +150,7 @@ public sealed unsafe class InferenceEngine
         var hs = new Span<float>(h, n * c);
 
         for (int r = 0; r < n; r++) model.TokenEmbedding.ReadRow(tokens[r], xs.Slice(r * c, c));
+        if (s.EmbedScale) Elementwise.Scale(xs, MathF.Sqrt(c)); // Gemma
         if (model.PositionEmbedding is { } wpe)
         {
             foreach (var g in segs)
@@ -155,10 +160,13 @@ public sealed unsafe class InferenceEngine
             }
         }
 
-        float scale = 1f / MathF.Sqrt(d);
+        float scale = s.EffectiveAttentionScale;
         for (int l = 0; l < model.Layers.Count; l++)
         {
             var lw = model.Layers[l];
+            int window = s.LayerWindow(l);
+            bool local = localCos != null && window > 0;
+            float[] cos = local ? localCos! : ropeCos, sin = local ? localSin! : ropeSin;
             foreach (var g in segs)
             {
                 if (g.Count == 1) g.Cache.Prefetch(l, g.Pos0); // decode: the slots this layer writes, while its weights stream
@@ -191,8 +199,8 @@ public sealed unsafe class InferenceEngine
                 var rows = qkvs.Slice(g.Row * qkvW, g.Count * qkvW);
                 if (s.UsesRope)
                 {
-                    Rope.Apply(rows, 1, g.Count, s.Heads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, ropeCos, ropeSin, s.RopeStyle, false);
-                    Rope.Apply(rows[qd..], 1, g.Count, s.KvHeads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, ropeCos, ropeSin, s.RopeStyle, false);
+                    Rope.Apply(rows, 1, g.Count, s.Heads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, cos, sin, s.RopeStyle, false);
+                    Rope.Apply(rows[qd..], 1, g.Count, s.KvHeads, d, qkvW, s.EffectiveRotaryDim, g.Pos0, cos, sin, s.RopeStyle, false);
                 }
                 for (int i = 0; i < g.Count; i++)
                 {
@@ -200,10 +208,13 @@ public sealed unsafe class InferenceEngine
                     g.Cache.Store(l, g.Pos0 + i, row.Slice(qd, kvd), row.Slice(qd + kvd, kvd));
                 }
                 Attention.ForwardCached(g.Count, g.Pos0, s.Heads, s.KvHeads, d, scale, rows, qkvW,
-                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Capacity, new Span<float>(att + (long)g.Row * qd, g.Count * qd));
+                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Capacity, new Span<float>(att + (long)g.Row * qd, g.Count * qd),
+                    window, s.AttnSoftcap);
             }
             lw.Wo.Multiply(att, qd, n, tmp, c);
-            Residual(xs, new Span<float>(tmp, n * c), lw.WoBias, n, c);
+            var tmps = new Span<float>(tmp, n * c);
+            if (lw.AttnPostNorm is { } apn) Norm(tmps, apn, null, tmps, n, sc); // Gemma: the attention output normalized
+            Residual(xs, tmps, lw.WoBias, n, c);
 
             Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
             var gs = new Span<float>(gate, n * f);
@@ -211,7 +222,17 @@ public sealed unsafe class InferenceEngine
             if (lw.Gate != null)
             {
                 WeightMatrix.MultiplyMany([lw.Gate, lw.Up], h, c, n, [(nint)gate, (nint)up], [f, f]);
-                SwiGlu.Forward(gs, new Span<float>(up, n * f), gs);
+                if (s.Mlp == MlpKind.GeGlu)
+                {
+                    // Gemma: gelu_tanh(gate) * up
+                    Gelu.Forward(gs, gs);
+                    var ups = new Span<float>(up, n * f);
+                    for (int i = 0; i < gs.Length; i++) gs[i] *= ups[i];
+                }
+                else
+                {
+                    SwiGlu.Forward(gs, new Span<float>(up, n * f), gs);
+                }
             }
             else
             {
@@ -224,7 +245,8 @@ public sealed unsafe class InferenceEngine
                 mlp = up;
             }
             lw.Down.Multiply(mlp, f, n, tmp, c);
-            Residual(xs, new Span<float>(tmp, n * c), lw.DownBias, n, c);
+            if (lw.MlpPostNorm is { } mpn) Norm(tmps, mpn, null, tmps, n, sc); // Gemma: the MLP output normalized
+            Residual(xs, tmps, lw.DownBias, n, c);
         }
 
         if (logits.IsEmpty) return;
@@ -232,6 +254,11 @@ public sealed unsafe class InferenceEngine
         Norm(xs.Slice(first * c, m * c), model.FinalNorm, model.FinalNormBias, hs, m, sc);
         fixed (float* pl = logits)
             model.Classifier.Multiply(h, c, m, pl, s.VocabSize);
+        if (s.FinalSoftcap > 0)
+        {
+            var ls = logits[..(m * s.VocabSize)];
+            Autograd.Ops.SoftcapOp.Apply(ls, ls, s.FinalSoftcap); // Gemma 2
+        }
     }
 
     private void Norm(ReadOnlySpan<float> x, float[] w, float[]? b, Span<float> y, int n, Scratch sc)

@@ -135,10 +135,12 @@ public static class ModelLoader
         ArgumentNullException.ThrowIfNull(hf);
         if (hf.RopeScaling is { } rs && rs.Type != "llama3" && rs.Type != "linear")
             throw new QuillException($"{source}: rope_scaling type '{rs.Type}' is not supported (llama3 and linear are).");
-        bool gpt2 = hf.ModelType == "gpt2";
+        bool gpt2 = hf.ModelType == "gpt2", gemma = hf.IsGemma;
+        if (gemma && hf.HiddenAct is not ("gelu_pytorch_tanh" or "gelu_new" or "gelu"))
+            throw new QuillException($"{source}: hidden_activation '{hf.HiddenAct}' is not supported for Gemma (gelu_pytorch_tanh is).");
         return new ModelSpec
         {
-            Arch = hf.ModelType,
+            Arch = hf.ModelType == "gemma3_text" ? "gemma3" : hf.ModelType,
             Dim = hf.HiddenSize,
             Layers = hf.NumLayers,
             Heads = hf.NumHeads,
@@ -146,11 +148,19 @@ public static class ModelLoader
             HeadDim = hf.HeadDim,
             Hidden = hf.IntermediateSize,
             VocabSize = hf.VocabSize,
-            MaxContext = ModelSpec.UsableContext(hf.MaxPositions, hf.SlidingWindow ?? 0),
+            MaxContext = hf.MaxPositions,
             SlidingWindow = Math.Max(hf.SlidingWindow ?? 0, 0),
+            SlidingPattern = hf.SlidingPattern,
+            RopeThetaLocal = hf.RopeLocalBaseFreq ?? 0,
+            EmbedScale = gemma,
+            PostNorms = gemma,
+            NormWeightOffset = gemma ? 1 : 0,
+            AttentionScale = hf.QueryPreAttnScalar is { } qs ? (float)(1 / Math.Sqrt(qs)) : 0,
+            AttnSoftcap = (float)(hf.AttnLogitSoftcapping ?? 0),
+            FinalSoftcap = (float)(hf.FinalLogitSoftcapping ?? 0),
             Norm = gpt2 ? NormKind.LayerNorm : NormKind.RmsNorm,
             NormEps = (float)hf.NormEps,
-            Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
+            Mlp = gpt2 ? MlpKind.Gelu : gemma ? MlpKind.GeGlu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             RopeTheta = gpt2 ? 10000 : hf.RopeTheta,
             RotaryDim = hf.PartialRotaryFactor < 1 ? (int)(hf.HeadDim * hf.PartialRotaryFactor) : 0,
@@ -181,7 +191,7 @@ public static class ModelLoader
             }
             else
             {
-                weights = ModelBuilders.Build(src, spec, TensorNames.Hf, [files], hf.TieWordEmbeddings);
+                weights = ModelBuilders.Build(src, spec, TensorNames.ForHf(spec), [files], hf.TieWordEmbeddings, normOffset: spec.NormWeightOffset);
             }
             model = new InferenceModel(weights);
             // A folder without tokenizer files runs with --tokenizer; a damaged tokenizer file is an error, not "none".
@@ -192,7 +202,7 @@ public static class ModelLoader
                     throw new InvalidFileException($"{Path.Combine(dir, "config.json")}: {key} {id} is outside the vocabulary of {spec.VocabSize} tokens; the config does not describe these weights.");
             }
             model.ExtraStopIds = [.. hf.EosTokenIds];
-            ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType == "llama" || hf.ModelType == "mistral");
+            ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType is "llama" or "mistral" || hf.IsGemma);
             return model;
         }
         catch

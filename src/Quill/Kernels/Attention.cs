@@ -1,8 +1,10 @@
 // Fused causal self-attention for training: Forward and Backward entry points. They check the arguments, pin the
 // spans, pick the vector width (512, 256 or scalar) and split the work items across KernelThreads; the math lives
 // in AttentionForwardKernel and AttentionBackwardKernel, the plain twin in AttentionReference.
-// Does not handle: non-causal masks, dropout, attention bias, sliding windows; decode over a KV cache is
-// ForwardCached (AttentionCached.cs).
+// An optional AttentionMask narrows what each query sees (sliding window, document boundaries of packed rows) and
+// soft-caps the scores; without one (or with a plain one) the kernels run their causal path unchanged.
+// Does not handle: non-causal masks, dropout, attention bias; decode over a KV cache is ForwardCached
+// (AttentionCached.cs).
 // Glossary: B batch, T sequence length, Hq query heads, Hkv key/value heads (Hq % Hkv == 0; query head h reads kv
 // head h / (Hq / Hkv)), D head size.
 using System.Runtime.Intrinsics;
@@ -26,8 +28,9 @@ public static partial class Attention
     public static void Forward(int B, int T, int Hq, int Hkv, int D, float scale,
         ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
         Span<float> o,      // [B, T, Hq*D]
-        Span<float> lse)    // [B, Hq, T]
-        => ForwardCore(B, T, Hq, Hkv, D, scale, q, qRowStride, k, kRowStride, v, vRowStride, o, lse, KernelThreads.Count, AttentionWidth.Auto);
+        Span<float> lse,    // [B, Hq, T]
+        AttentionMask? mask = null)
+        => ForwardCore(B, T, Hq, Hkv, D, scale, q, qRowStride, k, kRowStride, v, vRowStride, o, lse, KernelThreads.Count, AttentionWidth.Auto, mask);
 
     /// <summary>
     /// Causal attention backward from the forward's o and lse and the upstream gradient dO [B, T, Hq*D].
@@ -37,23 +40,25 @@ public static partial class Attention
     public static void Backward(int B, int T, int Hq, int Hkv, int D, float scale,
         ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
-        Span<float> dq, Span<float> dk, Span<float> dv)
+        Span<float> dq, Span<float> dk, Span<float> dv, AttentionMask? mask = null)
         => BackwardCore(B, T, Hq, Hkv, D, scale, q, qRowStride, k, kRowStride, v, vRowStride, o, lse, dO, dq, dk, dv,
-            KernelThreads.Count, AttentionWidth.Auto);
+            KernelThreads.Count, AttentionWidth.Auto, mask);
 
     internal static unsafe void ForwardCore(int B, int T, int Hq, int Hkv, int D, float scale,
         ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
-        Span<float> o, Span<float> lse, int threads, AttentionWidth width)
+        Span<float> o, Span<float> lse, int threads, AttentionWidth width, AttentionMask? mask = null)
     {
         AttentionShape.Validate(B, T, Hq, Hkv, D, q.Length, qRowStride, k.Length, kRowStride, v.Length, vRowStride);
+        AttentionShape.ValidateMask(mask, B, T);
         AttentionShape.RequireLength(nameof(o), o.Length, (long)B * T * Hq * D);
         AttentionShape.RequireLength(nameof(lse), lse.Length, (long)B * Hq * T);
         if (B == 0 || T == 0) return;
         width = Resolve(width);
         fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse)
+        fixed (int* doc = mask?.DocStarts)
         {
             var args = new AttentionArgs(B, T, Hq, Hkv, D, scale, pq, qRowStride, pk, kRowStride, pv, vRowStride,
-                po, plse, null, null, null, null);
+                po, plse, null, null, null, null, mask?.Window ?? 0, doc, mask?.Softcap ?? 0);
             int items = AttentionForwardKernel.ItemCount(B, T, Hq);
             // One item is QB query rows of one head: worth a thread hand-off once T * D is a few thousand.
             int minChunk = Math.Max(1, 4096 / Math.Max(1, Math.Min(T, AttentionForwardKernel.QB) * D));
@@ -73,9 +78,10 @@ public static partial class Attention
     internal static unsafe void BackwardCore(int B, int T, int Hq, int Hkv, int D, float scale,
         ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> k, int kRowStride, ReadOnlySpan<float> v, int vRowStride,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, ReadOnlySpan<float> dO,
-        Span<float> dq, Span<float> dk, Span<float> dv, int threads, AttentionWidth width)
+        Span<float> dq, Span<float> dk, Span<float> dv, int threads, AttentionWidth width, AttentionMask? mask = null)
     {
         AttentionShape.Validate(B, T, Hq, Hkv, D, q.Length, qRowStride, k.Length, kRowStride, v.Length, vRowStride);
+        AttentionShape.ValidateMask(mask, B, T);
         AttentionShape.RequireLength(nameof(o), o.Length, (long)B * T * Hq * D);
         AttentionShape.RequireLength(nameof(lse), lse.Length, (long)B * Hq * T);
         AttentionShape.RequireLength(nameof(dO), dO.Length, (long)B * T * Hq * D);
@@ -85,9 +91,10 @@ public static partial class Attention
         if (B == 0 || T == 0) return;
         width = Resolve(width);
         fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse, pdo = dO, pdq = dq, pdk = dk, pdv = dv)
+        fixed (int* doc = mask?.DocStarts)
         {
             var args = new AttentionArgs(B, T, Hq, Hkv, D, scale, pq, qRowStride, pk, kRowStride, pv, vRowStride,
-                po, plse, pdo, pdq, pdk, pdv);
+                po, plse, pdo, pdq, pdk, pdv, mask?.Window ?? 0, doc, mask?.Softcap ?? 0);
             int items = AttentionBackwardKernel.ItemCount(B, Hkv);
             // One item is a whole (b, kv head): T * T / 2 * D * group multiply-adds, four products of them.
             int minChunk = (long)T * T * D * (Hq / Hkv) >= 1 << 15 ? 1 : items;

@@ -5,7 +5,9 @@
 // Di = dO_i . o_i are packed. Then for each key block of KB keys and each chunk of up to QB query rows at or below
 // the diagonal, the probabilities are recomputed from the saved log-sum-exp (P = exp(S - lse)), and
 //   dP = dO V^T, dS = P * (dP - Di), dQ += dS K, dV += P^T dO, dK += dS^T (scale Q)
-// all through Tile4. No [T, T] matrix exists; P and dS live only for one [QB, KB] block.
+// all through Tile4. No [T, T] matrix exists; P and dS live only for one [QB, KB] block. With an AttentionMask the
+// recomputed scores are soft-capped (and dS multiplied by the cap's derivative 1 - tanh^2), keys below a row's lowest
+// are masked, and chunks of rows that see none of a key block are skipped.
 // Does not handle: non-causal attention, dropout; parallelism finer than (b, kv head); argument checks.
 // Glossary: B batch, T sequence length, Hq query heads, Hkv kv heads, D head size, Dp = D rounded up to the lanes,
 // Tp = T rounded up to KB, L lanes, KB keys per block, QB query rows per chunk, Di row dot of dO and o.
@@ -64,8 +66,11 @@ internal static unsafe class AttentionBackwardKernel
                 {
                     int kLen = Math.Min(KB, T - j0);
                     for (int c0 = j0; c0 < T; c0 += QB)
-                        Chunk<TOps, TV>(T, D, Dp, ld, j0, kLen, c0, Math.Min(T, c0 + QB), lse,
+                    {
+                        if (a.HasLow && a.Lowest(b, c0) >= j0 + kLen) break; // this row and all later ones see none of these keys
+                        Chunk<TOps, TV>(a, b, Dp, ld, j0, kLen, c0, Math.Min(T, c0 + QB), lse,
                             kt, vt, kp, qp, dop, di, dqAcc, dkAcc, dvAcc, p, ds);
+                    }
                 }
                 for (int i = 0; i < T; i++)
                 {
@@ -82,12 +87,14 @@ internal static unsafe class AttentionBackwardKernel
 
     // Key block [j0, j0 + kLen) against query rows [c0, c1) (c0 >= j0, a multiple of 4).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Chunk<TOps, TV>(int T, int D, int Dp, int ld, int j0, int kLen, int c0, int c1, float* lse,
+    private static void Chunk<TOps, TV>(in AttentionArgs a, int b, int Dp, int ld, int j0, int kLen, int c0, int c1, float* lse,
         float* kt, float* vt, float* kp, float* qp, float* dop, float* di,
         float* dqAcc, float* dkAcc, float* dvAcc, float* p, float* ds)
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
-        int L = TOps.Lanes, KB = 4 * L;
+        int L = TOps.Lanes, KB = 4 * L, T = a.T, D = a.D;
+        bool low = a.HasLow, capped = a.Softcap > 0;
+        TV cap = TOps.Broadcast(a.Softcap), twoOverCap = TOps.Broadcast(capped ? 2f / a.Softcap : 0f), one = TOps.Broadcast(1f);
         for (int r0 = c0; r0 < c1; r0 += 4)
         {
             float* pr = p + (r0 - c0) * KB, dsr = ds + (r0 - c0) * KB;
@@ -97,19 +104,30 @@ internal static unsafe class AttentionBackwardKernel
             AttentionTile.Tile4<TOps, TV>(pr, KB, qp + (long)r0 * Dp, Dp, 1, kt + j0, ld, D, width, accumulate: false);
             AttentionTile.Tile4<TOps, TV>(dsr, KB, dop + (long)r0 * Dp, Dp, 1, vt + j0, ld, D, width, accumulate: false);
             bool masked = j0 + width - 1 > r0 || r0 + 3 >= T;
+            bool below = low && a.Lowest(b, Math.Min(r0 + 3, T - 1)) > j0;
             for (int r = 0; r < 4; r++)
             {
                 int i = r0 + r;
                 int pos = i < T ? i : -1;          // rows past T mask every key: their P and dS are zero
+                int first = below && i < T ? a.Lowest(b, i) : 0;
                 TV lv = TOps.Broadcast(i < T ? lse[i] : 0f), dv = TOps.Broadcast(di[i]);
                 float* prr = pr + r * KB, dsrr = dsr + r * KB;
                 for (int c = 0; c < width; c += L)
                 {
                     TV sv = TOps.Load(prr + c);
+                    TV dcap = one;                 // d(capped score) / d(score) = 1 - tanh^2
+                    if (capped)
+                    {
+                        TV t = AttentionSoftcap.Tanh<TOps, TV>(sv, twoOverCap);
+                        sv = TOps.Mul(cap, t);
+                        dcap = TOps.Sub(one, TOps.Mul(t, t));
+                    }
                     if (masked) sv = TOps.MaskAbove(sv, j0 + c, pos);
+                    if (below) sv = TOps.MaskBelow(sv, j0 + c, first);
                     TV pv = TOps.Exp(TOps.Sub(sv, lv));
                     TOps.Store(prr + c, pv);
-                    TOps.Store(dsrr + c, TOps.Mul(pv, TOps.Sub(TOps.Load(dsrr + c), dv)));
+                    TV dsv = TOps.Mul(pv, TOps.Sub(TOps.Load(dsrr + c), dv));
+                    TOps.Store(dsrr + c, capped ? TOps.Mul(dsv, dcap) : dsv);
                 }
             }
             // dQ[r0..r0+3] += dS K   (scale applied when dQ is written out)

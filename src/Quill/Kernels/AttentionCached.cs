@@ -8,7 +8,9 @@
 // a loop over their caches, each with its own pos0.)
 // Per (query, head) row it computes all scores into scratch, softmaxes them (vectorized exp) and sums the values
 // in registers; rows are split across threads only when there is enough work.
-// Does not handle: batches (call once per sequence), quantized caches, sliding windows.
+// A sliding window (query at position p sees keys (p - window, p]) starts each row's keys later in the same cache;
+// a soft-cap c turns each scaled score s into c tanh(s / c) (Gemma 2).
+// Does not handle: batches (call once per sequence), quantized caches, a cache that keeps only the window.
 // Glossary: Tq new queries, pos0 position of the first, Hq query heads, Hkv kv heads, D head size, maxT cache capacity.
 using System.Runtime.Intrinsics;
 
@@ -26,14 +28,17 @@ public static partial class Attention
     public static void ForwardCached(int Tq, int pos0, int Hq, int Hkv, int D, float scale,
         ReadOnlySpan<float> q, int qRowStride,          // [Tq, Hq*D] rows qRowStride apart
         ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, int maxT,   // [Hkv, maxT, D] each
-        Span<float> o)                                   // [Tq, Hq*D]
-        => ForwardCachedCore(Tq, pos0, Hq, Hkv, D, scale, q, qRowStride, kCache, vCache, maxT, o, KernelThreads.Count, AttentionWidth.Auto);
+        Span<float> o,                                   // [Tq, Hq*D]
+        int window = 0, float softcap = 0)               // keys per query including itself (0: all); score cap (0: none)
+        => ForwardCachedCore(Tq, pos0, Hq, Hkv, D, scale, q, qRowStride, kCache, vCache, maxT, o, KernelThreads.Count, AttentionWidth.Auto, window, softcap);
 
     internal static unsafe void ForwardCachedCore(int Tq, int pos0, int Hq, int Hkv, int D, float scale,
         ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, int maxT,
-        Span<float> o, int threads, AttentionWidth width)
+        Span<float> o, int threads, AttentionWidth width, int window = 0, float softcap = 0)
     {
         AttentionShape.ValidateCached(Tq, pos0, Hq, Hkv, D, q.Length, qRowStride, kCache.Length, vCache.Length, maxT, o.Length);
+        ArgumentOutOfRangeException.ThrowIfNegative(window);
+        ArgumentOutOfRangeException.ThrowIfNegative(softcap);
         if (Tq == 0) return;
         width = Resolve(width);
         fixed (float* pq = q, pk = kCache, pv = vCache, po = o)
@@ -48,15 +53,16 @@ public static partial class Attention
                 {
                     int t = row / Hq, h = row % Hq;
                     float* qRow = (float*)qp + (long)t * qRowStride + h * D;
-                    long kvBase = (long)(h / (Hq / Hkv)) * maxT * D;
                     float* oRow = (float*)op + ((long)t * Hq + h) * D;
-                    int n = pos0 + t + 1;
+                    int n = pos0 + t + 1, lo = window > 0 ? Math.Max(0, n - window) : 0;
+                    long kvBase = (long)(h / (Hq / Hkv)) * maxT * D + (long)lo * D; // the first visible key
+                    n -= lo;
                     switch (width)
                     {
-                        case AttentionWidth.Vector512: CachedRow<Vec512, Vector512<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
-                        case AttentionWidth.Vector256: CachedRow<Vec256, Vector256<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
-                        case AttentionWidth.Vector128: CachedRow<Vec128, Vector128<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
-                        default: CachedRow<VecScalar, float>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, oRow); break;
+                        case AttentionWidth.Vector512: CachedRow<Vec512, Vector512<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, softcap, oRow); break;
+                        case AttentionWidth.Vector256: CachedRow<Vec256, Vector256<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, softcap, oRow); break;
+                        case AttentionWidth.Vector128: CachedRow<Vec128, Vector128<float>>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, softcap, oRow); break;
+                        default: CachedRow<VecScalar, float>(qRow, (float*)kp + kvBase, (float*)vp + kvBase, n, D, scale, softcap, oRow); break;
                     }
                 }
             });
@@ -67,7 +73,7 @@ public static partial class Attention
     // values of a position are cold when decode reaches them (the weights streamed since), so both loops prefetch a
     // few rows ahead; the exponentials run vectorized over the stored scores, and the output is summed in registers,
     // four vectors of it per pass over the values.
-    private static unsafe void CachedRow<TOps, TV>(float* qRow, float* keys, float* values, int n, int D, float scale, float* oRow)
+    private static unsafe void CachedRow<TOps, TV>(float* qRow, float* keys, float* values, int n, int D, float scale, float softcap, float* oRow)
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
         int L = TOps.Lanes;
@@ -83,7 +89,7 @@ public static partial class Attention
             for (; d + L <= D; d += L) acc = TOps.Fma(TOps.Load(qRow + d), TOps.Load(kRow + d), acc);
             float dot = TOps.SumAcross(acc);
             for (; d < D; d++) dot += qRow[d] * kRow[d];
-            s[j] = dot * scale;
+            s[j] = softcap > 0 ? softcap * MathF.Tanh(dot * scale / softcap) : dot * scale;
             max = MathF.Max(max, s[j]);
         }
         TV vmax = TOps.Broadcast(max), vsum = TOps.Zero;

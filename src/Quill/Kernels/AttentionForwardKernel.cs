@@ -3,7 +3,9 @@
 // Kt [D, ld >= Tp], and its values row-padded, V [Tp, Dp] (reused by the next item of the same (b, kv head)); then
 // query rows go four at a time through the key blocks of KB = 4 * lanes keys up to the diagonal: scores by
 // Tile4, online softmax (running max m, running sum l, rescale of the output accumulator), P V by Tile4.
-// Blocks above the diagonal are never visited; only the diagonal block is masked. No [T, T] matrix exists.
+// Blocks above the diagonal are never visited; only the diagonal block is masked. With an AttentionMask, scores are
+// soft-capped first, key blocks below the first row's lowest visible key are skipped and the keys below each row's
+// lowest are masked. No [T, T] matrix exists.
 // Does not handle: non-causal attention, dropout; argument checks (Attention does them).
 // Glossary: B batch, T sequence length, Hq query heads, Hkv kv heads, D head size, Dp = D rounded up to the lanes,
 // Tp = T rounded up to KB, L lanes, KB keys per block, QB query rows per work item.
@@ -19,12 +21,42 @@ internal readonly unsafe struct AttentionArgs
     public readonly float* Q, K, V, O, Lse, DO, DQ, DK, DV;
     public readonly int QStride, KStride, VStride;
 
+    /// <summary>AttentionMask's window (0: none), document starts [B, T] (null: none) and soft-cap (0: none).</summary>
+    public readonly int Window;
+    public readonly int* Doc;
+    public readonly float Softcap;
+
     public AttentionArgs(int b, int t, int hq, int hkv, int d, float scale, float* q, int qStride, float* k, int kStride,
-        float* v, int vStride, float* o, float* lse, float* dO, float* dq, float* dk, float* dv)
+        float* v, int vStride, float* o, float* lse, float* dO, float* dq, float* dk, float* dv,
+        int window = 0, int* doc = null, float softcap = 0)
     {
         B = b; T = t; Hq = hq; Hkv = hkv; D = d; Scale = scale;
         Q = q; K = k; V = v; O = o; Lse = lse; DO = dO; DQ = dq; DK = dk; DV = dv;
         QStride = qStride; KStride = kStride; VStride = vStride;
+        Window = window; Doc = doc; Softcap = softcap;
+    }
+
+    /// <summary>True when some query sees fewer keys than the causal mask allows.</summary>
+    public bool HasLow => Window > 0 || Doc != null;
+
+    /// <summary>The first key query i of row b sees (AttentionMask.Lowest).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Lowest(int b, int i)
+    {
+        int lo = Window > 0 ? Math.Max(0, i - Window + 1) : 0;
+        return Doc == null ? lo : Math.Max(lo, Doc[(long)b * T + i]);
+    }
+}
+
+/// <summary>The soft-cap c tanh(s / c) on vectors, tanh written with the kernels' exp: tanh(x) = 1 - 2 / (1 + e^(2x)).</summary>
+internal static class AttentionSoftcap
+{
+    /// <summary>tanh(s / c) (twoOverCap = 2 / c); exp's clamp above 88.7 keeps large inputs at 1, not NaN.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Tanh<TOps, TV>(TV s, TV twoOverCap) where TOps : struct, IAttentionVector<TV> where TV : struct
+    {
+        TV one = TOps.Broadcast(1f);
+        return TOps.Sub(one, TOps.Div(TOps.Broadcast(2f), TOps.Add(one, TOps.Exp(TOps.Mul(s, twoOverCap)))));
     }
 }
 
@@ -96,12 +128,19 @@ internal static unsafe class AttentionForwardKernel
         l.Clear();
 
         int nKeys = last + 1;
-        for (int j0 = 0; j0 < nKeys; j0 += KB)
+        // A window or document start hides the keys below each row's lowest: start at the block holding the first
+        // row's (the smallest: Lowest never decreases along a row).
+        bool low = a.HasLow, capped = a.Softcap > 0;
+        Span<int> lo = stackalloc int[4];
+        for (int r = 0; r < 4; r++) lo[r] = low ? a.Lowest(b, Math.Min(r0 + r, last)) : 0;
+        TV cap = TOps.Broadcast(a.Softcap), twoOverCap = TOps.Broadcast(capped ? 2f / a.Softcap : 0f);
+        for (int j0 = lo[0] / KB * KB; j0 < nKeys; j0 += KB)
         {
             // s[r, j] = (scale q_r) . k_{j0+j}   [4, width]; on the diagonal block only the vectors that hold a key <= last
             int width = Math.Min(KB, AttentionTile.RoundUp(nKeys - j0, L));
             AttentionTile.Tile4<TOps, TV>(s, KB, qTile, D, 1, kt + j0, ld, D, width, accumulate: false);
             bool diagonal = j0 + width - 1 > r0;
+            bool below = low && j0 < lo[3];
             for (int r = 0; r < 4; r++)
             {
                 float* sr = s + r * KB;
@@ -110,14 +149,19 @@ internal static unsafe class AttentionForwardKernel
                 for (int c = 0; c < width; c += L)
                 {
                     TV sv = TOps.Load(sr + c);
-                    if (diagonal)
-                    {
-                        sv = TOps.MaskAbove(sv, j0 + c, pos);
-                        TOps.Store(sr + c, sv);
-                    }
+                    if (capped) sv = TOps.Mul(cap, AttentionSoftcap.Tanh<TOps, TV>(sv, twoOverCap));
+                    if (diagonal) sv = TOps.MaskAbove(sv, j0 + c, pos);
+                    if (below) sv = TOps.MaskBelow(sv, j0 + c, lo[r]);
+                    if (capped || diagonal || below) TOps.Store(sr + c, sv);
                     mx = TOps.Max(mx, sv);
                 }
                 float mNew = MathF.Max(m[r], TOps.MaxAcross(mx));
+                if (float.IsNegativeInfinity(mNew))
+                {
+                    // every key of the row so far is hidden (its window starts in a later block): nothing to add
+                    new Span<float>(sr, KB).Clear();
+                    continue;
+                }
                 float alpha = MathF.Exp(m[r] - mNew);
                 TV mv = TOps.Broadcast(mNew), sum = TOps.Zero;
                 for (int c = 0; c < width; c += L)

@@ -39,6 +39,13 @@ internal static class AttentionShape
         RequireLength("o", oLength, (long)Tq * Hq * D);
     }
 
+    /// <summary>A mask's document starts must cover the B * T tokens of the call.</summary>
+    public static void ValidateMask(AttentionMask? mask, int B, int T)
+    {
+        if (mask?.DocStarts is { } d && d.Length != (long)B * T)
+            throw new ArgumentException($"The mask's document starts hold {d.Length} values, not B * T = {(long)B * T}.", nameof(mask));
+    }
+
     /// <summary>Checks that rows of `width` floats, `stride` apart, fit in a span of `length`.</summary>
     public static void RequireStrided(string name, int length, int rows, int stride, int width)
     {

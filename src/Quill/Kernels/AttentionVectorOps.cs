@@ -26,6 +26,9 @@ internal unsafe interface IAttentionVector<TV> where TV : struct
     static abstract float MaxAcross(TV x);
     /// <summary>Lanes whose position (firstPos + lane) is above lastPos become -infinity (the causal mask).</summary>
     static abstract TV MaskAbove(TV x, int firstPos, int lastPos);
+    /// <summary>Lanes whose position (firstPos + lane) is below firstVisible become -infinity (window, document start).</summary>
+    static abstract TV MaskBelow(TV x, int firstPos, int firstVisible);
+    static abstract TV Div(TV a, TV b);
 }
 
 internal unsafe struct Vec512 : IAttentionVector<Vector512<float>>
@@ -51,6 +54,13 @@ internal unsafe struct Vec512 : IAttentionVector<Vector512<float>>
         var above = Vector512.GreaterThan(Vector512<int>.Indices + Vector512.Create(firstPos), Vector512.Create(lastPos));
         return Vector512.ConditionalSelect(above.AsSingle(), Vector512.Create(float.NegativeInfinity), x);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> MaskBelow(Vector512<float> x, int firstPos, int firstVisible)
+    {
+        var below = Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(firstPos), Vector512.Create(firstVisible));
+        return Vector512.ConditionalSelect(below.AsSingle(), Vector512.Create(float.NegativeInfinity), x);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Div(Vector512<float> a, Vector512<float> b) => a / b;
 }
 
 internal unsafe struct Vec256 : IAttentionVector<Vector256<float>>
@@ -80,6 +90,13 @@ internal unsafe struct Vec256 : IAttentionVector<Vector256<float>>
         var above = Vector256.GreaterThan(Vector256<int>.Indices + Vector256.Create(firstPos), Vector256.Create(lastPos));
         return Vector256.ConditionalSelect(above.AsSingle(), Vector256.Create(float.NegativeInfinity), x);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> MaskBelow(Vector256<float> x, int firstPos, int firstVisible)
+    {
+        var below = Vector256.LessThan(Vector256<int>.Indices + Vector256.Create(firstPos), Vector256.Create(firstVisible));
+        return Vector256.ConditionalSelect(below.AsSingle(), Vector256.Create(float.NegativeInfinity), x);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Div(Vector256<float> a, Vector256<float> b) => a / b;
 }
 
 internal unsafe struct Vec128 : IAttentionVector<Vector128<float>>
@@ -105,6 +122,13 @@ internal unsafe struct Vec128 : IAttentionVector<Vector128<float>>
         var above = Vector128.GreaterThan(Vector128<int>.Indices + Vector128.Create(firstPos), Vector128.Create(lastPos));
         return Vector128.ConditionalSelect(above.AsSingle(), Vector128.Create(float.NegativeInfinity), x);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> MaskBelow(Vector128<float> x, int firstPos, int firstVisible)
+    {
+        var below = Vector128.LessThan(Vector128<int>.Indices + Vector128.Create(firstPos), Vector128.Create(firstVisible));
+        return Vector128.ConditionalSelect(below.AsSingle(), Vector128.Create(float.NegativeInfinity), x);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Div(Vector128<float> a, Vector128<float> b) => a / b;
 }
 
 internal unsafe struct VecScalar : IAttentionVector<float>
@@ -124,4 +148,7 @@ internal unsafe struct VecScalar : IAttentionVector<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(float x) => x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaskAbove(float x, int firstPos, int lastPos) => firstPos > lastPos ? float.NegativeInfinity : x;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float MaskBelow(float x, int firstPos, int firstVisible) => firstPos < firstVisible ? float.NegativeInfinity : x;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Div(float a, float b) => a / b;
 }

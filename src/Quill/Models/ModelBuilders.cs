@@ -3,7 +3,9 @@
 // gate|up (gate_up_proj / a [2F, C] ffn_up, split by row views without copying), GPT-2 under nanoGPT / HF names
 // (HF's Conv1D weights are stored [in, out] and transposed here into pinned copies), and GGUF. The spec's bias and
 // tied-embedding flags are settled here from what the file holds, so the spec says exactly what the weights are.
-// Does not handle: renaming schemes of other families (Falcon, GPT-NeoX, Gemma, ...).
+// A Hugging Face file of a spec with NormWeightOffset (Gemma) stores each RMSNorm weight minus it: normOffset adds
+// it back into the arrays read, so the weights hold the gamma the kernels multiply by.
+// Does not handle: renaming schemes of other families (Falcon, GPT-NeoX, ...).
 // Glossary: C width, F MLP width, V vocabulary.
 using Quill.Tensors;
 
@@ -30,7 +32,7 @@ internal static class ModelBuilders
     /// the config says the head is the embedding (a head tensor in the file is then ignored); conv1d: GPT-2 matrices
     /// are stored [in, out].
     /// </summary>
-    public static ModelWeights Build(WeightSource src, ModelSpec spec, TensorNames names, List<IDisposable> owners, bool tied, bool conv1d = false)
+    public static ModelWeights Build(WeightSource src, ModelSpec spec, TensorNames names, List<IDisposable> owners, bool tied, bool conv1d = false, float normOffset = 0)
     {
         int c = spec.Dim;
         string L(WeightSlot s, int i) => names.Name(s, i)
@@ -47,7 +49,7 @@ internal static class ModelBuilders
             float[]? qkvBias = wqkv != null ? Opt(WeightSlot.QkvBias, i) : ConcatOptional(src, spec, names, i);
             WeightMatrix? gate = null;
             WeightMatrix up;
-            if (spec.Mlp == MlpKind.SwiGlu)
+            if (spec.Mlp != MlpKind.Gelu)
             {
                 if (Has(WeightSlot.Gate, i))
                 {
@@ -80,6 +82,8 @@ internal static class ModelBuilders
                 KNorm = Opt(WeightSlot.KNorm, i),
                 Wo = M(WeightSlot.O, i, c, spec.QDim),
                 WoBias = Opt(WeightSlot.OBias, i),
+                AttnPostNorm = Opt(WeightSlot.AttnPostNorm, i),
+                MlpPostNorm = Opt(WeightSlot.MlpPostNorm, i),
                 MlpNorm = src.Floats(L(WeightSlot.MlpNorm, i)),
                 MlpNormBias = Opt(WeightSlot.MlpNormBias, i),
                 Gate = gate,
@@ -99,12 +103,22 @@ internal static class ModelBuilders
         {
             QkvBias = l0?.QkvBias != null,
             QkNorm = l0?.QNorm != null,
+            PostNorms = l0?.AttnPostNorm != null,
             OutBias = l0?.WoBias != null,
             MlpBias = l0?.UpBias != null,
             NormBias = l0?.AttnNormBias != null,
             TiedEmbeddings = ReferenceEquals(head, embed),
         };
-        return new ModelWeights(settled, embed, positions, layers, src.Floats(G(WeightSlot.FinalNorm)), finalBias, head, owners, src.Path);
+        var finalNorm = src.Floats(G(WeightSlot.FinalNorm));
+        if (normOffset != 0)
+        {
+            foreach (var v in layers.SelectMany(l => new[] { l.AttnNorm, l.MlpNorm, l.QNorm, l.KNorm, l.AttnPostNorm, l.MlpPostNorm }).Append(finalNorm))
+            {
+                if (v == null) continue;
+                for (int j = 0; j < v.Length; j++) v[j] += normOffset;
+            }
+        }
+        return new ModelWeights(settled, embed, positions, layers, finalNorm, finalBias, head, owners, src.Path);
     }
 
     /// <summary>A fused [2F, C] gate|up matrix (Phi-3) as two row views: gate rows first, then up.</summary>

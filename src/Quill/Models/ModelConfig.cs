@@ -28,9 +28,10 @@ public sealed class RopeScalingConfig
 public sealed class ModelConfig
 {
     /// <summary>Architectures a config may name.</summary>
-    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3"];
+    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
 
-    /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings) or a Llama-family name (RoPE, RMSNorm, SwiGLU, GQA).</summary>
+    /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings), a Llama-family name (RoPE, RMSNorm, SwiGLU,
+    /// GQA) or gemma2 / gemma3 (GeGLU, post-norms, embeddings scaled by sqrt(n_embd), local and global layers).</summary>
     [JsonPropertyName("arch")] public string Arch { get; set; } = "gpt2";
 
     [JsonPropertyName("vocab_size")] public int VocabSize { get; set; } = 50304;
@@ -69,8 +70,23 @@ public sealed class ModelConfig
     /// <summary>llama.cpp's per-pair RoPE frequency divisors (GGUF rope_freqs), kept so a model loaded from GGUF trains and runs as it did.</summary>
     [JsonPropertyName("rope_freq_factors")] public float[]? RopeFreqFactors { get; set; }
 
-    /// <summary>The attention window the model was trained with (0 = none); the usable context is capped to it.</summary>
+    /// <summary>The attention window the model was trained with (0 = none).</summary>
     [JsonPropertyName("sliding_window")] public int SlidingWindow { get; set; }
+
+    /// <summary>Every n-th layer attends globally, the others through the window (0 = all windowed; gemma2: 2, gemma3: 6).</summary>
+    [JsonPropertyName("sliding_pattern")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public int SlidingPattern { get; set; }
+
+    /// <summary>RoPE base of the windowed layers (0 = rope_theta; gemma3: 10000).</summary>
+    [JsonPropertyName("rope_theta_local")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public double RopeThetaLocal { get; set; }
+
+    /// <summary>Attention score scale (0 = 1 / sqrt(head_dim); Gemma: query_pre_attn_scalar^-1/2).</summary>
+    [JsonPropertyName("attn_scale")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public float AttnScale { get; set; }
+
+    /// <summary>Attention score soft-cap c tanh(s / c) (null = 50 for gemma2, else none; 0 = none).</summary>
+    [JsonPropertyName("attn_softcap")] public float? AttnSoftcap { get; set; }
+
+    /// <summary>Final logit soft-cap (null = 30 for gemma2, else none; 0 = none).</summary>
+    [JsonPropertyName("final_softcap")] public float? FinalSoftcap { get; set; }
 
     [JsonPropertyName("dropout")] public float Dropout { get; set; }
 
@@ -92,7 +108,10 @@ public sealed class ModelConfig
 
     [JsonIgnore] public bool HasBias => Bias ?? !IsLlama;
 
-    [JsonIgnore] public bool Tied => TieEmbeddings ?? !IsLlama;
+    [JsonIgnore] public bool Tied => TieEmbeddings ?? (!IsLlama || IsGemma);
+
+    /// <summary>gemma2 or gemma3.</summary>
+    [JsonIgnore] public bool IsGemma => Arch is "gemma2" or "gemma3";
 
     [JsonIgnore]
     public int Hidden => MlpHidden > 0 ? MlpHidden : IsLlama ? (8 * NEmbd / 3 + 63) / 64 * 64 : 4 * NEmbd;
@@ -131,6 +150,10 @@ public sealed class ModelConfig
         int rd = RotaryDim > 0 ? RotaryDim : HeadDim;
         if (RopeFreqFactors != null && RopeFreqFactors.Length != rd / 2) Fail($"rope_freq_factors has {RopeFreqFactors.Length} values; the model rotates {rd / 2} pairs.");
         if (SlidingWindow < 0) Fail($"sliding_window must not be negative (got {SlidingWindow}).");
+        if (SlidingPattern < 0) Fail($"sliding_pattern must not be negative (got {SlidingPattern}).");
+        if (RopeThetaLocal < 0) Fail($"rope_theta_local must not be negative (got {RopeThetaLocal}).");
+        if (!(AttnScale >= 0)) Fail($"attn_scale must not be negative (got {AttnScale}).");
+        if (AttnSoftcap < 0 || FinalSoftcap < 0) Fail("attn_softcap and final_softcap must not be negative.");
         if (Dropout < 0f || Dropout >= 1f) Fail($"dropout must be in [0, 1) (got {Dropout}).");
         if (!(NormEps > 0f)) Fail($"norm_eps must be positive (got {NormEps}).");
     }
@@ -149,15 +172,23 @@ public sealed class ModelConfig
             HeadDim = HeadDim,
             Hidden = Hidden,
             VocabSize = VocabSize,
-            MaxContext = ModelSpec.UsableContext(BlockSize, SlidingWindow),
+            MaxContext = BlockSize,
             SlidingWindow = SlidingWindow,
+            SlidingPattern = SlidingPattern > 0 ? SlidingPattern : Arch == "gemma2" ? 2 : Arch == "gemma3" ? 6 : 0,
+            RopeThetaLocal = RopeThetaLocal > 0 ? RopeThetaLocal : Arch == "gemma3" ? 10000 : 0,
             Norm = gpt2 ? NormKind.LayerNorm : NormKind.RmsNorm,
             NormEps = NormEps,
             NormBias = gpt2 && HasBias,
-            Mlp = gpt2 ? MlpKind.Gelu : MlpKind.SwiGlu,
+            Mlp = gpt2 ? MlpKind.Gelu : IsGemma ? MlpKind.GeGlu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             QkvBias = QkvBias ?? (HasBias || Arch == "qwen2"),
-            QkNorm = Arch == "qwen3",
+            QkNorm = Arch is "qwen3" or "gemma3",
+            EmbedScale = IsGemma,
+            PostNorms = IsGemma,
+            NormWeightOffset = IsGemma ? 1 : 0,
+            AttentionScale = AttnScale,
+            AttnSoftcap = AttnSoftcap ?? (Arch == "gemma2" ? 50 : 0),
+            FinalSoftcap = FinalSoftcap ?? (Arch == "gemma2" ? 30 : 0),
             OutBias = HasBias,
             MlpBias = HasBias,
             TiedEmbeddings = Tied,
@@ -180,10 +211,12 @@ public sealed class ModelConfig
         bool gpt2 = spec.Positions == PositionKind.Learned;
         bool consistent = gpt2
             ? spec.Norm == NormKind.LayerNorm && spec.Mlp == MlpKind.Gelu && spec.NormBias == spec.OutBias
-            : spec.Norm == NormKind.RmsNorm && spec.Mlp == MlpKind.SwiGlu;
+            : spec.Norm == NormKind.RmsNorm && spec.Mlp == (spec.PostNorms ? MlpKind.GeGlu : MlpKind.SwiGlu)
+              && spec.EmbedScale == spec.PostNorms && spec.NormWeightOffset == (spec.PostNorms ? 1 : 0);
         if (!consistent || spec.MlpBias != spec.OutBias)
             throw new QuillException($"{spec.Arch}: this combination of norm, MLP, positions and biases has no Quill config; it cannot be trained.");
-        string arch = gpt2 ? "gpt2" : spec.QkNorm ? "qwen3" : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" ? spec.Arch : "llama";
+        string arch = gpt2 ? "gpt2" : spec.PostNorms ? (spec.QkNorm ? "gemma3" : "gemma2") : spec.QkNorm ? "qwen3"
+            : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" and not "gemma2" and not "gemma3" ? spec.Arch : "llama";
         var c = new ModelConfig
         {
             Arch = arch,
@@ -201,6 +234,11 @@ public sealed class ModelConfig
             RotaryDim = spec.RotaryDim == spec.HeadDim ? 0 : spec.RotaryDim,
             RopeFreqFactors = spec.RopeFreqFactors,
             SlidingWindow = spec.SlidingWindow,
+            SlidingPattern = spec.SlidingPattern,
+            RopeThetaLocal = spec.RopeThetaLocal,
+            AttnScale = spec.AttentionScale,
+            AttnSoftcap = spec.AttnSoftcap == 0 && arch != "gemma2" ? null : spec.AttnSoftcap, // null: the arch's default
+            FinalSoftcap = spec.FinalSoftcap == 0 && arch != "gemma2" ? null : spec.FinalSoftcap,
             Bias = spec.OutBias,
             QkvBias = spec.QkvBias,
             TieEmbeddings = spec.TiedEmbeddings,

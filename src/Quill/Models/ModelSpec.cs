@@ -5,10 +5,13 @@
 // Choices: the norm (LayerNorm or RMSNorm, its epsilon, LayerNorm bias), the MLP (GELU-tanh up/down or SiLU-gated
 // SwiGLU), positions (learned table or RoPE: theta, pairing style, rotary dims for partial rotary, linear scaling,
 // Llama 3 scaling, or llama.cpp's per-pair divisors), head_dim apart from width / heads, query and key/value heads,
-// biases (q|k|v, attention output, MLP, norms), tied input and output embeddings, the sliding window, MLP width.
-// A sliding attention window (Mistral, Phi-3) is not run as such: Quill attends to every position, which equals
-// windowed attention while the sequence fits in the window, so the loaders cap MaxContext to it.
-// Not handled: windowed attention beyond the window, mixture-of-experts, ALiBi, q/k norms, parallel blocks.
+// biases (q|k|v, attention output, MLP, norms), tied input and output embeddings, the sliding window and which
+// layers use it (all: Mistral; all but every n-th: Gemma 2 and 3) with their own RoPE base (Gemma 3), MLP width,
+// and Gemma's touches: embeddings scaled by sqrt(C), norms after attention and after the MLP, GeGLU, the attention
+// score scale, attention and final logit soft-caps, and norm weights stored as gamma - 1 in Hugging Face files.
+// Sliding windows are computed as such (AttentionMask in training, a window over the KV cache in decode), so a
+// window does not limit the context.
+// Not handled: mixture-of-experts, ALiBi, parallel blocks.
 // Glossary: C model width, Hq query heads, Hkv key/value heads, D head size, F MLP width, V vocabulary.
 using Quill.Kernels;
 
@@ -32,6 +35,9 @@ public enum MlpKind
 
     /// <summary>down(gelu_tanh(up(x))) (GPT-2's c_fc / c_proj).</summary>
     Gelu,
+
+    /// <summary>down(gelu_tanh(gate(x)) * up(x)) (Gemma's GeGLU).</summary>
+    GeGlu,
 }
 
 /// <summary>How positions enter the model.</summary>
@@ -77,11 +83,38 @@ public sealed record ModelSpec
     /// <summary>V.</summary>
     public required int VocabSize { get; init; }
 
-    /// <summary>Longest sequence the model runs at: its trained context, capped to <see cref="SlidingWindow"/>.</summary>
+    /// <summary>Longest sequence the model runs at: its trained context.</summary>
     public required int MaxContext { get; init; }
 
-    /// <summary>The attention window the model was trained with (Mistral, Phi-3), or 0 for none.</summary>
+    /// <summary>The attention window the model was trained with (Mistral, Phi-3, Gemma's local layers), or 0 for none:
+    /// a query sees itself and the SlidingWindow - 1 keys before it.</summary>
     public int SlidingWindow { get; init; }
+
+    /// <summary>0: every layer uses the window; n: every n-th layer (i + 1 divisible by n) attends globally and the
+    /// others use the window (Gemma 2: 2, Gemma 3: 6).</summary>
+    public int SlidingPattern { get; init; }
+
+    /// <summary>RoPE base of the windowed layers when it differs from <see cref="RopeTheta"/> (Gemma 3: 10000), else 0.</summary>
+    public double RopeThetaLocal { get; init; }
+
+    /// <summary>The token embedding is multiplied by sqrt(C) (Gemma).</summary>
+    public bool EmbedScale { get; init; }
+
+    /// <summary>RMSNorms also on the attention output and on the MLP output, before each joins the residual (Gemma 2, 3).</summary>
+    public bool PostNorms { get; init; }
+
+    /// <summary>Attention scores are scaled by this (0: 1 / sqrt(HeadDim); Gemma: query_pre_attn_scalar^-1/2).</summary>
+    public float AttentionScale { get; init; }
+
+    /// <summary>Attention scores s become c tanh(s / c) (Gemma 2: 50), 0 for none.</summary>
+    public float AttnSoftcap { get; init; }
+
+    /// <summary>Logits z become c tanh(z / c) (Gemma 2: 30), 0 for none.</summary>
+    public float FinalSoftcap { get; init; }
+
+    /// <summary>Hugging Face files store every RMSNorm weight as gamma - this (Gemma: 1, its norms multiply by 1 + w);
+    /// Quill, GGUF and the kernels hold gamma itself.</summary>
+    public float NormWeightOffset { get; init; }
 
     public NormKind Norm { get; init; } = NormKind.RmsNorm;
 
@@ -140,13 +173,15 @@ public sealed record ModelSpec
     /// <summary>True when positions are rotary.</summary>
     public bool UsesRope => Positions == PositionKind.Rope;
 
-    /// <summary>
-    /// The context Quill can run exactly: the trained context, or the sliding window when that is shorter (full
-    /// attention over at most the window's positions is what windowed attention computes). A window of 0 or less
-    /// means none.
-    /// </summary>
-    public static int UsableContext(int trainedContext, int slidingWindow) =>
-        slidingWindow > 0 ? Math.Min(trainedContext, slidingWindow) : trainedContext;
+    /// <summary>Layer i's attention window (0: global).</summary>
+    public int LayerWindow(int i) =>
+        SlidingWindow <= 0 || SlidingPattern > 0 && (i + 1) % SlidingPattern == 0 ? 0 : SlidingWindow;
+
+    /// <summary>Layer i's RoPE base: <see cref="RopeThetaLocal"/> on windowed layers when set, else <see cref="RopeTheta"/>.</summary>
+    public double LayerRopeTheta(int i) => RopeThetaLocal > 0 && LayerWindow(i) > 0 ? RopeThetaLocal : RopeTheta;
+
+    /// <summary>The attention score scale: <see cref="AttentionScale"/> or 1 / sqrt(HeadDim).</summary>
+    public float EffectiveAttentionScale => AttentionScale > 0 ? AttentionScale : 1f / MathF.Sqrt(HeadDim);
 
     /// <summary>Number of parameters (tied embeddings counted once).</summary>
     public long ParameterCount()
@@ -154,8 +189,8 @@ public sealed record ModelSpec
         long c = Dim, f = Hidden, qd = QDim, kv = KvDim, v = VocabSize;
         long norms = NormBias ? 2 * c : c;
         long attn = c * qd + 2 * c * kv + qd * c + (QkvBias ? qd + 2 * kv : 0) + (OutBias ? c : 0) + (QkNorm ? 2L * HeadDim : 0);
-        long mlp = (Mlp == MlpKind.SwiGlu ? 3 : 2) * c * f + (MlpBias ? f + c : 0);
-        long total = Layers * (2 * norms + attn + mlp) + norms + v * c;
+        long mlp = (Mlp == MlpKind.Gelu ? 2 : 3) * c * f + (MlpBias ? f + c : 0);
+        long total = Layers * ((PostNorms ? 4 : 2) * norms + attn + mlp) + norms + v * c;
         if (Positions == PositionKind.Learned) total += (long)MaxContext * c;
         if (!TiedEmbeddings) total += v * c;
         return total;
@@ -177,6 +212,9 @@ public sealed record ModelSpec
             if (RopeFreqFactors != null && RopeFreqFactors.Length != rd / 2) Fail($"rope_freqs holds {RopeFreqFactors.Length} factors but the model rotates {rd / 2} pairs");
         }
         if (NormBias && Norm != NormKind.LayerNorm) Fail("a norm bias needs LayerNorm");
+        if (SlidingWindow < 0 || SlidingPattern < 0) Fail($"sliding window {SlidingWindow} and pattern {SlidingPattern} must not be negative");
+        if (!(AttentionScale >= 0) || !(AttnSoftcap >= 0) || !(FinalSoftcap >= 0) || float.IsInfinity(AttnSoftcap) || float.IsInfinity(FinalSoftcap))
+            Fail($"attention scale {AttentionScale} and soft-caps {AttnSoftcap} / {FinalSoftcap} must be finite and not negative");
         if (!(NormEps > 0)) Fail($"norm epsilon {NormEps} must be positive");
     }
 }

@@ -33,7 +33,7 @@ public sealed class LayerWeights
     /// <summary>q|k|v bias [QkvDim] (GPT-2, Qwen2), or null.</summary>
     public float[]? QkvBias { get; init; }
 
-    /// <summary>Per-head RMSNorm weights of q and of k [HeadDim] (Qwen3), or null.</summary>
+    /// <summary>Per-head RMSNorm weights of q and of k [HeadDim] (Qwen3, Gemma 3), or null.</summary>
     public float[]? QNorm { get; init; }
 
     public float[]? KNorm { get; init; }
@@ -43,12 +43,18 @@ public sealed class LayerWeights
 
     public float[]? WoBias { get; init; }
 
+    /// <summary>RMSNorm weight [C] of the attention output and of the MLP output, before each joins the residual
+    /// (Gemma 2, 3), or null.</summary>
+    public float[]? AttnPostNorm { get; init; }
+
+    public float[]? MlpPostNorm { get; init; }
+
     /// <summary>Pre-MLP norm weight [C] (and bias for LayerNorm).</summary>
     public required float[] MlpNorm { get; init; }
 
     public float[]? MlpNormBias { get; init; }
 
-    /// <summary>SwiGLU gate [F, C] (Llama family), null for GPT-2.</summary>
+    /// <summary>SwiGLU / GeGLU gate [F, C] (Llama family, Gemma), null for GPT-2.</summary>
     public WeightMatrix? Gate { get; init; }
 
     /// <summary>Up projection [F, C] (GPT-2: c_fc).</summary>
@@ -139,7 +145,7 @@ public sealed class ModelWeights : IDisposable
         var layers = Layers.Select(l => new LayerWeights
         {
             AttnNorm = l.AttnNorm, AttnNormBias = l.AttnNormBias, Wqkv = QO(l.Wqkv), Wq = QO(l.Wq), Wk = QO(l.Wk), Wv = QO(l.Wv),
-            QkvBias = l.QkvBias, QNorm = l.QNorm, KNorm = l.KNorm, Wo = Q(l.Wo), WoBias = l.WoBias, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
+            QkvBias = l.QkvBias, QNorm = l.QNorm, KNorm = l.KNorm, Wo = Q(l.Wo), WoBias = l.WoBias, AttnPostNorm = l.AttnPostNorm, MlpPostNorm = l.MlpPostNorm, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
             Gate = QO(l.Gate), Up = Q(l.Up), UpBias = l.UpBias, Down = Q(l.Down), DownBias = l.DownBias,
         }).ToArray();
         return new ModelWeights(Spec, Q(TokenEmbedding), PositionEmbedding, layers, FinalNorm, FinalNormBias, Q(Classifier), [], $"{Source} ({type})");
@@ -175,7 +181,10 @@ public sealed class ModelWeights : IDisposable
             var l = Layers[i];
             if (l.Wqkv == null && (l.Wq == null || l.Wk == null || l.Wv == null))
                 throw new InvalidFileException($"{Source}: layer {i} lacks its q/k/v projections.");
-            ExpectPresent(l.Gate != null, s.Mlp == MlpKind.SwiGlu, $"layer {i}'s MLP gate projection");
+            ExpectPresent(l.Gate != null, s.Mlp != MlpKind.Gelu, $"layer {i}'s MLP gate projection");
+            ExpectPresent(l.AttnPostNorm != null && l.MlpPostNorm != null, s.PostNorms, $"layer {i}'s post-attention and post-MLP norms");
+            ExpectVec(l.AttnPostNorm, s.Dim, $"layer {i} post-attention norm");
+            ExpectVec(l.MlpPostNorm, s.Dim, $"layer {i} post-MLP norm");
             ExpectPresent(l.QkvBias != null, s.QkvBias, $"layer {i}'s q/k/v bias");
             ExpectPresent(l.QNorm != null && l.KNorm != null, s.QkNorm, $"layer {i}'s q/k norms");
             ExpectVec(l.QNorm, s.HeadDim, $"layer {i} q norm");

@@ -41,6 +41,14 @@ public static class RopeFrequencies
         return new RopeTables(maxT, Frequencies(spec), spec.RopeStyle);
     }
 
+    /// <summary>cos/sin tables of the windowed layers of a spec with their own base (Gemma 3): plain frequencies of
+    /// RopeThetaLocal, without the global layers' scaling.</summary>
+    public static RopeTables LocalTables(ModelSpec spec, int maxT)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new RopeTables(maxT, Frequencies(spec.EffectiveRotaryDim, spec.RopeThetaLocal, null), spec.RopeStyle);
+    }
+
     /// <summary>One frequency rescaled as Llama 3.1 does (unchanged when its wavelength is short).</summary>
     public static double ScaleLlama3(double freq, Llama3RopeScaling s)
     {

@@ -7,7 +7,9 @@
 //           or without the "transformer." prefix (NanoGptWithout), and stores its Conv1D matrices [in, out].
 //   Gguf    llama.cpp (blk.{i}.attn_q.weight, token_embd.weight, ...), per the GGUF spec's tensor naming.
 // llama2.c files have no names (fixed offsets: Formats.Llama2c). Slots a family cannot hold return null.
-// Does not handle: other families' names (Falcon, GPT-NeoX, Gemma, ...).
+//   HfGemma Hugging Face Gemma 2 / 3: the Llama names, except that post_attention_layernorm is the norm of the
+//           attention output and the MLP's input norm is pre_feedforward_layernorm (+ post_feedforward_layernorm).
+// Does not handle: other families' names (Falcon, GPT-NeoX, ...).
 namespace Quill.Models;
 
 /// <summary>A weight of the model, independent of any file's name for it.</summary>
@@ -16,7 +18,8 @@ public enum WeightSlot
     TokenEmbedding, PositionEmbedding, FinalNorm, FinalNormBias, Head,
     AttnNorm, AttnNormBias, Q, K, V, Qkv, QBias, KBias, VBias, QkvBias, O, OBias,
     MlpNorm, MlpNormBias, Gate, Up, GateUp, UpBias, Down, DownBias,
-    QNorm, KNorm, // Qwen3: per-head RMSNorm weights of q and k, [head_dim]
+    QNorm, KNorm, // Qwen3, Gemma 3: per-head RMSNorm weights of q and k, [head_dim]
+    AttnPostNorm, MlpPostNorm, // Gemma 2, 3: RMSNorms of the attention and MLP outputs before the residual add
 }
 
 /// <summary>Maps weight slots to tensor names for one file family.</summary>
@@ -44,13 +47,33 @@ public sealed class TensorNames
     public string? Name(WeightSlot slot, int i) => layer(slot) is { } s ? layerPrefix.Replace("{i}", i.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal) + s : null;
 
     /// <summary>Hugging Face names of the Llama family (and Quill's checkpoints of RoPE models).</summary>
-    public static TensorNames Hf { get; } = new("Hugging Face", "model.layers.{i}.", s => s switch
+    public static TensorNames Hf { get; } = new("Hugging Face", "model.layers.{i}.", HfGlobal, HfLayer);
+
+    /// <summary>Hugging Face names of Gemma 2 and 3 (and Quill's checkpoints of models with post-norms).</summary>
+    public static TensorNames HfGemma { get; } = new("Hugging Face", "model.layers.{i}.", HfGlobal, s => s switch
+    {
+        WeightSlot.AttnPostNorm => "post_attention_layernorm.weight",
+        WeightSlot.MlpNorm => "pre_feedforward_layernorm.weight",
+        WeightSlot.MlpPostNorm => "post_feedforward_layernorm.weight",
+        _ => HfLayer(s),
+    });
+
+    /// <summary>The Hugging Face table for a spec: Gemma's when it has post-norms.</summary>
+    public static TensorNames ForHf(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return spec.PostNorms ? HfGemma : Hf;
+    }
+
+    private static string? HfGlobal(WeightSlot s) => s switch
     {
         WeightSlot.TokenEmbedding => "model.embed_tokens.weight",
         WeightSlot.FinalNorm => "model.norm.weight",
         WeightSlot.Head => "lm_head.weight",
         _ => null,
-    }, s => s switch
+    };
+
+    private static string? HfLayer(WeightSlot s) => s switch
     {
         WeightSlot.AttnNorm => "input_layernorm.weight",
         WeightSlot.Q => "self_attn.q_proj.weight",
@@ -72,7 +95,7 @@ public sealed class TensorNames
         WeightSlot.QNorm => "self_attn.q_norm.weight",
         WeightSlot.KNorm => "self_attn.k_norm.weight",
         _ => null,
-    });
+    };
 
     /// <summary>nanoGPT's GPT-2 names (Quill's GPT-2 checkpoints), with the "transformer." prefix.</summary>
     public static TensorNames NanoGpt { get; } = Gpt2Names("transformer.");
@@ -113,6 +136,8 @@ public sealed class TensorNames
         WeightSlot.DownBias => "ffn_down.bias",
         WeightSlot.QNorm => "attn_q_norm.weight",
         WeightSlot.KNorm => "attn_k_norm.weight",
+        WeightSlot.AttnPostNorm => "post_attention_norm.weight",
+        WeightSlot.MlpPostNorm => "post_ffw_norm.weight",
         _ => null,
     });
 
@@ -141,10 +166,10 @@ public sealed class TensorNames
         _ => null,
     });
 
-    /// <summary>The table Quill's own checkpoints use for a spec: nanoGPT for learned positions (GPT-2), else HF.</summary>
+    /// <summary>The table Quill's own checkpoints use for a spec: nanoGPT for learned positions (GPT-2), else HF's.</summary>
     public static TensorNames ForQuillCheckpoint(ModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return spec.Positions == PositionKind.Learned ? NanoGpt : Hf;
+        return spec.Positions == PositionKind.Learned ? NanoGpt : ForHf(spec);
     }
 }

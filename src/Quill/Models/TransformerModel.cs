@@ -1,10 +1,13 @@
 // The trainable decoder-only transformer, built from a ModelSpec: every architecture Quill reads (GPT-2, Llama incl.
-// Llama 3 scaling, Mistral, Qwen2, Phi-3, llama2.c) is this one class, its blocks picked by the spec's choices:
-//   x = embed(tokens) (+ learned positions)
-//   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3); a = causal attention
-//   (RoPE on q, k; GQA); x += a Wo^T (+ b)
-//              h = norm(x); x += down(silu(gate(h)) * up(h))   or   x += down(gelu_tanh(up(h) + b)) + b
-//   logits = norm(x) Head^T  (Head = the embedding when tied)
+// Llama 3 scaling, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and 3, llama2.c) is this one class, its blocks picked by
+// the spec's choices:
+//   x = embed(tokens) (* sqrt(C): Gemma) (+ learned positions)
+//   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3, Gemma 3); a = causal
+//   attention (RoPE on q, k with the layer's base; GQA; the layer's sliding window; score scale and soft-cap);
+//   x += post_norm(a Wo^T (+ b))   (post_norm: Gemma, else identity)
+//              h = norm(x); x += post_norm(down(act(gate(h)) * up(h)))  (act: silu, or gelu_tanh for Gemma's GeGLU)
+//              or x += down(gelu_tanh(up(h) + b)) + b
+//   logits = norm(x) Head^T  (Head = the embedding when tied; soft-capped by c tanh(z / c): Gemma 2)
 // Parameter names come from the file family's name table (TensorNames.ForQuillCheckpoint): nanoGPT for GPT-2 (fused
 // c_attn), Hugging Face for the rest (separate q/k/v and gate/up), so checkpoints load in Quill and elsewhere.
 // FromWeights makes a trainable f32 copy of loaded weights (dequantizing); QuantizedBase makes a frozen QLoRA base
@@ -32,7 +35,8 @@ public sealed class TransformerModel : LanguageModel
     private readonly Tensor embed, finalNorm, head;
     private readonly Tensor? positions, finalNormBias;
     private readonly Layer[] layers;
-    private readonly RopeTables? rope;
+    private readonly RopeTables? rope, ropeLocal;
+    private readonly AttentionMask?[] masks;
     private readonly TensorNames names;
     private LoraAdapter? lora;
 
@@ -89,24 +93,36 @@ public sealed class TransformerModel : LanguageModel
             }
             l.Wo = M(WeightSlot.O, i, ParameterKind.Matrix, c, spec.QDim, residual: true);
             if (spec.OutBias) l.WoBias = ps.Add(N(WeightSlot.OBias, i), ParameterKind.Bias, c);
+            if (spec.PostNorms) l.AttnPostNorm = ps.Add(N(WeightSlot.AttnPostNorm, i), ParameterKind.Norm, c);
             l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
             if (spec.NormBias) l.MlpNormBias = ps.Add(N(WeightSlot.MlpNormBias, i), ParameterKind.Bias, c);
-            if (spec.Mlp == MlpKind.SwiGlu) l.Gate = M(WeightSlot.Gate, i, ParameterKind.Matrix, f, c);
+            if (spec.Mlp != MlpKind.Gelu) l.Gate = M(WeightSlot.Gate, i, ParameterKind.Matrix, f, c);
             l.Up = M(WeightSlot.Up, i, ParameterKind.Matrix, f, c);
             if (spec.MlpBias) l.UpBias = ps.Add(N(WeightSlot.UpBias, i), ParameterKind.Bias, f);
             l.Down = M(WeightSlot.Down, i, ParameterKind.Matrix, c, f, residual: true);
             if (spec.MlpBias) l.DownBias = ps.Add(N(WeightSlot.DownBias, i), ParameterKind.Bias, c);
+            if (spec.PostNorms) l.MlpPostNorm = ps.Add(N(WeightSlot.MlpPostNorm, i), ParameterKind.Norm, c);
             layers[i] = l;
         }
         finalNorm = ps.Add(G(WeightSlot.FinalNorm), ParameterKind.Norm, c);
         if (spec.NormBias) finalNormBias = ps.Add(G(WeightSlot.FinalNormBias), ParameterKind.Bias, c);
         head = spec.TiedEmbeddings ? embed : M(WeightSlot.Head, -1, ParameterKind.Matrix, spec.VocabSize, c);
         if (spec.UsesRope) rope = RopeFrequencies.Tables(spec, spec.MaxContext);
+        if (spec.UsesRope && spec.RopeThetaLocal > 0) ropeLocal = RopeFrequencies.LocalTables(spec, spec.MaxContext);
+        masks = new AttentionMask?[spec.Layers];
+        for (int i = 0; i < spec.Layers; i++)
+        {
+            if (spec.LayerWindow(i) > 0 || spec.AttnSoftcap > 0) masks[i] = AttentionMask.Create(spec.LayerWindow(i), spec.AttnSoftcap);
+        }
     }
 
     public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0) => Head(g, Hidden(g, tokens, b, t, dropoutSeed));
 
-    public override Tensor Head(Graph g, Tensor hidden) => LinearOp.Forward(g, hidden, head, null); // [..., V]
+    public override Tensor Head(Graph g, Tensor hidden)
+    {
+        var logits = LinearOp.Forward(g, hidden, head, null);                // [..., V]
+        return Spec.FinalSoftcap > 0 ? SoftcapOp.Forward(g, logits, Spec.FinalSoftcap) : logits; // Gemma 2
+    }
 
     public override Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
     {
@@ -116,6 +132,7 @@ public sealed class TransformerModel : LanguageModel
         var on = lora is { Enabled: true } adapter ? adapter : null; // an adapter switched off runs the plain base
         float p = Config.Dropout;
         var x = EmbeddingOp.Forward(g, embed, tokens, b, t);                  // [B, T, C]
+        if (s.EmbedScale) x = ScaleOp.Forward(g, x, MathF.Sqrt(s.Dim));        // Gemma
         if (positions != null)
         {
             x = PositionAddOp.Forward(g, x, positions);
@@ -134,12 +151,15 @@ public sealed class TransformerModel : LanguageModel
                 Adapt(g, on, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
             }
             if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps); // Qwen3
-            var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, rope); // [B, T, Hq D]
+            var layerRope = ropeLocal != null && s.LayerWindow(i) > 0 ? ropeLocal : rope;
+            var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, layerRope, masks[i], s.EffectiveAttentionScale); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
-            var ad = DropoutOp.Forward(g, a, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
+            // Gemma normalizes the output (its norm's backward reads a; the norm's output is what may go)
+            var ap = l.AttnPostNorm != null ? RmsNormOp.Forward(g, a, l.AttnPostNorm, s.NormEps) : a;
+            var ad = DropoutOp.Forward(g, ap, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
             x = AddOp.Forward(g, x, ad);
-            Discard(g, a, ad);                                                  // add and dropout backward read no values
+            Discard(g, ap, ad);                                                 // add and dropout backward read no values
             h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
             Tensor m;
             if (l.Gate != null)
@@ -151,7 +171,7 @@ public sealed class TransformerModel : LanguageModel
                     Adapt(g, on, l.LoraGate, gate, 0, h, dropoutSeed, i);
                     Adapt(g, on, l.LoraUp, up, 0, h, dropoutSeed, i);
                 }
-                m = SwiGluOp.Forward(g, gate, up);
+                m = s.Mlp == MlpKind.GeGlu ? GeGluOp.Forward(g, gate, up) : SwiGluOp.Forward(g, gate, up);
                 if (!Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h
             }
             else
@@ -164,9 +184,10 @@ public sealed class TransformerModel : LanguageModel
             var d = LinearOp.Forward(g, m, l.Down, l.DownBias);                // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraDown, d, 0, m, dropoutSeed, i);
             if (!Reads(l.Down, l.LoraDown, on)) g.Discard(m);                   // only a trained down projection reads its input
-            var dd = DropoutOp.Forward(g, d, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
+            var dp = l.MlpPostNorm != null ? RmsNormOp.Forward(g, d, l.MlpPostNorm, s.NormEps) : d; // Gemma
+            var dd = DropoutOp.Forward(g, dp, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
             x = AddOp.Forward(g, x, dd);
-            Discard(g, d, dd);
+            Discard(g, dp, dd);
         }
         return Norm(g, x, finalNorm, finalNormBias);                        // [B, T, C]
     }
@@ -316,6 +337,8 @@ public sealed class TransformerModel : LanguageModel
             src.QNorm?.CopyTo(l.QNorm!.Span);
             src.KNorm?.CopyTo(l.KNorm!.Span);
             src.WoBias?.CopyTo(l.WoBias!.Span);
+            src.AttnPostNorm?.CopyTo(l.AttnPostNorm!.Span);
+            src.MlpPostNorm?.CopyTo(l.MlpPostNorm!.Span);
             src.MlpNorm.CopyTo(l.MlpNorm.Span);
             src.MlpNormBias?.CopyTo(l.MlpNormBias!.Span);
             src.UpBias?.CopyTo(l.UpBias!.Span);
@@ -476,6 +499,8 @@ public sealed class TransformerModel : LanguageModel
                 KNorm = l.KNorm?.Storage,
                 Wo = WeightMatrix.View(l.Wo),
                 WoBias = l.WoBias?.Storage,
+                AttnPostNorm = l.AttnPostNorm?.Storage,
+                MlpPostNorm = l.MlpPostNorm?.Storage,
                 MlpNorm = l.MlpNorm.Storage,
                 MlpNormBias = l.MlpNormBias?.Storage,
                 Gate = l.Gate == null ? null : WeightMatrix.View(l.Gate),
@@ -495,8 +520,11 @@ public sealed class TransformerModel : LanguageModel
         public Tensor AttnNorm = null!, Wo = null!, MlpNorm = null!, Up = null!, Down = null!;
         public Tensor? AttnNormBias, WoBias, MlpNormBias, Gate, UpBias, DownBias;
 
-        /// <summary>Qwen3's per-head RMSNorm weights of q and k [HeadDim], or null.</summary>
+        /// <summary>Qwen3's and Gemma 3's per-head RMSNorm weights of q and k [HeadDim], or null.</summary>
         public Tensor? QNorm, KNorm;
+
+        /// <summary>Gemma's norms of the attention and MLP outputs [C], or null.</summary>
+        public Tensor? AttnPostNorm, MlpPostNorm;
 
         /// <summary>[Wqkv] (GPT-2) or [Wq, Wk, Wv], and their biases.</summary>
         public Tensor[] Qkv = [];

@@ -82,6 +82,16 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void Attention_with_a_window_packed_documents_softcap_and_scale()
+    {
+        int hq = 2, hkv = 1, d = 4, b = 2, t = 6;
+        var qkv = GradCheck.Random(rng, 1, b, t, (hq + 2 * hkv) * d);
+        var rope = new RopeTables(8, d, 10000, RopeStyle.Half);
+        var mask = AttentionMask.Documents(AttentionMask.StartsFromSegments([0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1], b, t), b, t, window: 3, softcap: 1.5f);
+        GradCheck.Check(g => AttentionOp.Forward(g, Copy(g, qkv), hq, hkv, d, rope, mask, scale: 0.8f), [qkv]);
+    }
+
+    [Fact]
     public void Cross_entropy_ignores_negative_targets()
     {
         var logits = GradCheck.Random(rng, 2, 4, 6);

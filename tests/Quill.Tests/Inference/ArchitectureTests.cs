@@ -13,6 +13,7 @@ using Quill.Formats.Gguf;
 using Quill.Inference;
 using Quill.Kernels;
 using Quill.Quantization;
+using Quill.Tests.Support;
 
 namespace Quill.Tests.Inference;
 
@@ -178,18 +179,33 @@ public sealed class ArchitectureTests : IDisposable
     [Theory]
     [InlineData("hf")]
     [InlineData("gguf")]
-    public void A_sliding_window_shorter_than_the_context_caps_it(string form)
+    public void A_sliding_window_shorter_than_the_context_is_computed_as_a_window(string form)
     {
-        // mistral: window 32, trained context 64. Quill attends to the whole cache, which equals windowed attention
-        // only while the cache holds no more than the window: the usable context becomes the window.
+        // mistral: window 32, trained context 64. The whole context runs; past 32 tokens a query sees only the window,
+        // in the engine's cached decode as in the trainable model's masked attention, and that differs from full
+        // attention over the same weights.
         using var model = ModelLoader.Load(ModelPath("mistral", form));
         Assert.Equal(32, model.Spec.SlidingWindow);
-        Assert.Equal(32, model.Spec.MaxContext);
-        Assert.Equal(32, new InferenceEngine(model).ContextLength);
-        var e = Assert.ThrowsAny<QuillException>(() => new InferenceEngine(model, 64));
-        Assert.Contains("--context", e.Message, StringComparison.Ordinal);
-        Assert.Contains("sliding-attention window", e.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain('\n', e.Message);
+        Assert.Equal(64, model.Spec.MaxContext);
+        using var exact = model.Requantize(Quill.Quantization.GgmlType.F32);
+        var engine = new InferenceEngine(exact, 64);
+        Assert.Equal(64, engine.ContextLength);
+        int v = model.Spec.VocabSize;
+        int[] tokens = [.. Enumerable.Range(0, 60).Select(i => (i * 37 + 5) % v)];
+        var cached = new float[v];
+        var cache = engine.CreateCache();
+        engine.Forward(cache, tokens.AsSpan(0, 40), new float[v]);
+        for (int t = 40; t < tokens.Length; t++) engine.Forward(cache, tokens.AsSpan(t, 1), cached);
+        var lm = Quill.Models.LanguageModel.FromWeights(exact.Weights);
+        float[] train = lm.Forward(new Quill.Autograd.Graph(recording: false), tokens, 1, tokens.Length).ToArray();
+        float[] last = train.AsSpan((tokens.Length - 1) * v, v).ToArray();
+        Close.Assert(last, cached, 1e-4, "cached decode vs the training forward past the window");
+        using var full = new InferenceModel(new Quill.Models.ModelWeights(exact.Spec with { SlidingWindow = 0 }, exact.Weights.TokenEmbedding, null,
+            exact.Weights.Layers, exact.Weights.FinalNorm, null, exact.Weights.Classifier, [], "no window"));
+        var fe = new InferenceEngine(full, 64);
+        var unwindowed = new float[v];
+        fe.Forward(fe.CreateCache(), tokens, unwindowed);
+        Assert.True(last.Zip(unwindowed).Max(p => Math.Abs(p.First - p.Second)) > 1e-4, "the window changes the last logits");
     }
 
     [Theory]

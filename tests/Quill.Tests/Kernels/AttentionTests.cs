@@ -8,7 +8,7 @@ using Quill.Kernels;
 
 namespace Quill.Tests.Kernels;
 
-public class AttentionTests
+public partial class AttentionTests
 {
     public static TheoryData<int, int, int, int, int, bool> Shapes => new()
     {
@@ -65,23 +65,24 @@ public class AttentionTests
     }
 
     [Fact]
-    public void Reference_backward_matches_finite_differences()
+    public void Reference_backward_matches_finite_differences() => CheckReferenceBackward(1, 4, 2, 1, 3, seed: 7, scale: 0.7f, mask: null);
+
+    /// <summary>The reference backward against central differences of L = sum(o * w) (w = the inputs' dO).</summary>
+    private static void CheckReferenceBackward(int B, int T, int Hq, int Hkv, int D, int seed, float scale, AttentionMask? mask)
     {
-        const int B = 1, T = 4, Hq = 2, Hkv = 1, D = 3;
-        var x = Inputs.Random(B, T, Hq, Hkv, D, fused: false, seed: 7);
-        float scale = 0.7f;
+        var x = Inputs.Random(B, T, Hq, Hkv, D, fused: false, seed: seed);
         var w = x.DO;   // L = sum(o * w), so dL/do = w
         double Loss()
         {
             var o = new float[B * T * Hq * D];
-            AttentionReference.Forward(B, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride, o, new float[B * Hq * T]);
+            AttentionReference.Forward(B, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride, o, new float[B * Hq * T], mask);
             double sum = 0;
             for (int i = 0; i < o.Length; i++) sum += (double)o[i] * w[i];
             return sum;
         }
         var (dq, dk, dv) = x.GradBuffers();
         AttentionReference.Backward(B, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride,
-            new float[B * T * Hq * D], new float[B * Hq * T], w, dq.Span, dk.Span, dv.Span);
+            new float[B * T * Hq * D], new float[B * Hq * T], w, dq.Span, dk.Span, dv.Span, mask);
 
         const float eps = 1e-2f;
         foreach (var (input, grad, name) in new[] { (x.Q, dq, "q"), (x.K, dk, "k"), (x.V, dv, "v") })
@@ -142,11 +143,21 @@ public class AttentionTests
     [Fact]
     public void Cached_forward_matches_full_forward_and_reference()
     {
-        const int T = 23, Hq = 4, Hkv = 2, D = 20, maxT = 32;
-        var x = Inputs.Random(1, T, Hq, Hkv, D, fused: true, seed: 11);
+        // Prefill 10, decode 1, then a chunk of 12: the same rows as the full forward.
+        CheckCached(23, 4, 2, 20, 32, seed: 11, window: 0, softcap: 0, [(0, 10), (10, 1), (11, 12)]);
+    }
+
+    /// <summary>
+    /// Cached attention over chunks (pos0, count) of a T-token sequence against the reference's full forward with the
+    /// same window and cap: the reference cached path and every optimized width and thread count.
+    /// </summary>
+    private static void CheckCached(int T, int Hq, int Hkv, int D, int maxT, int seed, int window, float softcap, (int Pos0, int Count)[] chunks)
+    {
+        var x = Inputs.Random(1, T, Hq, Hkv, D, fused: true, seed: seed);
         float scale = 1f / MathF.Sqrt(D);
         var full = new float[T * Hq * D];
-        AttentionReference.Forward(1, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride, full, new float[Hq * T]);
+        AttentionReference.Forward(1, T, Hq, Hkv, D, scale, x.Q.Span, x.QStride, x.K.Span, x.KStride, x.V.Span, x.VStride, full, new float[Hq * T],
+            AttentionMask.Create(window, softcap));
 
         // Cache [Hkv, maxT, D]; positions past T stay NaN to prove they are never read.
         var kCache = new float[Hkv * maxT * D];
@@ -161,20 +172,19 @@ public class AttentionTests
                     vCache[(h * maxT + t) * D + d] = x.V.Span[t * x.VStride + h * D + d];
                 }
 
-        // Prefill 10, decode 1, then a chunk of 12: the same rows as the full forward.
-        foreach (var (pos0, tq) in new[] { (0, 10), (10, 1), (11, 12) })
+        foreach (var (pos0, tq) in chunks)
         {
             var qChunk = x.Q.Span[(pos0 * x.QStride)..];
             var expect = full.AsSpan(pos0 * Hq * D, tq * Hq * D).ToArray();
             var oRef = new float[tq * Hq * D];
-            AttentionReference.ForwardCached(tq, pos0, Hq, Hkv, D, scale, qChunk, x.QStride, kCache, vCache, maxT, oRef);
+            AttentionReference.ForwardCached(tq, pos0, Hq, Hkv, D, scale, qChunk, x.QStride, kCache, vCache, maxT, oRef, window, softcap);
             AssertClose(expect, oRef, 1e-5, 1e-6, $"reference cached at {pos0}");
             foreach (var width in Widths())
             {
                 foreach (int threads in new[] { 1, 2 })
                 {
                     var o = new float[tq * Hq * D];
-                    Attention.ForwardCachedCore(tq, pos0, Hq, Hkv, D, scale, qChunk, x.QStride, kCache, vCache, maxT, o, threads, width);
+                    Attention.ForwardCachedCore(tq, pos0, Hq, Hkv, D, scale, qChunk, x.QStride, kCache, vCache, maxT, o, threads, width, window, softcap);
                     AssertClose(expect, o, 1e-4, 1e-5, $"cached at {pos0}, {width}, {threads} thread(s)");
                 }
             }
