@@ -3,6 +3,9 @@
 // (+=), so a tensor used twice (a residual stream, tied embeddings) gets the sum, and parameter gradients keep
 // accumulating over several Backward() calls until the optimizer zeroes them (gradient accumulation).
 // Inference mode (recording: false) keeps no nodes and allocates no gradients.
+// Marks: with OnBackwardMark set during the forward, a model's Mark(stage) calls record a node whose backward calls
+// OnBackwardMark(stage); a model marks the start of each layer, so the mark runs once the backward has finished every
+// gradient of that layer and the ones after it (data-parallel training starts summing those gradients then).
 // Not handled: higher-order gradients, ops whose inputs are modified after being recorded.
 using System.Diagnostics;
 using Quill.Tensors;
@@ -49,6 +52,20 @@ public sealed class Graph
     public Dictionary<string, double>? Profile { get; set; }
 
     private long lastMark = Stopwatch.GetTimestamp();
+
+    /// <summary>Called during Backward() when it reaches a Mark(stage) recorded while this was set; null: Mark records nothing.</summary>
+    public Action<int>? OnBackwardMark { get; set; }
+
+    /// <summary>Records a mark (when recording and <see cref="OnBackwardMark"/> is set): see the file header.</summary>
+    public void Mark(int stage)
+    {
+        if (Recording && OnBackwardMark != null) nodes.Add(new MarkNode(stage));
+    }
+
+    private sealed class MarkNode(int stage) : Node
+    {
+        public override void Backward(Graph graph) => graph.OnBackwardMark?.Invoke(stage);
+    }
 
     /// <summary>Records a node (ops call this only when Recording).</summary>
     public void Record(Node node)
