@@ -71,6 +71,9 @@ internal static class TrainCommand
             string? note = null;
             LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), r.GetValue(data)!, ref run, out note);
             var result = Train(run, options, cts.Token, start, note);
+            if (job != null && job.World.Rank == 0 && result.StepsRun > 0)
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"communication (rank 0): {1000 * job.World.WaitSeconds / result.StepsRun:F1} ms per step waiting for the other ranks, {job.World.PayloadBytes / result.StepsRun:N0} bytes per step handed to collectives"));
             if (MpiLaunch.WorldRank == 0) Console.WriteLine($"checkpoint: {result.CheckpointDir}");
         }
     }
@@ -141,7 +144,7 @@ internal static class TrainCommand
         Console.Error.WriteLine($"training: {maxSteps} steps of {trainer.TokensPerStep:N0} tokens ({trainer.MicroBatchesPerStep} micro-batch(es)), {workers}");
         if (ranks > 1)
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"data parallel: each rank takes {trainer.TokensPerStep / ranks:N0} tokens of a step; AdamW moments {trainer.Optimizer.StateBytes / 1048576.0:F2} MiB per rank{(trainer.Sharded ? $" (ZeRO-1: 1/{ranks} of them)" : "")}"));
+                $"data parallel: each rank takes {trainer.TokensPerStep / ranks:N0} tokens of a step; AdamW moments {trainer.Optimizer.StateBytes / 1048576.0:F2} MiB per rank ({trainer.Optimizer.StateBytes:N0} bytes){(trainer.Sharded ? $" (ZeRO-1: 1/{ranks} of them)" : "")}"));
         TrainResult result;
         if (Rendering.Interactive)
         {

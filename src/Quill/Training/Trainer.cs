@@ -40,7 +40,11 @@ public sealed record TrainProgress(int Step, int MaxSteps, float Loss, float Lr,
 }
 
 /// <summary>What a finished (or stopped) run reached.</summary>
-public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates);
+public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates)
+{
+    /// <summary>Steps this invocation ran (Steps minus the step it resumed from).</summary>
+    public int StepsRun { get; init; }
+}
 
 /// <summary>
 /// Options that belong to one invocation rather than to the config. DataDir: a folder `quill prepare` wrote (null
@@ -338,11 +342,11 @@ public sealed class Trainer : IDisposable
                 if (lead) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
             }
         }
-        if (!lead) return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates);
+        if (!lead) return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates) { StepsRun = state.Step - firstStep };
         metrics!.Flush();
         LossPlot.Write(Path.Combine(options.OutDir, "metrics.jsonl"), Path.Combine(options.OutDir, "loss.svg"));
         if (preference != null) LossPlot.WriteRewards(Path.Combine(options.OutDir, "metrics.jsonl"), Path.Combine(options.OutDir, "rewards.svg"));
-        return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates);
+        return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates) { StepsRun = state.Step - firstStep };
     }
 
     /// <summary>
