@@ -3,10 +3,12 @@
 //   (they depend only on seed, step and micro-batch), and rank r back-propagates rows [r S / N, (r + 1) S / N), at
 //   most B at a time, each chunk's mean loss seeded with its unmasked targets / the step's total (which every rank
 //   counts from the whole step), so the sum over ranks of the gradients is the step's mean gradient, as alone.
-// - Plain data parallelism: the gradients are summed over ranks in buckets, one per layer, started (MPI_Iallreduce)
-//   when the backward of the rank's last chunk passes the layer's Graph mark (TransformerModel marks each layer), so
-//   the sums of the later layers travel while the earlier layers still compute; the embeddings (and a tied head)
-//   are summed when the backward ends; all are waited for before the optimizer. Every rank then makes the same update.
+// - Plain data parallelism: the gradients are summed over ranks in buckets, one per layer (the layer's gradients
+//   copied side by side into one buffer: one message per layer rather than one per tensor), started
+//   (MPI_Iallreduce) when the backward of the rank's last chunk passes the layer's Graph mark (TransformerModel marks
+//   each layer), so the sums of the later layers travel while the earlier layers still compute; the embeddings (and
+//   a tied head) form the last bucket, started when the backward ends; all are waited for and copied back before the
+//   optimizer. Every rank then makes the same update.
 // - ZeRO-1 (zero = 1): each rank's optimizer holds the moments of one shard of the flat trainable vector (shard =
 //   ceil(P / N) elements; the last rank's shard is padded). After the backward the gradients are reduce-scattered
 //   (each rank receives the sum of its shard), the norm is summed over shards, each rank updates its shard of the
@@ -26,8 +28,7 @@ internal sealed class DataParallel
 {
     private readonly ICollectives ranks;
     private readonly Tensor[] ps;          // the trainable parameters, in the optimizer's order
-    private readonly int[] stages;         // [ps] Graph mark after which each gradient is complete
-    private readonly bool[] started;       // [ps] sum already started this step
+    private readonly Bucket[] buckets;     // plain: one per Graph mark stage, in the order backward finishes them
     private readonly float[]? flat;        // ZeRO: [N * shard] the gradients, later the gathered parameters
     private readonly float[]? shardGrad;   // ZeRO: [shard]
     private readonly long[] offsets;       // [ps + 1] each parameter's start in the flat vector
@@ -39,12 +40,13 @@ internal sealed class DataParallel
         this.ranks = ranks;
         if (zero is not (0 or 1)) throw new InvalidConfigException($"--zero takes 0 (no sharding) or 1 (AdamW moments sharded over ranks); got {zero}.");
         ps = [.. model.Parameters.Trainable];
-        stages = [.. ps.Select(model.BackwardStage)];
-        started = new bool[ps.Length];
         offsets = new long[ps.Length + 1];
         for (int i = 0; i < ps.Length; i++) offsets[i + 1] = offsets[i] + ps[i].Length;
         flatLength = offsets[^1];
         Zero = zero == 1;
+        buckets = Zero ? [] : [.. Enumerable.Range(0, ps.Length).GroupBy(i => model.BackwardStage(ps[i]))
+            .OrderByDescending(g => g.Key < 0 ? int.MinValue : g.Key)
+            .Select(g => new Bucket(g.Key, [.. g], GC.AllocateArray<float>(checked((int)g.Sum(i => (long)ps[i].Length)), pinned: true)))];
         if (Zero)
         {
             shard = (int)((flatLength + ranks.Size - 1) / ranks.Size);
@@ -63,8 +65,8 @@ internal sealed class DataParallel
     /// <summary>ZeRO-1: the shard of the flat trainable vector this rank's optimizer holds.</summary>
     public (long Start, int Length) Shard => ((long)ranks.Rank * shard, shard);
 
-    /// <summary>Bytes of the ZeRO-1 exchange buffer (gradients, then parameters), besides the moments.</summary>
-    public long ExchangeBytes => 4L * (flat?.Length ?? 0) + 4L * (shardGrad?.Length ?? 0);
+    /// <summary>Bytes of the exchange buffers (buckets; ZeRO-1: gradients, then parameters), besides the moments.</summary>
+    public long ExchangeBytes => 4L * (flat?.Length ?? 0) + 4L * (shardGrad?.Length ?? 0) + buckets.Sum(b => 4L * b.Buffer.Length);
 
     /// <summary>This rank's rows of a step of stepRows sequences.</summary>
     public (int First, int Count) LocalRows(int stepRows)
@@ -78,13 +80,35 @@ internal sealed class DataParallel
 
     private void OnMark(int stage)
     {
-        for (int i = 0; i < ps.Length; i++)
+        foreach (var bucket in buckets)
         {
-            if (started[i] || stages[i] < stage || stages[i] < 0) continue;
-            ranks.StartSum(ps[i].Grad!.Memory);
-            started[i] = true;
+            if (!bucket.Started && bucket.Stage >= stage) Start(bucket);
         }
         ranks.Progress();
+    }
+
+    private void Start(Bucket bucket)
+    {
+        int at = 0;
+        foreach (int i in bucket.Members)
+        {
+            ps[i].Grad!.Span.CopyTo(bucket.Buffer.AsSpan(at));
+            at += ps[i].Length;
+        }
+        ranks.StartSum(bucket.Buffer);
+        bucket.Started = true;
+    }
+
+    /// <summary>The gradients of one stage side by side, summed as one message.</summary>
+    private sealed class Bucket(int stage, int[] members, float[] buffer)
+    {
+        public int Stage { get; } = stage;
+
+        public int[] Members { get; } = members;
+
+        public float[] Buffer { get; } = buffer;
+
+        public bool Started { get; set; }
     }
 
     /// <summary>After the rank's backward: finishes the gradient sums (or the reduce-scatter of ZeRO-1).</summary>
@@ -92,12 +116,18 @@ internal sealed class DataParallel
     {
         if (!Zero)
         {
-            for (int i = 0; i < ps.Length; i++)
-            {
-                if (!started[i]) ranks.StartSum(ps[i].Grad!.Memory);
-                started[i] = false;
-            }
+            foreach (var bucket in buckets) if (!bucket.Started) Start(bucket);
             ranks.WaitAll();
+            foreach (var bucket in buckets)
+            {
+                int at = 0;
+                foreach (int i in bucket.Members)
+                {
+                    bucket.Buffer.AsSpan(at, ps[i].Length).CopyTo(ps[i].Grad!.Span);
+                    at += ps[i].Length;
+                }
+                bucket.Started = false;
+            }
             return;
         }
         for (int i = 0; i < ps.Length; i++) ps[i].Grad!.Span.CopyTo(flat!.AsSpan((int)Offset(i)));
