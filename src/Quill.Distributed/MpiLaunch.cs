@@ -3,7 +3,8 @@
 // with more than one rank, Start initializes MPI, sets MPI_ERRORS_RETURN on MPI_COMM_WORLD and installs a SIGTERM
 // line: when a rank dies, mpirun prints which one ("mpirun noticed that process rank 1 ... exited on signal 9") and
 // terminates the others, each of which then says that it was stopped. Finish ends MPI after a good run; Fail prints
-// the rank's one-line error and aborts the whole job (MPI_Abort), since the others would wait for it forever.
+// the rank's one-line error and aborts the whole job (MPI_Abort), since the others would wait for it forever
+// (ranks other than 0 after a pause, so that an error every rank meets is printed once).
 // A run of one rank (mpirun -np 1) is the plain single-process run: MPI is not even initialized.
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -66,10 +67,15 @@ public sealed unsafe class MpiLaunch : IDisposable
         Check(mpi, mpi.Finalize(), "MPI_Finalize");
     }
 
-    /// <summary>Prints this rank's one-line error and ends every rank of the job (does not return).</summary>
+    /// <summary>
+    /// Prints this rank's one-line error and ends every rank of the job (does not return). A rank other than 0 waits
+    /// two seconds first: a mistake every rank makes (a bad option, a bad config) is then said once, by rank 0, whose
+    /// abort ends the others before they speak.
+    /// </summary>
     public void Fail(string message)
     {
         finished = true;
+        if (World.Rank != 0) Thread.Sleep(2000);
         Console.Error.WriteLine($"error: {World.Describe()}: {message}");
         Console.Error.Flush();
         mpi.Abort(mpi.CommWorld, 1);
