@@ -89,9 +89,6 @@ public sealed class AdamWOptimizer
     /// <summary>Elements of all trainable parameters together (the flat vector's length).</summary>
     public long FlatLength => offsets[^1];
 
-    /// <summary>Where trainable parameter i starts in the flat vector.</summary>
-    public long FlatOffset(int i) => offsets[i];
-
     /// <summary>Is trainable parameter i weight-decayed?</summary>
     public bool IsDecayed(int i) => decay[i] > 0;
 

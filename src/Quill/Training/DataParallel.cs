@@ -65,9 +65,6 @@ internal sealed class DataParallel
     /// <summary>ZeRO-1: the shard of the flat trainable vector this rank's optimizer holds.</summary>
     public (long Start, int Length) Shard => ((long)ranks.Rank * shard, shard);
 
-    /// <summary>Bytes of the exchange buffers (buckets; ZeRO-1: gradients, then parameters), besides the moments.</summary>
-    public long ExchangeBytes => 4L * (flat?.Length ?? 0) + 4L * (shardGrad?.Length ?? 0) + buckets.Sum(b => 4L * b.Buffer.Length);
-
     /// <summary>This rank's rows of a step of stepRows sequences.</summary>
     public (int First, int Count) LocalRows(int stepRows)
     {
