@@ -143,6 +143,7 @@ public sealed unsafe class MpiCollectives : ICollectives
         if ((polls & 127) != 0 || Stopwatch.GetElapsedTime(start) < timeout) return;
         Console.Error.WriteLine($"error: {Describe()}: no answer from the other ranks for {timeout.TotalSeconds:F0} s during the {what}; one of them has stopped or hangs. Ending the job (QUILL_MPI_TIMEOUT sets the limit).");
         Console.Error.Flush();
+        Thread.Sleep(200); // let mpirun forward the line before the abort ends the job
         mpi.Abort(mpi.CommWorld, 1);
     }
 

@@ -2,7 +2,7 @@
 // _LOCAL_SIZE in its environment; without them nothing here loads libmpi and the process trains alone. Under mpirun
 // with more than one rank, Start initializes MPI, sets MPI_ERRORS_RETURN on MPI_COMM_WORLD and installs a SIGTERM
 // line: when a rank dies, mpirun prints which one ("mpirun noticed that process rank 1 ... exited on signal 9") and
-// terminates the others, each of which then says that it was stopped. Finish ends MPI after a good run; Fail prints
+// terminates the others, each of which then says that it was stopped (if mpirun still forwards its output). Finish ends MPI after a good run; Fail prints
 // the rank's one-line error and aborts the whole job (MPI_Abort), since the others would wait for it forever
 // (ranks other than 0 after a pause, so that an error every rank meets is printed once).
 // A run of one rank (mpirun -np 1) is the plain single-process run: MPI is not even initialized.
@@ -78,6 +78,7 @@ public sealed unsafe class MpiLaunch : IDisposable
         if (World.Rank != 0) Thread.Sleep(2000);
         Console.Error.WriteLine($"error: {World.Describe()}: {message}");
         Console.Error.Flush();
+        Thread.Sleep(200); // let mpirun forward the line before the abort ends the job
         mpi.Abort(mpi.CommWorld, 1);
         Environment.Exit(1);
     }

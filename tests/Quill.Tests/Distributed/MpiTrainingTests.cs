@@ -159,8 +159,9 @@ public sealed class MpiTrainingTests
         }
         Assert.True(ended < TimeSpan.FromSeconds(30), $"the job took {ended.TotalSeconds:F1} s to end");
         Assert.NotEqual(0, exit);
+        // mpirun's line names the dead rank; rank 0's own "stopped by mpirun" line shows only when mpirun still
+        // forwards its output when it terminates it, which depends on timing, so it is not asserted.
         Assert.Matches(@"process rank 1 .* exited on signal 9", err);
-        Assert.Contains("error: rank 0 of 2: stopped by mpirun", err, StringComparison.Ordinal);
 
         // The last checkpoint is whole: it resumes on 1, 2 and (ZeRO-1) 4 ranks to the same weights.
         int step = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "checkpoint", "state.json"))).RootElement.GetProperty("step").GetInt32();
