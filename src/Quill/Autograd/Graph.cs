@@ -75,7 +75,9 @@ public sealed class Graph
     /// <summary>Records a mark (when recording and <see cref="OnBackwardMark"/> is set): see the file header.</summary>
     public void Mark(int stage)
     {
-        if (Recording && OnBackwardMark != null) nodes.Add(new MarkNode(stage));
+        if (!Recording || OnBackwardMark == null) return;
+        nodes.Add(new MarkNode(stage));
+        outputs.Add(null);
     }
 
     private sealed class MarkNode(int stage) : Node
