@@ -8,6 +8,7 @@
 // cache, output projection (+bias), residual; norm, SwiGLU or GELU MLP (+biases), residual; learned positions added
 // to the embedding when the spec has them. A test holds the two forwards equal for every architecture. Only the rows whose logits are asked for go
 // through the final norm and the classifier.
+// InputObserver, when set, sees the input rows of every layer matrix product (what an importance matrix averages).
 // Not thread-safe: one engine runs one forward at a time (its scratch is shared); use one engine per thread.
 // Glossary: N rows in this call, C width, Hq / Hkv heads, D head size, F MLP width, V vocabulary.
 using Quill.Kernels;
@@ -15,6 +16,25 @@ using Quill.Models;
 using Quill.Tensors;
 
 namespace Quill.Inference;
+
+/// <summary>Which products of a layer an observed input feeds.</summary>
+public enum MatrixInput
+{
+    /// <summary>The normed residual into q, k and v (or the fused q|k|v).</summary>
+    Attention,
+
+    /// <summary>The attention output into the output projection.</summary>
+    AttentionOutput,
+
+    /// <summary>The normed residual into the MLP's up (and gate) projection.</summary>
+    Mlp,
+
+    /// <summary>The MLP activation into the down projection.</summary>
+    MlpDown,
+}
+
+/// <summary>Receives <paramref name="count"/> input rows of <paramref name="width"/> values of one product of layer <paramref name="layer"/>.</summary>
+public delegate void MatrixInputObserver(int layer, MatrixInput input, ReadOnlySpan<float> rows, int count, int width);
 
 /// <summary>Runs an <see cref="InferenceModel"/> with KV caches: prefill, decode and batched decode.</summary>
 public sealed unsafe class InferenceEngine
@@ -56,6 +76,9 @@ public sealed unsafe class InferenceEngine
     }
 
     public InferenceModel Model => model;
+
+    /// <summary>Sees the input of every layer matrix product (null: none); used to collect an importance matrix.</summary>
+    public MatrixInputObserver? InputObserver { get; set; }
 
     /// <summary>Positions a cache made by this engine can hold.</summary>
     public int ContextLength { get; }
@@ -164,6 +187,7 @@ public sealed unsafe class InferenceEngine
                 if (g.Count == 1) g.Cache.Prefetch(l, g.Pos0); // decode: the slots this layer writes, while its weights stream
             }
             Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
+            InputObserver?.Invoke(l, MatrixInput.Attention, hs[..(n * c)], n, c);
             if (lw.Wqkv != null) lw.Wqkv.Multiply(h, c, n, qkv, qkvW);
             else
             {
@@ -202,10 +226,12 @@ public sealed unsafe class InferenceEngine
                 Attention.ForwardCached(g.Count, g.Pos0, s.Heads, s.KvHeads, d, scale, rows, qkvW,
                     g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Capacity, new Span<float>(att + (long)g.Row * qd, g.Count * qd));
             }
+            InputObserver?.Invoke(l, MatrixInput.AttentionOutput, new ReadOnlySpan<float>(att, n * qd), n, qd);
             lw.Wo.Multiply(att, qd, n, tmp, c);
             Residual(xs, new Span<float>(tmp, n * c), lw.WoBias, n, c);
 
             Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
+            InputObserver?.Invoke(l, MatrixInput.Mlp, hs[..(n * c)], n, c);
             var gs = new Span<float>(gate, n * f);
             float* mlp = gate;
             if (lw.Gate != null)
@@ -223,6 +249,7 @@ public sealed unsafe class InferenceEngine
                 Gelu.Forward(gs, new Span<float>(up, n * f));
                 mlp = up;
             }
+            InputObserver?.Invoke(l, MatrixInput.MlpDown, new ReadOnlySpan<float>(mlp, n * f), n, f);
             lw.Down.Multiply(mlp, f, n, tmp, c);
             Residual(xs, new Span<float>(tmp, n * c), lw.DownBias, n, c);
         }
