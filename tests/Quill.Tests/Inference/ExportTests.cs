@@ -223,6 +223,44 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
     }
 
     /// <summary>
+    /// quill imatrix on story text, then quantize --imatrix: every matrix the importance matrix covers holds the bytes
+    /// llama.cpp's own weighted quantizer (ggml_quantize_chunk with the same means as quant_weights) makes from the
+    /// F32 export's rows, so llama-quantize --imatrix would write the same tensors.
+    /// </summary>
+    [Theory]
+    [InlineData("q4_0")]
+    [InlineData("q4_1")]
+    [InlineData("q4_k_m")]
+    public void Quantize_with_quill_imatrix_writes_llama_cpps_weighted_blocks(string type)
+    {
+        string text = Path.Combine(models.Dir, $"calib-{type}.txt");
+        File.WriteAllText(text, Quill.Data.StoryCorpus.Generate(3000, 7));
+        string imatrix = Path.Combine(models.Dir, $"imatrix-{type}.gguf");
+        var r = CliProcess.Run("imatrix", "--model", models.Llama, "--data", text, "--ctx", "64", "--chunks", "8", "--out", imatrix);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Matches(@"wrote .*imatrix-q[0-9a-z_]+\.gguf \(14 matrices, 8 chunks of 64 tokens = 512 tokens\) in [0-9.]+s; perplexity of the chunks' second halves [0-9.]+", r.Out);
+        string f32 = Path.Combine(models.Dir, $"imatrix-base-{type}.gguf"), q = Path.Combine(models.Dir, $"imatrix-{type}-q.gguf");
+        Assert.Equal(0, CliProcess.Run("export", "--model", models.Llama, "--out", f32).Exit);
+        r = CliProcess.Run("quantize", "--model", f32, "--type", type, "--imatrix", imatrix, "--out", q);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Matches("importance matrix " + Path.GetFileName(imatrix) + ": 1[24] matrices quantized with its weights", r.Out); // q4_k_m: layer 1's attn_v, ffn_down are Q8_0
+        var means = Quill.Formats.ImatrixFile.Read(imatrix);
+        using var src = GgufFile.Open(f32);
+        using var dst = GgufFile.Open(q);
+        int compared = 0;
+        foreach (string name in means.Entries.Keys)
+        {
+            var t = dst.GetTensor(name);
+            if (!WeightedQuant.UsesWeights(t.Type)) continue;
+            int cols = (int)t.Dimensions[0], rows = (int)t.Dimensions[1];
+            var theirs = GgmlQuantizer.Quantize(t.Type, src.ReadSingle(name), rows, cols, means.Mean(name));
+            Assert.True(dst.GetTensorData(t).SequenceEqual(theirs), $"{name} ({t.Type}) differs from ggml's weighted quantization");
+            compared++;
+        }
+        Assert.True(compared >= 8, $"only {compared} weighted matrices compared");
+    }
+
+    /// <summary>
     /// A random llama wide enough for whole 256-value super-blocks, so every K-quant is written as such: llama.cpp
     /// computes on each type Quill writes what Quill computes on the same file (Quill's block layouts checked by
     /// llama.cpp's own kernels, not only by hand-built blocks).
