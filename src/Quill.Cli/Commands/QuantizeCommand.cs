@@ -71,7 +71,7 @@ internal static class QuantizeCommand
             using var q = ModelLoader.Load(outPath);
             var quality = QuantizationQuality.Measure(m, q, ids);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"quality on {quality.Tokens:N0} tokens of {Path.GetFileName(text)}: perplexity {quality.PerplexityOriginal:F4} -> {quality.PerplexityQuantized:F4} ({quality.PerplexityChangePercent:+0.00;-0.00}%), mean KL {quality.MeanKl:F5} nats, top token agrees {quality.TopTokenAgreement * 100:F1}%"));
+                $"quality on {quality.Tokens:N0} tokens of {Path.GetFileName(text)}: perplexity {quality.PerplexityOriginal:F4} -> {quality.PerplexityQuantized:F4} ({Math.Round(quality.PerplexityChangePercent, 2) + 0.0:+0.00;-0.00}%), mean KL {quality.MeanKl:F5} nats, top token agrees {quality.TopTokenAgreement * 100:F1}%"));
         });
         return cmd;
     }

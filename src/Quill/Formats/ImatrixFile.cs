@@ -136,6 +136,8 @@ public static class ImatrixFile
             if (len < 1 || len > 4096 || f.Position + len > length)
                 throw new InvalidFileException($"{path}: entry {i}'s name length {len} does not fit the file.");
             string name = Encoding.UTF8.GetString(r.ReadBytes(len));
+            if (name.Any(ch => char.IsControl(ch) || ch == '\uFFFD'))
+                throw new InvalidFileException($"{path}: entry {i} has no readable tensor name; neither a GGUF nor a legacy .dat importance matrix.");
             int ncall = Int($"{name}'s call count");
             int nval = Int($"{name}'s value count");
             if (nval < 1 || f.Position + 4L * nval > length)

@@ -236,6 +236,13 @@ public sealed class ImatrixTests
             Assert.Equal(1, r.Exit);
             Assert.Matches(@"^error: .*foreign\.dat: none of its 1 entries \(e\.g\. blk\.0\.ssm_in\.weight\) names a matrix of .*; the importance matrix was made for another model\.\s*$", r.Err);
 
+            // a llama2.c checkpoint (neither GGUF nor a legacy .dat)
+            string l2c = Path.Combine(dir, "m.bin");
+            using (var im = ModelLoader.Load(model)) Llama2cExport.Write(im, l2c);
+            r = CliProcess.Run("quantize", "--model", model, "--type", "q4_0", "--imatrix", l2c, "--out", bad);
+            Assert.Equal(1, r.Exit);
+            Assert.Matches(@"^error: .*m\.bin: entry 0 has no readable tensor name; neither a GGUF nor a legacy \.dat importance matrix\.\s*$", r.Err);
+
             // a model file given as the importance matrix, and a truncated legacy file
             r = CliProcess.Run("quantize", "--model", model, "--type", "q4_0", "--imatrix", model, "--out", bad);
             Assert.Equal(1, r.Exit);
