@@ -47,10 +47,10 @@ public static class WeightedQuant
         QuantMath.CheckSizes(type.ToString(), bs, bb, row.Length, dst.Length);
         switch (type)
         {
-            case GgmlType.Q4_0: Symmetric32(row, importance, dst, 8); break;
-            case GgmlType.Q5_0: Symmetric32(row, importance, dst, 16); break;
-            case GgmlType.Q4_1: Affine32(row, importance, dst, 15); break;
-            case GgmlType.Q5_1: Affine32(row, importance, dst, 31); break;
+            case GgmlType.Q4_0: Block32(row, importance, dst, 8, affine: false); break;
+            case GgmlType.Q5_0: Block32(row, importance, dst, 16, affine: false); break;
+            case GgmlType.Q4_1: Block32(row, importance, dst, 15, affine: true); break;
+            case GgmlType.Q5_1: Block32(row, importance, dst, 31, affine: true); break;
             case GgmlType.Q4_K: KQuant(row, importance, dst, 15); break;
             case GgmlType.Q5_K: KQuant(row, importance, dst, 31); break;
             default: Q6K(row, importance, dst); break;
@@ -67,56 +67,40 @@ public static class WeightedQuant
         return s / x.Length;
     }
 
-    // Q4_0 (nmax 8) and Q5_0 (nmax 16): codes L in 0..2 nmax - 1, value = (L - nmax) d
-    private static void Symmetric32(ReadOnlySpan<float> row, ReadOnlySpan<float> qw, Span<byte> dst, int nmax)
-    {
-        float sigma2 = MeanSquare(row);
-        Span<float> w = stackalloc float[32];
-        Span<byte> l = stackalloc byte[32];
-        int bb = nmax == 8 ? Q4_0.BlockBytes : Q5_0.BlockBytes;
-        for (int b = 0; b < row.Length / 32; b++)
-        {
-            var x = row.Slice(32 * b, 32);
-            var q = qw.Slice(32 * b, 32);
-            for (int j = 0; j < 32; j++) w[j] = q[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
-            float d = MakeSymmetric(x, nmax, l, w);
-            var o = dst.Slice(b * bb, bb);
-            QuantMath.WriteHalfBits(o, 0, Fp16.FromSingle(d));
-            if (nmax == 8)
-            {
-                for (int j = 0; j < 16; j++) o[2 + j] = (byte)(l[j] | (l[j + 16] << 4));
-            }
-            else
-            {
-                PackFive(l, o.Slice(2, 4), o.Slice(6, 16));
-            }
-        }
-    }
-
-    // Q4_1 (nmax 15) and Q5_1 (nmax 31): value = L d + m
-    private static void Affine32(ReadOnlySpan<float> row, ReadOnlySpan<float> qw, Span<byte> dst, int nmax)
+    // The 32-value formats: Q4_0 (nmax 8) and Q5_0 (nmax 16), value = (L - nmax) d; Q4_1 (nmax 15) and Q5_1
+    // (nmax 31), value = L d + m (affine).
+    private static void Block32(ReadOnlySpan<float> row, ReadOnlySpan<float> qw, Span<byte> dst, int nmax, bool affine)
     {
         float sigma2 = MeanSquare(row);
         Span<float> w = stackalloc float[32];
         Span<byte> l = stackalloc byte[32];
         Span<byte> aux = stackalloc byte[32];
-        int bb = nmax == 15 ? Q4_1.BlockBytes : Q5_1.BlockBytes;
+        int header = affine ? 4 : 2;
+        bool five = nmax >= 16;
+        int bb = header + (five ? 4 : 0) + 16;
         for (int b = 0; b < row.Length / 32; b++)
         {
             var x = row.Slice(32 * b, 32);
             var q = qw.Slice(32 * b, 32);
             for (int j = 0; j < 32; j++) w[j] = q[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
-            float d = MakeAffine(x, nmax, w, l, aux, out float negMin);
             var o = dst.Slice(b * bb, bb);
-            QuantMath.WriteHalfBits(o, 0, Fp16.FromSingle(d));
-            QuantMath.WriteHalfBits(o, 2, Fp16.FromSingle(-negMin));
-            if (nmax == 15)
+            if (affine)
             {
-                for (int j = 0; j < 16; j++) o[4 + j] = (byte)(l[j] | (l[j + 16] << 4));
+                float d = MakeAffine(x, nmax, w, l, aux, out float negMin);
+                QuantMath.WriteHalfBits(o, 0, Fp16.FromSingle(d));
+                QuantMath.WriteHalfBits(o, 2, Fp16.FromSingle(-negMin));
             }
             else
             {
-                PackFive(l, o.Slice(4, 4), o.Slice(8, 16));
+                QuantMath.WriteHalfBits(o, 0, Fp16.FromSingle(MakeSymmetric(x, nmax, l, w)));
+            }
+            if (five)
+            {
+                PackFive(l, o.Slice(header, 4), o.Slice(header + 4, 16));
+            }
+            else
+            {
+                for (int j = 0; j < 16; j++) o[header + j] = (byte)(l[j] | (l[j + 16] << 4));
             }
         }
     }

@@ -14,9 +14,9 @@ namespace Quill.Tests.Inference;
 
 public sealed class Llama2cExportTests
 {
-    private const string Model = "llama2c/stories260K.bin";
-    private const string Tok = "llama2c/tok512.bin";
-    private const string Expected = "llama2c/expected_outputs.json";
+    private const string Model = Llama2cGoldenTests.Model;
+    private const string Tok = Llama2cGoldenTests.Tok;
+    private const string Expected = Llama2cGoldenTests.Expected;
 
     [TestDataFact(Model, Tok, Expected)]
     public void Stories260K_round_trips_and_reproduces_run_c()

@@ -10,9 +10,9 @@ namespace Quill.Tests.Inference;
 
 public sealed class Llama2cGoldenTests
 {
-    private const string Model = "llama2c/stories260K.bin";
-    private const string Tok = "llama2c/tok512.bin";
-    private const string Expected = "llama2c/expected_outputs.json";
+    internal const string Model = "llama2c/stories260K.bin";
+    internal const string Tok = "llama2c/tok512.bin";
+    internal const string Expected = "llama2c/expected_outputs.json";
 
     [TestDataTheory(Model, Tok, Expected)]
     [InlineData("test_all_greedy_200")]
