@@ -1,6 +1,6 @@
 // Quantization that minimizes an importance-weighted error: llama.cpp's method when an importance matrix is given
-// (ggml's quantize_row_*_impl with quant_weights), rewritten from its description for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
-// Q5_K and Q6_K. The importance of column j (imatrix[j], the mean of the squared activations that multiply that
+// (ggml's quantize_row_*_impl with quant_weights in ggml-quants.c, read to learn the method; the same arithmetic in
+// the same order, so the blocks are ggml's byte for byte) for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K. The importance of column j (imatrix[j], the mean of the squared activations that multiply that
 // column) weights each value's error, so columns that meet large inputs are rounded more carefully:
 // - Q4_0 / Q5_0 (symmetric): weight_j = imatrix_j * sqrt(sigma2 + x_j^2), sigma2 = the row's mean square; the scale
 //   of each 32-value block is the best of 19 candidates -(nmax + 0.1 i) / max (i = -9..9), each refit by weighted
