@@ -54,22 +54,8 @@ public static class TrainBenchmark
             g.Backward(loss);
             opt.Step(3e-4f, AdamWOptimizer.ClipScale((float)opt.GradNorm(), 1f));
         }
-        Step(); // warm-up: JIT, arena, optimizer state
-        var ms = new List<double>();
-        for (int r = 0; r < options.Runs; r++)
-        {
-            var sw = Stopwatch.StartNew();
-            for (int s = 0; s < options.Steps; s++) Step();
-            ms.Add(sw.Elapsed.TotalMilliseconds / options.Steps);
-        }
-        ms.Sort();
+        var ms = TimeSteps(Step, options.Steps, options.Runs, g, profile);
         double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
-        if (profile != null)
-        {
-            g.Profile = profile;
-            Step();
-            g.Profile = null;
-        }
         double? peer = RunPeer(options, log);
         return new BenchResult("train", tps, "tokens/s", peer, new Dictionary<string, object>
         {
@@ -80,6 +66,31 @@ public static class TrainBenchmark
             ["tokens_per_s"] = Math.Round(tps, 1),
             ["ms_per_step"] = Math.Round(median, 1),
         });
+    }
+
+    /// <summary>
+    /// A training step timed as every training benchmark does: one warm-up step (JIT, arena, optimizer state), then
+    /// runs of steps; ms per step of each run, sorted (the median is [Count / 2]). With profile, one more step fills
+    /// it with ms per op (Graph.Profile).
+    /// </summary>
+    internal static List<double> TimeSteps(Action step, int steps, int runs, Graph g, Dictionary<string, double>? profile)
+    {
+        step();
+        var ms = new List<double>();
+        for (int r = 0; r < runs; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int s = 0; s < steps; s++) step();
+            ms.Add(sw.Elapsed.TotalMilliseconds / steps);
+        }
+        ms.Sort();
+        if (profile != null)
+        {
+            g.Profile = profile;
+            step();
+            g.Profile = null;
+        }
+        return ms;
     }
 
     /// <summary>Peer tokens/s from torch_gpt_train.py, or null when python3/torch/the script is missing.</summary>

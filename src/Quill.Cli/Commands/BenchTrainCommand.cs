@@ -22,13 +22,17 @@ internal static class BenchTrainCommand
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
             var result = TrainBenchmark.Run(new TrainBenchOptions(r.GetValue(preset)!, r.GetValue(steps), r.GetValue(runs), r.GetValue(threads), prof != null), prof, Console.Error);
             Console.WriteLine(result.ToJson());
-            if (prof != null)
-            {
-                double total = prof.Values.Sum();
-                foreach (var (op, ms) in prof.OrderByDescending(kv => kv.Value))
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{op,-28} {ms,9:F1} ms {100 * ms / total,5:F1}%"));
-            }
+            PrintProfile(prof);
         });
         return cmd;
+    }
+
+    /// <summary>The time per op of one step, largest first (stderr), when --profile asked for it.</summary>
+    internal static void PrintProfile(Dictionary<string, double>? prof)
+    {
+        if (prof == null) return;
+        double total = prof.Values.Sum();
+        foreach (var (op, ms) in prof.OrderByDescending(kv => kv.Value))
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{op,-28} {ms,9:F1} ms {100 * ms / total,5:F1}%"));
     }
 }

@@ -49,7 +49,7 @@ internal static class FinetuneCommand
         var dropout = new Option<float?>("--lora-dropout") { Description = "LoRA: dropout on the adapter's input while training (default 0)" };
         var targets = new Option<string[]?>("--lora-targets") { Description = "LoRA: projections to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, GPT-2: c_attn c_proj c_fc, or all-linear; default q, k, v, o)", AllowMultipleArgumentsPerToken = true };
         var rslora = new Option<bool?>("--rslora") { Description = "LoRA: scale by alpha / sqrt(r) (rank-stabilized)" };
-        var quantType = new Option<string?>("--qlora-type") { Description = "QLoRA: the block type a float base's matrices are quantized to in memory (q4_0 default, q8_0, ...); a GGUF base stays as stored" };
+        var quantType = new Option<string?>("--qlora-type") { Description = "QLoRA: the block type a float base's matrices are quantized to in memory (q4_0 default, nf4, q8_0, ...); a GGUF base stays as stored" };
         var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples, full or with a LoRA / QLoRA adapter; the loss counts only the replies.")
         {
             baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, skipLong, valFraction, maxSteps, resume, threads,

@@ -1,7 +1,9 @@
 // The reverse-mode tape. Ops run their forward kernel at once and, when the graph records, push a node that knows
 // how to run their backward kernel. Backward() walks the nodes newest first; every node adds its input gradients
 // (+=), so a tensor used twice (a residual stream, tied embeddings) gets the sum, and parameter gradients keep
-// accumulating over several Backward() calls until the optimizer zeroes them (gradient accumulation).
+// accumulating over several Backward() calls until the optimizer zeroes them (gradient accumulation). A node recorded
+// with its output frees that output's gradient right after its own backward (nothing reads it later), so the pass
+// holds a few layers' worth of activation gradients at a time, not all of them.
 // Inference mode (recording: false) keeps no nodes and allocates no gradients.
 // Not handled: higher-order gradients, ops whose inputs are modified after being recorded.
 using System.Diagnostics;
@@ -20,6 +22,8 @@ public abstract class Node
 public sealed class Graph
 {
     private readonly List<Node> nodes = [];
+    private readonly List<Tensor?> outputs = [];                            // per node: the output it produced, or null
+    private readonly Dictionary<float[], int> gradUsers = new(ReferenceEqualityComparer.Instance); // arena gradient buffer -> tensors whose Grad it is
     private readonly TensorArena arena = new();
 
     /// <summary>Creates a graph; with recording false it is an inference context that records nothing.</summary>
@@ -37,6 +41,18 @@ public sealed class Graph
     /// <summary>A new activation tensor from the arena (contents undefined unless zero).</summary>
     public Tensor NewTensor(int[] shape, bool zero = false) => arena.Rent(shape, zero);
 
+    /// <summary>
+    /// Hands the storage of an activation back to the arena before the step ends, for a value no recorded backward
+    /// reads (a projection output that only feeds an add, the input of a frozen projection with no adapter): later
+    /// tensors of the same size reuse it. The tensor keeps its shape and gradient, but its values must not be read
+    /// again; call it once per tensor, and only for tensors this graph's ops made.
+    /// </summary>
+    public void Discard(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        if (!t.IsForeign && t.Offset == 0 && t.Length == t.Storage.Length) arena.Release(t.Storage);
+    }
+
     /// <summary>True when an op with these inputs must record itself.</summary>
     public bool NeedsGrad(Tensor a) => Recording && a.RequiresGrad;
 
@@ -51,10 +67,18 @@ public sealed class Graph
     private long lastMark = Stopwatch.GetTimestamp();
 
     /// <summary>Records a node (ops call this only when Recording).</summary>
-    public void Record(Node node)
+    public void Record(Node node) => Record(node, null);
+
+    /// <summary>
+    /// Records a node that produced <paramref name="output"/> (a new tensor, not one changed in place): every op
+    /// that reads the output was recorded later, so once this node's backward has run, the output's gradient is read
+    /// by no one, and its storage goes back to the arena for the gradients of earlier layers.
+    /// </summary>
+    public void Record(Node node, Tensor? output)
     {
         ArgumentNullException.ThrowIfNull(node);
         nodes.Add(node);
+        outputs.Add(output);
         if (Profile != null) Charge("forward " + OpName(node), ref lastMark);
     }
 
@@ -71,7 +95,27 @@ public sealed class Graph
     public Tensor GradOf(Tensor t)
     {
         ArgumentNullException.ThrowIfNull(t);
-        return t.Grad ??= arena.Rent(t.Shape, zero: true);
+        return t.Grad ??= Track(arena.Rent(t.Shape, zero: true));
+    }
+
+    private Tensor Track(Tensor grad)
+    {
+        gradUsers[grad.Storage] = gradUsers.GetValueOrDefault(grad.Storage) + 1;
+        return grad;
+    }
+
+    /// <summary>After the backward of the node that produced y: y's gradient is dead; its buffer is freed when no other tensor's Grad is it.</summary>
+    private void ReleaseGrad(Tensor y)
+    {
+        if (y.Grad is not { IsForeign: false } grad || !gradUsers.TryGetValue(grad.Storage, out int users)) return;
+        y.Grad = null;
+        if (users > 1)
+        {
+            gradUsers[grad.Storage] = users - 1;
+            return;
+        }
+        gradUsers.Remove(grad.Storage);
+        arena.Release(grad.Storage);
     }
 
     /// <summary>
@@ -82,7 +126,7 @@ public sealed class Graph
     {
         ArgumentNullException.ThrowIfNull(t);
         fresh = t.Grad == null;
-        return t.Grad ??= arena.Rent(t.Shape, zero: false);
+        return t.Grad ??= Track(arena.Rent(t.Shape, zero: false));
     }
 
     /// <summary>
@@ -97,6 +141,7 @@ public sealed class Graph
         if (input.Grad == null && canAlias)
         {
             input.Grad = dy;
+            if (!dy.IsForeign && gradUsers.TryGetValue(dy.Storage, out int users)) gradUsers[dy.Storage] = users + 1;
             return;
         }
         var dx = GradForWrite(input, out bool fresh);
@@ -115,9 +160,11 @@ public sealed class Graph
         for (int i = nodes.Count - 1; i >= 0; i--)
         {
             nodes[i].Backward(this);
+            if (outputs[i] is Tensor y) ReleaseGrad(y);
             if (Profile != null) Charge("backward " + OpName(nodes[i]), ref mark);
         }
         nodes.Clear();
+        outputs.Clear();
         lastMark = Stopwatch.GetTimestamp();
     }
 
@@ -125,6 +172,8 @@ public sealed class Graph
     public void Reset()
     {
         nodes.Clear();
+        outputs.Clear();
+        gradUsers.Clear();
         arena.Reset();
         lastMark = Stopwatch.GetTimestamp();
     }

@@ -56,7 +56,7 @@ public static class ModelLoader
     public static GgmlType ParseType(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (Enum.TryParse(name, ignoreCase: true, out GgmlType t) && Quantization.GgmlQuant.IsSupported(t)) return t;
+        if (Enum.TryParse(name, ignoreCase: true, out GgmlType t) && Quantization.GgmlQuant.SupportedTypes.Contains(t)) return t;
         throw new InvalidConfigException($"--dtype '{name}' is not a weight type Quill runs; use one of {string.Join(", ", Quantization.GgmlQuant.SupportedTypes).ToLowerInvariant()}.");
     }
 

@@ -60,11 +60,34 @@ public abstract class LanguageModel
     /// <summary>A new model with the adapter folded into its weights (W += scaling B A), carrying no adapter; this one is unchanged.</summary>
     public abstract LanguageModel MergeLora();
 
-    /// <summary>Mean cross-entropy [1] of the logits against targets [B * T] (negative targets ignored).</summary>
+    /// <summary>The last hidden state [B, T, C] after the final norm: what the head turns into logits.</summary>
+    public abstract Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0);
+
+    /// <summary>Logits [..., V] of hidden states [..., C] through the head.</summary>
+    public abstract Tensor Head(Graph g, Tensor hidden);
+
+    /// <summary>
+    /// Mean cross-entropy [1] of the logits against targets [B * T] (negative targets ignored). When some targets
+    /// are negative (masked prompt or padding in fine-tuning), the head and the cross-entropy run only on the rows
+    /// that have one, so the logits and their gradient over the vocabulary are never made for the others; the loss
+    /// and every gradient are those of the full logits.
+    /// </summary>
     public Tensor Loss(Graph g, int[] tokens, int[] targets, int b, int t, ulong dropoutSeed = 0)
     {
-        var logits = Forward(g, tokens, b, t, dropoutSeed);
-        return CrossEntropyOp.Forward(g, logits, targets);
+        ArgumentNullException.ThrowIfNull(targets);
+        if (targets.Length < b * t) throw new ArgumentException($"{targets.Length} targets for batch {b} x time {t}.");
+        var hidden = Hidden(g, tokens, b, t, dropoutSeed);
+        int kept = 0;
+        for (int i = 0; i < b * t; i++) if (targets[i] >= 0) kept++;
+        if (kept == b * t || kept == 0) return CrossEntropyOp.Forward(g, Head(g, hidden), targets);
+        int[] rows = new int[kept], compact = new int[kept];
+        for (int i = 0, k = 0; i < b * t; i++)
+        {
+            if (targets[i] < 0) continue;
+            rows[k] = i;
+            compact[k++] = targets[i];
+        }
+        return CrossEntropyOp.Forward(g, Head(g, GatherRowsOp.Forward(g, hidden, rows)), compact);
     }
 
     /// <summary>Builds a model of the config's architecture with freshly initialized weights (reproducible for a seed).</summary>
@@ -103,7 +126,7 @@ public abstract class LanguageModel
     {
         ArgumentNullException.ThrowIfNull(weights);
         if (!GgmlQuant.IsSupported(floatMatrices) || floatMatrices is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
-            throw new InvalidConfigException($"QLoRA quantizes a float base to a block type, and {floatMatrices} is not one; use one of {string.Join(", ", GgmlQuant.SupportedTypes.Where(t => t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))).ToLowerInvariant()}.");
+            throw new InvalidConfigException($"QLoRA quantizes a float base to a block type, and {floatMatrices} is not one; use one of {GgmlQuant.QLoraTypeNames}.");
         var config = ModelConfig.FromSpec(weights.Spec);
         config.Dropout = dropout;
         return TransformerModel.QuantizedBase(weights, config, floatMatrices);

@@ -104,7 +104,11 @@ public sealed class TransformerModel : LanguageModel
         if (spec.UsesRope) rope = RopeFrequencies.Tables(spec, spec.MaxContext);
     }
 
-    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
+    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0) => Head(g, Hidden(g, tokens, b, t, dropoutSeed));
+
+    public override Tensor Head(Graph g, Tensor hidden) => LinearOp.Forward(g, hidden, head, null); // [..., V]
+
+    public override Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
     {
         ArgumentNullException.ThrowIfNull(g);
         CheckInput(tokens, b, t);
@@ -133,8 +137,9 @@ public sealed class TransformerModel : LanguageModel
             var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, rope); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
-            a = DropoutOp.Forward(g, a, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
-            x = AddOp.Forward(g, x, a);
+            var ad = DropoutOp.Forward(g, a, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
+            x = AddOp.Forward(g, x, ad);
+            Discard(g, a, ad);                                                  // add and dropout backward read no values
             h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
             Tensor m;
             if (l.Gate != null)
@@ -147,20 +152,33 @@ public sealed class TransformerModel : LanguageModel
                     Adapt(g, on, l.LoraUp, up, 0, h, dropoutSeed, i);
                 }
                 m = SwiGluOp.Forward(g, gate, up);
+                if (!Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h
             }
             else
             {
                 m = LinearOp.Forward(g, h, l.Up, l.UpBias);                     // [B, T, F]
                 if (on != null) Adapt(g, on, l.LoraUp, m, 0, h, dropoutSeed, i);
+                if (!Reads(l.Up, l.LoraUp, on)) g.Discard(h);
                 m = GeluOp.Forward(g, m);
             }
             var d = LinearOp.Forward(g, m, l.Down, l.DownBias);                // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraDown, d, 0, m, dropoutSeed, i);
-            m = DropoutOp.Forward(g, d, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
-            x = AddOp.Forward(g, x, m);
+            if (!Reads(l.Down, l.LoraDown, on)) g.Discard(m);                   // only a trained down projection reads its input
+            var dd = DropoutOp.Forward(g, d, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
+            x = AddOp.Forward(g, x, dd);
+            Discard(g, d, dd);
         }
-        x = Norm(g, x, finalNorm, finalNormBias);
-        return LinearOp.Forward(g, x, head, null);                           // [B, T, V]
+        return Norm(g, x, finalNorm, finalNormBias);                        // [B, T, C]
+    }
+
+    /// <summary>True when a backward reads the input of this projection: its weight trains, or an adapter beside it does.</summary>
+    private static bool Reads(Tensor w, LoraModule? m, LoraAdapter? on) => w.RequiresGrad || (on != null && m != null);
+
+    /// <summary>Frees a projection's output and its dropout copy (the same tensor when dropout is off) once the residual add has read them.</summary>
+    private static void Discard(Graph g, Tensor y, Tensor dropped)
+    {
+        g.Discard(y);
+        if (!ReferenceEquals(y, dropped)) g.Discard(dropped);
     }
 
     /// <summary>y[:, column..] += scaling * B(A(dropout(x))) when the layer's projection has an adapter.</summary>

@@ -1,6 +1,6 @@
 // One entry point over all the element types Quill can convert: F32, F16, BF16 and the block formats Q8_0, Q4_0,
-// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Quantize turns floats into a type's bytes, Dequantize turns bytes back into
-// floats. Any other ggml type (Q2_K, Q3_K, Q8_K, IQ*, ...) raises a QuillException that names the type.
+// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, and bitsandbytes' NF4 (in memory only, for QLoRA). Quantize turns floats
+// into a type's bytes, Dequantize turns bytes back into floats. Any other ggml type (Q2_K, Q3_K, Q8_K, IQ*, ...) raises a QuillException that names the type.
 using System.Runtime.InteropServices;
 using Quill.Kernels;
 
@@ -13,7 +13,11 @@ public static class GgmlQuant
     public static readonly IReadOnlyList<GgmlType> SupportedTypes =
         [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
 
-    public static bool IsSupported(GgmlType type) => SupportedTypes.Contains(type);
+    /// <summary>True for the types Quantize and Dequantize accept: <see cref="SupportedTypes"/> and the in-memory NF4.</summary>
+    public static bool IsSupported(GgmlType type) => type == GgmlType.NF4 || SupportedTypes.Contains(type);
+
+    /// <summary>The block types a float QLoRA base can be quantized to in memory, by their lower-case names.</summary>
+    public static string QLoraTypeNames => string.Join(", ", SupportedTypes.Where(t => t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)).Append(GgmlType.NF4)).ToLowerInvariant();
 
     /// <summary>Converts <paramref name="src"/> into <paramref name="type"/>'s bytes (a whole number of blocks).</summary>
     public static void Quantize(GgmlType type, ReadOnlySpan<float> src, Span<byte> dst)
@@ -40,6 +44,7 @@ public static class GgmlQuant
             case GgmlType.Q4_K: Q4_K.Quantize(src, dst); break;
             case GgmlType.Q5_K: Q5_K.Quantize(src, dst); break;
             case GgmlType.Q6_K: Q6_K.Quantize(src, dst); break;
+            case GgmlType.NF4: Nf4.Quantize(src, dst); break;
             default: throw Unsupported(type);
         }
     }
@@ -69,6 +74,7 @@ public static class GgmlQuant
             case GgmlType.Q4_K: Q4_K.Dequantize(src, dst); break;
             case GgmlType.Q5_K: Q5_K.Dequantize(src, dst); break;
             case GgmlType.Q6_K: Q6_K.Dequantize(src, dst); break;
+            case GgmlType.NF4: Nf4.Dequantize(src, dst); break;
             default: throw Unsupported(type);
         }
     }

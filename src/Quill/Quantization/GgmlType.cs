@@ -40,6 +40,12 @@ public enum GgmlType
     TQ1_0 = 34,
     TQ2_0 = 35,
     MXFP4 = 39,
+
+    /// <summary>
+    /// Not a ggml type: bitsandbytes' NF4 (blocks of 64, an f32 absmax each, see <see cref="Nf4"/>), which Quill
+    /// holds only in memory (a QLoRA base); GGUF files never carry it, and this id is outside ggml's range.
+    /// </summary>
+    NF4 = 1000,
 }
 
 /// <summary>Block geometry of the ggml types: values per block and bytes per block.</summary>
@@ -47,6 +53,9 @@ public static class GgmlTypeInfo
 {
     /// <summary>True when <paramref name="type"/> is a type this table knows.</summary>
     public static bool IsKnown(GgmlType type) => Geometry(type).BlockSize != 0;
+
+    /// <summary>True for the types a GGUF file may hold: every known type but Quill's in-memory <see cref="GgmlType.NF4"/>.</summary>
+    public static bool IsFileType(GgmlType type) => IsKnown(type) && type != GgmlType.NF4;
 
     /// <summary>Values per block (1 for plain types, 32 or 256 for quantized ones).</summary>
     public static int BlockSize(GgmlType type) => Known(type).BlockSize;
@@ -107,6 +116,7 @@ public static class GgmlTypeInfo
         GgmlType.TQ1_0 => (256, 54),
         GgmlType.TQ2_0 => (256, 66),
         GgmlType.MXFP4 => (32, 17),
+        GgmlType.NF4 => (64, 36),    // f32 absmax, 32 bytes of 4-bit codes (Quill's in-memory QLoRA type)
         _ => (0, 0),
     };
 }

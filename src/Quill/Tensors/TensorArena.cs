@@ -1,6 +1,7 @@
 // Storage for activations and their gradients that is handed back and reused every step. A step asks for the same
 // sizes in the same order each time, so after the first step every request is served from the free lists and a
-// training step allocates no large arrays. Not thread-safe: one arena per graph, used from the thread that runs it.
+// training step allocates no large arrays. Release hands a buffer back early (the graph does so with gradients no
+// op will read again), so the backward pass reuses a few layers' worth of gradient storage. Not thread-safe: one arena per graph, used from the thread that runs it.
 namespace Quill.Tensors;
 
 /// <summary>Recycles float storage between steps, keyed by exact length.</summary>
@@ -29,6 +30,21 @@ public sealed class TensorArena
         }
         inUse.Add(buf);
         return new Tensor(buf, 0, shape, Tensor.ContiguousStrides(shape));
+    }
+
+    /// <summary>
+    /// Hands one rented buffer back before the step ends (a gradient no op will read again), so a later Rent of the
+    /// same length reuses it; the tensors over it must not be used afterwards. False when it is not rented here.
+    /// </summary>
+    public bool Release(float[] buffer)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        int i = inUse.LastIndexOf(buffer); // released buffers are mostly recent rents
+        if (i < 0) return false;
+        inUse.RemoveAt(i);
+        if (!free.TryGetValue(buffer.Length, out var stack)) free[buffer.Length] = stack = new Stack<float[]>();
+        stack.Push(buffer);
+        return true;
     }
 
     /// <summary>Returns every rented buffer to the free lists; tensors rented before must not be used after this.</summary>

@@ -60,7 +60,7 @@ public sealed class LoraRunConfig
     [JsonIgnore]
     public GgmlType ParsedQuantType => QuantType == null ? GgmlType.Q4_0 : Enum.TryParse(QuantType, ignoreCase: true, out GgmlType t) && GgmlQuant.IsSupported(t) && t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
         ? t
-        : throw new InvalidConfigException($"lora.quant_type '{QuantType}' is not a block type Quill quantizes to; use q4_0 or q8_0 (or q4_1, q5_0, q5_1, q4_k, q6_k).");
+        : throw new InvalidConfigException($"lora.quant_type '{QuantType}' is not a block type Quill quantizes to; use q4_0, nf4 or q8_0 (or q4_1, q5_0, q5_1, q4_k, q6_k).");
 
     /// <summary>The adapter's settings as Models.LoraConfig.</summary>
     public LoraConfig ToLoraConfig() => new()

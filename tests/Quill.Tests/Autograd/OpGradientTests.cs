@@ -25,6 +25,15 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void Gather_rows()
+    {
+        var x = GradCheck.Random(rng, 1, 2, 4, 5);
+        x.Name = "x";
+        GradCheck.Check(g => GatherRowsOp.Forward(g, x, [6, 1, 2, 7]), [x]);
+        Assert.Throws<ArgumentException>(() => GatherRowsOp.Forward(new Graph(), x, [8]));
+    }
+
+    [Fact]
     public void Layer_norm_and_rms_norm()
     {
         var x = GradCheck.Random(rng, 1, 3, 7);

@@ -5,7 +5,7 @@
 // dequantizes panels of rows into the same GEMM, so only the input gradient's sum over panels may round differently
 // (1e-5 allowed; here every matrix fits one panel of 1024 rows and the step measured equal bit for bit). An F32
 // base is quantized to Q4_0 in memory (rows that are not whole blocks stay F32 views) and matches its
-// Requantize(Q4_0) copy the same way. Dropping a mapped model's resident pages leaves its views readable. Bad types
+// Requantize(Q4_0) copy the same way, and in bitsandbytes' NF4 its Requantize(NF4) copy. Dropping a mapped model's resident pages leaves its views readable. Bad types
 // fail in one line.
 using Quill.Autograd;
 using Quill.Autograd.Ops;
@@ -119,6 +119,30 @@ public sealed class QLoraTests : IDisposable
         Adapt(dense);
         Adapt(q);
         AssertSameStep(Step(dense), Step(q), "Q4_0 in memory vs LoRA on the requantized copy");
+    }
+
+    [TestDataFact("llama2c/stories260K.bin", "llama2c/tok512.bin")]
+    public void A_float_base_in_nf4_trains_like_lora_on_its_dequantized_weights()
+    {
+        using var open = ModelLoader.Load(Stories, TestData.PathOf("llama2c/tok512.bin"));
+        var q = LanguageModel.QuantizedBase(open.Weights, GgmlType.NF4);
+        Assert.Equal(GgmlType.NF4, q.Parameters["model.layers.2.self_attn.v_proj.weight"].DType);
+        Assert.Equal(GgmlType.NF4, q.Parameters["model.layers.4.mlp.up_proj.weight"].DType);
+        Assert.Equal(GgmlType.NF4, q.Parameters["model.embed_tokens.weight"].DType); // tied: the head's table too
+        Assert.Equal(GgmlType.F32, q.Parameters["model.layers.2.mlp.down_proj.weight"].DType); // rows of 172 are not whole blocks of 64
+        long f32 = 4 * q.Spec.ParameterCount();
+        Assert.True(q.Parameters.OwnedBytes < f32 / 100, $"the NF4 base owns {q.Parameters.OwnedBytes} bytes of floats (f32 size {f32})");
+
+        // LoRA's base: every NF4 matrix dequantized to f32 (code * absmax), the rest as stored
+        using var requantized = open.Requantize(GgmlType.NF4);
+        Assert.Equal(GgmlType.NF4, requantized.Weights.Layers[0].Wq!.Type);
+        var dense = LanguageModel.FromWeights(requantized.Weights);
+        float[] wq = open.Weights.Layers[1].Wq!.ToFloats(), deq = dense.Parameters["model.layers.1.self_attn.q_proj.weight"].ToArray();
+        Assert.NotEqual(wq, deq); // quantization did change the weights
+        Adapt(dense);
+        Adapt(q);
+        AssertSameStep(Step(dense), Step(q), "NF4 in memory vs LoRA on the dequantized NF4 weights");
+        Assert.All(q.Parameters.Where(p => !p.RequiresGrad), p => Assert.Null(p.Grad));
     }
 
     [TestDataFact("llama2c/stories260K.bin", "llama2c/tok512.bin")]

@@ -119,10 +119,46 @@ public sealed class AdapterFinetuneTests : IDisposable
         }
     }
 
+    [TestDataFact("llama2c/stories260K.bin", "llama2c/tok512.bin")]
+    public void Qlora_nf4_on_a_float_base_saves_the_same_peft_adapter_as_lora()
+    {
+        var (lora, loraOpen) = Make(Stories, FinetuneMethod.Lora, "lora");
+        using (loraOpen)
+        using (lora) lora.Run();
+        var (ft, open) = Make(Stories, FinetuneMethod.QLora, "nf4", quant: GgmlType.NF4);
+        using (open)
+        using (ft)
+        {
+            var lm = ft.Trainer.Model;
+            Assert.Equal(GgmlType.NF4, lm.Parameters["model.layers.1.self_attn.k_proj.weight"].DType);
+            var result = ft.Run();
+            Assert.True(result.LastLoss < FirstLoss(Path.Combine(dir, "nf4")) - 0.3, $"loss {FirstLoss(Path.Combine(dir, "nf4"))} -> {result.LastLoss}");
+            string a = Path.Combine(dir, "lora", "checkpoint"), b = result.CheckpointDir;
+            Assert.Equal(File.ReadAllText(Path.Combine(a, "adapter_config.json")), File.ReadAllText(Path.Combine(b, "adapter_config.json")));
+            using (var fa = SafeTensorsFile.Open(Path.Combine(a, "adapter_model.safetensors")))
+            using (var fb = SafeTensorsFile.Open(Path.Combine(b, "adapter_model.safetensors")))
+            {
+                Assert.Equal(fa.Names.Order(StringComparer.Ordinal), fb.Names.Order(StringComparer.Ordinal));
+                Assert.Equal(fa.Metadata, fb.Metadata);
+                foreach (string n in fa.Names)
+                {
+                    Assert.Equal(fa.GetInfo(n).Shape, fb.GetInfo(n).Shape);
+                    Assert.Equal(fa.GetInfo(n).Dtype, fb.GetInfo(n).Dtype);
+                }
+            }
+            Assert.Equal("nf4", JsonNode.Parse(File.ReadAllText(Path.Combine(b, "config.json")))!["lora"]!["quant_type"]!.GetValue<string>());
+            // it runs on the f32 base as any PEFT adapter does
+            var again = LanguageModel.FromWeights(open.Weights);
+            again.LoadLora(Path.Combine(dir, "nf4"));
+            Assert.Equal(lm.Lora!.ElementCount, again.Lora!.ElementCount);
+        }
+    }
+
     public static TheoryData<string, FinetuneMethod> ResumeCases() => new()
     {
         { "f32", FinetuneMethod.Lora },
         { "f32", FinetuneMethod.QLora },   // quantized to Q4_0 in memory
+        { "nf4", FinetuneMethod.QLora },   // quantized to NF4 in memory
         { "Q4_0", FinetuneMethod.QLora },  // a GGUF Q4_0 viewed in place
     };
 
@@ -130,10 +166,10 @@ public sealed class AdapterFinetuneTests : IDisposable
     [MemberData(nameof(ResumeCases))]
     public void A_run_split_7_plus_5_equals_12_straight(string stored, FinetuneMethod method)
     {
-        string basePath = stored == "f32" ? Stories : QLoraTests.WriteGguf(dir, GgmlType.Q4_0);
+        string basePath = stored is "f32" or "nf4" ? Stories : QLoraTests.WriteGguf(dir, GgmlType.Q4_0);
         void Run(string run, int? stop = null, bool resume = false)
         {
-            var (ft, open) = Make(basePath, method, run, stop, resume);
+            var (ft, open) = Make(basePath, method, run, stop, resume, stored == "nf4" ? GgmlType.NF4 : GgmlType.Q4_0);
             using (open)
             using (ft) ft.Run();
         }

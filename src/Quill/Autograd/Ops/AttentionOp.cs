@@ -72,7 +72,7 @@ public static class AttentionOp
         if (g.NeedsGrad(qkv))
         {
             o.RequiresGrad = true;
-            g.Record(new Node(qkv, o, lse, hq, hkv, d, rope));
+            g.Record(new Node(qkv, o, lse, hq, hkv, d, rope), o);
         }
         return o;
     }

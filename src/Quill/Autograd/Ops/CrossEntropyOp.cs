@@ -29,7 +29,7 @@ public static class CrossEntropyOp
         if (g.NeedsGrad(logits) && count > 0)
         {
             loss.RequiresGrad = true;
-            g.Record(new Node(logits, targets.AsSpan(0, n).ToArray(), lse, loss, count));
+            g.Record(new Node(logits, targets.AsSpan(0, n).ToArray(), lse, loss, count), loss);
         }
         return loss;
     }
@@ -44,8 +44,8 @@ public static class CrossEntropyOp
             if (logits.Grad == null)
             {
                 // Sole consumer of the logits: write the gradient straight into fresh storage.
-                logits.Grad = g.NewTensor(logits.Shape);
-                CrossEntropy.Backward(logits.Span, targets, lse.Span, scale, logits.Grad.Span, n, v);
+                var dl = g.GradForWrite(logits, out _);
+                CrossEntropy.Backward(logits.Span, targets, lse.Span, scale, dl.Span, n, v);
             }
             else
             {

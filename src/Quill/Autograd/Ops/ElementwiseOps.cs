@@ -19,7 +19,7 @@ public static class AddOp
         if (g.NeedsGrad(a, b))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(a, b, y));
+            g.Record(new Node(a, b, y), y);
         }
         return y;
     }
@@ -49,7 +49,7 @@ public static class GeluOp
         if (g.NeedsGrad(x))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, y));
+            g.Record(new Node(x, y), y);
         }
         return y;
     }
@@ -76,7 +76,7 @@ public static class SwiGluOp
         if (g.NeedsGrad(gate, up))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(gate, up, y));
+            g.Record(new Node(gate, up, y), y);
         }
         return y;
     }
@@ -104,7 +104,7 @@ public static class DropoutOp
         if (x.RequiresGrad)
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, y, p, seed));
+            g.Record(new Node(x, y, p, seed), y);
         }
         return y;
     }

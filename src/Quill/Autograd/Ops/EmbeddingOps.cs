@@ -39,7 +39,7 @@ public static class EmbeddingOp
         if (g.NeedsGrad(table))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(table, tokens.AsSpan(0, b * t).ToArray(), y));
+            g.Record(new Node(table, tokens.AsSpan(0, b * t).ToArray(), y), y);
         }
         return y;
     }
@@ -71,7 +71,7 @@ public static class PositionAddOp
         if (g.NeedsGrad(x, wpe))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, wpe, y));
+            g.Record(new Node(x, wpe, y), y);
         }
         return y;
     }

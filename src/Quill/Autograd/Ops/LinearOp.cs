@@ -58,7 +58,7 @@ public static unsafe class LinearOp
         if (g.Recording && needs)
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, ws, bs, y));
+            g.Record(new Node(x, ws, bs, y), y);
         }
         return y;
     }

@@ -24,7 +24,7 @@ public static class LayerNormOp
         if (g.Recording && (x.RequiresGrad || gamma.RequiresGrad || (beta?.RequiresGrad ?? false)))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, gamma, beta, y, mean, rstd));
+            g.Record(new Node(x, gamma, beta, y, mean, rstd), y);
         }
         return y;
     }
@@ -60,7 +60,7 @@ public static class RmsNormOp
         if (g.Recording && (x.RequiresGrad || gamma.RequiresGrad))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, gamma, y, rstd));
+            g.Record(new Node(x, gamma, y, rstd), y);
         }
         return y;
     }

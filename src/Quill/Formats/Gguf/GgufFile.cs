@@ -112,7 +112,7 @@ public sealed unsafe class GgufFile : IDisposable, IMappedFileOwner
             }
             uint tt = c.ReadU32($"type of tensor '{name}'");
             var type = (GgmlType)tt;
-            if (!GgmlTypeInfo.IsKnown(type)) throw c.Error($"tensor '{name}' has unknown ggml type {tt}");
+            if (!GgmlTypeInfo.IsFileType(type)) throw c.Error($"tensor '{name}' has unknown ggml type {tt}");
             int bs = GgmlTypeInfo.BlockSize(type);
             if (dims[0] % bs != 0) throw c.Error($"tensor '{name}' row length {dims[0]} is not a multiple of the {type} block size {bs}");
             if (elements / bs > long.MaxValue / GgmlTypeInfo.BlockBytes(type)) throw c.Error($"tensor '{name}' has more bytes than fit in 64 bits");

@@ -87,6 +87,7 @@ public sealed class GgufWriter
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(dims);
         if (dims.Count is < 1 or > 4) throw new InvalidConfigException($"tensor '{name}': GGUF tensors have 1 to 4 dims (got {dims.Count}).");
+        if (!GgmlTypeInfo.IsFileType(type)) throw new InvalidConfigException($"tensor '{name}': {type} is not a type GGUF files hold.");
         long n = 1;
         foreach (long d in dims)
         {
