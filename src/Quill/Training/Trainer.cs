@@ -14,7 +14,7 @@
 // LoRA adapter checkpoints and resumes the adapter alone (Checkpoint); its frozen base is rebuilt by the caller.
 // Preference tuning (a PreferenceSettings and PreferenceBatchSource batches): a micro-batch is B pairs, 2B rows
 // (chosen, then rejected), whose summed completion log-probs (SequenceLogProbOp) feed PreferenceLossOp; each
-// micro-batch's loss is already its share of the step's mean over pairs (ORPO's NLL: over the step's chosen tokens),
+// micro-batch's loss is already its share of the step's mean over pairs (the chosen replies' NLL of ORPO or RPO: over the step's chosen tokens),
 // so every micro-batch back-propagates with seed 1. The step's reward accuracy, chosen / rejected rewards and margin
 // go to metrics.jsonl and rewards.svg; validation is the same loss (and reward accuracy) over the held-out pairs.
 // Data parallelism (options.Ranks with more than one rank, DataParallel): every rank draws the whole step, trains
