@@ -366,7 +366,9 @@ public static class HfTokenizerJson
             new JsonObject { ["type"] = "Fuse" },
         };
         if (d.AddSpacePrefix) decoders.Add(new JsonObject { ["type"] = "Strip", ["content"] = " ", ["start"] = 1, ["stop"] = 0 });
-        int unk = d.UnknownId ?? Array.IndexOf(types, PieceType.Unknown);
+        // the unknown piece only when it is one: a char vocabulary that fills the model's rows names a real character
+        // (id 0) as GGUF's unknown id, which here would make that character read back as unknown
+        int unk = d.UnknownId is int u && u >= 0 && u < types.Length && types[u] == PieceType.Unknown ? u : Array.IndexOf(types, PieceType.Unknown);
         var root = new JsonObject
         {
             ["version"] = "1.0",

@@ -16,9 +16,9 @@ public sealed class ExportedTokenizerTests
     private static IEnumerable<string> Texts() => Corpus.Select(f => File.ReadAllText(TestData.PathOf(f)));
 
     /// <summary>Exports a tiny model carrying the tokenizer and opens the exported tokenizer.json with HF tokenizers.</summary>
-    private static Tokenizers.DotNet.Tokenizer ExportAndOpen(ITokenizer tok, string dir)
+    private static Tokenizers.DotNet.Tokenizer ExportAndOpen(ITokenizer tok, string dir, int spareIds = 3)
     {
-        var cfg = new ModelConfig { Arch = "llama", VocabSize = tok.VocabSize + 3, NLayer = 1, NHead = 2, NKvHead = 2, NEmbd = 16, BlockSize = 16, MlpHidden = 32 };
+        var cfg = new ModelConfig { Arch = "llama", VocabSize = tok.VocabSize + spareIds, NLayer = 1, NHead = 2, NKvHead = 2, NEmbd = 16, BlockSize = 16, MlpHidden = 32 };
         using var model = InferenceModel.FromLanguageModel(LanguageModel.Create(cfg, 1));
         model.Tokenizer = tok;
         HfExport.Write(model, dir, Quill.Formats.SafeTensors.SafeTensorDtype.F32);
@@ -71,6 +71,30 @@ public sealed class ExportedTokenizerTests
             AssertSameIds(tok, hf, Texts());
             using var back = ModelLoader.Load(dir); // and Quill reads the same file back to the same ids
             AssertSameIds(back.Tokenizer!, hf, Texts());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [TestDataFact("tokenizer-fixtures/tinystories_sample.txt", "tokenizer-fixtures/taylorswift.txt", "tokenizer-fixtures/german.txt", "tokenizer-fixtures/address.txt")]
+    public void A_char_tokenizer_filling_the_vocabulary_keeps_every_character_in_tokenizer_json()
+    {
+        // no spare id for an <unk> piece: GGUF names id 0 (llama.cpp needs an unknown id), but tokenizer.json must
+        // not, or the character at id 0 (the newline) reads back as unknown
+        string dir = Directory.CreateTempSubdirectory("quill-export-tok").FullName;
+        try
+        {
+            var tok = CharTokenizer.Train(Texts(), CharTokenizer.DefaultEndOfText);
+            var hf = ExportAndOpen(tok, dir, spareIds: 0);
+            AssertSameIds(tok, hf, Texts());
+            using var back = ModelLoader.Load(dir);
+            string text = "One day,\nthe end.\n";
+            int[] ids = back.Tokenizer!.Encode(text, SpecialTokenSet.All);
+            Assert.Equal(tok.Encode(text, SpecialTokenSet.All), ids);
+            Assert.Equal(text, back.Tokenizer.Decode(ids));
+            Assert.Equal(text, hf.Decode([.. ids.Select(i => (uint)i)]));
         }
         finally
         {
