@@ -95,10 +95,17 @@ public sealed class SftBatchSource : IPackedBatchSource
             return;
         }
         if (!CanSample(t)) throw new ArgumentException($"an example of {longest} tokens does not fit rows of {t} inputs (or there are none).");
-        int row = 0, used = 0;
+        Pack(() => examples[(int)rng.NextInt64(examples.Count)], b, t, inputs, targets, docStarts);
+    }
+
+    /// <summary>Packs draws (each fitting a row of t inputs) into b rows; returns how many were drawn (the last one is put back).</summary>
+    internal int Pack(Func<SftTokens> draw, int b, int t, int[] inputs, int[] targets, int[] docStarts)
+    {
+        int row = 0, used = 0, drawn = 0;
         while (row < b)
         {
-            var e = examples[(int)rng.NextInt64(examples.Count)];
+            var e = draw();
+            drawn++;
             int need = Slots(e.Ids.Length, t - used);
             if (need < 0)
             {
@@ -112,6 +119,7 @@ public sealed class SftBatchSource : IPackedBatchSource
             docStarts.AsSpan(at, need).Fill(used);
             used += need;
         }
+        return drawn;
     }
 
     /// <summary>Input positions an example of n tokens takes in a row with room inputs free (n, or n - 1 when it ends the row exactly), or -1.</summary>
