@@ -1,12 +1,11 @@
 // Packed SFT rows (train.packing): several examples per row, each attending only within itself with its positions
 // restarting at its start. A packed row must train exactly what the same examples train one per padded row: the same
 // loss and gradients (RoPE and learned positions), the same logits per example, the same step under accumulation
-// (the loss is the mean over the step's unmasked targets), and a packed run resumes bit for bit.
+// (the loss is the mean over the step's unmasked targets); a packed run resumes bit for bit (SftBatchSourceTests).
 using Quill.Autograd;
 using Quill.Data.Sft;
 using Quill.Models;
 using Quill.Tensors;
-using Quill.Tokenization;
 using Quill.Training;
 
 namespace Quill.Tests.Training;
@@ -219,34 +218,21 @@ public sealed class PackingTests
     }
 
     [Fact]
-    public void Fine_tuning_on_packed_rows_resumes_bit_for_bit_and_packing_is_refused_where_it_does_not_apply()
+    public void Packing_is_refused_where_rows_are_not_packed()
     {
-        var tok = new ByteTokenizer();
-        var lines = Enumerable.Range(0, 12).Select(i => $$"""{"prompt": "Q{{i}}: ", "completion": "A{{i}}{{new string('!', i)}}"}""");
-        string dir = Directory.CreateTempSubdirectory("quill-pack-resume").FullName;
-        string path = Path.Combine(dir, "data.jsonl");
-        File.WriteAllLines(path, lines);
-        var data = SftDataset.Load(path, new SftRenderer(tok, null, addBos: false), new SftOptions { MaxTokens = 33, ValFraction = 0 });
         var cfg = new RunConfig
         {
-            Model = new ModelConfig { Arch = "llama", VocabSize = 256, NLayer = 1, NHead = 2, NEmbd = 16, BlockSize = 32 },
-            Train = new TrainConfig { BatchSize = 2, SeqLen = 32, TokensPerStep = 128, MaxSteps = 6, LearningRate = 3e-3f, WarmupSteps = 1, EvalEvery = 0, CheckpointEvery = 0, Packing = true },
+            Model = Tiny("llama"),
+            Train = new TrainConfig { BatchSize = 2, SeqLen = T, MaxSteps = 1, EvalEvery = 0, CheckpointEvery = 0, Packing = true },
         };
-        var source = new SftBatchSource(data.Train, packing: true);
-        Assert.True(source.Layout(32, true).Rows < source.Layout(32, false).Rows);
-        var start = LanguageModel.Create(cfg.Model, seed: 3);
-        Trainer Make(string run, bool resume = false, int? stop = null) => new(cfg, new TrainOptions(null, Path.Combine(dir, run), Resume: resume, StopAfterSteps: stop),
-            LanguageModel.FromWeights(start.ToWeights()), source);
-        using (var full = Make("full")) full.Run();
-        using (var first = Make("split", stop: 4)) first.Run();
-        using (var second = Make("split", resume: true)) second.Run();
-        foreach (string f in new[] { "model.safetensors", "optimizer.safetensors" })
-            Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "full", "checkpoint", f)), File.ReadAllBytes(Path.Combine(dir, "split", "checkpoint", f)));
-        Assert.Contains("\"packing\": true", File.ReadAllText(Path.Combine(dir, "full", "checkpoint", "config.json")));
-
-        // packing on a source that does not pack (pretraining windows, preference pairs) is a one-line config error
-        var e = Assert.Throws<InvalidConfigException>(() => new Trainer(cfg, new TrainOptions(null, Path.Combine(dir, "x")), LanguageModel.FromWeights(start.ToWeights()), new SftBatchSource(data.Train)));
+        string dir = Directory.CreateTempSubdirectory("quill-pack-refuse").FullName;
+        var model = LanguageModel.Create(cfg.Model, seed: 1);
+        // train.packing with padded rows (as with pretraining windows or preference pairs): a one-line config error
+        var e = Assert.Throws<InvalidConfigException>(() => new Trainer(cfg, new TrainOptions(null, dir), model, new SftBatchSource(Examples(4, 1))));
         Assert.Contains("train.packing", e.Message);
+        // a packing source with train.packing off would record a config that does not say how the run trained
+        cfg.Train.Packing = false;
+        Assert.Throws<ArgumentException>(() => new Trainer(cfg, new TrainOptions(null, dir), model, new SftBatchSource(Examples(4, 1), packing: true)));
     }
 
     private sealed class SyncReport(Action<TrainProgress> f) : IProgress<TrainProgress>
