@@ -135,7 +135,7 @@ public sealed class TransformerModel : LanguageModel
         var layerMasks = masks;
         if (docStarts != null)
         {
-            // packed rows: every layer's mask gains the documents (checked once; the layers share the array)
+            // packed rows: every layer's mask gains the documents (the layers share the one array)
             var docs = AttentionMask.Documents(docStarts, b, t);
             layerMasks = new AttentionMask?[layers.Length];
             for (int i = 0; i < layers.Length; i++)
