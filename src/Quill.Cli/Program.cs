@@ -24,4 +24,5 @@ root.Add(PullCommand.CreateList());
 root.Add(PullCommand.CreateRemove());
 root.Add(ExportCommand.Create());
 root.Add(QuantizeCommand.Create());
+root.Add(ImatrixCommand.Create());
 return CliRunner.Run(root, args);

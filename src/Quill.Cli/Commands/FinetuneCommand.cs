@@ -35,6 +35,7 @@ internal static class FinetuneCommand
         var method = new Option<string?>("--method") { Description = "full (every parameter), lora (adapter beside the f32 base) or qlora (adapter beside the base in its block type); or a preference method on prompt/chosen/rejected pairs: dpo, ipo, orpo, simpo; default: the config's lora.method, else full" };
         var beta = new Option<double?>("--beta") { Description = "Preference methods: beta (DPO, IPO, SimPO) or ORPO's lambda (default 0.1, as TRL)" };
         var gamma = new Option<double?>("--gamma") { Description = "SimPO: the target reward margin gamma (default 0.5, as TRL)" };
+        var rpoAlpha = new Option<double?>("--rpo-alpha") { Description = "DPO, IPO, SimPO: add alpha times the chosen replies' NLL to the loss (RPO; TRL's rpo_alpha, 1 in its paper; default 0: none)" };
         var loss = new Option<string?>("--loss") { Description = "With --method dpo: sigmoid (DPO, default) or ipo (TRL's loss_type)" };
         var useLora = new Option<bool>("--lora") { Description = "Preference methods: train a LoRA adapter beside the frozen f32 base (default: the whole model)" };
         var useQlora = new Option<bool>("--qlora") { Description = "Preference methods: train a LoRA adapter beside the base kept in its block type" };
@@ -56,7 +57,7 @@ internal static class FinetuneCommand
         var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples, full or with a LoRA / QLoRA adapter; the loss counts only the replies.")
         {
             baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, packing, skipLong, valFraction, maxSteps, resume, threads,
-            rank, alpha, dropout, targets, rslora, quantType, beta, gamma, loss, useLora, useQlora,
+            rank, alpha, dropout, targets, rslora, quantType, beta, gamma, rpoAlpha, loss, useLora, useQlora,
         };
         cmd.Add(MergeCommand());
         var evalOptions = new TrainingEvalOptions();
@@ -77,8 +78,8 @@ internal static class FinetuneCommand
             var section = cfg.Lora?.Clone() ?? saved?.Lora?.Clone();
             bool Given(Option o) => r.GetResult(o) is { Implicit: false };
             bool loraFlags = new Option[] { rank, alpha, dropout, targets, rslora, quantType }.Any(Given);
-            if (pref == null && new Option[] { beta, gamma, useLora, useQlora }.Any(Given))
-                throw new InvalidConfigException("--beta / --gamma / --lora / --qlora go with a preference method (--method dpo, ipo, orpo or simpo).");
+            if (pref == null && new Option[] { beta, gamma, rpoAlpha, useLora, useQlora }.Any(Given))
+                throw new InvalidConfigException("--beta / --gamma / --rpo-alpha / --lora / --qlora go with a preference method (--method dpo, ipo, orpo or simpo).");
             if (pref != null && (r.GetValue(packing) || cfg.Train.Packing)) throw new InvalidConfigException("--packing / train.packing apply to SFT examples; preference pairs are not packed.");
             if (r.GetValue(packing)) cfg.Train.Packing = true;
             if (pref != null && r.GetValue(trainOnPrompt)) throw new InvalidConfigException("--train-on-prompt does not apply to preference pairs: only the replies are compared.");
@@ -128,7 +129,10 @@ internal static class FinetuneCommand
                 using var cts = Rendering.CtrlC();
                 if (pref != null)
                 {
-                    var settings = new PreferenceSettings(pref.Value, r.GetValue(beta) ?? 0.1, r.GetValue(gamma) ?? 0.5);
+                    double nll = r.GetValue(rpoAlpha) ?? 0;
+                    if (pref == PreferenceLoss.Orpo && Given(rpoAlpha)) throw new InvalidConfigException("--rpo-alpha adds an NLL term to DPO, IPO or SimPO; ORPO has its own (weight 1).");
+                    if (!(nll >= 0) || double.IsInfinity(nll)) throw new InvalidConfigException($"--rpo-alpha must be a finite number at least 0 (got {nll.ToString(CultureInfo.InvariantCulture)}).");
+                    var settings = new PreferenceSettings(pref.Value, r.GetValue(beta) ?? 0.1, r.GetValue(gamma) ?? 0.5, nll);
                     if (settings.Loss != PreferenceLoss.SimPo && Given(gamma)) throw new InvalidConfigException("--gamma is SimPO's target margin; use it with --method simpo.");
                     using var tuner = new PreferenceTuner(start, cfg, options, settings);
                     Console.Error.WriteLine($"base: {path} ({lm.Config.Arch}), {requested} ({Describe(settings)}), {methodName}{Storage(lm, m)}");
@@ -189,12 +193,14 @@ internal static class FinetuneCommand
         };
     }
 
-    private static string Describe(PreferenceSettings s) => s.Loss switch
+    internal static string Describe(PreferenceSettings s) => s.Loss switch
     {
         PreferenceLoss.Orpo => FormattableString.Invariant($"lambda {s.Beta}, no reference"),
-        PreferenceLoss.SimPo => FormattableString.Invariant($"beta {s.Beta}, gamma {s.Gamma}, no reference"),
-        _ => FormattableString.Invariant($"beta {s.Beta}, reference: the base{(s.Loss == PreferenceLoss.Ipo ? ", length-averaged" : "")}"),
+        PreferenceLoss.SimPo => FormattableString.Invariant($"beta {s.Beta}, gamma {s.Gamma}, no reference{Nll(s)}"),
+        _ => FormattableString.Invariant($"beta {s.Beta}, reference: the base{(s.Loss == PreferenceLoss.Ipo ? ", length-averaged" : "")}{Nll(s)}"),
     };
+
+    private static string Nll(PreferenceSettings s) => s.NllWeight > 0 ? FormattableString.Invariant($", + {s.NllWeight} x chosen NLL (RPO)") : "";
 
     /// <summary>Prints the reference pass (a forward over every pair before the first step) at each quarter.</summary>
     internal static IProgress<(int Done, int Total)>? ReferenceProgress(PreferenceSettings settings)

@@ -1,11 +1,13 @@
-// `quill quantize --model IN --type TYPE --out OUT.gguf [--eval-text FILE] [--eval-tokens N]`: writes a GGUF file
-// with llama.cpp's tensor mix for TYPE (Quill.Inference.TensorTypePlan) with a progress bar over both cores, then
+// `quill quantize --model IN --type TYPE --out OUT.gguf [--imatrix FILE] [--eval-text FILE] [--eval-tokens N]`: writes
+// a GGUF file with llama.cpp's tensor mix for TYPE (Quill.Inference.TensorTypePlan), its matrices weighted by an
+// importance matrix when given (`quill imatrix` or llama-imatrix's file), with a progress bar over both cores, then
 // prints the size, the weights' relative error and, given text, perplexity / KL divergence / top-token agreement
 // of the quantized file against the original (Quill.Evaluation.QuantizationQuality).
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Quill.Evaluation;
+using Quill.Formats;
 using Quill.Inference;
 using Spectre.Console;
 
@@ -20,7 +22,8 @@ internal static class QuantizeCommand
         var output = new Option<string>("--out", "-o") { Description = "The GGUF file to write.", Required = true };
         var evalText = new Option<string?>("--eval-text") { Description = "Held-out text: report perplexity, KL divergence and top-token agreement against the original." };
         var evalTokens = new Option<int>("--eval-tokens") { Description = "Tokens of --eval-text to score.", DefaultValueFactory = _ => 4096 };
-        var cmd = new Command("quantize", "Write a quantized GGUF file (llama.cpp's type mixes) and report its size and quality.") { model, type, output, evalText, evalTokens };
+        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (quill imatrix or llama-imatrix, GGUF or .dat): weight each column's rounding error by it." };
+        var cmd = new Command("quantize", "Write a quantized GGUF file (llama.cpp's type mixes) and report its size and quality.") { model, type, output, imatrix, evalText, evalTokens };
         cmd.SetAction(r =>
         {
             var plan = TensorTypePlan.Parse(r.GetValue(type)!);
@@ -29,12 +32,15 @@ internal static class QuantizeCommand
             int n = r.GetValue(evalTokens);
             if (text != null && !File.Exists(text)) throw new InvalidFileException($"{text}: --eval-text not found.");
             if (n < 2) throw new InvalidConfigException($"--eval-tokens must be at least 2 (got {n}).");
+            string? imatrixPath = r.GetValue(imatrix);
+            var importance = imatrixPath == null ? null : ImatrixFile.Read(imatrixPath);
             using var m = ModelLoader.Load(r.GetValue(model)!);
+            if (importance != null) ImatrixCollector.CheckFits(importance, m, imatrixPath!);
             var sw = Stopwatch.StartNew();
             ExportReport report = null!;
             if (!Rendering.Interactive)
             {
-                report = GgufExport.Write(m, outPath, plan);
+                report = GgufExport.Write(m, outPath, plan, importance: importance);
             }
             else
             {
@@ -48,7 +54,7 @@ internal static class QuantizeCommand
                             task.MaxValue = p.Total;
                             task.Value = p.Done;
                             task.Description = Markup.Escape(p.Tensor);
-                        }));
+                        }), importance);
                         task.Value = task.MaxValue;
                     });
             }
@@ -57,13 +63,15 @@ internal static class QuantizeCommand
             Console.WriteLine(ExportCommand.Summary(report, ExportFormat.Gguf, took));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"size: {report.Bytes / 1e6:F2} MB, {(double)f32Bytes / report.Bytes:F2}x smaller than f32 ({report.Bytes * 8.0 / m.Spec.ParameterCount():F2} bits per weight); weights' relative RMS error {report.WeightError * 100:F2}%"));
+            if (importance != null)
+                Console.WriteLine($"importance matrix {Path.GetFileName(imatrixPath)}: {report.ImportanceWeighted} matrices quantized with its weights");
             if (text == null) return;
             if (m.Tokenizer == null) throw new InvalidFileException($"{r.GetValue(model)}: the model has no tokenizer, so --eval-text cannot be tokenized.");
             int[] ids = [.. m.Tokenizer.Encode(File.ReadAllText(text)).Take(n)];
             using var q = ModelLoader.Load(outPath);
             var quality = QuantizationQuality.Measure(m, q, ids);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"quality on {quality.Tokens:N0} tokens of {Path.GetFileName(text)}: perplexity {quality.PerplexityOriginal:F4} -> {quality.PerplexityQuantized:F4} ({quality.PerplexityChangePercent:+0.00;-0.00}%), mean KL {quality.MeanKl:F5} nats, top token agrees {quality.TopTokenAgreement * 100:F1}%"));
+                $"quality on {quality.Tokens:N0} tokens of {Path.GetFileName(text)}: perplexity {quality.PerplexityOriginal:F4} -> {quality.PerplexityQuantized:F4} ({Math.Round(quality.PerplexityChangePercent, 2) + 0.0:+0.00;-0.00}%), mean KL {quality.MeanKl:F5} nats, top token agrees {quality.TopTokenAgreement * 100:F1}%"));
         });
         return cmd;
     }

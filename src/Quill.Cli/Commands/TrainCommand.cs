@@ -2,9 +2,13 @@
 // any model `quill generate` opens (--init: GGUF incl. quantized, HF folder, llama2.c, a Quill run), with live
 // progress, periodic validation, atomic checkpoints and --resume. With --init the architecture and weights come from
 // the model; --preset / --config only give the train section (defaults suited to continued pretraining otherwise).
+// Under mpirun (`mpirun -np N quill train ...`) the N processes train data-parallel (Quill.Distributed.MpiLaunch
+// joins the job; --zero 1 shards the optimizer); rank 0 prints, the others stay quiet unless they fail, and the
+// default --threads divides the machine's cores among the ranks mpirun started on it.
 using System.CommandLine;
 using System.Globalization;
 using Quill.Data;
+using Quill.Distributed;
 using Quill.Inference;
 using Quill.Kernels;
 using Quill.Models;
@@ -24,19 +28,36 @@ internal static class TrainCommand
         var maxSteps = new Option<int?>("--max-steps") { Description = "Planned number of steps (the LR schedule follows it)" };
         var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "Save the checkpoint every N steps" };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint" };
-        var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores)" };
+        var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores; under mpirun: cores / ranks on this machine)" };
+        var zero = new Option<int>("--zero") { Description = "Under mpirun: 1 shards the AdamW moments and update over the ranks (ZeRO-1), 0 does not" };
         var init = new Option<string?>("--init") { Description = "Start from this model's weights and tokenizer (GGUF, HF folder, llama2.c .bin, Quill run): continued pretraining" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "With --init: the model's tokenizer when it has none beside it (llama2.c)" };
         var trainable = new Option<string[]>("--trainable") { Description = "Train only parameters whose names match these globs (e.g. '*norm*'); the rest stay frozen", AllowMultipleArgumentsPerToken = true };
         var cmd = new Command("train", "Pretrain a GPT-2 or Llama-family model from scratch, or continue pretraining an open model (--init).")
         {
-            preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, init, tokenizer, trainable,
+            preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, zero, init, tokenizer, trainable,
         };
         var evalOptions = new TrainingEvalOptions();
         evalOptions.AddTo(cmd);
         cmd.SetAction(r =>
         {
+            using var job = MpiLaunch.Start();
+            try
+            {
+                Action(r, job);
+                job?.Finish();
+            }
+            catch (Exception e) when (job != null)
+            {
+                job.Fail(CliRunner.UserMessage(e) ?? e.ToString()); // ends every rank: the others would wait for this one
+            }
+        });
+        return cmd;
+
+        void Action(ParseResult r, MpiLaunch? job)
+        {
             if (r.GetValue(threads) is int n) KernelThreads.Count = n;
+            else if (MpiLaunch.LocalSize > 1) KernelThreads.Count = Math.Max(1, Environment.ProcessorCount / MpiLaunch.LocalSize);
             string? initPath = r.GetValue(init);
             if (initPath == null && r.GetValue(tokenizer) != null) throw new InvalidConfigException("--tokenizer goes with --init (the tokenizer of the model to start from).");
             RunConfig run = initPath == null ? LoadRunConfig(r.GetValue(preset), r.GetValue(config)) : InitRunConfig(r.GetValue(preset), r.GetValue(config));
@@ -44,14 +65,17 @@ internal static class TrainCommand
             var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume))
             {
                 StepEvaluation = evalOptions.Build(r), StepEvaluationEvery = evalOptions.EveryOrZero(r),
+                Ranks = job?.World, Zero = r.GetValue(zero),
             };
             using var cts = Rendering.CtrlC();
             string? note = null;
             LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), r.GetValue(data)!, ref run, out note);
             var result = Train(run, options, cts.Token, start, note);
-            Console.WriteLine($"checkpoint: {result.CheckpointDir}");
-        });
-        return cmd;
+            if (job != null && job.World.Rank == 0 && result.StepsRun > 0)
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"communication (rank 0): {1000 * job.World.WaitSeconds / result.StepsRun:F1} ms per step waiting for the other ranks, {job.World.PayloadBytes / result.StepsRun:N0} bytes per step handed to collectives"));
+            if (MpiLaunch.WorldRank == 0) Console.WriteLine($"checkpoint: {result.CheckpointDir}");
+        }
     }
 
     /// <summary>The train section for --init: a preset's or a config file's, else defaults for continued pretraining.</summary>
@@ -101,20 +125,26 @@ internal static class TrainCommand
     public static TrainResult Train(RunConfig run, TrainOptions options, CancellationToken cancel, LanguageModel? init = null, string? initNote = null)
     {
         using var trainer = new Trainer(run, options, init);
-        if (initNote != null) Console.Error.WriteLine(initNote);
+        if (initNote != null && trainer.World.Rank == 0) Console.Error.WriteLine(initNote);
         return Run(trainer, options.OutDir, cancel);
     }
 
     /// <summary>The model line, then the trainer's run with live progress (a bar on a terminal, lines otherwise); shared with finetune.</summary>
     public static TrainResult Run(Trainer trainer, string outDir, CancellationToken cancel)
     {
+        if (trainer.World.Rank != 0) return trainer.Run(null, cancel); // rank 0 speaks for the job
         var m = trainer.Config.Model;
         int maxSteps = trainer.Config.Train.MaxSteps;
         Console.Error.WriteLine($"model: {m.Arch}, {m.NLayer} layers, {m.NHead} heads, width {m.NEmbd}, context {m.BlockSize}, vocab {m.VocabSize}, {m.ParameterCount() / 1e6:F2}M parameters");
         var ps = trainer.Model.Parameters;
         if (ps.TrainableElementCount != ps.ElementCount)
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"trainable: {ps.TrainableElementCount / 1e6:F3}M of {ps.ElementCount / 1e6:F3}M parameters ({ps.Trainable.Count()} of {ps.Count} tensors); gradients + AdamW moments {trainer.TrainingStateBytes / 1048576.0:F1} MiB"));
-        Console.Error.WriteLine($"training: {maxSteps} steps of {trainer.TokensPerStep:N0} tokens ({trainer.MicroBatchesPerStep} micro-batch(es)), {KernelThreads.Count} threads");
+        int ranks = trainer.World.Size;
+        string workers = ranks > 1 ? $"{ranks} ranks x {KernelThreads.Count} thread{(KernelThreads.Count == 1 ? "" : "s")}" : $"{KernelThreads.Count} threads";
+        Console.Error.WriteLine($"training: {maxSteps} steps of {trainer.TokensPerStep:N0} tokens ({trainer.MicroBatchesPerStep} micro-batch(es)), {workers}");
+        if (ranks > 1)
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"data parallel: each rank takes {trainer.TokensPerStep / ranks:N0} tokens of a step; AdamW moments {trainer.Optimizer.StateBytes / 1048576.0:F2} MiB per rank ({trainer.Optimizer.StateBytes:N0} bytes){(trainer.Sharded ? $" (ZeRO-1: 1/{ranks} of them)" : "")}"));
         TrainResult result;
         if (Rendering.Interactive)
         {

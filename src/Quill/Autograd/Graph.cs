@@ -5,6 +5,9 @@
 // with its output frees that output's gradient right after its own backward (nothing reads it later), so the pass
 // holds a few layers' worth of activation gradients at a time, not all of them.
 // Inference mode (recording: false) keeps no nodes and allocates no gradients.
+// Marks: with OnBackwardMark set during the forward, a model's Mark(stage) calls record a node whose backward calls
+// OnBackwardMark(stage); a model marks the start of each layer, so the mark runs once the backward has finished every
+// gradient of that layer and the ones after it (data-parallel training starts summing those gradients then).
 // Not handled: higher-order gradients, ops whose inputs are modified after being recorded.
 using System.Diagnostics;
 using Quill.Tensors;
@@ -65,6 +68,22 @@ public sealed class Graph
     public Dictionary<string, double>? Profile { get; set; }
 
     private long lastMark = Stopwatch.GetTimestamp();
+
+    /// <summary>Called during Backward() when it reaches a Mark(stage) recorded while this was set; null: Mark records nothing.</summary>
+    public Action<int>? OnBackwardMark { get; set; }
+
+    /// <summary>Records a mark (when recording and <see cref="OnBackwardMark"/> is set): see the file header.</summary>
+    public void Mark(int stage)
+    {
+        if (!Recording || OnBackwardMark == null) return;
+        nodes.Add(new MarkNode(stage));
+        outputs.Add(null);
+    }
+
+    private sealed class MarkNode(int stage) : Node
+    {
+        public override void Backward(Graph graph) => graph.OnBackwardMark?.Invoke(stage);
+    }
 
     /// <summary>Records a node (ops call this only when Recording).</summary>
     public void Record(Node node) => Record(node, null);

@@ -16,7 +16,9 @@
 // Matrices go to the requested type (a TensorTypePlan says which, e.g. llama.cpp's Q4_K_M mix); a matrix whose
 // rows are not whole blocks of it falls back to Q8_0, F16 or F32; norms, biases and rope_freqs stay F32. A tensor
 // already stored in the target type is copied byte for byte; others are converted row by row as the file is
-// written (GgufWriter's producers), so the model is never held twice. The tokenizer goes in as tokenizer.ggml.*
+// written (GgufWriter's producers), so the model is never held twice. Given an importance matrix, the block types
+// that use one (WeightedQuant) quantize each matrix with its entry's mean squared inputs as column weights, as
+// llama-quantize --imatrix does; matrices without an entry (token_embd, output) quantize as without. The tokenizer goes in as tokenizer.ggml.*
 // (Tokenization.VocabularyExport decides the form; "none" when it has none) with the chat template and stop ids.
 // A PEFT LoRA adapter is written as llama.cpp's GGUF LoRA adapter (WriteLoraAdapter).
 // Does not handle: phi3 (fused tensors), partial rotary on half-paired llama models with biases, a sliding window on
@@ -41,7 +43,8 @@ public readonly record struct ExportProgress(int Done, int Total, string Tensor,
 /// <param name="TensorTypes">How many tensors of each type.</param>
 /// <param name="TokenizerNote">Why no tokenizer was written, or null when one was.</param>
 /// <param name="WeightError">||W' - W|| / ||W|| over the matrices converted to another type (0 when none was).</param>
-public sealed record ExportReport(string Path, string Architecture, long Bytes, int Tensors, IReadOnlyDictionary<GgmlType, int> TensorTypes, string? TokenizerNote, double WeightError = 0);
+/// <param name="ImportanceWeighted">Matrices quantized with importance weights (an importance matrix given).</param>
+public sealed record ExportReport(string Path, string Architecture, long Bytes, int Tensors, IReadOnlyDictionary<GgmlType, int> TensorTypes, string? TokenizerNote, double WeightError = 0, int ImportanceWeighted = 0);
 
 /// <summary>Writes GGUF files from any model Quill loads.</summary>
 public static class GgufExport
@@ -110,9 +113,11 @@ public static class GgufExport
 
     /// <summary>
     /// Writes <paramref name="model"/> to <paramref name="path"/> with matrices as <paramref name="plan"/> says
-    /// (atomically: a failure leaves no file). Returns what was written.
+    /// (atomically: a failure leaves no file), weighting the quantization error by <paramref name="importance"/>
+    /// where it has an entry for a matrix. Returns what was written.
     /// </summary>
-    public static ExportReport Write(InferenceModel model, string path, TensorTypePlan plan, IProgress<ExportProgress>? progress = null)
+    public static ExportReport Write(InferenceModel model, string path, TensorTypePlan plan, IProgress<ExportProgress>? progress = null,
+        ImportanceMatrix? importance = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(plan);
@@ -158,12 +163,17 @@ public static class GgufExport
         var counts = new Dictionary<GgmlType, int>();
         var error = new ErrorSum();
         var tensors = new List<string>();
+        int weighted = 0;
         void Matrix(string name, WeightSlot slot, int layer, WeightMatrix m, int permuteHeads = 0)
         {
             GgmlType t = plan.TypeFor(slot, layer, s.Layers, m.Cols, w.Tied);
             counts[t] = counts.GetValueOrDefault(t) + 1;
             tensors.Add(name);
-            g.AddTensor(name, t, [m.Cols, m.Rows], () => Convert(m, t, permuteHeads > 0 ? RowOrder(s, permuteHeads) : null, error));
+            float[]? imp = importance?.Mean(name);
+            if (imp != null && imp.Length != m.Cols)
+                throw new InvalidConfigException($"the importance matrix's {name} has {imp.Length} values but the model's matrix has {m.Cols} input columns; it was made for another model.");
+            if (imp != null && WeightedQuant.UsesWeights(t) && m.Type != t) weighted++;
+            g.AddTensor(name, t, [m.Cols, m.Rows], () => Convert(m, t, permuteHeads > 0 ? RowOrder(s, permuteHeads) : null, error, imp));
         }
         void Vector(string name, float[] v)
         {
@@ -221,7 +231,7 @@ public static class GgufExport
         int done = 0;
         g.Written = (name, bytes) => progress?.Report(new ExportProgress(++done, tensors.Count, name, bytes));
         g.Write(path);
-        return new ExportReport(Path.GetFullPath(path), arch, new FileInfo(path).Length, tensors.Count, counts, note, error.Relative);
+        return new ExportReport(Path.GetFullPath(path), arch, new FileInfo(path).Length, tensors.Count, counts, note, error.Relative, weighted);
     }
 
     /// <summary>
@@ -306,9 +316,10 @@ public static class GgufExport
 
     /// <summary>
     /// The matrix's rows (reordered when an order is given) in <paramref name="type"/>: its own bytes when the type
-    /// matches and no reordering is asked, else converted row by row over the worker pool.
+    /// matches and no reordering is asked, else converted row by row over the worker pool (with importance
+    /// weights per column when given).
     /// </summary>
-    internal static ReadOnlyMemory<byte> Convert(WeightMatrix m, GgmlType type, int[]? order, ErrorSum? error = null)
+    internal static ReadOnlyMemory<byte> Convert(WeightMatrix m, GgmlType type, int[]? order, ErrorSum? error = null, float[]? importance = null)
     {
         long rowOut = GgmlTypeInfo.RowBytes(type, m.Cols);
         var data = new byte[checked(rowOut * m.Rows)];
@@ -327,7 +338,8 @@ public static class GgufExport
             {
                 m.ReadRow(order?[r] ?? r, row);
                 var bytes = data.AsSpan((int)(r * rowOut), (int)rowOut);
-                GgmlQuant.Quantize(type, row, bytes);
+                if (importance != null) WeightedQuant.QuantizeRow(type, row, importance, bytes);
+                else GgmlQuant.Quantize(type, row, bytes);
                 if (error == null) continue;
                 GgmlQuant.Dequantize(type, bytes, back);
                 for (int c = 0; c < row.Length; c++)

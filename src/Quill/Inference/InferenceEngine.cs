@@ -11,6 +11,7 @@
 // logits soft-capped (Gemma 2). The cache keeps every position; a windowed layer reads only its window of it. A test
 // holds the two forwards equal for every architecture. Only the rows whose logits are asked for go through the final
 // norm and the classifier.
+// InputObserver, when set, sees the input rows of every layer matrix product (what an importance matrix averages).
 // Not thread-safe: one engine runs one forward at a time (its scratch is shared); use one engine per thread.
 // Glossary: N rows in this call, C width, Hq / Hkv heads, D head size, F MLP width, V vocabulary.
 using Quill.Kernels;
@@ -60,6 +61,9 @@ public sealed unsafe class InferenceEngine
     }
 
     public InferenceModel Model => model;
+
+    /// <summary>Sees the input of every layer matrix product (null: none); used to collect an importance matrix.</summary>
+    public MatrixInputObserver? InputObserver { get; set; }
 
     /// <summary>Positions a cache made by this engine can hold.</summary>
     public int ContextLength { get; }
@@ -172,6 +176,7 @@ public sealed unsafe class InferenceEngine
                 if (g.Count == 1) g.Cache.Prefetch(l, g.Pos0); // decode: the slots this layer writes, while its weights stream
             }
             Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
+            InputObserver?.Invoke(l, MatrixInput.Attention, hs[..(n * c)], n, c);
             if (lw.Wqkv != null) lw.Wqkv.Multiply(h, c, n, qkv, qkvW);
             else
             {
@@ -211,12 +216,14 @@ public sealed unsafe class InferenceEngine
                     g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Capacity, new Span<float>(att + (long)g.Row * qd, g.Count * qd),
                     window, s.AttnSoftcap);
             }
+            InputObserver?.Invoke(l, MatrixInput.AttentionOutput, new ReadOnlySpan<float>(att, n * qd), n, qd);
             lw.Wo.Multiply(att, qd, n, tmp, c);
             var tmps = new Span<float>(tmp, n * c);
             if (lw.AttnPostNorm is { } apn) Norm(tmps, apn, null, tmps, n, sc); // Gemma: the attention output normalized
             Residual(xs, tmps, lw.WoBias, n, c);
 
             Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
+            InputObserver?.Invoke(l, MatrixInput.Mlp, hs[..(n * c)], n, c);
             var gs = new Span<float>(gate, n * f);
             float* mlp = gate;
             if (lw.Gate != null)
@@ -244,6 +251,7 @@ public sealed unsafe class InferenceEngine
                 Gelu.Forward(gs, new Span<float>(up, n * f));
                 mlp = up;
             }
+            InputObserver?.Invoke(l, MatrixInput.MlpDown, new ReadOnlySpan<float>(mlp, n * f), n, f);
             lw.Down.Multiply(mlp, f, n, tmp, c);
             if (lw.MlpPostNorm is { } mpn) Norm(tmps, mpn, null, tmps, n, sc); // Gemma: the MLP output normalized
             Residual(xs, tmps, lw.DownBias, n, c);

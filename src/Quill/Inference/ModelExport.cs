@@ -1,6 +1,7 @@
 // One entry for exporting any model Quill loads (a Quill run or checkpoint, a merged fine-tune, a Hugging Face
-// folder, a GGUF file, a llama2.c checkpoint) to GGUF (GgufExport) or a Hugging Face folder (HfExport): the format
-// by name or from the output path (*.gguf: gguf, else hf), the type by name. With no type given the matrices keep
+// folder, a GGUF file, a llama2.c checkpoint) to GGUF (GgufExport), a Hugging Face folder (HfExport) or a llama2.c
+// legacy .bin (Llama2cExport): the format by name or from the output path (*.gguf: gguf, *.bin: llama2c, else hf),
+// the type by name. With no type given the matrices keep
 // the type they have (a Quill run stays F32), so an export of a float model is exact.
 // Does not handle: exporting a LoRA adapter on its own (the loader refuses an adapter folder and says how to merge).
 using Quill.Formats.SafeTensors;
@@ -13,18 +14,22 @@ public enum ExportFormat
 {
     Gguf,
     HuggingFace,
+    Llama2c,
 }
 
 /// <summary>Exports models to GGUF and Hugging Face folders.</summary>
 public static class ModelExport
 {
-    /// <summary>"gguf" or "hf"; null or empty: guessed from the output path (*.gguf is GGUF).</summary>
+    /// <summary>"gguf", "hf" or "llama2c"; null or empty: guessed from the output path (*.gguf GGUF, *.bin llama2.c).</summary>
     public static ExportFormat ParseFormat(string? name, string outPath) => (name ?? "").ToLowerInvariant() switch
     {
-        "" => (outPath ?? "").EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? ExportFormat.Gguf : ExportFormat.HuggingFace,
+        "" when (outPath ?? "").EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) => ExportFormat.Gguf,
+        "" when (outPath ?? "").EndsWith(".bin", StringComparison.OrdinalIgnoreCase) => ExportFormat.Llama2c,
+        "" => ExportFormat.HuggingFace,
         "gguf" => ExportFormat.Gguf,
         "hf" or "huggingface" or "safetensors" => ExportFormat.HuggingFace,
-        _ => throw new InvalidConfigException($"--format '{name}' is unknown; use gguf or hf."),
+        "llama2c" or "llama2.c" => ExportFormat.Llama2c,
+        _ => throw new InvalidConfigException($"--format '{name}' is unknown; use gguf, hf or llama2c."),
     };
 
     /// <summary>The type every matrix of the model has, or F32 when they differ (a mixed or block-typed model).</summary>
@@ -45,6 +50,13 @@ public static class ModelExport
             if (Directory.Exists(outPath)) throw new QuillException($"{outPath} is a folder; --out for --format gguf names a file (e.g. model.gguf).");
             var plan = TensorTypePlan.Parse(string.IsNullOrEmpty(dtype) ? StoredType(model).ToString() : dtype);
             return GgufExport.Write(model, outPath, plan, progress);
+        }
+        if (format == ExportFormat.Llama2c)
+        {
+            if (!string.IsNullOrEmpty(dtype) && !dtype.Equals("f32", StringComparison.OrdinalIgnoreCase))
+                throw new InvalidConfigException($"--dtype '{dtype}' is not a llama2.c type; its legacy .bin holds float32 only (leave --dtype out or pass f32).");
+            if (Directory.Exists(outPath)) throw new QuillException($"{outPath} is a folder; --out for --format llama2c names a file (e.g. model.bin).");
+            return Llama2cExport.Write(model, outPath);
         }
         var st = (string.IsNullOrEmpty(dtype) ? StoredType(model).ToString() : dtype).ToLowerInvariant() switch
         {

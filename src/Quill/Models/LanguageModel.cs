@@ -45,6 +45,12 @@ public abstract class LanguageModel
     /// <summary>The weights as views for the inference engine: matrices and norms without copying (see TransformerModel.ToWeights).</summary>
     public abstract ModelWeights ToWeights();
 
+    /// <summary>
+    /// The Graph.Mark stage after which the backward has finished this parameter's gradient, or -1 when only the end
+    /// of the backward finishes it (data-parallel training starts summing gradients at each mark).
+    /// </summary>
+    public virtual int BackwardStage(Tensor parameter) => -1;
+
     /// <summary>The LoRA adapter the forward adds, or null.</summary>
     public abstract LoraAdapter? Lora { get; }
 

@@ -152,6 +152,7 @@ public sealed class TransformerModel : LanguageModel
         }
         for (int i = 0; i < layers.Length; i++)
         {
+            g.Mark(i); // backward past here: layer i's gradients (and later layers') are complete
             var l = layers[i];
             var h = Norm(g, x, l.AttnNorm, l.AttnNormBias);
             var qkv = LinearOp.Forward(g, h, l.Qkv, l.QkvBias);                 // [B, T, (Hq + 2 Hkv) D]
@@ -201,6 +202,7 @@ public sealed class TransformerModel : LanguageModel
             x = AddOp.Forward(g, x, dd);
             Discard(g, dp, dd);
         }
+        g.Mark(layers.Length); // backward past here: the final norm's and the head's gradients are complete
         return Norm(g, x, finalNorm, finalNormBias);                        // [B, T, C]
     }
 
@@ -212,6 +214,40 @@ public sealed class TransformerModel : LanguageModel
     {
         g.Discard(y);
         if (!ReferenceEquals(y, dropped)) g.Discard(dropped);
+    }
+
+    /// <summary>
+    /// Layer i's parameters (its LoRA adapter's too): i; the final norm and an untied head: the layer count; the
+    /// embeddings (and a tied head): -1, complete only when the backward ends. Matches Forward's marks.
+    /// </summary>
+    public override int BackwardStage(Tensor parameter)
+    {
+        ArgumentNullException.ThrowIfNull(parameter);
+        if (ReferenceEquals(parameter, embed) || ReferenceEquals(parameter, positions)) return -1;
+        if (ReferenceEquals(parameter, finalNorm) || ReferenceEquals(parameter, finalNormBias) || ReferenceEquals(parameter, head)) return layers.Length;
+        stages ??= StageTable();
+        return stages.TryGetValue(parameter, out int stage) ? stage : -1;
+    }
+
+    private Dictionary<Tensor, int>? stages;
+
+    /// <summary>Each layer's tensors by reference (adapters included; rebuilt when an adapter is added).</summary>
+    private Dictionary<Tensor, int> StageTable()
+    {
+        var table = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var l = layers[i];
+            Tensor?[] plain = [l.AttnNorm, l.AttnNormBias, l.Wo, l.WoBias, l.MlpNorm, l.MlpNormBias, l.Gate, l.Up, l.UpBias, l.Down, l.DownBias, l.QNorm, l.KNorm, .. l.Qkv, .. l.QkvBias ?? []];
+            foreach (var t in plain) if (t != null) table[t] = i;
+            foreach (var module in new[] { l.LoraQkv, l.LoraQ, l.LoraK, l.LoraV, l.LoraO, l.LoraGate, l.LoraUp, l.LoraDown })
+            {
+                if (module == null) continue;
+                table[module.A] = i;
+                table[module.B] = i;
+            }
+        }
+        return table;
     }
 
     /// <summary>y[:, column..] += scaling * B(A(dropout(x))) when the layer's projection has an adapter.</summary>
@@ -421,6 +457,7 @@ public sealed class TransformerModel : LanguageModel
             var m = new LoraModule(i, slot, module, a, b, w);
             SetLora(layers[i], m);
             modules.Add(m);
+            stages = null; // the layers' tensors changed
         }
         var resolved = config with { TargetModules = LoraConfig.TargetNames(Spec, ordered.Select(s => s.Slot)) };
         lora = new LoraAdapter(resolved, Spec, modules);

@@ -42,17 +42,23 @@ public static class Q6_K
                 for (int i = 0; i < 16; i++) q[16 * k + i] = (byte)(Math.Clamp(QuantMath.RoundToInt(x[16 * k + i] * inv), -32, 31) + 32);
             }
             QuantMath.WriteHalfBits(o, 208, dH);
-            for (int h = 0; h < 2; h++)
+            Pack(q, o);
+        }
+    }
+
+    /// <summary>Writes 256 six-bit codes q (0..63) into a block's ql and qh bytes (the first 192).</summary>
+    internal static void Pack(ReadOnlySpan<byte> q, Span<byte> o)
+    {
+        for (int h = 0; h < 2; h++)
+        {
+            Span<byte> ql = o.Slice(64 * h, 64);
+            Span<byte> qh = o.Slice(128 + 32 * h, 32);
+            ReadOnlySpan<byte> qq = q.Slice(128 * h, 128);
+            for (int l = 0; l < 32; l++)
             {
-                Span<byte> ql = o.Slice(64 * h, 64);
-                Span<byte> qh = o.Slice(128 + 32 * h, 32);
-                ReadOnlySpan<byte> qq = q.Slice(128 * h, 128);
-                for (int l = 0; l < 32; l++)
-                {
-                    ql[l] = (byte)((qq[l] & 0x0F) | ((qq[l + 64] & 0x0F) << 4));
-                    ql[l + 32] = (byte)((qq[l + 32] & 0x0F) | ((qq[l + 96] & 0x0F) << 4));
-                    qh[l] = (byte)((qq[l] >> 4) | ((qq[l + 32] >> 4) << 2) | ((qq[l + 64] >> 4) << 4) | ((qq[l + 96] >> 4) << 6));
-                }
+                ql[l] = (byte)((qq[l] & 0x0F) | ((qq[l + 64] & 0x0F) << 4));
+                ql[l + 32] = (byte)((qq[l + 32] & 0x0F) | ((qq[l + 96] & 0x0F) << 4));
+                qh[l] = (byte)((qq[l] >> 4) | ((qq[l + 32] >> 4) << 2) | ((qq[l + 64] >> 4) << 4) | ((qq[l + 96] >> 4) << 6));
             }
         }
     }

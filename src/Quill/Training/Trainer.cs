@@ -16,9 +16,13 @@
 // LoRA adapter checkpoints and resumes the adapter alone (Checkpoint); its frozen base is rebuilt by the caller.
 // Preference tuning (a PreferenceSettings and PreferenceBatchSource batches): a micro-batch is B pairs, 2B rows
 // (chosen, then rejected), whose summed completion log-probs (SequenceLogProbOp) feed PreferenceLossOp; each
-// micro-batch's loss is already its share of the step's mean over pairs (ORPO's NLL: over the step's chosen tokens),
+// micro-batch's loss is already its share of the step's mean over pairs (the chosen replies' NLL of ORPO or RPO: over the step's chosen tokens),
 // so every micro-batch back-propagates with seed 1. The step's reward accuracy, chosen / rejected rewards and margin
 // go to metrics.jsonl and rewards.svg; validation is the same loss (and reward accuracy) over the held-out pairs.
+// Data parallelism (options.Ranks with more than one rank, DataParallel): every rank draws the whole step, trains
+// on its share of the rows and joins in the gradient sums (or ZeRO-1's reduce-scatter / all-gather); rank 0 alone
+// evaluates, logs, plots and writes checkpoints (gathering ZeRO-1's moments first); every rank resumes from the
+// checkpoint in options.OutDir. Under several ranks a Ctrl+C stops the job without a final checkpoint.
 // Glossary: B micro-batch sequences, T sequence length, V vocab.
 using System.Diagnostics;
 using Quill.Autograd;
@@ -38,7 +42,11 @@ public sealed record TrainProgress(int Step, int MaxSteps, float Loss, float Lr,
 }
 
 /// <summary>What a finished (or stopped) run reached.</summary>
-public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates);
+public sealed record TrainResult(int Steps, float LastLoss, float? ValLoss, long TokensSeen, TimeSpan Elapsed, string CheckpointDir, int SkippedUpdates)
+{
+    /// <summary>Steps this invocation ran (Steps minus the step it resumed from).</summary>
+    public int StepsRun { get; init; }
+}
 
 /// <summary>
 /// Options that belong to one invocation rather than to the config. DataDir: a folder `quill prepare` wrote (null
@@ -59,6 +67,12 @@ public sealed record TrainOptions(string? DataDir, string OutDir, int? MaxSteps 
     public Func<LanguageModel, string?, IReadOnlyList<(string Name, double Value)>>? StepEvaluation { get; init; }
 
     public int StepEvaluationEvery { get; init; }
+
+    /// <summary>The ranks of a data-parallel run (null or one rank: this process trains alone).</summary>
+    public ICollectives? Ranks { get; init; }
+
+    /// <summary>With Ranks: 1 shards the AdamW moments and update over the ranks (ZeRO-1), 0 does not.</summary>
+    public int Zero { get; init; }
 }
 
 /// <summary>Trains a language model on a prepared dataset.</summary>
@@ -81,6 +95,8 @@ public sealed class Trainer : IDisposable
     private readonly int[][]? docStarts;       // [accum][B * T] packed rows: where each token's example starts
     private readonly string? tokenizerPath;
     private readonly bool fromInit;
+    private readonly DataParallel? parallel;
+    private readonly Dictionary<int, (int[] X, int[] Y, int[] S)> chunks = [];
     private TrainState state = new();
 
     /// <summary>
@@ -166,7 +182,19 @@ public sealed class Trainer : IDisposable
             if (!Model.Parameters.Trainable.Any())
                 throw new InvalidConfigException($"train.trainable ({string.Join(", ", config.Train.Trainable)}) matches no parameter name; nothing would train (names look like {Model.Parameters[0].Name}).");
             Model.Parameters.EnableGrads();
-            Optimizer = new AdamWOptimizer(Model.Parameters, config.Train);
+            if (options.Ranks is { Size: > 1 } ranks)
+            {
+                if (preference != null) throw new InvalidConfigException("preference tuning (dpo, ipo, orpo, simpo) runs in one process; start it without mpirun.");
+                if ((accum * b) % ranks.Size != 0)
+                    throw new InvalidConfigException($"a step's {accum * b} sequences ({accum} micro-batch(es) of {b}) do not split evenly over {ranks.Size} ranks; make batch_size x micro-batches a multiple of {ranks.Size}.");
+                parallel = new DataParallel(ranks, Model, options.Zero);
+            }
+            else if (options.Zero != 0)
+            {
+                throw new InvalidConfigException("--zero shards the optimizer over the ranks of an MPI job; start the run with mpirun -np N (N > 1).");
+            }
+            Optimizer = parallel is { Zero: true } ? new AdamWOptimizer(Model.Parameters, config.Train, parallel.Shard.Start, parallel.Shard.Length)
+                : new AdamWOptimizer(Model.Parameters, config.Train);
         }
         catch
         {
@@ -187,6 +215,12 @@ public sealed class Trainer : IDisposable
 
     public int TokensPerStep => accum * rows * t;
 
+    /// <summary>This process's rank and the world size (0 of 1 alone).</summary>
+    public (int Rank, int Size) World => parallel == null ? (0, 1) : (parallel.Rank, parallel.Size);
+
+    /// <summary>True when the run shards the optimizer over ranks (ZeRO-1).</summary>
+    public bool Sharded => parallel?.Zero ?? false;
+
     /// <summary>Bytes of gradient buffers and optimizer moments: 12 per trainable value, none for frozen ones.</summary>
     public long TrainingStateBytes => 4L * Model.Parameters.Where(p => p.Grad != null).Sum(p => (long)p.Length) + Optimizer.StateBytes;
 
@@ -194,7 +228,9 @@ public sealed class Trainer : IDisposable
     public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
     {
         string ckptDir = Path.Combine(options.OutDir, Checkpoint.FolderName);
-        Directory.CreateDirectory(options.OutDir);
+        bool lead = parallel == null || parallel.Rank == 0; // logs, plots, evaluates and writes checkpoints
+        if (!lead) progress = null;
+        if (lead) Directory.CreateDirectory(options.OutDir);
         if (!options.Resume && Checkpoint.Locate(options.OutDir) != null)
             throw new QuillException($"{options.OutDir} already holds a checkpoint; pass --resume to continue it or choose another --out.");
         if (preference is { NeedsReference: true })
@@ -206,13 +242,13 @@ public sealed class Trainer : IDisposable
             }
         }
         if (options.Resume) LoadCheckpoint();
-        if (fromInit && !options.Resume && valSource != null)
+        if (lead && fromInit && !options.Resume && valSource != null)
         {
             // Where the loaded model starts: the validation loss before any update.
             InitialValLoss = Evaluate(valSource);
             progress?.Report(new TrainProgress(0, maxSteps, float.NaN, 0f, 0f, 0, TimeSpan.Zero, null, InitialValLoss, null));
         }
-        using var metrics = new MetricsLog(Path.Combine(options.OutDir, "metrics.jsonl"), state.Step);
+        using var metrics = lead ? new MetricsLog(Path.Combine(options.OutDir, "metrics.jsonl"), state.Step) : null;
         var clock = Stopwatch.StartNew();
         double startElapsed = state.ElapsedSeconds;
         int firstStep = state.Step;
@@ -223,7 +259,7 @@ public sealed class Trainer : IDisposable
             if (cancel.IsCancellationRequested)
             {
                 // Never lose work: keep what the completed steps learned, then stop.
-                if (state.Step > firstStep) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
+                if (state.Step > firstStep && parallel == null) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
                 cancel.ThrowIfCancellationRequested();
             }
             float lr = LrSchedule.At(config.Train, step, maxSteps);
@@ -249,7 +285,7 @@ public sealed class Trainer : IDisposable
             }
             double lossSum = 0;
             var stats = default(PreferenceStats);
-            for (int micro = 0; micro < accum; micro++)
+            for (int micro = 0; micro < accum && parallel == null; micro++)
             {
                 if (counts[micro] == 0) continue; // nothing to learn here; the other micro-batches keep their seeds
                 graph.Reset();
@@ -271,12 +307,15 @@ public sealed class Trainer : IDisposable
                 }
             }
             graph.Reset();
+            float gradNorm;
+            if (parallel != null) (lossSum, gradNorm) = parallel.Reduce(LocalBackward(step, total), Optimizer);
+            else gradNorm = (float)Optimizer.GradNorm();
             float stepLoss = total == 0 ? float.NaN : preference != null ? (float)lossSum : (float)(lossSum / total);
-            float gradNorm = (float)Optimizer.GradNorm();
             string? message = total == 0 ? $"skipped update at step {state.Step + 1}: every target of the step is masked" : Guard(stepLoss, gradNorm);
             if (message == null)
             {
-                Optimizer.Step(lr, AdamWOptimizer.ClipScale(gradNorm, config.Train.GradClip));
+                if (parallel != null) parallel.Step(Optimizer, lr, AdamWOptimizer.ClipScale(gradNorm, config.Train.GradClip));
+                else Optimizer.Step(lr, AdamWOptimizer.ClipScale(gradNorm, config.Train.GradClip));
                 Remember(state.RecentLosses, stepLoss);
                 Remember(state.RecentGradNorms, gradNorm);
             }
@@ -293,32 +332,68 @@ public sealed class Trainer : IDisposable
             float? valLoss = null;
             bool last = state.Step == maxSteps;
             List<KeyValuePair<string, double>>? extra = preference != null && stats.Pairs > 0 ? Figures(stats, "") : null;
-            if (valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
+            if (lead && valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
             {
                 valLoss = Evaluate(valSource);
                 state.LastValLoss = valLoss;
                 if (preference != null && LastValStats.Pairs > 0) extra?.Add(new("val_reward_accuracy", (double)LastValStats.Correct / LastValStats.Pairs));
             }
-            if (options.StepEvaluation != null && options.StepEvaluationEvery > 0 && (state.Step % options.StepEvaluationEvery == 0 || last))
+            if (lead && options.StepEvaluation != null && options.StepEvaluationEvery > 0 && (state.Step % options.StepEvaluationEvery == 0 || last))
             {
                 extra ??= [];
                 foreach (var (name, value) in options.StepEvaluation(Model, tokenizerPath)) extra.Add(new("eval_" + name, value));
             }
             state.ElapsedSeconds = startElapsed + elapsed;
             LastStats = stats;
-            metrics.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null, extra);
+            metrics?.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null, extra);
             TimeSpan? eta = state.Step > firstStep ? TimeSpan.FromSeconds(elapsed / (state.Step - firstStep) * (maxSteps - state.Step)) : null;
             progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message)
             {
                 Rewards = stats.Pairs > 0 ? ((double)stats.Correct / stats.Pairs, stats.Margin / stats.Pairs) : null,
             });
             if (last || (checkpointEvery > 0 && state.Step % checkpointEvery == 0) || state.Step == stopAt)
-                Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
+            {
+                parallel?.GatherState(Optimizer);
+                if (lead) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
+            }
         }
-        metrics.Flush();
+        if (!lead) return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates) { StepsRun = state.Step - firstStep };
+        metrics!.Flush();
         LossPlot.Write(Path.Combine(options.OutDir, "metrics.jsonl"), Path.Combine(options.OutDir, "loss.svg"));
         if (preference != null) LossPlot.WriteRewards(Path.Combine(options.OutDir, "metrics.jsonl"), Path.Combine(options.OutDir, "rewards.svg"));
-        return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates);
+        return new TrainResult(state.Step, lastLoss, state.LastValLoss, state.TokensSeen, TimeSpan.FromSeconds(state.ElapsedSeconds), ckptDir, state.SkippedUpdates) { StepsRun = state.Step - firstStep };
+    }
+
+    /// <summary>
+    /// Data parallelism: back-propagates this rank's rows of the step (already drawn into inputs / targets), at most B
+    /// per forward, each chunk's mean loss seeded with its share of the step's total targets; the last chunk's
+    /// backward starts the gradient sums layer by layer. Returns the rank's loss sum (mean loss x targets, summed).
+    /// </summary>
+    private double LocalBackward(int step, long total)
+    {
+        var dp = parallel!;
+        var (first, count) = dp.LocalRows(accum * b);
+        double lossSum = 0;
+        for (int done = 0; done < count;)
+        {
+            int row = first + done, micro = row / b, r0 = row % b, n = Math.Min(b - r0, count - done);
+            done += n;
+            if (!chunks.TryGetValue(n, out var chunk)) chunks[n] = chunk = (new int[n * t], new int[n * t], new int[docStarts != null ? n * t : 0]);
+            inputs[micro].AsSpan(r0 * t, n * t).CopyTo(chunk.X);
+            targets[micro].AsSpan(r0 * t, n * t).CopyTo(chunk.Y);
+            docStarts?[micro].AsSpan(r0 * t, n * t).CopyTo(chunk.S); // row-relative: a packed row's starts travel with it
+            long here = CountTargets(chunk.Y);
+            if (here == 0) continue;
+            graph.Reset();
+            graph.OnBackwardMark = done == count ? dp.MarkHook : null;
+            var loss = Model.Loss(graph, chunk.X, chunk.Y, n, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro), docStarts != null ? chunk.S : null);
+            lossSum += loss.Item() * (double)here;
+            graph.Backward(loss, (float)((double)here / total));
+            graph.OnBackwardMark = null;
+        }
+        graph.Reset();
+        dp.AfterBackward();
+        return lossSum;
     }
 
     /// <summary>The validation loss of a model given to the constructor, before the first update (null otherwise).</summary>

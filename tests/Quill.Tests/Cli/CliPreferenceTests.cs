@@ -37,6 +37,10 @@ public class CliPreferenceTests
         Assert.Matches(@"rewards \(last step's pairs\): accuracy \d\.\d{3}, chosen", dpo.Err);
         Assert.Contains("adapter: ", dpo.Out);
 
+        var rpo = CliProcess.Run(["finetune", .. Stories, "--data", pairs, "--out", Path.Combine(dir, "rpo"), "--method", "dpo", "--rpo-alpha", "1", "--max-steps", "1", "--val-fraction", "0"]);
+        Assert.True(rpo.Exit == 0, rpo.Err);
+        Assert.Contains("dpo (beta 0.1, reference: the base, + 1 x chosen NLL (RPO)), full", rpo.Err);
+
         var orpo = CliProcess.Run(["finetune", .. Stories, "--data", pairs, "--out", Path.Combine(dir, "orpo"), "--method", "orpo", "--max-steps", "2", "--val-fraction", "0"]);
         Assert.True(orpo.Exit == 0, orpo.Err);
         Assert.Contains("orpo (lambda 0.1, no reference), full", orpo.Err);
@@ -47,7 +51,9 @@ public class CliPreferenceTests
     [TestDataTheory("llama2c/stories260K.bin", "llama2c/tok512.bin")]
     [InlineData("--method dpo --loss hinge", "--loss hinge is not a DPO loss; use sigmoid or ipo.")]
     [InlineData("--method simpo --loss ipo", "--loss goes with --method dpo (sigmoid or ipo).")]
-    [InlineData("--method lora --beta 0.2", "--beta / --gamma / --lora / --qlora go with a preference method")]
+    [InlineData("--method lora --beta 0.2", "--beta / --gamma / --rpo-alpha / --lora / --qlora go with a preference method")]
+    [InlineData("--method orpo --rpo-alpha 1", "--rpo-alpha adds an NLL term to DPO, IPO or SimPO; ORPO has its own")]
+    [InlineData("--method dpo --rpo-alpha -0.5", "--rpo-alpha must be a finite number at least 0 (got -0.5)")]
     [InlineData("--method dpo --beta -1", "--beta must be a positive number (got -1)")]
     [InlineData("--method orpo --gamma 1", "--gamma is SimPO's target margin")]
     [InlineData("--method dpo --train-on-prompt", "--train-on-prompt does not apply to preference pairs")]

@@ -27,6 +27,7 @@ public class CliQuickstartTests
         Assert.True(File.Exists(Path.Combine(run, "instructions.jsonl")));
         Assert.True(File.Exists(Path.Combine(run, "checkpoint", "model.safetensors")));
         Assert.Contains("wrote 12 story preference pairs", r.Err);
+        Assert.Contains("DPO (full, beta 0.1, reference: the chat model, + 1 x chosen NLL (RPO); lr 0.0001)", r.Err);
         Assert.Matches(@"before DPO: \d+/200 \(\d+\.\d%\); request following followed \d+/200", r.Out);
         Assert.Matches(@"after DPO: +\d+/200 \(\d+\.\d%\); request following followed \d+/200", r.Out);
         Assert.Equal(12, File.ReadAllLines(Path.Combine(run, "preferences.jsonl")).Length);
@@ -87,5 +88,8 @@ public class CliQuickstartTests
         r = CliProcess.Run("quickstart", "--prefer", "--out", Path.Combine(Path.GetTempPath(), $"quill-qs-{Guid.NewGuid():N}"));
         Assert.Equal(1, r.Exit);
         Assert.Contains("--prefer tunes the chat model; use it with --chat.", Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        r = CliProcess.Run("quickstart", "--chat", "--prefer", "--rpo-alpha", "-1", "--out", Path.Combine(Path.GetTempPath(), $"quill-qs-{Guid.NewGuid():N}"));
+        Assert.Equal(1, r.Exit);
+        Assert.Contains("--rpo-alpha must be a finite number at least 0 (got -1).", Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
     }
 }

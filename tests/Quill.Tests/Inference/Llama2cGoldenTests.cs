@@ -10,16 +10,19 @@ namespace Quill.Tests.Inference;
 
 public sealed class Llama2cGoldenTests
 {
-    private const string Model = "llama2c/stories260K.bin";
-    private const string Tok = "llama2c/tok512.bin";
-    private const string Expected = "llama2c/expected_outputs.json";
+    internal const string Model = "llama2c/stories260K.bin";
+    internal const string Tok = "llama2c/tok512.bin";
+    internal const string Expected = "llama2c/expected_outputs.json";
 
     [TestDataTheory(Model, Tok, Expected)]
     [InlineData("test_all_greedy_200")]
     [InlineData("doc_greedy_default_steps")]
     [InlineData("doc_topp_seed133742")]
     [InlineData("c64_zoo_greedy_60")]
-    public void Stories260K_reproduces_run_c(string id)
+    public void Stories260K_reproduces_run_c(string id) => Reproduce(TestData.PathOf(Model), TestData.PathOf(Tok), id);
+
+    /// <summary>Runs case <paramref name="id"/> of expected_outputs.json on a stories260K file and tokenizer.</summary>
+    internal static void Reproduce(string modelPath, string tokPath, string id)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(TestData.PathOf(Expected)));
         var c = doc.RootElement.GetProperty("stories260K_generation").EnumerateArray().Single(e => e.GetProperty("id").GetString() == id);
@@ -32,7 +35,7 @@ public sealed class Llama2cGoldenTests
             Seed = c.TryGetProperty("seed", out var s) ? s.GetUInt64() : 1,
         };
 
-        using var model = ModelLoader.Load(TestData.PathOf(Model), TestData.PathOf(Tok));
+        using var model = ModelLoader.Load(modelPath, tokPath);
         var gen = new Generator(new InferenceEngine(model));
         int[] ids = gen.EncodePrompt(prompt);
         Assert.Equal(1, ids[0]);

@@ -19,11 +19,13 @@ public sealed class PreferenceLossTests
 {
     private static readonly string Fixtures = Path.Combine(AppContext.BaseDirectory, "fixtures");
 
-    public static TheoryData<string> Losses() => new("dpo", "ipo", "orpo", "simpo");
+    public static TheoryData<string> Losses() => new("dpo", "ipo", "orpo", "simpo", "dpo_rpo");
 
+    // dpo_rpo: DPO plus the chosen tokens' NLL (RPO, TRL's rpo_alpha); the fixture's alpha, 1 where a test gives none
     private static PreferenceSettings Settings(string name, JsonNode k) => new(
-        name switch { "dpo" => PreferenceLoss.Dpo, "ipo" => PreferenceLoss.Ipo, "orpo" => PreferenceLoss.Orpo, _ => PreferenceLoss.SimPo },
-        k["beta"]!.GetValue<double>(), k["gamma"]?.GetValue<double>() ?? 0.5);
+        name switch { "dpo" or "dpo_rpo" => PreferenceLoss.Dpo, "ipo" => PreferenceLoss.Ipo, "orpo" => PreferenceLoss.Orpo, _ => PreferenceLoss.SimPo },
+        k["beta"]!.GetValue<double>(), k["gamma"]?.GetValue<double>() ?? 0.5,
+        name == "dpo_rpo" ? k["rpo_alpha"]?.GetValue<double>() ?? 1.0 : 0);
 
     private static int[] Flat(JsonNode j, string key) => [.. j[key]!.AsArray().SelectMany(row => row!.AsArray().Select(n => n!.GetValue<int>()))];
 

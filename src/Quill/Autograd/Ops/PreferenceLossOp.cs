@@ -7,9 +7,12 @@
 //   orpo           l = -lambda log sigmoid((ac - ar) - (log(1 - e^ac) - log(1 - e^ar))), plus the NLL of the chosen
 //                  tokens (mean over every chosen token of the step)             rewards lambda ac, lambda ar
 //   simpo          l = -log sigmoid(beta (ac - ar) - gamma)                        rewards beta ac, beta ar
-// (ORPO and SimPO use no reference; ORPO's average log-probs are capped at -1e-6, where log(1 - e^a) is finite.) The loss of a micro-batch is its share of the step's mean: pair terms are divided
-// by the step's pair count and ORPO's NLL by the step's chosen-token count, so the micro-batches of a step add up to
-// the loss of one large batch (back-propagate each with seed 1). Math in double.
+// (ORPO and SimPO use no reference; ORPO's average log-probs are capped at -1e-6, where log(1 - e^a) is finite.)
+// DPO, IPO and SimPO can add alpha times the same NLL of the chosen tokens (RPO, Pang et al. 2024,
+// arXiv:2404.19733; TRL's DPOConfig.rpo_alpha, whose paper value is 1): it keeps the chosen replies likely while the
+// margin grows, where plain DPO can lower both ("likelihood displacement"). The loss of a micro-batch is its share of
+// the step's mean: pair terms are divided by the step's pair count and the NLL by the step's chosen-token count, so
+// the micro-batches of a step add up to the loss of one large batch (back-propagate each with seed 1). Math in double.
 // Glossary: P pairs in the micro-batch.
 using Quill.Tensors;
 
@@ -35,10 +38,15 @@ public enum PreferenceLoss
 /// <param name="Loss">Which loss.</param>
 /// <param name="Beta">beta (DPO, IPO: tau, SimPO); ORPO's lambda.</param>
 /// <param name="Gamma">SimPO's target margin gamma (TRL's simpo_gamma default 0.5).</param>
-public sealed record PreferenceSettings(PreferenceLoss Loss, double Beta, double Gamma = 0.5)
+/// <param name="NllWeight">DPO, IPO, SimPO: weight alpha of the chosen tokens' NLL added to the loss (RPO; TRL's
+/// rpo_alpha; 0 = none). ORPO always adds it with weight 1 and takes no other.</param>
+public sealed record PreferenceSettings(PreferenceLoss Loss, double Beta, double Gamma = 0.5, double NllWeight = 0)
 {
     /// <summary>True when the loss compares against a reference model (DPO, IPO).</summary>
     public bool NeedsReference => Loss is PreferenceLoss.Dpo or PreferenceLoss.Ipo;
+
+    /// <summary>The weight of the chosen tokens' NLL in the loss: 1 for ORPO, NllWeight otherwise.</summary>
+    public double ChosenNllWeight => Loss == PreferenceLoss.Orpo ? 1 : NllWeight;
 }
 
 /// <summary>Sums over a micro-batch's pairs of what a step reports (divide by Pairs for means).</summary>
@@ -67,7 +75,7 @@ public static class PreferenceLossOp
     /// <param name="lengths">[2P] completion tokens of each sequence (at least 1).</param>
     /// <param name="settings">The loss and its constants.</param>
     /// <param name="stepPairs">Pairs in the whole step (the mean's denominator).</param>
-    /// <param name="stepChosenTokens">Chosen completion tokens in the whole step (ORPO's NLL denominator).</param>
+    /// <param name="stepChosenTokens">Chosen completion tokens in the whole step (the NLL's denominator: ORPO, RPO).</param>
     /// <param name="stats">Rewards and accuracy of these pairs.</param>
     public static Tensor Forward(Graph g, Tensor logp, float[]? reference, int[] lengths, PreferenceSettings settings,
         long stepPairs, long stepChosenTokens, out PreferenceStats stats)
@@ -79,7 +87,9 @@ public static class PreferenceLossOp
         int n = logp.Length;
         if (n % 2 != 0 || lengths.Length != n) throw new ArgumentException($"{n} log-probs and {lengths.Length} lengths: need 2P of each.");
         if (settings.NeedsReference && (reference == null || reference.Length != n)) throw new ArgumentException($"{settings.Loss} needs {n} reference log-probs.");
-        if (stepPairs < n / 2 || (settings.Loss == PreferenceLoss.Orpo && stepChosenTokens <= 0)) throw new ArgumentException("the step's totals must cover this micro-batch.");
+        if (!(settings.NllWeight >= 0) || double.IsInfinity(settings.NllWeight) || (settings.Loss == PreferenceLoss.Orpo && settings.NllWeight != 0))
+            throw new ArgumentException($"the NLL weight must be finite and at least 0, and 0 for ORPO (got {settings.NllWeight}).");
+        if (stepPairs < n / 2 || (settings.ChosenNllWeight > 0 && stepChosenTokens <= 0)) throw new ArgumentException("the step's totals must cover this micro-batch.");
         foreach (int len in lengths) if (len < 1) throw new ArgumentException("every sequence needs at least one completion token.");
         var grad = new double[n];
         stats = default;
@@ -102,7 +112,7 @@ public static class PreferenceLossOp
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(grad);
         int p = logp.Length / 2;
-        double beta = settings.Beta, sum = 0;
+        double beta = settings.Beta, nll = settings.ChosenNllWeight, sum = 0;
         for (int i = 0; i < p; i++)
         {
             double c = logp[i], r = logp[p + i], nc = lengths[i], nr = lengths[p + i];
@@ -161,10 +171,10 @@ public static class PreferenceLossOp
             sum += l / stepPairs;
             grad[i] = dc / stepPairs;
             grad[p + i] = dr / stepPairs;
-            if (settings.Loss == PreferenceLoss.Orpo)
+            if (nll > 0)
             {
-                sum -= c / stepChosenTokens; // the chosen tokens' NLL, a mean over the step's chosen tokens
-                grad[i] -= 1.0 / stepChosenTokens;
+                sum -= nll * c / stepChosenTokens; // the chosen tokens' NLL, a mean over the step's chosen tokens
+                grad[i] -= nll / stepChosenTokens;
             }
             stats.Pairs++;
             if (rc > rr) stats.Correct++;
