@@ -9,6 +9,8 @@
 // --method dpo | ipo | orpo | simpo tunes on preference pairs instead (TRL's prompt / chosen / rejected JSONL,
 // Quill.Training.PreferenceTuner), the whole model by default or an adapter with --lora / --qlora (or any --lora-*
 // flag); --beta (0.1) and --gamma (SimPO, 0.5) set the loss; --loss sigmoid|ipo picks DPO's loss as TRL's loss_type.
+// --packing (or train.packing) packs several examples into each row (SftBatchSource), none attending to another; the
+// "rows" line reports how many rows one pass over the examples takes and their share of non-pad tokens, both ways.
 // `quill finetune merge` folds an adapter into its base and writes a whole Quill model folder.
 // Does not handle: data files other than JSONL, NF4.
 using System.CommandLine;
@@ -40,6 +42,7 @@ internal static class FinetuneCommand
         var config = new Option<string?>("--config") { Description = "Config file (JSON or YAML): its 'train' section sets batch, seq_len, lr, steps; its 'lora' section the adapter" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "The base's tokenizer when none is found with it (llama2.c)" };
         var trainOnPrompt = new Option<bool>("--train-on-prompt") { Description = "Also train on prompt tokens (default: replies only)" };
+        var packing = new Option<bool>("--packing") { Description = "Pack several examples into each row of seq_len tokens, none attending to another (default: one example per padded row; or the config's train.packing)" };
         var skipLong = new Option<bool>("--skip-long") { Description = "Leave out examples longer than seq_len + 1 tokens (default: keep their start)" };
         var valFraction = new Option<double>("--val-fraction") { Description = "Share of examples held out for validation (by content hash)", DefaultValueFactory = _ => 0.05 };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Planned number of steps (the LR schedule follows it)" };
@@ -53,7 +56,7 @@ internal static class FinetuneCommand
         var quantType = new Option<string?>("--qlora-type") { Description = "QLoRA: the block type a float base's matrices are quantized to in memory (q4_0 default, nf4, q8_0, ...); a GGUF base stays as stored" };
         var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples, full or with a LoRA / QLoRA adapter; the loss counts only the replies.")
         {
-            baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, skipLong, valFraction, maxSteps, resume, threads,
+            baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, packing, skipLong, valFraction, maxSteps, resume, threads,
             rank, alpha, dropout, targets, rslora, quantType, beta, gamma, rpoAlpha, loss, useLora, useQlora,
         };
         cmd.Add(MergeCommand());
@@ -77,6 +80,8 @@ internal static class FinetuneCommand
             bool loraFlags = new Option[] { rank, alpha, dropout, targets, rslora, quantType }.Any(Given);
             if (pref == null && new Option[] { beta, gamma, rpoAlpha, useLora, useQlora }.Any(Given))
                 throw new InvalidConfigException("--beta / --gamma / --rpo-alpha / --lora / --qlora go with a preference method (--method dpo, ipo, orpo or simpo).");
+            if (pref != null && (r.GetValue(packing) || cfg.Train.Packing)) throw new InvalidConfigException("--packing / train.packing apply to SFT examples; preference pairs are not packed.");
+            if (r.GetValue(packing)) cfg.Train.Packing = true;
             if (pref != null && r.GetValue(trainOnPrompt)) throw new InvalidConfigException("--train-on-prompt does not apply to preference pairs: only the replies are compared.");
             string methodName = pref == null ? requested ?? section?.Method ?? "full"
                 : r.GetValue(useQlora) ? "qlora" : r.GetValue(useLora) || loraFlags ? "lora" : section?.Method ?? "full";
@@ -152,6 +157,7 @@ internal static class FinetuneCommand
                 Console.Error.WriteLine($"base: {path} ({lm.Config.Arch}), method {methodName}{Storage(lm, m)}");
                 PrintAdapter(lm);
                 Console.Error.WriteLine($"data: {report.Describe()}");
+                Console.Error.WriteLine(Rows(finetuner));
                 if (report.EndOfReplyId < 0) Console.Error.WriteLine("warning: the tokenizer has no EOS token, so replies end without one and the model will not learn to stop.");
                 var result = TrainCommand.Run(finetuner.Trainer, options.OutDir, cts.Token);
                 Console.WriteLine($"checkpoint: {result.CheckpointDir}");
@@ -209,6 +215,16 @@ internal static class FinetuneCommand
             Console.Error.WriteLine($"reference log-probs: {p.Done}/{p.Total} pairs ({Rendering.Duration(clock.Elapsed)})");
             if (p.Done == p.Total) clock.Restart();
         });
+    }
+
+    /// <summary>The rows one pass over the training examples takes in each layout, and the share of their inputs that is not padding.</summary>
+    private static string Rows(Finetuner f)
+    {
+        var (padded, packed) = f.RowFills;
+        bool packing = f.Trainer.Config.Train.Packing;
+        string P(RowFill x) => string.Create(CultureInfo.InvariantCulture, $"{x.Rows:N0} rows, {100 * x.Efficiency:F1}% tokens");
+        return string.Create(CultureInfo.InvariantCulture,
+            $"rows of {padded.SeqLen} (one pass over {f.Data.Train.Count:N0} examples): {(packing ? $"packed {P(packed)} (padded: {P(padded)})" : $"padded {P(padded)} (packed: {P(packed)})")}");
     }
 
     private static void PrintAdapter(LanguageModel lm)

@@ -35,7 +35,12 @@ public abstract class LanguageModel
     /// <param name="b">Batch size.</param>
     /// <param name="t">Sequence length, at most block_size.</param>
     /// <param name="dropoutSeed">Seed of this forward pass's dropout masks (ignored when dropout is 0).</param>
-    public abstract Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0);
+    /// <param name="docStarts">
+    /// Packed rows: [B * T], where each token's document starts in its row (see Kernels.AttentionMask.Documents); a
+    /// token then attends only within its document and its position (RoPE or learned) counts from that start. Null:
+    /// one document per row.
+    /// </param>
+    public abstract Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0, int[]? docStarts = null);
 
     /// <summary>The weights as views for the inference engine: matrices and norms without copying (see TransformerModel.ToWeights).</summary>
     public abstract ModelWeights ToWeights();
@@ -67,7 +72,8 @@ public abstract class LanguageModel
     public abstract LanguageModel MergeLora();
 
     /// <summary>The last hidden state [B, T, C] after the final norm: what the head turns into logits.</summary>
-    public abstract Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0);
+    /// <remarks>docStarts: as in <see cref="Forward"/>.</remarks>
+    public abstract Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0, int[]? docStarts = null);
 
     /// <summary>Logits [..., V] of hidden states [..., C] through the head.</summary>
     public abstract Tensor Head(Graph g, Tensor hidden);
@@ -76,13 +82,13 @@ public abstract class LanguageModel
     /// Mean cross-entropy [1] of the logits against targets [B * T] (negative targets ignored). When some targets
     /// are negative (masked prompt or padding in fine-tuning), the head and the cross-entropy run only on the rows
     /// that have one, so the logits and their gradient over the vocabulary are never made for the others; the loss
-    /// and every gradient are those of the full logits.
+    /// and every gradient are those of the full logits. docStarts: packed rows, as in <see cref="Forward"/>.
     /// </summary>
-    public Tensor Loss(Graph g, int[] tokens, int[] targets, int b, int t, ulong dropoutSeed = 0)
+    public Tensor Loss(Graph g, int[] tokens, int[] targets, int b, int t, ulong dropoutSeed = 0, int[]? docStarts = null)
     {
         ArgumentNullException.ThrowIfNull(targets);
         if (targets.Length < b * t) throw new ArgumentException($"{targets.Length} targets for batch {b} x time {t}.");
-        var hidden = Hidden(g, tokens, b, t, dropoutSeed);
+        var hidden = Hidden(g, tokens, b, t, dropoutSeed, docStarts);
         int kept = 0;
         for (int i = 0; i < b * t; i++) if (targets[i] >= 0) kept++;
         if (kept == b * t || kept == 0) return CrossEntropyOp.Forward(g, Head(g, hidden), targets);

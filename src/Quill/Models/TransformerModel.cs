@@ -2,6 +2,8 @@
 // Llama 3 scaling, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and 3, llama2.c) is this one class, its blocks picked by
 // the spec's choices:
 //   x = embed(tokens) (* sqrt(C): Gemma) (+ learned positions)
+//   (packed rows, docStarts given: each token attends only within its document, and its position, learned or RoPE,
+//   counts from its document's start, so a document gets what it would get alone in a row)
 //   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3, Gemma 3); a = causal
 //   attention (RoPE on q, k with the layer's base; GQA; the layer's sliding window; score scale and soft-cap);
 //   x += post_norm(a Wo^T (+ b))   (post_norm: Gemma, else identity)
@@ -116,7 +118,8 @@ public sealed class TransformerModel : LanguageModel
         }
     }
 
-    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0) => Head(g, Hidden(g, tokens, b, t, dropoutSeed));
+    public override Tensor Forward(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0, int[]? docStarts = null) =>
+        Head(g, Hidden(g, tokens, b, t, dropoutSeed, docStarts));
 
     public override Tensor Head(Graph g, Tensor hidden)
     {
@@ -124,18 +127,27 @@ public sealed class TransformerModel : LanguageModel
         return Spec.FinalSoftcap > 0 ? SoftcapOp.Forward(g, logits, Spec.FinalSoftcap) : logits; // Gemma 2
     }
 
-    public override Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0)
+    public override Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0, int[]? docStarts = null)
     {
         ArgumentNullException.ThrowIfNull(g);
         CheckInput(tokens, b, t);
         var s = Spec;
+        var layerMasks = masks;
+        if (docStarts != null)
+        {
+            // packed rows: every layer's mask gains the documents (the layers share the one array)
+            var docs = AttentionMask.Documents(docStarts, b, t);
+            layerMasks = new AttentionMask?[layers.Length];
+            for (int i = 0; i < layers.Length; i++)
+                layerMasks[i] = masks[i] is { } m ? AttentionMask.Documents(docs.DocStarts!, b, t, m.Window, m.Softcap) : docs;
+        }
         var on = lora is { Enabled: true } adapter ? adapter : null; // an adapter switched off runs the plain base
         float p = Config.Dropout;
         var x = EmbeddingOp.Forward(g, embed, tokens, b, t);                  // [B, T, C]
         if (s.EmbedScale) x = ScaleOp.Forward(g, x, MathF.Sqrt(s.Dim));        // Gemma
         if (positions != null)
         {
-            x = PositionAddOp.Forward(g, x, positions);
+            x = PositionAddOp.Forward(g, x, positions, docStarts);
             x = DropoutOp.Forward(g, x, p, Rng.Mix(dropoutSeed, 0));
         }
         for (int i = 0; i < layers.Length; i++)
@@ -153,7 +165,7 @@ public sealed class TransformerModel : LanguageModel
             }
             if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps); // Qwen3
             var layerRope = ropeLocal != null && s.LayerWindow(i) > 0 ? ropeLocal : rope;
-            var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, layerRope, masks[i], s.EffectiveAttentionScale); // [B, T, Hq D]
+            var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, layerRope, layerMasks[i], s.EffectiveAttentionScale); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
             // Gemma normalizes the output (its norm's backward reads a; the norm's output is what may go)

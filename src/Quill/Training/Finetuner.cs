@@ -9,9 +9,9 @@
 // It reads and renders the data (Data.Sft: replies trained, prompt masked unless TrainOnPrompt; examples cut to
 // seq_len + 1 tokens), holds out a content-hashed share for validation, writes the tokenizer to OUT/tokenizer.json
 // (copied into every checkpoint, so the checkpoint generates on its own) and runs the Trainer on padded rows
-// (SftBatchSource) with the step's loss the mean over all trained targets of the step. A run resumes from
-// OUT/checkpoint like `quill train --resume`, bit for bit.
-// Does not handle: packing (see SftBatchSource), recording the base's chat template or BOS rule in the checkpoint (a
+// (SftBatchSource; packed rows with train.packing) with the step's loss the mean over all trained targets of the step.
+// A run resumes from OUT/checkpoint like `quill train --resume`, bit for bit.
+// Does not handle: recording the base's chat template or BOS rule in the checkpoint (a
 // Quill checkpoint loads without BOS and with the plain chat layout), NF4 (QLoRA uses GGML block types).
 using Quill.Data.Sft;
 using Quill.Models;
@@ -86,8 +86,10 @@ public sealed class Finetuner : IDisposable
         if (Data.Train.Count == 0)
             throw new InvalidFileException($"{options.DataPath}: no example left to train ({Data.Report.Describe()}); add examples, lower the held-out fraction or raise seq_len.");
         var trainOptions = RunFolder(model, options, out int pad);
-        var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad) : null;
-        Trainer = new Trainer(run, trainOptions, lm, new SftBatchSource(Data.Train, pad), val);
+        bool packing = run.Train.Packing;
+        var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad, packing) : null;
+        Source = new SftBatchSource(Data.Train, pad, packing);
+        Trainer = new Trainer(run, trainOptions, lm, Source, val);
     }
 
     /// <summary>
@@ -147,6 +149,12 @@ public sealed class Finetuner : IDisposable
 
     /// <summary>The rendered examples and the report of what was read, skipped and truncated.</summary>
     public SftDataset Data { get; }
+
+    /// <summary>The training rows (padded or packed, as train.packing says).</summary>
+    public SftBatchSource Source { get; }
+
+    /// <summary>The training examples laid out once in seq_len rows, padded (Padded) and packed (Packed): rows and share of non-pad inputs.</summary>
+    public (RowFill Padded, RowFill Packed) RowFills => (Source.Layout(Trainer.Config.Train.SeqLen, false), Source.Layout(Trainer.Config.Train.SeqLen, true));
 
     /// <summary>The trainer (its Config, Model and progress are the run's).</summary>
     public Trainer Trainer { get; }

@@ -13,6 +13,14 @@ public sealed class TrainConfig
     /// <summary>Tokens per sequence (T); 0 = the model's block_size.</summary>
     [JsonPropertyName("seq_len")] public int SeqLen { get; set; }
 
+    /// <summary>
+    /// Fine-tuning: pack several examples into each row, none attending to another, instead of one example per padded
+    /// row (the default). Not written when false.
+    /// </summary>
+    [JsonPropertyName("packing")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Packing { get; set; }
+
     /// <summary>Tokens per optimizer step; a multiple of B*T (gradient accumulation); 0 = one micro-batch.</summary>
     [JsonPropertyName("tokens_per_step")] public int TokensPerStep { get; set; }
 

@@ -9,6 +9,8 @@
 // micro-batch more than one of a long one: the step's micro-batches are filled first, their unmasked targets
 // counted, and micro-batch i's mean loss is back-propagated with seed count_i / total. With every target counted
 // (pretraining) each seed is exactly 1 / accum, as before. Validation uses the same token-weighted mean.
+// Packed fine-tuning rows (train.packing, an IPackedBatchSource) come with each token's document start, which the
+// model's forward turns into per-example attention and positions; the loss counts their unmasked targets as above.
 // A step's data and dropout depend only on (seed, step, micro-batch), and every kernel splits its work the same way
 // each time, so a run resumed from a checkpoint continues bit for bit as if it had never stopped. A model carrying a
 // LoRA adapter checkpoints and resumes the adapter alone (Checkpoint); its frozen base is rebuilt by the caller.
@@ -90,10 +92,11 @@ public sealed class Trainer : IDisposable
     private readonly PreferenceSettings? preference;
     private readonly int rows;                 // rows per micro-batch: B, or 2B for preference pairs
     private readonly int[][]? drawn;           // [accum][B] preference: the pairs of each micro-batch
+    private readonly int[][]? docStarts;       // [accum][B * T] packed rows: where each token's example starts
     private readonly string? tokenizerPath;
     private readonly bool fromInit;
     private readonly DataParallel? parallel;
-    private readonly Dictionary<int, (int[] X, int[] Y)> chunks = [];
+    private readonly Dictionary<int, (int[] X, int[] Y, int[] S)> chunks = [];
     private TrainState state = new();
 
     /// <summary>
@@ -148,6 +151,12 @@ public sealed class Trainer : IDisposable
                 if (val != null) valSource = new TokenBatchSource(val, config.Model.VocabSize);
             }
             this.valSource = valSource != null && valSource.CanSample(t) ? valSource : null;
+            bool packs = this.trainSource is IPackedBatchSource { Packs: true };
+            if (config.Train.Packing != packs)
+            {
+                if (packs) throw new ArgumentException("the batch source packs rows but train.packing is off.", nameof(trainSource));
+                throw new InvalidConfigException("train.packing applies to fine-tuning examples (quill finetune); pretraining windows and preference pairs are not packed.");
+            }
             inputs = new int[accum][];
             targets = new int[accum][];
             for (int i = 0; i < accum; i++)
@@ -156,6 +165,11 @@ public sealed class Trainer : IDisposable
                 targets[i] = new int[rows * t];
             }
             counts = new long[accum];
+            if (packs)
+            {
+                docStarts = new int[accum][];
+                for (int i = 0; i < accum; i++) docStarts[i] = new int[rows * t];
+            }
             if (preference != null)
             {
                 drawn = new int[accum][];
@@ -263,7 +277,8 @@ public sealed class Trainer : IDisposable
                 }
                 else
                 {
-                    trainSource.Fill(rng, b, t, inputs[micro], targets[micro]);
+                    if (docStarts != null) ((IPackedBatchSource)trainSource).Fill(rng, b, t, inputs[micro], targets[micro], docStarts[micro]);
+                    else trainSource.Fill(rng, b, t, inputs[micro], targets[micro]);
                     counts[micro] = CountTargets(targets[micro]);
                 }
                 total += counts[micro];
@@ -283,7 +298,7 @@ public sealed class Trainer : IDisposable
                 }
                 else
                 {
-                    var loss = Model.Loss(graph, inputs[micro], targets[micro], b, t, dropoutSeed);
+                    var loss = Model.Loss(graph, inputs[micro], targets[micro], b, t, dropoutSeed, docStarts?[micro]);
                     lossSum += loss.Item() * (double)counts[micro];
                     // The op's mean times count_i / total is its share of the step's global mean. For equal counts the
                     // double quotient is round(1 / accum) and its float is exactly 1f / accum (a double-rounding slip
@@ -363,14 +378,15 @@ public sealed class Trainer : IDisposable
         {
             int row = first + done, micro = row / b, r0 = row % b, n = Math.Min(b - r0, count - done);
             done += n;
-            if (!chunks.TryGetValue(n, out var chunk)) chunks[n] = chunk = (new int[n * t], new int[n * t]);
+            if (!chunks.TryGetValue(n, out var chunk)) chunks[n] = chunk = (new int[n * t], new int[n * t], new int[docStarts != null ? n * t : 0]);
             inputs[micro].AsSpan(r0 * t, n * t).CopyTo(chunk.X);
             targets[micro].AsSpan(r0 * t, n * t).CopyTo(chunk.Y);
+            docStarts?[micro].AsSpan(r0 * t, n * t).CopyTo(chunk.S); // row-relative: a packed row's starts travel with it
             long here = CountTargets(chunk.Y);
             if (here == 0) continue;
             graph.Reset();
             graph.OnBackwardMark = done == count ? dp.MarkHook : null;
-            var loss = Model.Loss(graph, chunk.X, chunk.Y, n, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro));
+            var loss = Model.Loss(graph, chunk.X, chunk.Y, n, t, Rng.Mix(config.Train.Seed ^ 0xD409_0D0D, (ulong)step, (ulong)micro), docStarts != null ? chunk.S : null);
             lossSum += loss.Item() * (double)here;
             graph.Backward(loss, (float)((double)here / total));
             graph.OnBackwardMark = null;
@@ -434,13 +450,15 @@ public sealed class Trainer : IDisposable
         long total = 0;
         var rng = new Rng(Rng.Mix(config.Train.Seed, 0xE7A1));
         int[] x = inputs[0], y = targets[0];
+        int[]? starts = split is IPackedBatchSource { Packs: true } ? docStarts?[0] ?? new int[b * t] : null;
         for (int i = 0; i < config.Train.EvalBatches; i++)
         {
-            split.Fill(rng, b, t, x, y);
+            if (starts != null) ((IPackedBatchSource)split).Fill(rng, b, t, x, y, starts);
+            else split.Fill(rng, b, t, x, y);
             long count = CountTargets(y);
             if (count == 0) continue;
             g.Reset();
-            sum += Model.Loss(g, x, y, b, t).Item() * (double)count;
+            sum += Model.Loss(g, x, y, b, t, 0, starts).Item() * (double)count;
             total += count;
         }
         return total > 0 ? (float)(sum / total) : float.NaN;

@@ -42,8 +42,10 @@ public sealed class SftBatchSourceTests
         Assert.False(new SftBatchSource([]).CanSample(8));
     }
 
-    [Fact]
-    public void Fine_tuning_on_sft_rows_resumes_bit_for_bit()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // packed rows (PackingTests has the rest of packing)
+    public void Fine_tuning_on_sft_rows_resumes_bit_for_bit(bool packing)
     {
         var tok = new ByteTokenizer();
         var lines = Enumerable.Range(0, 12).Select(i => $$"""{"prompt": "Q{{i}}: ", "completion": "A{{i}}{{new string('!', i)}}"}""");
@@ -54,15 +56,18 @@ public sealed class SftBatchSourceTests
         var cfg = new RunConfig
         {
             Model = new ModelConfig { Arch = "llama", VocabSize = 256, NLayer = 1, NHead = 2, NEmbd = 16, BlockSize = 32 },
-            Train = new TrainConfig { BatchSize = 2, SeqLen = 32, TokensPerStep = 128, MaxSteps = 6, LearningRate = 3e-3f, WarmupSteps = 1, EvalEvery = 0, CheckpointEvery = 0 },
+            Train = new TrainConfig { BatchSize = 2, SeqLen = 32, TokensPerStep = 128, MaxSteps = 6, LearningRate = 3e-3f, WarmupSteps = 1, EvalEvery = 0, CheckpointEvery = 0, Packing = packing },
         };
+        var source = new SftBatchSource(data.Train, packing: packing);
+        if (packing) Assert.True(source.Layout(32, true).Rows < source.Layout(32, false).Rows); // rows do hold several examples
         var start = LanguageModel.Create(cfg.Model, seed: 3);
         Trainer Make(string run, bool resume = false, int? stop = null) => new(cfg, new TrainOptions(null, Path.Combine(dir, run), Resume: resume, StopAfterSteps: stop),
-            LanguageModel.FromWeights(start.ToWeights()), new SftBatchSource(data.Train));
+            LanguageModel.FromWeights(start.ToWeights()), source);
         using (var full = Make("full")) full.Run();
         using (var first = Make("split", stop: 4)) first.Run();
         using (var second = Make("split", resume: true)) second.Run();
         foreach (string f in new[] { "model.safetensors", "optimizer.safetensors" })
             Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "full", "checkpoint", f)), File.ReadAllBytes(Path.Combine(dir, "split", "checkpoint", f)));
+        Assert.Equal(packing, File.ReadAllText(Path.Combine(dir, "full", "checkpoint", "config.json")).Contains("\"packing\": true", StringComparison.Ordinal));
     }
 }

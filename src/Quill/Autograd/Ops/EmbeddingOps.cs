@@ -53,30 +53,46 @@ public static class EmbeddingOp
     }
 }
 
-/// <summary>y [B, T, C] = x + wpe[0..T) (learned absolute positions).</summary>
+/// <summary>
+/// y [B, T, C] = x + wpe[0..T) (learned absolute positions); with docStarts [B * T] (packed rows) token i of row b
+/// takes wpe[i - docStarts[b, i]]: positions restart at each document.
+/// </summary>
 public static class PositionAddOp
 {
-    public static Tensor Forward(Graph g, Tensor x, Tensor wpe)
+    public static Tensor Forward(Graph g, Tensor x, Tensor wpe, int[]? docStarts = null)
     {
         ArgumentNullException.ThrowIfNull(g);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(wpe);
         int b = x.Dim(0), t = x.Dim(1), c = x.Dim(2);
         if (t > wpe.Dim(0)) throw new InvalidConfigException($"sequence of {t} tokens is longer than the model's context of {wpe.Dim(0)}; shorten the input or raise block_size.");
+        if (docStarts != null && docStarts.Length != b * t) throw new ArgumentException($"docStarts holds {docStarts.Length} values, not B * T = {b * t}.", nameof(docStarts));
         var y = g.NewTensor(x.Shape);
         var xs = x.Span;
         var ys = y.Span;
-        var pos = wpe.Span.Slice(0, t * c);
-        for (int i = 0; i < b; i++) Elementwise.Add(xs.Slice(i * t * c, t * c), pos, ys.Slice(i * t * c, t * c));
+        var table = wpe.Span;
+        if (docStarts == null)
+        {
+            var pos = table.Slice(0, t * c);
+            for (int i = 0; i < b; i++) Elementwise.Add(xs.Slice(i * t * c, t * c), pos, ys.Slice(i * t * c, t * c));
+        }
+        else
+        {
+            for (int r = 0; r < b * t; r++)
+            {
+                int p = r % t - docStarts[r];
+                Elementwise.Add(xs.Slice(r * c, c), table.Slice(p * c, c), ys.Slice(r * c, c));
+            }
+        }
         if (g.NeedsGrad(x, wpe))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, wpe, y), y);
+            g.Record(new Node(x, wpe, y, docStarts), y);
         }
         return y;
     }
 
-    private sealed class Node(Tensor x, Tensor wpe, Tensor y) : Autograd.Node
+    private sealed class Node(Tensor x, Tensor wpe, Tensor y, int[]? docStarts) : Autograd.Node
     {
         public override void Backward(Graph g)
         {
@@ -84,9 +100,15 @@ public static class PositionAddOp
             var dy = y.Grad.Span;
             if (x.RequiresGrad) g.AccumulateGrad(x, y.Grad, canAlias: true);
             if (!wpe.RequiresGrad) return;
-            int b = x.Dim(0), tc = x.Dim(1) * x.Dim(2);
-            var dpos = g.GradOf(wpe).Span.Slice(0, tc);
-            for (int i = 0; i < b; i++) Elementwise.AddInPlace(dpos, dy.Slice(i * tc, tc));
+            int b = x.Dim(0), t = x.Dim(1), c = x.Dim(2), tc = t * c;
+            if (docStarts == null)
+            {
+                var dpos = g.GradOf(wpe).Span.Slice(0, tc);
+                for (int i = 0; i < b; i++) Elementwise.AddInPlace(dpos, dy.Slice(i * tc, tc));
+                return;
+            }
+            var dtable = g.GradOf(wpe).Span;
+            for (int r = 0; r < b * t; r++) Elementwise.AddInPlace(dtable.Slice((r % t - docStarts[r]) * c, c), dy.Slice(r * c, c));
         }
     }
 }
