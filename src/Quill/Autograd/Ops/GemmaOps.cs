@@ -23,7 +23,7 @@ public static class GeGluOp
         if (g.NeedsGrad(gate, up))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(gate, up, act, y));
+            g.Record(new Node(gate, up, act, y), y);
         }
         return y;
     }
@@ -68,7 +68,7 @@ public static class ScaleOp
         if (g.NeedsGrad(x))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, y, s));
+            g.Record(new Node(x, y, s), y);
         }
         return y;
     }
@@ -98,7 +98,7 @@ public static class SoftcapOp
         if (g.NeedsGrad(x))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(x, y, c));
+            g.Record(new Node(x, y, c), y);
         }
         return y;
     }
