@@ -131,7 +131,6 @@ internal static class FinetuneCommand
                 {
                     double nll = r.GetValue(rpoAlpha) ?? 0;
                     if (pref == PreferenceLoss.Orpo && Given(rpoAlpha)) throw new InvalidConfigException("--rpo-alpha adds an NLL term to DPO, IPO or SimPO; ORPO has its own (weight 1).");
-                    if (!(nll >= 0) || double.IsInfinity(nll)) throw new InvalidConfigException($"--rpo-alpha must be a finite number at least 0 (got {nll.ToString(CultureInfo.InvariantCulture)}).");
                     var settings = new PreferenceSettings(pref.Value, r.GetValue(beta) ?? 0.1, r.GetValue(gamma) ?? 0.5, nll);
                     if (settings.Loss != PreferenceLoss.SimPo && Given(gamma)) throw new InvalidConfigException("--gamma is SimPO's target margin; use it with --method simpo.");
                     using var tuner = new PreferenceTuner(start, cfg, options, settings);
@@ -193,11 +192,12 @@ internal static class FinetuneCommand
         };
     }
 
-    internal static string Describe(PreferenceSettings s) => s.Loss switch
+    /// <summary>The loss's constants for the start line; reference names what the reference model is.</summary>
+    internal static string Describe(PreferenceSettings s, string reference = "the base") => s.Loss switch
     {
         PreferenceLoss.Orpo => FormattableString.Invariant($"lambda {s.Beta}, no reference"),
         PreferenceLoss.SimPo => FormattableString.Invariant($"beta {s.Beta}, gamma {s.Gamma}, no reference{Nll(s)}"),
-        _ => FormattableString.Invariant($"beta {s.Beta}, reference: the base{(s.Loss == PreferenceLoss.Ipo ? ", length-averaged" : "")}{Nll(s)}"),
+        _ => FormattableString.Invariant($"beta {s.Beta}, reference: {reference}{(s.Loss == PreferenceLoss.Ipo ? ", length-averaged" : "")}{Nll(s)}"),
     };
 
     private static string Nll(PreferenceSettings s) => s.NllWeight > 0 ? FormattableString.Invariant($", + {s.NllWeight} x chosen NLL (RPO)") : "";

@@ -76,7 +76,7 @@ internal static class QuickstartCommand
             if (r.GetValue(prefer) && !withChat) throw new InvalidConfigException("--prefer tunes the chat model; use it with --chat.");
             if (r.GetValue(prefer) && (r.GetValue(dpoSteps) < 1 || r.GetValue(preferPairs) < 1)) throw new InvalidConfigException("--dpo-steps and --prefer-pairs must be at least 1.");
             if (!(r.GetValue(dpoLr) is > 0 and < 1)) throw new InvalidConfigException($"--dpo-lr must lie between 0 and 1 (got {r.GetValue(dpoLr)}).");
-            if (!(r.GetValue(rpoAlpha) is >= 0 and < double.PositiveInfinity)) throw new InvalidConfigException($"--rpo-alpha must be a finite number at least 0 (got {r.GetValue(rpoAlpha)}).");
+            PreferenceTuner.Validate(new PreferenceSettings(PreferenceLoss.Dpo, 0.1, NllWeight: r.GetValue(rpoAlpha))); // before minutes of training
             if (withChat) Chat(run, r.GetValue(steps), r.GetValue(ftSteps), r.GetValue(evalTokens), r.GetValue(prefer) ? new PreferStage(r.GetValue(dpoSteps), r.GetValue(preferPairs), r.GetValue(dpoLr), r.GetValue(rpoAlpha)) : null, cts.Token);
             else Plain(run, r.GetValue(data), r.GetValue(steps), cts.Token);
         });
@@ -214,7 +214,7 @@ internal static class QuickstartCommand
         var settings = new PreferenceSettings(PreferenceLoss.Dpo, 0.1, NllWeight: stage.RpoAlpha);
         using (var tuner = new PreferenceTuner(start, config, new FinetuneOptions(pairsFile, dpoRun) { MaxSteps = dpoSteps, ValFraction = 0.02 }, settings))
         {
-            Console.Error.WriteLine($"DPO (full, {FinetuneCommand.Describe(settings).Replace("the base", "the chat model", StringComparison.Ordinal)}; lr {learningRate:G3}): {tuner.Data.Report.Describe()}");
+            Console.Error.WriteLine($"DPO (full, {FinetuneCommand.Describe(settings, "the chat model")}; lr {learningRate:G3}): {tuner.Data.Report.Describe()}");
             tuner.Trainer.ReferenceProgress = FinetuneCommand.ReferenceProgress(settings);
             TrainCommand.Run(tuner.Trainer, dpoRun, cancel);
         }

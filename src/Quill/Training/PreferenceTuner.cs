@@ -15,14 +15,22 @@ namespace Quill.Training;
 /// <summary>Tunes a model on preference pairs with the Trainer.</summary>
 public sealed class PreferenceTuner : IDisposable
 {
-    /// <summary>Validates the run, reads and renders the pairs, builds the trainer.</summary>
-    public PreferenceTuner(FinetuneBase model, RunConfig run, FinetuneOptions options, PreferenceSettings settings)
+    /// <summary>The settings' constants as a user gives them (one-line errors naming the flags); the constructor calls it.</summary>
+    public static void Validate(PreferenceSettings settings)
     {
         ArgumentNullException.ThrowIfNull(settings);
         if (!(settings.Beta > 0) || !double.IsFinite(settings.Beta))
             throw new InvalidConfigException($"--beta must be a positive number (got {settings.Beta}); TRL's default is 0.1.");
         if (!double.IsFinite(settings.Gamma) || settings.Gamma < 0)
             throw new InvalidConfigException($"--gamma (SimPO's target margin) must be zero or positive (got {settings.Gamma}).");
+        if (!(settings.NllWeight >= 0) || double.IsInfinity(settings.NllWeight))
+            throw new InvalidConfigException(FormattableString.Invariant($"--rpo-alpha must be a finite number at least 0 (got {settings.NllWeight})."));
+    }
+
+    /// <summary>Validates the run, reads and renders the pairs, builds the trainer.</summary>
+    public PreferenceTuner(FinetuneBase model, RunConfig run, FinetuneOptions options, PreferenceSettings settings)
+    {
+        Validate(settings);
         run = Finetuner.Prepare(model, run, options);
         Settings = settings;
         var renderer = new SftRenderer(model.Tokenizer, model.Template, model.AddBos, model.ExtraStopIds);
