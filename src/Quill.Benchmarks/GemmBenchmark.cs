@@ -7,7 +7,8 @@
 // --peer-core C (the OpenBLAS kernel set: default "detect", OpenBLAS's own choice for this CPU, so the peer runs the
 // best kernels the CPU has and never an instruction set it lacks (a forced SkylakeX died with SIGILL on AVX2-only
 // Zen 3); "env" keeps OPENBLAS_CORETYPE as the environment sets it; a name such as Haswell pins that set),
-// --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine).
+// --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine),
+// --shapes TEXT (only the shapes whose name contains TEXT, e.g. gpt-mini).
 // Does not check results (the tests do).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; NN/NT/TN = transposes of A and B.
 using System.Diagnostics;
@@ -81,6 +82,7 @@ public static class GemmBenchmark
         var path = GemmPath.Auto;
         string peerCore = "detect";
         bool cpuClock = false;
+        string? only = null;
         int[] threadCounts = KernelThreads.Count > 1 ? [1, KernelThreads.Count] : [1];
         for (int i = 0; i < args.Length; i++)
         {
@@ -92,8 +94,9 @@ public static class GemmBenchmark
                 case "--path": path = Enum.Parse<GemmPath>(args[++i]); break;
                 case "--peer-core": peerCore = args[++i]; break;
                 case "--clock": cpuClock = args[++i] == "cpu"; break;
+                case "--shapes": only = args[++i]; break;
                 default:
-                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C, --clock cpu)");
+                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C, --clock cpu, --shapes TEXT)");
                     return 2;
             }
         }
@@ -114,6 +117,7 @@ public static class GemmBenchmark
             KernelThreads.Count = Math.Max(maxThreads, threads);
             foreach (Shape shape in quick ? Quick : [.. GptMini, .. Full])
             {
+                if (only != null && !shape.Name.Contains(only, StringComparison.Ordinal)) continue;
                 bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
                 if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) output.WriteLine(Measure(shape, threads, seconds, path, peerCore, cpuClock, peerAvailable));
             }
