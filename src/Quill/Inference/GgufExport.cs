@@ -21,6 +21,10 @@
 // llama-quantize --imatrix does; matrices without an entry (token_embd, output) quantize as without. The tokenizer goes in as tokenizer.ggml.*
 // (Tokenization.VocabularyExport decides the form; "none" when it has none) with the chat template and stop ids.
 // A PEFT LoRA adapter is written as llama.cpp's GGUF LoRA adapter (WriteLoraAdapter).
+// - mixtures of experts: Mixtral as llama with llama.expert_count / expert_used_count, Qwen3-MoE as qwen3moe (+
+//   expert_feed_forward_length); router ffn_gate_inp (F32), experts as 3-D ffn_gate_exps / ffn_up_exps /
+//   ffn_down_exps (ne [cols, rows, E]); both of llama.cpp's graphs renormalize the chosen weights, so a mixture that
+//   does not (Qwen3-MoE with norm_topk_prob false) is refused.
 // Does not handle: phi3 (fused tensors), partial rotary on half-paired llama models with biases, a sliding window on
 // llama (llama.cpp's llama has none: the context written is capped to the window, within which the two agree).
 using Quill.Formats.Gguf;
@@ -77,6 +81,10 @@ public static class GgufExport
             return "gpt2";
         }
         if (spec.PostNorms) return GemmaArchitecture(spec, source);
+        if (spec.IsMoe && !spec.NormTopK)
+            throw new QuillException($"{source}: llama.cpp's llama and qwen3moe renormalize the chosen experts' weights and this mixture does not (norm_topk_prob false); GGUF export cannot express this model.");
+        if (spec.IsMoe && spec.QkNorm && (spec.QkvBias || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim))
+            throw new QuillException($"{source}: a mixture of experts with q/k norms is written as llama.cpp's qwen3moe, which has no q/k/v biases and rotates whole heads in halves; GGUF export cannot express this model.");
         if (spec.Norm != NormKind.RmsNorm || spec.Mlp != MlpKind.SwiGlu || spec.NormBias || spec.EmbedScale || spec.AttnSoftcap != 0 || spec.FinalSoftcap != 0 || spec.AttentionScale != 0)
             throw new QuillException($"{source}: a RoPE model is written as llama.cpp's llama or qwen2, which need RMSNorm and a SwiGLU MLP; GGUF export cannot express this model.");
         if (spec.MlpBias || spec.OutBias)
@@ -85,8 +93,9 @@ public static class GgufExport
         {
             if (spec.QkvBias || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim)
                 throw new QuillException($"{source}: q/k norms are written as llama.cpp's qwen3, which has no q/k/v biases and rotates whole heads in halves; GGUF export cannot express this model.");
-            return "qwen3";
+            return spec.IsMoe ? "qwen3moe" : "qwen3";
         }
+        if (spec.IsMoe && spec.QkvBias) throw new QuillException($"{source}: a mixture of experts is written as llama.cpp's llama (Mixtral), which has no q/k/v biases; GGUF export cannot express this model.");
         if (spec.QkvBias && spec.RopeStyle == RopeStyle.Half) return "qwen2";
         if (spec.RopeStyle == RopeStyle.Half && spec.EffectiveRotaryDim != spec.HeadDim && spec.QkvBias)
             throw new QuillException($"{source}: partial rotary with q/k/v biases cannot be written for llama.cpp.");
@@ -152,6 +161,8 @@ public static class GgufExport
             if (s.HeadDim * s.Heads != s.Dim || gemma)
                 g.SetUInt32(arch + ".attention.key_length", (uint)s.HeadDim).SetUInt32(arch + ".attention.value_length", (uint)s.HeadDim);
             if (gemma) g.SetUInt32(arch + ".attention.sliding_window", (uint)s.SlidingWindow);
+            if (s.IsMoe) g.SetUInt32(arch + ".expert_count", (uint)s.Experts).SetUInt32(arch + ".expert_used_count", (uint)s.ExpertsUsed);
+            if (arch == "qwen3moe") g.SetUInt32("qwen3moe.expert_feed_forward_length", (uint)s.Hidden);
             if (arch == "gemma2")
                 g.SetFloat32("gemma2.attn_logit_softcapping", s.AttnSoftcap).SetFloat32("gemma2.final_logit_softcapping", s.FinalSoftcap);
             if (s.RopeLinearFactor != 1.0)
@@ -175,11 +186,25 @@ public static class GgufExport
             if (imp != null && WeightedQuant.UsesWeights(t) && m.Type != t) weighted++;
             g.AddTensor(name, t, [m.Cols, m.Rows], () => Convert(m, t, permuteHeads > 0 ? RowOrder(s, permuteHeads) : null, error, imp));
         }
-        void Vector(string name, float[] v)
+        void Vector(string name, float[] v, long[]? dims = null)
         {
             counts[GgmlType.F32] = counts.GetValueOrDefault(GgmlType.F32) + 1;
             tensors.Add(name);
-            g.AddTensor(name, [v.Length], v);
+            g.AddTensor(name, dims ?? [v.Length], v);
+        }
+        void Stacked(string name, WeightSlot slot, int layer, WeightMatrix[] experts)
+        {
+            var m0 = experts[0];
+            GgmlType t = plan.TypeFor(slot, layer, s.Layers, m0.Cols, w.Tied);
+            counts[t] = counts.GetValueOrDefault(t) + 1;
+            tensors.Add(name);
+            g.AddTensor(name, t, [m0.Cols, m0.Rows, experts.Length], () =>
+            {
+                long each = GgmlTypeInfo.RowBytes(t, m0.Cols) * m0.Rows;
+                var all = new byte[checked(each * experts.Length)];
+                for (int e = 0; e < experts.Length; e++) Convert(experts[e], t, null, error).Span.CopyTo(all.AsSpan((int)(e * each)));
+                return all;
+            });
         }
         string N(WeightSlot slot, int i = -1) => (i < 0 ? names.Name(slot) : names.Name(slot, i))!;
 
@@ -221,10 +246,19 @@ public static class GgufExport
             if (l.AttnPostNorm is { } apn) Vector(N(WeightSlot.AttnPostNorm, i), apn);
             Vector(N(WeightSlot.MlpNorm, i), l.MlpNorm);
             if (l.MlpNormBias is { } mnb) Vector(N(WeightSlot.MlpNormBias, i), mnb);
+            if (l.Experts is { } x)
+            {
+                // the router stays F32 (llama-quantize leaves ffn_gate_inp alone); each kind of expert matrix is one
+                // 3-D tensor [E, rows, cols] of the type its dense twin would get
+                Vector(N(WeightSlot.Router, i), x.Router.ToFloats(), [x.Router.Cols, x.Router.Rows]);
+                Stacked(N(WeightSlot.ExpertGate, i), WeightSlot.Gate, i, x.Gate);
+                Stacked(N(WeightSlot.ExpertUp, i), WeightSlot.Up, i, x.Up);
+                Stacked(N(WeightSlot.ExpertDown, i), WeightSlot.Down, i, x.Down);
+            }
             if (l.Gate is { } gate) Matrix(N(WeightSlot.Gate, i), WeightSlot.Gate, i, gate);
-            Matrix(N(WeightSlot.Up, i), WeightSlot.Up, i, l.Up);
+            if (l.Up is { } up) Matrix(N(WeightSlot.Up, i), WeightSlot.Up, i, up);
             if (l.UpBias is { } ub) Vector(N(WeightSlot.UpBias, i), ub);
-            Matrix(N(WeightSlot.Down, i), WeightSlot.Down, i, l.Down);
+            if (l.Down is { } down) Matrix(N(WeightSlot.Down, i), WeightSlot.Down, i, down);
             if (l.DownBias is { } db) Vector(N(WeightSlot.DownBias, i), db);
             if (l.MlpPostNorm is { } mpn) Vector(N(WeightSlot.MlpPostNorm, i), mpn);
         }

@@ -10,8 +10,12 @@
 // gemma3's windowed layers at RoPE base 10000, gemma2's soft-caps ({arch}.attn_logit_softcapping,
 // {arch}.final_logit_softcapping; 50 and 30 when absent) and llama.cpp's attention scale (1 / sqrt(key_length),
 // or 1 / sqrt(C / heads) for the 27B models, which it recognizes by their layer count).
+// Mixtures of experts: llama with {arch}.expert_count / expert_used_count (Mixtral: the spec says arch mixtral) and
+// qwen3moe (qwen3 with experts of width expert_feed_forward_length); the router is ffn_gate_inp and the experts the
+// 3-D ffn_gate_exps / ffn_up_exps / ffn_down_exps, sliced into one view per expert; llama.cpp renormalizes the
+// chosen experts' weights for both (build_moe_ffn with norm_w true in both graphs), so Quill does too.
 // Does not handle: other architectures (falcon, ...), YaRN or LongRoPE scaling (Phi-3 128k's rope_factors_long /
-// _short), MoE. A tensor of a type Quill cannot run is
+// _short), experts stored one tensor per expert (older llama.cpp files), shared experts (qwen2moe). A tensor of a type Quill cannot run is
 // refused before anything is built, naming the file and the tensor.
 using Quill.Formats.Gguf;
 using Quill.Kernels;
@@ -25,7 +29,7 @@ namespace Quill.Inference;
 public static class GgufModelLoader
 {
     /// <summary>Architectures this loader runs.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3", "gpt2"];
 
     public static InferenceModel Load(string path)
     {
@@ -80,15 +84,26 @@ public static class GgufModelLoader
         int layers = Int("block_count");
         float Cap(string key, float absent) => g.TryGetFloat32($"{arch}.{key}", out float v) ? v : absent;
         bool big = arch == "gemma2" ? layers == 46 : layers == 62; // llama.cpp's 27B rule for the attention scale
+        int experts = g.TryGetInt32($"{arch}.expert_count", out int ec) ? ec : 0;
+        int used = g.TryGetInt32($"{arch}.expert_used_count", out int eu) ? eu : 0;
+        if (arch == "qwen3moe" && experts < 1) throw new InvalidFileException($"{g.Path}: metadata key 'qwen3moe.expert_count' is missing; a qwen3moe file needs its experts.");
+        if (experts > 0 && arch is not ("llama" or "qwen3moe"))
+            throw new QuillException($"{g.Path}: {arch} with experts is not supported (llama / Mixtral and qwen3moe are).");
+        int hidden = Int("feed_forward_length");
+        if (arch == "qwen3moe")
+            hidden = g.TryGetInt32("qwen3moe.expert_feed_forward_length", out int ef) && ef > 0 ? ef : used > 0 ? hidden / used : hidden; // llama.cpp's fallback
         var spec = new ModelSpec
         {
-            Arch = arch,
+            Arch = arch == "llama" && experts > 0 ? "mixtral" : arch,
             Dim = dim,
             Layers = layers,
             Heads = heads,
             KvHeads = kvHeads,
             HeadDim = headDim,
-            Hidden = Int("feed_forward_length"),
+            Hidden = hidden,
+            Experts = experts,
+            ExpertsUsed = used,
+            NormTopK = experts > 0, // llama.cpp's llama and qwen3moe graphs always renormalize
             VocabSize = vocab,
             MaxContext = Int("context_length"),
             SlidingWindow = Math.Max(window, 0),
@@ -106,7 +121,7 @@ public static class GgufModelLoader
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             RopeTheta = g.TryGetFloat32($"{arch}.rope.freq_base", out float fb) ? fb : 10000,
             RotaryDim = g.TryGetInt32($"{arch}.rope.dimension_count", out int rd) && rd != headDim ? rd : 0, // all of the head: 0, as every loader says it
-            RopeStyle = arch is "llama" or "mistral" ? RopeStyle.Interleaved : RopeStyle.Half,
+            RopeStyle = arch is "llama" or "mistral" ? RopeStyle.Interleaved : RopeStyle.Half, // qwen3moe: NeoX
             RopeFreqFactors = freqFactors,
             RopeLinearFactor = linear,
         };

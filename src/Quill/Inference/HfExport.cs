@@ -10,6 +10,8 @@
 // The tokenizer: byte-level BPE as HfTokenizerJson writes it; SentencePiece and char tokenizers as a
 // SentencePiece-style BPE (VocabularyExport describes a char vocabulary as one); others leave tokenizer.json out
 // and say so. Each file is written atomically and tensors are converted one at a time as they are written.
+// - mixtures of experts: Mixtral (MixtralForCausalLM, block_sparse_moe) or, with q/k norms, Qwen3-MoE
+//   (Qwen3MoeForCausalLM, mlp.experts), one tensor per expert.
 // Does not handle: block-quantized output (HF holds floats: use GGUF), phi3, per-pair rope_freqs without Llama 3
 // parameters (a GGUF-only form), partial rotary outside phi3, MLP or output biases on RoPE models.
 using System.Text.Json.Nodes;
@@ -37,7 +39,8 @@ public static class HfExport
         var w = model.Weights;
         var s = w.Spec;
         bool gpt2 = s.Positions == PositionKind.Learned;
-        string arch = gpt2 ? "gpt2" : s.PostNorms ? (s.QkNorm ? "gemma3_text" : "gemma2") : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
+        string arch = gpt2 ? "gpt2" : s.PostNorms ? (s.QkNorm ? "gemma3_text" : "gemma2") : s.IsMoe ? MoeModelType(s, model.Source)
+            : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
         Check(s, gpt2, model.Source);
         if (File.Exists(dir)) throw new QuillException($"{dir} is a file; --out for --format hf names a folder.");
         Directory.CreateDirectory(dir);
@@ -105,6 +108,15 @@ public static class HfExport
 
     private static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
 
+    /// <summary>A mixture of experts is written as Mixtral (renormalized gates, no q/k norms) or Qwen3-MoE (q/k norms).</summary>
+    private static string MoeModelType(ModelSpec s, string source)
+    {
+        if (s.QkNorm) return "qwen3_moe";
+        if (!s.NormTopK || s.QkvBias)
+            throw new QuillException($"{source}: a mixture of experts without q/k norms is written as Mixtral, which renormalizes the chosen experts' weights and has no q/k/v biases; the Hugging Face format Quill writes cannot express this model.");
+        return "mixtral";
+    }
+
     private static void Check(ModelSpec s, bool gpt2, string source)
     {
         void Fail(string why) => throw new QuillException($"{source}: {why}; the Hugging Face format Quill writes cannot express this model.");
@@ -157,7 +169,8 @@ public static class HfExport
             string cls = arch switch
             {
                 "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM",
-                "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", _ => "LlamaForCausalLM",
+                "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", "mixtral" => "MixtralForCausalLM",
+                "qwen3_moe" => "Qwen3MoeForCausalLM", _ => "LlamaForCausalLM",
             };
             c = new JsonObject
             {
@@ -203,7 +216,24 @@ public static class HfExport
             }
             if (arch == "mistral") c["sliding_window"] = s.SlidingWindow > 0 ? s.SlidingWindow : null;
             if (arch is "qwen2" or "qwen3") c["use_sliding_window"] = false;
-            if (arch == "qwen3") c["attention_bias"] = s.QkvBias;
+            if (arch is "qwen3" or "qwen3_moe") c["attention_bias"] = s.QkvBias;
+            if (arch == "mixtral")
+            {
+                c["num_local_experts"] = s.Experts;
+                c["num_experts_per_tok"] = s.ExpertsUsed;
+                c["sliding_window"] = s.SlidingWindow > 0 ? s.SlidingWindow : null;
+                c["router_aux_loss_coef"] = 0.0;
+            }
+            if (arch == "qwen3_moe")
+            {
+                c["num_experts"] = s.Experts;
+                c["num_experts_per_tok"] = s.ExpertsUsed;
+                c["moe_intermediate_size"] = s.Hidden;
+                c["norm_topk_prob"] = s.NormTopK;
+                c["decoder_sparse_step"] = 1;
+                c["mlp_only_layers"] = new JsonArray();
+                c["use_sliding_window"] = false;
+            }
             if (s.RopeScaling is { } l3)
             {
                 c["rope_scaling"] = new JsonObject
@@ -271,9 +301,9 @@ public static class HfExport
             list.Add(Floats(n.Name(WeightSlot.OBias, i)!, l.WoBias!));
             list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, l.MlpNorm));
             list.Add(Floats(n.Name(WeightSlot.MlpNormBias, i)!, l.MlpNormBias!));
-            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up, transpose: true));
+            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up!, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.UpBias, i)!, l.UpBias!));
-            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down, transpose: true));
+            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down!, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.DownBias, i)!, l.DownBias!));
         }
         list.Add(Floats(n.Name(WeightSlot.FinalNorm)!, w.FinalNorm));
@@ -314,9 +344,20 @@ public static class HfExport
             if (l.AttnPostNorm is { } apn) list.Add(Floats(n.Name(WeightSlot.AttnPostNorm, i)!, Norm(apn)));
             list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, Norm(l.MlpNorm)));
             if (l.MlpPostNorm is { } mpn) list.Add(Floats(n.Name(WeightSlot.MlpPostNorm, i)!, Norm(mpn)));
+            if (l.Experts is { } x)
+            {
+                list.Add(Matrix(n.Name(WeightSlot.Router, i)!, x.Router));
+                for (int e = 0; e < x.Count; e++)
+                {
+                    list.Add(Matrix(n.ExpertName(WeightSlot.ExpertGate, i, e)!, x.Gate[e]));
+                    list.Add(Matrix(n.ExpertName(WeightSlot.ExpertUp, i, e)!, x.Up[e]));
+                    list.Add(Matrix(n.ExpertName(WeightSlot.ExpertDown, i, e)!, x.Down[e]));
+                }
+                continue;
+            }
             list.Add(Matrix(n.Name(WeightSlot.Gate, i)!, l.Gate!));
-            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up));
-            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down));
+            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up!));
+            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down!));
         }
         list.Add(Floats(n.Name(WeightSlot.FinalNorm)!, Norm(w.FinalNorm)));
         if (!w.Tied) list.Add(Matrix(n.Name(WeightSlot.Head)!, w.Classifier));

@@ -33,6 +33,7 @@ public static class Llama2cExport
         if (spec.Positions != PositionKind.Rope) return "llama2.c has no learned position table (it runs Llama models with RoPE)";
         if (spec.Norm != NormKind.RmsNorm || spec.NormBias) return "llama2.c normalizes with RMSNorm without a bias";
         if (spec.Mlp != MlpKind.SwiGlu) return "llama2.c's MLP is SwiGLU";
+        if (spec.IsMoe) return "llama2.c has one MLP per layer, not a mixture of experts";
         if (spec.QkvBias || spec.OutBias || spec.MlpBias) return "llama2.c has no biases";
         if (spec.QkNorm) return "llama2.c has no q/k norms";
         if (spec.HeadDim * spec.Heads != spec.Dim) return $"llama2.c's head size is dim / n_heads ({spec.Dim} / {spec.Heads}), the model's is {spec.HeadDim}";
@@ -87,8 +88,8 @@ public static class Llama2cExport
             foreach (var l in w.Layers) Matrix(l.Wo);
             foreach (var l in w.Layers) Vector(l.MlpNorm);
             foreach (var l in w.Layers) Matrix(l.Gate!);
-            foreach (var l in w.Layers) Matrix(l.Down);
-            foreach (var l in w.Layers) Matrix(l.Up);
+            foreach (var l in w.Layers) Matrix(l.Down!);
+            foreach (var l in w.Layers) Matrix(l.Up!);
             Vector(w.FinalNorm);
             int half = s.HeadDim / 2;
             for (int part = 0; part < 2; part++)

@@ -140,13 +140,16 @@ public static class ModelLoader
             throw new QuillException($"{source}: hidden_activation '{hf.HiddenAct}' is not supported for Gemma (gelu_pytorch_tanh is).");
         return new ModelSpec
         {
-            Arch = hf.ModelType == "gemma3_text" ? "gemma3" : hf.ModelType,
+            Arch = hf.ModelType switch { "gemma3_text" => "gemma3", "qwen3_moe" => "qwen3moe", _ => hf.ModelType },
             Dim = hf.HiddenSize,
             Layers = hf.NumLayers,
             Heads = hf.NumHeads,
             KvHeads = hf.NumKvHeads,
             HeadDim = hf.HeadDim,
-            Hidden = hf.IntermediateSize,
+            Hidden = hf.NumExperts > 0 ? hf.ExpertIntermediateSize : hf.IntermediateSize,
+            Experts = hf.NumExperts,
+            ExpertsUsed = hf.ExpertsPerToken,
+            NormTopK = hf.NormTopKProb,
             VocabSize = hf.VocabSize,
             MaxContext = hf.MaxPositions,
             SlidingWindow = Math.Max(hf.SlidingWindow ?? 0, 0),
@@ -202,7 +205,7 @@ public static class ModelLoader
                     throw new InvalidFileException($"{Path.Combine(dir, "config.json")}: {key} {id} is outside the vocabulary of {spec.VocabSize} tokens; the config does not describe these weights.");
             }
             model.ExtraStopIds = [.. hf.EosTokenIds];
-            ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType is "llama" or "mistral" || hf.IsGemma);
+            ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType is "llama" or "mistral" or "mixtral" || hf.IsGemma);
             return model;
         }
         catch

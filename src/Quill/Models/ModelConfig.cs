@@ -28,7 +28,7 @@ public sealed class RopeScalingConfig
 public sealed class ModelConfig
 {
     /// <summary>Architectures a config may name.</summary>
-    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
+    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"];
 
     /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings), a Llama-family name (RoPE, RMSNorm, SwiGLU,
     /// GQA) or gemma2 / gemma3 (GeGLU, post-norms, embeddings scaled by sqrt(n_embd), local and global layers).</summary>
@@ -87,6 +87,18 @@ public sealed class ModelConfig
 
     /// <summary>Final logit soft-cap (null = 30 for gemma2, else none; 0 = none).</summary>
     [JsonPropertyName("final_softcap")] public float? FinalSoftcap { get; set; }
+
+    /// <summary>Mixtral / Qwen3-MoE: experts per layer (0: a dense MLP; mixtral defaults to 8, qwen3moe to 8), each of width mlp_hidden.</summary>
+    [JsonPropertyName("experts")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public int Experts { get; set; }
+
+    /// <summary>Experts each token uses (default 2).</summary>
+    [JsonPropertyName("experts_used")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public int ExpertsUsed { get; set; }
+
+    /// <summary>The chosen experts' weights are renormalized (default true: Mixtral; Qwen3-MoE's norm_topk_prob).</summary>
+    [JsonPropertyName("norm_topk")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public bool? NormTopK { get; set; }
+
+    /// <summary>True for the mixture-of-experts architectures.</summary>
+    [JsonIgnore] public bool IsMoe => Arch is "mixtral" or "qwen3moe";
 
     [JsonPropertyName("dropout")] public float Dropout { get; set; }
 
@@ -154,6 +166,8 @@ public sealed class ModelConfig
         if (RopeThetaLocal < 0) Fail($"rope_theta_local must not be negative (got {RopeThetaLocal}).");
         if (!(AttnScale >= 0)) Fail($"attn_scale must not be negative (got {AttnScale}).");
         if (AttnSoftcap < 0 || FinalSoftcap < 0) Fail("attn_softcap and final_softcap must not be negative.");
+        if (IsMoe && (Experts < 0 || ExpertsUsed < 0 || ExpertsUsed > (Experts > 0 ? Experts : 8))) Fail($"experts_used {ExpertsUsed} must lie between 1 and experts {Experts}.");
+        if (!IsMoe && (Experts != 0 || ExpertsUsed != 0)) Fail($"experts and experts_used are for the mixture-of-experts architectures (mixtral, qwen3moe), not {Arch}.");
         if (Dropout < 0f || Dropout >= 1f) Fail($"dropout must be in [0, 1) (got {Dropout}).");
         if (!(NormEps > 0f)) Fail($"norm_eps must be positive (got {NormEps}).");
     }
@@ -182,7 +196,10 @@ public sealed class ModelConfig
             Mlp = gpt2 ? MlpKind.Gelu : IsGemma ? MlpKind.GeGlu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             QkvBias = QkvBias ?? (HasBias || Arch == "qwen2"),
-            QkNorm = Arch is "qwen3" or "gemma3",
+            QkNorm = Arch is "qwen3" or "qwen3moe" or "gemma3",
+            Experts = IsMoe ? Experts > 0 ? Experts : 8 : 0,
+            ExpertsUsed = IsMoe ? ExpertsUsed > 0 ? ExpertsUsed : 2 : 0,
+            NormTopK = IsMoe && (NormTopK ?? true),
             EmbedScale = IsGemma,
             PostNorms = IsGemma,
             NormWeightOffset = IsGemma ? 1 : 0,
@@ -215,8 +232,9 @@ public sealed class ModelConfig
               && spec.EmbedScale == spec.PostNorms && spec.NormWeightOffset == (spec.PostNorms ? 1 : 0);
         if (!consistent || spec.MlpBias != spec.OutBias)
             throw new QuillException($"{spec.Arch}: this combination of norm, MLP, positions and biases has no Quill config; it cannot be trained.");
-        string arch = gpt2 ? "gpt2" : spec.PostNorms ? (spec.QkNorm ? "gemma3" : "gemma2") : spec.QkNorm ? "qwen3"
-            : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" and not "gemma2" and not "gemma3" ? spec.Arch : "llama";
+        if (spec.IsMoe && spec.PostNorms) throw new QuillException($"{spec.Arch}: a mixture of experts with post-norms has no Quill config; it cannot be trained.");
+        string arch = gpt2 ? "gpt2" : spec.PostNorms ? (spec.QkNorm ? "gemma3" : "gemma2") : spec.IsMoe ? (spec.QkNorm ? "qwen3moe" : "mixtral") : spec.QkNorm ? "qwen3"
+            : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" and not "gemma2" and not "gemma3" and not "mixtral" and not "qwen3moe" ? spec.Arch : "llama";
         var c = new ModelConfig
         {
             Arch = arch,
@@ -242,6 +260,9 @@ public sealed class ModelConfig
             Bias = spec.OutBias,
             QkvBias = spec.QkvBias,
             TieEmbeddings = spec.TiedEmbeddings,
+            Experts = spec.Experts,
+            ExpertsUsed = spec.ExpertsUsed,
+            NormTopK = spec.IsMoe ? spec.NormTopK : null,
         };
         if (spec.RopeScaling is { } s)
             c.RopeScaling = new RopeScalingConfig { Type = "llama3", Factor = s.Factor, LowFreqFactor = s.LowFreqFactor, HighFreqFactor = s.HighFreqFactor, OriginalMaxPositions = s.OriginalMaxPositions };

@@ -11,7 +11,11 @@
 // score scale, attention and final logit soft-caps, and norm weights stored as gamma - 1 in Hugging Face files.
 // Sliding windows are computed as such (AttentionMask in training, a window over the KV cache in decode), so a
 // window does not limit the context.
-// Not handled: mixture-of-experts, ALiBi, parallel blocks.
+// Mixture of experts (Mixtral, Qwen3-MoE): Experts > 0 replaces every layer's MLP by a router [E, C] and E SwiGLU
+// experts of width Hidden; each token runs the ExpertsUsed experts with the largest router logits and adds their
+// outputs weighted by the softmax of the router logits over all experts, renormalized over the chosen ones when
+// NormTopK (Mixtral always; Qwen3-MoE's norm_topk_prob), which equals the softmax over the chosen logits.
+// Not handled: ALiBi, parallel blocks, shared experts (Qwen2-MoE), dense layers between MoE layers.
 // Glossary: C model width, Hq query heads, Hkv key/value heads, D head size, F MLP width, V vocabulary.
 using Quill.Kernels;
 
@@ -159,6 +163,18 @@ public sealed record ModelSpec
     /// <summary>Per-pair frequency divisors [rotaryDim / 2] (GGUF rope_freqs, llama.cpp's form of Llama 3 scaling), or null.</summary>
     public float[]? RopeFreqFactors { get; init; }
 
+    /// <summary>E: experts per layer (Mixtral, Qwen3-MoE), 0 for a dense MLP. Each expert is a SwiGLU of width Hidden.</summary>
+    public int Experts { get; init; }
+
+    /// <summary>k: experts each token runs (num_experts_per_tok).</summary>
+    public int ExpertsUsed { get; init; }
+
+    /// <summary>The k chosen gate weights are renormalized to sum to 1 (Mixtral; Qwen3-MoE with norm_topk_prob).</summary>
+    public bool NormTopK { get; init; }
+
+    /// <summary>True when the MLP is a mixture of experts.</summary>
+    public bool IsMoe => Experts > 0;
+
     /// <summary>Width of the fused q|k|v row: (Hq + 2 Hkv) D.</summary>
     public int QkvDim => (Heads + 2 * KvHeads) * HeadDim;
 
@@ -189,7 +205,7 @@ public sealed record ModelSpec
         long c = Dim, f = Hidden, qd = QDim, kv = KvDim, v = VocabSize;
         long norms = NormBias ? 2 * c : c;
         long attn = c * qd + 2 * c * kv + qd * c + (QkvBias ? qd + 2 * kv : 0) + (OutBias ? c : 0) + (QkNorm ? 2L * HeadDim : 0);
-        long mlp = (Mlp == MlpKind.Gelu ? 2 : 3) * c * f + (MlpBias ? f + c : 0);
+        long mlp = IsMoe ? Experts * 3 * c * f + Experts * c : (Mlp == MlpKind.Gelu ? 2 : 3) * c * f + (MlpBias ? f + c : 0);
         long total = Layers * ((PostNorms ? 4 : 2) * norms + attn + mlp) + norms + v * c;
         if (Positions == PositionKind.Learned) total += (long)MaxContext * c;
         if (!TiedEmbeddings) total += v * c;
@@ -216,5 +232,8 @@ public sealed record ModelSpec
         if (!(AttentionScale >= 0) || !(AttnSoftcap >= 0) || !(FinalSoftcap >= 0) || float.IsInfinity(AttnSoftcap) || float.IsInfinity(FinalSoftcap))
             Fail($"attention scale {AttentionScale} and soft-caps {AttnSoftcap} / {FinalSoftcap} must be finite and not negative");
         if (!(NormEps > 0)) Fail($"norm epsilon {NormEps} must be positive");
+        if (Experts < 0 || IsMoe && (ExpertsUsed < 1 || ExpertsUsed > Experts))
+            Fail($"{Experts} experts with {ExpertsUsed} used per token: each token must use between 1 and all of them");
+        if (IsMoe && (Mlp != MlpKind.SwiGlu || MlpBias)) Fail("experts are SwiGLU MLPs without biases");
     }
 }

@@ -98,10 +98,32 @@ public sealed class TransformerModel : LanguageModel
             if (spec.PostNorms) l.AttnPostNorm = ps.Add(N(WeightSlot.AttnPostNorm, i), ParameterKind.Norm, c);
             l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
             if (spec.NormBias) l.MlpNormBias = ps.Add(N(WeightSlot.MlpNormBias, i), ParameterKind.Bias, c);
-            if (spec.Mlp != MlpKind.Gelu) l.Gate = M(WeightSlot.Gate, i, ParameterKind.Matrix, f, c);
-            l.Up = M(WeightSlot.Up, i, ParameterKind.Matrix, f, c);
+            if (spec.IsMoe)
+            {
+                if (frozen != null) throw new InvalidConfigException($"{config.Arch}: a frozen quantized base of a mixture of experts is not supported; fine-tune it with LoRA on an f32 base or fully.");
+                l.Router = M(WeightSlot.Router, i, ParameterKind.Matrix, spec.Experts, c);
+                Tensor Expert(WeightSlot slot, int e, int rows, int cols, bool residual = false)
+                {
+                    string name = names.ExpertName(slot, i, e)!;
+                    return residual ? ps.AddResidualProjection(name, rows, cols) : ps.Add(name, ParameterKind.Matrix, rows, cols);
+                }
+                l.ExpertGate = new Tensor[spec.Experts];
+                l.ExpertUp = new Tensor[spec.Experts];
+                l.ExpertDown = new Tensor[spec.Experts];
+                for (int e = 0; e < spec.Experts; e++)
+                {
+                    l.ExpertGate[e] = Expert(WeightSlot.ExpertGate, e, f, c);
+                    l.ExpertUp[e] = Expert(WeightSlot.ExpertUp, e, f, c);
+                    l.ExpertDown[e] = Expert(WeightSlot.ExpertDown, e, c, f, residual: true);
+                }
+            }
+            else
+            {
+                if (spec.Mlp != MlpKind.Gelu) l.Gate = M(WeightSlot.Gate, i, ParameterKind.Matrix, f, c);
+                l.Up = M(WeightSlot.Up, i, ParameterKind.Matrix, f, c);
+                l.Down = M(WeightSlot.Down, i, ParameterKind.Matrix, c, f, residual: true);
+            }
             if (spec.MlpBias) l.UpBias = ps.Add(N(WeightSlot.UpBias, i), ParameterKind.Bias, f);
-            l.Down = M(WeightSlot.Down, i, ParameterKind.Matrix, c, f, residual: true);
             if (spec.MlpBias) l.DownBias = ps.Add(N(WeightSlot.DownBias, i), ParameterKind.Bias, c);
             if (spec.PostNorms) l.MlpPostNorm = ps.Add(N(WeightSlot.MlpPostNorm, i), ParameterKind.Norm, c);
             layers[i] = l;
@@ -174,29 +196,37 @@ public sealed class TransformerModel : LanguageModel
             x = AddOp.Forward(g, x, ad);
             Discard(g, ap, ad);                                                 // add and dropout backward read no values
             h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
+            if (l.Router != null)
+            {
+                var moe = Experts(g, l, h);                                     // [B, T, C]
+                var md = DropoutOp.Forward(g, moe, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
+                x = AddOp.Forward(g, x, md);
+                Discard(g, moe, md);
+                continue;
+            }
             Tensor m;
             if (l.Gate != null)
             {
                 var gate = LinearOp.Forward(g, h, l.Gate, null);                // [B, T, F]
-                var up = LinearOp.Forward(g, h, l.Up, l.UpBias);                // [B, T, F]
+                var up = LinearOp.Forward(g, h, l.Up!, l.UpBias);               // [B, T, F]
                 if (on != null)
                 {
                     Adapt(g, on, l.LoraGate, gate, 0, h, dropoutSeed, i);
                     Adapt(g, on, l.LoraUp, up, 0, h, dropoutSeed, i);
                 }
                 m = s.Mlp == MlpKind.GeGlu ? GeGluOp.Forward(g, gate, up) : SwiGluOp.Forward(g, gate, up);
-                if (!Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h
+                if (!Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up!, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h
             }
             else
             {
-                m = LinearOp.Forward(g, h, l.Up, l.UpBias);                     // [B, T, F]
+                m = LinearOp.Forward(g, h, l.Up!, l.UpBias);                    // [B, T, F]
                 if (on != null) Adapt(g, on, l.LoraUp, m, 0, h, dropoutSeed, i);
-                if (!Reads(l.Up, l.LoraUp, on)) g.Discard(h);
+                if (!Reads(l.Up!, l.LoraUp, on)) g.Discard(h);
                 m = GeluOp.Forward(g, m);
             }
-            var d = LinearOp.Forward(g, m, l.Down, l.DownBias);                // [B, T, C]
+            var d = LinearOp.Forward(g, m, l.Down!, l.DownBias);               // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraDown, d, 0, m, dropoutSeed, i);
-            if (!Reads(l.Down, l.LoraDown, on)) g.Discard(m);                   // only a trained down projection reads its input
+            if (!Reads(l.Down!, l.LoraDown, on)) g.Discard(m);                   // only a trained down projection reads its input
             var dp = l.MlpPostNorm != null ? RmsNormOp.Forward(g, d, l.MlpPostNorm, s.NormEps) : d; // Gemma
             var dd = DropoutOp.Forward(g, dp, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
             x = AddOp.Forward(g, x, dd);
@@ -204,6 +234,34 @@ public sealed class TransformerModel : LanguageModel
         }
         g.Mark(layers.Length); // backward past here: the final norm's and the head's gradients are complete
         return Norm(g, x, finalNorm, finalNormBias);                        // [B, T, C]
+    }
+
+    /// <summary>
+    /// A layer's mixture of experts over h [B, T, C]: router logits, each token's top-k weights (MoeRouteOp), then per
+    /// expert some token chose: its tokens' rows gathered, SwiGLU through the expert, and the outputs summed back
+    /// weighted (MoeCombineOp). Experts no token chose do not run and get no gradient this step.
+    /// </summary>
+    private Tensor Experts(Graph g, Layer l, Tensor h)
+    {
+        var s = Spec;
+        int k = s.ExpertsUsed;
+        var logits = LinearOp.Forward(g, h, l.Router!, null);                 // [B, T, E]
+        var weights = MoeRouteOp.Forward(g, logits, k, s.NormTopK, out int[] chosen); // [N, k]
+        var outputs = new Tensor?[s.Experts];
+        var picks = new int[]?[s.Experts];
+        var rows = new List<int>[s.Experts];
+        for (int i = 0; i < chosen.Length; i++) (rows[chosen[i]] ??= []).Add(i);
+        for (int e = 0; e < s.Experts; e++)
+        {
+            if (rows[e] is not { } r) continue;
+            picks[e] = [.. r];
+            var xe = GatherRowsOp.Forward(g, h, [.. r.Select(i => i / k)]); // [m, C]
+            var gate = LinearOp.Forward(g, xe, l.ExpertGate![e], null);      // [m, F]
+            var up = LinearOp.Forward(g, xe, l.ExpertUp![e], null);          // [m, F]
+            var a = SwiGluOp.Forward(g, gate, up);
+            outputs[e] = LinearOp.Forward(g, a, l.ExpertDown![e], null);     // [m, C]
+        }
+        return MoeCombineOp.Forward(g, outputs, picks, weights, h.Shape);
     }
 
     /// <summary>True when a backward reads the input of this projection: its weight trains, or an adapter beside it does.</summary>
@@ -238,7 +296,8 @@ public sealed class TransformerModel : LanguageModel
         for (int i = 0; i < layers.Length; i++)
         {
             var l = layers[i];
-            Tensor?[] plain = [l.AttnNorm, l.AttnNormBias, l.Wo, l.WoBias, l.MlpNorm, l.MlpNormBias, l.Gate, l.Up, l.UpBias, l.Down, l.DownBias, l.QNorm, l.KNorm, .. l.Qkv, .. l.QkvBias ?? []];
+            Tensor?[] plain = [l.AttnNorm, l.AttnNormBias, l.Wo, l.WoBias, l.MlpNorm, l.MlpNormBias, l.Gate, l.Up, l.UpBias, l.Down, l.DownBias, l.QNorm, l.KNorm,
+                l.AttnPostNorm, l.MlpPostNorm, l.Router, .. l.Qkv, .. l.QkvBias ?? [], .. l.ExpertGate ?? [], .. l.ExpertUp ?? [], .. l.ExpertDown ?? []];
             foreach (var t in plain) if (t != null) table[t] = i;
             foreach (var module in new[] { l.LoraQkv, l.LoraQ, l.LoraK, l.LoraV, l.LoraO, l.LoraGate, l.LoraUp, l.LoraDown })
             {
@@ -281,8 +340,18 @@ public sealed class TransformerModel : LanguageModel
             }
             Copy(src.Wo, l.Wo);
             if (l.Gate != null) Copy(src.Gate!, l.Gate);
-            Copy(src.Up, l.Up);
-            Copy(src.Down, l.Down);
+            if (l.Up != null) Copy(src.Up!, l.Up);
+            if (l.Down != null) Copy(src.Down!, l.Down);
+            if (src.Experts is { } x)
+            {
+                Copy(x.Router, l.Router!);
+                for (int e = 0; e < x.Count; e++)
+                {
+                    Copy(x.Gate[e], l.ExpertGate![e]);
+                    Copy(x.Up[e], l.ExpertUp![e]);
+                    Copy(x.Down[e], l.ExpertDown![e]);
+                }
+            }
             w.ReleaseResidentPages(); // the layer is copied: its file pages need not stay resident
         }
         if (!spec.TiedEmbeddings) Copy(w.Classifier, m.head);
@@ -302,6 +371,7 @@ public sealed class TransformerModel : LanguageModel
     internal static TransformerModel QuantizedBase(ModelWeights w, ModelConfig config, GgmlType floatType)
     {
         var spec = w.Spec;
+        if (spec.IsMoe) throw new InvalidConfigException($"{w.Source}: QLoRA on a mixture of experts is not supported yet; use LoRA (an f32 base) or a full fine-tune.");
         int block = GgmlTypeInfo.BlockSize(floatType);
         bool quantize = !w.Layers.SelectMany(l => l.Matrices()).Any(x => IsBlockType(x.Type));
         if (quantize && !w.Layers.SelectMany(l => l.Matrices()).Any(x => x.Cols % block == 0))
@@ -332,8 +402,8 @@ public sealed class TransformerModel : LanguageModel
                 WeightSlot.Qkv or WeightSlot.Q or WeightSlot.K or WeightSlot.V => Qkv(l, slot),
                 WeightSlot.O => View(l.Wo, true),
                 WeightSlot.Gate => View(l.Gate!, true),
-                WeightSlot.Up => View(l.Up, true),
-                WeightSlot.Down => View(l.Down, true),
+                WeightSlot.Up => View(l.Up!, true),
+                WeightSlot.Down => View(l.Down!, true),
                 _ => null,
             };
         }
@@ -409,7 +479,8 @@ public sealed class TransformerModel : LanguageModel
         config.Validate();
         var slots = config.ResolveTargets(Spec);
         var sites = new List<(int, WeightSlot)>();
-        for (int i = 0; i < layers.Length; i++) sites.AddRange(slots.Select(s => (i, s)));
+        var family = LoraConfig.Family(Spec);
+        for (int i = 0; i < layers.Length; i++) sites.AddRange(slots.Where(s => WeightOf(layers[i], s, family) != null).Select(s => (i, s))); // a mixture's experts take no adapter
         return AttachLora(config, sites, new Rng(seed));
     }
 
@@ -553,10 +624,12 @@ public sealed class TransformerModel : LanguageModel
                 MlpNorm = l.MlpNorm.Storage,
                 MlpNormBias = l.MlpNormBias?.Storage,
                 Gate = l.Gate == null ? null : WeightMatrix.View(l.Gate),
-                Up = WeightMatrix.View(l.Up),
+                Up = l.Up == null ? null : WeightMatrix.View(l.Up),
                 UpBias = l.UpBias?.Storage,
-                Down = WeightMatrix.View(l.Down),
+                Down = l.Down == null ? null : WeightMatrix.View(l.Down),
                 DownBias = l.DownBias?.Storage,
+                Experts = l.Router == null ? null : new ExpertWeights(WeightMatrix.View(l.Router),
+                    [.. l.ExpertGate!.Select(WeightMatrix.View)], [.. l.ExpertUp!.Select(WeightMatrix.View)], [.. l.ExpertDown!.Select(WeightMatrix.View)]),
             };
         }
         var e = WeightMatrix.View(embed);
@@ -566,8 +639,12 @@ public sealed class TransformerModel : LanguageModel
 
     private sealed class Layer
     {
-        public Tensor AttnNorm = null!, Wo = null!, MlpNorm = null!, Up = null!, Down = null!;
-        public Tensor? AttnNormBias, WoBias, MlpNormBias, Gate, UpBias, DownBias;
+        public Tensor AttnNorm = null!, Wo = null!, MlpNorm = null!;
+        public Tensor? AttnNormBias, WoBias, MlpNormBias, Gate, Up, UpBias, Down, DownBias;
+
+        /// <summary>A mixture of experts' router [E, C] and each expert's gate, up [F, C] and down [C, F] (else null).</summary>
+        public Tensor? Router;
+        public Tensor[]? ExpertGate, ExpertUp, ExpertDown;
 
         /// <summary>Qwen3's and Gemma 3's per-head RMSNorm weights of q and k [HeadDim], or null.</summary>
         public Tensor? QNorm, KNorm;
