@@ -110,11 +110,11 @@ public sealed class ImatrixTests
                     Add(p + "ffn_gate.weight", m);
                     Add(p + "ffn_up.weight", m);
                     var g = MatVec(lw.Gate!, m);
-                    var up = MatVec(lw.Up, m);
+                    var up = MatVec(lw.Up!, m);
                     var act = new double[f];
                     for (int j = 0; j < f; j++) act[j] = g[j] / (1 + Math.Exp(-g[j])) * up[j];
                     Add(p + "ffn_down.weight", act);
-                    var dn = MatVec(lw.Down, act);
+                    var dn = MatVec(lw.Down!, act);
                     for (int j = 0; j < c; j++) xs[t][j] += dn[j];
                 }
             }

@@ -19,7 +19,7 @@ public sealed class CrossCheckTests
 {
     private static readonly string Root = Path.Combine(AppContext.BaseDirectory, "fixtures", "crosscheck");
 
-    public static TheoryData<string> Archs() => new("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3");
+    public static TheoryData<string> Archs() => new("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "mixtral", "qwen3moe");
 
     private sealed record Step(int B, int T, int V, int[] Tokens, int[] Targets, double Loss, float[] Logits);
 
@@ -161,7 +161,7 @@ public sealed class CrossCheckTests
     [Fact]
     public void A_spec_survives_the_trip_through_a_checkpoint_config()
     {
-        foreach (string arch in new[] { "gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3" })
+        foreach (string arch in new[] { "gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "mixtral", "qwen3moe" })
         {
             using var model = ModelLoader.Load(Path.Combine(Root, arch, "hf"));
             var cfg = ModelConfig.FromSpec(model.Spec);
