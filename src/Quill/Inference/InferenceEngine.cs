@@ -9,7 +9,8 @@
 // (+bias), post-norm (Gemma), residual; norm, SwiGLU, GeGLU or GELU MLP (+biases), post-norm (Gemma), residual;
 // learned positions added to the embedding, or the embedding scaled by sqrt(C) (Gemma), when the spec says so; the
 // logits soft-capped (Gemma 2); a mixture of experts in place of the MLP (Mixtral, Qwen3-MoE: the rows grouped per
-// chosen expert, so a prefill runs each expert once over its rows and a decode step reads only k experts). The cache keeps every position; a windowed layer reads only its window of it. A test
+// chosen expert, so a prefill runs each expert once over its rows and a decode step reads only k experts). A
+// windowed layer's cache keeps only its window (a ring, see KvCache) and the layer reads only that. A test
 // holds the two forwards equal for every architecture. Only the rows whose logits are asked for go through the final
 // norm and the classifier.
 // InputObserver, when set, sees the input rows of every layer matrix product (what an importance matrix averages).
@@ -69,11 +70,14 @@ public sealed unsafe class InferenceEngine
     /// <summary>Positions a cache made by this engine can hold.</summary>
     public int ContextLength { get; }
 
-    /// <summary>A new, empty cache (capacity 0 = <see cref="ContextLength"/>).</summary>
-    public KvCache CreateCache(int capacity = 0)
+    /// <summary>
+    /// A new, empty cache (capacity 0 = <see cref="ContextLength"/>). Windowed layers keep only their window (a ring
+    /// of window + PrefillChunk - 1 positions) unless <paramref name="keepAll"/>.
+    /// </summary>
+    public KvCache CreateCache(int capacity = 0, bool keepAll = false)
     {
         if (capacity > ContextLength) throw new InvalidConfigException($"cache capacity {capacity} exceeds the engine's context of {ContextLength}.");
-        return new KvCache(spec, capacity == 0 ? ContextLength : capacity);
+        return new KvCache(spec, capacity == 0 ? ContextLength : capacity, PrefillChunk, keepAll);
     }
 
     /// <summary>
@@ -214,8 +218,8 @@ public sealed unsafe class InferenceEngine
                     g.Cache.Store(l, g.Pos0 + i, row.Slice(qd, kvd), row.Slice(qd + kvd, kvd));
                 }
                 Attention.ForwardCached(g.Count, g.Pos0, s.Heads, s.KvHeads, d, scale, rows, qkvW,
-                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Capacity, new Span<float>(att + (long)g.Row * qd, g.Count * qd),
-                    window, s.AttnSoftcap);
+                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Slots[l], new Span<float>(att + (long)g.Row * qd, g.Count * qd),
+                    window, s.AttnSoftcap, g.Cache.Ring[l]);
             }
             InputObserver?.Invoke(l, MatrixInput.AttentionOutput, new ReadOnlySpan<float>(att, n * qd), n, qd);
             lw.Wo.Multiply(att, qd, n, tmp, c);
