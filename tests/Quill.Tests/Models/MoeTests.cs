@@ -245,6 +245,32 @@ public sealed class MoeTests : IDisposable
     }
 
     [Fact]
+    public void A_lora_adapter_on_all_linear_layers_sits_on_the_attention_and_trains()
+    {
+        using var m = ModelLoader.Load(Fixture("mixtral"));
+        var lm = LanguageModel.FromWeights(m.Weights);
+        var adapter = lm.AddLora(new LoraConfig { Rank = 4, Alpha = 8, TargetModules = [LoraConfig.AllLinear] });
+        Assert.Equal(4 * m.Spec.Layers, adapter.Modules.Count);
+        Assert.All(adapter.Modules, x => Assert.Contains(x.Slot, new[] { WeightSlot.Q, WeightSlot.K, WeightSlot.V, WeightSlot.O }));
+        lm.Parameters.EnableGrads();
+        var opt = new Quill.Training.AdamWOptimizer(lm.Parameters, new Quill.Training.TrainConfig { LearningRate = 3e-2f, WeightDecay = 0f });
+        int[] tokens = Tokens(25, m.Spec.VocabSize);
+        double first = 0, last = 0;
+        for (int step = 0; step < 15; step++)
+        {
+            var g = new Graph();
+            var loss = lm.Loss(g, tokens[..24], tokens[1..], 2, 12);
+            if (step == 0) first = loss.Item();
+            last = loss.Item();
+            g.Backward(loss);
+            opt.Step(3e-2f, 1f);
+            lm.Parameters.ZeroGrads();
+        }
+        Assert.True(last < first - 0.1, $"loss {first} -> {last}");
+        Assert.All(lm.Parameters.Where(p => p.Name.Contains("experts", StringComparison.Ordinal)), p => Assert.False(p.RequiresGrad));
+    }
+
+    [Fact]
     public void Unsupported_mixtures_are_one_line_errors()
     {
         string cfg = File.ReadAllText(Path.Combine(Fixture("qwen3moe"), "config.json"));
