@@ -5,7 +5,8 @@
 // others; true for Gemma). Gemma's fields: query_pre_attn_scalar, attn_logit_softcapping, final_logit_softcapping,
 // rope_local_base_freq, and which layers slide (Gemma 2: every other one; Gemma 3: sliding_window_pattern or
 // layer_types, every n-th layer global). Handles rope_scaling of type llama3 (and keeps type and factor of
-// linear / dynamic / yarn), eos ids given as a number or a list, head_dim and partial_rotary_factor when present.
+// linear / dynamic / yarn; longrope, "su" being its old name, with short_factor / long_factor / attention_factor and
+// the top-level original_max_position_embeddings of Phi-3), eos ids given as a number or a list, head_dim and partial_rotary_factor when present.
 // Mixtures of experts: Mixtral (num_local_experts, num_experts_per_tok; gates always renormalized) and Qwen3-MoE
 // (num_experts, num_experts_per_tok, moe_intermediate_size, norm_topk_prob; every layer sparse: decoder_sparse_step
 // 1 and no mlp_only_layers, else refused). A missing or bad field raises
@@ -20,8 +21,13 @@ namespace Quill.Formats;
 /// <param name="Factor">Scaling factor.</param>
 /// <param name="LowFreqFactor">llama3: low_freq_factor.</param>
 /// <param name="HighFreqFactor">llama3: high_freq_factor.</param>
-/// <param name="OriginalMaxPositions">llama3 / yarn: original_max_position_embeddings.</param>
-public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFactor, double? HighFreqFactor, int? OriginalMaxPositions);
+/// <param name="OriginalMaxPositions">llama3 / yarn / longrope: original_max_position_embeddings (Phi-3 keeps it
+/// beside rope_scaling).</param>
+/// <param name="ShortFactor">longrope: short_factor, one per rotated pair.</param>
+/// <param name="LongFactor">longrope: long_factor.</param>
+/// <param name="AttentionFactor">longrope: attention_factor when given.</param>
+public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFactor, double? HighFreqFactor, int? OriginalMaxPositions,
+    float[]? ShortFactor = null, float[]? LongFactor = null, double? AttentionFactor = null);
 
 /// <summary>The hyperparameters of a Llama / Mistral / Qwen2 / GPT-2 model as its HF config.json states them.</summary>
 public sealed record HfConfig
@@ -254,6 +260,17 @@ public sealed record HfConfig
         var f = new Fields(s, source + " rope_scaling");
         string type = f.String("rope_type") ?? f.String("type") ?? throw new InvalidConfigException($"{source}: rope_scaling has no rope_type.");
         double? factorField = f.Double("factor");
+        if (type is "longrope" or "su")
+        {
+            float[] List(string key)
+            {
+                if (!s.TryGetProperty(key, out JsonElement a) || a.ValueKind != JsonValueKind.Array)
+                    throw new InvalidConfigException($"{source}: longrope rope_scaling needs {key}, a list of numbers.");
+                return [.. a.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? e.GetSingle() : throw new InvalidConfigException($"{source}: rope_scaling {key} holds {e.GetRawText()}, not a number."))];
+            }
+            int? orig = f.Int("original_max_position_embeddings") ?? new Fields(r, source).Int("original_max_position_embeddings");
+            return new HfRopeScaling("longrope", factorField ?? 1.0, null, null, orig, List("short_factor"), List("long_factor"), f.Double("attention_factor"));
+        }
         if (type == "llama3")
         {
             double factor = factorField ?? throw new InvalidConfigException($"{source}: llama3 rope_scaling needs factor.");

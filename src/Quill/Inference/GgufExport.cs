@@ -25,7 +25,9 @@
 //   expert_feed_forward_length); router ffn_gate_inp (F32), experts as 3-D ffn_gate_exps / ffn_up_exps /
 //   ffn_down_exps (ne [cols, rows, E]); both of llama.cpp's graphs renormalize the chosen weights, so a mixture that
 //   does not (Qwen3-MoE with norm_topk_prob false) is refused.
-// Does not handle: phi3 (fused tensors), partial rotary on half-paired llama models with biases, a sliding window on
+// - LongRoPE (Phi-3.5 / Phi-4) as phi3: fused attn_qkv and ffn_up (gate rows, then up), rope_factors_long /
+//   rope_factors_short, phi3.rope.scaling.attn_factor and .original_context_length (as llama.cpp's converter).
+// Does not handle: phi3 without LongRoPE (written as llama, permuted), partial rotary on half-paired llama models with biases, a sliding window on
 // llama (llama.cpp's llama has none: the context written is capped to the window, within which the two agree).
 using Quill.Formats.Gguf;
 using Quill.Kernels;
@@ -94,6 +96,12 @@ public static class GgufExport
             if (spec.QkvBias || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim)
                 throw new QuillException($"{source}: q/k norms are written as llama.cpp's qwen3, which has no q/k/v biases and rotates whole heads in halves; GGUF export cannot express this model.");
             return spec.IsMoe ? "qwen3moe" : "qwen3";
+        }
+        if (spec.LongRope != null)
+        {
+            if (spec.QkvBias || spec.QkNorm || spec.IsMoe || spec.RopeStyle != RopeStyle.Half)
+                throw new QuillException($"{source}: LongRoPE is written as llama.cpp's phi3, which has no q/k/v biases, q/k norms or experts and pairs dims by halves; GGUF export cannot express this model.");
+            return "phi3";
         }
         if (spec.IsMoe && spec.QkvBias) throw new QuillException($"{source}: a mixture of experts is written as llama.cpp's llama (Mixtral), which has no q/k/v biases; GGUF export cannot express this model.");
         if (spec.QkvBias && spec.RopeStyle == RopeStyle.Half) return "qwen2";
@@ -167,6 +175,8 @@ public static class GgufExport
                 g.SetFloat32("gemma2.attn_logit_softcapping", s.AttnSoftcap).SetFloat32("gemma2.final_logit_softcapping", s.FinalSoftcap);
             if (s.RopeLinearFactor != 1.0)
                 g.SetString(arch + ".rope.scaling.type", "linear").SetFloat32(arch + ".rope.scaling.factor", (float)s.RopeLinearFactor);
+            if (s.LongRope is { } lr)
+                g.SetFloat32(arch + ".rope.scaling.attn_factor", (float)lr.AttentionFactor).SetUInt32(arch + ".rope.scaling.original_context_length", (uint)lr.OriginalMaxPositions);
         }
         string? note = WriteTokenizer(g, model);
 
@@ -192,6 +202,15 @@ public static class GgufExport
             tensors.Add(name);
             g.AddTensor(name, dims ?? [v.Length], v);
         }
+        void Stacked2D(string name, WeightSlot slot, int layer, params WeightMatrix[] parts)
+        {
+            // row blocks of one fused matrix, stacked when the file is written (an f32 copy of one layer's parts)
+            int cols = parts[0].Cols, rows = parts.Sum(p => p.Rows);
+            GgmlType t = plan.TypeFor(slot, layer, s.Layers, cols, w.Tied);
+            counts[t] = counts.GetValueOrDefault(t) + 1;
+            tensors.Add(name);
+            g.AddTensor(name, t, [cols, rows], () => Convert(WeightMatrix.FromFloats(name, [.. parts.SelectMany(p => p.ToFloats())], rows, cols), t, null, error));
+        }
         void Stacked(string name, WeightSlot slot, int layer, WeightMatrix[] experts)
         {
             var m0 = experts[0];
@@ -212,6 +231,11 @@ public static class GgufExport
         if (w.PositionEmbedding is { } pos) g.AddTensor(N(WeightSlot.PositionEmbedding), [s.Dim, s.MaxContext], pos.AsMemory(0, s.MaxContext * s.Dim));
         if (s.RopeScaling is { } l3 && s.RopeFreqFactors == null) Vector("rope_freqs.weight", Llama3Divisors(s, l3));
         if (s.RopeFreqFactors is { } rf) Vector("rope_freqs.weight", rf);
+        if (s.LongRope is { } lrf)
+        {
+            Vector("rope_factors_long.weight", lrf.LongFactors);
+            Vector("rope_factors_short.weight", lrf.ShortFactors);
+        }
         Vector(N(WeightSlot.FinalNorm), w.FinalNorm);
         if (w.FinalNormBias is { } fnb) Vector(N(WeightSlot.FinalNormBias), fnb);
         if (!w.Tied) Matrix(N(WeightSlot.Head), WeightSlot.Head, -1, w.Classifier);
@@ -224,6 +248,11 @@ public static class GgufExport
             {
                 Matrix(N(WeightSlot.Qkv, i), WeightSlot.Qkv, i, Fused(l));
                 Vector(N(WeightSlot.QkvBias, i), l.QkvBias!);
+            }
+            else if (arch == "phi3")
+            {
+                var (q, k, v) = Split(l, s);
+                Stacked2D(N(WeightSlot.Qkv, i), WeightSlot.Qkv, i, q, k, v); // attn_qkv: q|k|v rows, unpermuted (NeoX)
             }
             else
             {
@@ -254,6 +283,12 @@ public static class GgufExport
                 Stacked(N(WeightSlot.ExpertGate, i), WeightSlot.Gate, i, x.Gate);
                 Stacked(N(WeightSlot.ExpertUp, i), WeightSlot.Up, i, x.Up);
                 Stacked(N(WeightSlot.ExpertDown, i), WeightSlot.Down, i, x.Down);
+            }
+            if (arch == "phi3")
+            {
+                Stacked2D(N(WeightSlot.GateUp, i), WeightSlot.Up, i, l.Gate!, l.Up!); // ffn_up [2F, C]: gate rows, then up
+                Matrix(N(WeightSlot.Down, i), WeightSlot.Down, i, l.Down!);
+                continue;
             }
             if (l.Gate is { } gate) Matrix(N(WeightSlot.Gate, i), WeightSlot.Gate, i, gate);
             if (l.Up is { } up) Matrix(N(WeightSlot.Up, i), WeightSlot.Up, i, up);

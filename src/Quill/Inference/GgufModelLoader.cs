@@ -14,8 +14,10 @@
 // qwen3moe (qwen3 with experts of width expert_feed_forward_length); the router is ffn_gate_inp and the experts the
 // 3-D ffn_gate_exps / ffn_up_exps / ffn_down_exps, sliced into one view per expert; llama.cpp renormalizes the
 // chosen experts' weights for both (build_moe_ffn with norm_w true in both graphs), so Quill does too.
-// Does not handle: other architectures (falcon, ...), YaRN or LongRoPE scaling (Phi-3 128k's rope_factors_long /
-// _short), experts stored one tensor per expert (older llama.cpp files), shared experts (qwen2moe). A tensor of a type Quill cannot run is
+// LongRoPE (Phi-3.5 / Phi-4): rope_factors_short / rope_factors_long, {arch}.rope.scaling.original_context_length
+// and {arch}.rope.scaling.attn_factor; the long factors are used when the context run exceeds the original one, as
+// llama.cpp does.
+// Does not handle: other architectures (falcon, ...), YaRN scaling, experts stored one tensor per expert (older llama.cpp files), shared experts (qwen2moe). A tensor of a type Quill cannot run is
 // refused before anything is built, naming the file and the tensor.
 using Quill.Formats.Gguf;
 using Quill.Kernels;
@@ -56,8 +58,6 @@ public static class GgufModelLoader
             if (!GgmlQuant.IsSupported(t.Type))
                 throw new QuillException($"{g.Path}: tensor '{t.Name}' is {t.Type}, a type Quill cannot run (supported: {string.Join(", ", GgmlQuant.SupportedTypes)}); use a file quantized to one of those.");
         }
-        if (g.TryGetTensor("rope_factors_long.weight", out _) || g.TryGetTensor("rope_factors_short.weight", out _))
-            throw new QuillException($"{g.Path}: LongRoPE scaling (rope_factors_long / rope_factors_short, as in Phi-3 128k models) is not supported; use a variant without it (e.g. a 4k-context one).");
         bool gpt2 = arch == "gpt2";
         int Int(string key) => g.TryGetInt32($"{arch}.{key}", out int v) ? v : throw new InvalidFileException($"{g.Path}: metadata key '{arch}.{key}' is missing; the file was not exported completely.");
         int dim = Int("embedding_length"), heads = Int("attention.head_count");
@@ -125,6 +125,21 @@ public static class GgufModelLoader
             RopeFreqFactors = freqFactors,
             RopeLinearFactor = linear,
         };
+        if (g.TryGetTensor("rope_factors_long.weight", out var rl) | g.TryGetTensor("rope_factors_short.weight", out var rs))
+        {
+            // LongRoPE (Phi-3.5 / Phi-4): the factors, the original context and the magnitude llama.cpp's converter wrote
+            if (rl == null || rs == null) throw new InvalidFileException($"{g.Path}: LongRoPE needs both rope_factors_long and rope_factors_short; the file has one.");
+            float[] Factors(GgufTensorInfo t)
+            {
+                var f = new float[t.ElementCount];
+                GgmlQuant.Dequantize(t.Type, g.GetTensorData(t), f);
+                return f;
+            }
+            int orig = g.TryGetInt32($"{arch}.rope.scaling.original_context_length", out int oc) ? oc
+                : throw new InvalidFileException($"{g.Path}: metadata key '{arch}.rope.scaling.original_context_length' is missing; LongRoPE needs the original context.");
+            double attn = g.TryGetFloat32($"{arch}.rope.scaling.attn_factor", out float af) ? af : LongRopeScaling.DefaultAttentionFactor(spec.MaxContext, orig);
+            spec = spec with { LongRope = new LongRopeScaling(Factors(rs), Factors(rl), orig, attn) };
+        }
         var model = new InferenceModel(ModelBuilders.Build(new GgufSource(g), spec, TensorNames.Gguf, [g], tied: false));
         if (g.ContainsKey("tokenizer.ggml.model") && !GgufVocab.HasNoVocabulary(g))
         {

@@ -133,8 +133,15 @@ public static class ModelLoader
     public static ModelSpec SpecFromHf(HfConfig hf, string source)
     {
         ArgumentNullException.ThrowIfNull(hf);
-        if (hf.RopeScaling is { } rs && rs.Type != "llama3" && rs.Type != "linear")
-            throw new QuillException($"{source}: rope_scaling type '{rs.Type}' is not supported (llama3 and linear are).");
+        if (hf.RopeScaling is { } rs && rs.Type != "llama3" && rs.Type != "linear" && rs.Type != "longrope")
+            throw new QuillException($"{source}: rope_scaling type '{rs.Type}' is not supported (llama3, linear and longrope are).");
+        LongRopeScaling? longRope = null;
+        if (hf.RopeScaling is { Type: "longrope" } lr)
+        {
+            int orig = lr.OriginalMaxPositions ?? hf.MaxPositions;
+            if (orig < 1) throw new InvalidConfigException($"{source}: original_max_position_embeddings {orig} must be positive.");
+            longRope = new LongRopeScaling(lr.ShortFactor!, lr.LongFactor!, orig, lr.AttentionFactor ?? LongRopeScaling.DefaultAttentionFactor(hf.MaxPositions, orig));
+        }
         bool gpt2 = hf.ModelType == "gpt2", gemma = hf.IsGemma;
         if (gemma && hf.HiddenAct is not ("gelu_pytorch_tanh" or "gelu_new" or "gelu"))
             throw new QuillException($"{source}: hidden_activation '{hf.HiddenAct}' is not supported for Gemma (gelu_pytorch_tanh is).");
@@ -171,6 +178,7 @@ public static class ModelLoader
             RopeScaling = hf.RopeScaling is { Type: "llama3" } l3
                 ? new Llama3RopeScaling(l3.Factor, l3.LowFreqFactor ?? 1, l3.HighFreqFactor ?? 4, l3.OriginalMaxPositions ?? 8192) : null,
             RopeLinearFactor = hf.RopeScaling is { Type: "linear" } lin ? lin.Factor : 1.0,
+            LongRope = longRope,
         };
     }
 

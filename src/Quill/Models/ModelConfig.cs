@@ -22,6 +22,13 @@ public sealed class RopeScalingConfig
     [JsonPropertyName("high_freq_factor")] public double HighFreqFactor { get; set; } = 4.0;
 
     [JsonPropertyName("original_max_position_embeddings")] public int OriginalMaxPositions { get; set; } = 8192;
+
+    /// <summary>longrope (Phi-3.5 / Phi-4): the per-pair factors and the magnitude of cos and sin.</summary>
+    [JsonPropertyName("short_factor")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public float[]? ShortFactor { get; set; }
+
+    [JsonPropertyName("long_factor")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public float[]? LongFactor { get; set; }
+
+    [JsonPropertyName("attention_factor")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? AttentionFactor { get; set; }
 }
 
 /// <summary>Transformer shape and architecture choices.</summary>
@@ -154,7 +161,9 @@ public sealed class ModelConfig
         if (!(RopeTheta > 0)) Fail($"rope_theta must be positive (got {RopeTheta}).");
         if (RopeScaling is { } rs)
         {
-            if (rs.Type != "llama3" && rs.Type != "linear") Fail($"rope_scaling type '{rs.Type}' is not supported; use 'llama3' or 'linear'.");
+            if (rs.Type != "llama3" && rs.Type != "linear" && rs.Type != "longrope") Fail($"rope_scaling type '{rs.Type}' is not supported; use 'llama3', 'linear' or 'longrope'.");
+            if (rs.Type == "longrope" && (rs.ShortFactor == null || rs.LongFactor == null || rs.OriginalMaxPositions < 1))
+                Fail("rope_scaling longrope needs short_factor, long_factor and original_max_position_embeddings.");
             if (!(rs.Factor > 0)) Fail($"rope_scaling factor must be positive (got {rs.Factor}).");
             if (rs.Type == "llama3" && (!(rs.HighFreqFactor > rs.LowFreqFactor) || rs.LowFreqFactor <= 0 || rs.OriginalMaxPositions < 1))
                 Fail("rope_scaling llama3 needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings >= 1.");
@@ -215,6 +224,8 @@ public sealed class ModelConfig
             RopeScaling = RopeScaling is { Type: "llama3" } l3 ? new Llama3RopeScaling(l3.Factor, l3.LowFreqFactor, l3.HighFreqFactor, l3.OriginalMaxPositions) : null,
             RopeLinearFactor = RopeScaling is { Type: "linear" } lin ? lin.Factor : 1.0,
             RopeFreqFactors = RopeFreqFactors,
+            LongRope = RopeScaling is { Type: "longrope" } lr
+                ? new LongRopeScaling(lr.ShortFactor!, lr.LongFactor!, lr.OriginalMaxPositions, lr.AttentionFactor ?? LongRopeScaling.DefaultAttentionFactor(BlockSize, lr.OriginalMaxPositions)) : null,
         };
     }
 
@@ -268,6 +279,8 @@ public sealed class ModelConfig
             c.RopeScaling = new RopeScalingConfig { Type = "llama3", Factor = s.Factor, LowFreqFactor = s.LowFreqFactor, HighFreqFactor = s.HighFreqFactor, OriginalMaxPositions = s.OriginalMaxPositions };
         else if (spec.RopeLinearFactor != 1.0)
             c.RopeScaling = new RopeScalingConfig { Type = "linear", Factor = spec.RopeLinearFactor };
+        else if (spec.LongRope is { } lr)
+            c.RopeScaling = new RopeScalingConfig { Type = "longrope", ShortFactor = lr.ShortFactors, LongFactor = lr.LongFactors, OriginalMaxPositions = lr.OriginalMaxPositions, AttentionFactor = lr.AttentionFactor };
         if (spec.RopeScaling != null && spec.RopeLinearFactor != 1.0)
             throw new QuillException($"{spec.Arch}: both Llama 3 and linear RoPE scaling; no Quill config expresses that.");
         return c;
@@ -308,7 +321,14 @@ public sealed class ModelConfig
     public ModelConfig Clone()
     {
         var c = (ModelConfig)MemberwiseClone();
-        if (RopeScaling is { } rs) c.RopeScaling = new RopeScalingConfig { Type = rs.Type, Factor = rs.Factor, LowFreqFactor = rs.LowFreqFactor, HighFreqFactor = rs.HighFreqFactor, OriginalMaxPositions = rs.OriginalMaxPositions };
+        if (RopeScaling is { } rs)
+        {
+            c.RopeScaling = new RopeScalingConfig
+            {
+                Type = rs.Type, Factor = rs.Factor, LowFreqFactor = rs.LowFreqFactor, HighFreqFactor = rs.HighFreqFactor, OriginalMaxPositions = rs.OriginalMaxPositions,
+                ShortFactor = rs.ShortFactor?.ToArray(), LongFactor = rs.LongFactor?.ToArray(), AttentionFactor = rs.AttentionFactor,
+            };
+        }
         c.RopeFreqFactors = RopeFreqFactors?.ToArray();
         return c;
     }

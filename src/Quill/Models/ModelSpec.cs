@@ -61,6 +61,28 @@ public enum PositionKind
 /// <param name="OriginalMaxPositions">Context the model was pre-trained at.</param>
 public sealed record Llama3RopeScaling(double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositions);
 
+/// <summary>
+/// Phi-3.5 / Phi-4 LongRoPE (rope_scaling type longrope): every pair's frequency divided by its factor, the long
+/// factors when the context run is longer than <paramref name="OriginalMaxPositions"/>, else the short ones, and cos
+/// and sin times <paramref name="AttentionFactor"/> (sqrt(1 + ln(s) / ln(original)), s = context / original).
+/// </summary>
+/// <param name="ShortFactors">Per pair [rotaryDim / 2] (HF short_factor, GGUF rope_factors_short).</param>
+/// <param name="LongFactors">Per pair [rotaryDim / 2] (HF long_factor, GGUF rope_factors_long).</param>
+/// <param name="OriginalMaxPositions">original_max_position_embeddings (GGUF rope.scaling.original_context_length).</param>
+/// <param name="AttentionFactor">The magnitude of cos and sin (GGUF rope.scaling.attn_factor).</param>
+public sealed record LongRopeScaling(float[] ShortFactors, float[] LongFactors, int OriginalMaxPositions, double AttentionFactor)
+{
+    /// <summary>transformers' default attention factor for a model of maxPositions trained at originalMaxPositions.</summary>
+    public static double DefaultAttentionFactor(int maxPositions, int originalMaxPositions)
+    {
+        double s = (double)maxPositions / originalMaxPositions;
+        return s <= 1 ? 1.0 : Math.Sqrt(1 + Math.Log(s) / Math.Log(originalMaxPositions));
+    }
+
+    /// <summary>The factors a context of <paramref name="length"/> positions uses.</summary>
+    public float[] FactorsFor(int length) => length > OriginalMaxPositions ? LongFactors : ShortFactors;
+}
+
 /// <summary>Architecture and sizes of a decoder-only transformer.</summary>
 public sealed record ModelSpec
 {
@@ -163,6 +185,9 @@ public sealed record ModelSpec
     /// <summary>Per-pair frequency divisors [rotaryDim / 2] (GGUF rope_freqs, llama.cpp's form of Llama 3 scaling), or null.</summary>
     public float[]? RopeFreqFactors { get; init; }
 
+    /// <summary>Phi-3.5 / Phi-4 LongRoPE, or null.</summary>
+    public LongRopeScaling? LongRope { get; init; }
+
     /// <summary>E: experts per layer (Mixtral, Qwen3-MoE), 0 for a dense MLP. Each expert is a SwiGLU of width Hidden.</summary>
     public int Experts { get; init; }
 
@@ -226,6 +251,11 @@ public sealed record ModelSpec
             if (!(RopeTheta > 0)) Fail($"rope theta {RopeTheta} must be positive");
             if (!(RopeLinearFactor > 0)) Fail($"rope linear scaling factor {RopeLinearFactor} must be positive");
             if (RopeFreqFactors != null && RopeFreqFactors.Length != rd / 2) Fail($"rope_freqs holds {RopeFreqFactors.Length} factors but the model rotates {rd / 2} pairs");
+            if (LongRope is { } lr && (lr.ShortFactors.Length != rd / 2 || lr.LongFactors.Length != rd / 2))
+                Fail($"LongRoPE has {lr.ShortFactors.Length} short and {lr.LongFactors.Length} long factors but the model rotates {rd / 2} pairs");
+            if (LongRope is { } l2 && (l2.OriginalMaxPositions < 1 || !(l2.AttentionFactor > 0) || l2.ShortFactors.Concat(l2.LongFactors).Any(f => !(f > 0) || float.IsInfinity(f))))
+                Fail("LongRoPE needs an original context of at least 1, a positive attention factor and positive finite factors");
+            if (LongRope != null && (RopeScaling != null || RopeFreqFactors != null || RopeLinearFactor != 1.0)) Fail("LongRoPE cannot be combined with another RoPE scaling");
         }
         if (NormBias && Norm != NormKind.LayerNorm) Fail("a norm bias needs LayerNorm");
         if (SlidingWindow < 0 || SlidingPattern < 0) Fail($"sliding window {SlidingWindow} and pattern {SlidingPattern} must not be negative");

@@ -37,7 +37,7 @@ public sealed class TransformerModel : LanguageModel
     private readonly Tensor embed, finalNorm, head;
     private readonly Tensor? positions, finalNormBias;
     private readonly Layer[] layers;
-    private readonly RopeTables? rope, ropeLocal;
+    private readonly RopeTables? rope, ropeLocal, ropeShort;
     private readonly AttentionMask?[] masks;
     private readonly TensorNames names;
     private LoraAdapter? lora;
@@ -132,6 +132,8 @@ public sealed class TransformerModel : LanguageModel
         if (spec.NormBias) finalNormBias = ps.Add(G(WeightSlot.FinalNormBias), ParameterKind.Bias, c);
         head = spec.TiedEmbeddings ? embed : M(WeightSlot.Head, -1, ParameterKind.Matrix, spec.VocabSize, c);
         if (spec.UsesRope) rope = RopeFrequencies.Tables(spec, spec.MaxContext);
+        if (spec.UsesRope && spec.LongRope is { } lr && spec.MaxContext > lr.OriginalMaxPositions)
+            ropeShort = RopeFrequencies.Tables(spec, spec.MaxContext, reach: lr.OriginalMaxPositions); // LongRoPE's short factors
         if (spec.UsesRope && spec.RopeThetaLocal > 0) ropeLocal = RopeFrequencies.LocalTables(spec, spec.MaxContext);
         masks = new AttentionMask?[spec.Layers];
         for (int i = 0; i < spec.Layers; i++)
@@ -186,7 +188,8 @@ public sealed class TransformerModel : LanguageModel
                 Adapt(g, on, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
             }
             if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps); // Qwen3
-            var layerRope = ropeLocal != null && s.LayerWindow(i) > 0 ? ropeLocal : rope;
+            var layerRope = ropeLocal != null && s.LayerWindow(i) > 0 ? ropeLocal
+                : ropeShort != null && t <= s.LongRope!.OriginalMaxPositions ? ropeShort : rope; // LongRoPE: short factors for short sequences, as transformers
             var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, layerRope, layerMasks[i], s.EffectiveAttentionScale); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
