@@ -33,7 +33,7 @@ public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFa
 public sealed record HfConfig
 {
     /// <summary>Families this reader accepts (the config's model_type).</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "phi3", "gemma2", "gemma3_text", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "olmo2", "phi3", "gemma2", "gemma3_text", "gpt2"];
 
     /// <summary>model_type: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text or gpt2.</summary>
     public required string ModelType { get; init; }

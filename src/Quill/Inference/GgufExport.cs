@@ -82,6 +82,14 @@ public static class GgufExport
                 throw new QuillException($"{source}: a learned-position model is written as llama.cpp's gpt2, which needs LayerNorm with biases, a GELU MLP and biases on every projection; this model lacks some, so GGUF cannot express it.");
             return "gpt2";
         }
+        if (spec.PostNorms && !spec.PreNorms)
+        {
+            if (spec.Mlp != MlpKind.SwiGlu || !spec.QkNormWhole || spec.QkvBias || spec.OutBias || spec.MlpBias || spec.EmbedScale || spec.IsMoe || spec.TiedEmbeddings
+                || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim || spec.HeadDim * spec.Heads != spec.Dim || spec.SlidingWindow > 0
+                || spec.LongRope != null || spec.AttentionScale != 0 || spec.AttnSoftcap != 0 || spec.FinalSoftcap != 0)
+                throw new QuillException($"{source}: norms only after attention and the MLP are written as llama.cpp's olmo2, which needs SwiGLU, whole-width q/k norms, no biases, an untied head, whole-head NeoX RoPE, head size width / heads and no window; GGUF export cannot express this model.");
+            return "olmo2";
+        }
         if (spec.PostNorms) return GemmaArchitecture(spec, source);
         if (spec.IsMoe && !spec.NormTopK)
             throw new QuillException($"{source}: llama.cpp's llama and qwen3moe renormalize the chosen experts' weights and this mixture does not (norm_topk_prob false); GGUF export cannot express this model.");
@@ -242,7 +250,7 @@ public static class GgufExport
         for (int i = 0; i < s.Layers; i++)
         {
             var l = w.Layers[i];
-            Vector(N(WeightSlot.AttnNorm, i), l.AttnNorm);
+            if (l.AttnNorm is { } an) Vector(N(WeightSlot.AttnNorm, i), an);
             if (l.AttnNormBias is { } anb) Vector(N(WeightSlot.AttnNormBias, i), anb);
             if (arch == "gpt2")
             {
@@ -273,7 +281,7 @@ public static class GgufExport
             Matrix(N(WeightSlot.O, i), WeightSlot.O, i, l.Wo);
             if (l.WoBias is { } ob) Vector(N(WeightSlot.OBias, i), ob);
             if (l.AttnPostNorm is { } apn) Vector(N(WeightSlot.AttnPostNorm, i), apn);
-            Vector(N(WeightSlot.MlpNorm, i), l.MlpNorm);
+            if (l.MlpNorm is { } mn) Vector(N(WeightSlot.MlpNorm, i), mn);
             if (l.MlpNormBias is { } mnb) Vector(N(WeightSlot.MlpNormBias, i), mnb);
             if (l.Experts is { } x)
             {

@@ -10,6 +10,8 @@
 // gemma3's windowed layers at RoPE base 10000, gemma2's soft-caps ({arch}.attn_logit_softcapping,
 // {arch}.final_logit_softcapping; 50 and 30 when absent) and llama.cpp's attention scale (1 / sqrt(key_length),
 // or 1 / sqrt(C / heads) for the 27B models, which it recognizes by their layer count).
+// olmo2: no input norms, post_attention_norm / post_ffw_norm on the outputs, attn_q_norm [Hq D] / attn_k_norm
+// [Hkv D] over the whole projections, NeoX pairing.
 // Mixtures of experts: llama with {arch}.expert_count / expert_used_count (Mixtral: the spec says arch mixtral) and
 // qwen3moe (qwen3 with experts of width expert_feed_forward_length); the router is ffn_gate_inp and the experts the
 // 3-D ffn_gate_exps / ffn_up_exps / ffn_down_exps, sliced into one view per expert; llama.cpp renormalizes the
@@ -31,7 +33,7 @@ namespace Quill.Inference;
 public static class GgufModelLoader
 {
     /// <summary>Architectures this loader runs.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "olmo2", "phi3", "gemma2", "gemma3", "gpt2"];
 
     public static InferenceModel Load(string path)
     {
@@ -110,7 +112,10 @@ public static class GgufModelLoader
             SlidingPattern = arch == "gemma2" ? 2 : arch == "gemma3" ? 6 : 0,
             RopeThetaLocal = arch == "gemma3" ? 10000 : 0,
             EmbedScale = gemma,
-            PostNorms = gemma,
+            PostNorms = gemma || arch == "olmo2",
+            PreNorms = arch != "olmo2",
+            QkNorm = arch == "olmo2",
+            QkNormWhole = arch == "olmo2",
             NormWeightOffset = gemma ? 1 : 0,
             AttentionScale = !gemma ? 0 : big && heads > 0 ? 1f / MathF.Sqrt(dim / heads) : 1f / MathF.Sqrt(headDim),
             AttnSoftcap = arch == "gemma2" ? Cap("attn_logit_softcapping", 50f) : 0,

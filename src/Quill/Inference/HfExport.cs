@@ -39,7 +39,7 @@ public static class HfExport
         var w = model.Weights;
         var s = w.Spec;
         bool gpt2 = s.Positions == PositionKind.Learned;
-        string arch = gpt2 ? "gpt2" : s.PostNorms ? (s.QkNorm ? "gemma3_text" : "gemma2") : s.IsMoe ? MoeModelType(s, model.Source)
+        string arch = gpt2 ? "gpt2" : s.PostNorms && !s.PreNorms ? "olmo2" : s.PostNorms ? (s.QkNorm ? "gemma3_text" : "gemma2") : s.IsMoe ? MoeModelType(s, model.Source)
             : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
         Check(s, gpt2, model.Source);
         if (File.Exists(dir)) throw new QuillException($"{dir} is a file; --out for --format hf names a folder.");
@@ -126,7 +126,12 @@ public static class HfExport
                 Fail("GPT-2 needs LayerNorm with biases, a GELU MLP and biases on every projection");
             return;
         }
-        if (s.PostNorms)
+        if (s.PostNorms && !s.PreNorms)
+        {
+            if (s.Mlp != MlpKind.SwiGlu || !s.QkNormWhole || s.EmbedScale || s.QkvBias || s.NormWeightOffset != 0 || s.IsMoe)
+                Fail("norms only after attention and the MLP are written as OLMo 2, which needs SwiGLU, whole-width q/k norms and no biases");
+        }
+        else if (s.PostNorms)
         {
             if (s.Norm != NormKind.RmsNorm || s.Mlp != MlpKind.GeGlu || !s.EmbedScale || s.NormWeightOffset != 1 || s.QkvBias)
                 Fail("post-norms are written as Gemma, which needs RMSNorm (1 + w), GeGLU, the scaled embedding and no biases");
@@ -170,7 +175,7 @@ public static class HfExport
             {
                 "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM",
                 "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", "mixtral" => "MixtralForCausalLM",
-                "qwen3_moe" => "Qwen3MoeForCausalLM", _ => "LlamaForCausalLM",
+                "qwen3_moe" => "Qwen3MoeForCausalLM", "olmo2" => "Olmo2ForCausalLM", _ => "LlamaForCausalLM",
             };
             c = new JsonObject
             {
@@ -188,7 +193,7 @@ public static class HfExport
                 ["rope_theta"] = s.RopeTheta,
                 ["hidden_act"] = s.Mlp == MlpKind.GeGlu ? "gelu_pytorch_tanh" : "silu",
             };
-            if (s.PostNorms)
+            if (s.IsGemma)
             {
                 // Gemma: query_pre_attn_scalar is the inverse square of the score scale; layers slide but every n-th
                 c["hidden_activation"] = "gelu_pytorch_tanh";
@@ -216,7 +221,7 @@ public static class HfExport
             }
             if (arch == "mistral") c["sliding_window"] = s.SlidingWindow > 0 ? s.SlidingWindow : null;
             if (arch is "qwen2" or "qwen3") c["use_sliding_window"] = false;
-            if (arch is "qwen3" or "qwen3_moe") c["attention_bias"] = s.QkvBias;
+            if (arch is "qwen3" or "qwen3_moe" or "olmo2") c["attention_bias"] = s.QkvBias;
             if (arch == "mixtral")
             {
                 c["num_local_experts"] = s.Experts;
@@ -293,13 +298,13 @@ public static class HfExport
         {
             var l = w.Layers[i];
             var qkv = l.Wqkv ?? WeightMatrix.FromFloats("c_attn", [.. l.Wq!.ToFloats(), .. l.Wk!.ToFloats(), .. l.Wv!.ToFloats()], s.QkvDim, s.Dim);
-            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, l.AttnNorm));
+            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, l.AttnNorm!));
             list.Add(Floats(n.Name(WeightSlot.AttnNormBias, i)!, l.AttnNormBias!));
             list.Add(Matrix(n.Name(WeightSlot.Qkv, i)!, qkv, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.QkvBias, i)!, l.QkvBias!));
             list.Add(Matrix(n.Name(WeightSlot.O, i)!, l.Wo, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.OBias, i)!, l.WoBias!));
-            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, l.MlpNorm));
+            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, l.MlpNorm!));
             list.Add(Floats(n.Name(WeightSlot.MlpNormBias, i)!, l.MlpNormBias!));
             list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up!, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.UpBias, i)!, l.UpBias!));
@@ -327,7 +332,7 @@ public static class HfExport
         {
             var l = w.Layers[i];
             WeightMatrix q = l.Wq ?? l.Wqkv!.SliceRows("q", 0, s.QDim), k = l.Wk ?? l.Wqkv!.SliceRows("k", s.QDim, s.KvDim), v = l.Wv ?? l.Wqkv!.SliceRows("v", s.QDim + s.KvDim, s.KvDim);
-            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, Norm(l.AttnNorm)));
+            if (l.AttnNorm is { } an) list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, Norm(an)));
             list.Add(Matrix(n.Name(WeightSlot.Q, i)!, q, qOrder));
             list.Add(Matrix(n.Name(WeightSlot.K, i)!, k, kOrder));
             list.Add(Matrix(n.Name(WeightSlot.V, i)!, v));
@@ -342,7 +347,7 @@ public static class HfExport
             list.Add(Matrix(n.Name(WeightSlot.O, i)!, l.Wo));
             if (l.QkvBias != null && arch == "llama") list.Add(Floats(n.Name(WeightSlot.OBias, i)!, new float[s.Dim]));
             if (l.AttnPostNorm is { } apn) list.Add(Floats(n.Name(WeightSlot.AttnPostNorm, i)!, Norm(apn)));
-            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, Norm(l.MlpNorm)));
+            if (l.MlpNorm is { } mn) list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, Norm(mn)));
             if (l.MlpPostNorm is { } mpn) list.Add(Floats(n.Name(WeightSlot.MlpPostNorm, i)!, Norm(mpn)));
             if (l.Experts is { } x)
             {

@@ -180,7 +180,8 @@ public sealed unsafe class InferenceEngine
             {
                 if (g.Count == 1) g.Cache.Prefetch(l, g.Pos0); // decode: the slots this layer writes, while its weights stream
             }
-            Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
+            if (lw.AttnNorm != null) Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
+            else xs[..(n * c)].CopyTo(hs); // OLMo 2: no norm before attention
             InputObserver?.Invoke(l, MatrixInput.Attention, hs[..(n * c)], n, c);
             if (lw.Wqkv != null) lw.Wqkv.Multiply(h, c, n, qkv, qkvW);
             else
@@ -194,14 +195,16 @@ public sealed unsafe class InferenceEngine
             }
             if (lw.QNorm is { } qn && lw.KNorm is { } kn)
             {
-                // Qwen3: each head of q and of k RMS-normalized over its D values, before RoPE (in place)
+                // Qwen3: each head of q and of k RMS-normalized over its D values, before RoPE (in place); OLMo 2:
+                // q and k each over their whole width
                 Span<float> rstd = qkRstd;
+                var (qg, qw, kg, kw) = s.QkNormWhole ? (1, qd, 1, kvd) : (s.Heads, d, s.KvHeads, d);
                 for (int r = 0; r < n; r++)
                 {
                     var q = qkvs.Slice(r * qkvW, qd);
                     var k = qkvs.Slice(r * qkvW + qd, kvd);
-                    RmsNorm.Forward(q, qn, q, rstd[..s.Heads], s.Heads, d, s.NormEps);
-                    RmsNorm.Forward(k, kn, k, rstd[s.Heads..], s.KvHeads, d, s.NormEps);
+                    RmsNorm.Forward(q, qn, q, rstd[..qg], qg, qw, s.NormEps);
+                    RmsNorm.Forward(k, kn, k, rstd.Slice(qg, kg), kg, kw, s.NormEps);
                 }
             }
             foreach (var g in segs)
@@ -227,7 +230,8 @@ public sealed unsafe class InferenceEngine
             if (lw.AttnPostNorm is { } apn) Norm(tmps, apn, null, tmps, n, sc); // Gemma: the attention output normalized
             Residual(xs, tmps, lw.WoBias, n, c);
 
-            Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
+            if (lw.MlpNorm != null) Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
+            else xs[..(n * c)].CopyTo(hs);
             if (lw.Experts is { } experts)
             {
                 Experts(experts, h, n, sc);

@@ -163,7 +163,10 @@ public static class ModelLoader
             SlidingPattern = hf.SlidingPattern,
             RopeThetaLocal = hf.RopeLocalBaseFreq ?? 0,
             EmbedScale = gemma,
-            PostNorms = gemma,
+            PostNorms = gemma || hf.ModelType == "olmo2",
+            PreNorms = hf.ModelType != "olmo2", // OLMo 2 normalizes only the outputs of attention and the MLP
+            QkNorm = hf.ModelType == "olmo2", // (qwen3 / gemma3: settled from the file's q_norm weights)
+            QkNormWhole = hf.ModelType == "olmo2",
             NormWeightOffset = gemma ? 1 : 0,
             AttentionScale = hf.QueryPreAttnScalar is { } qs ? (float)(1 / Math.Sqrt(qs)) : 0,
             AttnSoftcap = (float)(hf.AttnLogitSoftcapping ?? 0),

@@ -21,9 +21,9 @@ internal static class ModelBuilders
     private static void CheckLayerCount(WeightSource src, ModelSpec spec, TensorNames names)
     {
         if (spec.Layers < 1) throw new InvalidFileException($"{src.Path}: the model has {spec.Layers} layers; it needs at least one.");
-        if (names.Name(WeightSlot.AttnNorm, spec.Layers - 1) is { } last && !src.Contains(last))
+        if (names.Name(WeightSlot.O, spec.Layers - 1) is { } last && !src.Contains(last))
             throw new InvalidFileException($"{src.Path}: the config says {spec.Layers} layers but tensor '{last}' is not in the file; the config does not describe these weights.");
-        if (names.Name(WeightSlot.AttnNorm, spec.Layers) is { } extra && src.Contains(extra))
+        if (names.Name(WeightSlot.O, spec.Layers) is { } extra && src.Contains(extra))
             throw new InvalidFileException($"{src.Path}: the file holds tensor '{extra}', more layers than the {spec.Layers} its config says; the config does not describe these weights.");
     }
 
@@ -75,7 +75,7 @@ internal static class ModelBuilders
             }
             layers[i] = new LayerWeights
             {
-                AttnNorm = src.Floats(L(WeightSlot.AttnNorm, i)),
+                AttnNorm = spec.PreNorms ? src.Floats(L(WeightSlot.AttnNorm, i)) : null,
                 AttnNormBias = Opt(WeightSlot.AttnNormBias, i),
                 Wqkv = wqkv,
                 Wq = wqkv == null ? src.Matrix(L(WeightSlot.Q, i)) : null,
@@ -88,7 +88,7 @@ internal static class ModelBuilders
                 WoBias = Opt(WeightSlot.OBias, i),
                 AttnPostNorm = Opt(WeightSlot.AttnPostNorm, i),
                 MlpPostNorm = Opt(WeightSlot.MlpPostNorm, i),
-                MlpNorm = src.Floats(L(WeightSlot.MlpNorm, i)),
+                MlpNorm = spec.PreNorms ? src.Floats(L(WeightSlot.MlpNorm, i)) : null,
                 MlpNormBias = Opt(WeightSlot.MlpNormBias, i),
                 Gate = gate,
                 Up = up,

@@ -35,7 +35,7 @@ public sealed class RopeScalingConfig
 public sealed class ModelConfig
 {
     /// <summary>Architectures a config may name.</summary>
-    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"];
+    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3moe", "olmo2", "phi3", "gemma2", "gemma3"];
 
     /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings), a Llama-family name (RoPE, RMSNorm, SwiGLU,
     /// GQA) or gemma2 / gemma3 (GeGLU, post-norms, embeddings scaled by sqrt(n_embd), local and global layers).</summary>
@@ -205,12 +205,14 @@ public sealed class ModelConfig
             Mlp = gpt2 ? MlpKind.Gelu : IsGemma ? MlpKind.GeGlu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             QkvBias = QkvBias ?? (HasBias || Arch == "qwen2"),
-            QkNorm = Arch is "qwen3" or "qwen3moe" or "gemma3",
+            QkNorm = Arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2",
+            QkNormWhole = Arch == "olmo2",
+            PreNorms = Arch != "olmo2",
             Experts = IsMoe ? Experts > 0 ? Experts : 8 : 0,
             ExpertsUsed = IsMoe ? ExpertsUsed > 0 ? ExpertsUsed : 2 : 0,
             NormTopK = IsMoe && (NormTopK ?? true),
             EmbedScale = IsGemma,
-            PostNorms = IsGemma,
+            PostNorms = IsGemma || Arch == "olmo2",
             NormWeightOffset = IsGemma ? 1 : 0,
             AttentionScale = AttnScale,
             AttnSoftcap = AttnSoftcap ?? (Arch == "gemma2" ? 50 : 0),
@@ -239,12 +241,14 @@ public sealed class ModelConfig
         bool gpt2 = spec.Positions == PositionKind.Learned;
         bool consistent = gpt2
             ? spec.Norm == NormKind.LayerNorm && spec.Mlp == MlpKind.Gelu && spec.NormBias == spec.OutBias
-            : spec.Norm == NormKind.RmsNorm && spec.Mlp == (spec.PostNorms ? MlpKind.GeGlu : MlpKind.SwiGlu)
-              && spec.EmbedScale == spec.PostNorms && spec.NormWeightOffset == (spec.PostNorms ? 1 : 0);
+            : spec.Norm == NormKind.RmsNorm && spec.Mlp == (spec.IsGemma ? MlpKind.GeGlu : MlpKind.SwiGlu)
+              && spec.NormWeightOffset == (spec.IsGemma ? 1 : 0)
+              && (spec.PreNorms ? spec.EmbedScale == spec.PostNorms : spec.PostNorms && spec.QkNormWhole && !spec.EmbedScale)
+              && spec.QkNormWhole == !spec.PreNorms;
         if (!consistent || spec.MlpBias != spec.OutBias)
             throw new QuillException($"{spec.Arch}: this combination of norm, MLP, positions and biases has no Quill config; it cannot be trained.");
         if (spec.IsMoe && spec.PostNorms) throw new QuillException($"{spec.Arch}: a mixture of experts with post-norms has no Quill config; it cannot be trained.");
-        string arch = gpt2 ? "gpt2" : spec.PostNorms ? (spec.QkNorm ? "gemma3" : "gemma2") : spec.IsMoe ? (spec.QkNorm ? "qwen3moe" : "mixtral") : spec.QkNorm ? "qwen3"
+        string arch = gpt2 ? "gpt2" : !spec.PreNorms ? "olmo2" : spec.PostNorms ? (spec.QkNorm ? "gemma3" : "gemma2") : spec.IsMoe ? (spec.QkNorm ? "qwen3moe" : "mixtral") : spec.QkNorm ? "qwen3"
             : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" and not "gemma2" and not "gemma3" and not "mixtral" and not "qwen3moe" ? spec.Arch : "llama";
         var c = new ModelConfig
         {

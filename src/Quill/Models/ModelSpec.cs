@@ -126,8 +126,24 @@ public sealed record ModelSpec
     /// <summary>The token embedding is multiplied by sqrt(C) (Gemma).</summary>
     public bool EmbedScale { get; init; }
 
-    /// <summary>RMSNorms also on the attention output and on the MLP output, before each joins the residual (Gemma 2, 3).</summary>
+    /// <summary>RMSNorms also on the attention output and on the MLP output, before each joins the residual (Gemma 2, 3;
+    /// OLMo 2, which has only these).</summary>
     public bool PostNorms { get; init; }
+
+    /// <summary>Norms before attention and before the MLP (every architecture but OLMo 2, whose blocks read the residual
+    /// stream as it is and normalize only their outputs).</summary>
+    public bool PreNorms { get; init; } = true;
+
+    /// <summary>The q/k norms span the whole projection (weights [Hq D] and [Hkv D], OLMo 2) rather than one head ([D]).</summary>
+    public bool QkNormWhole { get; init; }
+
+    /// <summary>Gemma 2 / 3's family of choices (post-norms with the scaled embedding), as opposed to OLMo 2's post-norms.</summary>
+    public bool IsGemma => PostNorms && EmbedScale;
+
+    /// <summary>Values in each q norm weight: Hq D when whole, else D (k: Hkv D or D).</summary>
+    public int QNormLength => QkNormWhole ? QDim : HeadDim;
+
+    public int KNormLength => QkNormWhole ? KvDim : HeadDim;
 
     /// <summary>Attention scores are scaled by this (0: 1 / sqrt(HeadDim); Gemma: query_pre_attn_scalar^-1/2).</summary>
     public float AttentionScale { get; init; }
@@ -229,9 +245,9 @@ public sealed record ModelSpec
     {
         long c = Dim, f = Hidden, qd = QDim, kv = KvDim, v = VocabSize;
         long norms = NormBias ? 2 * c : c;
-        long attn = c * qd + 2 * c * kv + qd * c + (QkvBias ? qd + 2 * kv : 0) + (OutBias ? c : 0) + (QkNorm ? 2L * HeadDim : 0);
+        long attn = c * qd + 2 * c * kv + qd * c + (QkvBias ? qd + 2 * kv : 0) + (OutBias ? c : 0) + (QkNorm ? QNormLength + KNormLength : 0);
         long mlp = IsMoe ? Experts * 3 * c * f + Experts * c : (Mlp == MlpKind.Gelu ? 2 : 3) * c * f + (MlpBias ? f + c : 0);
-        long total = Layers * ((PostNorms ? 4 : 2) * norms + attn + mlp) + norms + v * c;
+        long total = Layers * (((PreNorms ? 2 : 0) + (PostNorms ? 2 : 0)) * norms + attn + mlp) + norms + v * c;
         if (Positions == PositionKind.Learned) total += (long)MaxContext * c;
         if (!TiedEmbeddings) total += v * c;
         return total;
@@ -258,6 +274,8 @@ public sealed record ModelSpec
             if (LongRope != null && (RopeScaling != null || RopeFreqFactors != null || RopeLinearFactor != 1.0)) Fail("LongRoPE cannot be combined with another RoPE scaling");
         }
         if (NormBias && Norm != NormKind.LayerNorm) Fail("a norm bias needs LayerNorm");
+        if (!PreNorms && (!PostNorms || Norm != NormKind.RmsNorm)) Fail("a model without norms before attention and the MLP needs RMSNorms after them (OLMo 2)");
+        if (QkNormWhole && !QkNorm) Fail("whole-width q/k norms need q/k norms");
         if (SlidingWindow < 0 || SlidingPattern < 0) Fail($"sliding window {SlidingWindow} and pattern {SlidingPattern} must not be negative");
         if (!(AttentionScale >= 0) || !(AttnSoftcap >= 0) || !(FinalSoftcap >= 0) || float.IsInfinity(AttnSoftcap) || float.IsInfinity(FinalSoftcap))
             Fail($"attention scale {AttentionScale} and soft-caps {AttnSoftcap} / {FinalSoftcap} must be finite and not negative");

@@ -15,8 +15,8 @@ namespace Quill.Models;
 /// <summary>One transformer block's weights. Fields a family does not use are null.</summary>
 public sealed class LayerWeights
 {
-    /// <summary>Pre-attention norm weight [C] (and bias for LayerNorm).</summary>
-    public required float[] AttnNorm { get; init; }
+    /// <summary>Pre-attention norm weight [C] (and bias for LayerNorm); null without pre-norms (OLMo 2).</summary>
+    public float[]? AttnNorm { get; init; }
 
     public float[]? AttnNormBias { get; init; }
 
@@ -33,7 +33,8 @@ public sealed class LayerWeights
     /// <summary>q|k|v bias [QkvDim] (GPT-2, Qwen2), or null.</summary>
     public float[]? QkvBias { get; init; }
 
-    /// <summary>Per-head RMSNorm weights of q and of k [HeadDim] (Qwen3, Gemma 3), or null.</summary>
+    /// <summary>Per-head RMSNorm weights of q and of k [HeadDim] (Qwen3, Gemma 3), or over the whole projection [QDim],
+    /// [KvDim] (OLMo 2), or null.</summary>
     public float[]? QNorm { get; init; }
 
     public float[]? KNorm { get; init; }
@@ -49,8 +50,8 @@ public sealed class LayerWeights
 
     public float[]? MlpPostNorm { get; init; }
 
-    /// <summary>Pre-MLP norm weight [C] (and bias for LayerNorm).</summary>
-    public required float[] MlpNorm { get; init; }
+    /// <summary>Pre-MLP norm weight [C] (and bias for LayerNorm); null without pre-norms (OLMo 2).</summary>
+    public float[]? MlpNorm { get; init; }
 
     public float[]? MlpNormBias { get; init; }
 
@@ -272,8 +273,9 @@ public sealed class ModelWeights : IDisposable
             ExpectVec(l.MlpPostNorm, s.Dim, $"layer {i} post-MLP norm");
             ExpectPresent(l.QkvBias != null, s.QkvBias, $"layer {i}'s q/k/v bias");
             ExpectPresent(l.QNorm != null && l.KNorm != null, s.QkNorm, $"layer {i}'s q/k norms");
-            ExpectVec(l.QNorm, s.HeadDim, $"layer {i} q norm");
-            ExpectVec(l.KNorm, s.HeadDim, $"layer {i} k norm");
+            ExpectVec(l.QNorm, s.QNormLength, $"layer {i} q norm");
+            ExpectVec(l.KNorm, s.KNormLength, $"layer {i} k norm");
+            ExpectPresent(l.AttnNorm != null && l.MlpNorm != null, s.PreNorms, $"layer {i}'s attention and MLP input norms");
             ExpectPresent(l.WoBias != null, s.OutBias, $"layer {i}'s attention output bias");
             ExpectPresent(l.UpBias != null && l.DownBias != null, s.MlpBias, $"layer {i}'s MLP biases");
             ExpectPresent(l.AttnNormBias != null && l.MlpNormBias != null, s.NormBias, $"layer {i}'s norm biases");

@@ -92,11 +92,21 @@ public sealed class TensorNames
         _ => HfLayer(s),
     });
 
-    /// <summary>The Hugging Face table for a spec: Gemma's when it has post-norms, Mixtral's or Qwen3-MoE's for experts.</summary>
+    /// <summary>Hugging Face names of OLMo 2: no input norms; post_attention_layernorm and post_feedforward_layernorm
+    /// normalize the attention and MLP outputs; q_norm / k_norm span the whole projection.</summary>
+    public static TensorNames HfOlmo2 { get; } = new("Hugging Face", "model.layers.{i}.", HfGlobal, s => s switch
+    {
+        WeightSlot.AttnNorm or WeightSlot.MlpNorm => null,
+        WeightSlot.AttnPostNorm => "post_attention_layernorm.weight",
+        WeightSlot.MlpPostNorm => "post_feedforward_layernorm.weight",
+        _ => HfLayer(s),
+    });
+
+    /// <summary>The Hugging Face table for a spec: Gemma's or OLMo 2's when it has post-norms, Mixtral's or Qwen3-MoE's for experts.</summary>
     public static TensorNames ForHf(ModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return spec.PostNorms ? HfGemma : spec.IsMoe ? spec.Arch == "qwen3moe" ? HfQwenMoe : HfMixtral : Hf;
+        return spec.PostNorms ? spec.PreNorms ? HfGemma : HfOlmo2 : spec.IsMoe ? spec.Arch == "qwen3moe" ? HfQwenMoe : HfMixtral : Hf;
     }
 
     private static string? HfGlobal(WeightSlot s) => s switch

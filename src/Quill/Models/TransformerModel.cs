@@ -70,7 +70,7 @@ public sealed class TransformerModel : LanguageModel
         for (int i = 0; i < spec.Layers; i++)
         {
             var l = new Layer();
-            l.AttnNorm = ps.Add(N(WeightSlot.AttnNorm, i), ParameterKind.Norm, c);
+            if (spec.PreNorms) l.AttnNorm = ps.Add(N(WeightSlot.AttnNorm, i), ParameterKind.Norm, c);
             if (spec.NormBias) l.AttnNormBias = ps.Add(N(WeightSlot.AttnNormBias, i), ParameterKind.Bias, c);
             if (fused)
             {
@@ -90,13 +90,13 @@ public sealed class TransformerModel : LanguageModel
             }
             if (spec.QkNorm)
             {
-                l.QNorm = ps.Add(N(WeightSlot.QNorm, i), ParameterKind.Norm, spec.HeadDim);
-                l.KNorm = ps.Add(N(WeightSlot.KNorm, i), ParameterKind.Norm, spec.HeadDim);
+                l.QNorm = ps.Add(N(WeightSlot.QNorm, i), ParameterKind.Norm, spec.QNormLength);
+                l.KNorm = ps.Add(N(WeightSlot.KNorm, i), ParameterKind.Norm, spec.KNormLength);
             }
             l.Wo = M(WeightSlot.O, i, ParameterKind.Matrix, c, spec.QDim, residual: true);
             if (spec.OutBias) l.WoBias = ps.Add(N(WeightSlot.OBias, i), ParameterKind.Bias, c);
             if (spec.PostNorms) l.AttnPostNorm = ps.Add(N(WeightSlot.AttnPostNorm, i), ParameterKind.Norm, c);
-            l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
+            if (spec.PreNorms) l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
             if (spec.NormBias) l.MlpNormBias = ps.Add(N(WeightSlot.MlpNormBias, i), ParameterKind.Bias, c);
             if (spec.IsMoe)
             {
@@ -178,7 +178,7 @@ public sealed class TransformerModel : LanguageModel
         {
             g.Mark(i); // backward past here: layer i's gradients (and later layers') are complete
             var l = layers[i];
-            var h = Norm(g, x, l.AttnNorm, l.AttnNormBias);
+            var h = l.AttnNorm != null ? Norm(g, x, l.AttnNorm, l.AttnNormBias) : x; // OLMo 2: the stream itself
             var qkv = LinearOp.Forward(g, h, l.Qkv, l.QkvBias);                 // [B, T, (Hq + 2 Hkv) D]
             if (on != null)
             {
@@ -187,7 +187,7 @@ public sealed class TransformerModel : LanguageModel
                 Adapt(g, on, l.LoraK, qkv, s.QDim, h, dropoutSeed, i);              // . | k | .
                 Adapt(g, on, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
             }
-            if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps); // Qwen3
+            if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps, s.QkNormWhole); // Qwen3, OLMo 2
             var layerRope = ropeLocal != null && s.LayerWindow(i) > 0 ? ropeLocal
                 : ropeShort != null && t <= s.LongRope!.OriginalMaxPositions ? ropeShort : rope; // LongRoPE: short factors for short sequences, as transformers
             var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, layerRope, layerMasks[i], s.EffectiveAttentionScale); // [B, T, Hq D]
@@ -198,7 +198,7 @@ public sealed class TransformerModel : LanguageModel
             var ad = DropoutOp.Forward(g, ap, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
             x = AddOp.Forward(g, x, ad);
             Discard(g, ap, ad);                                                 // add and dropout backward read no values
-            h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
+            h = l.MlpNorm != null ? Norm(g, x, l.MlpNorm, l.MlpNormBias) : x;
             if (l.Router != null)
             {
                 var moe = Experts(g, l, h);                                     // [B, T, C]
@@ -218,7 +218,7 @@ public sealed class TransformerModel : LanguageModel
                     Adapt(g, on, l.LoraUp, up, 0, h, dropoutSeed, i);
                 }
                 m = s.Mlp == MlpKind.GeGlu ? GeGluOp.Forward(g, gate, up) : SwiGluOp.Forward(g, gate, up);
-                if (!Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up!, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h
+                if (l.MlpNorm != null && !Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up!, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h (without a norm h is the stream)
             }
             else
             {
@@ -444,7 +444,7 @@ public sealed class TransformerModel : LanguageModel
         {
             var src = w.Layers[i];
             var l = layers[i];
-            src.AttnNorm.CopyTo(l.AttnNorm.Span);
+            src.AttnNorm?.CopyTo(l.AttnNorm!.Span);
             src.AttnNormBias?.CopyTo(l.AttnNormBias!.Span);
             if (src.QkvBias != null)
             {
@@ -460,7 +460,7 @@ public sealed class TransformerModel : LanguageModel
             src.WoBias?.CopyTo(l.WoBias!.Span);
             src.AttnPostNorm?.CopyTo(l.AttnPostNorm!.Span);
             src.MlpPostNorm?.CopyTo(l.MlpPostNorm!.Span);
-            src.MlpNorm.CopyTo(l.MlpNorm.Span);
+            src.MlpNorm?.CopyTo(l.MlpNorm!.Span);
             src.MlpNormBias?.CopyTo(l.MlpNormBias!.Span);
             src.UpBias?.CopyTo(l.UpBias!.Span);
             src.DownBias?.CopyTo(l.DownBias!.Span);
@@ -611,7 +611,7 @@ public sealed class TransformerModel : LanguageModel
             bool fused = l.Qkv.Length == 1;
             ls[i] = new LayerWeights
             {
-                AttnNorm = l.AttnNorm.Storage,
+                AttnNorm = l.AttnNorm?.Storage,
                 AttnNormBias = l.AttnNormBias?.Storage,
                 Wqkv = fused ? WeightMatrix.View(l.Qkv[0]) : null,
                 Wq = fused ? null : WeightMatrix.View(l.Qkv[0]),
@@ -624,7 +624,7 @@ public sealed class TransformerModel : LanguageModel
                 WoBias = l.WoBias?.Storage,
                 AttnPostNorm = l.AttnPostNorm?.Storage,
                 MlpPostNorm = l.MlpPostNorm?.Storage,
-                MlpNorm = l.MlpNorm.Storage,
+                MlpNorm = l.MlpNorm?.Storage,
                 MlpNormBias = l.MlpNormBias?.Storage,
                 Gate = l.Gate == null ? null : WeightMatrix.View(l.Gate),
                 Up = l.Up == null ? null : WeightMatrix.View(l.Up),
@@ -642,8 +642,8 @@ public sealed class TransformerModel : LanguageModel
 
     private sealed class Layer
     {
-        public Tensor AttnNorm = null!, Wo = null!, MlpNorm = null!;
-        public Tensor? AttnNormBias, WoBias, MlpNormBias, Gate, Up, UpBias, Down, DownBias;
+        public Tensor Wo = null!;
+        public Tensor? AttnNorm, MlpNorm, AttnNormBias, WoBias, MlpNormBias, Gate, Up, UpBias, Down, DownBias;
 
         /// <summary>A mixture of experts' router [E, C] and each expert's gate, up [F, C] and down [C, F] (else null).</summary>
         public Tensor? Router;
