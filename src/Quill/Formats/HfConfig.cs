@@ -1,5 +1,5 @@
-// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Qwen2, Qwen3, Phi-3,
-// Gemma 2, Gemma 3's text model (model_type gemma3_text), GPT-2) into
+// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Mixtral, Qwen2, Qwen3,
+// Qwen3-MoE, OLMo 2, Phi-3, Gemma 2, Gemma 3's text model (model_type gemma3_text), GPT-2) into
 // one plain record, filling each field from the family's own key names and HF's per-family defaults (GPT-2's
 // n_embd / n_layer / n_head / n_inner / n_positions; tie_word_embeddings defaults true for GPT-2, false for the
 // others; true for Gemma). Gemma's fields: query_pre_attn_scalar, attn_logit_softcapping, final_logit_softcapping,

@@ -25,6 +25,8 @@
 //   expert_feed_forward_length); router ffn_gate_inp (F32), experts as 3-D ffn_gate_exps / ffn_up_exps /
 //   ffn_down_exps (ne [cols, rows, E]); both of llama.cpp's graphs renormalize the chosen weights, so a mixture that
 //   does not (Qwen3-MoE with norm_topk_prob false) is refused.
+// - olmo2 (no input norms, post_attention_norm / post_ffw_norm, whole-width attn_q_norm / attn_k_norm): unpermuted,
+//   untied, head size width / heads (llama.cpp derives it).
 // - LongRoPE (Phi-3.5 / Phi-4) as phi3: fused attn_qkv and ffn_up (gate rows, then up), rope_factors_long /
 //   rope_factors_short, phi3.rope.scaling.attn_factor and .original_context_length (as llama.cpp's converter).
 // Does not handle: phi3 without LongRoPE (written as llama, permuted), partial rotary on half-paired llama models with biases, a sliding window on

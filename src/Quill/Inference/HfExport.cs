@@ -10,6 +10,7 @@
 // The tokenizer: byte-level BPE as HfTokenizerJson writes it; SentencePiece and char tokenizers as a
 // SentencePiece-style BPE (VocabularyExport describes a char vocabulary as one); others leave tokenizer.json out
 // and say so. Each file is written atomically and tensors are converted one at a time as they are written.
+// - OLMo 2 (Olmo2ForCausalLM): post_attention_layernorm / post_feedforward_layernorm, no input norms.
 // - mixtures of experts: Mixtral (MixtralForCausalLM, block_sparse_moe) or, with q/k norms, Qwen3-MoE
 //   (Qwen3MoeForCausalLM, mlp.experts), one tensor per expert.
 // Does not handle: block-quantized output (HF holds floats: use GGUF), phi3, per-pair rope_freqs without Llama 3

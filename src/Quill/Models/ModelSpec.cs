@@ -4,11 +4,12 @@
 // metadata and a HF config.json (Models.ModelBuilders and the loaders in Inference).
 // Choices: the norm (LayerNorm or RMSNorm, its epsilon, LayerNorm bias), the MLP (GELU-tanh up/down or SiLU-gated
 // SwiGLU), positions (learned table or RoPE: theta, pairing style, rotary dims for partial rotary, linear scaling,
-// Llama 3 scaling, or llama.cpp's per-pair divisors), head_dim apart from width / heads, query and key/value heads,
+// Llama 3 scaling, llama.cpp's per-pair divisors, or Phi-3.5 / Phi-4 LongRoPE), head_dim apart from width / heads, query and key/value heads,
 // biases (q|k|v, attention output, MLP, norms), tied input and output embeddings, the sliding window and which
 // layers use it (all: Mistral; all but every n-th: Gemma 2 and 3) with their own RoPE base (Gemma 3), MLP width,
 // and Gemma's touches: embeddings scaled by sqrt(C), norms after attention and after the MLP, GeGLU, the attention
-// score scale, attention and final logit soft-caps, and norm weights stored as gamma - 1 in Hugging Face files.
+// score scale, attention and final logit soft-caps, and norm weights stored as gamma - 1 in Hugging Face files;
+// OLMo 2's: norms only after attention and the MLP (PreNorms false), q/k norms over the whole projection.
 // Sliding windows are computed as such (AttentionMask in training, a window over the KV cache in decode), so a
 // window does not limit the context.
 // Mixture of experts (Mixtral, Qwen3-MoE): Experts > 0 replaces every layer's MLP by a router [E, C] and E SwiGLU

@@ -11,6 +11,7 @@
 //           Qwen3-MoE (mlp.gate, mlp.experts.{e}.gate_proj/up_proj/down_proj): the Llama names plus the experts, one
 //           tensor per expert (ExpertName fills in e); GGUF holds each layer's experts as one 3-D tensor
 //           (ffn_gate_exps / ffn_up_exps / ffn_down_exps [E, F, C] outermost first) and the router as ffn_gate_inp.
+//   HfOlmo2 Hugging Face OLMo 2: no input norms; post_attention_layernorm / post_feedforward_layernorm on the outputs.
 //   HfGemma Hugging Face Gemma 2 / 3: the Llama names, except that post_attention_layernorm is the norm of the
 //           attention output and the MLP's input norm is pre_feedforward_layernorm (+ post_feedforward_layernorm).
 // Does not handle: other families' names (Falcon, GPT-NeoX, ...).

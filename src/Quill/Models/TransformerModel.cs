@@ -1,13 +1,16 @@
 // The trainable decoder-only transformer, built from a ModelSpec: every architecture Quill reads (GPT-2, Llama incl.
-// Llama 3 scaling, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and 3, llama2.c) is this one class, its blocks picked by
+// Llama 3 scaling, Mistral, Mixtral, Qwen2, Qwen3, Qwen3-MoE, Phi-3 incl. LongRoPE, Gemma 2 and 3, OLMo 2, llama2.c) is
+// this one class, its blocks picked by
 // the spec's choices:
 //   x = embed(tokens) (* sqrt(C): Gemma) (+ learned positions)
 //   (packed rows, docStarts given: each token attends only within its document, and its position, learned or RoPE,
 //   counts from its document's start, so a document gets what it would get alone in a row)
-//   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3, Gemma 3); a = causal
+//   per layer: h = norm(x) (OLMo 2: h = x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3,
+//   Gemma 3) or over their whole width (OLMo 2); a = causal
 //   attention (RoPE on q, k with the layer's base; GQA; the layer's sliding window; score scale and soft-cap);
-//   x += post_norm(a Wo^T (+ b))   (post_norm: Gemma, else identity)
+//   x += post_norm(a Wo^T (+ b))   (post_norm: Gemma, OLMo 2, else identity)
 //              h = norm(x); x += post_norm(down(act(gate(h)) * up(h)))  (act: silu, or gelu_tanh for Gemma's GeGLU)
+//              or x += sum over the top-k experts of w_e down_e(silu(gate_e(h)) * up_e(h))  (Mixtral, Qwen3-MoE)
 //              or x += down(gelu_tanh(up(h) + b)) + b
 //   logits = norm(x) Head^T  (Head = the embedding when tied; soft-capped by c tanh(z / c): Gemma 2)
 // Parameter names come from the file family's name table (TensorNames.ForQuillCheckpoint): nanoGPT for GPT-2 (fused

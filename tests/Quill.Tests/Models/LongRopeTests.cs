@@ -88,28 +88,15 @@ public sealed class LongRopeTests : IDisposable
         Close.Assert(want, EngineLogits(back, 64, tokens, 1), 1e-5, "through GGUF, long factors");
         Close.Assert(EngineLogits(hf, 32, tokens[..20], 1), EngineLogits(back, 32, tokens[..20], 1), 1e-5, "through GGUF, short factors");
 
-        using var cpp = LlamaCpp.Open(gguf, f32Cache: true); // its context (256) exceeds the original 32: long factors, as ours at 64
-        Close.Assert([.. cpp.Logits(tokens).SelectMany(r => r)], want, 1e-3, "llama.cpp vs Quill on phi3 LongRoPE");
-        var engine = new InferenceEngine(back, 64);
-        Assert.Equal(cpp.Greedy(tokens[..4], 24), Inference.LlamaCppOracleTests.GreedyQuill(engine, tokens[..4], 24, back.Spec.VocabSize));
+        // llama.cpp's context (256) exceeds the original 32: the long factors, as ours at 64
+        ArchChecks.LlamaCppAgrees(gguf, tokens, want, 1e-3, 24, "phi3 LongRoPE");
     }
 
     [Fact]
     public void Cached_decode_equals_a_full_recompute()
     {
         using var m = ModelLoader.Load(Path.Combine(Root, "hf"));
-        int[] tokens = Flat(Step, "long_tokens");
-        int v = m.Spec.VocabSize;
-        float[] full = EngineLogits(m, 64, tokens, 1);
-        var e = new InferenceEngine(m, 64);
-        var cache = e.CreateCache();
-        e.Forward(cache, tokens[..5], new float[5 * v], allLogits: true);
-        var step = new float[v];
-        for (int t = 5; t < tokens.Length; t++)
-        {
-            e.Forward(cache, tokens[t..(t + 1)], step);
-            Close.Assert(full.AsSpan(t * v, v).ToArray(), step, 1e-5, $"decode at {t}");
-        }
+        ArchChecks.CachedDecodeEqualsRecompute(m, Flat(Step, "long_tokens"), 5, "phi3 LongRoPE");
     }
 
     [Fact]

@@ -26,13 +26,7 @@ public sealed class MoeTests : IDisposable
 
     private static string Fixture(string arch) => Path.Combine(AppContext.BaseDirectory, "fixtures", "crosscheck", arch, "hf");
 
-    private static float[] Logits(InferenceModel m, int[] tokens)
-    {
-        var e = new InferenceEngine(m, 64);
-        var all = new float[tokens.Length * m.Spec.VocabSize];
-        e.Forward(e.CreateCache(), tokens, all, allLogits: true);
-        return all;
-    }
+    private static float[] Logits(InferenceModel m, int[] tokens) => ArchChecks.Logits(m, tokens);
 
     private static int[] Tokens(int n, int vocab) => [.. Enumerable.Range(0, n).Select(i => (i * 29 + 3) % vocab)];
 
@@ -81,12 +75,9 @@ public sealed class MoeTests : IDisposable
         Assert.Equal(HfConfig.Load(Fixture(arch)).ModelType, HfConfig.Load(folder).ModelType);
         using (var back = ModelLoader.Load(folder)) Close.Assert(want, Logits(back, tokens), 1e-6, $"{arch} through an HF folder");
 
-        using var cpp = LlamaCpp.Open(gguf, f32Cache: true);
-        Close.Assert([.. cpp.Logits(tokens).SelectMany(r => r)], want, 1e-3, $"llama.cpp vs Quill on {arch}"); // as for qwen3: 1.2e-4 apart at most here
+        ArchChecks.LlamaCppAgrees(gguf, tokens, want, 1e-3, 20, arch); // 1e-3 as for qwen3: 1.2e-4 apart at most here
         using var quill = ModelLoader.Load(gguf);
-        var engine = new InferenceEngine(quill, 64);
-        int[] mine = Inference.LlamaCppOracleTests.GreedyQuill(engine, tokens[..4], 20, v);
-        Assert.Equal(cpp.Greedy(tokens[..4], 20), mine);
+        int[] mine = Inference.LlamaCppOracleTests.GreedyQuill(new InferenceEngine(quill, 64), tokens[..4], 20, v);
         using var fromHf = ModelLoader.Load(Fixture(arch));
         Assert.Equal(mine, Inference.LlamaCppOracleTests.GreedyQuill(new InferenceEngine(fromHf, 64), tokens[..4], 20, v)); // GGUF and HF forms agree
     }
@@ -115,18 +106,7 @@ public sealed class MoeTests : IDisposable
     public void Cached_decode_equals_a_full_recompute(string arch)
     {
         using var m = ModelLoader.Load(Fixture(arch));
-        int v = m.Spec.VocabSize;
-        int[] tokens = Tokens(20, v);
-        float[] full = Logits(m, tokens);
-        var e = new InferenceEngine(m, 64);
-        var cache = e.CreateCache();
-        var step = new float[v];
-        e.Forward(cache, tokens[..3], new float[3 * v], allLogits: true);
-        for (int t = 3; t < tokens.Length; t++)
-        {
-            e.Forward(cache, tokens[t..(t + 1)], step);
-            Close.Assert(full.AsSpan(t * v, v).ToArray(), step, 1e-5, $"{arch}: decode at {t} vs full recompute");
-        }
+        ArchChecks.CachedDecodeEqualsRecompute(m, Tokens(20, m.Spec.VocabSize), 3, arch);
     }
 
     [Fact]
@@ -252,20 +232,7 @@ public sealed class MoeTests : IDisposable
         var adapter = lm.AddLora(new LoraConfig { Rank = 4, Alpha = 8, TargetModules = [LoraConfig.AllLinear] });
         Assert.Equal(4 * m.Spec.Layers, adapter.Modules.Count);
         Assert.All(adapter.Modules, x => Assert.Contains(x.Slot, new[] { WeightSlot.Q, WeightSlot.K, WeightSlot.V, WeightSlot.O }));
-        lm.Parameters.EnableGrads();
-        var opt = new Quill.Training.AdamWOptimizer(lm.Parameters, new Quill.Training.TrainConfig { LearningRate = 3e-2f, WeightDecay = 0f });
-        int[] tokens = Tokens(25, m.Spec.VocabSize);
-        double first = 0, last = 0;
-        for (int step = 0; step < 15; step++)
-        {
-            var g = new Graph();
-            var loss = lm.Loss(g, tokens[..24], tokens[1..], 2, 12);
-            if (step == 0) first = loss.Item();
-            last = loss.Item();
-            g.Backward(loss);
-            opt.Step(3e-2f, 1f);
-            lm.Parameters.ZeroGrads();
-        }
+        var (first, last) = ArchChecks.Train(lm, Tokens(25, m.Spec.VocabSize), 15);
         Assert.True(last < first - 0.1, $"loss {first} -> {last}");
         Assert.All(lm.Parameters.Where(p => p.Name.Contains("experts", StringComparison.Ordinal)), p => Assert.False(p.RequiresGrad));
     }

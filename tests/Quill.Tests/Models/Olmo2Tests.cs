@@ -20,13 +20,7 @@ public sealed class Olmo2Tests : IDisposable
 
     private static string Fixture => Path.Combine(AppContext.BaseDirectory, "fixtures", "crosscheck", "olmo2", "hf");
 
-    private static float[] Logits(InferenceModel m, int[] tokens)
-    {
-        var e = new InferenceEngine(m, 64);
-        var all = new float[tokens.Length * m.Spec.VocabSize];
-        e.Forward(e.CreateCache(), tokens, all, allLogits: true);
-        return all;
-    }
+    private static float[] Logits(InferenceModel m, int[] tokens) => ArchChecks.Logits(m, tokens);
 
     private static int[] Tokens(int n, int vocab) => [.. Enumerable.Range(0, n).Select(i => (i * 29 + 3) % vocab)];
 
@@ -63,46 +57,17 @@ public sealed class Olmo2Tests : IDisposable
         Assert.Equal("olmo2", HfConfig.Load(folder).ModelType);
         using (var back = ModelLoader.Load(folder)) Close.Assert(want, Logits(back, tokens), 1e-6, "olmo2 through an HF folder");
 
-        using var cpp = LlamaCpp.Open(gguf, f32Cache: true);
-        Close.Assert([.. cpp.Logits(tokens).SelectMany(r => r)], want, 1e-3, "llama.cpp vs Quill on olmo2");
-        using var quill = ModelLoader.Load(gguf);
-        var engine = new InferenceEngine(quill, 64);
-        Assert.Equal(cpp.Greedy(tokens[..4], 24), Inference.LlamaCppOracleTests.GreedyQuill(engine, tokens[..4], 24, v));
+        ArchChecks.LlamaCppAgrees(gguf, tokens, want, 1e-3, 24, "olmo2");
     }
 
     [Fact]
     public void Cached_decode_equals_a_full_recompute_and_an_adapter_trains()
     {
         using var m = ModelLoader.Load(Fixture);
-        int v = m.Spec.VocabSize;
-        int[] tokens = Tokens(20, v);
-        float[] full = Logits(m, tokens);
-        var e = new InferenceEngine(m, 64);
-        var cache = e.CreateCache();
-        e.Forward(cache, tokens[..3], new float[3 * v], allLogits: true);
-        var step = new float[v];
-        for (int t = 3; t < tokens.Length; t++)
-        {
-            e.Forward(cache, tokens[t..(t + 1)], step);
-            Close.Assert(full.AsSpan(t * v, v).ToArray(), step, 1e-5, $"olmo2: decode at {t} vs full recompute");
-        }
-
+        ArchChecks.CachedDecodeEqualsRecompute(m, Tokens(20, m.Spec.VocabSize), 3, "olmo2");
         var lm = LanguageModel.FromWeights(m.Weights);
         lm.AddLora(new LoraConfig { Rank = 4, Alpha = 8, TargetModules = [LoraConfig.AllLinear] });
-        lm.Parameters.EnableGrads();
-        var opt = new Quill.Training.AdamWOptimizer(lm.Parameters, new Quill.Training.TrainConfig { LearningRate = 3e-2f, WeightDecay = 0f });
-        int[] data = Tokens(25, v);
-        double first = 0, last = 0;
-        for (int i = 0; i < 30; i++)
-        {
-            var g = new Graph();
-            var loss = lm.Loss(g, data[..24], data[1..], 2, 12);
-            if (i == 0) first = loss.Item();
-            last = loss.Item();
-            g.Backward(loss);
-            opt.Step(3e-2f, 1f);
-            lm.Parameters.ZeroGrads();
-        }
+        var (first, last) = ArchChecks.Train(lm, Tokens(25, m.Spec.VocabSize), 30);
         Assert.True(last < first - 0.1, $"loss {first} -> {last}");
     }
 }
