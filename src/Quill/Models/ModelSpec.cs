@@ -283,6 +283,6 @@ public sealed record ModelSpec
         if (!(NormEps > 0)) Fail($"norm epsilon {NormEps} must be positive");
         if (Experts < 0 || IsMoe && (ExpertsUsed < 1 || ExpertsUsed > Experts))
             Fail($"{Experts} experts with {ExpertsUsed} used per token: each token must use between 1 and all of them");
-        if (IsMoe && (Mlp != MlpKind.SwiGlu || MlpBias)) Fail("experts are SwiGLU MLPs without biases");
+        if (IsMoe && (Mlp != MlpKind.SwiGlu || MlpBias || PostNorms)) Fail("experts are SwiGLU MLPs without biases or post-norms");
     }
 }
