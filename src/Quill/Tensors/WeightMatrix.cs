@@ -203,6 +203,19 @@ public sealed unsafe class WeightMatrix
             }
             return;
         }
+        if (m > SmallM && ws[0].UsesIntegerGemm)
+        {
+            // many rows: one quantization of x for every matrix of the same activation flavor and width
+            var flavor = QuantGemm.FlavorOf(ws[0].Type);
+            bool shared = true;
+            foreach (var w in ws) shared &= w.UsesIntegerGemm && QuantGemm.FlavorOf(w.Type) == flavor && w.Cols == ws[0].Cols;
+            if (shared)
+            {
+                var xq = QuantGemm.Rows.Quantize(flavor, x, ldx, m, ws[0].Cols);
+                for (int i = 0; i < ws.Length; i++) ws[i].MultiplyQuantized(xq, (float*)ys[i], ldys[i]);
+                return;
+            }
+        }
         bool fused = same && ldx == ws[0].Cols && ws[0].Type == GgmlType.F32;
         if (!fused)
         {
@@ -248,11 +261,22 @@ public sealed unsafe class WeightMatrix
             Gemm.Sgemm(false, true, m, Rows, Cols, 1f, xs, ldx, Floats, Cols, 0f, ys, ldy);
             return;
         }
+        if (UsesIntegerGemm)
+        {
+            // the activation rows quantized once (ggml's rules), then integer block dots: llama.cpp's arithmetic
+            MultiplyQuantized(QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(Type), x, ldx, m, Cols), y, ldy);
+            return;
+        }
         // y[:, r0:r0+n] = x W[r0:r0+n]^T, one dequantized panel of rows at a time
         nint xa = (nint)x, ya = (nint)y;
         ForEachPanel((r0, n, panel) => Gemm.Sgemm(false, true, m, n, Cols, 1f, new ReadOnlySpan<float>((float*)xa, (m - 1) * ldx + Cols), ldx,
             panel, Cols, 0f, new Span<float>((float*)ya + r0, (m - 1) * ldy + n), ldy));
     }
+
+    /// <summary>True when products of many rows run as QuantGemm's integer GEMM (block formats on AVX2 CPUs).</summary>
+    internal bool UsesIntegerGemm => QuantGemm.Enabled && QuantDot.HasIntegerPath(Type);
+
+    private void MultiplyQuantized(QuantGemm.Rows x, float* y, int ldy) => QuantGemm.Multiply(Type, (byte*)Address, Rows, RowBytes, x, y, ldy);
 
     private delegate void PanelAction(int firstRow, int rows, ReadOnlySpan<float> panel);
 
