@@ -30,7 +30,8 @@ internal static unsafe class QuantGemm
     /// <summary>Weight rows unpacked per slab (per thread at a time).</summary>
     private const int Slab = 16;
 
-    private static bool enabled = IntegerDot.Vectorized;
+    // QUILL_QUANT_GEMM=0 turns it off (to compare with the dequantize + SGEMM path)
+    private static bool enabled = IntegerDot.Vectorized && Environment.GetEnvironmentVariable("QUILL_QUANT_GEMM") != "0";
 
     /// <summary>
     /// True where quantized products of many rows take this GEMM: the default on CPUs with AVX2 + FMA (elsewhere
@@ -62,11 +63,15 @@ internal static unsafe class QuantGemm
         _ => throw new ArgumentException($"{type} has no integer GEMM.", nameof(type)),
     };
 
-    private static bool SignedValues(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q6_K;
+    private static bool SignedValues(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q6_K;
 
     private static int Pad8(int n) => (n + 7) & ~7;
 
-    /// <summary>m activation rows of K values quantized in one flavor: Q [m, K], Scale [m, nb], Offset [m, nbo] (zero padded).</summary>
+    /// <summary>
+    /// m activation rows of K values quantized in one flavor, rows Kp = K rounded up to 64 apart (zero padded, so the
+    /// 512-bit kernel takes blocks in pairs): Q and NegQ (-Q, for the signed weights' sign select) [m, Kp], lane
+    /// scales [m, Kp / 4] (each block's scale in 8 lanes; 0 in the padding), offsets [m, nbo] (zero padded).
+    /// </summary>
     internal sealed class Rows
     {
         [ThreadStatic] private static Rows? perThread;
@@ -75,11 +80,16 @@ internal static unsafe class QuantGemm
 
         public int K { get; private set; }
 
+        /// <summary>Row stride of Q, NegQ: K rounded up to 64.</summary>
+        public int Kp { get; private set; }
+
         public Flavor Kind { get; private set; }
 
         public sbyte[] Q { get; private set; } = [];
 
-        public float[] Scale { get; private set; } = [];
+        public sbyte[] NegQ { get; private set; } = [];
+
+        public float[] LaneScale { get; private set; } = [];
 
         public float[] Offset { get; private set; } = [];
 
@@ -94,56 +104,75 @@ internal static unsafe class QuantGemm
             return r;
         }
 
+        /// <summary>The scale of activation row i's block b.</summary>
+        public float BlockScale(int i, int b) => LaneScale[(long)i * (Kp / 4) + 8 * b];
+
         private void Fill(Flavor kind, float* x, int ldx, int m, int k, bool vector)
         {
             int blockSize = kind == Flavor.Q8_K ? 256 : 32;
             if (k % blockSize != 0) throw new ArgumentException($"rows of {k} values are not whole {blockSize}-value blocks.", nameof(k));
-            int nb = k / 32, nbo = Pad8(nb);
-            if (Q.Length < (long)m * k) Q = GC.AllocateUninitializedArray<sbyte>(checked(m * k), pinned: true);
-            if (Scale.Length < m * nb) Scale = GC.AllocateUninitializedArray<float>(m * nb, pinned: true);
+            int kp = Pad64(k), nb = k / 32, nbo = Pad8(nb);
+            if (Q.Length < (long)m * kp)
+            {
+                Q = GC.AllocateUninitializedArray<sbyte>(checked(m * kp), pinned: true);
+                NegQ = GC.AllocateUninitializedArray<sbyte>(m * kp, pinned: true);
+                LaneScale = GC.AllocateUninitializedArray<float>(m * kp / 4, pinned: true);
+            }
             if (Offset.Length < m * nbo) Offset = GC.AllocateUninitializedArray<float>(m * nbo, pinned: true);
             M = m;
             K = k;
+            Kp = kp;
             Kind = kind;
             nint xa = (nint)x;
             fixed (sbyte* q0 = Q)
-            fixed (float* s0 = Scale)
+            fixed (sbyte* n0 = NegQ)
+            fixed (float* s0 = LaneScale)
             fixed (float* o0 = Offset)
             {
-                nint qa = (nint)q0, sa = (nint)s0, oa = (nint)o0;
+                nint qa = (nint)q0, na = (nint)n0, sa = (nint)s0, oa = (nint)o0;
                 KernelThreads.ParallelFor(m, Math.Max(1, 16384 / k), (i0, i1) =>
                 {
                     int* sums = stackalloc int[nb];
+                    float* scales = stackalloc float[nb];
                     float* offs = stackalloc float[nb];
                     short* sum16 = stackalloc short[k / 16];
                     float* d256 = stackalloc float[Math.Max(1, k / 256)];
                     for (int i = i0; i < i1; i++)
                     {
                         float* xi = (float*)xa + (long)i * ldx;
-                        sbyte* qi = (sbyte*)qa + (long)i * k;
-                        float* si = (float*)sa + (long)i * nb;
+                        sbyte* qi = (sbyte*)qa + (long)i * kp;
+                        float* si = (float*)sa + (long)i * kp / 4;
                         float* oi = (float*)oa + (long)i * nbo;
                         if (kind == Flavor.Q8_K)
                         {
                             Q8Activation.QuantizeRow256(xi, k, qi, d256, sum16, vector);
                             for (int b = 0; b < nb; b++)
                             {
-                                float d = d256[b / 8];
-                                si[b] = d;
-                                oi[b] = d * (sum16[2 * b] + sum16[2 * b + 1]);
+                                scales[b] = d256[b / 8];
+                                offs[b] = scales[b] * (sum16[2 * b] + sum16[2 * b + 1]);
                             }
                         }
                         else
                         {
-                            Q8Activation.QuantizeRow32(xi, k, qi, si, sums, offs, vector);
-                            for (int b = 0; b < nb; b++) oi[b] = kind == Flavor.Q8_1 ? offs[b] : 0f;
+                            Q8Activation.QuantizeRow32(xi, k, qi, scales, sums, offs, vector);
+                            // Q8_1: ggml's s; Q8_0: dx * sum q (for Q4_0's -8 and Q5_0's -16, taken as minimums)
+                            if (kind == Flavor.Q8_0) for (int b = 0; b < nb; b++) offs[b] = scales[b] * sums[b];
                         }
-                        for (int b = nb; b < nbo; b++) oi[b] = 0f;
+                        for (int b = 0; b < nbo; b++) oi[b] = b < nb ? offs[b] : 0f;
+                        for (int b = 0; b < kp / 32; b++) Vector256.Store(Vector256.Create(b < nb ? scales[b] : 0f), si + 8 * b);
+                        for (int j = k; j < kp; j++) qi[j] = 0;
+                        sbyte* ni = (sbyte*)na + (long)i * kp;
+                        for (int j = 0; j < kp; j += 32) Vector256.Store(-Vector256.Load(qi + j), ni + j);
                     }
                 });
             }
         }
     }
+
+    private static int Pad64(int k) => (k + 63) & ~63;
+
+    /// <summary>True when the 512-bit kernels run (AVX-512 BW); tests turn it off to hold the 256-bit ones too.</summary>
+    internal static bool Use512 { get; set; } = Avx512BW.IsSupported;
 
     /// <summary>
     /// y[i, r] = W[r] . x[i] for a block-format W [rows, K] at w (rows rowBytes apart) and x quantized in
@@ -152,33 +181,46 @@ internal static unsafe class QuantGemm
     public static void Multiply(GgmlType type, byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
     {
         if (x.Kind != FlavorOf(type)) throw new ArgumentException($"{type} weights need {FlavorOf(type)} activations, got {x.Kind}.", nameof(x));
-        int k = x.K, m = x.M, slabs = (rows + Slab - 1) / Slab;
+        int k = x.K, kp = x.Kp, m = x.M, slabs = (rows + Slab - 1) / Slab;
         nint wa = (nint)w, ya = (nint)y;
-        // about 64 K multiply-adds per slab: split slabs across threads once each thread has a few
+        bool signed = SignedValues(type), wide = Use512 && Avx512BW.IsSupported;
+        // about a million multiply-adds per slab before a second thread joins
         KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
         {
-            var buf = SlabBuffer.ForThread(k);
+            var buf = SlabBuffer.ForThread(kp);
             fixed (byte* v = buf.Values)
             fixed (float* sv = buf.LaneScales)
             fixed (float* wo = buf.Offsets)
             fixed (sbyte* xq = x.Q)
-            fixed (float* xs = x.Scale)
+            fixed (sbyte* xn = x.NegQ)
+            fixed (float* xs = x.LaneScale)
             fixed (float* xo = x.Offset)
             {
                 for (int s = s0; s < s1; s++)
                 {
                     int r0 = s * Slab, n = Math.Min(Slab, rows - r0);
                     for (int r = 0; r < n; r++)
-                        Unpack(type, (byte*)wa + (r0 + r) * rowBytes, k, v + (long)r * k, sv + (long)r * k / 4, wo + (long)r * Pad8(k / 32));
-                    var args = new Args(v, sv, wo, xq, xs, xo, k, (float*)ya + r0, ldy, !SignedValues(type));
-                    if (SignedValues(type)) Slabs<Signed>(args, m, n);
-                    else Slabs<Unsigned>(args, m, n);
+                        Unpack(type, (byte*)wa + (r0 + r) * rowBytes, k, v + (long)r * kp, sv + (long)r * kp / 4, wo + (long)r * Pad8(k / 32));
+                    var args = new Args(v, sv, wo, xq, xn, xs, xo, k, kp, (float*)ya + r0, ldy, !signed);
+                    if (wide)
+                    {
+                        if (signed) Slabs512<Signed>(args, m, n);
+                        else Slabs512<Unsigned>(args, m, n);
+                    }
+                    else if (signed)
+                    {
+                        Slabs<Signed>(args, m, n);
+                    }
+                    else
+                    {
+                        Slabs<Unsigned>(args, m, n);
+                    }
                 }
             }
         });
     }
 
-    /// <summary>Per-thread unpacked slab: values [Slab, K] bytes, lane scales [Slab, nb * 8], offsets [Slab, nbo].</summary>
+    /// <summary>Per-thread unpacked slab: values [Slab, Kp] bytes, lane scales [Slab, Kp / 4], offsets [Slab, nbo].</summary>
     private sealed class SlabBuffer
     {
         [ThreadStatic] private static SlabBuffer? perThread;
@@ -187,28 +229,30 @@ internal static unsafe class QuantGemm
         public float[] LaneScales = [];
         public float[] Offsets = [];
 
-        public static SlabBuffer ForThread(int k)
+        public static SlabBuffer ForThread(int kp)
         {
             var b = perThread ??= new SlabBuffer();
-            if (b.Values.Length < Slab * k)
+            if (b.Values.Length < Slab * kp)
             {
-                b.Values = GC.AllocateUninitializedArray<byte>(Slab * k, pinned: true);
-                b.LaneScales = GC.AllocateUninitializedArray<float>(Slab * k / 4, pinned: true); // nb * 8 = k / 4 floats per row
-                b.Offsets = GC.AllocateUninitializedArray<float>(Slab * Pad8(k / 32), pinned: true);
+                b.Values = GC.AllocateUninitializedArray<byte>(Slab * kp, pinned: true);
+                b.LaneScales = GC.AllocateUninitializedArray<float>(Slab * kp / 4, pinned: true);
+                b.Offsets = GC.AllocateUninitializedArray<float>(Slab * Pad8(kp / 32), pinned: true);
             }
             return b;
         }
     }
 
-    private readonly struct Args(byte* v, float* sv, float* wo, sbyte* xq, float* xs, float* xo, int k, float* y, int ldy, bool offsets)
+    private readonly struct Args(byte* v, float* sv, float* wo, sbyte* xq, sbyte* xn, float* xs, float* xo, int k, int kp, float* y, int ldy, bool offsets)
     {
         public readonly byte* V = v;
         public readonly float* Sv = sv;
         public readonly float* Wo = wo;
         public readonly sbyte* Xq = xq;
+        public readonly sbyte* Xn = xn;
         public readonly float* Xs = xs;
         public readonly float* Xo = xo;
         public readonly int K = k;
+        public readonly int Kp = kp;
         public readonly float* Y = y;
         public readonly int Ldy = ldy;
         public readonly bool HasOffsets = offsets;
@@ -236,6 +280,7 @@ internal static unsafe class QuantGemm
     }
 
     // The slab's n rows against all m activation rows: 4 x 4 tiles, then the edges one pair at a time.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Slabs<T, S>(in Args a, int m, int n) where T : struct, IU8S8 where S : struct, ISign
     {
         int m4 = m & ~3, n4 = n & ~3;
@@ -271,32 +316,33 @@ internal static unsafe class QuantGemm
         return Vector256.Sum(acc);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Pair<T, S>(in Args a, int i, int r) where T : struct, IU8S8 where S : struct, ISign
     {
-        int k = a.K, nb = k / 32;
-        byte* v = a.V + (long)r * k;
-        float* sv = a.Sv + (long)r * k / 4;
-        sbyte* xq = a.Xq + (long)i * k;
-        float* xs = a.Xs + (long)i * nb;
+        int kp = a.Kp, nb = a.K / 32;
+        byte* v = a.V + (long)r * kp;
+        float* sv = a.Sv + (long)r * kp / 4;
+        sbyte* xq = a.Xq + (long)i * kp;
+        float* xs = a.Xs + (long)i * kp / 4;
         var acc = Vector256<float>.Zero;
         for (int b = 0; b < nb; b++)
         {
             var w = Avx.LoadVector256((sbyte*)v + 32 * b);
             var u = S.IsSigned ? Avx2.Abs(w) : w.AsByte();
-            acc = Step<T, S>(acc, u, w, Avx.LoadVector256(xq + 32 * b), Avx.LoadVector256(sv + 8 * b) * Vector256.Create(xs[b]));
+            acc = Step<T, S>(acc, u, w, Avx.LoadVector256(xq + 32 * b), Avx.LoadVector256(sv + 8 * b) * Avx.LoadVector256(xs + 8 * b));
         }
         return Finish(a, acc, i, r);
     }
 
-    // Four activation rows (i .. i + 3) x four weight rows (r .. r + 3) of the slab.
+    // Four activation rows (i .. i + 3) x four weight rows (r .. r + 3) of the slab, 256-bit.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile<T, S>(in Args a, int i, int r) where T : struct, IU8S8 where S : struct, ISign
     {
-        int k = a.K, nb = k / 32;
-        byte* v0 = a.V + (long)r * k;
-        float* sv0 = a.Sv + (long)r * k / 4;
-        sbyte* x0 = a.Xq + (long)i * k;
-        float* xs0 = a.Xs + (long)i * nb;
+        int kp = a.Kp, nb = a.K / 32, ls = kp / 4;
+        byte* v0 = a.V + (long)r * kp;
+        float* sv0 = a.Sv + (long)r * ls;
+        sbyte* x0 = a.Xq + (long)i * kp;
+        float* xs0 = a.Xs + (long)i * ls;
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector256<float> c10 = default, c11 = default, c12 = default, c13 = default;
         Vector256<float> c20 = default, c21 = default, c22 = default, c23 = default;
@@ -304,38 +350,38 @@ internal static unsafe class QuantGemm
         for (int b = 0; b < nb; b++)
         {
             var w0 = Avx.LoadVector256((sbyte*)v0 + 32 * b);
-            var w1 = Avx.LoadVector256((sbyte*)v0 + k + 32 * b);
-            var w2 = Avx.LoadVector256((sbyte*)v0 + 2 * k + 32 * b);
-            var w3 = Avx.LoadVector256((sbyte*)v0 + 3 * k + 32 * b);
+            var w1 = Avx.LoadVector256((sbyte*)v0 + kp + 32 * b);
+            var w2 = Avx.LoadVector256((sbyte*)v0 + 2 * kp + 32 * b);
+            var w3 = Avx.LoadVector256((sbyte*)v0 + 3 * kp + 32 * b);
             var u0 = S.IsSigned ? Avx2.Abs(w0) : w0.AsByte();
             var u1 = S.IsSigned ? Avx2.Abs(w1) : w1.AsByte();
             var u2 = S.IsSigned ? Avx2.Abs(w2) : w2.AsByte();
             var u3 = S.IsSigned ? Avx2.Abs(w3) : w3.AsByte();
             var s0 = Avx.LoadVector256(sv0 + 8 * b);
-            var s1 = Avx.LoadVector256(sv0 + k / 4 + 8 * b);
-            var s2 = Avx.LoadVector256(sv0 + k / 2 + 8 * b);
-            var s3 = Avx.LoadVector256(sv0 + 3 * (k / 4) + 8 * b);
+            var s1 = Avx.LoadVector256(sv0 + ls + 8 * b);
+            var s2 = Avx.LoadVector256(sv0 + 2 * ls + 8 * b);
+            var s3 = Avx.LoadVector256(sv0 + 3 * ls + 8 * b);
 
             var x = Avx.LoadVector256(x0 + 32 * b);
-            var dx = Vector256.Create(xs0[b]);
+            var dx = Avx.LoadVector256(xs0 + 8 * b);
             c00 = Step<T, S>(c00, u0, w0, x, s0 * dx);
             c01 = Step<T, S>(c01, u1, w1, x, s1 * dx);
             c02 = Step<T, S>(c02, u2, w2, x, s2 * dx);
             c03 = Step<T, S>(c03, u3, w3, x, s3 * dx);
-            x = Avx.LoadVector256(x0 + k + 32 * b);
-            dx = Vector256.Create(xs0[nb + b]);
+            x = Avx.LoadVector256(x0 + kp + 32 * b);
+            dx = Avx.LoadVector256(xs0 + ls + 8 * b);
             c10 = Step<T, S>(c10, u0, w0, x, s0 * dx);
             c11 = Step<T, S>(c11, u1, w1, x, s1 * dx);
             c12 = Step<T, S>(c12, u2, w2, x, s2 * dx);
             c13 = Step<T, S>(c13, u3, w3, x, s3 * dx);
-            x = Avx.LoadVector256(x0 + 2 * k + 32 * b);
-            dx = Vector256.Create(xs0[2 * nb + b]);
+            x = Avx.LoadVector256(x0 + 2 * kp + 32 * b);
+            dx = Avx.LoadVector256(xs0 + 2 * ls + 8 * b);
             c20 = Step<T, S>(c20, u0, w0, x, s0 * dx);
             c21 = Step<T, S>(c21, u1, w1, x, s1 * dx);
             c22 = Step<T, S>(c22, u2, w2, x, s2 * dx);
             c23 = Step<T, S>(c23, u3, w3, x, s3 * dx);
-            x = Avx.LoadVector256(x0 + 3 * k + 32 * b);
-            dx = Vector256.Create(xs0[3 * nb + b]);
+            x = Avx.LoadVector256(x0 + 3 * kp + 32 * b);
+            dx = Avx.LoadVector256(xs0 + 3 * ls + 8 * b);
             c30 = Step<T, S>(c30, u0, w0, x, s0 * dx);
             c31 = Step<T, S>(c31, u1, w1, x, s1 * dx);
             c32 = Step<T, S>(c32, u2, w2, x, s2 * dx);
@@ -361,10 +407,140 @@ internal static unsafe class QuantGemm
         y[3 * ld + 3] = Finish(a, c33, i + 3, r + 3);
     }
 
+    // ---- 512-bit (AVX-512 BW): two blocks per instruction (rows zero padded to whole pairs); signed weights take
+    // x or -x by the weight's sign mask (AVX-512 has no vpsignb) ----
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Slabs512<S>(in Args a, int m, int n) where S : struct, ISign
+    {
+        int m4 = m & ~3, n4 = n & ~3;
+        for (int i = 0; i < m4; i += 4)
+        {
+            for (int r = 0; r < n4; r += 4) Tile512<S>(a, i, r);
+            for (int r = n4; r < n; r++)
+                for (int ii = i; ii < i + 4; ii++) a.Y[(long)ii * a.Ldy + r] = Pair512<S>(a, ii, r);
+        }
+        for (int i = m4; i < m; i++)
+            for (int r = 0; r < n; r++) a.Y[(long)i * a.Ldy + r] = Pair512<S>(a, i, r);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Step512<S>(Vector512<float> acc, Vector512<byte> u, Vector512<sbyte> negative, Vector512<sbyte> x, Vector512<sbyte> nx, Vector512<float> scale)
+        where S : struct, ISign
+    {
+        var xs = S.IsSigned ? Vector512.ConditionalSelect(negative, nx, x) : x;
+        var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, xs), Vector512.Create((short)1));
+        return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p), scale, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Finish512(in Args a, Vector512<float> acc, int i, int r) => Finish(a, acc.GetLower() + acc.GetUpper(), i, r);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Pair512<S>(in Args a, int i, int r) where S : struct, ISign
+    {
+        int kp = a.Kp;
+        byte* v = a.V + (long)r * kp;
+        float* sv = a.Sv + (long)r * kp / 4;
+        sbyte* xq = a.Xq + (long)i * kp, xn = a.Xn + (long)i * kp;
+        float* xs = a.Xs + (long)i * kp / 4;
+        var acc = Vector512<float>.Zero;
+        for (int b = 0; b < kp / 32; b += 2)
+        {
+            var w = Vector512.Load((sbyte*)v + 32 * b);
+            var u = S.IsSigned ? Avx512BW.Abs(w) : w.AsByte();
+            var neg = Vector512.LessThan(w, Vector512<sbyte>.Zero);
+            acc = Step512<S>(acc, u, neg, Vector512.Load(xq + 32 * b), Vector512.Load(xn + 32 * b), Vector512.Load(sv + 8 * b) * Vector512.Load(xs + 8 * b));
+        }
+        return Finish512(a, acc, i, r);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile512<S>(in Args a, int i, int r) where S : struct, ISign
+    {
+        int kp = a.Kp, ls = kp / 4;
+        byte* v0 = a.V + (long)r * kp;
+        float* sv0 = a.Sv + (long)r * ls;
+        sbyte* x0 = a.Xq + (long)i * kp, n0 = a.Xn + (long)i * kp;
+        float* xs0 = a.Xs + (long)i * ls;
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        for (int b = 0; b < kp / 32; b += 2)
+        {
+            var w0 = Vector512.Load((sbyte*)v0 + 32 * b);
+            var w1 = Vector512.Load((sbyte*)v0 + kp + 32 * b);
+            var w2 = Vector512.Load((sbyte*)v0 + 2 * kp + 32 * b);
+            var w3 = Vector512.Load((sbyte*)v0 + 3 * kp + 32 * b);
+            var u0 = S.IsSigned ? Avx512BW.Abs(w0) : w0.AsByte();
+            var u1 = S.IsSigned ? Avx512BW.Abs(w1) : w1.AsByte();
+            var u2 = S.IsSigned ? Avx512BW.Abs(w2) : w2.AsByte();
+            var u3 = S.IsSigned ? Avx512BW.Abs(w3) : w3.AsByte();
+            var g0 = S.IsSigned ? Vector512.LessThan(w0, Vector512<sbyte>.Zero) : default;
+            var g1 = S.IsSigned ? Vector512.LessThan(w1, Vector512<sbyte>.Zero) : default;
+            var g2 = S.IsSigned ? Vector512.LessThan(w2, Vector512<sbyte>.Zero) : default;
+            var g3 = S.IsSigned ? Vector512.LessThan(w3, Vector512<sbyte>.Zero) : default;
+            var s0 = Vector512.Load(sv0 + 8 * b);
+            var s1 = Vector512.Load(sv0 + ls + 8 * b);
+            var s2 = Vector512.Load(sv0 + 2 * ls + 8 * b);
+            var s3 = Vector512.Load(sv0 + 3 * ls + 8 * b);
+
+            var x = Vector512.Load(x0 + 32 * b);
+            var nx = S.IsSigned ? Vector512.Load(n0 + 32 * b) : default;
+            var dx = Vector512.Load(xs0 + 8 * b);
+            c00 = Step512<S>(c00, u0, g0, x, nx, s0 * dx);
+            c01 = Step512<S>(c01, u1, g1, x, nx, s1 * dx);
+            c02 = Step512<S>(c02, u2, g2, x, nx, s2 * dx);
+            c03 = Step512<S>(c03, u3, g3, x, nx, s3 * dx);
+            x = Vector512.Load(x0 + kp + 32 * b);
+            nx = S.IsSigned ? Vector512.Load(n0 + kp + 32 * b) : default;
+            dx = Vector512.Load(xs0 + ls + 8 * b);
+            c10 = Step512<S>(c10, u0, g0, x, nx, s0 * dx);
+            c11 = Step512<S>(c11, u1, g1, x, nx, s1 * dx);
+            c12 = Step512<S>(c12, u2, g2, x, nx, s2 * dx);
+            c13 = Step512<S>(c13, u3, g3, x, nx, s3 * dx);
+            x = Vector512.Load(x0 + 2 * kp + 32 * b);
+            nx = S.IsSigned ? Vector512.Load(n0 + 2 * kp + 32 * b) : default;
+            dx = Vector512.Load(xs0 + 2 * ls + 8 * b);
+            c20 = Step512<S>(c20, u0, g0, x, nx, s0 * dx);
+            c21 = Step512<S>(c21, u1, g1, x, nx, s1 * dx);
+            c22 = Step512<S>(c22, u2, g2, x, nx, s2 * dx);
+            c23 = Step512<S>(c23, u3, g3, x, nx, s3 * dx);
+            x = Vector512.Load(x0 + 3 * kp + 32 * b);
+            nx = S.IsSigned ? Vector512.Load(n0 + 3 * kp + 32 * b) : default;
+            dx = Vector512.Load(xs0 + 3 * ls + 8 * b);
+            c30 = Step512<S>(c30, u0, g0, x, nx, s0 * dx);
+            c31 = Step512<S>(c31, u1, g1, x, nx, s1 * dx);
+            c32 = Step512<S>(c32, u2, g2, x, nx, s2 * dx);
+            c33 = Step512<S>(c33, u3, g3, x, nx, s3 * dx);
+        }
+        float* y = a.Y + (long)i * a.Ldy + r;
+        int ld = a.Ldy;
+        y[0] = Finish512(a, c00, i, r);
+        y[1] = Finish512(a, c01, i, r + 1);
+        y[2] = Finish512(a, c02, i, r + 2);
+        y[3] = Finish512(a, c03, i, r + 3);
+        y[ld] = Finish512(a, c10, i + 1, r);
+        y[ld + 1] = Finish512(a, c11, i + 1, r + 1);
+        y[ld + 2] = Finish512(a, c12, i + 1, r + 2);
+        y[ld + 3] = Finish512(a, c13, i + 1, r + 3);
+        y[2 * ld] = Finish512(a, c20, i + 2, r);
+        y[2 * ld + 1] = Finish512(a, c21, i + 2, r + 1);
+        y[2 * ld + 2] = Finish512(a, c22, i + 2, r + 2);
+        y[2 * ld + 3] = Finish512(a, c23, i + 2, r + 3);
+        y[3 * ld] = Finish512(a, c30, i + 3, r);
+        y[3 * ld + 1] = Finish512(a, c31, i + 3, r + 1);
+        y[3 * ld + 2] = Finish512(a, c32, i + 3, r + 2);
+        y[3 * ld + 3] = Finish512(a, c33, i + 3, r + 3);
+    }
+
     /// <summary>
-    /// One weight row of <paramref name="type"/> (k values) into the kernel's shape: values [k] (signed or unsigned
-    /// bytes, natural order), lane scales [k / 4] (8 per block), offsets [nbo] (zero padded; zeros for signed formats).
+    /// One weight row of <paramref name="type"/> (k values) into the kernel's shape: values [Kp] (signed or unsigned
+    /// bytes, natural order), lane scales [Kp / 4] (8 per block), both zero past k (Kp = k rounded up to 64), and
+    /// offsets [nbo] (zero padded; zeros for the signed formats).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Unpack(GgmlType type, byte* row, int k, byte* v, float* sv, float* wo)
     {
         int nb = k / 32, nbo = Pad8(nb);
@@ -381,14 +557,15 @@ internal static unsafe class QuantGemm
                 break;
             case GgmlType.Q4_0:
             {
-                var eight = Vector128.Create((byte)8);
                 for (int b = 0; b < nb; b++)
                 {
                     byte* blk = row + 18 * b;
                     var q = Vector128.Load(blk + 2);
-                    Vector128.Store((q & m4) - eight, v + 32 * b);
-                    Vector128.Store(Vector128.ShiftRightLogical(q, 4) - eight, v + 32 * b + 16);
-                    Vector256.Store(Vector256.Create(Fp16.ToSingle(*(ushort*)blk)), sv + 8 * b);
+                    Vector128.Store(q & m4, v + 32 * b);
+                    Vector128.Store(Vector128.ShiftRightLogical(q, 4), v + 32 * b + 16);
+                    float d = Fp16.ToSingle(*(ushort*)blk);
+                    Vector256.Store(Vector256.Create(d), sv + 8 * b);
+                    wo[b] = -8 * d; // nibble - 8
                 }
                 break;
             }
@@ -409,16 +586,11 @@ internal static unsafe class QuantGemm
                         lo |= HighBits((ushort)qh);
                         hi |= HighBits((ushort)(qh >> 16));
                     }
-                    if (type == GgmlType.Q5_0)
-                    {
-                        var sixteen = Vector128.Create((byte)16);
-                        lo -= sixteen;
-                        hi -= sixteen;
-                    }
                     Vector128.Store(lo, v + 32 * b);
                     Vector128.Store(hi, v + 32 * b + 16);
-                    Vector256.Store(Vector256.Create(Fp16.ToSingle(*(ushort*)blk)), sv + 8 * b);
-                    if (type != GgmlType.Q5_0) wo[b] = Fp16.ToSingle(*(ushort*)(blk + 2));
+                    float d = Fp16.ToSingle(*(ushort*)blk);
+                    Vector256.Store(Vector256.Create(d), sv + 8 * b);
+                    wo[b] = type == GgmlType.Q5_0 ? -16 * d : Fp16.ToSingle(*(ushort*)(blk + 2)); // 5-bit - 16, or + m
                 }
                 break;
             }
@@ -489,7 +661,13 @@ internal static unsafe class QuantGemm
             default:
                 throw new ArgumentException($"{type} has no integer GEMM.", nameof(type));
         }
-        if (SignedValues(type)) nb = 0; // offsets unused: write zeros over the whole padding
+        // the zero padding: blocks up to a whole pair (values and scales), offsets up to a multiple of 8
+        for (int b = nb; b < Pad64(k) / 32; b++)
+        {
+            Vector256.Store(Vector256<byte>.Zero, v + 32 * b);
+            Vector256.Store(Vector256<float>.Zero, sv + 8 * b);
+        }
+        if (SignedValues(type)) nb = 0; // offsets unused
         for (int b = nb; b < nbo; b++) wo[b] = 0f;
     }
 
@@ -516,8 +694,8 @@ internal static unsafe class QuantGemm
         double sum = 0;
         for (int b = 0; b < k / 32; b++)
         {
-            float dx = x.Scale[i * (k / 32) + b];
-            for (int j = 0; j < 32; j++) sum += (double)w[32 * b + j] * x.Q[(long)i * k + 32 * b + j] * dx;
+            float dx = x.BlockScale(i, b);
+            for (int j = 0; j < 32; j++) sum += (double)w[32 * b + j] * x.Q[(long)i * x.Kp + 32 * b + j] * dx;
         }
         if (type is GgmlType.Q4_1 or GgmlType.Q5_1)
         {
@@ -527,8 +705,8 @@ internal static unsafe class QuantGemm
             {
                 float mn = Fp16.ToSingle(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(row[(bytes * b + 2)..]));
                 int qs = 0;
-                for (int j = 0; j < 32; j++) qs += x.Q[(long)i * k + 32 * b + j];
-                sum += (double)mn * (x.Offset[i * nbo + b] - (double)x.Scale[i * (k / 32) + b] * qs);
+                for (int j = 0; j < 32; j++) qs += x.Q[(long)i * x.Kp + 32 * b + j];
+                sum += (double)mn * (x.Offset[i * nbo + b] - (double)x.BlockScale(i, b) * qs);
             }
         }
         return sum;

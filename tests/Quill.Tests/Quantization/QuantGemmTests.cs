@@ -62,12 +62,12 @@ public unsafe class QuantGemmTests
     public void Unpacked_rows_rebuild_the_dequantized_values(GgmlType type, int k)
     {
         byte[] w = QuantizedMatrix(type, 3, k, 1);
-        int rb = (int)GgmlTypeInfo.RowBytes(type, k), nbo = (k / 32 + 7) / 8 * 8;
-        var v = new byte[k];
-        var sv = new float[k / 4];
+        int rb = (int)GgmlTypeInfo.RowBytes(type, k), nbo = (k / 32 + 7) / 8 * 8, kp = (k + 63) / 64 * 64;
+        var v = new byte[kp];
+        var sv = new float[kp / 4];
         var wo = new float[nbo];
         var want = new float[k];
-        bool signed = type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q6_K;
+        bool signed = type is GgmlType.Q8_0 or GgmlType.Q6_K;
         for (int r = 0; r < 3; r++)
         {
             fixed (byte* pw = w)
@@ -83,6 +83,7 @@ public unsafe class QuantGemmTests
                 Assert.True(Math.Abs(got - want[i]) <= 1e-5f * (1 + Math.Abs(want[i])), $"{type} row {r} value {i}: {got} vs {want[i]}");
             }
             for (int b = k / 32; b < nbo; b++) Assert.Equal(0f, wo[b]);
+            for (int i = k; i < kp; i++) Assert.Equal((0, 0f), (v[i], sv[i / 4]));
         }
     }
 
@@ -93,7 +94,20 @@ public unsafe class QuantGemmTests
         const int M = 11, R = 37; // 4 x 4 tiles plus edges in both directions, three slabs
         byte[] w = QuantizedMatrix(type, R, k, 2);
         float[] x = Random(M * k, 3, 3);
-        float[] y = Product(type, w, R, k, x, M, threads: 1);
+        float[] y = Product(type, w, R, k, x, M, threads: 1), y256 = y;
+        if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported)
+        {
+            // the 256-bit kernels too, on a machine whose default is the 512-bit ones
+            QuantGemm.Use512 = false;
+            try
+            {
+                y256 = Product(type, w, R, k, x, M, threads: 1);
+            }
+            finally
+            {
+                QuantGemm.Use512 = true;
+            }
+        }
         int rb = (int)GgmlTypeInfo.RowBytes(type, k);
         QuantGemm.Rows rowsQ;
         fixed (float* px = x) rowsQ = QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(type), px, k, M, k, vector: false);
@@ -103,7 +117,7 @@ public unsafe class QuantGemmTests
             var xq = Q8Activation.Quantize(x.AsSpan(i * k, k));
             // the GEMM's activation rows are Q8Activation's numbers
             bool k256 = GgmlTypeInfo.BlockSize(type) == 256;
-            Assert.Equal((k256 ? xq.Q256 : xq.Q32).AsSpan(0, k).ToArray(), rowsQ.Q.AsSpan(i * k, k).ToArray());
+            Assert.Equal((k256 ? xq.Q256 : xq.Q32).AsSpan(0, k).ToArray(), rowsQ.Q.AsSpan(i * rowsQ.Kp, k).ToArray());
             for (int r = 0; r < R; r++)
             {
                 var row = w.AsSpan(r * rb, rb);
@@ -114,6 +128,7 @@ public unsafe class QuantGemmTests
                 double twin = QuantGemm.RowReference(type, row, rowsQ, i);
                 float got = y[i * R + r];
                 Assert.True(Math.Abs(got - twin) <= tol, $"{type} [{i}, {r}]: {got} vs twin {twin}");
+                Assert.True(Math.Abs(y256[i * R + r] - twin) <= tol, $"{type} [{i}, {r}] 256-bit: {y256[i * R + r]} vs twin {twin}");
                 float decode = QuantDot.Dot(type, row, xq);
                 Assert.True(Math.Abs(got - decode) <= tol, $"{type} [{i}, {r}]: {got} vs decode dot {decode}");
             }
