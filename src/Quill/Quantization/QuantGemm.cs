@@ -45,7 +45,8 @@ internal static unsafe class QuantGemm
     }
 
     /// <summary>The path on this CPU, for quill version.</summary>
-    public static string PathName => !Enabled ? "none (dequantize + sgemm)" : AvxVnni.IsSupported ? "avx-vnni 4x4" : "avx2 4x4";
+    public static string PathName => !Enabled ? "off (dequantize + sgemm)"
+        : Use512 && Avx512BW.IsSupported ? "avx512bw 4x4" : AvxVnni.IsSupported ? "avx-vnni 4x4" : "avx2 4x4";
 
     /// <summary>Which activation quantization a weight type meets (ggml's vec_dot_type).</summary>
     internal enum Flavor
