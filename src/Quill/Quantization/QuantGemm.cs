@@ -2,21 +2,24 @@
 // of float activations X, the way llama.cpp multiplies them: every activation row is quantized once per product
 // (Q8Activation's ggml rules: Q8_0 for Q8_0 / Q4_0 / Q5_0 weights, Q8_1 for Q4_1 / Q5_1, Q8_K for K-quants) and each
 // 32-value block of a weight row meets each activation block as one int8 dot product.
-// Weights are unpacked a slab of rows at a time (per thread, into L1/L2) to one shape every format fits:
-// - values as bytes, in natural order: signed (Q8_0 as stored, Q4_0 nibble - 8, Q5_0 - 16, Q6_K - 32) or unsigned
-//   (Q4_1, Q5_1, Q4_K, Q5_K without their minimums);
-// - per 32-value block eight float lane scales (lanes 0-3 cover values 0-15 and 4-7 values 16-31, so Q6_K's
-//   16-value sub-blocks keep their own scale; other formats repeat one scale);
-// - per block a float offset (the minimum terms: Q4_1 / Q5_1 m, K-quants -dmin m_j), met by the activation's block
-//   offsets (Q8_1's s; Q8_K's dx * block sum) in one vector FMA per 8 blocks.
-// A 4 x 4 tile (four activation rows x four weight rows, 16 vector accumulators) takes per block and pair one u8 x s8
-// dot (vpdpbusd with AVX-VNNI, else pmaddubsw + pmaddwd; signed weights through the sign trick, |w| . sign(x, w)),
-// a conversion, and one FMA with the lane scales times the activation scale. Each (row, column) sum runs through the
-// same steps in the same order whatever tile it lands in, so a product row does not depend on m or on threads.
-// Slabs of weight rows split across KernelThreads. RowReference is the scalar twin the tests hold the kernel to.
+// Weights are unpacked a slab of 16 rows at a time (per thread) to one shape every format fits:
+// - values as bytes in natural order: signed (Q8_0 as stored, Q6_K - 32) or unsigned (Q4_0, Q5_0, Q4_1, Q5_1, Q4_K,
+//   Q5_K without their offsets);
+// - per 32-value block and 16-value half a float scale (Q6_K's 16-value sub-blocks keep their own);
+// - per block a float offset: the minimums (Q4_1 / Q5_1 m, K-quants -dmin m_j) and the symmetric formats' zero
+//   points (Q4_0 -8 d, Q5_0 -16 d), met by the activation's block offsets (Q8_1's s, otherwise dx * sum q).
+// Then eight rows are interleaved four values at a time, so one vector's eight int32 lanes are eight weight rows:
+// each 4 activation values are broadcast and one u8 x s8 dot (vpdpbusd with AVX-VNNI, else pmaddubsw + pmaddwd;
+// signed weights through the sign trick |w| . sign(x, w)) adds them into eight rows at once. Per block, the eight
+// int32 sums become floats times (weight scales x activation scale), and the offsets add in with one FMA, so there
+// is no horizontal sum: a lane ends as one output. Four activation rows share each weight vector. Measured on a
+// Zen 4 core this way of laying out the work ran 1.4-1.8x the 4 x 4 tile of per-pair dots it replaced, and 1-3x the
+// dequantize + SGEMM path (docs/BENCHMARKS.md). Each output runs through the same steps whatever the m, the slab
+// or the thread count. RowReference is the scalar twin the tests and `quill version --check` hold it to.
 // Does not handle: CPUs without AVX2 + FMA (Enabled false: WeightMatrix keeps dequantize + SGEMM there, NEON too),
 // F32 / F16 / BF16 weights (SGEMM), K not a multiple of the block size (the loaders refuse such tensors).
-// Glossary: m activation rows, R weight rows, K values per row, nb = K / 32 blocks, nbo = nb rounded up to 8.
+// Glossary: m activation rows, R weight rows, K values per row, Kp = K rounded up to 64 (row stride), nb = K / 32
+// blocks, nbo = nb rounded up to 8.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -45,8 +48,7 @@ internal static unsafe class QuantGemm
     }
 
     /// <summary>The path on this CPU, for quill version.</summary>
-    public static string PathName => !Enabled ? "off (dequantize + sgemm)"
-        : Use512 && Avx512BW.IsSupported ? "avx512bw 4x4" : AvxVnni.IsSupported ? "avx-vnni 4x4" : "avx2 4x4";
+    public static string PathName => !Enabled ? "off (dequantize + sgemm)" : AvxVnni.IsSupported ? "avx-vnni 8 rows x 4" : "avx2 8 rows x 4";
 
     /// <summary>Which activation quantization a weight type meets (ggml's vec_dot_type).</summary>
     internal enum Flavor
@@ -69,9 +71,8 @@ internal static unsafe class QuantGemm
     private static int Pad8(int n) => (n + 7) & ~7;
 
     /// <summary>
-    /// m activation rows of K values quantized in one flavor, rows Kp = K rounded up to 64 apart (zero padded, so the
-    /// 512-bit kernel takes blocks in pairs): Q and NegQ (-Q, for the signed weights' sign select) [m, Kp], lane
-    /// scales [m, Kp / 4] (each block's scale in 8 lanes; 0 in the padding), offsets [m, nbo] (zero padded).
+    /// m activation rows of K values quantized in one flavor, rows Kp = K rounded up to 64 apart (zero padded): Q
+    /// [m, Kp], lane scales [m, Kp / 4] (each block's scale in 8 lanes; 0 in the padding), offsets [m, nbo] (zero padded).
     /// </summary>
     internal sealed class Rows
     {
@@ -81,14 +82,12 @@ internal static unsafe class QuantGemm
 
         public int K { get; private set; }
 
-        /// <summary>Row stride of Q, NegQ: K rounded up to 64.</summary>
+        /// <summary>Row stride of Q: K rounded up to 64.</summary>
         public int Kp { get; private set; }
 
         public Flavor Kind { get; private set; }
 
         public sbyte[] Q { get; private set; } = [];
-
-        public sbyte[] NegQ { get; private set; } = [];
 
         public float[] LaneScale { get; private set; } = [];
 
@@ -116,7 +115,6 @@ internal static unsafe class QuantGemm
             if (Q.Length < (long)m * kp)
             {
                 Q = GC.AllocateUninitializedArray<sbyte>(checked(m * kp), pinned: true);
-                NegQ = GC.AllocateUninitializedArray<sbyte>(m * kp, pinned: true);
                 LaneScale = GC.AllocateUninitializedArray<float>(m * kp / 4, pinned: true);
             }
             if (Offset.Length < m * nbo) Offset = GC.AllocateUninitializedArray<float>(m * nbo, pinned: true);
@@ -126,11 +124,10 @@ internal static unsafe class QuantGemm
             Kind = kind;
             nint xa = (nint)x;
             fixed (sbyte* q0 = Q)
-            fixed (sbyte* n0 = NegQ)
             fixed (float* s0 = LaneScale)
             fixed (float* o0 = Offset)
             {
-                nint qa = (nint)q0, na = (nint)n0, sa = (nint)s0, oa = (nint)o0;
+                nint qa = (nint)q0, sa = (nint)s0, oa = (nint)o0;
                 KernelThreads.ParallelFor(m, Math.Max(1, 16384 / k), (i0, i1) =>
                 {
                     int* sums = stackalloc int[nb];
@@ -162,8 +159,6 @@ internal static unsafe class QuantGemm
                         for (int b = 0; b < nbo; b++) oi[b] = b < nb ? offs[b] : 0f;
                         for (int b = 0; b < kp / 32; b++) Vector256.Store(Vector256.Create(b < nb ? scales[b] : 0f), si + 8 * b);
                         for (int j = k; j < kp; j++) qi[j] = 0;
-                        sbyte* ni = (sbyte*)na + (long)i * kp;
-                        for (int j = 0; j < kp; j += 32) Vector256.Store(-Vector256.Load(qi + j), ni + j);
                     }
                 });
             }
@@ -171,9 +166,6 @@ internal static unsafe class QuantGemm
     }
 
     private static int Pad64(int k) => (k + 63) & ~63;
-
-    /// <summary>True when the 512-bit kernels run (AVX-512 BW); tests turn it off to hold the 256-bit ones too.</summary>
-    internal static bool Use512 { get; set; } = Avx512BW.IsSupported;
 
     /// <summary>
     /// y[i, r] = W[r] . x[i] for a block-format W [rows, K] at w (rows rowBytes apart) and x quantized in
@@ -184,7 +176,7 @@ internal static unsafe class QuantGemm
         if (x.Kind != FlavorOf(type)) throw new ArgumentException($"{type} weights need {FlavorOf(type)} activations, got {x.Kind}.", nameof(x));
         int k = x.K, kp = x.Kp, m = x.M, slabs = (rows + Slab - 1) / Slab;
         nint wa = (nint)w, ya = (nint)y;
-        bool signed = SignedValues(type), wide = Use512 && Avx512BW.IsSupported;
+        bool signed = SignedValues(type);
         // about a million multiply-adds per slab before a second thread joins
         KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
         {
@@ -193,7 +185,6 @@ internal static unsafe class QuantGemm
             fixed (float* sv = buf.LaneScales)
             fixed (float* wo = buf.Offsets)
             fixed (sbyte* xq = x.Q)
-            fixed (sbyte* xn = x.NegQ)
             fixed (float* xs = x.LaneScale)
             fixed (float* xo = x.Offset)
             {
@@ -202,19 +193,18 @@ internal static unsafe class QuantGemm
                     int r0 = s * Slab, n = Math.Min(Slab, rows - r0);
                     for (int r = 0; r < n; r++)
                         Unpack(type, (byte*)wa + (r0 + r) * rowBytes, k, v + (long)r * kp, sv + (long)r * kp / 4, wo + (long)r * Pad8(k / 32));
-                    var args = new Args(v, sv, wo, xq, xn, xs, xo, k, kp, (float*)ya + r0, ldy, !signed);
-                    if (wide)
+                    var args = new Args(v, sv, wo, k, kp, !signed);
+                    fixed (int* iv = buf.Interleaved)
+                    fixed (float* isv = buf.InterleavedScales)
+                    fixed (float* iwo = buf.InterleavedOffsets)
                     {
-                        if (signed) Slabs512<Signed>(args, m, n);
-                        else Slabs512<Unsigned>(args, m, n);
-                    }
-                    else if (signed)
-                    {
-                        Slabs<Signed>(args, m, n);
-                    }
-                    else
-                    {
-                        Slabs<Unsigned>(args, m, n);
+                        for (int g = 0; g < n; g += 8)
+                        {
+                            Interleave(args, g, Math.Min(8, n - g), iv, isv, iwo);
+                            var e = new Eights(iv, isv, iwo, xq, xs, xo, k, kp, (float*)ya + r0 + g, ldy, Math.Min(8, n - g), !signed);
+                            if (signed) Eights8<Signed>(e, m, type == GgmlType.Q6_K);
+                            else Eights8<Unsigned>(e, m, false);
+                        }
                     }
                 }
             }
@@ -230,11 +220,18 @@ internal static unsafe class QuantGemm
         public float[] LaneScales = [];
         public float[] Offsets = [];
 
+        public int[] Interleaved = [];
+        public float[] InterleavedScales = [];
+        public float[] InterleavedOffsets = [];
+
         public static SlabBuffer ForThread(int kp)
         {
             var b = perThread ??= new SlabBuffer();
             if (b.Values.Length < Slab * kp)
             {
+                b.Interleaved = GC.AllocateUninitializedArray<int>(8 * kp / 4, pinned: true);
+                b.InterleavedScales = GC.AllocateUninitializedArray<float>(8 * kp / 16, pinned: true);
+                b.InterleavedOffsets = GC.AllocateUninitializedArray<float>(8 * Pad8(kp / 32), pinned: true);
                 b.Values = GC.AllocateUninitializedArray<byte>(Slab * kp, pinned: true);
                 b.LaneScales = GC.AllocateUninitializedArray<float>(Slab * kp / 4, pinned: true);
                 b.Offsets = GC.AllocateUninitializedArray<float>(Slab * Pad8(kp / 32), pinned: true);
@@ -243,19 +240,14 @@ internal static unsafe class QuantGemm
         }
     }
 
-    private readonly struct Args(byte* v, float* sv, float* wo, sbyte* xq, sbyte* xn, float* xs, float* xo, int k, int kp, float* y, int ldy, bool offsets)
+    /// <summary>A slab's unpacked rows: values [rows, Kp], lane scales [rows, Kp / 4], offsets [rows, nbo].</summary>
+    private readonly struct Args(byte* v, float* sv, float* wo, int k, int kp, bool offsets)
     {
         public readonly byte* V = v;
         public readonly float* Sv = sv;
         public readonly float* Wo = wo;
-        public readonly sbyte* Xq = xq;
-        public readonly sbyte* Xn = xn;
-        public readonly float* Xs = xs;
-        public readonly float* Xo = xo;
         public readonly int K = k;
         public readonly int Kp = kp;
-        public readonly float* Y = y;
-        public readonly int Ldy = ldy;
         public readonly bool HasOffsets = offsets;
     }
 
@@ -274,266 +266,183 @@ internal static unsafe class QuantGemm
         public static bool IsSigned => false;
     }
 
-    private static void Slabs<S>(in Args a, int m, int n) where S : struct, ISign
+    private readonly struct Eights(int* iv, float* isv, float* iwo, sbyte* xq, float* xs, float* xo, int k, int kp, float* y, int ldy, int rows, bool offsets)
     {
-        if (AvxVnni.IsSupported) Slabs<VnniU8S8, S>(a, m, n);
-        else Slabs<Avx2U8S8, S>(a, m, n);
+        public readonly int* Iv = iv;
+        public readonly float* Isv = isv;
+        public readonly float* Iwo = iwo;
+        public readonly sbyte* Xq = xq;
+        public readonly float* Xs = xs;
+        public readonly float* Xo = xo;
+        public readonly int K = k;
+        public readonly int Kp = kp;
+        public readonly float* Y = y;
+        public readonly int Ldy = ldy;
+        public readonly int Rows = rows;
+        public readonly bool HasOffsets = offsets;
     }
 
-    // The slab's n rows against all m activation rows: 4 x 4 tiles, then the edges one pair at a time.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Slabs<T, S>(in Args a, int m, int n) where T : struct, IU8S8 where S : struct, ISign
+    // Slab rows g .. g + count (count <= 8, the rest zero) interleaved: each 4 values of the 8 rows side by side (the
+    // int32 lanes of one vector are the 8 rows), per block and 16-value half the 8 rows' scales, per block their offsets.
+    private static void Interleave(in Args a, int g, int count, int* iv, float* isv, float* iwo)
     {
-        int m4 = m & ~3, n4 = n & ~3;
-        for (int i = 0; i < m4; i += 4)
+        int kp = a.Kp, nb = a.K / 32, nbo = Pad8(nb);
+        for (int j = 0; j < 8; j++)
         {
-            for (int r = 0; r < n4; r += 4) Tile<T, S>(a, i, r);
-            for (int r = n4; r < n; r++)
-                for (int ii = i; ii < i + 4; ii++) a.Y[(long)ii * a.Ldy + r] = Pair<T, S>(a, ii, r);
+            bool real = j < count;
+            int* src = (int*)(a.V + (long)(g + j) * kp);
+            float* sv = a.Sv + (long)(g + j) * kp / 4;
+            float* wo = a.Wo + (long)(g + j) * nbo;
+            for (int t = 0; t < 8 * nb; t++) iv[8 * t + j] = real ? src[t] : 0;
+            for (int b = 0; b < nb; b++)
+            {
+                isv[16 * b + j] = real ? sv[8 * b] : 0f;
+                isv[16 * b + 8 + j] = real ? sv[8 * b + 4] : 0f;
+                iwo[8 * b + j] = real && a.HasOffsets ? wo[b] : 0f;
+            }
         }
-        for (int i = m4; i < m; i++)
-            for (int r = 0; r < n; r++) a.Y[(long)i * a.Ldy + r] = Pair<T, S>(a, i, r);
     }
 
-    /// <summary>One block of one (activation, weight) pair: acc + float(dot) * lane scales * dx.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Step<T, S>(Vector256<float> acc, Vector256<byte> u, Vector256<sbyte> w, Vector256<sbyte> x, Vector256<float> scale)
-        where T : struct, IU8S8 where S : struct, ISign
+    private static void Eights8<S>(in Eights e, int m, bool halves) where S : struct, ISign
     {
-        var p = S.IsSigned ? T.Dot(u, Avx2.Sign(x, w)) : T.Dot(u, x);
-        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), scale, acc);
-    }
-
-    /// <summary>The offsets' dot (8 blocks per FMA) added into the pair's accumulator, then the horizontal sum.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Finish(in Args a, Vector256<float> acc, int i, int r)
-    {
-        if (a.HasOffsets)
+        if (AvxVnni.IsSupported)
         {
-            int nbo = Pad8(a.K / 32);
-            float* wo = a.Wo + (long)r * nbo, xo = a.Xo + (long)i * nbo;
-            for (int c = 0; c < nbo; c += 8) acc = Fma.MultiplyAdd(Avx.LoadVector256(wo + c), Avx.LoadVector256(xo + c), acc);
+            if (halves) Eights8<VnniU8S8, S, SplitHalves>(e, m);
+            else Eights8<VnniU8S8, S, WholeBlock>(e, m);
         }
-        return Vector256.Sum(acc);
+        else if (halves)
+        {
+            Eights8<Avx2U8S8, S, SplitHalves>(e, m);
+        }
+        else
+        {
+            Eights8<Avx2U8S8, S, WholeBlock>(e, m);
+        }
+    }
+
+    private interface IHalves
+    {
+        static abstract bool IsSplit { get; }
+    }
+
+    private readonly struct SplitHalves : IHalves
+    {
+        public static bool IsSplit => true;
+    }
+
+    private readonly struct WholeBlock : IHalves
+    {
+        public static bool IsSplit => false;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Pair<T, S>(in Args a, int i, int r) where T : struct, IU8S8 where S : struct, ISign
+    private static void Eights8<T, S, H>(in Eights e, int m) where T : struct, IU8S8 where S : struct, ISign where H : struct, IHalves
     {
-        int kp = a.Kp, nb = a.K / 32;
-        byte* v = a.V + (long)r * kp;
-        float* sv = a.Sv + (long)r * kp / 4;
-        sbyte* xq = a.Xq + (long)i * kp;
-        float* xs = a.Xs + (long)i * kp / 4;
-        var acc = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 4 <= m; i += 4) Four<T, S, H>(e, i);
+        for (; i < m; i++) One<T, S, H>(e, i);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Add<T, S>(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> w, sbyte* x) where T : struct, IU8S8 where S : struct, ISign
+    {
+        var xb = Vector256.Create(*(int*)x).AsSByte();
+        return T.DotAdd(acc, u, S.IsSigned ? Avx2.Sign(xb, w) : xb);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(in Eights e, int i, Vector256<float> acc)
+    {
+        float* y = e.Y + (long)i * e.Ldy;
+        if (e.Rows == 8)
+        {
+            acc.Store(y);
+            return;
+        }
+        for (int j = 0; j < e.Rows; j++) y[j] = acc.GetElement(j);
+    }
+
+    // Four activation rows against the eight interleaved weight rows: each lane is one weight row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Four<T, S, H>(in Eights e, int i) where T : struct, IU8S8 where S : struct, ISign where H : struct, IHalves
+    {
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
+        sbyte* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        float* d0 = e.Xs + (long)i * ls;
+        float* o0 = e.Xo + (long)i * nbo;
+        Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
         for (int b = 0; b < nb; b++)
         {
-            var w = Avx.LoadVector256((sbyte*)v + 32 * b);
-            var u = S.IsSigned ? Avx2.Abs(w) : w.AsByte();
-            acc = Step<T, S>(acc, u, w, Avx.LoadVector256(xq + 32 * b), Avx.LoadVector256(sv + 8 * b) * Avx.LoadVector256(xs + 8 * b));
+            Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default;
+            var sc = Avx.LoadVector256(e.Isv + 16 * b);
+            for (int g = 0; g < 8; g++)
+            {
+                var w = Avx.LoadVector256((sbyte*)(e.Iv + 8 * (8 * b + g)));
+                var u = S.IsSigned ? Avx2.Abs(w) : w.AsByte();
+                int at = 32 * b + 4 * g;
+                a0 = Add<T, S>(a0, u, w, x0 + at);
+                a1 = Add<T, S>(a1, u, w, x1 + at);
+                a2 = Add<T, S>(a2, u, w, x2 + at);
+                a3 = Add<T, S>(a3, u, w, x3 + at);
+                if (H.IsSplit && g == 3)
+                {
+                    // Q6_K: values 0-15 of the block have their own scale
+                    f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+                    f1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a1), sc * Vector256.Create(d0[ls + 8 * b]), f1);
+                    f2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a2), sc * Vector256.Create(d0[2 * ls + 8 * b]), f2);
+                    f3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a3), sc * Vector256.Create(d0[3 * ls + 8 * b]), f3);
+                    a0 = a1 = a2 = a3 = default;
+                    sc = Avx.LoadVector256(e.Isv + 16 * b + 8);
+                }
+            }
+            f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+            f1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a1), sc * Vector256.Create(d0[ls + 8 * b]), f1);
+            f2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a2), sc * Vector256.Create(d0[2 * ls + 8 * b]), f2);
+            f3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a3), sc * Vector256.Create(d0[3 * ls + 8 * b]), f3);
+            if (e.HasOffsets)
+            {
+                var wo = Avx.LoadVector256(e.Iwo + 8 * b);
+                f0 = Fma.MultiplyAdd(wo, Vector256.Create(o0[b]), f0);
+                f1 = Fma.MultiplyAdd(wo, Vector256.Create(o0[nbo + b]), f1);
+                f2 = Fma.MultiplyAdd(wo, Vector256.Create(o0[2 * nbo + b]), f2);
+                f3 = Fma.MultiplyAdd(wo, Vector256.Create(o0[3 * nbo + b]), f3);
+            }
         }
-        return Finish(a, acc, i, r);
+        Store(e, i, f0);
+        Store(e, i + 1, f1);
+        Store(e, i + 2, f2);
+        Store(e, i + 3, f3);
     }
 
-    // Four activation rows (i .. i + 3) x four weight rows (r .. r + 3) of the slab, 256-bit.
+    // One activation row: the same steps as one lane group of Four.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<T, S>(in Args a, int i, int r) where T : struct, IU8S8 where S : struct, ISign
+    private static void One<T, S, H>(in Eights e, int i) where T : struct, IU8S8 where S : struct, ISign where H : struct, IHalves
     {
-        int kp = a.Kp, nb = a.K / 32, ls = kp / 4;
-        byte* v0 = a.V + (long)r * kp;
-        float* sv0 = a.Sv + (long)r * ls;
-        sbyte* x0 = a.Xq + (long)i * kp;
-        float* xs0 = a.Xs + (long)i * ls;
-        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default;
-        Vector256<float> c10 = default, c11 = default, c12 = default, c13 = default;
-        Vector256<float> c20 = default, c21 = default, c22 = default, c23 = default;
-        Vector256<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
+        sbyte* x0 = e.Xq + (long)i * kp;
+        float* d0 = e.Xs + (long)i * ls;
+        float* o0 = e.Xo + (long)i * nbo;
+        Vector256<float> f0 = default;
         for (int b = 0; b < nb; b++)
         {
-            var w0 = Avx.LoadVector256((sbyte*)v0 + 32 * b);
-            var w1 = Avx.LoadVector256((sbyte*)v0 + kp + 32 * b);
-            var w2 = Avx.LoadVector256((sbyte*)v0 + 2 * kp + 32 * b);
-            var w3 = Avx.LoadVector256((sbyte*)v0 + 3 * kp + 32 * b);
-            var u0 = S.IsSigned ? Avx2.Abs(w0) : w0.AsByte();
-            var u1 = S.IsSigned ? Avx2.Abs(w1) : w1.AsByte();
-            var u2 = S.IsSigned ? Avx2.Abs(w2) : w2.AsByte();
-            var u3 = S.IsSigned ? Avx2.Abs(w3) : w3.AsByte();
-            var s0 = Avx.LoadVector256(sv0 + 8 * b);
-            var s1 = Avx.LoadVector256(sv0 + ls + 8 * b);
-            var s2 = Avx.LoadVector256(sv0 + 2 * ls + 8 * b);
-            var s3 = Avx.LoadVector256(sv0 + 3 * ls + 8 * b);
-
-            var x = Avx.LoadVector256(x0 + 32 * b);
-            var dx = Avx.LoadVector256(xs0 + 8 * b);
-            c00 = Step<T, S>(c00, u0, w0, x, s0 * dx);
-            c01 = Step<T, S>(c01, u1, w1, x, s1 * dx);
-            c02 = Step<T, S>(c02, u2, w2, x, s2 * dx);
-            c03 = Step<T, S>(c03, u3, w3, x, s3 * dx);
-            x = Avx.LoadVector256(x0 + kp + 32 * b);
-            dx = Avx.LoadVector256(xs0 + ls + 8 * b);
-            c10 = Step<T, S>(c10, u0, w0, x, s0 * dx);
-            c11 = Step<T, S>(c11, u1, w1, x, s1 * dx);
-            c12 = Step<T, S>(c12, u2, w2, x, s2 * dx);
-            c13 = Step<T, S>(c13, u3, w3, x, s3 * dx);
-            x = Avx.LoadVector256(x0 + 2 * kp + 32 * b);
-            dx = Avx.LoadVector256(xs0 + 2 * ls + 8 * b);
-            c20 = Step<T, S>(c20, u0, w0, x, s0 * dx);
-            c21 = Step<T, S>(c21, u1, w1, x, s1 * dx);
-            c22 = Step<T, S>(c22, u2, w2, x, s2 * dx);
-            c23 = Step<T, S>(c23, u3, w3, x, s3 * dx);
-            x = Avx.LoadVector256(x0 + 3 * kp + 32 * b);
-            dx = Avx.LoadVector256(xs0 + 3 * ls + 8 * b);
-            c30 = Step<T, S>(c30, u0, w0, x, s0 * dx);
-            c31 = Step<T, S>(c31, u1, w1, x, s1 * dx);
-            c32 = Step<T, S>(c32, u2, w2, x, s2 * dx);
-            c33 = Step<T, S>(c33, u3, w3, x, s3 * dx);
+            Vector256<int> a0 = default;
+            var sc = Avx.LoadVector256(e.Isv + 16 * b);
+            for (int g = 0; g < 8; g++)
+            {
+                var w = Avx.LoadVector256((sbyte*)(e.Iv + 8 * (8 * b + g)));
+                var u = S.IsSigned ? Avx2.Abs(w) : w.AsByte();
+                a0 = Add<T, S>(a0, u, w, x0 + 32 * b + 4 * g);
+                if (H.IsSplit && g == 3)
+                {
+                    f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+                    a0 = default;
+                    sc = Avx.LoadVector256(e.Isv + 16 * b + 8);
+                }
+            }
+            f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+            if (e.HasOffsets) f0 = Fma.MultiplyAdd(Avx.LoadVector256(e.Iwo + 8 * b), Vector256.Create(o0[b]), f0);
         }
-        float* y = a.Y + (long)i * a.Ldy + r;
-        int ld = a.Ldy;
-        y[0] = Finish(a, c00, i, r);
-        y[1] = Finish(a, c01, i, r + 1);
-        y[2] = Finish(a, c02, i, r + 2);
-        y[3] = Finish(a, c03, i, r + 3);
-        y[ld] = Finish(a, c10, i + 1, r);
-        y[ld + 1] = Finish(a, c11, i + 1, r + 1);
-        y[ld + 2] = Finish(a, c12, i + 1, r + 2);
-        y[ld + 3] = Finish(a, c13, i + 1, r + 3);
-        y[2 * ld] = Finish(a, c20, i + 2, r);
-        y[2 * ld + 1] = Finish(a, c21, i + 2, r + 1);
-        y[2 * ld + 2] = Finish(a, c22, i + 2, r + 2);
-        y[2 * ld + 3] = Finish(a, c23, i + 2, r + 3);
-        y[3 * ld] = Finish(a, c30, i + 3, r);
-        y[3 * ld + 1] = Finish(a, c31, i + 3, r + 1);
-        y[3 * ld + 2] = Finish(a, c32, i + 3, r + 2);
-        y[3 * ld + 3] = Finish(a, c33, i + 3, r + 3);
-    }
-
-    // ---- 512-bit (AVX-512 BW): two blocks per instruction (rows zero padded to whole pairs); signed weights take
-    // x or -x by the weight's sign mask (AVX-512 has no vpsignb) ----
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Slabs512<S>(in Args a, int m, int n) where S : struct, ISign
-    {
-        int m4 = m & ~3, n4 = n & ~3;
-        for (int i = 0; i < m4; i += 4)
-        {
-            for (int r = 0; r < n4; r += 4) Tile512<S>(a, i, r);
-            for (int r = n4; r < n; r++)
-                for (int ii = i; ii < i + 4; ii++) a.Y[(long)ii * a.Ldy + r] = Pair512<S>(a, ii, r);
-        }
-        for (int i = m4; i < m; i++)
-            for (int r = 0; r < n; r++) a.Y[(long)i * a.Ldy + r] = Pair512<S>(a, i, r);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Step512<S>(Vector512<float> acc, Vector512<byte> u, Vector512<sbyte> negative, Vector512<sbyte> x, Vector512<sbyte> nx, Vector512<float> scale)
-        where S : struct, ISign
-    {
-        var xs = S.IsSigned ? Vector512.ConditionalSelect(negative, nx, x) : x;
-        var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, xs), Vector512.Create((short)1));
-        return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p), scale, acc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Finish512(in Args a, Vector512<float> acc, int i, int r) => Finish(a, acc.GetLower() + acc.GetUpper(), i, r);
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Pair512<S>(in Args a, int i, int r) where S : struct, ISign
-    {
-        int kp = a.Kp;
-        byte* v = a.V + (long)r * kp;
-        float* sv = a.Sv + (long)r * kp / 4;
-        sbyte* xq = a.Xq + (long)i * kp, xn = a.Xn + (long)i * kp;
-        float* xs = a.Xs + (long)i * kp / 4;
-        var acc = Vector512<float>.Zero;
-        for (int b = 0; b < kp / 32; b += 2)
-        {
-            var w = Vector512.Load((sbyte*)v + 32 * b);
-            var u = S.IsSigned ? Avx512BW.Abs(w) : w.AsByte();
-            var neg = Vector512.LessThan(w, Vector512<sbyte>.Zero);
-            acc = Step512<S>(acc, u, neg, Vector512.Load(xq + 32 * b), Vector512.Load(xn + 32 * b), Vector512.Load(sv + 8 * b) * Vector512.Load(xs + 8 * b));
-        }
-        return Finish512(a, acc, i, r);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile512<S>(in Args a, int i, int r) where S : struct, ISign
-    {
-        int kp = a.Kp, ls = kp / 4;
-        byte* v0 = a.V + (long)r * kp;
-        float* sv0 = a.Sv + (long)r * ls;
-        sbyte* x0 = a.Xq + (long)i * kp, n0 = a.Xn + (long)i * kp;
-        float* xs0 = a.Xs + (long)i * ls;
-        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
-        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
-        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
-        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
-        for (int b = 0; b < kp / 32; b += 2)
-        {
-            var w0 = Vector512.Load((sbyte*)v0 + 32 * b);
-            var w1 = Vector512.Load((sbyte*)v0 + kp + 32 * b);
-            var w2 = Vector512.Load((sbyte*)v0 + 2 * kp + 32 * b);
-            var w3 = Vector512.Load((sbyte*)v0 + 3 * kp + 32 * b);
-            var u0 = S.IsSigned ? Avx512BW.Abs(w0) : w0.AsByte();
-            var u1 = S.IsSigned ? Avx512BW.Abs(w1) : w1.AsByte();
-            var u2 = S.IsSigned ? Avx512BW.Abs(w2) : w2.AsByte();
-            var u3 = S.IsSigned ? Avx512BW.Abs(w3) : w3.AsByte();
-            var g0 = S.IsSigned ? Vector512.LessThan(w0, Vector512<sbyte>.Zero) : default;
-            var g1 = S.IsSigned ? Vector512.LessThan(w1, Vector512<sbyte>.Zero) : default;
-            var g2 = S.IsSigned ? Vector512.LessThan(w2, Vector512<sbyte>.Zero) : default;
-            var g3 = S.IsSigned ? Vector512.LessThan(w3, Vector512<sbyte>.Zero) : default;
-            var s0 = Vector512.Load(sv0 + 8 * b);
-            var s1 = Vector512.Load(sv0 + ls + 8 * b);
-            var s2 = Vector512.Load(sv0 + 2 * ls + 8 * b);
-            var s3 = Vector512.Load(sv0 + 3 * ls + 8 * b);
-
-            var x = Vector512.Load(x0 + 32 * b);
-            var nx = S.IsSigned ? Vector512.Load(n0 + 32 * b) : default;
-            var dx = Vector512.Load(xs0 + 8 * b);
-            c00 = Step512<S>(c00, u0, g0, x, nx, s0 * dx);
-            c01 = Step512<S>(c01, u1, g1, x, nx, s1 * dx);
-            c02 = Step512<S>(c02, u2, g2, x, nx, s2 * dx);
-            c03 = Step512<S>(c03, u3, g3, x, nx, s3 * dx);
-            x = Vector512.Load(x0 + kp + 32 * b);
-            nx = S.IsSigned ? Vector512.Load(n0 + kp + 32 * b) : default;
-            dx = Vector512.Load(xs0 + ls + 8 * b);
-            c10 = Step512<S>(c10, u0, g0, x, nx, s0 * dx);
-            c11 = Step512<S>(c11, u1, g1, x, nx, s1 * dx);
-            c12 = Step512<S>(c12, u2, g2, x, nx, s2 * dx);
-            c13 = Step512<S>(c13, u3, g3, x, nx, s3 * dx);
-            x = Vector512.Load(x0 + 2 * kp + 32 * b);
-            nx = S.IsSigned ? Vector512.Load(n0 + 2 * kp + 32 * b) : default;
-            dx = Vector512.Load(xs0 + 2 * ls + 8 * b);
-            c20 = Step512<S>(c20, u0, g0, x, nx, s0 * dx);
-            c21 = Step512<S>(c21, u1, g1, x, nx, s1 * dx);
-            c22 = Step512<S>(c22, u2, g2, x, nx, s2 * dx);
-            c23 = Step512<S>(c23, u3, g3, x, nx, s3 * dx);
-            x = Vector512.Load(x0 + 3 * kp + 32 * b);
-            nx = S.IsSigned ? Vector512.Load(n0 + 3 * kp + 32 * b) : default;
-            dx = Vector512.Load(xs0 + 3 * ls + 8 * b);
-            c30 = Step512<S>(c30, u0, g0, x, nx, s0 * dx);
-            c31 = Step512<S>(c31, u1, g1, x, nx, s1 * dx);
-            c32 = Step512<S>(c32, u2, g2, x, nx, s2 * dx);
-            c33 = Step512<S>(c33, u3, g3, x, nx, s3 * dx);
-        }
-        float* y = a.Y + (long)i * a.Ldy + r;
-        int ld = a.Ldy;
-        y[0] = Finish512(a, c00, i, r);
-        y[1] = Finish512(a, c01, i, r + 1);
-        y[2] = Finish512(a, c02, i, r + 2);
-        y[3] = Finish512(a, c03, i, r + 3);
-        y[ld] = Finish512(a, c10, i + 1, r);
-        y[ld + 1] = Finish512(a, c11, i + 1, r + 1);
-        y[ld + 2] = Finish512(a, c12, i + 1, r + 2);
-        y[ld + 3] = Finish512(a, c13, i + 1, r + 3);
-        y[2 * ld] = Finish512(a, c20, i + 2, r);
-        y[2 * ld + 1] = Finish512(a, c21, i + 2, r + 1);
-        y[2 * ld + 2] = Finish512(a, c22, i + 2, r + 2);
-        y[2 * ld + 3] = Finish512(a, c23, i + 2, r + 3);
-        y[3 * ld] = Finish512(a, c30, i + 3, r);
-        y[3 * ld + 1] = Finish512(a, c31, i + 3, r + 1);
-        y[3 * ld + 2] = Finish512(a, c32, i + 3, r + 2);
-        y[3 * ld + 3] = Finish512(a, c33, i + 3, r + 3);
+        Store(e, i, f0);
     }
 
     /// <summary>
