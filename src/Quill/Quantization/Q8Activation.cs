@@ -112,12 +112,14 @@ public sealed unsafe class Q8Activation
     /// One row in ggml's Q8_0 form into caller memory (QuantGemm): q [n], d [n / 32] (f16-rounded scales), sum [n / 32],
     /// offset [n / 32] (Q8_1's s). n a multiple of 32.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeRow32(float* x, int n, sbyte* q, float* d, int* sum, float* offset, bool vector)
     {
         for (int b = 0; b < n / 32; b++) sum[b] = QuantizeBlock32(x + b * 32, q + b * 32, out d[b], out offset[b], vector);
     }
 
     /// <summary>One row in ggml's Q8_K form into caller memory: q [n], d [n / 256], sums of 16 [n / 16]. n a multiple of 256.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeRow256(float* x, int n, sbyte* q, float* d, short* sum16, bool vector)
     {
         for (int b = 0; b < n / 256; b++) d[b] = QuantizeBlock256(x + b * 256, q + b * 256, sum16 + b * 16, vector);

@@ -284,6 +284,7 @@ internal static unsafe class QuantGemm
 
     // Slab rows g .. g + count (count <= 8, the rest zero) interleaved: each 4 values of the 8 rows side by side (the
     // int32 lanes of one vector are the 8 rows), per block and 16-value half the 8 rows' scales, per block their offsets.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Interleave(in Args a, int g, int count, int* iv, float* isv, float* iwo)
     {
         int kp = a.Kp, nb = a.K / 32, nbo = Pad8(nb);
