@@ -168,13 +168,15 @@ public sealed unsafe class WeightMatrix
     /// <summary>
     /// y[m] = W x[m] for m rows of activations: x [m, Cols] with rows ldx apart, y [m, Rows] with rows ldy apart
     /// (so y may be a column slice of a wider buffer). m &lt;= <see cref="SmallM"/> runs matrix-vector kernels;
-    /// larger m runs GEMM.
+    /// larger m runs GEMM: for block formats the integer GEMM (activations quantized as llama.cpp does), unless
+    /// <paramref name="floatActivations"/> asks for dequantize + SGEMM (training: the forward whose exact gradient
+    /// LinearOp's backward computes).
     /// </summary>
-    internal void Multiply(float* x, int ldx, int m, float* y, int ldy)
+    internal void Multiply(float* x, int ldx, int m, float* y, int ldy, bool floatActivations = false)
     {
         if (m <= 0) return;
         if (m <= SmallM) MultiplySmall(x, ldx, m, y, ldy);
-        else MultiplyLarge(x, ldx, m, y, ldy);
+        else MultiplyLarge(x, ldx, m, y, ldy, floatActivations);
     }
 
     /// <summary>
@@ -252,7 +254,7 @@ public sealed unsafe class WeightMatrix
         for (int v = 0; v < m; v++) QuantDot.MatVec(Type, (byte*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);
     }
 
-    private void MultiplyLarge(float* x, int ldx, int m, float* y, int ldy)
+    private void MultiplyLarge(float* x, int ldx, int m, float* y, int ldy, bool floatActivations)
     {
         var xs = new ReadOnlySpan<float>(x, (m - 1) * ldx + Cols);
         var ys = new Span<float>(y, (m - 1) * ldy + Rows);
@@ -261,7 +263,7 @@ public sealed unsafe class WeightMatrix
             Gemm.Sgemm(false, true, m, Rows, Cols, 1f, xs, ldx, Floats, Cols, 0f, ys, ldy);
             return;
         }
-        if (UsesIntegerGemm)
+        if (UsesIntegerGemm && !floatActivations)
         {
             // the activation rows quantized once (ggml's rules), then integer block dots: llama.cpp's arithmetic
             MultiplyQuantized(QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(Type), x, ldx, m, Cols), y, ldy);
