@@ -7,6 +7,9 @@
 // minute, so every decode run is paired with a bandwidth measurement taken just before it, and the fraction of
 // the limit is the median of the per-run fractions; each other figure is the median of the runs. Decoding first
 // runs for a second untimed, so the JIT has moved the kernels to their optimized tier before timing starts.
+// A mixture of experts (a file, or the mixtral15M shape: stories15M with each MLP replaced by 8 experts of its
+// width, 2 per token, as Mixtral's 8 / 2) also reports the weights of all experts and the bytes of router and expert
+// matrices the engine actually read per decoded token (InferenceEngine.ExpertBytesRead), which is k of E experts.
 // Does not handle: batched decode throughput, sampling cost (greedy argmax only).
 // Glossary: V vocabulary.
 using System.Diagnostics;
@@ -36,18 +39,23 @@ public static class DecodeBenchmark
             ["stories110M"] = (768, 2048, 12, 12, 32000, 1024),
         };
 
+    /// <summary>Random mixtures of experts: a stories shape, experts per layer and experts per token.</summary>
+    public static readonly IReadOnlyDictionary<string, (string Base, int Experts, int Used)> MoeShapes =
+        new Dictionary<string, (string, int, int)> { ["mixtral15M"] = ("stories15M", 8, 2) };
+
     /// <summary>Runs the benchmark and returns one result per figure.</summary>
     public static IReadOnlyList<BenchResult> Run(DecodeBenchOptions o, TextWriter? log)
     {
         ArgumentNullException.ThrowIfNull(o);
         if (o.Tokens < 2 || o.Runs < 1 || o.PromptTokens < 1) throw new InvalidConfigException("--tokens must be at least 2, --runs and --prompt-tokens at least 1.");
-        if ((o.ModelPath == null) == (o.Shape == null)) throw new InvalidConfigException("pass exactly one of --model PATH and --shape stories15M|stories110M.");
+        if ((o.ModelPath == null) == (o.Shape == null)) throw new InvalidConfigException("pass exactly one of --model PATH and --shape stories15M|stories110M|mixtral15M.");
         if (o.Threads > 0) KernelThreads.Count = o.Threads;
         using var model = o.ModelPath != null ? ModelLoader.Load(o.ModelPath, null, o.Dtype) : RandomModel(o.Shape!, o.Dtype ?? "f32");
         string name = o.Shape ?? Path.GetFileName(o.ModelPath!.TrimEnd('/'));
         string dtype = o.Dtype ?? (o.ModelPath != null ? model.Layers[0].Wo.Type.ToString().ToLowerInvariant() : "f32");
         var engine = new InferenceEngine(model, Math.Min(model.Spec.MaxContext, Math.Max(o.Tokens + 1, o.PromptTokens)));
-        log?.WriteLine($"decode bench: {name} {dtype}, {model.WeightBytesPerToken / 1e6:F1} MB of weights per token, {KernelThreads.Count} threads");
+        bool moe = model.Spec.IsMoe;
+        log?.WriteLine($"decode bench: {name} {dtype}, {model.WeightBytesPerToken / 1e6:F1} MB of weights per token{(moe ? $" of {model.Weights.WeightBytes / 1e6:F1} MB ({model.Spec.ExpertsUsed} of {model.Spec.Experts} experts)" : "")}, {KernelThreads.Count} threads");
 
         int pt = Math.Min(o.PromptTokens, engine.ContextLength);
         var warm = Stopwatch.StartNew();
@@ -56,6 +64,10 @@ public static class DecodeBenchmark
             Decode(engine, Math.Min(16, engine.ContextLength - 1));
             Prefill(engine, Math.Min(pt, 16));
         }
+        long expertBytes = engine.ExpertBytesRead;
+        int measured = Math.Min(o.Tokens, engine.ContextLength - 1);
+        Decode(engine, measured);
+        double expertPerToken = (double)(engine.ExpertBytesRead - expertBytes) / measured; // every step, the first one too, is one token
         var decode = new List<double>();
         var bandwidth = new List<double>();
         var fraction = new List<double>();
@@ -74,7 +86,7 @@ public static class DecodeBenchmark
         for (int r = 0; r < o.Runs; r++) prefill.Add(Prefill(engine, pt));
         double bw = Median(bandwidth);
         double limit = bw / model.WeightBytesPerToken;
-        double? peer = o.Peer && o.Shape != null && dtype == "f32" ? RunPeer(o.Shape, o.Runs, log) : null;
+        double? peer = o.Peer && o.Shape != null && Shapes.ContainsKey(o.Shape) && dtype == "f32" ? RunPeer(o.Shape, o.Runs, log) : null;
 
         var fields = new Dictionary<string, object>
         {
@@ -83,6 +95,13 @@ public static class DecodeBenchmark
             ["threads"] = KernelThreads.Count,
             ["weight_MB_per_token"] = Math.Round(model.WeightBytesPerToken / 1e6, 1),
         };
+        if (moe)
+        {
+            fields["weight_MB_total"] = Math.Round(model.Weights.WeightBytes / 1e6, 1);
+            fields["experts_used"] = $"{model.Spec.ExpertsUsed} of {model.Spec.Experts}";
+            fields["router_expert_MB_read_per_token"] = Math.Round(expertPerToken / 1e6, 2);
+            fields["router_expert_MB_total"] = Math.Round(model.Layers.Sum(l => l.Experts!.ExpertBytes() + l.Experts.Router.ByteSize) / 1e6, 2);
+        }
         double dec = Median(decode);
         var results = new List<BenchResult>
         {
@@ -96,7 +115,8 @@ public static class DecodeBenchmark
     /// <summary>A Llama of a stories shape with random weights (N(0, 0.02) matrices, norms near 1), tied classifier.</summary>
     public static InferenceModel RandomModel(string shape, string dtype)
     {
-        if (!Shapes.TryGetValue(shape, out var s)) throw new InvalidConfigException($"--shape '{shape}' is unknown; use {string.Join(" or ", Shapes.Keys)}.");
+        var moe = MoeShapes.TryGetValue(shape, out var ms) ? ms : default;
+        if (!Shapes.TryGetValue(moe.Base ?? shape, out var s)) throw new InvalidConfigException($"--shape '{shape}' is unknown; use {string.Join(", ", Shapes.Keys.Concat(MoeShapes.Keys))}.");
         GgmlType type = ModelLoader.ParseType(dtype);
         var rng = new Tensors.Rng(1234);
         WeightMatrix M(string n, int rows, int cols)
@@ -116,7 +136,7 @@ public static class DecodeBenchmark
         {
             Arch = shape, Dim = s.Dim, Layers = s.Layers, Heads = s.Heads, KvHeads = s.Heads,
             HeadDim = s.Dim / s.Heads, Hidden = s.Hidden, VocabSize = s.Vocab, MaxContext = s.SeqLen, NormEps = 1e-5f,
-            RopeStyle = RopeStyle.Interleaved,
+            RopeStyle = RopeStyle.Interleaved, Experts = moe.Experts, ExpertsUsed = moe.Used, NormTopK = moe.Experts > 0,
         };
         var layers = new LayerWeights[s.Layers];
         for (int l = 0; l < s.Layers; l++)
@@ -124,9 +144,29 @@ public static class DecodeBenchmark
             layers[l] = new LayerWeights
             {
                 AttnNorm = Ones(s.Dim), Wq = M($"wq{l}", s.Dim, s.Dim), Wk = M($"wk{l}", s.Dim, s.Dim), Wv = M($"wv{l}", s.Dim, s.Dim),
-                Wo = M($"wo{l}", s.Dim, s.Dim), MlpNorm = Ones(s.Dim), Gate = M($"w1{l}", s.Hidden, s.Dim), Up = M($"w3{l}", s.Hidden, s.Dim),
-                Down = M($"w2{l}", s.Dim, s.Hidden),
+                Wo = M($"wo{l}", s.Dim, s.Dim), MlpNorm = Ones(s.Dim),
             };
+            if (moe.Experts > 0)
+            {
+                int e = moe.Experts;
+                var router = new float[e * s.Dim];
+                rng.FillNormal(router, 0.5); // spread routing over the experts
+                layers[l] = new LayerWeights
+                {
+                    AttnNorm = layers[l].AttnNorm, Wq = layers[l].Wq, Wk = layers[l].Wk, Wv = layers[l].Wv, Wo = layers[l].Wo, MlpNorm = layers[l].MlpNorm,
+                    Experts = new ExpertWeights(WeightMatrix.FromFloats($"router{l}", router, e, s.Dim),
+                        [.. Enumerable.Range(0, e).Select(x => M($"w1{l}.{x}", s.Hidden, s.Dim))], [.. Enumerable.Range(0, e).Select(x => M($"w3{l}.{x}", s.Hidden, s.Dim))],
+                        [.. Enumerable.Range(0, e).Select(x => M($"w2{l}.{x}", s.Dim, s.Hidden))]),
+                };
+            }
+            else
+            {
+                layers[l] = new LayerWeights
+                {
+                    AttnNorm = layers[l].AttnNorm, Wq = layers[l].Wq, Wk = layers[l].Wk, Wv = layers[l].Wv, Wo = layers[l].Wo, MlpNorm = layers[l].MlpNorm,
+                    Gate = M($"w1{l}", s.Hidden, s.Dim), Up = M($"w3{l}", s.Hidden, s.Dim), Down = M($"w2{l}", s.Dim, s.Hidden),
+                };
+            }
         }
         var emb = M("emb", s.Vocab, s.Dim);
         return new InferenceModel(new ModelWeights(spec with { TiedEmbeddings = true }, emb, null, layers, Ones(s.Dim), null, emb, [], $"random {shape}"));

@@ -7,7 +7,8 @@
 // --peer-core C (the OpenBLAS kernel set: default "detect", OpenBLAS's own choice for this CPU, so the peer runs the
 // best kernels the CPU has and never an instruction set it lacks (a forced SkylakeX died with SIGILL on AVX2-only
 // Zen 3); "env" keeps OPENBLAS_CORETYPE as the environment sets it; a name such as Haswell pins that set),
-// --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine).
+// --clock cpu (time one-thread runs by the thread's CPU time, steadier than wall time on a shared machine),
+// --only NAME (the shapes whose name contains NAME, e.g. "110M").
 // Does not check results (the tests do).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; NN/NT/TN = transposes of A and B.
 using System.Diagnostics;
@@ -66,6 +67,15 @@ public static class GemmBenchmark
         new("gpt2 fc weight grad", 3072, 768, 1024, true, false),
         new("gpt2 lm head forward", 128, 50257, 768, false, true),
         new("attention scores", 256, 256, 64, false, true),
+        // stories110M's frozen projections in a LoRA step (4 x 256 rows, dim 768, MLP 2048, vocab 32000)
+        new("110M q forward", 1024, 768, 768, false, true),
+        new("110M q input grad", 1024, 768, 768, false, false),
+        new("110M w1 forward", 1024, 2048, 768, false, true),
+        new("110M w1 input grad", 1024, 768, 2048, false, false),
+        new("110M w2 forward", 1024, 768, 2048, false, true),
+        new("110M w2 input grad", 1024, 2048, 768, false, false),
+        new("110M head forward", 1024, 32000, 768, false, true),
+        new("110M head input grad", 1024, 768, 32000, false, false),
         new("batch 4 decode fc", 4, 3072, 768, false, true),
         new("decode fc", 1, 3072, 768, false, true),
         new("decode fc", 1, 768, 3072, false, true),
@@ -81,6 +91,7 @@ public static class GemmBenchmark
         var path = GemmPath.Auto;
         string peerCore = "detect";
         bool cpuClock = false;
+        string? only = null;
         int[] threadCounts = KernelThreads.Count > 1 ? [1, KernelThreads.Count] : [1];
         for (int i = 0; i < args.Length; i++)
         {
@@ -92,8 +103,9 @@ public static class GemmBenchmark
                 case "--path": path = Enum.Parse<GemmPath>(args[++i]); break;
                 case "--peer-core": peerCore = args[++i]; break;
                 case "--clock": cpuClock = args[++i] == "cpu"; break;
+                case "--only": only = args[++i]; break;
                 default:
-                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C, --clock cpu)");
+                    Console.Error.WriteLine($"gemm: unknown option {args[i]} (use --quick, --seconds S, --threads 1,2, --path P, --peer-core C, --clock cpu, --only NAME)");
                     return 2;
             }
         }
@@ -114,6 +126,7 @@ public static class GemmBenchmark
             KernelThreads.Count = Math.Max(maxThreads, threads);
             foreach (Shape shape in quick ? Quick : [.. GptMini, .. Full])
             {
+                if (only != null && !shape.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
                 if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) output.WriteLine(Measure(shape, threads, seconds, path, peerCore, cpuClock, peerAvailable));
             }

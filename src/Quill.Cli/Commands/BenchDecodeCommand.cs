@@ -9,7 +9,7 @@ internal static class BenchDecodeCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Model file or folder to time" };
-        var shape = new Option<string?>("--shape") { Description = "Random-weight Llama of this shape: stories15M or stories110M" };
+        var shape = new Option<string?>("--shape") { Description = "Random-weight Llama of this shape: stories15M, stories110M, or mixtral15M (stories15M with 8 experts, 2 per token)" };
         var dtype = new Option<string?>("--dtype") { Description = "Weight type: f32, q8_0, q4_0, ... (default: f32 for --shape, as stored for --model)" };
         var tokens = new Option<int>("--tokens") { Description = "Tokens decoded per run", DefaultValueFactory = _ => 128 };
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt length for the prefill figure", DefaultValueFactory = _ => 128 };

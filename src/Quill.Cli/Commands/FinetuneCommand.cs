@@ -54,10 +54,12 @@ internal static class FinetuneCommand
         var targets = new Option<string[]?>("--lora-targets") { Description = "LoRA: projections to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, GPT-2: c_attn c_proj c_fc, or all-linear; default q, k, v, o)", AllowMultipleArgumentsPerToken = true };
         var rslora = new Option<bool?>("--rslora") { Description = "LoRA: scale by alpha / sqrt(r) (rank-stabilized)" };
         var quantType = new Option<string?>("--qlora-type") { Description = "QLoRA: the block type a float base's matrices are quantized to in memory (q4_0 default, nf4, q8_0, ...); a GGUF base stays as stored" };
+        var earlyStop = EarlyStopping.PatienceOption();
+        var earlyStopThreshold = EarlyStopping.ThresholdOption();
         var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples, full or with a LoRA / QLoRA adapter; the loss counts only the replies.")
         {
             baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, packing, skipLong, valFraction, maxSteps, resume, threads,
-            rank, alpha, dropout, targets, rslora, quantType, beta, gamma, rpoAlpha, loss, useLora, useQlora,
+            rank, alpha, dropout, targets, rslora, quantType, beta, gamma, rpoAlpha, loss, useLora, useQlora, earlyStop, earlyStopThreshold,
         };
         cmd.Add(MergeCommand());
         var evalOptions = new TrainingEvalOptions();
@@ -82,6 +84,7 @@ internal static class FinetuneCommand
                 throw new InvalidConfigException("--beta / --gamma / --rpo-alpha / --lora / --qlora go with a preference method (--method dpo, ipo, orpo or simpo).");
             if (pref != null && (r.GetValue(packing) || cfg.Train.Packing)) throw new InvalidConfigException("--packing / train.packing apply to SFT examples; preference pairs are not packed.");
             if (r.GetValue(packing)) cfg.Train.Packing = true;
+            EarlyStopping.Apply(r, earlyStop, earlyStopThreshold, cfg.Train);
             if (pref != null && r.GetValue(trainOnPrompt)) throw new InvalidConfigException("--train-on-prompt does not apply to preference pairs: only the replies are compared.");
             string methodName = pref == null ? requested ?? section?.Method ?? "full"
                 : r.GetValue(useQlora) ? "qlora" : r.GetValue(useLora) || loraFlags ? "lora" : section?.Method ?? "full";

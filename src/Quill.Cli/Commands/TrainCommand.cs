@@ -33,9 +33,11 @@ internal static class TrainCommand
         var init = new Option<string?>("--init") { Description = "Start from this model's weights and tokenizer (GGUF, HF folder, llama2.c .bin, Quill run): continued pretraining" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "With --init: the model's tokenizer when it has none beside it (llama2.c)" };
         var trainable = new Option<string[]>("--trainable") { Description = "Train only parameters whose names match these globs (e.g. '*norm*'); the rest stay frozen", AllowMultipleArgumentsPerToken = true };
+        var earlyStop = EarlyStopping.PatienceOption();
+        var earlyStopThreshold = EarlyStopping.ThresholdOption();
         var cmd = new Command("train", "Pretrain a GPT-2 or Llama-family model from scratch, or continue pretraining an open model (--init).")
         {
-            preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, zero, init, tokenizer, trainable,
+            preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, zero, init, tokenizer, trainable, earlyStop, earlyStopThreshold,
         };
         var evalOptions = new TrainingEvalOptions();
         evalOptions.AddTo(cmd);
@@ -62,6 +64,7 @@ internal static class TrainCommand
             if (initPath == null && r.GetValue(tokenizer) != null) throw new InvalidConfigException("--tokenizer goes with --init (the tokenizer of the model to start from).");
             RunConfig run = initPath == null ? LoadRunConfig(r.GetValue(preset), r.GetValue(config)) : InitRunConfig(r.GetValue(preset), r.GetValue(config));
             if (r.GetValue(trainable) is { Length: > 0 } globs) run.Train.Trainable = [.. globs];
+            EarlyStopping.Apply(r, earlyStop, earlyStopThreshold, run.Train);
             var options = new TrainOptions(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(maxSteps), r.GetValue(ckptEvery), r.GetValue(resume))
             {
                 StepEvaluation = evalOptions.Build(r), StepEvaluationEvery = evalOptions.EveryOrZero(r),

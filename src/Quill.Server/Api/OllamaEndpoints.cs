@@ -284,7 +284,8 @@ internal static class OllamaEndpoints
                 byType[x.Type] = byType.GetValueOrDefault(x.Type) + (long)x.Rows * x.Cols;
             }
             long vectors = w.FinalNorm.Length + (w.PositionEmbedding?.Length ?? 0)
-                + w.Layers.Sum(l => (long)l.AttnNorm.Length + l.MlpNorm.Length + (l.QkvBias?.Length ?? 0) + (l.WoBias?.Length ?? 0) + (l.UpBias?.Length ?? 0) + (l.DownBias?.Length ?? 0));
+                + w.Layers.Sum(l => (long)(l.AttnNorm?.Length ?? 0) + (l.MlpNorm?.Length ?? 0) + (l.AttnPostNorm?.Length ?? 0) + (l.MlpPostNorm?.Length ?? 0) + (l.QNorm?.Length ?? 0) + (l.KNorm?.Length ?? 0)
+                    + (l.QkvBias?.Length ?? 0) + (l.WoBias?.Length ?? 0) + (l.UpBias?.Length ?? 0) + (l.DownBias?.Length ?? 0));
             parameters += vectors;
             bytes += vectors * sizeof(float);
             // the type most of the layers' weights are stored in, as Ollama's quantization_level names it

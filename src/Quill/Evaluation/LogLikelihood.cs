@@ -83,7 +83,12 @@ public sealed class LogLikelihood
         for (int i = 0; i < conts.Length; i++)
         {
             int[] c = conts[i];
-            cache.Truncate(used.Length);
+            if (cache.CanTruncate(used.Length)) cache.Truncate(used.Length);
+            else
+            {
+                cache.Reset(); // a windowed cache no longer holds the context's last window: run the context again
+                engine.Forward(cache, used, last);
+            }
             // row 0: the context's last logits predict c[0]; rows 1..n-1 come from running c[0..n-2]
             last.CopyTo(logits.AsSpan(0, vocab));
             if (c.Length > 1) engine.Forward(cache, c.AsSpan(0, c.Length - 1), logits.AsSpan(vocab, (c.Length - 1) * vocab), allLogits: true);

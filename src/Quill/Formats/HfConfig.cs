@@ -1,11 +1,15 @@
-// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Qwen2, Qwen3, Phi-3,
-// Gemma 2, Gemma 3's text model (model_type gemma3_text), GPT-2) into
+// Reads a Hugging Face config.json for the decoder-only families Quill runs (Llama, Mistral, Mixtral, Qwen2, Qwen3,
+// Qwen3-MoE, OLMo 2, Phi-3, Gemma 2, Gemma 3's text model (model_type gemma3_text), GPT-2) into
 // one plain record, filling each field from the family's own key names and HF's per-family defaults (GPT-2's
 // n_embd / n_layer / n_head / n_inner / n_positions; tie_word_embeddings defaults true for GPT-2, false for the
 // others; true for Gemma). Gemma's fields: query_pre_attn_scalar, attn_logit_softcapping, final_logit_softcapping,
 // rope_local_base_freq, and which layers slide (Gemma 2: every other one; Gemma 3: sliding_window_pattern or
 // layer_types, every n-th layer global). Handles rope_scaling of type llama3 (and keeps type and factor of
-// linear / dynamic / yarn), eos ids given as a number or a list, head_dim and partial_rotary_factor when present. A missing or bad field raises
+// linear / dynamic / yarn; longrope, "su" being its old name, with short_factor / long_factor / attention_factor and
+// the top-level original_max_position_embeddings of Phi-3), eos ids given as a number or a list, head_dim and partial_rotary_factor when present.
+// Mixtures of experts: Mixtral (num_local_experts, num_experts_per_tok; gates always renormalized) and Qwen3-MoE
+// (num_experts, num_experts_per_tok, moe_intermediate_size, norm_topk_prob; every layer sparse: decoder_sparse_step
+// 1 and no mlp_only_layers, else refused). A missing or bad field raises
 // InvalidConfigException naming the file and the field. Does not handle: other model_types, or encoder-decoder /
 // vision configs.
 using System.Text.Json;
@@ -17,14 +21,19 @@ namespace Quill.Formats;
 /// <param name="Factor">Scaling factor.</param>
 /// <param name="LowFreqFactor">llama3: low_freq_factor.</param>
 /// <param name="HighFreqFactor">llama3: high_freq_factor.</param>
-/// <param name="OriginalMaxPositions">llama3 / yarn: original_max_position_embeddings.</param>
-public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFactor, double? HighFreqFactor, int? OriginalMaxPositions);
+/// <param name="OriginalMaxPositions">llama3 / yarn / longrope: original_max_position_embeddings (Phi-3 keeps it
+/// beside rope_scaling).</param>
+/// <param name="ShortFactor">longrope: short_factor, one per rotated pair.</param>
+/// <param name="LongFactor">longrope: long_factor.</param>
+/// <param name="AttentionFactor">longrope: attention_factor when given.</param>
+public sealed record HfRopeScaling(string Type, double Factor, double? LowFreqFactor, double? HighFreqFactor, int? OriginalMaxPositions,
+    float[]? ShortFactor = null, float[]? LongFactor = null, double? AttentionFactor = null);
 
 /// <summary>The hyperparameters of a Llama / Mistral / Qwen2 / GPT-2 model as its HF config.json states them.</summary>
 public sealed record HfConfig
 {
     /// <summary>Families this reader accepts (the config's model_type).</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "olmo2", "phi3", "gemma2", "gemma3_text", "gpt2"];
 
     /// <summary>model_type: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text or gpt2.</summary>
     public required string ModelType { get; init; }
@@ -88,6 +97,18 @@ public sealed record HfConfig
 
     /// <summary>Gemma 3: rope_local_base_freq, the RoPE base of the sliding layers, else null.</summary>
     public double? RopeLocalBaseFreq { get; init; }
+
+    /// <summary>Experts per layer (Mixtral's num_local_experts, Qwen3-MoE's num_experts), 0 for a dense MLP.</summary>
+    public int NumExperts { get; init; }
+
+    /// <summary>num_experts_per_tok (0 for a dense MLP).</summary>
+    public int ExpertsPerToken { get; init; }
+
+    /// <summary>Width of one expert: Qwen3-MoE's moe_intermediate_size, Mixtral's intermediate_size; 0 for a dense MLP.</summary>
+    public int ExpertIntermediateSize { get; init; }
+
+    /// <summary>The chosen experts' weights are renormalized (Mixtral: always; Qwen3-MoE: norm_topk_prob, default false).</summary>
+    public bool NormTopKProb { get; init; }
 
     /// <summary>True for Gemma 2 and Gemma 3 text configs.</summary>
     public bool IsGemma => ModelType is "gemma2" or "gemma3_text";
@@ -160,6 +181,18 @@ public sealed record HfConfig
             if (gemma) window ??= 4096;
             int pattern = modelType == "gemma2" ? 2 : modelType == "gemma3_text" ? GemmaPattern(r, f, layers, source) : 0;
             double rotaryFraction = f.Double("partial_rotary_factor") ?? 1.0;
+            int experts = 0, used = 0, expertWidth = 0;
+            if (modelType is "mixtral" or "qwen3_moe")
+            {
+                bool mixtral = modelType == "mixtral";
+                experts = f.Int(mixtral ? "num_local_experts" : "num_experts") ?? (mixtral ? 8 : 128);
+                used = f.Int("num_experts_per_tok") ?? (mixtral ? 2 : 8);
+                expertWidth = mixtral ? inter : f.Int("moe_intermediate_size") ?? throw f.Missing("moe_intermediate_size");
+                if (experts < 1 || used < 1 || used > experts || expertWidth < 1)
+                    throw new InvalidConfigException($"{source}: {experts} experts of width {expertWidth} with {used} per token; each token must use between 1 and all of at least one expert.");
+                if (!mixtral && ((f.Int("decoder_sparse_step") ?? 1) != 1 || r.TryGetProperty("mlp_only_layers", out JsonElement dense) && dense.ValueKind == JsonValueKind.Array && dense.GetArrayLength() > 0))
+                    throw new InvalidConfigException($"{source}: dense layers between the sparse ones (decoder_sparse_step, mlp_only_layers) are not supported; Quill runs models whose every layer is a mixture of experts.");
+            }
             if (!(rotaryFraction > 0 && rotaryFraction <= 1))
                 throw new InvalidConfigException($"{source}: partial_rotary_factor {rotaryFraction} must lie in (0, 1].");
 
@@ -188,6 +221,10 @@ public sealed record HfConfig
                 AttnLogitSoftcapping = gemma ? f.Double("attn_logit_softcapping") ?? (modelType == "gemma2" ? 50.0 : null) : null,
                 FinalLogitSoftcapping = gemma ? f.Double("final_logit_softcapping") ?? (modelType == "gemma2" ? 30.0 : null) : null,
                 RopeLocalBaseFreq = modelType == "gemma3_text" ? f.Double("rope_local_base_freq") ?? 10000.0 : null,
+                NumExperts = experts,
+                ExpertsPerToken = used,
+                ExpertIntermediateSize = expertWidth,
+                NormTopKProb = modelType == "mixtral" || modelType == "qwen3_moe" && (f.Bool("norm_topk_prob") ?? false),
                 BosTokenId = f.Int("bos_token_id"),
                 EosTokenIds = f.IntList("eos_token_id"),
                 TorchDtype = f.String("torch_dtype") ?? f.String("dtype"),
@@ -223,6 +260,17 @@ public sealed record HfConfig
         var f = new Fields(s, source + " rope_scaling");
         string type = f.String("rope_type") ?? f.String("type") ?? throw new InvalidConfigException($"{source}: rope_scaling has no rope_type.");
         double? factorField = f.Double("factor");
+        if (type is "longrope" or "su")
+        {
+            float[] List(string key)
+            {
+                if (!s.TryGetProperty(key, out JsonElement a) || a.ValueKind != JsonValueKind.Array)
+                    throw new InvalidConfigException($"{source}: longrope rope_scaling needs {key}, a list of numbers.");
+                return [.. a.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? e.GetSingle() : throw new InvalidConfigException($"{source}: rope_scaling {key} holds {e.GetRawText()}, not a number."))];
+            }
+            int? orig = f.Int("original_max_position_embeddings") ?? new Fields(r, source).Int("original_max_position_embeddings");
+            return new HfRopeScaling("longrope", factorField ?? 1.0, null, null, orig, List("short_factor"), List("long_factor"), f.Double("attention_factor"));
+        }
         if (type == "llama3")
         {
             double factor = factorField ?? throw new InvalidConfigException($"{source}: llama3 rope_scaling needs factor.");

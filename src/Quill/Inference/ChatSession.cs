@@ -90,6 +90,7 @@ public sealed class ChatSession
         messages.Add(new ChatMessage("user", userMessage));
         int shared = 0;
         while (shared < Math.Min(cache.Length, Math.Min(cachedIds.Length, ids.Length - 1)) && cachedIds[shared] == ids[shared]) shared++;
+        if (!cache.CanTruncate(shared)) shared = 0; // a windowed cache no longer holds that far back: run it all again
         cache.Truncate(shared);
         var opts = options with { StopStrings = [.. options.StopStrings, .. StopStrings] };
         var reply = new StringBuilder();

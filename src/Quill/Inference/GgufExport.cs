@@ -21,7 +21,15 @@
 // llama-quantize --imatrix does; matrices without an entry (token_embd, output) quantize as without. The tokenizer goes in as tokenizer.ggml.*
 // (Tokenization.VocabularyExport decides the form; "none" when it has none) with the chat template and stop ids.
 // A PEFT LoRA adapter is written as llama.cpp's GGUF LoRA adapter (WriteLoraAdapter).
-// Does not handle: phi3 (fused tensors), partial rotary on half-paired llama models with biases, a sliding window on
+// - mixtures of experts: Mixtral as llama with llama.expert_count / expert_used_count, Qwen3-MoE as qwen3moe (+
+//   expert_feed_forward_length); router ffn_gate_inp (F32), experts as 3-D ffn_gate_exps / ffn_up_exps /
+//   ffn_down_exps (ne [cols, rows, E]); both of llama.cpp's graphs renormalize the chosen weights, so a mixture that
+//   does not (Qwen3-MoE with norm_topk_prob false) is refused.
+// - olmo2 (no input norms, post_attention_norm / post_ffw_norm, whole-width attn_q_norm / attn_k_norm): unpermuted,
+//   untied, head size width / heads (llama.cpp derives it).
+// - LongRoPE (Phi-3.5 / Phi-4) as phi3: fused attn_qkv and ffn_up (gate rows, then up), rope_factors_long /
+//   rope_factors_short, phi3.rope.scaling.attn_factor and .original_context_length (as llama.cpp's converter).
+// Does not handle: phi3 without LongRoPE (written as llama, permuted), partial rotary on half-paired llama models with biases, a sliding window on
 // llama (llama.cpp's llama has none: the context written is capped to the window, within which the two agree).
 using Quill.Formats.Gguf;
 using Quill.Kernels;
@@ -76,7 +84,19 @@ public static class GgufExport
                 throw new QuillException($"{source}: a learned-position model is written as llama.cpp's gpt2, which needs LayerNorm with biases, a GELU MLP and biases on every projection; this model lacks some, so GGUF cannot express it.");
             return "gpt2";
         }
+        if (spec.PostNorms && !spec.PreNorms)
+        {
+            if (spec.Mlp != MlpKind.SwiGlu || !spec.QkNormWhole || spec.QkvBias || spec.OutBias || spec.MlpBias || spec.EmbedScale || spec.IsMoe || spec.TiedEmbeddings
+                || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim || spec.HeadDim * spec.Heads != spec.Dim || spec.SlidingWindow > 0
+                || spec.LongRope != null || spec.AttentionScale != 0 || spec.AttnSoftcap != 0 || spec.FinalSoftcap != 0)
+                throw new QuillException($"{source}: norms only after attention and the MLP are written as llama.cpp's olmo2, which needs SwiGLU, whole-width q/k norms, no biases, an untied head, whole-head NeoX RoPE, head size width / heads and no window; GGUF export cannot express this model.");
+            return "olmo2";
+        }
         if (spec.PostNorms) return GemmaArchitecture(spec, source);
+        if (spec.IsMoe && !spec.NormTopK)
+            throw new QuillException($"{source}: llama.cpp's llama and qwen3moe renormalize the chosen experts' weights and this mixture does not (norm_topk_prob false); GGUF export cannot express this model.");
+        if (spec.IsMoe && spec.QkNorm && (spec.QkvBias || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim))
+            throw new QuillException($"{source}: a mixture of experts with q/k norms is written as llama.cpp's qwen3moe, which has no q/k/v biases and rotates whole heads in halves; GGUF export cannot express this model.");
         if (spec.Norm != NormKind.RmsNorm || spec.Mlp != MlpKind.SwiGlu || spec.NormBias || spec.EmbedScale || spec.AttnSoftcap != 0 || spec.FinalSoftcap != 0 || spec.AttentionScale != 0)
             throw new QuillException($"{source}: a RoPE model is written as llama.cpp's llama or qwen2, which need RMSNorm and a SwiGLU MLP; GGUF export cannot express this model.");
         if (spec.MlpBias || spec.OutBias)
@@ -85,8 +105,15 @@ public static class GgufExport
         {
             if (spec.QkvBias || spec.RopeStyle != RopeStyle.Half || spec.EffectiveRotaryDim != spec.HeadDim)
                 throw new QuillException($"{source}: q/k norms are written as llama.cpp's qwen3, which has no q/k/v biases and rotates whole heads in halves; GGUF export cannot express this model.");
-            return "qwen3";
+            return spec.IsMoe ? "qwen3moe" : "qwen3";
         }
+        if (spec.LongRope != null)
+        {
+            if (spec.QkvBias || spec.QkNorm || spec.IsMoe || spec.RopeStyle != RopeStyle.Half)
+                throw new QuillException($"{source}: LongRoPE is written as llama.cpp's phi3, which has no q/k/v biases, q/k norms or experts and pairs dims by halves; GGUF export cannot express this model.");
+            return "phi3";
+        }
+        if (spec.IsMoe && spec.QkvBias) throw new QuillException($"{source}: a mixture of experts is written as llama.cpp's llama (Mixtral), which has no q/k/v biases; GGUF export cannot express this model.");
         if (spec.QkvBias && spec.RopeStyle == RopeStyle.Half) return "qwen2";
         if (spec.RopeStyle == RopeStyle.Half && spec.EffectiveRotaryDim != spec.HeadDim && spec.QkvBias)
             throw new QuillException($"{source}: partial rotary with q/k/v biases cannot be written for llama.cpp.");
@@ -152,10 +179,14 @@ public static class GgufExport
             if (s.HeadDim * s.Heads != s.Dim || gemma)
                 g.SetUInt32(arch + ".attention.key_length", (uint)s.HeadDim).SetUInt32(arch + ".attention.value_length", (uint)s.HeadDim);
             if (gemma) g.SetUInt32(arch + ".attention.sliding_window", (uint)s.SlidingWindow);
+            if (s.IsMoe) g.SetUInt32(arch + ".expert_count", (uint)s.Experts).SetUInt32(arch + ".expert_used_count", (uint)s.ExpertsUsed);
+            if (arch == "qwen3moe") g.SetUInt32("qwen3moe.expert_feed_forward_length", (uint)s.Hidden);
             if (arch == "gemma2")
                 g.SetFloat32("gemma2.attn_logit_softcapping", s.AttnSoftcap).SetFloat32("gemma2.final_logit_softcapping", s.FinalSoftcap);
             if (s.RopeLinearFactor != 1.0)
                 g.SetString(arch + ".rope.scaling.type", "linear").SetFloat32(arch + ".rope.scaling.factor", (float)s.RopeLinearFactor);
+            if (s.LongRope is { } lr)
+                g.SetFloat32(arch + ".rope.scaling.attn_factor", (float)lr.AttentionFactor).SetUInt32(arch + ".rope.scaling.original_context_length", (uint)lr.OriginalMaxPositions);
         }
         string? note = WriteTokenizer(g, model);
 
@@ -175,11 +206,34 @@ public static class GgufExport
             if (imp != null && WeightedQuant.UsesWeights(t) && m.Type != t) weighted++;
             g.AddTensor(name, t, [m.Cols, m.Rows], () => Convert(m, t, permuteHeads > 0 ? RowOrder(s, permuteHeads) : null, error, imp));
         }
-        void Vector(string name, float[] v)
+        void Vector(string name, float[] v, long[]? dims = null)
         {
             counts[GgmlType.F32] = counts.GetValueOrDefault(GgmlType.F32) + 1;
             tensors.Add(name);
-            g.AddTensor(name, [v.Length], v);
+            g.AddTensor(name, dims ?? [v.Length], v);
+        }
+        void Stacked2D(string name, WeightSlot slot, int layer, params WeightMatrix[] parts)
+        {
+            // row blocks of one fused matrix, stacked when the file is written (an f32 copy of one layer's parts)
+            int cols = parts[0].Cols, rows = parts.Sum(p => p.Rows);
+            GgmlType t = plan.TypeFor(slot, layer, s.Layers, cols, w.Tied);
+            counts[t] = counts.GetValueOrDefault(t) + 1;
+            tensors.Add(name);
+            g.AddTensor(name, t, [cols, rows], () => Convert(WeightMatrix.FromFloats(name, [.. parts.SelectMany(p => p.ToFloats())], rows, cols), t, null, error));
+        }
+        void Stacked(string name, WeightSlot slot, int layer, WeightMatrix[] experts)
+        {
+            var m0 = experts[0];
+            GgmlType t = plan.TypeFor(slot, layer, s.Layers, m0.Cols, w.Tied);
+            counts[t] = counts.GetValueOrDefault(t) + 1;
+            tensors.Add(name);
+            g.AddTensor(name, t, [m0.Cols, m0.Rows, experts.Length], () =>
+            {
+                long each = GgmlTypeInfo.RowBytes(t, m0.Cols) * m0.Rows;
+                var all = new byte[checked(each * experts.Length)];
+                for (int e = 0; e < experts.Length; e++) Convert(experts[e], t, null, error).Span.CopyTo(all.AsSpan((int)(e * each)));
+                return all;
+            });
         }
         string N(WeightSlot slot, int i = -1) => (i < 0 ? names.Name(slot) : names.Name(slot, i))!;
 
@@ -187,18 +241,28 @@ public static class GgufExport
         if (w.PositionEmbedding is { } pos) g.AddTensor(N(WeightSlot.PositionEmbedding), [s.Dim, s.MaxContext], pos.AsMemory(0, s.MaxContext * s.Dim));
         if (s.RopeScaling is { } l3 && s.RopeFreqFactors == null) Vector("rope_freqs.weight", Llama3Divisors(s, l3));
         if (s.RopeFreqFactors is { } rf) Vector("rope_freqs.weight", rf);
+        if (s.LongRope is { } lrf)
+        {
+            Vector("rope_factors_long.weight", lrf.LongFactors);
+            Vector("rope_factors_short.weight", lrf.ShortFactors);
+        }
         Vector(N(WeightSlot.FinalNorm), w.FinalNorm);
         if (w.FinalNormBias is { } fnb) Vector(N(WeightSlot.FinalNormBias), fnb);
         if (!w.Tied) Matrix(N(WeightSlot.Head), WeightSlot.Head, -1, w.Classifier);
         for (int i = 0; i < s.Layers; i++)
         {
             var l = w.Layers[i];
-            Vector(N(WeightSlot.AttnNorm, i), l.AttnNorm);
+            if (l.AttnNorm is { } an) Vector(N(WeightSlot.AttnNorm, i), an);
             if (l.AttnNormBias is { } anb) Vector(N(WeightSlot.AttnNormBias, i), anb);
             if (arch == "gpt2")
             {
                 Matrix(N(WeightSlot.Qkv, i), WeightSlot.Qkv, i, Fused(l));
                 Vector(N(WeightSlot.QkvBias, i), l.QkvBias!);
+            }
+            else if (arch == "phi3")
+            {
+                var (q, k, v) = Split(l, s);
+                Stacked2D(N(WeightSlot.Qkv, i), WeightSlot.Qkv, i, q, k, v); // attn_qkv: q|k|v rows, unpermuted (NeoX)
             }
             else
             {
@@ -219,12 +283,27 @@ public static class GgufExport
             Matrix(N(WeightSlot.O, i), WeightSlot.O, i, l.Wo);
             if (l.WoBias is { } ob) Vector(N(WeightSlot.OBias, i), ob);
             if (l.AttnPostNorm is { } apn) Vector(N(WeightSlot.AttnPostNorm, i), apn);
-            Vector(N(WeightSlot.MlpNorm, i), l.MlpNorm);
+            if (l.MlpNorm is { } mn) Vector(N(WeightSlot.MlpNorm, i), mn);
             if (l.MlpNormBias is { } mnb) Vector(N(WeightSlot.MlpNormBias, i), mnb);
+            if (l.Experts is { } x)
+            {
+                // the router stays F32 (llama-quantize leaves ffn_gate_inp alone); each kind of expert matrix is one
+                // 3-D tensor [E, rows, cols] of the type its dense twin would get
+                Vector(N(WeightSlot.Router, i), x.Router.ToFloats(), [x.Router.Cols, x.Router.Rows]);
+                Stacked(N(WeightSlot.ExpertGate, i), WeightSlot.Gate, i, x.Gate);
+                Stacked(N(WeightSlot.ExpertUp, i), WeightSlot.Up, i, x.Up);
+                Stacked(N(WeightSlot.ExpertDown, i), WeightSlot.Down, i, x.Down);
+            }
+            if (arch == "phi3")
+            {
+                Stacked2D(N(WeightSlot.GateUp, i), WeightSlot.Up, i, l.Gate!, l.Up!); // ffn_up [2F, C]: gate rows, then up
+                Matrix(N(WeightSlot.Down, i), WeightSlot.Down, i, l.Down!);
+                continue;
+            }
             if (l.Gate is { } gate) Matrix(N(WeightSlot.Gate, i), WeightSlot.Gate, i, gate);
-            Matrix(N(WeightSlot.Up, i), WeightSlot.Up, i, l.Up);
+            if (l.Up is { } up) Matrix(N(WeightSlot.Up, i), WeightSlot.Up, i, up);
             if (l.UpBias is { } ub) Vector(N(WeightSlot.UpBias, i), ub);
-            Matrix(N(WeightSlot.Down, i), WeightSlot.Down, i, l.Down);
+            if (l.Down is { } down) Matrix(N(WeightSlot.Down, i), WeightSlot.Down, i, down);
             if (l.DownBias is { } db) Vector(N(WeightSlot.DownBias, i), db);
             if (l.MlpPostNorm is { } mpn) Vector(N(WeightSlot.MlpPostNorm, i), mpn);
         }

@@ -10,6 +10,9 @@
 // The tokenizer: byte-level BPE as HfTokenizerJson writes it; SentencePiece and char tokenizers as a
 // SentencePiece-style BPE (VocabularyExport describes a char vocabulary as one); others leave tokenizer.json out
 // and say so. Each file is written atomically and tensors are converted one at a time as they are written.
+// - OLMo 2 (Olmo2ForCausalLM): post_attention_layernorm / post_feedforward_layernorm, no input norms.
+// - mixtures of experts: Mixtral (MixtralForCausalLM, block_sparse_moe) or, with q/k norms, Qwen3-MoE
+//   (Qwen3MoeForCausalLM, mlp.experts), one tensor per expert.
 // Does not handle: block-quantized output (HF holds floats: use GGUF), phi3, per-pair rope_freqs without Llama 3
 // parameters (a GGUF-only form), partial rotary outside phi3, MLP or output biases on RoPE models.
 using System.Text.Json.Nodes;
@@ -37,7 +40,8 @@ public static class HfExport
         var w = model.Weights;
         var s = w.Spec;
         bool gpt2 = s.Positions == PositionKind.Learned;
-        string arch = gpt2 ? "gpt2" : s.PostNorms ? (s.QkNorm ? "gemma3_text" : "gemma2") : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
+        string arch = gpt2 ? "gpt2" : s.PostNorms && !s.PreNorms ? "olmo2" : s.PostNorms ? (s.QkNorm ? "gemma3_text" : "gemma2") : s.IsMoe ? MoeModelType(s, model.Source)
+            : s.QkNorm ? "qwen3" : s.Arch is "mistral" or "qwen2" ? s.Arch : "llama";
         Check(s, gpt2, model.Source);
         if (File.Exists(dir)) throw new QuillException($"{dir} is a file; --out for --format hf names a folder.");
         Directory.CreateDirectory(dir);
@@ -105,6 +109,15 @@ public static class HfExport
 
     private static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
 
+    /// <summary>A mixture of experts is written as Mixtral (renormalized gates, no q/k norms) or Qwen3-MoE (q/k norms).</summary>
+    private static string MoeModelType(ModelSpec s, string source)
+    {
+        if (s.QkNorm) return "qwen3_moe";
+        if (!s.NormTopK || s.QkvBias)
+            throw new QuillException($"{source}: a mixture of experts without q/k norms is written as Mixtral, which renormalizes the chosen experts' weights and has no q/k/v biases; the Hugging Face format Quill writes cannot express this model.");
+        return "mixtral";
+    }
+
     private static void Check(ModelSpec s, bool gpt2, string source)
     {
         void Fail(string why) => throw new QuillException($"{source}: {why}; the Hugging Face format Quill writes cannot express this model.");
@@ -114,7 +127,12 @@ public static class HfExport
                 Fail("GPT-2 needs LayerNorm with biases, a GELU MLP and biases on every projection");
             return;
         }
-        if (s.PostNorms)
+        if (s.PostNorms && !s.PreNorms)
+        {
+            if (s.Mlp != MlpKind.SwiGlu || !s.QkNormWhole || s.EmbedScale || s.QkvBias || s.NormWeightOffset != 0 || s.IsMoe)
+                Fail("norms only after attention and the MLP are written as OLMo 2, which needs SwiGLU, whole-width q/k norms and no biases");
+        }
+        else if (s.PostNorms)
         {
             if (s.Norm != NormKind.RmsNorm || s.Mlp != MlpKind.GeGlu || !s.EmbedScale || s.NormWeightOffset != 1 || s.QkvBias)
                 Fail("post-norms are written as Gemma, which needs RMSNorm (1 + w), GeGLU, the scaled embedding and no biases");
@@ -157,7 +175,8 @@ public static class HfExport
             string cls = arch switch
             {
                 "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM",
-                "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", _ => "LlamaForCausalLM",
+                "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", "mixtral" => "MixtralForCausalLM",
+                "qwen3_moe" => "Qwen3MoeForCausalLM", "olmo2" => "Olmo2ForCausalLM", _ => "LlamaForCausalLM",
             };
             c = new JsonObject
             {
@@ -175,7 +194,7 @@ public static class HfExport
                 ["rope_theta"] = s.RopeTheta,
                 ["hidden_act"] = s.Mlp == MlpKind.GeGlu ? "gelu_pytorch_tanh" : "silu",
             };
-            if (s.PostNorms)
+            if (s.IsGemma)
             {
                 // Gemma: query_pre_attn_scalar is the inverse square of the score scale; layers slide but every n-th
                 c["hidden_activation"] = "gelu_pytorch_tanh";
@@ -203,7 +222,24 @@ public static class HfExport
             }
             if (arch == "mistral") c["sliding_window"] = s.SlidingWindow > 0 ? s.SlidingWindow : null;
             if (arch is "qwen2" or "qwen3") c["use_sliding_window"] = false;
-            if (arch == "qwen3") c["attention_bias"] = s.QkvBias;
+            if (arch is "qwen3" or "qwen3_moe" or "olmo2") c["attention_bias"] = s.QkvBias;
+            if (arch == "mixtral")
+            {
+                c["num_local_experts"] = s.Experts;
+                c["num_experts_per_tok"] = s.ExpertsUsed;
+                c["sliding_window"] = s.SlidingWindow > 0 ? s.SlidingWindow : null;
+                c["router_aux_loss_coef"] = 0.0;
+            }
+            if (arch == "qwen3_moe")
+            {
+                c["num_experts"] = s.Experts;
+                c["num_experts_per_tok"] = s.ExpertsUsed;
+                c["moe_intermediate_size"] = s.Hidden;
+                c["norm_topk_prob"] = s.NormTopK;
+                c["decoder_sparse_step"] = 1;
+                c["mlp_only_layers"] = new JsonArray();
+                c["use_sliding_window"] = false;
+            }
             if (s.RopeScaling is { } l3)
             {
                 c["rope_scaling"] = new JsonObject
@@ -263,17 +299,17 @@ public static class HfExport
         {
             var l = w.Layers[i];
             var qkv = l.Wqkv ?? WeightMatrix.FromFloats("c_attn", [.. l.Wq!.ToFloats(), .. l.Wk!.ToFloats(), .. l.Wv!.ToFloats()], s.QkvDim, s.Dim);
-            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, l.AttnNorm));
+            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, l.AttnNorm!));
             list.Add(Floats(n.Name(WeightSlot.AttnNormBias, i)!, l.AttnNormBias!));
             list.Add(Matrix(n.Name(WeightSlot.Qkv, i)!, qkv, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.QkvBias, i)!, l.QkvBias!));
             list.Add(Matrix(n.Name(WeightSlot.O, i)!, l.Wo, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.OBias, i)!, l.WoBias!));
-            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, l.MlpNorm));
+            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, l.MlpNorm!));
             list.Add(Floats(n.Name(WeightSlot.MlpNormBias, i)!, l.MlpNormBias!));
-            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up, transpose: true));
+            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up!, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.UpBias, i)!, l.UpBias!));
-            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down, transpose: true));
+            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down!, transpose: true));
             list.Add(Floats(n.Name(WeightSlot.DownBias, i)!, l.DownBias!));
         }
         list.Add(Floats(n.Name(WeightSlot.FinalNorm)!, w.FinalNorm));
@@ -297,7 +333,7 @@ public static class HfExport
         {
             var l = w.Layers[i];
             WeightMatrix q = l.Wq ?? l.Wqkv!.SliceRows("q", 0, s.QDim), k = l.Wk ?? l.Wqkv!.SliceRows("k", s.QDim, s.KvDim), v = l.Wv ?? l.Wqkv!.SliceRows("v", s.QDim + s.KvDim, s.KvDim);
-            list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, Norm(l.AttnNorm)));
+            if (l.AttnNorm is { } an) list.Add(Floats(n.Name(WeightSlot.AttnNorm, i)!, Norm(an)));
             list.Add(Matrix(n.Name(WeightSlot.Q, i)!, q, qOrder));
             list.Add(Matrix(n.Name(WeightSlot.K, i)!, k, kOrder));
             list.Add(Matrix(n.Name(WeightSlot.V, i)!, v));
@@ -312,11 +348,22 @@ public static class HfExport
             list.Add(Matrix(n.Name(WeightSlot.O, i)!, l.Wo));
             if (l.QkvBias != null && arch == "llama") list.Add(Floats(n.Name(WeightSlot.OBias, i)!, new float[s.Dim]));
             if (l.AttnPostNorm is { } apn) list.Add(Floats(n.Name(WeightSlot.AttnPostNorm, i)!, Norm(apn)));
-            list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, Norm(l.MlpNorm)));
+            if (l.MlpNorm is { } mn) list.Add(Floats(n.Name(WeightSlot.MlpNorm, i)!, Norm(mn)));
             if (l.MlpPostNorm is { } mpn) list.Add(Floats(n.Name(WeightSlot.MlpPostNorm, i)!, Norm(mpn)));
+            if (l.Experts is { } x)
+            {
+                list.Add(Matrix(n.Name(WeightSlot.Router, i)!, x.Router));
+                for (int e = 0; e < x.Count; e++)
+                {
+                    list.Add(Matrix(n.ExpertName(WeightSlot.ExpertGate, i, e)!, x.Gate[e]));
+                    list.Add(Matrix(n.ExpertName(WeightSlot.ExpertUp, i, e)!, x.Up[e]));
+                    list.Add(Matrix(n.ExpertName(WeightSlot.ExpertDown, i, e)!, x.Down[e]));
+                }
+                continue;
+            }
             list.Add(Matrix(n.Name(WeightSlot.Gate, i)!, l.Gate!));
-            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up));
-            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down));
+            list.Add(Matrix(n.Name(WeightSlot.Up, i)!, l.Up!));
+            list.Add(Matrix(n.Name(WeightSlot.Down, i)!, l.Down!));
         }
         list.Add(Floats(n.Name(WeightSlot.FinalNorm)!, Norm(w.FinalNorm)));
         if (!w.Tied) list.Add(Matrix(n.Name(WeightSlot.Head)!, w.Classifier));

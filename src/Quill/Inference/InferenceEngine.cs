@@ -8,7 +8,9 @@
 // the cache, attention over the cache (the layer's sliding window, score scale and soft-cap), output projection
 // (+bias), post-norm (Gemma), residual; norm, SwiGLU, GeGLU or GELU MLP (+biases), post-norm (Gemma), residual;
 // learned positions added to the embedding, or the embedding scaled by sqrt(C) (Gemma), when the spec says so; the
-// logits soft-capped (Gemma 2). The cache keeps every position; a windowed layer reads only its window of it. A test
+// logits soft-capped (Gemma 2); a mixture of experts in place of the MLP (Mixtral, Qwen3-MoE: the rows grouped per
+// chosen expert, so a prefill runs each expert once over its rows and a decode step reads only k experts). A
+// windowed layer's cache keeps only its window (a ring, see KvCache) and the layer reads only that. A test
 // holds the two forwards equal for every architecture. Only the rows whose logits are asked for go through the final
 // norm and the classifier.
 // InputObserver, when set, sees the input rows of every layer matrix product (what an importance matrix averages).
@@ -68,11 +70,14 @@ public sealed unsafe class InferenceEngine
     /// <summary>Positions a cache made by this engine can hold.</summary>
     public int ContextLength { get; }
 
-    /// <summary>A new, empty cache (capacity 0 = <see cref="ContextLength"/>).</summary>
-    public KvCache CreateCache(int capacity = 0)
+    /// <summary>
+    /// A new, empty cache (capacity 0 = <see cref="ContextLength"/>). Windowed layers keep only their window (a ring
+    /// of window + PrefillChunk - 1 positions) unless <paramref name="keepAll"/>.
+    /// </summary>
+    public KvCache CreateCache(int capacity = 0, bool keepAll = false)
     {
         if (capacity > ContextLength) throw new InvalidConfigException($"cache capacity {capacity} exceeds the engine's context of {ContextLength}.");
-        return new KvCache(spec, capacity == 0 ? ContextLength : capacity);
+        return new KvCache(spec, capacity == 0 ? ContextLength : capacity, PrefillChunk, keepAll);
     }
 
     /// <summary>
@@ -175,7 +180,8 @@ public sealed unsafe class InferenceEngine
             {
                 if (g.Count == 1) g.Cache.Prefetch(l, g.Pos0); // decode: the slots this layer writes, while its weights stream
             }
-            Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
+            if (lw.AttnNorm != null) Norm(xs, lw.AttnNorm, lw.AttnNormBias, hs, n, sc);
+            else xs[..(n * c)].CopyTo(hs); // OLMo 2: no norm before attention
             InputObserver?.Invoke(l, MatrixInput.Attention, hs[..(n * c)], n, c);
             if (lw.Wqkv != null) lw.Wqkv.Multiply(h, c, n, qkv, qkvW);
             else
@@ -189,14 +195,16 @@ public sealed unsafe class InferenceEngine
             }
             if (lw.QNorm is { } qn && lw.KNorm is { } kn)
             {
-                // Qwen3: each head of q and of k RMS-normalized over its D values, before RoPE (in place)
+                // Qwen3: each head of q and of k RMS-normalized over its D values, before RoPE (in place); OLMo 2:
+                // q and k each over their whole width
                 Span<float> rstd = qkRstd;
+                var (qg, qw, kg, kw) = s.QkNormWhole ? (1, qd, 1, kvd) : (s.Heads, d, s.KvHeads, d);
                 for (int r = 0; r < n; r++)
                 {
                     var q = qkvs.Slice(r * qkvW, qd);
                     var k = qkvs.Slice(r * qkvW + qd, kvd);
-                    RmsNorm.Forward(q, qn, q, rstd[..s.Heads], s.Heads, d, s.NormEps);
-                    RmsNorm.Forward(k, kn, k, rstd[s.Heads..], s.KvHeads, d, s.NormEps);
+                    RmsNorm.Forward(q, qn, q, rstd[..qg], qg, qw, s.NormEps);
+                    RmsNorm.Forward(k, kn, k, rstd.Slice(qg, kg), kg, kw, s.NormEps);
                 }
             }
             foreach (var g in segs)
@@ -213,8 +221,8 @@ public sealed unsafe class InferenceEngine
                     g.Cache.Store(l, g.Pos0 + i, row.Slice(qd, kvd), row.Slice(qd + kvd, kvd));
                 }
                 Attention.ForwardCached(g.Count, g.Pos0, s.Heads, s.KvHeads, d, scale, rows, qkvW,
-                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Capacity, new Span<float>(att + (long)g.Row * qd, g.Count * qd),
-                    window, s.AttnSoftcap);
+                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Slots[l], new Span<float>(att + (long)g.Row * qd, g.Count * qd),
+                    window, s.AttnSoftcap, g.Cache.Ring[l]);
             }
             InputObserver?.Invoke(l, MatrixInput.AttentionOutput, new ReadOnlySpan<float>(att, n * qd), n, qd);
             lw.Wo.Multiply(att, qd, n, tmp, c);
@@ -222,13 +230,20 @@ public sealed unsafe class InferenceEngine
             if (lw.AttnPostNorm is { } apn) Norm(tmps, apn, null, tmps, n, sc); // Gemma: the attention output normalized
             Residual(xs, tmps, lw.WoBias, n, c);
 
-            Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
+            if (lw.MlpNorm != null) Norm(xs, lw.MlpNorm, lw.MlpNormBias, hs, n, sc);
+            else xs[..(n * c)].CopyTo(hs);
+            if (lw.Experts is { } experts)
+            {
+                Experts(experts, h, n, sc);
+                Residual(xs, tmps, null, n, c);
+                continue;
+            }
             InputObserver?.Invoke(l, MatrixInput.Mlp, hs[..(n * c)], n, c);
             var gs = new Span<float>(gate, n * f);
             float* mlp = gate;
             if (lw.Gate != null)
             {
-                WeightMatrix.MultiplyMany([lw.Gate, lw.Up], h, c, n, [(nint)gate, (nint)up], [f, f]);
+                WeightMatrix.MultiplyMany([lw.Gate, lw.Up!], h, c, n, [(nint)gate, (nint)up], [f, f]);
                 if (s.Mlp == MlpKind.GeGlu)
                 {
                     // Gemma: gelu_tanh(gate) * up
@@ -243,7 +258,7 @@ public sealed unsafe class InferenceEngine
             }
             else
             {
-                lw.Up.Multiply(h, c, n, gate, f);
+                lw.Up!.Multiply(h, c, n, gate, f);
                 if (lw.UpBias is { } ub)
                 {
                     for (int r = 0; r < n; r++) Add(gs.Slice(r * f, f), ub);
@@ -252,7 +267,7 @@ public sealed unsafe class InferenceEngine
                 mlp = up;
             }
             InputObserver?.Invoke(l, MatrixInput.MlpDown, new ReadOnlySpan<float>(mlp, n * f), n, f);
-            lw.Down.Multiply(mlp, f, n, tmp, c);
+            lw.Down!.Multiply(mlp, f, n, tmp, c);
             if (lw.MlpPostNorm is { } mpn) Norm(tmps, mpn, null, tmps, n, sc); // Gemma: the MLP output normalized
             Residual(xs, tmps, lw.DownBias, n, c);
         }
@@ -268,6 +283,48 @@ public sealed unsafe class InferenceEngine
             Autograd.Ops.SoftcapOp.Apply(ls, ls, s.FinalSoftcap); // Gemma 2
         }
     }
+
+    /// <summary>
+    /// A mixture of experts over the n normalized rows h [N, C], into tmp [N, C]: router logits [N, E], each row's
+    /// top-k experts and weights (Kernels.MoeRouting, as in training), then per expert that some row chose: its rows
+    /// gathered [m, C], gate|up [m, F], SwiGLU, down [m, C], each output row added into its token's row of tmp times
+    /// the token's weight for that expert. Experts no row chose are never read: a decode step reads k of E.
+    /// </summary>
+    private void Experts(ExpertWeights x, float* h, int n, Scratch sc)
+    {
+        int c = spec.Dim, f = spec.Hidden, e = spec.Experts, k = spec.ExpertsUsed;
+        float* logits = sc.Router, gathered = sc.Gathered, outRows = sc.ExpertOut, gate = sc.Gate, up = sc.Up, tmp = sc.Tmp;
+        x.Router.Multiply(h, c, n, logits, e);
+        ExpertBytesRead += x.Router.ByteSize;
+        var chosen = sc.Chosen;
+        var weights = sc.ChosenWeights;
+        for (int r = 0; r < n; r++)
+            MoeRouting.Route(new ReadOnlySpan<float>(logits + (long)r * e, e), k, spec.NormTopK, chosen.AsSpan(r * k, k), weights.AsSpan(r * k, k));
+        new Span<float>(tmp, n * c).Clear();
+        var rows = sc.ExpertRows;
+        var slots = sc.ExpertSlots;
+        for (int ex = 0; ex < e; ex++)
+        {
+            int m = 0;
+            for (int i = 0; i < n * k; i++)
+            {
+                if (chosen[i] != ex) continue;
+                rows[m] = i / k;
+                slots[m++] = i;
+            }
+            if (m == 0) continue;
+            for (int j = 0; j < m; j++) Buffer.MemoryCopy(h + (long)rows[j] * c, gathered + (long)j * c, c * sizeof(float), c * sizeof(float));
+            WeightMatrix.MultiplyMany([x.Gate[ex], x.Up[ex]], gathered, c, m, [(nint)gate, (nint)up], [f, f]);
+            SwiGlu.Forward(new Span<float>(gate, m * f), new Span<float>(up, m * f), new Span<float>(gate, m * f));
+            x.Down[ex].Multiply(gate, f, m, outRows, c);
+            ExpertBytesRead += x.Gate[ex].ByteSize + x.Up[ex].ByteSize + x.Down[ex].ByteSize;
+            for (int j = 0; j < m; j++)
+                MoeRouting.AddScaled(new Span<float>(tmp + (long)rows[j] * c, c), new ReadOnlySpan<float>(outRows + (long)j * c, c), weights[slots[j]]);
+        }
+    }
+
+    /// <summary>Bytes of router and expert matrices the forwards so far have read (a test and `quill bench decode` use it).</summary>
+    public long ExpertBytesRead { get; private set; }
 
     private void Norm(ReadOnlySpan<float> x, float[] w, float[]? b, Span<float> y, int n, Scratch sc)
     {
@@ -306,7 +363,9 @@ public sealed unsafe class InferenceEngine
             Rows = rows;
             if (spec == null) return;
             int c = spec.Dim, f = spec.Hidden;
-            long[] sizes = [(long)rows * c, (long)rows * c, (long)rows * spec.QkvDim, (long)rows * spec.QDim, (long)rows * c, (long)rows * f, (long)rows * f, rows, rows];
+            long moe = spec.IsMoe ? rows : 0;
+            long[] sizes = [(long)rows * c, (long)rows * c, (long)rows * spec.QkvDim, (long)rows * spec.QDim, (long)rows * c, (long)rows * f, (long)rows * f, rows, rows,
+                moe * spec.Experts, moe * c, moe * c];
             long total = 0;
             foreach (long z in sizes) total += (z + 15) / 16 * 16;
             buffer = GC.AllocateArray<float>(checked((int)total), pinned: true);
@@ -326,6 +385,14 @@ public sealed unsafe class InferenceEngine
             Up = ptrs[6];
             Rstd = ptrs[7];
             Mean = ptrs[8];
+            Router = ptrs[9];
+            Gathered = ptrs[10];
+            ExpertOut = ptrs[11];
+            int picks = spec.IsMoe ? rows * spec.ExpertsUsed : 0;
+            Chosen = new int[picks];
+            ChosenWeights = new float[picks];
+            ExpertRows = new int[picks];
+            ExpertSlots = new int[picks];
         }
 
         public int Rows { get; }
@@ -347,5 +414,21 @@ public sealed unsafe class InferenceEngine
         public float* Rstd { get; }
 
         public float* Mean { get; }
+
+        /// <summary>Mixtures of experts: router logits [N, E], one expert's gathered rows and its outputs [N, C].</summary>
+        public float* Router { get; }
+
+        public float* Gathered { get; }
+
+        public float* ExpertOut { get; }
+
+        /// <summary>Each row's chosen experts and their weights [N, k]; one expert's rows and their (row, slot) index.</summary>
+        public int[] Chosen { get; } = [];
+
+        public float[] ChosenWeights { get; } = [];
+
+        public int[] ExpertRows { get; } = [];
+
+        public int[] ExpertSlots { get; } = [];
     }
 }

@@ -33,8 +33,10 @@ public static class Llama2cExport
         if (spec.Positions != PositionKind.Rope) return "llama2.c has no learned position table (it runs Llama models with RoPE)";
         if (spec.Norm != NormKind.RmsNorm || spec.NormBias) return "llama2.c normalizes with RMSNorm without a bias";
         if (spec.Mlp != MlpKind.SwiGlu) return "llama2.c's MLP is SwiGLU";
+        if (spec.IsMoe) return "llama2.c has one MLP per layer, not a mixture of experts";
         if (spec.QkvBias || spec.OutBias || spec.MlpBias) return "llama2.c has no biases";
         if (spec.QkNorm) return "llama2.c has no q/k norms";
+        if (!spec.PreNorms || spec.PostNorms) return "llama2.c normalizes the inputs of attention and the MLP, and nothing else";
         if (spec.HeadDim * spec.Heads != spec.Dim) return $"llama2.c's head size is dim / n_heads ({spec.Dim} / {spec.Heads}), the model's is {spec.HeadDim}";
         if (spec.EffectiveRotaryDim != spec.HeadDim) return "llama2.c rotates whole heads (no partial rotary)";
         if (spec.RopeTheta != 10000.0) return $"llama2.c fixes RoPE theta at 10000 (the model's is {spec.RopeTheta})";
@@ -80,15 +82,15 @@ public static class Llama2cExport
                 tensors++;
             }
             Matrix(w.TokenEmbedding);
-            foreach (var l in w.Layers) Vector(l.AttnNorm);
+            foreach (var l in w.Layers) Vector(l.AttnNorm!);
             foreach (var l in w.Layers) Matrix(Part(l, s, 0), qOrder);
             foreach (var l in w.Layers) Matrix(Part(l, s, 1), kOrder);
             foreach (var l in w.Layers) Matrix(Part(l, s, 2));
             foreach (var l in w.Layers) Matrix(l.Wo);
-            foreach (var l in w.Layers) Vector(l.MlpNorm);
+            foreach (var l in w.Layers) Vector(l.MlpNorm!);
             foreach (var l in w.Layers) Matrix(l.Gate!);
-            foreach (var l in w.Layers) Matrix(l.Down);
-            foreach (var l in w.Layers) Matrix(l.Up);
+            foreach (var l in w.Layers) Matrix(l.Down!);
+            foreach (var l in w.Layers) Matrix(l.Up!);
             Vector(w.FinalNorm);
             int half = s.HeadDim / 2;
             for (int part = 0; part < 2; part++)

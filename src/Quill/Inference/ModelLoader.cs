@@ -133,27 +133,40 @@ public static class ModelLoader
     public static ModelSpec SpecFromHf(HfConfig hf, string source)
     {
         ArgumentNullException.ThrowIfNull(hf);
-        if (hf.RopeScaling is { } rs && rs.Type != "llama3" && rs.Type != "linear")
-            throw new QuillException($"{source}: rope_scaling type '{rs.Type}' is not supported (llama3 and linear are).");
+        if (hf.RopeScaling is { } rs && rs.Type != "llama3" && rs.Type != "linear" && rs.Type != "longrope")
+            throw new QuillException($"{source}: rope_scaling type '{rs.Type}' is not supported (llama3, linear and longrope are).");
+        LongRopeScaling? longRope = null;
+        if (hf.RopeScaling is { Type: "longrope" } lr)
+        {
+            int orig = lr.OriginalMaxPositions ?? hf.MaxPositions;
+            if (orig < 1) throw new InvalidConfigException($"{source}: original_max_position_embeddings {orig} must be positive.");
+            longRope = new LongRopeScaling(lr.ShortFactor!, lr.LongFactor!, orig, lr.AttentionFactor ?? LongRopeScaling.DefaultAttentionFactor(hf.MaxPositions, orig));
+        }
         bool gpt2 = hf.ModelType == "gpt2", gemma = hf.IsGemma;
         if (gemma && hf.HiddenAct is not ("gelu_pytorch_tanh" or "gelu_new" or "gelu"))
             throw new QuillException($"{source}: hidden_activation '{hf.HiddenAct}' is not supported for Gemma (gelu_pytorch_tanh is).");
         return new ModelSpec
         {
-            Arch = hf.ModelType == "gemma3_text" ? "gemma3" : hf.ModelType,
+            Arch = hf.ModelType switch { "gemma3_text" => "gemma3", "qwen3_moe" => "qwen3moe", _ => hf.ModelType },
             Dim = hf.HiddenSize,
             Layers = hf.NumLayers,
             Heads = hf.NumHeads,
             KvHeads = hf.NumKvHeads,
             HeadDim = hf.HeadDim,
-            Hidden = hf.IntermediateSize,
+            Hidden = hf.NumExperts > 0 ? hf.ExpertIntermediateSize : hf.IntermediateSize,
+            Experts = hf.NumExperts,
+            ExpertsUsed = hf.ExpertsPerToken,
+            NormTopK = hf.NormTopKProb,
             VocabSize = hf.VocabSize,
             MaxContext = hf.MaxPositions,
             SlidingWindow = Math.Max(hf.SlidingWindow ?? 0, 0),
             SlidingPattern = hf.SlidingPattern,
             RopeThetaLocal = hf.RopeLocalBaseFreq ?? 0,
             EmbedScale = gemma,
-            PostNorms = gemma,
+            PostNorms = gemma || hf.ModelType == "olmo2",
+            PreNorms = hf.ModelType != "olmo2", // OLMo 2 normalizes only the outputs of attention and the MLP
+            QkNorm = hf.ModelType == "olmo2", // (qwen3 / gemma3: settled from the file's q_norm weights)
+            QkNormWhole = hf.ModelType == "olmo2",
             NormWeightOffset = gemma ? 1 : 0,
             AttentionScale = hf.QueryPreAttnScalar is { } qs ? (float)(1 / Math.Sqrt(qs)) : 0,
             AttnSoftcap = (float)(hf.AttnLogitSoftcapping ?? 0),
@@ -168,6 +181,7 @@ public static class ModelLoader
             RopeScaling = hf.RopeScaling is { Type: "llama3" } l3
                 ? new Llama3RopeScaling(l3.Factor, l3.LowFreqFactor ?? 1, l3.HighFreqFactor ?? 4, l3.OriginalMaxPositions ?? 8192) : null,
             RopeLinearFactor = hf.RopeScaling is { Type: "linear" } lin ? lin.Factor : 1.0,
+            LongRope = longRope,
         };
     }
 
@@ -202,7 +216,7 @@ public static class ModelLoader
                     throw new InvalidFileException($"{Path.Combine(dir, "config.json")}: {key} {id} is outside the vocabulary of {spec.VocabSize} tokens; the config does not describe these weights.");
             }
             model.ExtraStopIds = [.. hf.EosTokenIds];
-            ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType is "llama" or "mistral" || hf.IsGemma);
+            ReadTokenizerConfig(dir, model, defaultAddBos: hf.ModelType is "llama" or "mistral" or "mixtral" || hf.IsGemma);
             return model;
         }
         catch

@@ -10,7 +10,9 @@
 // in registers; rows are split across threads only when there is enough work.
 // A sliding window (query at position p sees keys (p - window, p]) starts each row's keys later in the same cache;
 // a soft-cap c turns each scaled score s into c tanh(s / c) (Gemma 2).
-// Does not handle: batches (call once per sequence), quantized caches, a cache that keeps only the window.
+// A ring (ring R > 0: a cache that keeps only the window, Inference.KvCache) holds position p in row p mod R with
+// the rows below W - 1 mirrored after R, so a row's W visible keys still start at one row (lo mod R) and run on.
+// Does not handle: batches (call once per sequence), quantized caches.
 // Glossary: Tq new queries, pos0 position of the first, Hq query heads, Hkv kv heads, D head size, maxT cache capacity.
 using System.Runtime.Intrinsics;
 
@@ -29,14 +31,18 @@ public static partial class Attention
         ReadOnlySpan<float> q, int qRowStride,          // [Tq, Hq*D] rows qRowStride apart
         ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, int maxT,   // [Hkv, maxT, D] each
         Span<float> o,                                   // [Tq, Hq*D]
-        int window = 0, float softcap = 0)               // keys per query including itself (0: all); score cap (0: none)
-        => ForwardCachedCore(Tq, pos0, Hq, Hkv, D, scale, q, qRowStride, kCache, vCache, maxT, o, KernelThreads.Count, AttentionWidth.Auto, window, softcap);
+        int window = 0, float softcap = 0,               // keys per query including itself (0: all); score cap (0: none)
+        int ring = 0)                                    // a ring of this many positions, maxT = ring + window - 1 rows (0: none)
+        => ForwardCachedCore(Tq, pos0, Hq, Hkv, D, scale, q, qRowStride, kCache, vCache, maxT, o, KernelThreads.Count, AttentionWidth.Auto, window, softcap, ring);
 
     internal static unsafe void ForwardCachedCore(int Tq, int pos0, int Hq, int Hkv, int D, float scale,
         ReadOnlySpan<float> q, int qRowStride, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, int maxT,
-        Span<float> o, int threads, AttentionWidth width, int window = 0, float softcap = 0)
+        Span<float> o, int threads, AttentionWidth width, int window = 0, float softcap = 0, int ring = 0)
     {
-        AttentionShape.ValidateCached(Tq, pos0, Hq, Hkv, D, q.Length, qRowStride, kCache.Length, vCache.Length, maxT, o.Length);
+        ArgumentOutOfRangeException.ThrowIfNegative(ring);
+        if (ring > 0 && (window < 1 || Tq + window - 1 > ring || (long)ring + window - 1 != maxT))
+            throw new ArgumentException($"a ring of {ring} positions needs a window (got {window}), at most {ring - window + 1} queries (got {Tq}) and {(long)ring + window - 1} rows per head (got {maxT}).", nameof(ring));
+        AttentionShape.ValidateCached(Tq, ring > 0 ? 0 : pos0, Hq, Hkv, D, q.Length, qRowStride, kCache.Length, vCache.Length, maxT, o.Length);
         ArgumentOutOfRangeException.ThrowIfNegative(window);
         ArgumentOutOfRangeException.ThrowIfNegative(softcap);
         if (Tq == 0) return;
@@ -55,7 +61,7 @@ public static partial class Attention
                     float* qRow = (float*)qp + (long)t * qRowStride + h * D;
                     float* oRow = (float*)op + ((long)t * Hq + h) * D;
                     int n = pos0 + t + 1, lo = window > 0 ? Math.Max(0, n - window) : 0;
-                    long kvBase = (long)(h / (Hq / Hkv)) * maxT * D + (long)lo * D; // the first visible key
+                    long kvBase = (long)(h / (Hq / Hkv)) * maxT * D + (long)(ring > 0 ? lo % ring : lo) * D; // the first visible key
                     n -= lo;
                     switch (width)
                     {

@@ -21,9 +21,9 @@ internal static class ModelBuilders
     private static void CheckLayerCount(WeightSource src, ModelSpec spec, TensorNames names)
     {
         if (spec.Layers < 1) throw new InvalidFileException($"{src.Path}: the model has {spec.Layers} layers; it needs at least one.");
-        if (names.Name(WeightSlot.AttnNorm, spec.Layers - 1) is { } last && !src.Contains(last))
+        if (names.Name(WeightSlot.O, spec.Layers - 1) is { } last && !src.Contains(last))
             throw new InvalidFileException($"{src.Path}: the config says {spec.Layers} layers but tensor '{last}' is not in the file; the config does not describe these weights.");
-        if (names.Name(WeightSlot.AttnNorm, spec.Layers) is { } extra && src.Contains(extra))
+        if (names.Name(WeightSlot.O, spec.Layers) is { } extra && src.Contains(extra))
             throw new InvalidFileException($"{src.Path}: the file holds tensor '{extra}', more layers than the {spec.Layers} its config says; the config does not describe these weights.");
     }
 
@@ -47,9 +47,13 @@ internal static class ModelBuilders
         {
             WeightMatrix? wqkv = Has(WeightSlot.Qkv, i) ? M(WeightSlot.Qkv, i, spec.QkvDim, c) : null;
             float[]? qkvBias = wqkv != null ? Opt(WeightSlot.QkvBias, i) : ConcatOptional(src, spec, names, i);
-            WeightMatrix? gate = null;
-            WeightMatrix up;
-            if (spec.Mlp != MlpKind.Gelu)
+            WeightMatrix? gate = null, up = null;
+            ExpertWeights? experts = null;
+            if (spec.IsMoe)
+            {
+                experts = Experts(src, spec, names, i);
+            }
+            else if (spec.Mlp != MlpKind.Gelu)
             {
                 if (Has(WeightSlot.Gate, i))
                 {
@@ -71,7 +75,7 @@ internal static class ModelBuilders
             }
             layers[i] = new LayerWeights
             {
-                AttnNorm = src.Floats(L(WeightSlot.AttnNorm, i)),
+                AttnNorm = spec.PreNorms ? src.Floats(L(WeightSlot.AttnNorm, i)) : null,
                 AttnNormBias = Opt(WeightSlot.AttnNormBias, i),
                 Wqkv = wqkv,
                 Wq = wqkv == null ? src.Matrix(L(WeightSlot.Q, i)) : null,
@@ -84,13 +88,14 @@ internal static class ModelBuilders
                 WoBias = Opt(WeightSlot.OBias, i),
                 AttnPostNorm = Opt(WeightSlot.AttnPostNorm, i),
                 MlpPostNorm = Opt(WeightSlot.MlpPostNorm, i),
-                MlpNorm = src.Floats(L(WeightSlot.MlpNorm, i)),
+                MlpNorm = spec.PreNorms ? src.Floats(L(WeightSlot.MlpNorm, i)) : null,
                 MlpNormBias = Opt(WeightSlot.MlpNormBias, i),
                 Gate = gate,
                 Up = up,
                 UpBias = Opt(WeightSlot.UpBias, i),
-                Down = M(WeightSlot.Down, i, c, spec.Hidden),
+                Down = spec.IsMoe ? null : M(WeightSlot.Down, i, c, spec.Hidden),
                 DownBias = Opt(WeightSlot.DownBias, i),
+                Experts = experts,
             };
         }
         string G(WeightSlot s) => names.Name(s) ?? throw new InvalidOperationException($"{names.Family} has no name for {s}.");
@@ -119,6 +124,19 @@ internal static class ModelBuilders
             }
         }
         return new ModelWeights(settled, embed, positions, layers, finalNorm, finalBias, head, owners, src.Path);
+    }
+
+    /// <summary>Layer i's router and experts: one tensor per expert (HF) or one 3-D tensor per kind sliced into views (GGUF).</summary>
+    private static ExpertWeights Experts(WeightSource src, ModelSpec spec, TensorNames names, int i)
+    {
+        string N(WeightSlot s, int e = 0) => names.ExpertName(s, i, e) ?? throw new InvalidFileException($"{src.Path}: {names.Family} files have no {s} tensors.");
+        var router = src.Matrix(N(WeightSlot.Router));
+        if (!names.PerExpert)
+            return new ExpertWeights(router, src.Stacked(N(WeightSlot.ExpertGate), spec.Experts), src.Stacked(N(WeightSlot.ExpertUp), spec.Experts), src.Stacked(N(WeightSlot.ExpertDown), spec.Experts));
+        if (src.Contains(N(WeightSlot.ExpertGate, spec.Experts)))
+            throw new InvalidFileException($"{src.Path}: the file holds tensor '{N(WeightSlot.ExpertGate, spec.Experts)}', more experts than the {spec.Experts} its config says.");
+        WeightMatrix[] All(WeightSlot s) => [.. Enumerable.Range(0, spec.Experts).Select(e => src.Matrix(N(s, e)))];
+        return new ExpertWeights(router, All(WeightSlot.ExpertGate), All(WeightSlot.ExpertUp), All(WeightSlot.ExpertDown));
     }
 
     /// <summary>A fused [2F, C] gate|up matrix (Phi-3) as two row views: gate rows first, then up.</summary>

@@ -22,13 +22,20 @@ public sealed class RopeScalingConfig
     [JsonPropertyName("high_freq_factor")] public double HighFreqFactor { get; set; } = 4.0;
 
     [JsonPropertyName("original_max_position_embeddings")] public int OriginalMaxPositions { get; set; } = 8192;
+
+    /// <summary>longrope (Phi-3.5 / Phi-4): the per-pair factors and the magnitude of cos and sin.</summary>
+    [JsonPropertyName("short_factor")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public float[]? ShortFactor { get; set; }
+
+    [JsonPropertyName("long_factor")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public float[]? LongFactor { get; set; }
+
+    [JsonPropertyName("attention_factor")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? AttentionFactor { get; set; }
 }
 
 /// <summary>Transformer shape and architecture choices.</summary>
 public sealed class ModelConfig
 {
     /// <summary>Architectures a config may name.</summary>
-    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
+    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3moe", "olmo2", "phi3", "gemma2", "gemma3"];
 
     /// <summary>"gpt2" (learned positions, LayerNorm, GELU, tied embeddings), a Llama-family name (RoPE, RMSNorm, SwiGLU,
     /// GQA) or gemma2 / gemma3 (GeGLU, post-norms, embeddings scaled by sqrt(n_embd), local and global layers).</summary>
@@ -88,6 +95,18 @@ public sealed class ModelConfig
     /// <summary>Final logit soft-cap (null = 30 for gemma2, else none; 0 = none).</summary>
     [JsonPropertyName("final_softcap")] public float? FinalSoftcap { get; set; }
 
+    /// <summary>Mixtral / Qwen3-MoE: experts per layer (0: a dense MLP; mixtral defaults to 8, qwen3moe to 8), each of width mlp_hidden.</summary>
+    [JsonPropertyName("experts")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public int Experts { get; set; }
+
+    /// <summary>Experts each token uses (default 2).</summary>
+    [JsonPropertyName("experts_used")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public int ExpertsUsed { get; set; }
+
+    /// <summary>The chosen experts' weights are renormalized (default true: Mixtral; Qwen3-MoE's norm_topk_prob).</summary>
+    [JsonPropertyName("norm_topk")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public bool? NormTopK { get; set; }
+
+    /// <summary>True for the mixture-of-experts architectures.</summary>
+    [JsonIgnore] public bool IsMoe => Arch is "mixtral" or "qwen3moe";
+
     [JsonPropertyName("dropout")] public float Dropout { get; set; }
 
     /// <summary>Biases in linear layers (and LayerNorm for gpt2) (null = true for gpt2, false for the Llama family).</summary>
@@ -142,7 +161,9 @@ public sealed class ModelConfig
         if (!(RopeTheta > 0)) Fail($"rope_theta must be positive (got {RopeTheta}).");
         if (RopeScaling is { } rs)
         {
-            if (rs.Type != "llama3" && rs.Type != "linear") Fail($"rope_scaling type '{rs.Type}' is not supported; use 'llama3' or 'linear'.");
+            if (rs.Type != "llama3" && rs.Type != "linear" && rs.Type != "longrope") Fail($"rope_scaling type '{rs.Type}' is not supported; use 'llama3', 'linear' or 'longrope'.");
+            if (rs.Type == "longrope" && (rs.ShortFactor == null || rs.LongFactor == null || rs.OriginalMaxPositions < 1))
+                Fail("rope_scaling longrope needs short_factor, long_factor and original_max_position_embeddings.");
             if (!(rs.Factor > 0)) Fail($"rope_scaling factor must be positive (got {rs.Factor}).");
             if (rs.Type == "llama3" && (!(rs.HighFreqFactor > rs.LowFreqFactor) || rs.LowFreqFactor <= 0 || rs.OriginalMaxPositions < 1))
                 Fail("rope_scaling llama3 needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings >= 1.");
@@ -154,6 +175,8 @@ public sealed class ModelConfig
         if (RopeThetaLocal < 0) Fail($"rope_theta_local must not be negative (got {RopeThetaLocal}).");
         if (!(AttnScale >= 0)) Fail($"attn_scale must not be negative (got {AttnScale}).");
         if (AttnSoftcap < 0 || FinalSoftcap < 0) Fail("attn_softcap and final_softcap must not be negative.");
+        if (IsMoe && (Experts < 0 || ExpertsUsed < 0 || ExpertsUsed > (Experts > 0 ? Experts : 8))) Fail($"experts_used {ExpertsUsed} must lie between 1 and experts {Experts}.");
+        if (!IsMoe && (Experts != 0 || ExpertsUsed != 0)) Fail($"experts and experts_used are for the mixture-of-experts architectures (mixtral, qwen3moe), not {Arch}.");
         if (Dropout < 0f || Dropout >= 1f) Fail($"dropout must be in [0, 1) (got {Dropout}).");
         if (!(NormEps > 0f)) Fail($"norm_eps must be positive (got {NormEps}).");
     }
@@ -182,9 +205,14 @@ public sealed class ModelConfig
             Mlp = gpt2 ? MlpKind.Gelu : IsGemma ? MlpKind.GeGlu : MlpKind.SwiGlu,
             Positions = gpt2 ? PositionKind.Learned : PositionKind.Rope,
             QkvBias = QkvBias ?? (HasBias || Arch == "qwen2"),
-            QkNorm = Arch is "qwen3" or "gemma3",
+            QkNorm = Arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2",
+            QkNormWhole = Arch == "olmo2",
+            PreNorms = Arch != "olmo2",
+            Experts = IsMoe ? Experts > 0 ? Experts : 8 : 0,
+            ExpertsUsed = IsMoe ? ExpertsUsed > 0 ? ExpertsUsed : 2 : 0,
+            NormTopK = IsMoe && (NormTopK ?? true),
             EmbedScale = IsGemma,
-            PostNorms = IsGemma,
+            PostNorms = IsGemma || Arch == "olmo2",
             NormWeightOffset = IsGemma ? 1 : 0,
             AttentionScale = AttnScale,
             AttnSoftcap = AttnSoftcap ?? (Arch == "gemma2" ? 50 : 0),
@@ -198,6 +226,8 @@ public sealed class ModelConfig
             RopeScaling = RopeScaling is { Type: "llama3" } l3 ? new Llama3RopeScaling(l3.Factor, l3.LowFreqFactor, l3.HighFreqFactor, l3.OriginalMaxPositions) : null,
             RopeLinearFactor = RopeScaling is { Type: "linear" } lin ? lin.Factor : 1.0,
             RopeFreqFactors = RopeFreqFactors,
+            LongRope = RopeScaling is { Type: "longrope" } lr
+                ? new LongRopeScaling(lr.ShortFactor!, lr.LongFactor!, lr.OriginalMaxPositions, lr.AttentionFactor ?? LongRopeScaling.DefaultAttentionFactor(BlockSize, lr.OriginalMaxPositions)) : null,
         };
     }
 
@@ -211,12 +241,15 @@ public sealed class ModelConfig
         bool gpt2 = spec.Positions == PositionKind.Learned;
         bool consistent = gpt2
             ? spec.Norm == NormKind.LayerNorm && spec.Mlp == MlpKind.Gelu && spec.NormBias == spec.OutBias
-            : spec.Norm == NormKind.RmsNorm && spec.Mlp == (spec.PostNorms ? MlpKind.GeGlu : MlpKind.SwiGlu)
-              && spec.EmbedScale == spec.PostNorms && spec.NormWeightOffset == (spec.PostNorms ? 1 : 0);
+            : spec.Norm == NormKind.RmsNorm && spec.Mlp == (spec.IsGemma ? MlpKind.GeGlu : MlpKind.SwiGlu)
+              && spec.NormWeightOffset == (spec.IsGemma ? 1 : 0)
+              && (spec.PreNorms ? spec.EmbedScale == spec.PostNorms : spec.PostNorms && spec.QkNormWhole && !spec.EmbedScale)
+              && spec.QkNormWhole == !spec.PreNorms;
         if (!consistent || spec.MlpBias != spec.OutBias)
             throw new QuillException($"{spec.Arch}: this combination of norm, MLP, positions and biases has no Quill config; it cannot be trained.");
-        string arch = gpt2 ? "gpt2" : spec.PostNorms ? (spec.QkNorm ? "gemma3" : "gemma2") : spec.QkNorm ? "qwen3"
-            : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" and not "gemma2" and not "gemma3" ? spec.Arch : "llama";
+        if (spec.IsMoe && spec.PostNorms) throw new QuillException($"{spec.Arch}: a mixture of experts with post-norms has no Quill config; it cannot be trained.");
+        string arch = gpt2 ? "gpt2" : !spec.PreNorms ? "olmo2" : spec.PostNorms ? (spec.QkNorm ? "gemma3" : "gemma2") : spec.IsMoe ? (spec.QkNorm ? "qwen3moe" : "mixtral") : spec.QkNorm ? "qwen3"
+            : Architectures.Contains(spec.Arch) && spec.Arch is not "gpt2" and not "qwen3" and not "gemma2" and not "gemma3" and not "mixtral" and not "qwen3moe" ? spec.Arch : "llama";
         var c = new ModelConfig
         {
             Arch = arch,
@@ -242,11 +275,16 @@ public sealed class ModelConfig
             Bias = spec.OutBias,
             QkvBias = spec.QkvBias,
             TieEmbeddings = spec.TiedEmbeddings,
+            Experts = spec.Experts,
+            ExpertsUsed = spec.ExpertsUsed,
+            NormTopK = spec.IsMoe ? spec.NormTopK : null,
         };
         if (spec.RopeScaling is { } s)
             c.RopeScaling = new RopeScalingConfig { Type = "llama3", Factor = s.Factor, LowFreqFactor = s.LowFreqFactor, HighFreqFactor = s.HighFreqFactor, OriginalMaxPositions = s.OriginalMaxPositions };
         else if (spec.RopeLinearFactor != 1.0)
             c.RopeScaling = new RopeScalingConfig { Type = "linear", Factor = spec.RopeLinearFactor };
+        else if (spec.LongRope is { } lr)
+            c.RopeScaling = new RopeScalingConfig { Type = "longrope", ShortFactor = lr.ShortFactors, LongFactor = lr.LongFactors, OriginalMaxPositions = lr.OriginalMaxPositions, AttentionFactor = lr.AttentionFactor };
         if (spec.RopeScaling != null && spec.RopeLinearFactor != 1.0)
             throw new QuillException($"{spec.Arch}: both Llama 3 and linear RoPE scaling; no Quill config expresses that.");
         return c;
@@ -287,7 +325,14 @@ public sealed class ModelConfig
     public ModelConfig Clone()
     {
         var c = (ModelConfig)MemberwiseClone();
-        if (RopeScaling is { } rs) c.RopeScaling = new RopeScalingConfig { Type = rs.Type, Factor = rs.Factor, LowFreqFactor = rs.LowFreqFactor, HighFreqFactor = rs.HighFreqFactor, OriginalMaxPositions = rs.OriginalMaxPositions };
+        if (RopeScaling is { } rs)
+        {
+            c.RopeScaling = new RopeScalingConfig
+            {
+                Type = rs.Type, Factor = rs.Factor, LowFreqFactor = rs.LowFreqFactor, HighFreqFactor = rs.HighFreqFactor, OriginalMaxPositions = rs.OriginalMaxPositions,
+                ShortFactor = rs.ShortFactor?.ToArray(), LongFactor = rs.LongFactor?.ToArray(), AttentionFactor = rs.AttentionFactor,
+            };
+        }
         c.RopeFreqFactors = RopeFreqFactors?.ToArray();
         return c;
     }

@@ -15,8 +15,8 @@ namespace Quill.Models;
 /// <summary>One transformer block's weights. Fields a family does not use are null.</summary>
 public sealed class LayerWeights
 {
-    /// <summary>Pre-attention norm weight [C] (and bias for LayerNorm).</summary>
-    public required float[] AttnNorm { get; init; }
+    /// <summary>Pre-attention norm weight [C] (and bias for LayerNorm); null without pre-norms (OLMo 2).</summary>
+    public float[]? AttnNorm { get; init; }
 
     public float[]? AttnNormBias { get; init; }
 
@@ -33,7 +33,8 @@ public sealed class LayerWeights
     /// <summary>q|k|v bias [QkvDim] (GPT-2, Qwen2), or null.</summary>
     public float[]? QkvBias { get; init; }
 
-    /// <summary>Per-head RMSNorm weights of q and of k [HeadDim] (Qwen3, Gemma 3), or null.</summary>
+    /// <summary>Per-head RMSNorm weights of q and of k [HeadDim] (Qwen3, Gemma 3), or over the whole projection [QDim],
+    /// [KvDim] (OLMo 2), or null.</summary>
     public float[]? QNorm { get; init; }
 
     public float[]? KNorm { get; init; }
@@ -49,31 +50,99 @@ public sealed class LayerWeights
 
     public float[]? MlpPostNorm { get; init; }
 
-    /// <summary>Pre-MLP norm weight [C] (and bias for LayerNorm).</summary>
-    public required float[] MlpNorm { get; init; }
+    /// <summary>Pre-MLP norm weight [C] (and bias for LayerNorm); null without pre-norms (OLMo 2).</summary>
+    public float[]? MlpNorm { get; init; }
 
     public float[]? MlpNormBias { get; init; }
 
-    /// <summary>SwiGLU / GeGLU gate [F, C] (Llama family, Gemma), null for GPT-2.</summary>
+    /// <summary>SwiGLU / GeGLU gate [F, C] (Llama family, Gemma), null for GPT-2 and mixtures of experts.</summary>
     public WeightMatrix? Gate { get; init; }
 
-    /// <summary>Up projection [F, C] (GPT-2: c_fc).</summary>
-    public required WeightMatrix Up { get; init; }
+    /// <summary>Up projection [F, C] (GPT-2: c_fc); null for a mixture of experts.</summary>
+    public WeightMatrix? Up { get; init; }
 
     public float[]? UpBias { get; init; }
 
-    /// <summary>Down projection [C, F] (GPT-2: mlp.c_proj).</summary>
-    public required WeightMatrix Down { get; init; }
+    /// <summary>Down projection [C, F] (GPT-2: mlp.c_proj); null for a mixture of experts.</summary>
+    public WeightMatrix? Down { get; init; }
 
     public float[]? DownBias { get; init; }
 
-    /// <summary>The matrices this layer has, in a fixed order.</summary>
+    /// <summary>The router and experts that replace the MLP (Mixtral, Qwen3-MoE), or null.</summary>
+    public ExpertWeights? Experts { get; init; }
+
+    /// <summary>The matrices this layer has, in a fixed order (a mixture's router, then each expert's gate, up, down).</summary>
     public IEnumerable<WeightMatrix> Matrices()
     {
         foreach (var w in new[] { Wqkv, Wq, Wk, Wv, Wo, Gate, Up, Down })
         {
             if (w != null) yield return w;
         }
+        if (Experts != null)
+        {
+            foreach (var w in Experts.Matrices()) yield return w;
+        }
+    }
+
+    /// <summary>Bytes of weights one token's pass through this layer reads: every matrix, but of a mixture only the
+    /// router and <paramref name="used"/> experts (the average expert's size).</summary>
+    public long BytesPerToken(int used)
+    {
+        long dense = new[] { Wqkv, Wq, Wk, Wv, Wo, Gate, Up, Down }.Sum(w => w?.ByteSize ?? 0);
+        if (Experts is not { } x) return dense;
+        return dense + x.Router.ByteSize + (x.Count == 0 ? 0 : used * x.ExpertBytes() / x.Count);
+    }
+}
+
+/// <summary>A mixture of experts' weights in one layer: router [E, C] and per expert SwiGLU gate, up [F, C] and down [C, F].</summary>
+public sealed class ExpertWeights
+{
+    public ExpertWeights(WeightMatrix router, WeightMatrix[] gate, WeightMatrix[] up, WeightMatrix[] down)
+    {
+        ArgumentNullException.ThrowIfNull(router);
+        ArgumentNullException.ThrowIfNull(gate);
+        ArgumentNullException.ThrowIfNull(up);
+        ArgumentNullException.ThrowIfNull(down);
+        if (gate.Length != up.Length || gate.Length != down.Length)
+            throw new InvalidFileException($"{router.Name}: {gate.Length} gate, {up.Length} up and {down.Length} down expert matrices; each expert needs all three.");
+        Router = router;
+        Gate = gate;
+        Up = up;
+        Down = down;
+    }
+
+    /// <summary>[E, C]: one logit per expert.</summary>
+    public WeightMatrix Router { get; }
+
+    public WeightMatrix[] Gate { get; }
+
+    public WeightMatrix[] Up { get; }
+
+    public WeightMatrix[] Down { get; }
+
+    /// <summary>E.</summary>
+    public int Count => Gate.Length;
+
+    /// <summary>Bytes of all experts' matrices (the router not counted).</summary>
+    public long ExpertBytes() => Gate.Sum(m => m.ByteSize) + Up.Sum(m => m.ByteSize) + Down.Sum(m => m.ByteSize);
+
+    /// <summary>The router, then expert 0's gate, up, down, then expert 1's, ...</summary>
+    public IEnumerable<WeightMatrix> Matrices()
+    {
+        yield return Router;
+        for (int e = 0; e < Count; e++)
+        {
+            yield return Gate[e];
+            yield return Up[e];
+            yield return Down[e];
+        }
+    }
+
+    /// <summary>A copy with every matrix passed through convert.</summary>
+    public ExpertWeights Map(Func<WeightMatrix, WeightMatrix> convert)
+    {
+        ArgumentNullException.ThrowIfNull(convert);
+        return new ExpertWeights(convert(Router), [.. Gate.Select(convert)], [.. Up.Select(convert)], [.. Down.Select(convert)]);
     }
 }
 
@@ -123,8 +192,12 @@ public sealed class ModelWeights : IDisposable
     /// <summary>True when the output head is the token embedding.</summary>
     public bool Tied => ReferenceEquals(Classifier, TokenEmbedding);
 
-    /// <summary>Bytes of weights one decode step reads: every matrix once, plus one embedding row.</summary>
-    public long WeightBytesPerToken => Layers.Sum(l => l.Matrices().Sum(m => m.ByteSize)) + Classifier.ByteSize + TokenEmbedding.RowBytes;
+    /// <summary>Bytes of weights one decode step reads: every matrix once (of a mixture of experts the router and the
+    /// k experts a token uses, at their average size), plus one embedding row.</summary>
+    public long WeightBytesPerToken => Layers.Sum(l => l.BytesPerToken(Spec.ExpertsUsed)) + Classifier.ByteSize + TokenEmbedding.RowBytes;
+
+    /// <summary>Bytes of every weight matrix (all experts included).</summary>
+    public long WeightBytes => Layers.Sum(l => l.Matrices().Sum(m => m.ByteSize)) + Classifier.ByteSize + (Tied ? 0 : TokenEmbedding.ByteSize);
 
     /// <summary>
     /// A copy with every weight matrix converted to <paramref name="type"/> (F32, F16, BF16, Q8_0, Q4_0, ...), in
@@ -146,7 +219,7 @@ public sealed class ModelWeights : IDisposable
         {
             AttnNorm = l.AttnNorm, AttnNormBias = l.AttnNormBias, Wqkv = QO(l.Wqkv), Wq = QO(l.Wq), Wk = QO(l.Wk), Wv = QO(l.Wv),
             QkvBias = l.QkvBias, QNorm = l.QNorm, KNorm = l.KNorm, Wo = Q(l.Wo), WoBias = l.WoBias, AttnPostNorm = l.AttnPostNorm, MlpPostNorm = l.MlpPostNorm, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
-            Gate = QO(l.Gate), Up = Q(l.Up), UpBias = l.UpBias, Down = Q(l.Down), DownBias = l.DownBias,
+            Gate = QO(l.Gate), Up = QO(l.Up), UpBias = l.UpBias, Down = QO(l.Down), DownBias = l.DownBias, Experts = l.Experts?.Map(Q),
         }).ToArray();
         return new ModelWeights(Spec, Q(TokenEmbedding), PositionEmbedding, layers, FinalNorm, FinalNormBias, Q(Classifier), [], $"{Source} ({type})");
     }
@@ -181,14 +254,28 @@ public sealed class ModelWeights : IDisposable
             var l = Layers[i];
             if (l.Wqkv == null && (l.Wq == null || l.Wk == null || l.Wv == null))
                 throw new InvalidFileException($"{Source}: layer {i} lacks its q/k/v projections.");
-            ExpectPresent(l.Gate != null, s.Mlp != MlpKind.Gelu, $"layer {i}'s MLP gate projection");
+            ExpectPresent(l.Experts != null, s.IsMoe, $"layer {i}'s mixture of experts");
+            ExpectPresent(l.Up != null && l.Down != null, !s.IsMoe, $"layer {i}'s MLP up and down projections");
+            ExpectPresent(l.Gate != null, s.Mlp != MlpKind.Gelu && !s.IsMoe, $"layer {i}'s MLP gate projection");
+            if (l.Experts is { } x)
+            {
+                if (x.Count != s.Experts) throw new InvalidFileException($"{Source}: layer {i} has {x.Count} experts but the config says {s.Experts}.");
+                Expect(x.Router, s.Experts, s.Dim);
+                for (int e = 0; e < x.Count; e++)
+                {
+                    Expect(x.Gate[e], s.Hidden, s.Dim);
+                    Expect(x.Up[e], s.Hidden, s.Dim);
+                    Expect(x.Down[e], s.Dim, s.Hidden);
+                }
+            }
             ExpectPresent(l.AttnPostNorm != null && l.MlpPostNorm != null, s.PostNorms, $"layer {i}'s post-attention and post-MLP norms");
             ExpectVec(l.AttnPostNorm, s.Dim, $"layer {i} post-attention norm");
             ExpectVec(l.MlpPostNorm, s.Dim, $"layer {i} post-MLP norm");
             ExpectPresent(l.QkvBias != null, s.QkvBias, $"layer {i}'s q/k/v bias");
             ExpectPresent(l.QNorm != null && l.KNorm != null, s.QkNorm, $"layer {i}'s q/k norms");
-            ExpectVec(l.QNorm, s.HeadDim, $"layer {i} q norm");
-            ExpectVec(l.KNorm, s.HeadDim, $"layer {i} k norm");
+            ExpectVec(l.QNorm, s.QNormLength, $"layer {i} q norm");
+            ExpectVec(l.KNorm, s.KNormLength, $"layer {i} k norm");
+            ExpectPresent(l.AttnNorm != null && l.MlpNorm != null, s.PreNorms, $"layer {i}'s attention and MLP input norms");
             ExpectPresent(l.WoBias != null, s.OutBias, $"layer {i}'s attention output bias");
             ExpectPresent(l.UpBias != null && l.DownBias != null, s.MlpBias, $"layer {i}'s MLP biases");
             ExpectPresent(l.AttnNormBias != null && l.MlpNormBias != null, s.NormBias, $"layer {i}'s norm biases");

@@ -2,7 +2,10 @@
 // Llama 3 way (long wavelengths divided by the factor, short ones kept, a smooth blend between) and divided by
 // llama.cpp's per-pair rope_freqs when the file has them. This is the only place RoPE frequencies are computed;
 // Kernels.Rope.Tables turns them into the cos/sin tables that training (RopeTables) and inference both read.
-// Does not handle: dynamic NTK / YaRN / LongRoPE scaling (the loaders reject those with a message).
+// LongRoPE (Phi-3.5 / Phi-4): each pair's frequency divided by its short or long factor (long when the tables reach
+// past the original context, as llama.cpp decides by the context it runs; the trainable model decides per batch by
+// its sequence length, as transformers does) and cos, sin times the attention factor.
+// Does not handle: dynamic NTK / YaRN scaling (the loaders reject those with a message).
 // Glossary: d rotary dims, i pair index, t position.
 using Quill.Autograd.Ops;
 
@@ -34,11 +37,18 @@ public static class RopeFrequencies
         return Frequencies(spec.EffectiveRotaryDim, spec.RopeTheta, spec.RopeScaling, spec.RopeLinearFactor, spec.RopeFreqFactors);
     }
 
-    /// <summary>cos/sin tables for positions [0, maxT) of a spec with rotary positions.</summary>
-    public static RopeTables Tables(ModelSpec spec, int maxT)
+    /// <summary>
+    /// cos/sin tables for positions [0, maxT) of a spec with rotary positions; LongRoPE uses the long factors when
+    /// <paramref name="reach"/> (default maxT) exceeds the original context.
+    /// </summary>
+    public static RopeTables Tables(ModelSpec spec, int maxT, int reach = 0)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new RopeTables(maxT, Frequencies(spec), spec.RopeStyle);
+        var f = Frequencies(spec);
+        if (spec.LongRope is not { } lr) return new RopeTables(maxT, f, spec.RopeStyle);
+        var factors = lr.FactorsFor(reach > 0 ? reach : maxT);
+        for (int i = 0; i < f.Length; i++) f[i] /= factors[i];
+        return new RopeTables(maxT, f, spec.RopeStyle, (float)lr.AttentionFactor);
     }
 
     /// <summary>cos/sin tables of the windowed layers of a spec with their own base (Gemma 3): plain frequencies of

@@ -7,6 +7,11 @@
 //           or without the "transformer." prefix (NanoGptWithout), and stores its Conv1D matrices [in, out].
 //   Gguf    llama.cpp (blk.{i}.attn_q.weight, token_embd.weight, ...), per the GGUF spec's tensor naming.
 // llama2.c files have no names (fixed offsets: Formats.Llama2c). Slots a family cannot hold return null.
+//   HfMixtral / HfQwenMoe  Hugging Face Mixtral (block_sparse_moe.gate, block_sparse_moe.experts.{e}.w1/w3/w2) and
+//           Qwen3-MoE (mlp.gate, mlp.experts.{e}.gate_proj/up_proj/down_proj): the Llama names plus the experts, one
+//           tensor per expert (ExpertName fills in e); GGUF holds each layer's experts as one 3-D tensor
+//           (ffn_gate_exps / ffn_up_exps / ffn_down_exps [E, F, C] outermost first) and the router as ffn_gate_inp.
+//   HfOlmo2 Hugging Face OLMo 2: no input norms; post_attention_layernorm / post_feedforward_layernorm on the outputs.
 //   HfGemma Hugging Face Gemma 2 / 3: the Llama names, except that post_attention_layernorm is the norm of the
 //           attention output and the MLP's input norm is pre_feedforward_layernorm (+ post_feedforward_layernorm).
 // Does not handle: other families' names (Falcon, GPT-NeoX, ...).
@@ -20,6 +25,7 @@ public enum WeightSlot
     MlpNorm, MlpNormBias, Gate, Up, GateUp, UpBias, Down, DownBias,
     QNorm, KNorm, // Qwen3, Gemma 3: per-head RMSNorm weights of q and k, [head_dim]
     AttnPostNorm, MlpPostNorm, // Gemma 2, 3: RMSNorms of the attention and MLP outputs before the residual add
+    Router, ExpertGate, ExpertUp, ExpertDown, // mixtures of experts: router [E, C]; each expert's SwiGLU (HF: one tensor per expert, "{e}" in the name; GGUF: one 3-D tensor)
 }
 
 /// <summary>Maps weight slots to tensor names for one file family.</summary>
@@ -46,6 +52,35 @@ public sealed class TensorNames
     /// <summary>The name of layer i's slot, or null if the family has none.</summary>
     public string? Name(WeightSlot slot, int i) => layer(slot) is { } s ? layerPrefix.Replace("{i}", i.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal) + s : null;
 
+    /// <summary>
+    /// The name of expert e's tensor of a mixture slot in layer i: HF families name one tensor per expert; for GGUF,
+    /// which stacks the experts in one 3-D tensor, this is that tensor's name (<see cref="PerExpert"/> is false).
+    /// </summary>
+    public string? ExpertName(WeightSlot slot, int i, int e) => Name(slot, i)?.Replace("{e}", e.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+
+    /// <summary>True when the family stores one tensor per expert (HF), false when one 3-D tensor holds them all (GGUF).</summary>
+    public bool PerExpert => Name(WeightSlot.ExpertGate, 0)?.Contains("{e}", StringComparison.Ordinal) == true;
+
+    /// <summary>Hugging Face names of Mixtral.</summary>
+    public static TensorNames HfMixtral { get; } = new("Hugging Face", "model.layers.{i}.", HfGlobal, s => s switch
+    {
+        WeightSlot.Router => "block_sparse_moe.gate.weight",
+        WeightSlot.ExpertGate => "block_sparse_moe.experts.{e}.w1.weight",
+        WeightSlot.ExpertUp => "block_sparse_moe.experts.{e}.w3.weight",
+        WeightSlot.ExpertDown => "block_sparse_moe.experts.{e}.w2.weight",
+        _ => HfLayer(s),
+    });
+
+    /// <summary>Hugging Face names of Qwen3-MoE.</summary>
+    public static TensorNames HfQwenMoe { get; } = new("Hugging Face", "model.layers.{i}.", HfGlobal, s => s switch
+    {
+        WeightSlot.Router => "mlp.gate.weight",
+        WeightSlot.ExpertGate => "mlp.experts.{e}.gate_proj.weight",
+        WeightSlot.ExpertUp => "mlp.experts.{e}.up_proj.weight",
+        WeightSlot.ExpertDown => "mlp.experts.{e}.down_proj.weight",
+        _ => HfLayer(s),
+    });
+
     /// <summary>Hugging Face names of the Llama family (and Quill's checkpoints of RoPE models).</summary>
     public static TensorNames Hf { get; } = new("Hugging Face", "model.layers.{i}.", HfGlobal, HfLayer);
 
@@ -58,11 +93,21 @@ public sealed class TensorNames
         _ => HfLayer(s),
     });
 
-    /// <summary>The Hugging Face table for a spec: Gemma's when it has post-norms.</summary>
+    /// <summary>Hugging Face names of OLMo 2: no input norms; post_attention_layernorm and post_feedforward_layernorm
+    /// normalize the attention and MLP outputs; q_norm / k_norm span the whole projection.</summary>
+    public static TensorNames HfOlmo2 { get; } = new("Hugging Face", "model.layers.{i}.", HfGlobal, s => s switch
+    {
+        WeightSlot.AttnNorm or WeightSlot.MlpNorm => null,
+        WeightSlot.AttnPostNorm => "post_attention_layernorm.weight",
+        WeightSlot.MlpPostNorm => "post_feedforward_layernorm.weight",
+        _ => HfLayer(s),
+    });
+
+    /// <summary>The Hugging Face table for a spec: Gemma's or OLMo 2's when it has post-norms, Mixtral's or Qwen3-MoE's for experts.</summary>
     public static TensorNames ForHf(ModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return spec.PostNorms ? HfGemma : Hf;
+        return spec.PostNorms ? spec.PreNorms ? HfGemma : HfOlmo2 : spec.IsMoe ? spec.Arch == "qwen3moe" ? HfQwenMoe : HfMixtral : Hf;
     }
 
     private static string? HfGlobal(WeightSlot s) => s switch
@@ -138,6 +183,10 @@ public sealed class TensorNames
         WeightSlot.KNorm => "attn_k_norm.weight",
         WeightSlot.AttnPostNorm => "post_attention_norm.weight",
         WeightSlot.MlpPostNorm => "post_ffw_norm.weight",
+        WeightSlot.Router => "ffn_gate_inp.weight",
+        WeightSlot.ExpertGate => "ffn_gate_exps.weight",
+        WeightSlot.ExpertUp => "ffn_up_exps.weight",
+        WeightSlot.ExpertDown => "ffn_down_exps.weight",
         _ => null,
     });
 

@@ -1,13 +1,16 @@
 // The trainable decoder-only transformer, built from a ModelSpec: every architecture Quill reads (GPT-2, Llama incl.
-// Llama 3 scaling, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and 3, llama2.c) is this one class, its blocks picked by
+// Llama 3 scaling, Mistral, Mixtral, Qwen2, Qwen3, Qwen3-MoE, Phi-3 incl. LongRoPE, Gemma 2 and 3, OLMo 2, llama2.c) is
+// this one class, its blocks picked by
 // the spec's choices:
 //   x = embed(tokens) (* sqrt(C): Gemma) (+ learned positions)
 //   (packed rows, docStarts given: each token attends only within its document, and its position, learned or RoPE,
 //   counts from its document's start, so a document gets what it would get alone in a row)
-//   per layer: h = norm(x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3, Gemma 3); a = causal
+//   per layer: h = norm(x) (OLMo 2: h = x); qkv = h [Wq|Wk|Wv]^T (+ bias); q, k RMS-normalized per head (Qwen3,
+//   Gemma 3) or over their whole width (OLMo 2); a = causal
 //   attention (RoPE on q, k with the layer's base; GQA; the layer's sliding window; score scale and soft-cap);
-//   x += post_norm(a Wo^T (+ b))   (post_norm: Gemma, else identity)
+//   x += post_norm(a Wo^T (+ b))   (post_norm: Gemma, OLMo 2, else identity)
 //              h = norm(x); x += post_norm(down(act(gate(h)) * up(h)))  (act: silu, or gelu_tanh for Gemma's GeGLU)
+//              or x += sum over the top-k experts of w_e down_e(silu(gate_e(h)) * up_e(h))  (Mixtral, Qwen3-MoE)
 //              or x += down(gelu_tanh(up(h) + b)) + b
 //   logits = norm(x) Head^T  (Head = the embedding when tied; soft-capped by c tanh(z / c): Gemma 2)
 // Parameter names come from the file family's name table (TensorNames.ForQuillCheckpoint): nanoGPT for GPT-2 (fused
@@ -37,7 +40,7 @@ public sealed class TransformerModel : LanguageModel
     private readonly Tensor embed, finalNorm, head;
     private readonly Tensor? positions, finalNormBias;
     private readonly Layer[] layers;
-    private readonly RopeTables? rope, ropeLocal;
+    private readonly RopeTables? rope, ropeLocal, ropeShort;
     private readonly AttentionMask?[] masks;
     private readonly TensorNames names;
     private LoraAdapter? lora;
@@ -70,7 +73,7 @@ public sealed class TransformerModel : LanguageModel
         for (int i = 0; i < spec.Layers; i++)
         {
             var l = new Layer();
-            l.AttnNorm = ps.Add(N(WeightSlot.AttnNorm, i), ParameterKind.Norm, c);
+            if (spec.PreNorms) l.AttnNorm = ps.Add(N(WeightSlot.AttnNorm, i), ParameterKind.Norm, c);
             if (spec.NormBias) l.AttnNormBias = ps.Add(N(WeightSlot.AttnNormBias, i), ParameterKind.Bias, c);
             if (fused)
             {
@@ -90,18 +93,40 @@ public sealed class TransformerModel : LanguageModel
             }
             if (spec.QkNorm)
             {
-                l.QNorm = ps.Add(N(WeightSlot.QNorm, i), ParameterKind.Norm, spec.HeadDim);
-                l.KNorm = ps.Add(N(WeightSlot.KNorm, i), ParameterKind.Norm, spec.HeadDim);
+                l.QNorm = ps.Add(N(WeightSlot.QNorm, i), ParameterKind.Norm, spec.QNormLength);
+                l.KNorm = ps.Add(N(WeightSlot.KNorm, i), ParameterKind.Norm, spec.KNormLength);
             }
             l.Wo = M(WeightSlot.O, i, ParameterKind.Matrix, c, spec.QDim, residual: true);
             if (spec.OutBias) l.WoBias = ps.Add(N(WeightSlot.OBias, i), ParameterKind.Bias, c);
             if (spec.PostNorms) l.AttnPostNorm = ps.Add(N(WeightSlot.AttnPostNorm, i), ParameterKind.Norm, c);
-            l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
+            if (spec.PreNorms) l.MlpNorm = ps.Add(N(WeightSlot.MlpNorm, i), ParameterKind.Norm, c);
             if (spec.NormBias) l.MlpNormBias = ps.Add(N(WeightSlot.MlpNormBias, i), ParameterKind.Bias, c);
-            if (spec.Mlp != MlpKind.Gelu) l.Gate = M(WeightSlot.Gate, i, ParameterKind.Matrix, f, c);
-            l.Up = M(WeightSlot.Up, i, ParameterKind.Matrix, f, c);
+            if (spec.IsMoe)
+            {
+                if (frozen != null) throw new InvalidConfigException($"{config.Arch}: a frozen quantized base of a mixture of experts is not supported; fine-tune it with LoRA on an f32 base or fully.");
+                l.Router = M(WeightSlot.Router, i, ParameterKind.Matrix, spec.Experts, c);
+                Tensor Expert(WeightSlot slot, int e, int rows, int cols, bool residual = false)
+                {
+                    string name = names.ExpertName(slot, i, e)!;
+                    return residual ? ps.AddResidualProjection(name, rows, cols) : ps.Add(name, ParameterKind.Matrix, rows, cols);
+                }
+                l.ExpertGate = new Tensor[spec.Experts];
+                l.ExpertUp = new Tensor[spec.Experts];
+                l.ExpertDown = new Tensor[spec.Experts];
+                for (int e = 0; e < spec.Experts; e++)
+                {
+                    l.ExpertGate[e] = Expert(WeightSlot.ExpertGate, e, f, c);
+                    l.ExpertUp[e] = Expert(WeightSlot.ExpertUp, e, f, c);
+                    l.ExpertDown[e] = Expert(WeightSlot.ExpertDown, e, c, f, residual: true);
+                }
+            }
+            else
+            {
+                if (spec.Mlp != MlpKind.Gelu) l.Gate = M(WeightSlot.Gate, i, ParameterKind.Matrix, f, c);
+                l.Up = M(WeightSlot.Up, i, ParameterKind.Matrix, f, c);
+                l.Down = M(WeightSlot.Down, i, ParameterKind.Matrix, c, f, residual: true);
+            }
             if (spec.MlpBias) l.UpBias = ps.Add(N(WeightSlot.UpBias, i), ParameterKind.Bias, f);
-            l.Down = M(WeightSlot.Down, i, ParameterKind.Matrix, c, f, residual: true);
             if (spec.MlpBias) l.DownBias = ps.Add(N(WeightSlot.DownBias, i), ParameterKind.Bias, c);
             if (spec.PostNorms) l.MlpPostNorm = ps.Add(N(WeightSlot.MlpPostNorm, i), ParameterKind.Norm, c);
             layers[i] = l;
@@ -110,6 +135,8 @@ public sealed class TransformerModel : LanguageModel
         if (spec.NormBias) finalNormBias = ps.Add(G(WeightSlot.FinalNormBias), ParameterKind.Bias, c);
         head = spec.TiedEmbeddings ? embed : M(WeightSlot.Head, -1, ParameterKind.Matrix, spec.VocabSize, c);
         if (spec.UsesRope) rope = RopeFrequencies.Tables(spec, spec.MaxContext);
+        if (spec.UsesRope && spec.LongRope is { } lr && spec.MaxContext > lr.OriginalMaxPositions)
+            ropeShort = RopeFrequencies.Tables(spec, spec.MaxContext, reach: lr.OriginalMaxPositions); // LongRoPE's short factors
         if (spec.UsesRope && spec.RopeThetaLocal > 0) ropeLocal = RopeFrequencies.LocalTables(spec, spec.MaxContext);
         masks = new AttentionMask?[spec.Layers];
         for (int i = 0; i < spec.Layers; i++)
@@ -154,7 +181,7 @@ public sealed class TransformerModel : LanguageModel
         {
             g.Mark(i); // backward past here: layer i's gradients (and later layers') are complete
             var l = layers[i];
-            var h = Norm(g, x, l.AttnNorm, l.AttnNormBias);
+            var h = l.AttnNorm != null ? Norm(g, x, l.AttnNorm, l.AttnNormBias) : x; // OLMo 2: the stream itself
             var qkv = LinearOp.Forward(g, h, l.Qkv, l.QkvBias);                 // [B, T, (Hq + 2 Hkv) D]
             if (on != null)
             {
@@ -163,8 +190,9 @@ public sealed class TransformerModel : LanguageModel
                 Adapt(g, on, l.LoraK, qkv, s.QDim, h, dropoutSeed, i);              // . | k | .
                 Adapt(g, on, l.LoraV, qkv, s.QDim + s.KvDim, h, dropoutSeed, i);    // . | . | v
             }
-            if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps); // Qwen3
-            var layerRope = ropeLocal != null && s.LayerWindow(i) > 0 ? ropeLocal : rope;
+            if (l.QNorm != null) qkv = QkNormOp.Forward(g, qkv, l.QNorm, l.KNorm!, s.Heads, s.KvHeads, s.HeadDim, s.NormEps, s.QkNormWhole); // Qwen3, OLMo 2
+            var layerRope = ropeLocal != null && s.LayerWindow(i) > 0 ? ropeLocal
+                : ropeShort != null && t <= s.LongRope!.OriginalMaxPositions ? ropeShort : rope; // LongRoPE: short factors for short sequences, as transformers
             var att = AttentionOp.Forward(g, qkv, s.Heads, s.KvHeads, s.HeadDim, layerRope, layerMasks[i], s.EffectiveAttentionScale); // [B, T, Hq D]
             var a = LinearOp.Forward(g, att, l.Wo, l.WoBias);                  // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraO, a, 0, att, dropoutSeed, i);
@@ -173,30 +201,38 @@ public sealed class TransformerModel : LanguageModel
             var ad = DropoutOp.Forward(g, ap, p, Rng.Mix(dropoutSeed, (ulong)i, 1));
             x = AddOp.Forward(g, x, ad);
             Discard(g, ap, ad);                                                 // add and dropout backward read no values
-            h = Norm(g, x, l.MlpNorm, l.MlpNormBias);
+            h = l.MlpNorm != null ? Norm(g, x, l.MlpNorm, l.MlpNormBias) : x;
+            if (l.Router != null)
+            {
+                var moe = Experts(g, l, h);                                     // [B, T, C]
+                var md = DropoutOp.Forward(g, moe, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
+                x = AddOp.Forward(g, x, md);
+                Discard(g, moe, md);
+                continue;
+            }
             Tensor m;
             if (l.Gate != null)
             {
                 var gate = LinearOp.Forward(g, h, l.Gate, null);                // [B, T, F]
-                var up = LinearOp.Forward(g, h, l.Up, l.UpBias);                // [B, T, F]
+                var up = LinearOp.Forward(g, h, l.Up!, l.UpBias);               // [B, T, F]
                 if (on != null)
                 {
                     Adapt(g, on, l.LoraGate, gate, 0, h, dropoutSeed, i);
                     Adapt(g, on, l.LoraUp, up, 0, h, dropoutSeed, i);
                 }
                 m = s.Mlp == MlpKind.GeGlu ? GeGluOp.Forward(g, gate, up) : SwiGluOp.Forward(g, gate, up);
-                if (!Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h
+                if (l.MlpNorm != null && !Reads(l.Gate, l.LoraGate, on) && !Reads(l.Up!, l.LoraUp, on)) g.Discard(h); // the norm's backward reads its input, not h (without a norm h is the stream)
             }
             else
             {
-                m = LinearOp.Forward(g, h, l.Up, l.UpBias);                     // [B, T, F]
+                m = LinearOp.Forward(g, h, l.Up!, l.UpBias);                    // [B, T, F]
                 if (on != null) Adapt(g, on, l.LoraUp, m, 0, h, dropoutSeed, i);
-                if (!Reads(l.Up, l.LoraUp, on)) g.Discard(h);
+                if (!Reads(l.Up!, l.LoraUp, on)) g.Discard(h);
                 m = GeluOp.Forward(g, m);
             }
-            var d = LinearOp.Forward(g, m, l.Down, l.DownBias);                // [B, T, C]
+            var d = LinearOp.Forward(g, m, l.Down!, l.DownBias);               // [B, T, C]
             if (on != null) Adapt(g, on, l.LoraDown, d, 0, m, dropoutSeed, i);
-            if (!Reads(l.Down, l.LoraDown, on)) g.Discard(m);                   // only a trained down projection reads its input
+            if (!Reads(l.Down!, l.LoraDown, on)) g.Discard(m);                   // only a trained down projection reads its input
             var dp = l.MlpPostNorm != null ? RmsNormOp.Forward(g, d, l.MlpPostNorm, s.NormEps) : d; // Gemma
             var dd = DropoutOp.Forward(g, dp, p, Rng.Mix(dropoutSeed, (ulong)i, 2));
             x = AddOp.Forward(g, x, dd);
@@ -204,6 +240,34 @@ public sealed class TransformerModel : LanguageModel
         }
         g.Mark(layers.Length); // backward past here: the final norm's and the head's gradients are complete
         return Norm(g, x, finalNorm, finalNormBias);                        // [B, T, C]
+    }
+
+    /// <summary>
+    /// A layer's mixture of experts over h [B, T, C]: router logits, each token's top-k weights (MoeRouteOp), then per
+    /// expert some token chose: its tokens' rows gathered, SwiGLU through the expert, and the outputs summed back
+    /// weighted (MoeCombineOp). Experts no token chose do not run and get no gradient this step.
+    /// </summary>
+    private Tensor Experts(Graph g, Layer l, Tensor h)
+    {
+        var s = Spec;
+        int k = s.ExpertsUsed;
+        var logits = LinearOp.Forward(g, h, l.Router!, null);                 // [B, T, E]
+        var weights = MoeRouteOp.Forward(g, logits, k, s.NormTopK, out int[] chosen); // [N, k]
+        var outputs = new Tensor?[s.Experts];
+        var picks = new int[]?[s.Experts];
+        var rows = new List<int>[s.Experts];
+        for (int i = 0; i < chosen.Length; i++) (rows[chosen[i]] ??= []).Add(i);
+        for (int e = 0; e < s.Experts; e++)
+        {
+            if (rows[e] is not { } r) continue;
+            picks[e] = [.. r];
+            var xe = GatherRowsOp.Forward(g, h, [.. r.Select(i => i / k)]); // [m, C]
+            var gate = LinearOp.Forward(g, xe, l.ExpertGate![e], null);      // [m, F]
+            var up = LinearOp.Forward(g, xe, l.ExpertUp![e], null);          // [m, F]
+            var a = SwiGluOp.Forward(g, gate, up);
+            outputs[e] = LinearOp.Forward(g, a, l.ExpertDown![e], null);     // [m, C]
+        }
+        return MoeCombineOp.Forward(g, outputs, picks, weights, h.Shape);
     }
 
     /// <summary>True when a backward reads the input of this projection: its weight trains, or an adapter beside it does.</summary>
@@ -238,7 +302,8 @@ public sealed class TransformerModel : LanguageModel
         for (int i = 0; i < layers.Length; i++)
         {
             var l = layers[i];
-            Tensor?[] plain = [l.AttnNorm, l.AttnNormBias, l.Wo, l.WoBias, l.MlpNorm, l.MlpNormBias, l.Gate, l.Up, l.UpBias, l.Down, l.DownBias, l.QNorm, l.KNorm, .. l.Qkv, .. l.QkvBias ?? []];
+            Tensor?[] plain = [l.AttnNorm, l.AttnNormBias, l.Wo, l.WoBias, l.MlpNorm, l.MlpNormBias, l.Gate, l.Up, l.UpBias, l.Down, l.DownBias, l.QNorm, l.KNorm,
+                l.AttnPostNorm, l.MlpPostNorm, l.Router, .. l.Qkv, .. l.QkvBias ?? [], .. l.ExpertGate ?? [], .. l.ExpertUp ?? [], .. l.ExpertDown ?? []];
             foreach (var t in plain) if (t != null) table[t] = i;
             foreach (var module in new[] { l.LoraQkv, l.LoraQ, l.LoraK, l.LoraV, l.LoraO, l.LoraGate, l.LoraUp, l.LoraDown })
             {
@@ -281,8 +346,18 @@ public sealed class TransformerModel : LanguageModel
             }
             Copy(src.Wo, l.Wo);
             if (l.Gate != null) Copy(src.Gate!, l.Gate);
-            Copy(src.Up, l.Up);
-            Copy(src.Down, l.Down);
+            if (l.Up != null) Copy(src.Up!, l.Up);
+            if (l.Down != null) Copy(src.Down!, l.Down);
+            if (src.Experts is { } x)
+            {
+                Copy(x.Router, l.Router!);
+                for (int e = 0; e < x.Count; e++)
+                {
+                    Copy(x.Gate[e], l.ExpertGate![e]);
+                    Copy(x.Up[e], l.ExpertUp![e]);
+                    Copy(x.Down[e], l.ExpertDown![e]);
+                }
+            }
             w.ReleaseResidentPages(); // the layer is copied: its file pages need not stay resident
         }
         if (!spec.TiedEmbeddings) Copy(w.Classifier, m.head);
@@ -302,6 +377,7 @@ public sealed class TransformerModel : LanguageModel
     internal static TransformerModel QuantizedBase(ModelWeights w, ModelConfig config, GgmlType floatType)
     {
         var spec = w.Spec;
+        if (spec.IsMoe) throw new InvalidConfigException($"{w.Source}: QLoRA on a mixture of experts is not supported yet; use LoRA (an f32 base) or a full fine-tune.");
         int block = GgmlTypeInfo.BlockSize(floatType);
         bool quantize = !w.Layers.SelectMany(l => l.Matrices()).Any(x => IsBlockType(x.Type));
         if (quantize && !w.Layers.SelectMany(l => l.Matrices()).Any(x => x.Cols % block == 0))
@@ -332,8 +408,8 @@ public sealed class TransformerModel : LanguageModel
                 WeightSlot.Qkv or WeightSlot.Q or WeightSlot.K or WeightSlot.V => Qkv(l, slot),
                 WeightSlot.O => View(l.Wo, true),
                 WeightSlot.Gate => View(l.Gate!, true),
-                WeightSlot.Up => View(l.Up, true),
-                WeightSlot.Down => View(l.Down, true),
+                WeightSlot.Up => View(l.Up!, true),
+                WeightSlot.Down => View(l.Down!, true),
                 _ => null,
             };
         }
@@ -371,7 +447,7 @@ public sealed class TransformerModel : LanguageModel
         {
             var src = w.Layers[i];
             var l = layers[i];
-            src.AttnNorm.CopyTo(l.AttnNorm.Span);
+            src.AttnNorm?.CopyTo(l.AttnNorm!.Span);
             src.AttnNormBias?.CopyTo(l.AttnNormBias!.Span);
             if (src.QkvBias != null)
             {
@@ -387,7 +463,7 @@ public sealed class TransformerModel : LanguageModel
             src.WoBias?.CopyTo(l.WoBias!.Span);
             src.AttnPostNorm?.CopyTo(l.AttnPostNorm!.Span);
             src.MlpPostNorm?.CopyTo(l.MlpPostNorm!.Span);
-            src.MlpNorm.CopyTo(l.MlpNorm.Span);
+            src.MlpNorm?.CopyTo(l.MlpNorm!.Span);
             src.MlpNormBias?.CopyTo(l.MlpNormBias!.Span);
             src.UpBias?.CopyTo(l.UpBias!.Span);
             src.DownBias?.CopyTo(l.DownBias!.Span);
@@ -409,7 +485,8 @@ public sealed class TransformerModel : LanguageModel
         config.Validate();
         var slots = config.ResolveTargets(Spec);
         var sites = new List<(int, WeightSlot)>();
-        for (int i = 0; i < layers.Length; i++) sites.AddRange(slots.Select(s => (i, s)));
+        var family = LoraConfig.Family(Spec);
+        for (int i = 0; i < layers.Length; i++) sites.AddRange(slots.Where(s => WeightOf(layers[i], s, family) != null).Select(s => (i, s))); // a mixture's experts take no adapter
         return AttachLora(config, sites, new Rng(seed));
     }
 
@@ -537,7 +614,7 @@ public sealed class TransformerModel : LanguageModel
             bool fused = l.Qkv.Length == 1;
             ls[i] = new LayerWeights
             {
-                AttnNorm = l.AttnNorm.Storage,
+                AttnNorm = l.AttnNorm?.Storage,
                 AttnNormBias = l.AttnNormBias?.Storage,
                 Wqkv = fused ? WeightMatrix.View(l.Qkv[0]) : null,
                 Wq = fused ? null : WeightMatrix.View(l.Qkv[0]),
@@ -550,13 +627,15 @@ public sealed class TransformerModel : LanguageModel
                 WoBias = l.WoBias?.Storage,
                 AttnPostNorm = l.AttnPostNorm?.Storage,
                 MlpPostNorm = l.MlpPostNorm?.Storage,
-                MlpNorm = l.MlpNorm.Storage,
+                MlpNorm = l.MlpNorm?.Storage,
                 MlpNormBias = l.MlpNormBias?.Storage,
                 Gate = l.Gate == null ? null : WeightMatrix.View(l.Gate),
-                Up = WeightMatrix.View(l.Up),
+                Up = l.Up == null ? null : WeightMatrix.View(l.Up),
                 UpBias = l.UpBias?.Storage,
-                Down = WeightMatrix.View(l.Down),
+                Down = l.Down == null ? null : WeightMatrix.View(l.Down),
                 DownBias = l.DownBias?.Storage,
+                Experts = l.Router == null ? null : new ExpertWeights(WeightMatrix.View(l.Router),
+                    [.. l.ExpertGate!.Select(WeightMatrix.View)], [.. l.ExpertUp!.Select(WeightMatrix.View)], [.. l.ExpertDown!.Select(WeightMatrix.View)]),
             };
         }
         var e = WeightMatrix.View(embed);
@@ -566,8 +645,12 @@ public sealed class TransformerModel : LanguageModel
 
     private sealed class Layer
     {
-        public Tensor AttnNorm = null!, Wo = null!, MlpNorm = null!, Up = null!, Down = null!;
-        public Tensor? AttnNormBias, WoBias, MlpNormBias, Gate, UpBias, DownBias;
+        public Tensor Wo = null!;
+        public Tensor? AttnNorm, MlpNorm, AttnNormBias, WoBias, MlpNormBias, Gate, Up, UpBias, Down, DownBias;
+
+        /// <summary>A mixture of experts' router [E, C] and each expert's gate, up [F, C] and down [C, F] (else null).</summary>
+        public Tensor? Router;
+        public Tensor[]? ExpertGate, ExpertUp, ExpertDown;
 
         /// <summary>Qwen3's and Gemma 3's per-head RMSNorm weights of q and k [HeadDim], or null.</summary>
         public Tensor? QNorm, KNorm;

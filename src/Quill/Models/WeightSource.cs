@@ -41,6 +41,20 @@ internal abstract class WeightSource
 
     public WeightMatrix? OptionalMatrix(string name) => Contains(name) ? Matrix(name) : null;
 
+    /// <summary>A 3-D tensor [n, rows, cols] (GGUF's stacked experts) as n zero-copy matrices [rows, cols].</summary>
+    public WeightMatrix[] Stacked(string name, int n)
+    {
+        var v = Get(name);
+        if (v.Shape.Length != 3 || v.Shape[0] != n)
+            throw new InvalidFileException($"{Path}: tensor '{name}' has shape [{string.Join(", ", v.Shape)}]; the {n} experts need [{n}, rows, cols].");
+        if (v.Shape[1] > int.MaxValue || v.Shape[2] > int.MaxValue) throw new InvalidFileException($"{Path}: tensor '{name}' is too large.");
+        int rows = (int)v.Shape[1], cols = (int)v.Shape[2];
+        long bytes = Quantization.GgmlTypeInfo.RowBytes(v.Type, cols) * rows;
+        var all = new WeightMatrix[n];
+        for (int e = 0; e < n; e++) all[e] = new WeightMatrix($"{name}[{e}]", v.Type, v.Address + (nint)(e * bytes), rows, cols, v.KeepAlive);
+        return all;
+    }
+
     /// <summary>Any tensor as a new float array (norm weights, biases, position tables).</summary>
     public unsafe float[] Floats(string name)
     {

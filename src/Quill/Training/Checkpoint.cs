@@ -36,6 +36,19 @@ public sealed class TrainState
 
     [JsonPropertyName("last_val_loss")] public float? LastValLoss { get; set; }
 
+    /// <summary>Early stopping: the lowest validation loss so far, its step and the evaluations since (not written when off).</summary>
+    [JsonPropertyName("best_val_loss")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public float? BestValLoss { get; set; }
+
+    [JsonPropertyName("best_step")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int BestStep { get; set; }
+
+    [JsonPropertyName("evals_since_best")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int EvalsSinceBest { get; set; }
+
     /// <summary>The dataset folder the run trains on.</summary>
     [JsonPropertyName("data")] public string Data { get; set; } = "";
 

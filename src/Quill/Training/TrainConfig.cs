@@ -54,6 +54,20 @@ public sealed class TrainConfig
     /// <summary>Batches averaged for the validation loss (the same windows every time).</summary>
     [JsonPropertyName("eval_batches")] public int EvalBatches { get; set; } = 20;
 
+    /// <summary>
+    /// Stop when this many evaluations in a row have not lowered the best validation loss by more than
+    /// <see cref="EarlyStoppingThreshold"/> (0 = never; Hugging Face's EarlyStoppingCallback). The weights at the best
+    /// evaluation are kept in OUT/best. Not written when 0.
+    /// </summary>
+    [JsonPropertyName("early_stopping_patience")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int EarlyStoppingPatience { get; set; }
+
+    /// <summary>With early stopping: the least fall of the validation loss that counts as an improvement (default 0).</summary>
+    [JsonPropertyName("early_stopping_threshold")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public float EarlyStoppingThreshold { get; set; }
+
     /// <summary>Save the checkpoint every N steps (0 = only at the end); --checkpoint-every overrides.</summary>
     [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; set; } = 100;
 
@@ -93,6 +107,8 @@ public sealed class TrainConfig
         if (Beta1 < 0 || Beta1 >= 1 || Beta2 < 0 || Beta2 >= 1) Fail("beta1 and beta2 must be in [0, 1).");
         if (WeightDecay < 0 || GradClip < 0) Fail("weight_decay and grad_clip must not be negative.");
         if (EvalEvery < 0 || EvalBatches < 1 || CheckpointEvery < 0) Fail("eval_every and checkpoint_every must be >= 0 and eval_batches >= 1.");
+        if (EarlyStoppingPatience < 0) Fail($"early_stopping_patience must not be negative (got {EarlyStoppingPatience}; 0 turns early stopping off).");
+        if (!(EarlyStoppingThreshold >= 0) || float.IsInfinity(EarlyStoppingThreshold)) Fail($"early_stopping_threshold must be a finite number >= 0 (got {EarlyStoppingThreshold}).");
         if (Trainable.Any(string.IsNullOrWhiteSpace)) Fail("trainable holds an empty pattern; give parameter-name globs such as '*norm*'.");
         for (int i = 0; i < ParamGroups.Count; i++)
         {

@@ -19,6 +19,10 @@
 // micro-batch's loss is already its share of the step's mean over pairs (the chosen replies' NLL of ORPO or RPO: over the step's chosen tokens),
 // so every micro-batch back-propagates with seed 1. The step's reward accuracy, chosen / rejected rewards and margin
 // go to metrics.jsonl and rewards.svg; validation is the same loss (and reward accuracy) over the held-out pairs.
+// Early stopping (train.early_stopping_patience > 0): after each evaluation the best validation loss, its step and
+// the evaluations since it are kept in the state (so a resumed run counts on); an improvement (a fall of more than
+// train.early_stopping_threshold) also saves the weights (the adapter for LoRA), config and tokenizer without the
+// optimizer to OUT/best, and `patience` evaluations in a row without one end the run after its checkpoint.
 // Data parallelism (options.Ranks with more than one rank, DataParallel): every rank draws the whole step, trains
 // on its share of the rows and joins in the gradient sums (or ZeRO-1's reduce-scatter / all-gather); rank 0 alone
 // evaluates, logs, plots and writes checkpoints (gathering ZeRO-1's moments first); every rank resumes from the
@@ -151,6 +155,8 @@ public sealed class Trainer : IDisposable
                 if (val != null) valSource = new TokenBatchSource(val, config.Model.VocabSize);
             }
             this.valSource = valSource != null && valSource.CanSample(t) ? valSource : null;
+            if (config.Train.EarlyStoppingPatience > 0 && this.valSource == null)
+                throw new InvalidConfigException("early stopping watches the validation loss, but this run has no validation data; hold some out (--val-fraction, or a val split in `quill prepare`) or turn it off.");
             bool packs = this.trainSource is IPackedBatchSource { Packs: true };
             if (config.Train.Packing != packs)
             {
@@ -254,7 +260,10 @@ public sealed class Trainer : IDisposable
         int firstStep = state.Step;
         float lastLoss = float.NaN;
         int stopAt = options.StopAfterSteps is int k ? Math.Min(maxSteps, firstStep + k) : maxSteps;
-        for (int step = state.Step; step < stopAt; step++)
+        StoppedEarly = false;
+        int patience = config.Train.EarlyStoppingPatience;
+        bool stoppedEarly = false;
+        for (int step = state.Step; step < stopAt && !stoppedEarly; step++)
         {
             if (cancel.IsCancellationRequested)
             {
@@ -337,6 +346,20 @@ public sealed class Trainer : IDisposable
                 valLoss = Evaluate(valSource);
                 state.LastValLoss = valLoss;
                 if (preference != null && LastValStats.Pairs > 0) extra?.Add(new("val_reward_accuracy", (double)LastValStats.Correct / LastValStats.Pairs));
+                if (patience > 0) stoppedEarly = WatchValidation(valLoss.Value, patience);
+            }
+            if (patience > 0 && parallel != null && valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
+            {
+                Span<double> flag = [lead && stoppedEarly ? 1 : 0]; // rank 0 evaluated: every rank learns whether to stop
+                options.Ranks!.Sum(flag);
+                stoppedEarly = flag[0] > 0;
+            }
+            string? report = message;
+            if (stoppedEarly)
+            {
+                report = (message == null ? "" : message + "; ") + string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"early stop: the validation loss has not improved for {patience} evaluation(s); best {state.BestValLoss:F4} at step {state.BestStep}, kept in {Path.Combine(options.OutDir, BestFolder)}");
+                StoppedEarly = true;
             }
             if (lead && options.StepEvaluation != null && options.StepEvaluationEvery > 0 && (state.Step % options.StepEvaluationEvery == 0 || last))
             {
@@ -347,11 +370,11 @@ public sealed class Trainer : IDisposable
             LastStats = stats;
             metrics?.Append(state.Step, stepLoss, lr, gradNorm, tps, valLoss, state.ElapsedSeconds, message != null, extra);
             TimeSpan? eta = state.Step > firstStep ? TimeSpan.FromSeconds(elapsed / (state.Step - firstStep) * (maxSteps - state.Step)) : null;
-            progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, message)
+            progress?.Report(new TrainProgress(state.Step, maxSteps, stepLoss, lr, gradNorm, tps, TimeSpan.FromSeconds(state.ElapsedSeconds), eta, valLoss, report)
             {
                 Rewards = stats.Pairs > 0 ? ((double)stats.Correct / stats.Pairs, stats.Margin / stats.Pairs) : null,
             });
-            if (last || (checkpointEvery > 0 && state.Step % checkpointEvery == 0) || state.Step == stopAt)
+            if (last || stoppedEarly || (checkpointEvery > 0 && state.Step % checkpointEvery == 0) || state.Step == stopAt)
             {
                 parallel?.GatherState(Optimizer);
                 if (lead) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
@@ -394,6 +417,29 @@ public sealed class Trainer : IDisposable
         graph.Reset();
         dp.AfterBackward();
         return lossSum;
+    }
+
+    /// <summary>The folder under OUT that early stopping keeps the best weights in.</summary>
+    public const string BestFolder = "best";
+
+    /// <summary>True when the last Run ended because the validation loss stopped improving.</summary>
+    public bool StoppedEarly { get; private set; }
+
+    /// <summary>
+    /// Early stopping's bookkeeping after an evaluation (rank 0): a new best saves the weights to OUT/best; true when
+    /// patience evaluations in a row have not improved on the best.
+    /// </summary>
+    private bool WatchValidation(float valLoss, int patience)
+    {
+        if (state.BestValLoss is not float best || valLoss < best - config.Train.EarlyStoppingThreshold)
+        {
+            state.BestValLoss = valLoss;
+            state.BestStep = state.Step;
+            state.EvalsSinceBest = 0;
+            Checkpoint.Save(Path.Combine(options.OutDir, BestFolder), config, Model, null, state, tokenizerPath);
+            return false;
+        }
+        return ++state.EvalsSinceBest >= patience;
     }
 
     /// <summary>The validation loss of a model given to the constructor, before the first update (null otherwise).</summary>

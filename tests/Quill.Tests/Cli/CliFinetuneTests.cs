@@ -117,6 +117,9 @@ public class CliFinetuneTests
     [InlineData("--method qlora --qlora-type q4_k", "stories260K.bin: no weight matrix has rows of whole Q4_K blocks (256 values")]
     [InlineData("--method qlora --qlora-type f16", "lora.quant_type 'f16' is not a block type")]
     [InlineData("--data /nonexistent.jsonl", "/nonexistent.jsonl: file not found")]
+    [InlineData("--early-stop 0", "--early-stop takes the number of evaluations without improvement to stop after, at least 1 (got 0).")]
+    [InlineData("--early-stop-threshold 0.1", "--early-stop-threshold goes with --early-stop N")]
+    [InlineData("--early-stop 2 --val-fraction 0", "early stopping watches the validation loss, but this run has no validation data")]
     public void Bad_input_is_one_line(string extra, string expected)
     {
         if (!TestData.Exists("llama2c/stories260K.bin")) return;

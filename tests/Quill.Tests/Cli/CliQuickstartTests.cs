@@ -1,5 +1,5 @@
 // `quill quickstart --chat` end to end with tiny step counts (seconds, not minutes): the data files, pretraining,
-// the request-following figure before fine-tuning, full fine-tuning, the figure after (and the story-question
+// the request-following figure before fine-tuning, LoRA fine-tuning (PEFT adapter in chat-lora/, merged into chat/), the figure after (and the story-question
 // figures), with --prefer the DPO stage and both win-rate figures, samples and a chat model folder that `quill chat`
 // opens; the figures are printed whatever they are. The plain quickstart's stop token is
 // checked on its prepared data. Bad combinations are one line.
@@ -15,7 +15,8 @@ public class CliQuickstartTests
             "--prefer", "--dpo-steps", "2", "--prefer-pairs", "12");
         Assert.True(r.Exit == 0, r.Err);
         Assert.Contains("200 held-out requests", r.Err);
-        Assert.Contains("fine-tuning (full): ", r.Err);
+        Assert.Contains("fine-tuning (LoRA r 32, alpha 64, all linear layers; lr 0.005): ", r.Err);
+        Assert.Contains("merged the adapter (", r.Err);
         Assert.Contains("layout raw text (prompt/completion)", r.Err);
         Assert.Contains($"request following on 200 held-out requests", r.Out);
         Assert.Matches(@"before fine-tuning: followed \d+/200 \(\d+\.\d%\)", r.Out);
@@ -34,7 +35,17 @@ public class CliQuickstartTests
         Assert.True(File.Exists(Path.Combine(run, "dpo", "rewards.svg")));
         Assert.Equal(200, File.ReadAllLines(Path.Combine(run, "dpo", "heldout-replies.jsonl")).Length);
         string chat = Path.Combine(run, "dpo");
-        Assert.True(File.Exists(Path.Combine(run, "chat", "checkpoint", "tokenizer.json")));
+        Assert.True(File.Exists(Path.Combine(run, "chat", "tokenizer.json"))); // the merged model: a whole model folder
+        Assert.True(File.Exists(Path.Combine(run, "chat", "model.safetensors")));
+        using (var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "chat-lora", "checkpoint", "adapter_config.json"))))
+        {
+            Assert.Equal(32, config.RootElement.GetProperty("r").GetInt32());
+            Assert.Equal(64, config.RootElement.GetProperty("lora_alpha").GetDouble());
+            var targets = config.RootElement.GetProperty("target_modules").EnumerateArray().Select(e => e.GetString()).ToList();
+            Assert.Contains("c_attn", targets); // all linear layers of gpt2: attention and MLP
+            Assert.Contains("c_fc", targets);
+        }
+        Assert.Contains($"--adapter {Path.Combine(run, "chat-lora")}", r.Out);
         Assert.True(File.Exists(Path.Combine(chat, "checkpoint", "tokenizer.json")));
         Assert.Contains($"./quill chat --model {chat}", r.Out);
 

@@ -208,6 +208,25 @@ public sealed class MpiTrainingTests
         Assert.Contains("--zero takes 0 (no sharding) or 1", r.Err, StringComparison.Ordinal);
     }
 
+    [MpiFact]
+    public void Early_stopping_under_mpirun_ends_every_rank_at_the_step_one_process_stops_at()
+    {
+        var (dir, cfg, data) = Setup.Value;
+        // eval every 10 steps, patience 1 and a threshold no fall can pass: the evaluation at step 20 stops a 40-step plan
+        string[] args = ["train", "--config", cfg, "--data", data, "--max-steps", "40", "--early-stop", "1", "--early-stop-threshold", "1000"];
+        var alone = CliProcess.Run([.. args, "--out", Path.Combine(dir, "es-alone")]);
+        Assert.True(alone.Exit == 0, alone.Err);
+        var two = Mpi.Run(2, [.. args, "--out", Path.Combine(dir, "es-two")]);
+        Assert.True(two.Exit == 0, two.Err);
+        foreach (var r in new[] { alone.Err, two.Err })
+        {
+            Assert.Contains("early stop: the validation loss has not improved for 1 evaluation(s); best", r, StringComparison.Ordinal);
+            Assert.Contains("done: 20 steps", r, StringComparison.Ordinal);
+        }
+        Assert.Equal(20, File.ReadAllLines(Path.Combine(dir, "es-two", "metrics.jsonl")).Length);
+        Assert.True(File.Exists(Path.Combine(dir, "es-two", "best", "checkpoint", "model.safetensors")));
+    }
+
     [Fact]
     public void Zero_without_mpirun_is_refused_in_one_line()
     {

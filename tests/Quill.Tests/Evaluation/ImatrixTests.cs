@@ -75,7 +75,7 @@ public sealed class ImatrixTests
                 var vs = new double[ctx][];
                 for (int t = 0; t < ctx; t++)
                 {
-                    var h = Rms(xs[t], lw.AttnNorm);
+                    var h = Rms(xs[t], lw.AttnNorm!);
                     foreach (string n in new[] { "attn_q", "attn_k", "attn_v" }) Add(p + n + ".weight", h);
                     qs[t] = MatVec(lw.Wq!, h);
                     ks[t] = MatVec(lw.Wk!, h);
@@ -106,15 +106,15 @@ public sealed class ImatrixTests
                     Add(p + "attn_output.weight", att);
                     var o = MatVec(lw.Wo, att);
                     for (int j = 0; j < c; j++) xs[t][j] += o[j];
-                    var m = Rms(xs[t], lw.MlpNorm);
+                    var m = Rms(xs[t], lw.MlpNorm!);
                     Add(p + "ffn_gate.weight", m);
                     Add(p + "ffn_up.weight", m);
                     var g = MatVec(lw.Gate!, m);
-                    var up = MatVec(lw.Up, m);
+                    var up = MatVec(lw.Up!, m);
                     var act = new double[f];
                     for (int j = 0; j < f; j++) act[j] = g[j] / (1 + Math.Exp(-g[j])) * up[j];
                     Add(p + "ffn_down.weight", act);
-                    var dn = MatVec(lw.Down, act);
+                    var dn = MatVec(lw.Down!, act);
                     for (int j = 0; j < c; j++) xs[t][j] += dn[j];
                 }
             }

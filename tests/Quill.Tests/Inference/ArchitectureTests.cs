@@ -267,9 +267,11 @@ public sealed class ArchitectureTests : IDisposable
     }
 
     [Fact]
-    public void Longrope_factors_are_refused_rather_than_ignored()
+    public void Longrope_factors_are_read_and_one_without_the_other_is_refused()
     {
-        // phi3.gguf with the rope_factors_long / _short tensors a Phi-3 128k file carries
+        // phi3.gguf (which carries phi3.rope.scaling.original_context_length, as llama.cpp's converter writes) with the
+        // rope_factors_long / _short tensors of a LongRoPE file: short factors of 1 within the original context run the
+        // plain model (LongRopeTests runs real factors against PyTorch and llama.cpp)
         string path = Path.Combine(dir, "longrope.gguf");
         int pairs = Reference("phi3")["rotary_dim"]!.GetValue<int>() / 2;
         RewriteGguf(ModelPath("phi3", "gguf"), path, (w, t) => w.AddTensor(t.Name, t.Type, t.Dimensions, t.Data), w =>
@@ -277,9 +279,27 @@ public sealed class ArchitectureTests : IDisposable
             w.AddTensor("rope_factors_long.weight", [pairs], Enumerable.Repeat(4f, pairs).ToArray());
             w.AddTensor("rope_factors_short.weight", [pairs], Enumerable.Repeat(1f, pairs).ToArray());
         });
-        var e = Assert.ThrowsAny<QuillException>(() => ModelLoader.Load(path));
-        Assert.Contains(path, e.Message, StringComparison.Ordinal);
-        Assert.Contains("LongRoPE", e.Message, StringComparison.Ordinal);
+        using (var plain = ModelLoader.Load(ModelPath("phi3", "gguf")))
+        using (var lr = ModelLoader.Load(path))
+        {
+            Assert.Equal(Enumerable.Repeat(4f, pairs), lr.Spec.LongRope!.LongFactors);
+            Assert.Equal(1.0, lr.Spec.LongRope.AttentionFactor); // context_length == original: no magnitude
+            int[] tokens = [.. Enumerable.Range(0, 10).Select(i => (i * 7 + 1) % plain.Spec.VocabSize)];
+            float[] Run(InferenceModel m)
+            {
+                var e = new InferenceEngine(m);
+                var logits = new float[tokens.Length * m.Spec.VocabSize];
+                e.Forward(e.CreateCache(), tokens, logits, allLogits: true);
+                return logits;
+            }
+            Assert.Equal(Run(plain), Run(lr));
+        }
+        string half = Path.Combine(dir, "longrope-half.gguf");
+        RewriteGguf(ModelPath("phi3", "gguf"), half, (w, t) => w.AddTensor(t.Name, t.Type, t.Dimensions, t.Data), w =>
+            w.AddTensor("rope_factors_long.weight", [pairs], Enumerable.Repeat(4f, pairs).ToArray()));
+        var e = Assert.ThrowsAny<QuillException>(() => ModelLoader.Load(half));
+        Assert.Contains(half, e.Message, StringComparison.Ordinal);
+        Assert.Contains("both rope_factors_long and rope_factors_short", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', e.Message);
     }
 

@@ -473,8 +473,8 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
             }
             Same(x.Wo, y.Wo);
             if (x.Gate != null) Same(x.Gate, y.Gate!);
-            Same(x.Up, y.Up);
-            Same(x.Down, y.Down);
+            Same(x.Up!, y.Up!);
+            Same(x.Down!, y.Down!);
         }
     }
 }

@@ -79,8 +79,8 @@ public sealed class GgufModelTests : IDisposable
             new("model.layers.0.self_attn.v_proj.weight", [s.KvDim, s.Dim], l.Wv!.ToFloats()),
             new("model.layers.0.self_attn.o_proj.weight", [s.Dim, s.QDim], l.Wo.ToFloats()),
             new("model.layers.0.mlp.gate_proj.weight", [s.Hidden, s.Dim], l.Gate!.ToFloats()),
-            new("model.layers.0.mlp.up_proj.weight", [s.Hidden, s.Dim], l.Up.ToFloats()),
-            new("model.layers.0.mlp.down_proj.weight", [s.Dim, s.Hidden], l.Down.ToFloats()),
+            new("model.layers.0.mlp.up_proj.weight", [s.Hidden, s.Dim], l.Up!.ToFloats()),
+            new("model.layers.0.mlp.down_proj.weight", [s.Dim, s.Hidden], l.Down!.ToFloats()),
         };
         SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), t, null, SafeTensorDtype.F16);
         File.WriteAllText(Path.Combine(dir, "config.json"), $$"""

@@ -155,9 +155,9 @@ public sealed class QLoraTests : IDisposable
         open.Weights.ReleaseResidentPages();
         Assert.Equal(embed, open.Weights.TokenEmbedding.ToFloats());
         using var stories = ModelLoader.Load(Stories, TestData.PathOf("llama2c/tok512.bin"));
-        float[] down = stories.Weights.Layers[0].Down.ToFloats();
+        float[] down = stories.Weights.Layers[0].Down!.ToFloats();
         stories.Weights.ReleaseResidentPages();
-        Assert.Equal(down, stories.Weights.Layers[0].Down.ToFloats());
+        Assert.Equal(down, stories.Weights.Layers[0].Down!.ToFloats());
     }
 
     [Fact]

@@ -117,7 +117,7 @@ public class TrainerTests
         Assert.Throws<InvalidFileException>(() => Checkpoint.LoadModel(Path.Combine(dir, "nothing-here"), out _));
     }
 
-    private sealed class Progress(Action<TrainProgress> f) : IProgress<TrainProgress>
+    internal sealed class Progress(Action<TrainProgress> f) : IProgress<TrainProgress>
     {
         public void Report(TrainProgress value) => f(value);
     }

@@ -19,8 +19,9 @@ public sealed class RopeTables
     {
     }
 
-    /// <summary>Tables for any frequencies [rotaryDim / 2] (scaled ones come from Models.RopeFrequencies).</summary>
-    public RopeTables(int maxT, double[] frequencies, RopeStyle style)
+    /// <summary>Tables for any frequencies [rotaryDim / 2] (scaled ones come from Models.RopeFrequencies); cos and sin
+    /// times <paramref name="magnitude"/> (LongRoPE's attention factor; 1 otherwise).</summary>
+    public RopeTables(int maxT, double[] frequencies, RopeStyle style, float magnitude = 1f)
     {
         ArgumentNullException.ThrowIfNull(frequencies);
         MaxT = maxT;
@@ -29,6 +30,11 @@ public sealed class RopeTables
         Cos = new float[maxT * frequencies.Length];
         Sin = new float[maxT * frequencies.Length];
         Rope.Tables(maxT, frequencies, Cos, Sin);
+        if (magnitude != 1f)
+        {
+            Elementwise.Scale(Cos, magnitude);
+            Elementwise.Scale(Sin, magnitude);
+        }
     }
 
     public int MaxT { get; }
