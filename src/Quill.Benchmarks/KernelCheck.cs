@@ -131,7 +131,7 @@ public static class KernelCheck
     private static unsafe double CheckQuantGemm()
     {
         double worst = 0;
-        const int m = 7, rows = 21, cols = 512; // a 4 x 4 tile and edges both ways
+        const int m = 7, rows = 21, cols = 512; // four activation rows and single ones; eight weight rows and a partial group
         float[] w = Random(rows * cols, 11), x = Random(m * cols, 12);
         foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q4_K, GgmlType.Q6_K })
         {

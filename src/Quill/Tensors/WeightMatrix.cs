@@ -2,7 +2,9 @@
 // tensor with ne0 = Cols, ne1 = Rows) of one element type (F32, F16, BF16 or a ggml block format), lying at a fixed
 // address: inside a memory-mapped model file (no copy) or in a pinned array the loader made. It offers the three
 // products decoding needs: one vector (decode, GEMV), a few vectors (batched decode, weights read once), and
-// many rows (prefill, GEMM: F32 straight from the mapping; other types dequantized a panel of rows at a time).
+// many rows (prefill, GEMM: F32 straight from the mapping; block formats through QuantGemm's integer GEMM with the
+// activations quantized as llama.cpp does, or, for training's exact gradients and on CPUs without AVX2, dequantized
+// a panel of rows at a time for SGEMM).
 // ConvertTo re-encodes one in another type row by row (a QLoRA base quantized in memory).
 // Does not own the memory it points at: the InferenceModel that built it keeps the file mapped or the array alive.
 // Glossary: R rows (outputs), K cols (inputs), M vectors / rows of activations.

@@ -1,8 +1,8 @@
 // Holds quantized prefill's integer GEMM (QuantGemm) to its references for every block format it takes: each
 // unpacked weight row rebuilds the format's dequantized values; each product entry equals the scalar twin
 // (dequantized weight times the int8 activation, in double) and the decode path's integer dot on the same
-// quantized row; the activation rows equal Q8Activation's; tiles and edges (m, rows not multiples of 4, slabs) and
-// 1 or 2 threads give the same bits; WeightMatrix.Multiply with many rows lands within the activation's rounding
+// quantized row; the activation rows equal Q8Activation's; groups and edges (m not a multiple of 4, rows not of 8,
+// several slabs) and 1 or 2 threads give the same bits; WeightMatrix.Multiply with many rows lands within the activation's rounding
 // of the float product and takes the shared quantization for several matrices.
 using Quill.Kernels;
 using Quill.Quantization;
