@@ -3,7 +3,7 @@
 // address: inside a memory-mapped model file (no copy) or in a pinned array the loader made. It offers the three
 // products decoding needs: one vector (decode, GEMV), a few vectors (batched decode, weights read once), and
 // many rows (prefill, GEMM: F32 straight from the mapping; block formats through QuantGemm's integer GEMM with the
-// activations quantized as llama.cpp does, or, for training's exact gradients and on CPUs without AVX2, dequantized
+// activations quantized as llama.cpp does, or, for training's exact gradients and on x86 CPUs without AVX2, dequantized
 // a panel of rows at a time for SGEMM).
 // ConvertTo re-encodes one in another type row by row (a QLoRA base quantized in memory).
 // Does not own the memory it points at: the InferenceModel that built it keeps the file mapped or the array alive.
@@ -277,7 +277,7 @@ public sealed unsafe class WeightMatrix
             panel, Cols, 0f, new Span<float>((float*)ya + r0, (m - 1) * ldy + n), ldy));
     }
 
-    /// <summary>True when products of many rows run as QuantGemm's integer GEMM (block formats on AVX2 CPUs).</summary>
+    /// <summary>True when products of many rows run as QuantGemm's integer GEMM (block formats; AVX2 or ARM64 CPUs).</summary>
     internal bool UsesIntegerGemm => QuantGemm.Enabled && QuantDot.HasIntegerPath(Type);
 
     private void MultiplyQuantized(QuantGemm.Rows x, float* y, int ldy) => QuantGemm.Multiply(Type, (byte*)Address, Rows, RowBytes, x, y, ldy);
