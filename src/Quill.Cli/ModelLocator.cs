@@ -1,6 +1,7 @@
 // What `--model` means in every verb: a path as before, or hf.co/ORG/REPO[:QUANT], which opens the model pulled into
 // the Hugging Face cache (the GGUF file, or the snapshot folder). A model not pulled yet is pulled when --pull is
 // given or when the user says yes at a terminal; otherwise one line says how to get it.
+using System.CommandLine;
 using Quill.Hub;
 
 namespace Quill.Cli;
@@ -23,6 +24,9 @@ internal static class ModelLocator
         if (!pull) throw new InvalidConfigException($"{reference} is not in the cache ({settings.CacheDir}); run quill pull {reference} first, or add --pull.");
         return Commands.PullCommand.Pull(reference, "main", null).ModelPath;
     }
+
+    /// <summary>--pull for verbs that open a model: download an hf.co/ORG/REPO[:QUANT] reference not in the cache yet.</summary>
+    public static Option<bool> PullOption() => new("--pull") { Description = "Download an hf.co/ORG/REPO[:QUANT] model that is not in the cache yet" };
 
     /// <summary>The pulled file or folder for a reference, or null.</summary>
     private static string? Cached(HubSettings settings, HubReference reference)

@@ -62,7 +62,7 @@ internal static class EvalCommand
         {
             string text = EvalOptions.ReadText(r.GetValue(w.Data)!);
             using var model = o.LoadModel(r);
-            using var reference = GenerateOptions.Load(r.GetValue(baseModel)!, r.GetValue(o.Tokenizer), null, null, r.GetValue(o.Threads));
+            using var reference = GenerateOptions.Load(ModelLocator.Resolve(r.GetValue(baseModel)!, r.GetValue(o.Pull)), r.GetValue(o.Tokenizer), null, null, r.GetValue(o.Threads));
             var options = w.Options(r, o);
             var result = Show("kld", p => KlDivergence.Run(model, reference, text, options, p, cancel));
             var settings = w.Settings(r, options);
@@ -265,7 +265,8 @@ internal static class EvalCommand
 /// <summary>The options every eval task has.</summary>
 internal sealed class EvalOptions
 {
-    public Option<string> Model { get; } = new("--model") { Description = "Model: .gguf, llama2.c .bin, HF folder or Quill run/checkpoint folder", Required = true };
+    public Option<string> Model { get; } = new("--model") { Description = "Model: .gguf, llama2.c .bin, HF folder, Quill run/checkpoint folder, or hf.co/ORG/REPO[:QUANT] (see quill pull)", Required = true };
+    public Option<bool> Pull { get; } = ModelLocator.PullOption();
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Tokenizer file (default: the one in or beside the model)" };
     public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model" };
     public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
@@ -275,11 +276,11 @@ internal sealed class EvalOptions
 
     public void AddTo(Command cmd)
     {
-        foreach (Option opt in new Option[] { Model, Tokenizer, Adapter, Dtype, Threads, Limit, Out }) cmd.Add(opt);
+        foreach (Option opt in new Option[] { Model, Tokenizer, Adapter, Dtype, Threads, Limit, Out, Pull }) cmd.Add(opt);
     }
 
     public InferenceModel LoadModel(ParseResult r) =>
-        GenerateOptions.Load(r.GetValue(Model)!, r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads));
+        GenerateOptions.Load(ModelLocator.Resolve(r.GetValue(Model)!, r.GetValue(Pull)), r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads));
 
     /// <summary>A UTF-8 text file, or a one-line error.</summary>
     public static string ReadText(string path)

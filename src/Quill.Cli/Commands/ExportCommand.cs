@@ -13,19 +13,20 @@ internal static class ExportCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Model to export: a Quill run or checkpoint folder, a Hugging Face folder, a GGUF file or a llama2.c .bin.", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Model to export: a Quill run or checkpoint folder, a Hugging Face folder, a GGUF file, a llama2.c .bin or hf.co/ORG/REPO[:QUANT] (see quill pull).", Required = true };
+        var pull = ModelLocator.PullOption();
         var output = new Option<string>("--out", "-o") { Description = "Output: a .gguf file, or a folder for --format hf.", Required = true };
         var format = new Option<string?>("--format", "-f") { Description = "gguf, hf or llama2c (default: gguf when --out ends in .gguf, llama2c for .bin, else hf)." };
         var dtype = new Option<string?>("--dtype") { Description = "Weight type: f32, f16, bf16 (both formats); q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m (gguf). Default: as stored." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file to use instead of the model's own." };
         var adapter = new Option<string?>("--adapter") { Description = "A LoRA run or PEFT adapter folder trained on --model: write it as a GGUF LoRA adapter (general.type adapter) instead of the model." };
-        var cmd = new Command("export", "Write a model as GGUF (llama.cpp), a Hugging Face folder (transformers) or a llama2.c .bin.") { model, output, format, dtype, tokenizer, adapter };
+        var cmd = new Command("export", "Write a model as GGUF (llama.cpp), a Hugging Face folder (transformers) or a llama2.c .bin.") { model, output, format, dtype, tokenizer, adapter, pull };
         cmd.SetAction(r =>
         {
             string outPath = r.GetValue(output)!;
             var fmt = ModelExport.ParseFormat(r.GetValue(format), outPath);
             string? type = r.GetValue(dtype);
-            using var m = ModelLoader.Load(r.GetValue(model)!, r.GetValue(tokenizer));
+            using var m = ModelLoader.Load(ModelLocator.Resolve(r.GetValue(model)!, r.GetValue(pull)), r.GetValue(tokenizer));
             var sw = Stopwatch.StartNew();
             if (r.GetValue(adapter) is string adapterFolder)
             {

@@ -29,7 +29,7 @@ internal static class FinetuneCommand
 {
     public static Command Create()
     {
-        var baseModel = new Option<string?>("--base") { Description = "The model to fine-tune: GGUF, HF folder, llama2.c .bin or Quill run (with --resume: the one the checkpoint records)" };
+        var baseModel = new Option<string?>("--base") { Description = "The model to fine-tune: GGUF, HF folder, llama2.c .bin, Quill run or hf.co/ORG/REPO[:QUANT] (with --resume: the one the checkpoint records)" };
         var data = new Option<string?>("--data") { Description = "JSONL examples: Alpaca, chat (messages), ShareGPT (conversations) or prompt/completion" };
         var outDir = new Option<string?>("--out") { Description = "Run folder (checkpoint/, metrics.jsonl, loss.svg)" };
         var method = new Option<string?>("--method") { Description = "full (every parameter), lora (adapter beside the f32 base) or qlora (adapter beside the base in its block type); or a preference method on prompt/chosen/rejected pairs: dpo, ipo, orpo, simpo; default: the config's lora.method, else full" };
@@ -54,12 +54,13 @@ internal static class FinetuneCommand
         var targets = new Option<string[]?>("--lora-targets") { Description = "LoRA: projections to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, GPT-2: c_attn c_proj c_fc, or all-linear; default q, k, v, o)", AllowMultipleArgumentsPerToken = true };
         var rslora = new Option<bool?>("--rslora") { Description = "LoRA: scale by alpha / sqrt(r) (rank-stabilized)" };
         var quantType = new Option<string?>("--qlora-type") { Description = "QLoRA: the block type a float base's matrices are quantized to in memory (q4_0 default, nf4, q8_0, ...); a GGUF base stays as stored" };
+        var pull = ModelLocator.PullOption();
         var earlyStop = EarlyStopping.PatienceOption();
         var earlyStopThreshold = EarlyStopping.ThresholdOption();
         var cmd = new Command("finetune", "Supervised fine-tuning (SFT) of a model on JSONL examples, full or with a LoRA / QLoRA adapter; the loss counts only the replies.")
         {
             baseModel, data, outDir, method, config, tokenizer, trainOnPrompt, packing, skipLong, valFraction, maxSteps, resume, threads,
-            rank, alpha, dropout, targets, rslora, quantType, beta, gamma, rpoAlpha, loss, useLora, useQlora, earlyStop, earlyStopThreshold,
+            rank, alpha, dropout, targets, rslora, quantType, beta, gamma, rpoAlpha, loss, useLora, useQlora, earlyStop, earlyStopThreshold, pull,
         };
         cmd.Add(MergeCommand());
         var evalOptions = new TrainingEvalOptions();
@@ -74,8 +75,8 @@ internal static class FinetuneCommand
             RunConfig cfg = r.GetValue(config) is string c ? RunConfig.Load(c, validate: false) : pref != null ? PreferenceTuner.DefaultConfig() : Finetuner.DefaultConfig();
             // --resume: the checkpoint's base and lora section fill in what the command line and config leave out
             RunConfig? saved = r.GetValue(resume) && Checkpoint.Locate(run) is { } ckpt ? Checkpoint.LoadConfig(ckpt) : null;
-            string path = r.GetValue(baseModel) ?? cfg.Base?.Model ?? saved?.Base?.Model
-                ?? throw new InvalidConfigException("give --base MODEL (the model to fine-tune).");
+            string path = ModelLocator.Resolve(r.GetValue(baseModel) ?? cfg.Base?.Model ?? saved?.Base?.Model
+                ?? throw new InvalidConfigException("give --base MODEL (the model to fine-tune)."), r.GetValue(pull));
             string? tok = r.GetValue(tokenizer) ?? (saved?.Base is { } sb && SamePath(sb.Model, path) ? sb.Tokenizer : null);
             var section = cfg.Lora?.Clone() ?? saved?.Lora?.Clone();
             bool Given(Option o) => r.GetResult(o) is { Implicit: false };
@@ -255,13 +256,14 @@ internal static class FinetuneCommand
         var adapter = new Option<string>("--adapter") { Description = "PEFT adapter folder (adapter_config.json, adapter_model.safetensors) or a LoRA run folder", Required = true };
         var outDir = new Option<string>("--out") { Description = "Folder for the merged model (model.safetensors, config.json, tokenizer.json); must not exist or be empty", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "The base's tokenizer when none is found with it (llama2.c)" };
+        var pull = ModelLocator.PullOption();
         var cmd = new Command("merge", "Fold a LoRA adapter into its base (W += scaling B A) and write a whole Quill model folder that generate, chat and serve open.")
         {
-            baseModel, adapter, outDir, tokenizer,
+            baseModel, adapter, outDir, tokenizer, pull,
         };
         cmd.SetAction(r =>
         {
-            string path = r.GetValue(baseModel)!, dir = PeftAdapterFiles.Resolve(r.GetValue(adapter)!), output = r.GetValue(outDir)!;
+            string path = ModelLocator.Resolve(r.GetValue(baseModel)!, r.GetValue(pull)), dir = PeftAdapterFiles.Resolve(r.GetValue(adapter)!), output = r.GetValue(outDir)!;
             using var open = ModelLoader.Load(path, r.GetValue(tokenizer));
             var tok = open.Tokenizer ?? throw new InvalidConfigException($"{path} has no tokenizer beside it; pass --tokenizer FILE so the merged model generates on its own.");
             var lm = LanguageModel.FromWeights(open.Weights);

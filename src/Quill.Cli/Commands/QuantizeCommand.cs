@@ -17,13 +17,14 @@ internal static class QuantizeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Model to quantize: a Quill run, a Hugging Face folder, a GGUF file or a llama2.c .bin.", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Model to quantize: a Quill run, a Hugging Face folder, a GGUF file, a llama2.c .bin or hf.co/ORG/REPO[:QUANT] (see quill pull).", Required = true };
+        var pull = ModelLocator.PullOption();
         var type = new Option<string>("--type", "-t") { Description = $"One of {string.Join(", ", TensorTypePlan.Names)} (q4_k_m / q5_k_m: llama.cpp's mixes).", Required = true };
         var output = new Option<string>("--out", "-o") { Description = "The GGUF file to write.", Required = true };
         var evalText = new Option<string?>("--eval-text") { Description = "Held-out text: report perplexity, KL divergence and top-token agreement against the original." };
         var evalTokens = new Option<int>("--eval-tokens") { Description = "Tokens of --eval-text to score.", DefaultValueFactory = _ => 4096 };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (quill imatrix or llama-imatrix, GGUF or .dat): weight each column's rounding error by it." };
-        var cmd = new Command("quantize", "Write a quantized GGUF file (llama.cpp's type mixes) and report its size and quality.") { model, type, output, imatrix, evalText, evalTokens };
+        var cmd = new Command("quantize", "Write a quantized GGUF file (llama.cpp's type mixes) and report its size and quality.") { model, type, output, imatrix, evalText, evalTokens, pull };
         cmd.SetAction(r =>
         {
             var plan = TensorTypePlan.Parse(r.GetValue(type)!);
@@ -34,7 +35,7 @@ internal static class QuantizeCommand
             if (n < 2) throw new InvalidConfigException($"--eval-tokens must be at least 2 (got {n}).");
             string? imatrixPath = r.GetValue(imatrix);
             var importance = imatrixPath == null ? null : ImatrixFile.Read(imatrixPath);
-            using var m = ModelLoader.Load(r.GetValue(model)!);
+            using var m = ModelLoader.Load(ModelLocator.Resolve(r.GetValue(model)!, r.GetValue(pull)));
             if (importance != null) ImatrixCollector.CheckFits(importance, m, imatrixPath!);
             var sw = Stopwatch.StartNew();
             ExportReport report = null!;

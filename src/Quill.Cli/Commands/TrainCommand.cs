@@ -30,14 +30,15 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint" };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: all cores; under mpirun: cores / ranks on this machine)" };
         var zero = new Option<int>("--zero") { Description = "Under mpirun: 1 shards the AdamW moments and update over the ranks (ZeRO-1), 0 does not" };
-        var init = new Option<string?>("--init") { Description = "Start from this model's weights and tokenizer (GGUF, HF folder, llama2.c .bin, Quill run): continued pretraining" };
+        var init = new Option<string?>("--init") { Description = "Start from this model's weights and tokenizer (GGUF, HF folder, llama2.c .bin, Quill run or hf.co/ORG/REPO[:QUANT]): continued pretraining" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "With --init: the model's tokenizer when it has none beside it (llama2.c)" };
         var trainable = new Option<string[]>("--trainable") { Description = "Train only parameters whose names match these globs (e.g. '*norm*'); the rest stay frozen", AllowMultipleArgumentsPerToken = true };
+        var pull = ModelLocator.PullOption();
         var earlyStop = EarlyStopping.PatienceOption();
         var earlyStopThreshold = EarlyStopping.ThresholdOption();
         var cmd = new Command("train", "Pretrain a GPT-2 or Llama-family model from scratch, or continue pretraining an open model (--init).")
         {
-            preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, zero, init, tokenizer, trainable, earlyStop, earlyStopThreshold,
+            preset, config, data, outDir, maxSteps, ckptEvery, resume, threads, zero, init, tokenizer, trainable, earlyStop, earlyStopThreshold, pull,
         };
         var evalOptions = new TrainingEvalOptions();
         evalOptions.AddTo(cmd);
@@ -60,7 +61,7 @@ internal static class TrainCommand
         {
             if (r.GetValue(threads) is int n) KernelThreads.Count = n;
             else if (MpiLaunch.LocalSize > 1) KernelThreads.Count = Math.Max(1, Environment.ProcessorCount / MpiLaunch.LocalSize);
-            string? initPath = r.GetValue(init);
+            string? initPath = r.GetValue(init) is string given ? ModelLocator.Resolve(given, r.GetValue(pull)) : null;
             if (initPath == null && r.GetValue(tokenizer) != null) throw new InvalidConfigException("--tokenizer goes with --init (the tokenizer of the model to start from).");
             RunConfig run = initPath == null ? LoadRunConfig(r.GetValue(preset), r.GetValue(config)) : InitRunConfig(r.GetValue(preset), r.GetValue(config));
             if (r.GetValue(trainable) is { Length: > 0 } globs) run.Train.Trainable = [.. globs];

@@ -180,4 +180,50 @@ public sealed class HubPullTests : IDisposable
         var list = CliProcess.Run(env, "list");
         Assert.Contains("hf.co/org/tiny-GGUF", list.Out, StringComparison.Ordinal);
     }
+
+    [TestDataFact("gguf-models/llama-2-tiny-random.gguf")]
+    public void Eval_export_quantize_and_finetune_open_hf_co_names_as_generate_does()
+    {
+        string local = TestData.PathOf("gguf-models/llama-2-tiny-random.gguf");
+        hub.Repos["org/tiny-GGUF"] = new FakeHub.Repo("feed02", new(StringComparer.Ordinal) { ["tiny-F32.gguf"] = File.ReadAllBytes(local) });
+        var env = new Dictionary<string, string> { ["HF_ENDPOINT"] = hub.BaseUrl, ["HF_HUB_CACHE"] = cache, ["HF_TOKEN"] = "" };
+        string dir = Directory.CreateTempSubdirectory("quill-hub-verbs").FullName;
+        string text = Path.Combine(dir, "text.txt");
+        File.WriteAllText(text, string.Concat(Enumerable.Repeat("Once upon a time there was a little cat who liked to play. ", 40)));
+        const string name = "hf.co/org/tiny-GGUF";
+        // not pulled yet: one line naming the way, from each verb
+        foreach (string[] args in new[]
+        {
+            new[] { "eval", "ppl", "--model", name, "--data", text, "--context", "64" },
+            ["export", "--model", name, "--out", Path.Combine(dir, "never.gguf")],
+            ["quantize", "--model", name, "--type", "q8_0", "--out", Path.Combine(dir, "never-q8.gguf")],
+        })
+        {
+            var refused = CliProcess.Run(env, args);
+            Assert.Equal(1, refused.Exit);
+            Assert.Contains($"run quill pull {name} first, or add --pull", refused.Err, StringComparison.Ordinal);
+        }
+        // eval pulls with --pull and scores the same as the file itself
+        var viaHub = CliProcess.Run(env, "eval", "ppl", "--model", name, "--data", text, "--context", "64", "--pull");
+        Assert.True(viaHub.Exit == 0, viaHub.Err);
+        var direct = CliProcess.Run("eval", "ppl", "--model", local, "--data", text, "--context", "64");
+        Assert.Equal(System.Text.RegularExpressions.Regex.Match(direct.Out, @"PPL = \S+ \+/- \S+").Value, System.Text.RegularExpressions.Regex.Match(viaHub.Out, @"PPL = \S+ \+/- \S+").Value);
+        Assert.Contains("PPL = ", viaHub.Out, StringComparison.Ordinal);
+        // cached now: export and quantize open it without --pull, and write what they write from the file
+        var exported = CliProcess.Run(env, "export", "--model", name, "--format", "gguf", "--out", Path.Combine(dir, "a.gguf"));
+        Assert.True(exported.Exit == 0, exported.Err);
+        string sameName = Path.Combine(Directory.CreateDirectory(Path.Combine(dir, "copy")).FullName, "tiny-F32.gguf"); // the name goes into general.name
+        File.Copy(local, sameName);
+        Assert.True(CliProcess.Run("export", "--model", sameName, "--format", "gguf", "--out", Path.Combine(dir, "b.gguf")).Exit == 0);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "b.gguf")), File.ReadAllBytes(Path.Combine(dir, "a.gguf")));
+        var quantized = CliProcess.Run(env, "quantize", "--model", name, "--type", "q8_0", "--out", Path.Combine(dir, "q.gguf"));
+        Assert.True(quantized.Exit == 0, quantized.Err);
+        // a LoRA run records the cached snapshot file as its base, so --resume and --adapter find it again
+        string data = Path.Combine(dir, "sft.jsonl");
+        File.WriteAllText(data, string.Concat(Enumerable.Range(0, 8).Select(i => $"{{\"prompt\": \"Say {i}.\", \"completion\": \" {i}.\"}}\n")));
+        var tuned = CliProcess.Run(env, "finetune", "--base", name, "--data", data, "--out", Path.Combine(dir, "ft"), "--max-steps", "2", "--val-fraction", "0", "--method", "lora");
+        Assert.True(tuned.Exit == 0, tuned.Err);
+        string recorded = File.ReadAllText(Path.Combine(dir, "ft", "checkpoint", "config.json"));
+        Assert.Contains(Path.Combine("snapshots", "feed02", "tiny-F32.gguf"), recorded, StringComparison.Ordinal);
+    }
 }
