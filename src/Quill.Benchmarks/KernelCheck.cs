@@ -47,6 +47,7 @@ public static class KernelCheck
             ("gemv (fp32 decode)", WidthName(gemv)),
             ("attention", WidthName(attention)),
             ("quantized dot", IntegerDot.PathName),
+            ("quantized gemm (prefill)", QuantGemm.PathName),
             ("norms, activations, AdamW", WidthName(elementwise)),
         ];
     }
@@ -61,6 +62,7 @@ public static class KernelCheck
             new("gemv (fp32 decode)", paths["gemv (fp32 decode)"], CheckGemv(), 1e-5),
             new("attention", paths["attention"], CheckAttention(), 1e-4),
             new("quantized dot", paths["quantized dot"], CheckQuantDot(), 1e-4),
+            .. QuantGemm.Enabled ? [new KernelCheckResult("quantized gemm (prefill)", paths["quantized gemm (prefill)"], CheckQuantGemm(), 1e-4)] : Array.Empty<KernelCheckResult>(),
         ];
     }
 
@@ -124,6 +126,32 @@ public static class KernelCheck
         AttentionReference.Forward(B, T, Hq, Hkv, D, scale, q, Hq * D, k, Hkv * D, v, Hkv * D, wantO, wantL);
         Attention.Forward(B, T, Hq, Hkv, D, scale, q, Hq * D, k, Hkv * D, v, Hkv * D, gotO, gotL);
         return Math.Max(Error(wantO, gotO, 1), Error(wantL, gotL, 1));
+    }
+
+    private static unsafe double CheckQuantGemm()
+    {
+        double worst = 0;
+        const int m = 7, rows = 21, cols = 512; // four activation rows and single ones; eight weight rows and a partial group
+        float[] w = Random(rows * cols, 11), x = Random(m * cols, 12);
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q4_K, GgmlType.Q6_K })
+        {
+            int rowBytes = (int)Quantization.GgmlTypeInfo.RowBytes(type, cols);
+            var bytes = new byte[rows * rowBytes];
+            GgmlQuant.Quantize(type, w, bytes);
+            var got = new float[m * rows];
+            var want = new float[m * rows];
+            fixed (float* px = x)
+            fixed (byte* pw = bytes)
+            fixed (float* py = got)
+            {
+                var q = QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(type), px, cols, m, cols);
+                QuantGemm.Multiply(type, pw, rows, rowBytes, q, py, rows);
+                for (int i = 0; i < m; i++)
+                    for (int r = 0; r < rows; r++) want[i * rows + r] = (float)QuantGemm.RowReference(type, bytes.AsSpan(r * rowBytes, rowBytes), q, i);
+            }
+            worst = Math.Max(worst, Error(want, got, cols));
+        }
+        return worst;
     }
 
     private static double CheckQuantDot()
