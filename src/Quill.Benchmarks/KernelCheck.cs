@@ -47,6 +47,7 @@ public static class KernelCheck
             ("gemv (fp32 decode)", WidthName(gemv)),
             ("attention", WidthName(attention)),
             ("quantized dot", IntegerDot.PathName),
+            ("quantized gemm (prefill)", QuantGemm.PathName),
             ("norms (RMSNorm, LayerNorm)", elementwise),
             ("softmax, cross-entropy", elementwise),
             ("activations (GELU, SiLU, SwiGLU)", elementwise),
@@ -71,6 +72,7 @@ public static class KernelCheck
             // AdamW repeats PyTorch's float operations lane by lane: bit for bit
             new("AdamW", paths["AdamW"], CheckAdamW(), 0),
             new("RoPE, residual adds", paths["RoPE, residual adds"], CheckRopeAdds(), 1e-6),
+            .. QuantGemm.Enabled ? [new KernelCheckResult("quantized gemm (prefill)", paths["quantized gemm (prefill)"], CheckQuantGemm(), 1e-4)] : Array.Empty<KernelCheckResult>(),
         ];
     }
 
@@ -134,6 +136,32 @@ public static class KernelCheck
         AttentionReference.Forward(B, T, Hq, Hkv, D, scale, q, Hq * D, k, Hkv * D, v, Hkv * D, wantO, wantL);
         Attention.Forward(B, T, Hq, Hkv, D, scale, q, Hq * D, k, Hkv * D, v, Hkv * D, gotO, gotL);
         return Math.Max(Error(wantO, gotO, 1), Error(wantL, gotL, 1));
+    }
+
+    private static unsafe double CheckQuantGemm()
+    {
+        double worst = 0;
+        const int m = 7, rows = 21, cols = 512; // four activation rows and single ones; eight weight rows and a partial group
+        float[] w = Random(rows * cols, 11), x = Random(m * cols, 12);
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q4_K, GgmlType.Q6_K })
+        {
+            int rowBytes = (int)Quantization.GgmlTypeInfo.RowBytes(type, cols);
+            var bytes = new byte[rows * rowBytes];
+            GgmlQuant.Quantize(type, w, bytes);
+            var got = new float[m * rows];
+            var want = new float[m * rows];
+            fixed (float* px = x)
+            fixed (byte* pw = bytes)
+            fixed (float* py = got)
+            {
+                var q = QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(type), px, cols, m, cols);
+                QuantGemm.Multiply(type, pw, rows, rowBytes, q, py, rows);
+                for (int i = 0; i < m; i++)
+                    for (int r = 0; r < rows; r++) want[i * rows + r] = (float)QuantGemm.RowReference(type, bytes.AsSpan(r * rowBytes, rowBytes), q, i);
+            }
+            worst = Math.Max(worst, Error(want, got, cols));
+        }
+        return worst;
     }
 
     private static double CheckQuantDot()

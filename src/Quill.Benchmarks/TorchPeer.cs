@@ -42,6 +42,39 @@ public static class TorchPeer
         return null;
     }
 
+    /// <summary>
+    /// PyTorch 2.10 (libtorch through TorchSharp): runs ../shared/peers/torchsharp/run.sh with args (its first run
+    /// builds it) under the same OMP_WAIT_POLICY=PASSIVE and returns its tokens_per_s, or null (and a line in log)
+    /// when the launcher, bash or a result is missing.
+    /// </summary>
+    public static double? RunTorchSharp(IEnumerable<string> args, TextWriter? log)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        string? launcher = FindScript(Path.Combine("torchsharp", "run.sh"));
+        if (launcher == null || !File.Exists("/bin/bash"))
+        {
+            log?.WriteLine("peer: torchsharp/run.sh (PyTorch 2.10) not found; no PyTorch 2.10 figure");
+            return null;
+        }
+        var psi = new ProcessStartInfo("/bin/bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(launcher);
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        psi.Environment.Remove("OPENBLAS_CORETYPE"); // its own kernels for this CPU, never a pinned weaker set
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        foreach (string line in stdout.Split('\n'))
+        {
+            if (!line.StartsWith('{')) continue;
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.TryGetProperty("tokens_per_s", out var value) && value.ValueKind == JsonValueKind.Number) return value.GetDouble();
+        }
+        log?.WriteLine($"peer: PyTorch 2.10 gave no result ({stderr.Result.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
+        return null;
+    }
+
     /// <summary>Looks for a peer script in $QUILL_PEERS, then shared/peers above the working folder or the program.</summary>
     public static string? FindScript(string name)
     {

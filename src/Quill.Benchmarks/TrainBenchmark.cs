@@ -1,7 +1,9 @@
 // Training throughput: forward + cross-entropy + backward + clipping + AdamW on random tokens for a preset, the
 // same work ../shared/peers/torch_gpt_train.py times for PyTorch. Runs the peer in the same invocation (when
 // python3 with torch and the peer script are present) at the same thread count, with OMP_WAIT_POLICY=PASSIVE,
-// PyTorch's best setting on two cores, and reports the ratio.
+// PyTorch's best setting on two cores, and reports the ratio; "peer" is Debian's PyTorch 1.13 (OpenBLAS on the kernels it
+// detects). PyTorch 2.10 (libtorch via TorchSharp, ../shared/peers/torchsharp/run.sh) runs the same step for the
+// shakespeare-char, gpt-mini and llama-mini presets, reported as "torch210_tokens_per_s" and "ratio_torch210".
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -57,7 +59,10 @@ public static class TrainBenchmark
         var ms = TimeSteps(Step, options.Steps, options.Runs, g, profile);
         double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
         double? peer = RunPeer(options, log);
-        return new BenchResult("train", tps, "tokens/s", peer, new Dictionary<string, object>
+        double? torch210 = options.Preset is "shakespeare-char" or "gpt-mini" or "llama-mini"
+            ? TorchPeer.RunTorchSharp([options.Preset, KernelThreads.Count.ToString(CultureInfo.InvariantCulture), options.Runs.ToString(CultureInfo.InvariantCulture), options.Steps.ToString(CultureInfo.InvariantCulture)], log)
+            : null;
+        var fields = new Dictionary<string, object>
         {
             ["preset"] = options.Preset,
             ["threads"] = KernelThreads.Count,
@@ -65,7 +70,13 @@ public static class TrainBenchmark
             ["seq"] = t,
             ["tokens_per_s"] = Math.Round(tps, 1),
             ["ms_per_step"] = Math.Round(median, 1),
-        });
+        };
+        if (torch210 is double t210 && t210 > 0)
+        {
+            fields["torch210_tokens_per_s"] = Math.Round(t210, 1);
+            fields["ratio_torch210"] = Math.Round(tps / t210, 3);
+        }
+        return new BenchResult("train", tps, "tokens/s", peer, fields);
     }
 
     /// <summary>

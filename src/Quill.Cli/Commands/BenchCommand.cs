@@ -9,6 +9,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "Measure Quill against a peer on this machine (JSON lines).");
         bench.Add(BenchGemmCommand.Create());
+        bench.Add(BenchQgemmCommand.Create());
         bench.Add(BenchTrainCommand.Create());
         bench.Add(BenchLoraCommand.Create());
         bench.Add(BenchServeCommand.Create());

@@ -250,6 +250,7 @@ internal static unsafe class IntegerDot
         fixed (sbyte* xq0 = x.Q32)
         fixed (float* xs0 = x.Scale32)
         fixed (int* xsum0 = x.Sum32)
+        fixed (float* xoff0 = x.Offset32)
         {
             for (int b = 0; b < nb; b++)
             {
@@ -265,8 +266,8 @@ internal static unsafe class IntegerDot
                 float dx = xs0[xb];
                 float d = Fp16.ToSingle(*(ushort*)blk) * dx;
                 acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(T.Dot(q, Avx.LoadVector256(xq0 + (long)xb * 32))), Vector256.Create(d), acc);
-                // Q4_1 / Q5_1: + m sum x; Q5_0: - 16 d sum x
-                offsetSum += (hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * dx : -16 * d) * xsum0[xb];
+                // Q4_1 / Q5_1: + m s (Q8_1's s = f16(dx sum q), as ggml); Q5_0: - 16 d sum q
+                offsetSum += hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * xoff0[xb] : -16 * d * xsum0[xb];
             }
         }
         return Vector256.Sum(acc) + offsetSum;
@@ -291,8 +292,7 @@ internal static unsafe class IntegerDot
                 xsum += xv;
             }
             float d = Fp16.ToSingle(*(ushort*)blk) * x.Scale32[xb];
-            float offset = hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * x.Scale32[xb] : -16 * d;
-            sum += d * dot + offset * xsum;
+            sum += d * dot + (hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * x.Offset32[xb] : -16 * d * xsum);
         }
         return sum;
     }

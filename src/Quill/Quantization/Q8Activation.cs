@@ -1,17 +1,22 @@
 // An activation vector quantized once to int8 for the integer dot kernels, in the two groupings the weight
-// formats need: 32-value blocks (for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights: f32 scale, int8 values, block sum) and
-// 256-value super-blocks (for Q4_K, Q5_K, Q6_K weights: f32 scale, int8 values, sums of each 16 values), as ggml's
-// Q8_0 and Q8_K do. Each value is round(x / d) with d = amax / 127 of its group, rounding halves to even (what
-// the AVX2 conversion does), so it lies within d / 2 of the original. Build it once per input vector and reuse it
-// for every matrix that reads that vector (q, k and v share one).
+// formats need, with ggml's arithmetic so that Quill's quantized products round as llama.cpp's do:
+// - 32-value blocks (ggml's Q8_0 / Q8_1, for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights): q = round(x * 127 / amax),
+//   scale d = amax / 127 rounded to f16 (the products use the f16 value, as ggml's block_q8_0 stores it), int block
+//   sum, and Q8_1's s = f16(d * sum) for the formats with a minimum (Q4_1, Q5_1);
+// - 256-value super-blocks (ggml's Q8_K, for Q4_K, Q5_K, Q6_K weights): with max the value of largest |x| (first
+//   one on ties), iscale = -127 / max, q = round(iscale * x), f32 scale 1 / iscale, sums of each 16 values.
+// Rounding is to nearest, halves to even (ggml: _mm256_round_ps / nearest_int; here the AVX2 conversion and
+// MathF.Round). Build it once per input vector and reuse it for every matrix that reads that vector.
 // There is one quantizer: each 32-value piece is scaled, converted and packed with AVX2 (QuantizeBlock); the scalar
 // twin (QuantizeScalar) computes the same numbers one by one, and the tests hold the two equal value for value.
+// QuantizeRow writes the same numbers into caller-owned memory (QuantGemm's activation rows).
 // Decoding does not allocate: QuantDot.MatVec quantizes into one activation per thread, reused from call to call.
 // Does not handle: vectors whose length is not a multiple of 32 (no 32-groups then) or of 256 (no 256-groups).
 // Glossary: n values, nb = n / 32 blocks, d scale.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Quill.Kernels;
 
 namespace Quill.Quantization;
 
@@ -27,6 +32,7 @@ public sealed unsafe class Q8Activation
     internal sbyte[] Q32 { get; private set; } = [];      // [n]
     internal float[] Scale32 { get; private set; } = [];  // [n / 32]
     internal int[] Sum32 { get; private set; } = [];      // [n / 32]
+    internal float[] Offset32 { get; private set; } = []; // [n / 32] Q8_1's s = f16(d * sum), d before rounding
     internal sbyte[] Q256 { get; private set; } = [];     // [n]
     internal float[] Scale256 { get; private set; } = []; // [n / 256]
     internal short[] Sum16 { get; private set; } = [];    // [n / 16]
@@ -75,12 +81,14 @@ public sealed unsafe class Q8Activation
                 Q32 = GC.AllocateArray<sbyte>(n, pinned: true);
                 Scale32 = new float[n / 32];
                 Sum32 = new int[n / 32];
+                Offset32 = new float[n / 32];
             }
             fixed (sbyte* q = Q32)
             fixed (float* d = Scale32)
             fixed (int* s = Sum32)
+            fixed (float* o = Offset32)
             {
-                for (int b = 0; b < n / 32; b++) s[b] = QuantizeGroup(x + b * 32, 32, q + b * 32, out d[b], vector);
+                for (int b = 0; b < n / 32; b++) s[b] = QuantizeBlock32(x + b * 32, q + b * 32, out d[b], out o[b], vector);
             }
         }
         if (Has256)
@@ -93,43 +101,87 @@ public sealed unsafe class Q8Activation
             }
             fixed (sbyte* q = Q256)
             fixed (float* d = Scale256)
+            fixed (short* s16 = Sum16)
             {
-                for (int b = 0; b < n / 256; b++) QuantizeGroup(x + b * 256, 256, q + b * 256, out d[b], vector);
-            }
-            for (int k = 0; k < n / 16; k++)
-            {
-                int s = 0;
-                for (int i = 0; i < 16; i++) s += Q256[16 * k + i];
-                Sum16[k] = (short)s;
+                for (int b = 0; b < n / 256; b++) d[b] = QuantizeBlock256(x + b * 256, q + b * 256, s16 + b * 16, vector);
             }
         }
     }
 
-    // x [size] (a multiple of 32) -> q = round(x / d), d = max|x| / 127; returns the sum of q.
-    private static int QuantizeGroup(float* x, int size, sbyte* q, out float d, bool vector)
+    /// <summary>
+    /// One row in ggml's Q8_0 form into caller memory (QuantGemm): q [n], d [n / 32] (f16-rounded scales), sum [n / 32],
+    /// offset [n / 32] (Q8_1's s). n a multiple of 32.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeRow32(float* x, int n, sbyte* q, float* d, int* sum, float* offset, bool vector)
+    {
+        for (int b = 0; b < n / 32; b++) sum[b] = QuantizeBlock32(x + b * 32, q + b * 32, out d[b], out offset[b], vector);
+    }
+
+    /// <summary>One row in ggml's Q8_K form into caller memory: q [n], d [n / 256], sums of 16 [n / 16]. n a multiple of 256.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeRow256(float* x, int n, sbyte* q, float* d, short* sum16, bool vector)
+    {
+        for (int b = 0; b < n / 256; b++) d[b] = QuantizeBlock256(x + b * 256, q + b * 256, sum16 + b * 16, vector);
+    }
+
+    // ggml's quantize_row_q8_0 / q8_1: x [32] -> q = round(x * 127 / amax); d = f16(amax / 127); returns sum q;
+    // offset = f16(d * sum) with d before rounding (Q8_1's s).
+    private static int QuantizeBlock32(float* x, sbyte* q, out float d, out float offset, bool vector)
     {
         float amax = 0;
         if (vector)
         {
-            var m = Vector256<float>.Zero;
-            for (int i = 0; i < size; i += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.Load(x + i)));
+            var m = Vector256.Max(Vector256.Max(Vector256.Abs(Vector256.Load(x)), Vector256.Abs(Vector256.Load(x + 8))),
+                Vector256.Max(Vector256.Abs(Vector256.Load(x + 16)), Vector256.Abs(Vector256.Load(x + 24))));
             amax = Math.Max(Math.Max(Math.Max(m[0], m[1]), Math.Max(m[2], m[3])), Math.Max(Math.Max(m[4], m[5]), Math.Max(m[6], m[7])));
         }
         else
         {
-            for (int i = 0; i < size; i++) amax = Math.Max(amax, Math.Abs(x[i]));
+            for (int i = 0; i < 32; i++) amax = Math.Max(amax, Math.Abs(x[i]));
         }
-        d = amax / 127f;
-        float inv = d > 0 ? 1f / d : 0f;
-        if (float.IsInfinity(inv))
+        float draw = amax / 127f;
+        float id = amax != 0 ? 127f / amax : 0f;
+        if (float.IsInfinity(id))
         {
-            // amax below about 4e-37: 1 / d overflows; such a group counts as zeros
-            d = 0;
-            inv = 0;
+            // amax below about 4e-37: 127 / amax overflows; such a block counts as zeros
+            draw = 0;
+            id = 0;
         }
-        int sum = 0;
-        for (int i = 0; i < size; i += 32) sum += vector ? QuantizeBlock(x + i, inv, q + i) : QuantizeScalar(x + i, inv, q + i);
+        d = Fp16.ToSingle(Fp16.FromSingle(draw));
+        int sum = vector ? QuantizeBlock(x, id, q) : QuantizeScalar(x, id, q);
+        offset = Fp16.ToSingle(Fp16.FromSingle(draw * sum));
         return sum;
+    }
+
+    // ggml's quantize_row_q8_K: x [256] -> q = round(iscale * x), iscale = -127 / max (max: the value of largest
+    // |x|, first on ties); returns the scale 1 / iscale (0 for an all-zero block); sum16 [16] the sums of each 16 q.
+    private static float QuantizeBlock256(float* x, sbyte* q, short* sum16, bool vector)
+    {
+        float amax = 0, max = 0;
+        for (int i = 0; i < 256; i++)
+        {
+            float ax = Math.Abs(x[i]);
+            if (ax > amax)
+            {
+                amax = ax;
+                max = x[i];
+            }
+        }
+        float iscale = amax != 0 ? -127f / max : 0f;
+        if (float.IsInfinity(iscale)) iscale = 0;
+        for (int i = 0; i < 256; i += 32)
+        {
+            if (vector) QuantizeBlock(x + i, iscale, q + i);
+            else QuantizeScalar(x + i, iscale, q + i);
+        }
+        for (int k = 0; k < 16; k++)
+        {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += q[16 * k + i];
+            sum16[k] = (short)s;
+        }
+        return iscale != 0 ? 1f / iscale : 0f;
     }
 
     // 32 floats -> round(x * inv) as int8 at q[0..32) (rounding to even, as MathF.Round), returns their sum. The

@@ -7,7 +7,7 @@
 // handed out by guided claims, other types in one contiguous chunk per thread. MatVecMany: several matrices that
 // read one x (q | k | v, gate | up) share one quantization, and for Q8_0 / Q4_0 one parallel region.
 // The DotReference overloads are the plain twins the tests hold the fast paths to.
-// Does not handle: several activation vectors per call (WeightMatrix loops over them, or dequantizes for GEMM).
+// Does not handle: many activation vectors per call (WeightMatrix loops over a few; QuantGemm takes many).
 // Glossary: n = row length (values), nb = blocks in a row.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;

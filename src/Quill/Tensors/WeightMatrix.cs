@@ -2,7 +2,9 @@
 // tensor with ne0 = Cols, ne1 = Rows) of one element type (F32, F16, BF16 or a ggml block format), lying at a fixed
 // address: inside a memory-mapped model file (no copy) or in a pinned array the loader made. It offers the three
 // products decoding needs: one vector (decode, GEMV), a few vectors (batched decode, weights read once), and
-// many rows (prefill, GEMM: F32 straight from the mapping; other types dequantized a panel of rows at a time).
+// many rows (prefill, GEMM: F32 straight from the mapping; block formats through QuantGemm's integer GEMM with the
+// activations quantized as llama.cpp does, or, for training's exact gradients and on x86 CPUs without AVX2, dequantized
+// a panel of rows at a time for SGEMM).
 // ConvertTo re-encodes one in another type row by row (a QLoRA base quantized in memory).
 // Does not own the memory it points at: the InferenceModel that built it keeps the file mapped or the array alive.
 // Glossary: R rows (outputs), K cols (inputs), M vectors / rows of activations.
@@ -168,13 +170,15 @@ public sealed unsafe class WeightMatrix
     /// <summary>
     /// y[m] = W x[m] for m rows of activations: x [m, Cols] with rows ldx apart, y [m, Rows] with rows ldy apart
     /// (so y may be a column slice of a wider buffer). m &lt;= <see cref="SmallM"/> runs matrix-vector kernels;
-    /// larger m runs GEMM.
+    /// larger m runs GEMM: for block formats the integer GEMM (activations quantized as llama.cpp does), unless
+    /// <paramref name="floatActivations"/> asks for dequantize + SGEMM (training: the forward whose exact gradient
+    /// LinearOp's backward computes).
     /// </summary>
-    internal void Multiply(float* x, int ldx, int m, float* y, int ldy)
+    internal void Multiply(float* x, int ldx, int m, float* y, int ldy, bool floatActivations = false)
     {
         if (m <= 0) return;
         if (m <= SmallM) MultiplySmall(x, ldx, m, y, ldy);
-        else MultiplyLarge(x, ldx, m, y, ldy);
+        else MultiplyLarge(x, ldx, m, y, ldy, floatActivations);
     }
 
     /// <summary>
@@ -202,6 +206,19 @@ public sealed unsafe class WeightMatrix
                 QuantDot.MatVecMany(ws[0].Type, qa, qr, ws[0].Cols, x + (long)v * ldx, qy);
             }
             return;
+        }
+        if (m > SmallM && ws[0].UsesIntegerGemm)
+        {
+            // many rows: one quantization of x for every matrix of the same activation flavor and width
+            var flavor = QuantGemm.FlavorOf(ws[0].Type);
+            bool shared = true;
+            foreach (var w in ws) shared &= w.UsesIntegerGemm && QuantGemm.FlavorOf(w.Type) == flavor && w.Cols == ws[0].Cols;
+            if (shared)
+            {
+                var xq = QuantGemm.Rows.Quantize(flavor, x, ldx, m, ws[0].Cols);
+                for (int i = 0; i < ws.Length; i++) ws[i].MultiplyQuantized(xq, (float*)ys[i], ldys[i]);
+                return;
+            }
         }
         bool fused = same && ldx == ws[0].Cols && ws[0].Type == GgmlType.F32;
         if (!fused)
@@ -239,7 +256,7 @@ public sealed unsafe class WeightMatrix
         for (int v = 0; v < m; v++) QuantDot.MatVec(Type, (byte*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);
     }
 
-    private void MultiplyLarge(float* x, int ldx, int m, float* y, int ldy)
+    private void MultiplyLarge(float* x, int ldx, int m, float* y, int ldy, bool floatActivations)
     {
         var xs = new ReadOnlySpan<float>(x, (m - 1) * ldx + Cols);
         var ys = new Span<float>(y, (m - 1) * ldy + Rows);
@@ -248,11 +265,22 @@ public sealed unsafe class WeightMatrix
             Gemm.Sgemm(false, true, m, Rows, Cols, 1f, xs, ldx, Floats, Cols, 0f, ys, ldy);
             return;
         }
+        if (UsesIntegerGemm && !floatActivations)
+        {
+            // the activation rows quantized once (ggml's rules), then integer block dots: llama.cpp's arithmetic
+            MultiplyQuantized(QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(Type), x, ldx, m, Cols), y, ldy);
+            return;
+        }
         // y[:, r0:r0+n] = x W[r0:r0+n]^T, one dequantized panel of rows at a time
         nint xa = (nint)x, ya = (nint)y;
         ForEachPanel((r0, n, panel) => Gemm.Sgemm(false, true, m, n, Cols, 1f, new ReadOnlySpan<float>((float*)xa, (m - 1) * ldx + Cols), ldx,
             panel, Cols, 0f, new Span<float>((float*)ya + r0, (m - 1) * ldy + n), ldy));
     }
+
+    /// <summary>True when products of many rows run as QuantGemm's integer GEMM (block formats; AVX2 or ARM64 CPUs).</summary>
+    internal bool UsesIntegerGemm => QuantGemm.Enabled && QuantDot.HasIntegerPath(Type);
+
+    private void MultiplyQuantized(QuantGemm.Rows x, float* y, int ldy) => QuantGemm.Multiply(Type, (byte*)Address, Rows, RowBytes, x, y, ldy);
 
     private delegate void PanelAction(int firstRow, int rows, ReadOnlySpan<float> panel);
 

@@ -54,10 +54,11 @@ public sealed class Arm64EmulationTests
         Assert.Contains("attention: neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("gemv (fp32 decode): neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("quantized dot: neon", r.Out, StringComparison.Ordinal);
+        Assert.Contains("quantized gemm (prefill): neon sdot 8 rows x 2", r.Out, StringComparison.Ordinal);
         foreach (string family in new[] { "norms (RMSNorm, LayerNorm)", "softmax, cross-entropy", "activations (GELU, SiLU, SwiGLU)", "AdamW", "RoPE, residual adds" })
             Assert.Contains($"{family}: neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
-        Assert.Equal(9, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
+        Assert.Equal(10, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
     }
 
     [Arm64CliFact]
@@ -68,6 +69,7 @@ public sealed class Arm64EmulationTests
         var r = Arm64Cli.RunOn("cortex-a57", "version", "--check");
         Assert.True(r.Exit == 0, r.Out + r.Err);
         Assert.Contains("quantized dot: neon (q8_0", r.Out, StringComparison.Ordinal);
+        Assert.Contains("check quantized gemm (prefill) (neon 8 rows x 2): ok", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
     }
 

@@ -5,7 +5,7 @@
 // scoring tokens 65..127, exp of the mean NLL). Quill's `Perplexity` must equal it within 0.1%; the same comparison
 // one row off must not (so the test can fail). KLD of the Q8_0 file from the F32 file is computed the same way
 // from llama.cpp's two sets of logits: Quill's statistics on those logits equal it, and Quill's own Q8_0-vs-F32 run
-// lands within a factor of 3 (the two engines' Q8_0 products differ, see the test).
+// lands within 5% of it (both quantize the activations of Q8_0 products alike).
 using Quill.Evaluation;
 using Quill.Inference;
 using Quill.Models;
@@ -132,13 +132,13 @@ public sealed class PerplexityTests : IDisposable
         Assert.Equal(rms, same.RmsDeltaP, 1e-4 * rms);
         Assert.Equal(sameTop, same.SameTop, 1e-12);
 
-        // end to end: Quill's own Q8_0 and F32 runs. llama.cpp quantizes the activations to 8 bits in every Q8_0
-        // product; Quill's prefill dequantizes the weights and keeps f32 activations, so its Q8_0 sits closer to F32:
-        // same order of magnitude, not the same digits.
+        // end to end: Quill's own Q8_0 and F32 runs. Quill's quantized products quantize the activations to 8 bits
+        // with ggml's rules, as llama.cpp's do, so the two KLDs agree within 5% (measured: 3.012e-4 vs 3.00e-4; with
+        // f32 activations Quill gave 1.8e-4, which this bound refuses).
         var r = KlDivergence.Run(quant, baseModel, tokens, new PerplexityOptions { Context = Context, MaxWindows = Windows });
         Assert.Equal(kl.Count, r.Count);
-        Assert.InRange(r.MeanKld / meanKld, 1 / 3.0, 3.0);
-        Assert.InRange(r.RmsDeltaP / rms, 1 / 3.0, 3.0);
+        Assert.InRange(r.MeanKld / meanKld, 0.95, 1.05);
+        Assert.InRange(r.RmsDeltaP / rms, 0.95, 1.05);
         Assert.True(Math.Abs(r.SameTop - sameTop) <= 0.03, $"Quill same top {r.SameTop}, llama.cpp {sameTop}");
         Assert.True(r.KldPercentiles.Single(p => p.Name == "Maximum").Value >= r.KldPercentiles.Single(p => p.Name == "Median").Value);
     }

@@ -1,7 +1,7 @@
 // quill export, proven by the tools that read the files: llama.cpp (LLamaSharp, test-only) loads Quill's GGUF
 // exports of a gpt2 and a llama trained by `quill train` and of a LoRA fine-tune merged by `quill finetune merge`,
 // and greedily continues a prompt with the same 64 tokens as Quill on the same file, for F32, F16 and Q8_0 (gpt2's
-// Q8_0: the same token wherever Quill's top-2 margin is clear of the engines' activation rounding); it
+// Q8_0: the first 24, then the same token wherever Quill's top-2 margin is clear of the engines' rounding); it
 // tokenizes text as Quill does. Quill -> GGUF -> Quill and Quill -> HF -> Quill give back every weight bit for bit
 // (F32) or its F16 rounding (F16). Bad input is one line and leaves no file.
 using Quill.Formats.Gguf;
@@ -104,12 +104,14 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
             Assert.True(want.SequenceEqual(got), $"llama.cpp: {quill.Tokenizer.Decode(want)}\nQuill:     {quill.Tokenizer.Decode(got)}");
             return;
         }
-        // gpt2 in Q8_0: llama.cpp quantizes the activations of every product to 8 bits (f16 block scales, prompt
-        // included) and computes GELU through an f16 table; Quill's prefill multiplies f32 activations by the
-        // dequantized weights and its decode keeps f32 scales. On gpt2's LayerNorm activations that moves logits by up
-        // to ~0.22, and at generated token 11 llama.cpp's own top-2 margin is 0.045, so the free-running sequences
-        // part there (the llama-family Q8_0 files give the same 64 tokens, above). Teacher-forced on llama.cpp's 64
-        // tokens, Quill must pick the same token wherever its own margin is clear of that noise.
+        // gpt2 in Q8_0: Quill's quantized products now quantize activations as llama.cpp's do (f16 block scales,
+        // prompt included), which took the first difference from generated token 11 to token 26; there llama.cpp's
+        // own top-2 margin is 0.014 and the two engines' logits differ by 0.05 (up to 0.17 further on: LayerNorm and
+        // attention sums in another order move an activation across a rounding step now and then). ggml's f16 GELU
+        // table and llama.cpp's f16 KV cache were both tried and change nothing here. So: the first 24 free-running
+        // tokens equal, and teacher-forced on llama.cpp's 64 tokens, the same pick wherever Quill's margin is clear.
+        int[] free = LlamaCppOracleTests.GreedyQuill(engine, prompt, 64, quill.Spec.VocabSize);
+        Assert.True(want.AsSpan(0, 24).SequenceEqual(free.AsSpan(0, 24)), $"llama.cpp: {quill.Tokenizer.Decode(want)}\nQuill:     {quill.Tokenizer.Decode(free)}");
         int[] seq = [.. prompt, .. want];
         float[][] theirs = cpp.Logits(seq);
         int v = quill.Spec.VocabSize, clear = 0;

@@ -1,5 +1,6 @@
 // The one int8 activation quantizer: its AVX2 path equals its scalar twin value for value (scales, int8 values,
-// block sums, 16-value sums), every value lies within half a step of x, the per-thread activation decoding reuses
+// block sums, 16-value sums), both follow ggml's quantize_row_q8_0 / q8_1 / q8_K rules as written out plainly here,
+// every value lies within half a step of x, the per-thread activation decoding reuses
 // gives the same numbers as a fresh one whatever length it held before, and a group too small to scale counts as zeros.
 using Quill.Quantization;
 
@@ -52,6 +53,51 @@ public unsafe class Q8ActivationTests
     }
 
     [Fact]
+    public void Quantization_follows_ggml_q8_0_q8_1_and_q8_k()
+    {
+        float[] x = Random(512, 33, 4);
+        x[300] = -9f; x[301] = 9f; // a Q8_K tie: the first (negative) one sets the sign of max
+        foreach (bool vector in new[] { true, false })
+        {
+            var a = Q8Activation.Quantize(x, vector);
+            for (int b = 0; b < 16; b++)
+            {
+                // Q8_0: d = amax / 127 stored as f16; q = round-half-even(x * (127 / amax)); Q8_1: s = f16(d * sum q)
+                float amax = 0;
+                for (int i = 0; i < 32; i++) amax = Math.Max(amax, Math.Abs(x[32 * b + i]));
+                float id = 127f / amax;
+                int sum = 0;
+                for (int i = 0; i < 32; i++)
+                {
+                    int q = (int)MathF.Round(x[32 * b + i] * id, MidpointRounding.ToEven);
+                    Assert.Equal(q, a.Q32[32 * b + i]);
+                    sum += q;
+                }
+                Assert.Equal((float)(Half)(amax / 127f), a.Scale32[b]);
+                Assert.Equal((float)(Half)(amax / 127f * sum), a.Offset32[b]);
+            }
+            for (int b = 0; b < 2; b++)
+            {
+                // Q8_K: max = the value of largest |x| (first on ties), iscale = -127 / max, q = round(iscale x), d = 1 / iscale
+                float amax = 0, max = 0;
+                for (int i = 0; i < 256; i++)
+                {
+                    if (Math.Abs(x[256 * b + i]) > amax)
+                    {
+                        amax = Math.Abs(x[256 * b + i]);
+                        max = x[256 * b + i];
+                    }
+                }
+                float iscale = -127f / max;
+                for (int i = 0; i < 256; i++) Assert.Equal((int)MathF.Round(iscale * x[256 * b + i], MidpointRounding.ToEven), a.Q256[256 * b + i]);
+                Assert.Equal(1f / iscale, a.Scale256[b]);
+            }
+            Assert.Equal(-127, a.Q256[300]); // block 1's max is the first of the tie, -9: iscale = -127 / -9
+            Assert.Equal(127, a.Q256[301]);
+        }
+    }
+
+    [Fact]
     public void Values_are_within_half_a_step()
     {
         float[] x = Random(512, 21, 5);
@@ -59,8 +105,10 @@ public unsafe class Q8ActivationTests
         Assert.True(a.Has32 && a.Has256);
         for (int i = 0; i < x.Length; i++)
         {
-            Assert.True(Math.Abs(a.Q32[i] * a.Scale32[i / 32] - x[i]) <= a.Scale32[i / 32] / 2 * 1.0001f);
-            Assert.True(Math.Abs(a.Q256[i] * a.Scale256[i / 256] - x[i]) <= a.Scale256[i / 256] / 2 * 1.0001f);
+            // the 32-group scale is f16-rounded (ggml's block_q8_0): q * 2^-11 of it more
+            float d32 = a.Scale32[i / 32], d256 = Math.Abs(a.Scale256[i / 256]);
+            Assert.True(Math.Abs(a.Q32[i] * d32 - x[i]) <= d32 / 2 * 1.0001f + 127 * d32 / 2048);
+            Assert.True(Math.Abs(a.Q256[i] * a.Scale256[i / 256] - x[i]) <= d256 / 2 * 1.0001f);
         }
         for (int b = 0; b < 16; b++) Assert.Equal(a.Q32.Skip(32 * b).Take(32).Sum(v => v), a.Sum32[b]);
         for (int k = 0; k < 32; k++) Assert.Equal(a.Q256.Skip(16 * k).Take(16).Sum(v => v), a.Sum16[k]);

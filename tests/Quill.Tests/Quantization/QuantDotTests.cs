@@ -104,6 +104,13 @@ public class QuantDotTests
         // the scalar twin is what the dequantized values say
         double exact = 0;
         for (int i = 0; i < n; i++) exact += (double)wd[i] * xd[i];
+        if (type is GgmlType.Q4_1 or GgmlType.Q5_1)
+        {
+            // ggml's Q8_1: the minimum meets s = f16(d sum q), not dx sum q
+            int bytes = type == GgmlType.Q4_1 ? 20 : 24;
+            for (int b = 0; b < n / 32; b++)
+                exact += (double)(float)BitConverter.ToHalf(row, bytes * b + 2) * (x.Offset32[b] - (double)x.Scale32[b] * x.Sum32[b]);
+        }
         Assert.True(Math.Abs(reference - exact) <= tol, $"{type} reference {reference} vs float {exact}");
 
         Assert.True(Math.Abs(QuantDot.Dot(type, row, x) - reference) <= tol, $"{type} dispatch");
@@ -117,21 +124,28 @@ public class QuantDotTests
         }
     }
 
-    /// <summary>How far the integer path may be from the exact dot: each activation value is within (its group's amax / 127) / 2 of x.</summary>
-    private static double ActivationErrorBound(GgmlType type, ReadOnlySpan<float> wd, ReadOnlySpan<float> x)
+    /// <summary>
+    /// How far the integer path may be from the exact dot: each activation value is within (its group's amax / 127) / 2
+    /// of x, plus, for 32-value groups, the f16 rounding of the scale (q * 2^-11 of it: amax / 2048) and, for Q4_1 /
+    /// Q5_1, of Q8_1's s (|m| |d sum q| / 2048, |m| at most the largest |w|).
+    /// </summary>
+    internal static double ActivationErrorBound(GgmlType type, ReadOnlySpan<float> wd, ReadOnlySpan<float> x)
     {
         if (!QuantDot.HasIntegerPath(type)) return 0;
         int g = GgmlTypeInfo.BlockSize(type) == 256 ? 256 : 32;
         double bound = 0;
         for (int b = 0; b < x.Length / g; b++)
         {
-            float amax = 0, wsum = 0;
+            float amax = 0, wsum = 0, wmax = 0;
             for (int i = b * g; i < (b + 1) * g; i++)
             {
                 amax = Math.Max(amax, Math.Abs(x[i]));
                 wsum += Math.Abs(wd[i]);
+                wmax = Math.Max(wmax, Math.Abs(wd[i]));
             }
             bound += wsum * amax / 254;
+            if (g == 32) bound += wsum * amax / 2048;
+            if (type is GgmlType.Q4_1 or GgmlType.Q5_1) bound += wmax * 32 * amax / 2048;
         }
         return bound;
     }

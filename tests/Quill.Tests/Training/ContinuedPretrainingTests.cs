@@ -1,6 +1,7 @@
 // Continued pretraining of open models (quill train --init): a real small model (stories260K, as GGUF F32 and
 // GGUF Q8_0) and a HF folder (Qwen2, BF16, sharded) start training where the inference engine stands: the step-0
-// validation loss equals the mean cross-entropy the engine computes on the same validation tokens, 50 steps lower
+// validation loss equals the mean cross-entropy the engine computes on the same validation tokens (for Q8_0,
+// within the engine's 8-bit activation rounding, as llama.cpp multiplies those weights), 50 steps lower
 // it, and the checkpoint keeps the architecture and loads for generation. Freezing all but the norms allocates no
 // gradient or optimizer memory for the frozen weights and leaves them bit for bit unchanged.
 using Quill.Data;
@@ -103,7 +104,10 @@ public sealed class ContinuedPretrainingTests : IDisposable
         double engine = EngineValLoss(loaded, trainer, cfg);
         var result = trainer.Run();
         Assert.NotNull(trainer.InitialValLoss);
-        Assert.True(Math.Abs(trainer.InitialValLoss!.Value - engine) <= 1e-4 * engine, $"{form}: step-0 val loss {trainer.InitialValLoss} vs the engine's {engine}");
+        // the trainer widens Q8_0 weights to f32 and keeps f32 activations; the engine multiplies Q8_0 weights as
+        // llama.cpp does, with the activations quantized to 8 bits (measured 1.0e-3 apart here), so Q8_0 gets 3e-3
+        double tol = form == "gguf-q8_0" ? 3e-3 : 1e-4;
+        Assert.True(Math.Abs(trainer.InitialValLoss!.Value - engine) <= tol * engine, $"{form}: step-0 val loss {trainer.InitialValLoss} vs the engine's {engine}");
         Assert.True(result.ValLoss < trainer.InitialValLoss - 0.05f, $"{form}: val loss {trainer.InitialValLoss} -> {result.ValLoss} after 50 steps");
 
         // the checkpoint keeps the architecture and runs in the engine as the trained model computes

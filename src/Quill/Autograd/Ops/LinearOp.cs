@@ -47,8 +47,9 @@ public static unsafe class LinearOp
             }
             else
             {
-                // a frozen block-typed weight writes its product, then the bias is added (no scratch)
-                fixed (float* px = xs, py = ys.Slice(off)) WeightMatrix.View(ws[i]).Multiply(px, inF, n, py, total);
+                // a frozen block-typed weight writes its product, then the bias is added (no scratch); many rows keep
+                // f32 activations (dequantize + SGEMM), the forward the backward's dx is the gradient of
+                fixed (float* px = xs, py = ys.Slice(off)) WeightMatrix.View(ws[i]).Multiply(px, inF, n, py, total, floatActivations: true);
                 if (bias != null) for (int r = 0; r < n; r++) Elementwise.AddInPlace(ys.Slice(r * total + off, outF), bias.Span);
             }
             off += outF;

@@ -1,0 +1,783 @@
+// The integer GEMM of quantized prefill: Y [m, R] = X [m, K] W [R, K]^T for a block-format weight W and many rows
+// of float activations X, the way llama.cpp multiplies them: every activation row is quantized once per product
+// (Q8Activation's ggml rules: Q8_0 for Q8_0 / Q4_0 / Q5_0 weights, Q8_1 for Q4_1 / Q5_1, Q8_K for K-quants) and each
+// 32-value block of a weight row meets each activation block as one int8 dot product.
+// Weights are unpacked a slab of 16 rows at a time (per thread) to one shape every format fits:
+// - values as bytes in natural order: signed (Q8_0 as stored, Q6_K - 32) or unsigned (Q4_0, Q5_0, Q4_1, Q5_1, Q4_K,
+//   Q5_K without their offsets);
+// - per 32-value block and 16-value half a float scale (Q6_K's 16-value sub-blocks keep their own);
+// - per block a float offset: the minimums (Q4_1 / Q5_1 m, K-quants -dmin m_j) and the symmetric formats' zero
+//   points (Q4_0 -8 d, Q5_0 -16 d), met by the activation's block offsets (Q8_1's s, otherwise dx * sum q).
+// Then eight rows are interleaved four values at a time, so one vector's eight int32 lanes are eight weight rows:
+// each 4 activation values are broadcast and one u8 x s8 dot (vpdpbusd with AVX-VNNI, else pmaddubsw + pmaddwd;
+// signed weights through the sign trick |w| . sign(x, w)) adds them into eight rows at once. Per block, the eight
+// int32 sums become floats times (weight scales x activation scale), and the offsets add in with one FMA, so there
+// is no horizontal sum: a lane ends as one output. Four activation rows share each weight vector. Measured on a
+// Zen 4 core this way of laying out the work ran 1.4-1.8x the 4 x 4 tile of per-pair dots it replaced, and 1-3x the
+// dequantize + SGEMM path (docs/BENCHMARKS.md). Each output runs through the same steps whatever the m, the slab
+// or the thread count. ARM64 runs the same layout on 128-bit NEON halves (rows 0-3, 4-7; sdot where the core has
+// the dot-product extension, else widening multiplies and pairwise adds; signed x signed, so no sign trick), two
+// activation rows at a time. RowReference is the scalar twin the tests and `quill version --check` (also under
+// qemu-aarch64 in CI, both NEON paths) hold it to.
+// Does not handle: x86 CPUs without AVX2 + FMA (Enabled false: WeightMatrix keeps dequantize + SGEMM there),
+// F32 / F16 / BF16 weights (SGEMM), K not a multiple of the block size (the loaders refuse such tensors).
+// Glossary: m activation rows, R weight rows, K values per row, Kp = K rounded up to 64 (row stride), nb = K / 32
+// blocks, nbo = nb rounded up to 8.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+using Quill.Kernels;
+
+namespace Quill.Quantization;
+
+/// <summary>Integer GEMM of block-format weights against many activation rows quantized to int8 (quantized prefill).</summary>
+internal static unsafe class QuantGemm
+{
+    /// <summary>Weight rows unpacked per slab (per thread at a time).</summary>
+    private const int Slab = 16;
+
+    // QUILL_QUANT_GEMM=0 turns it off (to compare with the dequantize + SGEMM path)
+    private static bool enabled = Runs && Environment.GetEnvironmentVariable("QUILL_QUANT_GEMM") != "0";
+
+    /// <summary>The kernels run here: x86-64 with AVX2 + FMA, or ARM64 (NEON; sdot where the core has it).</summary>
+    private static bool Runs => IntegerDot.Vectorized || AdvSimd.Arm64.IsSupported;
+
+    /// <summary>
+    /// True where quantized products of many rows take this GEMM: the default on CPUs with AVX2 + FMA and on ARM64
+    /// (elsewhere quantized prefill dequantizes for SGEMM). Benchmarks and tests may turn it off to compare; it cannot be
+    /// turned on where the kernels cannot run.
+    /// </summary>
+    public static bool Enabled
+    {
+        get => enabled;
+        set => enabled = value && Runs;
+    }
+
+    /// <summary>The path on this CPU, for quill version.</summary>
+    public static string PathName => !Enabled ? "off (dequantize + sgemm)"
+        : IntegerDot.Vectorized ? (AvxVnni.IsSupported ? "avx-vnni 8 rows x 4" : "avx2 8 rows x 4")
+        : Dp.IsSupported ? "neon sdot 8 rows x 2" : "neon 8 rows x 2";
+
+    /// <summary>Which activation quantization a weight type meets (ggml's vec_dot_type).</summary>
+    internal enum Flavor
+    {
+        Q8_0,
+        Q8_1,
+        Q8_K,
+    }
+
+    internal static Flavor FlavorOf(GgmlType type) => type switch
+    {
+        GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 => Flavor.Q8_0,
+        GgmlType.Q4_1 or GgmlType.Q5_1 => Flavor.Q8_1,
+        GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K => Flavor.Q8_K,
+        _ => throw new ArgumentException($"{type} has no integer GEMM.", nameof(type)),
+    };
+
+    private static bool SignedValues(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q6_K;
+
+    private static int Pad8(int n) => (n + 7) & ~7;
+
+    /// <summary>
+    /// m activation rows of K values quantized in one flavor, rows Kp = K rounded up to 64 apart (zero padded): Q
+    /// [m, Kp], lane scales [m, Kp / 4] (each block's scale in 8 lanes; 0 in the padding), offsets [m, nbo] (zero padded).
+    /// </summary>
+    internal sealed class Rows
+    {
+        [ThreadStatic] private static Rows? perThread;
+
+        public int M { get; private set; }
+
+        public int K { get; private set; }
+
+        /// <summary>Row stride of Q: K rounded up to 64.</summary>
+        public int Kp { get; private set; }
+
+        public Flavor Kind { get; private set; }
+
+        public sbyte[] Q { get; private set; } = [];
+
+        public float[] LaneScale { get; private set; } = [];
+
+        public float[] Offset { get; private set; } = [];
+
+        /// <summary>
+        /// Quantizes x [m, K] (rows ldx apart) into the calling thread's reused buffers (valid until this thread calls
+        /// again); vector false pins the scalar quantizer (tests).
+        /// </summary>
+        public static Rows Quantize(Flavor kind, float* x, int ldx, int m, int k, bool vector = true)
+        {
+            var r = perThread ??= new Rows();
+            r.Fill(kind, x, ldx, m, k, vector && Avx2.IsSupported);
+            return r;
+        }
+
+        /// <summary>The scale of activation row i's block b.</summary>
+        public float BlockScale(int i, int b) => LaneScale[(long)i * (Kp / 4) + 8 * b];
+
+        private void Fill(Flavor kind, float* x, int ldx, int m, int k, bool vector)
+        {
+            int blockSize = kind == Flavor.Q8_K ? 256 : 32;
+            if (k % blockSize != 0) throw new ArgumentException($"rows of {k} values are not whole {blockSize}-value blocks.", nameof(k));
+            int kp = Pad64(k), nb = k / 32, nbo = Pad8(nb);
+            if (Q.Length < (long)m * kp)
+            {
+                Q = GC.AllocateUninitializedArray<sbyte>(checked(m * kp), pinned: true);
+                LaneScale = GC.AllocateUninitializedArray<float>(m * kp / 4, pinned: true);
+            }
+            if (Offset.Length < m * nbo) Offset = GC.AllocateUninitializedArray<float>(m * nbo, pinned: true);
+            M = m;
+            K = k;
+            Kp = kp;
+            Kind = kind;
+            nint xa = (nint)x;
+            fixed (sbyte* q0 = Q)
+            fixed (float* s0 = LaneScale)
+            fixed (float* o0 = Offset)
+            {
+                nint qa = (nint)q0, sa = (nint)s0, oa = (nint)o0;
+                KernelThreads.ParallelFor(m, Math.Max(1, 16384 / k), (i0, i1) =>
+                {
+                    int* sums = stackalloc int[nb];
+                    float* scales = stackalloc float[nb];
+                    float* offs = stackalloc float[nb];
+                    short* sum16 = stackalloc short[k / 16];
+                    float* d256 = stackalloc float[Math.Max(1, k / 256)];
+                    for (int i = i0; i < i1; i++)
+                    {
+                        float* xi = (float*)xa + (long)i * ldx;
+                        sbyte* qi = (sbyte*)qa + (long)i * kp;
+                        float* si = (float*)sa + (long)i * kp / 4;
+                        float* oi = (float*)oa + (long)i * nbo;
+                        if (kind == Flavor.Q8_K)
+                        {
+                            Q8Activation.QuantizeRow256(xi, k, qi, d256, sum16, vector);
+                            for (int b = 0; b < nb; b++)
+                            {
+                                scales[b] = d256[b / 8];
+                                offs[b] = scales[b] * (sum16[2 * b] + sum16[2 * b + 1]);
+                            }
+                        }
+                        else
+                        {
+                            Q8Activation.QuantizeRow32(xi, k, qi, scales, sums, offs, vector);
+                            // Q8_1: ggml's s; Q8_0: dx * sum q (for Q4_0's -8 and Q5_0's -16, taken as minimums)
+                            if (kind == Flavor.Q8_0) for (int b = 0; b < nb; b++) offs[b] = scales[b] * sums[b];
+                        }
+                        for (int b = 0; b < nbo; b++) oi[b] = b < nb ? offs[b] : 0f;
+                        for (int b = 0; b < kp / 32; b++) Vector256.Store(Vector256.Create(b < nb ? scales[b] : 0f), si + 8 * b);
+                        for (int j = k; j < kp; j++) qi[j] = 0;
+                    }
+                });
+            }
+        }
+    }
+
+    private static int Pad64(int k) => (k + 63) & ~63;
+
+    /// <summary>
+    /// y[i, r] = W[r] . x[i] for a block-format W [rows, K] at w (rows rowBytes apart) and x quantized in
+    /// <see cref="FlavorOf"/>(type); y rows ldy apart.
+    /// </summary>
+    public static void Multiply(GgmlType type, byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
+    {
+        if (x.Kind != FlavorOf(type)) throw new ArgumentException($"{type} weights need {FlavorOf(type)} activations, got {x.Kind}.", nameof(x));
+        int k = x.K, kp = x.Kp, m = x.M, slabs = (rows + Slab - 1) / Slab;
+        nint wa = (nint)w, ya = (nint)y;
+        bool signed = SignedValues(type);
+        // about a million multiply-adds per slab before a second thread joins
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        {
+            var buf = SlabBuffer.ForThread(kp);
+            fixed (byte* v = buf.Values)
+            fixed (float* sv = buf.LaneScales)
+            fixed (float* wo = buf.Offsets)
+            fixed (sbyte* xq = x.Q)
+            fixed (float* xs = x.LaneScale)
+            fixed (float* xo = x.Offset)
+            {
+                for (int s = s0; s < s1; s++)
+                {
+                    int r0 = s * Slab, n = Math.Min(Slab, rows - r0);
+                    for (int r = 0; r < n; r++)
+                        Unpack(type, (byte*)wa + (r0 + r) * rowBytes, k, v + (long)r * kp, sv + (long)r * kp / 4, wo + (long)r * Pad8(k / 32));
+                    var args = new Args(v, sv, wo, k, kp, !signed);
+                    fixed (int* iv = buf.Interleaved)
+                    fixed (float* isv = buf.InterleavedScales)
+                    fixed (float* iwo = buf.InterleavedOffsets)
+                    {
+                        for (int g = 0; g < n; g += 8)
+                        {
+                            Interleave(args, g, Math.Min(8, n - g), iv, isv, iwo);
+                            var e = new Eights(iv, isv, iwo, xq, xs, xo, k, kp, (float*)ya + r0 + g, ldy, Math.Min(8, n - g), !signed);
+                            if (signed) Eights8<Signed>(e, m, type == GgmlType.Q6_K);
+                            else Eights8<Unsigned>(e, m, false);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>Per-thread unpacked slab: values [Slab, Kp] bytes, lane scales [Slab, Kp / 4], offsets [Slab, nbo].</summary>
+    private sealed class SlabBuffer
+    {
+        [ThreadStatic] private static SlabBuffer? perThread;
+
+        public byte[] Values = [];
+        public float[] LaneScales = [];
+        public float[] Offsets = [];
+
+        public int[] Interleaved = [];
+        public float[] InterleavedScales = [];
+        public float[] InterleavedOffsets = [];
+
+        public static SlabBuffer ForThread(int kp)
+        {
+            var b = perThread ??= new SlabBuffer();
+            if (b.Values.Length < Slab * kp)
+            {
+                b.Interleaved = GC.AllocateUninitializedArray<int>(8 * kp / 4, pinned: true);
+                b.InterleavedScales = GC.AllocateUninitializedArray<float>(8 * kp / 16, pinned: true);
+                b.InterleavedOffsets = GC.AllocateUninitializedArray<float>(8 * Pad8(kp / 32), pinned: true);
+                b.Values = GC.AllocateUninitializedArray<byte>(Slab * kp, pinned: true);
+                b.LaneScales = GC.AllocateUninitializedArray<float>(Slab * kp / 4, pinned: true);
+                b.Offsets = GC.AllocateUninitializedArray<float>(Slab * Pad8(kp / 32), pinned: true);
+            }
+            return b;
+        }
+    }
+
+    /// <summary>A slab's unpacked rows: values [rows, Kp], lane scales [rows, Kp / 4], offsets [rows, nbo].</summary>
+    private readonly struct Args(byte* v, float* sv, float* wo, int k, int kp, bool offsets)
+    {
+        public readonly byte* V = v;
+        public readonly float* Sv = sv;
+        public readonly float* Wo = wo;
+        public readonly int K = k;
+        public readonly int Kp = kp;
+        public readonly bool HasOffsets = offsets;
+    }
+
+    private interface ISign
+    {
+        static abstract bool IsSigned { get; }
+    }
+
+    private readonly struct Signed : ISign
+    {
+        public static bool IsSigned => true;
+    }
+
+    private readonly struct Unsigned : ISign
+    {
+        public static bool IsSigned => false;
+    }
+
+    private readonly struct Eights(int* iv, float* isv, float* iwo, sbyte* xq, float* xs, float* xo, int k, int kp, float* y, int ldy, int rows, bool offsets)
+    {
+        public readonly int* Iv = iv;
+        public readonly float* Isv = isv;
+        public readonly float* Iwo = iwo;
+        public readonly sbyte* Xq = xq;
+        public readonly float* Xs = xs;
+        public readonly float* Xo = xo;
+        public readonly int K = k;
+        public readonly int Kp = kp;
+        public readonly float* Y = y;
+        public readonly int Ldy = ldy;
+        public readonly int Rows = rows;
+        public readonly bool HasOffsets = offsets;
+    }
+
+    // Slab rows g .. g + count (count <= 8, the rest zero) interleaved: each 4 values of the 8 rows side by side (the
+    // int32 lanes of one vector are the 8 rows), per block and 16-value half the 8 rows' scales, per block their offsets.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Interleave(in Args a, int g, int count, int* iv, float* isv, float* iwo)
+    {
+        int kp = a.Kp, nb = a.K / 32, nbo = Pad8(nb);
+        for (int j = 0; j < 8; j++)
+        {
+            bool real = j < count;
+            int* src = (int*)(a.V + (long)(g + j) * kp);
+            float* sv = a.Sv + (long)(g + j) * kp / 4;
+            float* wo = a.Wo + (long)(g + j) * nbo;
+            for (int t = 0; t < 8 * nb; t++) iv[8 * t + j] = real ? src[t] : 0;
+            for (int b = 0; b < nb; b++)
+            {
+                isv[16 * b + j] = real ? sv[8 * b] : 0f;
+                isv[16 * b + 8 + j] = real ? sv[8 * b + 4] : 0f;
+                iwo[8 * b + j] = real && a.HasOffsets ? wo[b] : 0f;
+            }
+        }
+    }
+
+    private static void Eights8<S>(in Eights e, int m, bool halves) where S : struct, ISign
+    {
+        if (!IntegerDot.Vectorized)
+        {
+            // ARM64: signed x signed dots, so the sign trick is not needed (unsigned values fit in sbyte)
+            if (halves) EightsNeon<SplitHalves>(e, m);
+            else EightsNeon<WholeBlock>(e, m);
+            return;
+        }
+        if (AvxVnni.IsSupported)
+        {
+            if (halves) Eights8<VnniU8S8, S, SplitHalves>(e, m);
+            else Eights8<VnniU8S8, S, WholeBlock>(e, m);
+        }
+        else if (halves)
+        {
+            Eights8<Avx2U8S8, S, SplitHalves>(e, m);
+        }
+        else
+        {
+            Eights8<Avx2U8S8, S, WholeBlock>(e, m);
+        }
+    }
+
+    private interface IHalves
+    {
+        static abstract bool IsSplit { get; }
+    }
+
+    private readonly struct SplitHalves : IHalves
+    {
+        public static bool IsSplit => true;
+    }
+
+    private readonly struct WholeBlock : IHalves
+    {
+        public static bool IsSplit => false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Eights8<T, S, H>(in Eights e, int m) where T : struct, IU8S8 where S : struct, ISign where H : struct, IHalves
+    {
+        int i = 0;
+        for (; i + 4 <= m; i += 4) Four<T, S, H>(e, i);
+        for (; i < m; i++) One<T, S, H>(e, i);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Add<T, S>(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> w, sbyte* x) where T : struct, IU8S8 where S : struct, ISign
+    {
+        var xb = Vector256.Create(*(int*)x).AsSByte();
+        return T.DotAdd(acc, u, S.IsSigned ? Avx2.Sign(xb, w) : xb);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(in Eights e, int i, Vector256<float> acc)
+    {
+        float* y = e.Y + (long)i * e.Ldy;
+        if (e.Rows == 8)
+        {
+            acc.Store(y);
+            return;
+        }
+        for (int j = 0; j < e.Rows; j++) y[j] = acc.GetElement(j);
+    }
+
+    // Four activation rows against the eight interleaved weight rows: each lane is one weight row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Four<T, S, H>(in Eights e, int i) where T : struct, IU8S8 where S : struct, ISign where H : struct, IHalves
+    {
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
+        sbyte* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        float* d0 = e.Xs + (long)i * ls;
+        float* o0 = e.Xo + (long)i * nbo;
+        Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+        for (int b = 0; b < nb; b++)
+        {
+            Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default;
+            var sc = Avx.LoadVector256(e.Isv + 16 * b);
+            for (int g = 0; g < 8; g++)
+            {
+                var w = Avx.LoadVector256((sbyte*)(e.Iv + 8 * (8 * b + g)));
+                var u = S.IsSigned ? Avx2.Abs(w) : w.AsByte();
+                int at = 32 * b + 4 * g;
+                a0 = Add<T, S>(a0, u, w, x0 + at);
+                a1 = Add<T, S>(a1, u, w, x1 + at);
+                a2 = Add<T, S>(a2, u, w, x2 + at);
+                a3 = Add<T, S>(a3, u, w, x3 + at);
+                if (H.IsSplit && g == 3)
+                {
+                    // Q6_K: values 0-15 of the block have their own scale
+                    f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+                    f1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a1), sc * Vector256.Create(d0[ls + 8 * b]), f1);
+                    f2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a2), sc * Vector256.Create(d0[2 * ls + 8 * b]), f2);
+                    f3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a3), sc * Vector256.Create(d0[3 * ls + 8 * b]), f3);
+                    a0 = a1 = a2 = a3 = default;
+                    sc = Avx.LoadVector256(e.Isv + 16 * b + 8);
+                }
+            }
+            f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+            f1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a1), sc * Vector256.Create(d0[ls + 8 * b]), f1);
+            f2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a2), sc * Vector256.Create(d0[2 * ls + 8 * b]), f2);
+            f3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a3), sc * Vector256.Create(d0[3 * ls + 8 * b]), f3);
+            if (e.HasOffsets)
+            {
+                var wo = Avx.LoadVector256(e.Iwo + 8 * b);
+                f0 = Fma.MultiplyAdd(wo, Vector256.Create(o0[b]), f0);
+                f1 = Fma.MultiplyAdd(wo, Vector256.Create(o0[nbo + b]), f1);
+                f2 = Fma.MultiplyAdd(wo, Vector256.Create(o0[2 * nbo + b]), f2);
+                f3 = Fma.MultiplyAdd(wo, Vector256.Create(o0[3 * nbo + b]), f3);
+            }
+        }
+        Store(e, i, f0);
+        Store(e, i + 1, f1);
+        Store(e, i + 2, f2);
+        Store(e, i + 3, f3);
+    }
+
+    // One activation row: the same steps as one lane group of Four.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void One<T, S, H>(in Eights e, int i) where T : struct, IU8S8 where S : struct, ISign where H : struct, IHalves
+    {
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
+        sbyte* x0 = e.Xq + (long)i * kp;
+        float* d0 = e.Xs + (long)i * ls;
+        float* o0 = e.Xo + (long)i * nbo;
+        Vector256<float> f0 = default;
+        for (int b = 0; b < nb; b++)
+        {
+            Vector256<int> a0 = default;
+            var sc = Avx.LoadVector256(e.Isv + 16 * b);
+            for (int g = 0; g < 8; g++)
+            {
+                var w = Avx.LoadVector256((sbyte*)(e.Iv + 8 * (8 * b + g)));
+                var u = S.IsSigned ? Avx2.Abs(w) : w.AsByte();
+                a0 = Add<T, S>(a0, u, w, x0 + 32 * b + 4 * g);
+                if (H.IsSplit && g == 3)
+                {
+                    f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+                    a0 = default;
+                    sc = Avx.LoadVector256(e.Isv + 16 * b + 8);
+                }
+            }
+            f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a0), sc * Vector256.Create(d0[8 * b]), f0);
+            if (e.HasOffsets) f0 = Fma.MultiplyAdd(Avx.LoadVector256(e.Iwo + 8 * b), Vector256.Create(o0[b]), f0);
+        }
+        Store(e, i, f0);
+    }
+
+
+    // ---- ARM64 NEON: the same layout in 128-bit halves (rows 0-3, rows 4-7); sdot where the core has the
+    // dot-product extension, else widening multiplies and pairwise adds ----
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void EightsNeon<H>(in Eights e, int m) where H : struct, IHalves
+    {
+        int i = 0;
+        for (; i + 2 <= m; i += 2) TwoNeon<H>(e, i);
+        for (; i < m; i++) OneNeon<H>(e, i);
+    }
+
+    /// <summary>acc + per int32 lane the sum of its four byte products (w and x signed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> Dot4(Vector128<int> acc, Vector128<sbyte> w, Vector128<sbyte> x)
+    {
+        if (Dp.IsSupported) return Dp.DotProduct(acc, w, x);
+        var lo = AdvSimd.AddPairwiseWidening(AdvSimd.MultiplyWideningLower(w.GetLower(), x.GetLower()));
+        var hi = AdvSimd.AddPairwiseWidening(AdvSimd.MultiplyWideningUpper(w, x));
+        return acc + AdvSimd.Arm64.AddPairwise(lo, hi);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreNeon(in Eights e, int i, Vector128<float> lo, Vector128<float> hi)
+    {
+        float* y = e.Y + (long)i * e.Ldy;
+        if (e.Rows == 8)
+        {
+            lo.Store(y);
+            hi.Store(y + 4);
+            return;
+        }
+        for (int j = 0; j < e.Rows; j++) y[j] = j < 4 ? lo.GetElement(j) : hi.GetElement(j - 4);
+    }
+
+    // Two activation rows against the eight interleaved weight rows.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TwoNeon<H>(in Eights e, int i) where H : struct, IHalves
+    {
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
+        sbyte* x0 = e.Xq + (long)i * kp, x1 = x0 + kp;
+        float* d0 = e.Xs + (long)i * ls;
+        float* o0 = e.Xo + (long)i * nbo;
+        Vector128<float> f0l = default, f0h = default, f1l = default, f1h = default;
+        for (int b = 0; b < nb; b++)
+        {
+            Vector128<int> a0l = default, a0h = default, a1l = default, a1h = default;
+            float* sc = e.Isv + 16 * b;
+            for (int g = 0; g < 8; g++)
+            {
+                sbyte* wp = (sbyte*)(e.Iv + 8 * (8 * b + g));
+                var wl = AdvSimd.LoadVector128(wp);
+                var wh = AdvSimd.LoadVector128(wp + 16);
+                int at = 32 * b + 4 * g;
+                var xb0 = Vector128.Create(*(int*)(x0 + at)).AsSByte();
+                var xb1 = Vector128.Create(*(int*)(x1 + at)).AsSByte();
+                a0l = Dot4(a0l, wl, xb0);
+                a0h = Dot4(a0h, wh, xb0);
+                a1l = Dot4(a1l, wl, xb1);
+                a1h = Dot4(a1h, wh, xb1);
+                if (H.IsSplit && g == 3)
+                {
+                    // Q6_K: values 0-15 of the block have their own scale
+                    var s0 = Vector128.Create(d0[8 * b]);
+                    var s1 = Vector128.Create(d0[ls + 8 * b]);
+                    var scl = AdvSimd.LoadVector128(sc);
+                    var sch = AdvSimd.LoadVector128(sc + 4);
+                    f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.ConvertToSingle(a0l), scl * s0);
+                    f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.ConvertToSingle(a0h), sch * s0);
+                    f1l = AdvSimd.FusedMultiplyAdd(f1l, AdvSimd.ConvertToSingle(a1l), scl * s1);
+                    f1h = AdvSimd.FusedMultiplyAdd(f1h, AdvSimd.ConvertToSingle(a1h), sch * s1);
+                    a0l = a0h = a1l = a1h = default;
+                    sc += 8;
+                }
+            }
+            {
+                var s0 = Vector128.Create(d0[8 * b]);
+                var s1 = Vector128.Create(d0[ls + 8 * b]);
+                var scl = AdvSimd.LoadVector128(sc);
+                var sch = AdvSimd.LoadVector128(sc + 4);
+                f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.ConvertToSingle(a0l), scl * s0);
+                f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.ConvertToSingle(a0h), sch * s0);
+                f1l = AdvSimd.FusedMultiplyAdd(f1l, AdvSimd.ConvertToSingle(a1l), scl * s1);
+                f1h = AdvSimd.FusedMultiplyAdd(f1h, AdvSimd.ConvertToSingle(a1h), sch * s1);
+            }
+            if (e.HasOffsets)
+            {
+                var wol = AdvSimd.LoadVector128(e.Iwo + 8 * b);
+                var woh = AdvSimd.LoadVector128(e.Iwo + 8 * b + 4);
+                var q0 = Vector128.Create(o0[b]);
+                var q1 = Vector128.Create(o0[nbo + b]);
+                f0l = AdvSimd.FusedMultiplyAdd(f0l, wol, q0);
+                f0h = AdvSimd.FusedMultiplyAdd(f0h, woh, q0);
+                f1l = AdvSimd.FusedMultiplyAdd(f1l, wol, q1);
+                f1h = AdvSimd.FusedMultiplyAdd(f1h, woh, q1);
+            }
+        }
+        StoreNeon(e, i, f0l, f0h);
+        StoreNeon(e, i + 1, f1l, f1h);
+    }
+
+    // One activation row: the same steps as one row of TwoNeon.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneNeon<H>(in Eights e, int i) where H : struct, IHalves
+    {
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
+        sbyte* x0 = e.Xq + (long)i * kp;
+        float* d0 = e.Xs + (long)i * ls;
+        float* o0 = e.Xo + (long)i * nbo;
+        Vector128<float> f0l = default, f0h = default;
+        for (int b = 0; b < nb; b++)
+        {
+            Vector128<int> a0l = default, a0h = default;
+            float* sc = e.Isv + 16 * b;
+            for (int g = 0; g < 8; g++)
+            {
+                sbyte* wp = (sbyte*)(e.Iv + 8 * (8 * b + g));
+                var xb0 = Vector128.Create(*(int*)(x0 + 32 * b + 4 * g)).AsSByte();
+                a0l = Dot4(a0l, AdvSimd.LoadVector128(wp), xb0);
+                a0h = Dot4(a0h, AdvSimd.LoadVector128(wp + 16), xb0);
+                if (H.IsSplit && g == 3)
+                {
+                    var s0 = Vector128.Create(d0[8 * b]);
+                    f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.ConvertToSingle(a0l), AdvSimd.LoadVector128(sc) * s0);
+                    f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.ConvertToSingle(a0h), AdvSimd.LoadVector128(sc + 4) * s0);
+                    a0l = a0h = default;
+                    sc += 8;
+                }
+            }
+            var s = Vector128.Create(d0[8 * b]);
+            f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.ConvertToSingle(a0l), AdvSimd.LoadVector128(sc) * s);
+            f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.ConvertToSingle(a0h), AdvSimd.LoadVector128(sc + 4) * s);
+            if (e.HasOffsets)
+            {
+                var q0 = Vector128.Create(o0[b]);
+                f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.LoadVector128(e.Iwo + 8 * b), q0);
+                f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.LoadVector128(e.Iwo + 8 * b + 4), q0);
+            }
+        }
+        StoreNeon(e, i, f0l, f0h);
+    }
+
+    /// <summary>
+    /// One weight row of <paramref name="type"/> (k values) into the kernel's shape: values [Kp] (signed or unsigned
+    /// bytes, natural order), lane scales [Kp / 4] (8 per block), both zero past k (Kp = k rounded up to 64), and
+    /// offsets [nbo] (zero padded; zeros for the signed formats).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Unpack(GgmlType type, byte* row, int k, byte* v, float* sv, float* wo)
+    {
+        int nb = k / 32, nbo = Pad8(nb);
+        var m4 = Vector128.Create((byte)0x0F);
+        switch (type)
+        {
+            case GgmlType.Q8_0:
+                for (int b = 0; b < nb; b++)
+                {
+                    byte* blk = row + 34 * b;
+                    Vector256.Store(Vector256.Load(blk + 2), v + 32 * b);
+                    Vector256.Store(Vector256.Create(Fp16.ToSingle(*(ushort*)blk)), sv + 8 * b);
+                }
+                break;
+            case GgmlType.Q4_0:
+            {
+                for (int b = 0; b < nb; b++)
+                {
+                    byte* blk = row + 18 * b;
+                    var q = Vector128.Load(blk + 2);
+                    Vector128.Store(q & m4, v + 32 * b);
+                    Vector128.Store(Vector128.ShiftRightLogical(q, 4), v + 32 * b + 16);
+                    float d = Fp16.ToSingle(*(ushort*)blk);
+                    Vector256.Store(Vector256.Create(d), sv + 8 * b);
+                    wo[b] = -8 * d; // nibble - 8
+                }
+                break;
+            }
+            case GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1:
+            {
+                int bytes = type == GgmlType.Q4_1 ? 20 : type == GgmlType.Q5_0 ? 22 : 24;
+                int qsAt = type == GgmlType.Q4_1 ? 4 : type == GgmlType.Q5_0 ? 6 : 8, qhAt = type == GgmlType.Q5_0 ? 2 : 4;
+                bool five = type != GgmlType.Q4_1;
+                for (int b = 0; b < nb; b++)
+                {
+                    byte* blk = row + bytes * b;
+                    var q = Vector128.Load(blk + qsAt);
+                    var lo = q & m4;
+                    var hi = Vector128.ShiftRightLogical(q, 4);
+                    if (five)
+                    {
+                        uint qh = *(uint*)(blk + qhAt);
+                        lo |= HighBits((ushort)qh);
+                        hi |= HighBits((ushort)(qh >> 16));
+                    }
+                    Vector128.Store(lo, v + 32 * b);
+                    Vector128.Store(hi, v + 32 * b + 16);
+                    float d = Fp16.ToSingle(*(ushort*)blk);
+                    Vector256.Store(Vector256.Create(d), sv + 8 * b);
+                    wo[b] = type == GgmlType.Q5_0 ? -16 * d : Fp16.ToSingle(*(ushort*)(blk + 2)); // 5-bit - 16, or + m
+                }
+                break;
+            }
+            case GgmlType.Q4_K or GgmlType.Q5_K:
+            {
+                bool five = type == GgmlType.Q5_K;
+                int bytes = five ? 176 : 144, qsAt = five ? 48 : 16;
+                var m4w = Vector256.Create((byte)0x0F);
+                var one = Vector256.Create((byte)1);
+                for (int s = 0; s < nb / 8; s++)
+                {
+                    byte* blk = row + (long)bytes * s;
+                    float d = Fp16.ToSingle(*(ushort*)blk), dmin = Fp16.ToSingle(*(ushort*)(blk + 2));
+                    var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+                    var qh = five ? Vector256.Load(blk + 16) : default;
+                    for (int p = 0; p < 4; p++)
+                    {
+                        var q = Vector256.Load(blk + qsAt + 32 * p);
+                        var lo = q & m4w;
+                        var hi = Vector256.ShiftRightLogical(q, 4);
+                        if (five)
+                        {
+                            lo |= (Vector256.ShiftRightLogical(qh, 2 * p) & one) << 4;
+                            hi |= (Vector256.ShiftRightLogical(qh, 2 * p + 1) & one) << 4;
+                        }
+                        int b = 8 * s + 2 * p;
+                        Vector256.Store(lo, v + 32 * b);
+                        Vector256.Store(hi, v + 32 * b + 32);
+                        var (s0, n0) = Q4_K.ScaleMin(2 * p, scales);
+                        var (s1, n1) = Q4_K.ScaleMin(2 * p + 1, scales);
+                        Vector256.Store(Vector256.Create(d * s0), sv + 8 * b);
+                        Vector256.Store(Vector256.Create(d * s1), sv + 8 * b + 8);
+                        wo[b] = -dmin * n0;
+                        wo[b + 1] = -dmin * n1;
+                    }
+                }
+                break;
+            }
+            case GgmlType.Q6_K:
+            {
+                var m4w = Vector256.Create((byte)0x0F);
+                var m2 = Vector256.Create((byte)0x03);
+                var bias = Vector256.Create((byte)32);
+                for (int s = 0; s < nb / 8; s++)
+                {
+                    byte* blk = row + 210L * s;
+                    float d = Fp16.ToSingle(*(ushort*)(blk + 208));
+                    sbyte* sc = (sbyte*)(blk + 192);
+                    for (int h = 0; h < 2; h++)
+                    {
+                        var ql0 = Vector256.Load(blk + 64 * h);
+                        var ql1 = Vector256.Load(blk + 64 * h + 32);
+                        var qhv = Vector256.Load(blk + 128 + 32 * h);
+                        byte* o = v + 256L * s + 128 * h;
+                        Vector256.Store(((ql0 & m4w) | ((qhv & m2) << 4)) - bias, o);
+                        Vector256.Store(((ql1 & m4w) | ((Vector256.ShiftRightLogical(qhv, 2) & m2) << 4)) - bias, o + 32);
+                        Vector256.Store((Vector256.ShiftRightLogical(ql0, 4) | ((Vector256.ShiftRightLogical(qhv, 4) & m2) << 4)) - bias, o + 64);
+                        Vector256.Store((Vector256.ShiftRightLogical(ql1, 4) | ((Vector256.ShiftRightLogical(qhv, 6) & m2) << 4)) - bias, o + 96);
+                    }
+                    for (int j = 0; j < 8; j++)
+                    {
+                        // block j of 32 values: sub-blocks 2j (lanes 0-3) and 2j + 1 (lanes 4-7)
+                        Vector256.Store(Vector256.Create(Vector128.Create(d * sc[2 * j]), Vector128.Create(d * sc[2 * j + 1])), sv + 8 * (8 * s + j));
+                    }
+                }
+                break;
+            }
+            default:
+                throw new ArgumentException($"{type} has no integer GEMM.", nameof(type));
+        }
+        // the zero padding: blocks up to a whole pair (values and scales), offsets up to a multiple of 8
+        for (int b = nb; b < Pad64(k) / 32; b++)
+        {
+            Vector256.Store(Vector256<byte>.Zero, v + 32 * b);
+            Vector256.Store(Vector256<float>.Zero, sv + 8 * b);
+        }
+        if (SignedValues(type)) nb = 0; // offsets unused
+        for (int b = nb; b < nbo; b++) wo[b] = 0f;
+    }
+
+    /// <summary>Bit j of 16 fifth bits as 0x10 in byte j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> HighBits(ushort bits)
+    {
+        var pick = Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        var bit = Vector128.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        var h = Vector128.Shuffle(Vector128.Create(bits).AsByte(), pick);
+        return Vector128.Equals(h & bit, bit) & Vector128.Create((byte)0x10);
+    }
+
+    /// <summary>
+    /// Scalar twin of one product entry, from the format's dequantization formula and the quantized activation
+    /// row i: sum over blocks of the weight block's values times the int8 activations, scaled, plus the minimums.
+    /// </summary>
+    internal static double RowReference(GgmlType type, ReadOnlySpan<byte> row, Rows x, int i)
+    {
+        int k = x.K;
+        var w = new float[k];
+        GgmlQuant.Dequantize(type, row, w);
+        // the weight's dequantized values against the activation's (q * dx); Q8_1's minimum uses ggml's s instead
+        double sum = 0;
+        for (int b = 0; b < k / 32; b++)
+        {
+            float dx = x.BlockScale(i, b);
+            for (int j = 0; j < 32; j++) sum += (double)w[32 * b + j] * x.Q[(long)i * x.Kp + 32 * b + j] * dx;
+        }
+        if (type is GgmlType.Q4_1 or GgmlType.Q5_1)
+        {
+            // ggml: + m s, s = f16(d sum q) (Q8_1) where the dequantized form gives + m dx sum q
+            int bytes = type == GgmlType.Q4_1 ? 20 : 24, nbo = Pad8(k / 32);
+            for (int b = 0; b < k / 32; b++)
+            {
+                float mn = Fp16.ToSingle(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(row[(bytes * b + 2)..]));
+                int qs = 0;
+                for (int j = 0; j < 32; j++) qs += x.Q[(long)i * x.Kp + 32 * b + j];
+                sum += (double)mn * (x.Offset[i * nbo + b] - (double)x.BlockScale(i, b) * qs);
+            }
+        }
+        return sum;
+    }
+}
