@@ -40,7 +40,7 @@ public static class KernelCheck
             AttentionWidth.Vector128 => 128,
             _ => 0,
         };
-        int elementwise = Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 0;
+        string elementwise = WidthName(KernelWidths.Bits(KernelWidth.Auto));
         return
         [
             ("gemm", Gemm.KernelName),
@@ -48,7 +48,11 @@ public static class KernelCheck
             ("attention", WidthName(attention)),
             ("quantized dot", IntegerDot.PathName),
             ("quantized gemm (prefill)", QuantGemm.PathName),
-            ("norms, activations, AdamW", WidthName(elementwise)),
+            ("norms (RMSNorm, LayerNorm)", elementwise),
+            ("softmax, cross-entropy", elementwise),
+            ("activations (GELU, SiLU, SwiGLU)", elementwise),
+            ("AdamW", elementwise),
+            ("RoPE, residual adds", elementwise),
         ];
     }
 
@@ -62,6 +66,12 @@ public static class KernelCheck
             new("gemv (fp32 decode)", paths["gemv (fp32 decode)"], CheckGemv(), 1e-5),
             new("attention", paths["attention"], CheckAttention(), 1e-4),
             new("quantized dot", paths["quantized dot"], CheckQuantDot(), 1e-4),
+            new("norms (RMSNorm, LayerNorm)", paths["norms (RMSNorm, LayerNorm)"], CheckNorms(), 1e-5),
+            new("softmax, cross-entropy", paths["softmax, cross-entropy"], CheckSoftmaxLoss(), 1e-5),
+            new("activations (GELU, SiLU, SwiGLU)", paths["activations (GELU, SiLU, SwiGLU)"], CheckActivations(), 1e-5),
+            // AdamW repeats PyTorch's float operations lane by lane: bit for bit
+            new("AdamW", paths["AdamW"], CheckAdamW(), 0),
+            new("RoPE, residual adds", paths["RoPE, residual adds"], CheckRopeAdds(), 1e-6),
             .. QuantGemm.Enabled ? [new KernelCheckResult("quantized gemm (prefill)", paths["quantized gemm (prefill)"], CheckQuantGemm(), 1e-4)] : Array.Empty<KernelCheckResult>(),
         ];
     }
@@ -173,5 +183,126 @@ public static class KernelCheck
             worst = Math.Max(worst, Error(want, got, cols));
         }
         return worst;
+    }
+    private static double CheckNorms()
+    {
+        double worst = 0;
+        // 37: ragged tail at every width; 300: several 128-column blocks in the gamma reduction
+        foreach (var (n, c) in new[] { (5, 37), (9, 300) })
+        {
+            float[] x = Random(n * c, 11), gamma = Random(c, 12), beta = Random(c, 13), dy = Random(n * c, 14);
+            float[] yW = new float[n * c], yG = new float[n * c], rW = new float[n], rG = new float[n], mW = new float[n], mG = new float[n];
+            float[] dxW = new float[n * c], dxG = new float[n * c], dgW = new float[c], dgG = new float[c], dbW = new float[c], dbG = new float[c];
+            RmsNormReference.Forward(x, gamma, yW, rW, n, c, 1e-5f);
+            RmsNorm.Forward(x, gamma, yG, rG, n, c, 1e-5f);
+            RmsNormReference.Backward(dy, x, gamma, rW, dxW, dgW, n, c);
+            RmsNorm.Backward(dy, x, gamma, rW, dxG, dgG, n, c);
+            worst = Math.Max(worst, Math.Max(Error(yW, yG, c), Error(rW, rG, c)));
+            worst = Math.Max(worst, Math.Max(Error(dxW, dxG, c), Error(dgW, dgG, n)));
+            Array.Clear(dxW); Array.Clear(dxG); Array.Clear(dgW); Array.Clear(dgG);
+            LayerNormReference.Forward(x, gamma, beta, yW, mW, rW, n, c, 1e-5f);
+            LayerNorm.Forward(x, gamma, beta, yG, mG, rG, n, c, 1e-5f);
+            LayerNormReference.Backward(dy, x, gamma, mW, rW, dxW, dgW, dbW, n, c);
+            LayerNorm.Backward(dy, x, gamma, mW, rW, dxG, dgG, dbG, n, c);
+            worst = Math.Max(worst, Math.Max(Error(yW, yG, c), Math.Max(Error(mW, mG, c), Error(rW, rG, c))));
+            worst = Math.Max(worst, Math.Max(Error(dxW, dxG, c), Math.Max(Error(dgW, dgG, n), Error(dbW, dbG, n))));
+        }
+        return worst;
+    }
+
+    private static double CheckSoftmaxLoss()
+    {
+        const int n = 7, v = 45;
+        float[] x = Random(n * v, 15), dy = Random(n * v, 16);
+        float[] yW = new float[n * v], yG = new float[n * v], dxW = new float[n * v], dxG = new float[n * v];
+        SoftmaxReference.Forward(x, yW, n, v);
+        Softmax.Forward(x, yG, n, v);
+        SoftmaxReference.Backward(yW, dy, dxW, n, v);
+        Softmax.Backward(yW, dy, dxG, n, v);
+        double worst = Math.Max(Error(yW, yG, v), Error(dxW, dxG, v));
+        for (int i = 0; i < x.Length; i++) x[i] *= 8;  // logits with a wide range
+        int[] targets = [3, -1, 44, 0, 17, 9, 30];     // one ignored row
+        float[] lseW = new float[n], lseG = new float[n];
+        double lossW = CrossEntropyReference.Forward(x, targets, lseW, n, v);
+        double lossG = CrossEntropy.Forward(x, targets, lseG, n, v);
+        CrossEntropyReference.Backward(x, targets, lseW, 1f / 6, dxW, n, v);
+        CrossEntropy.Backward(x, targets, lseW, 1f / 6, dxG, n, v);
+        worst = Math.Max(worst, Math.Max(Error(lseW, lseG, v), Error(dxW, dxG, v)));
+        return Math.Max(worst, Math.Abs(lossW - lossG) / (1 + Math.Abs(lossW)) / Math.Sqrt(v));
+    }
+
+    private static double CheckActivations()
+    {
+        const int len = 1037;
+        float[] x = Random(len, 17), u = Random(len, 18), dy = Random(len, 19);
+        for (int i = 0; i < len; i++) x[i] *= 8;  // both tails of the sigmoid
+        float[] yW = new float[len], yG = new float[len], dW = new float[len], dG = new float[len], duW = new float[len], duG = new float[len];
+        double worst = 0;
+        GeluReference.Forward(x, yW);
+        Gelu.Forward(x, yG);
+        GeluReference.Backward(x, dy, dW);
+        Gelu.Backward(x, dy, dG);
+        worst = Math.Max(worst, Math.Max(Error(yW, yG, 1), Error(dW, dG, 1)));
+        Array.Clear(dW); Array.Clear(dG);
+        SiluReference.Forward(x, yW);
+        Silu.Forward(x, yG);
+        SiluReference.Backward(x, dy, dW);
+        Silu.Backward(x, dy, dG);
+        worst = Math.Max(worst, Math.Max(Error(yW, yG, 1), Error(dW, dG, 1)));
+        Array.Clear(dW); Array.Clear(dG);
+        SwiGluReference.Forward(x, u, yW);
+        SwiGlu.Forward(x, u, yG);
+        SwiGluReference.Backward(x, u, dy, dW, duW);
+        SwiGlu.Backward(x, u, dy, dG, duG);
+        return Math.Max(worst, Math.Max(Error(yW, yG, 1), Math.Max(Error(dW, dG, 1), Error(duW, duG, 1))));
+    }
+
+    private static double CheckAdamW()
+    {
+        const int len = 1031;
+        float[] p = Random(len, 20), m = new float[len], v = new float[len];
+        float[] pW = (float[])p.Clone(), mW = new float[len], vW = new float[len];
+        for (int step = 1; step <= 3; step++)
+        {
+            float[] g = Random(len, 20 + step);
+            AdamW.Step(p, g, m, v, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, 0.5f);
+            AdamWReference.Step(pW, g, mW, vW, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, 0.5f);
+        }
+        return Math.Max(Error(pW, p, 1), Math.Max(Error(mW, m, 1), Error(vW, v, 1)));
+    }
+
+    private static double CheckRopeAdds()
+    {
+        const int B = 2, T = 5, H = 3, D = 22, rotary = 18, rowStride = H * D + 4;
+        float[] cos = new float[16 * rotary / 2], sin = new float[cos.Length];
+        Rope.Tables(16, rotary, 10000, cos, sin);
+        double worst = 0;
+        foreach (var style in new[] { RopeStyle.Half, RopeStyle.Interleaved })
+        {
+            foreach (bool inverse in new[] { false, true })
+            {
+                float[] want = Random(B * T * rowStride, 30), got = (float[])want.Clone();
+                RopeReference.Apply(want, B, T, H, D, rowStride, rotary, 3, cos, sin, style, inverse);
+                Rope.Apply(got, B, T, H, D, rowStride, rotary, 3, cos, sin, style, inverse);
+                worst = Math.Max(worst, Error(want, got, 1));
+            }
+        }
+        const int n = 9, c = 293;
+        float[] a = Random(n * c, 31), b = Random(n * c, 32), bias = Random(c, 33);
+        float[] yW = new float[n * c], yG = new float[n * c];
+        ElementwiseReference.Add(a, b, yW);
+        Elementwise.Add(a, b, yG);
+        worst = Math.Max(worst, Error(yW, yG, 1));
+        ElementwiseReference.AddInPlace(yW, a);
+        Elementwise.AddInPlace(yG, a);
+        ElementwiseReference.AddBiasRows(yW, bias, n, c);
+        Elementwise.AddBiasRows(yG, bias, n, c);
+        worst = Math.Max(worst, Error(yW, yG, 1));
+        float[] sW = new float[c], sG = new float[c];
+        ElementwiseReference.SumRows(a, sW, n, c);
+        Elementwise.SumRows(a, sG, n, c);
+        worst = Math.Max(worst, Error(sW, sG, n));
+        double qW = ElementwiseReference.SumOfSquares(a), qG = Elementwise.SumOfSquares(a);
+        return Math.Max(worst, Math.Abs(qW - qG) / qW);
     }
 }

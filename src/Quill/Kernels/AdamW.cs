@@ -24,7 +24,13 @@ public static unsafe class AdamW
         Span<float> m,             // [L]
         Span<float> v,             // [L]
         float lr, float beta1, float beta2, float eps, float weightDecay, int step, float gradScale)
+        => Step(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, gradScale, KernelWidth.Auto);
+
+    /// <summary>Step at a chosen vector width (tests pin each one).</summary>
+    internal static void Step(Span<float> param, ReadOnlySpan<float> grad, Span<float> m, Span<float> v,
+        float lr, float beta1, float beta2, float eps, float weightDecay, int step, float gradScale, KernelWidth width)
     {
+        var w = KernelWidths.Resolve(width);
         var k = Factors.Compute(param.Length, grad.Length, m.Length, v.Length, lr, beta1, beta2, eps, weightDecay, step, gradScale);
         int len = param.Length;
         if (len == 0) return;
@@ -32,9 +38,9 @@ public static unsafe class AdamW
         {
             float* pp = pp0, pg = pg0, pm = pm0, pv = pv0;
             int blocks = ElementwiseMath.Blocks(len);
-            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) Range(pp, pg, pm, pv, k, 0, len);
+            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) Range(w, pp, pg, pm, pv, k, 0, len);
             else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(ElementwiseMath.Block), (b0, b1) =>
-                Range(pp, pg, pm, pv, k, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
+                Range(w, pp, pg, pm, pv, k, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
         }
     }
 
@@ -68,54 +74,40 @@ public static unsafe class AdamW
             : f;
     }
 
-    private static void Range(float* param, float* grad, float* m, float* v, Factors k, int i0, int i1)
+    private static void Range(KernelWidth w, float* param, float* grad, float* m, float* v, Factors k, int i0, int i1)
     {
-        int i = i0;
-        if (Vector512.IsHardwareAccelerated)
+        switch (w)
         {
-            var gs = Vector512.Create(k.GradScale);
-            var decay = Vector512.Create(k.Decay);
-            var b1 = Vector512.Create(k.Beta1);
-            var c1 = Vector512.Create(k.OneMinusBeta1);
-            var b2 = Vector512.Create(k.Beta2);
-            var c2 = Vector512.Create(k.OneMinusBeta2);
-            var step = Vector512.Create(k.NegStepSize);
-            var bc2 = Vector512.Create(k.Bc2Sqrt);
-            var eps = Vector512.Create(k.Eps);
-            for (; i <= i1 - 16; i += 16)
-            {
-                var g = Vector512.Load(grad + i) * gs;
-                var p = Vector512.Load(param + i) * decay;
-                var mi = Vector512.FusedMultiplyAdd(g, c1, Vector512.Load(m + i) * b1);
-                var vi = Vector512.FusedMultiplyAdd(c2 * g, g, Vector512.Load(v + i) * b2);
-                var denom = Vector512.Sqrt(vi) / bc2 + eps;
-                mi.Store(m + i);
-                vi.Store(v + i);
-                (p + step * mi / denom).Store(param + i);
-            }
+            case KernelWidth.Vector512: Range<Vec512, Vector512<float>>(param, grad, m, v, k, i0, i1); break;
+            case KernelWidth.Vector256: Range<Vec256, Vector256<float>>(param, grad, m, v, k, i0, i1); break;
+            case KernelWidth.Vector128: Range<Vec128, Vector128<float>>(param, grad, m, v, k, i0, i1); break;
+            default: Range<VecScalar, float>(param, grad, m, v, k, i0, i1); break;
         }
-        else if (Vector256.IsHardwareAccelerated)
+    }
+
+    private static void Range<TOps, TV>(float* param, float* grad, float* m, float* v, Factors k, int i0, int i1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = i0, l = TOps.Lanes;
+        var gs = TOps.Broadcast(k.GradScale);
+        var decay = TOps.Broadcast(k.Decay);
+        var b1 = TOps.Broadcast(k.Beta1);
+        var c1 = TOps.Broadcast(k.OneMinusBeta1);
+        var b2 = TOps.Broadcast(k.Beta2);
+        var c2 = TOps.Broadcast(k.OneMinusBeta2);
+        var step = TOps.Broadcast(k.NegStepSize);
+        var bc2 = TOps.Broadcast(k.Bc2Sqrt);
+        var eps = TOps.Broadcast(k.Eps);
+        for (; i <= i1 - l; i += l)
         {
-            var gs = Vector256.Create(k.GradScale);
-            var decay = Vector256.Create(k.Decay);
-            var b1 = Vector256.Create(k.Beta1);
-            var c1 = Vector256.Create(k.OneMinusBeta1);
-            var b2 = Vector256.Create(k.Beta2);
-            var c2 = Vector256.Create(k.OneMinusBeta2);
-            var step = Vector256.Create(k.NegStepSize);
-            var bc2 = Vector256.Create(k.Bc2Sqrt);
-            var eps = Vector256.Create(k.Eps);
-            for (; i <= i1 - 8; i += 8)
-            {
-                var g = Vector256.Load(grad + i) * gs;
-                var p = Vector256.Load(param + i) * decay;
-                var mi = Vector256.FusedMultiplyAdd(g, c1, Vector256.Load(m + i) * b1);
-                var vi = Vector256.FusedMultiplyAdd(c2 * g, g, Vector256.Load(v + i) * b2);
-                var denom = Vector256.Sqrt(vi) / bc2 + eps;
-                mi.Store(m + i);
-                vi.Store(v + i);
-                (p + step * mi / denom).Store(param + i);
-            }
+            var g = TOps.Mul(TOps.Load(grad + i), gs);
+            var p = TOps.Mul(TOps.Load(param + i), decay);
+            var mi = TOps.Fma(g, c1, TOps.Mul(TOps.Load(m + i), b1));
+            var vi = TOps.Fma(TOps.Mul(c2, g), g, TOps.Mul(TOps.Load(v + i), b2));
+            var denom = TOps.Add(TOps.Div(TOps.Sqrt(vi), bc2), eps);
+            TOps.Store(m + i, mi);
+            TOps.Store(v + i, vi);
+            TOps.Store(param + i, TOps.Add(p, TOps.Div(TOps.Mul(step, mi), denom)));
         }
         for (; i < i1; i++) StepOne(ref param[i], grad[i], ref m[i], ref v[i], k);
     }

@@ -31,7 +31,7 @@ internal unsafe interface IAttentionVector<TV> where TV : struct
     static abstract TV Div(TV a, TV b);
 }
 
-internal unsafe struct Vec512 : IAttentionVector<Vector512<float>>
+internal unsafe partial struct Vec512 : IAttentionVector<Vector512<float>>
 {
     public static int Lanes => 16;
     public static Vector512<float> Zero => Vector512<float>.Zero;
@@ -63,7 +63,7 @@ internal unsafe struct Vec512 : IAttentionVector<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Div(Vector512<float> a, Vector512<float> b) => a / b;
 }
 
-internal unsafe struct Vec256 : IAttentionVector<Vector256<float>>
+internal unsafe partial struct Vec256 : IAttentionVector<Vector256<float>>
 {
     public static int Lanes => 8;
     public static Vector256<float> Zero => Vector256<float>.Zero;
@@ -99,7 +99,7 @@ internal unsafe struct Vec256 : IAttentionVector<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Div(Vector256<float> a, Vector256<float> b) => a / b;
 }
 
-internal unsafe struct Vec128 : IAttentionVector<Vector128<float>>
+internal unsafe partial struct Vec128 : IAttentionVector<Vector128<float>>
 {
     public static int Lanes => 4;
     public static Vector128<float> Zero => Vector128<float>.Zero;
@@ -131,7 +131,7 @@ internal unsafe struct Vec128 : IAttentionVector<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Div(Vector128<float> a, Vector128<float> b) => a / b;
 }
 
-internal unsafe struct VecScalar : IAttentionVector<float>
+internal unsafe partial struct VecScalar : IAttentionVector<float>
 {
     public static int Lanes => 1;
     public static float Zero => 0f;

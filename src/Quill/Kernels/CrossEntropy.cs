@@ -19,15 +19,20 @@ public static unsafe class CrossEntropy
         ReadOnlySpan<int> targets,   // [N]
         Span<float> lse,             // [N]
         int n, int v)
+        => Forward(logits, targets, lse, n, v, KernelWidth.Auto);
+
+    /// <summary>Forward at a chosen vector width (tests pin each one).</summary>
+    internal static double Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> lse, int n, int v, KernelWidth width)
     {
         CheckShapes(logits.Length, targets, n, v);
         ElementwiseMath.RequireLength(lse.Length, n, nameof(lse));
         if (n == 0) return 0;
+        var w = KernelWidths.Resolve(width);
         fixed (float* pl0 = logits, pe0 = lse)
         {
             float* pl = pl0, pe = pe0;
-            if (!ElementwiseMath.ShouldSplit(n, 2L * v)) LseRows(pl, pe, v, 0, n);
-            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(2L * v), (r0, r1) => LseRows(pl, pe, v, r0, r1));
+            if (!ElementwiseMath.ShouldSplit(n, 2L * v)) LseRows(w, pl, pe, v, 0, n);
+            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(2L * v), (r0, r1) => LseRows(w, pl, pe, v, r0, r1));
         }
         double loss = 0;
         for (int i = 0; i < n; i++)
@@ -46,18 +51,24 @@ public static unsafe class CrossEntropy
         float scale,
         Span<float> dlogits,         // [N, V] overwritten
         int n, int v)
+        => Backward(logits, targets, lse, scale, dlogits, n, v, KernelWidth.Auto);
+
+    /// <summary>Backward at a chosen vector width (tests pin each one).</summary>
+    internal static void Backward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> lse, float scale,
+        Span<float> dlogits, int n, int v, KernelWidth width)
     {
         CheckShapes(logits.Length, targets, n, v);
         ElementwiseMath.RequireLength(lse.Length, n, nameof(lse));
         ElementwiseMath.RequireLength(dlogits.Length, (long)n * v, nameof(dlogits));
         if (n == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* pl0 = logits, pe0 = lse, pd0 = dlogits)
         fixed (int* pt0 = targets)
         {
             float* pl = pl0, pe = pe0, pd = pd0;
             int* pt = pt0;
-            if (!ElementwiseMath.ShouldSplit(n, v)) GradRows(pl, pt, pe, scale, pd, v, 0, n);
-            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(v), (r0, r1) => GradRows(pl, pt, pe, scale, pd, v, r0, r1));
+            if (!ElementwiseMath.ShouldSplit(n, v)) GradRows(w, pl, pt, pe, scale, pd, v, 0, n);
+            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(v), (r0, r1) => GradRows(w, pl, pt, pe, scale, pd, v, r0, r1));
         }
     }
 
@@ -84,18 +95,43 @@ public static unsafe class CrossEntropy
         CheckTargets(targets, n, v);
     }
 
-    private static void LseRows(float* logits, float* lse, int v, int r0, int r1)
+    private static void LseRows(KernelWidth w, float* logits, float* lse, int v, int r0, int r1)
+    {
+        switch (w)
+        {
+            case KernelWidth.Vector512: LseRows<Vec512, Vector512<float>>(logits, lse, v, r0, r1); break;
+            case KernelWidth.Vector256: LseRows<Vec256, Vector256<float>>(logits, lse, v, r0, r1); break;
+            case KernelWidth.Vector128: LseRows<Vec128, Vector128<float>>(logits, lse, v, r0, r1); break;
+            default: LseRows<VecScalar, float>(logits, lse, v, r0, r1); break;
+        }
+    }
+
+    private static void LseRows<TOps, TV>(float* logits, float* lse, int v, int r0, int r1) where TOps : IKernelVector<TV> where TV : struct
     {
         for (int r = r0; r < r1; r++)
         {
             float* xr = logits + (long)r * v;  // [V]
-            float max = ElementwiseMath.Max(xr, v);
-            lse[r] = max + MathF.Log(ElementwiseMath.SumExp(xr, max, v));
+            float max = ElementwiseMath.Max<TOps, TV>(xr, v);
+            lse[r] = max + MathF.Log(ElementwiseMath.SumExp<TOps, TV>(xr, max, v));
         }
     }
 
-    private static void GradRows(float* logits, int* targets, float* lse, float scale, float* dlogits, int v, int r0, int r1)
+    private static void GradRows(KernelWidth w, float* logits, int* targets, float* lse, float scale, float* dlogits, int v, int r0, int r1)
     {
+        switch (w)
+        {
+            case KernelWidth.Vector512: GradRows<Vec512, Vector512<float>>(logits, targets, lse, scale, dlogits, v, r0, r1); break;
+            case KernelWidth.Vector256: GradRows<Vec256, Vector256<float>>(logits, targets, lse, scale, dlogits, v, r0, r1); break;
+            case KernelWidth.Vector128: GradRows<Vec128, Vector128<float>>(logits, targets, lse, scale, dlogits, v, r0, r1); break;
+            default: GradRows<VecScalar, float>(logits, targets, lse, scale, dlogits, v, r0, r1); break;
+        }
+    }
+
+    private static void GradRows<TOps, TV>(float* logits, int* targets, float* lse, float scale, float* dlogits, int v, int r0, int r1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int l = TOps.Lanes;
+        var vk = TOps.Broadcast(scale);
         for (int r = r0; r < r1; r++)
         {
             float* xr = logits + (long)r * v;   // [V]
@@ -107,19 +143,9 @@ public static unsafe class CrossEntropy
                 continue;
             }
             float shift = lse[r];
+            var vs = TOps.Broadcast(shift);
             int j = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var vs = Vector512.Create(shift);
-                var vk = Vector512.Create(scale);
-                for (; j <= v - 16; j += 16) (ElementwiseMath.Exp(Vector512.Load(xr + j) - vs) * vk).Store(dr + j);
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var vs = Vector256.Create(shift);
-                var vk = Vector256.Create(scale);
-                for (; j <= v - 8; j += 8) (ElementwiseMath.Exp(Vector256.Load(xr + j) - vs) * vk).Store(dr + j);
-            }
+            for (; j <= v - l; j += l) TOps.Store(dr + j, TOps.Mul(TOps.ExpFull(TOps.Sub(TOps.Load(xr + j), vs)), vk));
             for (; j < v; j++) dr[j] = MathF.Exp(xr[j] - shift) * scale;
             dr[t] -= scale;
         }

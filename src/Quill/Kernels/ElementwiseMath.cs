@@ -1,6 +1,6 @@
 // Shared SIMD building blocks for the elementwise, normalization and loss kernels: a vectorized exp
-// (Vector512 and Vector256), row reductions (sum, max, dot, sum of exp) on raw pointers, and the rules that decide
-// when a kernel is worth splitting across KernelThreads.
+// (Vector512, Vector256 and Vector128), row reductions (sum, max, dot, sum of exp) on raw pointers written once over
+// IKernelVector (see KernelVector.cs), and the rules that decide when a kernel is worth splitting across KernelThreads.
 // Does not handle: denormal results of exp (inputs below about -87.3 give exactly 0) or exp of inputs above 88.37
 // (they give +infinity, slightly before float's true overflow at 88.72); every caller either subtracts a row max first
 // or only needs the limit (sigmoid of a huge argument).
@@ -90,67 +90,72 @@ internal static unsafe class ElementwiseMath
         return Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(ExpHigh)), Vector256.Create(float.PositiveInfinity), y);
     }
 
-    /// <summary>Sum of x[0..n).</summary>
-    public static float Sum(float* x, int n)
+
+    /// <summary>e^x per lane, the Vector128 (NEON) twin of <see cref="Exp(Vector512{float})"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Exp(Vector128<float> x)
     {
-        int i = 0;
+        var t = Vector128.FusedMultiplyAdd(x, Vector128.Create(Log2E), Vector128.Create(RoundMagic));
+        var n = t - Vector128.Create(RoundMagic);
+        var r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Hi), x);
+        r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Lo), r);
+        var p = Vector128.Create(1.9875691500e-4f);
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(1.3981999507e-3f));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(8.3334519073e-3f));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(4.1665795894e-2f));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(1.6666665459e-1f));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(5.0000001201e-1f));
+        p = Vector128.FusedMultiplyAdd(p, r * r, r) + Vector128<float>.One;
+        var pow2 = (t.AsInt32() + Vector128.Create(127 - 0x4B400000)) << 23;
+        var y = p * pow2.AsSingle();
+        y = Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpLow)), Vector128<float>.Zero, y);
+        return Vector128.ConditionalSelect(Vector128.GreaterThan(x, Vector128.Create(ExpHigh)), Vector128.Create(float.PositiveInfinity), y);
+    }
+
+    /// <summary>Sum of x[0..n).</summary>
+    public static float Sum<TOps, TV>(float* x, int n) where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = 0, l = TOps.Lanes;
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (n >= l)
         {
-            var a0 = Vector512<float>.Zero;
-            var a1 = Vector512<float>.Zero;
-            for (; i <= n - 32; i += 32)
+            var a0 = TOps.Zero;
+            var a1 = TOps.Zero;
+            for (; i <= n - 2 * l; i += 2 * l)
             {
-                a0 += Vector512.Load(x + i);
-                a1 += Vector512.Load(x + i + 16);
+                a0 = TOps.Add(a0, TOps.Load(x + i));
+                a1 = TOps.Add(a1, TOps.Load(x + i + l));
             }
-            for (; i <= n - 16; i += 16) a0 += Vector512.Load(x + i);
-            s = Vector512.Sum(a0 + a1);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var a0 = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8) a0 += Vector256.Load(x + i);
-            s = Vector256.Sum(a0);
+            for (; i <= n - l; i += l) a0 = TOps.Add(a0, TOps.Load(x + i));
+            s = TOps.SumAcross(TOps.Add(a0, a1));
         }
         for (; i < n; i++) s += x[i];
         return s;
     }
 
     /// <summary>Sum of (x[i] - shift)^2 over [0..n).</summary>
-    public static float SumSquaredDiff(float* x, float shift, int n)
+    public static float SumSquaredDiff<TOps, TV>(float* x, float shift, int n) where TOps : IKernelVector<TV> where TV : struct
     {
-        int i = 0;
+        int i = 0, l = TOps.Lanes;
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (n >= l)
         {
-            var m = Vector512.Create(shift);
-            var a0 = Vector512<float>.Zero;
-            var a1 = Vector512<float>.Zero;
-            for (; i <= n - 32; i += 32)
+            var m = TOps.Broadcast(shift);
+            var a0 = TOps.Zero;
+            var a1 = TOps.Zero;
+            for (; i <= n - 2 * l; i += 2 * l)
             {
-                var d0 = Vector512.Load(x + i) - m;
-                var d1 = Vector512.Load(x + i + 16) - m;
-                a0 = Vector512.FusedMultiplyAdd(d0, d0, a0);
-                a1 = Vector512.FusedMultiplyAdd(d1, d1, a1);
+                var d0 = TOps.Sub(TOps.Load(x + i), m);
+                var d1 = TOps.Sub(TOps.Load(x + i + l), m);
+                a0 = TOps.Fma(d0, d0, a0);
+                a1 = TOps.Fma(d1, d1, a1);
             }
-            for (; i <= n - 16; i += 16)
+            for (; i <= n - l; i += l)
             {
-                var d0 = Vector512.Load(x + i) - m;
-                a0 = Vector512.FusedMultiplyAdd(d0, d0, a0);
+                var d0 = TOps.Sub(TOps.Load(x + i), m);
+                a0 = TOps.Fma(d0, d0, a0);
             }
-            s = Vector512.Sum(a0 + a1);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var m = Vector256.Create(shift);
-            var a0 = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8)
-            {
-                var d0 = Vector256.Load(x + i) - m;
-                a0 = Vector256.FusedMultiplyAdd(d0, d0, a0);
-            }
-            s = Vector256.Sum(a0);
+            s = TOps.SumAcross(TOps.Add(a0, a1));
         }
         for (; i < n; i++)
         {
@@ -161,118 +166,85 @@ internal static unsafe class ElementwiseMath
     }
 
     /// <summary>Dot product of a and b over [0..n).</summary>
-    public static float Dot(float* a, float* b, int n)
+    public static float Dot<TOps, TV>(float* a, float* b, int n) where TOps : IKernelVector<TV> where TV : struct
     {
-        int i = 0;
+        int i = 0, l = TOps.Lanes;
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (n >= l)
         {
-            var a0 = Vector512<float>.Zero;
-            var a1 = Vector512<float>.Zero;
-            for (; i <= n - 32; i += 32)
+            var a0 = TOps.Zero;
+            var a1 = TOps.Zero;
+            for (; i <= n - 2 * l; i += 2 * l)
             {
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), Vector512.Load(b + i + 16), a1);
+                a0 = TOps.Fma(TOps.Load(a + i), TOps.Load(b + i), a0);
+                a1 = TOps.Fma(TOps.Load(a + i + l), TOps.Load(b + i + l), a1);
             }
-            for (; i <= n - 16; i += 16) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), a0);
-            s = Vector512.Sum(a0 + a1);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var a0 = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8) a0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), a0);
-            s = Vector256.Sum(a0);
+            for (; i <= n - l; i += l) a0 = TOps.Fma(TOps.Load(a + i), TOps.Load(b + i), a0);
+            s = TOps.SumAcross(TOps.Add(a0, a1));
         }
         for (; i < n; i++) s += a[i] * b[i];
         return s;
     }
 
     /// <summary>Largest of x[0..n) (n &gt; 0); a NaN anywhere may or may not propagate.</summary>
-    public static float Max(float* x, int n)
+    public static float Max<TOps, TV>(float* x, int n) where TOps : IKernelVector<TV> where TV : struct
     {
-        int i = 0;
+        int i = 0, l = TOps.Lanes;
         float m = float.NegativeInfinity;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (n >= l)
         {
-            var a0 = Vector512.Create(float.NegativeInfinity);
+            var a0 = TOps.Broadcast(float.NegativeInfinity);
             var a1 = a0;
-            for (; i <= n - 32; i += 32)
+            for (; i <= n - 2 * l; i += 2 * l)
             {
-                a0 = Vector512.MaxNative(a0, Vector512.Load(x + i));
-                a1 = Vector512.MaxNative(a1, Vector512.Load(x + i + 16));
+                a0 = TOps.MaxNative(a0, TOps.Load(x + i));
+                a1 = TOps.MaxNative(a1, TOps.Load(x + i + l));
             }
-            for (; i <= n - 16; i += 16) a0 = Vector512.MaxNative(a0, Vector512.Load(x + i));
-            a0 = Vector512.MaxNative(a0, a1);
-            var h = Vector256.MaxNative(a0.GetLower(), a0.GetUpper());
-            for (int k = 0; k < 8; k++) m = MathF.Max(m, h.GetElement(k));
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var a0 = Vector256.Create(float.NegativeInfinity);
-            for (; i <= n - 8; i += 8) a0 = Vector256.MaxNative(a0, Vector256.Load(x + i));
-            for (int k = 0; k < 8; k++) m = MathF.Max(m, a0.GetElement(k));
+            for (; i <= n - l; i += l) a0 = TOps.MaxNative(a0, TOps.Load(x + i));
+            m = TOps.MaxAcross(TOps.MaxNative(a0, a1));
         }
         for (; i < n; i++) m = MathF.Max(m, x[i]);
         return m;
     }
 
     /// <summary>Sum of e^(x[i] - shift) over [0..n), without storing the exponentials.</summary>
-    public static float SumExp(float* x, float shift, int n)
+    public static float SumExp<TOps, TV>(float* x, float shift, int n) where TOps : IKernelVector<TV> where TV : struct
     {
-        int i = 0;
+        int i = 0, l = TOps.Lanes;
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (n >= l)
         {
-            var m = Vector512.Create(shift);
-            var a0 = Vector512<float>.Zero;
-            var a1 = Vector512<float>.Zero;
-            for (; i <= n - 32; i += 32)
+            var m = TOps.Broadcast(shift);
+            var a0 = TOps.Zero;
+            var a1 = TOps.Zero;
+            for (; i <= n - 2 * l; i += 2 * l)
             {
-                a0 += Exp(Vector512.Load(x + i) - m);
-                a1 += Exp(Vector512.Load(x + i + 16) - m);
+                a0 = TOps.Add(a0, TOps.ExpFull(TOps.Sub(TOps.Load(x + i), m)));
+                a1 = TOps.Add(a1, TOps.ExpFull(TOps.Sub(TOps.Load(x + i + l), m)));
             }
-            for (; i <= n - 16; i += 16) a0 += Exp(Vector512.Load(x + i) - m);
-            s = Vector512.Sum(a0 + a1);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var m = Vector256.Create(shift);
-            var a0 = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8) a0 += Exp(Vector256.Load(x + i) - m);
-            s = Vector256.Sum(a0);
+            for (; i <= n - l; i += l) a0 = TOps.Add(a0, TOps.ExpFull(TOps.Sub(TOps.Load(x + i), m)));
+            s = TOps.SumAcross(TOps.Add(a0, a1));
         }
         for (; i < n; i++) s += MathF.Exp(x[i] - shift);
         return s;
     }
 
     /// <summary>y[i] = e^(x[i] - shift) over [0..n); returns their sum.</summary>
-    public static float ExpInto(float* x, float shift, float* y, int n)
+    public static float ExpInto<TOps, TV>(float* x, float shift, float* y, int n) where TOps : IKernelVector<TV> where TV : struct
     {
-        int i = 0;
+        int i = 0, l = TOps.Lanes;
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (n >= l)
         {
-            var m = Vector512.Create(shift);
-            var a0 = Vector512<float>.Zero;
-            for (; i <= n - 16; i += 16)
+            var m = TOps.Broadcast(shift);
+            var a0 = TOps.Zero;
+            for (; i <= n - l; i += l)
             {
-                var e = Exp(Vector512.Load(x + i) - m);
-                e.Store(y + i);
-                a0 += e;
+                var e = TOps.ExpFull(TOps.Sub(TOps.Load(x + i), m));
+                TOps.Store(y + i, e);
+                a0 = TOps.Add(a0, e);
             }
-            s = Vector512.Sum(a0);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var m = Vector256.Create(shift);
-            var a0 = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8)
-            {
-                var e = Exp(Vector256.Load(x + i) - m);
-                e.Store(y + i);
-                a0 += e;
-            }
-            s = Vector256.Sum(a0);
+            s = TOps.SumAcross(a0);
         }
         for (; i < n; i++)
         {
@@ -284,53 +256,41 @@ internal static unsafe class ElementwiseMath
     }
 
     /// <summary>y[i] *= s over [0..n).</summary>
-    public static void ScaleInPlace(float* y, float s, int n)
+    public static void ScaleInPlace<TOps, TV>(float* y, float s, int n) where TOps : IKernelVector<TV> where TV : struct
     {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var v = Vector512.Create(s);
-            for (; i <= n - 16; i += 16) (Vector512.Load(y + i) * v).Store(y + i);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var v = Vector256.Create(s);
-            for (; i <= n - 8; i += 8) (Vector256.Load(y + i) * v).Store(y + i);
-        }
+        int i = 0, l = TOps.Lanes;
+        var v = TOps.Broadcast(s);
+        for (; i <= n - l; i += l) TOps.Store(y + i, TOps.Mul(TOps.Load(y + i), v));
         for (; i < n; i++) y[i] *= s;
     }
 
     /// <summary>y[i] += x[i] over [0..n).</summary>
-    public static void AddInto(float* y, float* x, int n)
+    public static void AddInto<TOps, TV>(float* y, float* x, int n) where TOps : IKernelVector<TV> where TV : struct
     {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i <= n - 16; i += 16) (Vector512.Load(y + i) + Vector512.Load(x + i)).Store(y + i);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - 8; i += 8) (Vector256.Load(y + i) + Vector256.Load(x + i)).Store(y + i);
-        }
+        int i = 0, l = TOps.Lanes;
+        for (; i <= n - l; i += l) TOps.Store(y + i, TOps.Add(TOps.Load(y + i), TOps.Load(x + i)));
         for (; i < n; i++) y[i] += x[i];
     }
 
-    /// <summary>dx[i] += y[i] * (dy[i] - shift) over [0..n).</summary>
-    public static void AddProductShifted(float* dx, float* y, float* dy, float shift, int n)
+    /// <summary>y[i] += x[i] over [0..n) at width w (Auto: this CPU's widest vector).</summary>
+    public static void AddInto(KernelWidth w, float* y, float* x, int n)
     {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        switch (KernelWidths.Resolve(w))
         {
-            var s = Vector512.Create(shift);
-            for (; i <= n - 16; i += 16)
-                Vector512.FusedMultiplyAdd(Vector512.Load(y + i), Vector512.Load(dy + i) - s, Vector512.Load(dx + i)).Store(dx + i);
+            case KernelWidth.Vector512: AddInto<Vec512, Vector512<float>>(y, x, n); break;
+            case KernelWidth.Vector256: AddInto<Vec256, Vector256<float>>(y, x, n); break;
+            case KernelWidth.Vector128: AddInto<Vec128, Vector128<float>>(y, x, n); break;
+            default: AddInto<VecScalar, float>(y, x, n); break;
         }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var s = Vector256.Create(shift);
-            for (; i <= n - 8; i += 8)
-                Vector256.FusedMultiplyAdd(Vector256.Load(y + i), Vector256.Load(dy + i) - s, Vector256.Load(dx + i)).Store(dx + i);
-        }
+    }
+
+    /// <summary>dx[i] += y[i] * (dy[i] - shift) over [0..n).</summary>
+    public static void AddProductShifted<TOps, TV>(float* dx, float* y, float* dy, float shift, int n) where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = 0, l = TOps.Lanes;
+        var s = TOps.Broadcast(shift);
+        for (; i <= n - l; i += l)
+            TOps.Store(dx + i, TOps.Fma(TOps.Load(y + i), TOps.Sub(TOps.Load(dy + i), s), TOps.Load(dx + i)));
         for (; i < n; i++) dx[i] = MathF.FusedMultiplyAdd(y[i], dy[i] - shift, dx[i]);
     }
 }

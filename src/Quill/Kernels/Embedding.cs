@@ -84,6 +84,6 @@ public static unsafe class Embedding
         int j0 = b0 * ColumnBlock;
         int w = Math.Min(b1 * ColumnBlock, c) - j0;
         for (int i = 0; i < n; i++)
-            ElementwiseMath.AddInto(dtable + (long)tokens[i] * c + j0, dy + (long)i * c + j0, w);
+            ElementwiseMath.AddInto(KernelWidth.Auto, dtable + (long)tokens[i] * c + j0, dy + (long)i * c + j0, w);
     }
 }

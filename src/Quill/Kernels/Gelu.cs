@@ -18,17 +18,22 @@ public static unsafe class Gelu
     public static void Forward(
         ReadOnlySpan<float> x,  // [L]
         Span<float> y)          // [L]
+        => Forward(x, y, KernelWidth.Auto);
+
+    /// <summary>At a chosen vector width (tests pin each one).</summary>
+    internal static void Forward(ReadOnlySpan<float> x, Span<float> y, KernelWidth width)
     {
         ElementwiseMath.RequireLength(y.Length, x.Length, nameof(y));
         int len = x.Length;
         if (len == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* px0 = x, py0 = y)
         {
             float* px = px0, py = py0;
             int blocks = ElementwiseMath.Blocks(len);
-            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) ForwardRange(px, py, 0, len);
+            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) ForwardRange(w, px, py, 0, len);
             else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(ElementwiseMath.Block), (b0, b1) =>
-                ForwardRange(px, py, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
+                ForwardRange(w, px, py, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
         }
     }
 
@@ -37,43 +42,47 @@ public static unsafe class Gelu
         ReadOnlySpan<float> x,   // [L]
         ReadOnlySpan<float> dy,  // [L]
         Span<float> dx)          // [L] +=
+        => Backward(x, dy, dx, KernelWidth.Auto);
+
+    /// <summary>At a chosen vector width (tests pin each one).</summary>
+    internal static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, KernelWidth width)
     {
         ElementwiseMath.RequireLength(dy.Length, x.Length, nameof(dy));
         ElementwiseMath.RequireLength(dx.Length, x.Length, nameof(dx));
         int len = x.Length;
         if (len == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* px0 = x, pdy0 = dy, pdx0 = dx)
         {
             float* px = px0, pdy = pdy0, pdx = pdx0;
             int blocks = ElementwiseMath.Blocks(len);
-            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(px, pdy, pdx, 0, len);
+            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(w, px, pdy, pdx, 0, len);
             else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(ElementwiseMath.Block), (b0, b1) =>
-                BackwardRange(px, pdy, pdx, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
+                BackwardRange(w, px, pdy, pdx, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
         }
     }
 
-    private static void ForwardRange(float* x, float* y, int i0, int i1)
+    private static void ForwardRange(KernelWidth w, float* x, float* y, int i0, int i1)
     {
-        int i = i0;
-        if (Vector512.IsHardwareAccelerated)
+        switch (w)
         {
-            for (; i <= i1 - 16; i += 16)
-            {
-                var v = Vector512.Load(x + i);
-                var u = Vector512.Create(K0) * v * Vector512.FusedMultiplyAdd(Vector512.Create(K1) * v, v, Vector512<float>.One);
-                var s = Vector512<float>.One / (Vector512<float>.One + ElementwiseMath.Exp(u * Vector512.Create(-2f)));
-                (v * s).Store(y + i);
-            }
+            case KernelWidth.Vector512: ForwardRange<Vec512, Vector512<float>>(x, y, i0, i1); break;
+            case KernelWidth.Vector256: ForwardRange<Vec256, Vector256<float>>(x, y, i0, i1); break;
+            case KernelWidth.Vector128: ForwardRange<Vec128, Vector128<float>>(x, y, i0, i1); break;
+            default: ForwardRange<VecScalar, float>(x, y, i0, i1); break;
         }
-        else if (Vector256.IsHardwareAccelerated)
+    }
+
+    private static void ForwardRange<TOps, TV>(float* x, float* y, int i0, int i1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = i0, l = TOps.Lanes;
+        for (; i <= i1 - l; i += l)
         {
-            for (; i <= i1 - 8; i += 8)
-            {
-                var v = Vector256.Load(x + i);
-                var u = Vector256.Create(K0) * v * Vector256.FusedMultiplyAdd(Vector256.Create(K1) * v, v, Vector256<float>.One);
-                var s = Vector256<float>.One / (Vector256<float>.One + ElementwiseMath.Exp(u * Vector256.Create(-2f)));
-                (v * s).Store(y + i);
-            }
+            var v = TOps.Load(x + i);
+            var u = TOps.Mul(TOps.Mul(TOps.Broadcast(K0), v), TOps.Fma(TOps.Mul(TOps.Broadcast(K1), v), v, TOps.One));
+            var s = TOps.Div(TOps.One, TOps.Add(TOps.One, TOps.ExpFull(TOps.Mul(u, TOps.Broadcast(-2f)))));
+            TOps.Store(y + i, TOps.Mul(v, s));
         }
         for (; i < i1; i++)
         {
@@ -83,36 +92,31 @@ public static unsafe class Gelu
         }
     }
 
-    private static void BackwardRange(float* x, float* dy, float* dx, int i0, int i1)
+    private static void BackwardRange(KernelWidth w, float* x, float* dy, float* dx, int i0, int i1)
     {
-        int i = i0;
-        if (Vector512.IsHardwareAccelerated)
+        switch (w)
         {
-            var one = Vector512<float>.One;
-            for (; i <= i1 - 16; i += 16)
-            {
-                var v = Vector512.Load(x + i);
-                var v2 = v * v;
-                var u = Vector512.Create(K0) * v * Vector512.FusedMultiplyAdd(Vector512.Create(K1), v2, one);
-                var du = Vector512.Create(K0) * Vector512.FusedMultiplyAdd(Vector512.Create(3f * K1), v2, one);
-                var s = one / (one + ElementwiseMath.Exp(u * Vector512.Create(-2f)));
-                var d = Vector512.FusedMultiplyAdd(Vector512.Create(2f) * v * s * (one - s), du, s);
-                Vector512.FusedMultiplyAdd(Vector512.Load(dy + i), d, Vector512.Load(dx + i)).Store(dx + i);
-            }
+            case KernelWidth.Vector512: BackwardRange<Vec512, Vector512<float>>(x, dy, dx, i0, i1); break;
+            case KernelWidth.Vector256: BackwardRange<Vec256, Vector256<float>>(x, dy, dx, i0, i1); break;
+            case KernelWidth.Vector128: BackwardRange<Vec128, Vector128<float>>(x, dy, dx, i0, i1); break;
+            default: BackwardRange<VecScalar, float>(x, dy, dx, i0, i1); break;
         }
-        else if (Vector256.IsHardwareAccelerated)
+    }
+
+    private static void BackwardRange<TOps, TV>(float* x, float* dy, float* dx, int i0, int i1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = i0, l = TOps.Lanes;
+        var one = TOps.One;
+        for (; i <= i1 - l; i += l)
         {
-            var one = Vector256<float>.One;
-            for (; i <= i1 - 8; i += 8)
-            {
-                var v = Vector256.Load(x + i);
-                var v2 = v * v;
-                var u = Vector256.Create(K0) * v * Vector256.FusedMultiplyAdd(Vector256.Create(K1), v2, one);
-                var du = Vector256.Create(K0) * Vector256.FusedMultiplyAdd(Vector256.Create(3f * K1), v2, one);
-                var s = one / (one + ElementwiseMath.Exp(u * Vector256.Create(-2f)));
-                var d = Vector256.FusedMultiplyAdd(Vector256.Create(2f) * v * s * (one - s), du, s);
-                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), d, Vector256.Load(dx + i)).Store(dx + i);
-            }
+            var v = TOps.Load(x + i);
+            var v2 = TOps.Mul(v, v);
+            var u = TOps.Mul(TOps.Mul(TOps.Broadcast(K0), v), TOps.Fma(TOps.Broadcast(K1), v2, one));
+            var du = TOps.Mul(TOps.Broadcast(K0), TOps.Fma(TOps.Broadcast(3f * K1), v2, one));
+            var s = TOps.Div(one, TOps.Add(one, TOps.ExpFull(TOps.Mul(u, TOps.Broadcast(-2f)))));
+            var d = TOps.Fma(TOps.Mul(TOps.Mul(TOps.Mul(TOps.Broadcast(2f), v), s), TOps.Sub(one, s)), du, s);
+            TOps.Store(dx + i, TOps.Fma(TOps.Load(dy + i), d, TOps.Load(dx + i)));
         }
         for (; i < i1; i++)
         {

@@ -1,12 +1,13 @@
 // Packing for the SGEMM driver: copies a block of A or B into the panel layout the micro-kernels stream through,
 // so the kernels read memory strictly in order whatever the caller's layout (plain or transposed, any stride).
 // A panel holds R lines (rows of A, or columns of B) for kc steps of k, step by step: panel[p * R + r].
-// Ragged panels are padded with zeros so the kernels always run full tiles. Handles AVX 8 x 8 and SSE 4 x 4
-// register transposes for the strided direction and plain copies for the contiguous one; does not handle blocking
-// or threading.
+// Ragged panels are padded with zeros so the kernels always run full tiles. Handles AVX 8 x 8, SSE or NEON 4 x 4
+// register transposes and 2-line interleaves for the strided direction and plain copies for the contiguous one;
+// does not handle blocking or threading.
 // Glossary: R = lines per panel (MR for A, NR for B); kc = steps of k in the block; p = step, r = line.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace Quill.Kernels;
@@ -93,9 +94,14 @@ internal static unsafe class GemmPacking
             if (Avx.IsSupported)
                 for (; r + 8 <= count; r += 8)
                     PackLines(src + r * stride, stride, 8, kc, dst + r, width);
-            if (Sse.IsSupported)
+            if (Sse.IsSupported || AdvSimd.Arm64.IsSupported)
+            {
                 for (; r + 4 <= count; r += 4)
                     PackLines(src + r * stride, stride, 4, kc, dst + r, width);
+                // the AVX2 tile's rows 4 and 5 (MR = 6), and any other pair left over
+                for (; r + 2 <= count; r += 2)
+                    PackLinePair(src + r * stride, stride, kc, dst + r, width);
+            }
             for (; r < width; r++)
             {
                 float* s = src + r * stride;
@@ -150,10 +156,58 @@ internal static unsafe class GemmPacking
         Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
-    /// <summary>dst[c * dstStride + r] = src[r * srcStride + c] for a 4 x 4 block.</summary>
+    /// <summary>
+    /// Two lines of a panel: four steps of each are loaded, interleaved into (line 0, line 1) pairs and stored as 64-bit
+    /// halves, one pair per step; the ragged steps go one by one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PackLinePair(float* src, nint stride, int kc, float* dst, int width)
+    {
+        int whole = kc - kc % 4;
+        for (int p = 0; p < whole; p += 4)
+        {
+            Vector128<float> a = Vector128.Load(src + p), b = Vector128.Load(src + stride + p);
+            float* d = dst + (nint)p * width;
+            if (AdvSimd.Arm64.IsSupported)
+            {
+                Vector128<float> lo = AdvSimd.Arm64.ZipLow(a, b), hi = AdvSimd.Arm64.ZipHigh(a, b);  // a0 b0 a1 b1, a2 b2 a3 b3
+                lo.GetLower().Store(d);
+                lo.GetUpper().Store(d + width);
+                hi.GetLower().Store(d + 2 * width);
+                hi.GetUpper().Store(d + 3 * width);
+            }
+            else
+            {
+                Vector128<float> lo = Sse.UnpackLow(a, b), hi = Sse.UnpackHigh(a, b);
+                Sse.StoreLow(d, lo);
+                Sse.StoreHigh(d + width, lo);
+                Sse.StoreLow(d + 2 * width, hi);
+                Sse.StoreHigh(d + 3 * width, hi);
+            }
+        }
+        for (int p = whole; p < kc; p++)
+        {
+            dst[(nint)p * width] = src[p];
+            dst[(nint)p * width + 1] = src[stride + p];
+        }
+    }
+
+    /// <summary>dst[c * dstStride + r] = src[r * srcStride + c] for a 4 x 4 block (SSE, or NEON zips on ARM64).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose4x4(float* src, nint srcStride, float* dst, nint dstStride)
     {
+        if (AdvSimd.Arm64.IsSupported)
+        {
+            Vector128<float> a = AdvSimd.LoadVector128(src), b = AdvSimd.LoadVector128(src + srcStride);
+            Vector128<float> c = AdvSimd.LoadVector128(src + 2 * srcStride), e = AdvSimd.LoadVector128(src + 3 * srcStride);
+            Vector128<float> ac0 = AdvSimd.Arm64.ZipLow(a, c), ac1 = AdvSimd.Arm64.ZipHigh(a, c);  // a0 c0 a1 c1, a2 c2 a3 c3
+            Vector128<float> be0 = AdvSimd.Arm64.ZipLow(b, e), be1 = AdvSimd.Arm64.ZipHigh(b, e);  // b0 e0 b1 e1, b2 e2 b3 e3
+            AdvSimd.Store(dst, AdvSimd.Arm64.ZipLow(ac0, be0));                  // a0 b0 c0 e0
+            AdvSimd.Store(dst + dstStride, AdvSimd.Arm64.ZipHigh(ac0, be0));
+            AdvSimd.Store(dst + 2 * dstStride, AdvSimd.Arm64.ZipLow(ac1, be1));
+            AdvSimd.Store(dst + 3 * dstStride, AdvSimd.Arm64.ZipHigh(ac1, be1));
+            return;
+        }
         Vector128<float> r0 = Sse.LoadVector128(src);
         Vector128<float> r1 = Sse.LoadVector128(src + srcStride);
         Vector128<float> r2 = Sse.LoadVector128(src + 2 * srcStride);

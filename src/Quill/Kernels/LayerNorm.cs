@@ -23,15 +23,21 @@ public static unsafe class LayerNorm
         Span<float> mean,           // [N]
         Span<float> rstd,           // [N]
         int n, int c, float eps)
+        => Forward(x, gamma, beta, y, mean, rstd, n, c, eps, KernelWidth.Auto);
+
+    /// <summary>Forward at a chosen vector width (tests pin each one).</summary>
+    internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> mean, Span<float> rstd, int n, int c, float eps, KernelWidth width)
     {
         CheckShapes(x.Length, gamma.Length, beta.Length, mean.Length, rstd.Length, n, c);
         ElementwiseMath.RequireLength(y.Length, (long)n * c, nameof(y));
         if (n == 0 || c == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* px0 = x, pg0 = gamma, pb0 = beta, py0 = y, pm0 = mean, pr0 = rstd)
         {
             float* px = px0, pg = pg0, pb = pb0, py = py0, pm = pm0, pr = pr0;
-            if (!ElementwiseMath.ShouldSplit(n, c)) ForwardRows(px, pg, pb, py, pm, pr, c, eps, 0, n);
-            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => ForwardRows(px, pg, pb, py, pm, pr, c, eps, r0, r1));
+            if (!ElementwiseMath.ShouldSplit(n, c)) ForwardRows(w, px, pg, pb, py, pm, pr, c, eps, 0, n);
+            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => ForwardRows(w, px, pg, pb, py, pm, pr, c, eps, r0, r1));
         }
     }
 
@@ -46,22 +52,28 @@ public static unsafe class LayerNorm
         Span<float> dgamma,         // [C] +=
         Span<float> dbeta,          // [C] += or empty
         int n, int c)
+        => Backward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, n, c, KernelWidth.Auto);
+
+    /// <summary>Backward at a chosen vector width (tests pin each one).</summary>
+    internal static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean,
+        ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int n, int c, KernelWidth width)
     {
         CheckShapes(x.Length, gamma.Length, dbeta.Length, mean.Length, rstd.Length, n, c);
         ElementwiseMath.RequireLength(dy.Length, (long)n * c, nameof(dy));
         ElementwiseMath.RequireLength(dx.Length, (long)n * c, nameof(dx));
         ElementwiseMath.RequireLength(dgamma.Length, c, nameof(dgamma));
         if (n == 0 || c == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* pdy0 = dy, px0 = x, pg0 = gamma, pm0 = mean, pr0 = rstd, pdx0 = dx, pdg0 = dgamma, pdb0 = dbeta)
         {
             float* pdy = pdy0, px = px0, pg = pg0, pm = pm0, pr = pr0, pdx = pdx0, pdg = pdg0, pdb = pdb0;
-            if (!ElementwiseMath.ShouldSplit(n, c)) BackwardRows(pdy, px, pg, pm, pr, pdx, c, 0, n);
-            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => BackwardRows(pdy, px, pg, pm, pr, pdx, c, r0, r1));
+            if (!ElementwiseMath.ShouldSplit(n, c)) BackwardRows(w, pdy, px, pg, pm, pr, pdx, c, 0, n);
+            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => BackwardRows(w, pdy, px, pg, pm, pr, pdx, c, r0, r1));
 
             int blocks = (c + ColumnBlock - 1) / ColumnBlock;
             long perBlock = (long)n * ColumnBlock;
-            if (!ElementwiseMath.ShouldSplit(blocks, perBlock)) ParamColumns(pdy, px, pm, pr, pdg, pdb, n, c, 0, blocks);
-            else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(perBlock), (b0, b1) => ParamColumns(pdy, px, pm, pr, pdg, pdb, n, c, b0, b1));
+            if (!ElementwiseMath.ShouldSplit(blocks, perBlock)) ParamColumns(w, pdy, px, pm, pr, pdg, pdb, n, c, 0, blocks);
+            else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(perBlock), (b0, b1) => ParamColumns(w, pdy, px, pm, pr, pdg, pdb, n, c, b0, b1));
         }
     }
 
@@ -76,39 +88,38 @@ public static unsafe class LayerNorm
         ElementwiseMath.RequireLength(rstdLength, n, "rstd");
     }
 
-    private static void ForwardRows(float* x, float* gamma, float* beta, float* y, float* mean, float* rstd, int c, float eps, int r0, int r1)
+    private static void ForwardRows(KernelWidth w, float* x, float* gamma, float* beta, float* y, float* mean, float* rstd, int c, float eps, int r0, int r1)
     {
+        switch (w)
+        {
+            case KernelWidth.Vector512: ForwardRows<Vec512, Vector512<float>>(x, gamma, beta, y, mean, rstd, c, eps, r0, r1); break;
+            case KernelWidth.Vector256: ForwardRows<Vec256, Vector256<float>>(x, gamma, beta, y, mean, rstd, c, eps, r0, r1); break;
+            case KernelWidth.Vector128: ForwardRows<Vec128, Vector128<float>>(x, gamma, beta, y, mean, rstd, c, eps, r0, r1); break;
+            default: ForwardRows<VecScalar, float>(x, gamma, beta, y, mean, rstd, c, eps, r0, r1); break;
+        }
+    }
+
+    private static void ForwardRows<TOps, TV>(float* x, float* gamma, float* beta, float* y, float* mean, float* rstd, int c, float eps, int r0, int r1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int l = TOps.Lanes;
         for (int r = r0; r < r1; r++)
         {
             float* xr = x + (long)r * c;  // [C]
             float* yr = y + (long)r * c;  // [C]
-            float m = ElementwiseMath.Sum(xr, c) / c;
-            float variance = ElementwiseMath.SumSquaredDiff(xr, m, c) / c;
+            float m = ElementwiseMath.Sum<TOps, TV>(xr, c) / c;
+            float variance = ElementwiseMath.SumSquaredDiff<TOps, TV>(xr, m, c) / c;
             float rs = 1f / MathF.Sqrt(variance + eps);
             mean[r] = m;
             rstd[r] = rs;
+            var vm = TOps.Broadcast(m);
+            var vr = TOps.Broadcast(rs);
             int j = 0;
-            if (Vector512.IsHardwareAccelerated)
+            for (; j <= c - l; j += l)
             {
-                var vm = Vector512.Create(m);
-                var vr = Vector512.Create(rs);
-                for (; j <= c - 16; j += 16)
-                {
-                    var h = (Vector512.Load(xr + j) - vm) * vr;
-                    var b = beta == null ? Vector512<float>.Zero : Vector512.Load(beta + j);
-                    Vector512.FusedMultiplyAdd(h, Vector512.Load(gamma + j), b).Store(yr + j);
-                }
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var vm = Vector256.Create(m);
-                var vr = Vector256.Create(rs);
-                for (; j <= c - 8; j += 8)
-                {
-                    var h = (Vector256.Load(xr + j) - vm) * vr;
-                    var b = beta == null ? Vector256<float>.Zero : Vector256.Load(beta + j);
-                    Vector256.FusedMultiplyAdd(h, Vector256.Load(gamma + j), b).Store(yr + j);
-                }
+                var h = TOps.Mul(TOps.Sub(TOps.Load(xr + j), vm), vr);
+                var b = beta == null ? TOps.Zero : TOps.Load(beta + j);
+                TOps.Store(yr + j, TOps.Fma(h, TOps.Load(gamma + j), b));
             }
             for (; j < c; j++)
             {
@@ -118,45 +129,39 @@ public static unsafe class LayerNorm
         }
     }
 
-    // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma and xhat = (x - mean) * rstd.
-    private static void BackwardRows(float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, int c, int r0, int r1)
+    private static void BackwardRows(KernelWidth w, float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, int c, int r0, int r1)
     {
+        switch (w)
+        {
+            case KernelWidth.Vector512: BackwardRows<Vec512, Vector512<float>>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
+            case KernelWidth.Vector256: BackwardRows<Vec256, Vector256<float>>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
+            case KernelWidth.Vector128: BackwardRows<Vec128, Vector128<float>>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
+            default: BackwardRows<VecScalar, float>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
+        }
+    }
+
+    // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma and xhat = (x - mean) * rstd.
+    private static void BackwardRows<TOps, TV>(float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, int c, int r0, int r1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int l = TOps.Lanes;
         for (int r = r0; r < r1; r++)
         {
             float* dyr = dy + (long)r * c;  // [C]
             float* xr = x + (long)r * c;    // [C]
             float* dxr = dx + (long)r * c;  // [C]
             float m = mean[r], rs = rstd[r];
-            float sumG = 0, sumGx = 0;  // sum(g), sum(g * (x - mean))
+            var vm = TOps.Broadcast(m);
+            var a = TOps.Zero;
+            var b = TOps.Zero;
             int j = 0;
-            if (Vector512.IsHardwareAccelerated)
+            for (; j <= c - l; j += l)
             {
-                var vm = Vector512.Create(m);
-                var a = Vector512<float>.Zero;
-                var b = Vector512<float>.Zero;
-                for (; j <= c - 16; j += 16)
-                {
-                    var g = Vector512.Load(dyr + j) * Vector512.Load(gamma + j);
-                    a += g;
-                    b = Vector512.FusedMultiplyAdd(g, Vector512.Load(xr + j) - vm, b);
-                }
-                sumG = Vector512.Sum(a);
-                sumGx = Vector512.Sum(b);
+                var g = TOps.Mul(TOps.Load(dyr + j), TOps.Load(gamma + j));
+                a = TOps.Add(a, g);
+                b = TOps.Fma(g, TOps.Sub(TOps.Load(xr + j), vm), b);
             }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var vm = Vector256.Create(m);
-                var a = Vector256<float>.Zero;
-                var b = Vector256<float>.Zero;
-                for (; j <= c - 8; j += 8)
-                {
-                    var g = Vector256.Load(dyr + j) * Vector256.Load(gamma + j);
-                    a += g;
-                    b = Vector256.FusedMultiplyAdd(g, Vector256.Load(xr + j) - vm, b);
-                }
-                sumG = Vector256.Sum(a);
-                sumGx = Vector256.Sum(b);
-            }
+            float sumG = TOps.SumAcross(a), sumGx = TOps.SumAcross(b);  // sum(g), sum(g * (x - mean))
             for (; j < c; j++)
             {
                 float g = dyr[j] * gamma[j];
@@ -165,34 +170,15 @@ public static unsafe class LayerNorm
             }
             float meanG = sumG / c;
             float meanGxhat = sumGx * rs / c;
-            j = 0;
-            if (Vector512.IsHardwareAccelerated)
+            var vr = TOps.Broadcast(rs);
+            var vmg = TOps.Broadcast(meanG);
+            var vmgx = TOps.Broadcast(meanGxhat);
+            for (j = 0; j <= c - l; j += l)
             {
-                var vm = Vector512.Create(m);
-                var vr = Vector512.Create(rs);
-                var vmg = Vector512.Create(meanG);
-                var vmgx = Vector512.Create(meanGxhat);
-                for (; j <= c - 16; j += 16)
-                {
-                    var g = Vector512.Load(dyr + j) * Vector512.Load(gamma + j);
-                    var h = (Vector512.Load(xr + j) - vm) * vr;
-                    var d = (g - vmg - h * vmgx) * vr;
-                    (Vector512.Load(dxr + j) + d).Store(dxr + j);
-                }
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var vm = Vector256.Create(m);
-                var vr = Vector256.Create(rs);
-                var vmg = Vector256.Create(meanG);
-                var vmgx = Vector256.Create(meanGxhat);
-                for (; j <= c - 8; j += 8)
-                {
-                    var g = Vector256.Load(dyr + j) * Vector256.Load(gamma + j);
-                    var h = (Vector256.Load(xr + j) - vm) * vr;
-                    var d = (g - vmg - h * vmgx) * vr;
-                    (Vector256.Load(dxr + j) + d).Store(dxr + j);
-                }
+                var g = TOps.Mul(TOps.Load(dyr + j), TOps.Load(gamma + j));
+                var h = TOps.Mul(TOps.Sub(TOps.Load(xr + j), vm), vr);
+                var d = TOps.Mul(TOps.Sub(TOps.Sub(g, vmg), TOps.Mul(h, vmgx)), vr);
+                TOps.Store(dxr + j, TOps.Add(TOps.Load(dxr + j), d));
             }
             for (; j < c; j++)
             {
@@ -203,9 +189,22 @@ public static unsafe class LayerNorm
         }
     }
 
-    // dgamma[j] += sum_r dy[r, j] * xhat[r, j]; dbeta[j] += sum_r dy[r, j], one block of columns at a time.
-    private static void ParamColumns(float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c, int b0, int b1)
+    private static void ParamColumns(KernelWidth w, float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c, int b0, int b1)
     {
+        switch (w)
+        {
+            case KernelWidth.Vector512: ParamColumns<Vec512, Vector512<float>>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
+            case KernelWidth.Vector256: ParamColumns<Vec256, Vector256<float>>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
+            case KernelWidth.Vector128: ParamColumns<Vec128, Vector128<float>>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
+            default: ParamColumns<VecScalar, float>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
+        }
+    }
+
+    // dgamma[j] += sum_r dy[r, j] * xhat[r, j]; dbeta[j] += sum_r dy[r, j], one block of columns at a time.
+    private static void ParamColumns<TOps, TV>(float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c, int b0, int b1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int l = TOps.Lanes;
         float* accG = stackalloc float[ColumnBlock];
         float* accB = stackalloc float[ColumnBlock];
         for (int blk = b0; blk < b1; blk++)
@@ -219,30 +218,15 @@ public static unsafe class LayerNorm
                 float* dyr = dy + (long)r * c + j0;
                 float* xr = x + (long)r * c + j0;
                 float m = mean[r], rs = rstd[r];
+                var vm = TOps.Broadcast(m);
+                var vr = TOps.Broadcast(rs);
                 int j = 0;
-                if (Vector512.IsHardwareAccelerated)
+                for (; j <= w - l; j += l)
                 {
-                    var vm = Vector512.Create(m);
-                    var vr = Vector512.Create(rs);
-                    for (; j <= w - 16; j += 16)
-                    {
-                        var d = Vector512.Load(dyr + j);
-                        var h = (Vector512.Load(xr + j) - vm) * vr;
-                        Vector512.FusedMultiplyAdd(d, h, Vector512.Load(accG + j)).Store(accG + j);
-                        (Vector512.Load(accB + j) + d).Store(accB + j);
-                    }
-                }
-                else if (Vector256.IsHardwareAccelerated)
-                {
-                    var vm = Vector256.Create(m);
-                    var vr = Vector256.Create(rs);
-                    for (; j <= w - 8; j += 8)
-                    {
-                        var d = Vector256.Load(dyr + j);
-                        var h = (Vector256.Load(xr + j) - vm) * vr;
-                        Vector256.FusedMultiplyAdd(d, h, Vector256.Load(accG + j)).Store(accG + j);
-                        (Vector256.Load(accB + j) + d).Store(accB + j);
-                    }
+                    var d = TOps.Load(dyr + j);
+                    var h = TOps.Mul(TOps.Sub(TOps.Load(xr + j), vm), vr);
+                    TOps.Store(accG + j, TOps.Fma(d, h, TOps.Load(accG + j)));
+                    TOps.Store(accB + j, TOps.Add(TOps.Load(accB + j), d));
                 }
                 for (; j < w; j++)
                 {

@@ -18,15 +18,20 @@ public static unsafe class RmsNorm
         Span<float> y,              // [N, C]
         Span<float> rstd,           // [N]
         int n, int c, float eps)
+        => Forward(x, gamma, y, rstd, n, c, eps, KernelWidth.Auto);
+
+    /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, float)"/> at a chosen vector width (tests pin each one).</summary>
+    internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, Span<float> y, Span<float> rstd, int n, int c, float eps, KernelWidth width)
     {
         CheckShapes(x.Length, gamma.Length, rstd.Length, n, c);
         ElementwiseMath.RequireLength(y.Length, (long)n * c, nameof(y));
         if (n == 0 || c == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* px0 = x, pg0 = gamma, py0 = y, pr0 = rstd)
         {
             float* px = px0, pg = pg0, py = py0, pr = pr0;
-            if (!ElementwiseMath.ShouldSplit(n, c)) ForwardRows(px, pg, py, pr, c, eps, 0, n);
-            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => ForwardRows(px, pg, py, pr, c, eps, r0, r1));
+            if (!ElementwiseMath.ShouldSplit(n, c)) ForwardRows(w, px, pg, py, pr, c, eps, 0, n);
+            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => ForwardRows(w, px, pg, py, pr, c, eps, r0, r1));
         }
     }
 
@@ -39,22 +44,28 @@ public static unsafe class RmsNorm
         Span<float> dx,             // [N, C] +=
         Span<float> dgamma,         // [C] +=
         int n, int c)
+        => Backward(dy, x, gamma, rstd, dx, dgamma, n, c, KernelWidth.Auto);
+
+    /// <summary>Backward at a chosen vector width (tests pin each one).</summary>
+    internal static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dgamma, int n, int c, KernelWidth width)
     {
         CheckShapes(x.Length, gamma.Length, rstd.Length, n, c);
         ElementwiseMath.RequireLength(dy.Length, (long)n * c, nameof(dy));
         ElementwiseMath.RequireLength(dx.Length, (long)n * c, nameof(dx));
         ElementwiseMath.RequireLength(dgamma.Length, c, nameof(dgamma));
         if (n == 0 || c == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* pdy0 = dy, px0 = x, pg0 = gamma, pr0 = rstd, pdx0 = dx, pdg0 = dgamma)
         {
             float* pdy = pdy0, px = px0, pg = pg0, pr = pr0, pdx = pdx0, pdg = pdg0;
-            if (!ElementwiseMath.ShouldSplit(n, c)) BackwardRows(pdy, px, pg, pr, pdx, c, 0, n);
-            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => BackwardRows(pdy, px, pg, pr, pdx, c, r0, r1));
+            if (!ElementwiseMath.ShouldSplit(n, c)) BackwardRows(w, pdy, px, pg, pr, pdx, c, 0, n);
+            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => BackwardRows(w, pdy, px, pg, pr, pdx, c, r0, r1));
 
             int blocks = (c + LayerNorm.ColumnBlock - 1) / LayerNorm.ColumnBlock;
             long perBlock = (long)n * LayerNorm.ColumnBlock;
-            if (!ElementwiseMath.ShouldSplit(blocks, perBlock)) GammaColumns(pdy, px, pr, pdg, n, c, 0, blocks);
-            else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(perBlock), (b0, b1) => GammaColumns(pdy, px, pr, pdg, n, c, b0, b1));
+            if (!ElementwiseMath.ShouldSplit(blocks, perBlock)) GammaColumns(w, pdy, px, pr, pdg, n, c, 0, blocks);
+            else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(perBlock), (b0, b1) => GammaColumns(w, pdy, px, pr, pdg, n, c, b0, b1));
         }
     }
 
@@ -67,84 +78,89 @@ public static unsafe class RmsNorm
         ElementwiseMath.RequireLength(rstdLength, n, "rstd");
     }
 
-    private static void ForwardRows(float* x, float* gamma, float* y, float* rstd, int c, float eps, int r0, int r1)
+    private static void ForwardRows(KernelWidth w, float* x, float* gamma, float* y, float* rstd, int c, float eps, int r0, int r1)
     {
+        switch (w)
+        {
+            case KernelWidth.Vector512: ForwardRows<Vec512, Vector512<float>>(x, gamma, y, rstd, c, eps, r0, r1); break;
+            case KernelWidth.Vector256: ForwardRows<Vec256, Vector256<float>>(x, gamma, y, rstd, c, eps, r0, r1); break;
+            case KernelWidth.Vector128: ForwardRows<Vec128, Vector128<float>>(x, gamma, y, rstd, c, eps, r0, r1); break;
+            default: ForwardRows<VecScalar, float>(x, gamma, y, rstd, c, eps, r0, r1); break;
+        }
+    }
+
+    private static void ForwardRows<TOps, TV>(float* x, float* gamma, float* y, float* rstd, int c, float eps, int r0, int r1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int l = TOps.Lanes;
         for (int r = r0; r < r1; r++)
         {
             float* xr = x + (long)r * c;  // [C]
             float* yr = y + (long)r * c;  // [C]
-            float rs = 1f / MathF.Sqrt(ElementwiseMath.SumSquaredDiff(xr, 0f, c) / c + eps);
+            float rs = 1f / MathF.Sqrt(ElementwiseMath.SumSquaredDiff<TOps, TV>(xr, 0f, c) / c + eps);
             rstd[r] = rs;
+            var vr = TOps.Broadcast(rs);
             int j = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var vr = Vector512.Create(rs);
-                for (; j <= c - 16; j += 16) (Vector512.Load(xr + j) * vr * Vector512.Load(gamma + j)).Store(yr + j);
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var vr = Vector256.Create(rs);
-                for (; j <= c - 8; j += 8) (Vector256.Load(xr + j) * vr * Vector256.Load(gamma + j)).Store(yr + j);
-            }
+            for (; j <= c - l; j += l) TOps.Store(yr + j, TOps.Mul(TOps.Mul(TOps.Load(xr + j), vr), TOps.Load(gamma + j)));
             for (; j < c; j++) yr[j] = xr[j] * rs * gamma[j];
         }
     }
 
-    // dx = rstd * dy * gamma - x * rstd^3 * sum(dy * gamma * x) / C.
-    private static void BackwardRows(float* dy, float* x, float* gamma, float* rstd, float* dx, int c, int r0, int r1)
+    private static void BackwardRows(KernelWidth w, float* dy, float* x, float* gamma, float* rstd, float* dx, int c, int r0, int r1)
     {
+        switch (w)
+        {
+            case KernelWidth.Vector512: BackwardRows<Vec512, Vector512<float>>(dy, x, gamma, rstd, dx, c, r0, r1); break;
+            case KernelWidth.Vector256: BackwardRows<Vec256, Vector256<float>>(dy, x, gamma, rstd, dx, c, r0, r1); break;
+            case KernelWidth.Vector128: BackwardRows<Vec128, Vector128<float>>(dy, x, gamma, rstd, dx, c, r0, r1); break;
+            default: BackwardRows<VecScalar, float>(dy, x, gamma, rstd, dx, c, r0, r1); break;
+        }
+    }
+
+    // dx = rstd * dy * gamma - x * rstd^3 * sum(dy * gamma * x) / C.
+    private static void BackwardRows<TOps, TV>(float* dy, float* x, float* gamma, float* rstd, float* dx, int c, int r0, int r1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int l = TOps.Lanes;
         for (int r = r0; r < r1; r++)
         {
             float* dyr = dy + (long)r * c;  // [C]
             float* xr = x + (long)r * c;    // [C]
             float* dxr = dx + (long)r * c;  // [C]
             float rs = rstd[r];
-            float dot = 0;
             int j = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var a = Vector512<float>.Zero;
-                for (; j <= c - 16; j += 16)
-                    a = Vector512.FusedMultiplyAdd(Vector512.Load(dyr + j) * Vector512.Load(gamma + j), Vector512.Load(xr + j), a);
-                dot = Vector512.Sum(a);
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var a = Vector256<float>.Zero;
-                for (; j <= c - 8; j += 8)
-                    a = Vector256.FusedMultiplyAdd(Vector256.Load(dyr + j) * Vector256.Load(gamma + j), Vector256.Load(xr + j), a);
-                dot = Vector256.Sum(a);
-            }
+            var a = TOps.Zero;
+            for (; j <= c - l; j += l) a = TOps.Fma(TOps.Mul(TOps.Load(dyr + j), TOps.Load(gamma + j)), TOps.Load(xr + j), a);
+            float dot = TOps.SumAcross(a);
             for (; j < c; j++) dot += dyr[j] * gamma[j] * xr[j];
             float k = rs * rs * rs * dot / c;
-            j = 0;
-            if (Vector512.IsHardwareAccelerated)
+            var vr = TOps.Broadcast(rs);
+            var vk = TOps.Broadcast(k);
+            for (j = 0; j <= c - l; j += l)
             {
-                var vr = Vector512.Create(rs);
-                var vk = Vector512.Create(k);
-                for (; j <= c - 16; j += 16)
-                {
-                    var d = Vector512.Load(dyr + j) * Vector512.Load(gamma + j) * vr - Vector512.Load(xr + j) * vk;
-                    (Vector512.Load(dxr + j) + d).Store(dxr + j);
-                }
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var vr = Vector256.Create(rs);
-                var vk = Vector256.Create(k);
-                for (; j <= c - 8; j += 8)
-                {
-                    var d = Vector256.Load(dyr + j) * Vector256.Load(gamma + j) * vr - Vector256.Load(xr + j) * vk;
-                    (Vector256.Load(dxr + j) + d).Store(dxr + j);
-                }
+                var d = TOps.Sub(TOps.Mul(TOps.Mul(TOps.Load(dyr + j), TOps.Load(gamma + j)), vr), TOps.Mul(TOps.Load(xr + j), vk));
+                TOps.Store(dxr + j, TOps.Add(TOps.Load(dxr + j), d));
             }
             for (; j < c; j++) dxr[j] += dyr[j] * gamma[j] * rs - xr[j] * k;
         }
     }
 
-    // dgamma[j] += sum_r dy[r, j] * x[r, j] * rstd[r], one block of columns at a time.
-    private static void GammaColumns(float* dy, float* x, float* rstd, float* dgamma, int n, int c, int b0, int b1)
+    private static void GammaColumns(KernelWidth w, float* dy, float* x, float* rstd, float* dgamma, int n, int c, int b0, int b1)
     {
+        switch (w)
+        {
+            case KernelWidth.Vector512: GammaColumns<Vec512, Vector512<float>>(dy, x, rstd, dgamma, n, c, b0, b1); break;
+            case KernelWidth.Vector256: GammaColumns<Vec256, Vector256<float>>(dy, x, rstd, dgamma, n, c, b0, b1); break;
+            case KernelWidth.Vector128: GammaColumns<Vec128, Vector128<float>>(dy, x, rstd, dgamma, n, c, b0, b1); break;
+            default: GammaColumns<VecScalar, float>(dy, x, rstd, dgamma, n, c, b0, b1); break;
+        }
+    }
+
+    // dgamma[j] += sum_r dy[r, j] * x[r, j] * rstd[r], one block of columns at a time.
+    private static void GammaColumns<TOps, TV>(float* dy, float* x, float* rstd, float* dgamma, int n, int c, int b0, int b1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int l = TOps.Lanes;
         float* acc = stackalloc float[LayerNorm.ColumnBlock];
         for (int blk = b0; blk < b1; blk++)
         {
@@ -156,19 +172,9 @@ public static unsafe class RmsNorm
                 float* dyr = dy + (long)r * c + j0;
                 float* xr = x + (long)r * c + j0;
                 float rs = rstd[r];
+                var vr = TOps.Broadcast(rs);
                 int j = 0;
-                if (Vector512.IsHardwareAccelerated)
-                {
-                    var vr = Vector512.Create(rs);
-                    for (; j <= w - 16; j += 16)
-                        Vector512.FusedMultiplyAdd(Vector512.Load(dyr + j), Vector512.Load(xr + j) * vr, Vector512.Load(acc + j)).Store(acc + j);
-                }
-                else if (Vector256.IsHardwareAccelerated)
-                {
-                    var vr = Vector256.Create(rs);
-                    for (; j <= w - 8; j += 8)
-                        Vector256.FusedMultiplyAdd(Vector256.Load(dyr + j), Vector256.Load(xr + j) * vr, Vector256.Load(acc + j)).Store(acc + j);
-                }
+                for (; j <= w - l; j += l) TOps.Store(acc + j, TOps.Fma(TOps.Load(dyr + j), TOps.Mul(TOps.Load(xr + j), vr), TOps.Load(acc + j)));
                 for (; j < w; j++) acc[j] = MathF.FusedMultiplyAdd(dyr[j], xr[j] * rs, acc[j]);
             }
             for (int j = 0; j < w; j++) dgamma[j0 + j] += acc[j];

@@ -69,7 +69,13 @@ public static unsafe class Rope
         ReadOnlySpan<float> cos,  // [maxT, rotaryDim/2]
         ReadOnlySpan<float> sin,  // [maxT, rotaryDim/2]
         RopeStyle style, bool inverse)
+        => Apply(x, B, T, H, D, rowStride, rotaryDim, posOffset, cos, sin, style, inverse, KernelWidth.Auto);
+
+    /// <summary>Apply at a chosen vector width (tests pin each one).</summary>
+    internal static void Apply(Span<float> x, int B, int T, int H, int D, int rowStride, int rotaryDim, int posOffset,
+        ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, RopeStyle style, bool inverse, KernelWidth width)
     {
+        var w = KernelWidths.Resolve(width);
         CheckApply(x.Length, B, T, H, D, rowStride, rotaryDim, posOffset, cos.Length, sin.Length);
         if (B == 0 || T == 0 || H == 0 || rotaryDim == 0) return;
         int rows = B * T;
@@ -77,9 +83,9 @@ public static unsafe class Rope
         fixed (float* px0 = x, pc0 = cos, ps0 = sin)
         {
             float* px = px0, pc = pc0, ps = ps0;
-            if (!ElementwiseMath.ShouldSplit(rows, perRow)) Rows(px, T, H, D, rowStride, rotaryDim, posOffset, pc, ps, style, inverse, 0, rows);
+            if (!ElementwiseMath.ShouldSplit(rows, perRow)) Rows(w, px, T, H, D, rowStride, rotaryDim, posOffset, pc, ps, style, inverse, 0, rows);
             else KernelThreads.ParallelFor(rows, ElementwiseMath.MinChunk(perRow), (r0, r1) =>
-                Rows(px, T, H, D, rowStride, rotaryDim, posOffset, pc, ps, style, inverse, r0, r1));
+                Rows(w, px, T, H, D, rowStride, rotaryDim, posOffset, pc, ps, style, inverse, r0, r1));
         }
     }
 
@@ -113,7 +119,7 @@ public static unsafe class Rope
         }
     }
 
-    private static void Rows(float* x, int T, int H, int D, int rowStride, int rotaryDim, int posOffset,
+    private static void Rows(KernelWidth w, float* x, int T, int H, int D, int rowStride, int rotaryDim, int posOffset,
         float* cos, float* sin, RopeStyle style, bool inverse, int r0, int r1)
     {
         int half = rotaryDim / 2;
@@ -125,42 +131,38 @@ public static unsafe class Rope
             for (int h = 0; h < H; h++)
             {
                 float* xh = x + (long)r * rowStride + (long)h * D;  // [D]
-                if (style == RopeStyle.Half) RotateHalf(xh, c, s, half, inverse);
+                if (style == RopeStyle.Half) RotateHalf(w, xh, c, s, half, inverse);
                 else RotateInterleaved(xh, c, s, half, inverse);
             }
         }
     }
 
+    private static void RotateHalf(KernelWidth w, float* x, float* cos, float* sin, int half, bool inverse)
+    {
+        switch (w)
+        {
+            case KernelWidth.Vector512: RotateHalf<Vec512, Vector512<float>>(x, cos, sin, half, inverse); break;
+            case KernelWidth.Vector256: RotateHalf<Vec256, Vector256<float>>(x, cos, sin, half, inverse); break;
+            case KernelWidth.Vector128: RotateHalf<Vec128, Vector128<float>>(x, cos, sin, half, inverse); break;
+            default: RotateHalf<VecScalar, float>(x, cos, sin, half, inverse); break;
+        }
+    }
+
     // (x0, x1) = (x[i], x[i + half]) -> (x0 cos - x1 sin, x0 sin + x1 cos); sin negated for the inverse.
-    private static void RotateHalf(float* x, float* cos, float* sin, int half, bool inverse)
+    private static void RotateHalf<TOps, TV>(float* x, float* cos, float* sin, int half, bool inverse)
+        where TOps : IKernelVector<TV> where TV : struct
     {
         float* x1p = x + half;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        int i = 0, l = TOps.Lanes;
+        var sign = TOps.Broadcast(inverse ? -1f : 1f);
+        for (; i <= half - l; i += l)
         {
-            var sign = Vector512.Create(inverse ? -1f : 1f);
-            for (; i <= half - 16; i += 16)
-            {
-                var x0 = Vector512.Load(x + i);
-                var x1 = Vector512.Load(x1p + i);
-                var c = Vector512.Load(cos + i);
-                var s = Vector512.Load(sin + i) * sign;
-                (x0 * c - x1 * s).Store(x + i);
-                Vector512.FusedMultiplyAdd(x0, s, x1 * c).Store(x1p + i);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var sign = Vector256.Create(inverse ? -1f : 1f);
-            for (; i <= half - 8; i += 8)
-            {
-                var x0 = Vector256.Load(x + i);
-                var x1 = Vector256.Load(x1p + i);
-                var c = Vector256.Load(cos + i);
-                var s = Vector256.Load(sin + i) * sign;
-                (x0 * c - x1 * s).Store(x + i);
-                Vector256.FusedMultiplyAdd(x0, s, x1 * c).Store(x1p + i);
-            }
+            var x0 = TOps.Load(x + i);
+            var x1 = TOps.Load(x1p + i);
+            var c = TOps.Load(cos + i);
+            var s = TOps.Mul(TOps.Load(sin + i), sign);
+            TOps.Store(x + i, TOps.Sub(TOps.Mul(x0, c), TOps.Mul(x1, s)));
+            TOps.Store(x1p + i, TOps.Fma(x0, s, TOps.Mul(x1, c)));
         }
         for (; i < half; i++)
         {

@@ -15,18 +15,23 @@ public static unsafe class SwiGlu
         ReadOnlySpan<float> gate,  // [N*H]
         ReadOnlySpan<float> up,    // [N*H]
         Span<float> y)             // [N*H]
+        => Forward(gate, up, y, KernelWidth.Auto);
+
+    /// <summary>At a chosen vector width (tests pin each one).</summary>
+    internal static void Forward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, KernelWidth width)
     {
         ElementwiseMath.RequireLength(up.Length, gate.Length, nameof(up));
         ElementwiseMath.RequireLength(y.Length, gate.Length, nameof(y));
         int len = gate.Length;
         if (len == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* pg0 = gate, pu0 = up, py0 = y)
         {
             float* pg = pg0, pu = pu0, py = py0;
             int blocks = ElementwiseMath.Blocks(len);
-            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) ForwardRange(pg, pu, py, 0, len);
+            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) ForwardRange(w, pg, pu, py, 0, len);
             else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(ElementwiseMath.Block), (b0, b1) =>
-                ForwardRange(pg, pu, py, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
+                ForwardRange(w, pg, pu, py, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
         }
     }
 
@@ -37,6 +42,10 @@ public static unsafe class SwiGlu
         ReadOnlySpan<float> dy,    // [N*H]
         Span<float> dgate,         // [N*H] +=
         Span<float> dup)           // [N*H] +=
+        => Backward(gate, up, dy, dgate, dup, KernelWidth.Auto);
+
+    /// <summary>At a chosen vector width (tests pin each one).</summary>
+    internal static void Backward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy, Span<float> dgate, Span<float> dup, KernelWidth width)
     {
         int len = gate.Length;
         ElementwiseMath.RequireLength(up.Length, len, nameof(up));
@@ -44,66 +53,64 @@ public static unsafe class SwiGlu
         ElementwiseMath.RequireLength(dgate.Length, len, nameof(dgate));
         ElementwiseMath.RequireLength(dup.Length, len, nameof(dup));
         if (len == 0) return;
+        var w = KernelWidths.Resolve(width);
         fixed (float* pg0 = gate, pu0 = up, pdy0 = dy, pdg0 = dgate, pdu0 = dup)
         {
             float* pg = pg0, pu = pu0, pdy = pdy0, pdg = pdg0, pdu = pdu0;
             int blocks = ElementwiseMath.Blocks(len);
-            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(pg, pu, pdy, pdg, pdu, 0, len);
+            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(w, pg, pu, pdy, pdg, pdu, 0, len);
             else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(ElementwiseMath.Block), (b0, b1) =>
-                BackwardRange(pg, pu, pdy, pdg, pdu, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
+                BackwardRange(w, pg, pu, pdy, pdg, pdu, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
         }
     }
 
-    private static void ForwardRange(float* gate, float* up, float* y, int i0, int i1)
+    private static void ForwardRange(KernelWidth w, float* gate, float* up, float* y, int i0, int i1)
     {
-        int i = i0;
-        if (Vector512.IsHardwareAccelerated)
+        switch (w)
         {
-            for (; i <= i1 - 16; i += 16)
-            {
-                var g = Vector512.Load(gate + i);
-                (g * Silu.Sigmoid(g) * Vector512.Load(up + i)).Store(y + i);
-            }
+            case KernelWidth.Vector512: ForwardRange<Vec512, Vector512<float>>(gate, up, y, i0, i1); break;
+            case KernelWidth.Vector256: ForwardRange<Vec256, Vector256<float>>(gate, up, y, i0, i1); break;
+            case KernelWidth.Vector128: ForwardRange<Vec128, Vector128<float>>(gate, up, y, i0, i1); break;
+            default: ForwardRange<VecScalar, float>(gate, up, y, i0, i1); break;
         }
-        else if (Vector256.IsHardwareAccelerated)
+    }
+
+    private static void ForwardRange<TOps, TV>(float* gate, float* up, float* y, int i0, int i1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = i0, l = TOps.Lanes;
+        for (; i <= i1 - l; i += l)
         {
-            for (; i <= i1 - 8; i += 8)
-            {
-                var g = Vector256.Load(gate + i);
-                (g * Silu.Sigmoid(g) * Vector256.Load(up + i)).Store(y + i);
-            }
+            var g = TOps.Load(gate + i);
+            TOps.Store(y + i, TOps.Mul(TOps.Mul(g, Silu.Sigmoid<TOps, TV>(g)), TOps.Load(up + i)));
         }
         for (; i < i1; i++) y[i] = gate[i] * Silu.Sigmoid(gate[i]) * up[i];
     }
 
-    private static void BackwardRange(float* gate, float* up, float* dy, float* dgate, float* dup, int i0, int i1)
+    private static void BackwardRange(KernelWidth w, float* gate, float* up, float* dy, float* dgate, float* dup, int i0, int i1)
     {
-        int i = i0;
-        if (Vector512.IsHardwareAccelerated)
+        switch (w)
         {
-            var one = Vector512<float>.One;
-            for (; i <= i1 - 16; i += 16)
-            {
-                var g = Vector512.Load(gate + i);
-                var d = Vector512.Load(dy + i);
-                var s = Silu.Sigmoid(g);
-                var ds = s * Vector512.FusedMultiplyAdd(g, one - s, one);
-                Vector512.FusedMultiplyAdd(d * Vector512.Load(up + i), ds, Vector512.Load(dgate + i)).Store(dgate + i);
-                Vector512.FusedMultiplyAdd(d, g * s, Vector512.Load(dup + i)).Store(dup + i);
-            }
+            case KernelWidth.Vector512: BackwardRange<Vec512, Vector512<float>>(gate, up, dy, dgate, dup, i0, i1); break;
+            case KernelWidth.Vector256: BackwardRange<Vec256, Vector256<float>>(gate, up, dy, dgate, dup, i0, i1); break;
+            case KernelWidth.Vector128: BackwardRange<Vec128, Vector128<float>>(gate, up, dy, dgate, dup, i0, i1); break;
+            default: BackwardRange<VecScalar, float>(gate, up, dy, dgate, dup, i0, i1); break;
         }
-        else if (Vector256.IsHardwareAccelerated)
+    }
+
+    private static void BackwardRange<TOps, TV>(float* gate, float* up, float* dy, float* dgate, float* dup, int i0, int i1)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = i0, l = TOps.Lanes;
+        var one = TOps.One;
+        for (; i <= i1 - l; i += l)
         {
-            var one = Vector256<float>.One;
-            for (; i <= i1 - 8; i += 8)
-            {
-                var g = Vector256.Load(gate + i);
-                var d = Vector256.Load(dy + i);
-                var s = Silu.Sigmoid(g);
-                var ds = s * Vector256.FusedMultiplyAdd(g, one - s, one);
-                Vector256.FusedMultiplyAdd(d * Vector256.Load(up + i), ds, Vector256.Load(dgate + i)).Store(dgate + i);
-                Vector256.FusedMultiplyAdd(d, g * s, Vector256.Load(dup + i)).Store(dup + i);
-            }
+            var g = TOps.Load(gate + i);
+            var d = TOps.Load(dy + i);
+            var s = Silu.Sigmoid<TOps, TV>(g);
+            var ds = TOps.Mul(s, TOps.Fma(g, TOps.Sub(one, s), one));
+            TOps.Store(dgate + i, TOps.Fma(TOps.Mul(d, TOps.Load(up + i)), ds, TOps.Load(dgate + i)));
+            TOps.Store(dup + i, TOps.Fma(d, TOps.Mul(g, s), TOps.Load(dup + i)));
         }
         for (; i < i1; i++)
         {

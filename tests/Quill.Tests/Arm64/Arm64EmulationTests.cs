@@ -55,8 +55,10 @@ public sealed class Arm64EmulationTests
         Assert.Contains("gemv (fp32 decode): neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("quantized dot: neon", r.Out, StringComparison.Ordinal);
         Assert.Contains("quantized gemm (prefill): neon sdot 8 rows x 2", r.Out, StringComparison.Ordinal);
+        foreach (string family in new[] { "norms (RMSNorm, LayerNorm)", "softmax, cross-entropy", "activations (GELU, SiLU, SwiGLU)", "AdamW", "RoPE, residual adds" })
+            Assert.Contains($"{family}: neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
-        Assert.Equal(5, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
+        Assert.Equal(10, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
     }
 
     [Arm64CliFact]

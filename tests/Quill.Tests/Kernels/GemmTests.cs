@@ -205,4 +205,18 @@ public class GemmTests
         for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
         return x;
     }
+
+    [Theory]
+    [InlineData(0, 384, 384)]
+    [InlineData(384, 384, 384)]
+    [InlineData(1152, 384, 384)]
+    [InlineData(2048, 384, 344)]   // 6 blocks (5 x 344 + 328) instead of 5 x 384 + 128
+    [InlineData(385, 384, 200)]    // 2 blocks of 193 rounded up to whole transposes of 8
+    [InlineData(50304, 384, 384)]  // 131 blocks of exactly 384
+    public void EvenDepth_cuts_k_into_equal_blocks_of_at_most_kcMax(int k, int kcMax, int expected)
+    {
+        int kc = Gemm.EvenDepth(k, kcMax);
+        Assert.Equal(expected, kc);
+        Assert.True(kc <= kcMax && kc % 8 == 0);
+    }
 }
