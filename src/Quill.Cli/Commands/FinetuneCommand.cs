@@ -266,9 +266,7 @@ internal static class FinetuneCommand
             string path = ModelLocator.Resolve(r.GetValue(baseModel)!, r.GetValue(pull)), dir = PeftAdapterFiles.Resolve(r.GetValue(adapter)!), output = r.GetValue(outDir)!;
             using var open = ModelLoader.Load(path, r.GetValue(tokenizer));
             var tok = open.Tokenizer ?? throw new InvalidConfigException($"{path} has no tokenizer beside it; pass --tokenizer FILE so the merged model generates on its own.");
-            var lm = LanguageModel.FromWeights(open.Weights);
-            var lora = lm.LoadLora(dir);
-            var merged = lm.MergeLora();
+            var merged = LanguageModel.Merged(open.Weights, dir, out var lora);
             Checkpoint.SaveModel(output, merged, tok, new PromptFormat(open.AddBos, open.ChatTemplate, open.ExtraStopIds));
             var a = lora.Config;
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -200,10 +200,8 @@ internal static class QuickstartCommand
     private static void Merge(string run, string adapterRun, string chatRun)
     {
         using var open = ModelLoader.Load(run);
-        var lm = LanguageModel.FromWeights(open.Weights);
         string adapter = PeftAdapterFiles.Resolve(adapterRun);
-        var lora = lm.LoadLora(adapter);
-        Checkpoint.SaveModel(chatRun, lm.MergeLora(), open.Tokenizer, new PromptFormat(open.AddBos, open.ChatTemplate, open.ExtraStopIds));
+        Checkpoint.SaveModel(chatRun, LanguageModel.Merged(open.Weights, adapter, out var lora), open.Tokenizer, new PromptFormat(open.AddBos, open.ChatTemplate, open.ExtraStopIds));
         Console.Error.WriteLine($"merged the adapter ({adapter}, {lora.Modules.Count} modules) into the pretrained model: {chatRun}");
     }
 

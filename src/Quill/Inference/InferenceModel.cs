@@ -84,9 +84,7 @@ public sealed class InferenceModel : IDisposable
     public InferenceModel WithLoraAdapter(string adapterFolder)
     {
         ArgumentNullException.ThrowIfNull(adapterFolder);
-        var adapted = LanguageModel.FromWeights(Weights);
-        adapted.LoadLora(adapterFolder);
-        return new InferenceModel(adapted.MergeLora().ToWeights()) // the views keep the merged storage alive
+        return new InferenceModel(LanguageModel.Merged(Weights, adapterFolder, out _).ToWeights()) // the views keep the merged storage alive
         {
             Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
         };

@@ -71,6 +71,18 @@ public abstract class LanguageModel
     /// <summary>A new model with the adapter folded into its weights (W += scaling B A), carrying no adapter; this one is unchanged.</summary>
     public abstract LanguageModel MergeLora();
 
+    /// <summary>
+    /// An f32 copy of <paramref name="weights"/> (FromWeights) with the PEFT adapter in <paramref name="adapterFolder"/>
+    /// loaded (LoadLora) and folded in (MergeLora); <paramref name="adapter"/> is the adapter read.
+    /// </summary>
+    public static LanguageModel Merged(ModelWeights weights, string adapterFolder, out LoraAdapter adapter)
+    {
+        ArgumentNullException.ThrowIfNull(adapterFolder);
+        var model = FromWeights(weights);
+        adapter = model.LoadLora(adapterFolder);
+        return model.MergeLora();
+    }
+
     /// <summary>The last hidden state [B, T, C] after the final norm: what the head turns into logits.</summary>
     /// <remarks>docStarts: as in <see cref="Forward"/>.</remarks>
     public abstract Tensor Hidden(Graph g, int[] tokens, int b, int t, ulong dropoutSeed = 0, int[]? docStarts = null);
