@@ -341,14 +341,15 @@ public sealed class Trainer : IDisposable
             float? valLoss = null;
             bool last = state.Step == maxSteps;
             List<KeyValuePair<string, double>>? extra = preference != null && stats.Pairs > 0 ? Figures(stats, "") : null;
-            if (lead && valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
+            bool evalStep = valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last);
+            if (lead && evalStep)
             {
-                valLoss = Evaluate(valSource);
+                valLoss = Evaluate(valSource!);
                 state.LastValLoss = valLoss;
                 if (preference != null && LastValStats.Pairs > 0) extra?.Add(new("val_reward_accuracy", (double)LastValStats.Correct / LastValStats.Pairs));
                 if (patience > 0) stoppedEarly = WatchValidation(valLoss.Value, patience);
             }
-            if (patience > 0 && parallel != null && valSource != null && ((config.Train.EvalEvery > 0 && state.Step % config.Train.EvalEvery == 0) || last))
+            if (patience > 0 && parallel != null && evalStep)
             {
                 Span<double> flag = [lead && stoppedEarly ? 1 : 0]; // rank 0 evaluated: every rank learns whether to stop
                 options.Ranks!.Sum(flag);
