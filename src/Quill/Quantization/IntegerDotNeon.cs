@@ -32,7 +32,7 @@ internal static unsafe partial class IntegerDot
         var (bytes, qhAt, qsAt, hasMin) = Layout(type);
         var mask = Vector128.Create((byte)0x0F);
         var sixteen = Vector128.Create((byte)0x10);
-        // the 32 fifth bits (a u32, bit j for value j) to bytes: byte j of the low half takes bit j % 8 of qh byte j / 8
+        // the 32 fifth bits (a u32, bit j for value j) to bytes: byte j of the low half has bit j % 8 of qh byte j / 8
         var pickLo = Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         var pickHi = Vector128.Create((byte)2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
         var bit = Vector128.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
