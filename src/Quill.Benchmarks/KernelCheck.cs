@@ -186,6 +186,7 @@ public static class KernelCheck
         }
         return worst;
     }
+
     /// <summary>Largest |kernel - reference| over Q4_K, Q5_K and Q6_K rows of several super-blocks, absolute: 0 when bit for bit.</summary>
     private static double CheckKQuantDotExact()
     {
