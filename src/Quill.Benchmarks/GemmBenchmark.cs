@@ -44,6 +44,26 @@ public static class GemmBenchmark
         new("gpt-mini lm head weight grad", 50304, 384, 2048, true, false),
     ];
 
+    // shakespeare-char training step (B*T = 16*256 = 4096 rows, C = 256, MLP 1024, vocab 65): small K and N.
+    private static readonly Shape[] ShakespeareChar =
+    [
+        new("shakespeare qkv forward", 4096, 768, 256, false, true),
+        new("shakespeare qkv input grad", 4096, 256, 768, false, false),
+        new("shakespeare qkv weight grad", 768, 256, 4096, true, false),
+        new("shakespeare proj forward", 4096, 256, 256, false, true),
+        new("shakespeare proj input grad", 4096, 256, 256, false, false),
+        new("shakespeare proj weight grad", 256, 256, 4096, true, false),
+        new("shakespeare fc forward", 4096, 1024, 256, false, true),
+        new("shakespeare fc input grad", 4096, 256, 1024, false, false),
+        new("shakespeare fc weight grad", 1024, 256, 4096, true, false),
+        new("shakespeare fc2 forward", 4096, 256, 1024, false, true),
+        new("shakespeare fc2 input grad", 4096, 1024, 256, false, false),
+        new("shakespeare fc2 weight grad", 256, 1024, 4096, true, false),
+        new("shakespeare lm head forward", 4096, 65, 256, false, true),
+        new("shakespeare lm head input grad", 4096, 256, 65, false, false),
+        new("shakespeare lm head weight grad", 65, 256, 4096, true, false),
+    ];
+
     private static readonly Shape[] Quick =
     [
         new("square", 1024, 1024, 1024, false, false),
@@ -124,7 +144,7 @@ public static class GemmBenchmark
         foreach (int threads in threadCounts)
         {
             KernelThreads.Count = Math.Max(maxThreads, threads);
-            foreach (Shape shape in quick ? Quick : [.. GptMini, .. Full])
+            foreach (Shape shape in quick ? Quick : [.. GptMini, .. ShakespeareChar, .. Full])
             {
                 if (only != null && !shape.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
