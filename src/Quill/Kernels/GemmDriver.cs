@@ -46,7 +46,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     private const double ParallelMinFlops = 4e6;
 
     /// <summary>Floats of a packed B block below which one thread packs it.</summary>
-    private const long ParallelPackMinFloats = 1 << 17;
+    private const long ParallelPackMinFloats = 1 << 15;
 
     /// <summary>
     /// C = alpha * op(A) · op(B) (accumulate false) or C += alpha * op(A) · op(B) (accumulate true) on up to
@@ -133,15 +133,18 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         }
 
         /// <summary>
-        /// Task t is row block t / slices, column slice t % slices: packs that block of A (unless this thread's
-        /// previous task already did) and runs every tile of the slice.
+        /// Task t is row block t % rowBlocks, column slice t / rowBlocks: packs that block of A (unless this thread's
+        /// previous task already did) and runs every tile of the slice. Row blocks alternate between consecutive
+        /// tasks so that with as many threads as row blocks (a weight gradient with M = 256 on two threads) each
+        /// thread keeps taking slices of the block it has packed, instead of every thread packing every block.
+        /// Which thread runs a task never changes the result: each element of C is one task's, in the same k order.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         [SkipLocalsInit]
         private void RunTask(int t, float* packedA, ref int packedRow)
         {
             int mr = TKernel.MR, nr = TKernel.NR;
-            int ic = t / slices * mc, rows = Math.Min(mc, x.M - ic);
+            int ic = t % rowBlocks * mc, rows = Math.Min(mc, x.M - ic);
             if (ic != packedRow)
             {
                 float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
@@ -150,7 +153,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
             }
             bool add = accumulate || pc > 0;
             float* tile = stackalloc float[mr * nr];
-            int j0 = t % slices * panelsPerSlice * nr, j1 = Math.Min(nc, j0 + panelsPerSlice * nr);
+            int j0 = t / rowBlocks * panelsPerSlice * nr, j1 = Math.Min(nc, j0 + panelsPerSlice * nr);
             float* cBlock = x.C + ic * x.Ldc + jc;
             for (int jr = j0; jr < j1; jr += nr)
             {

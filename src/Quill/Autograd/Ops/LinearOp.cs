@@ -42,7 +42,7 @@ public static unsafe class LinearOp
             if (ws[i].DType == Quantization.GgmlType.F32)
             {
                 // the bias first, then the GEMM accumulates onto it
-                if (bias != null) for (int r = 0; r < n; r++) bias.Span.CopyTo(ys.Slice(r * total + off, outF));
+                if (bias != null) FillRows(ys.Slice(off), total, n, bias.Span);
                 Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, bias != null ? 1f : 0f, ys.Slice(off), total);
             }
             else
@@ -95,9 +95,40 @@ public static unsafe class LinearOp
         }
     }
 
-    /// <summary>db [Out] += sum over rows of dy [N, Out] (rows ld apart).</summary>
+    /// <summary>Columns per unit of work when the bias rows are split across threads: a 64-byte cache line.</summary>
+    private const int ColumnBlock = 16;
+
+    /// <summary>y[r, 0..b.Length) = b for each of n rows ld apart; the rows are split across threads.</summary>
+    private static void FillRows(Span<float> y, int ld, int n, ReadOnlySpan<float> b)
+    {
+        int outF = b.Length;
+        fixed (float* py0 = y, pb0 = b)
+        {
+            float* py = py0, pb = pb0;
+            KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(outF), (r0, r1) =>
+            {
+                var bias = new ReadOnlySpan<float>(pb, outF);
+                for (int r = r0; r < r1; r++) bias.CopyTo(new Span<float>(py + (nint)r * ld, outF));
+            });
+        }
+    }
+
+    /// <summary>
+    /// db [Out] += sum over rows of dy [N, Out] (rows ld apart), each column summed in row order; the columns are
+    /// split across threads in cache-line blocks, so the sums are the same for any thread count.
+    /// </summary>
     private static void SumColumns(ReadOnlySpan<float> dy, int ld, int n, int outF, Span<float> db)
     {
-        for (int r = 0; r < n; r++) Elementwise.AddInPlace(db, dy.Slice(r * ld, outF));
+        fixed (float* pdy0 = dy, pdb0 = db)
+        {
+            float* pdy = pdy0, pdb = pdb0;
+            var width = KernelWidths.Resolve(KernelWidth.Auto);
+            int blocks = (outF + ColumnBlock - 1) / ColumnBlock;
+            KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk((long)n * ColumnBlock), (b0, b1) =>
+            {
+                int c0 = b0 * ColumnBlock, columns = Math.Min(outF, b1 * ColumnBlock) - c0;
+                for (int r = 0; r < n; r++) ElementwiseMath.AddInto(width, pdb + c0, pdy + (nint)r * ld + c0, columns);
+            });
+        }
     }
 }
