@@ -139,6 +139,8 @@ public class GemmTests
     [InlineData(300, 500, 100, false)]
     [InlineData(700, 48, 300, true)]
     [InlineData(48, 700, 300, true)]
+    [InlineData(256, 700, 300, false)] // two row blocks, three column slices each: tasks alternate row blocks
+    [InlineData(256, 200, 300, false)] // a 256 x 200 block of B: packed by both threads
     public void Threads_GiveBitwiseTheSameResultAsOneThread(int m, int n, int k, bool transB)
     {
         var random = new Random(11);
