@@ -1,7 +1,7 @@
 // The cache-blocked loop nest of the packed SGEMM: C[m, n] (+)= alpha * op(A)[m, k] · op(B)[k, n].
 // Blocks k by KC and n by NC; the threads pack each KC x NC block of B together into one shared buffer, then take
-// tasks (an MC-row block of C, or a column slice of one when there are few row blocks) from a shared counter,
-// pack their MC x KC block of A into a per-thread buffer and sweep the micro-kernel over its tiles. Ragged tiles
+// tasks (an MC-row block of C, or a column slice of one when there are few row blocks) from per-row-block counters,
+// each thread starting at its own row block, pack their MC x KC block of A into a per-thread buffer and sweep the micro-kernel over its tiles. Ragged tiles
 // go through a scratch tile. Pack buffers are pinned, 64-byte aligned and reused across calls. Does not handle
 // beta other than 0 or 1, the thin path or argument checks (see Gemm.cs).
 // Glossary: MC, KC, NC = block sizes in m, k, n; MR x NR = kernel tile; ic, pc, jc = block origins; ir, jr = tile
@@ -72,7 +72,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
                 if (t == 1 || (long)nc * kc < ParallelPackMinFloats) job.PackB(0, job.Panels);
                 else KernelThreads.ParallelFor(job.Panels, (job.Panels + t - 1) / t, job.PackB);
                 if (t == 1 || job.Tasks == 1) job.RunTasks(0, job.Tasks);
-                else KernelThreads.ParallelFor(Math.Min(t, job.Tasks), 1, job.TakeTasks);
+                else job.RunShared(Math.Min(t, job.Tasks));
             }
         }
     }
@@ -82,7 +82,8 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     /// <summary>One call's state, shared by its threads; Block moves it to the next KC x NC block of B.</summary>
     private sealed class Job(Operands x, int mc, int rowBlocks, float* packedB, bool accumulate)
     {
-        private int jc, nc, pc, kc, slices, panelsPerSlice, nextTask;
+        private readonly int[] nextSlice = new int[rowBlocks];
+        private int jc, nc, pc, kc, slices, panelsPerSlice, workers;
 
         /// <summary>NR-column panels in the current block of B.</summary>
         public int Panels { get; private set; }
@@ -104,7 +105,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
             int wanted = threads == 1 ? 1 : Math.Clamp((TasksPerThread * threads + rowBlocks - 1) / rowBlocks, 1, Panels);
             panelsPerSlice = (Panels + wanted - 1) / wanted;
             slices = (Panels + panelsPerSlice - 1) / panelsPerSlice;
-            nextTask = 0;
+            Array.Clear(nextSlice);
         }
 
         /// <summary>Packs B panels [first, last) of the current block into the shared buffer.</summary>
@@ -121,30 +122,45 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         {
             float* packedA = GemmBuffers.A((nint)mc * kc);
             int packedRow = -1;
-            for (int t = first; t < last; t++) RunTask(t, packedA, ref packedRow);
+            for (int t = first; t < last; t++) RunTask(t / slices, t % slices, packedA, ref packedRow);
         }
 
-        /// <summary>Runs tasks from the shared counter until none is left (the ParallelFor range counts threads).</summary>
-        public void TakeTasks(int unusedFirst, int unusedLast)
+        /// <summary>Runs the current block's tasks on `threads` threads, taking slices from per-row-block counters.</summary>
+        public void RunShared(int threads)
         {
-            float* packedA = GemmBuffers.A((nint)mc * kc);
-            int packedRow = -1, task;
-            while ((task = Interlocked.Increment(ref nextTask) - 1) < Tasks) RunTask(task, packedA, ref packedRow);
+            workers = threads;
+            KernelThreads.ParallelFor(threads, 1, TakeTasks);
         }
 
         /// <summary>
-        /// Task t is row block t % rowBlocks, column slice t / rowBlocks: packs that block of A (unless this thread's
-        /// previous task already did) and runs every tile of the slice. Row blocks alternate between consecutive
-        /// tasks so that with as many threads as row blocks (a weight gradient with M = 256 on two threads) each
-        /// thread keeps taking slices of the block it has packed, instead of every thread packing every block.
-        /// Which thread runs a task never changes the result: each element of C is one task's, in the same k order.
+        /// Thread `thread` (the ParallelFor range counts threads) starts at its own row block (threads spread evenly
+        /// over the row blocks) and takes that block's column slices until none is left, then moves on to the next
+        /// row block. So with as many threads as row blocks (a weight gradient with M = 256 on two threads) each
+        /// thread packs its block of A once, and a thread slowed by other work leaves its slices to the others, who
+        /// pack that block once more. Which thread runs a task never changes the result: each element of C is one
+        /// task's, in the same k order.
+        /// </summary>
+        private void TakeTasks(int thread, int unusedLast)
+        {
+            float* packedA = GemmBuffers.A((nint)mc * kc);
+            int packedRow = -1, start = (int)((long)thread * rowBlocks / workers);
+            for (int i = 0; i < rowBlocks; i++)
+            {
+                int block = (start + i) % rowBlocks, slice;
+                while ((slice = Interlocked.Increment(ref nextSlice[block]) - 1) < slices) RunTask(block, slice, packedA, ref packedRow);
+            }
+        }
+
+        /// <summary>
+        /// Runs column slice `slice` of row block `rowBlock`: packs that block of A (unless this thread's previous
+        /// task already did) and runs every tile of the slice.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         [SkipLocalsInit]
-        private void RunTask(int t, float* packedA, ref int packedRow)
+        private void RunTask(int rowBlock, int slice, float* packedA, ref int packedRow)
         {
             int mr = TKernel.MR, nr = TKernel.NR;
-            int ic = t % rowBlocks * mc, rows = Math.Min(mc, x.M - ic);
+            int ic = rowBlock * mc, rows = Math.Min(mc, x.M - ic);
             if (ic != packedRow)
             {
                 float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
@@ -153,7 +169,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
             }
             bool add = accumulate || pc > 0;
             float* tile = stackalloc float[mr * nr];
-            int j0 = t / rowBlocks * panelsPerSlice * nr, j1 = Math.Min(nc, j0 + panelsPerSlice * nr);
+            int j0 = slice * panelsPerSlice * nr, j1 = Math.Min(nc, j0 + panelsPerSlice * nr);
             float* cBlock = x.C + ic * x.Ldc + jc;
             for (int jr = j0; jr < j1; jr += nr)
             {
