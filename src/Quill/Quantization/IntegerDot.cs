@@ -170,24 +170,39 @@ internal static unsafe class IntegerDot
         : Neon ? Q4_0Neon(w, q, d, nb)
         : Q4_0Reference(w, q, d, nb);
 
+    /// <summary>
+    /// Two blocks per step, one per 128-bit lane: both blocks' 16 packed bytes in one vector give all 64 nibbles with
+    /// one mask and one shift; the activation's halves are paired to match (values 0-15 of both blocks, then 16-31),
+    /// the two products summed in int16 before one pmaddwd (nibbles are at most 15, so no int16 overflow), one
+    /// conversion and one FMA with the two blocks' scales. The -8 offset: 8 d dx sum(x) per block, subtracted at the end.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Q4_0<T>(byte* w, sbyte* q, float* d, int* sums, int nb) where T : struct, IU8S8
     {
-        var a0 = Vector256<float>.Zero;
-        var a1 = Vector256<float>.Zero;
-        var mask = Vector128.Create((byte)0x0F);
+        var acc = Vector256<float>.Zero;
+        var mask = Vector256.Create((byte)0x0F);
+        float corr0 = 0, corr1 = 0;
         int b = 0;
         fixed (float* table = HalfTable)
         {
             for (; b + 2 <= nb; b += 2)
             {
-                Sse.Prefetch0(w + b * 18 + PrefetchBytes);
-                a0 = Q4Block<T>(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], mask, table, a0);
-                a1 = Q4Block<T>(w + (b + 1) * 18, Avx.LoadVector256(q + (b + 1) * 32), d[b + 1], 8 * sums[b + 1], mask, table, a1);
+                byte* b0 = w + b * 18;
+                Sse.Prefetch0(b0 + PrefetchBytes);
+                var raw = Vector256.Create(Sse2.LoadVector128(b0 + 2), Sse2.LoadVector128(b0 + 20));
+                var lo = raw & mask;
+                var hi = Avx2.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask;
+                var x0 = Avx.LoadVector256(q + b * 32);
+                var x1 = Avx.LoadVector256(q + b * 32 + 32);
+                var p = T.DotNibbles2(lo, Avx2.Permute2x128(x0, x1, 0x20), hi, Avx2.Permute2x128(x0, x1, 0x31));
+                float s0 = table[*(ushort*)b0] * d[b], s1 = table[*(ushort*)(b0 + 18)] * d[b + 1];
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(Vector128.Create(s0), Vector128.Create(s1)), acc);
+                corr0 += s0 * sums[b];
+                corr1 += s1 * sums[b + 1];
             }
-            if (b < nb) a0 = Q4Block<T>(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], mask, table, a0);
+            if (b < nb) acc = Q4Block<T>(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], Vector128.Create((byte)0x0F), table, acc);
         }
-        return Vector256.Sum(a0 + a1);
+        return Vector256.Sum(acc) - 8 * (corr0 + corr1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -306,41 +321,72 @@ internal static unsafe class IntegerDot
 
     public static float Q4_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
     {
-        var mask = Vector256.Create((byte)0x0F);
+        fixed (sbyte* xq = x.Q256)
+        fixed (short* bs = x.Sum16)
+        fixed (float* xd = x.Scale256)
+            return Q4_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb);
+    }
+
+    /// <summary>
+    /// One Q4_K row against Q8_K values xq [nb * 256], sums of 16 bs [nb * 16], scales xd [nb]. Per super-block the 12
+    /// packed bytes become the 8 scales and 8 minimums in one vector with 32-bit integer operations (no per-sub-block
+    /// unpacking); each sub-block's 32 products are summed to int16 pairs and multiplied by its scale in the same
+    /// pmaddwd (the scale broadcast by one byte shuffle); the minimums meet the activation's sums in one pmaddwd,
+    /// accumulated in a second float vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float Q4_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb) where T : struct, IU8S8
+    {
+        var m4 = Vector256.Create((byte)0x0F);
         var acc = Vector256<float>.Zero;
-        float minSum = 0;
-        fixed (sbyte* xq0 = x.Q256)
-        fixed (short* bs0 = x.Sum16)
+        var accMin = Vector256<float>.Zero;
+        // minimum j as the 16-bit pair (m_j, m_j), to meet the two 16-value sums of sub-block j
+        var pairMins = Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+        fixed (float* table = HalfTable)
         {
-            for (int b = 0; b < nb; b++)
+            for (int b = 0; b < nb; b++, w += 144, xq += 256, bs += 16)
             {
-                byte* blk = w + (long)b * 144;
-                int xb = block0 + b;
-                float dx = x.Scale256[xb];
-                float d = Fp16.ToSingle(*(ushort*)blk) * dx, dmin = Fp16.ToSingle(*(ushort*)(blk + 2)) * dx;
-                var scales = new ReadOnlySpan<byte>(blk + 4, 12);
-                sbyte* xq = xq0 + (long)xb * 256;
-                short* bs = bs0 + (long)xb * 16;
+                Sse.Prefetch0(w + PrefetchBytes);
+                var packed = Q4_KScales(w + 4);
+                var sc = Sse41.ConvertToVector128Int16(packed);
+                var scales = Vector256.Create(sc, sc).AsByte();
                 var isum = Vector256<int>.Zero;
-                int mins = 0;
                 for (int p = 0; p < 4; p++)
                 {
-                    var (s0, m0) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p, scales);
-                    var (s1, m1) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p + 1, scales);
-                    var v = Avx.LoadVector256(blk + 16 + 32 * p);
-                    var lo = v & mask;
-                    var hi = Vector256.ShiftRightLogical(v, 4) & mask;
-                    var d0 = T.Dot(lo, Avx.LoadVector256(xq + 64 * p));
-                    var d1 = T.Dot(hi, Avx.LoadVector256(xq + 64 * p + 32));
-                    isum += d0 * s0 + d1 * s1;
-                    mins += m0 * (bs[4 * p] + bs[4 * p + 1]) + m1 * (bs[4 * p + 2] + bs[4 * p + 3]);
+                    var v = Avx.LoadVector256(w + 16 + 32 * p);
+                    var lo = v & m4;
+                    var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m4;
+                    isum += T.DotScaled(lo, Avx.LoadVector256(xq + 64 * p), Avx2.Shuffle(scales, Broadcast16(2 * p)).AsInt16());
+                    isum += T.DotScaled(hi, Avx.LoadVector256(xq + 64 * p + 32), Avx2.Shuffle(scales, Broadcast16(2 * p + 1)).AsInt16());
                 }
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(d), acc);
-                minSum += dmin * mins;
+                var mins = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed, pairMins)), Avx.LoadVector256(bs));
+                float dx = xd[b];
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(table[*(ushort*)w] * dx), acc);
+                accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(mins), Vector256.Create(table[*(ushort*)(w + 2)] * dx), accMin);
             }
         }
-        return Vector256.Sum(acc) - minSum;
+        return Vector256.Sum(acc - accMin);
     }
+
+    /// <summary>
+    /// The 12 packed scale bytes of a Q4_K / Q5_K super-block as 16 bytes: scales 0-7, then minimums 0-7 (6 bits each;
+    /// as Q4_K.ScaleMin: j &lt; 4 the low 6 bits of bytes j and j + 4; j &gt;= 4 a nibble of byte j + 4 and the top 2
+    /// bits of bytes j - 4 and j), four values per 32-bit word.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Q4_KScales(byte* q)
+    {
+        uint w0 = *(uint*)q, w1 = *(uint*)(q + 4), w2 = *(uint*)(q + 8);
+        return Vector128.Create(
+            w0 & 0x3F3F3F3F,
+            (w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030),
+            w1 & 0x3F3F3F3F,
+            ((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)).AsByte();
+    }
+
+    /// <summary>Byte-shuffle control that broadcasts 16-bit element j of each 128-bit lane across the lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Broadcast16(int j) => Vector256.Create((ushort)(2 * j | (2 * j + 1) << 8)).AsByte();
 
     public static float Q4_KReference(byte* w, Q8Activation x, int block0, int nb)
     {
@@ -458,50 +504,66 @@ internal static unsafe class IntegerDot
 
     public static float Q6_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
     {
-        var m4 = Vector256.Create((byte)0x0F);
-        var m2 = Vector256.Create((byte)0x03);
+        fixed (sbyte* xq = x.Q256)
+        fixed (short* bs = x.Sum16)
+        fixed (float* xd = x.Scale256)
+            return Q6_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb);
+    }
+
+    /// <summary>
+    /// One Q6_K row against Q8_K values xq [nb * 256], sums of 16 bs [nb * 16], scales xd [nb]. The 16 int8 scales are
+    /// widened to int16 once per super-block; each 32-byte product (two 16-value sub-blocks, one per 128-bit lane) is
+    /// multiplied by its two scales in the pmaddwd that sums it; the -32 offset is -32 sum_k sc_k bs_k, one pmaddwd.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float Q6_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb) where T : struct, IU8S8
+    {
         var acc = Vector256<float>.Zero;
-        fixed (sbyte* xq0 = x.Q256)
-        fixed (short* bs0 = x.Sum16)
+        fixed (float* table = HalfTable)
         {
-            for (int b = 0; b < nb; b++)
+            for (int b = 0; b < nb; b++, w += 210, xq += 256, bs += 16)
             {
-                byte* blk = w + (long)b * 210;
-                int xb = block0 + b;
-                sbyte* sc = (sbyte*)(blk + 192);
-                sbyte* xq = xq0 + (long)xb * 256;
-                short* bs = bs0 + (long)xb * 16;
-                var isum = Vector256<int>.Zero;
-                int corr = 0;
-                for (int k = 0; k < 16; k++) corr += sc[k] * bs[k];
-                for (int h = 0; h < 2; h++)
-                {
-                    var ql0 = Avx.LoadVector256(blk + 64 * h);
-                    var ql1 = Avx.LoadVector256(blk + 64 * h + 32);
-                    var qh = Avx.LoadVector256(blk + 128 + 32 * h);
-                    var qa = (ql0 & m4) | ((qh & m2) << 4);
-                    var qb = (ql1 & m4) | ((Vector256.ShiftRightLogical(qh, 2) & m2) << 4);
-                    var qc = Vector256.ShiftRightLogical(ql0, 4) | ((Vector256.ShiftRightLogical(qh, 4) & m2) << 4);
-                    var qd = Vector256.ShiftRightLogical(ql1, 4) | ((Vector256.ShiftRightLogical(qh, 6) & m2) << 4);
-                    sbyte* xh = xq + 128 * h;
-                    sbyte* sh = sc + 8 * h;
-                    isum += T.Dot(qa, Avx.LoadVector256(xh)) * Pair(sh[0], sh[1]);
-                    isum += T.Dot(qb, Avx.LoadVector256(xh + 32)) * Pair(sh[2], sh[3]);
-                    isum += T.Dot(qc, Avx.LoadVector256(xh + 64)) * Pair(sh[4], sh[5]);
-                    isum += T.Dot(qd, Avx.LoadVector256(xh + 96)) * Pair(sh[6], sh[7]);
-                }
-                float d = Fp16.ToSingle(*(ushort*)(blk + 208)) * x.Scale256[xb];
-                // the -32 offset: subtract 32 * corr spread over the 8 lanes
-                var total = Avx.ConvertToVector256Single(isum) - Vector256.Create(32f * corr / 8);
-                acc = Fma.MultiplyAdd(total, Vector256.Create(d), acc);
+                Sse.Prefetch0(w + PrefetchBytes);
+                var sc = Avx2.ConvertToVector256Int16(Sse2.LoadVector128((sbyte*)(w + 192)));
+                // start at the offset, -32 sum_k sc_k bs_k, spread over the lanes
+                var isum = Vector256<int>.Zero - Avx2.ShiftLeftLogical(Avx2.MultiplyAddAdjacent(sc, Avx.LoadVector256(bs)), 5);
+                // scales 0-7 in both lanes for the first 128 values, 8-15 for the second
+                isum = Q6Half<T>(w, w + 128, xq, Avx2.Permute2x128(sc, sc, 0x00).AsByte(), isum);
+                isum = Q6Half<T>(w + 64, w + 160, xq + 128, Avx2.Permute2x128(sc, sc, 0x11).AsByte(), isum);
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(table[*(ushort*)(w + 208)] * xd[b]), acc);
             }
         }
         return Vector256.Sum(acc);
     }
 
-    /// <summary>Lanes 0-3 = a, lanes 4-7 = b: the scales of two 16-value sub-blocks covered by one 32-byte dot.</summary>
+    /// <summary>
+    /// 128 values of a Q6_K super-block (low bits ql [64], high bits qh [32]) against xh [128], scales of its 8
+    /// sub-blocks as int16 in both 128-bit lanes of half; added to isum.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Pair(int a, int b) => Vector256.Create(Vector128.Create(a), Vector128.Create(b));
+    private static Vector256<int> Q6Half<T>(byte* ql, byte* qhp, sbyte* xh, Vector256<byte> half, Vector256<int> isum) where T : struct, IU8S8
+    {
+        var m4 = Vector256.Create((byte)0x0F);
+        var m30 = Vector256.Create((byte)0x30);
+        var ql0 = Avx.LoadVector256(ql);
+        var ql1 = Avx.LoadVector256(ql + 32);
+        var qh = Avx.LoadVector256(qhp).AsUInt16();
+        // value bits 4-5 from qh bits 0-1, 2-3, 4-5, 6-7 (16-bit shifts; the mask keeps each byte's own bits)
+        var qa = (ql0 & m4) | (Avx2.ShiftLeftLogical(qh, 4).AsByte() & m30);
+        var qb = (ql1 & m4) | (Avx2.ShiftLeftLogical(qh, 2).AsByte() & m30);
+        var qc = (Avx2.ShiftRightLogical(ql0.AsUInt16(), 4).AsByte() & m4) | (qh.AsByte() & m30);
+        var qd = (Avx2.ShiftRightLogical(ql1.AsUInt16(), 4).AsByte() & m4) | (Avx2.ShiftRightLogical(qh, 2).AsByte() & m30);
+        // product g (32 values, two 16-value sub-blocks) takes scale 2g in the low lane, 2g + 1 in the high
+        isum += T.DotScaled(qa, Avx.LoadVector256(xh), Avx2.Shuffle(half, PairScale(0)).AsInt16());
+        isum += T.DotScaled(qb, Avx.LoadVector256(xh + 32), Avx2.Shuffle(half, PairScale(1)).AsInt16());
+        isum += T.DotScaled(qc, Avx.LoadVector256(xh + 64), Avx2.Shuffle(half, PairScale(2)).AsInt16());
+        return isum + T.DotScaled(qd, Avx.LoadVector256(xh + 96), Avx2.Shuffle(half, PairScale(3)).AsInt16());
+    }
+
+    /// <summary>Byte-shuffle control: 16-bit element 2g across the low 128-bit lane, 2g + 1 across the high lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> PairScale(int g) =>
+        Vector256.Create(Vector128.Create((ushort)(4 * g | (4 * g + 1) << 8)), Vector128.Create((ushort)((4 * g + 2) | (4 * g + 3) << 8))).AsByte();
 
     public static float Q6_KReference(byte* w, Q8Activation x, int block0, int nb)
     {
@@ -540,6 +602,16 @@ internal interface IU8S8
 
     /// <summary>acc + Dot(u, s).</summary>
     static abstract Vector256<int> DotAdd(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s);
+
+    /// <summary>
+    /// Sum of four adjacent u8 x s8 products times scale, the 16-bit scale of each pair of products (equal within an
+    /// int32 lane): pmaddubsw to int16 pairs, then pmaddwd by the scales, on both paths (vpdpbusd has no step to scale
+    /// in; the pair is as short as vpdpbusd + vpmulld). |u s + u s| &lt;= 32512 as for <see cref="Avx2U8S8"/>.
+    /// </summary>
+    static abstract Vector256<int> DotScaled(Vector256<byte> u, Vector256<sbyte> s, Vector256<short> scale);
+
+    /// <summary>Dot(u0, s0) + Dot(u1, s1) for u of at most 15 (nibbles): AVX2 adds the two pmaddubsw results in int16.</summary>
+    static abstract Vector256<int> DotNibbles2(Vector256<byte> u0, Vector256<sbyte> s0, Vector256<byte> u1, Vector256<sbyte> s1);
 }
 
 /// <summary>AVX-VNNI vpdpbusd.</summary>
@@ -550,6 +622,13 @@ internal readonly struct VnniU8S8 : IU8S8
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotAdd(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(acc, u, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotScaled(Vector256<byte> u, Vector256<sbyte> s, Vector256<short> scale) => Avx2U8S8.DotScaled(u, s, scale);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotNibbles2(Vector256<byte> u0, Vector256<sbyte> s0, Vector256<byte> u1, Vector256<sbyte> s1) =>
+        AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u0, s0), u1, s1);
 }
 
 /// <summary>AVX2 pmaddubsw + pmaddwd; each pair sum fits int16 for the operand ranges used (|u| &lt;= 128, |s| &lt;= 127, |u s + u s| &lt;= 32512).</summary>
@@ -561,4 +640,12 @@ internal readonly struct Avx2U8S8 : IU8S8
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotAdd(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => acc + Dot(u, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotScaled(Vector256<byte> u, Vector256<sbyte> s, Vector256<short> scale) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), scale);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotNibbles2(Vector256<byte> u0, Vector256<sbyte> s0, Vector256<byte> u1, Vector256<sbyte> s1) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u0, s0) + Avx2.MultiplyAddAdjacent(u1, s1), Vector256.Create((short)1));
 }
