@@ -23,6 +23,9 @@ internal static unsafe class IntegerDot
     /// <summary>True when the vector kernels can run (AVX2 + FMA); otherwise the scalar twins are used.</summary>
     public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>Every f16 bit pattern as a float, for callers that pass it to the row kernels: [65536].</summary>
+    internal static float[] Halves => HalfTable;
+
     /// <summary>The path the dispatching kernels take on this CPU.</summary>
     public static string PathName => AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2"
         : Neon ? (Dp.IsSupported ? "neon sdot (q8_0, q4_0; k-quants scalar)" : "neon (q8_0, q4_0; k-quants scalar)") : "scalar";
@@ -62,13 +65,20 @@ internal static unsafe class IntegerDot
         : Neon ? Q8_0Neon(w, q, d, nb)
         : Q8_0Reference(w, q, d, nb);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Q8_0<T>(byte* w, sbyte* q, float* d, int nb) where T : struct, IU8S8
+    {
+        fixed (float* table = HalfTable)
+            return Q8_0Kernel<T>(w, q, d, nb, table);
+    }
+
+    // The kernels proper take the f16 table as an argument: reading a static inside the loop's method brings a
+    // class-initialization helper call, around which the JIT keeps the vector accumulators in memory (measured 2x slower).
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float Q8_0Kernel<T>(byte* w, sbyte* q, float* d, int nb, float* table) where T : struct, IU8S8
     {
         var a0 = Vector256<float>.Zero;
         var a1 = Vector256<float>.Zero;
         int b = 0;
-        fixed (float* table = HalfTable)
         {
             for (; b + 2 <= nb; b += 2)
             {
@@ -176,14 +186,19 @@ internal static unsafe class IntegerDot
     /// the two products summed in int16 before one pmaddwd (nibbles are at most 15, so no int16 overflow), one
     /// conversion and one FMA with the two blocks' scales. The -8 offset: 8 d dx sum(x) per block, subtracted at the end.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Q4_0<T>(byte* w, sbyte* q, float* d, int* sums, int nb) where T : struct, IU8S8
+    {
+        fixed (float* table = HalfTable)
+            return Q4_0Kernel<T>(w, q, d, sums, nb, table);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float Q4_0Kernel<T>(byte* w, sbyte* q, float* d, int* sums, int nb, float* table) where T : struct, IU8S8
     {
         var acc = Vector256<float>.Zero;
         var mask = Vector256.Create((byte)0x0F);
         float corr0 = 0, corr1 = 0;
         int b = 0;
-        fixed (float* table = HalfTable)
         {
             for (; b + 2 <= nb; b += 2)
             {
@@ -216,6 +231,66 @@ internal static unsafe class IntegerDot
         var p = T.DotAdd(Vector256.CreateScalar(-corr), nib, xv);
         return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(table[*(ushort*)block] * dx), acc);
     }
+
+    /// <summary>True when the AVX-512 Q4_0 kernel can run: AVX-512 F, BW and VBMI (byte permutes), e.g. Zen 4, Ice Lake and later.</summary>
+    public static bool Avx512Q4 => Avx512F.IsSupported && Avx512BW.IsSupported && Avx512Vbmi.IsSupported;
+
+    /// <summary>
+    /// One Q4_0 row, four blocks (128 values, 72 bytes) per step in 512-bit registers, for CPUs with AVX-512 VBMI.
+    /// Two loads cover the four blocks; one two-source byte permute gathers their 64 packed bytes, another (one
+    /// source) puts each block's f16 scale in the high half of its four int32 lanes, where shifts, a multiply by 2^112
+    /// and a ternary-logic sign merge make it an f32 (exact for every finite f16, subnormals included; quantizers never
+    /// write infinite or NaN scales). The activation's halves are paired with two qword permutes; products as in
+    /// <see cref="Q4_0{T}"/> (int16 sums of both pmaddubsw, one pmaddwd); the -8 offsets (corr4) and scales (dx4) come
+    /// precomputed with the activation, four int32 / f32 lanes per block. Blocks past the last whole four go to
+    /// <see cref="Q4_0{T}"/>. q: [nb * 32]; dx4, corr4: [nb * 4]; d, sums: [nb]
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Q4_0Avx512(byte* w, sbyte* q, float* dx4, int* corr4, float* d, int* sums, int nb)
+    {
+        var acc = Vector512<float>.Zero;
+        var mask = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        // byte k of the four blocks' packed nibbles: offset 18 (k / 16) + 2 + k % 16, from the load at 0 below 64 and
+        // else from the load at 8 (index 64 + offset - 8)
+        var nibbleIndex = Vector512.Create((byte)2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 56, 57, 58, 59, 60, 61, 62, 63, 120, 121, 122, 123, 124, 125, 126, 127);
+        // int32 lane i: bytes 2, 3 (and 0, 1, ignored) the f16 scale of block i / 4, at offset 18 (i / 4)
+        var scaleIndex = Vector512.Create((byte)0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55);
+        var lowHalves = Vector512.Create(0L, 1, 4, 5, 8, 9, 12, 13);
+        var highHalves = Vector512.Create(2L, 3, 6, 7, 10, 11, 14, 15);
+        var magnitude = Vector512.Create(0x0FFFE000u);
+        var sign = Vector512.Create(0x80000000u);
+        var rebias = Vector512.Create(5.192297e33f); // 2^112: f16 exponent bias 15 -> f32 bias 127
+        int b = 0;
+        for (; b + 4 <= nb; b += 4)
+        {
+            byte* g = w + b * 18;
+            Sse.Prefetch0(g + PrefetchBytes);
+            var lower = Vector512.Load(g);
+            var upper = Vector512.Load(g + 8);
+            var packed = Avx512Vbmi.PermuteVar64x8x2(lower, nibbleIndex, upper);
+            var lo = packed & mask;
+            var hi = Avx512BW.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
+            var x0 = Vector512.Load((long*)(q + b * 32));
+            var x1 = Vector512.Load((long*)(q + b * 32 + 64));
+            var xa = Avx512F.PermuteVar8x64x2(x0, lowHalves, x1).AsSByte();
+            var xb = Avx512F.PermuteVar8x64x2(x0, highHalves, x1).AsSByte();
+            var s16 = Avx512BW.MultiplyAddAdjacent(lo, xa) + Avx512BW.MultiplyAddAdjacent(hi, xb);
+            var p = Avx512BW.MultiplyAddAdjacent(s16, ones) + Vector512.Load(corr4 + b * 4);
+            // f16 scale bits h in the high half of each lane: |value| = f32 bits (h & 0x7FFF) << 13, times 2^112
+            var h = Avx512Vbmi.PermuteVar64x8(lower, scaleIndex).AsUInt32();
+            var mag = (Vector512.ShiftRightLogical(h, 3) & magnitude).AsSingle() * rebias;
+            var scale = Avx512F.TernaryLogic(mag.AsUInt32(), h, sign, 0xF8).AsSingle(); // mag | (h & sign)
+            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p), scale * Vector512.Load(dx4 + b * 4), acc);
+        }
+        float sum = Vector256.Sum(acc.GetLower() + acc.GetUpper());
+        return b < nb ? sum + Q4_0Tail(w + b * 18, q + b * 32, d + b, sums + b, nb - b) : sum;
+    }
+
+    // The last nb % 4 blocks of Q4_0Avx512, not inlined: a call inside its loop's method makes the JIT keep the
+    // accumulators in memory.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float Q4_0Tail(byte* w, sbyte* q, float* d, int* sums, int nb) => Q4_0<Avx2U8S8>(w, q, d, sums, nb);
 
     /// <summary>Scalar twin of <see cref="Q4_0{T}"/>: value = (nibble - 8) * d; low nibbles are values 0..15, high 16..31.</summary>
     public static float Q4_0Reference(byte* w, sbyte* q, float* d, int nb)
@@ -324,7 +399,8 @@ internal static unsafe class IntegerDot
         fixed (sbyte* xq = x.Q256)
         fixed (short* bs = x.Sum16)
         fixed (float* xd = x.Scale256)
-            return Q4_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb);
+        fixed (float* table = HalfTable)
+            return Q4_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
     }
 
     /// <summary>
@@ -335,14 +411,13 @@ internal static unsafe class IntegerDot
     /// accumulated in a second float vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float Q4_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb) where T : struct, IU8S8
+    internal static float Q4_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
     {
         var m4 = Vector256.Create((byte)0x0F);
         var acc = Vector256<float>.Zero;
         var accMin = Vector256<float>.Zero;
         // minimum j as the 16-bit pair (m_j, m_j), to meet the two 16-value sums of sub-block j
         var pairMins = Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-        fixed (float* table = HalfTable)
         {
             for (int b = 0; b < nb; b++, w += 144, xq += 256, bs += 16)
             {
@@ -507,7 +582,8 @@ internal static unsafe class IntegerDot
         fixed (sbyte* xq = x.Q256)
         fixed (short* bs = x.Sum16)
         fixed (float* xd = x.Scale256)
-            return Q6_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb);
+        fixed (float* table = HalfTable)
+            return Q6_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
     }
 
     /// <summary>
@@ -516,10 +592,9 @@ internal static unsafe class IntegerDot
     /// multiplied by its two scales in the pmaddwd that sums it; the -32 offset is -32 sum_k sc_k bs_k, one pmaddwd.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float Q6_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb) where T : struct, IU8S8
+    internal static float Q6_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
     {
         var acc = Vector256<float>.Zero;
-        fixed (float* table = HalfTable)
         {
             for (int b = 0; b < nb; b++, w += 210, xq += 256, bs += 16)
             {

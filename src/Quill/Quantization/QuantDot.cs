@@ -186,7 +186,7 @@ public static class QuantDot
         long rowBytes = GgmlTypeInfo.RowBytes(type, cols), work = 0;
         foreach (int r in rows) work += (long)r * cols;
         nint[] wa = w.ToArray(), ya = y.ToArray();
-        bool vector = IntegerDot.Vectorized;
+        bool vector = IntegerDot.Vectorized, avx512 = IntegerDot.Avx512Q4;
         WorkerPool.RowGroups(rows, work, KernelThreads.Count, (m, r0, r1) =>
         {
             fixed (sbyte* q = act.Q32)
@@ -195,6 +195,7 @@ public static class QuantDot
             fixed (sbyte* q256 = act.Q256)
             fixed (float* d256 = act.Scale256)
             fixed (short* s16 = act.Sum16)
+            fixed (float* table = IntegerDot.Halves)
             {
                 byte* wr = (byte*)wa[m] + r0 * rowBytes;
                 float* yr = (float*)ya[m];
@@ -203,14 +204,21 @@ public static class QuantDot
                     case GgmlType.Q8_0:
                         for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q8_0(wr, q, d, nb);
                         break;
+                    case GgmlType.Q4_0 when avx512:
+                        fixed (float* dx4 = act.Dx4)
+                        fixed (int* corr4 = act.Corr4)
+                        {
+                            for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0Avx512(wr, q, dx4, corr4, d, s, nb);
+                        }
+                        break;
                     case GgmlType.Q4_0:
                         for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0(wr, q, d, s, nb);
                         break;
                     case GgmlType.Q4_K when vector:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_KRow<Avx2U8S8>(wr, q256, s16, d256, nb);
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
                         break;
                     case GgmlType.Q6_K when vector:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q6_KRow<Avx2U8S8>(wr, q256, s16, d256, nb);
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q6_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
                         break;
                     default:
                         for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = RowDot(type, wr, act);
