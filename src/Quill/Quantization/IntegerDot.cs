@@ -27,7 +27,8 @@ internal static unsafe class IntegerDot
     internal static float[] Halves => HalfTable;
 
     /// <summary>The path the dispatching kernels take on this CPU.</summary>
-    public static string PathName => AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2"
+    public static string PathName => (AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2" : "") is { Length: > 0 } x86
+        ? (Avx512Q4 ? x86 + " (q4_0: avx-512 vbmi)" : x86)
         : Neon ? (Dp.IsSupported ? "neon sdot (q8_0, q4_0; k-quants scalar)" : "neon (q8_0, q4_0; k-quants scalar)") : "scalar";
 
     /// <summary>ARM64 with AdvSimd: Q8_0 and Q4_0 (the decode kernels of those files) run on NEON.</summary>
