@@ -44,6 +44,12 @@ internal unsafe interface IKernelVector<TV> : IAttentionVector<TV> where TV : st
     static abstract TV MaxNative(TV a, TV b);
     /// <summary>e^x over float's whole range (ElementwiseMath.Exp: +infinity above 88.37, 0 below -87.33).</summary>
     static abstract TV ExpFull(TV x);
+    /// <summary>Swaps the lanes of each pair: [x1, x0, x3, x2, ...].</summary>
+    static abstract TV SwapPairs(TV x);
+    /// <summary>Lanes/2 floats from p, each twice: [p0, p0, p1, p1, ...] (reads only Lanes/2 floats).</summary>
+    static abstract TV LoadPairs(float* p);
+    /// <summary>Even lanes from even, odd lanes from odd.</summary>
+    static abstract TV EvenOdd(TV even, TV odd);
 }
 
 internal unsafe partial struct Vec512 : IKernelVector<Vector512<float>>
@@ -54,6 +60,15 @@ internal unsafe partial struct Vec512 : IKernelVector<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaxNative(Vector512<float> a, Vector512<float> b) => Vector512.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ExpFull(Vector512<float> x) => ElementwiseMath.Exp(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> SwapPairs(Vector512<float> x) =>
+        Vector512.Shuffle(x, Vector512.Create(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadPairs(float* p) =>
+        Vector512.Shuffle(Vector256.Load(p).ToVector512Unsafe(), Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> EvenOdd(Vector512<float> even, Vector512<float> odd) =>
+        Vector512.ConditionalSelect(Vector512.Create(-1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0).AsSingle(), even, odd);
 }
 
 internal unsafe partial struct Vec256 : IKernelVector<Vector256<float>>
@@ -64,6 +79,14 @@ internal unsafe partial struct Vec256 : IKernelVector<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MaxNative(Vector256<float> a, Vector256<float> b) => Vector256.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ExpFull(Vector256<float> x) => ElementwiseMath.Exp(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> SwapPairs(Vector256<float> x) => Vector256.Shuffle(x, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadPairs(float* p) =>
+        Vector256.Shuffle(Vector128.Load(p).ToVector256Unsafe(), Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> EvenOdd(Vector256<float> even, Vector256<float> odd) =>
+        Vector256.ConditionalSelect(Vector256.Create(-1, 0, -1, 0, -1, 0, -1, 0).AsSingle(), even, odd);
 }
 
 internal unsafe partial struct Vec128 : IKernelVector<Vector128<float>>
@@ -74,6 +97,14 @@ internal unsafe partial struct Vec128 : IKernelVector<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MaxNative(Vector128<float> a, Vector128<float> b) => Vector128.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ExpFull(Vector128<float> x) => ElementwiseMath.Exp(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> SwapPairs(Vector128<float> x) => Vector128.Shuffle(x, Vector128.Create(1, 0, 3, 2));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadPairs(float* p) =>
+        Vector128.Shuffle(Vector64.Load(p).ToVector128Unsafe(), Vector128.Create(0, 0, 1, 1));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> EvenOdd(Vector128<float> even, Vector128<float> odd) =>
+        Vector128.ConditionalSelect(Vector128.Create(-1, 0, -1, 0).AsSingle(), even, odd);
 }
 
 internal unsafe partial struct VecScalar : IKernelVector<float>
@@ -83,4 +114,8 @@ internal unsafe partial struct VecScalar : IKernelVector<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sqrt(float x) => MathF.Sqrt(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxNative(float a, float b) => MathF.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ExpFull(float x) => MathF.Exp(x);
+    // One lane holds no pair: the RoPE kernel takes its scalar loop at this width and never calls these.
+    public static float SwapPairs(float x) => throw new NotSupportedException("a scalar lane holds no pair");
+    public static float LoadPairs(float* p) => throw new NotSupportedException("a scalar lane holds no pair");
+    public static float EvenOdd(float even, float odd) => throw new NotSupportedException("a scalar lane holds no pair");
 }

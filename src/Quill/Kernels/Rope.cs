@@ -132,7 +132,7 @@ public static unsafe class Rope
             {
                 float* xh = x + (long)r * rowStride + (long)h * D;  // [D]
                 if (style == RopeStyle.Half) RotateHalf(w, xh, c, s, half, inverse);
-                else RotateInterleaved(xh, c, s, half, inverse);
+                else RotateInterleaved(w, xh, c, s, half, inverse);
             }
         }
     }
@@ -172,10 +172,39 @@ public static unsafe class Rope
         }
     }
 
-    // (x0, x1) = (x[2i], x[2i + 1]) -> (x0 cos - x1 sin, x0 sin + x1 cos); sin negated for the inverse.
-    private static void RotateInterleaved(float* x, float* cos, float* sin, int half, bool inverse)
+    private static void RotateInterleaved(KernelWidth w, float* x, float* cos, float* sin, int half, bool inverse)
     {
-        for (int i = 0; i < half; i++)
+        switch (w)
+        {
+            case KernelWidth.Vector512: RotateInterleaved<Vec512, Vector512<float>>(x, cos, sin, half, inverse); break;
+            case KernelWidth.Vector256: RotateInterleaved<Vec256, Vector256<float>>(x, cos, sin, half, inverse); break;
+            case KernelWidth.Vector128: RotateInterleaved<Vec128, Vector128<float>>(x, cos, sin, half, inverse); break;
+            default: RotateInterleavedTail(x, cos, sin, 0, half, inverse); break;
+        }
+    }
+
+    // (x0, x1) = (x[2i], x[2i + 1]) -> (x0 cos - x1 sin, x0 sin + x1 cos); sin negated for the inverse. A vector holds
+    // Lanes/2 pairs: a = x * [c0, c0, c1, c1, ...] and xs = [x1, x0, x3, x2, ...]; even lanes take a - xs * s and odd
+    // lanes fma(xs, s, a), the scalar loop's roundings exactly.
+    private static void RotateInterleaved<TOps, TV>(float* x, float* cos, float* sin, int half, bool inverse)
+        where TOps : IKernelVector<TV> where TV : struct
+    {
+        int i = 0, pairs = TOps.Lanes / 2;
+        var sign = TOps.Broadcast(inverse ? -1f : 1f);
+        for (; i <= half - pairs; i += pairs)
+        {
+            var v = TOps.Load(x + 2 * i);
+            var a = TOps.Mul(v, TOps.LoadPairs(cos + i));
+            var s = TOps.Mul(TOps.LoadPairs(sin + i), sign);
+            var xs = TOps.SwapPairs(v);
+            TOps.Store(x + 2 * i, TOps.EvenOdd(TOps.Sub(a, TOps.Mul(xs, s)), TOps.Fma(xs, s, a)));
+        }
+        RotateInterleavedTail(x, cos, sin, i, half, inverse);
+    }
+
+    private static void RotateInterleavedTail(float* x, float* cos, float* sin, int i0, int half, bool inverse)
+    {
+        for (int i = i0; i < half; i++)
         {
             float x0 = x[2 * i], x1 = x[2 * i + 1], c = cos[i], s = inverse ? -sin[i] : sin[i];
             x[2 * i] = x0 * c - x1 * s;

@@ -144,12 +144,18 @@ public class KernelWidthTests
         float[] cos = new float[20 * rotary / 2], sin = new float[cos.Length];
         Rope.Tables(20, rotary, 10000, cos, sin);
         var rnd = new Random(6);
-        foreach (bool inverse in new[] { false, true })
+        foreach (var style in new[] { RopeStyle.Half, RopeStyle.Interleaved })
         {
-            float[] x = Random(rnd, B * T * rowStride), xR = (float[])x.Clone();
-            Rope.Apply(x, B, T, H, D, rowStride, rotary, 4, cos, sin, RopeStyle.Half, inverse, width);
-            RopeReference.Apply(xR, B, T, H, D, rowStride, rotary, 4, cos, sin, RopeStyle.Half, inverse);
-            AssertClose(xR, x, 1e-6, 1e-7, "rope");
+            foreach (bool inverse in new[] { false, true })
+            {
+                float[] x = Random(rnd, B * T * rowStride), xR = (float[])x.Clone(), xS = (float[])x.Clone();
+                Rope.Apply(x, B, T, H, D, rowStride, rotary, 4, cos, sin, style, inverse, width);
+                RopeReference.Apply(xR, B, T, H, D, rowStride, rotary, 4, cos, sin, style, inverse);
+                AssertClose(xR, x, 1e-6, 1e-7, $"rope {style}");
+                // every width rounds as the scalar loop does, bit for bit
+                Rope.Apply(xS, B, T, H, D, rowStride, rotary, 4, cos, sin, style, inverse, KernelWidth.Scalar);
+                Assert.Equal(xS, x);
+            }
         }
 
         const int n = 5, c = 301;
