@@ -73,7 +73,8 @@ internal static unsafe class IntegerDot
     }
 
     // The kernels proper take the f16 table as an argument: reading a static inside the loop's method brings a
-    // class-initialization helper call, around which the JIT keeps the vector accumulators in memory (measured 2x slower).
+    // class-initialization helper call, around which the JIT keeps the vector accumulators in memory (measured 2x
+    // slower). For the same reason the row kernels are never inlined into their callers (QuantDot's parallel loop).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float Q8_0Kernel<T>(byte* w, sbyte* q, float* d, int nb, float* table) where T : struct, IU8S8
     {
@@ -246,7 +247,7 @@ internal static unsafe class IntegerDot
     /// precomputed with the activation, four int32 / f32 lanes per block. Blocks past the last whole four go to
     /// <see cref="Q4_0{T}"/>. q: [nb * 32]; dx4, corr4: [nb * 4]; d, sums: [nb]
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static float Q4_0Avx512(byte* w, sbyte* q, float* dx4, int* corr4, float* d, int* sums, int nb)
     {
         var acc = Vector512<float>.Zero;
@@ -411,7 +412,7 @@ internal static unsafe class IntegerDot
     /// pmaddwd (the scale broadcast by one byte shuffle); the minimums meet the activation's sums in one pmaddwd,
     /// accumulated in a second float vector.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     internal static float Q4_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
     {
         var m4 = Vector256.Create((byte)0x0F);
@@ -426,15 +427,11 @@ internal static unsafe class IntegerDot
                 var packed = Q4_KScales(w + 4);
                 var sc = Sse41.ConvertToVector128Int16(packed);
                 var scales = Vector256.Create(sc, sc).AsByte();
-                var isum = Vector256<int>.Zero;
-                for (int p = 0; p < 4; p++)
-                {
-                    var v = Avx.LoadVector256(w + 16 + 32 * p);
-                    var lo = v & m4;
-                    var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m4;
-                    isum += T.DotScaled(lo, Avx.LoadVector256(xq + 64 * p), Avx2.Shuffle(scales, Broadcast16(2 * p)).AsInt16());
-                    isum += T.DotScaled(hi, Avx.LoadVector256(xq + 64 * p + 32), Avx2.Shuffle(scales, Broadcast16(2 * p + 1)).AsInt16());
-                }
+                // the four sub-block pairs unrolled, so that the shuffle controls are constants
+                var isum = Q4KPair<T>(w + 16, xq, scales, Vector256.Create((ushort)0x0100).AsByte(), Vector256.Create((ushort)0x0302).AsByte(), m4);
+                isum += Q4KPair<T>(w + 48, xq + 64, scales, Vector256.Create((ushort)0x0504).AsByte(), Vector256.Create((ushort)0x0706).AsByte(), m4);
+                isum += Q4KPair<T>(w + 80, xq + 128, scales, Vector256.Create((ushort)0x0908).AsByte(), Vector256.Create((ushort)0x0B0A).AsByte(), m4);
+                isum += Q4KPair<T>(w + 112, xq + 192, scales, Vector256.Create((ushort)0x0D0C).AsByte(), Vector256.Create((ushort)0x0F0E).AsByte(), m4);
                 var mins = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed, pairMins)), Avx.LoadVector256(bs));
                 float dx = xd[b];
                 acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(table[*(ushort*)w] * dx), acc);
@@ -460,9 +457,20 @@ internal static unsafe class IntegerDot
             ((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)).AsByte();
     }
 
-    /// <summary>Byte-shuffle control that broadcasts 16-bit element j of each 128-bit lane across the lane.</summary>
+    /// <summary>
+    /// One sub-block pair of a Q4_K super-block: 32 packed bytes at qs (low nibbles the first sub-block, high the second)
+    /// against 64 activation values, each sub-block scaled by the 16-bit scale the control broadcasts (scale bytes 2j, 2j + 1).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Broadcast16(int j) => Vector256.Create((ushort)(2 * j | (2 * j + 1) << 8)).AsByte();
+    private static Vector256<int> Q4KPair<T>(byte* qs, sbyte* xq, Vector256<byte> scales, Vector256<byte> first, Vector256<byte> second, Vector256<byte> m4)
+        where T : struct, IU8S8
+    {
+        var v = Avx.LoadVector256(qs);
+        var lo = v & m4;
+        var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m4;
+        return T.DotScaled(lo, Avx.LoadVector256(xq), Avx2.Shuffle(scales, first).AsInt16())
+            + T.DotScaled(hi, Avx.LoadVector256(xq + 32), Avx2.Shuffle(scales, second).AsInt16());
+    }
 
     public static float Q4_KReference(byte* w, Q8Activation x, int block0, int nb)
     {
@@ -592,7 +600,7 @@ internal static unsafe class IntegerDot
     /// widened to int16 once per super-block; each 32-byte product (two 16-value sub-blocks, one per 128-bit lane) is
     /// multiplied by its two scales in the pmaddwd that sums it; the -32 offset is -32 sum_k sc_k bs_k, one pmaddwd.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     internal static float Q6_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
     {
         var acc = Vector256<float>.Zero;
