@@ -8,6 +8,9 @@
 // region calls them without touching the Q8Activation object per row. Each kernel has a scalar reference twin
 // written from the format's dequantization formula, which the tests hold the vector paths to. The vector kernels
 // are generic over the u8 x s8 instruction (VnniU8S8 / Avx2U8S8) so that both paths can be tested on one machine.
+// Q4_0 also has an AVX-512 VBMI kernel (four blocks per step), which QuantDot takes where the CPU has it. The
+// kernels proper take the f16 table as an argument and are never inlined, so the JIT keeps their accumulators in
+// registers (a static read or a call in the loop's method made it spill them to the stack: 2x slower).
 // Does not handle: row parallelism (QuantDot), float activations (QuantDot.Dot dequantizes for those).
 // Glossary: nb = blocks in the row; d = weight scale, dx = activation scale; q = int8 activation values.
 using System.Runtime.CompilerServices;
