@@ -73,6 +73,8 @@ public static class KernelCheck
             new("AdamW", paths["AdamW"], CheckAdamW(), 0),
             new("RoPE, residual adds", paths["RoPE, residual adds"], CheckRopeAdds(), 1e-6),
             .. QuantGemm.Enabled ? [new KernelCheckResult("quantized gemm (prefill)", paths["quantized gemm (prefill)"], CheckQuantGemm(), 1e-4)] : Array.Empty<KernelCheckResult>(),
+            // on ARM64 the K-quant dots sum each super-block in integers and then run the reference's float expression
+            .. IntegerDot.Neon ? [new KernelCheckResult("quantized dot, k-quants bit for bit", paths["quantized dot"], CheckKQuantDotExact(), 0)] : Array.Empty<KernelCheckResult>(),
         ];
     }
 
@@ -169,7 +171,7 @@ public static class KernelCheck
         double worst = 0;
         const int rows = 9, cols = 256;
         float[] w = Random(rows * cols, 9), x = Random(cols, 10);
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K })
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
         {
             var bytes = new byte[rows * Quantization.GgmlTypeInfo.RowBytes(type, cols)];
             GgmlQuant.Quantize(type, w, bytes);
@@ -184,6 +186,27 @@ public static class KernelCheck
         }
         return worst;
     }
+
+    /// <summary>Largest |kernel - reference| over Q4_K, Q5_K and Q6_K rows of several super-blocks, absolute: 0 when bit for bit.</summary>
+    private static double CheckKQuantDotExact()
+    {
+        double worst = 0;
+        const int rows = 5, cols = 256 * 3;
+        float[] w = Random(rows * cols, 40), x = Random(cols, 41);
+        var q = Q8Activation.Quantize(x);
+        foreach (var type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+        {
+            int rowBytes = (int)Quantization.GgmlTypeInfo.RowBytes(type, cols);
+            var bytes = new byte[rows * rowBytes];
+            GgmlQuant.Quantize(type, w, bytes);
+            var got = new float[rows];
+            QuantDot.MatVec(type, bytes, rows, cols, q, got);
+            for (int r = 0; r < rows; r++)
+                worst = Math.Max(worst, Math.Abs(QuantDot.DotReference(type, bytes.AsSpan(r * rowBytes, rowBytes), q) - got[r]));
+        }
+        return worst;
+    }
+
     private static double CheckNorms()
     {
         double worst = 0;

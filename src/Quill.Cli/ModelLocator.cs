@@ -3,6 +3,7 @@
 // given or when the user says yes at a terminal; otherwise one line says how to get it.
 using System.CommandLine;
 using Quill.Hub;
+using Spectre.Console;
 
 namespace Quill.Cli;
 
@@ -22,7 +23,9 @@ internal static class ModelLocator
             pull = Console.ReadLine()?.Trim().ToLowerInvariant() is "y" or "yes";
         }
         if (!pull) throw new InvalidConfigException($"{reference} is not in the cache ({settings.CacheDir}); run quill pull {reference} first, or add --pull.");
-        return Commands.PullCommand.Pull(reference, "main", null).ModelPath;
+        // another verb's output (generated text, perplexity, a file list) owns standard output: the bars go to stderr
+        var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        return Commands.PullCommand.Pull(reference, "main", null, stderr).ModelPath;
     }
 
     /// <summary>--pull for verbs that open a model: download an hf.co/ORG/REPO[:QUANT] reference not in the cache yet.</summary>

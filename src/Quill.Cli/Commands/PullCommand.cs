@@ -27,13 +27,13 @@ internal static class PullCommand
         return cmd;
     }
 
-    /// <summary>Pulls with a progress bar per file.</summary>
-    public static HubPullResult Pull(HubReference reference, string revision, string? file)
+    /// <summary>Pulls with a progress bar per file, on <paramref name="console"/> (default: standard output).</summary>
+    public static HubPullResult Pull(HubReference reference, string revision, string? file, IAnsiConsole? console = null)
     {
         using var cts = DataCommand.CancelOnCtrlC();
         var client = new HubClient(HubSettings.FromEnvironment());
         HubPullResult result = null!;
-        AnsiConsole.Progress()
+        (console ?? AnsiConsole.Console).Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
             .Start(ctx =>

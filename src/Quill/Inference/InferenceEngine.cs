@@ -247,7 +247,8 @@ public sealed unsafe class InferenceEngine
                 if (s.Mlp == MlpKind.GeGlu)
                 {
                     // Gemma: gelu_tanh(gate) * up
-                    Gelu.Forward(gs, gs);
+                    if (GeluOverride is { } g) g(gs, gs);
+                    else Gelu.Forward(gs, gs);
                     var ups = new Span<float>(up, n * f);
                     for (int i = 0; i < gs.Length; i++) gs[i] *= ups[i];
                 }
@@ -263,7 +264,8 @@ public sealed unsafe class InferenceEngine
                 {
                     for (int r = 0; r < n; r++) Add(gs.Slice(r * f, f), ub);
                 }
-                Gelu.Forward(gs, new Span<float>(up, n * f));
+                if (GeluOverride is { } g) g(gs, new Span<float>(up, n * f));
+                else Gelu.Forward(gs, new Span<float>(up, n * f));
                 mlp = up;
             }
             InputObserver?.Invoke(l, MatrixInput.MlpDown, new ReadOnlySpan<float>(mlp, n * f), n, f);
@@ -322,6 +324,14 @@ public sealed unsafe class InferenceEngine
                 MoeRouting.AddScaled(new Span<float>(tmp + (long)rows[j] * c, c), new ReadOnlySpan<float>(outRows + (long)j * c, c), weights[slots[j]]);
         }
     }
+
+    /// <summary>
+    /// Test seam: a GELU to use instead of Quill's (x -> y, same length). The llama.cpp comparisons put ggml's
+    /// half-precision GELU table here to show that, with it, Quill's quantized GPT-2 computes llama.cpp's logits.
+    /// </summary>
+    internal GeluKernel? GeluOverride { get; set; }
+
+    internal delegate void GeluKernel(ReadOnlySpan<float> x, Span<float> y);
 
     /// <summary>Bytes of router and expert matrices the forwards so far have read (a test and `quill bench decode` use it).</summary>
     public long ExpertBytesRead { get; private set; }

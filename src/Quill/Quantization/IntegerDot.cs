@@ -21,7 +21,7 @@ using Quill.Kernels;
 
 namespace Quill.Quantization;
 
-internal static unsafe class IntegerDot
+internal static unsafe partial class IntegerDot
 {
     /// <summary>True when the vector kernels can run (AVX2 + FMA); otherwise the scalar twins are used.</summary>
     public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
@@ -32,9 +32,9 @@ internal static unsafe class IntegerDot
     /// <summary>The path the dispatching kernels take on this CPU.</summary>
     public static string PathName => (AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2" : "") is { Length: > 0 } x86
         ? (Avx512Q4 ? x86 + " (q4_0: avx-512 vbmi)" : x86)
-        : Neon ? (Dp.IsSupported ? "neon sdot (q8_0, q4_0; k-quants scalar)" : "neon (q8_0, q4_0; k-quants scalar)") : "scalar";
+        : Neon ? (Dp.IsSupported ? "neon sdot" : "neon") : "scalar";
 
-    /// <summary>ARM64 with AdvSimd: Q8_0 and Q4_0 (the decode kernels of those files) run on NEON.</summary>
+    /// <summary>ARM64 with AdvSimd: every block format runs on NEON (Q8_0 and Q4_0 here, the others in IntegerDotNeon.cs).</summary>
     public static bool Neon => AdvSimd.Arm64.IsSupported;
 
     // ---- Q8_0 and Q4_0: the decode kernels. One row against the activation's 32-value groups (q int8 values, d
@@ -321,6 +321,7 @@ internal static unsafe class IntegerDot
     public static float Small(GgmlType type, byte* w, Q8Activation x, int block0, int nb) =>
         AvxVnni.IsSupported ? Small<VnniU8S8>(type, w, x, block0, nb)
         : Vectorized ? Small<Avx2U8S8>(type, w, x, block0, nb)
+        : Neon ? SmallNeon(type, w, x, block0, nb)
         : SmallReference(type, w, x, block0, nb);
 
     /// <summary>Block geometry of Q4_1 / Q5_0 / Q5_1: bytes, offset of qh (-1: none), offset of qs, has a minimum.</summary>
@@ -397,6 +398,7 @@ internal static unsafe class IntegerDot
     public static float Q4_K(byte* w, Q8Activation x, int block0, int nb) =>
         AvxVnni.IsSupported ? Q4_K<VnniU8S8>(w, x, block0, nb)
         : Vectorized ? Q4_K<Avx2U8S8>(w, x, block0, nb)
+        : Neon ? Q4_KNeon(w, x, block0, nb)
         : Q4_KReference(w, x, block0, nb);
 
     public static float Q4_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
@@ -511,6 +513,7 @@ internal static unsafe class IntegerDot
     public static float Q5_K(byte* w, Q8Activation x, int block0, int nb) =>
         AvxVnni.IsSupported ? Q5_K<VnniU8S8>(w, x, block0, nb)
         : Vectorized ? Q5_K<Avx2U8S8>(w, x, block0, nb)
+        : Neon ? Q5_KNeon(w, x, block0, nb)
         : Q5_KReference(w, x, block0, nb);
 
     public static float Q5_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
@@ -587,6 +590,7 @@ internal static unsafe class IntegerDot
     public static float Q6_K(byte* w, Q8Activation x, int block0, int nb) =>
         AvxVnni.IsSupported ? Q6_K<VnniU8S8>(w, x, block0, nb)
         : Vectorized ? Q6_K<Avx2U8S8>(w, x, block0, nb)
+        : Neon ? Q6_KNeon(w, x, block0, nb)
         : Q6_KReference(w, x, block0, nb);
 
     public static float Q6_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8

@@ -1,8 +1,9 @@
 // The linux-arm64 build of the CLI under qemu-aarch64 (Debian's qemu-user-static and the arm64 C libraries): every
-// kernel family's ARM64 path equals its reference twin (`quill version --check`), GEMM and attention run on NEON,
-// never scalar, and stories260K's greedy text is llama2.c's, byte for byte. .ci/run publishes the build and sets
-// QUILL_ARM64_CLI; elsewhere these tests are skipped with the way to run them. Timing under emulation means nothing,
-// so nothing here is timed.
+// kernel family's ARM64 path equals its reference twin (`quill version --check`; the K-quant decode dots bit for
+// bit), GEMM, attention and the quantized dots of every block type run on NEON, never scalar, with and without the
+// dot-product extension, and stories260K's greedy text is llama2.c's, byte for byte. .ci/run publishes the build and
+// sets QUILL_ARM64_CLI; elsewhere these tests are skipped with the way to run them. Timing under emulation means
+// nothing, so nothing here is timed.
 using System.Diagnostics;
 using System.Text.Json;
 using Quill.Tests.Support;
@@ -53,12 +54,16 @@ public sealed class Arm64EmulationTests
         Assert.Contains("gemm: neon 8x12", r.Out, StringComparison.Ordinal);
         Assert.Contains("attention: neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("gemv (fp32 decode): neon 128-bit", r.Out, StringComparison.Ordinal);
-        Assert.Contains("quantized dot: neon", r.Out, StringComparison.Ordinal);
+        // every block format's decode dot on NEON (sdot): nothing left scalar anywhere
+        Assert.Contains("  quantized dot: neon sdot\n", r.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("scalar", r.Out, StringComparison.Ordinal);
         Assert.Contains("quantized gemm (prefill): neon sdot 8 rows x 2", r.Out, StringComparison.Ordinal);
         foreach (string family in new[] { "norms (RMSNorm, LayerNorm)", "softmax, cross-entropy", "activations (GELU, SiLU, SwiGLU)", "AdamW", "RoPE, residual adds" })
             Assert.Contains($"{family}: neon 128-bit", r.Out, StringComparison.Ordinal);
+        // the quantized dot check covers all eight block types; the K-quant dots must equal their twins bit for bit
+        Assert.Contains("check quantized dot, k-quants bit for bit (neon sdot): ok, largest error 0 ", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
-        Assert.Equal(10, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
+        Assert.Equal(11, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
     }
 
     [Arm64CliFact]
@@ -68,7 +73,10 @@ public sealed class Arm64EmulationTests
         // Cortex-A57 is ARMv8.0: AdvSimd without sdot, the path older ARM servers and boards take
         var r = Arm64Cli.RunOn("cortex-a57", "version", "--check");
         Assert.True(r.Exit == 0, r.Out + r.Err);
-        Assert.Contains("quantized dot: neon (q8_0", r.Out, StringComparison.Ordinal);
+        Assert.Contains("  quantized dot: neon\n", r.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("scalar", r.Out, StringComparison.Ordinal);
+        Assert.Contains("check quantized dot (neon): ok", r.Out, StringComparison.Ordinal);
+        Assert.Contains("check quantized dot, k-quants bit for bit (neon): ok, largest error 0 ", r.Out, StringComparison.Ordinal);
         Assert.Contains("check quantized gemm (prefill) (neon 8 rows x 2): ok", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
     }

@@ -27,7 +27,7 @@ internal sealed class LlamaCpp : IDisposable
     public int VocabSize => context.Vocab.Count;
 
     /// <summary>Opens <paramref name="path"/> on the CPU with a context of <paramref name="contextSize"/> tokens.</summary>
-    public static LlamaCpp Open(string path, int contextSize = 256, int threads = 2, bool f32Cache = false)
+    public static LlamaCpp Open(string path, int contextSize = 256, int threads = 2, bool f32Cache = false, bool? flashAttention = null)
     {
         lock (InitGate)
         {
@@ -56,6 +56,7 @@ internal sealed class LlamaCpp : IDisposable
             p.TypeK = GGMLType.GGML_TYPE_F32;
             p.TypeV = GGMLType.GGML_TYPE_F32;
         }
+        if (flashAttention is bool fa) p.FlashAttention = fa;
         var w = LLamaWeights.LoadFromFile(p);
         return new LlamaCpp(w, w.CreateContext(p));
     }
