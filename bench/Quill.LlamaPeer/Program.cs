@@ -1,6 +1,7 @@
 // llama.cpp as a benchmark peer. Usage:
 //   Quill.LlamaPeer decode FILE.gguf --prompt N --tokens N --threads N [--runs N]
-// prints {"peer":"llama.cpp","prefill_tok_s":...,"decode_tok_s":...,"system_info":"..."} on one line.
+// prints {"peer":"llama.cpp","prefill_tok_s":...,"decode_tok_s":...,"system_info":"..."} on one line (best of the
+// runs; prefill_tok_s_median and decode_tok_s_median: their medians, to set beside `quill bench decode`'s medians).
 //   Quill.LlamaPeer quantize IN.gguf OUT.gguf --type q4_k_m [--threads N]
 // runs llama.cpp's own quantizer (llama_model_quantize, its default mixes, output tensor quantized as
 // llama-quantize does) and prints {"peer":...,"type":...,"seconds":...,"bytes":...} on one line.
@@ -42,6 +43,8 @@ switch (verb)
             int vocab = context.Vocab.Count;
             var batch = new LLamaBatch();
             double bestPrefill = 0, bestDecode = 0;
+            var prefills = new List<double>();
+            var decodes = new List<double>();
             for (int run = 0; run < runs; run++)
             {
                 context.NativeHandle.MemoryClear();
@@ -64,6 +67,8 @@ switch (verb)
                 double decode = tokens / sw.Elapsed.TotalSeconds;
                 bestPrefill = Math.Max(bestPrefill, prefill);
                 bestDecode = Math.Max(bestDecode, decode);
+                prefills.Add(prefill);
+                decodes.Add(decode);
             }
             Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
             {
@@ -71,6 +76,8 @@ switch (verb)
                 ["threads"] = threads,
                 ["prefill_tok_s"] = bestPrefill,
                 ["decode_tok_s"] = bestDecode,
+                ["prefill_tok_s_median"] = Median(prefills),
+                ["decode_tok_s_median"] = Median(decodes),
                 ["system_info"] = System.Runtime.InteropServices.Marshal.PtrToStringUTF8(NativeApi.llama_print_system_info())?.Trim() ?? "",
             }));
             return 0;
@@ -88,6 +95,12 @@ switch (verb)
 // windows of n_ctx tokens, each window's first token replaced by BOS, logits asked only for positions >= n_ctx/2,
 // rows n_ctx/2 .. n_ctx-2 scoring the next token; n_batch 2048 puts 2048 / n_ctx windows into one decode as separate
 // sequences, as llama-perplexity does. The log-softmax of the scored rows runs on all threads, as there.
+static double Median(List<double> x)
+{
+    var s = x.Order().ToList();
+    return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+}
+
 static int Perplexity(string file, string[] args, int threads)
 {
     string? data = null;

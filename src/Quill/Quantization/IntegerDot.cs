@@ -8,6 +8,9 @@
 // region calls them without touching the Q8Activation object per row. Each kernel has a scalar reference twin
 // written from the format's dequantization formula, which the tests hold the vector paths to. The vector kernels
 // are generic over the u8 x s8 instruction (VnniU8S8 / Avx2U8S8) so that both paths can be tested on one machine.
+// Q4_0 also has an AVX-512 VBMI kernel (four blocks per step), which QuantDot takes where the CPU has it. The
+// kernels proper take the f16 table as an argument and are never inlined, so the JIT keeps their accumulators in
+// registers (a static read or a call in the loop's method made it spill them to the stack: 2x slower).
 // Does not handle: row parallelism (QuantDot), float activations (QuantDot.Dot dequantizes for those).
 // Glossary: nb = blocks in the row; d = weight scale, dx = activation scale; q = int8 activation values.
 using System.Runtime.CompilerServices;
@@ -23,8 +26,12 @@ internal static unsafe partial class IntegerDot
     /// <summary>True when the vector kernels can run (AVX2 + FMA); otherwise the scalar twins are used.</summary>
     public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>Every f16 bit pattern as a float, for callers that pass it to the row kernels: [65536].</summary>
+    internal static float[] Halves => HalfTable;
+
     /// <summary>The path the dispatching kernels take on this CPU.</summary>
-    public static string PathName => AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2"
+    public static string PathName => (AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2" : "") is { Length: > 0 } x86
+        ? (Avx512Q4 ? x86 + " (q4_0: avx-512 vbmi)" : x86)
         : Neon ? (Dp.IsSupported ? "neon sdot" : "neon") : "scalar";
 
     /// <summary>ARM64 with AdvSimd: every block format runs on NEON (Q8_0 and Q4_0 here, the others in IntegerDotNeon.cs).</summary>
@@ -62,13 +69,21 @@ internal static unsafe partial class IntegerDot
         : Neon ? Q8_0Neon(w, q, d, nb)
         : Q8_0Reference(w, q, d, nb);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Q8_0<T>(byte* w, sbyte* q, float* d, int nb) where T : struct, IU8S8
+    {
+        fixed (float* table = HalfTable)
+            return Q8_0Kernel<T>(w, q, d, nb, table);
+    }
+
+    // The kernels proper take the f16 table as an argument: reading a static inside the loop's method brings a
+    // class-initialization helper call, around which the JIT keeps the vector accumulators in memory (measured 2x
+    // slower). For the same reason the row kernels are never inlined into their callers (QuantDot's parallel loop).
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float Q8_0Kernel<T>(byte* w, sbyte* q, float* d, int nb, float* table) where T : struct, IU8S8
     {
         var a0 = Vector256<float>.Zero;
         var a1 = Vector256<float>.Zero;
         int b = 0;
-        fixed (float* table = HalfTable)
         {
             for (; b + 2 <= nb; b += 2)
             {
@@ -170,24 +185,44 @@ internal static unsafe partial class IntegerDot
         : Neon ? Q4_0Neon(w, q, d, nb)
         : Q4_0Reference(w, q, d, nb);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>
+    /// Two blocks per step, one per 128-bit lane: both blocks' 16 packed bytes in one vector give all 64 nibbles with
+    /// one mask and one shift; the activation's halves are paired to match (values 0-15 of both blocks, then 16-31),
+    /// the two products summed in int16 before one pmaddwd (nibbles are at most 15, so no int16 overflow), one
+    /// conversion and one FMA with the two blocks' scales. The -8 offset: 8 d dx sum(x) per block, subtracted at the end.
+    /// </summary>
     public static float Q4_0<T>(byte* w, sbyte* q, float* d, int* sums, int nb) where T : struct, IU8S8
     {
-        var a0 = Vector256<float>.Zero;
-        var a1 = Vector256<float>.Zero;
-        var mask = Vector128.Create((byte)0x0F);
-        int b = 0;
         fixed (float* table = HalfTable)
+            return Q4_0Kernel<T>(w, q, d, sums, nb, table);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float Q4_0Kernel<T>(byte* w, sbyte* q, float* d, int* sums, int nb, float* table) where T : struct, IU8S8
+    {
+        var acc = Vector256<float>.Zero;
+        var mask = Vector256.Create((byte)0x0F);
+        float corr0 = 0, corr1 = 0;
+        int b = 0;
         {
             for (; b + 2 <= nb; b += 2)
             {
-                Sse.Prefetch0(w + b * 18 + PrefetchBytes);
-                a0 = Q4Block<T>(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], mask, table, a0);
-                a1 = Q4Block<T>(w + (b + 1) * 18, Avx.LoadVector256(q + (b + 1) * 32), d[b + 1], 8 * sums[b + 1], mask, table, a1);
+                byte* b0 = w + b * 18;
+                Sse.Prefetch0(b0 + PrefetchBytes);
+                var raw = Vector256.Create(Sse2.LoadVector128(b0 + 2), Sse2.LoadVector128(b0 + 20));
+                var lo = raw & mask;
+                var hi = Avx2.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask;
+                var x0 = Avx.LoadVector256(q + b * 32);
+                var x1 = Avx.LoadVector256(q + b * 32 + 32);
+                var p = T.DotNibbles2(lo, Avx2.Permute2x128(x0, x1, 0x20), hi, Avx2.Permute2x128(x0, x1, 0x31));
+                float s0 = table[*(ushort*)b0] * d[b], s1 = table[*(ushort*)(b0 + 18)] * d[b + 1];
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(Vector128.Create(s0), Vector128.Create(s1)), acc);
+                corr0 += s0 * sums[b];
+                corr1 += s1 * sums[b + 1];
             }
-            if (b < nb) a0 = Q4Block<T>(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], mask, table, a0);
+            if (b < nb) acc = Q4Block<T>(w + b * 18, Avx.LoadVector256(q + b * 32), d[b], 8 * sums[b], Vector128.Create((byte)0x0F), table, acc);
         }
-        return Vector256.Sum(a0 + a1);
+        return Vector256.Sum(acc) - 8 * (corr0 + corr1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -201,6 +236,66 @@ internal static unsafe partial class IntegerDot
         var p = T.DotAdd(Vector256.CreateScalar(-corr), nib, xv);
         return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(table[*(ushort*)block] * dx), acc);
     }
+
+    /// <summary>True when the AVX-512 Q4_0 kernel can run: AVX-512 F, BW and VBMI (byte permutes), e.g. Zen 4, Ice Lake and later.</summary>
+    public static bool Avx512Q4 => Avx512F.IsSupported && Avx512BW.IsSupported && Avx512Vbmi.IsSupported;
+
+    /// <summary>
+    /// One Q4_0 row, four blocks (128 values, 72 bytes) per step in 512-bit registers, for CPUs with AVX-512 VBMI.
+    /// Two loads cover the four blocks; one two-source byte permute gathers their 64 packed bytes, another (one
+    /// source) puts each block's f16 scale in the high half of its four int32 lanes, where shifts, a multiply by 2^112
+    /// and a ternary-logic sign merge make it an f32 (exact for every finite f16, subnormals included; quantizers never
+    /// write infinite or NaN scales). The activation's halves are paired with two qword permutes; products as in
+    /// <see cref="Q4_0{T}"/> (int16 sums of both pmaddubsw, one pmaddwd); the -8 offsets (corr4) and scales (dx4) come
+    /// precomputed with the activation, four int32 / f32 lanes per block. Blocks past the last whole four go to
+    /// <see cref="Q4_0{T}"/>. q: [nb * 32]; dx4, corr4: [nb * 4]; d, sums: [nb]
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static float Q4_0Avx512(byte* w, sbyte* q, float* dx4, int* corr4, float* d, int* sums, int nb)
+    {
+        var acc = Vector512<float>.Zero;
+        var mask = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        // byte k of the four blocks' packed nibbles: offset 18 (k / 16) + 2 + k % 16, from the load at 0 below 64 and
+        // else from the load at 8 (index 64 + offset - 8)
+        var nibbleIndex = Vector512.Create((byte)2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 56, 57, 58, 59, 60, 61, 62, 63, 120, 121, 122, 123, 124, 125, 126, 127);
+        // int32 lane i: bytes 2, 3 (and 0, 1, ignored) the f16 scale of block i / 4, at offset 18 (i / 4)
+        var scaleIndex = Vector512.Create((byte)0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 18, 19, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 36, 37, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55, 54, 55);
+        var lowHalves = Vector512.Create(0L, 1, 4, 5, 8, 9, 12, 13);
+        var highHalves = Vector512.Create(2L, 3, 6, 7, 10, 11, 14, 15);
+        var magnitude = Vector512.Create(0x0FFFE000u);
+        var sign = Vector512.Create(0x80000000u);
+        var rebias = Vector512.Create(5.192297e33f); // 2^112: f16 exponent bias 15 -> f32 bias 127
+        int b = 0;
+        for (; b + 4 <= nb; b += 4)
+        {
+            byte* g = w + b * 18;
+            Sse.Prefetch0(g + PrefetchBytes);
+            var lower = Vector512.Load(g);
+            var upper = Vector512.Load(g + 8);
+            var packed = Avx512Vbmi.PermuteVar64x8x2(lower, nibbleIndex, upper);
+            var lo = packed & mask;
+            var hi = Avx512BW.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
+            var x0 = Vector512.Load((long*)(q + b * 32));
+            var x1 = Vector512.Load((long*)(q + b * 32 + 64));
+            var xa = Avx512F.PermuteVar8x64x2(x0, lowHalves, x1).AsSByte();
+            var xb = Avx512F.PermuteVar8x64x2(x0, highHalves, x1).AsSByte();
+            var s16 = Avx512BW.MultiplyAddAdjacent(lo, xa) + Avx512BW.MultiplyAddAdjacent(hi, xb);
+            var p = Avx512BW.MultiplyAddAdjacent(s16, ones) + Vector512.Load(corr4 + b * 4);
+            // f16 scale bits h in the high half of each lane: |value| = f32 bits (h & 0x7FFF) << 13, times 2^112
+            var h = Avx512Vbmi.PermuteVar64x8(lower, scaleIndex).AsUInt32();
+            var mag = (Vector512.ShiftRightLogical(h, 3) & magnitude).AsSingle() * rebias;
+            var scale = Avx512F.TernaryLogic(mag.AsUInt32(), h, sign, 0xF8).AsSingle(); // mag | (h & sign)
+            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p), scale * Vector512.Load(dx4 + b * 4), acc);
+        }
+        float sum = Vector256.Sum(acc.GetLower() + acc.GetUpper());
+        return b < nb ? sum + Q4_0Tail(w + b * 18, q + b * 32, d + b, sums + b, nb - b) : sum;
+    }
+
+    // The last nb % 4 blocks of Q4_0Avx512, not inlined: a call inside its loop's method makes the JIT keep the
+    // accumulators in memory.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float Q4_0Tail(byte* w, sbyte* q, float* d, int* sums, int nb) => Q4_0<Avx2U8S8>(w, q, d, sums, nb);
 
     /// <summary>Scalar twin of <see cref="Q4_0{T}"/>: value = (nibble - 8) * d; low nibbles are values 0..15, high 16..31.</summary>
     public static float Q4_0Reference(byte* w, sbyte* q, float* d, int nb)
@@ -308,40 +403,78 @@ internal static unsafe partial class IntegerDot
 
     public static float Q4_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
     {
-        var mask = Vector256.Create((byte)0x0F);
+        fixed (sbyte* xq = x.Q256)
+        fixed (short* bs = x.Sum16)
+        fixed (float* xd = x.Scale256)
+        fixed (float* table = HalfTable)
+            return Q4_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
+    }
+
+    /// <summary>
+    /// One Q4_K row against Q8_K values xq [nb * 256], sums of 16 bs [nb * 16], scales xd [nb]. Per super-block the 12
+    /// packed bytes become the 8 scales and 8 minimums in one vector with 32-bit integer operations (no per-sub-block
+    /// unpacking); each sub-block's 32 products are summed to int16 pairs and multiplied by its scale in the same
+    /// pmaddwd (the scale broadcast by one byte shuffle); the minimums meet the activation's sums in one pmaddwd,
+    /// accumulated in a second float vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    internal static float Q4_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
+    {
+        var m4 = Vector256.Create((byte)0x0F);
         var acc = Vector256<float>.Zero;
-        float minSum = 0;
-        fixed (sbyte* xq0 = x.Q256)
-        fixed (short* bs0 = x.Sum16)
+        var accMin = Vector256<float>.Zero;
+        // minimum j as the 16-bit pair (m_j, m_j), to meet the two 16-value sums of sub-block j
+        var pairMins = Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
         {
-            for (int b = 0; b < nb; b++)
+            for (int b = 0; b < nb; b++, w += 144, xq += 256, bs += 16)
             {
-                byte* blk = w + (long)b * 144;
-                int xb = block0 + b;
-                float dx = x.Scale256[xb];
-                float d = Fp16.ToSingle(*(ushort*)blk) * dx, dmin = Fp16.ToSingle(*(ushort*)(blk + 2)) * dx;
-                var scales = new ReadOnlySpan<byte>(blk + 4, 12);
-                sbyte* xq = xq0 + (long)xb * 256;
-                short* bs = bs0 + (long)xb * 16;
-                var isum = Vector256<int>.Zero;
-                int mins = 0;
-                for (int p = 0; p < 4; p++)
-                {
-                    var (s0, m0) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p, scales);
-                    var (s1, m1) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p + 1, scales);
-                    var v = Avx.LoadVector256(blk + 16 + 32 * p);
-                    var lo = v & mask;
-                    var hi = Vector256.ShiftRightLogical(v, 4) & mask;
-                    var d0 = T.Dot(lo, Avx.LoadVector256(xq + 64 * p));
-                    var d1 = T.Dot(hi, Avx.LoadVector256(xq + 64 * p + 32));
-                    isum += d0 * s0 + d1 * s1;
-                    mins += m0 * (bs[4 * p] + bs[4 * p + 1]) + m1 * (bs[4 * p + 2] + bs[4 * p + 3]);
-                }
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(d), acc);
-                minSum += dmin * mins;
+                Sse.Prefetch0(w + PrefetchBytes);
+                var packed = Q4_KScales(w + 4);
+                var sc = Sse41.ConvertToVector128Int16(packed);
+                var scales = Vector256.Create(sc, sc).AsByte();
+                // the four sub-block pairs unrolled, so that the shuffle controls are constants
+                var isum = Q4KPair<T>(w + 16, xq, scales, Vector256.Create((ushort)0x0100).AsByte(), Vector256.Create((ushort)0x0302).AsByte(), m4);
+                isum += Q4KPair<T>(w + 48, xq + 64, scales, Vector256.Create((ushort)0x0504).AsByte(), Vector256.Create((ushort)0x0706).AsByte(), m4);
+                isum += Q4KPair<T>(w + 80, xq + 128, scales, Vector256.Create((ushort)0x0908).AsByte(), Vector256.Create((ushort)0x0B0A).AsByte(), m4);
+                isum += Q4KPair<T>(w + 112, xq + 192, scales, Vector256.Create((ushort)0x0D0C).AsByte(), Vector256.Create((ushort)0x0F0E).AsByte(), m4);
+                var mins = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed, pairMins)), Avx.LoadVector256(bs));
+                float dx = xd[b];
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(table[*(ushort*)w] * dx), acc);
+                accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(mins), Vector256.Create(table[*(ushort*)(w + 2)] * dx), accMin);
             }
         }
-        return Vector256.Sum(acc) - minSum;
+        return Vector256.Sum(acc - accMin);
+    }
+
+    /// <summary>
+    /// The 12 packed scale bytes of a Q4_K / Q5_K super-block as 16 bytes: scales 0-7, then minimums 0-7 (6 bits each;
+    /// as Q4_K.ScaleMin: j &lt; 4 the low 6 bits of bytes j and j + 4; j &gt;= 4 a nibble of byte j + 4 and the top 2
+    /// bits of bytes j - 4 and j), four values per 32-bit word.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Q4_KScales(byte* q)
+    {
+        uint w0 = *(uint*)q, w1 = *(uint*)(q + 4), w2 = *(uint*)(q + 8);
+        return Vector128.Create(
+            w0 & 0x3F3F3F3F,
+            (w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030),
+            w1 & 0x3F3F3F3F,
+            ((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)).AsByte();
+    }
+
+    /// <summary>
+    /// One sub-block pair of a Q4_K super-block: 32 packed bytes at qs (low nibbles the first sub-block, high the second)
+    /// against 64 activation values, each sub-block scaled by the 16-bit scale the control broadcasts (scale bytes 2j, 2j + 1).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q4KPair<T>(byte* qs, sbyte* xq, Vector256<byte> scales, Vector256<byte> first, Vector256<byte> second, Vector256<byte> m4)
+        where T : struct, IU8S8
+    {
+        var v = Avx.LoadVector256(qs);
+        var lo = v & m4;
+        var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m4;
+        return T.DotScaled(lo, Avx.LoadVector256(xq), Avx2.Shuffle(scales, first).AsInt16())
+            + T.DotScaled(hi, Avx.LoadVector256(xq + 32), Avx2.Shuffle(scales, second).AsInt16());
     }
 
     public static float Q4_KReference(byte* w, Q8Activation x, int block0, int nb)
@@ -462,50 +595,66 @@ internal static unsafe partial class IntegerDot
 
     public static float Q6_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
     {
-        var m4 = Vector256.Create((byte)0x0F);
-        var m2 = Vector256.Create((byte)0x03);
+        fixed (sbyte* xq = x.Q256)
+        fixed (short* bs = x.Sum16)
+        fixed (float* xd = x.Scale256)
+        fixed (float* table = HalfTable)
+            return Q6_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
+    }
+
+    /// <summary>
+    /// One Q6_K row against Q8_K values xq [nb * 256], sums of 16 bs [nb * 16], scales xd [nb]. The 16 int8 scales are
+    /// widened to int16 once per super-block; each 32-byte product (two 16-value sub-blocks, one per 128-bit lane) is
+    /// multiplied by its two scales in the pmaddwd that sums it; the -32 offset is -32 sum_k sc_k bs_k, one pmaddwd.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    internal static float Q6_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
+    {
         var acc = Vector256<float>.Zero;
-        fixed (sbyte* xq0 = x.Q256)
-        fixed (short* bs0 = x.Sum16)
         {
-            for (int b = 0; b < nb; b++)
+            for (int b = 0; b < nb; b++, w += 210, xq += 256, bs += 16)
             {
-                byte* blk = w + (long)b * 210;
-                int xb = block0 + b;
-                sbyte* sc = (sbyte*)(blk + 192);
-                sbyte* xq = xq0 + (long)xb * 256;
-                short* bs = bs0 + (long)xb * 16;
-                var isum = Vector256<int>.Zero;
-                int corr = 0;
-                for (int k = 0; k < 16; k++) corr += sc[k] * bs[k];
-                for (int h = 0; h < 2; h++)
-                {
-                    var ql0 = Avx.LoadVector256(blk + 64 * h);
-                    var ql1 = Avx.LoadVector256(blk + 64 * h + 32);
-                    var qh = Avx.LoadVector256(blk + 128 + 32 * h);
-                    var qa = (ql0 & m4) | ((qh & m2) << 4);
-                    var qb = (ql1 & m4) | ((Vector256.ShiftRightLogical(qh, 2) & m2) << 4);
-                    var qc = Vector256.ShiftRightLogical(ql0, 4) | ((Vector256.ShiftRightLogical(qh, 4) & m2) << 4);
-                    var qd = Vector256.ShiftRightLogical(ql1, 4) | ((Vector256.ShiftRightLogical(qh, 6) & m2) << 4);
-                    sbyte* xh = xq + 128 * h;
-                    sbyte* sh = sc + 8 * h;
-                    isum += T.Dot(qa, Avx.LoadVector256(xh)) * Pair(sh[0], sh[1]);
-                    isum += T.Dot(qb, Avx.LoadVector256(xh + 32)) * Pair(sh[2], sh[3]);
-                    isum += T.Dot(qc, Avx.LoadVector256(xh + 64)) * Pair(sh[4], sh[5]);
-                    isum += T.Dot(qd, Avx.LoadVector256(xh + 96)) * Pair(sh[6], sh[7]);
-                }
-                float d = Fp16.ToSingle(*(ushort*)(blk + 208)) * x.Scale256[xb];
-                // the -32 offset: subtract 32 * corr spread over the 8 lanes
-                var total = Avx.ConvertToVector256Single(isum) - Vector256.Create(32f * corr / 8);
-                acc = Fma.MultiplyAdd(total, Vector256.Create(d), acc);
+                Sse.Prefetch0(w + PrefetchBytes);
+                var sc = Avx2.ConvertToVector256Int16(Sse2.LoadVector128((sbyte*)(w + 192)));
+                // start at the offset, -32 sum_k sc_k bs_k, spread over the lanes
+                var isum = Vector256<int>.Zero - Avx2.ShiftLeftLogical(Avx2.MultiplyAddAdjacent(sc, Avx.LoadVector256(bs)), 5);
+                // scales 0-7 in both lanes for the first 128 values, 8-15 for the second
+                isum = Q6Half<T>(w, w + 128, xq, Avx2.Permute2x128(sc, sc, 0x00).AsByte(), isum);
+                isum = Q6Half<T>(w + 64, w + 160, xq + 128, Avx2.Permute2x128(sc, sc, 0x11).AsByte(), isum);
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(table[*(ushort*)(w + 208)] * xd[b]), acc);
             }
         }
         return Vector256.Sum(acc);
     }
 
-    /// <summary>Lanes 0-3 = a, lanes 4-7 = b: the scales of two 16-value sub-blocks covered by one 32-byte dot.</summary>
+    /// <summary>
+    /// 128 values of a Q6_K super-block (low bits ql [64], high bits qh [32]) against xh [128], scales of its 8
+    /// sub-blocks as int16 in both 128-bit lanes of half; added to isum.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Pair(int a, int b) => Vector256.Create(Vector128.Create(a), Vector128.Create(b));
+    private static Vector256<int> Q6Half<T>(byte* ql, byte* qhp, sbyte* xh, Vector256<byte> half, Vector256<int> isum) where T : struct, IU8S8
+    {
+        var m4 = Vector256.Create((byte)0x0F);
+        var m30 = Vector256.Create((byte)0x30);
+        var ql0 = Avx.LoadVector256(ql);
+        var ql1 = Avx.LoadVector256(ql + 32);
+        var qh = Avx.LoadVector256(qhp).AsUInt16();
+        // value bits 4-5 from qh bits 0-1, 2-3, 4-5, 6-7 (16-bit shifts; the mask keeps each byte's own bits)
+        var qa = (ql0 & m4) | (Avx2.ShiftLeftLogical(qh, 4).AsByte() & m30);
+        var qb = (ql1 & m4) | (Avx2.ShiftLeftLogical(qh, 2).AsByte() & m30);
+        var qc = (Avx2.ShiftRightLogical(ql0.AsUInt16(), 4).AsByte() & m4) | (qh.AsByte() & m30);
+        var qd = (Avx2.ShiftRightLogical(ql1.AsUInt16(), 4).AsByte() & m4) | (Avx2.ShiftRightLogical(qh, 2).AsByte() & m30);
+        // product g (32 values, two 16-value sub-blocks) takes scale 2g in the low lane, 2g + 1 in the high
+        isum += T.DotScaled(qa, Avx.LoadVector256(xh), Avx2.Shuffle(half, PairScale(0)).AsInt16());
+        isum += T.DotScaled(qb, Avx.LoadVector256(xh + 32), Avx2.Shuffle(half, PairScale(1)).AsInt16());
+        isum += T.DotScaled(qc, Avx.LoadVector256(xh + 64), Avx2.Shuffle(half, PairScale(2)).AsInt16());
+        return isum + T.DotScaled(qd, Avx.LoadVector256(xh + 96), Avx2.Shuffle(half, PairScale(3)).AsInt16());
+    }
+
+    /// <summary>Byte-shuffle control: 16-bit element 2g across the low 128-bit lane, 2g + 1 across the high lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> PairScale(int g) =>
+        Vector256.Create(Vector128.Create((ushort)(4 * g | (4 * g + 1) << 8)), Vector128.Create((ushort)((4 * g + 2) | (4 * g + 3) << 8))).AsByte();
 
     public static float Q6_KReference(byte* w, Q8Activation x, int block0, int nb)
     {
@@ -544,6 +693,16 @@ internal interface IU8S8
 
     /// <summary>acc + Dot(u, s).</summary>
     static abstract Vector256<int> DotAdd(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s);
+
+    /// <summary>
+    /// Sum of four adjacent u8 x s8 products times scale, the 16-bit scale of each pair of products (equal within an
+    /// int32 lane): pmaddubsw to int16 pairs, then pmaddwd by the scales, on both paths (vpdpbusd has no step to scale
+    /// in; the pair is as short as vpdpbusd + vpmulld). |u s + u s| &lt;= 32512 as for <see cref="Avx2U8S8"/>.
+    /// </summary>
+    static abstract Vector256<int> DotScaled(Vector256<byte> u, Vector256<sbyte> s, Vector256<short> scale);
+
+    /// <summary>Dot(u0, s0) + Dot(u1, s1) for u of at most 15 (nibbles): AVX2 adds the two pmaddubsw results in int16.</summary>
+    static abstract Vector256<int> DotNibbles2(Vector256<byte> u0, Vector256<sbyte> s0, Vector256<byte> u1, Vector256<sbyte> s1);
 }
 
 /// <summary>AVX-VNNI vpdpbusd.</summary>
@@ -554,6 +713,13 @@ internal readonly struct VnniU8S8 : IU8S8
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotAdd(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(acc, u, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotScaled(Vector256<byte> u, Vector256<sbyte> s, Vector256<short> scale) => Avx2U8S8.DotScaled(u, s, scale);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotNibbles2(Vector256<byte> u0, Vector256<sbyte> s0, Vector256<byte> u1, Vector256<sbyte> s1) =>
+        AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u0, s0), u1, s1);
 }
 
 /// <summary>AVX2 pmaddubsw + pmaddwd; each pair sum fits int16 for the operand ranges used (|u| &lt;= 128, |s| &lt;= 127, |u s + u s| &lt;= 32512).</summary>
@@ -565,4 +731,12 @@ internal readonly struct Avx2U8S8 : IU8S8
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> DotAdd(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => acc + Dot(u, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotScaled(Vector256<byte> u, Vector256<sbyte> s, Vector256<short> scale) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), scale);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotNibbles2(Vector256<byte> u0, Vector256<sbyte> s0, Vector256<byte> u1, Vector256<sbyte> s1) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u0, s0) + Avx2.MultiplyAddAdjacent(u1, s1), Vector256.Create((short)1));
 }

@@ -33,6 +33,8 @@ public sealed unsafe class Q8Activation
     internal float[] Scale32 { get; private set; } = [];  // [n / 32]
     internal int[] Sum32 { get; private set; } = [];      // [n / 32]
     internal float[] Offset32 { get; private set; } = []; // [n / 32] Q8_1's s = f16(d * sum), d before rounding
+    internal float[] Dx4 { get; private set; } = [];      // [n / 8] each Scale32 four times (IntegerDot.Q4_0Avx512's lanes)
+    internal int[] Corr4 { get; private set; } = [];      // [n / 8] per block -8 * Sum32, 0, 0, 0 (Q4_0's offset in those lanes)
     internal sbyte[] Q256 { get; private set; } = [];     // [n]
     internal float[] Scale256 { get; private set; } = []; // [n / 256]
     internal short[] Sum16 { get; private set; } = [];    // [n / 16]
@@ -82,6 +84,8 @@ public sealed unsafe class Q8Activation
                 Scale32 = new float[n / 32];
                 Sum32 = new int[n / 32];
                 Offset32 = new float[n / 32];
+                Dx4 = new float[n / 8];
+                Corr4 = new int[n / 8];
             }
             fixed (sbyte* q = Q32)
             fixed (float* d = Scale32)
@@ -89,6 +93,11 @@ public sealed unsafe class Q8Activation
             fixed (float* o = Offset32)
             {
                 for (int b = 0; b < n / 32; b++) s[b] = QuantizeBlock32(x + b * 32, q + b * 32, out d[b], out o[b], vector);
+            }
+            for (int b = 0; b < n / 32; b++)
+            {
+                Dx4[4 * b] = Dx4[4 * b + 1] = Dx4[4 * b + 2] = Dx4[4 * b + 3] = Scale32[b];
+                Corr4[4 * b] = -8 * Sum32[b];
             }
         }
         if (Has256)

@@ -3,9 +3,8 @@
 // by dequantizing one block at a time into a stack buffer and taking a vectorized float dot. With x quantized once
 // to int8 (Q8Activation), every block format (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) takes the integer
 // kernels of IntegerDot (AVX-VNNI / AVX2 / scalar). MatVec quantizes x once, into a per-thread buffer (no
-// allocation per token), and runs rows over KernelThreads: Q8_0 and Q4_0 (the decode formats) in groups of four rows
-// handed out by guided claims, other types in one contiguous chunk per thread. MatVecMany: several matrices that
-// read one x (q | k | v, gate | up) share one quantization, and for Q8_0 / Q4_0 one parallel region.
+// allocation per token), and runs rows over KernelThreads in groups of four rows handed out by guided claims.
+// MatVecMany: several matrices that read one x (q | k | v, gate | up) share one quantization and one parallel region.
 // The DotReference overloads are the plain twins the tests hold the fast paths to.
 // Does not handle: many activation vectors per call (WeightMatrix loops over a few; QuantGemm takes many).
 // Glossary: n = row length (values), nb = blocks in a row.
@@ -122,7 +121,7 @@ public static class QuantDot
     /// <summary>
     /// y = W x for a row-major matrix of <paramref name="rows"/> rows of <paramref name="cols"/> values in
     /// <paramref name="type"/> (a GGUF tensor with ne0 = cols, ne1 = rows). Types with an integer kernel
-    /// (<see cref="HasIntegerPath"/>) quantize x to int8 once and take it (Q8_0 and Q4_0 without allocating); the
+    /// (<see cref="HasIntegerPath"/>) quantize x to int8 once (into a per-thread buffer) and take it; the
     /// others dequantize block by block. w: [rows, cols] in type; x: [cols]; y: [rows]
     /// </summary>
     public static unsafe void MatVec(GgmlType type, ReadOnlySpan<byte> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y)
@@ -169,63 +168,69 @@ public static class QuantDot
 
     /// <summary>
     /// Several matrices of one integer-kernel type that read the same x (q, k, v; gate, up): x is quantized once,
-    /// and for Q8_0 / Q4_0 all their rows share one parallel region. w[i]: [rows[i], cols]; x: [cols]; y[i]: [rows[i]]
+    /// and all their rows share one parallel region. w[i]: [rows[i], cols]; x: [cols]; y[i]: [rows[i]]
     /// </summary>
     internal static unsafe void MatVecMany(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, float* x, ReadOnlySpan<nint> y)
     {
         if (!HasIntegerPath(type)) throw new ArgumentException($"{type} has no integer kernel.", nameof(type));
         var act = Q8Activation.QuantizeForThread(x, cols, with256: GgmlTypeInfo.BlockSize(type) == 256);
-        if (type is GgmlType.Q8_0 or GgmlType.Q4_0)
-        {
-            RowGroups(type, w, rows, cols, act, y);
-            return;
-        }
-        for (int i = 0; i < w.Length; i++) MatVec(type, (byte*)w[i], rows[i], cols, act, (float*)y[i]);
+        RowGroups(type, w, rows, cols, act, y);
     }
 
-    // Q8_0 / Q4_0: the rows of every matrix in groups of four, one parallel region, guided claims (long contiguous
-    // runs first, so each thread streams its weights; small pieces at the end). Each row is one IntegerDot call.
+    // The rows of every matrix in groups of four, one parallel region, guided claims (long contiguous runs first, so
+    // each thread streams its weights; small pieces at the end). Each row is one IntegerDot call: Q8_0, Q4_0, Q4_K and
+    // Q6_K (the types of llama.cpp's Q8_0, Q4_0 and Q4_K_M files) on raw pointers, the others through RowDot.
     private static unsafe void RowGroups(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, Q8Activation act, ReadOnlySpan<nint> y)
     {
-        int nb = cols / 32;
+        int nb = cols / GgmlTypeInfo.BlockSize(type);
         long rowBytes = GgmlTypeInfo.RowBytes(type, cols), work = 0;
         foreach (int r in rows) work += (long)r * cols;
         nint[] wa = w.ToArray(), ya = y.ToArray();
+        bool vector = IntegerDot.Vectorized, avx512 = IntegerDot.Avx512Q4;
         WorkerPool.RowGroups(rows, work, KernelThreads.Count, (m, r0, r1) =>
         {
             fixed (sbyte* q = act.Q32)
             fixed (float* d = act.Scale32)
             fixed (int* s = act.Sum32)
+            fixed (sbyte* q256 = act.Q256)
+            fixed (float* d256 = act.Scale256)
+            fixed (short* s16 = act.Sum16)
+            fixed (float* table = IntegerDot.Halves)
             {
                 byte* wr = (byte*)wa[m] + r0 * rowBytes;
                 float* yr = (float*)ya[m];
-                if (type == GgmlType.Q8_0)
+                switch (type)
                 {
-                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q8_0(wr, q, d, nb);
-                }
-                else
-                {
-                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0(wr, q, d, s, nb);
+                    case GgmlType.Q8_0:
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q8_0(wr, q, d, nb);
+                        break;
+                    case GgmlType.Q4_0 when avx512:
+                        fixed (float* dx4 = act.Dx4)
+                        fixed (int* corr4 = act.Corr4)
+                        {
+                            for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0Avx512(wr, q, dx4, corr4, d, s, nb);
+                        }
+                        break;
+                    case GgmlType.Q4_0:
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0(wr, q, d, s, nb);
+                        break;
+                    case GgmlType.Q4_K when vector:
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
+                        break;
+                    case GgmlType.Q6_K when vector:
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q6_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
+                        break;
+                    default:
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = RowDot(type, wr, act);
+                        break;
                 }
             }
         });
     }
 
-    // Any integer-kernel type against a quantized x: one contiguous chunk of rows per thread (Q8_0 / Q4_0 take RowGroups).
-    private static unsafe void MatVec(GgmlType type, byte* w, int rows, int cols, Q8Activation x, float* y)
-    {
-        if (type is GgmlType.Q8_0 or GgmlType.Q4_0)
-        {
-            RowGroups(type, [(nint)w], [rows], cols, x, [(nint)y]);
-            return;
-        }
-        long rb = GgmlTypeInfo.RowBytes(type, cols);
-        nint wAddr = (nint)w, yAddr = (nint)y;
-        KernelThreads.ParallelFor(rows, MinRows(cols), (start, end) =>
-        {
-            for (int r = start; r < end; r++) ((float*)yAddr)[r] = RowDot(type, (byte*)wAddr + r * rb, x);
-        });
-    }
+    // Any integer-kernel type against a quantized x.
+    private static unsafe void MatVec(GgmlType type, byte* w, int rows, int cols, Q8Activation x, float* y) =>
+        RowGroups(type, [(nint)w], [rows], cols, x, [(nint)y]);
 
     private static int MinRows(int cols) => Math.Max(1, 32768 / Math.Max(1, cols));
 

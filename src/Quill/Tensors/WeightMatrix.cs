@@ -182,9 +182,9 @@ public sealed unsafe class WeightMatrix
     }
 
     /// <summary>
-    /// Several matrices with the same input (q, k, v or gate, up) in one pass: F32, Q8_0 and Q4_0 matrices of one
-    /// type share one parallel region in the matrix-vector path (other integer-kernel types share one quantized
-    /// input); anything else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
+    /// Several matrices with the same input (q, k, v or gate, up) in one pass: F32 and integer-kernel matrices of one
+    /// type share one parallel region (and the integer ones one quantized input) in the matrix-vector path; anything
+    /// else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
     /// </summary>
     internal static void MultiplyMany(ReadOnlySpan<WeightMatrix> ws, float* x, int ldx, int m, ReadOnlySpan<nint> ys, ReadOnlySpan<int> ldys)
     {

@@ -63,7 +63,7 @@ public class QuantDotTests
     public static TheoryData<GgmlType, int> IntegerCases => new()
     {
         { GgmlType.Q8_0, 32 }, { GgmlType.Q8_0, 32 * 7 }, { GgmlType.Q8_0, 32 * 131 },
-        { GgmlType.Q4_0, 32 }, { GgmlType.Q4_0, 32 * 131 },
+        { GgmlType.Q4_0, 32 }, { GgmlType.Q4_0, 32 * 8 }, { GgmlType.Q4_0, 32 * 9 }, { GgmlType.Q4_0, 32 * 131 },
         { GgmlType.Q4_1, 32 * 9 }, { GgmlType.Q5_0, 32 * 9 }, { GgmlType.Q5_1, 32 * 9 },
         { GgmlType.Q4_K, 256 }, { GgmlType.Q4_K, 256 * 5 },
         { GgmlType.Q5_K, 256 }, { GgmlType.Q5_K, 256 * 5 },
@@ -121,6 +121,53 @@ public class QuantDotTests
                 Assert.True(Math.Abs(Kernel<Avx2U8S8>(type, w, x, nb) - reference) <= tol, $"{type} AVX2");
             if (AvxVnni.IsSupported)
                 Assert.True(Math.Abs(Kernel<VnniU8S8>(type, w, x, nb) - reference) <= tol, $"{type} AVX-VNNI");
+            if (type == GgmlType.Q4_0 && IntegerDot.Avx512Q4)
+                Assert.True(Math.Abs(Q4_0Avx512(w, x, nb) - reference) <= tol, $"{type} AVX-512");
+        }
+    }
+
+    private static unsafe float Q4_0Avx512(byte* w, Q8Activation x, int nb)
+    {
+        fixed (sbyte* q = x.Q32)
+        fixed (float* d = x.Scale32)
+        fixed (int* s = x.Sum32)
+        fixed (float* dx4 = x.Dx4)
+        fixed (int* corr4 = x.Corr4)
+            return IntegerDot.Q4_0Avx512(w, q, dx4, corr4, d, s, nb);
+    }
+
+    [Fact]
+    public unsafe void Avx512_q4_0_converts_every_finite_f16_scale_as_the_table_does()
+    {
+        if (!IntegerDot.Avx512Q4) return;
+        // scales a quantizer rarely writes: subnormals, zeros of both signs, the largest finite, negatives, 1
+        ushort[] scales = [0x0001, 0x03FF, 0x0000, 0x8000, 0x7BFF, 0xFBFF, 0x8001, 0x3C00, 0x0400, 0x8400, 0x1234, 0xB321];
+        int nb = scales.Length, n = nb * 32;
+        var (row, _) = QuantizedRow(GgmlType.Q4_0, n, 5);
+        for (int b = 0; b < nb; b++) BitConverter.TryWriteBytes(row.AsSpan(b * 18, 2), scales[b]);
+        var wd = new float[n];
+        GgmlQuant.Dequantize(GgmlType.Q4_0, row, wd);
+        var x = Q8Activation.Quantize(Random(n, 6));
+        float reference = QuantDot.DotReference(GgmlType.Q4_0, row, x);
+        var xd = new float[n];
+        for (int i = 0; i < n; i++) xd[i] = x.Q32[i] * x.Scale32[i / 32];
+        fixed (byte* w = row)
+        {
+            // each block alone (the others' scales zero), so a wrong scale cannot hide behind a larger one
+            for (int k = 0; k < nb; k++)
+            {
+                var one = (byte[])row.Clone();
+                for (int j = 0; j < nb; j++)
+                    if (j != k) BitConverter.TryWriteBytes(one.AsSpan(j * 18, 2), (ushort)0);
+                fixed (byte* o = one)
+                {
+                    float want = QuantDot.DotReference(GgmlType.Q4_0, one, x);
+                    float got = Q4_0Avx512(o, x, nb);
+                    Assert.True(Math.Abs(got - want) <= 1e-6f * Math.Abs(want) + 1e-37f, $"scale {scales[k]:X4}: {got} vs {want}");
+                    Assert.True(want != 0 || scales[k] is 0x0000 or 0x8000, $"scale {scales[k]:X4} gave a zero dot");
+                }
+            }
+            Assert.True(Math.Abs(Q4_0Avx512(w, x, nb) - reference) <= 2e-5f * AbsDot(wd, xd) + 1e-6f);
         }
     }
 

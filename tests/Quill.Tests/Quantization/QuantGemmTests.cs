@@ -88,6 +88,40 @@ public unsafe class QuantGemmTests
     }
 
     [Theory]
+    [InlineData(GgmlType.Q4_0, 288)]
+    [InlineData(GgmlType.Q5_0, 160)]
+    [InlineData(GgmlType.Q4_K, 512)]
+    [InlineData(GgmlType.Q6_K, 768)]
+    public void Largest_values_and_activations_do_not_overflow_the_int16_sums(GgmlType type, int k)
+    {
+        // every weight byte 0xFF: the largest unsigned value of each format (15, 31, 63 -> |63 - 32| = 31) and, for
+        // the K-quants, the largest 6-bit scales and minimums; scales d = 1 (f16 0x3C00, also Q6_K's int8 scales -1)
+        const int M = 8, R = 9;
+        int rb = (int)GgmlTypeInfo.RowBytes(type, k);
+        var w = new byte[rb * R];
+        w.AsSpan().Fill(0xFF);
+        int bs = GgmlTypeInfo.BlockSize(type), bb = GgmlTypeInfo.BlockBytes(type);
+        for (int b = 0; b < w.Length / bb; b++)
+        {
+            int dAt = type == GgmlType.Q6_K ? b * bb + 208 : b * bb;
+            BitConverter.TryWriteBytes(w.AsSpan(dAt, 2), (ushort)0x3C00);
+            if (type == GgmlType.Q4_K) BitConverter.TryWriteBytes(w.AsSpan(b * bb + 2, 2), (ushort)0x3C00);
+        }
+        // activations at +-amax: each 4-value group quantizes to 127 or -127
+        var x = new float[M * k];
+        for (int i = 0; i < x.Length; i++) x[i] = i / k % 2 == 0 ? 1f : (i % 3 == 0 ? -1f : 1f);
+        float[] y = Product(type, w, R, k, x, M, threads: 1);
+        QuantGemm.Rows rowsQ;
+        fixed (float* px = x) rowsQ = QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(type), px, k, M, k, vector: false);
+        for (int i = 0; i < M; i++)
+            for (int r = 0; r < R; r++)
+            {
+                double twin = QuantGemm.RowReference(type, w.AsSpan(r * rb, rb), rowsQ, i);
+                Assert.True(Math.Abs(y[i * R + r] - twin) <= 1e-5 * Math.Abs(twin) + 1e-3, $"{type} [{i}, {r}]: {y[i * R + r]} vs twin {twin} ({bs}-value blocks)");
+            }
+    }
+
+    [Theory]
     [MemberData(nameof(Cases))]
     public void Products_match_the_scalar_twin_and_the_decode_dot(GgmlType type, int k)
     {
