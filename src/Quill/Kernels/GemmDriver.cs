@@ -2,8 +2,8 @@
 // Blocks k by KC and n by NC; the threads pack each KC x NC block of B together into one shared buffer, then take
 // tasks (an MC-row block of C, or a column slice of one when there are few row blocks) from per-row-block counters,
 // each thread starting at its own row block, pack their MC x KC block of A into a per-thread buffer and sweep the
-// micro-kernel over its tiles. Ragged tiles go through a scratch tile. Pack buffers are pinned, 64-byte aligned and reused across calls. Does not handle
-// beta other than 0 or 1, the thin path or argument checks (see Gemm.cs).
+// micro-kernel over its tiles. Ragged tiles go through a scratch tile. Pack buffers are pinned, 64-byte aligned and
+// reused across calls. Does not handle beta other than 0 or 1, the thin path or argument checks (see Gemm.cs).
 // Glossary: MC, KC, NC = block sizes in m, k, n; MR x NR = kernel tile; ic, pc, jc = block origins; ir, jr = tile
 // origins inside a block.
 using System.Runtime.CompilerServices;
