@@ -110,6 +110,23 @@ public static class Fp16
         return sign | r;
     }
 
+    /// <summary>
+    /// 16 half bit patterns -> floats, exactly, in fewer instructions than Widen512: (bits &amp; 0x7FFF) &lt;&lt; 13 read as a
+    /// float is the half's value times 2^-112 for normal and subnormal halves alike (a subnormal half becomes a float
+    /// denormal), so one multiply by 2^112 rescales both; infinities and NaNs take the exponent 255 by an add; the
+    /// sign is or-ed back.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Widen512Fast(Vector256<ushort> half)
+    {
+        var h = Vector512.WidenLower(half.ToVector512Unsafe()).AsUInt32();
+        var shifted = (h & Vector512.Create(0x7FFFu)) << 13;
+        var value = (shifted.AsSingle() * Vector512.Create(0x77800000u).AsSingle()).AsUInt32(); // times 2^112
+        var special = shifted + Vector512.Create(ExpAdjust * 2);
+        var r = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(shifted, Vector512.Create(0x7C00u << 13)), special, value);
+        return (r | ((h & Vector512.Create(0x8000u)) << 16)).AsSingle();
+    }
+
     private static Vector512<uint> Widen512(Vector512<uint> h)
     {
         var em = h & Vector512.Create(0x7FFFu);

@@ -81,12 +81,25 @@ public static unsafe class Gemv
     /// y = W x for F16 or BF16 weights (bits [n, k]): each group of four rows is widened to floats in a per-thread
     /// buffer (vectorized) and run through the fp32 four-row kernel. x: [k]; y: [n].
     /// </summary>
-    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y)
+    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y) => RunHalf(bf16, w, n, k, x, y, Best);
+
+    /// <summary>RunHalf at a chosen width: F16 at Vector512 widens each 16 halves in registers (FourHalf512).</summary>
+    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width)
     {
         nint wa = (nint)w, xa = (nint)x, ya = (nint)y;
-        var width = Best;
+        width = width == GemvWidth.Auto ? Best : width;
         void Body(int g0, int g1)
         {
+            if (!bf16 && width == GemvWidth.Vector512)
+            {
+                for (int g = g0; g < g1; g++)
+                {
+                    int r = g * 4, rows = Math.Min(4, n - r);
+                    if (rows == 4) FourHalf512((ushort*)wa + (long)r * k, k, (float*)xa, (float*)ya + r);
+                    else for (int i = 0; i < rows; i++) ((float*)ya)[r + i] = HalfDot((ushort*)wa + (long)(r + i) * k, (float*)xa, k);
+                }
+                return;
+            }
             var buf = HalfBuffer.Get(4 * k);
             fixed (float* b = buf)
             {
@@ -104,6 +117,49 @@ public static unsafe class Gemv
         int groups = (n + 3) / 4;
         if (KernelThreads.Count <= 1 || (long)n * k < WorkerPool.MatVecMinWork) Body(0, groups);
         else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
+    }
+
+    // y[0..4) = four F16 rows (k halves each, k apart) dot x, with Four512's accumulation order exactly (a 16-lane FMA
+    // chain per row, Vector512.Sum, then the scalar tail), so it equals widening the rows to floats first and running
+    // Four512, bit for bit; the halves are widened in registers (Fp16.Widen512Fast) instead of through a buffer.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourHalf512(ushort* w, int k, float* x, float* y)
+    {
+        ushort* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
+        int i = 0;
+        for (; i + 16 <= k; i += 16)
+        {
+            var xv = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w + i)), xv, a0);
+            a1 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w1 + i)), xv, a1);
+            a2 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w2 + i)), xv, a2);
+            a3 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w3 + i)), xv, a3);
+        }
+        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
+        for (; i < k; i++)
+        {
+            float xi = x[i];
+            s0 += Fp16.ToSingle(w[i]) * xi;
+            s1 += Fp16.ToSingle(w1[i]) * xi;
+            s2 += Fp16.ToSingle(w2[i]) * xi;
+            s3 += Fp16.ToSingle(w3[i]) * xi;
+        }
+        y[0] = s0;
+        y[1] = s1;
+        y[2] = s2;
+        y[3] = s3;
+    }
+
+    // One F16 row dot x in Dot's order (the rows past the last group of four).
+    private static float HalfDot(ushort* w, float* x, int k)
+    {
+        Span<float> row = k <= 4096 ? stackalloc float[k] : new float[k];
+        Fp16.ToSingle(new ReadOnlySpan<ushort>(w, k), row);
+        fixed (float* r = row) return Dot(r, x, k);
     }
 
     private static class HalfBuffer

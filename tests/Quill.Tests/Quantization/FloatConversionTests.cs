@@ -101,4 +101,47 @@ public class FloatConversionTests
             Assert.Equal(want, (uint)fast[i]);
         }
     }
+
+    [Fact]
+    public unsafe void Widen512Fast_gives_every_half_bit_pattern_the_exact_float_NaN_payloads_included()
+    {
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return; // the kernel runs only where Vector512 is accelerated
+        var want = new float[AllBits.Length];
+        Fp16.ToSingle(AllBits, want);
+        fixed (ushort* h = AllBits)
+        {
+            for (int i = 0; i < AllBits.Length; i += 16)
+            {
+                var got = Fp16.Widen512Fast(System.Runtime.Intrinsics.Vector256.Load(h + i));
+                for (int j = 0; j < 16; j++)
+                    Assert.True(BitConverter.SingleToUInt32Bits(want[i + j]) == BitConverter.SingleToUInt32Bits(got[j]), $"half 0x{i + j:X4}: {want[i + j]} vs {got[j]}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(8, 768)]
+    [InlineData(11, 290)] // ragged: three rows past the last group of four, a 2-value tail past the last 16
+    [InlineData(4, 7)]
+    public unsafe void F16_decode_product_widening_in_registers_equals_widening_first_bit_for_bit(int n, int k)
+    {
+        var rnd = new Random(n * 1000 + k);
+        var w = new ushort[n * k];
+        var x = new float[k];
+        for (int i = 0; i < w.Length; i++) w[i] = Fp16.FromSingle((float)(rnd.NextDouble() * 2 - 1) * (i % 97 == 0 ? 1e-5f : 0.1f)); // some subnormals
+        for (int i = 0; i < k; i++) x[i] = (float)(rnd.NextDouble() * 2 - 1);
+        var wf = new float[w.Length];
+        Fp16.ToSingle(w, wf);
+        float[] fused = new float[n], buffered = new float[n], reference = new float[n];
+        fixed (ushort* pw = w)
+        fixed (float* px = x, pf = fused, pb = buffered, pwf = wf, pr = reference)
+        {
+            var width = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? GemvWidth.Vector512 : GemvWidth.Auto;
+            Gemv.RunHalf(false, pw, n, k, px, pf, width);
+            Gemv.Rows(width, pwf, k, px, 1, pb, 1, 0, n);
+        }
+        Assert.Equal(buffered, fused);
+        GemvReference.MultiplyBatch(wf, n, k, x, 1, reference);
+        for (int i = 0; i < n; i++) Assert.True(Math.Abs(reference[i] - fused[i]) < 1e-5, $"row {i}: {fused[i]} vs {reference[i]}");
+    }
 }
