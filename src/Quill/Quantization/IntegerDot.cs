@@ -336,37 +336,52 @@ internal static unsafe partial class IntegerDot
     public static float Small<T>(GgmlType type, byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
     {
         var (bytes, qhAt, qsAt, hasMin) = Layout(type);
-        var mask = Vector128.Create((byte)0x0F);
-        // byte j of the expanded fifth bits takes bit j % 8 of qh byte j / 8
-        var pick = Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        var bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
-        var sixteen = Vector256.Create((byte)0x10);
-        var acc = Vector256<float>.Zero;
-        float offsetSum = 0;
         fixed (sbyte* xq0 = x.Q32)
         fixed (float* xs0 = x.Scale32)
         fixed (int* xsum0 = x.Sum32)
         fixed (float* xoff0 = x.Offset32)
+        fixed (float* table = HalfTable)
+            return SmallKernel<T>(w, bytes, qhAt, qsAt, hasMin, xq0 + (long)block0 * 32, xs0 + block0, xsum0 + block0, hasMin ? xoff0 + block0 : null, nb, table);
+    }
+
+    // Q4_1 / Q5_0 / Q5_1 rows against Q8_1 / Q8_0 blocks: two blocks a step into two accumulators (and two offset
+    // sums), the f16 scales from the table argument (see Q8_0Kernel for why the table is an argument).
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float SmallKernel<T>(byte* w, int bytes, int qhAt, int qsAt, bool hasMin, sbyte* xq, float* xs, int* xsum, float* xoff, int nb, float* table)
+        where T : struct, IU8S8
+    {
+        var acc0 = Vector256<float>.Zero;
+        var acc1 = Vector256<float>.Zero;
+        float off0 = 0, off1 = 0;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2)
         {
-            for (int b = 0; b < nb; b++)
-            {
-                byte* blk = w + (long)b * bytes;
-                int xb = block0 + b;
-                var v = Vector128.Load(blk + qsAt);
-                var q = Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask);
-                if (qhAt >= 0)
-                {
-                    var h = Avx2.Shuffle(Vector256.Create(*(uint*)(blk + qhAt)).AsByte(), pick);
-                    q |= Vector256.Equals(h & bit, bit) & sixteen;
-                }
-                float dx = xs0[xb];
-                float d = Fp16.ToSingle(*(ushort*)blk) * dx;
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(T.Dot(q, Avx.LoadVector256(xq0 + (long)xb * 32))), Vector256.Create(d), acc);
-                // Q4_1 / Q5_1: + m s (Q8_1's s = f16(dx sum q), as ggml); Q5_0: - 16 d sum q
-                offsetSum += hasMin ? Fp16.ToSingle(*(ushort*)(blk + 2)) * xoff0[xb] : -16 * d * xsum0[xb];
-            }
+            acc0 = SmallBlock<T>(w + (long)b * bytes, qhAt, qsAt, hasMin, xq + (long)b * 32, xs[b], xsum[b], hasMin ? xoff[b] : 0, table, ref off0, acc0);
+            acc1 = SmallBlock<T>(w + (long)(b + 1) * bytes, qhAt, qsAt, hasMin, xq + (long)(b + 1) * 32, xs[b + 1], xsum[b + 1], hasMin ? xoff[b + 1] : 0, table, ref off1, acc1);
         }
-        return Vector256.Sum(acc) + offsetSum;
+        if (b < nb) acc0 = SmallBlock<T>(w + (long)b * bytes, qhAt, qsAt, hasMin, xq + (long)b * 32, xs[b], xsum[b], hasMin ? xoff[b] : 0, table, ref off0, acc0);
+        return Vector256.Sum(acc0 + acc1) + (off0 + off1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> SmallBlock<T>(byte* blk, int qhAt, int qsAt, bool hasMin, sbyte* xq, float dx, int xsum, float xoff, float* table,
+        ref float offset, Vector256<float> acc) where T : struct, IU8S8
+    {
+        var mask = Vector128.Create((byte)0x0F);
+        var v = Vector128.Load(blk + qsAt);
+        var q = Vector256.Create(v & mask, Vector128.ShiftRightLogical(v, 4) & mask);
+        if (qhAt >= 0)
+        {
+            // byte j of the expanded fifth bits takes bit j % 8 of qh byte j / 8
+            var pick = Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+            var bit = Vector256.Create((byte)1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+            var h = Avx2.Shuffle(Vector256.Create(*(uint*)(blk + qhAt)).AsByte(), pick);
+            q |= Vector256.Equals(h & bit, bit) & Vector256.Create((byte)0x10);
+        }
+        float d = table[*(ushort*)blk] * dx;
+        // Q4_1 / Q5_1: + m s (Q8_1's s = f16(dx sum q), as ggml); Q5_0: - 16 d sum q
+        offset += hasMin ? table[*(ushort*)(blk + 2)] * xoff : -16 * d * xsum;
+        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(T.Dot(q, Avx.LoadVector256(xq))), Vector256.Create(d), acc);
     }
 
     public static float SmallReference(GgmlType type, byte* w, Q8Activation x, int block0, int nb)
