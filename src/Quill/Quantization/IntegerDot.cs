@@ -344,23 +344,20 @@ internal static unsafe partial class IntegerDot
             return SmallKernel<T>(w, bytes, qhAt, qsAt, hasMin, xq0 + (long)block0 * 32, xs0 + block0, xsum0 + block0, hasMin ? xoff0 + block0 : null, nb, table);
     }
 
-    // Q4_1 / Q5_0 / Q5_1 rows against Q8_1 / Q8_0 blocks: two blocks a step into two accumulators (and two offset
-    // sums), the f16 scales from the table argument (see Q8_0Kernel for why the table is an argument).
+    // Q4_1 / Q5_0 / Q5_1 rows against Q8_1 / Q8_0 blocks, the f16 scales from the table argument (see Q8_0Kernel for
+    // why the table is an argument and the kernel is never inlined). One accumulator and one offset sum in block
+    // order: the roundings of the kernel before this one, so decoded logits did not move (a second accumulator was
+    // within the noise of the
+    // idle-host decode rounds and moved near-tied logits of ExportTests' random llama).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float SmallKernel<T>(byte* w, int bytes, int qhAt, int qsAt, bool hasMin, sbyte* xq, float* xs, int* xsum, float* xoff, int nb, float* table)
         where T : struct, IU8S8
     {
-        var acc0 = Vector256<float>.Zero;
-        var acc1 = Vector256<float>.Zero;
-        float off0 = 0, off1 = 0;
-        int b = 0;
-        for (; b + 2 <= nb; b += 2)
-        {
-            acc0 = SmallBlock<T>(w + (long)b * bytes, qhAt, qsAt, hasMin, xq + (long)b * 32, xs[b], xsum[b], hasMin ? xoff[b] : 0, table, ref off0, acc0);
-            acc1 = SmallBlock<T>(w + (long)(b + 1) * bytes, qhAt, qsAt, hasMin, xq + (long)(b + 1) * 32, xs[b + 1], xsum[b + 1], hasMin ? xoff[b + 1] : 0, table, ref off1, acc1);
-        }
-        if (b < nb) acc0 = SmallBlock<T>(w + (long)b * bytes, qhAt, qsAt, hasMin, xq + (long)b * 32, xs[b], xsum[b], hasMin ? xoff[b] : 0, table, ref off0, acc0);
-        return Vector256.Sum(acc0 + acc1) + (off0 + off1);
+        var acc = Vector256<float>.Zero;
+        float offset = 0;
+        for (int b = 0; b < nb; b++)
+            acc = SmallBlock<T>(w + (long)b * bytes, qhAt, qsAt, hasMin, xq + (long)b * 32, xs[b], xsum[b], hasMin ? xoff[b] : 0, table, ref offset, acc);
+        return Vector256.Sum(acc) + offset;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
