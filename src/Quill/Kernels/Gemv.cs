@@ -79,7 +79,8 @@ public static unsafe class Gemv
 
     /// <summary>
     /// y = W x for F16 or BF16 weights (bits [n, k]): each group of four rows is widened to floats in a per-thread
-    /// buffer (vectorized) and run through the fp32 four-row kernel. x: [k]; y: [n].
+    /// buffer (vectorized) and run through the fp32 four-row kernel, or, for F16 where Vector512 is accelerated,
+    /// widened in registers inside that kernel (same result bit for bit). x: [k]; y: [n].
     /// </summary>
     internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y) => RunHalf(bf16, w, n, k, x, y, Best);
 
