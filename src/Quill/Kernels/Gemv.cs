@@ -78,29 +78,31 @@ public static unsafe class Gemv
     }
 
     /// <summary>
-    /// y = W x for F16 or BF16 weights (bits [n, k]): each group of four rows is widened to floats in a per-thread
-    /// buffer (vectorized) and run through the fp32 four-row kernel, or, for F16 where Vector512 is accelerated,
-    /// widened in registers inside that kernel (same result bit for bit). x: [k]; y: [n].
+    /// y = W x for F16 or BF16 weights (bits [n, k]). Where Vector512 or Vector256 is accelerated each row is one
+    /// sequential stream widened in registers (see HalfRow); elsewhere each group of four rows is widened to floats
+    /// in a per-thread buffer and run through the fp32 four-row kernel. Both give the same floats, bit for bit.
+    /// finite: the caller knows no F16 value is an infinity or NaN (WeightMatrix scans once), which allows the
+    /// cheaper F16 widening. x: [k]; y: [n].
     /// </summary>
-    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y) => RunHalf(bf16, w, n, k, x, y, Best);
+    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, bool finite = false) => RunHalf(bf16, w, n, k, x, y, Best, finite);
 
-    /// <summary>RunHalf at a chosen width: F16 at Vector512 widens each 16 halves in registers (FourHalf512).</summary>
-    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width)
+    /// <summary>RunHalf at a chosen width (tests pin each one).</summary>
+    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width, bool finite = false)
     {
-        nint wa = (nint)w, xa = (nint)x, ya = (nint)y;
         width = width == GemvWidth.Auto ? Best : width;
+        if (width is GemvWidth.Vector512 or GemvWidth.Vector256)
+        {
+            if (bf16) HalfRows<Bf16Bits>(w, n, k, x, x, y, width);
+            else if (finite && ScaleForHalf(x, k) is float[] scaled)
+            {
+                fixed (float* xs = scaled) HalfRows<F16Scaled>(w, n, k, xs, x, y, width);
+            }
+            else HalfRows<F16Bits>(w, n, k, x, x, y, width);
+            return;
+        }
+        nint wa = (nint)w, xa = (nint)x, ya = (nint)y;
         void Body(int g0, int g1)
         {
-            if (!bf16 && width == GemvWidth.Vector512)
-            {
-                for (int g = g0; g < g1; g++)
-                {
-                    int r = g * 4, rows = Math.Min(4, n - r);
-                    if (rows == 4) FourHalf512((ushort*)wa + (long)r * k, k, (float*)xa, (float*)ya + r);
-                    else for (int i = 0; i < rows; i++) ((float*)ya)[r + i] = HalfDot((ushort*)wa + (long)(r + i) * k, (float*)xa, k);
-                }
-                return;
-            }
             var buf = HalfBuffer.Get(4 * k);
             fixed (float* b = buf)
             {
@@ -120,47 +122,123 @@ public static unsafe class Gemv
         else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
-    // y[0..4) = four F16 rows (k halves each, k apart) dot x, with Four512's accumulation order exactly (a 16-lane FMA
-    // chain per row, Vector512.Sum, then the scalar tail), so it equals widening the rows to floats first and running
-    // Four512, bit for bit; the halves are widened in registers (Fp16.Widen512Fast) instead of through a buffer.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourHalf512(ushort* w, int k, float* x, float* y)
+    // Rows of half bits through HalfRow, split over threads in whole groups of four rows (contiguous ranges, so each
+    // thread reads one sequential stream). xv: what the vector loop multiplies by (x, or x scaled for F16Scaled); x:
+    // the tail's.
+    private static void HalfRows<TBits>(ushort* w, int n, int k, float* xv, float* x, float* y, GemvWidth width) where TBits : struct, IHalfBits
     {
-        ushort* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
-        var a0 = Vector512<float>.Zero;
-        var a1 = Vector512<float>.Zero;
-        var a2 = Vector512<float>.Zero;
-        var a3 = Vector512<float>.Zero;
-        int i = 0;
-        for (; i + 16 <= k; i += 16)
+        nint wa = (nint)w, xva = (nint)xv, xa = (nint)x, ya = (nint)y;
+        bool wide = width == GemvWidth.Vector512;
+        void Body(int g0, int g1)
         {
-            var xv = Vector512.Load(x + i);
-            a0 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w + i)), xv, a0);
-            a1 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w1 + i)), xv, a1);
-            a2 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w2 + i)), xv, a2);
-            a3 = Vector512.FusedMultiplyAdd(Fp16.Widen512Fast(Vector256.Load(w3 + i)), xv, a3);
+            for (int r = g0 * 4, end = Math.Min(n, g1 * 4); r < end; r++)
+            {
+                ushort* row = (ushort*)wa + (long)r * k;
+                ((float*)ya)[r] = wide ? HalfRow512<TBits>(row, k, (float*)xva, (float*)xa) : HalfRow256<TBits>(row, k, (float*)xva, (float*)xa);
+            }
         }
-        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
-        for (; i < k; i++)
-        {
-            float xi = x[i];
-            s0 += Fp16.ToSingle(w[i]) * xi;
-            s1 += Fp16.ToSingle(w1[i]) * xi;
-            s2 += Fp16.ToSingle(w2[i]) * xi;
-            s3 += Fp16.ToSingle(w3[i]) * xi;
-        }
-        y[0] = s0;
-        y[1] = s1;
-        y[2] = s2;
-        y[3] = s3;
+        int groups = (n + 3) / 4;
+        if (KernelThreads.Count <= 1 || (long)n * k < WorkerPool.MatVecMinWork) Body(0, groups);
+        else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
-    // One F16 row dot x in Dot's order (the rows past the last group of four).
-    private static float HalfDot(ushort* w, float* x, int k)
+    // One row of half bits dot x: a single FMA chain of 16 lanes, Vector512.Sum, then the scalar tail on the exact
+    // widening: the order of Four512 for that row, so it equals widening the row to floats first, bit for bit. One row
+    // at a time (not four interleaved) keeps each thread's reads one sequential stream, which the hardware prefetcher
+    // follows: four interleaved 24-line rows of F16 ran at 12-15 GB/s on 2 threads here, one stream at 23-32.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float HalfRow512<TBits>(ushort* w, int k, float* xv, float* x) where TBits : struct, IHalfBits
     {
-        Span<float> row = k <= 4096 ? stackalloc float[k] : new float[k];
-        Fp16.ToSingle(new ReadOnlySpan<ushort>(w, k), row);
-        fixed (float* r = row) return Dot(r, x, k);
+        var a = Vector512<float>.Zero;
+        int i = 0;
+        for (; i + 16 <= k; i += 16) a = Vector512.FusedMultiplyAdd(TBits.Widen512(w + i), Vector512.Load(xv + i), a);
+        float s = Vector512.Sum(a);
+        for (; i < k; i++) s += TBits.ToSingle(w[i]) * x[i];
+        return s;
+    }
+
+    // HalfRow512 at 8 lanes, in Four<Vec256>'s order.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float HalfRow256<TBits>(ushort* w, int k, float* xv, float* x) where TBits : struct, IHalfBits
+    {
+        var a = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 8 <= k; i += 8) a = Vector256.FusedMultiplyAdd(TBits.Widen256(w + i), Vector256.Load(xv + i), a);
+        float s = Vector256.Sum(a);
+        for (; i < k; i++) s += TBits.ToSingle(w[i]) * x[i];
+        return s;
+    }
+
+    /// <summary>How a row of 16-bit floats widens to float32 inside HalfRow.</summary>
+    private interface IHalfBits
+    {
+        static abstract Vector512<float> Widen512(ushort* p);
+        static abstract Vector256<float> Widen256(ushort* p);
+        static abstract float ToSingle(ushort h);
+    }
+
+    // BF16: the bits are a float's top half.
+    private readonly struct Bf16Bits : IHalfBits
+    {
+        public static Vector512<float> Widen512(ushort* p) => (Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()) << 16).AsSingle();
+        public static Vector256<float> Widen256(ushort* p) => (Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()) << 16).AsSingle();
+        public static float ToSingle(ushort h) => Bf16.ToSingle(h);
+    }
+
+    // F16, any bit pattern, exactly (Fp16's vector widening).
+    private readonly struct F16Bits : IHalfBits
+    {
+        public static Vector512<float> Widen512(ushort* p) => Fp16.Widen512Fast(Vector256.Load(p));
+        public static Vector256<float> Widen256(ushort* p) => Fp16.Widen256Fast(Vector128.Load(p));
+        public static float ToSingle(ushort h) => Fp16.ToSingle(h);
+    }
+
+    // F16 without infinities or NaNs, against x scaled by 2^112: moving the half's sign, exponent and mantissa into a
+    // float's bit positions (sign at 31, exponent at 23, mantissa at 13: shift the half to the top, shift right by 3
+    // copying the sign, clear the three copies) gives the half's value times 2^-112 for normal and subnormal halves
+    // alike, so (bits) * (x * 2^112) is the exact product w * x and the FMA rounds it as the widened path does. Three
+    // operations after the load instead of Widen512Fast's eight. An infinity or NaN would come out finite, hence the
+    // caller's scan; x * 2^112 is exact while |x| < 2^16 (ScaleForHalf checks).
+    private readonly struct F16Scaled : IHalfBits
+    {
+        private const int Mask = unchecked((int)0x8FFFE000);
+
+        public static Vector512<float> Widen512(ushort* p)
+        {
+            var h = Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()).AsInt32();
+            return (Vector512.ShiftRightArithmetic(h << 16, 3) & Vector512.Create(Mask)).AsSingle();
+        }
+
+        public static Vector256<float> Widen256(ushort* p)
+        {
+            var h = Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()).AsInt32();
+            return (Vector256.ShiftRightArithmetic(h << 16, 3) & Vector256.Create(Mask)).AsSingle();
+        }
+
+        public static float ToSingle(ushort h) => Fp16.ToSingle(h);
+    }
+
+    /// <summary>2^112: F16Scaled's factor.</summary>
+    private const float TwoPow112 = 5.1922968585348276e33f;
+
+    // x * 2^112 in a per-thread buffer, or null when some |x| >= 2^16 or x holds a NaN (the product would overflow).
+    private static float[]? ScaleForHalf(float* x, int k)
+    {
+        var buf = ScaledX.Get(k);
+        for (int i = 0; i < k; i++)
+        {
+            float v = x[i];
+            if (!(Math.Abs(v) < 65536f)) return null;
+            buf[i] = v * TwoPow112;
+        }
+        return buf;
+    }
+
+    private static class ScaledX
+    {
+        [ThreadStatic] private static float[]? buffer;
+
+        public static float[] Get(int n) => buffer != null && buffer.Length >= n ? buffer : buffer = new float[n];
     }
 
     private static class HalfBuffer

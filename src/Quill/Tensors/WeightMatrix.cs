@@ -236,6 +236,19 @@ public sealed unsafe class WeightMatrix
         Gemv.RunMany(addr, rows, ws[0].Cols, x, m, ys, ldys);
     }
 
+    // 0: not scanned yet; 1: no F16 value is an infinity or NaN (Gemv's cheaper widening applies); 2: some is.
+    // Scanned once, on first use (weights do not change under a view; a race only scans twice).
+    private int halvesFinite;
+
+    private bool HalvesFinite
+    {
+        get
+        {
+            if (halvesFinite == 0) halvesFinite = Fp16.AllFinite((ushort*)Address, (long)Rows * Cols) ? 1 : 2;
+            return halvesFinite == 1;
+        }
+    }
+
     private void MultiplySmall(float* x, int ldx, int m, float* y, int ldy)
     {
         if (Type == GgmlType.F32)
@@ -250,7 +263,8 @@ public sealed unsafe class WeightMatrix
         }
         if (Type is GgmlType.F16 or GgmlType.BF16)
         {
-            for (int v = 0; v < m; v++) Gemv.RunHalf(Type == GgmlType.BF16, (ushort*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);
+            bool finite = Type == GgmlType.F16 && HalvesFinite;
+            for (int v = 0; v < m; v++) Gemv.RunHalf(Type == GgmlType.BF16, (ushort*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy, finite);
             return;
         }
         for (int v = 0; v < m; v++) QuantDot.MatVec(Type, (byte*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);

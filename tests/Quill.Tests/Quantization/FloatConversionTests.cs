@@ -120,28 +120,93 @@ public class FloatConversionTests
     }
 
     [Theory]
-    [InlineData(8, 768)]
-    [InlineData(11, 290)] // ragged: three rows past the last group of four, a 2-value tail past the last 16
-    [InlineData(4, 7)]
-    public unsafe void F16_decode_product_widening_in_registers_equals_widening_first_bit_for_bit(int n, int k)
+    [InlineData(8, 768, false)]
+    [InlineData(11, 290, false)] // ragged: rows past the last group of four, a 2-value tail past the last 16 (and 8)
+    [InlineData(4, 7, false)]
+    [InlineData(9, 300, true)]
+    public unsafe void Half_decode_product_widening_in_registers_equals_widening_first_bit_for_bit(int n, int k, bool bf16)
     {
         var rnd = new Random(n * 1000 + k);
         var w = new ushort[n * k];
         var x = new float[k];
-        for (int i = 0; i < w.Length; i++) w[i] = Fp16.FromSingle((float)(rnd.NextDouble() * 2 - 1) * (i % 97 == 0 ? 1e-5f : 0.1f)); // some subnormals
-        for (int i = 0; i < k; i++) x[i] = (float)(rnd.NextDouble() * 2 - 1);
+        for (int i = 0; i < w.Length; i++)
+        {
+            float v = (float)(rnd.NextDouble() * 2 - 1) * (i % 97 == 0 ? 1e-5f : 0.1f); // some F16 subnormals
+            w[i] = bf16 ? Bf16.FromSingle(v) : Fp16.FromSingle(v);
+        }
+        for (int i = 0; i < k; i++) x[i] = (float)(rnd.NextDouble() * 2 - 1) * (i % 31 == 0 ? 3e4f : 1f);
+        var wf = new float[w.Length];
+        if (bf16) Bf16.ToSingle(w, wf);
+        else Fp16.ToSingle(w, wf);
+        var reference = new float[n];
+        GemvReference.MultiplyBatch(wf, n, k, x, 1, reference);
+        foreach (var width in AcceleratedWidths())
+        {
+            float[] fused = new float[n], buffered = FourRowKernel(width, wf, n, k, x);
+            foreach (bool finite in new[] { false, true })
+            {
+                fixed (ushort* pw = w)
+                fixed (float* px = x, pf = fused)
+                    Gemv.RunHalf(bf16, pw, n, k, px, pf, width, finite);
+                Assert.True(buffered.AsSpan().SequenceEqual(fused), $"{width}, finite {finite}: {string.Join(", ", fused)} vs {string.Join(", ", buffered)}");
+            }
+            for (int i = 0; i < n; i++) Assert.True(Math.Abs(reference[i] - fused[i]) < 1e-3 * (1 + Math.Abs(reference[i])), $"{width} row {i}: {fused[i]} vs {reference[i]}");
+        }
+    }
+
+    [Fact]
+    public unsafe void F16_decode_product_keeps_infinities_NaNs_and_large_activations_exact()
+    {
+        const int n = 8, k = 64;
+        var rnd = new Random(5);
+        var w = new ushort[n * k];
+        for (int i = 0; i < w.Length; i++) w[i] = Fp16.FromSingle((float)(rnd.NextDouble() - 0.5));
+        w[3] = 0x7C00;          // +inf in row 0
+        w[k + 5] = 0xFE00;      // NaN in row 1
+        w[2 * k + 7] = 0x7BFF;  // 65504, the largest half, in row 2
+        var x = new float[k];
+        for (int i = 0; i < k; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
+        x[9] = 70000f;          // x * 2^112 would overflow: the scaled path must step aside
+        fixed (ushort* pw = w) Assert.False(Fp16.AllFinite(pw, w.Length));
+        fixed (ushort* pw = w) Assert.True(Fp16.AllFinite(pw + 2 * k, w.Length - 2 * k));
         var wf = new float[w.Length];
         Fp16.ToSingle(w, wf);
-        float[] fused = new float[n], buffered = new float[n], reference = new float[n];
-        fixed (ushort* pw = w)
-        fixed (float* px = x, pf = fused, pb = buffered, pwf = wf, pr = reference)
+        foreach (var width in AcceleratedWidths())
         {
-            var width = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? GemvWidth.Vector512 : GemvWidth.Auto;
-            Gemv.RunHalf(false, pw, n, k, px, pf, width);
-            Gemv.Rows(width, pwf, k, px, 1, pb, 1, 0, n);
+            float[] fused = new float[n], buffered = FourRowKernel(width, wf, n, k, x);
+            fixed (ushort* pw = w)
+            fixed (float* px = x, pf = fused)
+            {
+                Gemv.RunHalf(false, pw, n, k, px, pf, width, finite: false);
+                Assert.True(buffered.AsSpan().SequenceEqual(fused), $"{width}: {string.Join(", ", fused)} vs {string.Join(", ", buffered)}");
+                Assert.True(float.IsNaN(fused[1]), $"{width}: a NaN weight gave {fused[1]}");
+                Assert.True(float.IsInfinity(fused[0]) || float.IsNaN(fused[0]), $"{width}: an infinite weight gave {fused[0]}");
+                Gemv.RunHalf(false, pw + 2 * k, n - 2, k, px, pf, width, finite: true); // finite rows, large x
+                Assert.True(buffered.AsSpan(2).SequenceEqual(fused.AsSpan(0, n - 2)), $"{width} large x");
+            }
         }
-        Assert.Equal(buffered, fused);
-        GemvReference.MultiplyBatch(wf, n, k, x, 1, reference);
-        for (int i = 0; i < n; i++) Assert.True(Math.Abs(reference[i] - fused[i]) < 1e-5, $"row {i}: {fused[i]} vs {reference[i]}");
+    }
+
+    // Each row of wf through the fp32 four-row kernel at this width (the row four times, result 0): what the half
+    // kernels must equal bit for bit, rows past the last group of four included.
+    private static unsafe float[] FourRowKernel(GemvWidth width, float[] wf, int n, int k, float[] x)
+    {
+        var y = new float[n];
+        var four = new float[4 * k];
+        var out4 = new float[4];
+        for (int r = 0; r < n; r++)
+        {
+            for (int j = 0; j < 4; j++) Array.Copy(wf, r * k, four, j * k, k);
+            fixed (float* pw = four, px = x, po = out4) Gemv.Rows(width, pw, k, px, 1, po, 1, 0, 4);
+            y[r] = out4[0];
+        }
+        return y;
+    }
+
+    private static IEnumerable<GemvWidth> AcceleratedWidths()
+    {
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) yield return GemvWidth.Vector512;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) yield return GemvWidth.Vector256;
+        yield return GemvWidth.Scalar;
     }
 }
