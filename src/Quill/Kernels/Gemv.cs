@@ -1,8 +1,10 @@
 // Single-precision matrix-vector products for one-token decode: y = W x with W row-major [N, K] (a PyTorch
 // [out, in] weight), and the few-vector form Y = X W^T for a handful of sequences decoding together. Decode reads
-// every weight once per token, so these kernels are written to stream W at memory speed: four rows at a time
-// against the same x chunk (four independent FMA chains, x loaded once per chunk), Vector512 with Vector256 and
-// scalar fallbacks, rows split over threads in contiguous ranges. The few-vector form reads each group of four
+// every weight once per token, so these kernels are written to stream W at memory speed: one vector against rows
+// longer than ShortRow reads one row at a time (each thread's range one sequential stream, which the hardware
+// prefetcher follows best), shorter rows four at a time against the same x chunk (four independent FMA chains, the
+// next groups prefetched by hand); every form gives a row the same single FMA chain, so the same float. Vector512
+// with Vector256 and scalar fallbacks, rows split over threads in contiguous ranges. The few-vector form reads each group of four
 // rows once and applies it to every vector while it sits in L1, so weights cross the memory bus once per step
 // whatever the batch. GemvReference is the plain twin the tests hold these to.
 // Does not handle: column-major weights, other element types (see WeightMatrix), or large batches (use Gemm).
@@ -259,6 +261,11 @@ public static unsafe class Gemv
         for (; r + 4 <= r1; r += 4)
         {
             float* w0 = w + (long)r * k;
+            if (m == 1 && k > ShortRow && width is GemvWidth.Vector512 or GemvWidth.Vector256)
+            {
+                for (int j = 0; j < 4; j++) y[r + j] = width == GemvWidth.Vector512 ? Row512(w0 + (long)j * k, k, x) : Row256(w0 + (long)j * k, k, x);
+                continue;
+            }
             for (int v = 0; v < m; v++)
             {
                 float* xv = x + (long)v * k;
@@ -280,10 +287,38 @@ public static unsafe class Gemv
         }
     }
 
+    // One row dot x with one vector only (decode): Four512's (or Four<Vec256>'s) chain for that row, lanes, Sum, then
+    // the scalar tail, so the same float bit for bit; one row at a time keeps each thread's reads a single sequential
+    // stream for the hardware prefetcher.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Row512(float* w, int k, float* x)
+    {
+        var a = Vector512<float>.Zero;
+        int i = 0;
+        for (; i + 16 <= k; i += 16) a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a);
+        float s = Vector512.Sum(a);
+        for (; i < k; i++) s += w[i] * x[i];
+        return s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Row256(float* w, int k, float* x)
+    {
+        var a = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 8 <= k; i += 8) a = Vector256.FusedMultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a);
+        float s = Vector256.Sum(a);
+        for (; i < k; i++) s += w[i] * x[i];
+        return s;
+    }
+
     /// <summary>
     /// Rows at most this long are too short for the hardware prefetcher (it trains per stream, and four interleaved
     /// 18-line rows end before it runs ahead): their kernel prefetches the group two groups ahead itself. Measured
     /// with stories15M's shapes (rows of 288) 9-12% faster; with rows of 768 or more 2-10% slower, so only here.
+    /// Longer rows with one vector run one row at a time (Row512): stories110M F32 decode 68 tokens/s against 60-61
+    /// for four interleaved rows, same run; at rows of 288 one row at a time was slower (a single FMA chain's latency
+    /// over 18 steps, then a horizontal sum, per row: 550-600 against 775 tokens/s).
     /// </summary>
     private const int ShortRow = 512;
 

@@ -46,6 +46,30 @@ public sealed unsafe class GemvTests
     }
 
     [Theory]
+    [InlineData(13, 768)]  // one vector, rows longer than ShortRow: one row at a time
+    [InlineData(9, 1000)]  // and a tail past the last 16 (and 8)
+    [InlineData(12, 288)]  // short rows: four at a time with prefetch
+    public void One_vector_gives_each_row_the_same_float_as_several_vectors(int n, int k)
+    {
+        float[] w = Random(n * k, 7), x = Random(k, 8);
+        var twice = new float[2 * k];
+        x.CopyTo(twice, 0);
+        x.CopyTo(twice, k);
+        foreach (var width in new[] { GemvWidth.Vector512, GemvWidth.Vector256, GemvWidth.Vector128 })
+        {
+            if (width == GemvWidth.Vector512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) continue;
+            float[] one = new float[n], two = new float[2 * n];
+            fixed (float* pw = w, px = x, pt = twice, p1 = one, p2 = two)
+            {
+                Gemv.Rows(width, pw, k, px, 1, p1, n, 0, n);     // the one-vector kernel
+                Gemv.Rows(width, pw, k, pt, 2, p2, n, 0, n);     // the four-row kernel, x read for two vectors
+            }
+            Assert.True(one.AsSpan().SequenceEqual(two.AsSpan(0, n)), $"{width}: {string.Join(", ", one)} vs {string.Join(", ", two.Take(n))}");
+            Assert.True(one.AsSpan().SequenceEqual(two.AsSpan(n)), $"{width}: second vector");
+        }
+    }
+
+    [Theory]
     [InlineData(GgmlType.F32)]
     [InlineData(GgmlType.Q8_0)]
     [InlineData(GgmlType.Q4_0)]
