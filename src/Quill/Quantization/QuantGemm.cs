@@ -18,7 +18,9 @@
 // dequantize + SGEMM path (docs/BENCHMARKS.md). Each output runs through the same steps whatever the m, the slab
 // or the thread count. ARM64 runs the same layout on 128-bit NEON halves (rows 0-3, 4-7; sdot where the core has
 // the dot-product extension, else widening multiplies and pairwise adds; signed x signed, so no sign trick), two
-// activation rows at a time (QuantGemmNeon.cs). RowReference is the scalar twin the tests and `quill version --check` (also under
+// activation rows at a time (QuantGemmNeon.cs). On CPUs with AVX-512 BW the K-quants (Q4_K, Q5_K, Q6_K) take a
+// kernel of their own instead (QuantGemmAvx512.cs: 16 rows x 4, scales as integers, bit for bit the decode dot's scalar
+// twin). RowReference is the scalar twin the tests and `quill version --check` (also under
 // qemu-aarch64 in CI, both NEON paths) hold it to.
 // Does not handle: x86 CPUs without AVX2 + FMA (Enabled false: WeightMatrix keeps dequantize + SGEMM there),
 // F32 / F16 / BF16 weights (SGEMM), K not a multiple of the block size (the loaders refuse such tensors).
@@ -57,7 +59,7 @@ internal static unsafe partial class QuantGemm
 
     /// <summary>The path on this CPU, for quill version.</summary>
     public static string PathName => !Enabled ? "off (dequantize + sgemm)"
-        : IntegerDot.Vectorized ? (AvxVnni.IsSupported ? "avx-vnni 8 rows x 4" : "avx2 8 rows x 4")
+        : IntegerDot.Vectorized ? (AvxVnni.IsSupported ? "avx-vnni 8 rows x 4" : "avx2 8 rows x 4") + (SuperBlockKernel ? "; k-quants avx512bw 16 rows x 4" : "")
         : Dp.IsSupported ? "neon sdot 8 rows x 2" : "neon 8 rows x 2";
 
     /// <summary>Which activation quantization a weight type meets (ggml's vec_dot_type).</summary>
@@ -103,6 +105,15 @@ internal static unsafe partial class QuantGemm
 
         public float[] Offset { get; private set; } = [];
 
+        /// <summary>Q8_K: each 256-value group's scale [m, K / 256].</summary>
+        public float[] Scale256 { get; private set; } = [];
+
+        /// <summary>Q8_K: the 16-value sums as int16 pairs (sum 2j, sum 2j + 1) in one int32 [m, K / 32].</summary>
+        public int[] Sum16Pairs { get; private set; } = [];
+
+        /// <summary>Q8_K: the 32-value sums as int16 pairs (sum 2j, sum 2j + 1) in one int32 [m, K / 64].</summary>
+        public int[] Sum32Pairs { get; private set; } = [];
+
         /// <summary>
         /// Quantizes x [m, K] (rows ldx apart) into the calling thread's reused buffers (valid until this thread calls
         /// again); vector false pins the scalar quantizer (tests).
@@ -128,6 +139,12 @@ internal static unsafe partial class QuantGemm
                 LaneScale = GC.AllocateUninitializedArray<float>(m * kp / 4, pinned: true);
             }
             if (Offset.Length < m * nbo) Offset = GC.AllocateUninitializedArray<float>(m * nbo, pinned: true);
+            if (kind == Flavor.Q8_K && Sum16Pairs.Length < m * k / 32)
+            {
+                Scale256 = GC.AllocateUninitializedArray<float>(m * k / 256, pinned: true);
+                Sum16Pairs = GC.AllocateUninitializedArray<int>(m * k / 32, pinned: true);
+                Sum32Pairs = GC.AllocateUninitializedArray<int>(m * k / 64, pinned: true);
+            }
             M = m;
             K = k;
             Kp = kp;
@@ -136,8 +153,11 @@ internal static unsafe partial class QuantGemm
             fixed (sbyte* q0 = Q)
             fixed (float* s0 = LaneScale)
             fixed (float* o0 = Offset)
+            fixed (float* c0 = Scale256)
+            fixed (int* p16 = Sum16Pairs)
+            fixed (int* p32 = Sum32Pairs)
             {
-                nint qa = (nint)q0, sa = (nint)s0, oa = (nint)o0;
+                nint qa = (nint)q0, sa = (nint)s0, oa = (nint)o0, ca = (nint)c0, p16a = (nint)p16, p32a = (nint)p32;
                 KernelThreads.ParallelFor(m, Math.Max(1, 16384 / k), (i0, i1) =>
                 {
                     int* sums = stackalloc int[nb];
@@ -158,6 +178,14 @@ internal static unsafe partial class QuantGemm
                             {
                                 scales[b] = d256[b / 8];
                                 offs[b] = scales[b] * (sum16[2 * b] + sum16[2 * b + 1]);
+                            }
+                            // the super-block kernel's forms (QuantGemmAvx512.cs)
+                            for (int b = 0; b < k / 256; b++) ((float*)ca)[(long)i * (k / 256) + b] = d256[b];
+                            for (int j = 0; j < k / 32; j++) ((int*)p16a)[(long)i * (k / 32) + j] = Int16Pair(sum16[2 * j], sum16[2 * j + 1]);
+                            for (int j = 0; j < k / 64; j++)
+                            {
+                                int lo = sum16[4 * j] + sum16[4 * j + 1], hi = sum16[4 * j + 2] + sum16[4 * j + 3];
+                                ((int*)p32a)[(long)i * (k / 64) + j] = Int16Pair(lo, hi);
                             }
                         }
                         else
@@ -184,6 +212,11 @@ internal static unsafe partial class QuantGemm
     public static void Multiply(GgmlType type, byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
     {
         if (x.Kind != FlavorOf(type)) throw new ArgumentException($"{type} weights need {FlavorOf(type)} activations, got {x.Kind}.", nameof(x));
+        if (TakesSuperBlockKernel(type))
+        {
+            MultiplySuperBlocks(type, w, rows, rowBytes, x, y, ldy);
+            return;
+        }
         int k = x.K, kp = x.Kp, m = x.M, slabs = (rows + Slab - 1) / Slab;
         nint wa = (nint)w, ya = (nint)y;
         bool signed = SignedValues(type);

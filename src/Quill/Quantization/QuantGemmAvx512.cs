@@ -1,0 +1,624 @@
+// Quantized prefill's K-quant GEMM on AVX-512 BW (x86): Q4_K, Q5_K and Q6_K weights against Q8_K activation rows,
+// sixteen weight rows per 512-bit vector (each 32-bit lane one row, four values side by side) and four activation rows
+// per pass, the eight steps of a 32-value block unrolled. The sub-block scales (6-bit Q4_K / Q5_K, int8 Q6_K) are
+// applied as integers inside the pmaddwd that widens each sub-block's pmaddubsw pair sums, so a super-block of 256
+// values ends as one exact int32 per (weight row, activation row); the minimums (Q4_K, Q5_K: sum_j m_j xsum_j over
+// 32-value sums) and Q6_K's -32 offset (-32 sum_k sc_k bs_k over 16-value sums) are one more exact int32 from the
+// activation's sums. Only then does float arithmetic start, once per super-block and in the scalar twin's order:
+// sum += d dx scaled - dmin dx mins (Q4_K, Q5_K) or sum += d dx total (Q6_K), left to right, no fused multiply-add.
+// So each output equals IntegerDot.Q4_KReference / Q5_KReference / Q6_KReference (the decode dot's scalar twins)
+// bit for bit, whatever m, slab or thread count. The 8 rows x 4 AVX2 kernel of QuantGemm.cs summed in float per
+// 32-value block (d sc_j dx per block, minimums per block): results differ from it by float rounding only.
+// Why: on Zen 4 (2 vCPU) the AVX2 kernel spent about 50 cycles per 1,024 multiply-adds, a quarter of it outside the
+// pmaddubsw chain (one broadcast load per 32 products, per-block float scaling, a step loop the JIT kept rolled);
+// here one broadcast serves 64 products, the step loop is straight code and the float work is per 256 values.
+// Weights are unpacked per call a slab of 16 rows at a time (values as unsigned bytes in natural order, then
+// interleaved four bytes at a time by 4 x 4 transposes); activations from Rows (Q8_K values, per super-block scale,
+// 16- and 32-value sums as int16 pairs).
+// Does not handle: CPUs without AVX-512 BW (QuantGemm.cs's AVX2 kernel), the 32-value block formats (QuantGemm.cs).
+// Glossary: ns = K / 256 super-blocks; t = 4-value step (K / 4 per row); r = weight row in the slab (0-15).
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Quill.Kernels;
+
+namespace Quill.Quantization;
+
+internal static unsafe partial class QuantGemm
+{
+    // QUILL_QUANT_GEMM_K512=0 keeps the K-quants on the AVX2 kernel (to compare)
+    private static bool superBlocks = SuperBlocksRun && Environment.GetEnvironmentVariable("QUILL_QUANT_GEMM_K512") != "0";
+
+    private static bool SuperBlocksRun => Avx512BW.IsSupported && Vector512.IsHardwareAccelerated;
+
+    /// <summary>
+    /// True where Q4_K / Q5_K / Q6_K products of many rows take the AVX-512 BW super-block kernel (the default on CPUs
+    /// with AVX-512 BW); false keeps them on the AVX2 kernel. Cannot be turned on where it cannot run.
+    /// </summary>
+    public static bool SuperBlockKernel
+    {
+        get => superBlocks;
+        set => superBlocks = value && SuperBlocksRun;
+    }
+
+    private static bool TakesSuperBlockKernel(GgmlType type) =>
+        superBlocks && type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+
+    /// <summary>Per-thread slab of 16 rows: natural-order values [16, K], interleaved values [K / 4, 16] int32, per-row
+    /// integer scales, minimums and float scales in the kernel's layout.</summary>
+    private sealed class SuperSlab
+    {
+        [ThreadStatic] private static SuperSlab? perThread;
+
+        public byte[] Natural = [];
+        public int[] Values = [];
+
+        /// <summary>Per 16-value sub-block h: [K / 16, 16] int32 lanes (scale, scale) as int16.</summary>
+        public int[] Scales = [];
+
+        /// <summary>Q4_K / Q5_K: per pair of 32-value blocks [K / 64, 16] (m_2j, m_2j+1); Q6_K: per pair of 16-value
+        /// sub-blocks [K / 32, 16] (sc_2j, sc_2j+1).</summary>
+        public int[] Pairs = [];
+
+        /// <summary>[K / 256, 16] d and dmin per super-block.</summary>
+        public float[] D = [];
+        public float[] DMin = [];
+
+        /// <summary>The outputs of one pass: [m, 16] floats.</summary>
+        public float[] Out = [];
+
+        public static SuperSlab ForThread(int k, int m)
+        {
+            var b = perThread ??= new SuperSlab();
+            if (b.Natural.Length < Slab * k)
+            {
+                b.Natural = GC.AllocateUninitializedArray<byte>(Slab * k, pinned: true);
+                b.Values = GC.AllocateUninitializedArray<int>(Slab * k / 4, pinned: true);
+                b.Scales = GC.AllocateUninitializedArray<int>(Slab * k / 16, pinned: true);
+                b.Pairs = GC.AllocateUninitializedArray<int>(Slab * k / 32, pinned: true);
+                b.D = GC.AllocateUninitializedArray<float>(Slab * k / 256, pinned: true);
+                b.DMin = GC.AllocateUninitializedArray<float>(Slab * k / 256, pinned: true);
+            }
+            if (b.Out.Length < 16 * m) b.Out = GC.AllocateUninitializedArray<float>(16 * m, pinned: true);
+            return b;
+        }
+    }
+
+    /// <summary>y[i, r] = W[r] . x[i] for K-quant weights on the AVX-512 super-block kernel.</summary>
+    private static void MultiplySuperBlocks(GgmlType type, byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
+    {
+        int k = x.K, m = x.M, slabs = (rows + Slab - 1) / Slab;
+        nint wa = (nint)w, ya = (nint)y;
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        {
+            var buf = SuperSlab.ForThread(k, m);
+            fixed (byte* nat = buf.Natural)
+            fixed (int* iv = buf.Values)
+            fixed (int* isc = buf.Scales)
+            fixed (int* ipr = buf.Pairs)
+            fixed (float* id = buf.D)
+            fixed (float* idm = buf.DMin)
+            fixed (float* o = buf.Out)
+            fixed (sbyte* xq = x.Q)
+            fixed (float* xd = x.Scale256)
+            fixed (int* xs = type == GgmlType.Q6_K ? x.Sum16Pairs : x.Sum32Pairs)
+            {
+                var e = new Supers(iv, isc, ipr, id, idm, xq, xd, xs, k, x.Kp, o);
+                for (int s = s0; s < s1; s++)
+                {
+                    int r0 = s * Slab, n = Math.Min(Slab, rows - r0);
+                    UnpackSlab(type, (byte*)wa + r0 * rowBytes, rowBytes, n, k, nat, iv, isc, ipr, id, idm);
+                    if (type == GgmlType.Q6_K) SuperRows<Q6Values>(e, m);
+                    else if (type == GgmlType.Q5_K) SuperRows<Q5Values>(e, m);
+                    else SuperRows<Q4Values>(e, m);
+                    for (int i = 0; i < m; i++)
+                    {
+                        float* yi = (float*)ya + (long)i * ldy + r0;
+                        if (n == Slab) Vector512.Store(Vector512.Load(o + 16 * i), yi);
+                        else for (int r = 0; r < n; r++) yi[r] = o[16 * i + r];
+                    }
+                }
+            }
+        });
+    }
+
+    private readonly struct Supers(int* iv, int* isc, int* ipr, float* d, float* dmin, sbyte* xq, float* xd, int* xs, int k, int kp, float* o)
+    {
+        public readonly int* Iv = iv;
+        public readonly int* Isc = isc;
+        public readonly int* Ipr = ipr;
+        public readonly float* D = d;
+        public readonly float* DMin = dmin;
+        public readonly sbyte* Xq = xq;
+        public readonly float* Xd = xd;
+        public readonly int* Xs = xs;
+        public readonly int K = k;
+        public readonly int Kp = kp;
+        public readonly float* O = o;
+    }
+
+    /// <summary>How a K-quant's values meet the kernel: bits per value, and the int16 steps that fit.</summary>
+    private interface IKValues
+    {
+        /// <summary>4-value steps of pmaddubsw pairs that add up in int16 before the scaled pmaddwd: 8 for 4-bit values
+        /// (8 x 2 x 15 x 127 = 30,480), 4 for 5-bit (31,496), 2 for Q6_K's unsigned 6-bit q (32,004).</summary>
+        static abstract int Steps { get; }
+
+        /// <summary>Q6_K: scales per 16 values and the -32 offset; otherwise per 32 values and minimums.</summary>
+        static abstract bool Six { get; }
+    }
+
+    private readonly struct Q4Values : IKValues
+    {
+        public static int Steps => 8;
+
+        public static bool Six => false;
+    }
+
+    private readonly struct Q5Values : IKValues
+    {
+        public static int Steps => 4;
+
+        public static bool Six => false;
+    }
+
+    private readonly struct Q6Values : IKValues
+    {
+        public static int Steps => 2;
+
+        public static bool Six => true;
+    }
+
+    private interface ICount
+    {
+        static abstract int N { get; }
+    }
+
+    private readonly struct One4 : ICount
+    {
+        public static int N => 1;
+    }
+
+    private readonly struct Four4 : ICount
+    {
+        public static int N => 4;
+    }
+
+    private static void SuperRows<V>(in Supers e, int m) where V : struct, IKValues
+    {
+        int i = 0;
+        for (; i + 4 <= m; i += 4) SuperPass<V, Four4>(e, i);
+        for (; i < m; i++) SuperPass<V, One4>(e, i);
+    }
+
+    /// <summary>The int16 pair sums of one 4-value step of the 16 rows against activation row x's 4 values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<short> Step(Vector512<byte> w, sbyte* x) =>
+        Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)x).AsSByte());
+
+    // N activation rows (i .. i + N) against the slab's 16 interleaved weight rows; outputs to O [i .., 16].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SuperPass<V, C>(in Supers e, int i) where V : struct, IKValues where C : struct, ICount
+    {
+        int k = e.K, kp = e.Kp, ns = k / 256, pairs = V.Six ? k / 32 : k / 64;
+        sbyte* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        int* s0 = e.Xs + (long)i * pairs, s1 = s0 + pairs, s2 = s1 + pairs, s3 = s2 + pairs;
+        float* d0 = e.Xd + (long)i * ns;
+        Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
+        for (int s = 0; s < ns; s++)
+        {
+            Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int b = 0; b < 8; b++)
+            {
+                int at = 256 * s + 32 * b;
+                byte* wv = (byte*)(e.Iv + 16 * (at / 4));
+                int* sc = e.Isc + 16 * (at / 16);
+                // eight 4-value steps (straight code), V.Steps at a time in int16, each group widened by its sub-block's scale
+                var lowScale = Vector512.Load(sc).AsInt16();
+                var highScale = V.Six ? Vector512.Load(sc + 16).AsInt16() : lowScale;
+                Vector512<short> p0, p1 = default, p2 = default, p3 = default;
+                var wh = Vector512.Load(wv);
+                {
+                    p0 = Step(wh, x0 + at);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at);
+                        p2 = Step(wh, x2 + at);
+                        p3 = Step(wh, x3 + at);
+                    }
+                }
+                if ((0 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
+                    }
+                }
+                wh = Vector512.Load(wv + 64);
+                if (1 % V.Steps == 0)
+                {
+                    p0 = Step(wh, x0 + at + 4);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at + 4);
+                        p2 = Step(wh, x2 + at + 4);
+                        p3 = Step(wh, x3 + at + 4);
+                    }
+                }
+                else
+                {
+                    p0 += Step(wh, x0 + at + 4);
+                    if (C.N > 1)
+                    {
+                        p1 += Step(wh, x1 + at + 4);
+                        p2 += Step(wh, x2 + at + 4);
+                        p3 += Step(wh, x3 + at + 4);
+                    }
+                }
+                if ((1 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
+                    }
+                }
+                wh = Vector512.Load(wv + 128);
+                if (2 % V.Steps == 0)
+                {
+                    p0 = Step(wh, x0 + at + 8);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at + 8);
+                        p2 = Step(wh, x2 + at + 8);
+                        p3 = Step(wh, x3 + at + 8);
+                    }
+                }
+                else
+                {
+                    p0 += Step(wh, x0 + at + 8);
+                    if (C.N > 1)
+                    {
+                        p1 += Step(wh, x1 + at + 8);
+                        p2 += Step(wh, x2 + at + 8);
+                        p3 += Step(wh, x3 + at + 8);
+                    }
+                }
+                if ((2 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
+                    }
+                }
+                wh = Vector512.Load(wv + 192);
+                if (3 % V.Steps == 0)
+                {
+                    p0 = Step(wh, x0 + at + 12);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at + 12);
+                        p2 = Step(wh, x2 + at + 12);
+                        p3 = Step(wh, x3 + at + 12);
+                    }
+                }
+                else
+                {
+                    p0 += Step(wh, x0 + at + 12);
+                    if (C.N > 1)
+                    {
+                        p1 += Step(wh, x1 + at + 12);
+                        p2 += Step(wh, x2 + at + 12);
+                        p3 += Step(wh, x3 + at + 12);
+                    }
+                }
+                if ((3 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
+                    }
+                }
+                wh = Vector512.Load(wv + 256);
+                if (4 % V.Steps == 0)
+                {
+                    p0 = Step(wh, x0 + at + 16);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at + 16);
+                        p2 = Step(wh, x2 + at + 16);
+                        p3 = Step(wh, x3 + at + 16);
+                    }
+                }
+                else
+                {
+                    p0 += Step(wh, x0 + at + 16);
+                    if (C.N > 1)
+                    {
+                        p1 += Step(wh, x1 + at + 16);
+                        p2 += Step(wh, x2 + at + 16);
+                        p3 += Step(wh, x3 + at + 16);
+                    }
+                }
+                if ((4 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
+                    }
+                }
+                wh = Vector512.Load(wv + 320);
+                if (5 % V.Steps == 0)
+                {
+                    p0 = Step(wh, x0 + at + 20);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at + 20);
+                        p2 = Step(wh, x2 + at + 20);
+                        p3 = Step(wh, x3 + at + 20);
+                    }
+                }
+                else
+                {
+                    p0 += Step(wh, x0 + at + 20);
+                    if (C.N > 1)
+                    {
+                        p1 += Step(wh, x1 + at + 20);
+                        p2 += Step(wh, x2 + at + 20);
+                        p3 += Step(wh, x3 + at + 20);
+                    }
+                }
+                if ((5 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
+                    }
+                }
+                wh = Vector512.Load(wv + 384);
+                if (6 % V.Steps == 0)
+                {
+                    p0 = Step(wh, x0 + at + 24);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at + 24);
+                        p2 = Step(wh, x2 + at + 24);
+                        p3 = Step(wh, x3 + at + 24);
+                    }
+                }
+                else
+                {
+                    p0 += Step(wh, x0 + at + 24);
+                    if (C.N > 1)
+                    {
+                        p1 += Step(wh, x1 + at + 24);
+                        p2 += Step(wh, x2 + at + 24);
+                        p3 += Step(wh, x3 + at + 24);
+                    }
+                }
+                if ((6 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
+                    }
+                }
+                wh = Vector512.Load(wv + 448);
+                if (7 % V.Steps == 0)
+                {
+                    p0 = Step(wh, x0 + at + 28);
+                    if (C.N > 1)
+                    {
+                        p1 = Step(wh, x1 + at + 28);
+                        p2 = Step(wh, x2 + at + 28);
+                        p3 = Step(wh, x3 + at + 28);
+                    }
+                }
+                else
+                {
+                    p0 += Step(wh, x0 + at + 28);
+                    if (C.N > 1)
+                    {
+                        p1 += Step(wh, x1 + at + 28);
+                        p2 += Step(wh, x2 + at + 28);
+                        p3 += Step(wh, x3 + at + 28);
+                    }
+                }
+                if ((7 + 1) % V.Steps == 0)
+                {
+                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
+                    if (C.N > 1)
+                    {
+                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
+                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
+                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
+                    }
+                }
+            }
+            // the minimums or the offset: weight pairs against the activation's pairs of sums, exact in int32
+            Vector512<int> m0 = default, m1 = default, m2 = default, m3 = default;
+            int np = V.Six ? 8 : 4, p0at = np * s;
+            for (int j = 0; j < np; j++)
+            {
+                var wp = Vector512.Load(e.Ipr + 16 * (p0at + j)).AsInt16();
+                m0 += Avx512BW.MultiplyAddAdjacent(wp, Vector512.Create(s0[p0at + j]).AsInt16());
+                if (C.N > 1)
+                {
+                    m1 += Avx512BW.MultiplyAddAdjacent(wp, Vector512.Create(s1[p0at + j]).AsInt16());
+                    m2 += Avx512BW.MultiplyAddAdjacent(wp, Vector512.Create(s2[p0at + j]).AsInt16());
+                    m3 += Avx512BW.MultiplyAddAdjacent(wp, Vector512.Create(s3[p0at + j]).AsInt16());
+                }
+            }
+            var d = Vector512.Load(e.D + 16 * s);
+            if (V.Six)
+            {
+                // sum += d dx total, total = scaled - 32 offsets
+                f0 += d * Vector512.Create(d0[s]) * Avx512F.ConvertToVector512Single(a0 - (m0 << 5));
+                if (C.N > 1)
+                {
+                    f1 += d * Vector512.Create(d0[ns + s]) * Avx512F.ConvertToVector512Single(a1 - (m1 << 5));
+                    f2 += d * Vector512.Create(d0[2 * ns + s]) * Avx512F.ConvertToVector512Single(a2 - (m2 << 5));
+                    f3 += d * Vector512.Create(d0[3 * ns + s]) * Avx512F.ConvertToVector512Single(a3 - (m3 << 5));
+                }
+            }
+            else
+            {
+                // sum += d dx scaled - dmin dx mins
+                var dm = Vector512.Load(e.DMin + 16 * s);
+                f0 += SuperTerm(d, dm, d0[s], a0, m0);
+                if (C.N > 1)
+                {
+                    f1 += SuperTerm(d, dm, d0[ns + s], a1, m1);
+                    f2 += SuperTerm(d, dm, d0[2 * ns + s], a2, m2);
+                    f3 += SuperTerm(d, dm, d0[3 * ns + s], a3, m3);
+                }
+            }
+        }
+        Vector512.Store(f0, e.O + 16 * i);
+        if (C.N > 1)
+        {
+            Vector512.Store(f1, e.O + 16 * (i + 1));
+            Vector512.Store(f2, e.O + 16 * (i + 2));
+            Vector512.Store(f3, e.O + 16 * (i + 3));
+        }
+    }
+
+    /// <summary>Two int16 values in one int32 (lo in the low half), as pmaddwd reads them.</summary>
+    internal static int Int16Pair(int lo, int hi) => (lo & 0xFFFF) | (hi << 16);
+
+    /// <summary>d dx scaled - dmin dx mins, each product rounded as the scalar twin rounds it (no fused multiply-add).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> SuperTerm(Vector512<float> d, Vector512<float> dmin, float dx, Vector512<int> scaled, Vector512<int> mins)
+    {
+        var x = Vector512.Create(dx);
+        return d * x * Avx512F.ConvertToVector512Single(scaled) - dmin * x * Avx512F.ConvertToVector512Single(mins);
+    }
+
+    /// <summary>
+    /// n (&lt;= 16) rows of a K-quant at w (rowBytes apart) into the kernel's layout: values interleaved [K / 4, 16]
+    /// int32 (unsigned bytes, rows past n zero), integer scales [K / 16, 16], pairs (minimums or Q6_K scales),
+    /// d and dmin [K / 256, 16].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void UnpackSlab(GgmlType type, byte* w, long rowBytes, int n, int k, byte* nat, int* iv, int* isc, int* ipr, float* d, float* dmin)
+    {
+        int ns = k / 256;
+        var m4 = Vector256.Create((byte)0x0F);
+        var one = Vector256.Create((byte)1);
+        var m2 = Vector256.Create((byte)0x03);
+        for (int r = 0; r < Slab; r++)
+        {
+            byte* v = nat + (long)r * k;
+            if (r >= n)
+            {
+                new Span<byte>(v, k).Clear();
+                for (int s = 0; s < ns; s++)
+                {
+                    for (int h = 0; h < 16; h++) isc[16 * (16 * s + h) + r] = 0;
+                    for (int j = 0; j < 8; j++) ipr[16 * (8 * s + j) + r] = 0;
+                    d[16 * s + r] = 0f;
+                    dmin[16 * s + r] = 0f;
+                }
+                continue;
+            }
+            byte* row = w + r * rowBytes;
+            for (int s = 0; s < ns; s++)
+            {
+                byte* o = v + 256 * s;
+                if (type == GgmlType.Q6_K)
+                {
+                    byte* blk = row + 210L * s;
+                    for (int h = 0; h < 2; h++)
+                    {
+                        var ql0 = Vector256.Load(blk + 64 * h);
+                        var ql1 = Vector256.Load(blk + 64 * h + 32);
+                        var qhv = Vector256.Load(blk + 128 + 32 * h);
+                        byte* oh = o + 128 * h;
+                        Vector256.Store((ql0 & m4) | ((qhv & m2) << 4), oh);
+                        Vector256.Store((ql1 & m4) | ((Vector256.ShiftRightLogical(qhv, 2) & m2) << 4), oh + 32);
+                        Vector256.Store(Vector256.ShiftRightLogical(ql0, 4) | ((Vector256.ShiftRightLogical(qhv, 4) & m2) << 4), oh + 64);
+                        Vector256.Store(Vector256.ShiftRightLogical(ql1, 4) | ((Vector256.ShiftRightLogical(qhv, 6) & m2) << 4), oh + 96);
+                    }
+                    sbyte* sc = (sbyte*)(blk + 192);
+                    for (int h = 0; h < 16; h++) isc[16 * (16 * s + h) + r] = Int16Pair(sc[h], sc[h]);
+                    for (int j = 0; j < 8; j++) ipr[16 * (8 * s + j) + r] = Int16Pair(sc[2 * j], sc[2 * j + 1]);
+                    d[16 * s + r] = Fp16.ToSingle(*(ushort*)(blk + 208));
+                    dmin[16 * s + r] = 0f;
+                }
+                else
+                {
+                    bool five = type == GgmlType.Q5_K;
+                    byte* blk = row + (five ? 176L : 144L) * s;
+                    var qh = five ? Vector256.Load(blk + 16) : default;
+                    for (int p = 0; p < 4; p++)
+                    {
+                        var q = Vector256.Load(blk + (five ? 48 : 16) + 32 * p);
+                        var lo = q & m4;
+                        var hi = Vector256.ShiftRightLogical(q, 4);
+                        if (five)
+                        {
+                            lo |= (Vector256.ShiftRightLogical(qh, 2 * p) & one) << 4;
+                            hi |= (Vector256.ShiftRightLogical(qh, 2 * p + 1) & one) << 4;
+                        }
+                        Vector256.Store(lo, o + 64 * p);
+                        Vector256.Store(hi, o + 64 * p + 32);
+                    }
+                    var scales = new ReadOnlySpan<byte>(blk + 4, 12);
+                    int mins = 0;
+                    for (int j = 0; j < 8; j++)
+                    {
+                        var (sj, mj) = Q4_K.ScaleMin(j, scales);
+                        // 32-value block j: both of its 16-value halves take sc_j
+                        isc[16 * (16 * s + 2 * j) + r] = sj * 0x10001;
+                        isc[16 * (16 * s + 2 * j + 1) + r] = sj * 0x10001;
+                        mins = j % 2 == 0 ? mj : mins | (mj << 16);
+                        if (j % 2 == 1) ipr[16 * (4 * s + j / 2) + r] = mins;
+                    }
+                    d[16 * s + r] = Fp16.ToSingle(*(ushort*)blk);
+                    dmin[16 * s + r] = Fp16.ToSingle(*(ushort*)(blk + 2));
+                }
+            }
+        }
+        // interleave: step t of row r to iv[16 t + r], four rows by four steps at a time
+        int steps = k / 4;
+        for (int r = 0; r < Slab; r += 4)
+        {
+            int* a = (int*)(nat + (long)r * k);
+            for (int t = 0; t < steps; t += 4)
+            {
+                var r0 = Vector128.Load(a + t);
+                var r1 = Vector128.Load(a + k / 4 + t);
+                var r2 = Vector128.Load(a + k / 2 + t);
+                var r3 = Vector128.Load(a + 3 * (k / 4) + t);
+                var l01 = Sse2.UnpackLow(r0, r1);
+                var h01 = Sse2.UnpackHigh(r0, r1);
+                var l23 = Sse2.UnpackLow(r2, r3);
+                var h23 = Sse2.UnpackHigh(r2, r3);
+                Vector128.Store(Sse2.UnpackLow(l01.AsInt64(), l23.AsInt64()).AsInt32(), iv + 16 * t + r);
+                Vector128.Store(Sse2.UnpackHigh(l01.AsInt64(), l23.AsInt64()).AsInt32(), iv + 16 * (t + 1) + r);
+                Vector128.Store(Sse2.UnpackLow(h01.AsInt64(), h23.AsInt64()).AsInt32(), iv + 16 * (t + 2) + r);
+                Vector128.Store(Sse2.UnpackHigh(h01.AsInt64(), h23.AsInt64()).AsInt32(), iv + 16 * (t + 3) + r);
+            }
+        }
+    }
+}
