@@ -26,23 +26,24 @@ namespace Quill.Quantization;
 
 internal static unsafe partial class QuantGemm
 {
-    // QUILL_QUANT_GEMM_K512=0 keeps the K-quants on the AVX2 kernel (to compare)
-    private static bool superBlocks = SuperBlocksRun && Environment.GetEnvironmentVariable("QUILL_QUANT_GEMM_K512") != "0";
+    // QUILL_QUANT_GEMM_AVX512=0 keeps every format on the AVX2 kernel (to compare)
+    private static bool avx512 = Avx512Runs && Environment.GetEnvironmentVariable("QUILL_QUANT_GEMM_AVX512") != "0";
 
-    private static bool SuperBlocksRun => Avx512BW.IsSupported && Vector512.IsHardwareAccelerated;
+    private static bool Avx512Runs => Avx512BW.IsSupported && Vector512.IsHardwareAccelerated;
 
     /// <summary>
-    /// True where Q4_K / Q5_K / Q6_K products of many rows take the AVX-512 BW super-block kernel (the default on CPUs
-    /// with AVX-512 BW); false keeps them on the AVX2 kernel. Cannot be turned on where it cannot run.
+    /// True where products of many rows take the AVX-512 BW kernels of 16 weight rows (the default on CPUs with
+    /// AVX-512 BW): the super-block kernel for Q4_K / Q5_K / Q6_K, the block kernel for Q4_0 / Q5_0 / Q4_1 / Q5_1;
+    /// false keeps them on the AVX2 kernel (Q8_0 always is). Cannot be turned on where it cannot run.
     /// </summary>
-    public static bool SuperBlockKernel
+    public static bool Avx512Kernels
     {
-        get => superBlocks;
-        set => superBlocks = value && SuperBlocksRun;
+        get => avx512;
+        set => avx512 = value && Avx512Runs;
     }
 
     private static bool TakesSuperBlockKernel(GgmlType type) =>
-        superBlocks && type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+        avx512 && type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
     /// <summary>Per-thread slab of 16 rows: natural-order values [16, K], interleaved values [K / 4, 16] int32, per-row
     /// integer scales, minimums and float scales in the kernel's layout.</summary>
@@ -599,17 +600,23 @@ internal static unsafe partial class QuantGemm
                 }
             }
         }
-        // interleave: step t of row r to iv[16 t + r], four rows by four steps at a time
-        int steps = k / 4;
+        Interleave16(nat, k, iv);
+    }
+    /// <summary>16 rows of bytes (rowBytes apart, a multiple of 16) interleaved four at a time: step t of row r to
+    /// iv[16 t + r], by 4 x 4 transposes of int32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave16(byte* nat, int rowBytes, int* iv)
+    {
+        int steps = rowBytes / 4;
         for (int r = 0; r < Slab; r += 4)
         {
-            int* a = (int*)(nat + (long)r * k);
+            int* a = (int*)(nat + (long)r * rowBytes);
             for (int t = 0; t < steps; t += 4)
             {
                 var r0 = Vector128.Load(a + t);
-                var r1 = Vector128.Load(a + k / 4 + t);
-                var r2 = Vector128.Load(a + k / 2 + t);
-                var r3 = Vector128.Load(a + 3 * (k / 4) + t);
+                var r1 = Vector128.Load(a + steps + t);
+                var r2 = Vector128.Load(a + 2 * steps + t);
+                var r3 = Vector128.Load(a + 3 * steps + t);
                 var l01 = Sse2.UnpackLow(r0, r1);
                 var h01 = Sse2.UnpackHigh(r0, r1);
                 var l23 = Sse2.UnpackLow(r2, r3);
@@ -619,6 +626,391 @@ internal static unsafe partial class QuantGemm
                 Vector128.Store(Sse2.UnpackLow(h01.AsInt64(), h23.AsInt64()).AsInt32(), iv + 16 * (t + 2) + r);
                 Vector128.Store(Sse2.UnpackHigh(h01.AsInt64(), h23.AsInt64()).AsInt32(), iv + 16 * (t + 3) + r);
             }
+        }
+    }
+    // ---- the 32-value block formats with unsigned values (Q4_0, Q5_0, Q4_1, Q5_1): the AVX2 kernel's arithmetic on
+    // 16 rows. Per block the int32 sums become floats times (weight scale x activation scale) and the offsets add in,
+    // both as fused multiply-adds in the AVX2 kernel's order, so the outputs equal its outputs bit for bit.
+
+    private static bool TakesBlockKernel(GgmlType type) =>
+        avx512 && type is GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1;
+
+    /// <summary>Per-thread slab of 16 rows for the 32-value formats: natural values [16, Kp], lane scales [16, Kp / 4],
+    /// offsets [16, nbo], interleaved values [Kp / 4, 16], per block scales and offsets [nb, 16].</summary>
+    private sealed class BlockSlab
+    {
+        [ThreadStatic] private static BlockSlab? perThread;
+
+        public byte[] Natural = [];
+        public float[] LaneScales = [];
+        public float[] Offsets = [];
+        public int[] Values = [];
+        public float[] Scales = [];
+        public float[] BlockOffsets = [];
+        public float[] Out = [];
+
+        public static BlockSlab ForThread(int kp, int m)
+        {
+            var b = perThread ??= new BlockSlab();
+            if (b.Natural.Length < Slab * kp)
+            {
+                b.Natural = GC.AllocateUninitializedArray<byte>(Slab * kp, pinned: true);
+                b.LaneScales = GC.AllocateUninitializedArray<float>(Slab * kp / 4, pinned: true);
+                b.Offsets = GC.AllocateUninitializedArray<float>(Slab * Pad8(kp / 32), pinned: true);
+                b.Values = GC.AllocateUninitializedArray<int>(Slab * kp / 4, pinned: true);
+                b.Scales = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
+                b.BlockOffsets = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
+            }
+            if (b.Out.Length < 16 * m) b.Out = GC.AllocateUninitializedArray<float>(16 * m, pinned: true);
+            return b;
+        }
+    }
+
+    /// <summary>y[i, r] = W[r] . x[i] for Q4_0 / Q5_0 / Q4_1 / Q5_1 weights on the AVX-512 16-row kernel.</summary>
+    private static void MultiplyBlocks512(GgmlType type, byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
+    {
+        int k = x.K, kp = x.Kp, m = x.M, nb = k / 32, nbo = Pad8(nb), slabs = (rows + Slab - 1) / Slab;
+        nint wa = (nint)w, ya = (nint)y;
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        {
+            var buf = BlockSlab.ForThread(kp, m);
+            fixed (byte* nat = buf.Natural)
+            fixed (float* sv = buf.LaneScales)
+            fixed (float* wo = buf.Offsets)
+            fixed (int* iv = buf.Values)
+            fixed (float* isc = buf.Scales)
+            fixed (float* iwo = buf.BlockOffsets)
+            fixed (float* o = buf.Out)
+            fixed (sbyte* xq = x.Q)
+            fixed (float* xs = x.LaneScale)
+            fixed (float* xo = x.Offset)
+            {
+                var e = new Blocks(iv, isc, iwo, xq, xs, xo, k, kp, o);
+                for (int s = s0; s < s1; s++)
+                {
+                    int r0 = s * Slab, n = Math.Min(Slab, rows - r0);
+                    for (int r = 0; r < Slab; r++)
+                    {
+                        if (r < n) Unpack(type, (byte*)wa + (r0 + r) * rowBytes, k, nat + (long)r * kp, sv + (long)r * kp / 4, wo + (long)r * nbo);
+                        else
+                        {
+                            new Span<byte>(nat + (long)r * kp, kp).Clear();
+                            new Span<float>(sv + (long)r * kp / 4, kp / 4).Clear();
+                            new Span<float>(wo + (long)r * nbo, nbo).Clear();
+                        }
+                        for (int b = 0; b < nb; b++)
+                        {
+                            isc[16 * b + r] = sv[(long)r * kp / 4 + 8 * b];
+                            iwo[16 * b + r] = wo[(long)r * nbo + b];
+                        }
+                    }
+                    Interleave16(nat, kp, iv);
+                    if (type is GgmlType.Q4_0 or GgmlType.Q4_1) BlockRows<Q4Values>(e, m);
+                    else BlockRows<Q5Values>(e, m);
+                    for (int i = 0; i < m; i++)
+                    {
+                        float* yi = (float*)ya + (long)i * ldy + r0;
+                        if (n == Slab) Vector512.Store(Vector512.Load(o + 16 * i), yi);
+                        else for (int r = 0; r < n; r++) yi[r] = o[16 * i + r];
+                    }
+                }
+            }
+        });
+    }
+
+    private readonly struct Blocks(int* iv, float* isc, float* iwo, sbyte* xq, float* xs, float* xo, int k, int kp, float* o)
+    {
+        public readonly int* Iv = iv;
+        public readonly float* Isc = isc;
+        public readonly float* Iwo = iwo;
+        public readonly sbyte* Xq = xq;
+        public readonly float* Xs = xs;
+        public readonly float* Xo = xo;
+        public readonly int K = k;
+        public readonly int Kp = kp;
+        public readonly float* O = o;
+    }
+
+    private static void BlockRows<V>(in Blocks e, int m) where V : struct, IKValues
+    {
+        int i = 0;
+        for (; i + 4 <= m; i += 4) BlockPass<V, Four4>(e, i);
+        for (; i < m; i++) BlockPass<V, One4>(e, i);
+    }
+
+    // N activation rows against the slab's 16 interleaved rows of a 32-value block format; outputs to O [i .., 16].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BlockPass<V, C>(in Blocks e, int i) where V : struct, IKValues where C : struct, ICount
+    {
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
+        sbyte* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        float* d0 = e.Xs + (long)i * ls;
+        float* o0 = e.Xo + (long)i * nbo;
+        var ones = Vector512.Create((short)1);
+        Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
+        for (int b = 0; b < nb; b++)
+        {
+            int at = 32 * b;
+            byte* wv = (byte*)(e.Iv + 16 * (at / 4));
+            Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<short> p0, p1 = default, p2 = default, p3 = default;
+            var wh = Vector512.Load(wv);
+            {
+                p0 = Step(wh, x0 + at);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at);
+                    p2 = Step(wh, x2 + at);
+                    p3 = Step(wh, x3 + at);
+                }
+            }
+            if ((0 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            wh = Vector512.Load(wv + 64);
+            if (1 % V.Steps == 0)
+            {
+                p0 = Step(wh, x0 + at + 4);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at + 4);
+                    p2 = Step(wh, x2 + at + 4);
+                    p3 = Step(wh, x3 + at + 4);
+                }
+            }
+            else
+            {
+                p0 += Step(wh, x0 + at + 4);
+                if (C.N > 1)
+                {
+                    p1 += Step(wh, x1 + at + 4);
+                    p2 += Step(wh, x2 + at + 4);
+                    p3 += Step(wh, x3 + at + 4);
+                }
+            }
+            if ((1 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            wh = Vector512.Load(wv + 128);
+            if (2 % V.Steps == 0)
+            {
+                p0 = Step(wh, x0 + at + 8);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at + 8);
+                    p2 = Step(wh, x2 + at + 8);
+                    p3 = Step(wh, x3 + at + 8);
+                }
+            }
+            else
+            {
+                p0 += Step(wh, x0 + at + 8);
+                if (C.N > 1)
+                {
+                    p1 += Step(wh, x1 + at + 8);
+                    p2 += Step(wh, x2 + at + 8);
+                    p3 += Step(wh, x3 + at + 8);
+                }
+            }
+            if ((2 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            wh = Vector512.Load(wv + 192);
+            if (3 % V.Steps == 0)
+            {
+                p0 = Step(wh, x0 + at + 12);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at + 12);
+                    p2 = Step(wh, x2 + at + 12);
+                    p3 = Step(wh, x3 + at + 12);
+                }
+            }
+            else
+            {
+                p0 += Step(wh, x0 + at + 12);
+                if (C.N > 1)
+                {
+                    p1 += Step(wh, x1 + at + 12);
+                    p2 += Step(wh, x2 + at + 12);
+                    p3 += Step(wh, x3 + at + 12);
+                }
+            }
+            if ((3 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            wh = Vector512.Load(wv + 256);
+            if (4 % V.Steps == 0)
+            {
+                p0 = Step(wh, x0 + at + 16);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at + 16);
+                    p2 = Step(wh, x2 + at + 16);
+                    p3 = Step(wh, x3 + at + 16);
+                }
+            }
+            else
+            {
+                p0 += Step(wh, x0 + at + 16);
+                if (C.N > 1)
+                {
+                    p1 += Step(wh, x1 + at + 16);
+                    p2 += Step(wh, x2 + at + 16);
+                    p3 += Step(wh, x3 + at + 16);
+                }
+            }
+            if ((4 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            wh = Vector512.Load(wv + 320);
+            if (5 % V.Steps == 0)
+            {
+                p0 = Step(wh, x0 + at + 20);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at + 20);
+                    p2 = Step(wh, x2 + at + 20);
+                    p3 = Step(wh, x3 + at + 20);
+                }
+            }
+            else
+            {
+                p0 += Step(wh, x0 + at + 20);
+                if (C.N > 1)
+                {
+                    p1 += Step(wh, x1 + at + 20);
+                    p2 += Step(wh, x2 + at + 20);
+                    p3 += Step(wh, x3 + at + 20);
+                }
+            }
+            if ((5 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            wh = Vector512.Load(wv + 384);
+            if (6 % V.Steps == 0)
+            {
+                p0 = Step(wh, x0 + at + 24);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at + 24);
+                    p2 = Step(wh, x2 + at + 24);
+                    p3 = Step(wh, x3 + at + 24);
+                }
+            }
+            else
+            {
+                p0 += Step(wh, x0 + at + 24);
+                if (C.N > 1)
+                {
+                    p1 += Step(wh, x1 + at + 24);
+                    p2 += Step(wh, x2 + at + 24);
+                    p3 += Step(wh, x3 + at + 24);
+                }
+            }
+            if ((6 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            wh = Vector512.Load(wv + 448);
+            if (7 % V.Steps == 0)
+            {
+                p0 = Step(wh, x0 + at + 28);
+                if (C.N > 1)
+                {
+                    p1 = Step(wh, x1 + at + 28);
+                    p2 = Step(wh, x2 + at + 28);
+                    p3 = Step(wh, x3 + at + 28);
+                }
+            }
+            else
+            {
+                p0 += Step(wh, x0 + at + 28);
+                if (C.N > 1)
+                {
+                    p1 += Step(wh, x1 + at + 28);
+                    p2 += Step(wh, x2 + at + 28);
+                    p3 += Step(wh, x3 + at + 28);
+                }
+            }
+            if ((7 + 1) % V.Steps == 0)
+            {
+                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
+                if (C.N > 1)
+                {
+                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
+                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
+                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
+                }
+            }
+            var sc = Vector512.Load(e.Isc + 16 * b);
+            var wo = Vector512.Load(e.Iwo + 16 * b);
+            f0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a0), sc * Vector512.Create(d0[8 * b]), f0);
+            f0 = Avx512F.FusedMultiplyAdd(wo, Vector512.Create(o0[b]), f0);
+            if (C.N > 1)
+            {
+                f1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a1), sc * Vector512.Create(d0[ls + 8 * b]), f1);
+                f1 = Avx512F.FusedMultiplyAdd(wo, Vector512.Create(o0[nbo + b]), f1);
+                f2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a2), sc * Vector512.Create(d0[2 * ls + 8 * b]), f2);
+                f2 = Avx512F.FusedMultiplyAdd(wo, Vector512.Create(o0[2 * nbo + b]), f2);
+                f3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a3), sc * Vector512.Create(d0[3 * ls + 8 * b]), f3);
+                f3 = Avx512F.FusedMultiplyAdd(wo, Vector512.Create(o0[3 * nbo + b]), f3);
+            }
+        }
+        Vector512.Store(f0, e.O + 16 * i);
+        if (C.N > 1)
+        {
+            Vector512.Store(f1, e.O + 16 * (i + 1));
+            Vector512.Store(f2, e.O + 16 * (i + 2));
+            Vector512.Store(f3, e.O + 16 * (i + 3));
         }
     }
 }

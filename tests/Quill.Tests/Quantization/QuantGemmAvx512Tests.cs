@@ -1,8 +1,9 @@
-// Holds the AVX-512 BW super-block kernel of quantized prefill (QuantGemmAvx512.cs: Q4_K, Q5_K, Q6_K, 16 weight rows
+// Holds the AVX-512 BW kernels of quantized prefill (QuantGemmAvx512.cs). The super-block kernel (Q4_K, Q5_K, Q6_K, 16 weight rows
 // by 4 activation rows, scales as integers) to the decode dot's scalar twins (IntegerDot.Q4_KReference,
 // Q5_KReference, Q6_KReference) bit for bit: every product entry, for activation counts that leave single rows after
 // the groups of four, weight rows that leave a partial slab of 16, one to three super-blocks, 1 and 2 threads; the
-// largest values, scales and activations; and the AVX2 kernel it replaces on those CPUs within float rounding.
+// largest values, scales and activations; and the AVX2 kernel it replaces on those CPUs within float rounding. The
+// block kernel (Q4_0, Q5_0, Q4_1, Q5_1) equals the AVX2 kernel bit for bit (same float steps, 16 lanes).
 // Where the CPU has no AVX-512 BW the tests return at once (the AVX2 kernel keeps QuantGemmTests).
 using Quill.Kernels;
 using Quill.Quantization;
@@ -10,7 +11,7 @@ using Quill.Tensors;
 
 namespace Quill.Tests.Quantization;
 
-public unsafe class QuantGemmSuperBlockTests
+public unsafe class QuantGemmAvx512Tests
 {
     private static float[] Random(int n, int seed, float scale = 1)
     {
@@ -20,13 +21,13 @@ public unsafe class QuantGemmSuperBlockTests
         return x;
     }
 
-    private static float[] Product(GgmlType type, byte[] w, int rows, int k, float[] x, int m, int threads, bool superBlocks)
+    private static float[] Product(GgmlType type, byte[] w, int rows, int k, float[] x, int m, int threads, bool avx512)
     {
         var y = new float[m * rows];
         int saved = KernelThreads.Count;
-        bool savedKernel = QuantGemm.SuperBlockKernel;
+        bool savedKernel = QuantGemm.Avx512Kernels;
         KernelThreads.Count = threads;
-        QuantGemm.SuperBlockKernel = superBlocks;
+        QuantGemm.Avx512Kernels = avx512;
         try
         {
             fixed (float* px = x)
@@ -40,7 +41,7 @@ public unsafe class QuantGemmSuperBlockTests
         finally
         {
             KernelThreads.Count = saved;
-            QuantGemm.SuperBlockKernel = savedKernel;
+            QuantGemm.Avx512Kernels = savedKernel;
         }
         return y;
     }
@@ -62,10 +63,10 @@ public unsafe class QuantGemmSuperBlockTests
 
     private static bool Runs()
     {
-        bool saved = QuantGemm.SuperBlockKernel;
-        QuantGemm.SuperBlockKernel = true;
-        bool runs = QuantGemm.SuperBlockKernel && QuantGemm.Enabled;
-        QuantGemm.SuperBlockKernel = saved;
+        bool saved = QuantGemm.Avx512Kernels;
+        QuantGemm.Avx512Kernels = true;
+        bool runs = QuantGemm.Avx512Kernels && QuantGemm.Enabled;
+        QuantGemm.Avx512Kernels = saved;
         return runs;
     }
 
@@ -81,9 +82,9 @@ public unsafe class QuantGemmSuperBlockTests
         var w = new byte[GgmlTypeInfo.RowBytes(type, k) * rows];
         GgmlQuant.Quantize(type, Random(rows * k, 11), w);
         float[] x = Random(m * k, 12, 3);
-        float[] y = Product(type, w, rows, k, x, m, threads: 1, superBlocks: true);
-        Assert.Equal(y, Product(type, w, rows, k, x, m, threads: 2, superBlocks: true));
-        float[] old = Product(type, w, rows, k, x, m, threads: 1, superBlocks: false);
+        float[] y = Product(type, w, rows, k, x, m, threads: 1, avx512: true);
+        Assert.Equal(y, Product(type, w, rows, k, x, m, threads: 2, avx512: true));
+        float[] old = Product(type, w, rows, k, x, m, threads: 1, avx512: false);
         int same = 0;
         for (int i = 0; i < m; i++)
         {
@@ -123,11 +124,37 @@ public unsafe class QuantGemmSuperBlockTests
                 for (int s = 0; s < K / 256; s++) w.AsSpan(r * rb + s * bb + 192, 16).Fill(127);
         var x = new float[M * K];
         for (int i = 0; i < x.Length; i++) x[i] = i / K % 2 == 0 ? 1f : (i % 3 == 0 ? -1f : 1f);
-        float[] y = Product(type, w, R, K, x, M, threads: 1, superBlocks: true);
+        float[] y = Product(type, w, R, K, x, M, threads: 1, avx512: true);
         for (int i = 0; i < M; i++)
         {
             var xq = Q8Activation.Quantize(x.AsSpan(i * K, K));
             for (int r = 0; r < R; r++) Assert.Equal(Twin(type, w, r, K, xq), y[i * R + r]);
         }
+    }
+    [Theory]
+    [InlineData(GgmlType.Q4_0, 288, 11, 37)]
+    [InlineData(GgmlType.Q4_0, 768, 4, 16)]
+    [InlineData(GgmlType.Q5_0, 160, 9, 21)]
+    [InlineData(GgmlType.Q4_1, 96, 6, 17)]
+    [InlineData(GgmlType.Q5_1, 512, 7, 33)]
+    public void Block_formats_equal_the_avx2_kernel_bit_for_bit(GgmlType type, int k, int m, int rows)
+    {
+        if (!Runs()) return;
+        var w = new byte[GgmlTypeInfo.RowBytes(type, k) * rows];
+        GgmlQuant.Quantize(type, Random(rows * k, 13), w);
+        float[] x = Random(m * k, 14, 3);
+        float[] y = Product(type, w, rows, k, x, m, threads: 1, avx512: true);
+        Assert.Equal(Product(type, w, rows, k, x, m, threads: 1, avx512: false), y);
+        Assert.Equal(y, Product(type, w, rows, k, x, m, threads: 2, avx512: true));
+        // and a real product: within the activation's rounding of the twin
+        QuantGemm.Rows rowsQ;
+        fixed (float* px = x) rowsQ = QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(type), px, k, m, k);
+        int rb = (int)GgmlTypeInfo.RowBytes(type, k);
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < rows; r++)
+            {
+                double twin = QuantGemm.RowReference(type, w.AsSpan(r * rb, rb), rowsQ, i);
+                Assert.True(Math.Abs(y[i * rows + r] - twin) <= 1e-4 * (1 + Math.Abs(twin)), $"{type} [{i}, {r}]: {y[i * rows + r]} vs twin {twin}");
+            }
     }
 }
