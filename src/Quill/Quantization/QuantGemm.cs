@@ -105,6 +105,26 @@ internal static unsafe partial class QuantGemm
 
         public float[] Offset { get; private set; } = [];
 
+        /// <summary>Q8_0: Q widened to int16 [m, Kp] for the AVX-512 Q8_0 kernel, made on first use after each Fill.</summary>
+        public short[] Q16 { get; private set; } = [];
+
+        private bool widened;
+
+        /// <summary>Q as int16 (for Q8_0 weights, which pmaddwd meets directly): widened once per quantization.</summary>
+        public short[] Widened()
+        {
+            if (widened) return Q16;
+            long n = (long)M * Kp;
+            if (Q16.Length < n) Q16 = GC.AllocateUninitializedArray<short>(checked((int)n), pinned: true);
+            fixed (sbyte* q = Q)
+            fixed (short* w = Q16)
+            {
+                for (long j = 0; j < n; j += 32) Vector512.Store(Avx512BW.ConvertToVector512Int16(Vector256.Load(q + j)), w + j);
+            }
+            widened = true;
+            return Q16;
+        }
+
         /// <summary>Q8_K: each 256-value group's scale [m, K / 256].</summary>
         public float[] Scale256 { get; private set; } = [];
 
@@ -146,6 +166,7 @@ internal static unsafe partial class QuantGemm
                 Sum32Pairs = GC.AllocateUninitializedArray<int>(m * k / 64, pinned: true);
             }
             M = m;
+            widened = false;
             K = k;
             Kp = kp;
             Kind = kind;
@@ -215,6 +236,11 @@ internal static unsafe partial class QuantGemm
         if (TakesSuperBlockKernel(type))
         {
             MultiplySuperBlocks(type, w, rows, rowBytes, x, y, ldy);
+            return;
+        }
+        if (type == GgmlType.Q8_0 && avx512)
+        {
+            MultiplyQ8_512(w, rows, rowBytes, x, y, ldy);
             return;
         }
         if (TakesBlockKernel(type))

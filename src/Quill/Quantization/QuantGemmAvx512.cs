@@ -1013,4 +1013,254 @@ internal static unsafe partial class QuantGemm
             Vector512.Store(f3, e.O + 16 * (i + 3));
         }
     }
+    // ---- Q8_0: signed bytes, so no pmaddubsw (its unsigned operand would need the sign trick, and AVX-512 has no
+    // vpsignb); weights and activations widened to int16 and met by pmaddwd, 2 values x 16 rows per instruction with
+    // no int16 partial sums. The AVX2 kernel spends two multiplies (pmaddubsw, pmaddwd) per 32 products; this one
+    // spends one per 32. Per block the float steps are the AVX2 kernel's, so the outputs equal its outputs bit for bit.
+
+    private sealed class Q8Slab
+    {
+        [ThreadStatic] private static Q8Slab? perThread;
+
+        public short[] Natural = [];
+        public int[] Values = [];
+        public float[] Scales = [];
+        public float[] Out = [];
+
+        public static Q8Slab ForThread(int kp, int m)
+        {
+            var b = perThread ??= new Q8Slab();
+            if (b.Natural.Length < Slab * kp)
+            {
+                b.Natural = GC.AllocateUninitializedArray<short>(Slab * kp, pinned: true);
+                b.Values = GC.AllocateUninitializedArray<int>(Slab * kp / 2, pinned: true);
+                b.Scales = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
+            }
+            if (b.Out.Length < 16 * m) b.Out = GC.AllocateUninitializedArray<float>(16 * m, pinned: true);
+            return b;
+        }
+    }
+
+    /// <summary>y[i, r] = W[r] . x[i] for Q8_0 weights on the AVX-512 int16 kernel.</summary>
+    private static void MultiplyQ8_512(byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
+    {
+        int k = x.K, kp = x.Kp, m = x.M, nb = k / 32, slabs = (rows + Slab - 1) / Slab;
+        nint wa = (nint)w, ya = (nint)y;
+        short[] x16 = x.Widened();
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        {
+            var buf = Q8Slab.ForThread(kp, m);
+            fixed (short* nat = buf.Natural)
+            fixed (int* iv = buf.Values)
+            fixed (float* isc = buf.Scales)
+            fixed (float* o = buf.Out)
+            fixed (short* xq = x16)
+            fixed (float* xs = x.LaneScale)
+            {
+                var e = new Q8Pass(iv, isc, xq, xs, k, kp, o);
+                for (int s = s0; s < s1; s++)
+                {
+                    int r0 = s * Slab, n = Math.Min(Slab, rows - r0);
+                    for (int r = 0; r < Slab; r++)
+                    {
+                        short* v = nat + (long)r * kp;
+                        if (r >= n)
+                        {
+                            new Span<short>(v, kp).Clear();
+                            for (int b = 0; b < nb; b++) isc[16 * b + r] = 0f;
+                            continue;
+                        }
+                        byte* row = (byte*)wa + (r0 + r) * rowBytes;
+                        for (int b = 0; b < nb; b++)
+                        {
+                            byte* blk = row + 34 * b;
+                            Vector512.Store(Avx512BW.ConvertToVector512Int16(Vector256.Load((sbyte*)(blk + 2))), v + 32 * b);
+                            isc[16 * b + r] = Fp16.ToSingle(*(ushort*)blk);
+                        }
+                        for (int j = k; j < kp; j++) v[j] = 0;
+                    }
+                    Interleave16((byte*)nat, 2 * kp, iv);
+                    int i = 0;
+                    for (; i + 4 <= m; i += 4) Q8PassRows<Four4>(e, i);
+                    for (; i < m; i++) Q8PassRows<One4>(e, i);
+                    for (i = 0; i < m; i++)
+                    {
+                        float* yi = (float*)ya + (long)i * ldy + r0;
+                        if (n == Slab) Vector512.Store(Vector512.Load(o + 16 * i), yi);
+                        else for (int r = 0; r < n; r++) yi[r] = o[16 * i + r];
+                    }
+                }
+            }
+        });
+    }
+
+    private readonly struct Q8Pass(int* iv, float* isc, short* xq, float* xs, int k, int kp, float* o)
+    {
+        public readonly int* Iv = iv;
+        public readonly float* Isc = isc;
+        public readonly short* Xq = xq;
+        public readonly float* Xs = xs;
+        public readonly int K = k;
+        public readonly int Kp = kp;
+        public readonly float* O = o;
+    }
+
+    // N activation rows against the slab's 16 interleaved Q8_0 rows (int16 pairs); outputs to O [i .., 16].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q8PassRows<C>(in Q8Pass e, int i) where C : struct, ICount
+    {
+        int kp = e.Kp, nb = e.K / 32, ls = kp / 4;
+        short* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        float* d0 = e.Xs + (long)i * ls;
+        Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
+        for (int b = 0; b < nb; b++)
+        {
+            int at = 32 * b;
+            short* wv = (short*)(e.Iv + 16 * (at / 2));
+            Vector512<int> a0, a1 = default, a2 = default, a3 = default;
+            var wh = Vector512.Load(wv);
+            a0 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at)).AsInt16());
+                a2 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at)).AsInt16());
+                a3 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 32);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 2)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 2)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 2)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 2)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 64);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 4)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 4)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 4)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 4)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 96);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 6)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 6)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 6)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 6)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 128);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 8)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 8)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 8)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 8)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 160);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 10)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 10)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 10)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 10)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 192);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 12)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 12)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 12)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 12)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 224);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 14)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 14)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 14)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 14)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 256);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 16)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 16)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 16)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 16)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 288);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 18)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 18)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 18)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 18)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 320);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 20)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 20)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 20)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 20)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 352);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 22)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 22)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 22)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 22)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 384);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 24)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 24)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 24)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 24)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 416);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 26)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 26)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 26)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 26)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 448);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 28)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 28)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 28)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 28)).AsInt16());
+            }
+            wh = Vector512.Load(wv + 480);
+            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 30)).AsInt16());
+            if (C.N > 1)
+            {
+                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 30)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 30)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 30)).AsInt16());
+            }
+            var sc = Vector512.Load(e.Isc + 16 * b);
+            f0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a0), sc * Vector512.Create(d0[8 * b]), f0);
+            if (C.N > 1)
+            {
+                f1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a1), sc * Vector512.Create(d0[ls + 8 * b]), f1);
+                f2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a2), sc * Vector512.Create(d0[2 * ls + 8 * b]), f2);
+                f3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a3), sc * Vector512.Create(d0[3 * ls + 8 * b]), f3);
+            }
+        }
+        Vector512.Store(f0, e.O + 16 * i);
+        if (C.N > 1)
+        {
+            Vector512.Store(f1, e.O + 16 * (i + 1));
+            Vector512.Store(f2, e.O + 16 * (i + 2));
+            Vector512.Store(f3, e.O + 16 * (i + 3));
+        }
+    }
 }

@@ -3,7 +3,7 @@
 // Q5_KReference, Q6_KReference) bit for bit: every product entry, for activation counts that leave single rows after
 // the groups of four, weight rows that leave a partial slab of 16, one to three super-blocks, 1 and 2 threads; the
 // largest values, scales and activations; and the AVX2 kernel it replaces on those CPUs within float rounding. The
-// block kernel (Q4_0, Q5_0, Q4_1, Q5_1) equals the AVX2 kernel bit for bit (same float steps, 16 lanes).
+// block kernels (Q4_0, Q5_0, Q4_1, Q5_1; Q8_0 in int16) equal the AVX2 kernel bit for bit (same float steps, 16 lanes).
 // Where the CPU has no AVX-512 BW the tests return at once (the AVX2 kernel keeps QuantGemmTests).
 using Quill.Kernels;
 using Quill.Quantization;
@@ -137,11 +137,14 @@ public unsafe class QuantGemmAvx512Tests
     [InlineData(GgmlType.Q5_0, 160, 9, 21)]
     [InlineData(GgmlType.Q4_1, 96, 6, 17)]
     [InlineData(GgmlType.Q5_1, 512, 7, 33)]
+    [InlineData(GgmlType.Q8_0, 288, 11, 37)]
+    [InlineData(GgmlType.Q8_0, 768, 5, 16)]
     public void Block_formats_equal_the_avx2_kernel_bit_for_bit(GgmlType type, int k, int m, int rows)
     {
         if (!Runs()) return;
         var w = new byte[GgmlTypeInfo.RowBytes(type, k) * rows];
         GgmlQuant.Quantize(type, Random(rows * k, 13), w);
+        if (type == GgmlType.Q8_0) w[2] = w[40] = 0x80; // a file may hold -128
         float[] x = Random(m * k, 14, 3);
         float[] y = Product(type, w, rows, k, x, m, threads: 1, avx512: true);
         Assert.Equal(Product(type, w, rows, k, x, m, threads: 1, avx512: false), y);
