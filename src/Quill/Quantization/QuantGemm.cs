@@ -59,7 +59,8 @@ internal static unsafe partial class QuantGemm
 
     /// <summary>The path on this CPU, for quill version.</summary>
     public static string PathName => !Enabled ? "off (dequantize + sgemm)"
-        : IntegerDot.Vectorized ? (AvxVnni.IsSupported ? "avx-vnni 8 rows x 4" : "avx2 8 rows x 4") + (Avx512Kernels ? "; avx512bw 16 rows x 4 for q4_0, q5_0, q4_1, q5_1 and the k-quants" : "")
+        : IntegerDot.Vectorized ? (Avx512Kernels ? "avx512bw 16 rows x 4 (k-quants: integer scales; q8_0: int16)"
+            : AvxVnni.IsSupported ? "avx-vnni 8 rows x 4" : "avx2 8 rows x 4")
         : Dp.IsSupported ? "neon sdot 8 rows x 2" : "neon 8 rows x 2";
 
     /// <summary>Which activation quantization a weight type meets (ggml's vec_dot_type).</summary>

@@ -1,21 +1,27 @@
-// Quantized prefill's K-quant GEMM on AVX-512 BW (x86): Q4_K, Q5_K and Q6_K weights against Q8_K activation rows,
-// sixteen weight rows per 512-bit vector (each 32-bit lane one row, four values side by side) and four activation rows
-// per pass, the eight steps of a 32-value block unrolled. The sub-block scales (6-bit Q4_K / Q5_K, int8 Q6_K) are
-// applied as integers inside the pmaddwd that widens each sub-block's pmaddubsw pair sums, so a super-block of 256
-// values ends as one exact int32 per (weight row, activation row); the minimums (Q4_K, Q5_K: sum_j m_j xsum_j over
-// 32-value sums) and Q6_K's -32 offset (-32 sum_k sc_k bs_k over 16-value sums) are one more exact int32 from the
-// activation's sums. Only then does float arithmetic start, once per super-block and in the scalar twin's order:
-// sum += d dx scaled - dmin dx mins (Q4_K, Q5_K) or sum += d dx total (Q6_K), left to right, no fused multiply-add.
-// So each output equals IntegerDot.Q4_KReference / Q5_KReference / Q6_KReference (the decode dot's scalar twins)
-// bit for bit, whatever m, slab or thread count. The 8 rows x 4 AVX2 kernel of QuantGemm.cs summed in float per
-// 32-value block (d sc_j dx per block, minimums per block): results differ from it by float rounding only.
-// Why: on Zen 4 (2 vCPU) the AVX2 kernel spent about 50 cycles per 1,024 multiply-adds, a quarter of it outside the
-// pmaddubsw chain (one broadcast load per 32 products, per-block float scaling, a step loop the JIT kept rolled);
-// here one broadcast serves 64 products, the step loop is straight code and the float work is per 256 values.
-// Weights are unpacked per call a slab of 16 rows at a time (values as unsigned bytes in natural order, then
-// interleaved four bytes at a time by 4 x 4 transposes); activations from Rows (Q8_K values, per super-block scale,
-// 16- and 32-value sums as int16 pairs).
-// Does not handle: CPUs without AVX-512 BW (QuantGemm.cs's AVX2 kernel), the 32-value block formats (QuantGemm.cs).
+// Quantized prefill's integer GEMM on AVX-512 BW (x86): sixteen weight rows per 512-bit vector (each 32-bit lane one
+// row, four values side by side; Q8_0 two int16 values) against four activation rows per pass, the steps of a
+// 32-value block in straight code. Three kernels:
+// - K-quants (Q4_K, Q5_K, Q6_K) against Q8_K rows: the sub-block scales (6-bit Q4_K / Q5_K, int8 Q6_K) are applied
+//   as integers inside the pmaddwd that widens each sub-block's pmaddubsw pair sums, so a 256-value super-block ends
+//   as one exact int32 per (weight row, activation row); the minimums (Q4_K, Q5_K: sum_j m_j xsum_j over 32-value
+//   sums) and Q6_K's -32 offset (-32 sum_k sc_k bs_k over 16-value sums) are one more exact int32. Float arithmetic
+//   starts once per super-block, in the scalar twin's order: sum += d dx scaled - dmin dx mins (Q4_K, Q5_K) or
+//   sum += d dx total (Q6_K), no fused multiply-add. So each output equals IntegerDot.Q4_KReference /
+//   Q5_KReference / Q6_KReference (the decode dot's scalar twins) bit for bit. The AVX2 kernel of QuantGemm.cs sums
+//   in float per 32-value block: outputs differ from it by float rounding only.
+// - Q4_0, Q5_0, Q4_1, Q5_1: the AVX2 kernel's arithmetic (per block cvt, FMA by weight x activation scale, FMA of the
+//   offsets) on 16 lanes: bit for bit the AVX2 kernel.
+// - Q8_0: signed bytes and AVX-512 has no vpsignb for the sign trick, so weights and activations are widened to
+//   int16 and met by pmaddwd (one multiply per 32 products where the AVX2 kernel needs pmaddubsw + pmaddwd); the
+//   AVX2 kernel's float steps, bit for bit.
+// Why: on Zen 4 (2 vCPU) the AVX2 kernel ran about 50 cycles per 1,024 multiply-adds (Q4_K), a quarter of it outside
+// the pmaddubsw chain (one broadcast load per 32 products, per-block float scaling, a step loop the JIT kept rolled);
+// here one broadcast serves 64 products and the step loop is straight code. Weights are unpacked per call, a slab of
+// 16 rows at a time (values in natural order, then interleaved by 4 x 4 transposes of int32).
+// The passes are never inlined: a caller rejitted at tier 1 that inlined one ran out of inlining budget for its
+// step helpers, which then ran as calls with their accumulators in memory (5-6x slower, measured).
+// QUILL_QUANT_GEMM_AVX512=0 (or Avx512Kernels = false) keeps the AVX2 kernel, to compare.
+// Does not handle: CPUs without AVX-512 BW (QuantGemm.cs's AVX2 kernel).
 // Glossary: ns = K / 256 super-blocks; t = 4-value step (K / 4 per row); r = weight row in the slab (0-15).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -198,11 +204,11 @@ internal static unsafe partial class QuantGemm
         Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)x).AsSByte());
 
     // N activation rows (i .. i + N) against the slab's 16 interleaved weight rows; outputs to O [i .., 16].
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void SuperPass<V, C>(in Supers e, int i) where V : struct, IKValues where C : struct, ICount
     {
         int k = e.K, kp = e.Kp, ns = k / 256, pairs = V.Six ? k / 32 : k / 64;
-        sbyte* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        sbyte* x0 = e.Xq + (long)i * kp;
         int* s0 = e.Xs + (long)i * pairs, s1 = s0 + pairs, s2 = s1 + pairs, s3 = s2 + pairs;
         float* d0 = e.Xd + (long)i * ns;
         Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
@@ -214,247 +220,8 @@ internal static unsafe partial class QuantGemm
                 int at = 256 * s + 32 * b;
                 byte* wv = (byte*)(e.Iv + 16 * (at / 4));
                 int* sc = e.Isc + 16 * (at / 16);
-                // eight 4-value steps (straight code), V.Steps at a time in int16, each group widened by its sub-block's scale
-                var lowScale = Vector512.Load(sc).AsInt16();
-                var highScale = V.Six ? Vector512.Load(sc + 16).AsInt16() : lowScale;
-                Vector512<short> p0, p1 = default, p2 = default, p3 = default;
-                var wh = Vector512.Load(wv);
-                {
-                    p0 = Step(wh, x0 + at);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at);
-                        p2 = Step(wh, x2 + at);
-                        p3 = Step(wh, x3 + at);
-                    }
-                }
-                if ((0 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
-                    }
-                }
-                wh = Vector512.Load(wv + 64);
-                if (1 % V.Steps == 0)
-                {
-                    p0 = Step(wh, x0 + at + 4);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at + 4);
-                        p2 = Step(wh, x2 + at + 4);
-                        p3 = Step(wh, x3 + at + 4);
-                    }
-                }
-                else
-                {
-                    p0 += Step(wh, x0 + at + 4);
-                    if (C.N > 1)
-                    {
-                        p1 += Step(wh, x1 + at + 4);
-                        p2 += Step(wh, x2 + at + 4);
-                        p3 += Step(wh, x3 + at + 4);
-                    }
-                }
-                if ((1 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
-                    }
-                }
-                wh = Vector512.Load(wv + 128);
-                if (2 % V.Steps == 0)
-                {
-                    p0 = Step(wh, x0 + at + 8);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at + 8);
-                        p2 = Step(wh, x2 + at + 8);
-                        p3 = Step(wh, x3 + at + 8);
-                    }
-                }
-                else
-                {
-                    p0 += Step(wh, x0 + at + 8);
-                    if (C.N > 1)
-                    {
-                        p1 += Step(wh, x1 + at + 8);
-                        p2 += Step(wh, x2 + at + 8);
-                        p3 += Step(wh, x3 + at + 8);
-                    }
-                }
-                if ((2 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
-                    }
-                }
-                wh = Vector512.Load(wv + 192);
-                if (3 % V.Steps == 0)
-                {
-                    p0 = Step(wh, x0 + at + 12);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at + 12);
-                        p2 = Step(wh, x2 + at + 12);
-                        p3 = Step(wh, x3 + at + 12);
-                    }
-                }
-                else
-                {
-                    p0 += Step(wh, x0 + at + 12);
-                    if (C.N > 1)
-                    {
-                        p1 += Step(wh, x1 + at + 12);
-                        p2 += Step(wh, x2 + at + 12);
-                        p3 += Step(wh, x3 + at + 12);
-                    }
-                }
-                if ((3 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, lowScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, lowScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, lowScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, lowScale);
-                    }
-                }
-                wh = Vector512.Load(wv + 256);
-                if (4 % V.Steps == 0)
-                {
-                    p0 = Step(wh, x0 + at + 16);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at + 16);
-                        p2 = Step(wh, x2 + at + 16);
-                        p3 = Step(wh, x3 + at + 16);
-                    }
-                }
-                else
-                {
-                    p0 += Step(wh, x0 + at + 16);
-                    if (C.N > 1)
-                    {
-                        p1 += Step(wh, x1 + at + 16);
-                        p2 += Step(wh, x2 + at + 16);
-                        p3 += Step(wh, x3 + at + 16);
-                    }
-                }
-                if ((4 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
-                    }
-                }
-                wh = Vector512.Load(wv + 320);
-                if (5 % V.Steps == 0)
-                {
-                    p0 = Step(wh, x0 + at + 20);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at + 20);
-                        p2 = Step(wh, x2 + at + 20);
-                        p3 = Step(wh, x3 + at + 20);
-                    }
-                }
-                else
-                {
-                    p0 += Step(wh, x0 + at + 20);
-                    if (C.N > 1)
-                    {
-                        p1 += Step(wh, x1 + at + 20);
-                        p2 += Step(wh, x2 + at + 20);
-                        p3 += Step(wh, x3 + at + 20);
-                    }
-                }
-                if ((5 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
-                    }
-                }
-                wh = Vector512.Load(wv + 384);
-                if (6 % V.Steps == 0)
-                {
-                    p0 = Step(wh, x0 + at + 24);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at + 24);
-                        p2 = Step(wh, x2 + at + 24);
-                        p3 = Step(wh, x3 + at + 24);
-                    }
-                }
-                else
-                {
-                    p0 += Step(wh, x0 + at + 24);
-                    if (C.N > 1)
-                    {
-                        p1 += Step(wh, x1 + at + 24);
-                        p2 += Step(wh, x2 + at + 24);
-                        p3 += Step(wh, x3 + at + 24);
-                    }
-                }
-                if ((6 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
-                    }
-                }
-                wh = Vector512.Load(wv + 448);
-                if (7 % V.Steps == 0)
-                {
-                    p0 = Step(wh, x0 + at + 28);
-                    if (C.N > 1)
-                    {
-                        p1 = Step(wh, x1 + at + 28);
-                        p2 = Step(wh, x2 + at + 28);
-                        p3 = Step(wh, x3 + at + 28);
-                    }
-                }
-                else
-                {
-                    p0 += Step(wh, x0 + at + 28);
-                    if (C.N > 1)
-                    {
-                        p1 += Step(wh, x1 + at + 28);
-                        p2 += Step(wh, x2 + at + 28);
-                        p3 += Step(wh, x3 + at + 28);
-                    }
-                }
-                if ((7 + 1) % V.Steps == 0)
-                {
-                    a0 += Avx512BW.MultiplyAddAdjacent(p0, highScale);
-                    if (C.N > 1)
-                    {
-                        a1 += Avx512BW.MultiplyAddAdjacent(p1, highScale);
-                        a2 += Avx512BW.MultiplyAddAdjacent(p2, highScale);
-                        a3 += Avx512BW.MultiplyAddAdjacent(p3, highScale);
-                    }
-                }
+                var low = Vector512.Load(sc).AsInt16();
+                Block<V, C>(wv, x0 + at, kp, low, V.Six ? Vector512.Load(sc + 16).AsInt16() : low, ref a0, ref a1, ref a2, ref a3);
             }
             // the minimums or the offset: weight pairs against the activation's pairs of sums, exact in int32
             Vector512<int> m0 = default, m1 = default, m2 = default, m3 = default;
@@ -506,6 +273,62 @@ internal static unsafe partial class QuantGemm
 
     /// <summary>Two int16 values in one int32 (lo in the low half), as pmaddwd reads them.</summary>
     internal static int Int16Pair(int lo, int hi) => (lo & 0xFFFF) | (hi << 16);
+
+    /// <summary>
+    /// One 32-value block of the 16 rows at w (eight 4-value steps, straight code) against C.N activation rows at x
+    /// (kp apart): V.Steps steps at a time in int16, each group widened into the int32 sums by pmaddwd with the scale
+    /// of its half (low: values 0-15, high: 16-31; ones for the formats that scale in float). The constant conditions
+    /// fold away.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block<V, C>(byte* w, sbyte* x, int kp, Vector512<short> low, Vector512<short> high,
+        ref Vector512<int> a0, ref Vector512<int> a1, ref Vector512<int> a2, ref Vector512<int> a3) where V : struct, IKValues where C : struct, ICount
+    {
+        Vector512<short> p0 = default, p1 = default, p2 = default, p3 = default;
+        Quad<C>(w, x, kp, ref p0, ref p1, ref p2, ref p3);
+        Quad<C>(w + 64, x + 4, kp, ref p0, ref p1, ref p2, ref p3);
+        if (V.Steps == 2) Widen<C>(low, ref p0, ref p1, ref p2, ref p3, ref a0, ref a1, ref a2, ref a3);
+        Quad<C>(w + 128, x + 8, kp, ref p0, ref p1, ref p2, ref p3);
+        Quad<C>(w + 192, x + 12, kp, ref p0, ref p1, ref p2, ref p3);
+        if (V.Steps <= 4) Widen<C>(low, ref p0, ref p1, ref p2, ref p3, ref a0, ref a1, ref a2, ref a3);
+        Quad<C>(w + 256, x + 16, kp, ref p0, ref p1, ref p2, ref p3);
+        Quad<C>(w + 320, x + 20, kp, ref p0, ref p1, ref p2, ref p3);
+        if (V.Steps == 2) Widen<C>(high, ref p0, ref p1, ref p2, ref p3, ref a0, ref a1, ref a2, ref a3);
+        Quad<C>(w + 384, x + 24, kp, ref p0, ref p1, ref p2, ref p3);
+        Quad<C>(w + 448, x + 28, kp, ref p0, ref p1, ref p2, ref p3);
+        Widen<C>(high, ref p0, ref p1, ref p2, ref p3, ref a0, ref a1, ref a2, ref a3);
+    }
+
+    /// <summary>One 4-value step of the 16 rows at w against C.N activation rows (x, kp apart): int16 pair sums added.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Quad<C>(byte* w, sbyte* x, int kp, ref Vector512<short> p0, ref Vector512<short> p1, ref Vector512<short> p2, ref Vector512<short> p3)
+        where C : struct, ICount
+    {
+        var wh = Vector512.Load(w);
+        p0 += Step(wh, x);
+        if (C.N > 1)
+        {
+            p1 += Step(wh, x + kp);
+            p2 += Step(wh, x + 2 * kp);
+            p3 += Step(wh, x + 3 * kp);
+        }
+    }
+
+    /// <summary>The int16 pair sums times the sub-block scale into the int32 sums (pmaddwd), and cleared.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Widen<C>(Vector512<short> scale, ref Vector512<short> p0, ref Vector512<short> p1, ref Vector512<short> p2, ref Vector512<short> p3,
+        ref Vector512<int> a0, ref Vector512<int> a1, ref Vector512<int> a2, ref Vector512<int> a3) where C : struct, ICount
+    {
+        a0 += Avx512BW.MultiplyAddAdjacent(p0, scale);
+        p0 = default;
+        if (C.N > 1)
+        {
+            a1 += Avx512BW.MultiplyAddAdjacent(p1, scale);
+            a2 += Avx512BW.MultiplyAddAdjacent(p2, scale);
+            a3 += Avx512BW.MultiplyAddAdjacent(p3, scale);
+            p1 = p2 = p3 = default;
+        }
+    }
 
     /// <summary>d dx scaled - dmin dx mins, each product rounded as the scalar twin rounds it (no fused multiply-add).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -739,11 +562,11 @@ internal static unsafe partial class QuantGemm
     }
 
     // N activation rows against the slab's 16 interleaved rows of a 32-value block format; outputs to O [i .., 16].
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void BlockPass<V, C>(in Blocks e, int i) where V : struct, IKValues where C : struct, ICount
     {
         int kp = e.Kp, nb = e.K / 32, ls = kp / 4, nbo = Pad8(nb);
-        sbyte* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        sbyte* x0 = e.Xq + (long)i * kp;
         float* d0 = e.Xs + (long)i * ls;
         float* o0 = e.Xo + (long)i * nbo;
         var ones = Vector512.Create((short)1);
@@ -753,244 +576,7 @@ internal static unsafe partial class QuantGemm
             int at = 32 * b;
             byte* wv = (byte*)(e.Iv + 16 * (at / 4));
             Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default;
-            Vector512<short> p0, p1 = default, p2 = default, p3 = default;
-            var wh = Vector512.Load(wv);
-            {
-                p0 = Step(wh, x0 + at);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at);
-                    p2 = Step(wh, x2 + at);
-                    p3 = Step(wh, x3 + at);
-                }
-            }
-            if ((0 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
-            wh = Vector512.Load(wv + 64);
-            if (1 % V.Steps == 0)
-            {
-                p0 = Step(wh, x0 + at + 4);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at + 4);
-                    p2 = Step(wh, x2 + at + 4);
-                    p3 = Step(wh, x3 + at + 4);
-                }
-            }
-            else
-            {
-                p0 += Step(wh, x0 + at + 4);
-                if (C.N > 1)
-                {
-                    p1 += Step(wh, x1 + at + 4);
-                    p2 += Step(wh, x2 + at + 4);
-                    p3 += Step(wh, x3 + at + 4);
-                }
-            }
-            if ((1 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
-            wh = Vector512.Load(wv + 128);
-            if (2 % V.Steps == 0)
-            {
-                p0 = Step(wh, x0 + at + 8);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at + 8);
-                    p2 = Step(wh, x2 + at + 8);
-                    p3 = Step(wh, x3 + at + 8);
-                }
-            }
-            else
-            {
-                p0 += Step(wh, x0 + at + 8);
-                if (C.N > 1)
-                {
-                    p1 += Step(wh, x1 + at + 8);
-                    p2 += Step(wh, x2 + at + 8);
-                    p3 += Step(wh, x3 + at + 8);
-                }
-            }
-            if ((2 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
-            wh = Vector512.Load(wv + 192);
-            if (3 % V.Steps == 0)
-            {
-                p0 = Step(wh, x0 + at + 12);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at + 12);
-                    p2 = Step(wh, x2 + at + 12);
-                    p3 = Step(wh, x3 + at + 12);
-                }
-            }
-            else
-            {
-                p0 += Step(wh, x0 + at + 12);
-                if (C.N > 1)
-                {
-                    p1 += Step(wh, x1 + at + 12);
-                    p2 += Step(wh, x2 + at + 12);
-                    p3 += Step(wh, x3 + at + 12);
-                }
-            }
-            if ((3 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
-            wh = Vector512.Load(wv + 256);
-            if (4 % V.Steps == 0)
-            {
-                p0 = Step(wh, x0 + at + 16);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at + 16);
-                    p2 = Step(wh, x2 + at + 16);
-                    p3 = Step(wh, x3 + at + 16);
-                }
-            }
-            else
-            {
-                p0 += Step(wh, x0 + at + 16);
-                if (C.N > 1)
-                {
-                    p1 += Step(wh, x1 + at + 16);
-                    p2 += Step(wh, x2 + at + 16);
-                    p3 += Step(wh, x3 + at + 16);
-                }
-            }
-            if ((4 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
-            wh = Vector512.Load(wv + 320);
-            if (5 % V.Steps == 0)
-            {
-                p0 = Step(wh, x0 + at + 20);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at + 20);
-                    p2 = Step(wh, x2 + at + 20);
-                    p3 = Step(wh, x3 + at + 20);
-                }
-            }
-            else
-            {
-                p0 += Step(wh, x0 + at + 20);
-                if (C.N > 1)
-                {
-                    p1 += Step(wh, x1 + at + 20);
-                    p2 += Step(wh, x2 + at + 20);
-                    p3 += Step(wh, x3 + at + 20);
-                }
-            }
-            if ((5 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
-            wh = Vector512.Load(wv + 384);
-            if (6 % V.Steps == 0)
-            {
-                p0 = Step(wh, x0 + at + 24);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at + 24);
-                    p2 = Step(wh, x2 + at + 24);
-                    p3 = Step(wh, x3 + at + 24);
-                }
-            }
-            else
-            {
-                p0 += Step(wh, x0 + at + 24);
-                if (C.N > 1)
-                {
-                    p1 += Step(wh, x1 + at + 24);
-                    p2 += Step(wh, x2 + at + 24);
-                    p3 += Step(wh, x3 + at + 24);
-                }
-            }
-            if ((6 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
-            wh = Vector512.Load(wv + 448);
-            if (7 % V.Steps == 0)
-            {
-                p0 = Step(wh, x0 + at + 28);
-                if (C.N > 1)
-                {
-                    p1 = Step(wh, x1 + at + 28);
-                    p2 = Step(wh, x2 + at + 28);
-                    p3 = Step(wh, x3 + at + 28);
-                }
-            }
-            else
-            {
-                p0 += Step(wh, x0 + at + 28);
-                if (C.N > 1)
-                {
-                    p1 += Step(wh, x1 + at + 28);
-                    p2 += Step(wh, x2 + at + 28);
-                    p3 += Step(wh, x3 + at + 28);
-                }
-            }
-            if ((7 + 1) % V.Steps == 0)
-            {
-                a0 += Avx512BW.MultiplyAddAdjacent(p0, ones);
-                if (C.N > 1)
-                {
-                    a1 += Avx512BW.MultiplyAddAdjacent(p1, ones);
-                    a2 += Avx512BW.MultiplyAddAdjacent(p2, ones);
-                    a3 += Avx512BW.MultiplyAddAdjacent(p3, ones);
-                }
-            }
+            Block<V, C>(wv, x0 + at, kp, ones, ones, ref a0, ref a1, ref a2, ref a3);
             var sc = Vector512.Load(e.Isc + 16 * b);
             var wo = Vector512.Load(e.Iwo + 16 * b);
             f0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a0), sc * Vector512.Create(d0[8 * b]), f0);
@@ -1106,145 +692,25 @@ internal static unsafe partial class QuantGemm
     }
 
     // N activation rows against the slab's 16 interleaved Q8_0 rows (int16 pairs); outputs to O [i .., 16].
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Q8PassRows<C>(in Q8Pass e, int i) where C : struct, ICount
     {
         int kp = e.Kp, nb = e.K / 32, ls = kp / 4;
-        short* x0 = e.Xq + (long)i * kp, x1 = x0 + kp, x2 = x1 + kp, x3 = x2 + kp;
+        short* x0 = e.Xq + (long)i * kp;
         float* d0 = e.Xs + (long)i * ls;
         Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
         for (int b = 0; b < nb; b++)
         {
             int at = 32 * b;
             short* wv = (short*)(e.Iv + 16 * (at / 2));
-            Vector512<int> a0, a1 = default, a2 = default, a3 = default;
-            var wh = Vector512.Load(wv);
-            a0 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at)).AsInt16());
-            if (C.N > 1)
+            Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default;
+            // sixteen 2-value steps, four per round
+            for (int h = 0; h < 16; h += 4)
             {
-                a1 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at)).AsInt16());
-                a2 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at)).AsInt16());
-                a3 = Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 32);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 2)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 2)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 2)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 2)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 64);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 4)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 4)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 4)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 4)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 96);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 6)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 6)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 6)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 6)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 128);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 8)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 8)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 8)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 8)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 160);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 10)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 10)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 10)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 10)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 192);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 12)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 12)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 12)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 12)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 224);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 14)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 14)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 14)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 14)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 256);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 16)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 16)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 16)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 16)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 288);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 18)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 18)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 18)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 18)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 320);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 20)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 20)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 20)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 20)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 352);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 22)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 22)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 22)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 22)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 384);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 24)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 24)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 24)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 24)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 416);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 26)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 26)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 26)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 26)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 448);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 28)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 28)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 28)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 28)).AsInt16());
-            }
-            wh = Vector512.Load(wv + 480);
-            a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x0 + at + 30)).AsInt16());
-            if (C.N > 1)
-            {
-                a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x1 + at + 30)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x2 + at + 30)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x3 + at + 30)).AsInt16());
+                Pair<C>(wv + 32 * h, x0 + at + 2 * h, kp, ref a0, ref a1, ref a2, ref a3);
+                Pair<C>(wv + 32 * h + 32, x0 + at + 2 * h + 2, kp, ref a0, ref a1, ref a2, ref a3);
+                Pair<C>(wv + 32 * h + 64, x0 + at + 2 * h + 4, kp, ref a0, ref a1, ref a2, ref a3);
+                Pair<C>(wv + 32 * h + 96, x0 + at + 2 * h + 6, kp, ref a0, ref a1, ref a2, ref a3);
             }
             var sc = Vector512.Load(e.Isc + 16 * b);
             f0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(a0), sc * Vector512.Create(d0[8 * b]), f0);
@@ -1261,6 +727,20 @@ internal static unsafe partial class QuantGemm
             Vector512.Store(f1, e.O + 16 * (i + 1));
             Vector512.Store(f2, e.O + 16 * (i + 2));
             Vector512.Store(f3, e.O + 16 * (i + 3));
+        }
+    }
+    /// <summary>One 2-value step of 16 Q8_0 rows (int16 pairs at w) against C.N widened activation rows at x (kp apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Pair<C>(short* w, short* x, int kp, ref Vector512<int> a0, ref Vector512<int> a1, ref Vector512<int> a2, ref Vector512<int> a3)
+        where C : struct, ICount
+    {
+        var wh = Vector512.Load(w);
+        a0 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)x).AsInt16());
+        if (C.N > 1)
+        {
+            a1 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x + kp)).AsInt16());
+            a2 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x + 2 * kp)).AsInt16());
+            a3 += Avx512BW.MultiplyAddAdjacent(wh, Vector512.Create(*(int*)(x + 3 * kp)).AsInt16());
         }
     }
 }
