@@ -51,43 +51,58 @@ internal static unsafe partial class QuantGemm
     private static bool TakesSuperBlockKernel(GgmlType type) =>
         avx512 && type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
-    /// <summary>Per-thread slab of 16 rows: natural-order values [16, K], interleaved values [K / 4, 16] int32, per-row
-    /// integer scales, minimums and float scales in the kernel's layout.</summary>
-    private sealed class SuperSlab
+    /// <summary>
+    /// A thread's slab of 16 weight rows in the kernels' layouts (sized for Kp values a row; each kernel uses its part):
+    /// natural-order values [16, Kp] (bytes; Q8_0 int16), interleaved values [Kp / 4, 16] int32 (Q8_0 [Kp / 2, 16]),
+    /// K-quant integer scales [Kp / 16, 16] and pairs [Kp / 32, 16] (minimums or Q6_K scales), d and dmin
+    /// [Kp / 256, 16], the block formats' lane scales [16, Kp / 4] and offsets [16, nbo] as Unpack writes them and
+    /// per block [Kp / 32, 16], and the outputs of one pass [m, 16].
+    /// </summary>
+    private sealed class Slab512
     {
-        [ThreadStatic] private static SuperSlab? perThread;
+        [ThreadStatic] private static Slab512? perThread;
 
         public byte[] Natural = [];
         public int[] Values = [];
-
-        /// <summary>Per 16-value sub-block h: [K / 16, 16] int32 lanes (scale, scale) as int16.</summary>
         public int[] Scales = [];
-
-        /// <summary>Q4_K / Q5_K: per pair of 32-value blocks [K / 64, 16] (m_2j, m_2j+1); Q6_K: per pair of 16-value
-        /// sub-blocks [K / 32, 16] (sc_2j, sc_2j+1).</summary>
         public int[] Pairs = [];
-
-        /// <summary>[K / 256, 16] d and dmin per super-block.</summary>
         public float[] D = [];
         public float[] DMin = [];
-
-        /// <summary>The outputs of one pass: [m, 16] floats.</summary>
+        public float[] LaneScales = [];
+        public float[] Offsets = [];
+        public float[] BlockScales = [];
+        public float[] BlockOffsets = [];
         public float[] Out = [];
 
-        public static SuperSlab ForThread(int k, int m)
+        public static Slab512 ForThread(int kp, int m)
         {
-            var b = perThread ??= new SuperSlab();
-            if (b.Natural.Length < Slab * k)
+            var b = perThread ??= new Slab512();
+            if (b.Natural.Length < 2 * Slab * kp)
             {
-                b.Natural = GC.AllocateUninitializedArray<byte>(Slab * k, pinned: true);
-                b.Values = GC.AllocateUninitializedArray<int>(Slab * k / 4, pinned: true);
-                b.Scales = GC.AllocateUninitializedArray<int>(Slab * k / 16, pinned: true);
-                b.Pairs = GC.AllocateUninitializedArray<int>(Slab * k / 32, pinned: true);
-                b.D = GC.AllocateUninitializedArray<float>(Slab * k / 256, pinned: true);
-                b.DMin = GC.AllocateUninitializedArray<float>(Slab * k / 256, pinned: true);
+                b.Natural = GC.AllocateUninitializedArray<byte>(2 * Slab * kp, pinned: true);
+                b.Values = GC.AllocateUninitializedArray<int>(Slab * kp / 2, pinned: true);
+                b.Scales = GC.AllocateUninitializedArray<int>(Slab * kp / 16, pinned: true);
+                b.Pairs = GC.AllocateUninitializedArray<int>(Slab * kp / 32, pinned: true);
+                b.D = GC.AllocateUninitializedArray<float>(Slab * kp / 256 + 1, pinned: true);
+                b.DMin = GC.AllocateUninitializedArray<float>(Slab * kp / 256 + 1, pinned: true);
+                b.LaneScales = GC.AllocateUninitializedArray<float>(Slab * kp / 4, pinned: true);
+                b.Offsets = GC.AllocateUninitializedArray<float>(Slab * Pad8(kp / 32), pinned: true);
+                b.BlockScales = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
+                b.BlockOffsets = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
             }
             if (b.Out.Length < 16 * m) b.Out = GC.AllocateUninitializedArray<float>(16 * m, pinned: true);
             return b;
+        }
+    }
+
+    /// <summary>A pass's outputs o [m, 16] to y [m, r0 .. r0 + n] (rows ldy apart).</summary>
+    private static void StoreOut(float* o, int m, float* y, int ldy, int r0, int n)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            float* yi = y + (long)i * ldy + r0;
+            if (n == Slab) Vector512.Store(Vector512.Load(o + 16 * i), yi);
+            else for (int r = 0; r < n; r++) yi[r] = o[16 * i + r];
         }
     }
 
@@ -98,7 +113,7 @@ internal static unsafe partial class QuantGemm
         nint wa = (nint)w, ya = (nint)y;
         KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
         {
-            var buf = SuperSlab.ForThread(k, m);
+            var buf = Slab512.ForThread(x.Kp, m);
             fixed (byte* nat = buf.Natural)
             fixed (int* iv = buf.Values)
             fixed (int* isc = buf.Scales)
@@ -118,12 +133,7 @@ internal static unsafe partial class QuantGemm
                     if (type == GgmlType.Q6_K) SuperRows<Q6Values>(e, m);
                     else if (type == GgmlType.Q5_K) SuperRows<Q5Values>(e, m);
                     else SuperRows<Q4Values>(e, m);
-                    for (int i = 0; i < m; i++)
-                    {
-                        float* yi = (float*)ya + (long)i * ldy + r0;
-                        if (n == Slab) Vector512.Store(Vector512.Load(o + 16 * i), yi);
-                        else for (int r = 0; r < n; r++) yi[r] = o[16 * i + r];
-                    }
+                    StoreOut(o, m, (float*)ya, ldy, r0, n);
                 }
             }
         });
@@ -458,37 +468,6 @@ internal static unsafe partial class QuantGemm
     private static bool TakesBlockKernel(GgmlType type) =>
         avx512 && type is GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1;
 
-    /// <summary>Per-thread slab of 16 rows for the 32-value formats: natural values [16, Kp], lane scales [16, Kp / 4],
-    /// offsets [16, nbo], interleaved values [Kp / 4, 16], per block scales and offsets [nb, 16].</summary>
-    private sealed class BlockSlab
-    {
-        [ThreadStatic] private static BlockSlab? perThread;
-
-        public byte[] Natural = [];
-        public float[] LaneScales = [];
-        public float[] Offsets = [];
-        public int[] Values = [];
-        public float[] Scales = [];
-        public float[] BlockOffsets = [];
-        public float[] Out = [];
-
-        public static BlockSlab ForThread(int kp, int m)
-        {
-            var b = perThread ??= new BlockSlab();
-            if (b.Natural.Length < Slab * kp)
-            {
-                b.Natural = GC.AllocateUninitializedArray<byte>(Slab * kp, pinned: true);
-                b.LaneScales = GC.AllocateUninitializedArray<float>(Slab * kp / 4, pinned: true);
-                b.Offsets = GC.AllocateUninitializedArray<float>(Slab * Pad8(kp / 32), pinned: true);
-                b.Values = GC.AllocateUninitializedArray<int>(Slab * kp / 4, pinned: true);
-                b.Scales = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
-                b.BlockOffsets = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
-            }
-            if (b.Out.Length < 16 * m) b.Out = GC.AllocateUninitializedArray<float>(16 * m, pinned: true);
-            return b;
-        }
-    }
-
     /// <summary>y[i, r] = W[r] . x[i] for Q4_0 / Q5_0 / Q4_1 / Q5_1 weights on the AVX-512 16-row kernel.</summary>
     private static void MultiplyBlocks512(GgmlType type, byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
     {
@@ -496,12 +475,12 @@ internal static unsafe partial class QuantGemm
         nint wa = (nint)w, ya = (nint)y;
         KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
         {
-            var buf = BlockSlab.ForThread(kp, m);
+            var buf = Slab512.ForThread(kp, m);
             fixed (byte* nat = buf.Natural)
             fixed (float* sv = buf.LaneScales)
             fixed (float* wo = buf.Offsets)
             fixed (int* iv = buf.Values)
-            fixed (float* isc = buf.Scales)
+            fixed (float* isc = buf.BlockScales)
             fixed (float* iwo = buf.BlockOffsets)
             fixed (float* o = buf.Out)
             fixed (sbyte* xq = x.Q)
@@ -530,12 +509,7 @@ internal static unsafe partial class QuantGemm
                     Interleave16(nat, kp, iv);
                     if (type is GgmlType.Q4_0 or GgmlType.Q4_1) BlockRows<Q4Values>(e, m);
                     else BlockRows<Q5Values>(e, m);
-                    for (int i = 0; i < m; i++)
-                    {
-                        float* yi = (float*)ya + (long)i * ldy + r0;
-                        if (n == Slab) Vector512.Store(Vector512.Load(o + 16 * i), yi);
-                        else for (int r = 0; r < n; r++) yi[r] = o[16 * i + r];
-                    }
+                    StoreOut(o, m, (float*)ya, ldy, r0, n);
                 }
             }
         });
@@ -604,29 +578,6 @@ internal static unsafe partial class QuantGemm
     // no int16 partial sums. The AVX2 kernel spends two multiplies (pmaddubsw, pmaddwd) per 32 products; this one
     // spends one per 32. Per block the float steps are the AVX2 kernel's, so the outputs equal its outputs bit for bit.
 
-    private sealed class Q8Slab
-    {
-        [ThreadStatic] private static Q8Slab? perThread;
-
-        public short[] Natural = [];
-        public int[] Values = [];
-        public float[] Scales = [];
-        public float[] Out = [];
-
-        public static Q8Slab ForThread(int kp, int m)
-        {
-            var b = perThread ??= new Q8Slab();
-            if (b.Natural.Length < Slab * kp)
-            {
-                b.Natural = GC.AllocateUninitializedArray<short>(Slab * kp, pinned: true);
-                b.Values = GC.AllocateUninitializedArray<int>(Slab * kp / 2, pinned: true);
-                b.Scales = GC.AllocateUninitializedArray<float>(Slab * kp / 32, pinned: true);
-            }
-            if (b.Out.Length < 16 * m) b.Out = GC.AllocateUninitializedArray<float>(16 * m, pinned: true);
-            return b;
-        }
-    }
-
     /// <summary>y[i, r] = W[r] . x[i] for Q8_0 weights on the AVX-512 int16 kernel.</summary>
     private static void MultiplyQ8_512(byte* w, int rows, long rowBytes, Rows x, float* y, int ldy)
     {
@@ -635,10 +586,10 @@ internal static unsafe partial class QuantGemm
         short[] x16 = x.Widened();
         KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
         {
-            var buf = Q8Slab.ForThread(kp, m);
-            fixed (short* nat = buf.Natural)
+            var buf = Slab512.ForThread(kp, m);
+            fixed (byte* natBytes = buf.Natural)
             fixed (int* iv = buf.Values)
-            fixed (float* isc = buf.Scales)
+            fixed (float* isc = buf.BlockScales)
             fixed (float* o = buf.Out)
             fixed (short* xq = x16)
             fixed (float* xs = x.LaneScale)
@@ -649,7 +600,7 @@ internal static unsafe partial class QuantGemm
                     int r0 = s * Slab, n = Math.Min(Slab, rows - r0);
                     for (int r = 0; r < Slab; r++)
                     {
-                        short* v = nat + (long)r * kp;
+                        short* v = (short*)natBytes + (long)r * kp;
                         if (r >= n)
                         {
                             new Span<short>(v, kp).Clear();
@@ -665,16 +616,11 @@ internal static unsafe partial class QuantGemm
                         }
                         for (int j = k; j < kp; j++) v[j] = 0;
                     }
-                    Interleave16((byte*)nat, 2 * kp, iv);
+                    Interleave16(natBytes, 2 * kp, iv);
                     int i = 0;
                     for (; i + 4 <= m; i += 4) Q8PassRows<Four4>(e, i);
                     for (; i < m; i++) Q8PassRows<One4>(e, i);
-                    for (i = 0; i < m; i++)
-                    {
-                        float* yi = (float*)ya + (long)i * ldy + r0;
-                        if (n == Slab) Vector512.Store(Vector512.Load(o + 16 * i), yi);
-                        else for (int r = 0; r < n; r++) yi[r] = o[16 * i + r];
-                    }
+                    StoreOut(o, m, (float*)ya, ldy, r0, n);
                 }
             }
         });
