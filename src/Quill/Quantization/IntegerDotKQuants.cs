@@ -52,7 +52,7 @@ internal static unsafe partial class IntegerDot
         {
             for (int b = 0; b < nb; b++, w += 144, xq += 256, bs += 16)
             {
-                Sse.Prefetch0(w + PrefetchBytes);
+                PrefetchLines3(w);
                 var packed = Q4_KScales(w + 4);
                 var sc = Sse41.ConvertToVector128Int16(packed);
                 var scales = Vector256.Create(sc, sc).AsByte();
@@ -238,7 +238,7 @@ internal static unsafe partial class IntegerDot
         {
             for (int b = 0; b < nb; b++, w += 210, xq += 256, bs += 16)
             {
-                Sse.Prefetch0(w + PrefetchBytes);
+                PrefetchLines4(w);
                 var sc = Avx2.ConvertToVector256Int16(Sse2.LoadVector128((sbyte*)(w + 192)));
                 // start at the offset, -32 sum_k sc_k bs_k, spread over the lanes
                 var isum = Vector256<int>.Zero - Avx2.ShiftLeftLogical(Avx2.MultiplyAddAdjacent(sc, Avx.LoadVector256(bs)), 5);
