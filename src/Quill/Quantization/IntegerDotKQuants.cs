@@ -142,40 +142,63 @@ internal static unsafe partial class IntegerDot
 
     public static float Q5_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
     {
-        var mask = Vector256.Create((byte)0x0F);
-        var one = Vector256.Create((byte)1);
+        fixed (sbyte* xq = x.Q256)
+        fixed (short* bs = x.Sum16)
+        fixed (float* xd = x.Scale256)
+        fixed (float* table = HalfTable)
+            return Q5_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
+    }
+
+    /// <summary>
+    /// One Q5_K row against Q8_K values, as Q4_KRow (scales and minimums unpacked once per super-block, each sub-block's
+    /// scale inside the pmaddwd that sums it, the minimums in one pmaddwd against the 16-value sums), with the fifth bit
+    /// of each value taken from the 32 qh bytes (bit j for sub-block j) and or-ed in at bit 4.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    internal static float Q5_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
+    {
+        var m4 = Vector256.Create((byte)0x0F);
+        var bit4 = Vector256.Create((byte)0x10);
         var acc = Vector256<float>.Zero;
-        float minSum = 0;
-        fixed (sbyte* xq0 = x.Q256)
-        fixed (short* bs0 = x.Sum16)
+        var accMin = Vector256<float>.Zero;
+        var pairMins = Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
         {
-            for (int b = 0; b < nb; b++)
+            for (int b = 0; b < nb; b++, w += 176, xq += 256, bs += 16)
             {
-                byte* blk = w + (long)b * 176;
-                int xb = block0 + b;
-                float dx = x.Scale256[xb];
-                float d = Fp16.ToSingle(*(ushort*)blk) * dx, dmin = Fp16.ToSingle(*(ushort*)(blk + 2)) * dx;
-                var scales = new ReadOnlySpan<byte>(blk + 4, 12);
-                var qh = Avx.LoadVector256(blk + 16);
-                sbyte* xq = xq0 + (long)xb * 256;
-                short* bs = bs0 + (long)xb * 16;
-                var isum = Vector256<int>.Zero;
-                int mins = 0;
-                for (int p = 0; p < 4; p++)
-                {
-                    var (s0, m0) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p, scales);
-                    var (s1, m1) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p + 1, scales);
-                    var v = Avx.LoadVector256(blk + 48 + 32 * p);
-                    var lo = (v & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p) & one) << 4);
-                    var hi = (Vector256.ShiftRightLogical(v, 4) & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p + 1) & one) << 4);
-                    isum += T.Dot(lo, Avx.LoadVector256(xq + 64 * p)) * s0 + T.Dot(hi, Avx.LoadVector256(xq + 64 * p + 32)) * s1;
-                    mins += m0 * (bs[4 * p] + bs[4 * p + 1]) + m1 * (bs[4 * p + 2] + bs[4 * p + 3]);
-                }
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(d), acc);
-                minSum += dmin * mins;
+                PrefetchLines3(w);
+                var packed = Q4_KScales(w + 4);
+                var sc = Sse41.ConvertToVector128Int16(packed);
+                var scales = Vector256.Create(sc, sc).AsByte();
+                // qh shifted left by 4: bit j of each byte lands at bit 4 + j; sub-block j takes it back down j places
+                var qh = Avx.LoadVector256(w + 16);
+                var isum = Q5KPair<T>(w + 48, xq, scales, Vector256.Create((ushort)0x0100).AsByte(), Vector256.Create((ushort)0x0302).AsByte(), m4,
+                    Avx2.ShiftLeftLogical(qh.AsUInt16(), 4).AsByte() & bit4, Avx2.ShiftLeftLogical(qh.AsUInt16(), 3).AsByte() & bit4);
+                isum += Q5KPair<T>(w + 80, xq + 64, scales, Vector256.Create((ushort)0x0504).AsByte(), Vector256.Create((ushort)0x0706).AsByte(), m4,
+                    Avx2.ShiftLeftLogical(qh.AsUInt16(), 2).AsByte() & bit4, Avx2.ShiftLeftLogical(qh.AsUInt16(), 1).AsByte() & bit4);
+                isum += Q5KPair<T>(w + 112, xq + 128, scales, Vector256.Create((ushort)0x0908).AsByte(), Vector256.Create((ushort)0x0B0A).AsByte(), m4,
+                    qh & bit4, Avx2.ShiftRightLogical(qh.AsUInt16(), 1).AsByte() & bit4);
+                isum += Q5KPair<T>(w + 144, xq + 192, scales, Vector256.Create((ushort)0x0D0C).AsByte(), Vector256.Create((ushort)0x0F0E).AsByte(), m4,
+                    Avx2.ShiftRightLogical(qh.AsUInt16(), 2).AsByte() & bit4, Avx2.ShiftRightLogical(qh.AsUInt16(), 3).AsByte() & bit4);
+                var mins = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed, pairMins)), Avx.LoadVector256(bs));
+                float dx = xd[b];
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(table[*(ushort*)w] * dx), acc);
+                accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(mins), Vector256.Create(table[*(ushort*)(w + 2)] * dx), accMin);
             }
         }
-        return Vector256.Sum(acc) - minSum;
+        return Vector256.Sum(acc - accMin);
+    }
+
+    // Q4KPair with each sub-block's fifth bits (already at bit 4) or-ed into its nibbles: values up to 31, so the
+    // pmaddubsw pair sums stay within int16 (2 * 31 * 127).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q5KPair<T>(byte* qs, sbyte* xq, Vector256<byte> scales, Vector256<byte> first, Vector256<byte> second, Vector256<byte> m4,
+        Vector256<byte> high0, Vector256<byte> high1) where T : struct, IU8S8
+    {
+        var v = Avx.LoadVector256(qs);
+        var lo = (v & m4) | high0;
+        var hi = (Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m4) | high1;
+        return T.DotScaled(lo, Avx.LoadVector256(xq), Avx2.Shuffle(scales, first).AsInt16())
+            + T.DotScaled(hi, Avx.LoadVector256(xq + 32), Avx2.Shuffle(scales, second).AsInt16());
     }
 
     public static float Q5_KReference(byte* w, Q8Activation x, int block0, int nb)
