@@ -80,9 +80,10 @@ public static unsafe class Gemv
     }
 
     /// <summary>
-    /// y = W x for F16 or BF16 weights (bits [n, k]). Where Vector512 or Vector256 is accelerated each row is one
-    /// sequential stream widened in registers (see HalfRow); elsewhere each group of four rows is widened to floats
-    /// in a per-thread buffer and run through the fp32 four-row kernel. Both give the same floats, bit for bit.
+    /// y = W x for F16 or BF16 weights (bits [n, k]). Where vectors are accelerated (512, 256 or 128 bits: AVX-512,
+    /// AVX2, NEON) each row is one sequential stream widened in registers (see HalfRow512); the scalar path widens
+    /// each group of four rows to floats in a per-thread buffer and runs the fp32 four-row kernel. Both give what the
+    /// fp32 kernel of the same width gives on the widened rows, bit for bit.
     /// finite: the caller knows no F16 value is an infinity or NaN (WeightMatrix scans once), which allows the
     /// cheaper F16 widening. x: [k]; y: [n].
     /// </summary>
@@ -92,7 +93,7 @@ public static unsafe class Gemv
     internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width, bool finite = false)
     {
         width = width == GemvWidth.Auto ? Best : width;
-        if (width is GemvWidth.Vector512 or GemvWidth.Vector256)
+        if (width is not GemvWidth.Scalar)
         {
             if (bf16) HalfRows<Bf16Bits>(w, n, k, x, x, y, width);
             else if (finite && ScaleForHalf(x, k) is float[] scaled)
@@ -130,13 +131,17 @@ public static unsafe class Gemv
     private static void HalfRows<TBits>(ushort* w, int n, int k, float* xv, float* x, float* y, GemvWidth width) where TBits : struct, IHalfBits
     {
         nint wa = (nint)w, xva = (nint)xv, xa = (nint)x, ya = (nint)y;
-        bool wide = width == GemvWidth.Vector512;
         void Body(int g0, int g1)
         {
             for (int r = g0 * 4, end = Math.Min(n, g1 * 4); r < end; r++)
             {
                 ushort* row = (ushort*)wa + (long)r * k;
-                ((float*)ya)[r] = wide ? HalfRow512<TBits>(row, k, (float*)xva, (float*)xa) : HalfRow256<TBits>(row, k, (float*)xva, (float*)xa);
+                ((float*)ya)[r] = width switch
+                {
+                    GemvWidth.Vector512 => HalfRow512<TBits>(row, k, (float*)xva, (float*)xa),
+                    GemvWidth.Vector256 => HalfRow256<TBits>(row, k, (float*)xva, (float*)xa),
+                    _ => HalfRow128<TBits>(row, k, (float*)xva, (float*)xa),
+                };
             }
         }
         int groups = (n + 3) / 4;
@@ -171,11 +176,24 @@ public static unsafe class Gemv
         return s;
     }
 
+    // HalfRow512 at 4 lanes (NEON, SSE), in Four<Vec128>'s order.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float HalfRow128<TBits>(ushort* w, int k, float* xv, float* x) where TBits : struct, IHalfBits
+    {
+        var a = Vector128<float>.Zero;
+        int i = 0;
+        for (; i + 4 <= k; i += 4) a = Vector128.FusedMultiplyAdd(TBits.Widen128(w + i), Vector128.Load(xv + i), a);
+        float s = Vector128.Sum(a);
+        for (; i < k; i++) s += TBits.ToSingle(w[i]) * x[i];
+        return s;
+    }
+
     /// <summary>How a row of 16-bit floats widens to float32 inside HalfRow.</summary>
     private interface IHalfBits
     {
         static abstract Vector512<float> Widen512(ushort* p);
         static abstract Vector256<float> Widen256(ushort* p);
+        static abstract Vector128<float> Widen128(ushort* p);
         static abstract float ToSingle(ushort h);
     }
 
@@ -184,6 +202,7 @@ public static unsafe class Gemv
     {
         public static Vector512<float> Widen512(ushort* p) => (Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()) << 16).AsSingle();
         public static Vector256<float> Widen256(ushort* p) => (Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()) << 16).AsSingle();
+        public static Vector128<float> Widen128(ushort* p) => (Vector128.WidenLower(Vector64.Load(p).ToVector128Unsafe()) << 16).AsSingle();
         public static float ToSingle(ushort h) => Bf16.ToSingle(h);
     }
 
@@ -192,6 +211,7 @@ public static unsafe class Gemv
     {
         public static Vector512<float> Widen512(ushort* p) => Fp16.Widen512Fast(Vector256.Load(p));
         public static Vector256<float> Widen256(ushort* p) => Fp16.Widen256Fast(Vector128.Load(p));
+        public static Vector128<float> Widen128(ushort* p) => Fp16.Widen128Fast(Vector64.Load(p));
         public static float ToSingle(ushort h) => Fp16.ToSingle(h);
     }
 
@@ -215,6 +235,12 @@ public static unsafe class Gemv
         {
             var h = Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()).AsInt32();
             return (Vector256.ShiftRightArithmetic(h << 16, 3) & Vector256.Create(Mask)).AsSingle();
+        }
+
+        public static Vector128<float> Widen128(ushort* p)
+        {
+            var h = Vector128.WidenLower(Vector64.Load(p).ToVector128Unsafe()).AsInt32();
+            return (Vector128.ShiftRightArithmetic(h << 16, 3) & Vector128.Create(Mask)).AsSingle();
         }
 
         public static float ToSingle(ushort h) => Fp16.ToSingle(h);
