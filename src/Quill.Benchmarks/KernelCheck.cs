@@ -45,6 +45,7 @@ public static class KernelCheck
         [
             ("gemm", Gemm.KernelName),
             ("gemv (fp32 decode)", WidthName(gemv)),
+            ("gemv (f16, bf16 decode)", WidthName(gemv)),
             ("attention", WidthName(attention)),
             ("quantized dot", IntegerDot.PathName),
             ("quantized gemm (prefill)", QuantGemm.PathName),
@@ -64,6 +65,7 @@ public static class KernelCheck
         [
             new("gemm", paths["gemm"], CheckGemm(), 1e-5),
             new("gemv (fp32 decode)", paths["gemv (fp32 decode)"], CheckGemv(), 1e-5),
+            new("gemv (f16, bf16 decode)", paths["gemv (f16, bf16 decode)"], CheckHalfGemv(), 1e-5),
             new("attention", paths["attention"], CheckAttention(), 1e-4),
             new("quantized dot", paths["quantized dot"], CheckQuantDot(), 1e-4),
             new("norms (RMSNorm, LayerNorm)", paths["norms (RMSNorm, LayerNorm)"], CheckNorms(), 1e-5),
@@ -125,6 +127,33 @@ public static class KernelCheck
             GemvReference.MultiplyBatch(w, n, k, x, m, want);
             Gemv.MultiplyBatch(w, n, k, x, m, got);
             worst = Math.Max(worst, Error(want, got, k));
+        }
+        return worst;
+    }
+
+    // F16 and BF16 rows widened in registers, against the reference on the widened floats; F16's two widenings (any
+    // bits, and the scaled one for finite weights) must also agree bit for bit, or the check fails outright.
+    private static unsafe double CheckHalfGemv()
+    {
+        double worst = 0;
+        foreach (var (n, k, bf16) in new[] { (37, 45, false), (9, 1000, false), (13, 290, true) })
+        {
+            float[] wf = Random(n * k, 6), x = Random(k, 7);
+            var bits = new ushort[n * k];
+            if (bf16) Bf16.FromSingle(wf, bits);
+            else Fp16.FromSingle(wf, bits);
+            if (bf16) Bf16.ToSingle(bits, wf);
+            else Fp16.ToSingle(bits, wf);
+            float[] want = new float[n], exact = new float[n], scaled = new float[n];
+            GemvReference.MultiplyBatch(wf, n, k, x, 1, want);
+            fixed (ushort* pw = bits)
+            fixed (float* px = x, pe = exact, ps = scaled)
+            {
+                Gemv.RunHalf(bf16, pw, n, k, px, pe, finite: false);
+                Gemv.RunHalf(bf16, pw, n, k, px, ps, finite: true);
+            }
+            if (!exact.AsSpan().SequenceEqual(scaled)) return double.PositiveInfinity;
+            worst = Math.Max(worst, Error(want, exact, k));
         }
         return worst;
     }

@@ -139,6 +139,18 @@ public static class Fp16
         return (r | ((h & Vector256.Create(0x8000u)) << 16)).AsSingle();
     }
 
+    /// <summary>Widen512Fast at 4 lanes (NEON, SSE).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<float> Widen128Fast(Vector64<ushort> half)
+    {
+        var h = Vector128.WidenLower(half.ToVector128Unsafe()).AsUInt32();
+        var shifted = (h & Vector128.Create(0x7FFFu)) << 13;
+        var value = (shifted.AsSingle() * Vector128.Create(0x77800000u).AsSingle()).AsUInt32(); // times 2^112
+        var special = shifted + Vector128.Create(ExpAdjust * 2);
+        var r = Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(shifted, Vector128.Create(0x7C00u << 13)), special, value);
+        return (r | ((h & Vector128.Create(0x8000u)) << 16)).AsSingle();
+    }
+
     /// <summary>Whether none of <paramref name="count"/> half bit patterns is an infinity or NaN (exponent bits all set).</summary>
     internal static unsafe bool AllFinite(ushort* p, long count)
     {

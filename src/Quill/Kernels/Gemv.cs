@@ -80,9 +80,10 @@ public static unsafe class Gemv
     }
 
     /// <summary>
-    /// y = W x for F16 or BF16 weights (bits [n, k]). Where Vector512 or Vector256 is accelerated each row is one
-    /// sequential stream widened in registers (see HalfRow); elsewhere each group of four rows is widened to floats
-    /// in a per-thread buffer and run through the fp32 four-row kernel. Both give the same floats, bit for bit.
+    /// y = W x for F16 or BF16 weights (bits [n, k]). Where vectors are accelerated (512, 256 or 128 bits: AVX-512,
+    /// AVX2, NEON) each row is one sequential stream widened in registers (see HalfRow); the scalar path widens
+    /// each group of four rows to floats in a per-thread buffer and runs the fp32 four-row kernel. Both give what the
+    /// fp32 kernel of the same width gives on the widened rows, bit for bit.
     /// finite: the caller knows no F16 value is an infinity or NaN (WeightMatrix scans once), which allows the
     /// cheaper F16 widening. x: [k]; y: [n].
     /// </summary>
@@ -92,7 +93,7 @@ public static unsafe class Gemv
     internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width, bool finite = false)
     {
         width = width == GemvWidth.Auto ? Best : width;
-        if (width is GemvWidth.Vector512 or GemvWidth.Vector256)
+        if (width is not GemvWidth.Scalar)
         {
             if (bf16) HalfRows<Bf16Bits>(w, n, k, x, x, y, width);
             else if (finite && ScaleForHalf(x, k) is float[] scaled)
@@ -127,16 +128,21 @@ public static unsafe class Gemv
     // Rows of half bits through HalfRow, split over threads in whole groups of four rows (contiguous ranges, so each
     // thread reads one sequential stream). xv: what the vector loop multiplies by (x, or x scaled for F16Scaled); x:
     // the tail's.
-    private static void HalfRows<TBits>(ushort* w, int n, int k, float* xv, float* x, float* y, GemvWidth width) where TBits : struct, IHalfBits
+    private static void HalfRows<TBits>(ushort* w, int n, int k, float* xv, float* x, float* y, GemvWidth width)
+        where TBits : struct, IHalfBits<Vector512<float>>, IHalfBits<Vector256<float>>, IHalfBits<Vector128<float>>
     {
         nint wa = (nint)w, xva = (nint)xv, xa = (nint)x, ya = (nint)y;
-        bool wide = width == GemvWidth.Vector512;
         void Body(int g0, int g1)
         {
             for (int r = g0 * 4, end = Math.Min(n, g1 * 4); r < end; r++)
             {
                 ushort* row = (ushort*)wa + (long)r * k;
-                ((float*)ya)[r] = wide ? HalfRow512<TBits>(row, k, (float*)xva, (float*)xa) : HalfRow256<TBits>(row, k, (float*)xva, (float*)xa);
+                ((float*)ya)[r] = width switch
+                {
+                    GemvWidth.Vector512 => HalfRow<Vec512, Vector512<float>, TBits>(row, k, (float*)xva, (float*)xa),
+                    GemvWidth.Vector256 => HalfRow<Vec256, Vector256<float>, TBits>(row, k, (float*)xva, (float*)xa),
+                    _ => HalfRow<Vec128, Vector128<float>, TBits>(row, k, (float*)xva, (float*)xa),
+                };
             }
         }
         int groups = (n + 3) / 4;
@@ -144,54 +150,45 @@ public static unsafe class Gemv
         else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
-    // One row of half bits dot x: a single FMA chain of 16 lanes, Vector512.Sum, then the scalar tail on the exact
-    // widening: the order of Four512 for that row, so it equals widening the row to floats first, bit for bit. One row
-    // at a time (not four interleaved) keeps each thread's reads one sequential stream, which the hardware prefetcher
-    // follows: four interleaved 24-line rows of F16 ran at 12-15 GB/s on 2 threads here, one stream at 23-32.
+    // One row of half bits dot x: a single FMA chain of TOps.Lanes lanes, the sum across, then the scalar tail on the
+    // exact widening: the order of the fp32 four-row kernel of that width for that row (Four512, Four<Vec256>,
+    // Four<Vec128>), so it equals widening the row to floats first, bit for bit. One row at a time (not four
+    // interleaved) keeps each thread's reads one sequential stream, which the hardware prefetcher follows: four
+    // interleaved 24-line rows of F16 ran at 12-15 GB/s on 2 threads here, one stream at 23-32.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float HalfRow512<TBits>(ushort* w, int k, float* xv, float* x) where TBits : struct, IHalfBits
+    private static float HalfRow<TOps, TV, TBits>(ushort* w, int k, float* xv, float* x)
+        where TOps : struct, IAttentionVector<TV> where TV : struct where TBits : struct, IHalfBits<TV>
     {
-        var a = Vector512<float>.Zero;
+        var a = TOps.Zero;
         int i = 0;
-        for (; i + 16 <= k; i += 16) a = Vector512.FusedMultiplyAdd(TBits.Widen512(w + i), Vector512.Load(xv + i), a);
-        float s = Vector512.Sum(a);
+        for (; i + TOps.Lanes <= k; i += TOps.Lanes) a = TOps.Fma(TBits.Widen(w + i), TOps.Load(xv + i), a);
+        float s = TOps.SumAcross(a);
         for (; i < k; i++) s += TBits.ToSingle(w[i]) * x[i];
         return s;
     }
 
-    // HalfRow512 at 8 lanes, in Four<Vec256>'s order.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float HalfRow256<TBits>(ushort* w, int k, float* xv, float* x) where TBits : struct, IHalfBits
+    /// <summary>How a row of 16-bit floats widens to float32 vectors of type TV inside HalfRow.</summary>
+    private interface IHalfBits<TV> where TV : struct
     {
-        var a = Vector256<float>.Zero;
-        int i = 0;
-        for (; i + 8 <= k; i += 8) a = Vector256.FusedMultiplyAdd(TBits.Widen256(w + i), Vector256.Load(xv + i), a);
-        float s = Vector256.Sum(a);
-        for (; i < k; i++) s += TBits.ToSingle(w[i]) * x[i];
-        return s;
-    }
-
-    /// <summary>How a row of 16-bit floats widens to float32 inside HalfRow.</summary>
-    private interface IHalfBits
-    {
-        static abstract Vector512<float> Widen512(ushort* p);
-        static abstract Vector256<float> Widen256(ushort* p);
+        static abstract TV Widen(ushort* p);
         static abstract float ToSingle(ushort h);
     }
 
     // BF16: the bits are a float's top half.
-    private readonly struct Bf16Bits : IHalfBits
+    private readonly struct Bf16Bits : IHalfBits<Vector512<float>>, IHalfBits<Vector256<float>>, IHalfBits<Vector128<float>>
     {
-        public static Vector512<float> Widen512(ushort* p) => (Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()) << 16).AsSingle();
-        public static Vector256<float> Widen256(ushort* p) => (Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()) << 16).AsSingle();
+        static Vector512<float> IHalfBits<Vector512<float>>.Widen(ushort* p) => (Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()) << 16).AsSingle();
+        static Vector256<float> IHalfBits<Vector256<float>>.Widen(ushort* p) => (Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()) << 16).AsSingle();
+        static Vector128<float> IHalfBits<Vector128<float>>.Widen(ushort* p) => (Vector128.WidenLower(Vector64.Load(p).ToVector128Unsafe()) << 16).AsSingle();
         public static float ToSingle(ushort h) => Bf16.ToSingle(h);
     }
 
     // F16, any bit pattern, exactly (Fp16's vector widening).
-    private readonly struct F16Bits : IHalfBits
+    private readonly struct F16Bits : IHalfBits<Vector512<float>>, IHalfBits<Vector256<float>>, IHalfBits<Vector128<float>>
     {
-        public static Vector512<float> Widen512(ushort* p) => Fp16.Widen512Fast(Vector256.Load(p));
-        public static Vector256<float> Widen256(ushort* p) => Fp16.Widen256Fast(Vector128.Load(p));
+        static Vector512<float> IHalfBits<Vector512<float>>.Widen(ushort* p) => Fp16.Widen512Fast(Vector256.Load(p));
+        static Vector256<float> IHalfBits<Vector256<float>>.Widen(ushort* p) => Fp16.Widen256Fast(Vector128.Load(p));
+        static Vector128<float> IHalfBits<Vector128<float>>.Widen(ushort* p) => Fp16.Widen128Fast(Vector64.Load(p));
         public static float ToSingle(ushort h) => Fp16.ToSingle(h);
     }
 
@@ -201,20 +198,26 @@ public static unsafe class Gemv
     // alike, so (bits) * (x * 2^112) is the exact product w * x and the FMA rounds it as the widened path does. Three
     // operations after the load instead of Widen512Fast's eight. An infinity or NaN would come out finite, hence the
     // caller's scan; x * 2^112 is exact while |x| < 2^16 (ScaleForHalf checks).
-    private readonly struct F16Scaled : IHalfBits
+    private readonly struct F16Scaled : IHalfBits<Vector512<float>>, IHalfBits<Vector256<float>>, IHalfBits<Vector128<float>>
     {
         private const int Mask = unchecked((int)0x8FFFE000);
 
-        public static Vector512<float> Widen512(ushort* p)
+        static Vector512<float> IHalfBits<Vector512<float>>.Widen(ushort* p)
         {
             var h = Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()).AsInt32();
             return (Vector512.ShiftRightArithmetic(h << 16, 3) & Vector512.Create(Mask)).AsSingle();
         }
 
-        public static Vector256<float> Widen256(ushort* p)
+        static Vector256<float> IHalfBits<Vector256<float>>.Widen(ushort* p)
         {
             var h = Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()).AsInt32();
             return (Vector256.ShiftRightArithmetic(h << 16, 3) & Vector256.Create(Mask)).AsSingle();
+        }
+
+        static Vector128<float> IHalfBits<Vector128<float>>.Widen(ushort* p)
+        {
+            var h = Vector128.WidenLower(Vector64.Load(p).ToVector128Unsafe()).AsInt32();
+            return (Vector128.ShiftRightArithmetic(h << 16, 3) & Vector128.Create(Mask)).AsSingle();
         }
 
         public static float ToSingle(ushort h) => Fp16.ToSingle(h);
@@ -263,7 +266,7 @@ public static unsafe class Gemv
             float* w0 = w + (long)r * k;
             if (m == 1 && k > ShortRow && width is GemvWidth.Vector512 or GemvWidth.Vector256)
             {
-                for (int j = 0; j < 4; j++) y[r + j] = width == GemvWidth.Vector512 ? Row512(w0 + (long)j * k, k, x) : Row256(w0 + (long)j * k, k, x);
+                for (int j = 0; j < 4; j++) y[r + j] = width == GemvWidth.Vector512 ? Row<Vec512, Vector512<float>>(w0 + (long)j * k, k, x) : Row<Vec256, Vector256<float>>(w0 + (long)j * k, k, x);
                 continue;
             }
             for (int v = 0; v < m; v++)
@@ -287,27 +290,16 @@ public static unsafe class Gemv
         }
     }
 
-    // One row dot x with one vector only (decode): Four512's (or Four<Vec256>'s) chain for that row, lanes, Sum, then
-    // the scalar tail, so the same float bit for bit; one row at a time keeps each thread's reads a single sequential
-    // stream for the hardware prefetcher.
+    // One row dot x with one vector only (decode): the four-row kernel's chain for that row (TOps.Lanes lanes, the sum
+    // across, then the scalar tail), so the same float bit for bit; one row at a time keeps each thread's reads a
+    // single sequential stream for the hardware prefetcher.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Row512(float* w, int k, float* x)
+    private static float Row<TOps, TV>(float* w, int k, float* x) where TOps : struct, IAttentionVector<TV> where TV : struct
     {
-        var a = Vector512<float>.Zero;
+        var a = TOps.Zero;
         int i = 0;
-        for (; i + 16 <= k; i += 16) a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a);
-        float s = Vector512.Sum(a);
-        for (; i < k; i++) s += w[i] * x[i];
-        return s;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Row256(float* w, int k, float* x)
-    {
-        var a = Vector256<float>.Zero;
-        int i = 0;
-        for (; i + 8 <= k; i += 8) a = Vector256.FusedMultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a);
-        float s = Vector256.Sum(a);
+        for (; i + TOps.Lanes <= k; i += TOps.Lanes) a = TOps.Fma(TOps.Load(w + i), TOps.Load(x + i), a);
+        float s = TOps.SumAcross(a);
         for (; i < k; i++) s += w[i] * x[i];
         return s;
     }
@@ -316,7 +308,7 @@ public static unsafe class Gemv
     /// Rows at most this long are too short for the hardware prefetcher (it trains per stream, and four interleaved
     /// 18-line rows end before it runs ahead): their kernel prefetches the group two groups ahead itself. Measured
     /// with stories15M's shapes (rows of 288) 9-12% faster; with rows of 768 or more 2-10% slower, so only here.
-    /// Longer rows with one vector run one row at a time (Row512): stories110M F32 decode 68 tokens/s against 60-61
+    /// Longer rows with one vector run one row at a time (Row): stories110M F32 decode 68 tokens/s against 60-61
     /// for four interleaved rows, same run; at rows of 288 one row at a time was slower (a single FMA chain's latency
     /// over 18 steps, then a horizontal sum, per row: 550-600 against 775 tokens/s).
     /// </summary>

@@ -25,13 +25,16 @@ internal static unsafe partial class IntegerDot
         : Neon ? Q4_KNeon(w, x, block0, nb)
         : Q4_KReference(w, x, block0, nb);
 
-    public static float Q4_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    public static float Q4_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8 => OnQ8K(&Q4_KRow<T>, w, x, block0, nb);
+
+    // A K-quant row kernel on x's Q8_K values, sums of 16 and scales from super-block block0 on, and the f16 table.
+    private static float OnQ8K(delegate*<byte*, sbyte*, short*, float*, int, float*, float> row, byte* w, Q8Activation x, int block0, int nb)
     {
         fixed (sbyte* xq = x.Q256)
         fixed (short* bs = x.Sum16)
         fixed (float* xd = x.Scale256)
         fixed (float* table = HalfTable)
-            return Q4_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
+            return row(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
     }
 
     /// <summary>
@@ -42,7 +45,39 @@ internal static unsafe partial class IntegerDot
     /// accumulated in a second float vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    internal static float Q4_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8
+    internal static float Q4_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8 =>
+        Q45KRow<T, Q4KLayout>(w, xq, bs, xd, nb, table);
+
+    /// <summary>One Q5_K row: Q4_KRow's kernel with the fifth bit of each value from the 32 qh bytes (bit j for sub-block j).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    internal static float Q5_KRow<T>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8 =>
+        Q45KRow<T, Q5KLayout>(w, xq, bs, xd, nb, table);
+
+    /// <summary>Where Q4_K and Q5_K super-blocks differ: their size, where the packed nibbles start, and Q5_K's 32 qh bytes.</summary>
+    private interface IK45Layout
+    {
+        static abstract int Bytes { get; }
+        static abstract int Nibbles { get; }
+        static abstract bool FifthBit { get; }
+    }
+
+    private readonly struct Q4KLayout : IK45Layout
+    {
+        public static int Bytes => 144;
+        public static int Nibbles => 16;
+        public static bool FifthBit => false;
+    }
+
+    private readonly struct Q5KLayout : IK45Layout
+    {
+        public static int Bytes => 176;
+        public static int Nibbles => 48;
+        public static bool FifthBit => true;
+    }
+
+    // The kernel of Q4_KRow and Q5_KRow, inlined into each (the layout's constants fold away).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Q45KRow<T, L>(byte* w, sbyte* xq, short* bs, float* xd, int nb, float* table) where T : struct, IU8S8 where L : struct, IK45Layout
     {
         var m4 = Vector256.Create((byte)0x0F);
         var acc = Vector256<float>.Zero;
@@ -50,17 +85,19 @@ internal static unsafe partial class IntegerDot
         // minimum j as the 16-bit pair (m_j, m_j), to meet the two 16-value sums of sub-block j
         var pairMins = Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
         {
-            for (int b = 0; b < nb; b++, w += 144, xq += 256, bs += 16)
+            for (int b = 0; b < nb; b++, w += L.Bytes, xq += 256, bs += 16)
             {
-                Sse.Prefetch0(w + PrefetchBytes);
+                PrefetchLines3(w);
                 var packed = Q4_KScales(w + 4);
                 var sc = Sse41.ConvertToVector128Int16(packed);
                 var scales = Vector256.Create(sc, sc).AsByte();
-                // the four sub-block pairs unrolled, so that the shuffle controls are constants
-                var isum = Q4KPair<T>(w + 16, xq, scales, Vector256.Create((ushort)0x0100).AsByte(), Vector256.Create((ushort)0x0302).AsByte(), m4);
-                isum += Q4KPair<T>(w + 48, xq + 64, scales, Vector256.Create((ushort)0x0504).AsByte(), Vector256.Create((ushort)0x0706).AsByte(), m4);
-                isum += Q4KPair<T>(w + 80, xq + 128, scales, Vector256.Create((ushort)0x0908).AsByte(), Vector256.Create((ushort)0x0B0A).AsByte(), m4);
-                isum += Q4KPair<T>(w + 112, xq + 192, scales, Vector256.Create((ushort)0x0D0C).AsByte(), Vector256.Create((ushort)0x0F0E).AsByte(), m4);
+                var qh = L.FifthBit ? Avx.LoadVector256(w + 16) : default;
+                byte* qs = w + L.Nibbles;
+                // the four sub-block pairs unrolled, so that the shuffle controls and qh shifts are constants
+                var isum = K45Pair<T, L>(qs, xq, scales, Vector256.Create((ushort)0x0100).AsByte(), Vector256.Create((ushort)0x0302).AsByte(), m4, qh, 0);
+                isum += K45Pair<T, L>(qs + 32, xq + 64, scales, Vector256.Create((ushort)0x0504).AsByte(), Vector256.Create((ushort)0x0706).AsByte(), m4, qh, 2);
+                isum += K45Pair<T, L>(qs + 64, xq + 128, scales, Vector256.Create((ushort)0x0908).AsByte(), Vector256.Create((ushort)0x0B0A).AsByte(), m4, qh, 4);
+                isum += K45Pair<T, L>(qs + 96, xq + 192, scales, Vector256.Create((ushort)0x0D0C).AsByte(), Vector256.Create((ushort)0x0F0E).AsByte(), m4, qh, 6);
                 var mins = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed, pairMins)), Avx.LoadVector256(bs));
                 float dx = xd[b];
                 acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(table[*(ushort*)w] * dx), acc);
@@ -87,18 +124,33 @@ internal static unsafe partial class IntegerDot
     }
 
     /// <summary>
-    /// One sub-block pair of a Q4_K super-block: 32 packed bytes at qs (low nibbles the first sub-block, high the second)
-    /// against 64 activation values, each sub-block scaled by the 16-bit scale the control broadcasts (scale bytes 2j, 2j + 1).
+    /// One sub-block pair j, j + 1 (j even) of a Q4_K / Q5_K super-block: 32 packed bytes at qs (low nibbles sub-block j,
+    /// high sub-block j + 1) against 64 activation values, each sub-block scaled by the 16-bit scale the control
+    /// broadcasts (scale bytes 2j, 2j + 1). Q5_K ors in bit j (and j + 1) of each qh byte at bit 4: values up to 31, so
+    /// the pmaddubsw pair sums stay within int16 (2 * 31 * 127).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q4KPair<T>(byte* qs, sbyte* xq, Vector256<byte> scales, Vector256<byte> first, Vector256<byte> second, Vector256<byte> m4)
-        where T : struct, IU8S8
+    private static Vector256<int> K45Pair<T, L>(byte* qs, sbyte* xq, Vector256<byte> scales, Vector256<byte> first, Vector256<byte> second, Vector256<byte> m4,
+        Vector256<byte> qh, int j) where T : struct, IU8S8 where L : struct, IK45Layout
     {
         var v = Avx.LoadVector256(qs);
         var lo = v & m4;
         var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m4;
+        if (L.FifthBit)
+        {
+            lo |= BitTo4(qh, j);
+            hi |= BitTo4(qh, j + 1);
+        }
         return T.DotScaled(lo, Avx.LoadVector256(xq), Avx2.Shuffle(scales, first).AsInt16())
             + T.DotScaled(hi, Avx.LoadVector256(xq + 32), Avx2.Shuffle(scales, second).AsInt16());
+    }
+
+    // Bit j of each byte, moved to bit 4 (j a constant after inlining; 16-bit shifts, masked per byte).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> BitTo4(Vector256<byte> qh, int j)
+    {
+        var moved = j <= 4 ? qh.AsUInt16() << (4 - j) : qh.AsUInt16() >>> (j - 4);
+        return moved.AsByte() & Vector256.Create((byte)0x10);
     }
 
     public static float Q4_KReference(byte* w, Q8Activation x, int block0, int nb)
@@ -140,43 +192,7 @@ internal static unsafe partial class IntegerDot
         : Neon ? Q5_KNeon(w, x, block0, nb)
         : Q5_KReference(w, x, block0, nb);
 
-    public static float Q5_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
-    {
-        var mask = Vector256.Create((byte)0x0F);
-        var one = Vector256.Create((byte)1);
-        var acc = Vector256<float>.Zero;
-        float minSum = 0;
-        fixed (sbyte* xq0 = x.Q256)
-        fixed (short* bs0 = x.Sum16)
-        {
-            for (int b = 0; b < nb; b++)
-            {
-                byte* blk = w + (long)b * 176;
-                int xb = block0 + b;
-                float dx = x.Scale256[xb];
-                float d = Fp16.ToSingle(*(ushort*)blk) * dx, dmin = Fp16.ToSingle(*(ushort*)(blk + 2)) * dx;
-                var scales = new ReadOnlySpan<byte>(blk + 4, 12);
-                var qh = Avx.LoadVector256(blk + 16);
-                sbyte* xq = xq0 + (long)xb * 256;
-                short* bs = bs0 + (long)xb * 16;
-                var isum = Vector256<int>.Zero;
-                int mins = 0;
-                for (int p = 0; p < 4; p++)
-                {
-                    var (s0, m0) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p, scales);
-                    var (s1, m1) = global::Quill.Quantization.Q4_K.ScaleMin(2 * p + 1, scales);
-                    var v = Avx.LoadVector256(blk + 48 + 32 * p);
-                    var lo = (v & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p) & one) << 4);
-                    var hi = (Vector256.ShiftRightLogical(v, 4) & mask) | ((Vector256.ShiftRightLogical(qh, 2 * p + 1) & one) << 4);
-                    isum += T.Dot(lo, Avx.LoadVector256(xq + 64 * p)) * s0 + T.Dot(hi, Avx.LoadVector256(xq + 64 * p + 32)) * s1;
-                    mins += m0 * (bs[4 * p] + bs[4 * p + 1]) + m1 * (bs[4 * p + 2] + bs[4 * p + 3]);
-                }
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(d), acc);
-                minSum += dmin * mins;
-            }
-        }
-        return Vector256.Sum(acc) - minSum;
-    }
+    public static float Q5_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8 => OnQ8K(&Q5_KRow<T>, w, x, block0, nb);
 
     public static float Q5_KReference(byte* w, Q8Activation x, int block0, int nb)
     {
@@ -217,14 +233,7 @@ internal static unsafe partial class IntegerDot
         : Neon ? Q6_KNeon(w, x, block0, nb)
         : Q6_KReference(w, x, block0, nb);
 
-    public static float Q6_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
-    {
-        fixed (sbyte* xq = x.Q256)
-        fixed (short* bs = x.Sum16)
-        fixed (float* xd = x.Scale256)
-        fixed (float* table = HalfTable)
-            return Q6_KRow<T>(w, xq + (long)block0 * 256, bs + (long)block0 * 16, xd + block0, nb, table);
-    }
+    public static float Q6_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8 => OnQ8K(&Q6_KRow<T>, w, x, block0, nb);
 
     /// <summary>
     /// One Q6_K row against Q8_K values xq [nb * 256], sums of 16 bs [nb * 16], scales xd [nb]. The 16 int8 scales are
@@ -238,7 +247,7 @@ internal static unsafe partial class IntegerDot
         {
             for (int b = 0; b < nb; b++, w += 210, xq += 256, bs += 16)
             {
-                Sse.Prefetch0(w + PrefetchBytes);
+                PrefetchLines4(w);
                 var sc = Avx2.ConvertToVector256Int16(Sse2.LoadVector128((sbyte*)(w + 192)));
                 // start at the offset, -32 sum_k sc_k bs_k, spread over the lanes
                 var isum = Vector256<int>.Zero - Avx2.ShiftLeftLogical(Avx2.MultiplyAddAdjacent(sc, Avx.LoadVector256(bs)), 5);

@@ -178,8 +178,8 @@ public static class QuantDot
     }
 
     // The rows of every matrix in groups of four, one parallel region, guided claims (long contiguous runs first, so
-    // each thread streams its weights; small pieces at the end). Each row is one IntegerDot call: Q8_0, Q4_0, Q4_K and
-    // Q6_K (the types of llama.cpp's Q8_0, Q4_0 and Q4_K_M files) on raw pointers, the others through RowDot.
+    // each thread streams its weights; small pieces at the end). Each row is one IntegerDot call: Q8_0, Q4_0, Q4_K, Q5_K
+    // and Q6_K (the types of llama.cpp's Q8_0, Q4_0, Q4_K_M and Q5_K_M files) on raw pointers, the others through RowDot.
     private static unsafe void RowGroups(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, Q8Activation act, ReadOnlySpan<nint> y)
     {
         int nb = cols / GgmlTypeInfo.BlockSize(type);
@@ -216,6 +216,9 @@ public static class QuantDot
                         break;
                     case GgmlType.Q4_K when vector:
                         for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
+                        break;
+                    case GgmlType.Q5_K when vector:
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q5_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
                         break;
                     case GgmlType.Q6_K when vector:
                         for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q6_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);

@@ -54,6 +54,7 @@ public sealed class Arm64EmulationTests
         Assert.Contains("gemm: neon 8x12", r.Out, StringComparison.Ordinal);
         Assert.Contains("attention: neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("gemv (fp32 decode): neon 128-bit", r.Out, StringComparison.Ordinal);
+        Assert.Contains("check gemv (f16, bf16 decode) (neon 128-bit): ok", r.Out, StringComparison.Ordinal);
         // every block format's decode dot on NEON (sdot): nothing left scalar anywhere
         Assert.Contains("  quantized dot: neon sdot\n", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("scalar", r.Out, StringComparison.Ordinal);
@@ -63,7 +64,7 @@ public sealed class Arm64EmulationTests
         // the quantized dot check covers all eight block types; the K-quant dots must equal their twins bit for bit
         Assert.Contains("check quantized dot, k-quants bit for bit (neon sdot): ok, largest error 0 ", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
-        Assert.Equal(11, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
+        Assert.Equal(12, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
     }
 
     [Arm64CliFact]

@@ -107,6 +107,25 @@ public sealed unsafe class GemvTests
         for (int r = 0; r < rows; r++) Assert.True(Math.Abs(expected[r] - y[r]) <= 1e-4f * Math.Sqrt(cols), $"row {r}: {expected[r]} vs {y[r]}");
     }
 
+    [Fact]
+    public void F16_matrix_with_an_infinity_keeps_it_through_decode()
+    {
+        // WeightMatrix scans an F16 matrix once; with an infinity in it the cheap widening (which would read the
+        // infinity as 2^16) must not run, so the row's product stays infinite; the other rows are unaffected
+        int rows = 8, cols = 64;
+        float[] w = Random(rows * cols, 11), x = Random(cols, 12);
+        x[5] = 0.5f;
+        w[3 * cols + 5] = float.PositiveInfinity;
+        var m = WeightMatrix.Quantize("w", w, rows, cols, GgmlType.F16);
+        var y = new float[rows];
+        fixed (float* px = x, py = y) m.Multiply(px, cols, 1, py, rows);
+        Assert.True(float.IsPositiveInfinity(y[3]), $"row 3: {y[3]}");
+        var expected = new float[rows];
+        GemvReference.MultiplyBatch(m.ToFloats(), rows, cols, x, 1, expected);
+        for (int r = 0; r < rows; r++)
+            if (r != 3) Assert.True(Math.Abs(expected[r] - y[r]) <= 1e-5f * (1 + Math.Abs(expected[r])), $"row {r}: {expected[r]} vs {y[r]}");
+    }
+
     [Theory]
     [InlineData(GgmlType.Q8_0, 4, 32)]
     [InlineData(GgmlType.Q8_0, 37, 288)]

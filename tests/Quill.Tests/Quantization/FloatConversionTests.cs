@@ -207,6 +207,7 @@ public class FloatConversionTests
     {
         if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) yield return GemvWidth.Vector512;
         if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) yield return GemvWidth.Vector256;
+        if (System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated) yield return GemvWidth.Vector128;
         yield return GemvWidth.Scalar;
     }
 }
