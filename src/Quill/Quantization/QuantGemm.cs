@@ -180,7 +180,7 @@ internal static unsafe partial class QuantGemm
             fixed (int* p32 = Sum32Pairs)
             {
                 nint qa = (nint)q0, sa = (nint)s0, oa = (nint)o0, ca = (nint)c0, p16a = (nint)p16, p32a = (nint)p32;
-                KernelThreads.ParallelFor(m, Math.Max(1, 16384 / k), (i0, i1) =>
+                KernelThreads.ParallelFor(m, Math.Max(1, 16384 / k), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (i0, i1) =>
                 {
                     int* sums = stackalloc int[nb];
                     float* scales = stackalloc float[nb];
@@ -254,7 +254,7 @@ internal static unsafe partial class QuantGemm
         bool signed = SignedValues(type);
         int steps = Int16Steps(type);
         // about a million multiply-adds per slab before a second thread joins
-        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (s0, s1) =>
         {
             var buf = SlabBuffer.ForThread(kp);
             fixed (byte* v = buf.Values)

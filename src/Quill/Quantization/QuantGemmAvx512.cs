@@ -111,7 +111,7 @@ internal static unsafe partial class QuantGemm
     {
         int k = x.K, m = x.M, slabs = (rows + Slab - 1) / Slab;
         nint wa = (nint)w, ya = (nint)y;
-        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (s0, s1) =>
         {
             var buf = Slab512.ForThread(x.Kp, m);
             fixed (byte* nat = buf.Natural)
@@ -473,7 +473,7 @@ internal static unsafe partial class QuantGemm
     {
         int k = x.K, kp = x.Kp, m = x.M, nb = k / 32, nbo = Pad8(nb), slabs = (rows + Slab - 1) / Slab;
         nint wa = (nint)w, ya = (nint)y;
-        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (s0, s1) =>
         {
             var buf = Slab512.ForThread(kp, m);
             fixed (byte* nat = buf.Natural)
@@ -584,7 +584,7 @@ internal static unsafe partial class QuantGemm
         int k = x.K, kp = x.Kp, m = x.M, nb = k / 32, slabs = (rows + Slab - 1) / Slab;
         nint wa = (nint)w, ya = (nint)y;
         short[] x16 = x.Widened();
-        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), (s0, s1) =>
+        KernelThreads.ParallelFor(slabs, Math.Max(1, (1 << 20) / Math.Max(1, Slab * k * m)), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (s0, s1) =>
         {
             var buf = Slab512.ForThread(kp, m);
             fixed (byte* natBytes = buf.Natural)
