@@ -14,9 +14,9 @@
 // - Q8_0: signed bytes and AVX-512 has no vpsignb for the sign trick, so weights and activations are widened to
 //   int16 and met by pmaddwd (one multiply per 32 products where the AVX2 kernel needs pmaddubsw + pmaddwd); the
 //   AVX2 kernel's float steps, bit for bit.
-// Why: on Zen 4 (2 vCPU) the AVX2 kernel ran about 50 cycles per 1,024 multiply-adds (Q4_K), a quarter of it outside
-// the pmaddubsw chain (one broadcast load per 32 products, per-block float scaling, a step loop the JIT kept rolled);
-// here one broadcast serves 64 products and the step loop is straight code. Weights are unpacked per call, a slab of
+// Why: on Zen 4 (2 vCPU) the AVX2 kernel loaded one broadcast per 32 products, scaled in float per 32-value block and
+// ran its eight steps as a loop (the JIT's listing); here one broadcast serves 64 products and the steps are straight
+// code: 1.2-1.7x the AVX2 kernel per thread (docs/BENCHMARKS.md). Weights are unpacked per call, a slab of
 // 16 rows at a time (values in natural order, then interleaved by 4 x 4 transposes of int32).
 // The passes are never inlined: a caller rejitted at tier 1 that inlined one ran out of inlining budget for its
 // step helpers, which then ran as calls with their accumulators in memory (5-6x slower, measured).
