@@ -18,9 +18,9 @@
 // dequantize + SGEMM path (docs/BENCHMARKS.md). Each output runs through the same steps whatever the m, the slab
 // or the thread count. ARM64 runs the same layout on 128-bit NEON halves (rows 0-3, 4-7; sdot where the core has
 // the dot-product extension, else widening multiplies and pairwise adds; signed x signed, so no sign trick), two
-// activation rows at a time (QuantGemmNeon.cs). On CPUs with AVX-512 BW the K-quants (Q4_K, Q5_K, Q6_K) take a
-// kernel of their own instead (QuantGemmAvx512.cs: 16 rows x 4, scales as integers, bit for bit the decode dot's scalar
-// twin). RowReference is the scalar twin the tests and `quill version --check` (also under
+// activation rows at a time (QuantGemmNeon.cs). On CPUs with AVX-512 BW every format takes the 16-row kernels of
+// QuantGemmAvx512.cs instead: the K-quants with integer sub-block scales (bit for bit the decode dot's scalar twins),
+// the others with this kernel's float steps (bit for bit its outputs; Q8_0 in int16). RowReference is the scalar twin the tests and `quill version --check` (also under
 // qemu-aarch64 in CI, both NEON paths) hold it to.
 // Does not handle: x86 CPUs without AVX2 + FMA (Enabled false: WeightMatrix keeps dequantize + SGEMM there),
 // F32 / F16 / BF16 weights (SGEMM), K not a multiple of the block size (the loaders refuse such tensors).

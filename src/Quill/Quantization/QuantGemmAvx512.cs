@@ -39,8 +39,8 @@ internal static unsafe partial class QuantGemm
 
     /// <summary>
     /// True where products of many rows take the AVX-512 BW kernels of 16 weight rows (the default on CPUs with
-    /// AVX-512 BW): the super-block kernel for Q4_K / Q5_K / Q6_K, the block kernel for Q4_0 / Q5_0 / Q4_1 / Q5_1;
-    /// false keeps them on the AVX2 kernel (Q8_0 always is). Cannot be turned on where it cannot run.
+    /// AVX-512 BW): the super-block kernel for Q4_K / Q5_K / Q6_K, the block kernel for Q4_0 / Q5_0 / Q4_1 / Q5_1,
+    /// the int16 kernel for Q8_0; false keeps every format on the AVX2 kernel. Cannot be turned on where it cannot run.
     /// </summary>
     public static bool Avx512Kernels
     {
