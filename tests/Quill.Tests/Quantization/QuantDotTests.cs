@@ -126,6 +126,25 @@ public class QuantDotTests
         }
     }
 
+    [Theory]
+    [InlineData(GgmlType.Q4_1, 32 * 9)]   // odd block count: the last block takes the 256-bit step
+    [InlineData(GgmlType.Q5_0, 32 * 24)]
+    [InlineData(GgmlType.Q5_1, 32 * 7)]
+    [InlineData(GgmlType.Q5_0, 32)]
+    public unsafe void Small_formats_on_AVX512_equal_the_AVX2_kernel_bit_for_bit(GgmlType type, int n)
+    {
+        if (!IntegerDot.Avx512Small) return; // the kernel runs only where AVX-512 BW is
+        var (row, _) = QuantizedRow(type, n, n + 3);
+        var x = Q8Activation.Quantize(Random(n, n + 5, 6));
+        fixed (byte* w = row)
+        {
+            float wide = IntegerDot.SmallAvx512(type, w, x, 0, n / 32);
+            float avx2 = IntegerDot.Small<Avx2U8S8>(type, w, x, 0, n / 32);
+            Assert.Equal(BitConverter.SingleToInt32Bits(avx2), BitConverter.SingleToInt32Bits(wide));
+            Assert.Equal(BitConverter.SingleToInt32Bits(avx2), BitConverter.SingleToInt32Bits(QuantDot.Dot(type, row, x))); // the dispatch takes it
+        }
+    }
+
     private static unsafe float Q4_0Avx512(byte* w, Q8Activation x, int nb)
     {
         fixed (sbyte* q = x.Q32)
