@@ -32,7 +32,13 @@ internal static unsafe partial class IntegerDot
 
     /// <summary>The path the dispatching kernels take on this CPU.</summary>
     public static string PathName => (AvxVnni.IsSupported ? "avx-vnni" : Vectorized ? "avx2" : "") is { Length: > 0 } x86
-        ? (Avx512Q4 ? x86 + " (q4_0: avx-512 vbmi)" : x86)
+        ? (Avx512Q4, Avx512Small) switch
+        {
+            (true, true) => x86 + " (q4_0: avx-512 vbmi; q4_1, q5_0, q5_1: avx-512 bw)",
+            (true, false) => x86 + " (q4_0: avx-512 vbmi)",
+            (false, true) => x86 + " (q4_1, q5_0, q5_1: avx-512 bw)",
+            _ => x86,
+        }
         : Neon ? (Dp.IsSupported ? "neon sdot" : "neon") : "scalar";
 
     /// <summary>ARM64 with AdvSimd: every block format runs on NEON (Q8_0 and Q4_0 here, the others in IntegerDotNeon.cs).</summary>
