@@ -244,7 +244,18 @@ public sealed unsafe class WeightMatrix
     {
         get
         {
-            if (halvesFinite == 0) halvesFinite = Fp16.AllFinite((ushort*)Address, (long)Rows * Cols) ? 1 : 2;
+            if (halvesFinite == 0)
+            {
+                // rows split over the kernel threads: the first token of a large F16 model scans every matrix once
+                int found = 0;
+                nint address = Address;
+                int cols = Cols;
+                KernelThreads.ParallelFor(Rows, Math.Max(1, (1 << 20) / cols), (r0, r1) =>
+                {
+                    if (!Fp16.AllFinite((ushort*)address + (long)r0 * cols, (long)(r1 - r0) * cols)) Volatile.Write(ref found, 1);
+                });
+                halvesFinite = found == 0 ? 1 : 2;
+            }
             return halvesFinite == 1;
         }
     }
