@@ -4,9 +4,10 @@
 // longer than ShortRow reads one row at a time (each thread's range one sequential stream, which the hardware
 // prefetcher follows best), shorter rows four at a time against the same x chunk (four independent FMA chains, the
 // next groups prefetched by hand); every form gives a row the same single FMA chain, so the same float. Vector512
-// with Vector256 and scalar fallbacks, rows split over threads in contiguous ranges. The few-vector form reads each group of four
-// rows once and applies it to every vector while it sits in L1, so weights cross the memory bus once per step
-// whatever the batch. GemvReference is the plain twin the tests hold these to.
+// with Vector256 and scalar fallbacks, rows split over threads in contiguous ranges. The few-vector form reads each
+// group of four rows once and applies it to every vector while it sits in L1, so weights cross the memory bus once
+// per step whatever the batch. F16 / BF16 rows (RunHalf) are widened in registers. GemvReference is the plain twin
+// the tests hold these to.
 // Does not handle: column-major weights, other element types (see WeightMatrix), or large batches (use Gemm).
 // Glossary: N output rows, K shared (input) length, M vectors.
 using System.Runtime.CompilerServices;
