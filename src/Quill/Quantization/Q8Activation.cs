@@ -71,6 +71,25 @@ public sealed unsafe class Q8Activation
         return a;
     }
 
+    [ThreadStatic] private static Q8Activation[]? perThreadBatch;
+
+    /// <summary>
+    /// m rows of x (ldx apart, n values each) into activations reused by the calling thread, as QuantizeForThread
+    /// does for one; the array may be longer than m. Valid until the same thread calls this again.
+    /// </summary>
+    internal static Q8Activation[] QuantizeBatchForThread(float* x, int ldx, int m, int n, bool with256)
+    {
+        var pool = perThreadBatch;
+        if (pool == null || pool.Length < m)
+        {
+            var grown = new Q8Activation[m];
+            pool?.CopyTo(grown, 0);
+            perThreadBatch = pool = grown;
+        }
+        for (int v = 0; v < m; v++) (pool[v] ??= new Q8Activation()).Fill(x + (long)v * ldx, n, with256, Avx2.IsSupported);
+        return pool;
+    }
+
     private void Fill(float* x, int n, bool with256, bool vector)
     {
         Length = n;

@@ -174,66 +174,97 @@ public static class QuantDot
     {
         if (!HasIntegerPath(type)) throw new ArgumentException($"{type} has no integer kernel.", nameof(type));
         var act = Q8Activation.QuantizeForThread(x, cols, with256: GgmlTypeInfo.BlockSize(type) == 256);
-        RowGroups(type, w, rows, cols, act, y);
+        RowGroups(type, w, rows, cols, [act], 1, y, null);
     }
 
+    /// <summary>
+    /// MatVecMany for m vectors decoding together (batched decode, m small): each vector quantized once, and every
+    /// weight row read from memory once for all of them (a few rows at a time go through every vector while they sit
+    /// in L1). Each output is what the one-vector call gives, bit for bit. x: [m, cols] rows ldx apart; y[i]: m rows
+    /// of rows[i] outputs, ldy[i] apart.
+    /// </summary>
+    internal static unsafe void MatVecBatch(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, float* x, int ldx, int m, ReadOnlySpan<nint> y, ReadOnlySpan<int> ldy)
+    {
+        if (!HasIntegerPath(type)) throw new ArgumentException($"{type} has no integer kernel.", nameof(type));
+        var acts = Q8Activation.QuantizeBatchForThread(x, ldx, m, cols, with256: GgmlTypeInfo.BlockSize(type) == 256);
+        RowGroups(type, w, rows, cols, acts, m, y, ldy.ToArray());
+    }
+
+    /// <summary>Rows of one matrix handed to the row kernels at a time for each vector of a batch (about 4 KiB of Q4_K at 768 wide).</summary>
+    private const int BatchRows = 8;
+
     // The rows of every matrix in groups of four, one parallel region, guided claims (long contiguous runs first, so
-    // each thread streams its weights; small pieces at the end). Each row is one IntegerDot call: Q8_0, Q4_0, Q4_K, Q5_K
-    // and Q6_K (the types of llama.cpp's Q8_0, Q4_0, Q4_K_M and Q5_K_M files) on raw pointers, the others through RowDot.
-    private static unsafe void RowGroups(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, Q8Activation act, ReadOnlySpan<nint> y)
+    // each thread streams its weights; small pieces at the end). With several vectors a claimed range goes BatchRows
+    // rows at a time through each vector in turn. Each row is one IntegerDot call (KernelRows).
+    private static unsafe void RowGroups(GgmlType type, ReadOnlySpan<nint> w, ReadOnlySpan<int> rows, int cols, Q8Activation[] acts, int m, ReadOnlySpan<nint> y, int[]? ldy)
     {
         int nb = cols / GgmlTypeInfo.BlockSize(type);
         long rowBytes = GgmlTypeInfo.RowBytes(type, cols), work = 0;
-        foreach (int r in rows) work += (long)r * cols;
+        foreach (int r in rows) work += (long)r * cols * m;
         nint[] wa = w.ToArray(), ya = y.ToArray();
-        bool vector = IntegerDot.Vectorized, avx512 = IntegerDot.Avx512Q4;
-        WorkerPool.RowGroups(rows, work, KernelThreads.Count, (m, r0, r1) =>
+        WorkerPool.RowGroups(rows, work, KernelThreads.Count, (i, r0, r1) =>
         {
-            fixed (sbyte* q = act.Q32)
-            fixed (float* d = act.Scale32)
-            fixed (int* s = act.Sum32)
-            fixed (sbyte* q256 = act.Q256)
-            fixed (float* d256 = act.Scale256)
-            fixed (short* s16 = act.Sum16)
-            fixed (float* table = IntegerDot.Halves)
+            if (m == 1)
             {
-                byte* wr = (byte*)wa[m] + r0 * rowBytes;
-                float* yr = (float*)ya[m];
-                switch (type)
-                {
-                    case GgmlType.Q8_0:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q8_0(wr, q, d, nb);
-                        break;
-                    case GgmlType.Q4_0 when avx512:
-                        fixed (float* dx4 = act.Dx4)
-                        fixed (int* corr4 = act.Corr4)
-                        {
-                            for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0Avx512(wr, q, dx4, corr4, d, s, nb);
-                        }
-                        break;
-                    case GgmlType.Q4_0:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0(wr, q, d, s, nb);
-                        break;
-                    case GgmlType.Q4_K when vector:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
-                        break;
-                    case GgmlType.Q5_K when vector:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q5_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
-                        break;
-                    case GgmlType.Q6_K when vector:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q6_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
-                        break;
-                    default:
-                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = RowDot(type, wr, act);
-                        break;
-                }
+                KernelRows(type, acts[0], (byte*)wa[i], rowBytes, r0, r1, (float*)ya[i], nb);
+                return;
+            }
+            for (int c0 = r0; c0 < r1; c0 += BatchRows)
+            {
+                int c1 = Math.Min(r1, c0 + BatchRows);
+                for (int v = 0; v < m; v++) KernelRows(type, acts[v], (byte*)wa[i], rowBytes, c0, c1, (float*)ya[i] + (long)v * ldy![i], nb);
             }
         });
     }
 
+    // Rows [r0, r1) of w against one quantized activation into y[r0..r1): Q8_0, Q4_0, Q4_K, Q5_K and Q6_K (the types of
+    // llama.cpp's Q8_0, Q4_0, Q4_K_M and Q5_K_M files) on raw pointers, the others through RowDot.
+    private static unsafe void KernelRows(GgmlType type, Q8Activation act, byte* w, long rowBytes, int r0, int r1, float* yr, int nb)
+    {
+        bool vector = IntegerDot.Vectorized, avx512 = IntegerDot.Avx512Q4;
+        fixed (sbyte* q = act.Q32)
+        fixed (float* d = act.Scale32)
+        fixed (int* s = act.Sum32)
+        fixed (sbyte* q256 = act.Q256)
+        fixed (float* d256 = act.Scale256)
+        fixed (short* s16 = act.Sum16)
+        fixed (float* table = IntegerDot.Halves)
+        {
+            byte* wr = w + r0 * rowBytes;
+            switch (type)
+            {
+                case GgmlType.Q8_0:
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q8_0(wr, q, d, nb);
+                    break;
+                case GgmlType.Q4_0 when avx512:
+                    fixed (float* dx4 = act.Dx4)
+                    fixed (int* corr4 = act.Corr4)
+                    {
+                        for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0Avx512(wr, q, dx4, corr4, d, s, nb);
+                    }
+                    break;
+                case GgmlType.Q4_0:
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_0(wr, q, d, s, nb);
+                    break;
+                case GgmlType.Q4_K when vector:
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q4_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
+                    break;
+                case GgmlType.Q5_K when vector:
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q5_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
+                    break;
+                case GgmlType.Q6_K when vector:
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = IntegerDot.Q6_KRow<Avx2U8S8>(wr, q256, s16, d256, nb, table);
+                    break;
+                default:
+                    for (int r = r0; r < r1; r++, wr += rowBytes) yr[r] = RowDot(type, wr, act);
+                    break;
+            }
+        }
+    }
+
     // Any integer-kernel type against a quantized x.
     private static unsafe void MatVec(GgmlType type, byte* w, int rows, int cols, Q8Activation x, float* y) =>
-        RowGroups(type, [(nint)w], [rows], cols, x, [(nint)y]);
+        RowGroups(type, [(nint)w], [rows], cols, [x], 1, [(nint)y], null);
 
     private static int MinRows(int cols) => Math.Max(1, 32768 / Math.Max(1, cols));
 

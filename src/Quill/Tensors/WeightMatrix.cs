@@ -200,11 +200,9 @@ public sealed unsafe class WeightMatrix
                 qa[i] = ws[i].Address;
                 qr[i] = ws[i].Rows;
             }
-            for (int v = 0; v < m; v++)
-            {
-                for (int i = 0; i < ws.Length; i++) qy[i] = ys[i] + (nint)((long)v * ldys[i] * sizeof(float));
-                QuantDot.MatVecMany(ws[0].Type, qa, qr, ws[0].Cols, x + (long)v * ldx, qy);
-            }
+            for (int i = 0; i < ws.Length; i++) qy[i] = ys[i];
+            if (m == 1) QuantDot.MatVecMany(ws[0].Type, qa, qr, ws[0].Cols, x, qy);
+            else QuantDot.MatVecBatch(ws[0].Type, qa, qr, ws[0].Cols, x, ldx, m, qy, ldys); // weights read once for all m
             return;
         }
         if (m > SmallM && ws[0].UsesIntegerGemm)
@@ -276,6 +274,12 @@ public sealed unsafe class WeightMatrix
         {
             bool finite = Type == GgmlType.F16 && HalvesFinite;
             for (int v = 0; v < m; v++) Gemv.RunHalf(Type == GgmlType.BF16, (ushort*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy, finite);
+            return;
+        }
+        if (m > 1 && QuantDot.HasIntegerPath(Type))
+        {
+            // the weights read once for all m vectors
+            QuantDot.MatVecBatch(Type, [Address], [Rows], Cols, x, ldx, m, [(nint)y], [ldy]);
             return;
         }
         for (int v = 0; v < m; v++) QuantDot.MatVec(Type, (byte*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy);

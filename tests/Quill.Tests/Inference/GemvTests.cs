@@ -107,6 +107,47 @@ public sealed unsafe class GemvTests
         for (int r = 0; r < rows; r++) Assert.True(Math.Abs(expected[r] - y[r]) <= 1e-4f * Math.Sqrt(cols), $"row {r}: {expected[r]} vs {y[r]}");
     }
 
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 3)]
+    [InlineData(GgmlType.Q4_0, 5)]
+    [InlineData(GgmlType.Q4_1, 2)]
+    [InlineData(GgmlType.Q5_0, 8)]
+    [InlineData(GgmlType.Q5_1, 3)]
+    [InlineData(GgmlType.Q4_K, 4)]
+    [InlineData(GgmlType.Q5_K, 3)]
+    [InlineData(GgmlType.Q6_K, 7)]
+    public void Batched_quantized_decode_equals_one_vector_at_a_time_bit_for_bit(GgmlType type, int m)
+    {
+        // m vectors read each weight row once (BatchRows rows through every vector); each output must be the one-vector
+        // call's float, for one matrix and for several sharing the input (q, k, v)
+        int cols = 512, rows = 37;
+        var mats = new[] { WeightMatrix.Quantize("a", Random(rows * cols, 21), rows, cols, type), WeightMatrix.Quantize("b", Random(19 * cols, 22), 19, cols, type) };
+        float[] x = Random(m * (cols + 3), 23);
+        int ldx = cols + 3;
+        foreach (var w in mats)
+        {
+            var batched = new float[m * w.Rows];
+            var single = new float[m * w.Rows];
+            fixed (float* px = x, pb = batched, ps = single)
+            {
+                w.Multiply(px, ldx, m, pb, w.Rows);
+                for (int v = 0; v < m; v++) w.Multiply(px + v * ldx, ldx, 1, ps + v * w.Rows, w.Rows);
+            }
+            Assert.True(batched.AsSpan().SequenceEqual(single), $"{type} {w.Name}");
+        }
+        var many = new[] { new float[m * rows], new float[m * 19] };
+        fixed (float* px = x, p0 = many[0], p1 = many[1])
+        {
+            WeightMatrix.MultiplyMany(mats, px, ldx, m, [(nint)p0, (nint)p1], [rows, 19]);
+            var one = new float[rows];
+            for (int v = 0; v < m; v++)
+            {
+                fixed (float* po = one) mats[0].Multiply(px + v * ldx, ldx, 1, po, rows);
+                Assert.True(one.AsSpan().SequenceEqual(many[0].AsSpan(v * rows, rows)), $"{type} many, vector {v}");
+            }
+        }
+    }
+
     [Fact]
     public void F16_matrix_with_an_infinity_keeps_it_through_decode()
     {
