@@ -91,19 +91,33 @@ public static unsafe class Gemv
     internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, bool finite = false) => RunHalf(bf16, w, n, k, x, y, Best, finite);
 
     /// <summary>RunHalf at a chosen width (tests pin each one).</summary>
-    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width, bool finite = false)
+    internal static void RunHalf(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width, bool finite = false) =>
+        RunHalfBatch(bf16, w, n, k, x, k, 1, y, n, width, finite);
+
+    /// <summary>
+    /// RunHalf for m vectors (batched decode): x [m, k] rows ldx apart, y [m, n] rows ldy apart. Where vectors are
+    /// accelerated each weight row is read once for all m (the row sits in L1 while every vector takes it); each output
+    /// is what the one-vector call gives, bit for bit.
+    /// </summary>
+    internal static void RunHalfBatch(bool bf16, ushort* w, int n, int k, float* x, int ldx, int m, float* y, int ldy, GemvWidth width, bool finite)
     {
         width = width == GemvWidth.Auto ? Best : width;
         if (width is not GemvWidth.Scalar)
         {
-            if (bf16) HalfRows<Bf16Bits>(w, n, k, x, x, y, width);
-            else if (finite && ScaleForHalf(x, k) is float[] scaled)
+            if (bf16) HalfRows<Bf16Bits>(w, n, k, x, ldx, x, ldx, m, y, ldy, width);
+            else if (finite && ScaleForHalf(x, ldx, m, k) is float[] scaled)
             {
-                fixed (float* xs = scaled) HalfRows<F16Scaled>(w, n, k, xs, x, y, width);
+                fixed (float* xs = scaled) HalfRows<F16Scaled>(w, n, k, xs, k, x, ldx, m, y, ldy, width);
             }
-            else HalfRows<F16Bits>(w, n, k, x, x, y, width);
+            else HalfRows<F16Bits>(w, n, k, x, ldx, x, ldx, m, y, ldy, width);
             return;
         }
+        for (int v = 0; v < m; v++) RunHalfBuffered(bf16, w, n, k, x + (long)v * ldx, y + (long)v * ldy, width);
+    }
+
+    // The scalar path: each group of four rows widened into a per-thread buffer, then the fp32 four-row kernel.
+    private static void RunHalfBuffered(bool bf16, ushort* w, int n, int k, float* x, float* y, GemvWidth width)
+    {
         nint wa = (nint)w, xa = (nint)x, ya = (nint)y;
         void Body(int g0, int g1)
         {
@@ -129,7 +143,7 @@ public static unsafe class Gemv
     // Rows of half bits through HalfRow, split over threads in whole groups of four rows (contiguous ranges, so each
     // thread reads one sequential stream). xv: what the vector loop multiplies by (x, or x scaled for F16Scaled); x:
     // the tail's.
-    private static void HalfRows<TBits>(ushort* w, int n, int k, float* xv, float* x, float* y, GemvWidth width)
+    private static void HalfRows<TBits>(ushort* w, int n, int k, float* xv, int ldxv, float* x, int ldx, int m, float* y, int ldy, GemvWidth width)
         where TBits : struct, IHalfBits<Vector512<float>>, IHalfBits<Vector256<float>>, IHalfBits<Vector128<float>>
     {
         nint wa = (nint)w, xva = (nint)xv, xa = (nint)x, ya = (nint)y;
@@ -138,16 +152,20 @@ public static unsafe class Gemv
             for (int r = g0 * 4, end = Math.Min(n, g1 * 4); r < end; r++)
             {
                 ushort* row = (ushort*)wa + (long)r * k;
-                ((float*)ya)[r] = width switch
+                for (int v = 0; v < m; v++)
                 {
-                    GemvWidth.Vector512 => HalfRow<Vec512, Vector512<float>, TBits>(row, k, (float*)xva, (float*)xa),
-                    GemvWidth.Vector256 => HalfRow<Vec256, Vector256<float>, TBits>(row, k, (float*)xva, (float*)xa),
-                    _ => HalfRow<Vec128, Vector128<float>, TBits>(row, k, (float*)xva, (float*)xa),
-                };
+                    float* xvv = (float*)xva + (long)v * ldxv, xt = (float*)xa + (long)v * ldx;
+                    ((float*)ya)[(long)v * ldy + r] = width switch
+                    {
+                        GemvWidth.Vector512 => HalfRow<Vec512, Vector512<float>, TBits>(row, k, xvv, xt),
+                        GemvWidth.Vector256 => HalfRow<Vec256, Vector256<float>, TBits>(row, k, xvv, xt),
+                        _ => HalfRow<Vec128, Vector128<float>, TBits>(row, k, xvv, xt),
+                    };
+                }
             }
         }
         int groups = (n + 3) / 4;
-        if (KernelThreads.Count <= 1 || (long)n * k < WorkerPool.MatVecMinWork) Body(0, groups);
+        if (KernelThreads.Count <= 1 || (long)n * k * m < WorkerPool.MatVecMinWork) Body(0, groups);
         else WorkerPool.Guided(groups, 1, KernelThreads.Count, Body);
     }
 
@@ -227,15 +245,20 @@ public static unsafe class Gemv
     /// <summary>2^112: F16Scaled's factor.</summary>
     private const float TwoPow112 = 5.1922968585348276e33f;
 
-    // x * 2^112 in a per-thread buffer, or null when some |x| >= 2^16 or x holds a NaN (the product would overflow).
-    private static float[]? ScaleForHalf(float* x, int k)
+    // The m rows of x (ldx apart) times 2^112 in a per-thread buffer [m, k], or null when some |x| >= 2^16 or x holds
+    // a NaN (the product would overflow).
+    private static float[]? ScaleForHalf(float* x, int ldx, int m, int k)
     {
-        var buf = ScaledX.Get(k);
-        for (int i = 0; i < k; i++)
+        var buf = ScaledX.Get(m * k);
+        for (int v = 0; v < m; v++)
         {
-            float v = x[i];
-            if (!(Math.Abs(v) < 65536f)) return null;
-            buf[i] = v * TwoPow112;
+            float* xr = x + (long)v * ldx;
+            for (int i = 0; i < k; i++)
+            {
+                float e = xr[i];
+                if (!(Math.Abs(e) < 65536f)) return null;
+                buf[v * k + i] = e * TwoPow112;
+            }
         }
         return buf;
     }

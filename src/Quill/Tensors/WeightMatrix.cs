@@ -273,7 +273,7 @@ public sealed unsafe class WeightMatrix
         if (Type is GgmlType.F16 or GgmlType.BF16)
         {
             bool finite = Type == GgmlType.F16 && HalvesFinite;
-            for (int v = 0; v < m; v++) Gemv.RunHalf(Type == GgmlType.BF16, (ushort*)Address, Rows, Cols, x + (long)v * ldx, y + (long)v * ldy, finite);
+            Gemv.RunHalfBatch(Type == GgmlType.BF16, (ushort*)Address, Rows, Cols, x, ldx, m, y, ldy, GemvWidth.Auto, finite); // weights read once for all m
             return;
         }
         if (m > 1 && QuantDot.HasIntegerPath(Type))

@@ -116,7 +116,9 @@ public sealed unsafe class GemvTests
     [InlineData(GgmlType.Q4_K, 4)]
     [InlineData(GgmlType.Q5_K, 3)]
     [InlineData(GgmlType.Q6_K, 7)]
-    public void Batched_quantized_decode_equals_one_vector_at_a_time_bit_for_bit(GgmlType type, int m)
+    [InlineData(GgmlType.F16, 3)]
+    [InlineData(GgmlType.BF16, 5)]
+    public void Batched_decode_equals_one_vector_at_a_time_bit_for_bit(GgmlType type, int m)
     {
         // m vectors read each weight row once (BatchRows rows through every vector); each output must be the one-vector
         // call's float, for one matrix and for several sharing the input (q, k, v)
