@@ -153,12 +153,15 @@ internal static unsafe partial class IntegerDot
         return moved.AsByte() & Vector256.Create((byte)0x10);
     }
 
-    public static float Q4_KReference(byte* w, Q8Activation x, int block0, int nb)
+    public static float Q4_KReference(byte* w, Q8Activation x, int block0, int nb) => Q45KReference<Q4KLayout>(w, x, block0, nb);
+
+    // The scalar twin of Q4_KRow and Q5_KRow: each sub-block's integer dot and sum, then d and dmin in float.
+    private static float Q45KReference<L>(byte* w, Q8Activation x, int block0, int nb) where L : struct, IK45Layout
     {
         float sum = 0;
         for (int b = 0; b < nb; b++)
         {
-            byte* blk = w + (long)b * 144;
+            byte* blk = w + (long)b * L.Bytes;
             int xb = block0 + b;
             var scales = new ReadOnlySpan<byte>(blk + 4, 12);
             long scaled = 0, mins = 0;
@@ -169,8 +172,9 @@ internal static unsafe partial class IntegerDot
                 for (int l = 0; l < 32; l++)
                 {
                     int value = j / 2 * 64 + (j % 2) * 32 + l;
-                    byte packed = blk[16 + j / 2 * 32 + l];
+                    byte packed = blk[L.Nibbles + j / 2 * 32 + l];
                     int q = j % 2 == 0 ? packed & 0x0F : packed >> 4;
+                    if (L.FifthBit) q |= ((blk[16 + l] >> j) & 1) << 4;
                     int xv = x.Q256[xb * 256 + value];
                     dot += q * xv;
                     xsum += xv;
@@ -194,36 +198,7 @@ internal static unsafe partial class IntegerDot
 
     public static float Q5_K<T>(byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8 => OnQ8K(&Q5_KRow<T>, w, x, block0, nb);
 
-    public static float Q5_KReference(byte* w, Q8Activation x, int block0, int nb)
-    {
-        float sum = 0;
-        for (int b = 0; b < nb; b++)
-        {
-            byte* blk = w + (long)b * 176;
-            int xb = block0 + b;
-            var scales = new ReadOnlySpan<byte>(blk + 4, 12);
-            long scaled = 0, mins = 0;
-            for (int j = 0; j < 8; j++)
-            {
-                var (sc, m) = global::Quill.Quantization.Q4_K.ScaleMin(j, scales);
-                int dot = 0, xsum = 0;
-                for (int l = 0; l < 32; l++)
-                {
-                    int value = j / 2 * 64 + (j % 2) * 32 + l;
-                    byte packed = blk[48 + j / 2 * 32 + l];
-                    int q = (j % 2 == 0 ? packed & 0x0F : packed >> 4) | (((blk[16 + l] >> j) & 1) << 4);
-                    int xv = x.Q256[xb * 256 + value];
-                    dot += q * xv;
-                    xsum += xv;
-                }
-                scaled += (long)sc * dot;
-                mins += (long)m * xsum;
-            }
-            float dx = x.Scale256[xb];
-            sum += Fp16.ToSingle(*(ushort*)blk) * dx * scaled - Fp16.ToSingle(*(ushort*)(blk + 2)) * dx * mins;
-        }
-        return sum;
-    }
+    public static float Q5_KReference(byte* w, Q8Activation x, int block0, int nb) => Q45KReference<Q5KLayout>(w, x, block0, nb);
 
     // ---- Q6_K: 210-byte super-blocks; sub-block k value = d sc_k (q - 32); sum (q - 32) x = sum q x - 32 sum x ----
 
