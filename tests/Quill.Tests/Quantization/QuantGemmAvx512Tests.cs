@@ -21,29 +21,19 @@ public unsafe class QuantGemmAvx512Tests
         return x;
     }
 
+    // QuantGemmTests' product with the AVX-512 kernels switched on or off for the call.
     private static float[] Product(GgmlType type, byte[] w, int rows, int k, float[] x, int m, int threads, bool avx512)
     {
-        var y = new float[m * rows];
-        int saved = KernelThreads.Count;
         bool savedKernel = QuantGemm.Avx512Kernels;
-        KernelThreads.Count = threads;
         QuantGemm.Avx512Kernels = avx512;
         try
         {
-            fixed (float* px = x)
-            fixed (byte* pw = w)
-            fixed (float* py = y)
-            {
-                var rowsQ = QuantGemm.Rows.Quantize(QuantGemm.FlavorOf(type), px, k, m, k);
-                QuantGemm.Multiply(type, pw, rows, GgmlTypeInfo.RowBytes(type, k), rowsQ, py, rows);
-            }
+            return QuantGemmTests.Product(type, w, rows, k, x, m, threads);
         }
         finally
         {
-            KernelThreads.Count = saved;
             QuantGemm.Avx512Kernels = savedKernel;
         }
-        return y;
     }
 
     private static float Twin(GgmlType type, byte[] w, int r, int k, Q8Activation xq)

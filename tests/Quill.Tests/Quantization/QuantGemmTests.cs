@@ -35,7 +35,7 @@ public unsafe class QuantGemmTests
         return m;
     }
 
-    private static float[] Product(GgmlType type, byte[] w, int rows, int k, float[] x, int m, int threads)
+    internal static float[] Product(GgmlType type, byte[] w, int rows, int k, float[] x, int m, int threads)
     {
         var y = new float[m * rows];
         int saved = KernelThreads.Count;
