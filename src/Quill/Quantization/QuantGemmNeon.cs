@@ -46,6 +46,21 @@ internal static unsafe partial class QuantGemm
         for (int j = 0; j < e.Rows; j++) y[j] = j < 4 ? lo.GetElement(j) : hi.GetElement(j - 4);
     }
 
+    // f += float(a) times the eight rows' scales sc [8] times the activation scale (s0 row 0, s1 row 1).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScaleAdd(float* sc, float s0, float s1, Vector128<int> a0l, Vector128<int> a0h, Vector128<int> a1l, Vector128<int> a1h,
+        ref Vector128<float> f0l, ref Vector128<float> f0h, ref Vector128<float> f1l, ref Vector128<float> f1h)
+    {
+        var v0 = Vector128.Create(s0);
+        var v1 = Vector128.Create(s1);
+        var scl = AdvSimd.LoadVector128(sc);
+        var sch = AdvSimd.LoadVector128(sc + 4);
+        f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.ConvertToSingle(a0l), scl * v0);
+        f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.ConvertToSingle(a0h), sch * v0);
+        f1l = AdvSimd.FusedMultiplyAdd(f1l, AdvSimd.ConvertToSingle(a1l), scl * v1);
+        f1h = AdvSimd.FusedMultiplyAdd(f1h, AdvSimd.ConvertToSingle(a1h), sch * v1);
+    }
+
     // Two activation rows against the eight interleaved weight rows.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TwoNeon<H>(in Eights e, int i) where H : struct, IHalves
@@ -74,28 +89,12 @@ internal static unsafe partial class QuantGemm
                 if (H.IsSplit && g == 3)
                 {
                     // Q6_K: values 0-15 of the block have their own scale
-                    var s0 = Vector128.Create(d0[8 * b]);
-                    var s1 = Vector128.Create(d0[ls + 8 * b]);
-                    var scl = AdvSimd.LoadVector128(sc);
-                    var sch = AdvSimd.LoadVector128(sc + 4);
-                    f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.ConvertToSingle(a0l), scl * s0);
-                    f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.ConvertToSingle(a0h), sch * s0);
-                    f1l = AdvSimd.FusedMultiplyAdd(f1l, AdvSimd.ConvertToSingle(a1l), scl * s1);
-                    f1h = AdvSimd.FusedMultiplyAdd(f1h, AdvSimd.ConvertToSingle(a1h), sch * s1);
+                    ScaleAdd(sc, d0[8 * b], d0[ls + 8 * b], a0l, a0h, a1l, a1h, ref f0l, ref f0h, ref f1l, ref f1h);
                     a0l = a0h = a1l = a1h = default;
                     sc += 8;
                 }
             }
-            {
-                var s0 = Vector128.Create(d0[8 * b]);
-                var s1 = Vector128.Create(d0[ls + 8 * b]);
-                var scl = AdvSimd.LoadVector128(sc);
-                var sch = AdvSimd.LoadVector128(sc + 4);
-                f0l = AdvSimd.FusedMultiplyAdd(f0l, AdvSimd.ConvertToSingle(a0l), scl * s0);
-                f0h = AdvSimd.FusedMultiplyAdd(f0h, AdvSimd.ConvertToSingle(a0h), sch * s0);
-                f1l = AdvSimd.FusedMultiplyAdd(f1l, AdvSimd.ConvertToSingle(a1l), scl * s1);
-                f1h = AdvSimd.FusedMultiplyAdd(f1h, AdvSimd.ConvertToSingle(a1h), sch * s1);
-            }
+            ScaleAdd(sc, d0[8 * b], d0[ls + 8 * b], a0l, a0h, a1l, a1h, ref f0l, ref f0h, ref f1l, ref f1h);
             if (e.HasOffsets)
             {
                 var wol = AdvSimd.LoadVector128(e.Iwo + 8 * b);
