@@ -141,6 +141,7 @@ public class GemmTests
     [InlineData(48, 700, 300, true)]
     [InlineData(256, 700, 300, false)] // two row blocks, three column slices each: tasks alternate row blocks
     [InlineData(256, 200, 300, false)] // a 256 x 200 block of B: packed by both threads
+    [InlineData(400, 64, 500, false)] // row blocks rounded up to a multiple of the threads, heights differing by a tile
     public void Threads_GiveBitwiseTheSameResultAsOneThread(int m, int n, int k, bool transB)
     {
         var random = new Random(11);
