@@ -2,6 +2,8 @@
 // a llama2.c TinyStories shape (stories15M, stories110M; random weights, head tied to the embedding as in llama2.c)
 // with LoRA r 8, alpha 16 on q, k, v, o, and the same step in PyTorch (bench/peers/torch_lora_train.py, PEFT's
 // formulas in plain torch) in the same run at the same thread count with OMP_WAIT_POLICY=PASSIVE. Reports the ratio.
+// PyTorch 2.10 (libtorch through TorchSharp, bench/peers/torchsharp_lora/run.sh) runs the same step as a second peer,
+// reported as "torch210_tokens_per_s" and "ratio_torch210"; "ratio_best" is against the faster of the two.
 // --masked F masks the targets of the first F of each row (a prompt: no loss there) in both; Quill then makes no
 // logits for those rows, PyTorch (cross_entropy's ignore_index, as Hugging Face's models do) makes them all.
 // --qlora-type runs Quill's step on the base quantized in memory (q4_0, nf4, ...) against the same f32 peer.
@@ -75,7 +77,8 @@ public static class LoraBenchmark
             var ms = TrainBenchmark.TimeSteps(Step, o.Steps, o.Runs, g, profile);
             double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
             double? peer = o.Peer ? RunPeer(o, log) : null;
-            return new BenchResult("lora", tps, "tokens/s", peer, new Dictionary<string, object>
+            double? torch210 = o.Peer ? TorchPeer.RunTorchSharp(PeerArgs(o), log, TorchPeer.FindRepoScript(Path.Combine("torchsharp_lora", "run.sh"))) : null;
+            var fields = new Dictionary<string, object>
             {
                 ["shape"] = o.Shape,
                 ["method"] = o.QuantType is GgmlType qt ? "qlora " + qt.ToString().ToLowerInvariant() : "lora",
@@ -88,7 +91,14 @@ public static class LoraBenchmark
                 ["ms_per_step"] = Math.Round(median, 1),
                 ["ms_min"] = Math.Round(ms[0], 1),
                 ["ms_max"] = Math.Round(ms[^1], 1),
-            });
+            };
+            if (torch210 is double t210 && t210 > 0)
+            {
+                fields["torch210_tokens_per_s"] = Math.Round(t210, 1);
+                fields["ratio_torch210"] = Math.Round(tps / t210, 3);
+                fields["ratio_best"] = Math.Round(tps / Math.Max(t210, peer ?? 0), 3);
+            }
+            return new BenchResult("lora", tps, "tokens/s", peer, fields);
         }
         finally
         {
@@ -103,23 +113,14 @@ public static class LoraBenchmark
     public static double? RunPeer(LoraBenchOptions o, TextWriter? log)
     {
         ArgumentNullException.ThrowIfNull(o);
-        string I(int v) => v.ToString(CultureInfo.InvariantCulture);
-        string[] args = ["--shape", o.Shape, "--batch", I(o.Batch), "--seq", I(o.Seq), "--rank", I(o.Rank), "--alpha", "16",
-            "--threads", I(KernelThreads.Count), "--runs", I(o.Runs), "--steps", I(o.Steps), "--masked", I(Prompt(o))];
-        return TorchPeer.Run("torch_lora_train.py", args, "tokens_per_s", log, o.PeerScript ?? FindScript());
+        return TorchPeer.Run("torch_lora_train.py", PeerArgs(o), "tokens_per_s", log, o.PeerScript ?? TorchPeer.FindRepoScript("torch_lora_train.py"));
     }
 
-    /// <summary>bench/peers/torch_lora_train.py above the working folder or the program, or null.</summary>
-    private static string? FindScript()
+    /// <summary>The options both peers (torch_lora_train.py and torchsharp_lora) take, from Quill's.</summary>
+    private static string[] PeerArgs(LoraBenchOptions o)
     {
-        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-        {
-            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "bench", "peers", "torch_lora_train.py");
-                if (File.Exists(candidate)) return candidate;
-            }
-        }
-        return null;
+        string I(int v) => v.ToString(CultureInfo.InvariantCulture);
+        return ["--shape", o.Shape, "--batch", I(o.Batch), "--seq", I(o.Seq), "--rank", I(o.Rank), "--alpha", "16",
+            "--threads", I(KernelThreads.Count), "--runs", I(o.Runs), "--steps", I(o.Steps), "--masked", I(Prompt(o))];
     }
 }

@@ -43,14 +43,14 @@ public static class TorchPeer
     }
 
     /// <summary>
-    /// PyTorch 2.10 (libtorch through TorchSharp): runs ../shared/peers/torchsharp/run.sh with args (its first run
-    /// builds it) under the same OMP_WAIT_POLICY=PASSIVE and returns its tokens_per_s, or null (and a line in log)
-    /// when the launcher, bash or a result is missing.
+    /// PyTorch 2.10 (libtorch through TorchSharp): runs a TorchSharp peer's launcher with args (its first run builds
+    /// it), by default ../shared/peers/torchsharp/run.sh (the training step), under the same OMP_WAIT_POLICY=PASSIVE
+    /// and returns its tokens_per_s, or null (and a line in log) when the launcher, bash or a result is missing.
     /// </summary>
-    public static double? RunTorchSharp(IEnumerable<string> args, TextWriter? log)
+    public static double? RunTorchSharp(IEnumerable<string> args, TextWriter? log, string? launcherPath = null)
     {
         ArgumentNullException.ThrowIfNull(args);
-        string? launcher = FindScript(Path.Combine("torchsharp", "run.sh"));
+        string? launcher = launcherPath ?? FindScript(Path.Combine("torchsharp", "run.sh"));
         if (launcher == null || !File.Exists("/bin/bash"))
         {
             log?.WriteLine("peer: torchsharp/run.sh (PyTorch 2.10) not found; no PyTorch 2.10 figure");
@@ -72,6 +72,20 @@ public static class TorchPeer
             if (doc.RootElement.TryGetProperty("tokens_per_s", out var value) && value.ValueKind == JsonValueKind.Number) return value.GetDouble();
         }
         log?.WriteLine($"peer: PyTorch 2.10 gave no result ({stderr.Result.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
+        return null;
+    }
+
+    /// <summary>bench/peers/name (the repository's own peers) above the working folder or the program, or null.</summary>
+    public static string? FindRepoScript(string name)
+    {
+        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "bench", "peers", name);
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
         return null;
     }
 
