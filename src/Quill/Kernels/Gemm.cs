@@ -222,4 +222,8 @@ internal readonly unsafe struct Operands(
     public readonly int K = k;
     public readonly float Alpha = alpha;
     public readonly float Beta = beta;
+
+    /// <summary>The same product restricted to rows [r0, r1) of C (and of op(A)).</summary>
+    public Operands Rows(int r0, int r1) =>
+        new(TransA ? A + r0 : A + r0 * Lda, Lda, TransA, B, Ldb, TransB, C + r0 * Ldc, Ldc, r1 - r0, N, K, Alpha, Beta);
 }
