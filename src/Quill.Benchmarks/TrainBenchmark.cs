@@ -16,7 +16,11 @@ using Quill.Training;
 namespace Quill.Benchmarks;
 
 /// <summary>Settings of the training benchmark.</summary>
-public sealed record TrainBenchOptions(string Preset, int Steps = 5, int Runs = 3, int Threads = 0, bool Profile = false, string? PeerScript = null);
+public sealed record TrainBenchOptions(string Preset, int Steps = 5, int Runs = 3, int Threads = 0, bool Profile = false, string? PeerScript = null)
+{
+    /// <summary>Whether the PyTorch peers run too (false: Quill alone).</summary>
+    public bool Peer { get; init; } = true;
+}
 
 /// <summary>Measures training tokens/s for a preset and compares with PyTorch.</summary>
 public static class TrainBenchmark
@@ -36,6 +40,7 @@ public static class TrainBenchmark
         if (options.Threads > 0) KernelThreads.Count = options.Threads;
         var run = Presets.Get(options.Preset);
         var (b, t) = Shape(options.Preset);
+        t = Math.Min(t, run.Model.BlockSize); // the tiny preset's context is 128
         var model = LanguageModel.Create(run.Model, 1);
         model.Parameters.EnableGrads();
         var opt = new AdamWOptimizer(model.Parameters, new TrainConfig { LearningRate = 3e-4f, WeightDecay = 0.1f });
@@ -58,8 +63,8 @@ public static class TrainBenchmark
         }
         var ms = TimeSteps(Step, options.Steps, options.Runs, g, profile);
         double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
-        double? peer = RunPeer(options, log);
-        double? torch210 = options.Preset is "shakespeare-char" or "gpt-mini" or "llama-mini"
+        double? peer = options.Peer ? RunPeer(options, log) : null;
+        double? torch210 = options.Peer && options.Preset is "shakespeare-char" or "gpt-mini" or "llama-mini"
             ? TorchPeer.RunTorchSharp([options.Preset, KernelThreads.Count.ToString(CultureInfo.InvariantCulture), options.Runs.ToString(CultureInfo.InvariantCulture), options.Steps.ToString(CultureInfo.InvariantCulture)], log)
             : null;
         var fields = new Dictionary<string, object>

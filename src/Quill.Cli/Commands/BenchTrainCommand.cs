@@ -15,12 +15,13 @@ internal static class BenchTrainCommand
         var runs = new Option<int>("--runs") { Description = "Runs (the median is reported)", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads") { Description = "Threads for Quill and the peer (default: all cores)" };
         var profile = new Option<bool>("--profile") { Description = "Also print the time per op of one step" };
-        var cmd = new Command("train", "Training tokens/s and ms/step (forward, backward, AdamW) against PyTorch.") { preset, steps, runs, threads, profile };
+        var noPeer = new Option<bool>("--no-peer") { Description = "Measure Quill alone (no PyTorch 1.13 or 2.10 run)" };
+        var cmd = new Command("train", "Training tokens/s and ms/step (forward, backward, AdamW) against PyTorch.") { preset, steps, runs, threads, profile, noPeer };
         cmd.SetAction(r =>
         {
             if (r.GetValue(steps) < 1 || r.GetValue(runs) < 1) throw new InvalidConfigException("--steps and --runs must be at least 1.");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
-            var result = TrainBenchmark.Run(new TrainBenchOptions(r.GetValue(preset)!, r.GetValue(steps), r.GetValue(runs), r.GetValue(threads), prof != null), prof, Console.Error);
+            var result = TrainBenchmark.Run(new TrainBenchOptions(r.GetValue(preset)!, r.GetValue(steps), r.GetValue(runs), r.GetValue(threads), prof != null) { Peer = !r.GetValue(noPeer) }, prof, Console.Error);
             Console.WriteLine(result.ToJson());
             PrintProfile(prof);
         });
