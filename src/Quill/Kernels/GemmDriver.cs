@@ -88,17 +88,23 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     }
 
     /// <summary>
+    /// Rows of C a thread must get before each thread packs its own copy of B: every thread then reads all of B, one
+    /// float per 2 x rows multiply-adds, which costs too much when B comes from memory for few rows (a 128-token
+    /// prefill of stories110M's f32 weights, 64 rows a thread: 8-10% slower than sharing B).
+    /// </summary>
+    private const int SplitMinRows = 128;
+
+    /// <summary>
     /// Whether the threads should each take their own rows of C (RunAlone) instead of sharing every block of B: the
-    /// product is worth several threads, each gets at least two tiles of rows, and whole tiles spread over the threads
+    /// product is worth several threads, each gets at least SplitMinRows rows, and whole tiles spread over the threads
     /// leave none of them more than 10% idle. Measured on Zen 4 (two threads, alternating in one process): 3-10%
-    /// faster for M 1,024-2,048 with N and K 384-50,304, 20-40% for M 48-384 (weight gradients, 256x256x4096 TN
-    /// 131 -> 170 GFLOP/s), within 1% either way on the lm head's forward and weight gradient; with one tile per
-    /// thread (M 24-36) sharing is faster.
+    /// faster for M 1,024-2,048 with N and K 384-50,304, 20-30% for the weight gradients with M 256-384 (256x256x4096
+    /// TN 131 -> 170 GFLOP/s), within 1% either way on the lm head's forward and weight gradient.
     /// </summary>
     private static bool SplitRows(Operands x, int threads)
     {
         int tiles = (x.M + TKernel.MR - 1) / TKernel.MR;
-        if (tiles < 2 * threads || 2.0 * x.M * x.N * x.K < ParallelMinFlops * threads) return false;
+        if (x.M < SplitMinRows * threads || tiles < 2 * threads || 2.0 * x.M * x.N * x.K < ParallelMinFlops * threads) return false;
         int most = (tiles + threads - 1) / threads;
         return tiles >= 0.9 * most * threads;
     }
