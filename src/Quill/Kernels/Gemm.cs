@@ -226,4 +226,8 @@ internal readonly unsafe struct Operands(
     /// <summary>The same product restricted to rows [r0, r1) of C (and of op(A)).</summary>
     public Operands Rows(int r0, int r1) =>
         new(TransA ? A + r0 : A + r0 * Lda, Lda, TransA, B, Ldb, TransB, C + r0 * Ldc, Ldc, r1 - r0, N, K, Alpha, Beta);
+
+    /// <summary>The same product restricted to columns [c0, c1) of C (and of op(B)).</summary>
+    public Operands Columns(int c0, int c1) =>
+        new(A, Lda, TransA, TransB ? B + c0 * Ldb : B + c0, Ldb, TransB, C + c0, Ldc, M, c1 - c0, K, Alpha, Beta);
 }

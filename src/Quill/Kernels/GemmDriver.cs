@@ -1,5 +1,6 @@
 // The cache-blocked loop nest of the packed SGEMM: C[m, n] (+)= alpha * op(A)[m, k] · op(B)[k, n].
-// With enough rows each thread runs the whole loop nest over its own rows of C, packing its own B (RunAlone).
+// With enough rows (or columns) each thread runs the whole loop nest over its own rows of C, packing its own B (or
+// over its own columns, packing its own A): RunAlone.
 // Otherwise it blocks k by KC and n by NC; the threads pack each KC x NC block of B together into one shared buffer, then take
 // tasks (an MC-row block of C, or a column slice of one when there are few row blocks) from per-row-block counters,
 // each thread starting at its own row block, pack their MC x KC block of A into a per-thread buffer and sweep the
@@ -56,9 +57,9 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     public static void Run(GemmBlocking blocking, Operands x, bool accumulate, int threads)
     {
         int mr = TKernel.MR, nr = TKernel.NR;
-        if (threads > 1 && SplitRows(x, threads))
+        if (threads > 1 && Split(x, threads) is var split && split != SplitKind.None)
         {
-            RunAlone(blocking, x, accumulate, threads);
+            RunAlone(blocking, x, accumulate, threads, split == SplitKind.Columns);
             return;
         }
         // Row blocks no taller than MC, as many as a multiple of the threads when there are at least as many blocks
@@ -88,42 +89,55 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     }
 
     /// <summary>
-    /// Rows of C a thread must get before each thread packs its own copy of B: every thread then reads all of B, one
-    /// float per 2 x rows multiply-adds, which costs too much when B comes from memory for few rows (a 128-token
-    /// prefill of stories110M's f32 weights, 64 rows a thread: 8-10% slower than sharing B).
+    /// Rows (or columns) of C a thread must get before each thread packs its own copy of B (or of A): every thread then
+    /// reads all of that operand, one float per 2 x rows multiply-adds, which costs too much when it comes from memory
+    /// for few rows (a 128-token prefill of stories110M's f32 weights, 64 rows a thread: 8-10% slower than sharing B).
     /// </summary>
-    private const int SplitMinRows = 128;
+    private const int SplitMin = 128;
+
+    private enum SplitKind { None, Rows, Columns }
 
     /// <summary>
-    /// Whether the threads should each take their own rows of C (RunAlone) instead of sharing every block of B: the
-    /// product is worth several threads, each gets at least SplitMinRows rows, and whole tiles spread over the threads
-    /// leave none of them more than 10% idle. Measured on Zen 4 (two threads, alternating in one process): 3-10%
-    /// faster for M 1,024-2,048 with N and K 384-50,304, 20-30% for the weight gradients with M 256-384 (256x256x4096
-    /// TN 131 -> 170 GFLOP/s), within 1% either way on the lm head's forward and weight gradient.
+    /// Whether the threads should each take their own rows or columns of C (RunAlone) instead of sharing every block of
+    /// B: the product is worth several threads, each gets at least SplitMin rows (columns) and two tiles (panels), and
+    /// whole tiles spread over the threads leave none of them more than 10% idle. Rows, where every thread packs all
+    /// of B (K x N floats), unless columns, where every thread packs all of A (M x K), copy less. Measured on Zen 4
+    /// (two threads, alternating in one process): 3-10% faster for M 1,024-2,048 with N and K 384-50,304, 20-30% for
+    /// the weight gradients with M 256-384 (256x256x4096 TN 131 -> 170 GFLOP/s), within 1% either way on the lm
+    /// head's forward and weight gradient.
     /// </summary>
-    private static bool SplitRows(Operands x, int threads)
+    private static SplitKind Split(Operands x, int threads)
     {
-        int tiles = (x.M + TKernel.MR - 1) / TKernel.MR;
-        if (x.M < SplitMinRows * threads || tiles < 2 * threads || 2.0 * x.M * x.N * x.K < ParallelMinFlops * threads) return false;
-        int most = (tiles + threads - 1) / threads;
-        return tiles >= 0.9 * most * threads;
+        if (2.0 * x.M * x.N * x.K < ParallelMinFlops * threads) return SplitKind.None;
+        bool rows = Even(x.M, TKernel.MR, threads), columns = Even(x.N, TKernel.NR, threads);
+        if (rows && (!columns || x.M >= x.N)) return SplitKind.Rows;
+        return columns ? SplitKind.Columns : SplitKind.None;
+    }
+
+    /// <summary>Whether `length` cut into whole units of `unit` gives each thread at least SplitMin and two units, within 10%.</summary>
+    private static bool Even(int length, int unit, int threads)
+    {
+        int units = (length + unit - 1) / unit;
+        if (length < SplitMin * threads || units < 2 * threads) return false;
+        int most = (units + threads - 1) / threads;
+        return units >= 0.9 * most * threads;
     }
 
     /// <summary>
-    /// Each thread takes its own share of C's rows (whole tiles, spread evenly) and runs the one-thread loop nest over
-    /// them, packing its own copy of each block of B, so no thread waits for another until the end (sharing B costs
-    /// two waits per block of B, each for the slower thread). Each element of C sees the same k blocks in the same
-    /// order as on one thread, so the result is bit for bit the same.
+    /// Each thread takes its own share of C's rows (whole tiles, spread evenly), or of its columns (whole panels), and
+    /// runs the one-thread loop nest over them, packing its own copy of each block of B (of A), so no thread waits for
+    /// another until the end (sharing B costs two waits per block of B, each for the slower thread). Each element of C
+    /// sees the same k blocks in the same order as on one thread, so the result is bit for bit the same.
     /// </summary>
-    private static void RunAlone(GemmBlocking blocking, Operands x, bool accumulate, int threads)
+    private static void RunAlone(GemmBlocking blocking, Operands x, bool accumulate, int threads, bool columns)
     {
-        int mr = TKernel.MR, tiles = (x.M + mr - 1) / mr;
+        int unit = columns ? TKernel.NR : TKernel.MR, length = columns ? x.N : x.M, units = (length + unit - 1) / unit;
         KernelThreads.ParallelFor(threads, 1, threads, (first, last) =>
         {
             for (int t = first; t < last; t++)
             {
-                int r0 = (int)((long)t * tiles / threads) * mr, r1 = Math.Min((int)((long)(t + 1) * tiles / threads) * mr, x.M);
-                if (r1 > r0) Run(blocking, x.Rows(r0, r1), accumulate, 1);
+                int i0 = (int)((long)t * units / threads) * unit, i1 = Math.Min((int)((long)(t + 1) * units / threads) * unit, length);
+                if (i1 > i0) Run(blocking, columns ? x.Columns(i0, i1) : x.Rows(i0, i1), accumulate, 1);
             }
         });
     }
