@@ -139,9 +139,11 @@ public class GemmTests
     [InlineData(300, 500, 100, false)]
     [InlineData(700, 48, 300, true)]
     [InlineData(48, 700, 300, true)]
-    [InlineData(256, 700, 300, false)] // two row blocks, three column slices each: tasks alternate row blocks
-    [InlineData(256, 200, 300, false)] // a 256 x 200 block of B: packed by both threads
-    [InlineData(400, 64, 500, false)] // row blocks rounded up to a multiple of the threads, heights differing by a tile
+    [InlineData(256, 700, 300, false)] // 128 rows a thread but more columns: each thread its own columns, packing all of A
+    [InlineData(256, 200, 300, false)] // each thread its own rows, packing all of B
+    [InlineData(400, 64, 500, false)] // own rows, the tiles spread evenly over the threads
+    [InlineData(200, 200, 300, false)] // under 128 rows and columns a thread: the threads share B (two row blocks, a 200 x 256 block of B packed by both)
+    [InlineData(120, 250, 600, true)] // shared B, several k blocks, column slices of one row block
     public void Threads_GiveBitwiseTheSameResultAsOneThread(int m, int n, int k, bool transB)
     {
         var random = new Random(11);
