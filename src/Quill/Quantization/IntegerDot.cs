@@ -366,7 +366,11 @@ internal static unsafe partial class IntegerDot
         _ => throw new ArgumentException($"{type} is not Q4_1, Q5_0 or Q5_1.", nameof(type)),
     };
 
-    public static float Small<T>(GgmlType type, byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8
+    public static float Small<T>(GgmlType type, byte* w, Q8Activation x, int block0, int nb) where T : struct, IU8S8 =>
+        SmallPinned<T>(type, w, x, block0, nb, wide: false);
+
+    /// <summary>Pins x's block arrays and the f16 table and runs SmallKernel&lt;T&gt;, or SmallKernel512 when wide.</summary>
+    private static float SmallPinned<T>(GgmlType type, byte* w, Q8Activation x, int block0, int nb, bool wide) where T : struct, IU8S8
     {
         var (bytes, qhAt, qsAt, hasMin) = Layout(type);
         fixed (sbyte* xq0 = x.Q32)
@@ -374,23 +378,21 @@ internal static unsafe partial class IntegerDot
         fixed (int* xsum0 = x.Sum32)
         fixed (float* xoff0 = x.Offset32)
         fixed (float* table = HalfTable)
-            return SmallKernel<T>(w, bytes, qhAt, qsAt, hasMin, xq0 + (long)block0 * 32, xs0 + block0, xsum0 + block0, hasMin ? xoff0 + block0 : null, nb, table);
+        {
+            sbyte* xq = xq0 + (long)block0 * 32;
+            float* xoff = hasMin ? xoff0 + block0 : null;
+            return wide
+                ? SmallKernel512(w, bytes, qhAt, qsAt, hasMin, xq, xs0 + block0, xsum0 + block0, xoff, nb, table)
+                : SmallKernel<T>(w, bytes, qhAt, qsAt, hasMin, xq, xs0 + block0, xsum0 + block0, xoff, nb, table);
+        }
     }
 
     /// <summary>True where the Q4_1 / Q5_0 / Q5_1 decode dots take two blocks per step in AVX-512 BW (SmallKernel512).</summary>
     public static bool Avx512Small => Avx512BW.IsSupported && Vector512.IsHardwareAccelerated;
 
     /// <summary>Small through SmallKernel512 (AVX-512 BW CPUs): the same floats as Small&lt;T&gt;, bit for bit.</summary>
-    public static float SmallAvx512(GgmlType type, byte* w, Q8Activation x, int block0, int nb)
-    {
-        var (bytes, qhAt, qsAt, hasMin) = Layout(type);
-        fixed (sbyte* xq0 = x.Q32)
-        fixed (float* xs0 = x.Scale32)
-        fixed (int* xsum0 = x.Sum32)
-        fixed (float* xoff0 = x.Offset32)
-        fixed (float* table = HalfTable)
-            return SmallKernel512(w, bytes, qhAt, qsAt, hasMin, xq0 + (long)block0 * 32, xs0 + block0, xsum0 + block0, hasMin ? xoff0 + block0 : null, nb, table);
-    }
+    public static float SmallAvx512(GgmlType type, byte* w, Q8Activation x, int block0, int nb) =>
+        SmallPinned<Avx2U8S8>(type, w, x, block0, nb, wide: true);
 
     // SmallKernel with the integer work of two blocks in one 512-bit step: both blocks' nibbles (and fifth bits) in one
     // vector, laid out as the 64 activation bytes of the two blocks, one pmaddubsw + pmaddwd and one conversion; then
