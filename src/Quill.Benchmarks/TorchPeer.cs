@@ -24,22 +24,8 @@ public static class TorchPeer
             log?.WriteLine($"peer: {scriptName} or {Python} not found; reporting Quill alone");
             return null;
         }
-        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script);
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        foreach (string line in stdout.Split('\n'))
-        {
-            if (!line.StartsWith('{')) continue;
-            using var doc = JsonDocument.Parse(line);
-            if (doc.RootElement.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.Number) return value.GetDouble();
-        }
-        log?.WriteLine($"peer: no result ({stderr.Result.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
-        return null;
+        var psi = Start(Python, script, args);
+        return Launch(psi, field, log, "peer: no result");
     }
 
     /// <summary>
@@ -56,11 +42,27 @@ public static class TorchPeer
             log?.WriteLine("peer: torchsharp/run.sh (PyTorch 2.10) not found; no PyTorch 2.10 figure");
             return null;
         }
-        var psi = new ProcessStartInfo("/bin/bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(launcher);
+        var psi = Start("/bin/bash", launcher, args);
+        psi.Environment.Remove("OPENBLAS_CORETYPE"); // its own kernels for this CPU, never a pinned weaker set
+        return Launch(psi, "tokens_per_s", log, "peer: PyTorch 2.10 gave no result");
+    }
+
+    /// <summary>`program script args...` with its output captured and OMP_WAIT_POLICY=PASSIVE.</summary>
+    private static ProcessStartInfo Start(string program, string script, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(script);
         foreach (string a in args) psi.ArgumentList.Add(a);
         psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-        psi.Environment.Remove("OPENBLAS_CORETYPE"); // its own kernels for this CPU, never a pinned weaker set
+        return psi;
+    }
+
+    /// <summary>
+    /// Runs the peer and returns the first numeric value of field in the JSON lines it prints, or null with
+    /// "failure (first stderr line or exit code)" in log.
+    /// </summary>
+    private static double? Launch(ProcessStartInfo psi, string field, TextWriter? log, string failure)
+    {
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
         string stdout = p.StandardOutput.ReadToEnd();
@@ -69,9 +71,9 @@ public static class TorchPeer
         {
             if (!line.StartsWith('{')) continue;
             using var doc = JsonDocument.Parse(line);
-            if (doc.RootElement.TryGetProperty("tokens_per_s", out var value) && value.ValueKind == JsonValueKind.Number) return value.GetDouble();
+            if (doc.RootElement.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.Number) return value.GetDouble();
         }
-        log?.WriteLine($"peer: PyTorch 2.10 gave no result ({stderr.Result.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
+        log?.WriteLine($"{failure} ({stderr.Result.Split('\n').FirstOrDefault(l => l.Length > 0) ?? "exit " + p.ExitCode})");
         return null;
     }
 
