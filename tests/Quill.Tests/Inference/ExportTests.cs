@@ -92,14 +92,19 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
         using var quill = ModelLoader.Load(gguf);
         Assert.NotNull(quill.Tokenizer);
         int[] prompt = quill.Tokenizer!.Encode(Prompt);
-        using var cpp = LlamaCpp.Open(gguf);
+        // gpt2 Q8_0 runs llama.cpp with its default settings (see below); the others with its attention at full
+        // precision (flash attention off, F32 KV cache). With the defaults, the fine-tuned model's Q8_0 file parted
+        // from Quill at a near tie in one training of it and not in another: a test of the file must not hang on
+        // which way llama.cpp's half-precision attention rounds.
+        bool defaults = which == "gpt2" && dtype == "q8_0";
+        using var cpp = defaults ? LlamaCpp.Open(gguf) : LlamaCpp.Open(gguf, f32Cache: true, flashAttention: false);
         Assert.Equal(quill.Spec.VocabSize, cpp.VocabSize);
         Assert.Equal(prompt, cpp.Tokenize(Prompt));
 
         int[] want = cpp.Greedy(prompt, 64);
         Assert.True(want.Distinct().Count() > 4, "the continuation should not be one repeated token: " + string.Join(",", want));
         var engine = new InferenceEngine(quill, 128);
-        if (dtype != "q8_0" || which != "gpt2")
+        if (!defaults)
         {
             int[] got = LlamaCppOracleTests.GreedyQuill(engine, prompt, 64, quill.Spec.VocabSize);
             Assert.True(want.SequenceEqual(got), $"llama.cpp: {quill.Tokenizer.Decode(want)}\nQuill:     {quill.Tokenizer.Decode(got)}");
@@ -387,9 +392,11 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
         var engine = new InferenceEngine(merged, 128);
         engine.Forward(engine.CreateCache(), tokens, mine, allLogits: true);
 
-        using var plain = LlamaCpp.Open(baseGguf);
+        // f32 K/V and no flash attention: with llama.cpp's CPU flash-attention path on, these logits differed from
+        // Quill's by 0.6-1.3% (relative), depending on how the tiny model trained; with it off, by about 1e-5.
+        using var plain = LlamaCpp.Open(baseGguf, f32Cache: true, flashAttention: false);
         float[][] without = plain.Logits(tokens);
-        using var cpp = LlamaCpp.Open(baseGguf);
+        using var cpp = LlamaCpp.Open(baseGguf, f32Cache: true, flashAttention: false);
         cpp.AddLoraAdapter(adapterGguf);
         float[][] with = cpp.Logits(tokens);
         double worst = 0, moved = 0;
@@ -402,7 +409,7 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
             }
         }
         Assert.True(moved > 0.5, $"the adapter should change the logits (largest change {moved:G3})");
-        Assert.True(worst < 1e-2, $"largest relative logit difference {worst:G3}");
+        Assert.True(worst < 1e-4, $"largest relative logit difference {worst:G3}");
     }
 
     [Theory]
