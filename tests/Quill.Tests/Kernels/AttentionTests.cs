@@ -215,6 +215,39 @@ public partial class AttentionTests
         Assert.Equal(0f, AttentionExp.Exp(Vector512.Create(float.NegativeInfinity))[0]);
     }
 
+    [Theory]
+    [InlineData(37, 20, 0, 40)]     // ragged keys and a D that is not a multiple of 8, zero rows past the last key
+    [InlineData(130, 64, 8, 256)]   // a later start (the forward packs keys as the diagonal reaches them)
+    [InlineData(5, 33, 0, 16)]      // fewer keys than one group of eight
+    [InlineData(64, 128, 16, 64)]
+    public unsafe void Key_transpose_matches_its_scalar_twin(int rows, int D, int from, int to)
+    {
+        // The 8 x 8 register transpose (AVX) against the portable loop: a copy, so equal bit for bit, and neither
+        // writes outside keys [from, to).
+        int stride = 3 * D + 5, ld = AttentionPack.Stagger(to) + 3;
+        var rng = new Random(rows * 31 + D);
+        var src = new float[(rows + 16) * stride];
+        for (int i = 0; i < src.Length; i++) src[i] = (float)rng.NextDouble() - 0.5f;
+        var fast = new float[D * ld];
+        var plain = new float[D * ld];
+        Array.Fill(fast, float.NaN);
+        Array.Fill(plain, float.NaN);
+        fixed (float* ps = src, pf = fast, pp = plain)
+        {
+            AttentionPack.Transposed(ps, stride, rows, D, from, to, pf, ld);
+            AttentionPack.TransposedScalar(ps, stride, rows, D, from, to, pp, ld);
+        }
+        for (int d = 0; d < D; d++)
+        {
+            for (int j = 0; j < ld; j++)
+            {
+                float expect = j >= from && j < to ? (j < rows ? src[j * stride + d] : 0f) : float.NaN;
+                Assert.Equal(expect, plain[d * ld + j]);
+                Assert.Equal(BitConverter.SingleToInt32Bits(plain[d * ld + j]), BitConverter.SingleToInt32Bits(fast[d * ld + j]));
+            }
+        }
+    }
+
     [Fact]
     public void Bad_arguments_throw()
     {
