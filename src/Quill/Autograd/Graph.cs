@@ -110,11 +110,31 @@ public sealed class Graph
 
     private static string OpName(Node node) => node.GetType().DeclaringType?.Name ?? node.GetType().Name;
 
-    /// <summary>The gradient buffer of t, allocated zeroed from the arena on first use (parameters bring their own).</summary>
+    /// <summary>
+    /// The gradient buffer of t to add into, allocated zeroed from the arena on first use (parameters bring their
+    /// own); one that t shares with another tensor's gradient is copied apart first (see <see cref="Exclusive"/>).
+    /// </summary>
     public Tensor GradOf(Tensor t)
     {
         ArgumentNullException.ThrowIfNull(t);
-        return t.Grad ??= Track(arena.Rent(t.Shape, zero: true));
+        return t.Grad == null ? t.Grad = Track(arena.Rent(t.Shape, zero: true)) : Exclusive(t);
+    }
+
+    /// <summary>
+    /// t's gradient, made t's alone before someone adds into it. AddOp lets both of its inputs take over its output's
+    /// gradient (the two get the same values), which saves copying it for the second. That sharing is safe while
+    /// nobody adds into either: in a residual block the branch's gradient has been read and released before the
+    /// layer below adds into the stream's. Where a write comes first, it gets a copy here, so the other holder still
+    /// reads the shared values.
+    /// </summary>
+    private Tensor Exclusive(Tensor t)
+    {
+        var grad = t.Grad!;
+        if (grad.IsForeign || gradUsers.GetValueOrDefault(grad.Storage) <= 1) return grad;
+        var own = Track(arena.Rent(t.Shape, zero: false));
+        grad.Span.CopyTo(own.Span);
+        gradUsers[grad.Storage]--;
+        return t.Grad = own;
     }
 
     private Tensor Track(Tensor grad)
@@ -145,7 +165,7 @@ public sealed class Graph
     {
         ArgumentNullException.ThrowIfNull(t);
         fresh = t.Grad == null;
-        return t.Grad ??= Track(arena.Rent(t.Shape, zero: false));
+        return fresh ? t.Grad = Track(arena.Rent(t.Shape, zero: false)) : Exclusive(t);
     }
 
     /// <summary>

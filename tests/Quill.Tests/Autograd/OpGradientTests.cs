@@ -44,6 +44,23 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void Add_shares_its_gradient_with_both_inputs_and_a_write_copies_it_apart_first()
+    {
+        // Both inputs of an add take over its output's gradient. Here h's other reader (gelu(h)) was recorded after
+        // the other input's producer (gelu(b)), so its backward adds into h's gradient while gelu(b) has yet to read
+        // the shared buffer: the graph must copy it apart first, or gelu(b)'s backward reads h's sum.
+        var a = GradCheck.Random(rng, 1, 3, 5);
+        var b = GradCheck.Random(rng, 1, 3, 5);
+        GradCheck.Check(g =>
+        {
+            var h = GeluOp.Forward(g, a);          // not a leaf, so the add's gradient becomes its gradient
+            var gb = GeluOp.Forward(g, b);
+            var gh = GeluOp.Forward(g, h);
+            return AddOp.Forward(g, AddOp.Forward(g, h, gb), gh);
+        }, [a, b]);
+    }
+
+    [Fact]
     public void Gelu_swiglu_add_and_dropout()
     {
         var a = GradCheck.Random(rng, 1, 4, 6);
@@ -51,6 +68,7 @@ public class OpGradientTests
         GradCheck.Check(g => GeluOp.Forward(g, a), [a]);
         GradCheck.Check(g => SwiGluOp.Forward(g, a, b), [a, b]);
         GradCheck.Check(g => AddOp.Forward(g, a, b), [a, b]);
+        GradCheck.Check(g => AddOp.Forward(g, a, a), [a]);
         // Dropout is checked through its recorded mask: the forward used by the checker must draw the same mask,
         // so it runs in a recording graph with the same seed.
         var y = DropoutOp.Forward(new Graph(), a, 0.3f, 99);

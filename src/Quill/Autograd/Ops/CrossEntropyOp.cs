@@ -51,7 +51,7 @@ public static class CrossEntropyOp
             {
                 var tmp = g.NewTensor(logits.Shape);
                 CrossEntropy.Backward(logits.Span, targets, lse.Span, scale, tmp.Span, n, v);
-                Elementwise.AddInPlace(logits.Grad.Span, tmp.Span);
+                Elementwise.AddInPlace(g.GradOf(logits).Span, tmp.Span);
             }
         }
     }

@@ -30,9 +30,11 @@ public static class AddOp
         {
             if (y.Grad == null) return;
             // y's gradient is complete and no longer needed once this runs (its readers ran before), so an input
-            // without a gradient yet can take over its storage instead of a zeroed copy.
+            // without a gradient yet can take over its storage instead of a zeroed copy; both inputs may share it,
+            // since the graph copies a shared gradient apart before anyone adds into it (Graph.Exclusive; also
+            // when a and b are one tensor: the second call then adds y's gradient into a copy).
             if (a.RequiresGrad) g.AccumulateGrad(a, y.Grad, canAlias: true);
-            if (b.RequiresGrad) g.AccumulateGrad(b, y.Grad, canAlias: !ReferenceEquals(a, b) && !a.RequiresGrad);
+            if (b.RequiresGrad) g.AccumulateGrad(b, y.Grad, canAlias: true);
         }
     }
 }

@@ -53,7 +53,7 @@ public static class SequenceLogProbOp
                 CrossEntropy.Backward(logits.Span.Slice(r * t * v, t * v), targets.AsSpan(r * t, t), lse.Span.Slice(r * t, t),
                     -logp.Grad.Span[r], dst.Span.Slice(r * t * v, t * v), t, v);
             }
-            if (!ReferenceEquals(dst, logits.Grad)) Elementwise.AddInPlace(logits.Grad.Span, dst.Span);
+            if (!ReferenceEquals(dst, logits.Grad)) Elementwise.AddInPlace(g.GradOf(logits).Span, dst.Span);
         }
     }
 }
