@@ -43,41 +43,58 @@ public static class LowRankAddOp
             xd = g.NewTensor(x.Shape);
             Dropout.Forward(x.Span, xd.Span, seed, dropout);                      // xd [N, In]
         }
-        var u = g.NewTensor([n, r]);
-        Gemm.Sgemm(false, true, n, r, inF, 1f, xd.Span, inF, a.Span, inF, 0f, u.Span, r);              // u [N, r] = xd A^T
-        Gemm.Sgemm(false, true, n, outF, r, scaling, u.Span, r, b.Span, r, 1f, y.Span.Slice(column), total); // y_blk [N, Out] += s u B^T
+        // The rank-r intermediate is kept transposed, ut [r, N] = (xd A^T)^T, so that r is the rows of every skinny
+        // product (r of a 12-row tile used) instead of its columns (8 of a 32-column tile): about twice as fast.
+        var ut = g.NewTensor([r, n]);
+        Gemm.Sgemm(false, true, r, n, inF, 1f, a.Span, inF, xd.Span, inF, 0f, ut.Span, n);             // ut [r, N] = A xd^T
+        Gemm.Sgemm(true, true, n, outF, r, scaling, ut.Span, n, b.Span, r, 1f, y.Span.Slice(column), total); // y_blk [N, Out] += s ut^T B^T
         if (g.Recording && (x.RequiresGrad || a.RequiresGrad || b.RequiresGrad))
         {
             y.RequiresGrad = true;
-            g.Record(new Node(y, column, x, xd, u, a, b, scaling, drop ? dropout : 0f, seed));
+            g.Record(new Node(y, column, x, xd, ut, a, b, scaling, drop ? dropout : 0f, seed));
         }
     }
 
-    private sealed class Node(Tensor y, int column, Tensor x, Tensor xd, Tensor u, Tensor a, Tensor b, float scaling, float dropout, ulong seed) : Autograd.Node
+    private sealed class Node(Tensor y, int column, Tensor x, Tensor xd, Tensor ut, Tensor a, Tensor b, float scaling, float dropout, ulong seed) : Autograd.Node
     {
         public override void Backward(Graph g)
         {
             if (y.Grad == null) return;
             int inF = x.Dim(-1), n = x.Length / inF, total = y.Dim(-1), r = a.Dim(0), outF = b.Dim(0);
             var dy = y.Grad.Span.Slice(column);                                   // dy_blk [N, Out], rows Total apart
-            // dB [Out, r] += s dy_blk^T [Out, N] u [N, r]
-            if (b.RequiresGrad) Gemm.Sgemm(true, false, outF, r, n, scaling, dy, total, u.Span, r, 1f, g.GradOf(b).Span, r);
+            if (b.RequiresGrad)
+            {
+                // dB [Out, r] += (s ut [r, N] dy_blk [N, Out])^T
+                var dbt = g.NewTensor([r, outF]);
+                Gemm.Sgemm(false, false, r, outF, n, scaling, ut.Span, n, dy, total, 0f, dbt.Span, outF);
+                AddTransposed(dbt.Span, r, outF, g.GradOf(b).Span);
+            }
             if (!a.RequiresGrad && !x.RequiresGrad) return;
-            // du [N, r] = s dy_blk [N, Out] B [Out, r]
-            var du = g.NewTensor([n, r]);
-            Gemm.Sgemm(false, false, n, r, outF, scaling, dy, total, b.Span, r, 0f, du.Span, r);
-            // dA [r, In] += du^T [r, N] xd [N, In]
-            if (a.RequiresGrad) Gemm.Sgemm(true, false, r, inF, n, 1f, du.Span, r, xd.Span, inF, 1f, g.GradOf(a).Span, inF);
+            // dut [r, N] = s B^T [r, Out] dy_blk^T [Out, N]
+            var dut = g.NewTensor([r, n]);
+            Gemm.Sgemm(true, true, r, n, outF, scaling, b.Span, r, dy, total, 0f, dut.Span, n);
+            // dA [r, In] += dut [r, N] xd [N, In]
+            if (a.RequiresGrad) Gemm.Sgemm(false, false, r, inF, n, 1f, dut.Span, n, xd.Span, inF, 1f, g.GradOf(a).Span, inF);
             if (!x.RequiresGrad) return;
-            // dx [N, In] += dropout'(du [N, r] A [r, In])
+            // dx [N, In] += dropout'(dut^T [N, r] A [r, In])
             if (dropout == 0f)
             {
-                Gemm.Sgemm(false, false, n, inF, r, 1f, du.Span, r, a.Span, inF, 1f, g.GradOf(x).Span, inF);
+                Gemm.Sgemm(true, false, n, inF, r, 1f, dut.Span, n, a.Span, inF, 1f, g.GradOf(x).Span, inF);
                 return;
             }
             var dxd = g.NewTensor(x.Shape);
-            Gemm.Sgemm(false, false, n, inF, r, 1f, du.Span, r, a.Span, inF, 0f, dxd.Span, inF);
+            Gemm.Sgemm(true, false, n, inF, r, 1f, dut.Span, n, a.Span, inF, 0f, dxd.Span, inF);
             Dropout.Backward(dxd.Span, g.GradOf(x).Span, seed, dropout);
+        }
+
+        // dst [cols, rows] += src [rows, cols]^T (the rank-r gradient of B: a few thousand elements)
+        private static void AddTransposed(ReadOnlySpan<float> src, int rows, int cols, Span<float> dst)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                var row = dst.Slice(j * rows, rows);
+                for (int i = 0; i < rows; i++) row[i] += src[i * cols + j];
+            }
         }
     }
 }
