@@ -3,8 +3,9 @@
 // is a whole number of vectors). Rows past the real ones are zero, so padded lanes never carry NaN into a sum.
 // The transpose moves eight keys at a time through 8 x 8 register transposes where AVX exists; elsewhere (and for
 // the last keys) it walks keys in groups of 16 so that each store run fills a cache line. Source rows are
-// prefetched a few rows ahead: they sit in a strided [B*T, C] buffer, usually in L3 or memory. Also carves the scratch buffer into regions staggered by a cache line, so that same-sized regions
-// do not alias in the L1 sets (the kernels stream several of them at once).
+// prefetched a few rows ahead: they sit in a strided [B*T, C] buffer, usually in L3 or memory. Also carves the
+// scratch buffer into regions staggered by a cache line, so that same-sized regions do not alias in the L1 sets
+// (the kernels stream several of them at once).
 // Does not handle: layouts other than these two; argument checks (callers pass valid pointers).
 // Glossary: D head size, Dp = D rounded up to the vector lanes, ld leading dimension of a transposed buffer.
 using System.Numerics;
@@ -109,9 +110,9 @@ internal static unsafe class AttentionPack
     }
 
     /// <summary>
-    /// Asks for the cache lines of row[0..n). The
-    /// kernels read rows of a strided [B*T, C] buffer that sit in L3 or memory; asking a few rows ahead overlaps the
-    /// misses with work instead of stalling on each in turn. A prefetch never faults, so a row past the end is fine.
+    /// Asks for the cache lines of row[0..n). The kernels read rows of a strided [B*T, C] buffer that sit in L3 or
+    /// memory; asking a few rows ahead overlaps the misses with work instead of stalling on each in turn. A prefetch
+    /// never faults, so a row past the end is fine.
     /// </summary>
     public static void PrefetchRow(float* row, int n)
     {
