@@ -7,6 +7,7 @@
 // with dummy rows and ignore them).
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Quill.Kernels;
 
@@ -23,6 +24,13 @@ internal static unsafe class AttentionTile
     {
         int L = TOps.Lanes;
         int col = 0;
+        if (TOps.Lanes == 8 && !Avx512F.IsSupported)
+        {
+            // 256-bit vectors without AVX-512 have 16 registers: the four-vector block's 16 accumulators and its 4 + 1
+            // operands would spill, so blocks of two vectors (8 accumulators) take the columns instead. Each sum runs
+            // over t in the same order either way.
+            for (; col + 2 * L <= width; col += 2 * L) Tile4Pair<TOps, TV>(c + col, ldc, a, aRow, aStep, b + col, ldb, kLen, accumulate);
+        }
         for (; col + 4 * L <= width; col += 4 * L)
         {
             TV c00 = accumulate ? TOps.Load(c + 0 * ldc + col + 0 * L) : TOps.Zero;
@@ -95,6 +103,36 @@ internal static unsafe class AttentionTile
             TOps.Store(c + 2 * ldc + col, c2);
             TOps.Store(c + 3 * ldc + col, c3);
         }
+    }
+
+    // Four rows by two vectors of C: Tile4's block for machines with 16 vector registers.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Tile4Pair<TOps, TV>(float* c, int ldc, float* a, int aRow, int aStep, float* b, int ldb, int kLen, bool accumulate)
+        where TOps : struct, IAttentionVector<TV> where TV : struct
+    {
+        int L = TOps.Lanes;
+        TV c00 = accumulate ? TOps.Load(c) : TOps.Zero, c01 = accumulate ? TOps.Load(c + L) : TOps.Zero;
+        TV c10 = accumulate ? TOps.Load(c + ldc) : TOps.Zero, c11 = accumulate ? TOps.Load(c + ldc + L) : TOps.Zero;
+        TV c20 = accumulate ? TOps.Load(c + 2 * ldc) : TOps.Zero, c21 = accumulate ? TOps.Load(c + 2 * ldc + L) : TOps.Zero;
+        TV c30 = accumulate ? TOps.Load(c + 3 * ldc) : TOps.Zero, c31 = accumulate ? TOps.Load(c + 3 * ldc + L) : TOps.Zero;
+        for (int t = 0; t < kLen; t++)
+        {
+            float* bt = b + (long)t * ldb;
+            TV b0 = TOps.Load(bt), b1 = TOps.Load(bt + L);
+            float* at = a + (long)t * aStep;
+            TV a0 = TOps.Broadcast(at[0]);
+            c00 = TOps.Fma(a0, b0, c00); c01 = TOps.Fma(a0, b1, c01);
+            TV a1 = TOps.Broadcast(at[aRow]);
+            c10 = TOps.Fma(a1, b0, c10); c11 = TOps.Fma(a1, b1, c11);
+            TV a2 = TOps.Broadcast(at[2 * aRow]);
+            c20 = TOps.Fma(a2, b0, c20); c21 = TOps.Fma(a2, b1, c21);
+            TV a3 = TOps.Broadcast(at[3 * aRow]);
+            c30 = TOps.Fma(a3, b0, c30); c31 = TOps.Fma(a3, b1, c31);
+        }
+        TOps.Store(c, c00); TOps.Store(c + L, c01);
+        TOps.Store(c + ldc, c10); TOps.Store(c + ldc + L, c11);
+        TOps.Store(c + 2 * ldc, c20); TOps.Store(c + 2 * ldc + L, c21);
+        TOps.Store(c + 3 * ldc, c30); TOps.Store(c + 3 * ldc + L, c31);
     }
 
     /// <summary>Rounds n up to a multiple of m.</summary>

@@ -248,6 +248,31 @@ public partial class AttentionTests
         }
     }
 
+    [Theory]
+    [InlineData(64, false)]
+    [InlineData(37, true)]
+    public unsafe void Two_vector_tile_for_16_register_machines_equals_the_four_vector_tile(int kLen, bool accumulate)
+    {
+        // AVX2 without AVX-512 runs Tile4's columns in blocks of two vectors (16 registers); each sum runs over t in
+        // the same order as in the four-vector block, so the two agree bit for bit.
+        var rng = new Random(kLen);
+        const int ldb = 40, ldc = 36, width = 32;
+        var a = new float[4 * 70];
+        var b = new float[kLen * ldb];
+        var four = new float[4 * ldc];
+        for (int i = 0; i < a.Length; i++) a[i] = (float)rng.NextDouble() - 0.5f;
+        for (int i = 0; i < b.Length; i++) b[i] = (float)rng.NextDouble() - 0.5f;
+        for (int i = 0; i < four.Length; i++) four[i] = (float)rng.NextDouble();
+        var pair = (float[])four.Clone();
+        fixed (float* pa = a, pb = b, pf = four, pp = pair)
+        {
+            AttentionTile.Tile4<Vec256, Vector256<float>>(pf, ldc, pa, 70, 1, pb, ldb, kLen, width, accumulate);
+            AttentionTile.Tile4Pair<Vec256, Vector256<float>>(pp, ldc, pa, 70, 1, pb, ldb, kLen, accumulate);
+            AttentionTile.Tile4Pair<Vec256, Vector256<float>>(pp + 16, ldc, pa, 70, 1, pb + 16, ldb, kLen, accumulate);
+        }
+        Assert.Equal(four, pair);
+    }
+
     [Fact]
     public void Bad_arguments_throw()
     {
