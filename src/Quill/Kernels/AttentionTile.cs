@@ -15,7 +15,8 @@ internal static unsafe class AttentionTile
 {
     /// <summary>
     /// C[r, 0..width) = (accumulate ? C : 0) + sum_t a[r*aRow + t*aStep] * B[t*ldb, 0..width) for r in 0..3.
-    /// Blocks of four vectors keep 16 accumulators in registers; a one-vector loop takes the rest.
+    /// Blocks of four vectors keep 16 accumulators in registers (two vectors, 8, where 256-bit vectors have only 16
+    /// registers: AVX2 without AVX-512); a one-vector loop takes the rest.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Tile4<TOps, TV>(float* c, int ldc, float* a, int aRow, int aStep, float* b, int ldb,
