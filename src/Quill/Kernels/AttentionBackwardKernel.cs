@@ -20,12 +20,6 @@ internal static unsafe class AttentionBackwardKernel
     /// <summary>Query rows per chunk (the rows of one [QB, KB] block of P and dS).</summary>
     private const int QB = 64;
 
-    /// <summary>
-    /// How many rows ahead the row loops over the strided [B*T, C] buffers prefetch (rows past the end are harmless:
-    /// a prefetch never faults).
-    /// </summary>
-    private const int Ahead = 8;
-
     public static int ItemCount(int B, int Hkv) => B * Hkv;
 
     /// <summary>Runs work items [start, end) on the calling thread.</summary>
@@ -80,14 +74,14 @@ internal static unsafe class AttentionBackwardKernel
                 }
                 for (int i = 0; i < T; i++)
                 {
-                    AttentionPack.PrefetchRow(a.DQ + (long)(b * T + i + Ahead) * a.QStride + h * D, D);
+                    AttentionPack.PrefetchRow(a.DQ + (long)(b * T + i + AttentionPack.PrefetchAhead) * a.QStride + h * D, D);
                     AttentionPack.Scale(dqAcc + (long)i * Dp, a.DQ + (long)(b * T + i) * a.QStride + h * D, D, a.Scale);
                 }
             }
             for (int j = 0; j < T; j++)
             {
-                AttentionPack.PrefetchRow(a.DK + (long)(b * T + j + Ahead) * a.KStride + kvh * D, D);
-                AttentionPack.PrefetchRow(a.DV + (long)(b * T + j + Ahead) * a.VStride + kvh * D, D);
+                AttentionPack.PrefetchRow(a.DK + (long)(b * T + j + AttentionPack.PrefetchAhead) * a.KStride + kvh * D, D);
+                AttentionPack.PrefetchRow(a.DV + (long)(b * T + j + AttentionPack.PrefetchAhead) * a.VStride + kvh * D, D);
                 new ReadOnlySpan<float>(dkAcc + (long)j * Dp, D).CopyTo(new Span<float>(a.DK + (long)(b * T + j) * a.KStride + kvh * D, D));
                 new ReadOnlySpan<float>(dvAcc + (long)j * Dp, D).CopyTo(new Span<float>(a.DV + (long)(b * T + j) * a.VStride + kvh * D, D));
             }
@@ -161,8 +155,8 @@ internal static unsafe class AttentionBackwardKernel
     {
         for (int i = 0; i < T; i++)
         {
-            AttentionPack.PrefetchRow(dO + (long)(i + Ahead) * stride, D);
-            AttentionPack.PrefetchRow(o + (long)(i + Ahead) * stride, D);
+            AttentionPack.PrefetchRow(dO + (long)(i + AttentionPack.PrefetchAhead) * stride, D);
+            AttentionPack.PrefetchRow(o + (long)(i + AttentionPack.PrefetchAhead) * stride, D);
             di[i] = AttentionPack.Dot(dO + (long)i * stride, o + (long)i * stride, D);
         }
         for (int i = T; i < Tp; i++) di[i] = 0f;

@@ -97,7 +97,7 @@ internal static unsafe class AttentionPack
             if (j < rows)
             {
                 float* s = src + (long)j * srcStride;
-                PrefetchRow(s + 8 * (long)srcStride, D);
+                PrefetchRow(s + PrefetchAhead * (long)srcStride, D);
                 if (scale == 1f) new ReadOnlySpan<float>(s, D).CopyTo(new Span<float>(o, D));
                 else Scale(s, o, D, scale);
                 new Span<float>(o + D, Dp - D).Clear();
@@ -108,6 +108,12 @@ internal static unsafe class AttentionPack
             }
         }
     }
+
+    /// <summary>
+    /// How many rows ahead the row loops over the strided [B*T, C] buffers prefetch (Rows here, the backward's
+    /// read and write-out loops); rows past the end are harmless, a prefetch never faults.
+    /// </summary>
+    public const int PrefetchAhead = 8;
 
     /// <summary>
     /// Asks for the cache lines of row[0..n). The kernels read rows of a strided [B*T, C] buffer that sit in L3 or
