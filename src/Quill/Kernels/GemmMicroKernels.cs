@@ -217,7 +217,7 @@ internal static class Avx512Tile<TRows, TVectors> where TRows : IGemmConstant wh
     }
 }
 
-/// <summary>6 x 16 tile on AVX2 + FMA: 12 ymm accumulators, 2 B vectors and 1 broadcast per step.</summary>
+/// <summary>6 x 16 tile on AVX2 + FMA: 12 ymm accumulators, 2 B vectors and 1 broadcast per step; the C tile is prefetched before the loop.</summary>
 internal readonly struct Avx2Kernel6x16 : IGemmMicroKernel
 {
     public static int MR => 6;
@@ -235,6 +235,14 @@ internal readonly struct Avx2Kernel6x16 : IGemmMicroKernel
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        // The C tile comes from L2 or L3 (a block of C is 1.5 MB for gpt-mini's 384 x 1,024): ask for it before the
+        // loop, as the AVX-512 tile does. Zen 4, one thread, AVX-512 off: lm head weight gradient 95-99 -> 107
+        // GFLOP/s; prefetching packed A inside the loop as well added nothing.
+        for (int i = 0; i < 6; i++)
+        {
+            Sse.Prefetch0(c + i * ldc);
+            Sse.Prefetch0(c + i * ldc + 15);
+        }
         for (int p = 0; p < kc; p++)
         {
             Vector256<float> b0 = Vector256.Load(b);
