@@ -40,9 +40,10 @@ public static unsafe class Gemm
     internal const int ThinRows = 4;
 
     // AVX-512: KC 384 cut evenly (EvenDepth) as on AVX2, so K = 384 products (gpt-mini's forwards, the lm head's
-    // 412 MB of logits among them) are one pass over C instead of a 256 and a 128 pass. Zen 4, alternated with KC
-    // 256: lm head forward 2048x50304x384 206-209 -> 218-219 GFLOP/s on two threads, 103.5 -> 110.3 on one; K = 768
-    // and 2,048 forwards 1-5% faster, input and weight gradients within the noise.
+    // 412 MB of logits among them) are one pass over C instead of a 256 and a 128 pass. A 384 x 32 B panel (48 KiB)
+    // fills Zen 4's L1 and is still faster there. Alternated with KC 256 on Zen 4: lm head forward 2048x50304x384
+    // 206-209 -> 218-219 GFLOP/s on two threads, 103.5 -> 110.3 on one; K = 768 forwards 1-5% faster, input and
+    // weight gradients within the noise.
     private static readonly GemmBlocking Avx512Blocking = new(MC: 144, KC: 384, NC: 2048);
     // AVX2: KC 384 (a 384 x 16 B panel is 24 KiB, inside a 32 KiB L1) so gpt-mini's K = 384 products are one pass
     // over C, and deeper K is cut evenly (EvenDepth); measured on Zen 4 with AVX-512 off against KC 256 and MC 144.
