@@ -110,6 +110,7 @@ internal static class Avx512Tile<TRows, TVectors> where TRows : IGemmConstant wh
         for (int i = 0; i < TRows.Value; i++)
         {
             Sse.Prefetch0(c + i * ldc);
+            if (TVectors.Value > 1) Sse.Prefetch0(c + i * ldc + 16); // a 32-float row not 64-byte aligned spans 3 lines
             Sse.Prefetch0(c + i * ldc + 16 * TVectors.Value - 1);
         }
         for (int p = 0; p < kc; p++)
