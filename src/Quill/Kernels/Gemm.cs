@@ -65,6 +65,21 @@ public static unsafe class Gemm
         Run(GemmPath.Auto, transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads);
 
     /// <summary>
+    /// C = alpha * op(A) · op(B) + beta * C + bias, the bias [n] added to every row of C: a linear layer's forward in
+    /// one pass. Each tile of C is seeded with the bias just before the kernel adds its product, so C is not written
+    /// and read back whole first (a prefilled C cost 5-9% of shakespeare-char's forward products, see BENCHMARKS.md).
+    /// Each element is rounded as fl(beta * C + bias + product), whichever path runs.
+    /// </summary>
+    public static void Sgemm(
+        bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        float beta, Span<float> c, int ldc, ReadOnlySpan<float> bias, int maxThreads = 0)
+    {
+        if (bias.Length != n) throw new ArgumentException($"bias holds {bias.Length} floats but C has {n} columns.", nameof(bias));
+        Run(GemmPath.Auto, transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads, bias);
+    }
+
+    /// <summary>
     /// C[m, n] = op(A) · op(B), or C += op(A) · op(B) when accumulate, on densely stored matrices: A is [m, k]
     /// ([k, m] when transposeA), B is [k, n] ([n, k] when transposeB).
     /// </summary>
@@ -74,30 +89,67 @@ public static unsafe class Gemm
         Run(GemmPath.Auto, transposeA, transposeB, m, n, k, 1f, a, transposeA ? m : k, b, transposeB ? k : n,
             accumulate ? 1f : 0f, c, n, 0);
 
-    /// <summary>Sgemm with the implementation pinned (Auto picks the best for this machine and shape).</summary>
+    /// <summary>
+    /// Sgemm with the implementation pinned (Auto picks the best for this machine and shape); a bias, when not empty,
+    /// holds n floats added to every row.
+    /// </summary>
     internal static void Run(
         GemmPath path, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, int maxThreads)
+        float beta, Span<float> c, int ldc, int maxThreads, ReadOnlySpan<float> bias = default)
     {
         Check(transposeA, transposeB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, maxThreads);
+        if (!bias.IsEmpty && bias.Length < n) throw new ArgumentException($"bias holds {bias.Length} floats but C has {n} columns.", nameof(bias));
         if (m == 0 || n == 0) return;
         if (path == GemmPath.Auto) path = Choose(m);
         int threads = maxThreads == 0 ? KernelThreads.Count : Math.Min(maxThreads, KernelThreads.Count);
-        fixed (float* pa = a, pb = b, pc = c)
+        fixed (float* pa = a, pb = b, pc = c, pbias = bias)
         {
-            var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta);
+            var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta, bias.IsEmpty ? null : pbias);
             switch (path)
             {
                 case GemmPath.PackedAvx512: Packed<Avx512Kernel12x32>(args, Avx512Blocking with { KC = EvenDepth(k, Avx512Blocking.KC) }, threads); break;
                 case GemmPath.PackedAvx2: Packed<Avx2Kernel6x16>(args, Avx2Blocking with { KC = EvenDepth(k, Avx2Blocking.KC) }, threads); break;
                 case GemmPath.PackedNeon: Packed<NeonKernel8x12>(args, NeonBlocking, threads); break;
                 case GemmPath.PackedScalar: Packed<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
-                case GemmPath.ThinAvx512: GemmThin.Run(args, threads, GemmIsa.Avx512); break;
-                case GemmPath.ThinAvx2: GemmThin.Run(args, threads, GemmIsa.Avx2); break;
-                case GemmPath.ThinScalar: GemmThin.Run(args, threads, GemmIsa.Scalar); break;
+                case GemmPath.ThinAvx512: Thin(args, threads, GemmIsa.Avx512); break;
+                case GemmPath.ThinAvx2: Thin(args, threads, GemmIsa.Avx2); break;
+                case GemmPath.ThinScalar: Thin(args, threads, GemmIsa.Scalar); break;
                 default: throw new ArgumentOutOfRangeException(nameof(path), path, "Unknown GEMM path.");
             }
+        }
+    }
+
+    /// <summary>The thin path, then the bias (at most four rows: as cheap after the product as before it).</summary>
+    private static void Thin(Operands x, int threads, GemmIsa isa)
+    {
+        if (x.Bias == null)
+        {
+            GemmThin.Run(x, threads, isa);
+            return;
+        }
+        // beta * C + bias first, then the product added: the same rounding as the packed path's seeded tiles
+        PrepareC(x.C, x.Ldc, x.M, x.N, 0, 0f, x.Beta, out bool accumulate);
+        AddBias(x.C, x.Ldc, x.M, x.N, x.Bias, accumulate);
+        GemmThin.Run(x with { Beta = 1f }, threads, isa);
+    }
+
+    /// <summary>
+    /// Rows [0, rows) of C, ldc apart, get bias[0, cols): added to what they hold (accumulate) or stored over it.
+    /// </summary>
+    internal static void AddBias(float* c, nint ldc, int rows, int cols, float* bias, bool accumulate)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            float* row = c + i * ldc;
+            if (!accumulate)
+            {
+                Buffer.MemoryCopy(bias, row, (long)cols * sizeof(float), (long)cols * sizeof(float));
+                continue;
+            }
+            int j = 0;
+            for (; j + 4 <= cols; j += 4) (Vector128.Load(row + j) + Vector128.Load(bias + j)).Store(row + j);
+            for (; j < cols; j++) row[j] += bias[j];
         }
     }
 
@@ -146,6 +198,8 @@ public static unsafe class Gemm
     {
         if (PrepareC(x.C, x.Ldc, x.M, x.N, x.K, x.Alpha, x.Beta, out bool accumulate))
             GemmDriver<TKernel>.Run(blocking, x, accumulate, threads);
+        else if (x.Bias != null)
+            AddBias(x.C, x.Ldc, x.M, x.N, x.Bias, accumulate: true); // no product: C holds beta * C
     }
 
     /// <summary>
@@ -209,10 +263,10 @@ public static unsafe class Gemm
     }
 }
 
-/// <summary>The operands of one Sgemm call as raw pointers, so the threads can share them.</summary>
+/// <summary>The operands of one Sgemm call as raw pointers, so the threads can share them; Bias is [N] or null.</summary>
 internal readonly unsafe struct Operands(
     float* a, nint lda, bool transA, float* b, nint ldb, bool transB, float* c, nint ldc,
-    int m, int n, int k, float alpha, float beta)
+    int m, int n, int k, float alpha, float beta, float* bias = null)
 {
     public readonly float* A = a;
     public readonly nint Lda = lda;
@@ -226,13 +280,14 @@ internal readonly unsafe struct Operands(
     public readonly int N = n;
     public readonly int K = k;
     public readonly float Alpha = alpha;
-    public readonly float Beta = beta;
+    public float Beta { get; init; } = beta;
+    public readonly float* Bias = bias;
 
     /// <summary>The same product restricted to rows [r0, r1) of C (and of op(A)).</summary>
     public Operands Rows(int r0, int r1) =>
-        new(TransA ? A + r0 : A + r0 * Lda, Lda, TransA, B, Ldb, TransB, C + r0 * Ldc, Ldc, r1 - r0, N, K, Alpha, Beta);
+        new(TransA ? A + r0 : A + r0 * Lda, Lda, TransA, B, Ldb, TransB, C + r0 * Ldc, Ldc, r1 - r0, N, K, Alpha, Beta, Bias);
 
     /// <summary>The same product restricted to columns [c0, c1) of C (and of op(B)).</summary>
     public Operands Columns(int c0, int c1) =>
-        new(A, Lda, TransA, TransB ? B + c0 * Ldb : B + c0, Ldb, TransB, C + c0, Ldc, M, c1 - c0, K, Alpha, Beta);
+        new(A, Lda, TransA, TransB ? B + c0 * Ldb : B + c0, Ldb, TransB, C + c0, Ldc, M, c1 - c0, K, Alpha, Beta, Bias == null ? null : Bias + c0);
 }

@@ -236,6 +236,8 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
                 packedRow = ic;
             }
             bool add = accumulate || pc > 0;
+            // the bias goes into each tile of C just before its product, while the tile's lines are in L1
+            float* bias = pc == 0 && x.Bias != null ? x.Bias + jc : null;
             float* tile = stackalloc float[mr * nr];
             int j0 = slice * panelsPerSlice * nr, j1 = Math.Min(nc, j0 + panelsPerSlice * nr);
             float* cBlock = x.C + ic * x.Ldc + jc;
@@ -248,14 +250,15 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
                     int tileRows = Math.Min(mr, rows - ir);
                     float* aPanel = packedA + (nint)ir * kc;
                     float* cTile = cBlock + ir * x.Ldc + jr;
+                    if (bias != null) Gemm.AddBias(cTile, x.Ldc, tileRows, cols, bias + jr, add);
                     if (tileRows == mr && cols == nr)
                     {
-                        TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add);
+                        TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add || bias != null);
                     }
                     else
                     {
                         TKernel.RunPartial(tileRows, cols, kc, aPanel, bPanel, tile);
-                        MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add);
+                        MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add || bias != null);
                     }
                 }
             }

@@ -7,7 +7,7 @@ namespace Quill.Kernels;
 /// <summary>The slow, obviously correct SGEMM that <see cref="Gemm"/> is tested against.</summary>
 public static class GemmReference
 {
-    /// <summary>C = alpha * op(A) · op(B) + beta * C with the layouts of <see cref="Gemm.Sgemm"/>.</summary>
+    /// <summary>C = alpha * op(A) · op(B) + beta * C with the layouts of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, int)"/>.</summary>
     public static void Sgemm(
         bool transposeA, bool transposeB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,

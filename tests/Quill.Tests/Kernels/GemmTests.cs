@@ -162,6 +162,55 @@ public class GemmTests
         }
     }
 
+    /// <summary>
+    /// The bias epilogue (each tile seeded with the bias just before its product) gives bit for bit what a C prefilled
+    /// with beta * C + bias and multiplied with beta 1 gives: every path, the ragged shapes, k = 0, both transposes,
+    /// and the shapes where two threads split C's columns (the bias offset with them) or share B.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Bias_EqualsPrefilledC_BitForBit(string pathName)
+    {
+        var path = Enum.Parse<GemmPath>(pathName);
+        var random = new Random(99);
+        (int M, int N, int K)[] parallel = [(256, 700, 300), (256, 200, 300), (120, 250, 600), (700, 48, 300)];
+        foreach (var (m, n, k) in Shapes.Concat(parallel))
+        {
+            if (pathName.StartsWith("Thin", StringComparison.Ordinal) && m > Gemm.ThinRows) continue;
+            foreach (bool transA in new[] { false, true })
+            {
+                foreach (bool transB in new[] { false, true })
+                {
+                    int lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 3;
+                    float alpha = random.Next(2) == 0 ? 1f : -0.5f;
+                    float beta = random.Next(3) switch { 0 => 0f, 1 => 1f, _ => -0.25f };
+                    var a = RandomMatrix(random, (transA ? k : m) * lda);
+                    var b = RandomMatrix(random, (transB ? n : k) * ldb);
+                    var bias = RandomMatrix(random, n);
+                    var c = RandomMatrix(random, m * ldc);
+                    var expected = (float[])c.Clone();
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++)
+                            expected[i * ldc + j] = (beta == 0f ? 0f : beta * c[i * ldc + j]) + bias[j];
+                    Gemm.Run(path, transA, transB, m, n, k, alpha, a, lda, b, ldb, 1f, expected, ldc, 0);
+                    var actual = (float[])c.Clone();
+                    if (beta == 0f) for (int i = 0; i < m; i++) actual[i * ldc] = float.NaN; // beta 0 ignores C
+                    Gemm.Run(path, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, actual, ldc, 0, bias);
+                    Assert.True(expected.AsSpan().SequenceEqual(actual),
+                        $"{path} M={m} N={n} K={k} transA={transA} transB={transB} alpha={alpha} beta={beta}: the bias epilogue differs from a prefilled C");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Bias_OfTheWrongLength_Throws()
+    {
+        var x = new float[16];
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 4, 2, 1f, x, 2, x, 4, 0f, x, 4, new float[3]));
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 4, 2, 1f, x, 2, x, 4, 0f, x, 4, new float[5]));
+    }
+
     [Fact]
     public void MatMul_DenseLayouts_MatchSgemm()
     {

@@ -41,9 +41,9 @@ public static unsafe class LinearOp
             var bias = bs?[i];
             if (ws[i].DType == Quantization.GgmlType.F32)
             {
-                // the bias first, then the GEMM accumulates onto it
-                if (bias != null) FillRows(ys.Slice(off), total, n, bias.Span);
-                Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, bias != null ? 1f : 0f, ys.Slice(off), total);
+                // the bias seeds each tile of the product (Gemm's bias epilogue)
+                if (bias != null) Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, 0f, ys.Slice(off), total, bias.Span);
+                else Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, 0f, ys.Slice(off), total);
             }
             else
             {
@@ -97,21 +97,6 @@ public static unsafe class LinearOp
 
     /// <summary>Columns per unit of work when the bias rows are split across threads: a 64-byte cache line.</summary>
     private const int ColumnBlock = 16;
-
-    /// <summary>y[r, 0..b.Length) = b for each of n rows ld apart; the rows are split across threads.</summary>
-    private static void FillRows(Span<float> y, int ld, int n, ReadOnlySpan<float> b)
-    {
-        int outF = b.Length;
-        fixed (float* py0 = y, pb0 = b)
-        {
-            float* py = py0, pb = pb0;
-            KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(outF), (r0, r1) =>
-            {
-                var bias = new ReadOnlySpan<float>(pb, outF);
-                for (int r = r0; r < r1; r++) bias.CopyTo(new Span<float>(py + (nint)r * ld, outF));
-            });
-        }
-    }
 
     /// <summary>
     /// db [Out] += sum over rows of dy [N, Out] (rows ld apart), each column summed in row order; the columns are
