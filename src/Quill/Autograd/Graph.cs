@@ -53,7 +53,7 @@ public sealed class Graph
     public void Discard(Tensor t)
     {
         ArgumentNullException.ThrowIfNull(t);
-        if (!t.IsForeign && t.Offset == 0 && t.Length == t.Storage.Length) arena.Release(t.Storage);
+        if (TensorArena.IsWhole(t)) arena.Release(t.Storage);
     }
 
     /// <summary>True when an op with these inputs must record itself.</summary>

@@ -124,7 +124,7 @@ public sealed class ParameterSet : IReadOnlyList<Tensor>
     {
         foreach (var p in list)
         {
-            if (p.RequiresGrad) p.Grad ??= new Tensor(p.Shape);
+            if (p.RequiresGrad) p.Grad ??= Tensor.Aligned(p.Shape);
         }
     }
 

@@ -9,6 +9,7 @@
 // Not handled: arithmetic on non-F32 tensors other than LinearOp's weight, broadcasting arithmetic (ops are coarse
 // and written per use), tensors over 2^31 elements.
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using Quill.Quantization;
 
@@ -282,6 +283,36 @@ public sealed unsafe class Tensor
     }
 
     internal static float[] AllocateStorage(int length) => GC.AllocateArray<float>(length, pinned: true);
+
+    /// <summary>Sets the name and returns the tensor (for tensors made by a factory).</summary>
+    internal Tensor Named(string name)
+    {
+        Name = name;
+        return this;
+    }
+
+    /// <summary>Floats an aligned storage holds beyond its tensor, so the tensor can start on a 64-byte line.</summary>
+    internal const int AlignPad = 15;
+
+    /// <summary>
+    /// A zero-filled contiguous tensor whose first element starts a 64-byte cache line, over pinned storage of
+    /// AlignPad more floats (.NET places arrays on 8-byte boundaries only). For activations, gradients and optimizer
+    /// state: a vector load or store of a row that is not aligned touches two lines, and a GEMM's C tile rows whose
+    /// start is not aligned ran 2-3% slower (Zen 4).
+    /// </summary>
+    internal static Tensor Aligned(int[] shape)
+    {
+        int n = CheckedElementCount(shape);
+        var storage = AllocateStorage(checked(n + AlignPad));
+        return new Tensor(storage, AlignedOffset(storage), (int[])shape.Clone(), ContiguousStrides(shape));
+    }
+
+    /// <summary>The index of the first float of a pinned array that starts a 64-byte line (0 to 15).</summary>
+    internal static int AlignedOffset(float[] pinned)
+    {
+        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
+        return (int)((-address & 63) / sizeof(float));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Index(int[] index)

@@ -13,23 +13,33 @@ public sealed class TensorArena
     /// <summary>Bytes currently held (in use and free).</summary>
     public long BytesHeld { get; private set; }
 
-    /// <summary>A contiguous tensor over recycled storage; zeroed when asked (otherwise its contents are stale).</summary>
+    /// <summary>
+    /// A contiguous tensor over recycled storage, starting on a 64-byte line (Tensor.Aligned); zeroed when asked
+    /// (otherwise its contents are stale).
+    /// </summary>
     public Tensor Rent(int[] shape, bool zero)
     {
-        int n = Tensor.CheckedElementCount(shape);
+        int n = Tensor.CheckedElementCount(shape), length = checked(n + Tensor.AlignPad);
         float[] buf;
-        if (free.TryGetValue(n, out var stack) && stack.Count > 0)
+        if (free.TryGetValue(length, out var stack) && stack.Count > 0)
         {
             buf = stack.Pop();
             if (zero) Array.Clear(buf);
         }
         else
         {
-            buf = Tensor.AllocateStorage(n);
-            BytesHeld += 4L * n;
+            buf = Tensor.AllocateStorage(length);
+            BytesHeld += 4L * length;
         }
         inUse.Add(buf);
-        return new Tensor(buf, 0, shape, Tensor.ContiguousStrides(shape));
+        return new Tensor(buf, Tensor.AlignedOffset(buf), shape, Tensor.ContiguousStrides(shape));
+    }
+
+    /// <summary>Whether t covers the whole of a buffer this arena would rent (not a view of part of one).</summary>
+    public static bool IsWhole(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        return !t.IsForeign && t.Length + Tensor.AlignPad == t.Storage.Length && t.Offset == Tensor.AlignedOffset(t.Storage);
     }
 
     /// <summary>

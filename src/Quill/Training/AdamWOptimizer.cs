@@ -48,13 +48,13 @@ public sealed class AdamWOptimizer
             if (start < 0 || length < 1) throw new ArgumentOutOfRangeException(nameof(shard), "a shard needs a start >= 0 and a length >= 1.");
             ShardStart = start;
             ShardLength = length;
-            m = [new Tensor(length) { Name = "m.shard" }];
-            v = [new Tensor(length) { Name = "v.shard" }];
+            m = [Tensor.Aligned([length]).Named("m.shard")];
+            v = [Tensor.Aligned([length]).Named("v.shard")];
         }
         else
         {
-            m = [.. ps.Select(p => new Tensor(p.Shape) { Name = "m." + p.Name })];
-            v = [.. ps.Select(p => new Tensor(p.Shape) { Name = "v." + p.Name })];
+            m = [.. ps.Select(p => Tensor.Aligned(p.Shape).Named("m." + p.Name))];
+            v = [.. ps.Select(p => Tensor.Aligned(p.Shape).Named("v." + p.Name))];
         }
         decay = new float[ps.Length];
         lrScale = new float[ps.Length];

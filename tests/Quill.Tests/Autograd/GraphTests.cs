@@ -65,6 +65,33 @@ public class GraphTests
         Assert.Equal(held, g.ArenaBytes);
     }
 
+    [Fact]
+    public unsafe void Activations_gradients_and_parameter_gradients_start_on_a_64_byte_line()
+    {
+        static long Misalignment(Tensor t)
+        {
+            fixed (float* p = t.Span) return (long)p % 64;
+        }
+        var model = Tiny("gpt2");
+        model.Parameters.EnableGrads();
+        var g = new Graph();
+        foreach (int n in new[] { 1, 3, 16, 17, 1000, 4099 }) Assert.Equal(0, Misalignment(g.NewTensor([n])));
+        var loss = model.Loss(g, [1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7], 2, 3);
+        Assert.Equal(0, Misalignment(loss));
+        g.Backward(loss);
+        Assert.All(model.Parameters, p => Assert.Equal(0, Misalignment(p.Grad!)));
+        // a discarded activation goes back to the arena whole, and the next request of its size gets it again
+        g.Reset();
+        var a = g.NewTensor([37]);
+        g.Discard(a);
+        var b = g.NewTensor([37]);
+        Assert.Same(a.Storage, b.Storage);
+        Assert.Equal(37, b.Length);
+        Assert.Equal(0, Misalignment(b));
+        Assert.False(TensorArena.IsWhole(b.Narrow(0, 0, 10)));
+        Assert.False(TensorArena.IsWhole(b.Narrow(0, 1, 36)));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
