@@ -4,6 +4,7 @@
 // kernel for this CPU), which run on up to KernelThreads.Count threads when the product is big enough to pay for it.
 // Does not handle other element types, column-major storage or batched products (callers loop over batches).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; lda, ldb, ldc = row strides in floats.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Quill.Kernels;
@@ -136,20 +137,37 @@ public static unsafe class Gemm
 
     /// <summary>
     /// Rows [0, rows) of C, ldc apart, get bias[0, cols): added to what they hold (accumulate) or stored over it.
+    /// Column vectors outside, rows inside, so each vector of the bias is loaded once per tile (a Buffer.MemoryCopy
+    /// per row took about 1% of a shakespeare-char training step).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void AddBias(float* c, nint ldc, int rows, int cols, float* bias, bool accumulate)
     {
-        for (int i = 0; i < rows; i++)
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            float* row = c + i * ldc;
-            if (!accumulate)
+            for (; j + 16 <= cols; j += 16)
             {
-                Buffer.MemoryCopy(bias, row, (long)cols * sizeof(float), (long)cols * sizeof(float));
-                continue;
+                var b = Vector512.Load(bias + j);
+                for (int i = 0; i < rows; i++)
+                {
+                    float* p = c + i * ldc + j;
+                    (accumulate ? Vector512.Load(p) + b : b).Store(p);
+                }
             }
-            int j = 0;
-            for (; j + 4 <= cols; j += 4) (Vector128.Load(row + j) + Vector128.Load(bias + j)).Store(row + j);
-            for (; j < cols; j++) row[j] += bias[j];
+        }
+        for (; j + 4 <= cols; j += 4)
+        {
+            var b = Vector128.Load(bias + j);
+            for (int i = 0; i < rows; i++)
+            {
+                float* p = c + i * ldc + j;
+                (accumulate ? Vector128.Load(p) + b : b).Store(p);
+            }
+        }
+        for (; j < cols; j++)
+        {
+            for (int i = 0; i < rows; i++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + bias[j] : bias[j];
         }
     }
 
