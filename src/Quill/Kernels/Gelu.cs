@@ -44,8 +44,15 @@ public static unsafe class Gelu
         Span<float> dx)          // [L] +=
         => Backward(x, dy, dx, KernelWidth.Auto);
 
+    /// <summary>
+    /// dx += dy * gelu_tanh'(x) (accumulate), or dx = dy * gelu_tanh'(x), which neither reads dx nor needs it
+    /// zeroed: the same values as adding into zeros.
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, bool accumulate)
+        => Backward(x, dy, dx, KernelWidth.Auto, accumulate);
+
     /// <summary>At a chosen vector width (tests pin each one).</summary>
-    internal static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, KernelWidth width)
+    internal static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, KernelWidth width, bool accumulate = true)
     {
         ElementwiseMath.RequireLength(dy.Length, x.Length, nameof(dy));
         ElementwiseMath.RequireLength(dx.Length, x.Length, nameof(dx));
@@ -56,9 +63,9 @@ public static unsafe class Gelu
         {
             float* px = px0, pdy = pdy0, pdx = pdx0;
             int blocks = ElementwiseMath.Blocks(len);
-            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(w, px, pdy, pdx, 0, len);
+            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(w, px, pdy, pdx, 0, len, accumulate);
             else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(ElementwiseMath.Block), (b0, b1) =>
-                BackwardRange(w, px, pdy, pdx, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
+                BackwardRange(w, px, pdy, pdx, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block), accumulate));
         }
     }
 
@@ -92,18 +99,18 @@ public static unsafe class Gelu
         }
     }
 
-    private static void BackwardRange(KernelWidth w, float* x, float* dy, float* dx, int i0, int i1)
+    private static void BackwardRange(KernelWidth w, float* x, float* dy, float* dx, int i0, int i1, bool accumulate)
     {
         switch (w)
         {
-            case KernelWidth.Vector512: BackwardRange<Vec512, Vector512<float>>(x, dy, dx, i0, i1); break;
-            case KernelWidth.Vector256: BackwardRange<Vec256, Vector256<float>>(x, dy, dx, i0, i1); break;
-            case KernelWidth.Vector128: BackwardRange<Vec128, Vector128<float>>(x, dy, dx, i0, i1); break;
-            default: BackwardRange<VecScalar, float>(x, dy, dx, i0, i1); break;
+            case KernelWidth.Vector512: BackwardRange<Vec512, Vector512<float>>(x, dy, dx, i0, i1, accumulate); break;
+            case KernelWidth.Vector256: BackwardRange<Vec256, Vector256<float>>(x, dy, dx, i0, i1, accumulate); break;
+            case KernelWidth.Vector128: BackwardRange<Vec128, Vector128<float>>(x, dy, dx, i0, i1, accumulate); break;
+            default: BackwardRange<VecScalar, float>(x, dy, dx, i0, i1, accumulate); break;
         }
     }
 
-    private static void BackwardRange<TOps, TV>(float* x, float* dy, float* dx, int i0, int i1)
+    private static void BackwardRange<TOps, TV>(float* x, float* dy, float* dx, int i0, int i1, bool accumulate)
         where TOps : IKernelVector<TV> where TV : struct
     {
         int i = i0, l = TOps.Lanes;
@@ -116,7 +123,7 @@ public static unsafe class Gelu
             var du = TOps.Mul(TOps.Broadcast(K0), TOps.Fma(TOps.Broadcast(3f * K1), v2, one));
             var s = TOps.Div(one, TOps.Add(one, TOps.ExpFull(TOps.Mul(u, TOps.Broadcast(-2f)))));
             var d = TOps.Fma(TOps.Mul(TOps.Mul(TOps.Mul(TOps.Broadcast(2f), v), s), TOps.Sub(one, s)), du, s);
-            TOps.Store(dx + i, TOps.Fma(TOps.Load(dy + i), d, TOps.Load(dx + i)));
+            TOps.Store(dx + i, TOps.Fma(TOps.Load(dy + i), d, accumulate ? TOps.Load(dx + i) : TOps.Zero));
         }
         for (; i < i1; i++)
         {
@@ -126,7 +133,7 @@ public static unsafe class Gelu
             float du = K0 * MathF.FusedMultiplyAdd(3f * K1, v2, 1f);
             float s = 1f / (1f + MathF.Exp(-2f * u));
             float d = MathF.FusedMultiplyAdd(2f * v * s * (1f - s), du, s);
-            dx[i] = MathF.FusedMultiplyAdd(dy[i], d, dx[i]);
+            dx[i] = MathF.FusedMultiplyAdd(dy[i], d, accumulate ? dx[i] : 0f);
         }
     }
 }

@@ -44,8 +44,17 @@ public static unsafe class SwiGlu
         Span<float> dup)           // [N*H] +=
         => Backward(gate, up, dy, dgate, dup, KernelWidth.Auto);
 
+    /// <summary>
+    /// As Backward, each gradient added to (accumulate) or written over without being read (the same values as
+    /// adding into zeros, with no zeroing).
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy, Span<float> dgate, Span<float> dup,
+        bool accumulateGate, bool accumulateUp)
+        => Backward(gate, up, dy, dgate, dup, KernelWidth.Auto, accumulateGate, accumulateUp);
+
     /// <summary>At a chosen vector width (tests pin each one).</summary>
-    internal static void Backward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy, Span<float> dgate, Span<float> dup, KernelWidth width)
+    internal static void Backward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy, Span<float> dgate, Span<float> dup, KernelWidth width,
+        bool accumulateGate = true, bool accumulateUp = true)
     {
         int len = gate.Length;
         ElementwiseMath.RequireLength(up.Length, len, nameof(up));
@@ -58,9 +67,9 @@ public static unsafe class SwiGlu
         {
             float* pg = pg0, pu = pu0, pdy = pdy0, pdg = pdg0, pdu = pdu0;
             int blocks = ElementwiseMath.Blocks(len);
-            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(w, pg, pu, pdy, pdg, pdu, 0, len);
+            if (!ElementwiseMath.ShouldSplit(blocks, ElementwiseMath.Block)) BackwardRange(w, pg, pu, pdy, pdg, pdu, 0, len, accumulateGate, accumulateUp);
             else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(ElementwiseMath.Block), (b0, b1) =>
-                BackwardRange(w, pg, pu, pdy, pdg, pdu, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block)));
+                BackwardRange(w, pg, pu, pdy, pdg, pdu, b0 * ElementwiseMath.Block, Math.Min(len, b1 * ElementwiseMath.Block), accumulateGate, accumulateUp));
         }
     }
 
@@ -87,18 +96,18 @@ public static unsafe class SwiGlu
         for (; i < i1; i++) y[i] = gate[i] * Silu.Sigmoid(gate[i]) * up[i];
     }
 
-    private static void BackwardRange(KernelWidth w, float* gate, float* up, float* dy, float* dgate, float* dup, int i0, int i1)
+    private static void BackwardRange(KernelWidth w, float* gate, float* up, float* dy, float* dgate, float* dup, int i0, int i1, bool accGate, bool accUp)
     {
         switch (w)
         {
-            case KernelWidth.Vector512: BackwardRange<Vec512, Vector512<float>>(gate, up, dy, dgate, dup, i0, i1); break;
-            case KernelWidth.Vector256: BackwardRange<Vec256, Vector256<float>>(gate, up, dy, dgate, dup, i0, i1); break;
-            case KernelWidth.Vector128: BackwardRange<Vec128, Vector128<float>>(gate, up, dy, dgate, dup, i0, i1); break;
-            default: BackwardRange<VecScalar, float>(gate, up, dy, dgate, dup, i0, i1); break;
+            case KernelWidth.Vector512: BackwardRange<Vec512, Vector512<float>>(gate, up, dy, dgate, dup, i0, i1, accGate, accUp); break;
+            case KernelWidth.Vector256: BackwardRange<Vec256, Vector256<float>>(gate, up, dy, dgate, dup, i0, i1, accGate, accUp); break;
+            case KernelWidth.Vector128: BackwardRange<Vec128, Vector128<float>>(gate, up, dy, dgate, dup, i0, i1, accGate, accUp); break;
+            default: BackwardRange<VecScalar, float>(gate, up, dy, dgate, dup, i0, i1, accGate, accUp); break;
         }
     }
 
-    private static void BackwardRange<TOps, TV>(float* gate, float* up, float* dy, float* dgate, float* dup, int i0, int i1)
+    private static void BackwardRange<TOps, TV>(float* gate, float* up, float* dy, float* dgate, float* dup, int i0, int i1, bool accGate, bool accUp)
         where TOps : IKernelVector<TV> where TV : struct
     {
         int i = i0, l = TOps.Lanes;
@@ -109,16 +118,16 @@ public static unsafe class SwiGlu
             var d = TOps.Load(dy + i);
             var s = Silu.Sigmoid<TOps, TV>(g);
             var ds = TOps.Mul(s, TOps.Fma(g, TOps.Sub(one, s), one));
-            TOps.Store(dgate + i, TOps.Fma(TOps.Mul(d, TOps.Load(up + i)), ds, TOps.Load(dgate + i)));
-            TOps.Store(dup + i, TOps.Fma(d, TOps.Mul(g, s), TOps.Load(dup + i)));
+            TOps.Store(dgate + i, TOps.Fma(TOps.Mul(d, TOps.Load(up + i)), ds, accGate ? TOps.Load(dgate + i) : TOps.Zero));
+            TOps.Store(dup + i, TOps.Fma(d, TOps.Mul(g, s), accUp ? TOps.Load(dup + i) : TOps.Zero));
         }
         for (; i < i1; i++)
         {
             float g = gate[i], d = dy[i];
             float s = Silu.Sigmoid(g);
             float ds = s * MathF.FusedMultiplyAdd(g, 1f - s, 1f);
-            dgate[i] = MathF.FusedMultiplyAdd(d * up[i], ds, dgate[i]);
-            dup[i] = MathF.FusedMultiplyAdd(d, g * s, dup[i]);
+            dgate[i] = MathF.FusedMultiplyAdd(d * up[i], ds, accGate ? dgate[i] : 0f);
+            dup[i] = MathF.FusedMultiplyAdd(d, g * s, accUp ? dup[i] : 0f);
         }
     }
 }

@@ -65,6 +65,50 @@ public class ActivationTests
         AssertClose(duR, du, 1e-5, 1e-6, "dup");
     }
 
+    /// <summary>
+    /// The backward that writes its gradient (the op's input had none yet) gives bit for bit what adding into zeros
+    /// gives, without reading the buffer (NaN there must not leak), at every vector width the machine runs, tails
+    /// included; and the accumulating form still adds.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(37)]
+    [InlineData(70001)]
+    public void Backwards_that_write_equal_adding_into_zeros(int len)
+    {
+        var rnd = new Random(len + 3);
+        float[] x = Random(rnd, len, 9f), u = Random(rnd, len, 2f), dy = Random(rnd, len);
+        var widths = new List<KernelWidth> { KernelWidth.Scalar };
+        if (System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated) widths.Add(KernelWidth.Vector128);
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) widths.Add(KernelWidth.Vector256);
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) widths.Add(KernelWidth.Vector512);
+        foreach (var width in widths)
+        {
+            float[] added = new float[len], written = new float[len];
+            Array.Fill(written, float.NaN);
+            Gelu.Backward(x, dy, added, width);
+            Gelu.Backward(x, dy, written, width, accumulate: false);
+            Assert.True(added.AsSpan().SequenceEqual(written), $"gelu {width}: written differs from added into zeros");
+            var twice = (float[])added.Clone();
+            Gelu.Backward(x, dy, twice, width, accumulate: true);
+            for (int i = 0; i < len; i++) Assert.Equal(MathF.FusedMultiplyAdd(1f, added[i], added[i]), twice[i], 1e-6f + 1e-6f * Math.Abs(twice[i]));
+
+            float[] dgAdded = new float[len], duAdded = new float[len], dgWritten = new float[len], duWritten = new float[len];
+            Array.Fill(dgWritten, float.NaN);
+            Array.Fill(duWritten, float.NaN);
+            SwiGlu.Backward(x, u, dy, dgAdded, duAdded, width);
+            SwiGlu.Backward(x, u, dy, dgWritten, duWritten, width, accumulateGate: false, accumulateUp: false);
+            Assert.True(dgAdded.AsSpan().SequenceEqual(dgWritten), $"swiglu {width}: dgate written differs");
+            Assert.True(duAdded.AsSpan().SequenceEqual(duWritten), $"swiglu {width}: dup written differs");
+            // one written, the other added to
+            var dgMixed = (float[])dgAdded.Clone();
+            Array.Fill(duWritten, float.NaN);
+            SwiGlu.Backward(x, u, dy, dgMixed, duWritten, width, accumulateGate: true, accumulateUp: false);
+            Assert.True(duAdded.AsSpan().SequenceEqual(duWritten), $"swiglu {width}: dup written beside an added dgate differs");
+            for (int i = 0; i < len; i++) Assert.Equal(2 * dgAdded[i], dgMixed[i], 1e-6f + 1e-6f * Math.Abs(dgMixed[i]));
+        }
+    }
+
     [Fact]
     public void Extreme_inputs_stay_finite()
     {

@@ -60,7 +60,10 @@ public static class GeluOp
     {
         public override void Backward(Graph g)
         {
-            if (y.Grad != null) Gelu.Backward(x.Span, y.Grad.Span, g.GradOf(x).Span);
+            if (y.Grad == null) return;
+            // x's gradient is usually new here (a projection's output): written, not zeroed and then added to
+            var dx = g.GradForWrite(x, out bool fresh);
+            Gelu.Backward(x.Span, y.Grad.Span, dx.Span, accumulate: !fresh);
         }
     }
 }
@@ -87,7 +90,10 @@ public static class SwiGluOp
     {
         public override void Backward(Graph g)
         {
-            if (y.Grad != null) SwiGlu.Backward(gate.Span, up.Span, y.Grad.Span, g.GradOf(gate).Span, g.GradOf(up).Span);
+            if (y.Grad == null) return;
+            var dgate = g.GradForWrite(gate, out bool freshGate);
+            var dup = g.GradForWrite(up, out bool freshUp);
+            SwiGlu.Backward(gate.Span, up.Span, y.Grad.Span, dgate.Span, dup.Span, accumulateGate: !freshGate, accumulateUp: !freshUp);
         }
     }
 }
