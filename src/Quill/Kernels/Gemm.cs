@@ -92,21 +92,34 @@ public static unsafe class Gemm
 
     /// <summary>
     /// Sgemm with the implementation pinned (Auto picks the best for this machine and shape); a bias, when not empty,
-    /// holds n floats added to every row.
+    /// holds n floats added to every row. rowSums, when not empty, holds m floats that each get the sum over k of
+    /// their row of op(A), added one element at a time in k order (alpha must be 1): a linear layer's bias gradient,
+    /// the column sums of dy, taken from the weight gradient's packed copy of dy instead of another pass over it.
     /// </summary>
     internal static void Run(
         GemmPath path, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, int maxThreads, ReadOnlySpan<float> bias = default)
+        float beta, Span<float> c, int ldc, int maxThreads, ReadOnlySpan<float> bias = default, Span<float> rowSums = default)
     {
         Check(transposeA, transposeB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, maxThreads);
         if (!bias.IsEmpty && bias.Length < n) throw new ArgumentException($"bias holds {bias.Length} floats but C has {n} columns.", nameof(bias));
-        if (m == 0 || n == 0) return;
+        if (!rowSums.IsEmpty && rowSums.Length < m) throw new ArgumentException($"rowSums holds {rowSums.Length} floats but C has {m} rows.", nameof(rowSums));
+        if (!rowSums.IsEmpty && alpha != 1f) throw new ArgumentException("row sums of op(A) are taken with alpha 1 only.", nameof(rowSums));
+        if (m == 0) return;
         if (path == GemmPath.Auto) path = Choose(m);
         int threads = maxThreads == 0 ? KernelThreads.Count : Math.Min(maxThreads, KernelThreads.Count);
-        fixed (float* pa = a, pb = b, pc = c, pbias = bias)
+        fixed (float* pa = a, pb = b, pc = c, pbias = bias, psums = rowSums)
         {
-            var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta, bias.IsEmpty ? null : pbias);
+            var args = new Operands(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, m, n, k, alpha, beta, bias.IsEmpty ? null : pbias)
+            {
+                RowSums = rowSums.IsEmpty ? null : psums,
+            };
+            if (n == 0 || k == 0 || path is GemmPath.ThinAvx512 or GemmPath.ThinAvx2 or GemmPath.ThinScalar)
+            {
+                if (args.RowSums != null) SumRows(args);
+                args = args with { RowSums = null };
+                if (n == 0) return;
+            }
             switch (path)
             {
                 case GemmPath.PackedAvx512: Packed<Avx512Kernel12x32>(args, Avx512Blocking with { KC = EvenDepth(k, Avx512Blocking.KC) }, threads); break;
@@ -168,6 +181,34 @@ public static unsafe class Gemm
         for (; j < cols; j++)
         {
             for (int i = 0; i < rows; i++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + bias[j] : bias[j];
+        }
+    }
+
+    /// <summary>
+    /// x.RowSums[i] += op(A)[i, p] for p = 0, 1, ..., k - 1 in that order: the fold the packed path does on its packed
+    /// copy of A, done on A itself where that path cannot (the thin path, threads that split C's columns or share a
+    /// block of A). Vectorized across rows where A is stored transposed (op(A)'s rows run along memory).
+    /// </summary>
+    internal static void SumRows(Operands x)
+    {
+        float* sums = x.RowSums;
+        if (x.TransA)
+        {
+            for (int p = 0; p < x.K; p++)
+            {
+                float* row = x.A + p * x.Lda;
+                int i = 0;
+                for (; i + 4 <= x.M; i += 4) (Vector128.Load(sums + i) + Vector128.Load(row + i)).Store(sums + i);
+                for (; i < x.M; i++) sums[i] += row[i];
+            }
+            return;
+        }
+        for (int i = 0; i < x.M; i++)
+        {
+            float s = sums[i];
+            float* row = x.A + i * x.Lda;
+            for (int p = 0; p < x.K; p++) s += row[p];
+            sums[i] = s;
         }
     }
 
@@ -301,9 +342,15 @@ internal readonly unsafe struct Operands(
     public float Beta { get; init; } = beta;
     public readonly float* Bias = bias;
 
+    /// <summary>[M] sums of op(A)'s rows to add to (Gemm.Run's rowSums), or null.</summary>
+    public float* RowSums { get; init; }
+
     /// <summary>The same product restricted to rows [r0, r1) of C (and of op(A)).</summary>
     public Operands Rows(int r0, int r1) =>
-        new(TransA ? A + r0 : A + r0 * Lda, Lda, TransA, B, Ldb, TransB, C + r0 * Ldc, Ldc, r1 - r0, N, K, Alpha, Beta, Bias);
+        new(TransA ? A + r0 : A + r0 * Lda, Lda, TransA, B, Ldb, TransB, C + r0 * Ldc, Ldc, r1 - r0, N, K, Alpha, Beta, Bias)
+        {
+            RowSums = RowSums == null ? null : RowSums + r0,
+        };
 
     /// <summary>The same product restricted to columns [c0, c1) of C (and of op(B)).</summary>
     public Operands Columns(int c0, int c1) =>

@@ -59,9 +59,13 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         int mr = TKernel.MR, nr = TKernel.NR;
         if (threads > 1 && Split(x, threads) is var split && split != SplitKind.None)
         {
+            // rows: each thread folds its own rows' sums from its packed A; columns: every thread packs all of A
+            if (split == SplitKind.Columns && x.RowSums != null) x = SumRowsApart(x);
             RunAlone(blocking, x, accumulate, threads, split == SplitKind.Columns);
             return;
         }
+        // threads sharing blocks of A may pack one twice: row sums from the packed copy on one thread only
+        if (threads > 1 && x.RowSums != null) x = SumRowsApart(x);
         // Row blocks no taller than MC, as many as a multiple of the threads when there are at least as many blocks
         // as threads, the tiles spread over them evenly (heights differ by one tile at most). With 2,048 rows, MC 96
         // and 6-row tiles, equal-height blocks were 21 of 96 rows and one of 32, and the thread that drew the short
@@ -143,6 +147,13 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     }
 
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    /// <summary>Folds op(A)'s row sums in a pass of their own, and returns the product without them.</summary>
+    private static Operands SumRowsApart(Operands x)
+    {
+        Gemm.SumRows(x);
+        return x with { RowSums = null };
+    }
 
     /// <summary>One call's state, shared by its threads; Block moves it to the next KC x NC block of B.</summary>
     /// <remarks>mc is the tallest row block's height (the A pack buffer's rows); row block r holds tiles
@@ -234,6 +245,8 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
                 float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
                 GemmPacking.PackA<TKernel>(a, x.Lda, x.TransA, rows, kc, x.Alpha, packedA);
                 packedRow = ic;
+                // one thread, so each block of A is packed once per block of B's columns: fold the first one's
+                if (x.RowSums != null && jc == 0) GemmPacking.SumPanels<TKernel>(packedA, rows, kc, x.RowSums + ic);
             }
             bool add = accumulate || pc > 0;
             // the bias goes into each tile of C just before its product, while the tile's lines are in L1

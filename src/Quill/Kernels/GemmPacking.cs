@@ -35,6 +35,35 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>
+    /// sums[i] += packed[i, p] for p = 0 .. kc - 1 in order, over rows [0, rows) of a block packed by PackA (MR-row
+    /// panels, step p of a panel's row i at p * MR + i): the same fold, element by element, as over A itself. Four rows
+    /// at a time in a vector, each lane its own row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SumPanels<TKernel>(float* packed, int rows, int kc, float* sums)
+        where TKernel : IGemmMicroKernel
+    {
+        int mr = TKernel.MR;
+        for (int r0 = 0; r0 < rows; r0 += mr)
+        {
+            float* panel = packed + (nint)r0 * kc;
+            int height = Math.Min(mr, rows - r0), i = 0;
+            for (; i + 4 <= height; i += 4)
+            {
+                var acc = Vector128.Load(sums + r0 + i);
+                for (int p = 0; p < kc; p++) acc += Vector128.Load(panel + (nint)p * mr + i);
+                acc.Store(sums + r0 + i);
+            }
+            for (; i < height; i++)
+            {
+                float acc = sums[r0 + i];
+                for (int p = 0; p < kc; p++) acc += panel[(nint)p * mr + i];
+                sums[r0 + i] = acc;
+            }
+        }
+    }
+
+    /// <summary>
     /// Packs steps [0, kc) x columns [0, cols) of op(B) into NR-column panels at dst. Element (p, j) of op(B) sits
     /// at b[p * ldb + j] when not transposed and at b[j * ldb + p] when transposed.
     /// </summary>

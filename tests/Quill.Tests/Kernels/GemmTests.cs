@@ -203,6 +203,45 @@ public class GemmTests
         }
     }
 
+    /// <summary>
+    /// Row sums of op(A) taken beside the product (from the packed copy of A, or in a pass of their own where threads
+    /// split C's columns or share blocks of A) equal, bit for bit, adding each element of the row in k order to the
+    /// sum's old value, on every path, at one thread and at all; the product is unchanged.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void RowSums_EqualTheFoldInKOrder_BitForBit(string pathName)
+    {
+        var path = Enum.Parse<GemmPath>(pathName);
+        var random = new Random(5);
+        (int M, int N, int K)[] extra = [(256, 700, 300), (256, 200, 300), (200, 200, 300), (120, 250, 600), (1024, 256, 4096), (3, 0, 5)];
+        foreach (var (m, n, k) in Shapes.Concat(extra))
+        {
+            if (pathName.StartsWith("Thin", StringComparison.Ordinal) && m > Gemm.ThinRows) continue;
+            foreach (bool transA in new[] { false, true })
+            {
+                foreach (int threads in new[] { 1, 0 })
+                {
+                    int lda = (transA ? m : k) + 1, ldb = n + 2, ldc = n + 1;
+                    var a = RandomMatrix(random, Math.Max(1, (transA ? k : m) * lda));
+                    var b = RandomMatrix(random, Math.Max(1, k * ldb));
+                    var start = RandomMatrix(random, m);
+                    var expected = (float[])start.Clone();
+                    for (int i = 0; i < m; i++)
+                        for (int p = 0; p < k; p++) expected[i] += At(a, lda, transA, i, p);
+                    var c = new float[Math.Max(1, m * ldc)];
+                    var plain = new float[c.Length];
+                    var sums = (float[])start.Clone();
+                    Gemm.Run(path, transA, false, m, n, k, 1f, a, lda, b, ldb, 1f, c, ldc, threads, rowSums: sums);
+                    Gemm.Run(path, transA, false, m, n, k, 1f, a, lda, b, ldb, 1f, plain, ldc, threads);
+                    string where = $"{path} M={m} N={n} K={k} transA={transA} threads={threads}";
+                    Assert.True(expected.AsSpan().SequenceEqual(sums), $"{where}: row sums differ from the fold in k order");
+                    Assert.True(plain.AsSpan().SequenceEqual(c), $"{where}: the product changed");
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Bias_OfTheWrongLength_Throws()
     {

@@ -86,10 +86,16 @@ public static unsafe class LinearOp
                 {
                     fixed (float* pdy = dyi, pdx = dx) WeightMatrix.View(w).MultiplyTransposed(pdy, total, n, pdx, inF, accumulate: !(fresh && i == 0));
                 }
-                // dW_i [Out, In] += dy_i^T [Out, N] x [N, In]
-                if (w.RequiresGrad) Gemm.Sgemm(true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF);
+                // dW_i [Out, In] += dy_i^T [Out, N] x [N, In], and db_i [Out] += column sums of dy_i: the GEMM folds
+                // them from its packed copy of dy_i^T, in the same order SumColumns does
                 var bias = bs?[i];
-                if (bias != null && bias.RequiresGrad) SumColumns(dyi, total, n, outF, g.GradOf(bias).Span);
+                bool biasGrad = bias != null && bias.RequiresGrad;
+                if (w.RequiresGrad)
+                {
+                    Gemm.Run(GemmPath.Auto, true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF, 0,
+                        rowSums: biasGrad ? g.GradOf(bias!).Span : default);
+                }
+                else if (biasGrad) SumColumns(dyi, total, n, outF, g.GradOf(bias!).Span);
                 off += outF;
             }
         }
