@@ -1,9 +1,11 @@
 // Layer normalization over the last axis, forward and backward side by side (as torch.nn.functional.layer_norm):
 // y = (x - mean) * rstd * gamma + beta with rstd = 1 / sqrt(var + eps), var the biased (divide by C) variance.
-// Rows are independent and split across threads; the gamma/beta gradients are reduced over rows column block by
-// column block, in row order, so the result is the same for any thread count.
+// Rows are independent and split across threads. The backward takes rows in fixed chunks of RowChunk: each chunk
+// writes its rows' dx and folds its own gamma/beta gradient partials (in row order) while the rows are in L1, and
+// the partials are added in chunk order, so the result is the same for any thread count.
 // Does not handle: normalizing over more than the last axis, or bf16/half inputs.
 // Glossary: N rows, C columns (channels).
+using System.Buffers;
 using System.Runtime.Intrinsics;
 
 namespace Quill.Kernels;
@@ -11,8 +13,14 @@ namespace Quill.Kernels;
 /// <summary>Layer normalization over rows of C floats, with an optional bias.</summary>
 public static unsafe class LayerNorm
 {
-    /// <summary>Columns per block in the gamma/beta gradient reduction.</summary>
+    /// <summary>Columns per block in the column reductions of RMSNorm's gamma gradient and the elementwise kernels.</summary>
     internal const int ColumnBlock = 128;
+
+    /// <summary>
+    /// Rows per chunk of the backward, each with its own gamma/beta partial sums (a separate pass over dy and x for
+    /// them, column block by column block, took half of shakespeare-char's LayerNorm backward).
+    /// </summary>
+    internal const int RowChunk = 64;
 
     /// <summary>Normalizes each row of x; writes y and the per-row mean and rstd the backward needs. beta may be empty (no bias).</summary>
     public static void Forward(
@@ -64,16 +72,26 @@ public static unsafe class LayerNorm
         ElementwiseMath.RequireLength(dgamma.Length, c, nameof(dgamma));
         if (n == 0 || c == 0) return;
         var w = KernelWidths.Resolve(width);
-        fixed (float* pdy0 = dy, px0 = x, pg0 = gamma, pm0 = mean, pr0 = rstd, pdx0 = dx, pdg0 = dgamma, pdb0 = dbeta)
+        int chunks = (n + RowChunk - 1) / RowChunk;
+        float[] partials = ArrayPool<float>.Shared.Rent(checked(chunks * 2 * c)); // [chunks, 2, C]: gamma's, then beta's
+        try
         {
-            float* pdy = pdy0, px = px0, pg = pg0, pm = pm0, pr = pr0, pdx = pdx0, pdg = pdg0, pdb = pdb0;
-            if (!ElementwiseMath.ShouldSplit(n, c)) BackwardRows(w, pdy, px, pg, pm, pr, pdx, c, 0, n);
-            else KernelThreads.ParallelFor(n, ElementwiseMath.MinChunk(c), (r0, r1) => BackwardRows(w, pdy, px, pg, pm, pr, pdx, c, r0, r1));
-
-            int blocks = (c + ColumnBlock - 1) / ColumnBlock;
-            long perBlock = (long)n * ColumnBlock;
-            if (!ElementwiseMath.ShouldSplit(blocks, perBlock)) ParamColumns(w, pdy, px, pm, pr, pdg, pdb, n, c, 0, blocks);
-            else KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk(perBlock), (b0, b1) => ParamColumns(w, pdy, px, pm, pr, pdg, pdb, n, c, b0, b1));
+            fixed (float* pdy0 = dy, px0 = x, pg0 = gamma, pm0 = mean, pr0 = rstd, pdx0 = dx, pdg0 = dgamma, pdb0 = dbeta, pp0 = partials)
+            {
+                float* pdy = pdy0, px = px0, pg = pg0, pm = pm0, pr = pr0, pdx = pdx0, pp = pp0;
+                long perChunk = (long)RowChunk * c;
+                if (!ElementwiseMath.ShouldSplit(chunks, perChunk)) BackwardChunks(w, pdy, px, pg, pm, pr, pdx, pp, n, c, 0, chunks);
+                else KernelThreads.ParallelFor(chunks, ElementwiseMath.MinChunk(perChunk), (k0, k1) => BackwardChunks(w, pdy, px, pg, pm, pr, pdx, pp, n, c, k0, k1));
+                for (int k = 0; k < chunks; k++)
+                {
+                    ElementwiseMath.AddInto(w, pdg0, pp + (long)k * 2 * c, c);
+                    if (pdb0 != null) ElementwiseMath.AddInto(w, pdb0, pp + ((long)k * 2 + 1) * c, c);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partials);
         }
     }
 
@@ -129,116 +147,74 @@ public static unsafe class LayerNorm
         }
     }
 
-    private static void BackwardRows(KernelWidth w, float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, int c, int r0, int r1)
+    private static void BackwardChunks(KernelWidth w, float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, float* partials, int n, int c, int k0, int k1)
     {
         switch (w)
         {
-            case KernelWidth.Vector512: BackwardRows<Vec512, Vector512<float>>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
-            case KernelWidth.Vector256: BackwardRows<Vec256, Vector256<float>>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
-            case KernelWidth.Vector128: BackwardRows<Vec128, Vector128<float>>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
-            default: BackwardRows<VecScalar, float>(dy, x, gamma, mean, rstd, dx, c, r0, r1); break;
+            case KernelWidth.Vector512: BackwardChunks<Vec512, Vector512<float>>(dy, x, gamma, mean, rstd, dx, partials, n, c, k0, k1); break;
+            case KernelWidth.Vector256: BackwardChunks<Vec256, Vector256<float>>(dy, x, gamma, mean, rstd, dx, partials, n, c, k0, k1); break;
+            case KernelWidth.Vector128: BackwardChunks<Vec128, Vector128<float>>(dy, x, gamma, mean, rstd, dx, partials, n, c, k0, k1); break;
+            default: BackwardChunks<VecScalar, float>(dy, x, gamma, mean, rstd, dx, partials, n, c, k0, k1); break;
         }
     }
 
-    // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma and xhat = (x - mean) * rstd.
-    private static void BackwardRows<TOps, TV>(float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, int c, int r0, int r1)
+    // Chunks [k0, k1): for each row, dx += rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma and
+    // xhat = (x - mean) * rstd; the chunk's partials[k, 0] = sum over its rows of dy * xhat (gamma's gradient) and
+    // partials[k, 1] = sum of dy (beta's), each in row order.
+    private static void BackwardChunks<TOps, TV>(float* dy, float* x, float* gamma, float* mean, float* rstd, float* dx, float* partials, int n, int c, int k0, int k1)
         where TOps : IKernelVector<TV> where TV : struct
     {
         int l = TOps.Lanes;
-        for (int r = r0; r < r1; r++)
+        for (int k = k0; k < k1; k++)
         {
-            float* dyr = dy + (long)r * c;  // [C]
-            float* xr = x + (long)r * c;    // [C]
-            float* dxr = dx + (long)r * c;  // [C]
-            float m = mean[r], rs = rstd[r];
-            var vm = TOps.Broadcast(m);
-            var a = TOps.Zero;
-            var b = TOps.Zero;
-            int j = 0;
-            for (; j <= c - l; j += l)
+            float* accG = partials + (long)k * 2 * c, accB = accG + c;
+            new Span<float>(accG, 2 * c).Clear();
+            for (int r = k * RowChunk, end = Math.Min(n, r + RowChunk); r < end; r++)
             {
-                var g = TOps.Mul(TOps.Load(dyr + j), TOps.Load(gamma + j));
-                a = TOps.Add(a, g);
-                b = TOps.Fma(g, TOps.Sub(TOps.Load(xr + j), vm), b);
-            }
-            float sumG = TOps.SumAcross(a), sumGx = TOps.SumAcross(b);  // sum(g), sum(g * (x - mean))
-            for (; j < c; j++)
-            {
-                float g = dyr[j] * gamma[j];
-                sumG += g;
-                sumGx += g * (xr[j] - m);
-            }
-            float meanG = sumG / c;
-            float meanGxhat = sumGx * rs / c;
-            var vr = TOps.Broadcast(rs);
-            var vmg = TOps.Broadcast(meanG);
-            var vmgx = TOps.Broadcast(meanGxhat);
-            for (j = 0; j <= c - l; j += l)
-            {
-                var g = TOps.Mul(TOps.Load(dyr + j), TOps.Load(gamma + j));
-                var h = TOps.Mul(TOps.Sub(TOps.Load(xr + j), vm), vr);
-                var d = TOps.Mul(TOps.Sub(TOps.Sub(g, vmg), TOps.Mul(h, vmgx)), vr);
-                TOps.Store(dxr + j, TOps.Add(TOps.Load(dxr + j), d));
-            }
-            for (; j < c; j++)
-            {
-                float g = dyr[j] * gamma[j];
-                float h = (xr[j] - m) * rs;
-                dxr[j] += (g - meanG - h * meanGxhat) * rs;
-            }
-        }
-    }
-
-    private static void ParamColumns(KernelWidth w, float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c, int b0, int b1)
-    {
-        switch (w)
-        {
-            case KernelWidth.Vector512: ParamColumns<Vec512, Vector512<float>>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
-            case KernelWidth.Vector256: ParamColumns<Vec256, Vector256<float>>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
-            case KernelWidth.Vector128: ParamColumns<Vec128, Vector128<float>>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
-            default: ParamColumns<VecScalar, float>(dy, x, mean, rstd, dgamma, dbeta, n, c, b0, b1); break;
-        }
-    }
-
-    // dgamma[j] += sum_r dy[r, j] * xhat[r, j]; dbeta[j] += sum_r dy[r, j], one block of columns at a time.
-    private static void ParamColumns<TOps, TV>(float* dy, float* x, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int c, int b0, int b1)
-        where TOps : IKernelVector<TV> where TV : struct
-    {
-        int l = TOps.Lanes;
-        float* accG = stackalloc float[ColumnBlock];
-        float* accB = stackalloc float[ColumnBlock];
-        for (int blk = b0; blk < b1; blk++)
-        {
-            int j0 = blk * ColumnBlock;
-            int w = Math.Min(ColumnBlock, c - j0);
-            new Span<float>(accG, w).Clear();
-            new Span<float>(accB, w).Clear();
-            for (int r = 0; r < n; r++)
-            {
-                float* dyr = dy + (long)r * c + j0;
-                float* xr = x + (long)r * c + j0;
+                float* dyr = dy + (long)r * c;  // [C]
+                float* xr = x + (long)r * c;    // [C]
+                float* dxr = dx + (long)r * c;  // [C]
                 float m = mean[r], rs = rstd[r];
                 var vm = TOps.Broadcast(m);
-                var vr = TOps.Broadcast(rs);
+                var a = TOps.Zero;
+                var b = TOps.Zero;
                 int j = 0;
-                for (; j <= w - l; j += l)
+                for (; j <= c - l; j += l)
+                {
+                    var g = TOps.Mul(TOps.Load(dyr + j), TOps.Load(gamma + j));
+                    a = TOps.Add(a, g);
+                    b = TOps.Fma(g, TOps.Sub(TOps.Load(xr + j), vm), b);
+                }
+                float sumG = TOps.SumAcross(a), sumGx = TOps.SumAcross(b);  // sum(g), sum(g * (x - mean))
+                for (; j < c; j++)
+                {
+                    float g = dyr[j] * gamma[j];
+                    sumG += g;
+                    sumGx += g * (xr[j] - m);
+                }
+                float meanG = sumG / c;
+                float meanGxhat = sumGx * rs / c;
+                var vr = TOps.Broadcast(rs);
+                var vmg = TOps.Broadcast(meanG);
+                var vmgx = TOps.Broadcast(meanGxhat);
+                for (j = 0; j <= c - l; j += l)
                 {
                     var d = TOps.Load(dyr + j);
+                    var g = TOps.Mul(d, TOps.Load(gamma + j));
                     var h = TOps.Mul(TOps.Sub(TOps.Load(xr + j), vm), vr);
+                    TOps.Store(dxr + j, TOps.Add(TOps.Load(dxr + j), TOps.Mul(TOps.Sub(TOps.Sub(g, vmg), TOps.Mul(h, vmgx)), vr)));
                     TOps.Store(accG + j, TOps.Fma(d, h, TOps.Load(accG + j)));
                     TOps.Store(accB + j, TOps.Add(TOps.Load(accB + j), d));
                 }
-                for (; j < w; j++)
+                for (; j < c; j++)
                 {
                     float d = dyr[j];
-                    accG[j] = MathF.FusedMultiplyAdd(d, (xr[j] - m) * rs, accG[j]);
+                    float g = d * gamma[j];
+                    float h = (xr[j] - m) * rs;
+                    dxr[j] += (g - meanG - h * meanGxhat) * rs;
+                    accG[j] = MathF.FusedMultiplyAdd(d, h, accG[j]);
                     accB[j] += d;
                 }
-            }
-            for (int j = 0; j < w; j++)
-            {
-                dgamma[j0 + j] += accG[j];
-                if (dbeta != null) dbeta[j0 + j] += accB[j];
             }
         }
     }

@@ -70,6 +70,9 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
 {
     private const string Prompt = "Once upon a time, there was a little ";
 
+    /// <summary>A top-2 logit margin below which llama.cpp's half-precision roundings may swap the pick.</summary>
+    private const float NearTie = 0.01f;
+
     private string Model(string which) => which switch { "gpt2" => models.Gpt2, "llama" => models.Llama, _ => models.FineTuned };
 
     [Theory]
@@ -107,7 +110,17 @@ public sealed class ExportTests(ExportModels models) : IClassFixture<ExportModel
         if (!defaults)
         {
             int[] got = LlamaCppOracleTests.GreedyQuill(engine, prompt, 64, quill.Spec.VocabSize);
-            Assert.True(want.SequenceEqual(got), $"llama.cpp: {quill.Tokenizer.Decode(want)}\nQuill:     {quill.Tokenizer.Decode(got)}");
+            if (want.SequenceEqual(got)) return;
+            // Two correct engines may part only where llama.cpp's own top two logits are closer than their rounding
+            // differences: its f16 files multiply half-precision activations, and gpt2's GELU comes from a
+            // half-precision table (logits 0.001-0.008 apart from Quill's). One training of the gpt2 model had such a
+            // tie (top-2 margins 0.0010 and 0.0014, the picks swapped) at generated token 13 of the f16 file.
+            int first = 0;
+            while (want[first] == got[first]) first++;
+            float[] at = cpp.Logits([.. prompt, .. want.AsSpan(0, first)])[^1];
+            float[] top = [.. at.OrderDescending().Take(2)];
+            Assert.True(top[0] - top[1] < NearTie,
+                $"parted at generated token {first}, where llama.cpp's margin is {top[0] - top[1]:F4}\nllama.cpp: {quill.Tokenizer.Decode(want)}\nQuill:     {quill.Tokenizer.Decode(got)}");
             return;
         }
         // gpt2 in Q8_0 against llama.cpp's default settings: a near tie. llama.cpp runs attention as flash attention
