@@ -245,7 +245,8 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
                 float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
                 GemmPacking.PackA<TKernel>(a, x.Lda, x.TransA, rows, kc, x.Alpha, packedA);
                 packedRow = ic;
-                // one thread, so each block of A is packed once per block of B's columns: fold the first one's
+                // RowSums reach here only when one thread runs the loop nest, which packs each block of A once per
+                // block of B's columns: fold the first block's copy
                 if (x.RowSums != null && jc == 0) GemmPacking.SumPanels<TKernel>(packedA, rows, kc, x.RowSums + ic);
             }
             bool add = accumulate || pc > 0;
