@@ -43,7 +43,8 @@ public static class GeGluOp
             {
                 var dAct = g.NewTensor(gate.Shape);    // dy * up = dL / d gelu(gate)
                 Multiply(dy, up.Span, dAct.Span);
-                Gelu.Backward(gate.Span, dAct.Span, g.GradOf(gate).Span);
+                var dgate = g.GradForWrite(gate, out bool fresh);
+                Gelu.Backward(gate.Span, dAct.Span, dgate.Span, accumulate: !fresh);
             }
             if (up.RequiresGrad)
             {
