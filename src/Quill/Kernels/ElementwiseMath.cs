@@ -284,6 +284,24 @@ internal static unsafe class ElementwiseMath
         }
     }
 
+    /// <summary>Columns per unit of work when AddColumnSums splits the columns across threads: a 64-byte cache line.</summary>
+    private const int SumColumnBlock = 16;
+
+    /// <summary>
+    /// sums[j] += a[r * ld + j] for r = 0, 1, ..., rows - 1 in that order, j in [0, cols): each column folded in row
+    /// order, the columns split across threads in cache-line blocks, so the sums are the same for any thread count.
+    /// </summary>
+    public static void AddColumnSums(float* a, nint ld, int rows, int cols, float* sums)
+    {
+        var width = KernelWidths.Resolve(KernelWidth.Auto);
+        int blocks = (cols + SumColumnBlock - 1) / SumColumnBlock;
+        KernelThreads.ParallelFor(blocks, MinChunk((long)rows * SumColumnBlock), (b0, b1) =>
+        {
+            int c0 = b0 * SumColumnBlock, columns = Math.Min(cols, b1 * SumColumnBlock) - c0;
+            for (int r = 0; r < rows; r++) AddInto(width, sums + c0, a + r * ld + c0, columns);
+        });
+    }
+
     /// <summary>dx[i] += y[i] * (dy[i] - shift) over [0..n).</summary>
     public static void AddProductShifted<TOps, TV>(float* dx, float* y, float* dy, float shift, int n) where TOps : IKernelVector<TV> where TV : struct
     {

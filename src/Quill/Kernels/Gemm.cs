@@ -76,11 +76,8 @@ public static unsafe class Gemm
     public static void Sgemm(
         bool transposeA, bool transposeB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, ReadOnlySpan<float> bias, int maxThreads = 0)
-    {
-        if (bias.Length != n) throw new ArgumentException($"bias holds {bias.Length} floats but C has {n} columns.", nameof(bias));
+        float beta, Span<float> c, int ldc, ReadOnlySpan<float> bias, int maxThreads = 0) =>
         Run(GemmPath.Auto, transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads, bias);
-    }
 
     /// <summary>
     /// C[m, n] = op(A) · op(B), or C += op(A) · op(B) when accumulate, on densely stored matrices: A is [m, k]
@@ -104,7 +101,7 @@ public static unsafe class Gemm
         float beta, Span<float> c, int ldc, int maxThreads, ReadOnlySpan<float> bias = default, Span<float> rowSums = default)
     {
         Check(transposeA, transposeB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, maxThreads);
-        if (!bias.IsEmpty && bias.Length < n) throw new ArgumentException($"bias holds {bias.Length} floats but C has {n} columns.", nameof(bias));
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias holds {bias.Length} floats but C has {n} columns.", nameof(bias));
         if (!rowSums.IsEmpty && rowSums.Length < m) throw new ArgumentException($"rowSums holds {rowSums.Length} floats but C has {m} rows.", nameof(rowSums));
         if (!rowSums.IsEmpty && alpha != 1f) throw new ArgumentException("row sums of op(A) are taken with alpha 1 only.", nameof(rowSums));
         if (m == 0) return;
@@ -189,20 +186,14 @@ public static unsafe class Gemm
     /// <summary>
     /// x.RowSums[i] += op(A)[i, p] for p = 0, 1, ..., k - 1 in that order: the fold the packed path does on its packed
     /// copy of A, done on A itself where that path cannot (the thin path, threads that split C's columns or share a
-    /// block of A). Vectorized across rows where A is stored transposed (op(A)'s rows run along memory).
+    /// block of A). Where A is stored transposed, op(A)'s row sums are A's column sums.
     /// </summary>
     internal static void SumRows(Operands x)
     {
         float* sums = x.RowSums;
         if (x.TransA)
         {
-            for (int p = 0; p < x.K; p++)
-            {
-                float* row = x.A + p * x.Lda;
-                int i = 0;
-                for (; i + 4 <= x.M; i += 4) (Vector128.Load(sums + i) + Vector128.Load(row + i)).Store(sums + i);
-                for (; i < x.M; i++) sums[i] += row[i];
-            }
+            ElementwiseMath.AddColumnSums(x.A, x.Lda, x.K, x.M, sums);
             return;
         }
         for (int i = 0; i < x.M; i++)

@@ -71,19 +71,14 @@ public class ActivationTests
     /// included; and the accumulating form still adds.
     /// </summary>
     [Theory]
-    [InlineData(1)]
-    [InlineData(37)]
-    [InlineData(70001)]
-    public void Backwards_that_write_equal_adding_into_zeros(int len)
+    [MemberData(nameof(KernelWidthTests.Widths), MemberType = typeof(KernelWidthTests))]
+    public void Backwards_that_write_equal_adding_into_zeros(string widthName)
     {
-        var rnd = new Random(len + 3);
-        float[] x = Random(rnd, len, 9f), u = Random(rnd, len, 2f), dy = Random(rnd, len);
-        var widths = new List<KernelWidth> { KernelWidth.Scalar };
-        if (System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated) widths.Add(KernelWidth.Vector128);
-        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) widths.Add(KernelWidth.Vector256);
-        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) widths.Add(KernelWidth.Vector512);
-        foreach (var width in widths)
+        var width = Enum.Parse<KernelWidth>(widthName);
+        foreach (int len in new[] { 1, 37, 70001 })
         {
+            var rnd = new Random(len + 3);
+            float[] x = Random(rnd, len, 9f), u = Random(rnd, len, 2f), dy = Random(rnd, len);
             float[] added = new float[len], written = new float[len];
             Array.Fill(written, float.NaN);
             Gelu.Backward(x, dy, added, width);

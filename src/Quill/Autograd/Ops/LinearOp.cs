@@ -87,7 +87,7 @@ public static unsafe class LinearOp
                     fixed (float* pdy = dyi, pdx = dx) WeightMatrix.View(w).MultiplyTransposed(pdy, total, n, pdx, inF, accumulate: !(fresh && i == 0));
                 }
                 // dW_i [Out, In] += dy_i^T [Out, N] x [N, In], and db_i [Out] += column sums of dy_i: the GEMM folds
-                // them from its packed copy of dy_i^T, in the same order SumColumns does
+                // them from its packed copy of dy_i^T, in the order ElementwiseMath.AddColumnSums does
                 var bias = bs?[i];
                 bool biasGrad = bias != null && bias.RequiresGrad;
                 if (w.RequiresGrad)
@@ -95,31 +95,12 @@ public static unsafe class LinearOp
                     Gemm.Run(GemmPath.Auto, true, false, outF, inF, n, 1f, dyi, total, xs, inF, 1f, g.GradOf(w).Span, inF, 0,
                         rowSums: biasGrad ? g.GradOf(bias!).Span : default);
                 }
-                else if (biasGrad) SumColumns(dyi, total, n, outF, g.GradOf(bias!).Span);
+                else if (biasGrad)
+                {
+                    fixed (float* pdy = dyi, pdb = g.GradOf(bias!).Span) ElementwiseMath.AddColumnSums(pdy, total, n, outF, pdb);
+                }
                 off += outF;
             }
-        }
-    }
-
-    /// <summary>Columns per unit of work when the bias rows are split across threads: a 64-byte cache line.</summary>
-    private const int ColumnBlock = 16;
-
-    /// <summary>
-    /// db [Out] += sum over rows of dy [N, Out] (rows ld apart), each column summed in row order; the columns are
-    /// split across threads in cache-line blocks, so the sums are the same for any thread count.
-    /// </summary>
-    private static void SumColumns(ReadOnlySpan<float> dy, int ld, int n, int outF, Span<float> db)
-    {
-        fixed (float* pdy0 = dy, pdb0 = db)
-        {
-            float* pdy = pdy0, pdb = pdb0;
-            var width = KernelWidths.Resolve(KernelWidth.Auto);
-            int blocks = (outF + ColumnBlock - 1) / ColumnBlock;
-            KernelThreads.ParallelFor(blocks, ElementwiseMath.MinChunk((long)n * ColumnBlock), (b0, b1) =>
-            {
-                int c0 = b0 * ColumnBlock, columns = Math.Min(outF, b1 * ColumnBlock) - c0;
-                for (int r = 0; r < n; r++) ElementwiseMath.AddInto(width, pdb + c0, pdy + (nint)r * ld + c0, columns);
-            });
         }
     }
 }
