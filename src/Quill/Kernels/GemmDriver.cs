@@ -1,6 +1,7 @@
 // The cache-blocked loop nest of the packed SGEMM: C[m, n] (+)= alpha * op(A)[m, k] · op(B)[k, n].
-// With enough rows (or columns) each thread runs the whole loop nest over its own rows of C, packing its own B (or
-// over its own columns, packing its own A): RunAlone.
+// With enough rows each thread runs the loop nest over its own share of C's rows, packing its own B, and a thread
+// that is done takes the back of a late one's share (RunRowShares, GemmRowShares.cs); with enough columns instead,
+// over its own columns, packing its own A (RunColumns).
 // Otherwise it blocks k by KC and n by NC; the threads pack each KC x NC block of B together into one shared buffer, then take
 // tasks (an MC-row block of C, or a column slice of one when there are few row blocks) from per-row-block counters,
 // each thread starting at its own row block, pack their MC x KC block of A into a per-thread buffer and sweep the
@@ -36,7 +37,7 @@ internal static unsafe class GemmBuffers
 }
 
 /// <summary>The blocked, multithreaded SGEMM, specialised per micro-kernel.</summary>
-internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKernel
+internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMicroKernel
 {
     /// <summary>Tasks per thread to aim for, so a thread slowed by other work does not hold the others up.</summary>
     private const int TasksPerThread = 3;
@@ -59,9 +60,15 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         int mr = TKernel.MR, nr = TKernel.NR;
         if (threads > 1 && Split(x, threads) is var split && split != SplitKind.None)
         {
-            // rows: each thread folds its own rows' sums from its packed A; columns: every thread packs all of A
-            if (split == SplitKind.Columns && x.RowSums != null) x = SumRowsApart(x);
-            RunAlone(blocking, x, accumulate, threads, split == SplitKind.Columns);
+            // rows: each row's sums are folded from the packed A of whichever thread runs it
+            if (split == SplitKind.Rows)
+            {
+                RunRowShares(blocking, x, accumulate, threads);
+                return;
+            }
+            // columns: every thread packs all of A, so the row sums are folded apart
+            if (x.RowSums != null) x = SumRowsApart(x);
+            RunColumns(blocking, x, accumulate, threads);
             return;
         }
         // threads sharing blocks of A may pack one twice: row sums from the packed copy on one thread only
@@ -102,7 +109,7 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     private enum SplitKind { None, Rows, Columns }
 
     /// <summary>
-    /// Whether the threads should each take their own rows or columns of C (RunAlone) instead of sharing every block of
+    /// Whether the threads should each take their own rows or columns of C (RunRowShares, RunColumns) instead of sharing every block of
     /// B: the product is worth several threads, each gets at least SplitMin rows (columns) and two tiles (panels), and
     /// whole tiles spread over the threads leave none of them more than 10% idle. Rows, where every thread packs all
     /// of B (K x N floats), unless columns, where every thread packs all of A (M x K), copy less. Measured on Zen 4
@@ -128,20 +135,21 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
     }
 
     /// <summary>
-    /// Each thread takes its own share of C's rows (whole tiles, spread evenly), or of its columns (whole panels), and
-    /// runs the one-thread loop nest over them, packing its own copy of each block of B (of A), so no thread waits for
-    /// another until the end (sharing B costs two waits per block of B, each for the slower thread). Each element of C
-    /// sees the same k blocks in the same order as on one thread, so the result is bit for bit the same.
+    /// Each thread takes its own share of C's columns (whole panels) and runs the one-thread loop nest over them,
+    /// packing its own copy of all of A, so no thread waits for another until the end (sharing B costs two waits per
+    /// block of B, each for the slower thread). Each element of C sees the same k blocks in the same order as on one
+    /// thread, so the result is bit for bit the same. (Rows go to RunRowShares, where a thread that is done takes
+    /// the back of a late one's share.)
     /// </summary>
-    private static void RunAlone(GemmBlocking blocking, Operands x, bool accumulate, int threads, bool columns)
+    private static void RunColumns(GemmBlocking blocking, Operands x, bool accumulate, int threads)
     {
-        int unit = columns ? TKernel.NR : TKernel.MR, length = columns ? x.N : x.M, units = (length + unit - 1) / unit;
+        int panels = (x.N + TKernel.NR - 1) / TKernel.NR;
         KernelThreads.ParallelFor(threads, 1, threads, (first, last) =>
         {
             for (int t = first; t < last; t++)
             {
-                int i0 = (int)((long)t * units / threads) * unit, i1 = Math.Min((int)((long)(t + 1) * units / threads) * unit, length);
-                if (i1 > i0) Run(blocking, columns ? x.Columns(i0, i1) : x.Rows(i0, i1), accumulate, 1);
+                int j0 = (int)((long)t * panels / threads) * TKernel.NR, j1 = Math.Min((int)((long)(t + 1) * panels / threads) * TKernel.NR, x.N);
+                if (j1 > j0) Run(blocking, x.Columns(j0, j1), accumulate, 1);
             }
         });
     }
@@ -233,67 +241,87 @@ internal static unsafe class GemmDriver<TKernel> where TKernel : IGemmMicroKerne
         /// Runs column slice `slice` of row block `rowBlock`: packs that block of A (unless this thread's previous
         /// task already did) and runs every tile of the slice.
         /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        [SkipLocalsInit]
         private void RunTask(int rowBlock, int slice, float* packedA, ref int packedRow)
         {
-            int mr = TKernel.MR, nr = TKernel.NR;
+            int mr = TKernel.MR;
             int ic = (int)((long)rowBlock * tiles / rowBlocks) * mr;
             int rows = Math.Min((int)((long)(rowBlock + 1) * tiles / rowBlocks) * mr, x.M) - ic;
             if (ic != packedRow)
             {
-                float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
-                GemmPacking.PackA<TKernel>(a, x.Lda, x.TransA, rows, kc, x.Alpha, packedA);
+                PackRows(x, ic, rows, jc, pc, kc, packedA);
                 packedRow = ic;
-                // RowSums reach here only when one thread runs the loop nest, which packs each block of A once per
-                // block of B's columns: fold the first block's copy
-                if (x.RowSums != null && jc == 0) GemmPacking.SumPanels<TKernel>(packedA, rows, kc, x.RowSums + ic);
             }
-            bool add = accumulate || pc > 0;
-            // the bias goes into each tile of C just before its product, while the tile's lines are in L1
-            float* bias = pc == 0 && x.Bias != null ? x.Bias + jc : null;
-            float* tile = stackalloc float[mr * nr];
-            int j0 = slice * panelsPerSlice * nr, j1 = Math.Min(nc, j0 + panelsPerSlice * nr);
-            float* cBlock = x.C + ic * x.Ldc + jc;
-            for (int jr = j0; jr < j1; jr += nr)
+            int j0 = slice * panelsPerSlice * TKernel.NR, j1 = Math.Min(nc, j0 + panelsPerSlice * TKernel.NR);
+            Sweep(x, accumulate, ic, rows, jc, j0, j1, pc, kc, packedA, packedB);
+        }
+
+    }
+
+    /// <summary>
+    /// Packs rows [ic, ic + rows) of op(A)'s k block [pc, pc + kc) into packedA; when the product folds op(A)'s row
+    /// sums, adds this block's (only for the first block of B's columns, so each row block and k block is folded once).
+    /// </summary>
+    private static void PackRows(in Operands x, int ic, int rows, int jc, int pc, int kc, float* packedA)
+    {
+        float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
+        GemmPacking.PackA<TKernel>(a, x.Lda, x.TransA, rows, kc, x.Alpha, packedA);
+        if (x.RowSums != null && jc == 0) GemmPacking.SumPanels<TKernel>(packedA, rows, kc, x.RowSums + ic);
+    }
+
+    /// <summary>
+    /// Runs the tiles of rows [ic, ic + rows) (packed in packedA) against columns [j0, j1) of the packed block of B
+    /// at [pc, pc + kc) x [jc, ...): each tile of C is stored (first k block of a product that does not accumulate) or
+    /// added to, with the bias seeded first on the first k block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [SkipLocalsInit]
+    private static void Sweep(in Operands x, bool accumulate, int ic, int rows, int jc, int j0, int j1, int pc, int kc,
+        float* packedA, float* packedB)
+    {
+        int mr = TKernel.MR, nr = TKernel.NR;
+        bool add = accumulate || pc > 0;
+        // the bias goes into each tile of C just before its product, while the tile's lines are in L1
+        float* bias = pc == 0 && x.Bias != null ? x.Bias + jc : null;
+        float* tile = stackalloc float[mr * nr];
+        float* cBlock = x.C + ic * x.Ldc + jc;
+        for (int jr = j0; jr < j1; jr += nr)
+        {
+            int cols = Math.Min(nr, j1 - jr);
+            float* bPanel = packedB + (nint)jr * kc;
+            for (int ir = 0; ir < rows; ir += mr)
             {
-                int cols = Math.Min(nr, j1 - jr);
-                float* bPanel = packedB + (nint)jr * kc;
-                for (int ir = 0; ir < rows; ir += mr)
+                int tileRows = Math.Min(mr, rows - ir);
+                float* aPanel = packedA + (nint)ir * kc;
+                float* cTile = cBlock + ir * x.Ldc + jr;
+                if (bias != null) Gemm.AddBias(cTile, x.Ldc, tileRows, cols, bias + jr, add);
+                if (tileRows == mr && cols == nr)
                 {
-                    int tileRows = Math.Min(mr, rows - ir);
-                    float* aPanel = packedA + (nint)ir * kc;
-                    float* cTile = cBlock + ir * x.Ldc + jr;
-                    if (bias != null) Gemm.AddBias(cTile, x.Ldc, tileRows, cols, bias + jr, add);
-                    if (tileRows == mr && cols == nr)
-                    {
-                        TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add || bias != null);
-                    }
-                    else
-                    {
-                        TKernel.RunPartial(tileRows, cols, kc, aPanel, bPanel, tile);
-                        MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add || bias != null);
-                    }
+                    TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add || bias != null);
+                }
+                else
+                {
+                    TKernel.RunPartial(tileRows, cols, kc, aPanel, bPanel, tile);
+                    MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add || bias != null);
                 }
             }
         }
+    }
 
-        /// <summary>Stores or adds rows x cols of the scratch tile (row stride nr) into C.</summary>
-        private static void MergeTile(float* tile, int nr, float* c, nint ldc, int rows, int cols, bool add)
+    /// <summary>Stores or adds rows x cols of the scratch tile (row stride nr) into C.</summary>
+    private static void MergeTile(float* tile, int nr, float* c, nint ldc, int rows, int cols, bool add)
+    {
+        for (int i = 0; i < rows; i++)
         {
-            for (int i = 0; i < rows; i++)
+            float* from = tile + i * nr;
+            float* to = c + i * ldc;
+            int j = 0;
+            for (; j + 4 <= cols; j += 4)
             {
-                float* from = tile + i * nr;
-                float* to = c + i * ldc;
-                int j = 0;
-                for (; j + 4 <= cols; j += 4)
-                {
-                    Vector128<float> v = Vector128.Load(from + j);
-                    if (add) v += Vector128.Load(to + j);
-                    v.Store(to + j);
-                }
-                for (; j < cols; j++) to[j] = add ? to[j] + from[j] : from[j];
+                Vector128<float> v = Vector128.Load(from + j);
+                if (add) v += Vector128.Load(to + j);
+                v.Store(to + j);
             }
+            for (; j < cols; j++) to[j] = add ? to[j] + from[j] : from[j];
         }
     }
 }
