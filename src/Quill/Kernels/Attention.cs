@@ -62,7 +62,9 @@ public static partial class Attention
             int items = AttentionForwardKernel.ItemCount(B, T, Hq);
             // One item is QB query rows of one head: worth a thread hand-off once T * D is a few thousand.
             int minChunk = Math.Max(1, 4096 / Math.Max(1, Math.Min(T, AttentionForwardKernel.QB) * D));
-            KernelThreads.ParallelFor(items, minChunk, threads, (s, e) =>
+            // guided claims, not fixed halves: a thread that starts late or is slowed by the host leaves its items to
+            // the other (each item's output is its own, so who runs it never changes the result)
+            WorkerPool.Guided(items, minChunk, threads, (s, e) =>
             {
                 switch (width)
                 {
@@ -98,7 +100,7 @@ public static partial class Attention
             int items = AttentionBackwardKernel.ItemCount(B, Hkv);
             // One item is a whole (b, kv head): T * T / 2 * D * group multiply-adds, four products of them.
             int minChunk = (long)T * T * D * (Hq / Hkv) >= 1 << 15 ? 1 : items;
-            KernelThreads.ParallelFor(items, minChunk, threads, (s, e) =>
+            WorkerPool.Guided(items, minChunk, threads, (s, e) =>
             {
                 switch (width)
                 {
