@@ -37,7 +37,9 @@ internal static unsafe class GemmPacking
     /// <summary>
     /// sums[i] += packed[i, p] for p = 0 .. kc - 1 in order, over rows [0, rows) of a block packed by PackA (MR-row
     /// panels, step p of a panel's row i at p * MR + i): the same fold, element by element, as over A itself. Four rows
-    /// at a time in a vector, each lane its own row.
+    /// at a time in a vector, each lane its own row; up to three such vectors (and the odd rows two at a time) in
+    /// one pass over the panel, so their chains of dependent adds overlap instead of running one after another (one
+    /// vector at a time, the fold took 0.7% of a shakespeare-char training step).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SumPanels<TKernel>(float* packed, int rows, int kc, float* sums)
@@ -46,19 +48,55 @@ internal static unsafe class GemmPacking
         int mr = TKernel.MR;
         for (int r0 = 0; r0 < rows; r0 += mr)
         {
-            float* panel = packed + (nint)r0 * kc;
+            float* panel = packed + (nint)r0 * kc, sum = sums + r0;
             int height = Math.Min(mr, rows - r0), i = 0;
+            for (; i + 12 <= height; i += 12)
+            {
+                Vector128<float> a0 = Vector128.Load(sum + i), a1 = Vector128.Load(sum + i + 4), a2 = Vector128.Load(sum + i + 8);
+                for (int p = 0; p < kc; p++)
+                {
+                    float* step = panel + (nint)p * mr + i;
+                    a0 += Vector128.Load(step);
+                    a1 += Vector128.Load(step + 4);
+                    a2 += Vector128.Load(step + 8);
+                }
+                a0.Store(sum + i);
+                a1.Store(sum + i + 4);
+                a2.Store(sum + i + 8);
+            }
+            for (; i + 8 <= height; i += 8)
+            {
+                Vector128<float> a0 = Vector128.Load(sum + i), a1 = Vector128.Load(sum + i + 4);
+                for (int p = 0; p < kc; p++)
+                {
+                    a0 += Vector128.Load(panel + (nint)p * mr + i);
+                    a1 += Vector128.Load(panel + (nint)p * mr + i + 4);
+                }
+                a0.Store(sum + i);
+                a1.Store(sum + i + 4);
+            }
             for (; i + 4 <= height; i += 4)
             {
-                var acc = Vector128.Load(sums + r0 + i);
+                var acc = Vector128.Load(sum + i);
                 for (int p = 0; p < kc; p++) acc += Vector128.Load(panel + (nint)p * mr + i);
-                acc.Store(sums + r0 + i);
+                acc.Store(sum + i);
+            }
+            for (; i + 2 <= height; i += 2)
+            {
+                float s0 = sum[i], s1 = sum[i + 1];
+                for (int p = 0; p < kc; p++)
+                {
+                    s0 += panel[(nint)p * mr + i];
+                    s1 += panel[(nint)p * mr + i + 1];
+                }
+                sum[i] = s0;
+                sum[i + 1] = s1;
             }
             for (; i < height; i++)
             {
-                float acc = sums[r0 + i];
+                float acc = sum[i];
                 for (int p = 0; p < kc; p++) acc += panel[(nint)p * mr + i];
-                sums[r0 + i] = acc;
+                sum[i] = acc;
             }
         }
     }
