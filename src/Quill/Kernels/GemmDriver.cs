@@ -254,7 +254,6 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
             int j0 = slice * panelsPerSlice * TKernel.NR, j1 = Math.Min(nc, j0 + panelsPerSlice * TKernel.NR);
             Sweep(x, accumulate, ic, rows, jc, j0, j1, pc, kc, packedA, packedB);
         }
-
     }
 
     /// <summary>

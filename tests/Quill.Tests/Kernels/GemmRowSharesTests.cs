@@ -53,11 +53,11 @@ public unsafe class GemmRowSharesTests
                 foreach (bool accumulate in new[] { false, true })
                 {
                     int lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 1;
-                    var a = RandomMatrix(random, (transA ? k : m) * lda);
-                    var b = RandomMatrix(random, (transB ? n : k) * ldb);
-                    var c = RandomMatrix(random, m * ldc);
-                    var bias = RandomMatrix(random, n);
-                    var sums = RandomMatrix(random, m);
+                    var a = KernelTestUtil.Random(random, (transA ? k : m) * lda);
+                    var b = KernelTestUtil.Random(random, (transB ? n : k) * ldb);
+                    var c = KernelTestUtil.Random(random, m * ldc);
+                    var bias = KernelTestUtil.Random(random, n);
+                    var sums = KernelTestUtil.Random(random, m);
                     var (expected, expectedSums) = Product<TKernel>(blocking, a, lda, transA, b, ldb, transB, c, ldc, m, n, k, bias, sums, accumulate, null, 0);
                     for (int o = 0; o < orders.Length; o++)
                     {
@@ -114,12 +114,5 @@ public unsafe class GemmRowSharesTests
             }
         }
         return (c, sums);
-    }
-
-    private static float[] RandomMatrix(Random random, int count)
-    {
-        var x = new float[count];
-        for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
-        return x;
     }
 }
