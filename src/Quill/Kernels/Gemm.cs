@@ -71,7 +71,7 @@ public static unsafe class Gemm
     /// C = alpha * op(A) · op(B) + beta * C + bias, the bias [n] added to every row of C: a linear layer's forward in
     /// one pass. Each tile of C is seeded with the bias just before the kernel adds its product, while its lines are
     /// in L1, instead of a pass that writes the bias over all of C before the product reads it back. Each element is
-    /// rounded as fl(beta * C + bias + product), whichever path runs.
+    /// rounded as fl(beta * C + bias + product), whichever path runs. An empty bias adds nothing (plain Sgemm).
     /// </summary>
     public static void Sgemm(
         bool transposeA, bool transposeB, int m, int n, int k, float alpha,

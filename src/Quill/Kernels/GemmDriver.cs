@@ -199,8 +199,7 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
         {
             int nr = TKernel.NR;
             int j0 = first * nr, j1 = Math.Min(nc, last * nr);
-            float* b = x.TransB ? x.B + (jc + j0) * x.Ldb + pc : x.B + pc * x.Ldb + jc + j0;
-            GemmPacking.PackB<TKernel>(b, x.Ldb, x.TransB, kc, j1 - j0, packedB + (nint)j0 * kc);
+            PackColumns(x, jc + j0, j1 - j0, pc, kc, packedB + (nint)j0 * kc);
         }
 
         /// <summary>Runs tasks [first, last) on this thread.</summary>
@@ -265,6 +264,13 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
         float* a = x.TransA ? x.A + pc * x.Lda + ic : x.A + ic * x.Lda + pc;
         GemmPacking.PackA<TKernel>(a, x.Lda, x.TransA, rows, kc, x.Alpha, packedA);
         if (x.RowSums != null && jc == 0) GemmPacking.SumPanels<TKernel>(packedA, rows, kc, x.RowSums + ic);
+    }
+
+    /// <summary>Packs columns [j, j + cols) of op(B)'s k block [pc, pc + kc) into NR-column panels at packedB.</summary>
+    private static void PackColumns(in Operands x, int j, int cols, int pc, int kc, float* packedB)
+    {
+        float* b = x.TransB ? x.B + j * x.Ldb + pc : x.B + pc * x.Ldb + j;
+        GemmPacking.PackB<TKernel>(b, x.Ldb, x.TransB, kc, cols, packedB);
     }
 
     /// <summary>

@@ -121,8 +121,7 @@ internal static unsafe partial class GemmDriver<TKernel>
         {
             if (!packed)
             {
-                float* b = x.TransB ? x.B + jc * x.Ldb + pc : x.B + pc * x.Ldb + jc;
-                GemmPacking.PackB<TKernel>(b, x.Ldb, x.TransB, kc, nc, packedB);
+                PackColumns(x, jc, nc, pc, kc, packedB);
                 packed = true;
             }
             // a tile the other thread took at the level before may still be running there

@@ -41,9 +41,9 @@ public static unsafe class LinearOp
             var bias = bs?[i];
             if (ws[i].DType == Quantization.GgmlType.F32)
             {
-                // the bias seeds each tile of the product (Gemm's bias epilogue)
-                if (bias != null) Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, 0f, ys.Slice(off), total, bias.Span);
-                else Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, 0f, ys.Slice(off), total);
+                // the bias (none: empty) seeds each tile of the product (Gemm's bias epilogue)
+                Gemm.Sgemm(false, true, n, outF, inF, 1f, xs, inF, ws[i].Span, inF, 0f, ys.Slice(off), total,
+                    bias == null ? default : bias.Span);
             }
             else
             {
