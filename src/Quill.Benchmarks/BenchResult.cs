@@ -8,8 +8,14 @@ namespace Quill.Benchmarks;
 /// <summary>A measured figure, optionally against a peer measured in the same run.</summary>
 public sealed record BenchResult(string Bench, double Quill, string Unit, double? Peer = null, IReadOnlyDictionary<string, object>? Fields = null)
 {
-    /// <summary>Quill / peer, or null without a peer.</summary>
-    public double? Ratio => Peer is double p && p > 0 ? Quill / p : null;
+    /// <summary>Quill / peer (RoundRatio when set), or null without a peer.</summary>
+    public double? Ratio => RoundRatio ?? (Peer is double p && p > 0 ? Quill / p : null);
+
+    /// <summary>
+    /// The ratio to report instead of Quill / Peer: with several rounds, the median of each round's own ratio
+    /// (RoundFigures), which the medians of Quill and of the peer need not give.
+    /// </summary>
+    public double? RoundRatio { get; init; }
 
     public string ToJson()
     {

@@ -7,6 +7,7 @@
 // --masked F masks the targets of the first F of each row (a prompt: no loss there) in both; Quill then makes no
 // logits for those rows, PyTorch (cross_entropy's ignore_index, as Hugging Face's models do) makes them all.
 // --qlora-type runs Quill's step on the base quantized in memory (q4_0, nf4, ...) against the same f32 peer.
+// --rounds N has Quill and the peers take turns N times; the figures are then medians (RoundFigures).
 using System.Globalization;
 using Quill.Autograd;
 using Quill.Kernels;
@@ -19,7 +20,11 @@ namespace Quill.Benchmarks;
 
 /// <summary>Settings of the LoRA benchmark.</summary>
 public sealed record LoraBenchOptions(string Shape = "stories15M", int Batch = 4, int Seq = 256, int Steps = 3, int Runs = 3, int Threads = 0,
-    int Rank = 8, GgmlType? QuantType = null, bool Peer = true, string? PeerScript = null, double Masked = 0);
+    int Rank = 8, GgmlType? QuantType = null, bool Peer = true, string? PeerScript = null, double Masked = 0)
+{
+    /// <summary>Times Quill and then its peers this many times over, alternating (RoundFigures).</summary>
+    public int Rounds { get; init; } = 1;
+}
 
 /// <summary>Measures LoRA fine-tuning tokens/s against PyTorch.</summary>
 public static class LoraBenchmark
@@ -41,7 +46,8 @@ public static class LoraBenchmark
     public static BenchResult Run(LoraBenchOptions o, Dictionary<string, double>? profile = null, TextWriter? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
-        if (o.Batch < 1 || o.Steps < 1 || o.Runs < 1 || o.Rank < 1) throw new InvalidConfigException("--batch, --steps, --runs and --rank must be at least 1.");
+        if (o.Batch < 1 || o.Steps < 1 || o.Runs < 1 || o.Rank < 1 || o.Rounds < 1)
+            throw new InvalidConfigException("--batch, --steps, --runs, --rank and --rounds must each be at least 1.");
         if (o.Masked is < 0 or >= 1) throw new InvalidConfigException($"--masked {o.Masked} is outside [0, 1).");
         if (o.Threads > 0) KernelThreads.Count = o.Threads;
         var config = Config(o.Shape, o.Seq);
@@ -74,10 +80,17 @@ public static class LoraBenchmark
                 g.Backward(loss);
                 opt.Step(1e-4f, 1f);
             }
-            var ms = TrainBenchmark.TimeSteps(Step, o.Steps, o.Runs, g, profile);
-            double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
-            double? peer = o.Peer ? RunPeer(o, log) : null;
-            double? torch210 = o.Peer ? TorchPeer.RunTorchSharp(PeerArgs(o), log, TorchPeer.FindRepoScript(Path.Combine("torchsharp_lora", "run.sh"))) : null;
+            var figures = new RoundFigures();
+            double msMin = double.MaxValue, msMax = 0;
+            for (int round = 0; round < o.Rounds; round++)
+            {
+                var ms = TrainBenchmark.TimeSteps(Step, o.Steps, o.Runs, g, round == o.Rounds - 1 ? profile : null);
+                (msMin, msMax) = (Math.Min(msMin, ms[0]), Math.Max(msMax, ms[^1]));
+                double? peer = o.Peer ? RunPeer(o, log) : null;
+                double? torch210 = o.Peer ? TorchPeer.RunTorchSharp(PeerArgs(o), log, TorchPeer.FindRepoScript(Path.Combine("torchsharp_lora", "run.sh"))) : null;
+                figures.Add(b * t / ms[ms.Count / 2] * 1e3, ms[ms.Count / 2], peer, torch210);
+                if (o.Rounds > 1) log?.WriteLine(figures.Describe(round));
+            }
             var fields = new Dictionary<string, object>
             {
                 ["shape"] = o.Shape,
@@ -88,17 +101,18 @@ public static class LoraBenchmark
                 ["batch"] = b,
                 ["seq"] = t,
                 ["masked"] = Prompt(o) * b,
-                ["ms_per_step"] = Math.Round(median, 1),
-                ["ms_min"] = Math.Round(ms[0], 1),
-                ["ms_max"] = Math.Round(ms[^1], 1),
+                ["ms_per_step"] = Math.Round(figures.MsPerStep, 1),
+                ["ms_min"] = Math.Round(msMin, 1),
+                ["ms_max"] = Math.Round(msMax, 1),
             };
-            if (torch210 is double t210 && t210 > 0)
+            if (figures.Torch210 is double t210)
             {
                 fields["torch210_tokens_per_s"] = Math.Round(t210, 1);
-                fields["ratio_torch210"] = Math.Round(tps / t210, 3);
-                fields["ratio_best"] = Math.Round(tps / Math.Max(t210, peer ?? 0), 3);
+                fields["ratio_torch210"] = Math.Round(figures.RatioTorch210!.Value, 3);
+                fields["ratio_best"] = Math.Round(figures.RatioBest!.Value, 3);
             }
-            return new BenchResult("lora", tps, "tokens/s", peer, fields);
+            figures.AddTo(fields);
+            return new BenchResult("lora", figures.Quill, "tokens/s", figures.Torch113, fields) { RoundRatio = figures.RatioTorch113 };
         }
         finally
         {

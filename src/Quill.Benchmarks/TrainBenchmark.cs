@@ -4,6 +4,7 @@
 // PyTorch's best setting on two cores, and reports the ratio; "peer" is Debian's PyTorch 1.13 (OpenBLAS on the kernels it
 // detects). PyTorch 2.10 (libtorch via TorchSharp, ../shared/peers/torchsharp/run.sh) runs the same step for the
 // shakespeare-char, gpt-mini and llama-mini presets, reported as "torch210_tokens_per_s" and "ratio_torch210".
+// With Rounds above 1, Quill and the peers take turns that many times and the figures are medians (RoundFigures).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -20,6 +21,9 @@ public sealed record TrainBenchOptions(string Preset, int Steps = 5, int Runs = 
 {
     /// <summary>Whether the PyTorch peers run too (false: Quill alone).</summary>
     public bool Peer { get; init; } = true;
+
+    /// <summary>Times Quill and then its peers this many times over, alternating (RoundFigures).</summary>
+    public int Rounds { get; init; } = 1;
 }
 
 /// <summary>Measures training tokens/s for a preset and compares with PyTorch.</summary>
@@ -37,6 +41,7 @@ public static class TrainBenchmark
     public static BenchResult Run(TrainBenchOptions options, Dictionary<string, double>? profile = null, TextWriter? log = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.Rounds < 1) throw new InvalidConfigException("--rounds must be at least 1.");
         if (options.Threads > 0) KernelThreads.Count = options.Threads;
         var run = Presets.Get(options.Preset);
         var (b, t) = Shape(options.Preset);
@@ -61,27 +66,34 @@ public static class TrainBenchmark
             g.Backward(loss);
             opt.Step(3e-4f, AdamWOptimizer.ClipScale((float)opt.GradNorm(), 1f));
         }
-        var ms = TimeSteps(Step, options.Steps, options.Runs, g, profile);
-        double median = ms[ms.Count / 2], tps = b * t / median * 1e3;
-        double? peer = options.Peer ? RunPeer(options, log) : null;
-        double? torch210 = options.Peer && options.Preset is "shakespeare-char" or "gpt-mini" or "llama-mini"
-            ? TorchPeer.RunTorchSharp([options.Preset, KernelThreads.Count.ToString(CultureInfo.InvariantCulture), options.Runs.ToString(CultureInfo.InvariantCulture), options.Steps.ToString(CultureInfo.InvariantCulture)], log)
-            : null;
+        var figures = new RoundFigures();
+        for (int round = 0; round < options.Rounds; round++)
+        {
+            var ms = TimeSteps(Step, options.Steps, options.Runs, g, round == options.Rounds - 1 ? profile : null);
+            double median = ms[ms.Count / 2];
+            double? peer = options.Peer ? RunPeer(options, log) : null;
+            double? torch210 = options.Peer && options.Preset is "shakespeare-char" or "gpt-mini" or "llama-mini"
+                ? TorchPeer.RunTorchSharp([options.Preset, KernelThreads.Count.ToString(CultureInfo.InvariantCulture), options.Runs.ToString(CultureInfo.InvariantCulture), options.Steps.ToString(CultureInfo.InvariantCulture)], log)
+                : null;
+            figures.Add(b * t / median * 1e3, median, peer, torch210);
+            if (options.Rounds > 1) log?.WriteLine(figures.Describe(round));
+        }
         var fields = new Dictionary<string, object>
         {
             ["preset"] = options.Preset,
             ["threads"] = KernelThreads.Count,
             ["batch"] = b,
             ["seq"] = t,
-            ["tokens_per_s"] = Math.Round(tps, 1),
-            ["ms_per_step"] = Math.Round(median, 1),
+            ["tokens_per_s"] = Math.Round(figures.Quill, 1),
+            ["ms_per_step"] = Math.Round(figures.MsPerStep, 1),
         };
-        if (torch210 is double t210 && t210 > 0)
+        if (figures.Torch210 is double t210)
         {
             fields["torch210_tokens_per_s"] = Math.Round(t210, 1);
-            fields["ratio_torch210"] = Math.Round(tps / t210, 3);
+            fields["ratio_torch210"] = Math.Round(figures.RatioTorch210!.Value, 3);
         }
-        return new BenchResult("train", tps, "tokens/s", peer, fields);
+        figures.AddTo(fields);
+        return new BenchResult("train", figures.Quill, "tokens/s", figures.Torch113, fields) { RoundRatio = figures.RatioTorch113 };
     }
 
     /// <summary>

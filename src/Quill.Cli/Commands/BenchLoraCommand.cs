@@ -20,14 +20,15 @@ internal static class BenchLoraCommand
         var masked = new Option<double>("--masked") { Description = "Fraction of each row's targets masked at its start, as a prompt's (0 default: every position has a target)" };
         var noPeer = new Option<bool>("--no-peer") { Description = "Measure Quill alone" };
         var profile = new Option<bool>("--profile") { Description = "Also print the time per op of one step" };
+        var rounds = BenchTrainCommand.RoundsOption();
         var cmd = new Command("lora", "LoRA fine-tuning tokens/s (r 8 on q, k, v, o; forward, backward, AdamW on the adapter) against PyTorch.")
-            { shape, batch, seq, rank, qlora, masked, steps, runs, threads, noPeer, profile };
+            { shape, batch, seq, rank, qlora, masked, steps, runs, threads, noPeer, profile, rounds };
         cmd.SetAction(r =>
         {
             var quant = r.GetValue(qlora) is string qt ? new LoraRunConfig { Method = "qlora", QuantType = qt }.ParsedQuantType : (Quantization.GgmlType?)null;
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
             var o = new LoraBenchOptions(r.GetValue(shape)!, r.GetValue(batch), r.GetValue(seq), r.GetValue(steps), r.GetValue(runs), r.GetValue(threads),
-                r.GetValue(rank), quant, !r.GetValue(noPeer), Masked: r.GetValue(masked));
+                r.GetValue(rank), quant, !r.GetValue(noPeer), Masked: r.GetValue(masked)) { Rounds = r.GetValue(rounds) };
             var result = LoraBenchmark.Run(o, prof, Console.Error);
             Console.WriteLine(result.ToJson());
             BenchTrainCommand.PrintProfile(prof);

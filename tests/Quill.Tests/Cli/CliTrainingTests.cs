@@ -50,6 +50,8 @@ public class CliTrainingTests
     [InlineData("train --preset shakespeare-char --data /nonexistent --out y", "manifest.json not found")]
     [InlineData("prepare --input /nonexistent.txt --out y", "not found")]
     [InlineData("sample --checkpoint /nonexistent", "no checkpoint in /nonexistent")]
+    [InlineData("bench train --preset tiny --no-peer --rounds 0", "--rounds must be at least 1")]
+    [InlineData("bench lora --no-peer --rounds 0", "--rounds must each be at least 1")]
     public void Bad_input_is_one_line_and_exit_code_one(string args, string expected)
     {
         var r = CliProcess.Run(args.Split(' '));
