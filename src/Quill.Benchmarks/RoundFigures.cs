@@ -16,9 +16,6 @@ public sealed class RoundFigures
     /// <summary>Quill's tokens/s and ms per step in one round, and each peer's tokens/s (null: it did not run or failed).</summary>
     private readonly record struct Round(double Quill, double Ms, double? Torch113, double? Torch210);
 
-    /// <summary>Rounds recorded so far.</summary>
-    public int Count => rounds.Count;
-
     /// <summary>Records one round.</summary>
     public void Add(double quill, double msPerStep, double? torch113, double? torch210) =>
         rounds.Add(new Round(quill, msPerStep, Positive(torch113), Positive(torch210)));
