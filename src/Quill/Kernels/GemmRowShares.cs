@@ -36,7 +36,7 @@ internal static unsafe partial class GemmDriver<TKernel>
         private readonly GemmBlocking blocking;
         private readonly Operands x;
         private readonly bool accumulate;
-        private readonly int threads, tiles, maxTiles, pcBlocks, kcMax, ncMax;
+        private readonly int threads, tiles, maxTiles, kcMax, ncMax;
         private readonly int[] claimed, done;
         private bool failed;
 
@@ -48,7 +48,6 @@ internal static unsafe partial class GemmDriver<TKernel>
             this.threads = threads;
             tiles = (x.M + TKernel.MR - 1) / TKernel.MR;
             maxTiles = Math.Max(1, blocking.MC / TKernel.MR);
-            pcBlocks = (x.K + blocking.KC - 1) / blocking.KC;
             kcMax = Math.Min(blocking.KC, x.K);
             ncMax = RoundUp(Math.Min(blocking.NC, x.N), TKernel.NR);
             claimed = new int[tiles];
