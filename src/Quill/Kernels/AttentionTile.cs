@@ -28,8 +28,13 @@ internal static unsafe class AttentionTile
         if (TOps.Lanes == 8 && !Avx512F.IsSupported)
         {
             // 256-bit vectors without AVX-512 have 16 registers: the four-vector block's 16 accumulators and its 4 + 1
-            // operands would spill, so blocks of two vectors (8 accumulators) take the columns instead. Each sum runs
-            // over t in the same order either way.
+            // operands would spill, so blocks of three vectors (12 accumulators, 3 + 1 operands: all 16 registers)
+            // take the columns, and blocks of two (8 accumulators) the rest, never leaving a lone vector: two FMA
+            // pipes of latency 4 want 8 sums in flight, which the pair block holds only just. Each sum runs over t in
+            // the same order whichever block computes it.
+            int vectors = width / L;
+            for (; vectors >= 3 && vectors != 4; col += 3 * L, vectors -= 3)
+                Tile4Triple<TOps, TV>(c + col, ldc, a, aRow, aStep, b + col, ldb, kLen, accumulate);
             for (; col + 2 * L <= width; col += 2 * L) Tile4Pair<TOps, TV>(c + col, ldc, a, aRow, aStep, b + col, ldb, kLen, accumulate);
         }
         for (; col + 4 * L <= width; col += 4 * L)
@@ -104,6 +109,37 @@ internal static unsafe class AttentionTile
             TOps.Store(c + 2 * ldc + col, c2);
             TOps.Store(c + 3 * ldc + col, c3);
         }
+    }
+
+    // Four rows by three vectors of C: Tile4's main block for machines with 16 vector registers.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Tile4Triple<TOps, TV>(float* c, int ldc, float* a, int aRow, int aStep, float* b, int ldb, int kLen, bool accumulate)
+        where TOps : struct, IAttentionVector<TV> where TV : struct
+    {
+        int L = TOps.Lanes;
+        TV c00 = accumulate ? TOps.Load(c) : TOps.Zero, c01 = accumulate ? TOps.Load(c + L) : TOps.Zero, c02 = accumulate ? TOps.Load(c + 2 * L) : TOps.Zero;
+        float* c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+        TV c10 = accumulate ? TOps.Load(c1) : TOps.Zero, c11 = accumulate ? TOps.Load(c1 + L) : TOps.Zero, c12 = accumulate ? TOps.Load(c1 + 2 * L) : TOps.Zero;
+        TV c20 = accumulate ? TOps.Load(c2) : TOps.Zero, c21 = accumulate ? TOps.Load(c2 + L) : TOps.Zero, c22 = accumulate ? TOps.Load(c2 + 2 * L) : TOps.Zero;
+        TV c30 = accumulate ? TOps.Load(c3) : TOps.Zero, c31 = accumulate ? TOps.Load(c3 + L) : TOps.Zero, c32 = accumulate ? TOps.Load(c3 + 2 * L) : TOps.Zero;
+        for (int t = 0; t < kLen; t++)
+        {
+            float* bt = b + (long)t * ldb;
+            TV b0 = TOps.Load(bt), b1 = TOps.Load(bt + L), b2 = TOps.Load(bt + 2 * L);
+            float* at = a + (long)t * aStep;
+            TV a0 = TOps.Broadcast(at[0]);
+            c00 = TOps.Fma(a0, b0, c00); c01 = TOps.Fma(a0, b1, c01); c02 = TOps.Fma(a0, b2, c02);
+            a0 = TOps.Broadcast(at[aRow]);
+            c10 = TOps.Fma(a0, b0, c10); c11 = TOps.Fma(a0, b1, c11); c12 = TOps.Fma(a0, b2, c12);
+            a0 = TOps.Broadcast(at[2 * aRow]);
+            c20 = TOps.Fma(a0, b0, c20); c21 = TOps.Fma(a0, b1, c21); c22 = TOps.Fma(a0, b2, c22);
+            a0 = TOps.Broadcast(at[3 * aRow]);
+            c30 = TOps.Fma(a0, b0, c30); c31 = TOps.Fma(a0, b1, c31); c32 = TOps.Fma(a0, b2, c32);
+        }
+        TOps.Store(c, c00); TOps.Store(c + L, c01); TOps.Store(c + 2 * L, c02);
+        TOps.Store(c1, c10); TOps.Store(c1 + L, c11); TOps.Store(c1 + 2 * L, c12);
+        TOps.Store(c2, c20); TOps.Store(c2 + L, c21); TOps.Store(c2 + 2 * L, c22);
+        TOps.Store(c3, c30); TOps.Store(c3 + L, c31); TOps.Store(c3 + 2 * L, c32);
     }
 
     // Four rows by two vectors of C: Tile4's block for machines with 16 vector registers.

@@ -251,26 +251,29 @@ public partial class AttentionTests
     [Theory]
     [InlineData(64, false)]
     [InlineData(37, true)]
-    public unsafe void Two_vector_tile_for_16_register_machines_equals_the_four_vector_tile(int kLen, bool accumulate)
+    public unsafe void Three_and_two_vector_tiles_for_16_register_machines_equal_the_four_vector_tile(int kLen, bool accumulate)
     {
-        // AVX2 without AVX-512 runs Tile4's columns in blocks of two vectors (16 registers); each sum runs over t in
-        // the same order as in the four-vector block, so the two agree bit for bit.
+        // AVX2 without AVX-512 runs Tile4's columns in blocks of three vectors and then two (16 registers): eight
+        // vectors as 3 + 3 + 2. Each sum runs over t in the same order as in the four-vector block, so they agree bit
+        // for bit.
         var rng = new Random(kLen);
-        const int ldb = 40, ldc = 36, width = 32;
+        const int ldb = 72, ldc = 68, width = 64;
         var a = new float[4 * 70];
         var b = new float[kLen * ldb];
         var four = new float[4 * ldc];
         for (int i = 0; i < a.Length; i++) a[i] = (float)rng.NextDouble() - 0.5f;
         for (int i = 0; i < b.Length; i++) b[i] = (float)rng.NextDouble() - 0.5f;
         for (int i = 0; i < four.Length; i++) four[i] = (float)rng.NextDouble();
-        var pair = (float[])four.Clone();
-        fixed (float* pa = a, pb = b, pf = four, pp = pair)
+        var blocks = (float[])four.Clone();
+        fixed (float* pa = a, pb = b, pf = four, pp = blocks)
         {
             AttentionTile.Tile4<Vec256, Vector256<float>>(pf, ldc, pa, 70, 1, pb, ldb, kLen, width, accumulate);
-            AttentionTile.Tile4Pair<Vec256, Vector256<float>>(pp, ldc, pa, 70, 1, pb, ldb, kLen, accumulate);
-            AttentionTile.Tile4Pair<Vec256, Vector256<float>>(pp + 16, ldc, pa, 70, 1, pb + 16, ldb, kLen, accumulate);
+            AttentionTile.Tile4Triple<Vec256, Vector256<float>>(pp, ldc, pa, 70, 1, pb, ldb, kLen, accumulate);
+            AttentionTile.Tile4Triple<Vec256, Vector256<float>>(pp + 24, ldc, pa, 70, 1, pb + 24, ldb, kLen, accumulate);
+            AttentionTile.Tile4Pair<Vec256, Vector256<float>>(pp + 48, ldc, pa, 70, 1, pb + 48, ldb, kLen, accumulate);
         }
-        Assert.Equal(four, pair);
+        Assert.Equal(four, blocks);
+        Assert.NotEqual(0f, blocks[3 * ldc + 63]);
     }
 
     [Fact]
