@@ -3,8 +3,8 @@
 // Checks the arguments, picks a path (thin rows without packing for M <= 4, else the packed, register-blocked
 // kernel for this CPU), which run on up to KernelThreads.Count threads when the product is big enough to pay for it.
 // Does not handle other element types, column-major storage or batched products (callers loop over batches).
-// Two extras for linear layers: a bias added to every row of C (seeded into each tile before its product), and the
-// row sums of op(A) (a bias gradient, folded from the packed copy of A).
+// Two extras for linear layers: a bias added to every row of C (by the micro-kernel in registers as it stores a tile),
+// and the row sums of op(A) (a bias gradient, folded from the packed copy of A).
 // Glossary: M, N, K = rows of C, columns of C, shared dimension; lda, ldb, ldc = row strides in floats.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -69,9 +69,10 @@ public static unsafe class Gemm
 
     /// <summary>
     /// C = alpha * op(A) · op(B) + beta * C + bias, the bias [n] added to every row of C: a linear layer's forward in
-    /// one pass. Each tile of C is seeded with the bias just before the kernel adds its product, while its lines are
-    /// in L1, instead of a pass that writes the bias over all of C before the product reads it back. Each element is
-    /// rounded as fl(beta * C + bias + product), whichever path runs. An empty bias adds nothing (plain Sgemm).
+    /// one pass. The micro-kernel adds the bias in registers as it stores each tile (ragged tiles: C seeded with it
+    /// just before their product), instead of a pass that writes the bias over all of C before the product reads it
+    /// back. Each element is rounded as fl(fl(beta * C + bias) + product), whichever path runs. An empty bias adds
+    /// nothing (plain Sgemm).
     /// </summary>
     public static void Sgemm(
         bool transposeA, bool transposeB, int m, int n, int k, float alpha,
@@ -141,7 +142,7 @@ public static unsafe class Gemm
             GemmThin.Run(x, threads, isa);
             return;
         }
-        // beta * C + bias first, then the product added: the same rounding as the packed path's seeded tiles
+        // beta * C + bias first, then the product added: the same rounding as the packed path's tiles
         PrepareC(x.C, x.Ldc, x.M, x.N, 0, 0f, x.Beta, out bool accumulate);
         AddBias(x.C, x.Ldc, x.M, x.N, x.Bias, accumulate);
         GemmThin.Run(x with { Beta = 1f }, threads, isa);

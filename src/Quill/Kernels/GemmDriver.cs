@@ -276,7 +276,7 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
     /// <summary>
     /// Runs the tiles of rows [ic, ic + rows) (packed in packedA) against columns [j0, j1) of the packed block of B
     /// at [pc, pc + kc) x [jc, ...): each tile of C is stored (first k block of a product that does not accumulate) or
-    /// added to, with the bias seeded first on the first k block.
+    /// added to, with the bias added on the first k block.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     [SkipLocalsInit]
@@ -285,7 +285,7 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
     {
         int mr = TKernel.MR, nr = TKernel.NR;
         bool add = accumulate || pc > 0;
-        // the bias goes into each tile of C just before its product, while the tile's lines are in L1
+        // the bias: added in registers by the kernel on whole tiles, seeded into C just before the product on ragged ones
         float* bias = pc == 0 && x.Bias != null ? x.Bias + jc : null;
         float* tile = stackalloc float[mr * nr];
         float* cBlock = x.C + ic * x.Ldc + jc;
@@ -298,13 +298,13 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
                 int tileRows = Math.Min(mr, rows - ir);
                 float* aPanel = packedA + (nint)ir * kc;
                 float* cTile = cBlock + ir * x.Ldc + jr;
-                if (bias != null) Gemm.AddBias(cTile, x.Ldc, tileRows, cols, bias + jr, add);
                 if (tileRows == mr && cols == nr)
                 {
-                    TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add || bias != null);
+                    TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add, bias == null ? null : bias + jr);
                 }
                 else
                 {
+                    if (bias != null) Gemm.AddBias(cTile, x.Ldc, tileRows, cols, bias + jr, add);
                     TKernel.RunPartial(tileRows, cols, kc, aPanel, bPanel, tile);
                     MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add || bias != null);
                 }
