@@ -103,15 +103,24 @@ public static class KernelCheck
     private static double CheckGemm()
     {
         double worst = 0;
-        // ragged in every dimension, both transposes, accumulate, and a product big enough to use several threads
-        foreach (var (m, n, k, ta, tb, beta) in new[] { (37, 29, 45, false, false, 0f), (13, 50, 7, true, false, 1f), (64, 96, 128, false, true, 0.5f), (9, 13, 300, true, true, 0f), (150, 70, 260, false, false, 1f) })
+        // ragged in every dimension, both transposes, accumulate, and a product big enough to use several threads;
+        // each also with a linear layer's bias, which the micro-kernel adds as it stores a whole tile
+        foreach (var (m, n, k, ta, tb, beta) in new[] { (37, 29, 45, false, false, 0f), (13, 50, 7, true, false, 1f), (64, 96, 128, false, true, 0.5f), (9, 13, 300, true, true, 0f), (150, 70, 260, false, false, 1f), (48, 64, 96, false, true, 0f) })
         {
-            float[] a = Random(m * k, 1), b = Random(k * n, 2), c0 = Random(m * n, 3);
-            float[] want = (float[])c0.Clone(), got = (float[])c0.Clone();
+            float[] a = Random(m * k, 1), b = Random(k * n, 2), c0 = Random(m * n, 3), bias = Random(n, 4);
             int lda = ta ? m : k, ldb = tb ? k : n;
-            GemmReference.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, want, n);
-            Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, got, n);
-            worst = Math.Max(worst, Error(want, got, k));
+            foreach (bool biased in new[] { false, true })
+            {
+                float[] want = (float[])c0.Clone(), got = (float[])c0.Clone();
+                GemmReference.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, want, n);
+                if (biased)
+                {
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) want[i * n + j] += bias[j];
+                }
+                Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, got, n, biased ? bias : default);
+                worst = Math.Max(worst, Error(want, got, k));
+            }
         }
         return worst;
     }
