@@ -17,6 +17,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.Intrinsics;
 using System.Text.Json;
+using Quill.Evaluation;
 using Quill.Formats.Gguf;
 using Quill.Quantization;
 using Quill.Inference;
@@ -206,11 +207,7 @@ public static class DecodeBenchmark
         return best;
     }
 
-    private static double Median(List<double> x)
-    {
-        var s = x.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
+    private static double Median(List<double> x) => Statistics.Median(x.Order().ToArray());
 
     /// <summary>PyTorch decode tokens/s (torch_llama_decode.py --matvec mv, OMP_WAIT_POLICY=PASSIVE), or null.</summary>
     public static double? RunPeer(string shape, int runs, TextWriter? log)

@@ -113,11 +113,7 @@ public static class KernelCheck
             {
                 float[] want = (float[])c0.Clone(), got = (float[])c0.Clone();
                 GemmReference.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, want, n);
-                if (biased)
-                {
-                    for (int i = 0; i < m; i++)
-                        for (int j = 0; j < n; j++) want[i * n + j] += bias[j];
-                }
+                if (biased) ElementwiseReference.AddBiasRows(want, bias, m, n);
                 Gemm.Sgemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, got, n, biased ? bias : default);
                 worst = Math.Max(worst, Error(want, got, k));
             }

@@ -5,6 +5,7 @@
 // every round's figures.
 // Does not handle: timing (TrainBenchmark.TimeSteps), running the peers (TorchPeer).
 using System.Globalization;
+using Quill.Evaluation;
 
 namespace Quill.Benchmarks;
 
@@ -64,14 +65,12 @@ public sealed class RoundFigures
         return $"round {round + 1}: quill {F(r.Quill)} tokens/s, pytorch 1.13 {F(r.Torch113)}, pytorch 2.10 {F(r.Torch210)}";
     }
 
-    /// <summary>The median (the mean of the middle two for an even count), or null for none.</summary>
+    /// <summary>The median (Statistics.Median: the mean of the middle two for an even count), or null for none.</summary>
     public static double? Median(IEnumerable<double> values)
     {
         ArgumentNullException.ThrowIfNull(values);
         var sorted = values.Order().ToArray();
-        if (sorted.Length == 0) return null;
-        int mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+        return sorted.Length == 0 ? null : Statistics.Median(sorted);
     }
 
     private static double? Positive(double? v) => v is double x && x > 0 ? x : null;
