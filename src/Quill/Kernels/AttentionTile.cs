@@ -24,6 +24,7 @@ internal static unsafe class AttentionTile
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
         int L = TOps.Lanes;
+        nint r1 = aRow, r2 = 2 * (nint)aRow, r3 = 3 * (nint)aRow, bStep = ldb, aNext = aStep; // hoisted out of the loops
         int col = 0;
         if (TOps.Lanes == 8 && !Avx512F.IsSupported)
         {
@@ -55,21 +56,20 @@ internal static unsafe class AttentionTile
             TV c31 = accumulate ? TOps.Load(c + 3 * ldc + col + 1 * L) : TOps.Zero;
             TV c32 = accumulate ? TOps.Load(c + 3 * ldc + col + 2 * L) : TOps.Zero;
             TV c33 = accumulate ? TOps.Load(c + 3 * ldc + col + 3 * L) : TOps.Zero;
-            for (int t = 0; t < kLen; t++)
+            float* bt = b + col, at = a;
+            for (int t = 0; t < kLen; t++, bt += bStep, at += aNext)
             {
-                float* bt = b + (long)t * ldb + col;
                 TV b0 = TOps.Load(bt + 0 * L);
                 TV b1 = TOps.Load(bt + 1 * L);
                 TV b2 = TOps.Load(bt + 2 * L);
                 TV b3 = TOps.Load(bt + 3 * L);
-                float* at = a + (long)t * aStep;
-                TV a0 = TOps.Broadcast(at[0 * aRow]);
+                TV a0 = TOps.Broadcast(at[0]);
                 c00 = TOps.Fma(a0, b0, c00); c01 = TOps.Fma(a0, b1, c01); c02 = TOps.Fma(a0, b2, c02); c03 = TOps.Fma(a0, b3, c03);
-                TV a1 = TOps.Broadcast(at[1 * aRow]);
+                TV a1 = TOps.Broadcast(at[r1]);
                 c10 = TOps.Fma(a1, b0, c10); c11 = TOps.Fma(a1, b1, c11); c12 = TOps.Fma(a1, b2, c12); c13 = TOps.Fma(a1, b3, c13);
-                TV a2 = TOps.Broadcast(at[2 * aRow]);
+                TV a2 = TOps.Broadcast(at[r2]);
                 c20 = TOps.Fma(a2, b0, c20); c21 = TOps.Fma(a2, b1, c21); c22 = TOps.Fma(a2, b2, c22); c23 = TOps.Fma(a2, b3, c23);
-                TV a3 = TOps.Broadcast(at[3 * aRow]);
+                TV a3 = TOps.Broadcast(at[r3]);
                 c30 = TOps.Fma(a3, b0, c30); c31 = TOps.Fma(a3, b1, c31); c32 = TOps.Fma(a3, b2, c32); c33 = TOps.Fma(a3, b3, c33);
             }
             TOps.Store(c + 0 * ldc + col + 0 * L, c00);
@@ -95,14 +95,14 @@ internal static unsafe class AttentionTile
             TV c1 = accumulate ? TOps.Load(c + ldc + col) : TOps.Zero;
             TV c2 = accumulate ? TOps.Load(c + 2 * ldc + col) : TOps.Zero;
             TV c3 = accumulate ? TOps.Load(c + 3 * ldc + col) : TOps.Zero;
-            for (int t = 0; t < kLen; t++)
+            float* bt = b + col, at = a;
+            for (int t = 0; t < kLen; t++, bt += bStep, at += aNext)
             {
-                TV bv = TOps.Load(b + (long)t * ldb + col);
-                float* at = a + (long)t * aStep;
+                TV bv = TOps.Load(bt);
                 c0 = TOps.Fma(TOps.Broadcast(at[0]), bv, c0);
-                c1 = TOps.Fma(TOps.Broadcast(at[aRow]), bv, c1);
-                c2 = TOps.Fma(TOps.Broadcast(at[2 * aRow]), bv, c2);
-                c3 = TOps.Fma(TOps.Broadcast(at[3 * aRow]), bv, c3);
+                c1 = TOps.Fma(TOps.Broadcast(at[r1]), bv, c1);
+                c2 = TOps.Fma(TOps.Broadcast(at[r2]), bv, c2);
+                c3 = TOps.Fma(TOps.Broadcast(at[r3]), bv, c3);
             }
             TOps.Store(c + col, c0);
             TOps.Store(c + ldc + col, c1);
@@ -117,23 +117,23 @@ internal static unsafe class AttentionTile
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
         int L = TOps.Lanes;
+        nint r1 = aRow, r2 = 2 * (nint)aRow, r3 = 3 * (nint)aRow, bStep = ldb, aNext = aStep; // hoisted out of the loops
         TV c00 = accumulate ? TOps.Load(c) : TOps.Zero, c01 = accumulate ? TOps.Load(c + L) : TOps.Zero, c02 = accumulate ? TOps.Load(c + 2 * L) : TOps.Zero;
         float* c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
         TV c10 = accumulate ? TOps.Load(c1) : TOps.Zero, c11 = accumulate ? TOps.Load(c1 + L) : TOps.Zero, c12 = accumulate ? TOps.Load(c1 + 2 * L) : TOps.Zero;
         TV c20 = accumulate ? TOps.Load(c2) : TOps.Zero, c21 = accumulate ? TOps.Load(c2 + L) : TOps.Zero, c22 = accumulate ? TOps.Load(c2 + 2 * L) : TOps.Zero;
         TV c30 = accumulate ? TOps.Load(c3) : TOps.Zero, c31 = accumulate ? TOps.Load(c3 + L) : TOps.Zero, c32 = accumulate ? TOps.Load(c3 + 2 * L) : TOps.Zero;
-        for (int t = 0; t < kLen; t++)
+        float* bt = b, at = a;
+        for (int t = 0; t < kLen; t++, bt += bStep, at += aNext)
         {
-            float* bt = b + (long)t * ldb;
             TV b0 = TOps.Load(bt), b1 = TOps.Load(bt + L), b2 = TOps.Load(bt + 2 * L);
-            float* at = a + (long)t * aStep;
             TV a0 = TOps.Broadcast(at[0]);
             c00 = TOps.Fma(a0, b0, c00); c01 = TOps.Fma(a0, b1, c01); c02 = TOps.Fma(a0, b2, c02);
-            a0 = TOps.Broadcast(at[aRow]);
+            a0 = TOps.Broadcast(at[r1]);
             c10 = TOps.Fma(a0, b0, c10); c11 = TOps.Fma(a0, b1, c11); c12 = TOps.Fma(a0, b2, c12);
-            a0 = TOps.Broadcast(at[2 * aRow]);
+            a0 = TOps.Broadcast(at[r2]);
             c20 = TOps.Fma(a0, b0, c20); c21 = TOps.Fma(a0, b1, c21); c22 = TOps.Fma(a0, b2, c22);
-            a0 = TOps.Broadcast(at[3 * aRow]);
+            a0 = TOps.Broadcast(at[r3]);
             c30 = TOps.Fma(a0, b0, c30); c31 = TOps.Fma(a0, b1, c31); c32 = TOps.Fma(a0, b2, c32);
         }
         TOps.Store(c, c00); TOps.Store(c + L, c01); TOps.Store(c + 2 * L, c02);
@@ -148,22 +148,22 @@ internal static unsafe class AttentionTile
         where TOps : struct, IAttentionVector<TV> where TV : struct
     {
         int L = TOps.Lanes;
+        nint r1 = aRow, r2 = 2 * (nint)aRow, r3 = 3 * (nint)aRow, bStep = ldb, aNext = aStep; // hoisted out of the loops
         TV c00 = accumulate ? TOps.Load(c) : TOps.Zero, c01 = accumulate ? TOps.Load(c + L) : TOps.Zero;
         TV c10 = accumulate ? TOps.Load(c + ldc) : TOps.Zero, c11 = accumulate ? TOps.Load(c + ldc + L) : TOps.Zero;
         TV c20 = accumulate ? TOps.Load(c + 2 * ldc) : TOps.Zero, c21 = accumulate ? TOps.Load(c + 2 * ldc + L) : TOps.Zero;
         TV c30 = accumulate ? TOps.Load(c + 3 * ldc) : TOps.Zero, c31 = accumulate ? TOps.Load(c + 3 * ldc + L) : TOps.Zero;
-        for (int t = 0; t < kLen; t++)
+        float* bt = b, at = a;
+        for (int t = 0; t < kLen; t++, bt += bStep, at += aNext)
         {
-            float* bt = b + (long)t * ldb;
             TV b0 = TOps.Load(bt), b1 = TOps.Load(bt + L);
-            float* at = a + (long)t * aStep;
             TV a0 = TOps.Broadcast(at[0]);
             c00 = TOps.Fma(a0, b0, c00); c01 = TOps.Fma(a0, b1, c01);
-            TV a1 = TOps.Broadcast(at[aRow]);
+            TV a1 = TOps.Broadcast(at[r1]);
             c10 = TOps.Fma(a1, b0, c10); c11 = TOps.Fma(a1, b1, c11);
-            TV a2 = TOps.Broadcast(at[2 * aRow]);
+            TV a2 = TOps.Broadcast(at[r2]);
             c20 = TOps.Fma(a2, b0, c20); c21 = TOps.Fma(a2, b1, c21);
-            TV a3 = TOps.Broadcast(at[3 * aRow]);
+            TV a3 = TOps.Broadcast(at[r3]);
             c30 = TOps.Fma(a3, b0, c30); c31 = TOps.Fma(a3, b1, c31);
         }
         TOps.Store(c, c00); TOps.Store(c + L, c01);
