@@ -80,6 +80,7 @@ public static class LoraBenchmark
                 g.Backward(loss);
                 opt.Step(1e-4f, 1f);
             }
+            double peak = FmaPeak.Measure();
             var figures = new RoundFigures();
             double msMin = double.MaxValue, msMax = 0;
             for (int round = 0; round < o.Rounds; round++)
@@ -112,6 +113,7 @@ public static class LoraBenchmark
                 fields["ratio_best"] = Math.Round(figures.RatioBest!.Value, 3);
             }
             figures.AddTo(fields);
+            PeakFraction.AddTo(fields, figures, TrainingFlops.PerStepFrozen(config, b, t, TrainingFlops.AttentionLoraMacsPerToken(config, o.Rank)), b * t, peak, log);
             return new BenchResult("lora", figures.Quill, "tokens/s", figures.Torch113, fields) { RoundRatio = figures.RatioTorch113 };
         }
         finally

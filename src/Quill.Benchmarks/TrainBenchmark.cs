@@ -66,6 +66,7 @@ public static class TrainBenchmark
             g.Backward(loss);
             opt.Step(3e-4f, AdamWOptimizer.ClipScale((float)opt.GradNorm(), 1f));
         }
+        double peak = FmaPeak.Measure();
         var figures = new RoundFigures();
         for (int round = 0; round < options.Rounds; round++)
         {
@@ -93,6 +94,7 @@ public static class TrainBenchmark
             fields["ratio_torch210"] = Math.Round(figures.RatioTorch210!.Value, 3);
         }
         figures.AddTo(fields);
+        PeakFraction.AddTo(fields, figures, TrainingFlops.PerStep(run.Model, b, t), b * t, peak, log);
         return new BenchResult("train", figures.Quill, "tokens/s", figures.Torch113, fields) { RoundRatio = figures.RatioTorch113 };
     }
 
