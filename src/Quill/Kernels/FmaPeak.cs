@@ -15,11 +15,12 @@ namespace Quill.Kernels;
 public static class FmaPeak
 {
     /// <summary>f32 lanes of the vectors the loop runs on (16 with AVX-512, 8 with AVX2, 4 with NEON or SSE, 1 otherwise).</summary>
-    public static int Lanes =>
-        Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : Vector128.IsHardwareAccelerated ? 4 : 1;
+    public static int Lanes => LanesOf(KernelWidths.Best);
 
-    /// <summary>Independent accumulators of the loop.</summary>
-    public static int Accumulators => Lanes == 4 && !System.Runtime.Intrinsics.X86.Sse.IsSupported ? 16 : 12;
+    /// <summary>Independent accumulators of the loop: 16 on ARM64, 12 elsewhere.</summary>
+    public static int Accumulators => System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? 16 : 12;
+
+    internal static int LanesOf(KernelWidth width) => Math.Max(1, KernelWidths.Bits(width) / 32);
 
     /// <summary>
     /// GFLOP/s of `threads` threads (default: the kernels' count) each running the FMA loop at once: the fastest of
@@ -55,90 +56,54 @@ public static class FmaPeak
     /// addend. Returns the sum of every lane of every accumulator (Accumulators * Lanes * iterations * addend when
     /// that is exact in f32), so the work cannot be dropped and a test can check it was done.
     /// </summary>
+    public static float Run(long iterations, float addend) => Run(iterations, addend, KernelWidths.Best, Accumulators);
+
+    /// <summary>Run at a pinned width with 12 or 16 accumulators (tests run every form on one CPU).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    public static float Run(long iterations, float addend)
+    internal static float Run(long iterations, float addend, KernelWidth width, int accumulators)
     {
-        if (Vector512.IsHardwareAccelerated) return Loop12(iterations, Vector512.Create(addend), Vector512<float>.One);
-        if (Vector256.IsHardwareAccelerated) return Loop12(iterations, Vector256.Create(addend), Vector256<float>.One);
-        if (Vector128.IsHardwareAccelerated)
+        bool sixteen = accumulators == 16;
+        return KernelWidths.Resolve(width) switch
         {
-            return Accumulators == 16
-                ? Loop16(iterations, Vector128.Create(addend), Vector128<float>.One)
-                : Loop12(iterations, Vector128.Create(addend), Vector128<float>.One);
-        }
-        float total = 0;
-        for (int k = 0; k < 12; k++)
-        {
-            float acc = 0;
-            for (long i = 0; i < iterations; i++) acc = MathF.FusedMultiplyAdd(acc, 1f, addend);
-            total += acc;
-        }
-        return total;
+            KernelWidth.Vector512 => sixteen ? Loop16<Vec512, Vector512<float>>(iterations, addend) : Loop12<Vec512, Vector512<float>>(iterations, addend),
+            KernelWidth.Vector256 => sixteen ? Loop16<Vec256, Vector256<float>>(iterations, addend) : Loop12<Vec256, Vector256<float>>(iterations, addend),
+            KernelWidth.Vector128 => sixteen ? Loop16<Vec128, Vector128<float>>(iterations, addend) : Loop12<Vec128, Vector128<float>>(iterations, addend),
+            _ => sixteen ? Loop16<VecScalar, float>(iterations, addend) : Loop12<VecScalar, float>(iterations, addend),
+        };
     }
 
-    private static float Loop12(long n, Vector512<float> a, Vector512<float> one)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Loop12<TOps, TV>(long n, float addend) where TOps : struct, IAttentionVector<TV> where TV : struct
     {
-        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
-        Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        TV a = TOps.Broadcast(addend), one = TOps.Broadcast(1f);
+        TV c0 = TOps.Zero, c1 = TOps.Zero, c2 = TOps.Zero, c3 = TOps.Zero, c4 = TOps.Zero, c5 = TOps.Zero;
+        TV c6 = TOps.Zero, c7 = TOps.Zero, c8 = TOps.Zero, c9 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero;
         for (long i = 0; i < n; i++)
         {
-            c0 = Vector512.FusedMultiplyAdd(c0, one, a); c1 = Vector512.FusedMultiplyAdd(c1, one, a);
-            c2 = Vector512.FusedMultiplyAdd(c2, one, a); c3 = Vector512.FusedMultiplyAdd(c3, one, a);
-            c4 = Vector512.FusedMultiplyAdd(c4, one, a); c5 = Vector512.FusedMultiplyAdd(c5, one, a);
-            c6 = Vector512.FusedMultiplyAdd(c6, one, a); c7 = Vector512.FusedMultiplyAdd(c7, one, a);
-            c8 = Vector512.FusedMultiplyAdd(c8, one, a); c9 = Vector512.FusedMultiplyAdd(c9, one, a);
-            c10 = Vector512.FusedMultiplyAdd(c10, one, a); c11 = Vector512.FusedMultiplyAdd(c11, one, a);
+            c0 = TOps.Fma(c0, one, a); c1 = TOps.Fma(c1, one, a); c2 = TOps.Fma(c2, one, a); c3 = TOps.Fma(c3, one, a);
+            c4 = TOps.Fma(c4, one, a); c5 = TOps.Fma(c5, one, a); c6 = TOps.Fma(c6, one, a); c7 = TOps.Fma(c7, one, a);
+            c8 = TOps.Fma(c8, one, a); c9 = TOps.Fma(c9, one, a); c10 = TOps.Fma(c10, one, a); c11 = TOps.Fma(c11, one, a);
         }
-        return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+        TV sum = TOps.Add(TOps.Add(TOps.Add(c0, c1), TOps.Add(c2, c3)), TOps.Add(TOps.Add(c4, c5), TOps.Add(c6, c7)));
+        return TOps.SumAcross(TOps.Add(sum, TOps.Add(TOps.Add(c8, c9), TOps.Add(c10, c11))));
     }
 
-    private static float Loop12(long n, Vector256<float> a, Vector256<float> one)
+    // Sixteen chains in ARM64's 32 registers: cores with four FMA pipes of latency 4 need them all in flight.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Loop16<TOps, TV>(long n, float addend) where TOps : struct, IAttentionVector<TV> where TV : struct
     {
-        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
-        Vector256<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        TV a = TOps.Broadcast(addend), one = TOps.Broadcast(1f);
+        TV c0 = TOps.Zero, c1 = TOps.Zero, c2 = TOps.Zero, c3 = TOps.Zero, c4 = TOps.Zero, c5 = TOps.Zero, c6 = TOps.Zero, c7 = TOps.Zero;
+        TV d0 = TOps.Zero, d1 = TOps.Zero, d2 = TOps.Zero, d3 = TOps.Zero, d4 = TOps.Zero, d5 = TOps.Zero, d6 = TOps.Zero, d7 = TOps.Zero;
         for (long i = 0; i < n; i++)
         {
-            c0 = Vector256.FusedMultiplyAdd(c0, one, a); c1 = Vector256.FusedMultiplyAdd(c1, one, a);
-            c2 = Vector256.FusedMultiplyAdd(c2, one, a); c3 = Vector256.FusedMultiplyAdd(c3, one, a);
-            c4 = Vector256.FusedMultiplyAdd(c4, one, a); c5 = Vector256.FusedMultiplyAdd(c5, one, a);
-            c6 = Vector256.FusedMultiplyAdd(c6, one, a); c7 = Vector256.FusedMultiplyAdd(c7, one, a);
-            c8 = Vector256.FusedMultiplyAdd(c8, one, a); c9 = Vector256.FusedMultiplyAdd(c9, one, a);
-            c10 = Vector256.FusedMultiplyAdd(c10, one, a); c11 = Vector256.FusedMultiplyAdd(c11, one, a);
+            c0 = TOps.Fma(c0, one, a); c1 = TOps.Fma(c1, one, a); c2 = TOps.Fma(c2, one, a); c3 = TOps.Fma(c3, one, a);
+            c4 = TOps.Fma(c4, one, a); c5 = TOps.Fma(c5, one, a); c6 = TOps.Fma(c6, one, a); c7 = TOps.Fma(c7, one, a);
+            d0 = TOps.Fma(d0, one, a); d1 = TOps.Fma(d1, one, a); d2 = TOps.Fma(d2, one, a); d3 = TOps.Fma(d3, one, a);
+            d4 = TOps.Fma(d4, one, a); d5 = TOps.Fma(d5, one, a); d6 = TOps.Fma(d6, one, a); d7 = TOps.Fma(d7, one, a);
         }
-        return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
-    }
-
-    private static float Loop12(long n, Vector128<float> a, Vector128<float> one)
-    {
-        Vector128<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
-        Vector128<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
-        for (long i = 0; i < n; i++)
-        {
-            c0 = Vector128.FusedMultiplyAdd(c0, one, a); c1 = Vector128.FusedMultiplyAdd(c1, one, a);
-            c2 = Vector128.FusedMultiplyAdd(c2, one, a); c3 = Vector128.FusedMultiplyAdd(c3, one, a);
-            c4 = Vector128.FusedMultiplyAdd(c4, one, a); c5 = Vector128.FusedMultiplyAdd(c5, one, a);
-            c6 = Vector128.FusedMultiplyAdd(c6, one, a); c7 = Vector128.FusedMultiplyAdd(c7, one, a);
-            c8 = Vector128.FusedMultiplyAdd(c8, one, a); c9 = Vector128.FusedMultiplyAdd(c9, one, a);
-            c10 = Vector128.FusedMultiplyAdd(c10, one, a); c11 = Vector128.FusedMultiplyAdd(c11, one, a);
-        }
-        return Vector128.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
-    }
-
-    private static float Loop16(long n, Vector128<float> a, Vector128<float> one)
-    {
-        Vector128<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
-        Vector128<float> c8 = default, c9 = default, c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
-        for (long i = 0; i < n; i++)
-        {
-            c0 = Vector128.FusedMultiplyAdd(c0, one, a); c1 = Vector128.FusedMultiplyAdd(c1, one, a);
-            c2 = Vector128.FusedMultiplyAdd(c2, one, a); c3 = Vector128.FusedMultiplyAdd(c3, one, a);
-            c4 = Vector128.FusedMultiplyAdd(c4, one, a); c5 = Vector128.FusedMultiplyAdd(c5, one, a);
-            c6 = Vector128.FusedMultiplyAdd(c6, one, a); c7 = Vector128.FusedMultiplyAdd(c7, one, a);
-            c8 = Vector128.FusedMultiplyAdd(c8, one, a); c9 = Vector128.FusedMultiplyAdd(c9, one, a);
-            c10 = Vector128.FusedMultiplyAdd(c10, one, a); c11 = Vector128.FusedMultiplyAdd(c11, one, a);
-            c12 = Vector128.FusedMultiplyAdd(c12, one, a); c13 = Vector128.FusedMultiplyAdd(c13, one, a);
-            c14 = Vector128.FusedMultiplyAdd(c14, one, a); c15 = Vector128.FusedMultiplyAdd(c15, one, a);
-        }
-        return Vector128.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11 + c12 + c13 + c14 + c15);
+        TV c = TOps.Add(TOps.Add(TOps.Add(c0, c1), TOps.Add(c2, c3)), TOps.Add(TOps.Add(c4, c5), TOps.Add(c6, c7)));
+        TV d = TOps.Add(TOps.Add(TOps.Add(d0, d1), TOps.Add(d2, d3)), TOps.Add(TOps.Add(d4, d5), TOps.Add(d6, d7)));
+        return TOps.SumAcross(TOps.Add(c, d));
     }
 }

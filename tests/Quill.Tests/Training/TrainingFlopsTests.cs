@@ -1,6 +1,7 @@
 // The model FLOPs of a training step (TrainingFlops), the FMA peak loop (FmaPeak) and the share of the peak the
 // training benchmarks report (PeakFraction): the matrix-product count against the weights a built model holds, the
 // causal attention count against a pair-by-pair count, the loop's arithmetic, and the reported shares.
+using System.Runtime.Intrinsics;
 using Quill.Benchmarks;
 using Quill.Kernels;
 using Quill.Models;
@@ -73,6 +74,29 @@ public class TrainingFlopsTests
         Assert.Equal(FmaPeak.Accumulators * FmaPeak.Lanes * 1000f, FmaPeak.Run(1000, 1f));
         Assert.Equal(0f, FmaPeak.Run(0, 1f));
         Assert.Equal(FmaPeak.Accumulators * FmaPeak.Lanes * 3 * 0.5f, FmaPeak.Run(3, 0.5f));
+    }
+
+    public static TheoryData<string, int> LoopForms()
+    {
+        var data = new TheoryData<string, int>();
+        if (Vector512.IsHardwareAccelerated) data.Add(nameof(KernelWidth.Vector512), 12);
+        if (Vector256.IsHardwareAccelerated) data.Add(nameof(KernelWidth.Vector256), 12);
+        if (Vector128.IsHardwareAccelerated)
+        {
+            data.Add(nameof(KernelWidth.Vector128), 12);
+            data.Add(nameof(KernelWidth.Vector128), 16);   // ARM64's form
+        }
+        data.Add(nameof(KernelWidth.Scalar), 12);
+        data.Add(nameof(KernelWidth.Scalar), 16);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(LoopForms))]
+    public void Every_form_of_the_fma_loop_runs_each_chain_on_every_lane(string widthName, int accumulators)
+    {
+        var width = Enum.Parse<KernelWidth>(widthName);
+        Assert.Equal(accumulators * FmaPeak.LanesOf(width) * 777f, FmaPeak.Run(777, 1f, width, accumulators));
     }
 
     [Fact]
