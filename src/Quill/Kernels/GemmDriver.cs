@@ -285,7 +285,8 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
     {
         int mr = TKernel.MR, nr = TKernel.NR;
         bool add = accumulate || pc > 0;
-        // the bias: added in registers by the kernel on whole tiles, seeded into C just before the product on ragged ones
+        // the bias: added in registers on whole tiles by a kernel that can (AddsBias), otherwise seeded into C just
+        // before the product
         float* bias = pc == 0 && x.Bias != null ? x.Bias + jc : null;
         float* tile = stackalloc float[mr * nr];
         float* cBlock = x.C + ic * x.Ldc + jc;
@@ -298,15 +299,17 @@ internal static unsafe partial class GemmDriver<TKernel> where TKernel : IGemmMi
                 int tileRows = Math.Min(mr, rows - ir);
                 float* aPanel = packedA + (nint)ir * kc;
                 float* cTile = cBlock + ir * x.Ldc + jr;
-                if (tileRows == mr && cols == nr)
+                bool whole = tileRows == mr && cols == nr;
+                bool seed = bias != null && !(whole && TKernel.AddsBias);
+                if (seed) Gemm.AddBias(cTile, x.Ldc, tileRows, cols, bias + jr, add);
+                if (whole)
                 {
-                    TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add, bias == null ? null : bias + jr);
+                    TKernel.Run(kc, aPanel, bPanel, cTile, x.Ldc, add || seed, bias == null || seed ? null : bias + jr);
                 }
                 else
                 {
-                    if (bias != null) Gemm.AddBias(cTile, x.Ldc, tileRows, cols, bias + jr, add);
                     TKernel.RunPartial(tileRows, cols, kc, aPanel, bPanel, tile);
-                    MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add || bias != null);
+                    MergeTile(tile, nr, cTile, x.Ldc, tileRows, cols, add || seed);
                 }
             }
         }

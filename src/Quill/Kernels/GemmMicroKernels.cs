@@ -32,9 +32,15 @@ internal interface IGemmMicroKernel
     static abstract bool IsSupported { get; }
 
     /// <summary>
+    /// Whether Run adds a bias in registers as it stores the tile. When false the driver seeds C with the bias
+    /// (Gemm.AddBias) and calls Run accumulating, with no bias: the same rounding either way.
+    /// </summary>
+    static abstract bool AddsBias { get; }
+
+    /// <summary>
     /// C[MR, NR] (row stride ldc) = or += packedA[kc, MR]^T · packedB[kc, NR], with bias[0, NR) added to every row
-    /// when bias is not null: each element rounded as fl(product + fl(C + bias)) when accumulating and
-    /// fl(product + bias) when not, which is what a C seeded with the bias (Gemm.AddBias) and then added to gives.
+    /// when bias is not null (only where AddsBias): each element rounded as fl(product + fl(C + bias)) when
+    /// accumulating and fl(product + bias) when not, which is what a C seeded with the bias and then added to gives.
     /// </summary>
     static abstract unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate, float* bias);
 
@@ -74,6 +80,8 @@ internal readonly struct Avx512Kernel12x32 : IGemmMicroKernel
     public static int NR => 32;
 
     public static bool IsSupported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+
+    public static bool AddsBias => true;
 
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate, float* bias) =>
         Avx512Tile<Const12, Const2>.Run(kc, a, b, c, ldc, accumulate, bias);
@@ -243,6 +251,8 @@ internal readonly struct Avx2Kernel6x16 : IGemmMicroKernel
 
     public static bool IsSupported => Vector256.IsHardwareAccelerated && Fma.IsSupported;
 
+    public static bool AddsBias => true;
+
     public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile) =>
         Run(kc, a, b, tile, NR, false, null);
 
@@ -329,18 +339,15 @@ internal readonly struct NeonKernel8x12 : IGemmMicroKernel
 
     public static bool IsSupported => AdvSimd.Arm64.IsSupported;
 
+    /// <summary>Not measured on an ARM64 machine: the driver seeds C with the bias (the x86 tiles add it in registers).</summary>
+    public static bool AddsBias => false;
+
     public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile) =>
         Run(kc, a, b, tile, NR, false, null);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate, float* bias)
     {
-        // the bias seeds C first here (not measured on an ARM64 machine; the x86 tiles add it in registers)
-        if (bias != null)
-        {
-            Gemm.AddBias(c, ldc, MR, NR, bias, accumulate);
-            accumulate = true;
-        }
         Vector128<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
         Vector128<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
         Vector128<float> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
@@ -410,16 +417,13 @@ internal readonly struct ScalarKernel4x4 : IGemmMicroKernel
 
     public static bool IsSupported => true;
 
+    public static bool AddsBias => false;
+
     public static unsafe void RunPartial(int rows, int cols, int kc, float* a, float* b, float* tile) =>
         Run(kc, a, b, tile, NR, false, null);
 
     public static unsafe void Run(int kc, float* a, float* b, float* c, nint ldc, bool accumulate, float* bias)
     {
-        if (bias != null)
-        {
-            Gemm.AddBias(c, ldc, MR, NR, bias, accumulate);
-            accumulate = true;
-        }
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
         float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
         for (int p = 0; p < kc; p++)

@@ -163,7 +163,7 @@ public class GemmTests
     }
 
     /// <summary>
-    /// The bias epilogue (added in registers on whole tiles, seeded into C on ragged ones) gives bit for bit what a C prefilled
+    /// The bias epilogue (added in registers on whole tiles by the x86 kernels, seeded into C elsewhere) gives bit for bit what a C prefilled
     /// with beta * C + bias and multiplied with beta 1 gives: every path, the ragged shapes, k = 0, both transposes,
     /// and the shapes where two threads split C's columns (the bias offset with them) or share B.
     /// </summary>
