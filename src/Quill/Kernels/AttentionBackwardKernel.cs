@@ -50,16 +50,14 @@ internal static unsafe class AttentionBackwardKernel
         {
             int b = item / a.Hkv, kvh = item % a.Hkv;
             float* kSrc = a.K + (long)b * T * a.KStride + kvh * D, vSrc = a.V + (long)b * T * a.VStride + kvh * D;
-            AttentionPack.Transposed(kSrc, a.KStride, T, D, 0, Tp, kt, ld);
+            AttentionPack.Transposed(kSrc, a.KStride, T, D, 0, Tp, kt, ld, kp, Dp);   // kt and kp in one pass over K
             AttentionPack.Transposed(vSrc, a.VStride, T, D, 0, Tp, vt, ld);
-            AttentionPack.Rows(kSrc, a.KStride, T, D, 1f, 0, Tp, kp, Dp);
             new Span<float>(dkAcc, checked((int)(2 * rowsBuf))).Clear();   // dkAcc and dvAcc are adjacent
             for (int h = kvh * group; h < (kvh + 1) * group; h++)
             {
                 long row0 = (long)b * T;
                 AttentionPack.Rows(a.Q + row0 * a.QStride + h * D, a.QStride, T, D, a.Scale, 0, Tp, qp, Dp);
-                AttentionPack.Rows(a.DO + (row0 * a.Hq + h) * D, a.Hq * D, T, D, 1f, 0, Tp, dop, Dp);
-                RowDots(a.DO + (row0 * a.Hq + h) * D, a.O + (row0 * a.Hq + h) * D, a.Hq * D, T, D, Tp, di);
+                RowsAndDots(a.DO + (row0 * a.Hq + h) * D, a.O + (row0 * a.Hq + h) * D, a.Hq * D, T, D, Tp, dop, Dp, di);
                 new Span<float>(dqAcc, checked((int)rowsBuf)).Clear();
                 float* lse = a.Lse + ((long)b * a.Hq + h) * T;
                 for (int j0 = 0; j0 < T; j0 += KB)
@@ -150,15 +148,23 @@ internal static unsafe class AttentionBackwardKernel
         }
     }
 
-    // di[i] = dO_i . o_i for i < T (rows `stride` apart), zero for i in [T, Tp).
-    private static void RowDots(float* dO, float* o, int stride, int T, int D, int Tp, float* di)
+    // One pass over dO (rows `stride` apart): dop[i] = dO_i row-padded to Dp (as AttentionPack.Rows) and
+    // di[i] = dO_i . o_i for i < T; zero rows and di in [T, Tp).
+    private static void RowsAndDots(float* dO, float* o, int stride, int T, int D, int Tp, float* dop, int Dp, float* di)
     {
         for (int i = 0; i < T; i++)
         {
-            AttentionPack.PrefetchRow(dO + (long)(i + AttentionPack.PrefetchAhead) * stride, D);
+            float* dRow = dO + (long)i * stride, dst = dop + (long)i * Dp;
+            AttentionPack.PrefetchRow(dRow + AttentionPack.PrefetchAhead * (long)stride, D);
             AttentionPack.PrefetchRow(o + (long)(i + AttentionPack.PrefetchAhead) * stride, D);
-            di[i] = AttentionPack.Dot(dO + (long)i * stride, o + (long)i * stride, D);
+            new ReadOnlySpan<float>(dRow, D).CopyTo(new Span<float>(dst, D));
+            new Span<float>(dst + D, Dp - D).Clear();
+            di[i] = AttentionPack.Dot(dRow, o + (long)i * stride, D);
         }
-        for (int i = T; i < Tp; i++) di[i] = 0f;
+        for (int i = T; i < Tp; i++)
+        {
+            new Span<float>(dop + (long)i * Dp, Dp).Clear();
+            di[i] = 0f;
+        }
     }
 }

@@ -93,6 +93,10 @@ internal static unsafe class AttentionForwardKernel
             int need = Math.Min(Tp, AttentionTile.RoundUp(i1, KB));
             int head = b * a.Hkv + kvh;
             if (head != packedHead) { packedHead = head; packedLen = 0; }
+            // The first tile's query rows: later tiles' rows are asked for a tile ahead (RowTile), but these would
+            // otherwise miss in L3 or memory right after the packing (3.9% of a forward's samples in `perf`).
+            for (int r = 0; r < 4 && i0 + r < i1; r++)
+                AttentionPack.PrefetchRow(a.Q + (long)(b * T + i0 + r) * a.QStride + h * D, D);
             if (packedLen < need)
             {
                 float* kSrc = a.K + (long)b * T * a.KStride + kvh * D, vSrc = a.V + (long)b * T * a.VStride + kvh * D;

@@ -15,17 +15,26 @@ namespace Quill.Kernels;
 
 internal static unsafe class AttentionPack
 {
-    /// <summary>dst[d * ld + j] = src[j * srcStride + d] for j in [from, to), d &lt; D; zero for j &gt;= rows.</summary>
-    public static void Transposed(float* src, int srcStride, int rows, int D, int from, int to, float* dst, int ld)
+    /// <summary>
+    /// dst[d * ld + j] = src[j * srcStride + d] for j in [from, to), d &lt; D; zero for j &gt;= rows. With rowsDst, the
+    /// same pass also writes what <see cref="Rows"/> (scale 1) would write there: each row padded to Dp.
+    /// </summary>
+    public static void Transposed(float* src, int srcStride, int rows, int D, int from, int to, float* dst, int ld,
+        float* rowsDst = null, int Dp = 0)
     {
         int j0 = from;
         // AVX: whole groups of eight real keys go through 8 x 8 register transposes (a third of the scalar time)
         if (Avx.IsSupported)
         {
             int end = Math.Min(to, rows);
-            for (; j0 + 8 <= end; j0 += 8) Transpose8Rows(src + (long)j0 * srcStride, srcStride, D, dst + j0, ld);
+            for (; j0 + 8 <= end; j0 += 8)
+            {
+                Transpose8Rows(src + (long)j0 * srcStride, srcStride, D, dst + j0, ld,
+                    rowsDst == null ? null : rowsDst + (long)j0 * Dp, Dp);
+            }
         }
         TransposedScalar(src, srcStride, rows, D, j0, to, dst, ld);
+        if (rowsDst != null) Rows(src, srcStride, rows, D, 1f, j0, to, rowsDst, Dp);
     }
 
     /// <summary>The portable twin of <see cref="Transposed"/> (and its tail): keys in groups of 16, one store run per cache line.</summary>
@@ -49,9 +58,10 @@ internal static unsafe class AttentionPack
 
     // Eight source rows (srcStride apart) of D floats into D rows of eight (ld apart): 8 x 8 blocks in registers,
     // then a scalar pass over the last D % 8 columns. The next group's rows are prefetched while this one is moved.
-    private static void Transpose8Rows(float* s, int srcStride, int D, float* o, int ld)
+    // With rows (not null), the eight rows are also copied there as they are loaded, each padded with zeros to Dp.
+    private static void Transpose8Rows(float* s, int srcStride, int D, float* o, int ld, float* rows = null, int Dp = 0)
     {
-        for (int r = 0; r < 8; r++) Sse.Prefetch0(s + (long)(8 + r) * srcStride);
+        for (int r = 0; r < 8; r++) PrefetchRow(s + (long)(8 + r) * srcStride, D);
         int d = 0;
         for (; d + 8 <= D; d += 8)
         {
@@ -63,6 +73,13 @@ internal static unsafe class AttentionPack
             var r5 = Avx.LoadVector256(s + 5 * (long)srcStride + d);
             var r6 = Avx.LoadVector256(s + 6 * (long)srcStride + d);
             var r7 = Avx.LoadVector256(s + 7 * (long)srcStride + d);
+            if (rows != null)
+            {
+                Avx.Store(rows + d, r0); Avx.Store(rows + Dp + d, r1);
+                Avx.Store(rows + 2 * Dp + d, r2); Avx.Store(rows + 3 * Dp + d, r3);
+                Avx.Store(rows + 4 * Dp + d, r4); Avx.Store(rows + 5 * Dp + d, r5);
+                Avx.Store(rows + 6 * Dp + d, r6); Avx.Store(rows + 7 * Dp + d, r7);
+            }
             // pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped across
             var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
             var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
@@ -85,6 +102,13 @@ internal static unsafe class AttentionPack
         for (; d < D; d++)
         {
             for (int r = 0; r < 8; r++) o[(long)d * ld + r] = s[(long)r * srcStride + d];
+        }
+        if (rows == null) return;
+        for (int r = 0; r < 8; r++)
+        {
+            float* row = rows + (long)r * Dp;
+            for (int c = D - D % 8; c < D; c++) row[c] = s[(long)r * srcStride + c];
+            new Span<float>(row + D, Dp - D).Clear();
         }
     }
 

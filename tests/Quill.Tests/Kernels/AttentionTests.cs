@@ -223,19 +223,34 @@ public partial class AttentionTests
     public unsafe void Key_transpose_matches_its_scalar_twin(int rows, int D, int from, int to)
     {
         // The 8 x 8 register transpose (AVX) against the portable loop: a copy, so equal bit for bit, and neither
-        // writes outside keys [from, to).
-        int stride = 3 * D + 5, ld = AttentionPack.Stagger(to) + 3;
+        // writes outside keys [from, to). The same pass asked for the padded rows too writes what Rows writes.
+        int stride = 3 * D + 5, ld = AttentionPack.Stagger(to) + 3, Dp = AttentionTile.RoundUp(D, 16);
         var rng = new Random(rows * 31 + D);
         var src = new float[(rows + 16) * stride];
         for (int i = 0; i < src.Length; i++) src[i] = (float)rng.NextDouble() - 0.5f;
         var fast = new float[D * ld];
         var plain = new float[D * ld];
+        var both = new float[D * ld];
+        var rowsBoth = new float[to * Dp + 5];
+        var rowsPlain = new float[to * Dp + 5];
         Array.Fill(fast, float.NaN);
         Array.Fill(plain, float.NaN);
-        fixed (float* ps = src, pf = fast, pp = plain)
+        Array.Fill(both, float.NaN);
+        Array.Fill(rowsBoth, float.NaN);
+        Array.Fill(rowsPlain, float.NaN);
+        fixed (float* ps = src, pf = fast, pp = plain, pb = both, prb = rowsBoth, prp = rowsPlain)
         {
             AttentionPack.Transposed(ps, stride, rows, D, from, to, pf, ld);
             AttentionPack.TransposedScalar(ps, stride, rows, D, from, to, pp, ld);
+            AttentionPack.Transposed(ps, stride, rows, D, from, to, pb, ld, prb, Dp);
+            AttentionPack.Rows(ps, stride, rows, D, 1f, from, to, prp, Dp);
+        }
+        Assert.Equal(fast, both);
+        for (int i = 0; i < rowsPlain.Length; i++)
+        {
+            float expect = i >= from * Dp && i < to * Dp ? (i / Dp < rows && i % Dp < D ? src[i / Dp * stride + i % Dp] : 0f) : float.NaN;
+            Assert.Equal(expect, rowsPlain[i]);
+            Assert.Equal(BitConverter.SingleToInt32Bits(rowsPlain[i]), BitConverter.SingleToInt32Bits(rowsBoth[i]));
         }
         for (int d = 0; d < D; d++)
         {
