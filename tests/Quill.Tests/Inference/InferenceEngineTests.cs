@@ -1,6 +1,7 @@
 // The KV-cache engine against the training model's full forward (autograd Forward, no cache): logits of every
 // position must agree when decoding one token at a time, when prefilling in one batch, and when several sequences
-// decode together; for GPT-2 and for Llama with grouped-query attention in both RoPE styles. Also quantized
+// decode together; for GPT-2 and for Llama with grouped-query attention in both RoPE styles; a prompt's tiled
+// attention (window, soft-cap) against the cached kernel's, token by token. Also quantized
 // weights (Q8_0) staying close to fp32, and the context limit raising a one-line QuillException.
 using Quill.Quantization;
 using Quill.Autograd;
@@ -73,6 +74,37 @@ public sealed class InferenceEngineTests
             engine.Forward(c2, tokens.AsSpan(t, 1), step);
             Close(full.AsSpan(t * v, v), step, 2e-4f);
         }
+    }
+
+    [Theory]
+    [InlineData("llama", 0, 0f)]      // grouped-query attention
+    [InlineData("mistral", 6, 0f)]    // every layer windowed
+    [InlineData("gemma2", 6, 0.05f)]  // alternate windowed layers, scores soft-capped where the cap bends them
+    public void A_prompt_through_the_tiled_kernel_equals_one_token_at_a_time(string arch, int window, float softcap)
+    {
+        // A sequence's first chunk of at least TiledPrefillMinRows rows runs the training forward's tiled attention
+        // over its own rows; one token at a time runs the cached kernel over the cache. Same logits at every position.
+        var lm = LanguageModel.Create(new ModelConfig
+        {
+            Arch = arch, VocabSize = 61, NLayer = 2, NHead = 4, NKvHead = 2, NEmbd = 32, HeadDimOverride = 8,
+            BlockSize = 64, MlpHidden = 48, SlidingWindow = window, AttnSoftcap = softcap,
+        }, seed: 5);
+        using var model = ModelLoader.FromLanguageModel(lm);
+        var engine = new InferenceEngine(model);
+        Assert.Equal(window, model.Spec.LayerWindow(0) > 0 ? model.Spec.LayerWindow(0) : model.Spec.LayerWindow(1));
+        int v = 61, n = 41;
+        Assert.True(n >= InferenceEngine.TiledPrefillMinRows);
+        int[] tokens = Tokens(n, 3);
+        var all = new float[n * v];
+        engine.Forward(engine.CreateCache(), tokens, all, allLogits: true);
+        var cache = engine.CreateCache();
+        var step = new float[v];
+        for (int t = 0; t < n; t++)
+        {
+            engine.Forward(cache, tokens.AsSpan(t, 1), step);
+            Close(step, all.AsSpan(t * v, v), 2e-5f);
+        }
+        Close(FullLogits(lm, tokens), all, 2e-4f);
     }
 
     [Theory]
