@@ -37,12 +37,6 @@ public sealed unsafe class InferenceEngine
     /// <summary>Scratch for Qwen3's per-head q/k norms: one 1/rms per head of a token.</summary>
     private readonly float[] qkRstd;
 
-    /// <summary>Rows of a sequence's first chunk from which its attention runs the tiled (training) kernel.</summary>
-    internal const int TiledPrefillMinRows = 16;
-
-    /// <summary>The tiled kernel's log-sum-exp output, which prefill does not use: [heads, rows].</summary>
-    private float[] prefillLse = [];
-
     /// <summary>Prepares a model to run with caches of up to <paramref name="contextLength"/> positions
     /// (0: the model's context, capped at 4096).</summary>
 
@@ -226,22 +220,9 @@ public sealed unsafe class InferenceEngine
                     var row = rows.Slice(i * qkvW, qkvW);
                     g.Cache.Store(l, g.Pos0 + i, row.Slice(qd, kvd), row.Slice(qd + kvd, kvd));
                 }
-                var outRows = new Span<float>(att + (long)g.Row * qd, g.Count * qd);
-                if (g.Pos0 == 0 && g.Count >= TiledPrefillMinRows)
-                {
-                    // A prompt's first chunk sees only its own keys, which are still in these rows: the training
-                    // forward's tiled kernel (key blocks through register tiles) does it at several times the
-                    // per-row cached kernel's rate (a 128-token prefill of stories15M's shape spent 16% there).
-                    if (prefillLse.Length < s.Heads * g.Count) prefillLse = new float[s.Heads * g.Count];
-                    var mask = window > 0 || s.AttnSoftcap > 0 ? AttentionMask.Create(window, s.AttnSoftcap) : null;
-                    Attention.Forward(1, g.Count, s.Heads, s.KvHeads, d, scale, rows, qkvW, rows[qd..], qkvW,
-                        rows[(qd + kvd)..], qkvW, outRows, prefillLse, mask);
-                }
-                else
-                {
-                    Attention.ForwardCached(g.Count, g.Pos0, s.Heads, s.KvHeads, d, scale, rows, qkvW,
-                        g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Slots[l], outRows, window, s.AttnSoftcap, g.Cache.Ring[l]);
-                }
+                Attention.ForwardCached(g.Count, g.Pos0, s.Heads, s.KvHeads, d, scale, rows, qkvW,
+                    g.Cache.Keys[l], g.Cache.Values[l], g.Cache.Slots[l], new Span<float>(att + (long)g.Row * qd, g.Count * qd),
+                    window, s.AttnSoftcap, g.Cache.Ring[l]);
             }
             InputObserver?.Invoke(l, MatrixInput.AttentionOutput, new ReadOnlySpan<float>(att, n * qd), n, qd);
             lw.Wo.Multiply(att, qd, n, tmp, c);

@@ -59,22 +59,28 @@ public static partial class Attention
         {
             var args = new AttentionArgs(B, T, Hq, Hkv, D, scale, pq, qRowStride, pk, kRowStride, pv, vRowStride,
                 po, plse, null, null, null, null, mask?.Window ?? 0, doc, mask?.Softcap ?? 0);
-            int items = AttentionForwardKernel.ItemCount(B, T, Hq);
-            // One item is QB query rows of one head: worth a thread hand-off once T * D is a few thousand.
-            int minChunk = Math.Max(1, 4096 / Math.Max(1, Math.Min(T, AttentionForwardKernel.QB) * D));
-            // guided claims, not fixed halves: a thread that starts late or is slowed by the host leaves its items to
-            // the other (each item's output is its own, so who runs it never changes the result)
-            WorkerPool.Guided(items, minChunk, threads, (s, e) =>
-            {
-                switch (width)
-                {
-                    case AttentionWidth.Vector512: AttentionForwardKernel.Run<Vec512, Vector512<float>>(args, s, e); break;
-                    case AttentionWidth.Vector256: AttentionForwardKernel.Run<Vec256, Vector256<float>>(args, s, e); break;
-                    case AttentionWidth.Vector128: AttentionForwardKernel.Run<Vec128, Vector128<float>>(args, s, e); break;
-                    default: AttentionForwardKernel.Run<VecScalar, float>(args, s, e); break;
-                }
-            });
+            RunForward(args, threads, width);
         }
+    }
+
+    /// <summary>The forward kernel over every work item of args, on up to `threads` threads (width resolved).</summary>
+    private static void RunForward(AttentionArgs args, int threads, AttentionWidth width)
+    {
+        int items = AttentionForwardKernel.ItemCount(args.B, args.QueryRows, args.Hq);
+        // One item is QB query rows of one head: worth a thread hand-off once T * D is a few thousand.
+        int minChunk = Math.Max(1, 4096 / Math.Max(1, Math.Min(args.T, AttentionForwardKernel.QB) * args.D));
+        // guided claims, not fixed halves: a thread that starts late or is slowed by the host leaves its items to
+        // the other (each item's output is its own, so who runs it never changes the result)
+        WorkerPool.Guided(items, minChunk, threads, (s, e) =>
+        {
+            switch (width)
+            {
+                case AttentionWidth.Vector512: AttentionForwardKernel.Run<Vec512, Vector512<float>>(args, s, e); break;
+                case AttentionWidth.Vector256: AttentionForwardKernel.Run<Vec256, Vector256<float>>(args, s, e); break;
+                case AttentionWidth.Vector128: AttentionForwardKernel.Run<Vec128, Vector128<float>>(args, s, e); break;
+                default: AttentionForwardKernel.Run<VecScalar, float>(args, s, e); break;
+            }
+        });
     }
 
     internal static unsafe void BackwardCore(int B, int T, int Hq, int Hkv, int D, float scale,

@@ -7,7 +7,9 @@
 // per head. (A [maxT, Hkv*D] layout would interleave heads and stride every dot product; a batch of sequences is
 // a loop over their caches, each with its own pos0.)
 // Per (query, head) row it computes all scores into scratch, softmaxes them (vectorized exp) and sums the values
-// in registers; rows are split across threads only when there is enough work.
+// in registers; rows are split across threads only when there is enough work. From CachedTiledMinRows new queries
+// (a prompt's chunk) it runs the training forward's tiled kernel instead, its queries starting at pos0 and its keys
+// read from the cache.
 // A sliding window (query at position p sees keys (p - window, p]) starts each row's keys later in the same cache;
 // a soft-cap c turns each scaled score s into c tanh(s / c) (Gemma 2).
 // A ring (ring R > 0: a cache that keeps only the window, Inference.KvCache) holds position p in row p mod R with
@@ -20,6 +22,12 @@ namespace Quill.Kernels;
 
 public static partial class Attention
 {
+    /// <summary>New queries from which cached attention runs the tiled forward kernel instead of one row at a time.</summary>
+    internal const int CachedTiledMinRows = 16;
+
+    /// <summary>The tiled kernel's log-sum-exp output, which cached attention does not use: [Hq, Tq], per thread.</summary>
+    [ThreadStatic] private static float[]? cachedLse;
+
     /// <summary>Work (positions x D x query rows) from which cached attention splits its rows across threads.</summary>
     private const long CachedParallelWork = 1 << 13; // a hand-off to the awake helpers costs about a microsecond
 
@@ -47,6 +55,22 @@ public static partial class Attention
         ArgumentOutOfRangeException.ThrowIfNegative(softcap);
         if (Tq == 0) return;
         width = Resolve(width);
+        if (Tq >= CachedTiledMinRows && (window == 0 || pos0 == 0) && (ring == 0 || pos0 + Tq <= ring))
+        {
+            // Many queries (a prompt's chunk): the training forward's tiled kernel, its query rows starting at pos0
+            // and its keys read from the cache rows [0, pos0 + Tq) of each head, runs several times faster than one
+            // row at a time. A windowed layer takes it for a sequence's first chunk only (no ring has wrapped yet):
+            // later rows see at most `window` keys, cheap one row at a time, and a ring cache and a full one then
+            // run the same kernel on every chunk, so their logits stay equal bit for bit.
+            float[] lse = cachedLse is { } l && l.Length >= Hq * Tq ? l : cachedLse = new float[Hq * Tq];
+            fixed (float* pq = q, pk = kCache, pv = vCache, po = o, plse = lse)
+            {
+                var args = new AttentionArgs(1, pos0 + Tq, Hq, Hkv, D, scale, pq, qRowStride, pk, D, pv, D, po, plse,
+                    null, null, null, null, window, null, softcap, q0: pos0, kHead: (long)maxT * D, vHead: (long)maxT * D);
+                RunForward(args, threads, width);
+            }
+            return;
+        }
         fixed (float* pq = q, pk = kCache, pv = vCache, po = o)
         {
             nint qp = (nint)pq, kp = (nint)pk, vp = (nint)pv, op = (nint)po;

@@ -1,5 +1,6 @@
 // Flash-style causal attention forward on the CPU, written once over IAttentionVector (512, 256 or scalar).
-// Work item = (b, h, block of QB query rows). For each item the kv head's keys are packed transposed,
+// Work item = (b, h, block of QB query rows; the rows may start past 0, AttentionArgs.Q0, with keys from 0 as a
+// prompt's later chunk over a KV cache has them). For each item the kv head's keys are packed transposed,
 // Kt [D, ld >= Tp], and its values row-padded, V [Tp, Dp] (reused by the next item of the same (b, kv head)); then
 // query rows go four at a time through the key blocks of KB = 8 * lanes keys up to the diagonal: scores by
 // Tile4, online softmax (running max m, running sum l, rescale of the output accumulator), P V by Tile4.
@@ -26,15 +27,41 @@ internal readonly unsafe struct AttentionArgs
     public readonly int* Doc;
     public readonly float Softcap;
 
+    /// <summary>
+    /// The forward's first query row (0 in training): only rows [Q0, T) are queries, and q, o and lse hold just those
+    /// (row i at i - Q0), while the keys run over all of [0, T) (a prompt's later chunk over a KV cache). The backward
+    /// takes 0 only.
+    /// </summary>
+    public readonly int Q0;
+
+    /// <summary>Floats from one kv head's keys (values) to the next: D when heads sit side by side in a row, maxT * D in a KV cache.</summary>
+    public readonly long KHead, VHead;
+
     public AttentionArgs(int b, int t, int hq, int hkv, int d, float scale, float* q, int qStride, float* k, int kStride,
         float* v, int vStride, float* o, float* lse, float* dO, float* dq, float* dk, float* dv,
-        int window = 0, int* doc = null, float softcap = 0)
+        int window = 0, int* doc = null, float softcap = 0, int q0 = 0, long kHead = -1, long vHead = -1)
     {
         B = b; T = t; Hq = hq; Hkv = hkv; D = d; Scale = scale;
         Q = q; K = k; V = v; O = o; Lse = lse; DO = dO; DQ = dq; DK = dk; DV = dv;
         QStride = qStride; KStride = kStride; VStride = vStride;
         Window = window; Doc = doc; Softcap = softcap;
+        Q0 = q0; KHead = kHead < 0 ? d : kHead; VHead = vHead < 0 ? d : vHead;
     }
+
+    /// <summary>Query rows per batch row: T - Q0.</summary>
+    public int QueryRows => T - Q0;
+
+    /// <summary>Head h of query row i (i in [Q0, T)) of batch row b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float* QRow(int b, int i, int h) => Q + ((long)b * QueryRows + i - Q0) * QStride + (long)h * D;
+
+    /// <summary>Head h of output row i (i in [Q0, T)) of batch row b: o is [B, T - Q0, Hq * D].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float* ORow(int b, int i, int h) => O + (((long)b * QueryRows + i - Q0) * Hq + h) * D;
+
+    /// <summary>Index of query row i's log-sum-exp: lse is [B, Hq, T - Q0].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public long LseAt(int b, int h, int i) => ((long)b * Hq + h) * QueryRows + i - Q0;
 
     /// <summary>True when some query sees fewer keys than the causal mask allows.</summary>
     public bool HasLow => Window > 0 || Doc != null;
@@ -65,7 +92,8 @@ internal static unsafe class AttentionForwardKernel
     /// <summary>Query rows per work item.</summary>
     public const int QB = 64;
 
-    public static int ItemCount(int B, int T, int Hq) => B * Hq * ((T + QB - 1) / QB);
+    /// <summary>Work items for B batch rows of `rows` query rows each.</summary>
+    public static int ItemCount(int B, int rows, int Hq) => B * Hq * ((rows + QB - 1) / QB);
 
     /// <summary>Runs work items [start, end) on the calling thread.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -74,7 +102,7 @@ internal static unsafe class AttentionForwardKernel
     {
         int L = TOps.Lanes, KB = 8 * L;
         int T = a.T, D = a.D, Dp = AttentionTile.RoundUp(D, L), Tp = AttentionTile.RoundUp(T, KB);
-        int nqb = (T + QB - 1) / QB, group = a.Hq / a.Hkv;
+        int nqb = (a.QueryRows + QB - 1) / QB, group = a.Hq / a.Hkv;
 
         int ld = AttentionPack.Stagger(Tp);
         float* scratch = AttentionScratch.Get(AttentionPack.CarvedSize((long)D * ld, (long)Tp * Dp, 4 * D, 4 * KB, 4 * Dp));
@@ -89,17 +117,17 @@ internal static unsafe class AttentionForwardKernel
         {
             int bh = item / nqb, b = bh / a.Hq, h = bh % a.Hq, kvh = h / group;
             int qb = ZigZag(item % nqb, nqb);
-            int i0 = qb * QB, i1 = Math.Min(T, i0 + QB);
+            int i0 = a.Q0 + qb * QB, i1 = Math.Min(T, i0 + QB);
             int need = Math.Min(Tp, AttentionTile.RoundUp(i1, KB));
             int head = b * a.Hkv + kvh;
             if (head != packedHead) { packedHead = head; packedLen = 0; }
             // The first tile's query rows: later tiles' rows are asked for a tile ahead (RowTile), but these would
             // otherwise miss in L3 or memory right after the packing (3.9% of a forward's samples in `perf`).
             for (int r = 0; r < 4 && i0 + r < i1; r++)
-                AttentionPack.PrefetchRow(a.Q + (long)(b * T + i0 + r) * a.QStride + h * D, D);
+                AttentionPack.PrefetchRow(a.QRow(b, i0 + r, h), D);
             if (packedLen < need)
             {
-                float* kSrc = a.K + (long)b * T * a.KStride + kvh * D, vSrc = a.V + (long)b * T * a.VStride + kvh * D;
+                float* kSrc = a.K + (long)b * T * a.KStride + kvh * a.KHead, vSrc = a.V + (long)b * T * a.VStride + kvh * a.VHead;
                 AttentionPack.Transposed(kSrc, a.KStride, T, D, packedLen, need, kt, ld);
                 AttentionPack.Rows(vSrc, a.VStride, T, D, 1f, packedLen, need, vp, Dp);
                 packedLen = need;
@@ -125,12 +153,12 @@ internal static unsafe class AttentionForwardKernel
         // the wait (the stalls on them took about a tenth of the forward before).
         for (int r = 0; r < 4; r++)
         {
-            if (r0 + 4 + r < T) AttentionPack.PrefetchRow(a.Q + (long)(b * T + r0 + 4 + r) * a.QStride + h * D, D);
-            if (r < nr) AttentionPack.PrefetchRow(a.O + ((long)(b * T + r0 + r) * a.Hq + h) * D, D);
+            if (r0 + 4 + r < T) AttentionPack.PrefetchRow(a.QRow(b, r0 + 4 + r, h), D);
+            if (r < nr) AttentionPack.PrefetchRow(a.ORow(b, r0 + r, h), D);
         }
         for (int r = 0; r < 4; r++)
         {
-            AttentionPack.Scale(a.Q + (long)(b * T + Math.Min(r0 + r, last)) * a.QStride + h * D, qTile + r * D, D, a.Scale);
+            AttentionPack.Scale(a.QRow(b, Math.Min(r0 + r, last), h), qTile + r * D, D, a.Scale);
         }
         new Span<float>(acc, 4 * Dp).Clear();
         Span<float> m = stackalloc float[4];
@@ -197,8 +225,8 @@ internal static unsafe class AttentionForwardKernel
         for (int r = 0; r < nr; r++)
         {
             int i = r0 + r;
-            AttentionPack.Scale(acc + r * Dp, a.O + ((long)(b * T + i) * a.Hq + h) * D, D, 1f / l[r]);
-            a.Lse[((long)b * a.Hq + h) * T + i] = m[r] + MathF.Log(l[r]);
+            AttentionPack.Scale(acc + r * Dp, a.ORow(b, i, h), D, 1f / l[r]);
+            a.Lse[a.LseAt(b, h, i)] = m[r] + MathF.Log(l[r]);
         }
     }
 }

@@ -7,6 +7,7 @@ using Quill.Quantization;
 using Quill.Autograd;
 using Quill.Formats.Gguf;
 using Quill.Inference;
+using Quill.Kernels;
 using Quill.Models;
 
 namespace Quill.Tests.Inference;
@@ -78,22 +79,24 @@ public sealed class InferenceEngineTests
 
     [Theory]
     [InlineData("llama", 0, 0f)]      // grouped-query attention
-    [InlineData("mistral", 6, 0f)]    // every layer windowed
+    [InlineData("mistral", 6, 0f)]    // every layer windowed (a ring cache)
     [InlineData("gemma2", 6, 0.05f)]  // alternate windowed layers, scores soft-capped where the cap bends them
     public void A_prompt_through_the_tiled_kernel_equals_one_token_at_a_time(string arch, int window, float softcap)
     {
-        // A sequence's first chunk of at least TiledPrefillMinRows rows runs the training forward's tiled attention
-        // over its own rows; one token at a time runs the cached kernel over the cache. Same logits at every position.
+        // A prompt's chunks of at least CachedTiledMinRows rows run the training forward's tiled attention over the
+        // cache (the second chunk's queries start at PrefillChunk; windowed layers: the first chunk only); one token at
+        // a time runs the per-row kernel. Same logits at every position, and the training forward's.
+        int n = InferenceEngine.PrefillChunk + 44;
         var lm = LanguageModel.Create(new ModelConfig
         {
             Arch = arch, VocabSize = 61, NLayer = 2, NHead = 4, NKvHead = 2, NEmbd = 32, HeadDimOverride = 8,
-            BlockSize = 64, MlpHidden = 48, SlidingWindow = window, AttnSoftcap = softcap,
+            BlockSize = n, MlpHidden = 48, SlidingWindow = window, AttnSoftcap = softcap,
         }, seed: 5);
         using var model = ModelLoader.FromLanguageModel(lm);
         var engine = new InferenceEngine(model);
         Assert.Equal(window, model.Spec.LayerWindow(0) > 0 ? model.Spec.LayerWindow(0) : model.Spec.LayerWindow(1));
-        int v = 61, n = 41;
-        Assert.True(n >= InferenceEngine.TiledPrefillMinRows);
+        Assert.True(n - InferenceEngine.PrefillChunk >= Attention.CachedTiledMinRows);
+        int v = 61;
         int[] tokens = Tokens(n, 3);
         var all = new float[n * v];
         engine.Forward(engine.CreateCache(), tokens, all, allLogits: true);

@@ -147,6 +147,19 @@ public partial class AttentionTests
         CheckCached(23, 4, 2, 20, 32, seed: 11, window: 0, softcap: 0, [(0, 10), (10, 1), (11, 12)]);
     }
 
+    [Theory]
+    [InlineData(0, 0f)]
+    [InlineData(7, 0f)]
+    [InlineData(9, 0.5f)]
+    public void Cached_forward_of_many_queries_runs_the_tiled_kernel_from_any_position(int window, float softcap)
+    {
+        // Chunks of CachedTiledMinRows queries or more take the training forward's tiled kernel, their queries
+        // starting at pos0 (0, 17 and 40 here, the last chunk past one key block) and their keys read from the cache;
+        // with a window, the first chunk only.
+        int m = Attention.CachedTiledMinRows;
+        CheckCached(150, 4, 2, 20, 160, seed: 12, window, softcap, [(0, m + 1), (m + 1, 3), (m + 4, m + 19), (2 * m + 23, 150 - 2 * m - 23)]);
+    }
+
     /// <summary>
     /// Cached attention over chunks (pos0, count) of a T-token sequence against the reference's full forward with the
     /// same window and cap: the reference cached path and every optimized width and thread count.
