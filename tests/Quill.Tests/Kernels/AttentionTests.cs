@@ -154,10 +154,10 @@ public partial class AttentionTests
     public void Cached_forward_of_many_queries_runs_the_tiled_kernel_from_any_position(int window, float softcap)
     {
         // Chunks of CachedTiledMinRows queries or more take the training forward's tiled kernel, their queries
-        // starting at pos0 (0, 17 and 40 here, the last chunk past one key block) and their keys read from the cache;
-        // with a window, the first chunk only.
+        // starting at pos0 (the first, third and fourth chunks here; the last runs past one key block) and their keys
+        // read from the cache; with a window, the first chunk only. The second chunk is too short and runs row by row.
         int m = Attention.CachedTiledMinRows;
-        CheckCached(150, 4, 2, 20, 160, seed: 12, window, softcap, [(0, m + 1), (m + 1, 3), (m + 4, m + 19), (2 * m + 23, 150 - 2 * m - 23)]);
+        CheckCached(150, 4, 2, 20, 160, seed: 12, window, softcap, [(0, m + 1), (m + 1, m - 1), (2 * m, m + 19), (3 * m + 19, 150 - 3 * m - 19)]);
     }
 
     /// <summary>
