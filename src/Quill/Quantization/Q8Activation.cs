@@ -184,16 +184,42 @@ public sealed unsafe class Q8Activation
 
     // ggml's quantize_row_q8_K: x [256] -> q = round(iscale * x), iscale = -127 / max (max: the value of largest
     // |x|, first on ties); returns the scale 1 / iscale (0 for an all-zero block); sum16 [16] the sums of each 16 q.
+    // The vector path finds the same max: the largest |x| by vmaxps (which keeps the running value when x is NaN, as
+    // the scalar comparison skips NaN), then the first position holding it; its sums are the same integer sums.
     private static float QuantizeBlock256(float* x, sbyte* q, short* sum16, bool vector)
     {
         float amax = 0, max = 0;
-        for (int i = 0; i < 256; i++)
+        if (vector)
         {
-            float ax = Math.Abs(x[i]);
-            if (ax > amax)
+            var acc = Vector256<float>.Zero;
+            for (int i = 0; i < 256; i += 8) acc = Avx.Max(Vector256.Abs(Avx.LoadVector256(x + i)), acc);
+            acc = Avx.Max(acc, Avx.Permute2x128(acc, acc, 1));
+            acc = Avx.Max(acc, Avx.Permute(acc, 0b01_00_11_10));
+            acc = Avx.Max(acc, Avx.Permute(acc, 0b10_11_00_01));
+            amax = acc.ToScalar();
+            if (amax != 0)
             {
-                amax = ax;
-                max = x[i];
+                for (int i = 0; i < 256; i += 8)
+                {
+                    uint hit = Vector256.Equals(Vector256.Abs(Avx.LoadVector256(x + i)), acc).ExtractMostSignificantBits();
+                    if (hit != 0)
+                    {
+                        max = x[i + System.Numerics.BitOperations.TrailingZeroCount(hit)];
+                        break;
+                    }
+                }
+            }
+        }
+        else
+        {
+            for (int i = 0; i < 256; i++)
+            {
+                float ax = Math.Abs(x[i]);
+                if (ax > amax)
+                {
+                    amax = ax;
+                    max = x[i];
+                }
             }
         }
         float iscale = amax != 0 ? -127f / max : 0f;
@@ -202,6 +228,11 @@ public sealed unsafe class Q8Activation
         {
             if (vector) QuantizeBlock(x + i, iscale, q + i);
             else QuantizeScalar(x + i, iscale, q + i);
+        }
+        if (vector)
+        {
+            for (int k = 0; k < 16; k++) sum16[k] = (short)Vector256.Sum(Avx2.ConvertToVector256Int16(Vector128.Load(q + 16 * k)));
+            return iscale != 0 ? 1f / iscale : 0f;
         }
         for (int k = 0; k < 16; k++)
         {
