@@ -148,23 +148,20 @@ internal static unsafe class AttentionBackwardKernel
         }
     }
 
-    // One pass over dO (rows `stride` apart): dop[i] = dO_i row-padded to Dp (as AttentionPack.Rows) and
-    // di[i] = dO_i . o_i for i < T; zero rows and di in [T, Tp).
+    // One pass over dO (rows `stride` apart), row by row while each is in L1: dop[i] = dO_i row-padded to Dp
+    // (AttentionPack.Rows, which also asks for the rows ahead) and di[i] = dO_i . o_i for i < T, zero in [T, Tp).
     private static void RowsAndDots(float* dO, float* o, int stride, int T, int D, int Tp, float* dop, int Dp, float* di)
     {
-        for (int i = 0; i < T; i++)
+        for (int i = 0; i < Tp; i++)
         {
-            float* dRow = dO + (long)i * stride, dst = dop + (long)i * Dp;
-            AttentionPack.PrefetchRow(dRow + AttentionPack.PrefetchAhead * (long)stride, D);
+            AttentionPack.Rows(dO, stride, T, D, 1f, i, i + 1, dop, Dp);
+            if (i >= T)
+            {
+                di[i] = 0f;
+                continue;
+            }
             AttentionPack.PrefetchRow(o + (long)(i + AttentionPack.PrefetchAhead) * stride, D);
-            new ReadOnlySpan<float>(dRow, D).CopyTo(new Span<float>(dst, D));
-            new Span<float>(dst + D, Dp - D).Clear();
-            di[i] = AttentionPack.Dot(dRow, o + (long)i * stride, D);
-        }
-        for (int i = T; i < Tp; i++)
-        {
-            new Span<float>(dop + (long)i * Dp, Dp).Clear();
-            di[i] = 0f;
+            di[i] = AttentionPack.Dot(dO + (long)i * stride, o + (long)i * stride, D);
         }
     }
 }

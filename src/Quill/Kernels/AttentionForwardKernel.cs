@@ -34,7 +34,10 @@ internal readonly unsafe struct AttentionArgs
     /// </summary>
     public readonly int Q0;
 
-    /// <summary>Floats from one kv head's keys (values) to the next: D when heads sit side by side in a row, maxT * D in a KV cache.</summary>
+    /// <summary>
+    /// Floats from one kv head's keys (values) to the next: D when heads sit side by side in a row, maxT * D in a KV
+    /// cache. The backward takes D only.
+    /// </summary>
     public readonly long KHead, VHead;
 
     public AttentionArgs(int b, int t, int hq, int hkv, int d, float scale, float* q, int qStride, float* k, int kStride,

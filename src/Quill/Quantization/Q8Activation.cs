@@ -193,15 +193,13 @@ public sealed unsafe class Q8Activation
         {
             var acc = Vector256<float>.Zero;
             for (int i = 0; i < 256; i += 8) acc = Avx.Max(Vector256.Abs(Avx.LoadVector256(x + i)), acc);
-            acc = Avx.Max(acc, Avx.Permute2x128(acc, acc, 1));
-            acc = Avx.Max(acc, Avx.Permute(acc, 0b01_00_11_10));
-            acc = Avx.Max(acc, Avx.Permute(acc, 0b10_11_00_01));
-            amax = acc.ToScalar();
+            amax = Vec256.MaxAcross(acc); // no NaN got into acc
             if (amax != 0)
             {
+                var amaxV = Vector256.Create(amax);
                 for (int i = 0; i < 256; i += 8)
                 {
-                    uint hit = Vector256.Equals(Vector256.Abs(Avx.LoadVector256(x + i)), acc).ExtractMostSignificantBits();
+                    uint hit = Vector256.Equals(Vector256.Abs(Avx.LoadVector256(x + i)), amaxV).ExtractMostSignificantBits();
                     if (hit != 0)
                     {
                         max = x[i + System.Numerics.BitOperations.TrailingZeroCount(hit)];
