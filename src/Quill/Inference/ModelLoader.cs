@@ -34,6 +34,8 @@ public static class ModelLoader
         {
             byte[] head = ReadHead(path, 8);
             if (head.Length >= 4 && head[0] == 'G' && head[1] == 'G' && head[2] == 'U' && head[3] == 'F') model = GgufModelLoader.Load(path);
+            else if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+                throw new InvalidFileException($"{path}: not a GGUF file (it starts with {Describe(head)}, not \"GGUF\"); re-download or re-export it.");
             else if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
                 model = LoadFolder(Path.GetDirectoryName(Path.GetFullPath(path))!);
             else model = Llama2cModelLoader.Load(path);
@@ -50,6 +52,16 @@ public static class ModelLoader
             throw;
         }
         return model;
+    }
+
+    /// <summary>A file's first bytes for an error message: as text when printable ASCII, else in hex; "nothing" when empty.</summary>
+    private static string Describe(byte[] head)
+    {
+        if (head.Length == 0) return "nothing (the file is empty)";
+        var first = head.AsSpan(0, Math.Min(4, head.Length));
+        foreach (byte b in first)
+            if (b < 0x20 || b > 0x7E) return Convert.ToHexString(first);
+        return $"\"{System.Text.Encoding.ASCII.GetString(first)}\"";
     }
 
     /// <summary>A weight type by name (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k).</summary>

@@ -318,6 +318,22 @@ public sealed class ArchitectureTests : IDisposable
         Assert.DoesNotContain('\n', e.Message);
     }
 
+    [Theory]
+    [InlineData("garbage text\n", "\"garb\"")]
+    [InlineData("\u0001\u0002\u0003\u0004rest", "01020304")]
+    [InlineData("", "nothing")]
+    public void A_gguf_named_file_without_the_magic_says_it_is_not_gguf(string content, string shown)
+    {
+        string path = Path.Combine(dir, "not-really.gguf");
+        File.WriteAllText(path, content);
+        var e = Assert.ThrowsAny<QuillException>(() => ModelLoader.Load(path));
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.Contains("not a GGUF file", e.Message, StringComparison.Ordinal);
+        Assert.Contains(shown, e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("llama2.c", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
     private sealed record TensorCopy(string Name, GgmlType Type, IReadOnlyList<long> Dimensions, byte[] Data);
 
     /// <summary>Copies a GGUF file's metadata and tensors (each through addTensor) to a new file, then appends extras.</summary>
