@@ -84,7 +84,7 @@ public sealed class Finetuner : IDisposable
             MaxTokens = run.Train.SeqLen + 1, TrainOnPrompt = options.TrainOnPrompt, Overlong = options.Overlong, ValFraction = options.ValFraction,
         });
         if (Data.Train.Count == 0)
-            throw new InvalidFileException($"{options.DataPath}: no example left to train ({Data.Report.Describe()}); add examples, lower the held-out fraction or raise seq_len.");
+            throw new InvalidFileException($"{options.DataPath}: no example left to train ({Data.Report.Summary()}); add examples, lower the held-out fraction or raise seq_len.");
         var trainOptions = RunFolder(model, options, out int pad);
         bool packing = run.Train.Packing;
         var val = Data.Val.Count > 0 ? new SftBatchSource(Data.Val, pad, packing) : null;

@@ -69,9 +69,12 @@ public sealed record SftReport
     /// <summary>Targets of the training examples that count in the loss.</summary>
     public long TrainTargets { get; init; }
 
-    /// <summary>One line for a console.</summary>
-    public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{File}: {string.Join(", ", Formats.Where(f => f.Value > 0).Select(f => $"{f.Value} {Name(f.Key)}"))}; layout {Layout}; {Train} train / {Val} held out; {TrainTargets:N0} trained of {TrainTokens:N0} tokens"
+    /// <summary>One line for a console: the file, then Summary.</summary>
+    public string Describe() => $"{File}: {Summary()}";
+
+    /// <summary>The counts without the file's name: examples by format (or "0 examples"), layout, split, tokens, skips.</summary>
+    public string Summary() => string.Create(CultureInfo.InvariantCulture,
+        $"{(Formats.Any(f => f.Value > 0) ? string.Join(", ", Formats.Where(f => f.Value > 0).Select(f => $"{f.Value} {Name(f.Key)}")) : "0 examples")}; layout {Layout}; {Train} train / {Val} held out; {TrainTargets:N0} trained of {TrainTokens:N0} tokens"
         + $"{(SkippedEmpty > 0 ? $"; {SkippedEmpty} skipped (empty reply)" : "")}{(Truncated > 0 ? $"; {Truncated} truncated" : "")}"
         + $"{(SkippedTooLong > 0 ? $"; {SkippedTooLong} skipped (too long)" : "")}{(SkippedNoTarget > 0 ? $"; {SkippedNoTarget} skipped (nothing trained within the context)" : "")}");
 

@@ -181,6 +181,17 @@ public sealed class SftDataTests
     }
 
     [Fact]
+    public void A_file_whose_every_reply_is_empty_reports_zero_examples_and_the_skips()
+    {
+        string path = Jsonl("""{"instruction": "a", "output": ""}""", """{"prompt": "p", "completion": " "}""");
+        var data = SftDataset.Build(SftReader.Read(path), new SftRenderer(PlainBpe.Value, null, false), new SftOptions { ValFraction = 0 });
+        Assert.Empty(data.Train);
+        Assert.StartsWith("0 examples; ", data.Report.Summary(), StringComparison.Ordinal);
+        Assert.Contains("2 skipped (empty reply)", data.Report.Summary(), StringComparison.Ordinal);
+        Assert.Equal($"{path}: {data.Report.Summary()}", data.Report.Describe());
+    }
+
+    [Fact]
     public void Overlong_examples_are_truncated_keeping_the_start_or_skipped_and_counted()
     {
         var tok = PlainBpe.Value;
