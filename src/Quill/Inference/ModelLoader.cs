@@ -2,7 +2,7 @@
 // the format from the content: a Quill checkpoint folder (config.json with a "model" section + model.safetensors),
 // a Hugging Face folder (config.json with model_type + model.safetensors or a sharded index), a GGUF file, or a
 // llama2.c .bin checkpoint (its tokenizer.bin / tok{V}.bin looked for beside it; a file named .gguf without GGUF's
-// magic is refused as not GGUF rather than read as one). Weights stay memory-mapped.
+// magic is refused as not GGUF rather than read as a llama2.c checkpoint). Weights stay memory-mapped.
 // A Quill folder's config.json may carry the prompt format (a merged adapter's "inference" section: BOS, chat
 // template, stop ids); an adapter folder or LoRA run given as a model is refused in one line that says how to run it.
 // A missing, truncated or corrupt file, or an unsupported architecture, raises a one-line QuillException.
