@@ -10,7 +10,7 @@ public static class CliRunner
     /// <summary>Exit code for a user's mistake.</summary>
     public const int UserError = 1;
 
-    /// <summary>Exit code when the user pressed Ctrl+C.</summary>
+    /// <summary>Exit code when the user stopped the work (Ctrl+C, SIGTERM).</summary>
     public const int Cancelled = 130;
 
     public static int Run(RootCommand root, string[] args)
@@ -23,8 +23,10 @@ public static class CliRunner
         }
         catch (Exception ex) when (UserMessage(ex) is string message)
         {
-            Console.Error.WriteLine("error: " + message);
-            return ex is OperationCanceledException ? Cancelled : UserError;
+            // a stop the user asked for is not an error: its line says where the work is
+            bool stopped = Unwrap(ex) is OperationCanceledException;
+            Console.Error.WriteLine(stopped ? message : "error: " + message);
+            return stopped ? Cancelled : UserError;
         }
     }
 
@@ -36,6 +38,7 @@ public static class CliRunner
         return ex switch
         {
             QuillException q => OneLine(q.Message),
+            Quill.Training.TrainingStoppedException s => OneLine(s.Message),
             OperationCanceledException => "cancelled",
             FileNotFoundException f => OneLine($"file not found: {f.FileName ?? f.Message}"),
             DirectoryNotFoundException d => OneLine(d.Message),
@@ -44,6 +47,8 @@ public static class CliRunner
             _ => null,
         };
     }
+
+    private static Exception Unwrap(Exception ex) => ex is AggregateException agg && agg.InnerExceptions.Count == 1 ? Unwrap(agg.InnerExceptions[0]) : ex;
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 }

@@ -1,6 +1,7 @@
 // How the CLI shows long work: a live Spectre.Console progress bar with ETA on a terminal, and plain periodic
 // lines when output is redirected (CI, pipes, log files). Progress reports arrive synchronously on the working
 // thread.
+using System.Runtime.InteropServices;
 using Spectre.Console;
 
 namespace Quill.Cli;
@@ -16,19 +17,58 @@ internal static class Rendering
 {
     public static bool Interactive => !Console.IsErrorRedirected && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
-    /// <summary>A cancellation source tied to Ctrl+C (the first press asks work to stop cleanly).</summary>
-    public static CancellationTokenSource CtrlC()
-    {
-        var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            if (cts.IsCancellationRequested) return;
-            e.Cancel = true;
-            Console.Error.WriteLine("stopping after the current step (press Ctrl+C again to abort)...");
-            cts.Cancel();
-        };
-        return cts;
-    }
+    /// <summary>
+    /// A stop request tied to Ctrl+C and, outside a multi-rank MPI job, to SIGTERM (`kill`, `docker stop`, a service
+    /// manager): the first asks work to stop cleanly after its current step; a second Ctrl+C or SIGTERM ends the
+    /// process at once. (Under mpirun, SIGTERM means another rank failed: MpiLaunch reports it and the process ends.)
+    /// </summary>
+    public static StopRequest StopSignals() => new();
 
     public static string Duration(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : t.TotalMinutes >= 1 ? $"{t.Minutes}m{t.Seconds:D2}s" : $"{t.TotalSeconds:F1}s";
+}
+
+/// <summary>The token Ctrl+C and SIGTERM cancel (Rendering.StopSignals); disposing it removes the handlers.</summary>
+internal sealed class StopRequest : IDisposable
+{
+    private readonly CancellationTokenSource cts = new();
+    private readonly PosixSignalRegistration? sigterm;
+
+    public StopRequest()
+    {
+        Console.CancelKeyPress += OnCancelKey;
+        if (Quill.Distributed.MpiLaunch.WorldSize > 1) return;
+        try
+        {
+            sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSigterm);
+        }
+        catch (PlatformNotSupportedException)
+        {
+            // no SIGTERM here: Ctrl+C still stops cleanly
+        }
+    }
+
+    public CancellationToken Token => cts.Token;
+
+    private void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
+    {
+        if (cts.IsCancellationRequested) return;
+        e.Cancel = true;
+        Console.Error.WriteLine("stopping after the current step (press Ctrl+C again to abort)...");
+        cts.Cancel();
+    }
+
+    private void OnSigterm(PosixSignalContext context)
+    {
+        if (cts.IsCancellationRequested) return; // the second one: end now
+        context.Cancel = true;
+        Console.Error.WriteLine("terminate signal: stopping after the current step (send it again to abort)...");
+        cts.Cancel();
+    }
+
+    public void Dispose()
+    {
+        Console.CancelKeyPress -= OnCancelKey;
+        sigterm?.Dispose();
+        cts.Dispose();
+    }
 }

@@ -130,7 +130,7 @@ internal static class FinetuneCommand
                     open.Dispose(); // the f32 copy is made: unmap the file
                     open = null;
                 }
-                using var cts = Rendering.CtrlC();
+                using var cts = Rendering.StopSignals();
                 if (pref != null)
                 {
                     double nll = r.GetValue(rpoAlpha) ?? 0;
@@ -142,7 +142,7 @@ internal static class FinetuneCommand
                     PrintAdapter(lm);
                     Console.Error.WriteLine($"pairs: {tuner.Data.Report.Describe()}");
                     tuner.Trainer.ReferenceProgress = ReferenceProgress(settings);
-                    var done = TrainCommand.Run(tuner.Trainer, options.OutDir, cts.Token);
+                    var done = TrainCommand.Resumable(() => TrainCommand.Run(tuner.Trainer, options.OutDir, cts.Token));
                     Console.Error.WriteLine($"reward accuracy plot: {Path.Combine(options.OutDir, "rewards.svg")}");
                     var last = tuner.Trainer.LastValStats.Pairs > 0 ? tuner.Trainer.LastValStats : tuner.Trainer.LastStats;
                     if (last.Pairs > 0)
@@ -162,7 +162,7 @@ internal static class FinetuneCommand
                 Console.Error.WriteLine($"data: {report.Describe()}");
                 Console.Error.WriteLine(Rows(finetuner));
                 if (report.EndOfReplyId < 0) Console.Error.WriteLine("warning: the tokenizer has no EOS token, so replies end without one and the model will not learn to stop.");
-                var result = TrainCommand.Run(finetuner.Trainer, options.OutDir, cts.Token);
+                var result = TrainCommand.Resumable(() => TrainCommand.Run(finetuner.Trainer, options.OutDir, cts.Token));
                 Console.WriteLine($"checkpoint: {result.CheckpointDir}");
                 if (lm.Lora != null)
                     Console.WriteLine($"adapter: {result.CheckpointDir} (PEFT; run it with --model {path}{(tok != null ? $" --tokenizer {tok}" : "")} --adapter {result.CheckpointDir}, or quill finetune merge)");

@@ -79,7 +79,7 @@ internal static class QuickstartCommand
             if (Directory.Exists(run) && Checkpoint.Locate(run) != null)
                 throw new QuillException($"{run} already holds a trained model; remove it or pass --out with a new folder.");
             Directory.CreateDirectory(run);
-            using var cts = Rendering.CtrlC();
+            using var cts = Rendering.StopSignals();
             if (r.GetValue(prefer) && !withChat) throw new InvalidConfigException("--prefer tunes the chat model; use it with --chat.");
             if (r.GetValue(prefer) && (r.GetValue(dpoSteps) < 1 || r.GetValue(preferPairs) < 1)) throw new InvalidConfigException("--dpo-steps and --prefer-pairs must be at least 1.");
             if (!(r.GetValue(dpoLr) is > 0 and < 1)) throw new InvalidConfigException($"--dpo-lr must lie between 0 and 1 (got {r.GetValue(dpoLr)}).");

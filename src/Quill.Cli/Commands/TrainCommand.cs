@@ -71,10 +71,10 @@ internal static class TrainCommand
                 StepEvaluation = evalOptions.Build(r), StepEvaluationEvery = evalOptions.EveryOrZero(r),
                 Ranks = job?.World, Zero = r.GetValue(zero),
             };
-            using var cts = Rendering.CtrlC();
+            using var cts = Rendering.StopSignals();
             string? note = null;
             LanguageModel? start = initPath == null ? null : LoadInit(initPath, r.GetValue(tokenizer), r.GetValue(data)!, ref run, out note);
-            var result = Train(run, options, cts.Token, start, note);
+            var result = Resumable(() => Train(run, options, cts.Token, start, note));
             if (job != null && job.World.Rank == 0 && result.StepsRun > 0)
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"communication (rank 0): {1000 * job.World.WaitSeconds / result.StepsRun:F1} ms per step waiting for the other ranks, {job.World.PayloadBytes / result.StepsRun:N0} bytes per step handed to collectives"));
@@ -131,6 +131,22 @@ internal static class TrainCommand
         using var trainer = new Trainer(run, options, init);
         if (initNote != null && trainer.World.Rank == 0) Console.Error.WriteLine(initNote);
         return Run(trainer, options.OutDir, cancel);
+    }
+
+    /// <summary>
+    /// Runs the training of a verb that takes --resume (train, finetune): a stop that saved its completed steps
+    /// (Ctrl+C, SIGTERM) ends with a line that also says how to go on.
+    /// </summary>
+    internal static T Resumable<T>(Func<T> train)
+    {
+        try
+        {
+            return train();
+        }
+        catch (TrainingStoppedException e) when (e.CheckpointDir != null)
+        {
+            throw new TrainingStoppedException($"{e.Message}; run the same command with --resume to go on", e);
+        }
     }
 
     /// <summary>The model line, then the trainer's run with live progress (a bar on a terminal, lines otherwise); shared with finetune.</summary>

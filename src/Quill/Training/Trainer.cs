@@ -26,7 +26,8 @@
 // Data parallelism (options.Ranks with more than one rank, DataParallel): every rank draws the whole step, trains
 // on its share of the rows and joins in the gradient sums (or ZeRO-1's reduce-scatter / all-gather); rank 0 alone
 // evaluates, logs, plots and writes checkpoints (gathering ZeRO-1's moments first); every rank resumes from the
-// checkpoint in options.OutDir. Under several ranks a Ctrl+C stops the job without a final checkpoint.
+// checkpoint in options.OutDir. A cancelled run (the token fires) saves the steps it completed, then throws
+// TrainingStoppedException naming the step and the checkpoint; under several ranks it stops without that checkpoint.
 // Glossary: B micro-batch sequences, T sequence length, V vocab.
 using System.Diagnostics;
 using Quill.Autograd;
@@ -267,9 +268,10 @@ public sealed class Trainer : IDisposable
         {
             if (cancel.IsCancellationRequested)
             {
-                // Never lose work: keep what the completed steps learned, then stop.
-                if (state.Step > firstStep && parallel == null) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
-                cancel.ThrowIfCancellationRequested();
+                // Never lose work: keep what the completed steps learned, then stop, saying where they are.
+                bool save = state.Step > firstStep && parallel == null;
+                if (save) Checkpoint.Save(options.OutDir, config, Model, Optimizer, state, tokenizerPath);
+                throw new TrainingStoppedException(state.Step, maxSteps, save ? Path.Combine(options.OutDir, Checkpoint.FolderName) : null, cancel);
             }
             float lr = LrSchedule.At(config.Train, step, maxSteps);
             Model.Parameters.ZeroGrads();

@@ -62,6 +62,43 @@ public class TrainerTests
     }
 
     [Fact]
+    public void A_stop_saves_the_completed_steps_says_where_and_resumes_bit_for_bit()
+    {
+        string dir = PrepareStories(20_000);
+        string data = Path.Combine(dir, "data"), run = Path.Combine(dir, "stopped");
+        using (var full = new Trainer(TinyRun(12), new TrainOptions(data, Path.Combine(dir, "full")))) full.Run();
+        using var cts = new CancellationTokenSource();
+        TrainingStoppedException stop;
+        using (var first = new Trainer(TinyRun(12), new TrainOptions(data, run)))
+            stop = Assert.Throws<TrainingStoppedException>(() => first.Run(new Progress(p => { if (p.Step == 7) cts.Cancel(); }), cts.Token));
+        Assert.Equal(7, stop.Step);
+        Assert.Equal(12, stop.MaxSteps);
+        Assert.Equal(Path.Combine(run, "checkpoint"), stop.CheckpointDir);
+        Assert.Equal($"stopped at step 7 of 12; the completed steps are saved in {Path.Combine(run, "checkpoint")}", stop.Message);
+        Assert.Equal(7, Checkpoint.LoadState(Path.Combine(run, "checkpoint")).Step);
+        // the step the stop saved (not the periodic one at 5) is where the resumed run starts
+        using (var second = new Trainer(TinyRun(12), new TrainOptions(data, run, Resume: true))) second.Run();
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "full", "checkpoint", "model.safetensors")),
+            File.ReadAllBytes(Path.Combine(run, "checkpoint", "model.safetensors")));
+        Assert.Equal(12, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length);
+    }
+
+    [Fact]
+    public void A_stop_before_any_step_saves_nothing_and_says_so()
+    {
+        string dir = PrepareStories(20_000);
+        string run = Path.Combine(dir, "run");
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        using var trainer = new Trainer(TinyRun(12), new TrainOptions(Path.Combine(dir, "data"), run));
+        var stop = Assert.Throws<TrainingStoppedException>(() => trainer.Run(null, cts.Token));
+        Assert.Equal(0, stop.Step);
+        Assert.Null(stop.CheckpointDir);
+        Assert.Contains("nothing new was saved", stop.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(run, "checkpoint")));
+    }
+
+    [Fact]
     public void Non_finite_updates_are_skipped_and_reported()
     {
         string dir = PrepareStories(20_000);
