@@ -145,7 +145,7 @@ internal static class TrainCommand
         }
         catch (TrainingStoppedException e) when (e.CheckpointDir != null)
         {
-            throw new TrainingStoppedException($"{e.Message}; run the same command with --resume to go on", e);
+            throw e.WithNote("run the same command with --resume to go on");
         }
     }
 

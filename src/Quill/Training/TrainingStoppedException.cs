@@ -40,6 +40,18 @@ public sealed class TrainingStoppedException : OperationCanceledException
     /// <summary>The checkpoint the stop wrote, or null when no step of this invocation had completed (or several ranks ran).</summary>
     public string? CheckpointDir { get; }
 
+    /// <summary>The same stop with `note` added to its message (e.g. how a front end resumes), its figures kept.</summary>
+    public TrainingStoppedException WithNote(string note) =>
+        new($"{Message}; {note}", Step, MaxSteps, CheckpointDir, CancellationToken);
+
+    private TrainingStoppedException(string message, int step, int maxSteps, string? checkpointDir, CancellationToken token)
+        : base(message, token)
+    {
+        Step = step;
+        MaxSteps = maxSteps;
+        CheckpointDir = checkpointDir;
+    }
+
     private static string Describe(int step, int maxSteps, string? dir) => dir != null
         ? $"stopped at step {step} of {maxSteps}; the completed steps are saved in {dir}"
         : $"stopped at step {step} of {maxSteps}; nothing new was saved (the last checkpoint, if any, is as it was)";

@@ -76,6 +76,9 @@ public class TrainerTests
         Assert.Equal(Path.Combine(run, "checkpoint"), stop.CheckpointDir);
         Assert.Equal($"stopped at step 7 of 12; the completed steps are saved in {Path.Combine(run, "checkpoint")}", stop.Message);
         Assert.Equal(7, Checkpoint.LoadState(Path.Combine(run, "checkpoint")).Step);
+        var noted = stop.WithNote("resume it");
+        Assert.Equal(stop.Message + "; resume it", noted.Message);
+        Assert.Equal((7, 12, stop.CheckpointDir), (noted.Step, noted.MaxSteps, noted.CheckpointDir));
         // the step the stop saved (not the periodic one at 5) is where the resumed run starts
         using (var second = new Trainer(TinyRun(12), new TrainOptions(data, run, Resume: true))) second.Run();
         Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "full", "checkpoint", "model.safetensors")),
