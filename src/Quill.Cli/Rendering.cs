@@ -1,6 +1,6 @@
-// How the CLI shows long work: a live Spectre.Console progress bar with ETA on a terminal, and plain periodic
-// lines when output is redirected (CI, pipes, log files). Progress reports arrive synchronously on the working
-// thread.
+// How the CLI shows and stops long work: a live Spectre.Console progress bar with ETA on a terminal, and plain
+// periodic lines when output is redirected (CI, pipes, log files); progress reports arrive synchronously on the
+// working thread. StopSignals turns the first Ctrl+C or SIGTERM into a cancellation the work checks between steps.
 using System.Runtime.InteropServices;
 using Spectre.Console;
 
