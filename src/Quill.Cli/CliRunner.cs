@@ -34,8 +34,7 @@ public static class CliRunner
     public static string? UserMessage(Exception ex)
     {
         ArgumentNullException.ThrowIfNull(ex);
-        if (ex is AggregateException agg && agg.InnerExceptions.Count == 1) return UserMessage(agg.InnerExceptions[0]);
-        return ex switch
+        return Unwrap(ex) switch
         {
             QuillException q => OneLine(q.Message),
             Quill.Training.TrainingStoppedException s => OneLine(s.Message),
@@ -48,6 +47,7 @@ public static class CliRunner
         };
     }
 
+    /// <summary>The one exception inside an AggregateException of one (nested), else ex itself.</summary>
     private static Exception Unwrap(Exception ex) => ex is AggregateException agg && agg.InnerExceptions.Count == 1 ? Unwrap(agg.InnerExceptions[0]) : ex;
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();

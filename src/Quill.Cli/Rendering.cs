@@ -21,8 +21,9 @@ internal static class Rendering
     /// A stop request tied to Ctrl+C and, outside a multi-rank MPI job, to SIGTERM (`kill`, `docker stop`, a service
     /// manager): the first asks work to stop cleanly after its current step; a second Ctrl+C or SIGTERM ends the
     /// process at once. (Under mpirun, SIGTERM means another rank failed: MpiLaunch reports it and the process ends.)
+    /// `stopping` is what the first signal prints before its "(press Ctrl+C again to abort)".
     /// </summary>
-    public static StopRequest StopSignals() => new();
+    public static StopRequest StopSignals(string stopping = "stopping after the current step") => new(stopping);
 
     public static string Duration(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : t.TotalMinutes >= 1 ? $"{t.Minutes}m{t.Seconds:D2}s" : $"{t.TotalSeconds:F1}s";
 }
@@ -32,9 +33,11 @@ internal sealed class StopRequest : IDisposable
 {
     private readonly CancellationTokenSource cts = new();
     private readonly PosixSignalRegistration? sigterm;
+    private readonly string stopping;
 
-    public StopRequest()
+    public StopRequest(string stopping)
     {
+        this.stopping = stopping;
         Console.CancelKeyPress += OnCancelKey;
         if (Quill.Distributed.MpiLaunch.WorldSize > 1) return;
         try
@@ -53,7 +56,7 @@ internal sealed class StopRequest : IDisposable
     {
         if (cts.IsCancellationRequested) return;
         e.Cancel = true;
-        Console.Error.WriteLine("stopping after the current step (press Ctrl+C again to abort)...");
+        Console.Error.WriteLine($"{stopping} (press Ctrl+C again to abort)...");
         cts.Cancel();
     }
 
@@ -61,7 +64,7 @@ internal sealed class StopRequest : IDisposable
     {
         if (cts.IsCancellationRequested) return; // the second one: end now
         context.Cancel = true;
-        Console.Error.WriteLine("terminate signal: stopping after the current step (send it again to abort)...");
+        Console.Error.WriteLine($"terminate signal: {stopping} (send it again to abort)...");
         cts.Cancel();
     }
 

@@ -37,7 +37,7 @@ internal static class DataCleanCommand
             var pipeline = new CleanPipeline(cfg) { Restart = parse.GetValue(restart) };
             string outDir = parse.GetValue(output)!;
             string[] inputs = parse.GetValue(input) ?? [];
-            using var cts = DataCommand.CancelOnCtrlC();
+            using var cts = Rendering.StopSignals("stopping after the current batch (the same command resumes)");
             CleanReport report = null!;
             if (!Rendering.Interactive)
             {
@@ -49,7 +49,7 @@ internal static class DataCleanCommand
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("cleaning", maxValue: 1);
-                    var progress = new InlineProgress<CleanProgress>(p =>
+                    var progress = new SyncProgress<CleanProgress>(p =>
                     {
                         task.MaxValue = Math.Max(1, p.TotalBytes);
                         task.Value = Math.Min(p.Bytes, task.MaxValue);

@@ -14,21 +14,4 @@ internal static class DataCommand
         return cmd;
     }
 
-    /// <summary>Cancels the token on Ctrl+C (the library stops at the next batch and keeps its checkpoint).</summary>
-    public static CancellationTokenSource CancelOnCtrlC()
-    {
-        var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        return cts;
-    }
-}
-
-/// <summary>An IProgress that calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
 }

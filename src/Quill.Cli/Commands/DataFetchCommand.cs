@@ -26,7 +26,7 @@ internal static class DataFetchCommand
                 return 0;
             }
             string target = parse.GetValue(what) ?? throw new InvalidConfigException("name a dataset (quill data fetch --list) or pass a URL.");
-            using var cts = DataCommand.CancelOnCtrlC();
+            using var cts = Rendering.StopSignals("stopping the download (the .part file is kept; the same command resumes)");
             var fetcher = new DatasetFetcher();
             FetchResult result = null!;
             AnsiConsole.Progress()
@@ -36,7 +36,7 @@ internal static class DataFetchCommand
                 {
                     var task = ctx.AddTask(target, maxValue: 1);
                     task.IsIndeterminate = true;
-                    var progress = new InlineProgress<FetchProgress>(p =>
+                    var progress = new SyncProgress<FetchProgress>(p =>
                     {
                         if (p.TotalBytes is long total)
                         {

@@ -212,7 +212,7 @@ internal static class FinetuneCommand
         if (!settings.NeedsReference) return null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int shown = 0;
-        return new InlineProgress<(int Done, int Total)>(p =>
+        return new SyncProgress<(int Done, int Total)>(p =>
         {
             if (p.Done * 4 < (shown + 1) * p.Total && p.Done < p.Total) return;
             shown = p.Done * 4 / p.Total;

@@ -30,7 +30,7 @@ internal static class PullCommand
     /// <summary>Pulls with a progress bar per file, on <paramref name="console"/> (default: standard output).</summary>
     public static HubPullResult Pull(HubReference reference, string revision, string? file, IAnsiConsole? console = null)
     {
-        using var cts = DataCommand.CancelOnCtrlC();
+        using var cts = Rendering.StopSignals("stopping the download (the same command resumes)");
         var client = new HubClient(HubSettings.FromEnvironment());
         HubPullResult result = null!;
         (console ?? AnsiConsole.Console).Progress()
@@ -39,7 +39,7 @@ internal static class PullCommand
             .Start(ctx =>
             {
                 var tasks = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
-                var progress = new InlineProgress<HubProgress>(p =>
+                var progress = new SyncProgress<HubProgress>(p =>
                 {
                     if (!tasks.TryGetValue(p.File, out var task)) tasks[p.File] = task = ctx.AddTask(p.File, maxValue: Math.Max(1, p.Total));
                     task.Value = Math.Min(p.Bytes, task.MaxValue);
