@@ -96,7 +96,14 @@ public static class GemmBenchmark
         new("110M w2 input grad", 1024, 2048, 768, false, false),
         new("110M head forward", 1024, 32000, 768, false, true),
         new("110M head input grad", 1024, 768, 32000, false, false),
+        // the rank-8 products of a LoRA step on the q projection (rank r = 8 rows of C; the thin path since session 19)
+        new("110M lora A forward", 8, 1024, 768, false, true),
+        new("110M lora B grad", 8, 768, 1024, false, false),
+        new("110M lora hidden grad", 8, 1024, 768, true, true),
+        new("110M lora A grad", 8, 768, 1024, false, false),
         new("batch 4 decode fc", 4, 3072, 768, false, true),
+        new("batch 8 decode fc", 8, 3072, 768, false, true),
+        new("batch 16 decode fc", 16, 3072, 768, false, true),
         new("decode fc", 1, 3072, 768, false, true),
         new("decode fc", 1, 768, 3072, false, true),
     ];
@@ -148,7 +155,7 @@ public static class GemmBenchmark
             {
                 if (only != null && !shape.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 bool thin = path.ToString().StartsWith("Thin", StringComparison.Ordinal);
-                if (path == GemmPath.Auto || thin == shape.M <= Gemm.ThinRows) output.WriteLine(Measure(shape, threads, seconds, path, peerCore, cpuClock, peerAvailable));
+                if (!thin || shape.M <= Gemm.ThinRows) output.WriteLine(Measure(shape, threads, seconds, path, peerCore, cpuClock, peerAvailable));
             }
         }
         return 0;

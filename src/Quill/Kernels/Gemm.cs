@@ -39,8 +39,16 @@ internal enum GemmPath
 /// </summary>
 public static unsafe class Gemm
 {
-    /// <summary>Rows of C at or below which the thin path (no packing) runs.</summary>
-    internal const int ThinRows = 4;
+    /// <summary>
+    /// The most rows of C the thin path (no packing) takes. With its vector loops it runs every product of up to 16
+    /// rows: LoRA's rank-8 and rank-16 products stream their activations once instead of packing them (Zen 4, two
+    /// threads: 8 x 1024 x 768 NT 103-115 GFLOP/s packed, 140-157 thin; 16 x 3072 x 768 NT 150 and 167). Without
+    /// them (scalar, NEON) it takes up to ScalarThinRows.
+    /// </summary>
+    internal const int ThinRows = 16;
+
+    /// <summary>Rows of C at or below which the thin path runs where it has no vector loops.</summary>
+    internal const int ScalarThinRows = 4;
 
     // AVX-512: KC 384 cut evenly (EvenDepth) as on AVX2, so K = 384 products (gpt-mini's forwards, the lm head's
     // 412 MB of logits among them) are one pass over C instead of a 256 and a 128 pass. A 384 x 32 B panel (48 KiB)
@@ -134,7 +142,7 @@ public static unsafe class Gemm
         }
     }
 
-    /// <summary>The thin path, then the bias (at most four rows: as cheap after the product as before it).</summary>
+    /// <summary>The thin path with a bias: beta * C + bias first, then the product added (at most 16 rows).</summary>
     private static void Thin(Operands x, int threads, GemmIsa isa)
     {
         if (x.Bias == null)
@@ -218,8 +226,10 @@ public static unsafe class Gemm
     };
 
     /// <summary>The fastest path this machine has for a product with m rows.</summary>
-    internal static GemmPath Choose(int m) => m <= ThinRows
-        ? (GemmThin.Avx512Supported ? GemmPath.ThinAvx512 : GemmThin.Avx2Supported ? GemmPath.ThinAvx2 : GemmPath.ThinScalar)
+    internal static GemmPath Choose(int m) =>
+        m <= ThinRows && GemmThin.Avx512Supported ? GemmPath.ThinAvx512
+        : m <= ThinRows && GemmThin.Avx2Supported ? GemmPath.ThinAvx2
+        : m <= ScalarThinRows ? GemmPath.ThinScalar
         : Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
         : Avx2Kernel6x16.IsSupported ? GemmPath.PackedAvx2
         : NeonKernel8x12.IsSupported ? GemmPath.PackedNeon

@@ -9,12 +9,12 @@ namespace Quill.Tests.Kernels;
 
 public class GemmTests
 {
-    /// <summary>Shapes chosen to cross every tile and block edge of the kernels (MR 4/6/12, NR 4/16/32, KC 256).</summary>
+    /// <summary>Shapes chosen to cross every tile and block edge of the kernels (MR 4/6/12, NR 4/16/32, KC 256, the thin path's row groups and its 1,024-deep strips).</summary>
     private static readonly (int M, int N, int K)[] Shapes =
     [
         (1, 1, 1), (1, 37, 19), (2, 64, 9), (3, 33, 40), (4, 100, 257), (5, 7, 3), (6, 16, 8), (11, 31, 64),
         (12, 32, 256), (13, 33, 257), (25, 49, 100), (37, 65, 513), (150, 20, 30), (20, 150, 31), (7, 2100, 3),
-        (3, 10, 0), (13, 40, 0),
+        (3, 10, 0), (13, 40, 0), (9, 70, 2100), (16, 64, 1030),
     ];
 
     public static TheoryData<string> Paths()
