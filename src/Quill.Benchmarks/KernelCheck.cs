@@ -44,6 +44,7 @@ public static class KernelCheck
         return
         [
             ("gemm", Gemm.KernelName),
+            ($"gemm, up to {Gemm.ThinRows} rows", Gemm.ThinKernelName),
             ("gemv (fp32 decode)", WidthName(gemv)),
             ("gemv (f16, bf16 decode)", WidthName(gemv)),
             ("attention", WidthName(attention)),
@@ -63,7 +64,8 @@ public static class KernelCheck
         var paths = Paths().ToDictionary(p => p.Family, p => p.Path);
         return
         [
-            new("gemm", paths["gemm"], CheckGemm(), 1e-5),
+            new("gemm", paths["gemm"], CheckGemm(thin: false), 1e-5),
+            new($"gemm, up to {Gemm.ThinRows} rows", paths[$"gemm, up to {Gemm.ThinRows} rows"], CheckGemm(thin: true), 1e-5),
             new("gemv (fp32 decode)", paths["gemv (fp32 decode)"], CheckGemv(), 1e-5),
             new("gemv (f16, bf16 decode)", paths["gemv (f16, bf16 decode)"], CheckHalfGemv(), 1e-5),
             new("attention", paths["attention"], CheckAttention(), 1e-4),
@@ -100,12 +102,17 @@ public static class KernelCheck
         return worst / Math.Sqrt(Math.Max(terms, 1));
     }
 
-    private static double CheckGemm()
+    /// <summary>The packed path (more than Gemm.ThinRows rows), or the thin path (at most that many).</summary>
+    private static double CheckGemm(bool thin)
     {
         double worst = 0;
         // ragged in every dimension, both transposes, accumulate, and a product big enough to use several threads;
-        // each also with a linear layer's bias, which the micro-kernel adds as it stores a whole tile
-        foreach (var (m, n, k, ta, tb, beta) in new[] { (37, 29, 45, false, false, 0f), (13, 50, 7, true, false, 1f), (64, 96, 128, false, true, 0.5f), (9, 13, 300, true, true, 0f), (150, 70, 260, false, false, 1f), (48, 64, 96, false, true, 0f) })
+        // each also with a linear layer's bias, which the micro-kernel adds as it stores a whole tile (thin: row
+        // groups with a remainder, B's columns past the last whole vector block, k past a 1,024-deep strip)
+        (int, int, int, bool, bool, float)[] shapes = thin
+            ? [(13, 50, 7, true, false, 1f), (9, 13, 300, true, true, 0f), (3, 70, 33, false, true, 0.5f), (16, 40, 1100, false, false, 1f)]
+            : [(37, 29, 45, false, false, 0f), (64, 96, 128, false, true, 0.5f), (150, 70, 260, false, false, 1f), (48, 64, 96, false, true, 0f)];
+        foreach (var (m, n, k, ta, tb, beta) in shapes)
         {
             float[] a = Random(m * k, 1), b = Random(k * n, 2), c0 = Random(m * n, 3), bias = Random(n, 4);
             int lda = ta ? m : k, ldb = tb ? k : n;

@@ -30,6 +30,7 @@ internal enum GemmPath
     PackedScalar,
     ThinAvx512,
     ThinAvx2,
+    ThinNeon,
     ThinScalar,
 }
 
@@ -42,8 +43,9 @@ public static unsafe class Gemm
     /// <summary>
     /// The most rows of C the thin path (no packing) takes. With its vector loops it runs every product of up to 16
     /// rows: LoRA's rank-8 and rank-16 products stream their activations once instead of packing them (Zen 4, two
-    /// threads: 8 x 1024 x 768 NT 103-115 GFLOP/s packed, 140-157 thin; 16 x 3072 x 768 NT 150 and 167). Without
-    /// them (scalar, NEON) it takes up to ScalarThinRows.
+    /// threads: 8 x 1024 x 768 NT 103-115 GFLOP/s packed, 140-157 thin; 16 x 3072 x 768 NT 150 and 167). On NEON
+    /// likewise (by count: its thin loops run 16 FMAs per 8 loads, with no copy of B). Without vector loops (an x86
+    /// without AVX2) it takes up to ScalarThinRows.
     /// </summary>
     internal const int ThinRows = 16;
 
@@ -122,7 +124,7 @@ public static unsafe class Gemm
             {
                 RowSums = rowSums.IsEmpty ? null : psums,
             };
-            if (n == 0 || k == 0 || path is GemmPath.ThinAvx512 or GemmPath.ThinAvx2 or GemmPath.ThinScalar)
+            if (n == 0 || k == 0 || path is GemmPath.ThinAvx512 or GemmPath.ThinAvx2 or GemmPath.ThinNeon or GemmPath.ThinScalar)
             {
                 if (args.RowSums != null) SumRows(args);
                 args = args with { RowSums = null };
@@ -136,6 +138,7 @@ public static unsafe class Gemm
                 case GemmPath.PackedScalar: Packed<ScalarKernel4x4>(args, ScalarBlocking, threads); break;
                 case GemmPath.ThinAvx512: Thin(args, threads, GemmIsa.Avx512); break;
                 case GemmPath.ThinAvx2: Thin(args, threads, GemmIsa.Avx2); break;
+                case GemmPath.ThinNeon: Thin(args, threads, GemmIsa.Neon); break;
                 case GemmPath.ThinScalar: Thin(args, threads, GemmIsa.Scalar); break;
                 default: throw new ArgumentOutOfRangeException(nameof(path), path, "Unknown GEMM path.");
             }
@@ -222,6 +225,7 @@ public static unsafe class Gemm
         GemmPath.PackedNeon => NeonKernel8x12.IsSupported,
         GemmPath.ThinAvx512 => GemmThin.Avx512Supported,
         GemmPath.ThinAvx2 => GemmThin.Avx2Supported,
+        GemmPath.ThinNeon => GemmThin.NeonSupported,
         _ => true,
     };
 
@@ -229,6 +233,7 @@ public static unsafe class Gemm
     internal static GemmPath Choose(int m) =>
         m <= ThinRows && GemmThin.Avx512Supported ? GemmPath.ThinAvx512
         : m <= ThinRows && GemmThin.Avx2Supported ? GemmPath.ThinAvx2
+        : m <= ThinRows && GemmThin.NeonSupported ? GemmPath.ThinNeon
         : m <= ScalarThinRows ? GemmPath.ThinScalar
         : Avx512Kernel12x32.IsSupported ? GemmPath.PackedAvx512
         : Avx2Kernel6x16.IsSupported ? GemmPath.PackedAvx2
@@ -242,6 +247,15 @@ public static unsafe class Gemm
         GemmPath.PackedAvx2 => "avx2 6x16",
         GemmPath.PackedNeon => "neon 8x12",
         _ => "scalar 4x4",
+    };
+
+    /// <summary>The thin path's loops on this machine, e.g. "avx512 thin", "neon thin".</summary>
+    public static string ThinKernelName => Choose(1) switch
+    {
+        GemmPath.ThinAvx512 => "avx512 thin",
+        GemmPath.ThinAvx2 => "avx2 thin",
+        GemmPath.ThinNeon => "neon thin",
+        _ => $"scalar thin (up to {ScalarThinRows} rows)",
     };
 
     /// <summary>

@@ -1,12 +1,14 @@
 // The thin path of SGEMM for C with at most 16 rows (one-token decode, tiny batches, LoRA's rank-r products), where
 // packing B would cost as much as the product: op(B) is streamed once, straight from the caller's layout, while the
 // rows of C are built four at a time over each piece of B that is in cache. A transposed B ([n, k], the usual weight
-// layout) gives dot products along k (Vector512 or Vector256); a plain B ([k, n]) gives row updates along n
-// (Vector256); both have scalar fallbacks. Threads take column slices from a shared counter. Does not handle more
-// than 16 rows (the packed path does) or argument checks (see Gemm.cs).
+// layout) gives dot products along k (Vector512, Vector256, or Vector128 on ARM64's NEON); a plain B ([k, n]) gives
+// row updates along n (Vector256, or Vector128 on NEON); each loop is written once over IAttentionVector and has a
+// scalar fallback. Threads take column slices from a shared counter. Does not handle more than 16 rows (the packed
+// path does) or argument checks (see Gemm.cs).
 // Glossary: R = rows of C (1 to 16); m, n, k as in Gemm; j = column of C; p = step along k.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace Quill.Kernels;
@@ -25,6 +27,9 @@ internal static unsafe class GemmThin
 
     /// <summary>Whether the AVX-512 dot products run fast here.</summary>
     public static bool Avx512Supported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+
+    /// <summary>Whether the NEON (Vector128 with fused multiply-add) loops run here: ARM64.</summary>
+    public static bool NeonSupported => AdvSimd.Arm64.IsSupported;
 
     /// <summary>C (+)= op(A) · op(B) for x.M &lt;= 16, with vectors no wider than isa allows.</summary>
     public static void Run(Operands x, int threads, GemmIsa isa)
@@ -65,22 +70,32 @@ internal static unsafe class GemmThin
         int n = j1 - j0;
         float* c = x.C + j0;
         if (n <= 0 || !Gemm.PrepareC(c, x.Ldc, x.M, n, x.K, x.Alpha, x.Beta, out bool accumulate)) return;
-        if (x.TransB) Dots(a, x.M, x.K, x.B + j0 * x.Ldb, x.Ldb, n, c, x.Ldc, accumulate, isa);
-        else RowUpdates(a, x.M, x.K, x.B + j0, x.Ldb, n, c, x.Ldc, accumulate, isa);
+        float* b = x.TransB ? x.B + j0 * x.Ldb : x.B + j0;
+        switch (isa)
+        {
+            case GemmIsa.Avx512 when x.TransB: Dots<Vec512, Vector512<float>>(a, x.M, x.K, b, x.Ldb, n, c, x.Ldc, accumulate, 4); break;
+            // AVX2 has 16 registers: two rows by four columns (8 sums, 4 B vectors, 1 A vector) stay in them, where four
+            // rows (16 sums) spilled: 8 x 1024 x 768 ran 85-91 GFLOP/s in groups of four and 114-122 in pairs on Zen 4.
+            case GemmIsa.Avx2 when x.TransB: Dots<Vec256, Vector256<float>>(a, x.M, x.K, b, x.Ldb, n, c, x.Ldc, accumulate, 2); break;
+            case GemmIsa.Neon when x.TransB: Dots<Vec128, Vector128<float>>(a, x.M, x.K, b, x.Ldb, n, c, x.Ldc, accumulate, 4); break;
+            // row updates in 256-bit vectors on AVX-512 too (32 registers there: four rows, no spill)
+            case GemmIsa.Avx512 or GemmIsa.Avx2: RowUpdates<Vec256, Vector256<float>>(a, x.M, x.K, b, x.Ldb, n, c, x.Ldc, accumulate); break;
+            case GemmIsa.Neon: RowUpdates<Vec128, Vector128<float>>(a, x.M, x.K, b, x.Ldb, n, c, x.Ldc, accumulate); break;
+            default: ScalarColumns(a, x.M, x.K, b, x.Ldb, x.TransB, 0, n, c, x.Ldc, accumulate); break;
+        }
     }
 
     /// <summary>
     /// B stored [n, k] (row stride ldb): C[i, j] (+)= dot(a[i, :], B[j, :]), four columns of C at a time so each
-    /// step loads 4 B vectors and up to 4 A vectors for up to 16 FMAs. The rows of C go in groups of four (pairs on
-    /// AVX2) over the same four B rows, which the first group brought into L1: B still comes from memory once.
+    /// step loads 4 B vectors and up to 4 A vectors for up to 16 FMAs. The rows of C go in groups (four, or pairs
+    /// where registers are few) over the same four B rows, which the first group brought into L1: B still comes from
+    /// memory once.
     /// </summary>
-    private static void Dots(float* a, int r, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
+    private static void Dots<TOps, TV>(float* a, int r, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, int group)
+        where TOps : IAttentionVector<TV> where TV : struct
     {
-        int kv = isa == GemmIsa.Avx512 ? k & ~15 : isa == GemmIsa.Avx2 ? k & ~7 : 0;
+        int kv = k / TOps.Lanes * TOps.Lanes;
         float* sums = stackalloc float[16];
-        // AVX2 has 16 registers: two rows by four columns (8 sums, 4 B vectors, 1 A vector) stay in them, where four
-        // rows (16 sums) spilled: 8 x 1024 x 768 ran 85-91 GFLOP/s in groups of four and 114-122 in pairs on Zen 4.
-        int group = isa == GemmIsa.Avx2 ? 2 : 4;
         int j = 0;
         for (; j + 4 <= n && kv > 0; j += 4)
         {
@@ -88,7 +103,13 @@ internal static unsafe class GemmThin
             {
                 int rows = Math.Min(group, r - i0);
                 float* ag = a + i0 * k;
-                DotGroup(rows, ag, k, kv, b + j * ldb, ldb, sums, isa);
+                switch (rows)
+                {
+                    case 1: DotBlock4<TOps, TV, Const1>(ag, k, kv, b + j * ldb, ldb, sums); break;
+                    case 2: DotBlock4<TOps, TV, Const2>(ag, k, kv, b + j * ldb, ldb, sums); break;
+                    case 3: DotBlock4<TOps, TV, Const3>(ag, k, kv, b + j * ldb, ldb, sums); break;
+                    default: DotBlock4<TOps, TV, Const4>(ag, k, kv, b + j * ldb, ldb, sums); break;
+                }
                 for (int q = 0; q < 4; q++)
                 {
                     float* bj = b + (j + q) * ldb;
@@ -101,231 +122,154 @@ internal static unsafe class GemmThin
                 }
             }
         }
-        for (; j < n; j++)
-        {
-            float* bj = b + j * ldb;
-            for (int i = 0; i < r; i++)
-            {
-                float s = 0f;
-                for (int p = 0; p < k; p++) s += a[i * k + p] * bj[p];
-                Store(c + i * ldc + j, s, accumulate);
-            }
-        }
+        ScalarColumns(a, r, k, b, ldb, transB: true, j, n, c, ldc, accumulate);
     }
 
-    /// <summary>DotBlock4 for a group of 1 to 4 rows of A.</summary>
-    private static void DotGroup(int rows, float* a, int k, int kv, float* b, nint ldb, float* sums, GemmIsa isa)
-    {
-        bool wide = isa == GemmIsa.Avx512;
-        switch (rows)
-        {
-            case 1: if (wide) DotBlock4Wide<Const1>(a, k, kv, b, ldb, sums); else DotBlock4<Const1>(a, k, kv, b, ldb, sums); break;
-            case 2: if (wide) DotBlock4Wide<Const2>(a, k, kv, b, ldb, sums); else DotBlock4<Const2>(a, k, kv, b, ldb, sums); break;
-            case 3: if (wide) DotBlock4Wide<Const3>(a, k, kv, b, ldb, sums); else DotBlock4<Const3>(a, k, kv, b, ldb, sums); break;
-            default: if (wide) DotBlock4Wide<Const4>(a, k, kv, b, ldb, sums); else DotBlock4<Const4>(a, k, kv, b, ldb, sums); break;
-        }
-    }
-
-    /// <summary>sums[i * 4 + q] = dot(a[i, 0:kv], B[q, 0:kv]) for rows i &lt; R and four B rows q.</summary>
+    /// <summary>sums[i * 4 + q] = dot(a[i, 0:kv], B[q, 0:kv]) for rows i &lt; R and four B rows q; kv is whole vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotBlock4<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IGemmConstant
+    private static void DotBlock4<TOps, TV, TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums)
+        where TOps : IAttentionVector<TV> where TV : struct where TRows : IGemmConstant
     {
-        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
-        Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
-        Vector256<float> s20 = default, s21 = default, s22 = default, s23 = default;
-        Vector256<float> s30 = default, s31 = default, s32 = default, s33 = default;
+        TV s00 = TOps.Zero, s01 = TOps.Zero, s02 = TOps.Zero, s03 = TOps.Zero;
+        TV s10 = TOps.Zero, s11 = TOps.Zero, s12 = TOps.Zero, s13 = TOps.Zero;
+        TV s20 = TOps.Zero, s21 = TOps.Zero, s22 = TOps.Zero, s23 = TOps.Zero;
+        TV s30 = TOps.Zero, s31 = TOps.Zero, s32 = TOps.Zero, s33 = TOps.Zero;
         float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
-        for (int p = 0; p < kv; p += 8)
+        for (int p = 0; p < kv; p += TOps.Lanes)
         {
-            Vector256<float> v0 = Vector256.Load(b0 + p), v1 = Vector256.Load(b1 + p);
-            Vector256<float> v2 = Vector256.Load(b2 + p), v3 = Vector256.Load(b3 + p);
-            Vector256<float> x = Vector256.Load(a + p);
-            s00 = Fma.MultiplyAdd(x, v0, s00); s01 = Fma.MultiplyAdd(x, v1, s01);
-            s02 = Fma.MultiplyAdd(x, v2, s02); s03 = Fma.MultiplyAdd(x, v3, s03);
+            TV v0 = TOps.Load(b0 + p), v1 = TOps.Load(b1 + p), v2 = TOps.Load(b2 + p), v3 = TOps.Load(b3 + p);
+            TV x = TOps.Load(a + p);
+            s00 = TOps.Fma(x, v0, s00); s01 = TOps.Fma(x, v1, s01); s02 = TOps.Fma(x, v2, s02); s03 = TOps.Fma(x, v3, s03);
             if (TRows.Value > 1)
             {
-                x = Vector256.Load(a + k + p);
-                s10 = Fma.MultiplyAdd(x, v0, s10); s11 = Fma.MultiplyAdd(x, v1, s11);
-                s12 = Fma.MultiplyAdd(x, v2, s12); s13 = Fma.MultiplyAdd(x, v3, s13);
+                x = TOps.Load(a + k + p);
+                s10 = TOps.Fma(x, v0, s10); s11 = TOps.Fma(x, v1, s11); s12 = TOps.Fma(x, v2, s12); s13 = TOps.Fma(x, v3, s13);
             }
             if (TRows.Value > 2)
             {
-                x = Vector256.Load(a + 2 * k + p);
-                s20 = Fma.MultiplyAdd(x, v0, s20); s21 = Fma.MultiplyAdd(x, v1, s21);
-                s22 = Fma.MultiplyAdd(x, v2, s22); s23 = Fma.MultiplyAdd(x, v3, s23);
+                x = TOps.Load(a + 2 * k + p);
+                s20 = TOps.Fma(x, v0, s20); s21 = TOps.Fma(x, v1, s21); s22 = TOps.Fma(x, v2, s22); s23 = TOps.Fma(x, v3, s23);
             }
             if (TRows.Value > 3)
             {
-                x = Vector256.Load(a + 3 * k + p);
-                s30 = Fma.MultiplyAdd(x, v0, s30); s31 = Fma.MultiplyAdd(x, v1, s31);
-                s32 = Fma.MultiplyAdd(x, v2, s32); s33 = Fma.MultiplyAdd(x, v3, s33);
+                x = TOps.Load(a + 3 * k + p);
+                s30 = TOps.Fma(x, v0, s30); s31 = TOps.Fma(x, v1, s31); s32 = TOps.Fma(x, v2, s32); s33 = TOps.Fma(x, v3, s33);
             }
         }
-        Sums(sums, s00, s01, s02, s03);
-        if (TRows.Value > 1) Sums(sums + 4, s10, s11, s12, s13);
-        if (TRows.Value > 2) Sums(sums + 8, s20, s21, s22, s23);
-        if (TRows.Value > 3) Sums(sums + 12, s30, s31, s32, s33);
-    }
-
-    /// <summary>DotBlock4 on AVX-512: kv is a multiple of 16.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotBlock4Wide<TRows>(float* a, int k, int kv, float* b, nint ldb, float* sums) where TRows : IGemmConstant
-    {
-        Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default;
-        Vector512<float> s10 = default, s11 = default, s12 = default, s13 = default;
-        Vector512<float> s20 = default, s21 = default, s22 = default, s23 = default;
-        Vector512<float> s30 = default, s31 = default, s32 = default, s33 = default;
-        float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
-        for (int p = 0; p < kv; p += 16)
-        {
-            Vector512<float> v0 = Vector512.Load(b0 + p), v1 = Vector512.Load(b1 + p);
-            Vector512<float> v2 = Vector512.Load(b2 + p), v3 = Vector512.Load(b3 + p);
-            Vector512<float> x = Vector512.Load(a + p);
-            s00 = Avx512F.FusedMultiplyAdd(x, v0, s00); s01 = Avx512F.FusedMultiplyAdd(x, v1, s01);
-            s02 = Avx512F.FusedMultiplyAdd(x, v2, s02); s03 = Avx512F.FusedMultiplyAdd(x, v3, s03);
-            if (TRows.Value > 1)
-            {
-                x = Vector512.Load(a + k + p);
-                s10 = Avx512F.FusedMultiplyAdd(x, v0, s10); s11 = Avx512F.FusedMultiplyAdd(x, v1, s11);
-                s12 = Avx512F.FusedMultiplyAdd(x, v2, s12); s13 = Avx512F.FusedMultiplyAdd(x, v3, s13);
-            }
-            if (TRows.Value > 2)
-            {
-                x = Vector512.Load(a + 2 * k + p);
-                s20 = Avx512F.FusedMultiplyAdd(x, v0, s20); s21 = Avx512F.FusedMultiplyAdd(x, v1, s21);
-                s22 = Avx512F.FusedMultiplyAdd(x, v2, s22); s23 = Avx512F.FusedMultiplyAdd(x, v3, s23);
-            }
-            if (TRows.Value > 3)
-            {
-                x = Vector512.Load(a + 3 * k + p);
-                s30 = Avx512F.FusedMultiplyAdd(x, v0, s30); s31 = Avx512F.FusedMultiplyAdd(x, v1, s31);
-                s32 = Avx512F.FusedMultiplyAdd(x, v2, s32); s33 = Avx512F.FusedMultiplyAdd(x, v3, s33);
-            }
-        }
-        Sums(sums, s00, s01, s02, s03);
-        if (TRows.Value > 1) Sums(sums + 4, s10, s11, s12, s13);
-        if (TRows.Value > 2) Sums(sums + 8, s20, s21, s22, s23);
-        if (TRows.Value > 3) Sums(sums + 12, s30, s31, s32, s33);
+        Sums<TOps, TV>(sums, s00, s01, s02, s03);
+        if (TRows.Value > 1) Sums<TOps, TV>(sums + 4, s10, s11, s12, s13);
+        if (TRows.Value > 2) Sums<TOps, TV>(sums + 8, s20, s21, s22, s23);
+        if (TRows.Value > 3) Sums<TOps, TV>(sums + 12, s30, s31, s32, s33);
     }
 
     /// <summary>
-    /// B stored [k, n] (row stride ldb): C[i, :] (+)= sum over p of a[i, p] * B[p, :], 32 columns of C at a time so
-    /// each step loads 4 B vectors and broadcasts up to 4 values of A for up to 16 FMAs. More than four rows of C go
-    /// in groups of four over the same strip of B, taken RowDepth steps of k at a time so that the strip the first
-    /// group brought in (RowDepth x 32 floats) is still in L2 for the others.
+    /// B stored [k, n] (row stride ldb): C[i, :] (+)= sum over p of a[i, p] * B[p, :], four vectors of C's columns
+    /// at a time so each step loads 4 B vectors and broadcasts up to 4 values of A for up to 16 FMAs. More than four
+    /// rows of C go in groups of four over the same strip of B, taken RowDepth steps of k at a time so that the strip
+    /// the first group brought in (RowDepth x 4 vectors) is still in L2 for the others.
     /// </summary>
-    private static void RowUpdates(float* a, int r, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate, GemmIsa isa)
+    private static void RowUpdates<TOps, TV>(float* a, int r, int k, float* b, nint ldb, int n, float* c, nint ldc, bool accumulate)
+        where TOps : IAttentionVector<TV> where TV : struct
     {
-        int j = 0;
-        if (isa != GemmIsa.Scalar)
+        int width = 4 * TOps.Lanes, depth = r <= 4 ? Math.Max(k, 1) : RowDepth, j = 0;
+        for (; j + width <= n; j += width)
         {
-            int depth = r <= 4 ? Math.Max(k, 1) : RowDepth;
-            for (; j + 32 <= n; j += 32)
+            for (int p0 = 0; p0 < k; p0 += depth)
             {
-                for (int p0 = 0; p0 < k; p0 += depth)
+                int kk = Math.Min(depth, k - p0);
+                bool add = accumulate || p0 > 0;
+                for (int i0 = 0; i0 < r; i0 += 4)
                 {
-                    int kk = Math.Min(depth, k - p0);
-                    bool add = accumulate || p0 > 0;
-                    for (int i0 = 0; i0 < r; i0 += 4)
-                        RowGroup(Math.Min(4, r - i0), a + i0 * k + p0, k, kk, b + p0 * ldb + j, ldb, c + i0 * ldc + j, ldc, add);
+                    float* ag = a + i0 * k + p0, bg = b + p0 * ldb + j, cg = c + i0 * ldc + j;
+                    switch (Math.Min(4, r - i0))
+                    {
+                        case 1: RowBlock4<TOps, TV, Const1>(ag, k, kk, bg, ldb, cg, ldc, add); break;
+                        case 2: RowBlock4<TOps, TV, Const2>(ag, k, kk, bg, ldb, cg, ldc, add); break;
+                        case 3: RowBlock4<TOps, TV, Const3>(ag, k, kk, bg, ldb, cg, ldc, add); break;
+                        default: RowBlock4<TOps, TV, Const4>(ag, k, kk, bg, ldb, cg, ldc, add); break;
+                    }
                 }
             }
         }
+        ScalarColumns(a, r, k, b, ldb, transB: false, j, n, c, ldc, accumulate);
+    }
+
+    /// <summary>Steps of k per strip of B when more than four rows of C share it (128 KiB of B with 256-bit vectors).</summary>
+    private const int RowDepth = 1024;
+
+    /// <summary>Four vectors of columns of C for R rows of A (rows lda apart), over k steps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowBlock4<TOps, TV, TRows>(float* a, int lda, int k, float* b, nint ldb, float* c, nint ldc, bool accumulate)
+        where TOps : IAttentionVector<TV> where TV : struct where TRows : IGemmConstant
+    {
+        int w = TOps.Lanes;
+        TV s00 = TOps.Zero, s01 = TOps.Zero, s02 = TOps.Zero, s03 = TOps.Zero;
+        TV s10 = TOps.Zero, s11 = TOps.Zero, s12 = TOps.Zero, s13 = TOps.Zero;
+        TV s20 = TOps.Zero, s21 = TOps.Zero, s22 = TOps.Zero, s23 = TOps.Zero;
+        TV s30 = TOps.Zero, s31 = TOps.Zero, s32 = TOps.Zero, s33 = TOps.Zero;
+        for (int p = 0; p < k; p++)
+        {
+            float* bp = b + p * ldb;
+            TV v0 = TOps.Load(bp), v1 = TOps.Load(bp + w), v2 = TOps.Load(bp + 2 * w), v3 = TOps.Load(bp + 3 * w);
+            TV x = TOps.Broadcast(a[p]);
+            s00 = TOps.Fma(x, v0, s00); s01 = TOps.Fma(x, v1, s01); s02 = TOps.Fma(x, v2, s02); s03 = TOps.Fma(x, v3, s03);
+            if (TRows.Value > 1)
+            {
+                x = TOps.Broadcast(a[lda + p]);
+                s10 = TOps.Fma(x, v0, s10); s11 = TOps.Fma(x, v1, s11); s12 = TOps.Fma(x, v2, s12); s13 = TOps.Fma(x, v3, s13);
+            }
+            if (TRows.Value > 2)
+            {
+                x = TOps.Broadcast(a[2 * lda + p]);
+                s20 = TOps.Fma(x, v0, s20); s21 = TOps.Fma(x, v1, s21); s22 = TOps.Fma(x, v2, s22); s23 = TOps.Fma(x, v3, s23);
+            }
+            if (TRows.Value > 3)
+            {
+                x = TOps.Broadcast(a[3 * lda + p]);
+                s30 = TOps.Fma(x, v0, s30); s31 = TOps.Fma(x, v1, s31); s32 = TOps.Fma(x, v2, s32); s33 = TOps.Fma(x, v3, s33);
+            }
+        }
+        StoreRow<TOps, TV>(c, s00, s01, s02, s03, accumulate);
+        if (TRows.Value > 1) StoreRow<TOps, TV>(c + ldc, s10, s11, s12, s13, accumulate);
+        if (TRows.Value > 2) StoreRow<TOps, TV>(c + 2 * ldc, s20, s21, s22, s23, accumulate);
+        if (TRows.Value > 3) StoreRow<TOps, TV>(c + 3 * ldc, s30, s31, s32, s33, accumulate);
+    }
+
+    /// <summary>Columns [j, n) of C one element at a time: the scalar path, and the vector paths' last columns.</summary>
+    private static void ScalarColumns(float* a, int r, int k, float* b, nint ldb, bool transB, int j, int n, float* c, nint ldc, bool accumulate)
+    {
         for (; j < n; j++)
         {
             for (int i = 0; i < r; i++)
             {
                 float s = 0f;
-                for (int p = 0; p < k; p++) s += a[i * k + p] * b[p * ldb + j];
+                if (transB) for (int p = 0; p < k; p++) s += a[i * k + p] * b[j * ldb + p];
+                else for (int p = 0; p < k; p++) s += a[i * k + p] * b[p * ldb + j];
                 Store(c + i * ldc + j, s, accumulate);
             }
         }
     }
 
-    /// <summary>Steps of k per strip of B when more than four rows of C share it (128 KiB of B).</summary>
-    private const int RowDepth = 1024;
-
-    /// <summary>RowBlock32 for a group of 1 to 4 rows of A (rows lda apart), over kk steps of k.</summary>
-    private static void RowGroup(int rows, float* a, int lda, int kk, float* b, nint ldb, float* c, nint ldc, bool accumulate)
-    {
-        switch (rows)
-        {
-            case 1: RowBlock32<Const1>(a, lda, kk, b, ldb, c, ldc, accumulate); break;
-            case 2: RowBlock32<Const2>(a, lda, kk, b, ldb, c, ldc, accumulate); break;
-            case 3: RowBlock32<Const3>(a, lda, kk, b, ldb, c, ldc, accumulate); break;
-            default: RowBlock32<Const4>(a, lda, kk, b, ldb, c, ldc, accumulate); break;
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowBlock32<TRows>(float* a, int lda, int k, float* b, nint ldb, float* c, nint ldc, bool accumulate)
-        where TRows : IGemmConstant
-    {
-        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
-        Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
-        Vector256<float> s20 = default, s21 = default, s22 = default, s23 = default;
-        Vector256<float> s30 = default, s31 = default, s32 = default, s33 = default;
-        for (int p = 0; p < k; p++)
-        {
-            float* bp = b + p * ldb;
-            Vector256<float> v0 = Vector256.Load(bp), v1 = Vector256.Load(bp + 8);
-            Vector256<float> v2 = Vector256.Load(bp + 16), v3 = Vector256.Load(bp + 24);
-            Vector256<float> x = Vector256.Create(a[p]);
-            s00 = Fma.MultiplyAdd(x, v0, s00); s01 = Fma.MultiplyAdd(x, v1, s01);
-            s02 = Fma.MultiplyAdd(x, v2, s02); s03 = Fma.MultiplyAdd(x, v3, s03);
-            if (TRows.Value > 1)
-            {
-                x = Vector256.Create(a[lda + p]);
-                s10 = Fma.MultiplyAdd(x, v0, s10); s11 = Fma.MultiplyAdd(x, v1, s11);
-                s12 = Fma.MultiplyAdd(x, v2, s12); s13 = Fma.MultiplyAdd(x, v3, s13);
-            }
-            if (TRows.Value > 2)
-            {
-                x = Vector256.Create(a[2 * lda + p]);
-                s20 = Fma.MultiplyAdd(x, v0, s20); s21 = Fma.MultiplyAdd(x, v1, s21);
-                s22 = Fma.MultiplyAdd(x, v2, s22); s23 = Fma.MultiplyAdd(x, v3, s23);
-            }
-            if (TRows.Value > 3)
-            {
-                x = Vector256.Create(a[3 * lda + p]);
-                s30 = Fma.MultiplyAdd(x, v0, s30); s31 = Fma.MultiplyAdd(x, v1, s31);
-                s32 = Fma.MultiplyAdd(x, v2, s32); s33 = Fma.MultiplyAdd(x, v3, s33);
-            }
-        }
-        StoreRow(c, s00, s01, s02, s03, accumulate);
-        if (TRows.Value > 1) StoreRow(c + ldc, s10, s11, s12, s13, accumulate);
-        if (TRows.Value > 2) StoreRow(c + 2 * ldc, s20, s21, s22, s23, accumulate);
-        if (TRows.Value > 3) StoreRow(c + 3 * ldc, s30, s31, s32, s33, accumulate);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(
-        float* c, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3, bool accumulate)
+    private static void StoreRow<TOps, TV>(float* c, TV v0, TV v1, TV v2, TV v3, bool accumulate)
+        where TOps : IAttentionVector<TV> where TV : struct
     {
+        int w = TOps.Lanes;
         if (accumulate)
         {
-            v0 += Vector256.Load(c); v1 += Vector256.Load(c + 8);
-            v2 += Vector256.Load(c + 16); v3 += Vector256.Load(c + 24);
+            v0 = TOps.Add(v0, TOps.Load(c)); v1 = TOps.Add(v1, TOps.Load(c + w));
+            v2 = TOps.Add(v2, TOps.Load(c + 2 * w)); v3 = TOps.Add(v3, TOps.Load(c + 3 * w));
         }
-        v0.Store(c); v1.Store(c + 8); v2.Store(c + 16); v3.Store(c + 24);
+        TOps.Store(c, v0); TOps.Store(c + w, v1); TOps.Store(c + 2 * w, v2); TOps.Store(c + 3 * w, v3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Sums(float* sums, Vector256<float> s0, Vector256<float> s1, Vector256<float> s2, Vector256<float> s3)
+    private static void Sums<TOps, TV>(float* sums, TV s0, TV s1, TV s2, TV s3) where TOps : IAttentionVector<TV> where TV : struct
     {
-        sums[0] = Vector256.Sum(s0);
-        sums[1] = Vector256.Sum(s1);
-        sums[2] = Vector256.Sum(s2);
-        sums[3] = Vector256.Sum(s3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Sums(float* sums, Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3)
-    {
-        sums[0] = Vector512.Sum(s0);
-        sums[1] = Vector512.Sum(s1);
-        sums[2] = Vector512.Sum(s2);
-        sums[3] = Vector512.Sum(s3);
+        sums[0] = TOps.SumAcross(s0);
+        sums[1] = TOps.SumAcross(s1);
+        sums[2] = TOps.SumAcross(s2);
+        sums[3] = TOps.SumAcross(s3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -52,6 +52,9 @@ public sealed class Arm64EmulationTests
         Assert.True(r.Exit == 0, r.Out + r.Err);
         Assert.Contains("arm64", r.Out, StringComparison.Ordinal);
         Assert.Contains("gemm: neon 8x12", r.Out, StringComparison.Ordinal);
+        // products of at most 16 rows (LoRA's rank-r products, small batches) stream B on NEON, never scalar
+        Assert.Contains("gemm, up to 16 rows: neon thin", r.Out, StringComparison.Ordinal);
+        Assert.Contains("check gemm, up to 16 rows (neon thin): ok", r.Out, StringComparison.Ordinal);
         Assert.Contains("attention: neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("gemv (fp32 decode): neon 128-bit", r.Out, StringComparison.Ordinal);
         Assert.Contains("check gemv (f16, bf16 decode) (neon 128-bit): ok", r.Out, StringComparison.Ordinal);
@@ -64,7 +67,7 @@ public sealed class Arm64EmulationTests
         // the quantized dot check covers all eight block types; the K-quant dots must equal their twins bit for bit
         Assert.Contains("check quantized dot, k-quants bit for bit (neon sdot): ok, largest error 0 ", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAILED", r.Out, StringComparison.Ordinal);
-        Assert.Equal(12, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
+        Assert.Equal(13, r.Out.Split('\n').Count(l => l.StartsWith("check ", StringComparison.Ordinal) && l.Contains(": ok,", StringComparison.Ordinal)));
     }
 
     [Arm64CliFact]
