@@ -28,7 +28,7 @@ public sealed class ServedModel : IDisposable
     private sealed record Generation(IBatchModel Backend, ITokenizer Tokenizer, ChatLayout Chat, BatchScheduler Scheduler, IReadOnlyList<int> ExtraStopIds, long Created);
 
     /// <summary>Where a watched model comes from and how it was loaded.</summary>
-    private sealed record Source(string Path, string? TokenizerPath, SchedulerOptions Options, int ContextLength, bool Mmap);
+    private sealed record Source(string Path, string? TokenizerPath, SchedulerOptions Options, int ContextLength, bool Mmap, string? Adapter = null);
 
     private volatile Generation current;
     private readonly List<Generation> retired = [];
@@ -165,11 +165,18 @@ public sealed class ServedModel : IDisposable
     /// Opens a model as <see cref="Load(string, string?, SchedulerOptions, int)"/> does; mmap false reads the weights
     /// into memory (`--no-mmap`). The path is checked for a replacement every <paramref name="checkEvery"/>.
     /// </summary>
-    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options, int contextLength, bool mmap, TimeSpan checkEvery)
+    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options, int contextLength, bool mmap, TimeSpan checkEvery) =>
+        Load(path, tokenizerPath, options, contextLength, mmap, checkEvery, adapter: null);
+
+    /// <summary>
+    /// Opens a model as above with a PEFT LoRA adapter run beside it, unmerged (InferenceModel.WithAdapter: a quantized
+    /// base stays quantized); null serves the model alone.
+    /// </summary>
+    public static ServedModel Load(string path, string? tokenizerPath, SchedulerOptions options, int contextLength, bool mmap, TimeSpan checkEvery, string? adapter)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        var src = new Source(path, tokenizerPath, options, contextLength, mmap);
+        var src = new Source(path, tokenizerPath, options, contextLength, mmap, adapter);
         var (backend, tokenizer, chat, stops) = Open(src);
         return new ServedModel(NameOf(path), backend, tokenizer, chat, options, stops, src, checkEvery);
     }
@@ -179,6 +186,7 @@ public sealed class ServedModel : IDisposable
         var model = ModelLoader.Load(src.Path, src.TokenizerPath, null, src.Mmap);
         try
         {
+            if (src.Adapter != null) model = model.WithAdapter(src.Adapter); // owns the base from here
             var tokenizer = model.Tokenizer ?? throw new InvalidFileException($"{model.Source}: no tokenizer found with the model; pass --tokenizer PATH.");
             var chat = new ChatLayout(tokenizer, model.ChatTemplate, model.Spec.Arch, model.AddBos);
             return (new EngineBackend(model, src.ContextLength), tokenizer, chat, model.ExtraStopIds);

@@ -268,7 +268,7 @@ internal sealed class EvalOptions
     public Option<string> Model { get; } = new("--model") { Description = "Model: .gguf, llama2.c .bin, HF folder, Quill run/checkpoint folder, or hf.co/ORG/REPO[:QUANT] (see quill pull)", Required = true };
     public Option<bool> Pull { get; } = ModelLocator.PullOption();
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Tokenizer file (default: the one in or beside the model)" };
-    public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model" };
+    public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder, run beside the model unmerged" };
     public Option<string?> Dtype { get; } = new("--dtype") { Description = "Convert weights on load: f32, f16, bf16, q8_0, q4_0, ..." };
     public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
     public Option<int> Limit { get; } = new("--limit") { Description = "Evaluate at most N items (windows, questions, prompts); 0 = all", DefaultValueFactory = _ => 0 };

@@ -51,7 +51,7 @@ internal sealed class GenerateOptions
     public Option<bool> Pull { get; } = ModelLocator.PullOption();
     public Option<bool> NoMmap { get; } = new("--no-mmap") { Description = "Read the weights into memory instead of mapping the file" };
     public Option<int> Threads { get; } = new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => 0 };
-    public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder to merge into the model (adapter_config.json, adapter_model.safetensors)" };
+    public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors), run beside the model unmerged" };
 
     public void AddTo(Command cmd)
     {
@@ -62,17 +62,23 @@ internal sealed class GenerateOptions
     public InferenceModel LoadModel(ParseResult r) =>
         Load(ModelLocator.Resolve(r.GetValue(Model)!, r.GetValue(Pull)), r.GetValue(Tokenizer), r.GetValue(Dtype), r.GetValue(Adapter), r.GetValue(Threads), !r.GetValue(NoMmap));
 
-    /// <summary>Sets the thread count (0: all cores), loads the model (mapped, or read into memory), merges the adapter and converts to dtype.</summary>
+    /// <summary>Sets the thread count (0: all cores), loads the model (mapped, or read into memory), converts it to dtype and runs the adapter beside it, unmerged.</summary>
     public static InferenceModel Load(string path, string? tokenizer, string? dtype, string? adapter, int threads, bool mmap = true)
     {
         if (threads < 0) throw new InvalidConfigException($"--threads must be 0 (all cores) or more (got {threads}).");
         if (threads > 0) KernelThreads.Count = threads;
         if (adapter == null) return ModelLoader.Load(path, tokenizer, dtype, mmap);
-        var type = string.IsNullOrEmpty(dtype) ? (Quantization.GgmlType?)null : ModelLoader.ParseType(dtype);
-        using var stored = ModelLoader.Load(path, tokenizer, null);
-        var merged = stored.WithLoraAdapter(adapter);
-        if (type == null) return merged;
-        using (merged) return merged.Requantize(type.Value);
+        // the base as stored (or converted by --dtype), the adapter beside it, unmerged: a quantized base stays quantized
+        var model = ModelLoader.Load(path, tokenizer, dtype, mmap);
+        try
+        {
+            return model.WithAdapter(adapter);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     public GenerationOptions Generation(ParseResult r)

@@ -193,7 +193,7 @@ internal static class QuickstartCommand
         Console.WriteLine($"done in {Rendering.Duration(clock.Elapsed)}; chat model: {final}");
         Console.WriteLine($"try: ./quill chat --model {final} --temperature 0 --max-tokens {ReplyTokens}");
         Console.WriteLine($"     ./quill serve --model {final}");
-        Console.WriteLine($"     ./quill chat --model {run} --adapter {Path.Combine(run, "chat-lora")}   (the pretrained model and the LoRA adapter as saved, merged in memory at load)");
+        Console.WriteLine($"     ./quill chat --model {run} --adapter {Path.Combine(run, "chat-lora")}   (the pretrained model with the LoRA adapter beside it, unmerged)");
     }
 
     /// <summary>Folds the chat adapter (PEFT files in adapterRun) into the pretrained model and saves the whole chat model in chatRun.</summary>

@@ -30,10 +30,11 @@ internal static class ServeCommand
         var pull = new Option<bool>("--pull") { Description = "Download hf.co/ORG/REPO[:QUANT] models that are not in the cache yet" };
         var noMmap = new Option<bool>("--no-mmap") { Description = "Read the weights into memory instead of mapping the file (an in-place overwrite of the file then cannot crash the server)" };
         var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes (413 beyond)", DefaultValueFactory = _ => 4L << 20 };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter folder run beside the model, unmerged (one model only)" };
         var noWarmUp = new Option<bool>("--no-warmup") { Description = "Start serving at once, without first running each model until its code is compiled (the first requests are then slower)" };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible (/v1) and an Ollama-compatible (/api) API with a web chat.")
         {
-            models, tokenizer, host, port, apiKey, metricsPublic, allowedHost, corsOrigin, maxBatch, maxQueue, feedback, context, maxBody, noMmap, noWarmUp, pull,
+            models, tokenizer, host, port, apiKey, metricsPublic, allowedHost, corsOrigin, maxBatch, maxQueue, feedback, context, maxBody, noMmap, noWarmUp, pull, adapter,
         };
         cmd.SetAction(r =>
         {
@@ -45,12 +46,14 @@ internal static class ServeCommand
                 FeedbackPath = r.GetValue(feedback), MaxBodyBytes = r.GetValue(maxBody),
             };
             options.Validate();
+            if (r.GetValue(adapter) != null && r.GetValue(models)!.Length > 1)
+                throw new InvalidConfigException("--adapter goes with one model; serve the others apart, or merge the adapter (quill finetune merge) and serve the merged folder.");
             var loaded = new List<ServedModel>();
             try
             {
                 foreach (string path in r.GetValue(models)!)
                 {
-                    var m = ServedModel.Load(ModelLocator.Resolve(path, r.GetValue(pull)), r.GetValue(tokenizer), sched, r.GetValue(context), mmap: !r.GetValue(noMmap), TimeSpan.FromSeconds(1));
+                    var m = ServedModel.Load(ModelLocator.Resolve(path, r.GetValue(pull)), r.GetValue(tokenizer), sched, r.GetValue(context), mmap: !r.GetValue(noMmap), TimeSpan.FromSeconds(1), r.GetValue(adapter));
                     loaded.Add(m);
                     Console.Error.WriteLine($"loaded {m.Name}: {m.Backend.Description}, chat format {m.Chat.Name}");
                 }

@@ -1,7 +1,9 @@
 // A model ready to run: its weights as data (Models.ModelWeights: the spec and views of every weight) and what the
 // file said about its tokenizer and chat template. Independent of autograd: nothing here records gradients. Built by
-// ModelLoader (any file) or FromLanguageModel (a trainable model in memory, viewed without copying); WithLoraAdapter
-// merges a PEFT LoRA adapter into an f32 copy (Models.PeftAdapterFiles, LanguageModel.MergeLora).
+// ModelLoader (any file) or FromLanguageModel (a trainable model in memory, viewed without copying). WithAdapter runs a
+// PEFT LoRA adapter unmerged beside the weights as they are (a quantized base stays quantized: each adapted product
+// adds scaling (x A^T) B^T, WeightMatrix.WithUpdates); WithLoraAdapter merges one into an f32 copy
+// (Models.PeftAdapterFiles, LanguageModel.MergeLora), what `quill finetune merge` saves.
 // Dispose unmaps the files the weights point into.
 // Does not handle: running anything (see InferenceEngine).
 // Glossary: C model width, F MLP width, V vocabulary.
@@ -88,6 +90,69 @@ public sealed class InferenceModel : IDisposable
         {
             Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
         };
+    }
+
+    /// <summary>
+    /// This model with the PEFT LoRA adapter in <paramref name="adapterFolder"/> run unmerged: the base weights stay
+    /// as they lie (a quantized base stays quantized, nothing is widened or copied) and each adapted projection adds
+    /// scaling (x A^T) B^T after its product. The adapter is read and checked as LanguageModel.LoadLora does (against a
+    /// view of a block-typed base, or a passing f32 copy of a float one). The returned model owns this one: dispose
+    /// only the returned model. Its logits equal the merged model's (WithLoraAdapter) to rounding.
+    /// </summary>
+    public InferenceModel WithAdapter(string adapterFolder)
+    {
+        ArgumentNullException.ThrowIfNull(adapterFolder);
+        bool blockTyped = Weights.Layers.SelectMany(l => l.Matrices()).Any(m => m.Type is not (Quantization.GgmlType.F32 or Quantization.GgmlType.F16 or Quantization.GgmlType.BF16));
+        var reader = blockTyped && !Spec.IsMoe ? LanguageModel.QuantizedBase(Weights) : LanguageModel.FromWeights(Weights);
+        var adapter = reader.LoadLora(adapterFolder);
+        var updates = new Dictionary<(int Layer, WeightMatrix Matrix), List<LowRankUpdate>>();
+        void Add(int layer, WeightMatrix w, float[] a, float[] b, int rank, int row0, int rows)
+        {
+            if (!updates.TryGetValue((layer, w), out var list)) updates[(layer, w)] = list = [];
+            list.Add(new LowRankUpdate(a, b, rank, w.Cols, row0, rows, adapter.Scaling));
+        }
+        var s = Spec;
+        foreach (var m in adapter.Modules)
+        {
+            var l = Layers[m.Layer];
+            float[] a = m.A.Span.ToArray(), b = m.B.Span.ToArray();
+            int r = m.A.Dim(0);
+            // q, k and v sit on their own matrices or on row blocks of a fused q|k|v; a fused adapter (GPT-2's c_attn)
+            // on separate matrices is cut into its three row blocks of B
+            (int Row0, int Rows)? block = m.Slot switch
+            {
+                WeightSlot.Q => (0, s.QDim),
+                WeightSlot.K => (s.QDim, s.KvDim),
+                WeightSlot.V => (s.QDim + s.KvDim, s.KvDim),
+                WeightSlot.Qkv => (0, s.QkvDim),
+                _ => null,
+            };
+            if (block is { } q)
+            {
+                if (l.Wqkv != null)
+                {
+                    Add(m.Layer, l.Wqkv, a, b, r, q.Row0, q.Rows);
+                    continue;
+                }
+                foreach (var (w, row0) in new[] { (l.Wq!, 0), (l.Wk!, s.QDim), (l.Wv!, s.QDim + s.KvDim) })
+                {
+                    int lo = Math.Max(q.Row0, row0), hi = Math.Min(q.Row0 + q.Rows, row0 + w.Rows);
+                    if (lo < hi) Add(m.Layer, w, a, b.AsSpan((lo - q.Row0) * r, (hi - lo) * r).ToArray(), r, lo - row0, hi - lo);
+                }
+                continue;
+            }
+            var target = m.Slot switch
+            {
+                WeightSlot.O => l.Wo,
+                WeightSlot.Gate => l.Gate,
+                WeightSlot.Up => l.Up,
+                WeightSlot.Down => l.Down,
+                _ => null,
+            } ?? throw new InvalidConfigException($"{adapterFolder}: the adapter's {m.Module} ({m.Slot}) has no matrix in {Source}'s inference weights to sit beside; merge it instead (quill finetune merge).");
+            Add(m.Layer, target, a, b, r, 0, target.Rows);
+        }
+        var view = Weights.MapLayerMatrices((i, w) => updates.TryGetValue((i, w), out var list) ? w.WithUpdates(list) : w);
+        return new InferenceModel(view) { Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos };
     }
 
     public void Dispose() => Weights.Dispose();

@@ -71,6 +71,22 @@ public sealed class LayerWeights
     /// <summary>The router and experts that replace the MLP (Mixtral, Qwen3-MoE), or null.</summary>
     public ExpertWeights? Experts { get; init; }
 
+    /// <summary>
+    /// This layer with each dense matrix (q, k, v or the fused q|k|v, o, gate, up, down) replaced by map's result, and a
+    /// mixture's router and experts by experts' (unchanged when null); norms and biases are shared.
+    /// </summary>
+    internal LayerWeights Map(Func<WeightMatrix, WeightMatrix> map, Func<WeightMatrix, WeightMatrix>? experts = null)
+    {
+        WeightMatrix? M(WeightMatrix? w) => w == null ? null : map(w);
+        return new LayerWeights
+        {
+            AttnNorm = AttnNorm, AttnNormBias = AttnNormBias, Wqkv = M(Wqkv), Wq = M(Wq), Wk = M(Wk), Wv = M(Wv),
+            QkvBias = QkvBias, QNorm = QNorm, KNorm = KNorm, Wo = map(Wo), WoBias = WoBias, AttnPostNorm = AttnPostNorm, MlpPostNorm = MlpPostNorm,
+            MlpNorm = MlpNorm, MlpNormBias = MlpNormBias, Gate = M(Gate), Up = M(Up), UpBias = UpBias, Down = M(Down), DownBias = DownBias,
+            Experts = experts == null ? Experts : Experts?.Map(experts),
+        };
+    }
+
     /// <summary>The matrices this layer has, in a fixed order (a mixture's router, then each expert's gate, up, down).</summary>
     public IEnumerable<WeightMatrix> Matrices()
     {
@@ -214,14 +230,19 @@ public sealed class ModelWeights : IDisposable
             map[w] = q;
             return q;
         }
-        WeightMatrix? QO(WeightMatrix? w) => w == null ? null : Q(w);
-        var layers = Layers.Select(l => new LayerWeights
-        {
-            AttnNorm = l.AttnNorm, AttnNormBias = l.AttnNormBias, Wqkv = QO(l.Wqkv), Wq = QO(l.Wq), Wk = QO(l.Wk), Wv = QO(l.Wv),
-            QkvBias = l.QkvBias, QNorm = l.QNorm, KNorm = l.KNorm, Wo = Q(l.Wo), WoBias = l.WoBias, AttnPostNorm = l.AttnPostNorm, MlpPostNorm = l.MlpPostNorm, MlpNorm = l.MlpNorm, MlpNormBias = l.MlpNormBias,
-            Gate = QO(l.Gate), Up = QO(l.Up), UpBias = l.UpBias, Down = QO(l.Down), DownBias = l.DownBias, Experts = l.Experts?.Map(Q),
-        }).ToArray();
+        var layers = Layers.Select(l => l.Map(Q, Q)).ToArray();
         return new ModelWeights(Spec, Q(TokenEmbedding), PositionEmbedding, layers, FinalNorm, FinalNormBias, Q(Classifier), [], $"{Source} ({type})");
+    }
+
+    /// <summary>
+    /// A view of these weights in which layer i's dense matrices are map(i, matrix) (e.g. the same matrix with LoRA
+    /// updates beside it, WeightMatrix.WithUpdates); nothing is copied. The view owns these weights: disposing it
+    /// disposes them, so dispose only the view.
+    /// </summary>
+    internal ModelWeights MapLayerMatrices(Func<int, WeightMatrix, WeightMatrix> map)
+    {
+        var layers = Layers.Select((l, i) => l.Map(w => map(i, w))).ToArray();
+        return new ModelWeights(Spec, TokenEmbedding, PositionEmbedding, layers, FinalNorm, FinalNormBias, Classifier, [this], Source);
     }
 
     private void CheckShapes()

@@ -5,9 +5,11 @@
 // many rows (prefill, GEMM: F32 straight from the mapping; block formats through QuantGemm's integer GEMM with the
 // activations quantized as llama.cpp does, or, for training's exact gradients and on x86 CPUs without AVX2, dequantized
 // a panel of rows at a time for SGEMM).
-// ConvertTo re-encodes one in another type row by row (a QLoRA base quantized in memory).
+// ConvertTo re-encodes one in another type row by row (a QLoRA base quantized in memory). WithUpdates views the same
+// weights with LoRA updates beside them (a PEFT adapter run unmerged: y += scaling (x A^T) B^T after each product).
 // Does not own the memory it points at: the InferenceModel that built it keeps the file mapped or the array alive.
 // Glossary: R rows (outputs), K cols (inputs), M vectors / rows of activations.
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Quill.Kernels;
@@ -152,6 +154,80 @@ public sealed unsafe class WeightMatrix
         return new WeightMatrix(name, Type, Address + (nint)(first * RowBytes), count, Cols, keepAlive);
     }
 
+    /// <summary>The LoRA updates added after each product (none: the plain weights).</summary>
+    internal IReadOnlyList<LowRankUpdate> Updates { get; private init; } = [];
+
+    /// <summary>
+    /// The same weights, viewed where they lie (nothing copied, the type kept), with <paramref name="updates"/> added
+    /// after every Multiply and MultiplyMany: a LoRA adapter run unmerged.
+    /// </summary>
+    internal WeightMatrix WithUpdates(IReadOnlyList<LowRankUpdate> updates)
+    {
+        foreach (var u in updates)
+        {
+            if (u.Cols != Cols || u.Row0 < 0 || u.Row0 + u.Rows > Rows)
+                throw new InvalidFileException($"{Name}: a rank-{u.Rank} update of rows [{u.Row0}, {u.Row0 + u.Rows}) and {u.Cols} inputs does not fit its [{Rows}, {Cols}]; the adapter was made for another model.");
+        }
+        return new WeightMatrix(Name, Type, Address, Rows, Cols, this) { Updates = [.. Updates, .. updates] };
+    }
+
+    /// <summary>
+    /// y[:, Row0 .. Row0 + Rows) += Scaling (x A^T) B^T for each update: through the thin GEMM (r rows) for a prompt,
+    /// in plain loops for decode's few rows (two GEMM calls a matrix cost more than the work on small models).
+    /// </summary>
+    private void ApplyUpdates(float* x, int ldx, int m, float* y, int ldy)
+    {
+        foreach (var u in Updates)
+        {
+            if (m <= SmallM)
+            {
+                UpdateFew(u, x, ldx, m, y, ldy);
+                continue;
+            }
+            float[] ut = ArrayPool<float>.Shared.Rent(u.Rank * m);
+            try
+            {
+                var xs = new ReadOnlySpan<float>(x, (m - 1) * ldx + Cols);
+                Gemm.Sgemm(false, true, u.Rank, m, Cols, 1f, u.A, Cols, xs, ldx, 0f, ut, m);                   // ut [r, m] = A x^T
+                var ys = new Span<float>(y + u.Row0, (m - 1) * ldy + u.Rows);
+                Gemm.Sgemm(true, true, m, u.Rows, u.Rank, u.Scaling, ut, m, u.B, u.Rank, 1f, ys, ldy);          // y += s ut^T B^T
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(ut);
+            }
+        }
+    }
+
+    /// <summary>ApplyUpdates for a few rows: u = s A x (r dots), then y_blk += B u, row by row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void UpdateFew(LowRankUpdate u, float* x, int ldx, int m, float* y, int ldy)
+    {
+        float[] scaled = ArrayPool<float>.Shared.Rent(u.Rank);
+        try
+        {
+            for (int i = 0; i < m; i++)
+            {
+                float* xi = x + (long)i * ldx;
+                fixed (float* a = u.A)
+                {
+                    for (int j = 0; j < u.Rank; j++) scaled[j] = u.Scaling * AttentionPack.Dot(a + (long)j * Cols, xi, Cols);
+                }
+                float* yi = y + (long)i * ldy + u.Row0;
+                for (int o = 0; o < u.Rows; o++)
+                {
+                    float acc = 0f;
+                    for (int j = 0; j < u.Rank; j++) acc += u.B[o * u.Rank + j] * scaled[j];
+                    yi[o] += acc;
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scaled);
+        }
+    }
+
     /// <summary>Row r as floats (dequantized). dst: [Cols]</summary>
     public void ReadRow(int r, Span<float> dst)
     {
@@ -179,6 +255,7 @@ public sealed unsafe class WeightMatrix
         if (m <= 0) return;
         if (m <= SmallM) MultiplySmall(x, ldx, m, y, ldy);
         else MultiplyLarge(x, ldx, m, y, ldy, floatActivations);
+        if (Updates.Count > 0) ApplyUpdates(x, ldx, m, y, ldy);
     }
 
     /// <summary>
@@ -187,6 +264,15 @@ public sealed unsafe class WeightMatrix
     /// else runs one by one. x: [m, Cols] rows ldx apart; ys[i]: [m, Rows_i].
     /// </summary>
     internal static void MultiplyMany(ReadOnlySpan<WeightMatrix> ws, float* x, int ldx, int m, ReadOnlySpan<nint> ys, ReadOnlySpan<int> ldys)
+    {
+        MultiplyManyBase(ws, x, ldx, m, ys, ldys);
+        for (int i = 0; i < ws.Length; i++)
+        {
+            if (ws[i].Updates.Count > 0 && m > 0) ws[i].ApplyUpdates(x, ldx, m, (float*)ys[i], ldys[i]);
+        }
+    }
+
+    private static void MultiplyManyBase(ReadOnlySpan<WeightMatrix> ws, float* x, int ldx, int m, ReadOnlySpan<nint> ys, ReadOnlySpan<int> ldys)
     {
         bool same = m <= SmallM;
         foreach (var w in ws) same &= w.Type == ws[0].Type && w.Cols == ws[0].Cols;
@@ -221,7 +307,11 @@ public sealed unsafe class WeightMatrix
         bool fused = same && ldx == ws[0].Cols && ws[0].Type == GgmlType.F32;
         if (!fused)
         {
-            for (int i = 0; i < ws.Length; i++) ws[i].Multiply(x, ldx, m, (float*)ys[i], ldys[i]);
+            for (int i = 0; i < ws.Length; i++)
+            {
+                if (m <= SmallM) ws[i].MultiplySmall(x, ldx, m, (float*)ys[i], ldys[i]);
+                else ws[i].MultiplyLarge(x, ldx, m, (float*)ys[i], ldys[i], floatActivations: false);
+            }
             return;
         }
         Span<nint> addr = stackalloc nint[ws.Length];
@@ -363,4 +453,26 @@ public sealed unsafe class WeightMatrix
     }
 
     public override string ToString() => $"{Name} {Type} [{Rows}, {Cols}]";
+}
+
+/// <summary>
+/// A LoRA update of a weight matrix's rows [Row0, Row0 + Rows): y[:, Row0 ..] += Scaling (x A^T) B^T, with A [Rank, Cols]
+/// and B [Rows, Rank] row-major f32 (PEFT's lora_A and lora_B in Quill's row order; a q, k or v adapter on a fused
+/// q|k|v matrix covers its block of rows).
+/// </summary>
+internal sealed class LowRankUpdate(float[] a, float[] b, int rank, int cols, int row0, int rows, float scaling)
+{
+    public float[] A { get; } = a.Length == rank * cols ? a : throw new ArgumentException($"A holds {a.Length} floats, not {rank} x {cols}.", nameof(a));
+
+    public float[] B { get; } = b.Length == rows * rank ? b : throw new ArgumentException($"B holds {b.Length} floats, not {rows} x {rank}.", nameof(b));
+
+    public int Rank { get; } = rank;
+
+    public int Cols { get; } = cols;
+
+    public int Row0 { get; } = row0;
+
+    public int Rows { get; } = rows;
+
+    public float Scaling { get; } = scaling;
 }

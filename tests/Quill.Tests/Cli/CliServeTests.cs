@@ -74,4 +74,13 @@ public sealed class CliServeTests
         Assert.StartsWith("error: " + flag, line, StringComparison.Ordinal);
         Assert.Contains(expected, line, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void An_adapter_with_several_models_is_one_line()
+    {
+        var r = CliProcess.Run("serve", "--model", "/nonexistent-a.gguf", "--model", "/nonexistent-b.gguf", "--adapter", "/nonexistent-adapter");
+        Assert.Equal(1, r.Exit);
+        string line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("error: --adapter goes with one model; serve the others apart, or merge the adapter (quill finetune merge) and serve the merged folder.", line);
+    }
 }
