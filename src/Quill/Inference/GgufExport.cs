@@ -147,6 +147,7 @@ public static class GgufExport
         ImportanceMatrix? importance = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        model.RefusingAdapter("export it");
         ArgumentNullException.ThrowIfNull(plan);
         var w = model.Weights;
         var s = w.Spec;

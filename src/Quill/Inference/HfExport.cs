@@ -34,6 +34,7 @@ public static class HfExport
     public static ExportReport Write(InferenceModel model, string dir, SafeTensorDtype dtype, IProgress<ExportProgress>? progress = null, long shardBytes = DefaultShardBytes)
     {
         ArgumentNullException.ThrowIfNull(model);
+        model.RefusingAdapter("export it");
         ArgumentNullException.ThrowIfNull(dir);
         if (dtype is not (SafeTensorDtype.F32 or SafeTensorDtype.F16 or SafeTensorDtype.BF16))
             throw new InvalidConfigException($"--dtype {SafeTensorDtypes.HeaderName(dtype).ToLowerInvariant()}: Hugging Face safetensors hold f32, f16 or bf16; use --format gguf for quantized types.");

@@ -73,7 +73,7 @@ public sealed class InferenceModel : IDisposable
     /// Q4_0, ...), in memory of its own; matrices whose rows are not a whole number of blocks stay F32. Norms,
     /// biases and the tokenizer are shared. Dispose both independently.
     /// </summary>
-    public InferenceModel Requantize(Quantization.GgmlType type) => new(Weights.Requantize(type))
+    public InferenceModel Requantize(Quantization.GgmlType type) => new(RefusingAdapter("convert it").Weights.Requantize(type))
     {
         Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
     };
@@ -86,7 +86,7 @@ public sealed class InferenceModel : IDisposable
     public InferenceModel WithLoraAdapter(string adapterFolder)
     {
         ArgumentNullException.ThrowIfNull(adapterFolder);
-        return new InferenceModel(LanguageModel.Merged(Weights, adapterFolder, out _).ToWeights()) // the views keep the merged storage alive
+        return new InferenceModel(LanguageModel.Merged(RefusingAdapter("merge another into it").Weights, adapterFolder, out _).ToWeights()) // the views keep the merged storage alive
         {
             Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
         };
@@ -154,6 +154,14 @@ public sealed class InferenceModel : IDisposable
         var view = Weights.MapLayerMatrices((i, w) => updates.TryGetValue((i, w), out var list) ? w.WithUpdates(list) : w);
         return new InferenceModel(view) { Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos };
     }
+
+    /// <summary>Whether an adapter runs unmerged beside these weights (WithAdapter).</summary>
+    public bool HasAdapter => Layers.Any(l => l.Matrices().Any(w => w.Updates.Count > 0));
+
+    /// <summary>This model, or a one-line error when it runs an adapter unmerged, which reading its weights would drop.</summary>
+    internal InferenceModel RefusingAdapter(string action) => HasAdapter
+        ? throw new InvalidConfigException($"{Source} runs a LoRA adapter unmerged; merge it first (quill finetune merge, or WithLoraAdapter) to {action}.")
+        : this;
 
     public void Dispose() => Weights.Dispose();
 }

@@ -53,6 +53,7 @@ public static class Llama2cExport
     public static ExportReport Write(InferenceModel model, string path)
     {
         ArgumentNullException.ThrowIfNull(model);
+        model.RefusingAdapter("export it");
         ArgumentException.ThrowIfNullOrEmpty(path);
         var s = model.Spec;
         if (Unsupported(s) is { } why)

@@ -136,6 +136,35 @@ public class UnmergedAdapterTests
     }
 
     [Fact]
+    public void Converting_exporting_or_merging_into_an_adapted_model_is_refused_rather_than_dropping_the_adapter()
+    {
+        string dir = Directory.CreateTempSubdirectory("quill-unmerged-").FullName;
+        try
+        {
+            string hf = Fixture("qwen2");
+            SaveAdapter(hf, dir);
+            using var adapted = ModelLoader.Load(hf).WithAdapter(dir);
+            Assert.True(adapted.HasAdapter);
+            foreach (Action act in new Action[]
+            {
+                () => adapted.Requantize(GgmlType.Q8_0).Dispose(),
+                () => adapted.WithLoraAdapter(dir).Dispose(),
+                () => GgufExport.Write(adapted, Path.Combine(dir, "x.gguf"), TensorTypePlan.Uniform(GgmlType.F32)),
+                () => HfExport.Write(adapted, Path.Combine(dir, "hf"), Quill.Formats.SafeTensors.SafeTensorDtype.F32),
+            })
+            {
+                var e = Assert.Throws<InvalidConfigException>(act);
+                Assert.Contains("runs a LoRA adapter unmerged; merge it first", e.Message, StringComparison.Ordinal);
+            }
+            Assert.False(File.Exists(Path.Combine(dir, "x.gguf")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void An_adapter_for_another_model_is_one_clear_error_and_the_base_is_untouched()
     {
         string dir = Directory.CreateTempSubdirectory("quill-unmerged-").FullName;
