@@ -102,7 +102,7 @@ public sealed class InferenceModel : IDisposable
     public InferenceModel WithAdapter(string adapterFolder)
     {
         ArgumentNullException.ThrowIfNull(adapterFolder);
-        bool blockTyped = Weights.Layers.SelectMany(l => l.Matrices()).Any(m => m.Type is not (Quantization.GgmlType.F32 or Quantization.GgmlType.F16 or Quantization.GgmlType.BF16));
+        bool blockTyped = Weights.Layers.SelectMany(l => l.Matrices()).Any(m => Quantization.GgmlTypeInfo.IsBlockType(m.Type));
         var reader = blockTyped && !Spec.IsMoe ? LanguageModel.QuantizedBase(Weights) : LanguageModel.FromWeights(Weights);
         var adapter = reader.LoadLora(adapterFolder);
         var updates = new Dictionary<(int Layer, WeightMatrix Matrix), List<LowRankUpdate>>();

@@ -149,7 +149,7 @@ public abstract class LanguageModel
     public static LanguageModel QuantizedBase(ModelWeights weights, GgmlType floatMatrices = GgmlType.Q4_0, float dropout = 0f)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        if (!GgmlQuant.IsSupported(floatMatrices) || floatMatrices is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
+        if (!GgmlQuant.IsSupported(floatMatrices) || !GgmlTypeInfo.IsBlockType(floatMatrices))
             throw new InvalidConfigException($"QLoRA quantizes a float base to a block type, and {floatMatrices} is not one; use one of {GgmlQuant.QLoraTypeNames}.");
         var config = ModelConfig.FromSpec(weights.Spec);
         config.Dropout = dropout;

@@ -60,14 +60,14 @@ public sealed partial class TransformerModel
         var spec = w.Spec;
         if (spec.IsMoe) throw new InvalidConfigException($"{w.Source}: QLoRA on a mixture of experts is not supported yet; use LoRA (an f32 base) or a full fine-tune.");
         int block = GgmlTypeInfo.BlockSize(floatType);
-        bool quantize = !w.Layers.SelectMany(l => l.Matrices()).Any(x => IsBlockType(x.Type));
+        bool quantize = !w.Layers.SelectMany(l => l.Matrices()).Any(x => GgmlTypeInfo.IsBlockType(x.Type));
         if (quantize && !w.Layers.SelectMany(l => l.Matrices()).Any(x => x.Cols % block == 0))
             throw new InvalidConfigException($"{w.Source}: no weight matrix has rows of whole {floatType} blocks ({block} values; the rows hold {spec.Dim}, {spec.QDim} or {spec.Hidden}), so QLoRA would quantize nothing; use another type or LoRA.");
         var done = new Dictionary<WeightMatrix, Tensor>(ReferenceEqualityComparer.Instance);
         Tensor View(WeightMatrix x, bool convert)
         {
             if (done.TryGetValue(x, out var t)) return t;
-            var v = convert && quantize && !IsBlockType(x.Type) && x.Cols % block == 0 ? x.ConvertTo(floatType) : x;
+            var v = convert && quantize && !GgmlTypeInfo.IsBlockType(x.Type) && x.Cols % block == 0 ? x.ConvertTo(floatType) : x;
             if (!ReferenceEquals(v, x)) w.ReleaseResidentPages(); // converted: the float pages need not stay resident
             t = v.AsTensor();
             done[x] = t;
@@ -99,8 +99,6 @@ public sealed partial class TransformerModel
         foreach (var p in m.Parameters) ParameterSet.Freeze(p);
         return m;
     }
-
-    private static bool IsBlockType(GgmlType t) => t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16);
 
     /// <summary>q, k and v of one type as one fused [QkvDim, C] tensor of that type (a pinned copy of their bytes).</summary>
     private static Tensor Concat(params Tensor[] parts)

@@ -17,7 +17,7 @@ public static class GgmlQuant
     public static bool IsSupported(GgmlType type) => type == GgmlType.NF4 || SupportedTypes.Contains(type);
 
     /// <summary>The block types a float QLoRA base can be quantized to in memory, by their lower-case names.</summary>
-    public static string QLoraTypeNames => string.Join(", ", SupportedTypes.Where(t => t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)).Append(GgmlType.NF4)).ToLowerInvariant();
+    public static string QLoraTypeNames => string.Join(", ", SupportedTypes.Where(GgmlTypeInfo.IsBlockType).Append(GgmlType.NF4)).ToLowerInvariant();
 
     /// <summary>Converts <paramref name="src"/> into <paramref name="type"/>'s bytes (a whole number of blocks).</summary>
     public static void Quantize(GgmlType type, ReadOnlySpan<float> src, Span<byte> dst)

@@ -57,6 +57,9 @@ public static class GgmlTypeInfo
     /// <summary>True for the types a GGUF file may hold: every known type but Quill's in-memory <see cref="GgmlType.NF4"/>.</summary>
     public static bool IsFileType(GgmlType type) => IsKnown(type) && type != GgmlType.NF4;
 
+    /// <summary>True for the quantized block types (every type but the plain floats F32, F16 and BF16).</summary>
+    public static bool IsBlockType(GgmlType type) => type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16);
+
     /// <summary>Values per block (1 for plain types, 32 or 256 for quantized ones).</summary>
     public static int BlockSize(GgmlType type) => Known(type).BlockSize;
 

@@ -58,7 +58,7 @@ public sealed class LoraRunConfig
 
     /// <summary>The quantization type this section names; InvalidConfigException for a name Quill does not know.</summary>
     [JsonIgnore]
-    public GgmlType ParsedQuantType => QuantType == null ? GgmlType.Q4_0 : Enum.TryParse(QuantType, ignoreCase: true, out GgmlType t) && GgmlQuant.IsSupported(t) && t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
+    public GgmlType ParsedQuantType => QuantType == null ? GgmlType.Q4_0 : Enum.TryParse(QuantType, ignoreCase: true, out GgmlType t) && GgmlQuant.IsSupported(t) && GgmlTypeInfo.IsBlockType(t)
         ? t
         : throw new InvalidConfigException($"lora.quant_type '{QuantType}' is not a block type Quill quantizes to; use q4_0, nf4 or q8_0 (or q4_1, q5_0, q5_1, q4_k, q6_k).");
 
