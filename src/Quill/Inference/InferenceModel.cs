@@ -73,10 +73,7 @@ public sealed class InferenceModel : IDisposable
     /// Q4_0, ...), in memory of its own; matrices whose rows are not a whole number of blocks stay F32. Norms,
     /// biases and the tokenizer are shared. Dispose both independently.
     /// </summary>
-    public InferenceModel Requantize(Quantization.GgmlType type) => new(RefusingAdapter("convert it").Weights.Requantize(type))
-    {
-        Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
-    };
+    public InferenceModel Requantize(Quantization.GgmlType type) => Sharing(RefusingAdapter("convert it").Weights.Requantize(type));
 
     /// <summary>
     /// A copy of this model with the PEFT LoRA adapter in <paramref name="adapterFolder"/> merged in (W += scaling B A,
@@ -86,10 +83,7 @@ public sealed class InferenceModel : IDisposable
     public InferenceModel WithLoraAdapter(string adapterFolder)
     {
         ArgumentNullException.ThrowIfNull(adapterFolder);
-        return new InferenceModel(LanguageModel.Merged(RefusingAdapter("merge another into it").Weights, adapterFolder, out _).ToWeights()) // the views keep the merged storage alive
-        {
-            Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos,
-        };
+        return Sharing(LanguageModel.Merged(RefusingAdapter("merge another into it").Weights, adapterFolder, out _).ToWeights()); // the views keep the merged storage alive
     }
 
     /// <summary>
@@ -105,10 +99,10 @@ public sealed class InferenceModel : IDisposable
         bool blockTyped = Weights.Layers.SelectMany(l => l.Matrices()).Any(m => Quantization.GgmlTypeInfo.IsBlockType(m.Type));
         var reader = blockTyped && !Spec.IsMoe ? LanguageModel.QuantizedBase(Weights) : LanguageModel.FromWeights(Weights);
         var adapter = reader.LoadLora(adapterFolder);
-        var updates = new Dictionary<(int Layer, WeightMatrix Matrix), List<LowRankUpdate>>();
-        void Add(int layer, WeightMatrix w, float[] a, float[] b, int rank, int row0, int rows)
+        var updates = new Dictionary<WeightMatrix, List<LowRankUpdate>>(ReferenceEqualityComparer.Instance);
+        void Add(WeightMatrix w, float[] a, float[] b, int rank, int row0, int rows)
         {
-            if (!updates.TryGetValue((layer, w), out var list)) updates[(layer, w)] = list = [];
+            if (!updates.TryGetValue(w, out var list)) updates[w] = list = [];
             list.Add(new LowRankUpdate(a, b, rank, w.Cols, row0, rows, adapter.Scaling));
         }
         var s = Spec;
@@ -131,13 +125,13 @@ public sealed class InferenceModel : IDisposable
             {
                 if (l.Wqkv != null)
                 {
-                    Add(m.Layer, l.Wqkv, a, b, r, q.Row0, q.Rows);
+                    Add(l.Wqkv, a, b, r, q.Row0, q.Rows);
                     continue;
                 }
                 foreach (var (w, row0) in new[] { (l.Wq!, 0), (l.Wk!, s.QDim), (l.Wv!, s.QDim + s.KvDim) })
                 {
                     int lo = Math.Max(q.Row0, row0), hi = Math.Min(q.Row0 + q.Rows, row0 + w.Rows);
-                    if (lo < hi) Add(m.Layer, w, a, b.AsSpan((lo - q.Row0) * r, (hi - lo) * r).ToArray(), r, lo - row0, hi - lo);
+                    if (lo < hi) Add(w, a, b.AsSpan((lo - q.Row0) * r, (hi - lo) * r).ToArray(), r, lo - row0, hi - lo);
                 }
                 continue;
             }
@@ -149,11 +143,14 @@ public sealed class InferenceModel : IDisposable
                 WeightSlot.Down => l.Down,
                 _ => null,
             } ?? throw new InvalidConfigException($"{adapterFolder}: the adapter's {m.Module} ({m.Slot}) has no matrix in {Source}'s inference weights to sit beside; merge it instead (quill finetune merge).");
-            Add(m.Layer, target, a, b, r, 0, target.Rows);
+            Add(target, a, b, r, 0, target.Rows);
         }
-        var view = Weights.MapLayerMatrices((i, w) => updates.TryGetValue((i, w), out var list) ? w.WithUpdates(list) : w);
-        return new InferenceModel(view) { Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos };
+        return Sharing(Weights.MapLayerMatrices(w => updates.TryGetValue(w, out var list) ? w.WithUpdates(list) : w));
     }
+
+    /// <summary>A model of other weights with this one's tokenizer, chat template, stop ids and BOS rule.</summary>
+    private InferenceModel Sharing(ModelWeights weights) =>
+        new(weights) { Tokenizer = Tokenizer, ChatTemplate = ChatTemplate, ExtraStopIds = ExtraStopIds, AddBos = AddBos };
 
     /// <summary>Whether an adapter runs unmerged beside these weights (WithAdapter).</summary>
     public bool HasAdapter => Layers.Any(l => l.Matrices().Any(w => w.Updates.Count > 0));

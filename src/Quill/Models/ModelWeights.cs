@@ -235,13 +235,13 @@ public sealed class ModelWeights : IDisposable
     }
 
     /// <summary>
-    /// A view of these weights in which layer i's dense matrices are map(i, matrix) (e.g. the same matrix with LoRA
+    /// A view of these weights in which each layer's dense matrices are map(matrix) (e.g. the same matrix with LoRA
     /// updates beside it, WeightMatrix.WithUpdates); nothing is copied. The view owns these weights: disposing it
     /// disposes them, so dispose only the view.
     /// </summary>
-    internal ModelWeights MapLayerMatrices(Func<int, WeightMatrix, WeightMatrix> map)
+    internal ModelWeights MapLayerMatrices(Func<WeightMatrix, WeightMatrix> map)
     {
-        var layers = Layers.Select((l, i) => l.Map(w => map(i, w))).ToArray();
+        var layers = Layers.Select(l => l.Map(map)).ToArray();
         return new ModelWeights(Spec, TokenEmbedding, PositionEmbedding, layers, FinalNorm, FinalNormBias, Classifier, [this], Source);
     }
 
