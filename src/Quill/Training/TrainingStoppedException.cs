@@ -24,11 +24,8 @@ public sealed class TrainingStoppedException : OperationCanceledException
 
     /// <summary>Stopped after `step` of `maxSteps` steps; checkpointDir is where they were saved (null: nothing new saved).</summary>
     public TrainingStoppedException(int step, int maxSteps, string? checkpointDir, CancellationToken token)
-        : base(Describe(step, maxSteps, checkpointDir), token)
+        : this(Describe(step, maxSteps, checkpointDir), step, maxSteps, checkpointDir, token)
     {
-        Step = step;
-        MaxSteps = maxSteps;
-        CheckpointDir = checkpointDir;
     }
 
     /// <summary>The steps completed when the run stopped (counting those of the run it resumed).</summary>
